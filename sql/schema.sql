@@ -1,0 +1,91 @@
+-- takhin catalog schema, format version 1.
+--
+-- The catalog is an ordinary SQLite database; the application may keep its own
+-- tables in it. Every takhin table is prefixed "takhin_cat_" so the names the
+-- SQL extension exposes (takhin_topics, takhin_partitions, ...) stay free.
+--
+-- The segment files are the truth: these rows are an index over them. The
+-- library writes them in batches (never once per message) and rebuilds any it
+-- missed when the store is opened. Paths are never stored here: a segment's
+-- file is always derived from its validated topic name, partition and base
+-- offset, so a tampered row cannot point the store at another file.
+--
+-- The store runs this whole script, inside one transaction, on every open; it
+-- must stay idempotent.
+
+CREATE TABLE IF NOT EXISTS takhin_cat_meta(
+  key   TEXT PRIMARY KEY,
+  value ANY
+) STRICT;
+-- The first writer stamps the version; a later open compares (see catalog.c).
+INSERT OR IGNORE INTO takhin_cat_meta(key, value) VALUES ('format_version', 1);
+
+-- One row per topic, with its configuration under Kafka's names.
+CREATE TABLE IF NOT EXISTS takhin_cat_topic(
+  topic_id                  INTEGER PRIMARY KEY,
+  name                      TEXT NOT NULL UNIQUE,
+  partitions                INTEGER NOT NULL CHECK (partitions >= 1),
+  cleanup_policy            TEXT NOT NULL DEFAULT 'delete',
+  compression               TEXT NOT NULL DEFAULT 'none',
+  segment_bytes             INTEGER NOT NULL DEFAULT 1073741824,
+  segment_ms                INTEGER NOT NULL DEFAULT 604800000,
+  retention_bytes           INTEGER NOT NULL DEFAULT -1,
+  retention_ms              INTEGER NOT NULL DEFAULT 604800000,
+  max_message_bytes         INTEGER NOT NULL DEFAULT 1048588,
+  delete_retention_ms       INTEGER NOT NULL DEFAULT 86400000,
+  min_compaction_lag_ms     INTEGER NOT NULL DEFAULT 0,
+  min_cleanable_dirty_ratio REAL    NOT NULL DEFAULT 0.5,
+  created_ms                INTEGER NOT NULL
+) STRICT;
+
+-- One row per partition: the log start offset (advanced by DeleteRecords and
+-- retention) is the only state that is not derivable from the files.
+CREATE TABLE IF NOT EXISTS takhin_cat_partition(
+  topic_id         INTEGER NOT NULL REFERENCES takhin_cat_topic(topic_id) ON DELETE CASCADE,
+  partition        INTEGER NOT NULL,
+  log_start_offset INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (topic_id, partition)
+) STRICT, WITHOUT ROWID;
+
+-- One row per segment file "<topic>-<partition>/<base_offset %020d>.log".
+-- size_bytes/next_offset/max_timestamp describe the part of the file that has
+-- been indexed; recovery validates whatever lies beyond size_bytes.
+CREATE TABLE IF NOT EXISTS takhin_cat_segment(
+  topic_id      INTEGER NOT NULL,
+  partition     INTEGER NOT NULL,
+  base_offset   INTEGER NOT NULL,
+  next_offset   INTEGER NOT NULL,
+  size_bytes    INTEGER NOT NULL,
+  max_timestamp INTEGER NOT NULL DEFAULT -1,
+  sealed        INTEGER NOT NULL DEFAULT 0,
+  created_ms    INTEGER NOT NULL,
+  PRIMARY KEY (topic_id, partition, base_offset),
+  FOREIGN KEY (topic_id, partition) REFERENCES takhin_cat_partition ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+
+-- The sparse offset and time index: one entry per ~4 KiB of log (Kafka's
+-- index.interval.bytes), each naming the first batch of a stretch of the
+-- segment: its base offset, its byte position in the file, and the largest
+-- record timestamp within the stretch (for ListOffsets by time).
+CREATE TABLE IF NOT EXISTS takhin_cat_index(
+  topic_id      INTEGER NOT NULL,
+  partition     INTEGER NOT NULL,
+  segment_base  INTEGER NOT NULL,
+  offset        INTEGER NOT NULL,
+  position      INTEGER NOT NULL,
+  max_timestamp INTEGER NOT NULL,
+  PRIMARY KEY (topic_id, partition, segment_base, offset),
+  FOREIGN KEY (topic_id, partition, segment_base) REFERENCES takhin_cat_segment ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+
+-- Consumer group offsets (Kafka's __consumer_offsets).
+CREATE TABLE IF NOT EXISTS takhin_cat_group_offset(
+  group_id         TEXT NOT NULL,
+  topic_id         INTEGER NOT NULL,
+  partition        INTEGER NOT NULL,
+  committed_offset INTEGER NOT NULL,
+  metadata         TEXT,
+  commit_ms        INTEGER NOT NULL,
+  PRIMARY KEY (group_id, topic_id, partition),
+  FOREIGN KEY (topic_id, partition) REFERENCES takhin_cat_partition ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;

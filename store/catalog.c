@@ -1,0 +1,436 @@
+/*
+** catalog.c -- the SQLite catalog: opening it (WAL, schema from
+** sql/schema.sql, format-version check) and every statement the store runs
+** against it, each prepared once and reused.
+**
+** The caller holds store->cat_lock around every function here; a multi-row
+** change is bracketed by tk_cat_begin/tk_cat_commit so it lands atomically.
+** Rows read back are checked for sanity by the callers (partition.c): the
+** catalog may have been edited by hand.
+*/
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+extern const char takhin_schema_sql[]; /* generated from sql/schema.sql */
+
+enum {
+  ST_BEGIN,
+  ST_COMMIT,
+  ST_ROLLBACK,
+  ST_INS_TOPIC,
+  ST_INS_PART,
+  ST_TOPICS,
+  ST_LOG_START,
+  ST_SET_LOG_START,
+  ST_SEGMENTS,
+  ST_INDEX,
+  ST_UPS_SEG,
+  ST_UPS_IDX,
+  ST_DEL_SEG,
+  ST_DEL_IDX_FROM,
+  ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_INS_TOPIC] =
+        "INSERT INTO takhin_cat_topic(name, partitions, cleanup_policy, compression, "
+        "segment_bytes, segment_ms, retention_bytes, retention_ms, max_message_bytes, "
+        "delete_retention_ms, min_compaction_lag_ms, min_cleanable_dirty_ratio, created_ms) "
+        "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
+    [ST_INS_PART] = "INSERT INTO takhin_cat_partition(topic_id, partition) VALUES (?1, ?2)",
+    [ST_TOPICS] =
+        "SELECT topic_id, name, partitions, cleanup_policy, compression, segment_bytes, "
+        "segment_ms, retention_bytes, retention_ms, max_message_bytes, delete_retention_ms, "
+        "min_compaction_lag_ms, min_cleanable_dirty_ratio FROM takhin_cat_topic ORDER BY topic_id",
+    [ST_LOG_START] =
+        "SELECT log_start_offset FROM takhin_cat_partition WHERE topic_id = ?1 AND partition = ?2",
+    [ST_SET_LOG_START] =
+        "INSERT INTO takhin_cat_partition(topic_id, partition, log_start_offset) VALUES (?1,?2,?3) "
+        "ON CONFLICT DO UPDATE SET log_start_offset = excluded.log_start_offset",
+    [ST_SEGMENTS] =
+        "SELECT base_offset, next_offset, size_bytes, max_timestamp, sealed, created_ms "
+        "FROM takhin_cat_segment WHERE topic_id = ?1 AND partition = ?2 AND base_offset >= ?3 "
+        "ORDER BY base_offset",
+    [ST_INDEX] =
+        "SELECT offset, position, max_timestamp FROM takhin_cat_index "
+        "WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3 ORDER BY offset",
+    [ST_UPS_SEG] =
+        "INSERT INTO takhin_cat_segment(topic_id, partition, base_offset, next_offset, size_bytes, "
+        "max_timestamp, sealed, created_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) "
+        "ON CONFLICT DO UPDATE SET next_offset = excluded.next_offset, "
+        "size_bytes = excluded.size_bytes, max_timestamp = excluded.max_timestamp, "
+        "sealed = excluded.sealed",
+    [ST_UPS_IDX] =
+        "INSERT OR REPLACE INTO takhin_cat_index(topic_id, partition, segment_base, offset, "
+        "position, max_timestamp) VALUES (?1,?2,?3,?4,?5,?6)",
+    [ST_DEL_SEG] =
+        "DELETE FROM takhin_cat_segment WHERE topic_id = ?1 AND partition = ?2 AND base_offset = ?3",
+    [ST_DEL_IDX_FROM] =
+        "DELETE FROM takhin_cat_index WHERE topic_id = ?1 AND partition = ?2 AND "
+        "segment_base = ?3 AND position >= ?4",
+};
+
+struct tk_catalog {
+  sqlite3 *db;
+  sqlite3_stmt *st[ST_COUNT];
+  int read_only;
+};
+
+static int cat_err(takhin_store *s, const char *what) {
+  return tk_err(TAKHIN_ECATALOG, "catalog %s (%s): %s", what, s->db_path,
+                s->cat && s->cat->db ? sqlite3_errmsg(s->cat->db) : "cannot open");
+}
+
+/* A reset, ready-to-bind cached statement (prepared on first use). */
+static sqlite3_stmt *stmt(takhin_store *s, int id) {
+  tk_catalog *c = s->cat;
+  if (!c->st[id] && sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                       &c->st[id], NULL) != SQLITE_OK)
+    return NULL;
+  return c->st[id];
+}
+
+/* Step a statement that returns no rows, then reset it. */
+static int run(takhin_store *s, sqlite3_stmt *st, const char *what) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if (rc != SQLITE_DONE) {
+    if (rc == SQLITE_FULL) return tk_err(TAKHIN_ENOSPC, "catalog %s: disk full", what);
+    return cat_err(s, what);
+  }
+  return TAKHIN_OK;
+}
+
+static int check_format(takhin_store *s) {
+  sqlite3_stmt *st = NULL;
+  int rc = TAKHIN_OK;
+  if (sqlite3_prepare_v2(s->cat->db,
+                         "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'", -1, &st,
+                         NULL) != SQLITE_OK)
+    return cat_err(s, "reading format_version");
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    rc = tk_err(TAKHIN_EFORMAT, "catalog %s has no format_version row: it was not made by takhin "
+                "or was damaged; restore it from a backup or open a new path", s->db_path);
+  } else if (sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
+             sqlite3_column_int64(st, 0) != TAKHIN_FORMAT_VERSION) {
+    rc = tk_err(TAKHIN_EFORMAT,
+                "catalog %s has format_version %s but this takhin %s reads version %d: open it "
+                "with the takhin release that wrote it",
+                s->db_path, (const char *)sqlite3_column_text(st, 0), TAKHIN_VERSION,
+                TAKHIN_FORMAT_VERSION);
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int tk_cat_open(takhin_store *s, int read_only) {
+  tk_catalog *c = calloc(1, sizeof *c);
+  if (!c) return tk_err(TAKHIN_ENOMEM, "out of memory opening the catalog");
+  s->cat = c;
+  c->read_only = read_only;
+  int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  /* FULLMUTEX is not needed: store->cat_lock serializes every use. */
+  flags |= SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(s->db_path, &c->db, flags, NULL) != SQLITE_OK) {
+    int rc = cat_err(s, "open");
+    tk_cat_close(s);
+    return rc;
+  }
+  sqlite3_extended_result_codes(c->db, 1);
+  sqlite3_busy_timeout(c->db, 5000);
+  int rc = TAKHIN_OK;
+  /* WAL lets read-only processes read while the writer commits; NORMAL skips
+  ** the fsync per commit because recovery rebuilds the index from the files. */
+  const char *pragmas = read_only ? "PRAGMA foreign_keys=ON;"
+                                  : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                                    "PRAGMA foreign_keys=ON;";
+  if (sqlite3_exec(c->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+    rc = cat_err(s, "configure");
+    goto fail;
+  }
+  if (!read_only) {
+    char *msg = NULL;
+    if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(c->db, takhin_schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+      rc = tk_err(TAKHIN_ECATALOG, "catalog schema (%s): %s", s->db_path,
+                  msg ? msg : sqlite3_errmsg(c->db));
+      sqlite3_free(msg);
+      sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+      goto fail;
+    }
+    if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+      rc = cat_err(s, "schema commit");
+      goto fail;
+    }
+  }
+  rc = check_format(s);
+  if (rc) goto fail;
+  return TAKHIN_OK;
+fail:
+  tk_cat_close(s);
+  return rc;
+}
+
+void tk_cat_close(takhin_store *s) {
+  tk_catalog *c = s->cat;
+  if (!c) return;
+  for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(c->st[i]);
+  sqlite3_close(c->db);
+  free(c);
+  s->cat = NULL;
+}
+
+int tk_cat_begin(takhin_store *s) {
+  sqlite3_stmt *st = stmt(s, ST_BEGIN);
+  return st ? run(s, st, "begin") : cat_err(s, "begin");
+}
+
+int tk_cat_commit(takhin_store *s) {
+  sqlite3_stmt *st = stmt(s, ST_COMMIT);
+  int rc = st ? run(s, st, "commit") : cat_err(s, "commit");
+  if (rc) tk_cat_rollback(s);
+  return rc;
+}
+
+void tk_cat_rollback(takhin_store *s) {
+  if (sqlite3_get_autocommit(s->cat->db)) return;
+  sqlite3_stmt *st = stmt(s, ST_ROLLBACK);
+  if (st) {
+    sqlite3_step(st);
+    sqlite3_reset(st);
+  }
+}
+
+int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
+                        const tk_topic_config *cfg, int64_t *id) {
+  sqlite3_stmt *st = stmt(s, ST_INS_TOPIC);
+  if (!st) return cat_err(s, "prepare");
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, nparts);
+  sqlite3_bind_text(st, 3, tk_config_policy_name(cfg), -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, tk_config_codec_name(cfg), -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, cfg->segment_bytes);
+  sqlite3_bind_int64(st, 6, cfg->segment_ms);
+  sqlite3_bind_int64(st, 7, cfg->retention_bytes);
+  sqlite3_bind_int64(st, 8, cfg->retention_ms);
+  sqlite3_bind_int64(st, 9, cfg->max_message_bytes);
+  sqlite3_bind_int64(st, 10, cfg->delete_retention_ms);
+  sqlite3_bind_int64(st, 11, cfg->min_compaction_lag_ms);
+  sqlite3_bind_double(st, 12, cfg->min_cleanable_dirty_ratio);
+  sqlite3_bind_int64(st, 13, tk_now_ms());
+  int rc = run(s, st, "insert topic");
+  if (!rc) *id = sqlite3_last_insert_rowid(s->cat->db);
+  return rc;
+}
+
+int tk_cat_insert_partition(takhin_store *s, int64_t topic_id, int32_t part) {
+  sqlite3_stmt *st = stmt(s, ST_INS_PART);
+  if (!st) return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  return run(s, st, "insert partition");
+}
+
+/* Read one stored config value back through the same strict parser that
+** guards the API, so a hand-edited row cannot smuggle in a bad value. */
+static int row_config(sqlite3_stmt *st, tk_topic_config *cfg) {
+  static const char *const keys[] = {"cleanup_policy", "compression", "segment_bytes", "segment_ms",
+                                     "retention_bytes", "retention_ms", "max_message_bytes",
+                                     "delete_retention_ms", "min_compaction_lag_ms",
+                                     "min_cleanable_dirty_ratio"};
+  char vals[10][64];
+  const char *kv[21];
+  for (int i = 0; i < 10; i++) {
+    const unsigned char *t = sqlite3_column_text(st, 3 + i);
+    snprintf(vals[i], sizeof vals[i], "%s", t ? (const char *)t : "");
+    kv[2 * i] = keys[i];
+    kv[2 * i + 1] = vals[i];
+  }
+  kv[20] = NULL;
+  tk_config_defaults(cfg);
+  return tk_config_apply(cfg, kv);
+}
+
+int tk_cat_each_topic(takhin_store *s,
+                      int (*fn)(takhin_store *, int64_t, const char *, int32_t,
+                                const tk_topic_config *, void *),
+                      void *arg) {
+  sqlite3_stmt *st = stmt(s, ST_TOPICS);
+  if (!st) return cat_err(s, "prepare");
+  int rc = TAKHIN_OK, step;
+  while (rc == TAKHIN_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(st, 0);
+    const char *name = (const char *)sqlite3_column_text(st, 1);
+    int64_t nparts = sqlite3_column_int64(st, 2);
+    tk_topic_config cfg;
+    if (!name || tk_topic_name_check(name)) {
+      rc = tk_err(TAKHIN_ECORRUPT, "catalog row for topic id %lld has an invalid name",
+                  (long long)id);
+      break;
+    }
+    if (nparts < 1 || nparts > TK_MAX_PARTITIONS) {
+      rc = tk_err(TAKHIN_ECORRUPT, "catalog row for topic \"%s\" has %lld partitions", name,
+                  (long long)nparts);
+      break;
+    }
+    if (row_config(st, &cfg)) {
+      rc = tk_err(TAKHIN_ECORRUPT, "catalog row for topic \"%s\" has a bad config: %s", name,
+                  takhin_errmsg());
+      break;
+    }
+    rc = fn(s, id, name, (int32_t)nparts, &cfg, arg);
+  }
+  if (rc == TAKHIN_OK && step != SQLITE_DONE) rc = cat_err(s, "reading topics");
+  sqlite3_reset(st);
+  return rc;
+}
+
+int tk_cat_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t *out) {
+  sqlite3_stmt *st = stmt(s, ST_LOG_START);
+  if (!st) return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  int step = sqlite3_step(st);
+  *out = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  return step == SQLITE_ROW || step == SQLITE_DONE ? TAKHIN_OK : cat_err(s, "reading log start");
+}
+
+int tk_cat_set_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t v) {
+  sqlite3_stmt *st = stmt(s, ST_SET_LOG_START);
+  if (!st) return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  sqlite3_bind_int64(st, 3, v);
+  return run(s, st, "update log start");
+}
+
+int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min_base,
+                    tk_seg_row **rows, size_t *n) {
+  sqlite3_stmt *st = stmt(s, ST_SEGMENTS);
+  if (!st) return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  sqlite3_bind_int64(st, 3, min_base);
+  tk_seg_row *v = NULL;
+  size_t cnt = 0, cap = 0;
+  int step, rc = TAKHIN_OK;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    if (cnt == cap) {
+      cap = cap ? cap * 2 : 8;
+      tk_seg_row *nv = realloc(v, cap * sizeof *v);
+      if (!nv) { rc = tk_err(TAKHIN_ENOMEM, "out of memory reading segments"); break; }
+      v = nv;
+    }
+    tk_seg_row *r = &v[cnt++];
+    r->base = sqlite3_column_int64(st, 0);
+    r->next = sqlite3_column_int64(st, 1);
+    r->size = sqlite3_column_int64(st, 2);
+    r->max_ts = sqlite3_column_int64(st, 3);
+    r->sealed = sqlite3_column_int(st, 4) != 0;
+    r->created_ms = sqlite3_column_int64(st, 5);
+  }
+  if (!rc && step != SQLITE_DONE) rc = cat_err(s, "reading segments");
+  sqlite3_reset(st);
+  if (rc) { free(v); return rc; }
+  *rows = v;
+  *n = cnt;
+  return TAKHIN_OK;
+}
+
+int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
+                 tk_index_entry **rows, size_t *n) {
+  sqlite3_stmt *st = stmt(s, ST_INDEX);
+  if (!st) return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  sqlite3_bind_int64(st, 3, seg_base);
+  tk_index_entry *v = NULL;
+  size_t cnt = 0, cap = 0;
+  int step, rc = TAKHIN_OK;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    if (cnt == cap) {
+      cap = cap ? cap * 2 : 64;
+      tk_index_entry *nv = realloc(v, cap * sizeof *v);
+      if (!nv) { rc = tk_err(TAKHIN_ENOMEM, "out of memory reading the index"); break; }
+      v = nv;
+    }
+    tk_index_entry *e = &v[cnt++];
+    e->offset = sqlite3_column_int64(st, 0);
+    e->position = sqlite3_column_int64(st, 1);
+    e->max_ts = sqlite3_column_int64(st, 2);
+    e->run_max = e->max_ts;
+  }
+  if (!rc && step != SQLITE_DONE) rc = cat_err(s, "reading the index");
+  sqlite3_reset(st);
+  if (rc) { free(v); return rc; }
+  *rows = v;
+  *n = cnt;
+  return TAKHIN_OK;
+}
+
+int tk_cat_upsert_segment(takhin_store *s, int64_t topic_id, int32_t part, const tk_segment *g) {
+  sqlite3_stmt *st = stmt(s, ST_UPS_SEG);
+  if (!st) return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  sqlite3_bind_int64(st, 3, g->base_offset);
+  sqlite3_bind_int64(st, 4, g->next_offset);
+  sqlite3_bind_int64(st, 5, g->size);
+  sqlite3_bind_int64(st, 6, g->max_ts);
+  sqlite3_bind_int(st, 7, g->sealed);
+  sqlite3_bind_int64(st, 8, g->created_ms);
+  return run(s, st, "write segment row");
+}
+
+int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
+                        const tk_index_entry *e) {
+  sqlite3_stmt *st = stmt(s, ST_UPS_IDX);
+  if (!st) return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  sqlite3_bind_int64(st, 3, seg_base);
+  sqlite3_bind_int64(st, 4, e->offset);
+  sqlite3_bind_int64(st, 5, e->position);
+  sqlite3_bind_int64(st, 6, e->max_ts);
+  return run(s, st, "write index row");
+}
+
+int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64_t base) {
+  sqlite3_stmt *st = stmt(s, ST_DEL_SEG);
+  if (!st) return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  sqlite3_bind_int64(st, 3, base);
+  return run(s, st, "delete segment row");
+}
+
+int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
+                             int64_t position) {
+  sqlite3_stmt *st = stmt(s, ST_DEL_IDX_FROM);
+  if (!st) return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  sqlite3_bind_int64(st, 3, seg_base);
+  sqlite3_bind_int64(st, 4, position);
+  return run(s, st, "delete index rows");
+}
+
+int tk_cat_delete_topic(takhin_store *s, int64_t topic_id) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(s->cat->db, "DELETE FROM takhin_cat_topic WHERE topic_id = ?1", -1, &st,
+                         NULL) != SQLITE_OK)
+    return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  int rc = run(s, st, "delete topic");
+  sqlite3_finalize(st);
+  return rc;
+}

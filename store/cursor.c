@@ -1,0 +1,375 @@
+/*
+** cursor.c -- reading a partition: cursors that hand out zero-copy views of
+** records, single-record reads, and ListOffsets by timestamp.
+**
+** A cursor asks the partition for the segment and index position of its next
+** offset (a short read-locked lookup), then pread()s whole batches into its
+** own buffer, in chunks that grow while it reads sequentially, so a stream of
+** records costs one syscall per chunk, not per record. Every batch's CRC is
+** checked before any of its records is returned. Buffers are kept between
+** calls: a cursor in steady state allocates nothing.
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define READ_MIN (16 * 1024)
+#define READ_MAX (1024 * 1024)
+
+struct takhin_cursor {
+  takhin_store *store;
+  tk_topic *topic;
+  tk_partition *part;
+  int64_t next;            /* next offset to return */
+  int64_t left_records;    /* -1 = unbounded */
+  int64_t left_bytes;      /* -1 = unbounded */
+  int returned;            /* records returned since the last seek */
+  /* the window of the segment file held in buf */
+  tk_segment *seg;         /* ref held while set */
+  int64_t seg_end;         /* visible end of seg when it was located */
+  int64_t buf_pos;         /* file position of buf.p[0] */
+  size_t consumed;         /* bytes of buf already walked */
+  size_t read_size;
+  tk_buf buf;
+  /* the batch being iterated */
+  tk_batch_hdr hdr;
+  const uint8_t *rec, *rec_end;
+  int32_t rec_left;
+  ZSTD_DCtx *dctx;
+  tk_buf zbuf;
+};
+
+static void drop_segment(takhin_cursor *c) {
+  if (c->seg) tk_seg_unref(c->seg);
+  c->seg = NULL;
+  c->buf.len = 0;
+  c->consumed = 0;
+  c->rec = c->rec_end = NULL;
+  c->rec_left = 0;
+}
+
+int takhin_cursor_open(takhin_store *s, const char *topic, int32_t partition,
+                       takhin_cursor **out) {
+  if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_open: out is NULL");
+  *out = NULL;
+  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_open: store is NULL");
+  tk_topic *t;
+  tk_partition *p;
+  int rc = tk_store_partition(s, topic, partition, &t, &p);
+  if (rc) return rc;
+  takhin_cursor *c = calloc(1, sizeof *c);
+  if (!c) {
+    tk_topic_unref(t);
+    return tk_err(TAKHIN_ENOMEM, "out of memory opening a cursor");
+  }
+  c->store = s;
+  c->topic = t;
+  c->part = p;
+  c->left_records = c->left_bytes = -1;
+  c->read_size = READ_MIN;
+  if (s->opt.read_only) tk_part_refresh(p);
+  pthread_rwlock_rdlock(&p->meta_lock);
+  c->next = p->log_start;
+  pthread_rwlock_unlock(&p->meta_lock);
+  *out = c;
+  return TAKHIN_OK;
+}
+
+void takhin_cursor_close(takhin_cursor *c) {
+  if (!c) return;
+  drop_segment(c);
+  tk_buf_free(&c->buf);
+  tk_buf_free(&c->zbuf);
+  ZSTD_freeDCtx(c->dctx);
+  tk_topic_unref(c->topic);
+  free(c);
+}
+
+/* The high watermark a reader may read up to, making BUFFERED batches
+** visible first when the reader asks for them. */
+static int64_t readable_end(takhin_cursor *c, int64_t want) {
+  tk_partition *p = c->part;
+  pthread_rwlock_rdlock(&p->meta_lock);
+  int64_t hwm = p->next_offset, pending = p->pending_next;
+  pthread_rwlock_unlock(&p->meta_lock);
+  if (want >= hwm && c->store->opt.read_only) {
+    tk_part_refresh(p);
+    pthread_rwlock_rdlock(&p->meta_lock);
+    hwm = p->next_offset;
+    pthread_rwlock_unlock(&p->meta_lock);
+  } else if (want >= hwm && pending > hwm) {
+    tk_part_flush(p, 0, 0);
+    pthread_rwlock_rdlock(&p->meta_lock);
+    hwm = p->next_offset;
+    pthread_rwlock_unlock(&p->meta_lock);
+  }
+  return hwm;
+}
+
+static int check_alive(takhin_cursor *c) {
+  if (atomic_load(&c->topic->deleted))
+    return tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", c->topic->name);
+  return TAKHIN_OK;
+}
+
+int takhin_cursor_seek(takhin_cursor *c, int64_t offset, int64_t max_records, int64_t max_bytes) {
+  if (!c) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_seek: cursor is NULL");
+  int rc = check_alive(c);
+  if (rc) return rc;
+  if (max_records < 0 || max_bytes < 0)
+    return tk_err(TAKHIN_EINVAL, "max_records and max_bytes must be >= 0 (0 = unbounded)");
+  int64_t hwm = readable_end(c, offset);
+  pthread_rwlock_rdlock(&c->part->meta_lock);
+  int64_t start = c->part->log_start;
+  pthread_rwlock_unlock(&c->part->meta_lock);
+  if (offset < start || offset > hwm)
+    return tk_err(TAKHIN_ERANGE, "offset %lld out of range [%lld, %lld] for %s-%d", (long long)offset,
+                  (long long)start, (long long)hwm, c->topic->name, (int)c->part->id);
+  /* Keep the window when the target lies in the batch being walked: a
+  ** sequential reader that seeks to where it stands pays nothing. */
+  if (!(c->seg && c->rec && offset >= c->next &&
+        offset <= c->hdr.base_offset + c->hdr.last_offset_delta + 1))
+    drop_segment(c);
+  c->next = offset;
+  c->left_records = max_records ? max_records : -1;
+  c->left_bytes = max_bytes ? max_bytes : -1;
+  c->returned = 0;
+  c->read_size = READ_MIN;
+  return TAKHIN_OK;
+}
+
+/* Make sure bytes [consumed, consumed + need) of the segment are in buf,
+** reading a larger chunk while the reader streams. 0, TAKHIN_END when the
+** segment's visible end comes first, or an error. */
+static int window(takhin_cursor *c, size_t need) {
+  if (c->buf.len - c->consumed >= need) return TAKHIN_OK;
+  int64_t from = c->buf_pos + (int64_t)c->consumed;
+  if (from + (int64_t)need > c->seg_end) return TAKHIN_END;
+  size_t want = need > c->read_size ? need : c->read_size;
+  if ((int64_t)want > c->seg_end - from) want = (size_t)(c->seg_end - from);
+  /* keep what is left, read the rest behind it */
+  size_t keep = c->buf.len - c->consumed;
+  if (keep && c->consumed) memmove(c->buf.p, c->buf.p + c->consumed, keep);
+  c->buf.len = keep;
+  c->buf_pos = from;
+  c->consumed = 0;
+  if (tk_buf_reserve(&c->buf, want - keep)) return tk_err(TAKHIN_ENOMEM, "out of memory reading");
+  int fd, rc = tk_seg_fd_acquire(c->seg, &fd);
+  if (rc) return rc;
+  while (c->buf.len < want) {
+    ssize_t r = pread(fd, c->buf.p + c->buf.len, want - c->buf.len, from + (int64_t)c->buf.len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      char path[TK_PATH_MAX];
+      tk_seg_path(c->seg, path, sizeof path);
+      rc = r < 0 ? tk_err_sys(errno, "read", path)
+                 : tk_err(TAKHIN_ECORRUPT, "%s is shorter than its index says (%lld bytes)", path,
+                          (long long)(from + (int64_t)c->buf.len));
+      break;
+    }
+    c->buf.len += (size_t)r;
+  }
+  tk_seg_fd_release(c->seg);
+  if (c->read_size < READ_MAX) c->read_size *= 2;
+  return rc;
+}
+
+/* Position on the segment holding c->next (or the first after it). */
+static int locate(takhin_cursor *c) {
+  drop_segment(c);
+  int64_t pos = 0, end = 0, hwm = 0;
+  c->seg = tk_part_locate(c->part, c->next, &pos, &end, &hwm);
+  if (!c->seg) return TAKHIN_END;
+  c->seg_end = end;
+  c->buf_pos = pos;
+  return TAKHIN_OK;
+}
+
+/* Load the next batch that holds offsets >= c->next into hdr/rec. */
+static int next_batch(takhin_cursor *c) {
+  for (;;) {
+    if (!c->seg) {
+      int rc = locate(c);
+      if (rc) return rc;
+    }
+    int rc = window(c, TK_BATCH_HEADER_SIZE);
+    if (rc == TAKHIN_END) {
+      /* This segment's visible part is used up: look again (the writer may
+      ** have appended, or rolled to a new segment). */
+      int64_t before_end = c->seg_end;
+      tk_segment *before = c->seg;
+      tk_seg_ref(before);
+      rc = locate(c);
+      int same = c->seg == before && c->seg_end == before_end;
+      tk_seg_unref(before);
+      if (rc) return rc;
+      if (same) {
+        char path[TK_PATH_MAX];
+        tk_seg_path(c->seg, path, sizeof path);
+        return tk_err(TAKHIN_ECORRUPT, "%s: offset %lld is not where the index says", path,
+                      (long long)c->next);
+      }
+      continue;
+    }
+    if (rc) return rc;
+    const uint8_t *p = c->buf.p + c->consumed;
+    char path[TK_PATH_MAX];
+    if (tk_batch_parse_header(p, c->buf.len - c->consumed, &c->hdr) != TAKHIN_OK) {
+      tk_seg_path(c->seg, path, sizeof path);
+      return tk_err(TAKHIN_ECORRUPT, "%s: bad batch header at byte %lld", path,
+                    (long long)(c->buf_pos + (int64_t)c->consumed));
+    }
+    int64_t total = tk_batch_total(&c->hdr);
+    if ((rc = window(c, (size_t)total))) {
+      if (rc != TAKHIN_END) return rc;
+      tk_seg_path(c->seg, path, sizeof path);
+      return tk_err(TAKHIN_ECORRUPT, "%s: batch at byte %lld runs past the segment end", path,
+                    (long long)(c->buf_pos + (int64_t)c->consumed));
+    }
+    p = c->buf.p + c->consumed;
+    int64_t at = c->buf_pos + (int64_t)c->consumed;
+    c->consumed += (size_t)total;
+    if (c->hdr.base_offset + c->hdr.last_offset_delta < c->next) continue; /* before our offset */
+    if (!tk_batch_crc_ok(p, &c->hdr)) {
+      tk_seg_path(c->seg, path, sizeof path);
+      c->consumed -= (size_t)total; /* stay on it: a retry fails the same way */
+      return tk_err(TAKHIN_ECORRUPT, "%s: CRC mismatch in the batch at byte %lld (offsets %lld-%lld)",
+                    path, (long long)at, (long long)c->hdr.base_offset,
+                    (long long)(c->hdr.base_offset + c->hdr.last_offset_delta));
+    }
+    if (c->hdr.attributes & TK_ATTR_CONTROL) continue; /* transaction markers carry no data */
+    if ((c->hdr.attributes & TK_ATTR_CODEC_MASK) != TK_CODEC_NONE && !c->dctx &&
+        !(c->dctx = ZSTD_createDCtx()))
+      return tk_err(TAKHIN_ENOMEM, "out of memory for a zstd context");
+    size_t len;
+    rc = tk_batch_records(p, &c->hdr, c->dctx, &c->zbuf, TK_MAX_BATCH_BYTES, &c->rec, &len);
+    if (rc) {
+      tk_seg_path(c->seg, path, sizeof path);
+      return tk_err(rc, "%s: batch at byte %lld: %s", path, (long long)at, takhin_errmsg());
+    }
+    c->rec_end = c->rec + len;
+    c->rec_left = c->hdr.records_count;
+    return TAKHIN_OK;
+  }
+}
+
+int takhin_cursor_next(takhin_cursor *c, takhin_message *m) {
+  if (!c || !m) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_next: NULL argument");
+  int rc = check_alive(c);
+  if (rc) return rc;
+  if (c->left_records == 0) return TAKHIN_END;
+  if (c->next >= readable_end(c, c->next)) return TAKHIN_END;
+  for (;;) {
+    while (c->rec_left > 0) {
+      c->rec_left--;
+      if ((rc = tk_record_decode(&c->rec, c->rec_end, &c->hdr, m))) {
+        c->rec_left = 0;
+        return tk_err(rc, "%s-%d: corrupt record in the batch at offset %lld", c->topic->name,
+                      (int)c->part->id, (long long)c->hdr.base_offset);
+      }
+      if (m->offset < c->next) continue;
+      size_t size = tk_message_payload(m);
+      if (c->left_bytes >= 0 && c->returned && (int64_t)size > c->left_bytes) {
+        c->left_bytes = 0;
+        c->left_records = 0;
+        return TAKHIN_END;
+      }
+      if (c->left_bytes >= 0) c->left_bytes = (int64_t)size > c->left_bytes ? 0 : c->left_bytes - (int64_t)size;
+      if (c->left_records > 0) c->left_records--;
+      c->returned++;
+      c->next = m->offset + 1;
+      return TAKHIN_OK;
+    }
+    c->rec = c->rec_end = NULL;
+    /* The rest of the batch's offsets were compacted away, if any. */
+    if (c->seg && c->hdr.records_count && c->next <= c->hdr.base_offset + c->hdr.last_offset_delta)
+      c->next = c->hdr.base_offset + c->hdr.last_offset_delta + 1;
+    if (c->next >= readable_end(c, c->next)) return TAKHIN_END;
+    if ((rc = next_batch(c))) return rc;
+  }
+}
+
+int takhin_cursor_get(takhin_cursor *c, int64_t offset, takhin_message *m) {
+  if (!c || !m) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_get: NULL argument");
+  int rc = takhin_cursor_seek(c, offset, 1, 0);
+  if (rc) return rc;
+  if (offset == readable_end(c, offset))
+    return tk_err(TAKHIN_ERANGE, "offset %lld out of range: it is the high watermark of %s-%d",
+                  (long long)offset, c->topic->name, (int)c->part->id);
+  rc = takhin_cursor_next(c, m);
+  if (rc == TAKHIN_OK && m->offset != offset)
+    rc = tk_err(TAKHIN_ENOTFOUND, "offset %lld of %s-%d was removed by compaction", (long long)offset,
+                c->topic->name, (int)c->part->id);
+  else if (rc == TAKHIN_END)
+    rc = tk_err(TAKHIN_ENOTFOUND, "offset %lld of %s-%d was removed by compaction", (long long)offset,
+                c->topic->name, (int)c->part->id);
+  return rc;
+}
+
+int takhin_message_header(const takhin_message *m, size_t i, takhin_header *out) {
+  if (!m || !out) return tk_err(TAKHIN_EMISUSE, "takhin_message_header: NULL argument");
+  if (i >= m->n_headers)
+    return tk_err(TAKHIN_EINVAL, "header %zu out of range: the record has %zu", i, m->n_headers);
+  const uint8_t *p = m->headers_raw, *end = p + m->headers_raw_len;
+  for (size_t k = 0; k <= i; k++)
+    if (tk_header_next(&p, end, out) != TAKHIN_OK)
+      return tk_err(TAKHIN_ECORRUPT, "malformed record header %zu", k);
+  return TAKHIN_OK;
+}
+
+/* ---- ListOffsets -------------------------------------------------------- */
+
+int takhin_offset_for_time(takhin_store *s, const char *topic, int32_t partition, int64_t ts,
+                           int64_t *offset) {
+  if (!s || !offset) return tk_err(TAKHIN_EMISUSE, "takhin_offset_for_time: NULL argument");
+  if (ts < 0 && ts != TAKHIN_OFFSET_EARLIEST && ts != TAKHIN_OFFSET_LATEST)
+    return tk_err(TAKHIN_EINVAL, "timestamp %lld is negative (use -2 earliest or -1 latest)",
+                  (long long)ts);
+  takhin_cursor *c;
+  int rc = takhin_cursor_open(s, topic, partition, &c);
+  if (rc) return rc;
+  tk_partition *p = c->part;
+  int64_t hwm = readable_end(c, INT64_MAX);
+  pthread_rwlock_rdlock(&p->meta_lock);
+  int64_t log_start = p->log_start;
+  int64_t from = -1; /* offset of the first batch worth decoding */
+  if (ts == TAKHIN_OFFSET_EARLIEST) {
+    from = log_start;
+    *offset = log_start;
+  } else if (ts == TAKHIN_OFFSET_LATEST) {
+    *offset = hwm;
+  } else {
+    *offset = hwm;
+    for (size_t i = 0; i < p->nsegs && from < 0; i++) {
+      tk_segment *g = p->segs[i];
+      if (g->max_ts < ts || g->next_offset <= log_start) continue;
+      /* first stretch whose running max reaches ts */
+      size_t lo = 0, hi = g->idx_n;
+      while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (g->idx[mid].run_max < ts) lo = mid + 1;
+        else hi = mid;
+      }
+      from = lo < g->idx_n ? g->idx[lo].offset : g->base_offset;
+      if (from < log_start) from = log_start;
+    }
+  }
+  pthread_rwlock_unlock(&p->meta_lock);
+  if (ts >= 0 && from >= 0) {
+    /* Decode forward from the stretch: the first record at or after ts. */
+    takhin_message m;
+    rc = takhin_cursor_seek(c, from, 0, 0);
+    while (!rc && (rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
+      if (m.timestamp >= ts) {
+        *offset = m.offset;
+        break;
+      }
+    }
+    if (rc == TAKHIN_END) rc = TAKHIN_OK;
+  }
+  takhin_cursor_close(c);
+  return rc;
+}

@@ -1,0 +1,263 @@
+/*
+** internal.h -- the library's private structures and the functions the store/
+** files share. Nothing here is part of the public API.
+**
+** Object graph and locks (outermost first; take them in this order only):
+**
+**   takhin_store
+**     topics_lock (rwlock)   read: any operation on a topic; write: the set of
+**                            topics changes (create).
+**     cat_lock (mutex)       the one SQLite connection to the catalog.
+**     fd_lock (mutex)        the segment file-handle cache (LRU, budget).
+**   tk_topic (refcounted; a cursor keeps its topic alive)
+**   tk_partition
+**     append_lock (mutex)    serializes appends, rolls, flushes, retention;
+**                            held across the write() of a batch.
+**     meta_lock (rwlock)     the segment array, each segment's visible end and
+**                            index array, log start. Only ever held for
+**                            in-memory work, never across I/O, so readers
+**                            never wait for a writer's I/O.
+**     sync_lock (mutex)      FSYNC mode group commit.
+**   tk_segment (refcounted; readers hold a ref while they pread)
+*/
+#ifndef TAKHIN_INTERNAL_H
+#define TAKHIN_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <zstd.h>
+
+#include "batch.h"
+#include "buf.h"
+#include "takhin.h"
+
+#define TK_INDEX_INTERVAL 4096        /* bytes of log per index entry (Kafka's default) */
+#define TK_PERSIST_ENTRIES 256        /* index entries pending before a catalog write */
+#define TK_PERSIST_MS 1000            /* ... or this long since the last one */
+#define TK_MAX_TOPIC_NAME 249
+#define TK_MAX_PARTITIONS 100000
+#define TK_MAX_BATCH_BYTES (1 << 30)  /* hard ceiling whatever the config says */
+#define TK_PATH_MAX 4700              /* any path the library builds fits */
+
+/* ---- errors (error.c) ------------------------------------------------ */
+/* Record a message for takhin_errmsg() and return rc. */
+int tk_err(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Map an errno from a failed system call to a status, with a message. */
+int tk_err_sys(int err, const char *what, const char *path);
+
+/* ---- time (error.c) -------------------------------------------------- */
+int64_t tk_now_ms(void);
+
+/* ---- topic configuration (topic.c) ----------------------------------- */
+typedef struct tk_topic_config {
+  int compact;            /* cleanup_policy contains compact */
+  int delete_;            /* cleanup_policy contains delete */
+  int compression;        /* TK_CODEC_* */
+  int64_t segment_bytes;
+  int64_t segment_ms;
+  int64_t retention_bytes;
+  int64_t retention_ms;
+  int64_t max_message_bytes;
+  int64_t delete_retention_ms;
+  int64_t min_compaction_lag_ms;
+  double min_cleanable_dirty_ratio;
+} tk_topic_config;
+
+void tk_config_defaults(tk_topic_config *c);
+/* Apply key/value pairs (NULL-terminated array) over c. EINVAL naming the key. */
+int tk_config_apply(tk_topic_config *c, const char *const *kv);
+const char *tk_config_policy_name(const tk_topic_config *c);
+const char *tk_config_codec_name(const tk_topic_config *c);
+/* Kafka's topic-name rule; EINVAL with a message quoting it. */
+int tk_topic_name_check(const char *name);
+
+/* ---- segments (segment.c) -------------------------------------------- */
+typedef struct tk_index_entry {
+  int64_t offset;   /* base offset of the batch the stretch starts with */
+  int64_t position; /* its byte position in the segment file */
+  int64_t max_ts;   /* largest record timestamp within the stretch */
+  int64_t run_max;  /* largest timestamp from the segment start through this stretch */
+} tk_index_entry;
+
+typedef struct tk_partition tk_partition;
+
+typedef struct tk_segment {
+  tk_partition *part;
+  int64_t base_offset;
+  /* visible end: complete, validated batches handed to the OS (meta_lock) */
+  int64_t next_offset;
+  int64_t size;
+  int64_t max_ts;
+  int sealed;
+  int64_t created_ms;
+  /* sparse index (meta_lock for the array; persisted tracks the catalog) */
+  tk_index_entry *idx;
+  size_t idx_n, idx_cap, idx_persisted;
+  int64_t last_idx_pos; /* position of the newest index entry's batch */
+  int cat_dirty;        /* segment row differs from the catalog */
+  int cat_exists;       /* a catalog row exists */
+  /* file handle, managed by the store's cache (fd_lock) */
+  int fd;
+  int fd_users;
+  int synced_dirty; /* FSYNC/flush(sync): written since the last fdatasync */
+  struct tk_segment *lru_prev, *lru_next;
+  atomic_int refs;
+  int unlinked; /* the file is gone: never reopen it */
+} tk_segment;
+
+/* Allocate an empty segment (refs = 1). NULL on out of memory. */
+tk_segment *tk_seg_new(tk_partition *p, int64_t base, int64_t created_ms);
+void tk_seg_ref(tk_segment *g);
+void tk_seg_unref(tk_segment *g);
+/* Path of the segment's file into out (PATH_MAX). */
+void tk_seg_path(const tk_segment *g, char *out, size_t cap);
+/* A file descriptor for the segment, counted as in use until released. */
+int tk_seg_fd_acquire(tk_segment *g, int *fd);
+void tk_seg_fd_release(tk_segment *g);
+/* Record a batch of hdr written at pos in the in-memory index and visible end.
+** Caller holds meta_lock for writing (or owns the segment exclusively). */
+int tk_seg_note_batch(tk_segment *g, int64_t pos, const tk_batch_hdr *h);
+/* Find the index entry to start reading offset from: largest entry with
+** offset <= target; returns its position (0 when none). meta_lock held. */
+int64_t tk_seg_index_lookup(const tk_segment *g, int64_t target);
+/* Walk the segment file from pos (a batch boundary whose state g already
+** reflects) to its end, noting every batch. Below lenient_end (the catalog's
+** indexed size) only headers are checked; past it each batch must be complete
+** and pass CRC and decoding. res->good_end is where good data ends. */
+typedef struct tk_scan_result {
+  int64_t good_end;
+  int64_t file_size;
+  int64_t batches;
+  int lenient_broke; /* a header in the indexed zone did not parse */
+} tk_scan_result;
+int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result *res);
+
+/* ---- partitions (partition.c) ---------------------------------------- */
+typedef struct tk_topic tk_topic;
+
+struct tk_partition {
+  tk_topic *topic;
+  int32_t id;
+  char dir[4400];
+  pthread_mutex_t append_lock;
+  pthread_rwlock_t meta_lock;
+  tk_segment **segs; /* oldest first; the last is active */
+  size_t nsegs, segs_cap;
+  int64_t log_start;
+  int64_t next_offset;    /* visible high watermark */
+  int64_t pending_next;   /* BUFFERED: next offset including unwritten batches */
+  int log_start_dirty;
+  /* writer state (append_lock) */
+  tk_buf wbuf;    /* encoded batch (OS/FSYNC) or pending batches (BUFFERED) */
+  tk_buf zbuf;    /* zstd scratch */
+  ZSTD_CCtx *cctx;
+  int64_t pending_since_ms;
+  int64_t last_persist_ms;
+  /* FSYNC group commit */
+  pthread_mutex_t sync_lock;
+  pthread_cond_t sync_cond;
+  int syncing;
+  int64_t synced_next; /* every offset below is on disk */
+};
+
+int tk_part_init(tk_partition *p, tk_topic *t, int32_t id);
+void tk_part_destroy(tk_partition *p);
+/* Load segments from the catalog and recover them against the files. */
+int tk_part_load(tk_partition *p, takhin_recovery_info *rec);
+/* Create the folder and the first segment of a new partition. */
+int tk_part_create(tk_partition *p);
+int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t *first);
+/* Write pending batches (BUFFERED) and, if persist, index rows to the catalog. */
+int tk_part_flush(tk_partition *p, int persist, int sync);
+/* Read-only handles: pick up what the writer process appended since. */
+int tk_part_refresh(tk_partition *p);
+int tk_part_delete_records(tk_partition *p, int64_t offset);
+int tk_part_retention(tk_partition *p, takhin_retention_result *out);
+/* Segment holding offset (or the first after it), with a ref; NULL at the end.
+** *pos receives where to start reading, *end the segment's visible end. */
+tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_t *end,
+                           int64_t *hwm);
+
+/* ---- topics and the store (store.c, topic.c) ------------------------- */
+struct tk_topic {
+  takhin_store *store;
+  int64_t topic_id;
+  char name[TK_MAX_TOPIC_NAME + 1];
+  tk_topic_config cfg;
+  int32_t nparts;
+  tk_partition *parts;
+  atomic_int refs;
+  atomic_int deleted;
+  tk_topic *hnext; /* hash chain */
+};
+
+void tk_topic_ref(tk_topic *t);
+void tk_topic_unref(tk_topic *t);
+
+typedef struct tk_catalog tk_catalog;
+
+struct takhin_store {
+  char db_path[3900];
+  char data_dir[3900]; /* "<db>-takhin" */
+  takhin_options opt;
+  int lock_fd;
+  pthread_rwlock_t topics_lock;
+  tk_topic **topics; /* hash table of nbuckets chains */
+  size_t nbuckets, ntopics;
+  pthread_mutex_t cat_lock;
+  tk_catalog *cat;
+  pthread_mutex_t fd_lock;
+  tk_segment *lru_head, *lru_tail; /* idle open files, most recent first */
+  int open_fds;
+  takhin_recovery_info recovery;
+  /* BUFFERED mode flusher */
+  pthread_t flusher;
+  int flusher_running;
+  pthread_mutex_t flusher_mu;
+  pthread_cond_t flusher_cv;
+  int stopping;
+};
+
+/* Look up a topic and take a ref and the topics read lock... see store.c. */
+int tk_store_topic(takhin_store *s, const char *name, tk_topic **out);
+int tk_store_partition(takhin_store *s, const char *topic, int32_t part, tk_topic **t,
+                       tk_partition **p);
+/* Build a tk_topic from a catalog row (store.c owns the table). */
+tk_topic *tk_topic_new(takhin_store *s, int64_t id, const char *name, int32_t nparts,
+                       const tk_topic_config *cfg);
+
+/* ---- catalog (catalog.c) --------------------------------------------- */
+int tk_cat_open(takhin_store *s, int read_only);
+void tk_cat_close(takhin_store *s);
+int tk_cat_begin(takhin_store *s);
+int tk_cat_commit(takhin_store *s);
+void tk_cat_rollback(takhin_store *s);
+int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
+                        const tk_topic_config *cfg, int64_t *id);
+int tk_cat_insert_partition(takhin_store *s, int64_t topic_id, int32_t part);
+/* Calls fn for each topic row; fn returns a status. */
+int tk_cat_each_topic(takhin_store *s,
+                      int (*fn)(takhin_store *, int64_t id, const char *name, int32_t nparts,
+                                const tk_topic_config *cfg, void *arg),
+                      void *arg);
+int tk_cat_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t *out);
+int tk_cat_set_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t v);
+typedef struct tk_seg_row {
+  int64_t base, next, size, max_ts, created_ms;
+  int sealed;
+} tk_seg_row;
+int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min_base,
+                    tk_seg_row **rows, size_t *n);
+int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
+                 tk_index_entry **rows, size_t *n);
+int tk_cat_upsert_segment(takhin_store *s, int64_t topic_id, int32_t part, const tk_segment *g);
+int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
+                        const tk_index_entry *e);
+int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64_t base);
+int tk_cat_delete_topic(takhin_store *s, int64_t topic_id);
+/* Drop index rows of a segment at or past position (rebuild after a rescan). */
+int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
+                             int64_t position);
+
+#endif /* TAKHIN_INTERNAL_H */

@@ -1,0 +1,772 @@
+/*
+** partition.c -- one partition's log: appending batches, rolling segments,
+** writing the index to the catalog in batches, group commit, and the
+** recovery that reconciles catalog rows with the segment files on open.
+**
+** Append path (append_lock held): encode the records into the partition's
+** reusable buffer (no allocation in steady state), roll if the active
+** segment is full or old, pwrite() the batch at the segment's end (one
+** syscall per produce call, or per flush in BUFFERED mode), then publish the
+** new end and index entries under meta_lock. Index rows reach SQLite every
+** TK_PERSIST_ENTRIES entries or TK_PERSIST_MS, never once per message; a crash
+** in between only costs recovery a short scan.
+**
+** Recovery trusts the files: see load_segment().
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static takhin_store *part_store(const tk_partition *p) { return p->topic->store; }
+
+static tk_segment *active_seg(const tk_partition *p) { return p->segs[p->nsegs - 1]; }
+
+int tk_part_init(tk_partition *p, tk_topic *t, int32_t id) {
+  memset(p, 0, sizeof *p);
+  p->topic = t;
+  p->id = id;
+  snprintf(p->dir, sizeof p->dir, "%s/%s-%d", t->store->data_dir, t->name, (int)id);
+  pthread_mutex_init(&p->append_lock, NULL);
+  pthread_rwlock_init(&p->meta_lock, NULL);
+  pthread_mutex_init(&p->sync_lock, NULL);
+  pthread_cond_init(&p->sync_cond, NULL);
+  return TAKHIN_OK;
+}
+
+void tk_part_destroy(tk_partition *p) {
+  for (size_t i = 0; i < p->nsegs; i++) tk_seg_unref(p->segs[i]);
+  free(p->segs);
+  p->segs = NULL;
+  p->nsegs = 0;
+  tk_buf_free(&p->wbuf);
+  tk_buf_free(&p->zbuf);
+  ZSTD_freeCCtx(p->cctx);
+  p->cctx = NULL;
+  pthread_mutex_destroy(&p->append_lock);
+  pthread_rwlock_destroy(&p->meta_lock);
+  pthread_mutex_destroy(&p->sync_lock);
+  pthread_cond_destroy(&p->sync_cond);
+}
+
+/* Append g to the segment array. Caller holds meta_lock for writing or owns
+** the partition exclusively. */
+static int push_seg(tk_partition *p, tk_segment *g) {
+  if (p->nsegs == p->segs_cap) {
+    size_t cap = p->segs_cap ? p->segs_cap * 2 : 8;
+    tk_segment **ns = realloc(p->segs, cap * sizeof *ns);
+    if (!ns) return tk_err(TAKHIN_ENOMEM, "out of memory adding a segment");
+    p->segs = ns;
+    p->segs_cap = cap;
+  }
+  p->segs[p->nsegs++] = g;
+  return TAKHIN_OK;
+}
+
+/* fsync a directory so a file created in it survives power loss. */
+static int sync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return tk_err_sys(errno, "open directory", dir);
+  int rc = fsync(fd) ? tk_err_sys(errno, "fsync", dir) : TAKHIN_OK;
+  close(fd);
+  return rc;
+}
+
+/* Write every segment row, index entry and log start that changed since the
+** last call, in one catalog transaction. append_lock held: only appenders
+** change segment state, so it can be read without meta_lock. */
+static int persist(tk_partition *p) {
+  takhin_store *s = part_store(p);
+  tk_topic *t = p->topic;
+  int rc;
+  pthread_mutex_lock(&s->cat_lock);
+  rc = tk_cat_begin(s);
+  for (size_t i = 0; !rc && i < p->nsegs; i++) {
+    tk_segment *g = p->segs[i];
+    if (!g->cat_dirty && g->idx_persisted == g->idx_n) continue;
+    rc = tk_cat_upsert_segment(s, t->topic_id, p->id, g);
+    for (size_t k = g->idx_persisted; !rc && k < g->idx_n; k++)
+      rc = tk_cat_upsert_index(s, t->topic_id, p->id, g->base_offset, &g->idx[k]);
+  }
+  if (!rc && p->log_start_dirty) rc = tk_cat_set_log_start(s, t->topic_id, p->id, p->log_start);
+  if (!rc) rc = tk_cat_commit(s);
+  else tk_cat_rollback(s);
+  if (!rc) {
+    for (size_t i = 0; i < p->nsegs; i++) {
+      p->segs[i]->cat_dirty = 0;
+      p->segs[i]->idx_persisted = p->segs[i]->idx_n;
+      p->segs[i]->cat_exists = 1;
+    }
+    p->log_start_dirty = 0;
+    p->last_persist_ms = tk_now_ms();
+  }
+  pthread_mutex_unlock(&s->cat_lock);
+  return rc;
+}
+
+static size_t pending_index_rows(const tk_partition *p) {
+  const tk_segment *g = active_seg(p);
+  return g->idx_n - g->idx_persisted;
+}
+
+/* Create the file of a new segment starting at base and make it active. */
+static int new_active_segment(tk_partition *p, int64_t base, int64_t now) {
+  takhin_store *s = part_store(p);
+  tk_segment *g = tk_seg_new(p, base, now);
+  if (!g) return tk_err(TAKHIN_ENOMEM, "out of memory creating a segment");
+  int fd, rc = tk_seg_fd_acquire(g, &fd); /* creates the file */
+  if (rc) {
+    tk_seg_unref(g);
+    return rc;
+  }
+  tk_seg_fd_release(g);
+  if (s->opt.durability == TAKHIN_DURABILITY_FSYNC && (rc = sync_dir(p->dir))) {
+    tk_seg_unref(g);
+    return rc;
+  }
+  g->cat_dirty = 1;
+  pthread_rwlock_wrlock(&p->meta_lock);
+  if (p->nsegs) active_seg(p)->sealed = 1, active_seg(p)->cat_dirty = 1;
+  rc = push_seg(p, g);
+  pthread_rwlock_unlock(&p->meta_lock);
+  if (rc) tk_seg_unref(g);
+  return rc;
+}
+
+int tk_part_create(tk_partition *p) {
+  if (mkdir(p->dir, 0755) != 0 && errno != EEXIST) return tk_err_sys(errno, "mkdir", p->dir);
+  pthread_mutex_lock(&p->append_lock);
+  int rc = new_active_segment(p, 0, tk_now_ms());
+  if (!rc) rc = persist(p);
+  pthread_mutex_unlock(&p->append_lock);
+  return rc;
+}
+
+/* fdatasync one segment. */
+static int sync_seg(tk_segment *g) {
+  int fd, rc = tk_seg_fd_acquire(g, &fd);
+  if (rc) return rc;
+  if (fdatasync(fd) != 0) {
+    char path[TK_PATH_MAX];
+    tk_seg_path(g, path, sizeof path);
+    rc = tk_err_sys(errno, "fdatasync", path);
+  }
+  tk_seg_fd_release(g);
+  return rc;
+}
+
+/* Seal the active segment and start a new one at the high watermark. */
+static int roll(tk_partition *p, int64_t now) {
+  int rc;
+  if (part_store(p)->opt.durability == TAKHIN_DURABILITY_FSYNC && (rc = sync_seg(active_seg(p))))
+    return rc;
+  if ((rc = new_active_segment(p, p->next_offset, now))) return rc;
+  /* The sealed row and the new row land together; if this fails, recovery
+  ** adopts the new file on the next open. */
+  persist(p);
+  return TAKHIN_OK;
+}
+
+/* pwrite len bytes of complete batches at the active segment's end, then
+** publish them to readers. On failure the file is cut back to its old end so
+** the log stays readable up to the last complete batch (ENOSPC included). */
+static int write_out(tk_partition *p, const uint8_t *buf, size_t len) {
+  tk_segment *g = active_seg(p);
+  char path[TK_PATH_MAX];
+  int fd, rc = tk_seg_fd_acquire(g, &fd);
+  if (rc) return rc;
+  size_t done = 0;
+  while (done < len) {
+    ssize_t w = pwrite(fd, buf + done, len - done, g->size + (off_t)done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      tk_seg_path(g, path, sizeof path);
+      rc = tk_err_sys(e, "write", path);
+      if (ftruncate(fd, g->size) != 0) { /* the next append overwrites the tail anyway */ }
+      tk_seg_fd_release(g);
+      return rc;
+    }
+    done += (size_t)w;
+  }
+  pthread_rwlock_wrlock(&p->meta_lock);
+  int64_t pos = g->size;
+  for (size_t off = 0; off < len && !rc;) {
+    tk_batch_hdr h;
+    tk_batch_parse_header(buf + off, len - off, &h); /* we encoded it: it parses */
+    rc = tk_seg_note_batch(g, pos, &h);
+    pos += tk_batch_total(&h);
+    off += (size_t)tk_batch_total(&h);
+  }
+  p->next_offset = g->next_offset;
+  pthread_rwlock_unlock(&p->meta_lock);
+  g->synced_dirty = 1;
+  tk_seg_fd_release(g);
+  return rc;
+}
+
+/* BUFFERED mode: write what is pending. append_lock held. */
+static int write_pending(tk_partition *p) {
+  if (p->wbuf.len == 0) return TAKHIN_OK;
+  int rc = write_out(p, p->wbuf.p, p->wbuf.len);
+  if (rc) {
+    /* Drop the unwritable batches: their offsets were never visible, and
+    ** keeping them would wedge every later flush. */
+    p->pending_next = p->next_offset;
+  }
+  p->wbuf.len = 0;
+  p->pending_since_ms = 0;
+  return rc;
+}
+
+/* FSYNC mode: wait until every offset below target is on disk. One caller
+** fdatasyncs for all who wait meanwhile (group commit). */
+static int wait_durable(tk_partition *p, int64_t target) {
+  int rc = TAKHIN_OK;
+  pthread_mutex_lock(&p->sync_lock);
+  while (p->synced_next < target && !rc) {
+    if (p->syncing) {
+      pthread_cond_wait(&p->sync_cond, &p->sync_lock);
+      continue;
+    }
+    p->syncing = 1;
+    pthread_mutex_unlock(&p->sync_lock);
+    pthread_mutex_lock(&p->append_lock);
+    int64_t upto = p->next_offset;
+    tk_segment *g = active_seg(p);
+    tk_seg_ref(g);
+    pthread_mutex_unlock(&p->append_lock);
+    rc = sync_seg(g); /* earlier segments were synced when they were sealed */
+    tk_seg_unref(g);
+    pthread_mutex_lock(&p->sync_lock);
+    p->syncing = 0;
+    if (!rc && upto > p->synced_next) p->synced_next = upto;
+    pthread_cond_broadcast(&p->sync_cond);
+  }
+  pthread_mutex_unlock(&p->sync_lock);
+  return rc;
+}
+
+static int ensure_cctx(tk_partition *p) {
+  if (p->topic->cfg.compression != TK_CODEC_ZSTD || p->cctx) return TAKHIN_OK;
+  p->cctx = ZSTD_createCCtx();
+  if (!p->cctx) return tk_err(TAKHIN_ENOMEM, "out of memory for a zstd context");
+  ZSTD_CCtx_setParameter(p->cctx, ZSTD_c_compressionLevel, 3);
+  return TAKHIN_OK;
+}
+
+int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t *first) {
+  takhin_store *s = part_store(p);
+  const tk_topic_config *cfg = &p->topic->cfg;
+  int buffered = s->opt.durability == TAKHIN_DURABILITY_BUFFERED;
+  pthread_mutex_lock(&p->append_lock);
+  int rc = TAKHIN_OK;
+  if (atomic_load(&p->topic->deleted)) {
+    rc = tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", p->topic->name);
+    goto out;
+  }
+  if ((rc = ensure_cctx(p))) goto out;
+  int64_t now = tk_now_ms();
+  size_t start = buffered ? p->wbuf.len : 0;
+  p->wbuf.len = start;
+  int64_t base = p->pending_next;
+  rc = tk_batch_encode(&p->wbuf, base, recs, n, now, cfg->compression, p->cctx, &p->zbuf, NULL);
+  if (rc) goto out;
+  size_t blen = p->wbuf.len - start;
+  if ((int64_t)blen > cfg->max_message_bytes) {
+    p->wbuf.len = start;
+    rc = tk_err(TAKHIN_ETOOBIG, "record batch of %zu bytes is larger than max_message_bytes %lld of topic \"%s\"",
+                blen, (long long)cfg->max_message_bytes, p->topic->name);
+    goto out;
+  }
+  tk_segment *g = active_seg(p);
+  int64_t seg_bytes = g->size + (int64_t)start;
+  if (seg_bytes > 0 && (seg_bytes + (int64_t)blen > cfg->segment_bytes || now - g->created_ms >= cfg->segment_ms)) {
+    if (start > 0) { /* the pending batches belong to the old segment */
+      rc = write_out(p, p->wbuf.p, start);
+      if (rc) { p->wbuf.len = 0; p->pending_next = p->next_offset; p->pending_since_ms = 0; goto out; }
+      memmove(p->wbuf.p, p->wbuf.p + start, blen);
+      p->wbuf.len = blen;
+      start = 0;
+    }
+    if ((rc = roll(p, now))) { p->wbuf.len = start; goto out; }
+  }
+  if (buffered) {
+    p->pending_next = base + (int64_t)n;
+    if (!p->pending_since_ms) p->pending_since_ms = now;
+    if ((int64_t)p->wbuf.len >= s->opt.flush_bytes || now - p->pending_since_ms >= s->opt.flush_ms)
+      rc = write_pending(p);
+    if (rc) goto out; /* this batch was among those lost: it is not acknowledged */
+  } else {
+    rc = write_out(p, p->wbuf.p, blen);
+    p->wbuf.len = 0;
+    if (rc) goto out;
+    p->pending_next = p->next_offset;
+  }
+  if (first) *first = base;
+  if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS) {
+    /* A catalog failure here loses nothing: the batch is in the file and the
+    ** next persist or recovery writes its index rows. */
+    persist(p);
+  }
+out:
+  pthread_mutex_unlock(&p->append_lock);
+  if (!rc && s->opt.durability == TAKHIN_DURABILITY_FSYNC) rc = wait_durable(p, base + (int64_t)n);
+  return rc;
+}
+
+int tk_part_flush(tk_partition *p, int do_persist, int sync) {
+  pthread_mutex_lock(&p->append_lock);
+  int rc = write_pending(p);
+  if (!rc && sync) {
+    for (size_t i = 0; i < p->nsegs && !rc; i++)
+      if (p->segs[i]->synced_dirty && !(rc = sync_seg(p->segs[i]))) p->segs[i]->synced_dirty = 0;
+  }
+  if (!rc && do_persist) rc = persist(p);
+  pthread_mutex_unlock(&p->append_lock);
+  return rc;
+}
+
+tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_t *end,
+                           int64_t *hwm) {
+  tk_segment *g = NULL;
+  pthread_rwlock_rdlock(&p->meta_lock);
+  *hwm = p->next_offset;
+  if (offset < p->next_offset && p->nsegs) {
+    size_t lo = 0, hi = p->nsegs; /* last segment with base <= offset */
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      if (p->segs[mid]->base_offset <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    size_t i = lo ? lo - 1 : 0;
+    while (i < p->nsegs && p->segs[i]->next_offset <= offset) i++; /* compacted away */
+    if (i < p->nsegs) {
+      g = p->segs[i];
+      *pos = offset <= g->base_offset ? 0 : tk_seg_index_lookup(g, offset);
+      *end = g->size;
+      tk_seg_ref(g);
+    }
+  }
+  pthread_rwlock_unlock(&p->meta_lock);
+  return g;
+}
+
+/* ---- recovery --------------------------------------------------------- */
+
+static int parse_segment_name(const char *name, int64_t *base) {
+  size_t n = strlen(name);
+  if (n != 24 || strcmp(name + 20, ".log")) return 0;
+  int64_t v = 0;
+  for (int i = 0; i < 20; i++) {
+    if (name[i] < '0' || name[i] > '9') return 0;
+    if (v > (INT64_MAX - 9) / 10) return 0;
+    v = v * 10 + (name[i] - '0');
+  }
+  *base = v;
+  return 1;
+}
+
+/* Base offsets of the segment files present (sorted), and tidy away files a
+** crashed operation of ours left behind (*.tmp). */
+static int list_segment_files(tk_partition *p, int64_t **out, size_t *n, takhin_recovery_info *rec) {
+  takhin_store *s = part_store(p);
+  DIR *d = opendir(p->dir);
+  *out = NULL;
+  *n = 0;
+  if (!d) {
+    if (errno == ENOENT && !s->opt.read_only) {
+      if (mkdir(p->dir, 0755) != 0 && errno != EEXIST) return tk_err_sys(errno, "mkdir", p->dir);
+      return TAKHIN_OK;
+    }
+    return errno == ENOENT ? TAKHIN_OK : tk_err_sys(errno, "open directory", p->dir);
+  }
+  int64_t *v = NULL;
+  size_t cnt = 0, cap = 0;
+  struct dirent *e;
+  int rc = TAKHIN_OK;
+  while ((e = readdir(d))) {
+    int64_t base;
+    size_t len = strlen(e->d_name);
+    if (parse_segment_name(e->d_name, &base)) {
+      if (cnt == cap) {
+        cap = cap ? cap * 2 : 16;
+        int64_t *nv = realloc(v, cap * sizeof *nv);
+        if (!nv) { rc = tk_err(TAKHIN_ENOMEM, "out of memory listing %s", p->dir); break; }
+        v = nv;
+      }
+      v[cnt++] = base;
+    } else if (!s->opt.read_only && len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) {
+      char path[TK_PATH_MAX];
+      snprintf(path, sizeof path, "%s/%s", p->dir, e->d_name);
+      if (unlink(path) == 0) rec->files_removed++;
+    }
+  }
+  closedir(d);
+  if (rc) { free(v); return rc; }
+  for (size_t i = 1; i < cnt; i++) /* insertion sort: directories are small and mostly sorted */
+    for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+      int64_t x = v[j]; v[j] = v[j - 1]; v[j - 1] = x;
+    }
+  *out = v;
+  *n = cnt;
+  return TAKHIN_OK;
+}
+
+static int has_base(const int64_t *v, size_t n, int64_t base) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (v[mid] == base) return 1;
+    if (v[mid] < base) lo = mid + 1; else hi = mid;
+  }
+  return 0;
+}
+
+/* Keep the longest prefix of catalog index entries that is plausible for a
+** segment starting at base with at most limit bytes; a hand-edited or stale
+** row must not send a reader into the middle of a batch. */
+static size_t sane_index_prefix(const tk_index_entry *e, size_t n, int64_t base, int64_t limit) {
+  size_t k = 0;
+  for (; k < n; k++) {
+    if (e[k].position < 0 || e[k].position >= limit || e[k].offset < base) break;
+    if (k == 0 && e[k].position != 0) break;
+    if (k > 0 && (e[k].position <= e[k - 1].position || e[k].offset <= e[k - 1].offset)) break;
+  }
+  return k;
+}
+
+/* Rebuild one segment's state from its catalog row and index rows and its
+** file: walk the indexed zone by headers from the last index entry, then
+** validate the unindexed tail batch by batch and truncate (writer only) a
+** torn or corrupt tail. A file shorter than the catalog says was cut behind
+** our back: everything from the last index entry inside it is revalidated. */
+static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, int64_t file_size,
+                        takhin_recovery_info *rec) {
+  takhin_store *s = part_store(p);
+  tk_index_entry *e = NULL;
+  size_t n = 0;
+  int rc = TAKHIN_OK;
+  int row_sane = row && row->size >= 0 && row->next >= g->base_offset;
+  int64_t trusted = row_sane && row->size <= file_size ? row->size : 0;
+  if (row) {
+    rc = tk_cat_index(s, p->topic->topic_id, p->id, g->base_offset, &e, &n);
+    if (rc) return rc;
+  }
+  size_t keep = sane_index_prefix(e, n, g->base_offset, row_sane && row->size < file_size ? row->size : file_size);
+  /* Resume at the last kept entry: its stretch is re-walked to recompute it. */
+  size_t resume = keep ? keep - 1 : 0;
+  g->idx = e;
+  g->idx_cap = n;
+  g->idx_n = resume;
+  g->idx_persisted = resume;
+  for (size_t k = 0; k < resume; k++) e[k].run_max = k ? (e[k].max_ts > e[k - 1].run_max ? e[k].max_ts : e[k - 1].run_max) : e[k].max_ts;
+  int64_t pos = keep ? e[resume].position : 0;
+  g->size = pos;
+  g->next_offset = keep ? e[resume].offset : g->base_offset;
+  g->max_ts = resume ? e[resume - 1].run_max : -1;
+  g->last_idx_pos = resume ? e[resume - 1].position : -1;
+  tk_scan_result sr;
+  rc = tk_seg_scan(g, pos, trusted, &sr);
+  if (rc) return rc;
+  if (sr.lenient_broke) {
+    /* A damaged header inside data the catalog vouches for: keep the
+    ** catalog's end and index rather than cut acknowledged records after it. */
+    if (g->idx_n < keep) g->idx_n = keep;
+    for (size_t k = 0; k < g->idx_n; k++)
+      g->idx[k].run_max = k && g->idx[k - 1].run_max > g->idx[k].max_ts ? g->idx[k - 1].run_max : g->idx[k].max_ts;
+    g->last_idx_pos = g->idx_n ? g->idx[g->idx_n - 1].position : -1;
+    g->size = row->size;
+    g->next_offset = row->next;
+    if (row->max_ts > g->max_ts) g->max_ts = row->max_ts;
+    sr.good_end = row->size;
+    tk_scan_result sr2;
+    if ((rc = tk_seg_scan(g, row->size, 0, &sr2))) return rc;
+    sr.good_end = sr2.good_end;
+    sr.batches += sr2.batches;
+  }
+  rec->batches_recovered += sr.batches;
+  if (sr.good_end < sr.file_size && !s->opt.read_only) {
+    int fd;
+    if ((rc = tk_seg_fd_acquire(g, &fd))) return rc;
+    if (ftruncate(fd, sr.good_end) != 0) {
+      char path[TK_PATH_MAX];
+      tk_seg_path(g, path, sizeof path);
+      rc = tk_err_sys(errno, "truncate", path);
+    }
+    tk_seg_fd_release(g);
+    if (rc) return rc;
+    rec->bytes_truncated += sr.file_size - sr.good_end;
+    rec->segments_truncated++;
+    g->cat_dirty = 1;
+  }
+  if (!row || g->size != row->size || g->next_offset != row->next || g->max_ts != row->max_ts)
+    g->cat_dirty = 1;
+  if (row && !s->opt.read_only && g->idx_n < n) {
+    /* Catalog rows past what the file now holds would mislead a later open. */
+    pthread_mutex_lock(&s->cat_lock);
+    rc = tk_cat_delete_index_from(s, p->topic->topic_id, p->id, g->base_offset,
+                                  g->idx_n ? g->idx[g->idx_n - 1].position + 1 : 0);
+    pthread_mutex_unlock(&s->cat_lock);
+    g->idx_persisted = g->idx_n ? g->idx_n - 1 : 0;
+  }
+  return rc;
+}
+
+static int64_t file_size_of(const tk_partition *p, int64_t base) {
+  char path[TK_PATH_MAX];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/%020lld.log", p->dir, (long long)base);
+  return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
+  takhin_store *s = part_store(p);
+  tk_topic *t = p->topic;
+  tk_seg_row *rows = NULL;
+  int64_t *files = NULL;
+  size_t nrows = 0, nfiles = 0;
+  int rc;
+  pthread_mutex_lock(&s->cat_lock);
+  rc = tk_cat_segments(s, t->topic_id, p->id, INT64_MIN, &rows, &nrows);
+  if (!rc) rc = tk_cat_log_start(s, t->topic_id, p->id, &p->log_start);
+  pthread_mutex_unlock(&s->cat_lock);
+  if (rc) return rc;
+  if ((rc = list_segment_files(p, &files, &nfiles, rec))) goto out;
+  rec->partitions_checked++;
+  int64_t expect = 0; /* segments must not overlap */
+  for (size_t i = 0; i < nrows; i++) {
+    tk_seg_row *r = &rows[i];
+    int64_t fsz = r->base >= expect ? file_size_of(p, r->base) : -1;
+    if (fsz < 0 || !has_base(files, nfiles, r->base)) {
+      /* The file is gone (or the row overlaps its neighbour): its records
+      ** cannot be served. Drop the row; the offsets read as removed. */
+      if (!s->opt.read_only) {
+        pthread_mutex_lock(&s->cat_lock);
+        rc = tk_cat_delete_segment(s, t->topic_id, p->id, r->base);
+        pthread_mutex_unlock(&s->cat_lock);
+        if (rc) goto out;
+      }
+      continue;
+    }
+    tk_segment *g = tk_seg_new(p, r->base, r->created_ms);
+    if (!g) { rc = tk_err(TAKHIN_ENOMEM, "out of memory loading segments"); goto out; }
+    g->sealed = r->sealed;
+    g->cat_exists = 1;
+    if ((rc = push_seg(p, g))) { tk_seg_unref(g); goto out; }
+    if ((rc = load_segment(p, g, r, fsz, rec))) goto out;
+    expect = g->next_offset;
+  }
+  /* Files the catalog does not know: past the end, a segment whose row a
+  ** crash kept from landing (adopt it); before the start, a file retention
+  ** had already dropped from the catalog (finish deleting it). */
+  int64_t first_base = p->nsegs ? p->segs[0]->base_offset : INT64_MAX;
+  for (size_t i = 0; i < nfiles; i++) {
+    int64_t b = files[i];
+    if (p->nsegs && b <= active_seg(p)->base_offset) {
+      if (b < first_base && b < p->log_start && !s->opt.read_only) {
+        char path[TK_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%020lld.log", p->dir, (long long)b);
+        if (unlink(path) == 0) rec->files_removed++;
+      }
+      continue;
+    }
+    if (p->nsegs && b < active_seg(p)->next_offset) continue; /* overlaps: leave it alone */
+    tk_segment *g = tk_seg_new(p, b, tk_now_ms());
+    if (!g) { rc = tk_err(TAKHIN_ENOMEM, "out of memory loading segments"); goto out; }
+    if ((rc = push_seg(p, g))) { tk_seg_unref(g); goto out; }
+    if ((rc = load_segment(p, g, NULL, file_size_of(p, b), rec))) goto out;
+  }
+  for (size_t i = 0; i + 1 < p->nsegs; i++)
+    if (!p->segs[i]->sealed) p->segs[i]->sealed = 1, p->segs[i]->cat_dirty = 1;
+  if (p->nsegs) {
+    tk_segment *last = active_seg(p);
+    if (last->sealed) last->sealed = 0, last->cat_dirty = 1;
+    p->next_offset = last->next_offset;
+  } else {
+    p->next_offset = p->log_start > 0 ? p->log_start : 0;
+  }
+  /* The log start lies within [first segment, high watermark]. */
+  int64_t lo = p->nsegs ? p->segs[0]->base_offset : p->next_offset;
+  int64_t ls = p->log_start;
+  if (ls < lo) ls = lo;
+  if (ls > p->next_offset) ls = p->next_offset;
+  if (ls != p->log_start) p->log_start = ls, p->log_start_dirty = 1;
+  p->pending_next = p->next_offset;
+  p->synced_next = p->next_offset;
+  if (!s->opt.read_only) {
+    if (!p->nsegs) {
+      pthread_mutex_lock(&p->append_lock);
+      rc = new_active_segment(p, p->next_offset, tk_now_ms());
+      pthread_mutex_unlock(&p->append_lock);
+      if (rc) goto out;
+    }
+    pthread_mutex_lock(&p->append_lock);
+    rc = persist(p);
+    pthread_mutex_unlock(&p->append_lock);
+  }
+out:
+  free(rows);
+  free(files);
+  return rc;
+}
+
+/* ---- read-only refresh ------------------------------------------------ */
+
+int tk_part_refresh(tk_partition *p) {
+  takhin_store *s = part_store(p);
+  tk_topic *t = p->topic;
+  int rc = TAKHIN_OK;
+  pthread_mutex_lock(&p->append_lock); /* no appends in a read-only handle: serializes refreshes */
+  takhin_recovery_info ignored = {0};
+  tk_seg_row *rows = NULL;
+  size_t nrows = 0;
+  int64_t ls = p->log_start;
+  if (p->nsegs) {
+    tk_segment *g = active_seg(p);
+    tk_scan_result sr;
+    if ((rc = tk_seg_scan(g, g->size, 0, &sr))) goto out;
+  }
+  pthread_mutex_lock(&s->cat_lock);
+  rc = tk_cat_segments(s, t->topic_id, p->id, p->nsegs ? active_seg(p)->base_offset + 1 : 0, &rows, &nrows);
+  if (!rc) rc = tk_cat_log_start(s, t->topic_id, p->id, &ls);
+  pthread_mutex_unlock(&s->cat_lock);
+  if (rc) goto out;
+  for (size_t i = 0; i < nrows; i++) {
+    tk_seg_row *r = &rows[i];
+    if (p->nsegs && r->base < active_seg(p)->next_offset) continue;
+    int64_t fsz = file_size_of(p, r->base);
+    if (fsz < 0) continue;
+    tk_segment *g = tk_seg_new(p, r->base, r->created_ms);
+    if (!g) { rc = tk_err(TAKHIN_ENOMEM, "out of memory loading segments"); goto out; }
+    pthread_rwlock_wrlock(&p->meta_lock);
+    if (p->nsegs) active_seg(p)->sealed = 1;
+    rc = push_seg(p, g);
+    pthread_rwlock_unlock(&p->meta_lock);
+    if (rc) { tk_seg_unref(g); goto out; }
+    if ((rc = load_segment(p, g, r, fsz, &ignored))) goto out;
+  }
+  /* Drop what the writer deleted (retention, DeleteRecords). */
+  pthread_rwlock_wrlock(&p->meta_lock);
+  if (p->nsegs) p->next_offset = active_seg(p)->next_offset;
+  if (ls > p->next_offset) ls = p->next_offset;
+  if (ls > p->log_start) p->log_start = ls;
+  size_t drop = 0;
+  while (drop + 1 < p->nsegs && p->segs[drop]->next_offset <= p->log_start) drop++;
+  tk_segment **gone = NULL;
+  if (drop) {
+    gone = malloc(drop * sizeof *gone);
+    if (gone) {
+      memcpy(gone, p->segs, drop * sizeof *gone);
+      memmove(p->segs, p->segs + drop, (p->nsegs - drop) * sizeof *p->segs);
+      p->nsegs -= drop;
+    } else {
+      drop = 0;
+    }
+  }
+  p->pending_next = p->next_offset;
+  pthread_rwlock_unlock(&p->meta_lock);
+  for (size_t i = 0; i < drop; i++) tk_seg_unref(gone[i]);
+  free(gone);
+out:
+  free(rows);
+  pthread_mutex_unlock(&p->append_lock);
+  return rc;
+}
+
+/* ---- deleting from the front ------------------------------------------ */
+
+/* Drop the ndrop oldest (sealed) segments and move the log start to
+** new_start, catalog first, files after: a crash in between leaves files the
+** next open recognises as already deleted. append_lock held. */
+static int drop_prefix(tk_partition *p, size_t ndrop, int64_t new_start,
+                       takhin_retention_result *out) {
+  takhin_store *s = part_store(p);
+  tk_topic *t = p->topic;
+  int rc;
+  pthread_mutex_lock(&s->cat_lock);
+  rc = tk_cat_begin(s);
+  for (size_t i = 0; !rc && i < ndrop; i++)
+    rc = tk_cat_delete_segment(s, t->topic_id, p->id, p->segs[i]->base_offset);
+  if (!rc) rc = tk_cat_set_log_start(s, t->topic_id, p->id, new_start);
+  if (!rc) rc = tk_cat_commit(s);
+  else tk_cat_rollback(s);
+  pthread_mutex_unlock(&s->cat_lock);
+  if (rc) return rc;
+  tk_segment **gone = NULL;
+  if (ndrop && !(gone = malloc(ndrop * sizeof *gone))) ndrop = 0; /* files stay until next open */
+  pthread_rwlock_wrlock(&p->meta_lock);
+  if (ndrop) {
+    memcpy(gone, p->segs, ndrop * sizeof *gone);
+    memmove(p->segs, p->segs + ndrop, (p->nsegs - ndrop) * sizeof *p->segs);
+    p->nsegs -= ndrop;
+  }
+  p->log_start = new_start;
+  pthread_rwlock_unlock(&p->meta_lock);
+  for (size_t i = 0; i < ndrop; i++) {
+    tk_segment *g = gone[i];
+    char path[TK_PATH_MAX];
+    tk_seg_path(g, path, sizeof path);
+    if (out) out->segments_deleted++, out->bytes_deleted += g->size;
+    pthread_mutex_lock(&s->fd_lock);
+    g->unlinked = 1; /* readers holding it keep their open handle */
+    pthread_mutex_unlock(&s->fd_lock);
+    unlink(path);
+    tk_seg_unref(g);
+  }
+  free(gone);
+  return TAKHIN_OK;
+}
+
+int tk_part_delete_records(tk_partition *p, int64_t offset) {
+  pthread_mutex_lock(&p->append_lock);
+  int rc = write_pending(p);
+  if (rc) goto out;
+  if (offset < p->log_start || offset > p->next_offset) {
+    rc = tk_err(TAKHIN_ERANGE, "offset %lld out of range [%lld, %lld] for DeleteRecords on %s-%d",
+                (long long)offset, (long long)p->log_start, (long long)p->next_offset,
+                p->topic->name, (int)p->id);
+    goto out;
+  }
+  if (offset == p->log_start) goto out;
+  size_t ndrop = 0;
+  while (ndrop + 1 < p->nsegs && p->segs[ndrop]->next_offset <= offset) ndrop++;
+  rc = drop_prefix(p, ndrop, offset, NULL);
+out:
+  pthread_mutex_unlock(&p->append_lock);
+  return rc;
+}
+
+int tk_part_retention(tk_partition *p, takhin_retention_result *out) {
+  const tk_topic_config *cfg = &p->topic->cfg;
+  if (!cfg->delete_) return TAKHIN_OK; /* compact-only topics keep everything */
+  pthread_mutex_lock(&p->append_lock);
+  int rc = write_pending(p);
+  if (rc) goto out;
+  int64_t now = tk_now_ms(), total = 0;
+  for (size_t i = 0; i < p->nsegs; i++) total += p->segs[i]->size;
+  size_t ndrop = 0;
+  while (ndrop + 1 < p->nsegs) { /* never the active segment */
+    tk_segment *g = p->segs[ndrop];
+    int below_start = g->next_offset <= p->log_start;
+    int by_bytes = cfg->retention_bytes >= 0 && total - cfg->retention_bytes >= g->size;
+    int by_time = cfg->retention_ms >= 0 && g->max_ts >= 0 && now - g->max_ts > cfg->retention_ms;
+    if (!below_start && !by_bytes && !by_time) break;
+    total -= g->size;
+    ndrop++;
+  }
+  if (ndrop) {
+    int64_t start = p->segs[ndrop - 1]->next_offset;
+    if (start < p->log_start) start = p->log_start;
+    rc = drop_prefix(p, ndrop, start, out);
+  }
+out:
+  pthread_mutex_unlock(&p->append_lock);
+  return rc;
+}

@@ -1,0 +1,269 @@
+/*
+** segment.c -- one segment file: its in-memory sparse index, its visible end,
+** validation of batches read from disk (recovery and read-only refresh), and
+** the store-wide cache of open file handles.
+**
+** File handles: a store may hold thousands of segments, so files are opened
+** on demand and closed again when more than opt.max_open_files are open and
+** idle (least recently used first). A handle in use (a writer's write, a
+** reader's pread) is never closed under it.
+**
+** Lifetime: a segment is refcounted. The partition's segment array holds one
+** ref; a reader takes another while it reads, so retention can drop the
+** segment from the array and unlink its file while the reader still finishes
+** with its open handle.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+tk_segment *tk_seg_new(tk_partition *p, int64_t base, int64_t created_ms) {
+  tk_segment *g = calloc(1, sizeof *g);
+  if (!g) return NULL;
+  g->part = p;
+  g->base_offset = base;
+  g->next_offset = base;
+  g->max_ts = -1;
+  g->created_ms = created_ms;
+  g->last_idx_pos = -1;
+  g->fd = -1;
+  atomic_init(&g->refs, 1);
+  return g;
+}
+
+void tk_seg_path(const tk_segment *g, char *out, size_t cap) {
+  snprintf(out, cap, "%s/%020lld.log", g->part->dir, (long long)g->base_offset);
+}
+
+static takhin_store *seg_store(const tk_segment *g) { return g->part->topic->store; }
+
+static void lru_unlink(takhin_store *s, tk_segment *g) {
+  if (g->lru_prev) g->lru_prev->lru_next = g->lru_next;
+  else if (s->lru_head == g) s->lru_head = g->lru_next;
+  if (g->lru_next) g->lru_next->lru_prev = g->lru_prev;
+  else if (s->lru_tail == g) s->lru_tail = g->lru_prev;
+  g->lru_prev = g->lru_next = NULL;
+}
+
+static int lru_member(const takhin_store *s, const tk_segment *g) {
+  return g->lru_prev || g->lru_next || s->lru_head == g;
+}
+
+void tk_seg_ref(tk_segment *g) { atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed); }
+
+void tk_seg_unref(tk_segment *g) {
+  if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1) return;
+  takhin_store *s = seg_store(g);
+  pthread_mutex_lock(&s->fd_lock);
+  if (lru_member(s, g)) lru_unlink(s, g);
+  if (g->fd >= 0) {
+    close(g->fd);
+    s->open_fds--;
+  }
+  pthread_mutex_unlock(&s->fd_lock);
+  free(g->idx);
+  free(g);
+}
+
+/* Close idle handles, oldest first, until the budget has room for one more.
+** fd_lock held. Handles in use are not in the LRU list and stay open; the
+** budget may then be exceeded briefly rather than fail an operation. */
+static void fd_evict(takhin_store *s) {
+  while (s->open_fds >= s->opt.max_open_files && s->lru_tail) {
+    tk_segment *v = s->lru_tail;
+    lru_unlink(s, v);
+    close(v->fd);
+    v->fd = -1;
+    s->open_fds--;
+  }
+}
+
+int tk_seg_fd_acquire(tk_segment *g, int *fd) {
+  takhin_store *s = seg_store(g);
+  pthread_mutex_lock(&s->fd_lock);
+  if (g->fd < 0) {
+    if (g->unlinked) {
+      pthread_mutex_unlock(&s->fd_lock);
+      return tk_err(TAKHIN_ERANGE, "segment %lld of %s was deleted", (long long)g->base_offset,
+                    g->part->dir);
+    }
+    fd_evict(s);
+    char path[TK_PATH_MAX];
+    tk_seg_path(g, path, sizeof path);
+    int flags = (s->opt.read_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC;
+    int f = open(path, flags, 0644);
+    if (f < 0 && (errno == EMFILE || errno == ENFILE) && s->lru_tail) {
+      /* The process is out of descriptors: give back every idle one. */
+      int budget = s->opt.max_open_files;
+      s->opt.max_open_files = 0;
+      fd_evict(s);
+      s->opt.max_open_files = budget;
+      f = open(path, flags, 0644);
+    }
+    if (f < 0) {
+      int e = errno;
+      pthread_mutex_unlock(&s->fd_lock);
+      return tk_err_sys(e, "open", path);
+    }
+    g->fd = f;
+    s->open_fds++;
+  } else if (g->fd_users == 0 && lru_member(s, g)) {
+    lru_unlink(s, g);
+  }
+  g->fd_users++;
+  *fd = g->fd;
+  pthread_mutex_unlock(&s->fd_lock);
+  return TAKHIN_OK;
+}
+
+void tk_seg_fd_release(tk_segment *g) {
+  takhin_store *s = seg_store(g);
+  pthread_mutex_lock(&s->fd_lock);
+  if (--g->fd_users == 0 && g->fd >= 0) {
+    /* idle: most recently used goes to the head */
+    g->lru_prev = NULL;
+    g->lru_next = s->lru_head;
+    if (s->lru_head) s->lru_head->lru_prev = g;
+    s->lru_head = g;
+    if (!s->lru_tail) s->lru_tail = g;
+    fd_evict(s);
+  }
+  pthread_mutex_unlock(&s->fd_lock);
+}
+
+int tk_seg_note_batch(tk_segment *g, int64_t pos, const tk_batch_hdr *h) {
+  int64_t ts = h->max_timestamp;
+  if (g->idx_n == 0 || pos - g->last_idx_pos >= TK_INDEX_INTERVAL) {
+    if (g->idx_n == g->idx_cap) {
+      size_t cap = g->idx_cap ? g->idx_cap * 2 : 16;
+      tk_index_entry *ni = realloc(g->idx, cap * sizeof *ni);
+      if (!ni) return tk_err(TAKHIN_ENOMEM, "out of memory growing the offset index");
+      g->idx = ni;
+      g->idx_cap = cap;
+    }
+    tk_index_entry *e = &g->idx[g->idx_n];
+    e->offset = h->base_offset;
+    e->position = pos;
+    e->max_ts = ts;
+    e->run_max = g->idx_n ? g->idx[g->idx_n - 1].run_max : ts;
+    if (ts > e->run_max) e->run_max = ts;
+    g->idx_n++;
+    g->last_idx_pos = pos;
+  } else {
+    tk_index_entry *e = &g->idx[g->idx_n - 1];
+    if (ts > e->max_ts) e->max_ts = ts;
+    if (ts > e->run_max) e->run_max = ts;
+    /* The newest entry changed: it must be written to the catalog again. */
+    if (g->idx_persisted == g->idx_n) g->idx_persisted--;
+  }
+  g->next_offset = h->base_offset + h->last_offset_delta + 1;
+  g->size = pos + tk_batch_total(h);
+  if (ts > g->max_ts) g->max_ts = ts;
+  g->cat_dirty = 1;
+  return TAKHIN_OK;
+}
+
+int64_t tk_seg_index_lookup(const tk_segment *g, int64_t target) {
+  size_t lo = 0, hi = g->idx_n;
+  while (lo < hi) { /* first entry with offset > target */
+    size_t mid = lo + (hi - lo) / 2;
+    if (g->idx[mid].offset <= target) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo == 0 ? 0 : g->idx[lo - 1].position;
+}
+
+/* Note one batch under the partition's meta lock (readers may be searching). */
+static int note_locked(tk_segment *g, int64_t pos, const tk_batch_hdr *h) {
+  pthread_rwlock_wrlock(&g->part->meta_lock);
+  int rc = tk_seg_note_batch(g, pos, h);
+  pthread_rwlock_unlock(&g->part->meta_lock);
+  return rc;
+}
+
+int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result *res) {
+  memset(res, 0, sizeof *res);
+  int fd, rc = tk_seg_fd_acquire(g, &fd);
+  if (rc) return rc;
+  struct stat st;
+  char path[TK_PATH_MAX];
+  tk_seg_path(g, path, sizeof path);
+  tk_buf buf = {0}, scratch = {0};
+  ZSTD_DCtx *dctx = NULL;
+  if (fstat(fd, &st) != 0) {
+    rc = tk_err_sys(errno, "stat", path);
+    goto done;
+  }
+  res->file_size = st.st_size;
+  if (lenient_end > st.st_size) lenient_end = st.st_size;
+  int64_t expect = g->next_offset;
+  /* Zone 1: bytes the catalog says were written and indexed. Only headers are
+  ** walked: a damaged batch in here is bit rot, reported when read, and must
+  ** not make recovery throw away the good batches after it. */
+  while (pos < lenient_end) {
+    uint8_t hb[TK_BATCH_HEADER_SIZE];
+    tk_batch_hdr h;
+    if (lenient_end - pos < TK_BATCH_HEADER_SIZE || pread(fd, hb, sizeof hb, pos) != (ssize_t)sizeof hb ||
+        tk_batch_parse_header(hb, sizeof hb, &h) != TAKHIN_OK || h.base_offset < expect ||
+        tk_batch_total(&h) > lenient_end - pos) {
+      res->lenient_broke = 1;
+      goto out;
+    }
+    if ((rc = note_locked(g, pos, &h))) goto out;
+    expect = g->next_offset;
+    pos += tk_batch_total(&h);
+    res->batches++;
+  }
+  /* Zone 2: the unindexed tail. Every batch must be complete, pass its CRC
+  ** and decode; the first that does not marks the end of good data. */
+  dctx = ZSTD_createDCtx();
+  if (!dctx) {
+    rc = tk_err(TAKHIN_ENOMEM, "out of memory for a zstd context");
+    goto out;
+  }
+  while (pos < st.st_size) {
+    uint8_t hb[TK_BATCH_HEADER_SIZE];
+    int64_t avail = st.st_size - pos;
+    if (avail < TK_BATCH_HEADER_SIZE) break; /* torn header */
+    ssize_t r = pread(fd, hb, sizeof hb, pos);
+    if (r != (ssize_t)sizeof hb) {
+      if (r < 0) rc = tk_err_sys(errno, "read", path);
+      break;
+    }
+    tk_batch_hdr h;
+    if (tk_batch_parse_header(hb, sizeof hb, &h) != TAKHIN_OK) break;
+    int64_t total = tk_batch_total(&h);
+    if (total > avail || total > TK_MAX_BATCH_BYTES) break; /* torn or absurd */
+    if (h.base_offset < expect) break;                        /* offsets only grow */
+    buf.len = 0;
+    if (tk_buf_reserve(&buf, (size_t)total)) {
+      rc = tk_err(TAKHIN_ENOMEM, "out of memory reading %s", path);
+      break;
+    }
+    r = pread(fd, buf.p, (size_t)total, pos);
+    if (r != total) {
+      if (r < 0) rc = tk_err_sys(errno, "read", path);
+      break;
+    }
+    if (!tk_batch_crc_ok(buf.p, &h)) break;
+    if (tk_batch_validate(buf.p, &h, dctx, &scratch, TK_MAX_BATCH_BYTES) != TAKHIN_OK) break;
+    if ((rc = note_locked(g, pos, &h))) break;
+    expect = g->next_offset;
+    pos += total;
+    res->batches++;
+  }
+out:
+  res->good_end = pos;
+done:
+  ZSTD_freeDCtx(dctx);
+  tk_buf_free(&buf);
+  tk_buf_free(&scratch);
+  tk_seg_fd_release(g);
+  return rc;
+}

@@ -1,0 +1,544 @@
+/*
+** store.c -- the store handle: opening (writer lock, catalog, recovery of
+** every partition), the table of topics, the BUFFERED-mode flusher thread,
+** and the public entry points that check their arguments and hand off to
+** partition.c.
+**
+** Topic lookups take topics_lock for reading just long enough to find the
+** topic and take a reference; the operation then runs on the partition's own
+** locks, so producers to different partitions never contend here.
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void takhin_options_init(takhin_options *opt) {
+  if (!opt) return;
+  memset(opt, 0, sizeof *opt);
+  opt->durability = TAKHIN_DURABILITY_OS;
+  opt->flush_bytes = 1 << 20;
+  opt->flush_ms = 100;
+  opt->max_open_files = 256;
+}
+
+void takhin_free(void *p) { free(p); }
+
+/* ---- topics table ----------------------------------------------------- */
+
+static uint64_t name_hash(const char *s) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return h;
+}
+
+static tk_topic *find_topic(const takhin_store *s, const char *name) {
+  if (!s->nbuckets) return NULL;
+  for (tk_topic *t = s->topics[name_hash(name) % s->nbuckets]; t; t = t->hnext)
+    if (!strcmp(t->name, name)) return t;
+  return NULL;
+}
+
+/* Insert t (topics_lock held for writing), growing the table at load 1. */
+static int insert_topic(takhin_store *s, tk_topic *t) {
+  if (s->ntopics + 1 > s->nbuckets) {
+    size_t nb = s->nbuckets ? s->nbuckets * 2 : 64;
+    tk_topic **nt = calloc(nb, sizeof *nt);
+    if (!nt) return tk_err(TAKHIN_ENOMEM, "out of memory growing the topic table");
+    for (size_t i = 0; i < s->nbuckets; i++)
+      for (tk_topic *x = s->topics[i], *nx; x; x = nx) {
+        nx = x->hnext;
+        size_t b = name_hash(x->name) % nb;
+        x->hnext = nt[b];
+        nt[b] = x;
+      }
+    free(s->topics);
+    s->topics = nt;
+    s->nbuckets = nb;
+  }
+  size_t b = name_hash(t->name) % s->nbuckets;
+  t->hnext = s->topics[b];
+  s->topics[b] = t;
+  s->ntopics++;
+  return TAKHIN_OK;
+}
+
+tk_topic *tk_topic_new(takhin_store *s, int64_t id, const char *name, int32_t nparts,
+                       const tk_topic_config *cfg) {
+  tk_topic *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->parts = calloc((size_t)nparts, sizeof *t->parts);
+  if (!t->parts) {
+    free(t);
+    return NULL;
+  }
+  t->store = s;
+  t->topic_id = id;
+  snprintf(t->name, sizeof t->name, "%s", name);
+  t->cfg = *cfg;
+  t->nparts = nparts;
+  atomic_init(&t->refs, 1);
+  atomic_init(&t->deleted, 0);
+  for (int32_t i = 0; i < nparts; i++) tk_part_init(&t->parts[i], t, i);
+  return t;
+}
+
+void tk_topic_ref(tk_topic *t) { atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed); }
+
+void tk_topic_unref(tk_topic *t) {
+  if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
+  for (int32_t i = 0; i < t->nparts; i++) tk_part_destroy(&t->parts[i]);
+  free(t->parts);
+  free(t);
+}
+
+/* Topic rows as read from the catalog, loaded after the statement is done
+** so that loading (which queries the catalog itself) never nests in it. */
+typedef struct topic_row {
+  int64_t id;
+  char name[TK_MAX_TOPIC_NAME + 1];
+  int32_t nparts;
+  tk_topic_config cfg;
+} topic_row;
+
+typedef struct topic_rows {
+  topic_row *v;
+  size_t n, cap;
+} topic_rows;
+
+static int collect_topic(takhin_store *s, int64_t id, const char *name, int32_t nparts,
+                         const tk_topic_config *cfg, void *arg) {
+  (void)s;
+  topic_rows *r = arg;
+  if (r->n == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 16;
+    topic_row *nv = realloc(r->v, cap * sizeof *nv);
+    if (!nv) return tk_err(TAKHIN_ENOMEM, "out of memory reading topics");
+    r->v = nv;
+    r->cap = cap;
+  }
+  topic_row *t = &r->v[r->n++];
+  t->id = id;
+  snprintf(t->name, sizeof t->name, "%s", name);
+  t->nparts = nparts;
+  t->cfg = *cfg;
+  return TAKHIN_OK;
+}
+
+/* Load every catalog topic not yet in the table (topics_lock held for
+** writing). At open this is all of them; for a read-only handle, later
+** calls pick up topics the writer process created since. */
+static int load_topics(takhin_store *s) {
+  topic_rows rows = {0};
+  pthread_mutex_lock(&s->cat_lock);
+  int rc = tk_cat_each_topic(s, collect_topic, &rows);
+  pthread_mutex_unlock(&s->cat_lock);
+  for (size_t k = 0; k < rows.n && !rc; k++) {
+    topic_row *r = &rows.v[k];
+    if (find_topic(s, r->name)) continue;
+    tk_topic *t = tk_topic_new(s, r->id, r->name, r->nparts, &r->cfg);
+    if (!t) {
+      rc = tk_err(TAKHIN_ENOMEM, "out of memory loading topic \"%s\"", r->name);
+      break;
+    }
+    for (int32_t i = 0; i < r->nparts && !rc; i++) rc = tk_part_load(&t->parts[i], &s->recovery);
+    if (!rc) rc = insert_topic(s, t);
+    if (rc) tk_topic_unref(t);
+  }
+  free(rows.v);
+  return rc;
+}
+
+int tk_store_topic(takhin_store *s, const char *name, tk_topic **out) {
+  if (!name) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
+  for (int attempt = 0; attempt < 2; attempt++) {
+    pthread_rwlock_rdlock(&s->topics_lock);
+    tk_topic *t = find_topic(s, name);
+    if (t) tk_topic_ref(t);
+    pthread_rwlock_unlock(&s->topics_lock);
+    if (t) {
+      *out = t;
+      return TAKHIN_OK;
+    }
+    if (!s->opt.read_only || attempt) break;
+    pthread_rwlock_wrlock(&s->topics_lock);
+    load_topics(s);
+    pthread_rwlock_unlock(&s->topics_lock);
+  }
+  return tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\"", name);
+}
+
+int tk_store_partition(takhin_store *s, const char *topic, int32_t part, tk_topic **t,
+                       tk_partition **p) {
+  int rc = tk_store_topic(s, topic, t);
+  if (rc) return rc;
+  if (part < 0 || part >= (*t)->nparts) {
+    rc = tk_err(TAKHIN_ENOTFOUND, "partition %d out of range [0, %d) for topic \"%s\"", (int)part,
+                (int)(*t)->nparts, topic);
+    tk_topic_unref(*t);
+    *t = NULL;
+    return rc;
+  }
+  *p = &(*t)->parts[part];
+  return TAKHIN_OK;
+}
+
+/* ---- the BUFFERED flusher ---------------------------------------------- */
+
+static void for_each_partition(takhin_store *s, void (*fn)(tk_partition *, void *), void *arg) {
+  pthread_rwlock_rdlock(&s->topics_lock);
+  for (size_t b = 0; b < s->nbuckets; b++)
+    for (tk_topic *t = s->topics[b]; t; t = t->hnext)
+      for (int32_t i = 0; i < t->nparts; i++) fn(&t->parts[i], arg);
+  pthread_rwlock_unlock(&s->topics_lock);
+}
+
+static void flush_if_due(tk_partition *p, void *arg) {
+  int64_t now = *(int64_t *)arg;
+  /* pending_since_ms is read racily on purpose: a stale value only delays
+  ** the flush by one tick; the flush itself runs under append_lock. */
+  pthread_mutex_lock(&p->append_lock);
+  int due = p->pending_since_ms && now - p->pending_since_ms >= p->topic->store->opt.flush_ms;
+  pthread_mutex_unlock(&p->append_lock);
+  if (due) tk_part_flush(p, 0, 0);
+}
+
+static void *flusher_main(void *arg) {
+  takhin_store *s = arg;
+  pthread_mutex_lock(&s->flusher_mu);
+  while (!s->stopping) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t tick = s->opt.flush_ms / 2 > 0 ? s->opt.flush_ms / 2 : 1;
+    ts.tv_sec += tick / 1000;
+    ts.tv_nsec += (tick % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    pthread_cond_timedwait(&s->flusher_cv, &s->flusher_mu, &ts);
+    if (s->stopping) break;
+    pthread_mutex_unlock(&s->flusher_mu);
+    int64_t now = tk_now_ms();
+    for_each_partition(s, flush_if_due, &now);
+    pthread_mutex_lock(&s->flusher_mu);
+  }
+  pthread_mutex_unlock(&s->flusher_mu);
+  return NULL;
+}
+
+/* ---- open and close --------------------------------------------------- */
+
+static int check_options(const takhin_options *o) {
+  if (o->durability < TAKHIN_DURABILITY_OS || o->durability > TAKHIN_DURABILITY_BUFFERED)
+    return tk_err(TAKHIN_EINVAL, "unknown durability mode %d", o->durability);
+  if (o->flush_bytes <= 0) return tk_err(TAKHIN_EINVAL, "flush_bytes must be positive");
+  if (o->flush_ms <= 0) return tk_err(TAKHIN_EINVAL, "flush_ms must be positive");
+  if (o->max_open_files < 1) return tk_err(TAKHIN_EINVAL, "max_open_files must be at least 1");
+  return TAKHIN_OK;
+}
+
+/* Take the one-writer lock: flock on "<dir>/LOCK", released by the kernel if
+** the process dies, so a crash never leaves a stale lock behind. */
+static int take_writer_lock(takhin_store *s) {
+  char path[TK_PATH_MAX];
+  snprintf(path, sizeof path, "%s/LOCK", s->data_dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return tk_err_sys(errno, "open", path);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    close(fd);
+    if (e == EWOULDBLOCK)
+      return tk_err(TAKHIN_ELOCKED, "store %s is locked by another writer; open it read-only "
+                    "to read while that writer runs", s->db_path);
+    return tk_err_sys(e, "lock", path);
+  }
+  s->lock_fd = fd;
+  return TAKHIN_OK;
+}
+
+int takhin_open(const char *path, const takhin_options *opt, takhin_store **out) {
+  if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_open: out is NULL");
+  *out = NULL;
+  if (!path || !*path) return tk_err(TAKHIN_EINVAL, "takhin_open: path is NULL or empty");
+  if (strlen(path) > 3800) return tk_err(TAKHIN_EINVAL, "takhin_open: path is too long");
+  takhin_store *s = calloc(1, sizeof *s);
+  if (!s) return tk_err(TAKHIN_ENOMEM, "out of memory opening %s", path);
+  takhin_options_init(&s->opt);
+  if (opt) s->opt = *opt;
+  s->lock_fd = -1;
+  pthread_rwlock_init(&s->topics_lock, NULL);
+  pthread_mutex_init(&s->cat_lock, NULL);
+  pthread_mutex_init(&s->fd_lock, NULL);
+  pthread_mutex_init(&s->flusher_mu, NULL);
+  pthread_cond_init(&s->flusher_cv, NULL);
+  snprintf(s->db_path, sizeof s->db_path, "%s", path);
+  snprintf(s->data_dir, sizeof s->data_dir, "%s-takhin", path);
+  int rc = check_options(&s->opt);
+  if (rc) goto fail;
+  if (s->opt.read_only) {
+    struct stat st;
+    if (stat(s->data_dir, &st) != 0 || stat(s->db_path, &st) != 0) {
+      rc = tk_err(TAKHIN_ENOTFOUND, "no takhin store at %s (read-only open does not create one)", path);
+      goto fail;
+    }
+  } else {
+    if (mkdir(s->data_dir, 0755) != 0 && errno != EEXIST) {
+      rc = tk_err_sys(errno, "mkdir", s->data_dir);
+      goto fail;
+    }
+    if ((rc = take_writer_lock(s))) goto fail;
+  }
+  if ((rc = tk_cat_open(s, s->opt.read_only))) goto fail;
+  pthread_rwlock_wrlock(&s->topics_lock);
+  rc = load_topics(s);
+  pthread_rwlock_unlock(&s->topics_lock);
+  if (rc) goto fail;
+  if (s->opt.durability == TAKHIN_DURABILITY_BUFFERED && !s->opt.read_only) {
+    if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0) {
+      rc = tk_err(TAKHIN_ENOMEM, "cannot start the flusher thread");
+      goto fail;
+    }
+    s->flusher_running = 1;
+  }
+  *out = s;
+  return TAKHIN_OK;
+fail:
+  takhin_close(s);
+  return rc;
+}
+
+static void flush_one(tk_partition *p, void *arg) {
+  int *first_rc = arg;
+  int rc = tk_part_flush(p, 1, 0);
+  if (rc && !*first_rc) *first_rc = rc;
+}
+
+int takhin_close(takhin_store *s) {
+  if (!s) return TAKHIN_OK;
+  int rc = TAKHIN_OK;
+  if (s->flusher_running) {
+    pthread_mutex_lock(&s->flusher_mu);
+    s->stopping = 1;
+    pthread_cond_signal(&s->flusher_cv);
+    pthread_mutex_unlock(&s->flusher_mu);
+    pthread_join(s->flusher, NULL);
+  }
+  if (s->cat && !s->opt.read_only) for_each_partition(s, flush_one, &rc);
+  for (size_t b = 0; b < s->nbuckets; b++)
+    for (tk_topic *t = s->topics[b], *nx; t; t = nx) {
+      nx = t->hnext;
+      tk_topic_unref(t);
+    }
+  free(s->topics);
+  tk_cat_close(s);
+  if (s->lock_fd >= 0) close(s->lock_fd);
+  pthread_rwlock_destroy(&s->topics_lock);
+  pthread_mutex_destroy(&s->cat_lock);
+  pthread_mutex_destroy(&s->fd_lock);
+  pthread_mutex_destroy(&s->flusher_mu);
+  pthread_cond_destroy(&s->flusher_cv);
+  free(s);
+  return rc;
+}
+
+int takhin_flush(takhin_store *s, int sync) {
+  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_flush: store is NULL");
+  if (s->opt.read_only) return TAKHIN_OK;
+  int rc = TAKHIN_OK;
+  pthread_rwlock_rdlock(&s->topics_lock);
+  for (size_t b = 0; b < s->nbuckets; b++)
+    for (tk_topic *t = s->topics[b]; t; t = t->hnext)
+      for (int32_t i = 0; i < t->nparts; i++) {
+        int r = tk_part_flush(&t->parts[i], 1, sync);
+        if (r && !rc) rc = r;
+      }
+  pthread_rwlock_unlock(&s->topics_lock);
+  return rc;
+}
+
+int takhin_recovery(takhin_store *s, takhin_recovery_info *out) {
+  if (!s || !out) return tk_err(TAKHIN_EMISUSE, "takhin_recovery: NULL argument");
+  *out = s->recovery;
+  return TAKHIN_OK;
+}
+
+/* ---- topics ------------------------------------------------------------ */
+
+/* Remove every file in a partition folder: a new topic must not inherit the
+** segments of a deleted topic of the same name whose cleanup was cut short. */
+static void clear_dir(const char *dir) {
+  DIR *d = opendir(dir); /* partition folders hold only files: no recursion */
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    char path[TK_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    unlink(path);
+  }
+  closedir(d);
+}
+
+int takhin_topic_create(takhin_store *s, const char *topic, int32_t partitions,
+                        const char *const *config) {
+  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_topic_create: store is NULL");
+  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  int rc = tk_topic_name_check(topic);
+  if (rc) return rc;
+  if (partitions < 1 || partitions > TK_MAX_PARTITIONS)
+    return tk_err(TAKHIN_EINVAL, "partitions must be in [1, %d], got %d", TK_MAX_PARTITIONS,
+                  (int)partitions);
+  tk_topic_config cfg;
+  tk_config_defaults(&cfg);
+  if ((rc = tk_config_apply(&cfg, config))) return rc;
+  pthread_rwlock_wrlock(&s->topics_lock);
+  if (find_topic(s, topic)) {
+    rc = tk_err(TAKHIN_EEXISTS, "topic \"%s\" already exists", topic);
+    goto out;
+  }
+  int64_t id = 0;
+  pthread_mutex_lock(&s->cat_lock);
+  rc = tk_cat_begin(s);
+  if (!rc) rc = tk_cat_insert_topic(s, topic, partitions, &cfg, &id);
+  for (int32_t i = 0; !rc && i < partitions; i++) rc = tk_cat_insert_partition(s, id, i);
+  if (!rc) rc = tk_cat_commit(s);
+  else tk_cat_rollback(s);
+  pthread_mutex_unlock(&s->cat_lock);
+  if (rc) goto out;
+  tk_topic *t = tk_topic_new(s, id, topic, partitions, &cfg);
+  if (!t) rc = tk_err(TAKHIN_ENOMEM, "out of memory creating topic \"%s\"", topic);
+  for (int32_t i = 0; !rc && i < partitions; i++) {
+    clear_dir(t->parts[i].dir);
+    rc = tk_part_create(&t->parts[i]);
+  }
+  if (!rc) rc = insert_topic(s, t);
+  if (rc) {
+    int keep = rc;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", takhin_errmsg());
+    pthread_mutex_lock(&s->cat_lock);
+    tk_cat_delete_topic(s, id);
+    pthread_mutex_unlock(&s->cat_lock);
+    if (t) {
+      for (int32_t i = 0; i < partitions; i++) {
+        clear_dir(t->parts[i].dir);
+        rmdir(t->parts[i].dir);
+      }
+      tk_topic_unref(t);
+    }
+    rc = tk_err(keep, "%s", msg);
+  }
+out:
+  pthread_rwlock_unlock(&s->topics_lock);
+  return rc;
+}
+
+int takhin_topic_partitions(takhin_store *s, const char *topic, int32_t *out) {
+  if (!s || !out) return tk_err(TAKHIN_EMISUSE, "takhin_topic_partitions: NULL argument");
+  tk_topic *t;
+  int rc = tk_store_topic(s, topic, &t);
+  if (rc) return rc;
+  *out = t->nparts;
+  tk_topic_unref(t);
+  return TAKHIN_OK;
+}
+
+/* ---- partition operations ---------------------------------------------- */
+
+int takhin_produce(takhin_store *s, const char *topic, int32_t partition,
+                   const takhin_record *records, size_t n, int64_t *first_offset) {
+  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_produce: store is NULL");
+  if (!records || n == 0) return tk_err(TAKHIN_EINVAL, "takhin_produce: no records");
+  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  tk_topic *t;
+  tk_partition *p;
+  int rc = tk_store_partition(s, topic, partition, &t, &p);
+  if (rc) return rc;
+  rc = tk_part_append(p, records, n, first_offset);
+  tk_topic_unref(t);
+  return rc;
+}
+
+int takhin_partition_info_get(takhin_store *s, const char *topic, int32_t partition,
+                              takhin_partition_info *out) {
+  if (!s || !out) return tk_err(TAKHIN_EMISUSE, "takhin_partition_info_get: NULL argument");
+  tk_topic *t;
+  tk_partition *p;
+  int rc = tk_store_partition(s, topic, partition, &t, &p);
+  if (rc) return rc;
+  if (s->opt.read_only) tk_part_refresh(p);
+  pthread_rwlock_rdlock(&p->meta_lock);
+  out->log_start_offset = p->log_start;
+  out->high_watermark = s->opt.durability == TAKHIN_DURABILITY_BUFFERED ? p->pending_next : p->next_offset;
+  out->size_bytes = 0;
+  for (size_t i = 0; i < p->nsegs; i++) out->size_bytes += p->segs[i]->size;
+  out->segments = (int64_t)p->nsegs;
+  pthread_rwlock_unlock(&p->meta_lock);
+  tk_topic_unref(t);
+  return TAKHIN_OK;
+}
+
+int takhin_segments_list(takhin_store *s, const char *topic, int32_t partition,
+                         takhin_segment_info **out, size_t *n) {
+  if (!s || !out || !n) return tk_err(TAKHIN_EMISUSE, "takhin_segments_list: NULL argument");
+  *out = NULL;
+  *n = 0;
+  tk_topic *t;
+  tk_partition *p;
+  int rc = tk_store_partition(s, topic, partition, &t, &p);
+  if (rc) return rc;
+  if (s->opt.read_only) tk_part_refresh(p);
+  pthread_rwlock_rdlock(&p->meta_lock);
+  takhin_segment_info *v = malloc((p->nsegs ? p->nsegs : 1) * sizeof *v);
+  if (!v) {
+    rc = tk_err(TAKHIN_ENOMEM, "out of memory listing segments");
+  } else {
+    for (size_t i = 0; i < p->nsegs; i++) {
+      tk_segment *g = p->segs[i];
+      v[i] = (takhin_segment_info){g->base_offset, g->next_offset, g->size, g->max_ts, g->sealed};
+    }
+    *out = v;
+    *n = p->nsegs;
+  }
+  pthread_rwlock_unlock(&p->meta_lock);
+  tk_topic_unref(t);
+  return rc;
+}
+
+int takhin_delete_records(takhin_store *s, const char *topic, int32_t partition, int64_t offset) {
+  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_delete_records: store is NULL");
+  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  tk_topic *t;
+  tk_partition *p;
+  int rc = tk_store_partition(s, topic, partition, &t, &p);
+  if (rc) return rc;
+  rc = tk_part_delete_records(p, offset);
+  tk_topic_unref(t);
+  return rc;
+}
+
+int takhin_retention_apply(takhin_store *s, const char *topic, int32_t partition,
+                           takhin_retention_result *out) {
+  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_retention_apply: store is NULL");
+  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  takhin_retention_result local = {0, 0};
+  tk_topic *t;
+  int rc = tk_store_topic(s, topic, &t);
+  if (rc) return rc;
+  if (partition < -1 || partition >= t->nparts) {
+    rc = tk_err(TAKHIN_ENOTFOUND, "partition %d out of range [0, %d) for topic \"%s\"",
+                (int)partition, (int)t->nparts, topic);
+  } else {
+    for (int32_t i = 0; i < t->nparts && !rc; i++)
+      if (partition < 0 || partition == i) rc = tk_part_retention(&t->parts[i], &local);
+  }
+  tk_topic_unref(t);
+  if (out) *out = local;
+  return rc;
+}

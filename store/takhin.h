@@ -1,0 +1,273 @@
+/*
+** takhin.h -- the whole public API of takhin, an embedded Kafka-style log store.
+**
+** A store is a SQLite database file X (the catalog and index) plus a folder
+** "X-takhin/" beside it that holds one folder per topic partition
+** ("<topic>-<partition>/") of append-only segment files named by their base
+** offset ("%020lld.log"). Segment files hold Kafka RecordBatch v2 batches byte
+** for byte, so Kafka tooling can read them.
+**
+** Conventions (after LMDB):
+**   - every function returns an int status: TAKHIN_OK (0) or a TAKHIN_E* code;
+**     takhin_errstr(rc) names the code, takhin_errmsg() returns the detailed
+**     message of the calling thread's last failed call ("offset 120 out of
+**     range [0, 100)").
+**   - handles are opaque; constructors take an out-parameter.
+**   - every pointer the library hands out states who owns it and how long it
+**     stays valid.
+**
+** Threads: one takhin_store may be used from many threads at once. Appends to
+** one partition are serialized; appends to different partitions run in
+** parallel; readers never wait for a writer's I/O. A takhin_cursor belongs to
+** one thread at a time.
+**
+** Processes: one writer process per store (a second writer gets
+** TAKHIN_ELOCKED); any number of processes may open the store read-only and see
+** every record the writer has handed to the OS.
+*/
+#ifndef TAKHIN_H
+#define TAKHIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TAKHIN_VERSION "0.1.0"
+#define TAKHIN_FORMAT_VERSION 1 /* catalog + segment layout version */
+
+/* ---- status codes ---------------------------------------------------- */
+#define TAKHIN_OK 0
+#define TAKHIN_END 1         /* not an error: a cursor has no more records */
+#define TAKHIN_EMISUSE -1    /* NULL or closed handle, API used wrongly */
+#define TAKHIN_EINVAL -2     /* bad argument: name, config, timestamp, ... */
+#define TAKHIN_ENOTFOUND -3  /* unknown topic, partition or group */
+#define TAKHIN_EEXISTS -4    /* topic already exists */
+#define TAKHIN_ERANGE -5     /* offset out of range */
+#define TAKHIN_ETOOBIG -6    /* record or batch larger than max_message_bytes */
+#define TAKHIN_ECORRUPT -7   /* damaged segment file or catalog row */
+#define TAKHIN_EIO -8        /* an operating system call failed */
+#define TAKHIN_ENOSPC -9     /* the disk is full */
+#define TAKHIN_ELOCKED -10   /* another process holds the store for writing */
+#define TAKHIN_EREADONLY -11 /* the store was opened read-only */
+#define TAKHIN_EFORMAT -12   /* catalog written by an unknown format version */
+#define TAKHIN_ENOMEM -13    /* out of memory */
+#define TAKHIN_ECATALOG -14  /* SQLite reported an error on the catalog */
+
+/* Static name and one-line meaning of a status code. Never NULL. */
+const char *takhin_errstr(int rc);
+
+/* Detailed message of the calling thread's most recent failed call into
+** takhin (any store). Owned by the library, valid until the thread's next
+** takhin call. "" when none failed yet. */
+const char *takhin_errmsg(void);
+
+/* ---- store ----------------------------------------------------------- */
+typedef struct takhin_store takhin_store;
+
+/* Durability of a produce call, chosen per store.
+**   OS (default): the batch is handed to the OS (one write()) before the call
+**     returns, so an application crash loses nothing acknowledged; an OS crash
+**     or power loss may lose the unsynced tail.
+**   FSYNC: the call returns once the data is on disk (fdatasync); concurrent
+**     producers to a partition share one fdatasync (group commit).
+**   BUFFERED: batches collect in memory and are written every flush_bytes or
+**     flush_ms (a background thread enforces flush_ms), or by takhin_flush().
+**     Fastest; a process crash LOSES the unflushed tail even though the
+**     produce call returned. Readers in this process still see every record
+**     (a fetch past the flushed point flushes first). */
+#define TAKHIN_DURABILITY_OS 0
+#define TAKHIN_DURABILITY_FSYNC 1
+#define TAKHIN_DURABILITY_BUFFERED 2
+
+typedef struct takhin_options {
+  int durability;          /* TAKHIN_DURABILITY_*; default OS */
+  int64_t flush_bytes;     /* BUFFERED: write when this much is pending; default 1 MiB */
+  int64_t flush_ms;        /* BUFFERED: write at least this often; default 100 ms */
+  int read_only;           /* open without the writer lock; no writes allowed */
+  int max_open_files;      /* budget of cached segment file handles; default 256 */
+} takhin_options;
+
+/* Fill *opt with the defaults above. */
+void takhin_options_init(takhin_options *opt);
+
+/* Open (creating if missing, unless read_only) the store whose catalog is the
+** SQLite file at path. opt may be NULL for defaults. On success *out is a
+** handle to close with takhin_close. Recovery runs here: every segment is
+** checked from its last indexed position, missing index rows are rebuilt and
+** a torn or corrupt tail is truncated; takhin_recovery() reports what was
+** done. Errors: ELOCKED (another writer), EFORMAT (unknown catalog version),
+** EIO, ECATALOG, EINVAL. */
+int takhin_open(const char *path, const takhin_options *opt, takhin_store **out);
+
+/* Flush buffered data and index rows, stop background work, close files and
+** free the handle. NULL is a no-op. Returns the first error met while
+** flushing; the handle is freed regardless. */
+int takhin_close(takhin_store *s);
+
+/* Write buffered batches (BUFFERED mode) and pending index rows to the OS and
+** the catalog. With sync != 0 also fdatasync every segment written since the
+** last sync. */
+int takhin_flush(takhin_store *s, int sync);
+
+/* What recovery did when the store was opened. */
+typedef struct takhin_recovery_info {
+  int64_t partitions_checked;  /* partitions whose tail was validated */
+  int64_t batches_recovered;   /* batches found past the indexed position */
+  int64_t bytes_truncated;     /* torn/corrupt tail bytes removed */
+  int64_t segments_truncated;  /* segments that lost a tail */
+  int64_t files_removed;       /* stray files tidied away */
+} takhin_recovery_info;
+int takhin_recovery(takhin_store *s, takhin_recovery_info *out);
+
+/* ---- topics ---------------------------------------------------------- */
+/* Topic names follow Kafka: [a-zA-Z0-9._-], 1-249 characters, not "." or "..".
+**
+** Config is a NULL-terminated array of key, value string pairs with Kafka's
+** names (underscored) and defaults:
+**   cleanup_policy            delete | compact | compact,delete   (delete)
+**   compression               none | zstd                         (none)
+**   segment_bytes             roll size of a segment              (1073741824)
+**   segment_ms                roll age of a segment               (604800000)
+**   retention_bytes           per partition, -1 = unlimited       (-1)
+**   retention_ms              -1 = unlimited                      (604800000)
+**   max_message_bytes         largest record batch                (1048588)
+**   delete_retention_ms       tombstone lifetime                  (86400000)
+**   min_compaction_lag_ms                                         (0)
+**   min_cleanable_dirty_ratio                                     (0.5)
+** Unknown keys or malformed values fail with EINVAL naming the key. */
+int takhin_topic_create(takhin_store *s, const char *topic, int32_t partitions,
+                        const char *const *config);
+
+/* Number of partitions of a topic. */
+int takhin_topic_partitions(takhin_store *s, const char *topic, int32_t *out);
+
+/* ---- records --------------------------------------------------------- */
+#define TAKHIN_TIMESTAMP_NOW (-1) /* as a record timestamp: the current time */
+
+typedef struct takhin_header {
+  const char *key;   /* UTF-8, not NUL-terminated */
+  size_t key_len;
+  const void *value; /* NULL = null value */
+  size_t value_len;
+} takhin_header;
+
+/* One record to produce. key NULL = null key; value NULL = null value
+** (a tombstone); a zero-length non-NULL pointer is an empty key/value. */
+typedef struct takhin_record {
+  const void *key;
+  size_t key_len;
+  const void *value;
+  size_t value_len;
+  const takhin_header *headers;
+  size_t n_headers;
+  int64_t timestamp; /* ms since the epoch, or TAKHIN_TIMESTAMP_NOW */
+} takhin_record;
+
+/* Append n >= 1 records to one partition as one Kafka batch. *first_offset
+** (may be NULL) receives the offset of the first record; the others follow
+** densely. All or nothing: on error no record is stored. Errors: ENOTFOUND,
+** ETOOBIG (batch above max_message_bytes), EINVAL, ENOSPC, EIO, EREADONLY. */
+int takhin_produce(takhin_store *s, const char *topic, int32_t partition,
+                   const takhin_record *records, size_t n, int64_t *first_offset);
+
+/* ---- reading --------------------------------------------------------- */
+typedef struct takhin_cursor takhin_cursor;
+
+/* A record as read. key/value/headers point into the cursor's buffer: valid
+** until the next takhin_cursor_* call on the same cursor; the caller must
+** not free or modify them. */
+typedef struct takhin_message {
+  int64_t offset;
+  int64_t timestamp;
+  const void *key;   /* NULL when the key is null */
+  size_t key_len;
+  const void *value; /* NULL when the value is null */
+  size_t value_len;
+  size_t n_headers;
+  const void *headers_raw; /* Kafka-encoded headers; use takhin_message_header */
+  size_t headers_raw_len;
+} takhin_message;
+
+/* Header i (0-based) of m, as views into the same buffer as m. EINVAL when
+** i >= m->n_headers, ECORRUPT if the bytes are malformed. */
+int takhin_message_header(const takhin_message *m, size_t i, takhin_header *out);
+
+/* Open a cursor on one partition; it starts at the log start offset. */
+int takhin_cursor_open(takhin_store *s, const char *topic, int32_t partition,
+                       takhin_cursor **out);
+
+/* Position the cursor at offset and bound the read: at most max_records
+** records and max_bytes bytes of record payload (key + value + headers);
+** 0 means unbounded; the first record is always returned even if it is
+** larger than max_bytes, as Kafka's fetch does. offset may equal the high
+** watermark (nothing to read yet); below the log start or above the high
+** watermark is ERANGE. Offsets removed by compaction are skipped. */
+int takhin_cursor_seek(takhin_cursor *c, int64_t offset, int64_t max_records,
+                       int64_t max_bytes);
+
+/* Next record into *m. TAKHIN_OK, TAKHIN_END at the high watermark (as seen
+** when the record would be read) or at the seek limits, or an error
+** (ECORRUPT for a batch that fails its CRC: it is never returned). */
+int takhin_cursor_next(takhin_cursor *c, takhin_message *m);
+
+/* Free the cursor. NULL is a no-op. Must be closed before its store. */
+void takhin_cursor_close(takhin_cursor *c);
+
+/* Read the one record at offset (ERANGE if outside the log, ENOTFOUND if
+** compaction removed it). m's pointers live in c, as with cursor_next. */
+int takhin_cursor_get(takhin_cursor *c, int64_t offset, takhin_message *m);
+
+/* ---- partition metadata and maintenance ------------------------------ */
+typedef struct takhin_partition_info {
+  int64_t log_start_offset; /* first offset still readable */
+  int64_t high_watermark;   /* offset the next record will get */
+  int64_t size_bytes;       /* bytes in segment files */
+  int64_t segments;
+} takhin_partition_info;
+int takhin_partition_info_get(takhin_store *s, const char *topic, int32_t partition,
+                              takhin_partition_info *out);
+
+typedef struct takhin_segment_info {
+  int64_t base_offset;
+  int64_t next_offset; /* one past the last offset in the segment */
+  int64_t size_bytes;
+  int64_t max_timestamp; /* -1 when empty */
+  int sealed;          /* 0 for the active (last) segment */
+} takhin_segment_info;
+/* *out receives a takhin_free()-able array of *n entries, oldest first. */
+int takhin_segments_list(takhin_store *s, const char *topic, int32_t partition,
+                         takhin_segment_info **out, size_t *n);
+
+/* Free memory the library returned (segment lists, ...). NULL is a no-op. */
+void takhin_free(void *p);
+
+#define TAKHIN_OFFSET_EARLIEST (-2) /* as a timestamp: the log start offset */
+#define TAKHIN_OFFSET_LATEST (-1)   /* as a timestamp: the high watermark */
+/* Kafka's ListOffsets: the first offset whose timestamp >= ts, or the high
+** watermark when there is none; ts may be TAKHIN_OFFSET_EARLIEST/LATEST. */
+int takhin_offset_for_time(takhin_store *s, const char *topic, int32_t partition,
+                           int64_t ts, int64_t *offset);
+
+/* Kafka's DeleteRecords: advance the log start offset to offset (which must be
+** in [log start, high watermark]); whole segments below it are deleted. */
+int takhin_delete_records(takhin_store *s, const char *topic, int32_t partition,
+                          int64_t offset);
+
+typedef struct takhin_retention_result {
+  int64_t segments_deleted;
+  int64_t bytes_deleted;
+} takhin_retention_result;
+/* Apply the topic's retention_bytes and retention_ms to one partition
+** (partition >= 0) or all of them (-1): whole sealed segments go, oldest
+** first; time uses each segment's largest record timestamp, not file times.
+** out may be NULL. */
+int takhin_retention_apply(takhin_store *s, const char *topic, int32_t partition,
+                           takhin_retention_result *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TAKHIN_H */

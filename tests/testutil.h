@@ -1,0 +1,35 @@
+/*
+** testutil.h -- helpers shared by the Criterion tests: fresh store paths under
+** the build folder, and small record builders.
+*/
+#ifndef TAKHIN_TESTUTIL_H
+#define TAKHIN_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "takhin.h"
+
+/* A fresh, empty directory for one test; returns a path "<dir>/store.db"
+** (static storage, overwritten by the next call). */
+const char *tu_store_path(const char *test_name);
+
+/* The "<db>-takhin/<topic>-<partition>/<base %020>.log" path of a segment. */
+void tu_segment_path(char *out, size_t cap, const char *db, const char *topic,
+                     int partition, int64_t base);
+
+/* Remove a directory tree (best effort). */
+void tu_rmtree(const char *path);
+
+/* Size of a file, -1 if missing. */
+int64_t tu_file_size(const char *path);
+
+/* Fill a record whose key is "k<i>" and value is "v<i>" padded to vlen bytes
+** with a repeating pattern derived from i; buffers are caller-owned. */
+void tu_make_record(takhin_record *r, char *kbuf, size_t kcap, char *vbuf, size_t vlen,
+                    long i);
+
+/* Check value bytes produced by tu_make_record for index i. */
+int tu_value_ok(const void *v, size_t len, size_t vlen, long i);
+
+#endif
