@@ -288,6 +288,15 @@ int takhin_cursor_next(takhin_cursor *c, takhin_message *m) {
     if (c->seg && c->hdr.records_count && c->next <= c->hdr.base_offset + c->hdr.last_offset_delta)
       c->next = c->hdr.base_offset + c->hdr.last_offset_delta + 1;
     if (c->next >= readable_end(c, c->next)) return TAKHIN_END;
+    /* Records deleted (DeleteRecords, retention) while we read are skipped:
+    ** checked once per batch, so a window already read may finish first. */
+    pthread_rwlock_rdlock(&c->part->meta_lock);
+    int64_t start = c->part->log_start;
+    pthread_rwlock_unlock(&c->part->meta_lock);
+    if (c->next < start) {
+      c->next = start;
+      drop_segment(c);
+    }
     if ((rc = next_batch(c))) return rc;
   }
 }

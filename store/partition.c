@@ -205,10 +205,18 @@ static int write_out(tk_partition *p, const uint8_t *buf, size_t len) {
     off += (size_t)tk_batch_total(&h);
   }
   p->next_offset = g->next_offset;
+  if (p->pending_next < p->next_offset) p->pending_next = p->next_offset;
   pthread_rwlock_unlock(&p->meta_lock);
   g->synced_dirty = 1;
   tk_seg_fd_release(g);
   return rc;
+}
+
+/* pending_next is read by cursors under meta_lock; write it the same way. */
+static void set_pending_next(tk_partition *p, int64_t v) {
+  pthread_rwlock_wrlock(&p->meta_lock);
+  p->pending_next = v;
+  pthread_rwlock_unlock(&p->meta_lock);
 }
 
 /* BUFFERED mode: write what is pending. append_lock held. */
@@ -218,7 +226,7 @@ static int write_pending(tk_partition *p) {
   if (rc) {
     /* Drop the unwritable batches: their offsets were never visible, and
     ** keeping them would wedge every later flush. */
-    p->pending_next = p->next_offset;
+    set_pending_next(p, p->next_offset);
   }
   p->wbuf.len = 0;
   p->pending_since_ms = 0;
@@ -290,7 +298,7 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
   if (seg_bytes > 0 && (seg_bytes + (int64_t)blen > cfg->segment_bytes || now - g->created_ms >= cfg->segment_ms)) {
     if (start > 0) { /* the pending batches belong to the old segment */
       rc = write_out(p, p->wbuf.p, start);
-      if (rc) { p->wbuf.len = 0; p->pending_next = p->next_offset; p->pending_since_ms = 0; goto out; }
+      if (rc) { p->wbuf.len = 0; set_pending_next(p, p->next_offset); p->pending_since_ms = 0; goto out; }
       memmove(p->wbuf.p, p->wbuf.p + start, blen);
       p->wbuf.len = blen;
       start = 0;
@@ -298,7 +306,7 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
     if ((rc = roll(p, now))) { p->wbuf.len = start; goto out; }
   }
   if (buffered) {
-    p->pending_next = base + (int64_t)n;
+    set_pending_next(p, base + (int64_t)n);
     if (!p->pending_since_ms) p->pending_since_ms = now;
     if ((int64_t)p->wbuf.len >= s->opt.flush_bytes || now - p->pending_since_ms >= s->opt.flush_ms)
       rc = write_pending(p);
@@ -307,7 +315,6 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
     rc = write_out(p, p->wbuf.p, blen);
     p->wbuf.len = 0;
     if (rc) goto out;
-    p->pending_next = p->next_offset;
   }
   if (first) *first = base;
   if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS) {
@@ -607,8 +614,10 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
       pthread_mutex_unlock(&p->append_lock);
       if (rc) goto out;
     }
+    /* Not fatal: the state in memory is right and the catalog catches up at
+    ** the next persist. A full disk must not keep the log from being read. */
     pthread_mutex_lock(&p->append_lock);
-    rc = persist(p);
+    persist(p);
     pthread_mutex_unlock(&p->append_lock);
   }
 out:

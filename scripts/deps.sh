@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# deps.sh -- make sure the Debian packages takhin needs are installed.
+# Usage: scripts/deps.sh [build|test|bench]   (default: build)
+# As root it installs what is missing with apt-get; otherwise it names the
+# missing packages and the command to install them, and exits 1.
+set -euo pipefail
+
+want=(cmake make gcc pkg-config libsqlite3-dev libzstd-dev libcriterion-dev sqlite3)
+case "${1:-build}" in
+  build) ;;
+  # the test suite also needs: Kafka's own codec (conformance), clang's
+  # libFuzzer runtime, and the runtimes of the sanitizers
+  test) want+=(python3 python3-kafka python3-zstandard clang libclang-rt-14-dev) ;;
+  bench) want+=(gnuplot-nox) ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+else
+  echo "deps: missing Debian packages: ${missing[*]}" >&2
+  echo "deps: install them with: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# test.sh -- the whole test suite, from a fresh clone: installs what it needs
+# (as root) and runs every test three ways:
+#   1. build/        RelWithDebInfo, all tests through CTest
+#   2. build-asan/   ASan + UBSan, all tests
+#   3. build-tsan/   TSan, the threaded tests (test_concurrency, test_topics*)
+# plus a short libFuzzer run of the batch decoder and recovery, and the
+# benchmark binary's smoke run (every benchmark once, no timing checks).
+# Set TAKHIN_TEST_QUICK=1 to skip the sanitizer and fuzz passes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh test
+
+jobs=$(nproc 2>/dev/null || echo 2)
+build() { # dir, extra cmake args...
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+}
+
+echo "== build and test (build/)"
+build build
+(cd build && ctest --output-on-failure -j"$jobs")
+
+if [ "${TAKHIN_TEST_QUICK:-0}" != 1 ]; then
+  echo "== ASan + UBSan (build-asan/)"
+  build build-asan -DTAKHIN_SANITIZE=address,undefined
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs")
+
+  echo "== TSan, threaded tests (build-tsan/)"
+  build build-tsan -DTAKHIN_SANITIZE=thread
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$jobs" -R 'concurrency|topics|threads')
+
+  if [ -f fuzz/CMakeLists.txt ]; then
+    echo "== libFuzzer, 30 s per target (build-fuzz/)"
+    CC=clang cmake -S . -B build-fuzz -DTAKHIN_FUZZ=ON -DTAKHIN_SANITIZE=address,undefined >/dev/null
+    cmake --build build-fuzz -j"$jobs" --target fuzz_targets
+    for f in build-fuzz/fuzz/fuzz_*; do
+      [ -x "$f" ] || continue
+      name=$(basename "$f")
+      corpus=$(mktemp -d)
+      cp -r "fuzz/corpus/$name/." "$corpus/" 2>/dev/null || true
+      "$f" -max_total_time=30 -print_final_stats=1 "$corpus" 2>&1 | tail -3
+      rm -rf "$corpus"
+    done
+  fi
+fi
+echo "== all tests passed"

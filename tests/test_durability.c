@@ -1,0 +1,229 @@
+/*
+** test_durability.c -- the three durability modes and what each promises:
+** OS (bytes in the file when produce returns), FSYNC (group commit from
+** many threads), BUFFERED (visible to readers at once, written by size, by
+** time and on flush; the unflushed tail is lost if the process dies, as
+** documented). Also a full disk: ENOSPC leaves the log readable.
+*/
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static takhin_store *open_mode(const char *db, int mode, int64_t flush_bytes, int64_t flush_ms) {
+  takhin_options o;
+  takhin_options_init(&o);
+  o.durability = mode;
+  if (flush_bytes) o.flush_bytes = flush_bytes;
+  if (flush_ms) o.flush_ms = flush_ms;
+  takhin_store *s;
+  cr_assert_eq(takhin_open(db, &o, &s), TAKHIN_OK, "%s", takhin_errmsg());
+  return s;
+}
+
+static int64_t produce_one(takhin_store *s, const char *topic, long i, size_t vlen) {
+  char k[32], v[4096];
+  takhin_record r;
+  tu_make_record(&r, k, sizeof k, v, vlen, i);
+  int64_t off = -1;
+  cr_assert_eq(takhin_produce(s, topic, 0, &r, 1, &off), TAKHIN_OK, "%s", takhin_errmsg());
+  return off;
+}
+
+Test(durability, os_mode_bytes_in_file_on_return) {
+  const char *db = tu_store_path("dur_os");
+  takhin_store *s = open_mode(db, TAKHIN_DURABILITY_OS, 0, 0);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
+  char seg[4096];
+  tu_segment_path(seg, sizeof seg, db, "t", 0, 0);
+  int64_t before = tu_file_size(seg);
+  produce_one(s, "t", 0, 100);
+  cr_assert_gt(tu_file_size(seg), before, "the batch reached the file before produce returned");
+  takhin_close(s);
+}
+
+Test(durability, buffered_visible_flushed_by_size_time_and_flush) {
+  const char *db = tu_store_path("dur_buf");
+  takhin_store *s = open_mode(db, TAKHIN_DURABILITY_BUFFERED, 4096, 50);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
+  char seg[4096];
+  tu_segment_path(seg, sizeof seg, db, "t", 0, 0);
+  produce_one(s, "t", 0, 100);
+  cr_assert_eq(tu_file_size(seg), 0, "one small batch stays in memory");
+  takhin_partition_info pi;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
+  cr_assert_eq(pi.high_watermark, 1, "acknowledged records count in the high watermark");
+  /* by time: the flusher thread writes within ~flush_ms */
+  for (int i = 0; i < 100 && tu_file_size(seg) == 0; i++) usleep(10 * 1000);
+  cr_assert_gt(tu_file_size(seg), 0, "flush_ms elapsed: the flusher wrote the batch");
+  /* by size */
+  int64_t sz = tu_file_size(seg);
+  for (long i = 1; i <= 60; i++) produce_one(s, "t", i, 100);
+  cr_assert_gt(tu_file_size(seg), sz, "flush_bytes reached: written");
+  /* readers see everything acknowledged */
+  takhin_cursor *c;
+  takhin_message m;
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
+  long n = 0;
+  while (takhin_cursor_next(c, &m) == TAKHIN_OK) {
+    cr_assert(tu_value_ok(m.value, m.value_len, 100, n));
+    n++;
+  }
+  cr_assert_eq(n, 61);
+  takhin_cursor_close(c);
+  produce_one(s, "t", 61, 100);
+  cr_assert_eq(takhin_flush(s, 1), TAKHIN_OK);
+  takhin_close(s);
+  s = open_mode(db, TAKHIN_DURABILITY_OS, 0, 0);
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
+  cr_assert_eq(pi.high_watermark, 62);
+  takhin_close(s);
+}
+
+Test(durability, buffered_crash_loses_only_unflushed_tail) {
+  const char *db = tu_store_path("dur_buf_crash");
+  takhin_store *s = open_mode(db, TAKHIN_DURABILITY_OS, 0, 0);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
+  takhin_close(s);
+  pid_t pid = fork();
+  if (pid == 0) {
+    takhin_options o;
+    takhin_options_init(&o);
+    o.durability = TAKHIN_DURABILITY_BUFFERED;
+    o.flush_bytes = 1 << 30;
+    o.flush_ms = 1000000;
+    takhin_store *cs;
+    if (takhin_open(db, &o, &cs)) _exit(2);
+    char k[32], v[128];
+    takhin_record r;
+    for (long i = 0; i < 10; i++) {
+      tu_make_record(&r, k, sizeof k, v, 100, i);
+      if (takhin_produce(cs, "t", 0, &r, 1, NULL)) _exit(3);
+    }
+    if (takhin_flush(cs, 0)) _exit(4); /* 10 records written */
+    for (long i = 10; i < 20; i++) {
+      tu_make_record(&r, k, sizeof k, v, 100, i);
+      if (takhin_produce(cs, "t", 0, &r, 1, NULL)) _exit(5);
+    }
+    raise(SIGKILL); /* dies with 10 acknowledged records still buffered */
+    _exit(6);
+  }
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %d", st);
+  s = open_mode(db, TAKHIN_DURABILITY_OS, 0, 0);
+  takhin_partition_info pi;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
+  cr_assert_eq(pi.high_watermark, 10, "flushed records survive, the buffered tail is lost as documented");
+  takhin_close(s);
+}
+
+typedef struct {
+  takhin_store *s;
+  int id;
+  int n;
+} prod_arg;
+
+static void *fsync_producer(void *arg) {
+  prod_arg *a = arg;
+  char k[32], v[256];
+  takhin_record r;
+  for (int i = 0; i < a->n; i++) {
+    tu_make_record(&r, k, sizeof k, v, 200, a->id * 100000L + i);
+    if (takhin_produce(a->s, "t", 0, &r, 1, NULL) != TAKHIN_OK) return (void *)1;
+  }
+  return NULL;
+}
+
+Test(durability, fsync_group_commit_many_threads) {
+  const char *db = tu_store_path("dur_fsync");
+  takhin_store *s = open_mode(db, TAKHIN_DURABILITY_FSYNC, 0, 0);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, (const char *const[]){"segment_bytes", "65536", NULL}), TAKHIN_OK);
+  enum { T = 4, N = 150 };
+  pthread_t th[T];
+  prod_arg args[T];
+  for (int i = 0; i < T; i++) {
+    args[i] = (prod_arg){s, i, N};
+    pthread_create(&th[i], NULL, fsync_producer, &args[i]);
+  }
+  for (int i = 0; i < T; i++) {
+    void *ret;
+    pthread_join(th[i], &ret);
+    cr_assert_null(ret, "producer %d failed", i);
+  }
+  takhin_partition_info pi;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
+  cr_assert_eq(pi.high_watermark, T * N);
+  cr_assert_gt(pi.segments, 1, "rolled segments under fsync");
+  /* every record is there exactly once */
+  int seen[T][N];
+  memset(seen, 0, sizeof seen);
+  takhin_cursor *c;
+  takhin_message m;
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
+  while (takhin_cursor_next(c, &m) == TAKHIN_OK) {
+    long i = strtol((const char *)m.key + 1, NULL, 10);
+    int t = (int)(i / 100000), j = (int)(i % 100000);
+    cr_assert(t < T && j < N);
+    cr_assert(tu_value_ok(m.value, m.value_len, 200, i));
+    seen[t][j]++;
+  }
+  takhin_cursor_close(c);
+  for (int t = 0; t < T; t++)
+    for (int j = 0; j < N; j++) cr_assert_eq(seen[t][j], 1);
+  takhin_close(s);
+}
+
+Test(durability, enospc_leaves_log_readable) {
+  if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
+  const char *db0 = tu_store_path("dur_enospc");
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
+  mkdir(dir, 0755);
+  /* A private mount namespace: the tmpfs vanishes with this test's process
+  ** even if an assertion ends it early. */
+  cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare");
+  cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make mounts private");
+  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, "size=2m"), 0, "mount tmpfs");
+  char db[4200];
+  snprintf(db, sizeof db, "%s/store.db", dir);
+  takhin_store *s = open_mode(db, TAKHIN_DURABILITY_OS, 0, 0);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
+  char k[32], v[4096];
+  takhin_record r;
+  long ok = 0;
+  int rc = TAKHIN_OK;
+  for (long i = 0; i < 10000; i++) {
+    tu_make_record(&r, k, sizeof k, v, 4000, i);
+    rc = takhin_produce(s, "t", 0, &r, 1, NULL);
+    if (rc) break;
+    ok++;
+  }
+  cr_assert_eq(rc, TAKHIN_ENOSPC, "a full disk says so: %d %s", rc, takhin_errmsg());
+  cr_assert_gt(ok, 100);
+  /* everything acknowledged is readable, in this handle and after reopen */
+  for (int round = 0; round < 2; round++) {
+    takhin_cursor *c;
+    takhin_message m;
+    cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK, "%s", takhin_errmsg());
+    long n = 0;
+    while (takhin_cursor_next(c, &m) == TAKHIN_OK) {
+      cr_assert(tu_value_ok(m.value, m.value_len, 4000, n));
+      n++;
+    }
+    cr_assert_eq(n, ok, "round %d: read %ld of %ld", round, n, ok);
+    takhin_cursor_close(c);
+    takhin_close(s);
+    if (round == 0) s = open_mode(db, TAKHIN_DURABILITY_OS, 0, 0);
+  }
+  umount(dir);
+}
