@@ -77,9 +77,14 @@ static const char *const stmt_sql[ST_COUNT] = {
         "segment_base = ?3 AND position >= ?4",
 };
 
+#define EXTRA_STMTS 32
+
 struct tk_catalog {
   sqlite3 *db;
   sqlite3_stmt *st[ST_COUNT];
+  /* statements other files prepare through tk_cat_prepare, by SQL pointer */
+  const char *extra_sql[EXTRA_STMTS];
+  sqlite3_stmt *extra[EXTRA_STMTS];
   int read_only;
 };
 
@@ -183,6 +188,7 @@ void tk_cat_close(takhin_store *s) {
   tk_catalog *c = s->cat;
   if (!c) return;
   for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(c->st[i]);
+  for (int i = 0; i < EXTRA_STMTS; i++) sqlite3_finalize(c->extra[i]);
   sqlite3_close(c->db);
   free(c);
   s->cat = NULL;
@@ -433,4 +439,52 @@ int tk_cat_delete_topic(takhin_store *s, int64_t topic_id) {
   int rc = run(s, st, "delete topic");
   sqlite3_finalize(st);
   return rc;
+}
+
+sqlite3_stmt *tk_cat_prepare(takhin_store *s, const char *sql) {
+  tk_catalog *c = s->cat;
+  for (int i = 0; i < EXTRA_STMTS; i++) {
+    if (c->extra_sql[i] == sql) {
+      sqlite3_reset(c->extra[i]);
+      sqlite3_clear_bindings(c->extra[i]);
+      return c->extra[i];
+    }
+    if (!c->extra_sql[i]) {
+      if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->extra[i], NULL) != SQLITE_OK) {
+        cat_err(s, "prepare");
+        return NULL;
+      }
+      c->extra_sql[i] = sql;
+      return c->extra[i];
+    }
+  }
+  tk_err(TAKHIN_ECATALOG, "catalog: statement cache is full (raise EXTRA_STMTS)");
+  return NULL;
+}
+
+int tk_cat_step_done(takhin_store *s, sqlite3_stmt *st, const char *what) { return run(s, st, what); }
+
+int tk_cat_error(takhin_store *s, const char *what) { return cat_err(s, what); }
+
+int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const tk_topic_config *cfg) {
+  static const char sql[] =
+      "UPDATE takhin_cat_topic SET partitions = ?2, cleanup_policy = ?3, compression = ?4, "
+      "segment_bytes = ?5, segment_ms = ?6, retention_bytes = ?7, retention_ms = ?8, "
+      "max_message_bytes = ?9, delete_retention_ms = ?10, min_compaction_lag_ms = ?11, "
+      "min_cleanable_dirty_ratio = ?12 WHERE topic_id = ?1";
+  sqlite3_stmt *st = tk_cat_prepare(s, sql);
+  if (!st) return TAKHIN_ECATALOG;
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, nparts);
+  sqlite3_bind_text(st, 3, tk_config_policy_name(cfg), -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, tk_config_codec_name(cfg), -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, cfg->segment_bytes);
+  sqlite3_bind_int64(st, 6, cfg->segment_ms);
+  sqlite3_bind_int64(st, 7, cfg->retention_bytes);
+  sqlite3_bind_int64(st, 8, cfg->retention_ms);
+  sqlite3_bind_int64(st, 9, cfg->max_message_bytes);
+  sqlite3_bind_int64(st, 10, cfg->delete_retention_ms);
+  sqlite3_bind_int64(st, 11, cfg->min_compaction_lag_ms);
+  sqlite3_bind_double(st, 12, cfg->min_cleanable_dirty_ratio);
+  return run(s, st, "update topic");
 }

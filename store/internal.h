@@ -161,8 +161,9 @@ struct tk_partition {
   int64_t synced_next; /* every offset below is on disk */
 };
 
-int tk_part_init(tk_partition *p, tk_topic *t, int32_t id);
-void tk_part_destroy(tk_partition *p);
+/* Allocate and initialise a partition (no files touched). NULL on OOM. */
+tk_partition *tk_part_new(tk_topic *t, int32_t id);
+void tk_part_free(tk_partition *p);
 /* Load segments from the catalog and recover them against the files. */
 int tk_part_load(tk_partition *p, takhin_recovery_info *rec);
 /* Create the folder and the first segment of a new partition. */
@@ -186,9 +187,10 @@ struct tk_topic {
   char name[TK_MAX_TOPIC_NAME + 1];
   tk_topic_config cfg;
   int32_t nparts;
-  tk_partition *parts;
+  tk_partition **parts; /* replaced whole (topics_lock held for writing) when partitions are added */
   atomic_int refs;
   atomic_int deleted;
+  atomic_uint sticky_next; /* round-robin partition for null-key batches */
   tk_topic *hnext; /* hash chain */
 };
 
@@ -214,18 +216,34 @@ struct takhin_store {
   /* BUFFERED mode flusher */
   pthread_t flusher;
   int flusher_running;
-  pthread_mutex_t flusher_mu;
-  pthread_cond_t flusher_cv;
+  pthread_mutex_t flusher_mu; /* also the maintenance thread's */
+  pthread_cond_t flusher_cv;  /* broadcast on close */
   int stopping;
+  pthread_t maint;
+  int maint_running;
 };
 
-/* Look up a topic and take a ref and the topics read lock... see store.c. */
+/* Find a topic by name and take a reference (tk_topic_unref when done). */
 int tk_store_topic(takhin_store *s, const char *name, tk_topic **out);
 int tk_store_partition(takhin_store *s, const char *topic, int32_t part, tk_topic **t,
                        tk_partition **p);
 /* Build a tk_topic from a catalog row (store.c owns the table). */
 tk_topic *tk_topic_new(takhin_store *s, int64_t id, const char *name, int32_t nparts,
                        const tk_topic_config *cfg);
+/* The topic table (topics_lock held for writing). */
+tk_topic *tk_store_find(const takhin_store *s, const char *name);
+int tk_store_insert(takhin_store *s, tk_topic *t);
+void tk_store_remove(takhin_store *s, tk_topic *t);
+/* Call fn on every partition of every topic (topics_lock read-held inside). */
+void tk_store_each_partition(takhin_store *s, void (*fn)(tk_partition *, void *), void *arg);
+/* Start the background maintenance thread if opt.maintenance_ms > 0. */
+int tk_maint_start(takhin_store *s);
+/* Read-only handles: load topics the writer created since. */
+void tk_store_refresh(takhin_store *s);
+/* Remove partition folders no topic owns (topics_lock held). */
+int tk_tidy_orphans(takhin_store *s);
+/* Remove the files of a partition folder and the folder (best effort). */
+void tk_clear_dir(const char *dir, int remove_dir);
 
 /* ---- catalog (catalog.c) --------------------------------------------- */
 int tk_cat_open(takhin_store *s, int read_only);
@@ -256,6 +274,15 @@ int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t
                         const tk_index_entry *e);
 int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64_t base);
 int tk_cat_delete_topic(takhin_store *s, int64_t topic_id);
+int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const tk_topic_config *cfg);
+/* A cached statement for sql, which must be a string with static storage
+** (the cache is keyed by its address); reset and unbound. NULL on error. */
+struct sqlite3_stmt;
+struct sqlite3_stmt *tk_cat_prepare(takhin_store *s, const char *sql);
+/* Step a statement that returns no rows, reset it; map errors. */
+int tk_cat_step_done(takhin_store *s, struct sqlite3_stmt *st, const char *what);
+/* ECATALOG with SQLite's message. */
+int tk_cat_error(takhin_store *s, const char *what);
 /* Drop index rows of a segment at or past position (rebuild after a rescan). */
 int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                              int64_t position);

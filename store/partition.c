@@ -28,8 +28,9 @@ static takhin_store *part_store(const tk_partition *p) { return p->topic->store;
 
 static tk_segment *active_seg(const tk_partition *p) { return p->segs[p->nsegs - 1]; }
 
-int tk_part_init(tk_partition *p, tk_topic *t, int32_t id) {
-  memset(p, 0, sizeof *p);
+tk_partition *tk_part_new(tk_topic *t, int32_t id) {
+  tk_partition *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
   p->topic = t;
   p->id = id;
   snprintf(p->dir, sizeof p->dir, "%s/%s-%d", t->store->data_dir, t->name, (int)id);
@@ -37,10 +38,11 @@ int tk_part_init(tk_partition *p, tk_topic *t, int32_t id) {
   pthread_rwlock_init(&p->meta_lock, NULL);
   pthread_mutex_init(&p->sync_lock, NULL);
   pthread_cond_init(&p->sync_cond, NULL);
-  return TAKHIN_OK;
+  return p;
 }
 
-void tk_part_destroy(tk_partition *p) {
+void tk_part_free(tk_partition *p) {
+  if (!p) return;
   for (size_t i = 0; i < p->nsegs; i++) tk_seg_unref(p->segs[i]);
   free(p->segs);
   p->segs = NULL;
@@ -53,6 +55,7 @@ void tk_part_destroy(tk_partition *p) {
   pthread_rwlock_destroy(&p->meta_lock);
   pthread_mutex_destroy(&p->sync_lock);
   pthread_cond_destroy(&p->sync_cond);
+  free(p);
 }
 
 /* Append g to the segment array. Caller holds meta_lock for writing or owns

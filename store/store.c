@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,7 +41,7 @@ static uint64_t name_hash(const char *s) {
   return h;
 }
 
-static tk_topic *find_topic(const takhin_store *s, const char *name) {
+tk_topic *tk_store_find(const takhin_store *s, const char *name) {
   if (!s->nbuckets) return NULL;
   for (tk_topic *t = s->topics[name_hash(name) % s->nbuckets]; t; t = t->hnext)
     if (!strcmp(t->name, name)) return t;
@@ -48,7 +49,7 @@ static tk_topic *find_topic(const takhin_store *s, const char *name) {
 }
 
 /* Insert t (topics_lock held for writing), growing the table at load 1. */
-static int insert_topic(takhin_store *s, tk_topic *t) {
+int tk_store_insert(takhin_store *s, tk_topic *t) {
   if (s->ntopics + 1 > s->nbuckets) {
     size_t nb = s->nbuckets ? s->nbuckets * 2 : 64;
     tk_topic **nt = calloc(nb, sizeof *nt);
@@ -71,15 +72,20 @@ static int insert_topic(takhin_store *s, tk_topic *t) {
   return TAKHIN_OK;
 }
 
+void tk_store_remove(takhin_store *s, tk_topic *t) {
+  tk_topic **pp = &s->topics[name_hash(t->name) % s->nbuckets];
+  while (*pp && *pp != t) pp = &(*pp)->hnext;
+  if (*pp) {
+    *pp = t->hnext;
+    t->hnext = NULL;
+    s->ntopics--;
+  }
+}
+
 tk_topic *tk_topic_new(takhin_store *s, int64_t id, const char *name, int32_t nparts,
                        const tk_topic_config *cfg) {
   tk_topic *t = calloc(1, sizeof *t);
   if (!t) return NULL;
-  t->parts = calloc((size_t)nparts, sizeof *t->parts);
-  if (!t->parts) {
-    free(t);
-    return NULL;
-  }
   t->store = s;
   t->topic_id = id;
   snprintf(t->name, sizeof t->name, "%s", name);
@@ -87,7 +93,18 @@ tk_topic *tk_topic_new(takhin_store *s, int64_t id, const char *name, int32_t np
   t->nparts = nparts;
   atomic_init(&t->refs, 1);
   atomic_init(&t->deleted, 0);
-  for (int32_t i = 0; i < nparts; i++) tk_part_init(&t->parts[i], t, i);
+  atomic_init(&t->sticky_next, 0);
+  t->parts = calloc((size_t)nparts, sizeof *t->parts);
+  for (int32_t i = 0; t->parts && i < nparts; i++)
+    if (!(t->parts[i] = tk_part_new(t, i))) {
+      while (i--) tk_part_free(t->parts[i]);
+      free(t->parts);
+      t->parts = NULL;
+    }
+  if (!t->parts) {
+    free(t);
+    return NULL;
+  }
   return t;
 }
 
@@ -95,7 +112,7 @@ void tk_topic_ref(tk_topic *t) { atomic_fetch_add_explicit(&t->refs, 1, memory_o
 
 void tk_topic_unref(tk_topic *t) {
   if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
-  for (int32_t i = 0; i < t->nparts; i++) tk_part_destroy(&t->parts[i]);
+  for (int32_t i = 0; i < t->nparts; i++) tk_part_free(t->parts[i]);
   free(t->parts);
   free(t);
 }
@@ -143,25 +160,31 @@ static int load_topics(takhin_store *s) {
   pthread_mutex_unlock(&s->cat_lock);
   for (size_t k = 0; k < rows.n && !rc; k++) {
     topic_row *r = &rows.v[k];
-    if (find_topic(s, r->name)) continue;
+    if (tk_store_find(s, r->name)) continue;
     tk_topic *t = tk_topic_new(s, r->id, r->name, r->nparts, &r->cfg);
     if (!t) {
       rc = tk_err(TAKHIN_ENOMEM, "out of memory loading topic \"%s\"", r->name);
       break;
     }
-    for (int32_t i = 0; i < r->nparts && !rc; i++) rc = tk_part_load(&t->parts[i], &s->recovery);
-    if (!rc) rc = insert_topic(s, t);
+    for (int32_t i = 0; i < r->nparts && !rc; i++) rc = tk_part_load(t->parts[i], &s->recovery);
+    if (!rc) rc = tk_store_insert(s, t);
     if (rc) tk_topic_unref(t);
   }
   free(rows.v);
   return rc;
 }
 
+void tk_store_refresh(takhin_store *s) {
+  pthread_rwlock_wrlock(&s->topics_lock);
+  load_topics(s);
+  pthread_rwlock_unlock(&s->topics_lock);
+}
+
 int tk_store_topic(takhin_store *s, const char *name, tk_topic **out) {
   if (!name) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
   for (int attempt = 0; attempt < 2; attempt++) {
     pthread_rwlock_rdlock(&s->topics_lock);
-    tk_topic *t = find_topic(s, name);
+    tk_topic *t = tk_store_find(s, name);
     if (t) tk_topic_ref(t);
     pthread_rwlock_unlock(&s->topics_lock);
     if (t) {
@@ -169,9 +192,7 @@ int tk_store_topic(takhin_store *s, const char *name, tk_topic **out) {
       return TAKHIN_OK;
     }
     if (!s->opt.read_only || attempt) break;
-    pthread_rwlock_wrlock(&s->topics_lock);
-    load_topics(s);
-    pthread_rwlock_unlock(&s->topics_lock);
+    tk_store_refresh(s);
   }
   return tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\"", name);
 }
@@ -180,24 +201,28 @@ int tk_store_partition(takhin_store *s, const char *topic, int32_t part, tk_topi
                        tk_partition **p) {
   int rc = tk_store_topic(s, topic, t);
   if (rc) return rc;
-  if (part < 0 || part >= (*t)->nparts) {
+  /* parts is swapped whole when partitions are added: read it under the lock */
+  pthread_rwlock_rdlock(&s->topics_lock);
+  int32_t n = (*t)->nparts;
+  if (part >= 0 && part < n) *p = (*t)->parts[part];
+  pthread_rwlock_unlock(&s->topics_lock);
+  if (part < 0 || part >= n) {
     rc = tk_err(TAKHIN_ENOTFOUND, "partition %d out of range [0, %d) for topic \"%s\"", (int)part,
-                (int)(*t)->nparts, topic);
+                (int)n, topic);
     tk_topic_unref(*t);
     *t = NULL;
     return rc;
   }
-  *p = &(*t)->parts[part];
   return TAKHIN_OK;
 }
 
 /* ---- the BUFFERED flusher ---------------------------------------------- */
 
-static void for_each_partition(takhin_store *s, void (*fn)(tk_partition *, void *), void *arg) {
+void tk_store_each_partition(takhin_store *s, void (*fn)(tk_partition *, void *), void *arg) {
   pthread_rwlock_rdlock(&s->topics_lock);
   for (size_t b = 0; b < s->nbuckets; b++)
     for (tk_topic *t = s->topics[b]; t; t = t->hnext)
-      for (int32_t i = 0; i < t->nparts; i++) fn(&t->parts[i], arg);
+      for (int32_t i = 0; i < t->nparts; i++) fn(t->parts[i], arg);
   pthread_rwlock_unlock(&s->topics_lock);
 }
 
@@ -225,7 +250,7 @@ static void *flusher_main(void *arg) {
     if (s->stopping) break;
     pthread_mutex_unlock(&s->flusher_mu);
     int64_t now = tk_now_ms();
-    for_each_partition(s, flush_if_due, &now);
+    tk_store_each_partition(s, flush_if_due, &now);
     pthread_mutex_lock(&s->flusher_mu);
   }
   pthread_mutex_unlock(&s->flusher_mu);
@@ -281,6 +306,11 @@ int takhin_open(const char *path, const takhin_options *opt, takhin_store **out)
   snprintf(s->data_dir, sizeof s->data_dir, "%s-takhin", path);
   int rc = check_options(&s->opt);
   if (rc) goto fail;
+  /* Leave half the process's descriptors to the application and SQLite. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      (rlim_t)s->opt.max_open_files > rl.rlim_cur / 2)
+    s->opt.max_open_files = rl.rlim_cur / 2 > 4 ? (int)(rl.rlim_cur / 2) : 4;
   if (s->opt.read_only) {
     struct stat st;
     if (stat(s->data_dir, &st) != 0 || stat(s->db_path, &st) != 0) {
@@ -297,8 +327,10 @@ int takhin_open(const char *path, const takhin_options *opt, takhin_store **out)
   if ((rc = tk_cat_open(s, s->opt.read_only))) goto fail;
   pthread_rwlock_wrlock(&s->topics_lock);
   rc = load_topics(s);
+  if (!rc && !s->opt.read_only) rc = tk_tidy_orphans(s);
   pthread_rwlock_unlock(&s->topics_lock);
   if (rc) goto fail;
+  if ((rc = tk_maint_start(s))) goto fail;
   if (s->opt.durability == TAKHIN_DURABILITY_BUFFERED && !s->opt.read_only) {
     if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0) {
       rc = tk_err(TAKHIN_ENOMEM, "cannot start the flusher thread");
@@ -322,14 +354,13 @@ static void flush_one(tk_partition *p, void *arg) {
 int takhin_close(takhin_store *s) {
   if (!s) return TAKHIN_OK;
   int rc = TAKHIN_OK;
-  if (s->flusher_running) {
-    pthread_mutex_lock(&s->flusher_mu);
-    s->stopping = 1;
-    pthread_cond_signal(&s->flusher_cv);
-    pthread_mutex_unlock(&s->flusher_mu);
-    pthread_join(s->flusher, NULL);
-  }
-  if (s->cat && !s->opt.read_only) for_each_partition(s, flush_one, &rc);
+  pthread_mutex_lock(&s->flusher_mu);
+  s->stopping = 1;
+  pthread_cond_broadcast(&s->flusher_cv);
+  pthread_mutex_unlock(&s->flusher_mu);
+  if (s->flusher_running) pthread_join(s->flusher, NULL);
+  if (s->maint_running) pthread_join(s->maint, NULL);
+  if (s->cat && !s->opt.read_only) tk_store_each_partition(s, flush_one, &rc);
   for (size_t b = 0; b < s->nbuckets; b++)
     for (tk_topic *t = s->topics[b], *nx; t; t = nx) {
       nx = t->hnext;
@@ -355,7 +386,7 @@ int takhin_flush(takhin_store *s, int sync) {
   for (size_t b = 0; b < s->nbuckets; b++)
     for (tk_topic *t = s->topics[b]; t; t = t->hnext)
       for (int32_t i = 0; i < t->nparts; i++) {
-        int r = tk_part_flush(&t->parts[i], 1, sync);
+        int r = tk_part_flush(t->parts[i], 1, sync);
         if (r && !rc) rc = r;
       }
   pthread_rwlock_unlock(&s->topics_lock);
@@ -365,87 +396,6 @@ int takhin_flush(takhin_store *s, int sync) {
 int takhin_recovery(takhin_store *s, takhin_recovery_info *out) {
   if (!s || !out) return tk_err(TAKHIN_EMISUSE, "takhin_recovery: NULL argument");
   *out = s->recovery;
-  return TAKHIN_OK;
-}
-
-/* ---- topics ------------------------------------------------------------ */
-
-/* Remove every file in a partition folder: a new topic must not inherit the
-** segments of a deleted topic of the same name whose cleanup was cut short. */
-static void clear_dir(const char *dir) {
-  DIR *d = opendir(dir); /* partition folders hold only files: no recursion */
-  if (!d) return;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    char path[TK_PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    unlink(path);
-  }
-  closedir(d);
-}
-
-int takhin_topic_create(takhin_store *s, const char *topic, int32_t partitions,
-                        const char *const *config) {
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_topic_create: store is NULL");
-  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
-  int rc = tk_topic_name_check(topic);
-  if (rc) return rc;
-  if (partitions < 1 || partitions > TK_MAX_PARTITIONS)
-    return tk_err(TAKHIN_EINVAL, "partitions must be in [1, %d], got %d", TK_MAX_PARTITIONS,
-                  (int)partitions);
-  tk_topic_config cfg;
-  tk_config_defaults(&cfg);
-  if ((rc = tk_config_apply(&cfg, config))) return rc;
-  pthread_rwlock_wrlock(&s->topics_lock);
-  if (find_topic(s, topic)) {
-    rc = tk_err(TAKHIN_EEXISTS, "topic \"%s\" already exists", topic);
-    goto out;
-  }
-  int64_t id = 0;
-  pthread_mutex_lock(&s->cat_lock);
-  rc = tk_cat_begin(s);
-  if (!rc) rc = tk_cat_insert_topic(s, topic, partitions, &cfg, &id);
-  for (int32_t i = 0; !rc && i < partitions; i++) rc = tk_cat_insert_partition(s, id, i);
-  if (!rc) rc = tk_cat_commit(s);
-  else tk_cat_rollback(s);
-  pthread_mutex_unlock(&s->cat_lock);
-  if (rc) goto out;
-  tk_topic *t = tk_topic_new(s, id, topic, partitions, &cfg);
-  if (!t) rc = tk_err(TAKHIN_ENOMEM, "out of memory creating topic \"%s\"", topic);
-  for (int32_t i = 0; !rc && i < partitions; i++) {
-    clear_dir(t->parts[i].dir);
-    rc = tk_part_create(&t->parts[i]);
-  }
-  if (!rc) rc = insert_topic(s, t);
-  if (rc) {
-    int keep = rc;
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", takhin_errmsg());
-    pthread_mutex_lock(&s->cat_lock);
-    tk_cat_delete_topic(s, id);
-    pthread_mutex_unlock(&s->cat_lock);
-    if (t) {
-      for (int32_t i = 0; i < partitions; i++) {
-        clear_dir(t->parts[i].dir);
-        rmdir(t->parts[i].dir);
-      }
-      tk_topic_unref(t);
-    }
-    rc = tk_err(keep, "%s", msg);
-  }
-out:
-  pthread_rwlock_unlock(&s->topics_lock);
-  return rc;
-}
-
-int takhin_topic_partitions(takhin_store *s, const char *topic, int32_t *out) {
-  if (!s || !out) return tk_err(TAKHIN_EMISUSE, "takhin_topic_partitions: NULL argument");
-  tk_topic *t;
-  int rc = tk_store_topic(s, topic, &t);
-  if (rc) return rc;
-  *out = t->nparts;
-  tk_topic_unref(t);
   return TAKHIN_OK;
 }
 
@@ -531,13 +481,15 @@ int takhin_retention_apply(takhin_store *s, const char *topic, int32_t partition
   tk_topic *t;
   int rc = tk_store_topic(s, topic, &t);
   if (rc) return rc;
+  pthread_rwlock_rdlock(&s->topics_lock);
   if (partition < -1 || partition >= t->nparts) {
     rc = tk_err(TAKHIN_ENOTFOUND, "partition %d out of range [0, %d) for topic \"%s\"",
                 (int)partition, (int)t->nparts, topic);
   } else {
     for (int32_t i = 0; i < t->nparts && !rc; i++)
-      if (partition < 0 || partition == i) rc = tk_part_retention(&t->parts[i], &local);
+      if (partition < 0 || partition == i) rc = tk_part_retention(t->parts[i], &local);
   }
+  pthread_rwlock_unlock(&s->topics_lock);
   tk_topic_unref(t);
   if (out) *out = local;
   return rc;

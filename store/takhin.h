@@ -87,7 +87,10 @@ typedef struct takhin_options {
   int64_t flush_bytes;     /* BUFFERED: write when this much is pending; default 1 MiB */
   int64_t flush_ms;        /* BUFFERED: write at least this often; default 100 ms */
   int read_only;           /* open without the writer lock; no writes allowed */
-  int max_open_files;      /* budget of cached segment file handles; default 256 */
+  int max_open_files;      /* budget of cached segment file handles; default 256,
+                              capped at half the process's RLIMIT_NOFILE */
+  int64_t maintenance_ms;  /* > 0: a background thread runs takhin_maintenance_run
+                              this often; 0 (default) = off */
 } takhin_options;
 
 /* Fill *opt with the defaults above. */
@@ -143,6 +146,40 @@ int takhin_topic_create(takhin_store *s, const char *topic, int32_t partitions,
 
 /* Number of partitions of a topic. */
 int takhin_topic_partitions(takhin_store *s, const char *topic, int32_t *out);
+
+/* Delete a topic: its catalog rows (group offsets included) and its files.
+** Produce calls in flight finish first; later calls on the topic, and open
+** cursors, get ENOTFOUND. */
+int takhin_topic_delete(takhin_store *s, const char *topic);
+
+/* Names of all topics, sorted. *names is one takhin_free()-able block holding
+** the array and the strings. */
+int takhin_topic_list(takhin_store *s, char ***names, size_t *n);
+
+/* A topic's partition count and configuration. */
+typedef struct takhin_topic_desc {
+  char name[250];
+  int32_t partitions;
+  char cleanup_policy[16];
+  char compression[8];
+  int64_t segment_bytes;
+  int64_t segment_ms;
+  int64_t retention_bytes;
+  int64_t retention_ms;
+  int64_t max_message_bytes;
+  int64_t delete_retention_ms;
+  int64_t min_compaction_lag_ms;
+  double min_cleanable_dirty_ratio;
+} takhin_topic_desc;
+int takhin_topic_describe(takhin_store *s, const char *topic, takhin_topic_desc *out);
+
+/* Grow a topic to total partitions (never shrink, as in Kafka: EINVAL).
+** Keys map to partitions by count, so existing keys may move, as in Kafka. */
+int takhin_topic_add_partitions(takhin_store *s, const char *topic, int32_t total);
+
+/* Change configuration keys (same names and rules as takhin_topic_create);
+** takes effect for the next produce, roll and retention run. */
+int takhin_topic_alter_config(takhin_store *s, const char *topic, const char *const *config);
 
 /* ---- records --------------------------------------------------------- */
 #define TAKHIN_TIMESTAMP_NOW (-1) /* as a record timestamp: the current time */
@@ -266,6 +303,69 @@ typedef struct takhin_retention_result {
 ** out may be NULL. */
 int takhin_retention_apply(takhin_store *s, const char *topic, int32_t partition,
                            takhin_retention_result *out);
+
+/* ---- Kafka's default partitioner -------------------------------------- */
+/* Kafka's Utils.murmur2 (seed 0x9747b28c), as a signed 32-bit value. */
+int32_t takhin_murmur2(const void *data, size_t len);
+/* The partition Kafka's Java client picks for a key:
+** (murmur2(key) & 0x7fffffff) % partitions. partitions must be >= 1. */
+int32_t takhin_partition_for_key(const void *key, size_t len, int32_t partitions);
+
+/* Produce to a topic, choosing partitions like Kafka's producer: a keyed
+** record goes to takhin_partition_for_key; the null-key records of one call
+** stick together to one partition, and successive calls move round-robin
+** across partitions (Kafka's sticky partitioning, one batch at a time).
+** Records are split by partition and appended as one batch per partition,
+** each all or nothing. partitions_out and offsets_out (each may be NULL)
+** receive, per record, its partition and offset (-1 when not stored: on an
+** error, some partitions' batches may have been stored and others not). */
+int takhin_produce_topic(takhin_store *s, const char *topic, const takhin_record *records,
+                         size_t n, int32_t *partitions_out, int64_t *offsets_out);
+
+/* Partition balance, for the benchmark suite: records per partition
+** (high watermark - log start; counts may be NULL or hold nparts entries)
+** and imbalance = (max - mean) / mean (0 when the topic is empty). */
+int takhin_topic_balance(takhin_store *s, const char *topic, int64_t *counts, int32_t nparts,
+                         double *imbalance);
+
+/* ---- consumer group offsets (Kafka's __consumer_offsets) -------------- */
+typedef struct takhin_offset_commit {
+  const char *topic;
+  int32_t partition;
+  int64_t offset;       /* the next offset the group will read: [0, high watermark] */
+  const char *metadata; /* may be NULL */
+} takhin_offset_commit;
+
+/* Commit n offsets for group, atomically: all land or none. Refused with
+** ENOTFOUND for an unknown topic or partition, ERANGE for an offset above
+** the high watermark or negative, EINVAL for an empty group id. */
+int takhin_group_commit(takhin_store *s, const char *group, const takhin_offset_commit *offsets,
+                        size_t n);
+
+/* The committed offset of group on a partition (ENOTFOUND if none).
+** metadata (may be NULL) receives a takhin_free()-able copy or NULL. */
+int takhin_group_fetch(takhin_store *s, const char *group, const char *topic, int32_t partition,
+                       int64_t *offset, char **metadata);
+
+typedef struct takhin_group_offset {
+  const char *group;
+  const char *topic;
+  int32_t partition;
+  int64_t committed_offset;
+  int64_t high_watermark;
+  int64_t lag; /* high_watermark - committed_offset */
+  const char *metadata; /* NULL when none */
+} takhin_group_offset;
+/* Every committed offset of group (or of all groups when group is NULL),
+** with lag. *out is one takhin_free()-able block (strings included). */
+int takhin_group_list(takhin_store *s, const char *group, takhin_group_offset **out, size_t *n);
+
+/* Forget every offset of a group. ENOTFOUND if it has none. */
+int takhin_group_delete(takhin_store *s, const char *group);
+
+/* ---- maintenance ------------------------------------------------------- */
+/* Apply retention to every partition of every topic. out may be NULL. */
+int takhin_maintenance_run(takhin_store *s, takhin_retention_result *out);
 
 #ifdef __cplusplus
 }

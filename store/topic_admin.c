@@ -1,0 +1,319 @@
+/*
+** topic_admin.c -- topic lifecycle: create, delete, list, describe, add
+** partitions, alter config, and tidying folders a crashed delete left.
+**
+** Catalog first, files after: a topic exists once its rows commit; a delete
+** removes the rows and then the files, and a crash in between leaves only
+** folders the next open removes (tk_tidy_orphans). Deleting marks the topic
+** under every partition's append_lock, so no append can be writing into a
+** folder that is being removed, and later calls see ENOTFOUND.
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void tk_clear_dir(const char *dir, int remove_dir) {
+  DIR *d = opendir(dir); /* partition folders hold only files: no recursion */
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    char path[TK_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    unlink(path);
+  }
+  closedir(d);
+  if (remove_dir) rmdir(dir);
+}
+
+/* Create the folders and first segments of partitions [from, to) of t. */
+static int create_partitions(tk_topic *t, int32_t from, int32_t to) {
+  int rc = TAKHIN_OK;
+  for (int32_t i = from; i < to && !rc; i++) {
+    /* a folder left by a deleted topic of the same name must not be adopted */
+    tk_clear_dir(t->parts[i]->dir, 0);
+    rc = tk_part_create(t->parts[i]);
+  }
+  return rc;
+}
+
+int takhin_topic_create(takhin_store *s, const char *topic, int32_t partitions,
+                        const char *const *config) {
+  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_topic_create: store is NULL");
+  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  int rc = tk_topic_name_check(topic);
+  if (rc) return rc;
+  if (partitions < 1 || partitions > TK_MAX_PARTITIONS)
+    return tk_err(TAKHIN_EINVAL, "partitions must be in [1, %d], got %d", TK_MAX_PARTITIONS,
+                  (int)partitions);
+  tk_topic_config cfg;
+  tk_config_defaults(&cfg);
+  if ((rc = tk_config_apply(&cfg, config))) return rc;
+  pthread_rwlock_wrlock(&s->topics_lock);
+  if (tk_store_find(s, topic)) {
+    rc = tk_err(TAKHIN_EEXISTS, "topic \"%s\" already exists", topic);
+    goto out;
+  }
+  int64_t id = 0;
+  pthread_mutex_lock(&s->cat_lock);
+  rc = tk_cat_begin(s);
+  if (!rc) rc = tk_cat_insert_topic(s, topic, partitions, &cfg, &id);
+  for (int32_t i = 0; !rc && i < partitions; i++) rc = tk_cat_insert_partition(s, id, i);
+  if (!rc) rc = tk_cat_commit(s);
+  else tk_cat_rollback(s);
+  pthread_mutex_unlock(&s->cat_lock);
+  if (rc) goto out;
+  tk_topic *t = tk_topic_new(s, id, topic, partitions, &cfg);
+  if (!t) rc = tk_err(TAKHIN_ENOMEM, "out of memory creating topic \"%s\"", topic);
+  if (!rc) rc = create_partitions(t, 0, partitions);
+  if (!rc) rc = tk_store_insert(s, t);
+  if (rc) { /* undo: rows, then folders; keep the first error's message */
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", takhin_errmsg());
+    pthread_mutex_lock(&s->cat_lock);
+    tk_cat_delete_topic(s, id);
+    pthread_mutex_unlock(&s->cat_lock);
+    if (t) {
+      for (int32_t i = 0; i < partitions; i++) tk_clear_dir(t->parts[i]->dir, 1);
+      tk_topic_unref(t);
+    }
+    rc = tk_err(rc, "%s", msg);
+  }
+out:
+  pthread_rwlock_unlock(&s->topics_lock);
+  return rc;
+}
+
+int takhin_topic_delete(takhin_store *s, const char *topic) {
+  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_topic_delete: store is NULL");
+  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  if (!topic) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
+  pthread_rwlock_wrlock(&s->topics_lock);
+  tk_topic *t = tk_store_find(s, topic);
+  if (!t) {
+    pthread_rwlock_unlock(&s->topics_lock);
+    return tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\"", topic);
+  }
+  pthread_mutex_lock(&s->cat_lock);
+  int rc = tk_cat_delete_topic(s, t->topic_id);
+  pthread_mutex_unlock(&s->cat_lock);
+  if (rc) {
+    pthread_rwlock_unlock(&s->topics_lock);
+    return rc;
+  }
+  tk_store_remove(s, t);
+  /* Wait out appends in flight; after this none can start on the topic. */
+  for (int32_t i = 0; i < t->nparts; i++) {
+    tk_partition *p = t->parts[i];
+    pthread_mutex_lock(&p->append_lock);
+    atomic_store(&t->deleted, 1);
+    p->wbuf.len = 0; /* BUFFERED batches of a deleted topic go nowhere */
+    pthread_mutex_unlock(&p->append_lock);
+  }
+  atomic_store(&t->deleted, 1);
+  pthread_rwlock_unlock(&s->topics_lock);
+  for (int32_t i = 0; i < t->nparts; i++) {
+    tk_partition *p = t->parts[i];
+    pthread_rwlock_rdlock(&p->meta_lock);
+    pthread_mutex_lock(&s->fd_lock);
+    for (size_t k = 0; k < p->nsegs; k++) p->segs[k]->unlinked = 1; /* never reopen */
+    pthread_mutex_unlock(&s->fd_lock);
+    pthread_rwlock_unlock(&p->meta_lock);
+    tk_clear_dir(p->dir, 1);
+  }
+  tk_topic_unref(t); /* the table's reference; cursors may keep theirs */
+  return TAKHIN_OK;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int takhin_topic_list(takhin_store *s, char ***names, size_t *n) {
+  if (!s || !names || !n) return tk_err(TAKHIN_EMISUSE, "takhin_topic_list: NULL argument");
+  *names = NULL;
+  *n = 0;
+  if (s->opt.read_only) tk_store_refresh(s); /* pick up topics the writer created */
+  pthread_rwlock_rdlock(&s->topics_lock);
+  size_t bytes = (s->ntopics + 1) * sizeof(char *);
+  for (size_t b = 0; b < s->nbuckets; b++)
+    for (tk_topic *t = s->topics[b]; t; t = t->hnext) bytes += strlen(t->name) + 1;
+  char **v = malloc(bytes);
+  if (!v) {
+    pthread_rwlock_unlock(&s->topics_lock);
+    return tk_err(TAKHIN_ENOMEM, "out of memory listing topics");
+  }
+  char *str = (char *)(v + s->ntopics + 1);
+  size_t k = 0;
+  for (size_t b = 0; b < s->nbuckets; b++)
+    for (tk_topic *t = s->topics[b]; t; t = t->hnext) {
+      size_t len = strlen(t->name) + 1;
+      memcpy(str, t->name, len);
+      v[k++] = str;
+      str += len;
+    }
+  v[k] = NULL;
+  pthread_rwlock_unlock(&s->topics_lock);
+  qsort(v, k, sizeof *v, cmp_str);
+  *names = v;
+  *n = k;
+  return TAKHIN_OK;
+}
+
+int takhin_topic_partitions(takhin_store *s, const char *topic, int32_t *out) {
+  if (!s || !out) return tk_err(TAKHIN_EMISUSE, "takhin_topic_partitions: NULL argument");
+  tk_topic *t;
+  int rc = tk_store_topic(s, topic, &t);
+  if (rc) return rc;
+  pthread_rwlock_rdlock(&s->topics_lock);
+  *out = t->nparts;
+  pthread_rwlock_unlock(&s->topics_lock);
+  tk_topic_unref(t);
+  return TAKHIN_OK;
+}
+
+int takhin_topic_describe(takhin_store *s, const char *topic, takhin_topic_desc *out) {
+  if (!s || !out) return tk_err(TAKHIN_EMISUSE, "takhin_topic_describe: NULL argument");
+  tk_topic *t;
+  int rc = tk_store_topic(s, topic, &t);
+  if (rc) return rc;
+  memset(out, 0, sizeof *out);
+  pthread_rwlock_rdlock(&s->topics_lock);
+  const tk_topic_config *c = &t->cfg;
+  snprintf(out->name, sizeof out->name, "%s", t->name);
+  out->partitions = t->nparts;
+  snprintf(out->cleanup_policy, sizeof out->cleanup_policy, "%s", tk_config_policy_name(c));
+  snprintf(out->compression, sizeof out->compression, "%s", tk_config_codec_name(c));
+  out->segment_bytes = c->segment_bytes;
+  out->segment_ms = c->segment_ms;
+  out->retention_bytes = c->retention_bytes;
+  out->retention_ms = c->retention_ms;
+  out->max_message_bytes = c->max_message_bytes;
+  out->delete_retention_ms = c->delete_retention_ms;
+  out->min_compaction_lag_ms = c->min_compaction_lag_ms;
+  out->min_cleanable_dirty_ratio = c->min_cleanable_dirty_ratio;
+  pthread_rwlock_unlock(&s->topics_lock);
+  tk_topic_unref(t);
+  return TAKHIN_OK;
+}
+
+/* Hold every partition's append_lock of t (in partition order, so two
+** callers cannot deadlock), making the topic's config safe to change. */
+static void lock_all(tk_topic *t, int lock) {
+  for (int32_t i = 0; i < t->nparts; i++) {
+    if (lock) pthread_mutex_lock(&t->parts[i]->append_lock);
+    else pthread_mutex_unlock(&t->parts[i]->append_lock);
+  }
+}
+
+int takhin_topic_alter_config(takhin_store *s, const char *topic, const char *const *config) {
+  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_topic_alter_config: store is NULL");
+  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  pthread_rwlock_wrlock(&s->topics_lock);
+  tk_topic *t = topic ? tk_store_find(s, topic) : NULL;
+  int rc = TAKHIN_OK;
+  if (!t) {
+    rc = tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\"", topic ? topic : "(null)");
+    goto out;
+  }
+  tk_topic_config cfg = t->cfg;
+  if ((rc = tk_config_apply(&cfg, config))) goto out;
+  pthread_mutex_lock(&s->cat_lock);
+  rc = tk_cat_update_topic(s, t->topic_id, t->nparts, &cfg);
+  pthread_mutex_unlock(&s->cat_lock);
+  if (rc) goto out;
+  lock_all(t, 1);
+  t->cfg = cfg;
+  lock_all(t, 0);
+out:
+  pthread_rwlock_unlock(&s->topics_lock);
+  return rc;
+}
+
+int takhin_topic_add_partitions(takhin_store *s, const char *topic, int32_t total) {
+  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_topic_add_partitions: store is NULL");
+  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  pthread_rwlock_wrlock(&s->topics_lock);
+  tk_topic *t = topic ? tk_store_find(s, topic) : NULL;
+  int rc = TAKHIN_OK;
+  tk_partition **np = NULL;
+  int32_t old = 0;
+  if (!t) {
+    rc = tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\"", topic ? topic : "(null)");
+    goto out;
+  }
+  old = t->nparts;
+  if (total <= old || total > TK_MAX_PARTITIONS) {
+    rc = tk_err(TAKHIN_EINVAL, "topic \"%s\" has %d partitions: the new count must be larger "
+                "(partitions are never removed) and at most %d, got %d", topic, (int)old,
+                TK_MAX_PARTITIONS, (int)total);
+    goto out;
+  }
+  np = calloc((size_t)total, sizeof *np);
+  if (!np) {
+    rc = tk_err(TAKHIN_ENOMEM, "out of memory adding partitions");
+    goto out;
+  }
+  memcpy(np, t->parts, (size_t)old * sizeof *np);
+  for (int32_t i = old; i < total && !rc; i++)
+    if (!(np[i] = tk_part_new(t, i))) rc = tk_err(TAKHIN_ENOMEM, "out of memory adding partitions");
+  pthread_mutex_lock(&s->cat_lock);
+  if (!rc) rc = tk_cat_begin(s);
+  for (int32_t i = old; i < total && !rc; i++) rc = tk_cat_insert_partition(s, t->topic_id, i);
+  if (!rc) rc = tk_cat_update_topic(s, t->topic_id, total, &t->cfg);
+  if (!rc) rc = tk_cat_commit(s);
+  else tk_cat_rollback(s);
+  pthread_mutex_unlock(&s->cat_lock);
+  if (rc) goto out;
+  tk_partition **prev = t->parts;
+  t->parts = np;
+  t->nparts = total;
+  np = prev; /* the old array is freed below; its partitions live on in the new one */
+  rc = create_partitions(t, old, total);
+  /* If a folder could not be made, the partition stays (its rows are in);
+  ** its first append reports the error, and the next open recreates it. */
+  free(np);
+  np = NULL;
+out:
+  if (np) {
+    for (int32_t i = old; i < total; i++) tk_part_free(np[i]);
+    free(np);
+  }
+  pthread_rwlock_unlock(&s->topics_lock);
+  return rc;
+}
+
+/* Remove partition folders no topic owns: what a delete cut short by a crash
+** left behind. Only names of our own form ("<topic>-<n>") are touched. */
+int tk_tidy_orphans(takhin_store *s) {
+  DIR *d = opendir(s->data_dir);
+  if (!d) return TAKHIN_OK;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    char name[TK_MAX_TOPIC_NAME + 16];
+    snprintf(name, sizeof name, "%s", e->d_name);
+    char *dash = strrchr(name, '-');
+    if (!dash || dash == name || !dash[1]) continue;
+    char *end;
+    long part = strtol(dash + 1, &end, 10);
+    if (*end || part < 0) continue;
+    *dash = 0;
+    if (tk_topic_name_check(name)) continue;
+    tk_topic *t = tk_store_find(s, name);
+    if (t && part < t->nparts) continue;
+    char path[TK_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", s->data_dir, e->d_name);
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    tk_clear_dir(path, 1);
+    s->recovery.files_removed++;
+  }
+  closedir(d);
+  return TAKHIN_OK;
+}
