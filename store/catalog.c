@@ -5,10 +5,17 @@
 **
 ** The caller holds store->cat_lock around every function here; a multi-row
 ** change is bracketed by tk_cat_begin/tk_cat_commit so it lands atomically.
+**
+** Borrowed mode (the SQLite extension): the catalog is the host's own
+** connection. Statements then run nested in whatever statement or
+** transaction the host is executing, as FTS5 writes its shadow tables: no
+** BEGIN/COMMIT of ours (the host's transaction makes them atomic) and no
+** statement outlives the call that prepared it (a cached statement would
+** keep the host from closing its connection).
 ** Rows read back are checked for sanity by the callers (partition.c): the
 ** catalog may have been edited by hand.
 */
-#include <sqlite3.h>
+#include "sqlite_compat.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +38,7 @@ enum {
   ST_UPS_SEG,
   ST_UPS_IDX,
   ST_DEL_SEG,
+  ST_DEL_SEG_IDX,
   ST_DEL_IDX_FROM,
   ST_COUNT
 };
@@ -72,6 +80,8 @@ static const char *const stmt_sql[ST_COUNT] = {
         "position, max_timestamp) VALUES (?1,?2,?3,?4,?5,?6)",
     [ST_DEL_SEG] =
         "DELETE FROM takhin_cat_segment WHERE topic_id = ?1 AND partition = ?2 AND base_offset = ?3",
+    [ST_DEL_SEG_IDX] =
+        "DELETE FROM takhin_cat_index WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3",
     [ST_DEL_IDX_FROM] =
         "DELETE FROM takhin_cat_index WHERE topic_id = ?1 AND partition = ?2 AND "
         "segment_base = ?3 AND position >= ?4",
@@ -86,6 +96,7 @@ struct tk_catalog {
   const char *extra_sql[EXTRA_STMTS];
   sqlite3_stmt *extra[EXTRA_STMTS];
   int read_only;
+  int borrowed; /* db belongs to the host: see the top of this file */
 };
 
 static int cat_err(takhin_store *s, const char *what) {
@@ -93,25 +104,41 @@ static int cat_err(takhin_store *s, const char *what) {
                 s->cat && s->cat->db ? sqlite3_errmsg(s->cat->db) : "cannot open");
 }
 
-/* A reset, ready-to-bind cached statement (prepared on first use). */
+/* A ready-to-bind statement: cached (prepared on first use), or in borrowed
+** mode a fresh one that done() finalizes. */
 static sqlite3_stmt *stmt(takhin_store *s, int id) {
   tk_catalog *c = s->cat;
+  if (c->borrowed) {
+    sqlite3_stmt *st = NULL;
+    return sqlite3_prepare_v2(c->db, stmt_sql[id], -1, &st, NULL) == SQLITE_OK ? st : NULL;
+  }
   if (!c->st[id] && sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                        &c->st[id], NULL) != SQLITE_OK)
     return NULL;
   return c->st[id];
 }
 
-/* Step a statement that returns no rows, then reset it. */
-static int run(takhin_store *s, sqlite3_stmt *st, const char *what) {
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
-  if (rc != SQLITE_DONE) {
-    if (rc == SQLITE_FULL) return tk_err(TAKHIN_ENOSPC, "catalog %s: disk full", what);
-    return cat_err(s, what);
+/* Give back a statement from stmt() or tk_cat_prepare(). */
+static void done(takhin_store *s, sqlite3_stmt *st) {
+  if (s->cat->borrowed) {
+    sqlite3_finalize(st);
+  } else {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
   }
-  return TAKHIN_OK;
+}
+
+void tk_cat_done(takhin_store *s, sqlite3_stmt *st) { done(s, st); }
+
+/* Step a statement that returns no rows, then give it back. The message is
+** taken before done(): finalizing would clear SQLite's error. */
+static int run(takhin_store *s, sqlite3_stmt *st, const char *what) {
+  int rc = sqlite3_step(st), err = TAKHIN_OK;
+  if (rc != SQLITE_DONE)
+    err = (rc & 0xff) == SQLITE_FULL ? tk_err(TAKHIN_ENOSPC, "catalog %s: disk full", what)
+                                     : cat_err(s, what);
+  done(s, st);
+  return err;
 }
 
 static int check_format(takhin_store *s) {
@@ -136,33 +163,46 @@ static int check_format(takhin_store *s) {
   return rc;
 }
 
-int tk_cat_open(takhin_store *s, int read_only) {
+int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
   tk_catalog *c = calloc(1, sizeof *c);
   if (!c) return tk_err(TAKHIN_ENOMEM, "out of memory opening the catalog");
   s->cat = c;
   c->read_only = read_only;
+  int rc = TAKHIN_OK;
+  char *msg = NULL;
+  if (borrow) {
+    c->db = borrow;
+    c->borrowed = 1;
+    /* WAL lets other processes read while this one writes; it can only be
+    ** switched outside a transaction, and is worth no failure. */
+    if (!read_only && sqlite3_get_autocommit(borrow))
+      sqlite3_exec(borrow, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    if (!read_only && sqlite3_exec(borrow, takhin_schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+      rc = tk_err(TAKHIN_ECATALOG, "catalog schema (%s): %s", s->db_path,
+                  msg ? msg : sqlite3_errmsg(borrow));
+      sqlite3_free(msg);
+      goto fail;
+    }
+    if ((rc = check_format(s))) goto fail;
+    return TAKHIN_OK;
+  }
   int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   /* FULLMUTEX is not needed: store->cat_lock serializes every use. */
   flags |= SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(s->db_path, &c->db, flags, NULL) != SQLITE_OK) {
-    int rc = cat_err(s, "open");
-    tk_cat_close(s);
-    return rc;
+    rc = cat_err(s, "open");
+    goto fail;
   }
   sqlite3_extended_result_codes(c->db, 1);
   sqlite3_busy_timeout(c->db, 5000);
-  int rc = TAKHIN_OK;
   /* WAL lets read-only processes read while the writer commits; NORMAL skips
   ** the fsync per commit because recovery rebuilds the index from the files. */
-  const char *pragmas = read_only ? "PRAGMA foreign_keys=ON;"
-                                  : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                                    "PRAGMA foreign_keys=ON;";
-  if (sqlite3_exec(c->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+  if (!read_only &&
+      sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK) {
     rc = cat_err(s, "configure");
     goto fail;
   }
   if (!read_only) {
-    char *msg = NULL;
     if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(c->db, takhin_schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
       rc = tk_err(TAKHIN_ECATALOG, "catalog schema (%s): %s", s->db_path,
@@ -189,17 +229,19 @@ void tk_cat_close(takhin_store *s) {
   if (!c) return;
   for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(c->st[i]);
   for (int i = 0; i < EXTRA_STMTS; i++) sqlite3_finalize(c->extra[i]);
-  sqlite3_close(c->db);
+  if (!c->borrowed) sqlite3_close(c->db);
   free(c);
   s->cat = NULL;
 }
 
 int tk_cat_begin(takhin_store *s) {
+  if (s->cat->borrowed) return TAKHIN_OK;
   sqlite3_stmt *st = stmt(s, ST_BEGIN);
   return st ? run(s, st, "begin") : cat_err(s, "begin");
 }
 
 int tk_cat_commit(takhin_store *s) {
+  if (s->cat->borrowed) return TAKHIN_OK;
   sqlite3_stmt *st = stmt(s, ST_COMMIT);
   int rc = st ? run(s, st, "commit") : cat_err(s, "commit");
   if (rc) tk_cat_rollback(s);
@@ -207,11 +249,11 @@ int tk_cat_commit(takhin_store *s) {
 }
 
 void tk_cat_rollback(takhin_store *s) {
-  if (sqlite3_get_autocommit(s->cat->db)) return;
+  if (s->cat->borrowed || sqlite3_get_autocommit(s->cat->db)) return;
   sqlite3_stmt *st = stmt(s, ST_ROLLBACK);
   if (st) {
     sqlite3_step(st);
-    sqlite3_reset(st);
+    done(s, st);
   }
 }
 
@@ -295,7 +337,7 @@ int tk_cat_each_topic(takhin_store *s,
     rc = fn(s, id, name, (int32_t)nparts, &cfg, arg);
   }
   if (rc == TAKHIN_OK && step != SQLITE_DONE) rc = cat_err(s, "reading topics");
-  sqlite3_reset(st);
+  done(s, st);
   return rc;
 }
 
@@ -306,7 +348,7 @@ int tk_cat_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t *o
   sqlite3_bind_int(st, 2, part);
   int step = sqlite3_step(st);
   *out = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-  sqlite3_reset(st);
+  done(s, st);
   return step == SQLITE_ROW || step == SQLITE_DONE ? TAKHIN_OK : cat_err(s, "reading log start");
 }
 
@@ -345,7 +387,7 @@ int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min
     r->created_ms = sqlite3_column_int64(st, 5);
   }
   if (!rc && step != SQLITE_DONE) rc = cat_err(s, "reading segments");
-  sqlite3_reset(st);
+  done(s, st);
   if (rc) { free(v); return rc; }
   *rows = v;
   *n = cnt;
@@ -376,7 +418,7 @@ int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_ba
     e->run_max = e->max_ts;
   }
   if (!rc && step != SQLITE_DONE) rc = cat_err(s, "reading the index");
-  sqlite3_reset(st);
+  done(s, st);
   if (rc) { free(v); return rc; }
   *rows = v;
   *n = cnt;
@@ -411,7 +453,14 @@ int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t
 }
 
 int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64_t base) {
-  sqlite3_stmt *st = stmt(s, ST_DEL_SEG);
+  sqlite3_stmt *st = stmt(s, ST_DEL_SEG_IDX);
+  if (!st) return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  sqlite3_bind_int64(st, 3, base);
+  int rc = run(s, st, "delete index rows");
+  if (rc) return rc;
+  st = stmt(s, ST_DEL_SEG);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -431,18 +480,35 @@ int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, in
 }
 
 int tk_cat_delete_topic(takhin_store *s, int64_t topic_id) {
-  sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(s->cat->db, "DELETE FROM takhin_cat_topic WHERE topic_id = ?1", -1, &st,
-                         NULL) != SQLITE_OK)
-    return cat_err(s, "prepare");
-  sqlite3_bind_int64(st, 1, topic_id);
-  int rc = run(s, st, "delete topic");
-  sqlite3_finalize(st);
+  /* Children first and explicitly: the host connection of the extension may
+  ** not have foreign_keys on, so ON DELETE CASCADE cannot be relied upon. */
+  static const char *const sql[] = {
+      "DELETE FROM takhin_cat_index WHERE topic_id = ?1",
+      "DELETE FROM takhin_cat_segment WHERE topic_id = ?1",
+      "DELETE FROM takhin_cat_group_offset WHERE topic_id = ?1",
+      "DELETE FROM takhin_cat_partition WHERE topic_id = ?1",
+      "DELETE FROM takhin_cat_topic WHERE topic_id = ?1",
+  };
+  int rc = TAKHIN_OK;
+  for (size_t i = 0; i < sizeof sql / sizeof *sql && !rc; i++) {
+    sqlite3_stmt *st = tk_cat_prepare(s, sql[i]);
+    if (!st) return TAKHIN_ECATALOG;
+    sqlite3_bind_int64(st, 1, topic_id);
+    rc = run(s, st, "delete topic");
+  }
   return rc;
 }
 
 sqlite3_stmt *tk_cat_prepare(takhin_store *s, const char *sql) {
   tk_catalog *c = s->cat;
+  if (c->borrowed) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+      cat_err(s, "prepare");
+      return NULL;
+    }
+    return st;
+  }
   for (int i = 0; i < EXTRA_STMTS; i++) {
     if (c->extra_sql[i] == sql) {
       sqlite3_reset(c->extra[i]);
@@ -465,6 +531,8 @@ sqlite3_stmt *tk_cat_prepare(takhin_store *s, const char *sql) {
 int tk_cat_step_done(takhin_store *s, sqlite3_stmt *st, const char *what) { return run(s, st, what); }
 
 int tk_cat_error(takhin_store *s, const char *what) { return cat_err(s, what); }
+
+int64_t tk_cat_changes(takhin_store *s) { return sqlite3_changes(s->cat->db); }
 
 int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const tk_topic_config *cfg) {
   static const char sql[] =

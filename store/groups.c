@@ -4,7 +4,7 @@
 ** Offsets are checked against the partitions' high watermarks first, so a
 ** group can never record having read past the end of a log.
 */
-#include <sqlite3.h>
+#include "sqlite_compat.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,7 +110,7 @@ int takhin_group_fetch(takhin_store *s, const char *group, const char *topic, in
     } else {
       rc = tk_cat_error(s, "fetch group offset");
     }
-    sqlite3_reset(st);
+    tk_cat_done(s, st);
   }
   pthread_mutex_unlock(&s->cat_lock);
   tk_topic_unref(t);
@@ -162,7 +162,7 @@ int takhin_group_list(takhin_store *s, const char *group, takhin_group_offset **
       g->committed_offset = sqlite3_column_int64(st, 3);
     }
     if (step != SQLITE_DONE && step != SQLITE_ROW) rc = tk_cat_error(s, "list group offsets");
-    sqlite3_reset(st);
+    tk_cat_done(s, st);
     if (pass == 0 && !rc && !(v = malloc(rows * sizeof *v + strbytes + 1)))
       rc = tk_err(TAKHIN_ENOMEM, "out of memory listing group offsets");
   }
@@ -199,7 +199,7 @@ int takhin_group_delete(takhin_store *s, const char *group) {
   } else {
     sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
     rc = tk_cat_step_done(s, st, "delete group");
-    if (!rc && sqlite3_changes(sqlite3_db_handle(st)) == 0)
+    if (!rc && tk_cat_changes(s) == 0)
       rc = tk_err(TAKHIN_ENOTFOUND, "group \"%.200s\" has no committed offsets", group);
   }
   pthread_mutex_unlock(&s->cat_lock);

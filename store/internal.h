@@ -32,6 +32,9 @@
 #include "buf.h"
 #include "takhin.h"
 
+struct sqlite3; /* only catalog.c and the extension see SQLite's headers */
+struct sqlite3_stmt;
+
 #define TK_INDEX_INTERVAL 4096        /* bytes of log per index entry (Kafka's default) */
 #define TK_PERSIST_ENTRIES 256        /* index entries pending before a catalog write */
 #define TK_PERSIST_MS 1000            /* ... or this long since the last one */
@@ -221,6 +224,7 @@ struct takhin_store {
   int stopping;
   pthread_t maint;
   int maint_running;
+  int borrowed; /* the catalog is the SQLite extension's host connection */
 };
 
 /* Find a topic by name and take a reference (tk_topic_unref when done). */
@@ -236,6 +240,10 @@ int tk_store_insert(takhin_store *s, tk_topic *t);
 void tk_store_remove(takhin_store *s, tk_topic *t);
 /* Call fn on every partition of every topic (topics_lock read-held inside). */
 void tk_store_each_partition(takhin_store *s, void (*fn)(tk_partition *, void *), void *arg);
+/* takhin_open on the extension's host connection (no threads of ours may
+** then touch the catalog: BUFFERED and maintenance_ms are refused). */
+int tk_open_borrowed(struct sqlite3 *db, const char *path, const takhin_options *opt,
+                     takhin_store **out);
 /* Start the background maintenance thread if opt.maintenance_ms > 0. */
 int tk_maint_start(takhin_store *s);
 /* Read-only handles: load topics the writer created since. */
@@ -246,7 +254,9 @@ int tk_tidy_orphans(takhin_store *s);
 void tk_clear_dir(const char *dir, int remove_dir);
 
 /* ---- catalog (catalog.c) --------------------------------------------- */
-int tk_cat_open(takhin_store *s, int read_only);
+/* Open the catalog: its own connection, or borrow (the extension's host
+** connection, which is then never closed here). */
+int tk_cat_open(takhin_store *s, int read_only, struct sqlite3 *borrow);
 void tk_cat_close(takhin_store *s);
 int tk_cat_begin(takhin_store *s);
 int tk_cat_commit(takhin_store *s);
@@ -277,10 +287,14 @@ int tk_cat_delete_topic(takhin_store *s, int64_t topic_id);
 int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const tk_topic_config *cfg);
 /* A cached statement for sql, which must be a string with static storage
 ** (the cache is keyed by its address); reset and unbound. NULL on error. */
-struct sqlite3_stmt;
 struct sqlite3_stmt *tk_cat_prepare(takhin_store *s, const char *sql);
 /* Step a statement that returns no rows, reset it; map errors. */
 int tk_cat_step_done(takhin_store *s, struct sqlite3_stmt *st, const char *what);
+/* Give back a statement from tk_cat_prepare (reset, or finalized when the
+** connection is borrowed). */
+void tk_cat_done(takhin_store *s, struct sqlite3_stmt *st);
+/* Rows changed by the last statement. */
+int64_t tk_cat_changes(takhin_store *s);
 /* ECATALOG with SQLite's message. */
 int tk_cat_error(takhin_store *s, const char *what);
 /* Drop index rows of a segment at or past position (rebuild after a rescan). */

@@ -287,7 +287,8 @@ static int take_writer_lock(takhin_store *s) {
   return TAKHIN_OK;
 }
 
-int takhin_open(const char *path, const takhin_options *opt, takhin_store **out) {
+static int open_store(const char *path, const takhin_options *opt, struct sqlite3 *borrow,
+                      takhin_store **out) {
   if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_open: out is NULL");
   *out = NULL;
   if (!path || !*path) return tk_err(TAKHIN_EINVAL, "takhin_open: path is NULL or empty");
@@ -304,8 +305,14 @@ int takhin_open(const char *path, const takhin_options *opt, takhin_store **out)
   pthread_cond_init(&s->flusher_cv, NULL);
   snprintf(s->db_path, sizeof s->db_path, "%s", path);
   snprintf(s->data_dir, sizeof s->data_dir, "%s-takhin", path);
+  s->borrowed = borrow != NULL;
   int rc = check_options(&s->opt);
   if (rc) goto fail;
+  if (borrow && (s->opt.durability == TAKHIN_DURABILITY_BUFFERED || s->opt.maintenance_ms > 0)) {
+    rc = tk_err(TAKHIN_EINVAL, "the SQLite extension runs no background threads: BUFFERED "
+                "durability and maintenance_ms are not available there");
+    goto fail;
+  }
   /* Leave half the process's descriptors to the application and SQLite. */
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
@@ -324,7 +331,7 @@ int takhin_open(const char *path, const takhin_options *opt, takhin_store **out)
     }
     if ((rc = take_writer_lock(s))) goto fail;
   }
-  if ((rc = tk_cat_open(s, s->opt.read_only))) goto fail;
+  if ((rc = tk_cat_open(s, s->opt.read_only, borrow))) goto fail;
   pthread_rwlock_wrlock(&s->topics_lock);
   rc = load_topics(s);
   if (!rc && !s->opt.read_only) rc = tk_tidy_orphans(s);
@@ -345,9 +352,20 @@ fail:
   return rc;
 }
 
+int takhin_open(const char *path, const takhin_options *opt, takhin_store **out) {
+  return open_store(path, opt, NULL, out);
+}
+
+int tk_open_borrowed(struct sqlite3 *db, const char *path, const takhin_options *opt,
+                     takhin_store **out) {
+  if (!db) return tk_err(TAKHIN_EMISUSE, "tk_open_borrowed: db is NULL");
+  return open_store(path, opt, db, out);
+}
+
 static void flush_one(tk_partition *p, void *arg) {
   int *first_rc = arg;
-  int rc = tk_part_flush(p, 1, 0);
+  /* A borrowed connection may be closing: leave the index rows to recovery. */
+  int rc = tk_part_flush(p, !p->topic->store->borrowed, 0);
   if (rc && !*first_rc) *first_rc = rc;
 }
 
