@@ -177,6 +177,18 @@ int tk_part_flush(tk_partition *p, int persist, int sync);
 /* Read-only handles: pick up what the writer process appended since. */
 int tk_part_refresh(tk_partition *p);
 int tk_part_delete_records(tk_partition *p, int64_t offset);
+/* Where the log ends now, to undo the appends made after it: the SQL
+** extension's COMMIT appends one batch per partition and must take back
+** those already written if a later one fails (all or nothing). */
+typedef struct tk_part_mark {
+  size_t nsegs;
+  int64_t size, next_offset, max_ts, last_idx_pos;
+  size_t idx_n;
+  tk_index_entry last_entry;
+} tk_part_mark;
+void tk_part_mark_get(tk_partition *p, tk_part_mark *m);
+/* Cut the log back to m. EINVAL when it cannot (a segment rolled since). */
+int tk_part_undo(tk_partition *p, const tk_part_mark *m);
 int tk_part_retention(tk_partition *p, takhin_retention_result *out);
 /* Segment holding offset (or the first after it), with a ref; NULL at the end.
 ** *pos receives where to start reading, *end the segment's visible end. */

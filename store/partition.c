@@ -782,3 +782,56 @@ out:
   pthread_mutex_unlock(&p->append_lock);
   return rc;
 }
+
+/* ---- undo (the SQL extension's all-or-nothing COMMIT) ------------------ */
+
+void tk_part_mark_get(tk_partition *p, tk_part_mark *m) {
+  pthread_mutex_lock(&p->append_lock);
+  tk_segment *g = active_seg(p);
+  m->nsegs = p->nsegs;
+  m->size = g->size;
+  m->next_offset = g->next_offset;
+  m->max_ts = g->max_ts;
+  m->last_idx_pos = g->last_idx_pos;
+  m->idx_n = g->idx_n;
+  if (g->idx_n) m->last_entry = g->idx[g->idx_n - 1];
+  pthread_mutex_unlock(&p->append_lock);
+}
+
+int tk_part_undo(tk_partition *p, const tk_part_mark *m) {
+  takhin_store *s = part_store(p);
+  pthread_mutex_lock(&p->append_lock);
+  int rc = TAKHIN_OK;
+  if (p->nsegs != m->nsegs || p->wbuf.len) {
+    rc = tk_err(TAKHIN_EINVAL, "cannot take back the append to %s-%d: the segment rolled",
+                p->topic->name, (int)p->id);
+    goto out;
+  }
+  tk_segment *g = active_seg(p);
+  int fd;
+  if ((rc = tk_seg_fd_acquire(g, &fd))) goto out;
+  if (ftruncate(fd, m->size) != 0) {
+    char path[TK_PATH_MAX];
+    tk_seg_path(g, path, sizeof path);
+    rc = tk_err_sys(errno, "truncate", path);
+  }
+  tk_seg_fd_release(g);
+  if (rc) goto out;
+  pthread_rwlock_wrlock(&p->meta_lock);
+  g->size = m->size;
+  g->next_offset = m->next_offset;
+  g->max_ts = m->max_ts;
+  g->last_idx_pos = m->last_idx_pos;
+  g->idx_n = m->idx_n;
+  if (m->idx_n) g->idx[m->idx_n - 1] = m->last_entry;
+  if (g->idx_persisted > (m->idx_n ? m->idx_n - 1 : 0)) g->idx_persisted = m->idx_n ? m->idx_n - 1 : 0;
+  g->cat_dirty = 1;
+  p->next_offset = p->pending_next = m->next_offset;
+  pthread_rwlock_unlock(&p->meta_lock);
+  pthread_mutex_lock(&s->cat_lock);
+  tk_cat_delete_index_from(s, p->topic->topic_id, p->id, g->base_offset, m->size);
+  pthread_mutex_unlock(&s->cat_lock);
+out:
+  pthread_mutex_unlock(&p->append_lock);
+  return rc;
+}

@@ -1,0 +1,57 @@
+/*
+** ext.h -- what the files of the takhin SQLite extension share: the
+** per-connection context (which owns the store opened on the connection's
+** database file), error helpers, and the value mapping between record bytes
+** and SQLite types.
+**
+** Record bytes <-> SQLite values: a key, value or header value whose bytes
+** are valid UTF-8 without NUL reads back as TEXT, anything else as a BLOB.
+** So text typed in the shell reads back as text, and every value's bytes
+** round-trip exactly (a BLOB that happens to be valid UTF-8 reads back as
+** TEXT with the same bytes). Integers and reals are stored as their text.
+*/
+#ifndef TAKHIN_EXT_H
+#define TAKHIN_EXT_H
+
+#include <sqlite3ext.h>
+SQLITE_EXTENSION_INIT3
+
+#include "internal.h"
+#include "takhin.h"
+
+/* One per connection that loaded takhin; freed when the connection closes. */
+typedef struct tkx_conn {
+  sqlite3 *db;
+  takhin_store *store; /* opened on first use */
+  int read_only;       /* another writer holds the store: this one reads */
+  int refs;            /* modules registered with this context */
+} tkx_conn;
+
+/* The connection's store, opening it on first use (writer if possible, else
+** read-only beside the writer). On failure *msg gets an sqlite3_mprintf'd
+** message for the caller to hand to SQLite. */
+takhin_store *tkx_store(tkx_conn *c, char **msg);
+
+/* An sqlite3_mprintf'd message from the last takhin error. */
+char *tkx_errmsg(int rc);
+
+/* Set a record byte string as the result of ctx (TEXT or BLOB, see above). */
+void tkx_result_bytes(sqlite3_context *ctx, const void *p, size_t n);
+int tkx_is_text(const void *p, size_t n);
+
+/* Headers as JSON: [["key","value"], ["key",null], ["key",{"hex":"00ff"}]]. */
+char *tkx_headers_to_json(const takhin_message *m); /* sqlite3_malloc'd; NULL on OOM */
+/* Parse JSON headers into an array (sqlite3_malloc'd, *out; views into json).
+** Returns NULL on success or an sqlite3_mprintf'd error message. Hex values
+** are decoded in place into the caller's writable copy of the text. */
+char *tkx_headers_from_json(char *json, takhin_header **out, size_t *n);
+
+/* Module client data is a counted reference to the connection context. */
+void tkx_conn_ref(tkx_conn *c);
+void tkx_conn_unref(void *c);
+
+int tkx_register_messages(sqlite3 *db, tkx_conn *c);
+int tkx_register_meta(sqlite3 *db, tkx_conn *c);
+int tkx_register_functions(sqlite3 *db, tkx_conn *c);
+
+#endif

@@ -1,0 +1,981 @@
+/*
+** vtab_messages.c -- topics as virtual tables.
+**
+**   CREATE VIRTUAL TABLE orders USING takhin(partitions=4, compression='zstd');
+**       creates topic "orders" (every topic config is a key=value argument);
+**       with no arguments it binds to an existing topic of that name.
+**   orders(partition, offset, timestamp, key, value, headers)
+**   takhin_messages(topic, partition, offset, timestamp, key, value, headers)
+**       eponymous: every topic of the store.
+**
+** Reads: a scan walks the chosen partitions in order, each from its start
+** offset through a takhin cursor (see the xBestIndex comment for what is
+** pushed down). Writes: INSERTed rows wait in the vtab until the transaction
+** commits; xSync appends them as one batch per partition (split only where a
+** batch would pass max_message_bytes), and takes back what it appended if a
+** later partition fails, so a COMMIT lands all of its rows or none. DELETE is
+** Kafka's DeleteRecords: it must remove a prefix of a partition. UPDATE is
+** refused: records are immutable.
+**
+** Everything here reads or writes files, so both modules are DIRECTONLY.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ext.h"
+
+/* Column numbers of takhin_messages; a topic table has the same columns
+** without "topic", so its column i is COL(i + 1). */
+enum { C_TOPIC, C_PARTITION, C_OFFSET, C_TIMESTAMP, C_KEY, C_VALUE, C_HEADERS, C_COUNT };
+
+#define ROWID_PART_SHIFT 40 /* rowid of a topic table row: partition << 40 | offset */
+
+/* A row waiting for COMMIT. One allocation holds the struct and its bytes. */
+typedef struct pend_row {
+  const char *topic;
+  int32_t partition; /* -1: Kafka's partitioner decides */
+  takhin_record rec;
+  takhin_header *headers;
+} pend_row;
+
+/* A DELETE in progress on one partition: the next offset it must remove. */
+typedef struct pend_delete {
+  int32_t partition;
+  int64_t next;
+} pend_delete;
+
+typedef struct tkx_vtab {
+  sqlite3_vtab base;
+  tkx_conn *conn;
+  int multi;       /* takhin_messages: the topic is a column */
+  char topic[TK_MAX_TOPIC_NAME + 1];
+  pend_row **rows;
+  size_t nrows, rows_cap;
+  pend_delete *dels;
+  size_t ndels, dels_cap;
+  size_t marks[64]; /* savepoint level -> nrows at its start */
+  size_t del_marks[64];
+  unsigned sticky;  /* round-robin partition for null-key rows, per COMMIT */
+} tkx_vtab;
+
+static int vt_error(tkx_vtab *vt, char *msg) {
+  sqlite3_free(vt->base.zErrMsg);
+  vt->base.zErrMsg = msg;
+  return SQLITE_ERROR;
+}
+
+static int vt_takhin_error(tkx_vtab *vt, int rc) {
+  if (rc == TAKHIN_EREADONLY && vt->conn->read_only)
+    return vt_error(vt, sqlite3_mprintf("takhin: the store is locked by another writer; this "
+                                        "connection can only read"));
+  vt_error(vt, tkx_errmsg(rc));
+  return rc == TAKHIN_ECORRUPT ? SQLITE_CORRUPT_VTAB : rc == TAKHIN_ENOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
+}
+
+static takhin_store *vt_store(tkx_vtab *vt) {
+  char *msg = NULL;
+  takhin_store *s = tkx_store(vt->conn, &msg);
+  if (!s) vt_error(vt, msg);
+  return s;
+}
+
+/* ---- CREATE VIRTUAL TABLE arguments ------------------------------------- */
+
+/* Topic configs CREATE VIRTUAL TABLE accepts, besides partitions. */
+static const char *const config_keys[] = {
+    "cleanup_policy", "compression", "segment_bytes", "segment_ms", "retention_bytes",
+    "retention_ms", "max_message_bytes", "delete_retention_ms", "min_compaction_lag_ms",
+    "min_cleanable_dirty_ratio", NULL};
+
+/* Parse argv[3..] strictly into key/value pairs (values unquoted, in bufs).
+** Returns NULL or an error message. */
+static char *parse_args(int argc, const char *const *argv, char bufs[][256], const char **kv,
+                        int64_t *partitions) {
+  int n = 0;
+  *partitions = 0;
+  for (int i = 3; i < argc; i++) {
+    const char *a = argv[i];
+    const char *eq = strchr(a, '=');
+    if (!eq) return sqlite3_mprintf("malformed option: \"%s\" (expected key=value)", a);
+    char key[64];
+    size_t kl = (size_t)(eq - a);
+    while (kl && (a[kl - 1] == ' ' || a[kl - 1] == '\t')) kl--;
+    size_t k0 = 0;
+    while (k0 < kl && (a[k0] == ' ' || a[k0] == '\t')) k0++;
+    if (kl - k0 == 0 || kl - k0 >= sizeof key) return sqlite3_mprintf("malformed option: \"%s\"", a);
+    memcpy(key, a + k0, kl - k0);
+    key[kl - k0] = 0;
+    const char *v = eq + 1;
+    while (*v == ' ' || *v == '\t') v++;
+    size_t vl = strlen(v);
+    while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
+    if (vl >= 2 && (v[0] == '\'' || v[0] == '"') && v[vl - 1] == v[0]) v++, vl -= 2;
+    if (vl == 0 || vl >= 256) return sqlite3_mprintf("malformed option: \"%s\" (empty or too long value)", a);
+    int known = !strcmp(key, "partitions");
+    for (int k = 0; config_keys[k] && !known; k++) known = !strcmp(key, config_keys[k]);
+    if (!known) return sqlite3_mprintf("unrecognized option: \"%s\"", key);
+    for (int k = 0; k < n; k++)
+      if (!strcmp(kv[2 * k], key)) return sqlite3_mprintf("duplicate option: \"%s\"", key);
+    if (!strcmp(key, "partitions") && *partitions)
+      return sqlite3_mprintf("duplicate option: \"partitions\"");
+    memcpy(bufs[n], v, vl);
+    bufs[n][vl] = 0;
+    if (!strcmp(key, "partitions")) {
+      char *end;
+      long long x = strtoll(bufs[n], &end, 10);
+      if (*end || x < 1 || x > TK_MAX_PARTITIONS)
+        return sqlite3_mprintf("option partitions: \"%s\" is not an integer in [1, %d]", bufs[n], TK_MAX_PARTITIONS);
+      *partitions = x;
+      continue;
+    }
+    for (int k = 0; config_keys[k]; k++) /* a static key string outlives argv */
+      if (!strcmp(key, config_keys[k])) kv[2 * n] = config_keys[k];
+    kv[2 * n + 1] = bufs[n];
+    n++;
+  }
+  kv[2 * n] = NULL;
+  return NULL;
+}
+
+static const char *schema_topic =
+    "CREATE TABLE x(partition INTEGER, offset INTEGER, timestamp INTEGER, key, value, headers TEXT)";
+static const char *schema_multi =
+    "CREATE TABLE x(topic TEXT, partition INTEGER, offset INTEGER, timestamp INTEGER, key, value, "
+    "headers TEXT)";
+
+static int vt_new(sqlite3 *db, tkx_conn *conn, int multi, const char *topic, sqlite3_vtab **out,
+                  char **err) {
+  int rc = sqlite3_declare_vtab(db, multi ? schema_multi : schema_topic);
+  if (rc != SQLITE_OK) return rc;
+  tkx_vtab *vt = sqlite3_malloc(sizeof *vt);
+  if (!vt) return SQLITE_NOMEM;
+  memset(vt, 0, sizeof *vt);
+  vt->conn = conn;
+  vt->multi = multi;
+  if (topic) snprintf(vt->topic, sizeof vt->topic, "%s", topic);
+  /* DIRECTONLY: these tables read and write files; a view or trigger in a
+  ** schema someone else wrote must not reach them. */
+  sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+  *out = &vt->base;
+  (void)err;
+  return SQLITE_OK;
+}
+
+/* CREATE VIRTUAL TABLE t USING takhin(...): create topic t, or bind to it. */
+static int topic_create(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                        sqlite3_vtab **out, char **err) {
+  tkx_conn *conn = aux;
+  if (strcmp(argv[1], "main")) {
+    *err = sqlite3_mprintf("takhin tables live in the main database (the store beside it), not in \"%s\"", argv[1]);
+    return SQLITE_ERROR;
+  }
+  if (tk_topic_name_check(argv[2])) {
+    *err = sqlite3_mprintf("takhin: the table name is the topic name: %s", takhin_errmsg());
+    return SQLITE_ERROR;
+  }
+  char bufs[16][256];
+  const char *kv[2 * 16 + 1];
+  int64_t partitions;
+  if (argc - 3 > 16) {
+    *err = sqlite3_mprintf("too many options");
+    return SQLITE_ERROR;
+  }
+  if ((*err = parse_args(argc, argv, bufs, kv, &partitions))) return SQLITE_ERROR;
+  char *msg = NULL;
+  takhin_store *s = tkx_store(conn, &msg);
+  if (!s) {
+    *err = msg;
+    return SQLITE_ERROR;
+  }
+  int32_t have;
+  int exists = takhin_topic_partitions(s, argv[2], &have) == TAKHIN_OK;
+  if (argc == 3) {
+    if (!exists) {
+      *err = sqlite3_mprintf("takhin: topic \"%s\" does not exist; create it with arguments, e.g. "
+                             "USING takhin(partitions=1)", argv[2]);
+      return SQLITE_ERROR;
+    }
+  } else {
+    if (exists) {
+      *err = sqlite3_mprintf("takhin: topic \"%s\" already exists; bind to it with no arguments: "
+                             "CREATE VIRTUAL TABLE \"%w\" USING takhin", argv[2], argv[2]);
+      return SQLITE_ERROR;
+    }
+    int rc = takhin_topic_create(s, argv[2], partitions ? (int32_t)partitions : 1, kv);
+    if (rc) {
+      *err = rc == TAKHIN_EREADONLY && conn->read_only
+                 ? sqlite3_mprintf("takhin: the store is locked by another writer; this connection can only read")
+                 : tkx_errmsg(rc);
+      return SQLITE_ERROR;
+    }
+  }
+  return vt_new(db, conn, 0, argv[2], out, err);
+}
+
+static int topic_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                         sqlite3_vtab **out, char **err) {
+  (void)argc;
+  /* The topic may since have been deleted through C or another connection:
+  ** that surfaces as "unknown topic" when the table is used. */
+  return vt_new(db, aux, 0, argv[2], out, err);
+}
+
+static int messages_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                            sqlite3_vtab **out, char **err) {
+  (void)argc;
+  (void)argv;
+  return vt_new(db, aux, 1, NULL, out, err);
+}
+
+static void free_row(pend_row *r) {
+  sqlite3_free(r->headers);
+  sqlite3_free(r);
+}
+
+static void clear_pending(tkx_vtab *vt) {
+  for (size_t i = 0; i < vt->nrows; i++) free_row(vt->rows[i]);
+  vt->nrows = 0;
+  vt->ndels = 0;
+}
+
+static int vt_disconnect(sqlite3_vtab *base) {
+  tkx_vtab *vt = (tkx_vtab *)base;
+  clear_pending(vt);
+  sqlite3_free(vt->rows);
+  sqlite3_free(vt->dels);
+  sqlite3_free(vt);
+  return SQLITE_OK;
+}
+
+/* DROP TABLE: delete the topic and its files. */
+static int topic_destroy(sqlite3_vtab *base) {
+  tkx_vtab *vt = (tkx_vtab *)base;
+  takhin_store *s = vt_store(vt);
+  if (!s) return SQLITE_ERROR;
+  int rc = takhin_topic_delete(s, vt->topic);
+  if (rc && rc != TAKHIN_ENOTFOUND) return vt_takhin_error(vt, rc);
+  return vt_disconnect(base);
+}
+
+static int topic_rename(sqlite3_vtab *base, const char *name) {
+  (void)name;
+  return vt_error((tkx_vtab *)base,
+                  sqlite3_mprintf("takhin: topics cannot be renamed (Kafka has no rename either)"));
+}
+
+/* ---- planning ---------------------------------------------------------------
+** idxStr lists, in argv order, the constraints xFilter receives, one letter
+** each; idxNum is unused (0):
+**   T topic =          P partition =       I partition IN (all values at once)
+**   o offset =         g offset >          G offset >=
+**   l offset <         L offset <=         t timestamp >=   u timestamp >
+**   N LIMIT
+** Offsets, partitions and topics are exact and omitted from SQLite's own
+** check; timestamps are not (timestamps need not grow with offsets, so the
+** scan starts at the first offset with timestamp >= T and SQLite filters).
+** LIMIT is taken only when every other constraint is exact, so stopping
+** early can never drop a row SQLite would have kept.
+** Rows come out by topic (name order), partition, then offset.
+*/
+static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
+  tkx_vtab *vt = (tkx_vtab *)base;
+  char ops[32];
+  int nops = 0, argi = 0;
+  int has_topic = 0, has_part = 0, part_in = 0, has_offset_eq = 0, has_range = 0, has_ts = 0;
+  int inexact = 0, limit_at = -1;
+  int off = vt->multi ? 0 : 1; /* column numbers -> the C_* layout */
+  for (int i = 0; i < info->nConstraint; i++) {
+    const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+    if (c->op == SQLITE_INDEX_CONSTRAINT_LIMIT) {
+      if (c->usable) limit_at = i;
+      continue;
+    }
+    if (!c->usable) {
+      inexact = 1;
+      continue;
+    }
+    int col = c->iColumn + off;
+    char op = 0;
+    int omit = 1;
+    if (col == C_TOPIC && c->op == SQLITE_INDEX_CONSTRAINT_EQ && !has_topic) op = 'T', has_topic = 1;
+    else if (col == C_PARTITION && c->op == SQLITE_INDEX_CONSTRAINT_EQ && !has_part) {
+      if (sqlite3_vtab_in(info, i, -1)) op = 'I', sqlite3_vtab_in(info, i, 1), part_in = 1;
+      else op = 'P';
+      has_part = 1;
+    } else if (col == C_OFFSET) {
+      switch (c->op) {
+        case SQLITE_INDEX_CONSTRAINT_EQ: op = 'o', has_offset_eq = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_GT: op = 'g', has_range = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_GE: op = 'G', has_range = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_LT: op = 'l', has_range = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_LE: op = 'L', has_range = 1; break;
+      }
+    } else if (col == C_TIMESTAMP && (c->op == SQLITE_INDEX_CONSTRAINT_GE || c->op == SQLITE_INDEX_CONSTRAINT_GT)) {
+      op = c->op == SQLITE_INDEX_CONSTRAINT_GE ? 't' : 'u';
+      omit = 0;
+      has_ts = 1;
+    }
+    if (!op || nops >= (int)sizeof ops - 2) {
+      inexact = 1;
+      continue;
+    }
+    if (!omit) inexact = 1;
+    ops[nops++] = op;
+    info->aConstraintUsage[i].argvIndex = ++argi;
+    info->aConstraintUsage[i].omit = (unsigned char)omit;
+  }
+  if (limit_at >= 0 && !inexact) {
+    ops[nops++] = 'N';
+    info->aConstraintUsage[limit_at].argvIndex = ++argi;
+    info->aConstraintUsage[limit_at].omit = 1;
+  }
+  ops[nops] = 0;
+  info->idxStr = sqlite3_mprintf("%s", ops);
+  info->needToFreeIdxStr = 1;
+  /* Estimates from the live log sizes. */
+  double rows = 1e6, parts = 1;
+  takhin_store *s = vt->conn->store;
+  if (s && !vt->multi) {
+    int32_t np;
+    if (takhin_topic_partitions(s, vt->topic, &np) == TAKHIN_OK) {
+      double total = 0;
+      for (int32_t p = 0; p < np; p++) {
+        takhin_partition_info pi;
+        if (takhin_partition_info_get(s, vt->topic, p, &pi) == TAKHIN_OK)
+          total += (double)(pi.high_watermark - pi.log_start_offset);
+      }
+      rows = total > 1 ? total : 1;
+      parts = np;
+    }
+  }
+  if (vt->multi && !has_topic) rows *= 10;
+  if (has_part) rows = rows / parts * (part_in ? 2 : 1);
+  if (has_offset_eq) rows = has_part && !part_in ? 1 : parts;
+  else if (has_range) rows /= 4;
+  if (has_ts) rows /= 4;
+  if (rows < 1) rows = 1;
+  info->estimatedRows = (sqlite3_int64)rows;
+  info->estimatedCost = rows + (has_part ? 10 : 10 * parts);
+  if (has_offset_eq && has_part && !part_in && (!vt->multi || has_topic))
+    info->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
+  /* ORDER BY [topic,] partition, offset ascending is our natural order; with
+  ** one partition (and topic) fixed, ORDER BY offset alone is too. */
+  int ok = info->nOrderBy > 0;
+  int want = vt->multi ? C_TOPIC : C_PARTITION;
+  for (int i = 0; i < info->nOrderBy && ok; i++) {
+    int col = info->aOrderBy[i].iColumn + off;
+    if (info->aOrderBy[i].desc) ok = 0;
+    else if (col == want) want++;
+    else if (col == C_OFFSET && (want == C_OFFSET || (has_part && !part_in && (!vt->multi || has_topic))))
+      want = C_OFFSET + 1;
+    else if (col == C_TOPIC && vt->multi && has_topic && want == C_TOPIC) want++;
+    else if (col == C_PARTITION && has_part && !part_in) want = want > C_PARTITION ? want : C_PARTITION + 1;
+    else ok = 0;
+  }
+  info->orderByConsumed = ok;
+  return SQLITE_OK;
+}
+
+/* ---- scanning ------------------------------------------------------------ */
+
+typedef struct tkx_cursor {
+  sqlite3_vtab_cursor base;
+  tkx_vtab *vt;
+  takhin_store *store;
+  char **topics; /* multi: sorted topic names (takhin_free) */
+  size_t ntopics, ti;
+  const char *topic; /* current topic */
+  int32_t *parts;    /* partitions to visit (NULL: all) */
+  size_t nparts, pi;
+  int32_t part_all_n, part_cur;
+  int64_t lo, hi, ts;
+  int has_ts;
+  int64_t limit, emitted;
+  takhin_cursor *cur;
+  takhin_message m;
+  int eof;
+  sqlite3_int64 rowid_seq;
+} tkx_cursor;
+
+static int vt_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out) {
+  tkx_vtab *vt = (tkx_vtab *)base;
+  tkx_cursor *c = sqlite3_malloc(sizeof *c);
+  if (!c) return SQLITE_NOMEM;
+  memset(c, 0, sizeof *c);
+  c->vt = vt;
+  *out = &c->base;
+  return SQLITE_OK;
+}
+
+static void cursor_reset(tkx_cursor *c) {
+  takhin_cursor_close(c->cur);
+  c->cur = NULL;
+  takhin_free(c->topics);
+  c->topics = NULL;
+  sqlite3_free(c->parts);
+  c->parts = NULL;
+  c->ntopics = c->ti = c->nparts = c->pi = 0;
+}
+
+static int vt_close(sqlite3_vtab_cursor *base) {
+  tkx_cursor *c = (tkx_cursor *)base;
+  cursor_reset(c);
+  sqlite3_free(c);
+  return SQLITE_OK;
+}
+
+/* Position on the next (topic, partition) that has a row in range; sets eof
+** when there is none. */
+static int advance_partition(tkx_cursor *c) {
+  tkx_vtab *vt = c->vt;
+  for (;;) {
+    takhin_cursor_close(c->cur);
+    c->cur = NULL;
+    /* next partition of the current topic, or the next topic */
+    if (c->topic) {
+      if (c->parts) {
+        if (c->pi >= c->nparts) c->topic = NULL;
+        else c->part_cur = c->parts[c->pi++];
+      } else if (++c->part_cur >= c->part_all_n) {
+        c->topic = NULL;
+      }
+    }
+    if (!c->topic) {
+      if (c->ti >= c->ntopics) {
+        c->eof = 1;
+        return SQLITE_OK;
+      }
+      c->topic = vt->multi ? c->topics[c->ti] : vt->topic;
+      c->ti++;
+      int32_t n;
+      int rc = takhin_topic_partitions(c->store, c->topic, &n);
+      if (rc == TAKHIN_ENOTFOUND && vt->multi) { c->topic = NULL; continue; } /* deleted meanwhile */
+      if (rc) return vt_takhin_error(vt, rc);
+      c->part_all_n = n;
+      c->pi = 0;
+      if (c->parts) {
+        if (c->nparts == 0) { c->topic = NULL; continue; }
+        c->part_cur = c->parts[c->pi++];
+      } else {
+        c->part_cur = 0;
+      }
+    }
+    if (c->part_cur < 0 || c->part_cur >= c->part_all_n) continue; /* not in this topic */
+    takhin_partition_info pi;
+    int rc = takhin_partition_info_get(c->store, c->topic, c->part_cur, &pi);
+    if (rc) return vt_takhin_error(vt, rc);
+    int64_t start = c->lo > pi.log_start_offset ? c->lo : pi.log_start_offset;
+    int64_t end = c->hi < pi.high_watermark ? c->hi : pi.high_watermark;
+    if (c->has_ts) {
+      int64_t t;
+      if ((rc = takhin_offset_for_time(c->store, c->topic, c->part_cur, c->ts, &t))) return vt_takhin_error(vt, rc);
+      if (t > start) start = t;
+    }
+    if (start >= end) continue;
+    if ((rc = takhin_cursor_open(c->store, c->topic, c->part_cur, &c->cur))) return vt_takhin_error(vt, rc);
+    if ((rc = takhin_cursor_seek(c->cur, start, 0, 0))) return vt_takhin_error(vt, rc);
+    rc = takhin_cursor_next(c->cur, &c->m);
+    if (rc == TAKHIN_OK && c->m.offset < c->hi) return SQLITE_OK;
+    if (rc != TAKHIN_OK && rc != TAKHIN_END) return vt_takhin_error(vt, rc);
+  }
+}
+
+static int vt_next(sqlite3_vtab_cursor *base) {
+  tkx_cursor *c = (tkx_cursor *)base;
+  c->rowid_seq++;
+  if (c->limit >= 0 && ++c->emitted >= c->limit) {
+    c->eof = 1;
+    return SQLITE_OK;
+  }
+  int rc = takhin_cursor_next(c->cur, &c->m);
+  if (rc == TAKHIN_OK && c->m.offset < c->hi) return SQLITE_OK;
+  if (rc != TAKHIN_OK && rc != TAKHIN_END) return vt_takhin_error(c->vt, rc);
+  return advance_partition(c);
+}
+
+static int cmp_i32(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return (x > y) - (x < y);
+}
+
+static int add_part(tkx_cursor *c, sqlite3_value *v) {
+  if (sqlite3_value_numeric_type(v) != SQLITE_INTEGER) return SQLITE_OK; /* matches nothing */
+  int64_t p = sqlite3_value_int64(v);
+  if (p < 0 || p > INT32_MAX) return SQLITE_OK;
+  int32_t *np = sqlite3_realloc64(c->parts, (c->nparts + 1) * sizeof *np);
+  if (!np) return SQLITE_NOMEM;
+  c->parts = np;
+  c->parts[c->nparts++] = (int32_t)p;
+  return SQLITE_OK;
+}
+
+static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, int argc,
+                     sqlite3_value **argv) {
+  (void)idxNum;
+  tkx_cursor *c = (tkx_cursor *)base;
+  tkx_vtab *vt = c->vt;
+  cursor_reset(c);
+  c->eof = 0;
+  c->topic = NULL;
+  c->lo = 0;
+  c->hi = INT64_MAX;
+  c->has_ts = 0;
+  c->limit = -1;
+  c->emitted = 0;
+  c->rowid_seq = 0;
+  if (!(c->store = vt_store(vt))) return SQLITE_ERROR;
+  const char *topic_eq = NULL;
+  int empty = 0, rc;
+  for (int i = 0; i < argc && idxStr && idxStr[i]; i++) {
+    sqlite3_value *v = argv[i];
+    int is_int = sqlite3_value_numeric_type(v) == SQLITE_INTEGER;
+    int64_t x = is_int ? sqlite3_value_int64(v) : 0;
+    double d = sqlite3_value_numeric_type(v) == SQLITE_FLOAT ? sqlite3_value_double(v) : 0;
+    switch (idxStr[i]) {
+      case 'T':
+        if (sqlite3_value_type(v) != SQLITE_TEXT) empty = 1;
+        else topic_eq = (const char *)sqlite3_value_text(v);
+        break;
+      case 'P':
+        if (!c->parts && !(c->parts = sqlite3_malloc(sizeof *c->parts))) return SQLITE_NOMEM;
+        c->nparts = 0;
+        if ((rc = add_part(c, v))) return rc;
+        break;
+      case 'I': {
+        sqlite3_value *e;
+        c->nparts = 0;
+        if (!c->parts && !(c->parts = sqlite3_malloc(sizeof *c->parts))) return SQLITE_NOMEM;
+        for (rc = sqlite3_vtab_in_first(v, &e); rc == SQLITE_OK && e; rc = sqlite3_vtab_in_next(v, &e))
+          if ((rc = add_part(c, e))) return rc;
+        if (rc != SQLITE_OK && rc != SQLITE_DONE) return rc;
+        qsort(c->parts, c->nparts, sizeof *c->parts, cmp_i32);
+        size_t k = 0; /* dedupe */
+        for (size_t j = 0; j < c->nparts; j++)
+          if (!k || c->parts[k - 1] != c->parts[j]) c->parts[k++] = c->parts[j];
+        c->nparts = k;
+        break;
+      }
+      /* Offsets compare as numbers; a non-integer bound is rounded the way
+      ** that keeps exactly the integers SQLite would keep. */
+      case 'o': if (!is_int) empty = 1; else { if (x > c->lo) c->lo = x; if (x + 1 < c->hi) c->hi = x + 1; } break;
+      case 'G': { int64_t b = is_int ? x : (int64_t)(d > (double)(int64_t)d ? (int64_t)d + 1 : (int64_t)d); if (!is_int && sqlite3_value_numeric_type(v) != SQLITE_FLOAT) empty = 1; else if (b > c->lo) c->lo = b; break; }
+      case 'g': { int64_t b = is_int ? x + 1 : (int64_t)d + (d >= 0 ? 1 : 0); if (!is_int && sqlite3_value_numeric_type(v) != SQLITE_FLOAT) empty = 1; else if (b > c->lo) c->lo = b; break; }
+      case 'l': { int64_t b = is_int ? x : (int64_t)(d > (double)(int64_t)d ? (int64_t)d + 1 : (int64_t)d); if (!is_int && sqlite3_value_numeric_type(v) != SQLITE_FLOAT) empty = 1; else if (b < c->hi) c->hi = b; break; }
+      case 'L': { int64_t b = is_int ? x + 1 : (int64_t)d + 1; if (!is_int && sqlite3_value_numeric_type(v) != SQLITE_FLOAT) empty = 1; else if (b < c->hi) c->hi = b; break; }
+      case 't': case 'u':
+        if (is_int || sqlite3_value_numeric_type(v) == SQLITE_FLOAT) {
+          int64_t t = is_int ? x + (idxStr[i] == 'u') : (int64_t)d;
+          if (!c->has_ts || t > c->ts) c->ts = t < 0 ? 0 : t;
+          c->has_ts = 1;
+        }
+        break;
+      case 'N': c->limit = is_int && x >= 0 ? x : -1; if (c->limit == 0) empty = 1; break;
+    }
+  }
+  if (c->lo < 0) c->lo = 0;
+  if (empty || c->lo >= c->hi) {
+    c->eof = 1;
+    return SQLITE_OK;
+  }
+  if (vt->multi) {
+    if (topic_eq) {
+      size_t len = strlen(topic_eq) + 1;
+      c->topics = malloc(sizeof(char *) + len); /* takhin_free()s it like a topic list */
+      if (!c->topics) return SQLITE_NOMEM;
+      c->topics[0] = (char *)(c->topics + 1);
+      memcpy(c->topics[0], topic_eq, len);
+      c->ntopics = 1;
+    } else if ((rc = takhin_topic_list(c->store, &c->topics, &c->ntopics))) {
+      return vt_takhin_error(vt, rc);
+    }
+  } else {
+    c->ntopics = 1;
+  }
+  return advance_partition(c);
+}
+
+static int vt_eof(sqlite3_vtab_cursor *base) { return ((tkx_cursor *)base)->eof; }
+
+static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
+  tkx_cursor *c = (tkx_cursor *)base;
+  if (!c->vt->multi) col++;
+  const takhin_message *m = &c->m;
+  switch (col) {
+    case C_TOPIC: sqlite3_result_text(ctx, c->topic, -1, SQLITE_TRANSIENT); break;
+    case C_PARTITION: sqlite3_result_int(ctx, c->part_cur); break;
+    case C_OFFSET: sqlite3_result_int64(ctx, m->offset); break;
+    case C_TIMESTAMP: sqlite3_result_int64(ctx, m->timestamp); break;
+    case C_KEY: tkx_result_bytes(ctx, m->key, m->key_len); break;
+    case C_VALUE: tkx_result_bytes(ctx, m->value, m->value_len); break;
+    case C_HEADERS: {
+      char *j = tkx_headers_to_json(m);
+      if (!j) return SQLITE_NOMEM;
+      sqlite3_result_text(ctx, j, -1, sqlite3_free);
+      break;
+    }
+  }
+  return SQLITE_OK;
+}
+
+static int vt_rowid(sqlite3_vtab_cursor *base, sqlite3_int64 *rowid) {
+  tkx_cursor *c = (tkx_cursor *)base;
+  *rowid = c->vt->multi ? c->rowid_seq : ((sqlite3_int64)c->part_cur << ROWID_PART_SHIFT) | c->m.offset;
+  return SQLITE_OK;
+}
+
+/* ---- writing --------------------------------------------------------------- */
+
+/* Bytes of a key/value column: TEXT and BLOB as they are, numbers as their
+** text, NULL as a null key/value. */
+static void value_bytes(sqlite3_value *v, const void **p, size_t *n) {
+  switch (sqlite3_value_type(v)) {
+    case SQLITE_NULL: *p = NULL, *n = 0; return;
+    case SQLITE_BLOB:
+      *p = sqlite3_value_blob(v);
+      *n = (size_t)sqlite3_value_bytes(v);
+      if (!*p) *p = ""; /* a zero-length blob is empty, not null */
+      return;
+    default:
+      *p = sqlite3_value_text(v);
+      *n = (size_t)sqlite3_value_bytes(v);
+      if (!*p) *p = "";
+  }
+}
+
+static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
+  takhin_store *s = vt_store(vt);
+  if (!s) return SQLITE_ERROR;
+  const char *topic = vt->topic;
+  if (vt->multi) {
+    if (sqlite3_value_type(col[C_TOPIC]) != SQLITE_TEXT)
+      return vt_error(vt, sqlite3_mprintf("takhin_messages: topic must be text naming a topic"));
+    topic = (const char *)sqlite3_value_text(col[C_TOPIC]);
+  }
+  takhin_topic_desc d;
+  int rc = takhin_topic_describe(s, topic, &d);
+  if (rc) return vt_takhin_error(vt, rc);
+  if (vt->conn->read_only) return vt_takhin_error(vt, TAKHIN_EREADONLY);
+  int32_t part = -1;
+  if (sqlite3_value_type(col[C_PARTITION]) != SQLITE_NULL) {
+    if (sqlite3_value_type(col[C_PARTITION]) != SQLITE_INTEGER)
+      return vt_error(vt, sqlite3_mprintf("takhin: partition must be an integer (or NULL to let the key choose)"));
+    int64_t p = sqlite3_value_int64(col[C_PARTITION]);
+    if (p < 0 || p >= d.partitions)
+      return vt_error(vt, sqlite3_mprintf("takhin: partition %lld out of range [0, %d) for topic \"%s\"",
+                                          (long long)p, (int)d.partitions, topic));
+    part = (int32_t)p;
+  }
+  if (sqlite3_value_type(col[C_OFFSET]) != SQLITE_NULL)
+    return vt_error(vt, sqlite3_mprintf("takhin: offset is assigned by the log; leave it out of the INSERT"));
+  int64_t ts = TAKHIN_TIMESTAMP_NOW;
+  if (sqlite3_value_type(col[C_TIMESTAMP]) != SQLITE_NULL) {
+    if (sqlite3_value_type(col[C_TIMESTAMP]) != SQLITE_INTEGER || sqlite3_value_int64(col[C_TIMESTAMP]) < 0)
+      return vt_error(vt, sqlite3_mprintf("takhin: timestamp must be a non-negative integer (ms since the epoch) or NULL for now"));
+    ts = sqlite3_value_int64(col[C_TIMESTAMP]);
+  }
+  const void *k, *v;
+  size_t kl, vl;
+  value_bytes(col[C_KEY], &k, &kl);
+  value_bytes(col[C_VALUE], &v, &vl);
+  const char *hj = NULL;
+  size_t hl = 0;
+  if (sqlite3_value_type(col[C_HEADERS]) != SQLITE_NULL) {
+    if (sqlite3_value_type(col[C_HEADERS]) != SQLITE_TEXT)
+      return vt_error(vt, sqlite3_mprintf("takhin: headers must be JSON text like '[[\"key\",\"value\"]]'"));
+    hj = (const char *)sqlite3_value_text(col[C_HEADERS]);
+    hl = (size_t)sqlite3_value_bytes(col[C_HEADERS]);
+  }
+  if ((int64_t)(kl + vl + hl) > d.max_message_bytes)
+    return vt_takhin_error(vt, tk_err(TAKHIN_ETOOBIG, "record of %zu bytes is larger than max_message_bytes %lld of topic \"%s\"",
+                                      kl + vl + hl, (long long)d.max_message_bytes, topic));
+  size_t tl = strlen(topic) + 1;
+  pend_row *r = sqlite3_malloc64(sizeof *r + kl + vl + hl + 1 + tl);
+  if (!r) return SQLITE_NOMEM;
+  memset(r, 0, sizeof *r);
+  char *p = (char *)(r + 1);
+  memcpy(p, topic, tl);
+  r->topic = p;
+  p += tl;
+  r->partition = part;
+  r->rec.timestamp = ts;
+  if (k) { memcpy(p, k, kl); r->rec.key = p; r->rec.key_len = kl; p += kl; }
+  if (v) { memcpy(p, v, vl); r->rec.value = p; r->rec.value_len = vl; p += vl; }
+  if (hj) {
+    memcpy(p, hj, hl);
+    p[hl] = 0;
+    char *err = tkx_headers_from_json(p, &r->headers, &r->rec.n_headers);
+    if (err) {
+      free_row(r);
+      return vt_error(vt, err);
+    }
+    r->rec.headers = r->headers;
+  }
+  if (d.cleanup_policy[0] == 'c' && !r->rec.key) {
+    free_row(r);
+    return vt_error(vt, sqlite3_mprintf("takhin: topic \"%s\" is compacted: every record needs a key", topic));
+  }
+  if (vt->nrows == vt->rows_cap) {
+    size_t cap = vt->rows_cap ? vt->rows_cap * 2 : 64;
+    pend_row **nr = sqlite3_realloc64(vt->rows, cap * sizeof *nr);
+    if (!nr) {
+      free_row(r);
+      return SQLITE_NOMEM;
+    }
+    vt->rows = nr;
+    vt->rows_cap = cap;
+  }
+  vt->rows[vt->nrows++] = r;
+  return SQLITE_OK;
+}
+
+static int queue_delete(tkx_vtab *vt, sqlite3_int64 rowid) {
+  if (vt->multi)
+    return vt_error(vt, sqlite3_mprintf("takhin_messages: DELETE through the topic's own table "
+                                        "(CREATE VIRTUAL TABLE t USING takhin), as a prefix of one partition"));
+  takhin_store *s = vt_store(vt);
+  if (!s) return SQLITE_ERROR;
+  int32_t part = (int32_t)(rowid >> ROWID_PART_SHIFT);
+  int64_t off = rowid & ((1LL << ROWID_PART_SHIFT) - 1);
+  pend_delete *d = NULL;
+  for (size_t i = 0; i < vt->ndels; i++)
+    if (vt->dels[i].partition == part) d = &vt->dels[i];
+  int64_t expect;
+  if (d) {
+    expect = d->next;
+  } else {
+    takhin_partition_info pi;
+    int rc = takhin_partition_info_get(s, vt->topic, part, &pi);
+    if (rc) return vt_takhin_error(vt, rc);
+    expect = pi.log_start_offset;
+  }
+  if (off != expect)
+    return vt_error(vt, sqlite3_mprintf(
+        "takhin: DELETE removes a prefix of a partition (Kafka's DeleteRecords): offset %lld of "
+        "partition %d is not the next one from the log start (%lld); write DELETE FROM \"%w\" "
+        "WHERE partition = %d AND offset < N",
+        (long long)off, (int)part, (long long)expect, vt->topic, (int)part));
+  if (!d) {
+    if (vt->ndels == vt->dels_cap) {
+      size_t cap = vt->dels_cap ? vt->dels_cap * 2 : 8;
+      pend_delete *nd = sqlite3_realloc64(vt->dels, cap * sizeof *nd);
+      if (!nd) return SQLITE_NOMEM;
+      vt->dels = nd;
+      vt->dels_cap = cap;
+    }
+    d = &vt->dels[vt->ndels++];
+    d->partition = part;
+  }
+  d->next = off + 1;
+  return SQLITE_OK;
+}
+
+static int vt_update(sqlite3_vtab *base, int argc, sqlite3_value **argv, sqlite3_int64 *rowid) {
+  tkx_vtab *vt = (tkx_vtab *)base;
+  (void)rowid;
+  if (argc == 1) return queue_delete(vt, sqlite3_value_int64(argv[0]));
+  if (sqlite3_value_type(argv[0]) != SQLITE_NULL)
+    return vt_error(vt, sqlite3_mprintf("takhin: records are immutable: UPDATE is not supported "
+                                        "(produce a new record instead)"));
+  sqlite3_value *col[C_COUNT];
+  if (vt->multi) {
+    for (int i = 0; i < C_COUNT; i++) col[i] = argv[2 + i];
+  } else {
+    col[C_TOPIC] = NULL;
+    for (int i = 1; i < C_COUNT; i++) col[i] = argv[1 + i];
+  }
+  return queue_insert(vt, col);
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+static int vt_begin(sqlite3_vtab *base) {
+  clear_pending((tkx_vtab *)base);
+  return SQLITE_OK;
+}
+
+/* Append the pending rows of topic (rows[i] with that topic) as one batch
+** per partition, chunked under max_message_bytes. */
+static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
+  takhin_topic_desc d;
+  int rc = takhin_topic_describe(s, topic, &d);
+  if (rc) return vt_takhin_error(vt, rc);
+  int32_t np = d.partitions;
+  size_t n = 0;
+  for (size_t i = 0; i < vt->nrows; i++) n += !strcmp(vt->rows[i]->topic, topic);
+  size_t *start = sqlite3_malloc64(((size_t)np + 1) * sizeof *start);
+  takhin_record *recs = sqlite3_malloc64((n ? n : 1) * sizeof *recs);
+  int32_t *rp = sqlite3_malloc64((n ? n : 1) * sizeof *rp);
+  tk_part_mark *marks = sqlite3_malloc64((size_t)np * sizeof *marks);
+  int *written = sqlite3_malloc64((size_t)np * sizeof *written);
+  if (!start || !recs || !rp || !marks || !written) { rc = SQLITE_NOMEM; goto out; }
+  memset(start, 0, ((size_t)np + 1) * sizeof *start);
+  memset(written, 0, (size_t)np * sizeof *written);
+  int32_t sticky = (int32_t)(vt->sticky++ % (unsigned)np);
+  size_t k = 0;
+  for (size_t i = 0; i < vt->nrows; i++) {
+    pend_row *r = vt->rows[i];
+    if (strcmp(r->topic, topic)) continue;
+    int32_t p = r->partition >= 0 ? r->partition
+               : r->rec.key ? takhin_partition_for_key(r->rec.key, r->rec.key_len, np) : sticky;
+    if (p >= np) { rc = vt_error(vt, sqlite3_mprintf("takhin: partition %d out of range for \"%s\"", (int)p, topic)); goto out; }
+    rp[k++] = p;
+    start[p + 1]++;
+  }
+  for (int32_t p = 0; p < np; p++) start[p + 1] += start[p];
+  k = 0;
+  for (size_t i = 0; i < vt->nrows; i++) {
+    pend_row *r = vt->rows[i];
+    if (strcmp(r->topic, topic)) continue;
+    recs[start[rp[k]]++] = r->rec;
+    k++;
+  }
+  for (int32_t p = np; p > 0; p--) start[p] = start[p - 1]; /* back to group starts */
+  start[0] = 0;
+  tk_topic *t;
+  if ((rc = tk_store_topic(s, topic, &t))) { rc = vt_takhin_error(vt, rc); goto out; }
+  /* Chunk budget: payload plus a generous per-record overhead stays under
+  ** the topic's limit even uncompressed. */
+  int64_t budget = d.max_message_bytes - TK_BATCH_HEADER_SIZE;
+  for (int32_t p = 0; p < np && rc == SQLITE_OK; p++) {
+    size_t a = start[p], b = start[p + 1];
+    if (a == b) continue;
+    tk_partition *part;
+    tk_topic *t2;
+    if ((rc = tk_store_partition(s, topic, p, &t2, &part))) { rc = vt_takhin_error(vt, rc); break; }
+    tk_topic_unref(t2);
+    tk_part_mark_get(part, &marks[p]);
+    written[p] = 1;
+    while (a < b && rc == SQLITE_OK) {
+      size_t e = a;
+      int64_t used = 0;
+      do {
+        const takhin_record *r = &recs[e];
+        int64_t sz = (int64_t)(r->key_len + r->value_len) + 40;
+        for (size_t h = 0; h < r->n_headers; h++) sz += (int64_t)(r->headers[h].key_len + r->headers[h].value_len) + 20;
+        if (e > a && used + sz > budget) break;
+        used += sz;
+        e++;
+      } while (e < b);
+      int prc = tk_part_append(part, recs + a, e - a, NULL);
+      if (prc) rc = vt_takhin_error(vt, prc);
+      a = e;
+    }
+  }
+  if (rc != SQLITE_OK) { /* take back what this COMMIT already appended */
+    char *keep = vt->base.zErrMsg ? sqlite3_mprintf("%s", vt->base.zErrMsg) : NULL;
+    for (int32_t p = 0; p < np; p++) {
+      if (!written[p]) continue;
+      tk_partition *part;
+      tk_topic *t2;
+      if (tk_store_partition(s, topic, p, &t2, &part) == TAKHIN_OK) {
+        tk_part_undo(part, &marks[p]);
+        tk_topic_unref(t2);
+      }
+    }
+    if (keep) vt_error(vt, keep);
+  }
+  tk_topic_unref(t);
+out:
+  sqlite3_free(start);
+  sqlite3_free(recs);
+  sqlite3_free(rp);
+  sqlite3_free(marks);
+  sqlite3_free(written);
+  return rc;
+}
+
+/* COMMIT, first phase: append the rows, apply the deletes. An error here
+** makes SQLite roll the transaction back. */
+static int vt_sync(sqlite3_vtab *base) {
+  tkx_vtab *vt = (tkx_vtab *)base;
+  if (!vt->nrows && !vt->ndels) return SQLITE_OK;
+  takhin_store *s = vt_store(vt);
+  if (!s) return SQLITE_ERROR;
+  int rc = SQLITE_OK;
+  for (size_t i = 0; i < vt->nrows && rc == SQLITE_OK; i++) {
+    int first = 1; /* each topic once, at its first row */
+    for (size_t j = 0; j < i && first; j++) first = strcmp(vt->rows[j]->topic, vt->rows[i]->topic) != 0;
+    if (first) rc = flush_topic(vt, s, vt->rows[i]->topic);
+  }
+  for (size_t i = 0; i < vt->ndels && rc == SQLITE_OK; i++) {
+    int trc = takhin_delete_records(s, vt->topic, vt->dels[i].partition, vt->dels[i].next);
+    if (trc) rc = vt_takhin_error(vt, trc);
+  }
+  clear_pending(vt);
+  return rc;
+}
+
+static int vt_commit(sqlite3_vtab *base) {
+  clear_pending((tkx_vtab *)base);
+  return SQLITE_OK;
+}
+
+static int vt_rollback(sqlite3_vtab *base) {
+  clear_pending((tkx_vtab *)base);
+  return SQLITE_OK;
+}
+
+static int vt_savepoint(sqlite3_vtab *base, int i) {
+  tkx_vtab *vt = (tkx_vtab *)base;
+  if (i < 0 || i >= 64) return vt_error(vt, sqlite3_mprintf("takhin: savepoints nest at most 64 deep"));
+  vt->marks[i] = vt->nrows;
+  vt->del_marks[i] = vt->ndels;
+  return SQLITE_OK;
+}
+
+static int vt_release(sqlite3_vtab *base, int i) {
+  (void)base;
+  (void)i;
+  return SQLITE_OK;
+}
+
+static int vt_rollback_to(sqlite3_vtab *base, int i) {
+  tkx_vtab *vt = (tkx_vtab *)base;
+  if (i < 0 || i >= 64) return SQLITE_OK;
+  while (vt->nrows > vt->marks[i]) free_row(vt->rows[--vt->nrows]);
+  /* A delete rolled back to a savepoint: forget partitions it started;
+  ** one continued across the savepoint cannot be cut back, so refuse. */
+  if (vt->ndels > vt->del_marks[i]) vt->ndels = vt->del_marks[i];
+  return SQLITE_OK;
+}
+
+static sqlite3_module topic_module = {
+    .iVersion = 3,
+    .xCreate = topic_create,
+    .xConnect = topic_connect,
+    .xBestIndex = vt_best_index,
+    .xDisconnect = vt_disconnect,
+    .xDestroy = topic_destroy,
+    .xOpen = vt_open,
+    .xClose = vt_close,
+    .xFilter = vt_filter,
+    .xNext = vt_next,
+    .xEof = vt_eof,
+    .xColumn = vt_column,
+    .xRowid = vt_rowid,
+    .xUpdate = vt_update,
+    .xBegin = vt_begin,
+    .xSync = vt_sync,
+    .xCommit = vt_commit,
+    .xRollback = vt_rollback,
+    .xRename = topic_rename,
+    .xSavepoint = vt_savepoint,
+    .xRelease = vt_release,
+    .xRollbackTo = vt_rollback_to,
+};
+
+static sqlite3_module messages_module; /* eponymous-only: no xCreate */
+
+int tkx_register_messages(sqlite3 *db, tkx_conn *c) {
+  messages_module = topic_module;
+  messages_module.xCreate = NULL;
+  messages_module.xConnect = messages_connect;
+  messages_module.xDestroy = vt_disconnect;
+  messages_module.xRename = NULL;
+  tkx_conn_ref(c);
+  int rc = sqlite3_create_module_v2(db, "takhin", &topic_module, c, tkx_conn_unref);
+  if (rc != SQLITE_OK) return rc;
+  tkx_conn_ref(c);
+  return sqlite3_create_module_v2(db, "takhin_messages", &messages_module, c, tkx_conn_unref);
+}
