@@ -3,7 +3,7 @@
 # (as root) and runs every test three ways:
 #   1. build/        RelWithDebInfo, all tests through CTest
 #   2. build-asan/   ASan + UBSan, all tests
-#   3. build-tsan/   TSan, the threaded tests (test_concurrency, test_topics*)
+#   3. build-tsan/   TSan, the threaded tests (TAKHIN_THREADED_TESTS in tests/)
 # plus a short libFuzzer run of the batch decoder and recovery, and the
 # benchmark binary's smoke run (every benchmark once, no timing checks).
 # Set TAKHIN_TEST_QUICK=1 to skip the sanitizer and fuzz passes.
@@ -29,7 +29,7 @@ if [ "${TAKHIN_TEST_QUICK:-0}" != 1 ]; then
 
   echo "== TSan, threaded tests (build-tsan/)"
   build build-tsan -DTAKHIN_SANITIZE=thread
-  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$jobs" -R 'concurrency|topics|threads')
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$jobs")
 
   if [ -f fuzz/CMakeLists.txt ]; then
     echo "== libFuzzer, 30 s per target (build-fuzz/)"

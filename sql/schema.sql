@@ -40,10 +40,18 @@ CREATE TABLE IF NOT EXISTS takhin_cat_topic(
 
 -- One row per partition: the log start offset (advanced by DeleteRecords and
 -- retention) is the only state that is not derivable from the files.
+-- Compacted topics also keep: key_from, the first offset from which every
+-- keyed record is in the key index (0 for topics created compacted; the high
+-- watermark when a topic is switched to compact); key_upto, the offset up to
+-- which the key index has been written (recovery indexes the rest); and
+-- clean_upto, the cleaner checkpoint (segments below were compacted).
 CREATE TABLE IF NOT EXISTS takhin_cat_partition(
   topic_id         INTEGER NOT NULL REFERENCES takhin_cat_topic(topic_id) ON DELETE CASCADE,
   partition        INTEGER NOT NULL,
   log_start_offset INTEGER NOT NULL DEFAULT 0,
+  key_from         INTEGER NOT NULL DEFAULT 0,
+  key_upto         INTEGER NOT NULL DEFAULT 0,
+  clean_upto       INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (topic_id, partition)
 ) STRICT, WITHOUT ROWID;
 
@@ -59,6 +67,7 @@ CREATE TABLE IF NOT EXISTS takhin_cat_segment(
   max_timestamp INTEGER NOT NULL DEFAULT -1,
   sealed        INTEGER NOT NULL DEFAULT 0,
   created_ms    INTEGER NOT NULL,
+  records       INTEGER NOT NULL DEFAULT -1,  -- after compaction: records left; -1 = dense
   PRIMARY KEY (topic_id, partition, base_offset),
   FOREIGN KEY (topic_id, partition) REFERENCES takhin_cat_partition ON DELETE CASCADE
 ) STRICT, WITHOUT ROWID;
@@ -88,4 +97,31 @@ CREATE TABLE IF NOT EXISTS takhin_cat_group_offset(
   commit_ms        INTEGER NOT NULL,
   PRIMARY KEY (group_id, topic_id, partition),
   FOREIGN KEY (topic_id, partition) REFERENCES takhin_cat_partition ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+
+-- The key index of compacted topics: the latest offset of every key, kept
+-- current as records are produced (rows are written in batches with the
+-- offset index). A keyed record is live exactly when its offset is its key's
+-- offset here; sql/compaction.sql decides what survives from this table.
+-- tombstone = 1 when that latest record has a null value; seen_ms is when
+-- compaction first saw the tombstone (delete_retention_ms counts from it).
+CREATE TABLE IF NOT EXISTS takhin_cat_key(
+  topic_id  INTEGER NOT NULL,
+  partition INTEGER NOT NULL,
+  key       BLOB NOT NULL,
+  offset    INTEGER NOT NULL,
+  tombstone INTEGER NOT NULL DEFAULT 0,
+  seen_ms   INTEGER,
+  PRIMARY KEY (topic_id, partition, key)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS takhin_cat_key_by_offset ON takhin_cat_key(topic_id, partition, offset);
+
+-- Segments whose compacted file (<base>.log.cleaned) is committed but may not
+-- have been renamed over <base>.log yet: recovery finishes the rename. A
+-- .cleaned file without a row here is an unfinished run and is deleted.
+CREATE TABLE IF NOT EXISTS takhin_cat_swap(
+  topic_id    INTEGER NOT NULL,
+  partition   INTEGER NOT NULL,
+  base_offset INTEGER NOT NULL,
+  PRIMARY KEY (topic_id, partition, base_offset)
 ) STRICT, WITHOUT ROWID;

@@ -63,7 +63,7 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT INTO takhin_cat_partition(topic_id, partition, log_start_offset) VALUES (?1,?2,?3) "
         "ON CONFLICT DO UPDATE SET log_start_offset = excluded.log_start_offset",
     [ST_SEGMENTS] =
-        "SELECT base_offset, next_offset, size_bytes, max_timestamp, sealed, created_ms "
+        "SELECT base_offset, next_offset, size_bytes, max_timestamp, sealed, created_ms, records "
         "FROM takhin_cat_segment WHERE topic_id = ?1 AND partition = ?2 AND base_offset >= ?3 "
         "ORDER BY base_offset",
     [ST_INDEX] =
@@ -71,10 +71,10 @@ static const char *const stmt_sql[ST_COUNT] = {
         "WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3 ORDER BY offset",
     [ST_UPS_SEG] =
         "INSERT INTO takhin_cat_segment(topic_id, partition, base_offset, next_offset, size_bytes, "
-        "max_timestamp, sealed, created_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) "
+        "max_timestamp, sealed, created_ms, records) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) "
         "ON CONFLICT DO UPDATE SET next_offset = excluded.next_offset, "
         "size_bytes = excluded.size_bytes, max_timestamp = excluded.max_timestamp, "
-        "sealed = excluded.sealed",
+        "sealed = excluded.sealed, records = excluded.records",
     [ST_UPS_IDX] =
         "INSERT OR REPLACE INTO takhin_cat_index(topic_id, partition, segment_base, offset, "
         "position, max_timestamp) VALUES (?1,?2,?3,?4,?5,?6)",
@@ -385,6 +385,7 @@ int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min
     r->max_ts = sqlite3_column_int64(st, 3);
     r->sealed = sqlite3_column_int(st, 4) != 0;
     r->created_ms = sqlite3_column_int64(st, 5);
+    r->records = sqlite3_column_int64(st, 6);
   }
   if (!rc && step != SQLITE_DONE) rc = cat_err(s, "reading segments");
   done(s, st);
@@ -436,6 +437,7 @@ int tk_cat_upsert_segment(takhin_store *s, int64_t topic_id, int32_t part, const
   sqlite3_bind_int64(st, 6, g->max_ts);
   sqlite3_bind_int(st, 7, g->sealed);
   sqlite3_bind_int64(st, 8, g->created_ms);
+  sqlite3_bind_int64(st, 9, g->records);
   return run(s, st, "write segment row");
 }
 
@@ -484,6 +486,8 @@ int tk_cat_delete_topic(takhin_store *s, int64_t topic_id) {
   ** not have foreign_keys on, so ON DELETE CASCADE cannot be relied upon. */
   static const char *const sql[] = {
       "DELETE FROM takhin_cat_index WHERE topic_id = ?1",
+      "DELETE FROM takhin_cat_key WHERE topic_id = ?1",
+      "DELETE FROM takhin_cat_swap WHERE topic_id = ?1",
       "DELETE FROM takhin_cat_segment WHERE topic_id = ?1",
       "DELETE FROM takhin_cat_group_offset WHERE topic_id = ?1",
       "DELETE FROM takhin_cat_partition WHERE topic_id = ?1",

@@ -17,6 +17,7 @@
 #include "internal.h"
 
 #define READ_MIN (16 * 1024)
+#define TK_RELOCATE 2 /* internal: the segment was replaced; locate again */
 #define READ_MAX (1024 * 1024)
 
 struct takhin_cursor {
@@ -30,6 +31,8 @@ struct takhin_cursor {
   /* the window of the segment file held in buf */
   tk_segment *seg;         /* ref held while set */
   int64_t seg_end;         /* visible end of seg when it was located */
+  int64_t seg_next;        /* one past seg's last offset */
+  int seg_sealed;
   int64_t buf_pos;         /* file position of buf.p[0] */
   size_t consumed;         /* bytes of buf already walked */
   size_t read_size;
@@ -51,20 +54,10 @@ static void drop_segment(takhin_cursor *c) {
   c->rec_left = 0;
 }
 
-int takhin_cursor_open(takhin_store *s, const char *topic, int32_t partition,
-                       takhin_cursor **out) {
-  if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_open: out is NULL");
-  *out = NULL;
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_open: store is NULL");
-  tk_topic *t;
-  tk_partition *p;
-  int rc = tk_store_partition(s, topic, partition, &t, &p);
-  if (rc) return rc;
+int tk_cursor_open_part(takhin_store *s, tk_topic *t, tk_partition *p, takhin_cursor **out) {
   takhin_cursor *c = calloc(1, sizeof *c);
-  if (!c) {
-    tk_topic_unref(t);
-    return tk_err(TAKHIN_ENOMEM, "out of memory opening a cursor");
-  }
+  if (!c) return tk_err(TAKHIN_ENOMEM, "out of memory opening a cursor");
+  tk_topic_ref(t);
   c->store = s;
   c->topic = t;
   c->part = p;
@@ -76,6 +69,20 @@ int takhin_cursor_open(takhin_store *s, const char *topic, int32_t partition,
   pthread_rwlock_unlock(&p->meta_lock);
   *out = c;
   return TAKHIN_OK;
+}
+
+int takhin_cursor_open(takhin_store *s, const char *topic, int32_t partition,
+                       takhin_cursor **out) {
+  if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_open: out is NULL");
+  *out = NULL;
+  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_open: store is NULL");
+  tk_topic *t;
+  tk_partition *p;
+  int rc = tk_store_partition(s, topic, partition, &t, &p);
+  if (rc) return rc;
+  rc = tk_cursor_open_part(s, t, p, out);
+  tk_topic_unref(t);
+  return rc;
 }
 
 void takhin_cursor_close(takhin_cursor *c) {
@@ -158,7 +165,8 @@ static int window(takhin_cursor *c, size_t need) {
   c->consumed = 0;
   if (tk_buf_reserve(&c->buf, want - keep)) return tk_err(TAKHIN_ENOMEM, "out of memory reading");
   int fd, rc = tk_seg_fd_acquire(c->seg, &fd);
-  if (rc) return rc;
+  /* ERANGE: compaction or retention retired the segment; find its successor */
+  if (rc) return rc == TAKHIN_ERANGE ? TK_RELOCATE : rc;
   while (c->buf.len < want) {
     ssize_t r = pread(fd, c->buf.p + c->buf.len, want - c->buf.len, from + (int64_t)c->buf.len);
     if (r < 0 && errno == EINTR) continue;
@@ -181,7 +189,7 @@ static int window(takhin_cursor *c, size_t need) {
 static int locate(takhin_cursor *c) {
   drop_segment(c);
   int64_t pos = 0, end = 0, hwm = 0;
-  c->seg = tk_part_locate(c->part, c->next, &pos, &end, &hwm);
+  c->seg = tk_part_locate(c->part, c->next, &pos, &end, &hwm, &c->seg_next, &c->seg_sealed);
   if (!c->seg) return TAKHIN_END;
   c->seg_end = end;
   c->buf_pos = pos;
@@ -196,14 +204,20 @@ static int next_batch(takhin_cursor *c) {
       if (rc) return rc;
     }
     int rc = window(c, TK_BATCH_HEADER_SIZE);
+    if (rc == TK_RELOCATE) {
+      drop_segment(c);
+      continue;
+    }
     if (rc == TAKHIN_END) {
-      /* This segment's visible part is used up: look again (the writer may
-      ** have appended, or rolled to a new segment). */
-      int64_t before_end = c->seg_end;
+      /* This segment's visible part is used up. A sealed segment's later
+      ** offsets were compacted away: go on after it. Otherwise look again:
+      ** the writer may have appended, or rolled to a new segment. */
+      if (c->seg_sealed && c->next < c->seg_next) c->next = c->seg_next;
+      int64_t before_end = c->seg_end, before_next = c->next;
       tk_segment *before = c->seg;
       tk_seg_ref(before);
       rc = locate(c);
-      int same = c->seg == before && c->seg_end == before_end;
+      int same = c->seg == before && c->seg_end == before_end && c->next == before_next;
       tk_seg_unref(before);
       if (rc) return rc;
       if (same) {
@@ -224,6 +238,10 @@ static int next_batch(takhin_cursor *c) {
     }
     int64_t total = tk_batch_total(&c->hdr);
     if ((rc = window(c, (size_t)total))) {
+      if (rc == TK_RELOCATE) {
+        drop_segment(c);
+        continue;
+      }
       if (rc != TAKHIN_END) return rc;
       tk_seg_path(c->seg, path, sizeof path);
       return tk_err(TAKHIN_ECORRUPT, "%s: batch at byte %lld runs past the segment end", path,
@@ -315,6 +333,20 @@ int takhin_cursor_get(takhin_cursor *c, int64_t offset, takhin_message *m) {
   else if (rc == TAKHIN_END)
     rc = tk_err(TAKHIN_ENOTFOUND, "offset %lld of %s-%d was removed by compaction", (long long)offset,
                 c->topic->name, (int)c->part->id);
+  return rc;
+}
+
+int takhin_cursor_get_key(takhin_cursor *c, const void *key, size_t len, takhin_message *m) {
+  if (!c || !m || (!key && len)) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_get_key: NULL argument");
+  int rc = check_alive(c);
+  if (rc) return rc;
+  int64_t off;
+  int tomb;
+  if ((rc = tk_key_lookup(c->part, key ? key : "", len, &off, &tomb))) return rc;
+  rc = takhin_cursor_get(c, off, m);
+  if (rc == TAKHIN_ERANGE || rc == TAKHIN_ENOTFOUND)
+    rc = tk_err(TAKHIN_ENOTFOUND, "key has no record in %s-%d (its latest, offset %lld, is gone)",
+                c->topic->name, (int)c->part->id, (long long)off);
   return rc;
 }
 

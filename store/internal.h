@@ -94,6 +94,7 @@ typedef struct tk_segment {
   int64_t max_ts;
   int sealed;
   int64_t created_ms;
+  int64_t records; /* records in the file after compaction; -1 = dense (next - base) */
   /* sparse index (meta_lock for the array; persisted tracks the catalog) */
   tk_index_entry *idx;
   size_t idx_n, idx_cap, idx_persisted;
@@ -139,10 +140,18 @@ int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result 
 /* ---- partitions (partition.c) ---------------------------------------- */
 typedef struct tk_topic tk_topic;
 
+/* A keyed record of a compacted topic whose key-index row is not written yet. */
+typedef struct tk_key_pending {
+  int64_t offset;
+  size_t key_at, key_len; /* in the partition's keybuf */
+  int tombstone;
+} tk_key_pending;
+
 struct tk_partition {
   tk_topic *topic;
   int32_t id;
   char dir[4400];
+  pthread_mutex_t maint_lock; /* one of compaction, retention, DeleteRecords at a time; before append_lock */
   pthread_mutex_t append_lock;
   pthread_rwlock_t meta_lock;
   tk_segment **segs; /* oldest first; the last is active */
@@ -157,6 +166,11 @@ struct tk_partition {
   ZSTD_CCtx *cctx;
   int64_t pending_since_ms;
   int64_t last_persist_ms;
+  /* compacted topics: key-index rows waiting for the next persist */
+  tk_key_pending *keys;
+  size_t nkeys, keys_cap;
+  tk_buf keybuf;
+  int64_t key_from, key_upto, clean_upto; /* see takhin_cat_partition */
   /* FSYNC group commit */
   pthread_mutex_t sync_lock;
   pthread_cond_t sync_cond;
@@ -193,7 +207,12 @@ int tk_part_retention(tk_partition *p, takhin_retention_result *out);
 /* Segment holding offset (or the first after it), with a ref; NULL at the end.
 ** *pos receives where to start reading, *end the segment's visible end. */
 tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_t *end,
-                           int64_t *hwm);
+                           int64_t *hwm, int64_t *seg_next, int *sealed);
+/* A cursor on a partition already in hand (no lookup by name). */
+int tk_cursor_open_part(takhin_store *s, tk_topic *t, tk_partition *p, takhin_cursor **out);
+/* Latest offset of key in the key index (persisting pending rows first).
+** ENOTFOUND when none; *tombstone says whether it is a tombstone. */
+int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone);
 
 /* ---- topics and the store (store.c, topic.c) ------------------------- */
 struct tk_topic {
@@ -265,6 +284,23 @@ int tk_tidy_orphans(takhin_store *s);
 /* Remove the files of a partition folder and the folder (best effort). */
 void tk_clear_dir(const char *dir, int remove_dir);
 
+/* ---- sql/compaction.sql (sqlfile.c) ----------------------------------- */
+/* The statement named name, or NULL. Static storage. */
+const char *tk_sql(const char *name);
+
+/* ---- compaction and the key index (compaction.c) ---------------------- */
+/* Upsert one key-index row / set key_upto (cat_lock held, inside a txn). */
+int tk_key_write(takhin_store *s, int64_t topic_id, int32_t part, const void *key, size_t len,
+                 int64_t offset, int tombstone);
+int tk_key_set_upto(takhin_store *s, int64_t topic_id, int32_t part, int64_t upto);
+int tk_key_set_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t from);
+/* On open: finish or discard compaction swaps, then load key_from/key_upto/
+** clean_upto (before the partition's segments are loaded). */
+int tk_compact_recover(tk_partition *p, takhin_recovery_info *rec);
+/* After open (writer, compacted topics): index keys of [key_upto, hwm). */
+int tk_key_catch_up(tk_partition *p);
+int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out);
+
 /* ---- catalog (catalog.c) --------------------------------------------- */
 /* Open the catalog: its own connection, or borrow (the extension's host
 ** connection, which is then never closed here). */
@@ -284,7 +320,7 @@ int tk_cat_each_topic(takhin_store *s,
 int tk_cat_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t *out);
 int tk_cat_set_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t v);
 typedef struct tk_seg_row {
-  int64_t base, next, size, max_ts, created_ms;
+  int64_t base, next, size, max_ts, created_ms, records;
   int sealed;
 } tk_seg_row;
 int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min_base,

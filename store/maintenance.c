@@ -3,6 +3,7 @@
 ** one call, and the optional background thread (takhin_options.
 ** maintenance_ms, off by default) that runs it on an interval.
 */
+#include <string.h>
 #include <time.h>
 
 #include "internal.h"
@@ -15,6 +16,11 @@ typedef struct maint_acc {
 static void retain_one(tk_partition *p, void *arg) {
   maint_acc *a = arg;
   int rc = tk_part_retention(p, &a->total);
+  if (!rc && p->topic->cfg.compact) { /* compaction when the dirty ratio says so */
+    takhin_compaction_result cr;
+    memset(&cr, 0, sizeof cr);
+    rc = tk_part_compact(p, 0, &cr);
+  }
   if (rc && !a->first_rc) a->first_rc = rc;
 }
 

@@ -34,6 +34,7 @@ tk_partition *tk_part_new(tk_topic *t, int32_t id) {
   p->topic = t;
   p->id = id;
   snprintf(p->dir, sizeof p->dir, "%s/%s-%d", t->store->data_dir, t->name, (int)id);
+  pthread_mutex_init(&p->maint_lock, NULL);
   pthread_mutex_init(&p->append_lock, NULL);
   pthread_rwlock_init(&p->meta_lock, NULL);
   pthread_mutex_init(&p->sync_lock, NULL);
@@ -49,6 +50,9 @@ void tk_part_free(tk_partition *p) {
   p->nsegs = 0;
   tk_buf_free(&p->wbuf);
   tk_buf_free(&p->zbuf);
+  tk_buf_free(&p->keybuf);
+  free(p->keys);
+  pthread_mutex_destroy(&p->maint_lock);
   ZSTD_freeCCtx(p->cctx);
   p->cctx = NULL;
   pthread_mutex_destroy(&p->append_lock);
@@ -98,8 +102,24 @@ static int persist(tk_partition *p) {
       rc = tk_cat_upsert_index(s, t->topic_id, p->id, g->base_offset, &g->idx[k]);
   }
   if (!rc && p->log_start_dirty) rc = tk_cat_set_log_start(s, t->topic_id, p->id, p->log_start);
+  /* Key rows only for records already in the file: a row for a record a
+  ** crash could still take back would make compaction drop the key's real
+  ** latest record. */
+  size_t nk = 0;
+  while (!rc && nk < p->nkeys && p->keys[nk].offset < p->next_offset) {
+    const tk_key_pending *k = &p->keys[nk++];
+    rc = tk_key_write(s, t->topic_id, p->id, p->keybuf.p + k->key_at, k->key_len, k->offset, k->tombstone);
+  }
+  int64_t key_upto = nk < p->nkeys ? p->keys[nk].offset : p->next_offset;
+  if (!rc && t->cfg.compact && key_upto > p->key_upto) rc = tk_key_set_upto(s, t->topic_id, p->id, key_upto);
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
+  if (!rc && nk) { /* drop the written ones; what is left is still unwritten */
+    memmove(p->keys, p->keys + nk, (p->nkeys - nk) * sizeof *p->keys);
+    p->nkeys -= nk;
+    if (p->nkeys == 0) p->keybuf.len = 0;
+  }
+  if (!rc && t->cfg.compact && key_upto > p->key_upto) p->key_upto = key_upto;
   if (!rc) {
     for (size_t i = 0; i < p->nsegs; i++) {
       p->segs[i]->cat_dirty = 0;
@@ -113,9 +133,36 @@ static int persist(tk_partition *p) {
   return rc;
 }
 
+/* Catalog rows waiting: index entries, plus key rows weighted lightly (a
+** key row is cheap, but thousands should not wait for the timer). */
 static size_t pending_index_rows(const tk_partition *p) {
   const tk_segment *g = active_seg(p);
-  return g->idx_n - g->idx_persisted;
+  return g->idx_n - g->idx_persisted + p->nkeys / 64;
+}
+
+/* Remember the keys of records [base, base + n) for the key index. */
+static int note_keys(tk_partition *p, const takhin_record *recs, size_t n, int64_t base) {
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; i++) bytes += recs[i].key_len;
+  if (p->nkeys + n > p->keys_cap) {
+    size_t cap = p->keys_cap ? p->keys_cap : 256;
+    while (cap < p->nkeys + n) cap *= 2;
+    tk_key_pending *nk = realloc(p->keys, cap * sizeof *nk);
+    if (!nk) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
+    p->keys = nk;
+    p->keys_cap = cap;
+  }
+  if (tk_buf_reserve(&p->keybuf, bytes)) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
+  for (size_t i = 0; i < n; i++) {
+    tk_key_pending *k = &p->keys[p->nkeys++];
+    k->offset = base + (int64_t)i;
+    k->key_at = p->keybuf.len;
+    k->key_len = recs[i].key_len;
+    k->tombstone = recs[i].value == NULL;
+    memcpy(p->keybuf.p + p->keybuf.len, recs[i].key, recs[i].key_len);
+    p->keybuf.len += recs[i].key_len;
+  }
+  return TAKHIN_OK;
 }
 
 /* Create the file of a new segment starting at base and make it active. */
@@ -283,6 +330,14 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
     goto out;
   }
   if ((rc = ensure_cctx(p))) goto out;
+  if (cfg->compact)
+    for (size_t i = 0; i < n; i++)
+      if (!recs[i].key) {
+        rc = tk_err(TAKHIN_EINVAL, "topic \"%s\" is compacted (cleanup_policy=%s): record %zu has "
+                    "a null key, and compaction keeps records by key", p->topic->name,
+                    tk_config_policy_name(cfg), i);
+        goto out;
+      }
   int64_t now = tk_now_ms();
   size_t start = buffered ? p->wbuf.len : 0;
   p->wbuf.len = start;
@@ -320,6 +375,7 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
     if (rc) goto out;
   }
   if (first) *first = base;
+  if (cfg->compact) note_keys(p, recs, n, base); /* on failure recovery indexes them */
   if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS) {
     /* A catalog failure here loses nothing: the batch is in the file and the
     ** next persist or recovery writes its index rows. */
@@ -344,7 +400,7 @@ int tk_part_flush(tk_partition *p, int do_persist, int sync) {
 }
 
 tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_t *end,
-                           int64_t *hwm) {
+                           int64_t *hwm, int64_t *seg_next, int *sealed) {
   tk_segment *g = NULL;
   pthread_rwlock_rdlock(&p->meta_lock);
   *hwm = p->next_offset;
@@ -361,6 +417,8 @@ tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_
       g = p->segs[i];
       *pos = offset <= g->base_offset ? 0 : tk_seg_index_lookup(g, offset);
       *end = g->size;
+      *seg_next = g->next_offset;
+      *sealed = g->sealed;
       tk_seg_ref(g);
     }
   }
@@ -384,7 +442,7 @@ static int parse_segment_name(const char *name, int64_t *base) {
 }
 
 /* Base offsets of the segment files present (sorted), and tidy away files a
-** crashed operation of ours left behind (*.tmp). */
+** crashed operation of ours left behind (*.tmp, *.cleaned). */
 static int list_segment_files(tk_partition *p, int64_t **out, size_t *n, takhin_recovery_info *rec) {
   takhin_store *s = part_store(p);
   DIR *d = opendir(p->dir);
@@ -412,7 +470,9 @@ static int list_segment_files(tk_partition *p, int64_t **out, size_t *n, takhin_
         v = nv;
       }
       v[cnt++] = base;
-    } else if (!s->opt.read_only && len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) {
+    } else if (!s->opt.read_only && ((len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) ||
+                                      (len > 8 && !strcmp(e->d_name + len - 8, ".cleaned")))) {
+      /* compaction output no swap row vouches for: an unfinished run */
       char path[TK_PATH_MAX];
       snprintf(path, sizeof path, "%s/%s", p->dir, e->d_name);
       if (unlink(path) == 0) rec->files_removed++;
@@ -542,7 +602,8 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
   tk_seg_row *rows = NULL;
   int64_t *files = NULL;
   size_t nrows = 0, nfiles = 0;
-  int rc;
+  int rc = tk_compact_recover(p, rec); /* first: it decides which file is <base>.log */
+  if (rc) return rc;
   pthread_mutex_lock(&s->cat_lock);
   rc = tk_cat_segments(s, t->topic_id, p->id, INT64_MIN, &rows, &nrows);
   if (!rc) rc = tk_cat_log_start(s, t->topic_id, p->id, &p->log_start);
@@ -568,6 +629,7 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     tk_segment *g = tk_seg_new(p, r->base, r->created_ms);
     if (!g) { rc = tk_err(TAKHIN_ENOMEM, "out of memory loading segments"); goto out; }
     g->sealed = r->sealed;
+    g->records = r->records;
     g->cat_exists = 1;
     if ((rc = push_seg(p, g))) { tk_seg_unref(g); goto out; }
     if ((rc = load_segment(p, g, r, fsz, rec))) goto out;
@@ -657,6 +719,7 @@ int tk_part_refresh(tk_partition *p) {
     if (fsz < 0) continue;
     tk_segment *g = tk_seg_new(p, r->base, r->created_ms);
     if (!g) { rc = tk_err(TAKHIN_ENOMEM, "out of memory loading segments"); goto out; }
+    g->records = r->records;
     pthread_rwlock_wrlock(&p->meta_lock);
     if (p->nsegs) active_seg(p)->sealed = 1;
     rc = push_seg(p, g);
@@ -737,6 +800,7 @@ static int drop_prefix(tk_partition *p, size_t ndrop, int64_t new_start,
 }
 
 int tk_part_delete_records(tk_partition *p, int64_t offset) {
+  pthread_mutex_lock(&p->maint_lock);
   pthread_mutex_lock(&p->append_lock);
   int rc = write_pending(p);
   if (rc) goto out;
@@ -752,12 +816,14 @@ int tk_part_delete_records(tk_partition *p, int64_t offset) {
   rc = drop_prefix(p, ndrop, offset, NULL);
 out:
   pthread_mutex_unlock(&p->append_lock);
+  pthread_mutex_unlock(&p->maint_lock);
   return rc;
 }
 
 int tk_part_retention(tk_partition *p, takhin_retention_result *out) {
   const tk_topic_config *cfg = &p->topic->cfg;
   if (!cfg->delete_) return TAKHIN_OK; /* compact-only topics keep everything */
+  pthread_mutex_lock(&p->maint_lock);
   pthread_mutex_lock(&p->append_lock);
   int rc = write_pending(p);
   if (rc) goto out;
@@ -780,6 +846,7 @@ int tk_part_retention(tk_partition *p, takhin_retention_result *out) {
   }
 out:
   pthread_mutex_unlock(&p->append_lock);
+  pthread_mutex_unlock(&p->maint_lock);
   return rc;
 }
 

@@ -32,6 +32,7 @@ tk_segment *tk_seg_new(tk_partition *p, int64_t base, int64_t created_ms) {
   g->max_ts = -1;
   g->created_ms = created_ms;
   g->last_idx_pos = -1;
+  g->records = -1;
   g->fd = -1;
   atomic_init(&g->refs, 1);
   return g;

@@ -337,6 +337,12 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   if (!rc && !s->opt.read_only) rc = tk_tidy_orphans(s);
   pthread_rwlock_unlock(&s->topics_lock);
   if (rc) goto fail;
+  if (!s->opt.read_only) { /* key rows the last run did not get to write */
+    for (size_t b = 0; b < s->nbuckets && !rc; b++)
+      for (tk_topic *t = s->topics[b]; t && !rc; t = t->hnext)
+        for (int32_t i = 0; i < t->nparts && !rc; i++) rc = tk_key_catch_up(t->parts[i]);
+    if (rc) goto fail;
+  }
   if ((rc = tk_maint_start(s))) goto fail;
   if (s->opt.durability == TAKHIN_DURABILITY_BUFFERED && !s->opt.read_only) {
     if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0) {

@@ -90,7 +90,7 @@ typedef struct takhin_options {
   int max_open_files;      /* budget of cached segment file handles; default 256,
                               capped at half the process's RLIMIT_NOFILE */
   int64_t maintenance_ms;  /* > 0: a background thread runs takhin_maintenance_run
-                              this often; 0 (default) = off */
+                              (retention and compaction) this often; 0 (default) = off */
 } takhin_options;
 
 /* Fill *opt with the defaults above. */
@@ -363,8 +363,39 @@ int takhin_group_list(takhin_store *s, const char *group, takhin_group_offset **
 /* Forget every offset of a group. ENOTFOUND if it has none. */
 int takhin_group_delete(takhin_store *s, const char *group);
 
+/* ---- compaction (cleanup_policy contains compact) ---------------------- */
+/* Kafka's log compaction: in sealed segments, a keyed record survives when no
+** later record of the partition has its key; a tombstone (null value) also
+** goes once delete_retention_ms has passed since compaction first saw it.
+** Segments whose newest record is younger than min_compaction_lag_ms and the
+** active segment are never touched. Offsets never change: survivors keep
+** theirs and readers skip the gaps. The decision is SQL over the key index
+** (sql/compaction.sql); files are swapped in atomically with the catalog. */
+typedef struct takhin_compaction_result {
+  int64_t segments_compacted; /* segment files rewritten */
+  int64_t bytes_reclaimed;    /* file bytes before minus after */
+  int64_t records_removed;
+  int64_t keys_kept;          /* live keys in the key index afterwards */
+  int64_t duration_ms;
+} takhin_compaction_result;
+
+/* Compact one partition (partition >= 0) or all (-1) of a compacted topic.
+** Without force, only partitions whose dirty ratio (bytes not yet compacted /
+** all bytes) reaches min_cleanable_dirty_ratio are compacted. out may be
+** NULL. EINVAL for a topic that is not compacted. */
+int takhin_compact(takhin_store *s, const char *topic, int32_t partition, int force,
+                   takhin_compaction_result *out);
+
+/* The latest record of key in the cursor's partition (a point lookup in the
+** key index of a compacted topic). ENOTFOUND when the key has no record, or
+** its latest record is a tombstone whose retention ran out; a live tombstone
+** is returned (value NULL). EINVAL on a topic that is not compacted. m's
+** pointers live in c, as with takhin_cursor_next. */
+int takhin_cursor_get_key(takhin_cursor *c, const void *key, size_t len, takhin_message *m);
+
 /* ---- maintenance ------------------------------------------------------- */
-/* Apply retention to every partition of every topic. out may be NULL. */
+/* Apply retention to every partition of every topic, and compact the
+** compacted topics whose dirty ratio is reached. out may be NULL. */
 int takhin_maintenance_run(takhin_store *s, takhin_retention_result *out);
 
 #ifdef __cplusplus

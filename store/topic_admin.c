@@ -229,7 +229,17 @@ int takhin_topic_alter_config(takhin_store *s, const char *topic, const char *co
   pthread_mutex_unlock(&s->cat_lock);
   if (rc) goto out;
   lock_all(t, 1);
-  t->cfg = cfg;
+  if (cfg.compact && !t->cfg.compact) {
+    /* Records so far have no key rows: compaction starts after them. */
+    pthread_mutex_lock(&s->cat_lock);
+    for (int32_t i = 0; i < t->nparts && !rc; i++) {
+      tk_partition *p = t->parts[i];
+      p->key_from = p->key_upto = p->pending_next;
+      rc = tk_key_set_from(s, t->topic_id, i, p->key_from);
+    }
+    pthread_mutex_unlock(&s->cat_lock);
+  }
+  if (!rc) t->cfg = cfg;
   lock_all(t, 0);
 out:
   pthread_rwlock_unlock(&s->topics_lock);

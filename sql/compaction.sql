@@ -1,0 +1,84 @@
+-- compaction.sql -- the SQL that decides what log compaction keeps.
+--
+-- The key index (takhin_cat_key, see schema.sql) holds the latest offset of
+-- every key of a compacted partition. A keyed record survives compaction
+-- exactly when its offset is its key's latest offset, unless it is a
+-- tombstone whose delete_retention_ms has run out since compaction first saw
+-- it. The C code (store/compaction.c) only rewrites segment files to keep the
+-- offsets these statements return.
+--
+-- Each statement is introduced by a "-- name: <name>" line; the library
+-- embeds this file and prepares the statements by name.
+-- Parameters: ?1 topic_id, ?2 partition, ?3/?4 an offset range [from, to),
+-- ?5 a time in ms.
+
+-- name: key_upsert
+-- A produced keyed record becomes its key's latest (rows arrive in offset
+-- order within a partition; the WHERE keeps an out-of-order replay harmless).
+INSERT INTO takhin_cat_key(topic_id, partition, key, offset, tombstone, seen_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, NULL)
+ON CONFLICT (topic_id, partition, key) DO UPDATE
+   SET offset = excluded.offset, tombstone = excluded.tombstone, seen_ms = NULL
+ WHERE excluded.offset > takhin_cat_key.offset;
+
+-- name: mark_tombstones_seen
+-- Start the delete_retention_ms clock of tombstones in the cleanable range.
+UPDATE takhin_cat_key SET seen_ms = ?5
+ WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3 AND offset < ?4
+   AND tombstone = 1 AND seen_ms IS NULL;
+
+-- name: survivors
+-- Offsets in [?3, ?4) that compaction keeps, in order. ?5 = now minus
+-- delete_retention_ms: tombstones first seen at or before it are dropped.
+SELECT offset FROM takhin_cat_key
+ WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3 AND offset < ?4
+   AND NOT (tombstone = 1 AND seen_ms IS NOT NULL AND seen_ms <= ?5)
+ ORDER BY offset;
+
+-- name: survivor_count
+-- How many records of [?3, ?4) survive: a segment holding no more records
+-- than this has nothing to reclaim and is not read again.
+SELECT count(*) FROM takhin_cat_key
+ WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3 AND offset < ?4
+   AND NOT (tombstone = 1 AND seen_ms IS NOT NULL AND seen_ms <= ?5);
+
+-- name: forget_expired_tombstones
+-- A tombstone past its retention is gone from the log: forget its key too.
+DELETE FROM takhin_cat_key
+ WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3 AND offset < ?4
+   AND tombstone = 1 AND seen_ms IS NOT NULL AND seen_ms <= ?5;
+
+-- name: keys_kept
+SELECT count(*) FROM takhin_cat_key WHERE topic_id = ?1 AND partition = ?2;
+
+-- name: key_lookup
+-- The latest record of one key: a point lookup on the primary key.
+SELECT offset, tombstone FROM takhin_cat_key
+ WHERE topic_id = ?1 AND partition = ?2 AND key = ?3;
+
+-- name: key_state
+SELECT key_from, key_upto, clean_upto FROM takhin_cat_partition
+ WHERE topic_id = ?1 AND partition = ?2;
+
+-- name: set_key_upto
+UPDATE takhin_cat_partition SET key_upto = ?3 WHERE topic_id = ?1 AND partition = ?2;
+
+-- name: set_clean_upto
+UPDATE takhin_cat_partition SET clean_upto = ?3 WHERE topic_id = ?1 AND partition = ?2;
+
+-- name: set_key_from
+UPDATE takhin_cat_partition SET key_from = ?3, key_upto = max(key_upto, ?3)
+ WHERE topic_id = ?1 AND partition = ?2;
+
+-- name: set_records
+UPDATE takhin_cat_segment SET records = ?4
+ WHERE topic_id = ?1 AND partition = ?2 AND base_offset = ?3;
+
+-- name: add_swap
+INSERT OR REPLACE INTO takhin_cat_swap(topic_id, partition, base_offset) VALUES (?1, ?2, ?3);
+
+-- name: swaps
+SELECT base_offset FROM takhin_cat_swap WHERE topic_id = ?1 AND partition = ?2;
+
+-- name: clear_swaps
+DELETE FROM takhin_cat_swap WHERE topic_id = ?1 AND partition = ?2;

@@ -1,0 +1,644 @@
+/*
+** compaction.c -- log compaction for topics whose cleanup_policy contains
+** compact, and the key index it is decided from.
+**
+** The key index (takhin_cat_key) holds each key's latest offset; rows are
+** written with the offset index, in batches (partition.c persist()). What a
+** compaction keeps is decided by the statements of sql/compaction.sql over
+** that table; this file only rewrites segment files to keep those offsets:
+**
+**   1. pick the cleanable segments: sealed, older than min_compaction_lag_ms,
+**      fully key-indexed; skip (without reading) those whose record count
+**      equals their survivor count;
+**   2. rewrite each into <base>.log.cleaned: batches whose records all
+**      survive are copied as they are; others keep their header (base offset,
+**      last offset delta, timestamps) with only the surviving records' bytes,
+**      recompressed and re-checksummed; empty batches go;
+**   3. fdatasync the new files and the folder, then in one catalog
+**      transaction: the new segment and index rows, the checkpoint, the
+**      forgotten tombstones, and a swap row per segment;
+**   4. rename each .cleaned over its .log, then drop the swap rows.
+**
+** A crash before 3 leaves the old log (open deletes stray .cleaned files); a
+** crash after 3 leaves swap rows, and open finishes the renames
+** (tk_compact_recover): old or new, never both, never neither. Readers
+** holding an old segment keep its open descriptor and so its old bytes;
+** the old segment is marked unlinked so it is never reopened by path.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "internal.h"
+#include "sqlite_compat.h"
+
+/* Test hook: abort the process at step n of a run (1-based), to prove the
+** swap is crash-safe. 0 = off. */
+int tk_compact_crash_step;
+
+static void crash_point(int step) {
+  if (tk_compact_crash_step == step) abort();
+}
+
+/* ---- statements -------------------------------------------------------- */
+
+static sqlite3_stmt *named(takhin_store *s, const char *name) {
+  const char *sql = tk_sql(name);
+  if (!sql) {
+    tk_err(TAKHIN_ECATALOG, "sql/compaction.sql has no statement \"%s\"", name);
+    return NULL;
+  }
+  return tk_cat_prepare(s, sql);
+}
+
+/* Run a named statement binding (topic, partition, a, b, c); ncols 3..5. */
+static int exec5(takhin_store *s, const char *name, int64_t topic_id, int32_t part, int nargs,
+                 int64_t a, int64_t b, int64_t c) {
+  sqlite3_stmt *st = named(s, name);
+  if (!st) return TAKHIN_ECATALOG;
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  if (nargs >= 3) sqlite3_bind_int64(st, 3, a);
+  if (nargs >= 4) sqlite3_bind_int64(st, 4, b);
+  if (nargs >= 5) sqlite3_bind_int64(st, 5, c);
+  return tk_cat_step_done(s, st, name);
+}
+
+/* A single integer from a named query. */
+static int query_i64(takhin_store *s, const char *name, int64_t topic_id, int32_t part, int nargs,
+                     int64_t a, int64_t b, int64_t c, int64_t *out) {
+  sqlite3_stmt *st = named(s, name);
+  if (!st) return TAKHIN_ECATALOG;
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  if (nargs >= 3) sqlite3_bind_int64(st, 3, a);
+  if (nargs >= 4) sqlite3_bind_int64(st, 4, b);
+  if (nargs >= 5) sqlite3_bind_int64(st, 5, c);
+  int step = sqlite3_step(st), rc = TAKHIN_OK;
+  if (step == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+  else if (step != SQLITE_DONE) rc = tk_cat_error(s, name);
+  tk_cat_done(s, st);
+  return rc;
+}
+
+int tk_key_write(takhin_store *s, int64_t topic_id, int32_t part, const void *key, size_t len,
+                 int64_t offset, int tombstone) {
+  sqlite3_stmt *st = named(s, "key_upsert");
+  if (!st) return TAKHIN_ECATALOG;
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  sqlite3_bind_blob64(st, 3, len ? key : "", len, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, offset);
+  sqlite3_bind_int(st, 5, tombstone);
+  return tk_cat_step_done(s, st, "write key row");
+}
+
+int tk_key_set_upto(takhin_store *s, int64_t topic_id, int32_t part, int64_t upto) {
+  return exec5(s, "set_key_upto", topic_id, part, 3, upto, 0, 0);
+}
+
+/* ---- open: finish swaps, load the partition's key state ---------------- */
+
+int tk_compact_recover(tk_partition *p, takhin_recovery_info *rec) {
+  takhin_store *s = p->topic->store;
+  int64_t id = p->topic->topic_id;
+  int rc = TAKHIN_OK;
+  pthread_mutex_lock(&s->cat_lock);
+  sqlite3_stmt *st = named(s, "swaps");
+  if (!st) rc = TAKHIN_ECATALOG;
+  int any = 0;
+  while (!rc && !s->opt.read_only) {
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, p->id);
+    int step = sqlite3_step(st);
+    if (step != SQLITE_ROW) {
+      if (step != SQLITE_DONE) rc = tk_cat_error(s, "reading swaps");
+      break;
+    }
+    /* The catalog already describes the .cleaned file: make it the .log. */
+    char to[TK_PATH_MAX], from[TK_PATH_MAX + 16];
+    long long base = sqlite3_column_int64(st, 0);
+    snprintf(to, sizeof to, "%s/%020lld.log", p->dir, base);
+    snprintf(from, sizeof from, "%s.cleaned", to);
+    if (rename(from, to) == 0) rec->files_removed++;
+    else if (errno != ENOENT) rc = tk_err_sys(errno, "rename", from);
+    any = 1;
+  }
+  if (st) tk_cat_done(s, st);
+  if (!rc && any) rc = exec5(s, "clear_swaps", id, p->id, 2, 0, 0, 0);
+  if (!rc && (st = named(s, "key_state"))) {
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, p->id);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      p->key_from = sqlite3_column_int64(st, 0);
+      p->key_upto = sqlite3_column_int64(st, 1);
+      p->clean_upto = sqlite3_column_int64(st, 2);
+    }
+    tk_cat_done(s, st);
+  }
+  pthread_mutex_unlock(&s->cat_lock);
+  return rc;
+}
+
+int tk_key_catch_up(tk_partition *p) {
+  takhin_store *s = p->topic->store;
+  if (!p->topic->cfg.compact || s->opt.read_only) return TAKHIN_OK;
+  int64_t id = p->topic->topic_id, hwm, start;
+  pthread_rwlock_rdlock(&p->meta_lock);
+  hwm = p->next_offset;
+  start = p->log_start;
+  pthread_rwlock_unlock(&p->meta_lock);
+  /* A key row past the end of the log (the file lost a tail the catalog
+  ** kept: power loss in OS mode) could make compaction drop its key's real
+  ** latest record: rebuild the partition's key index from the log. */
+  int64_t dangling = 0;
+  pthread_mutex_lock(&s->cat_lock);
+  static const char sql[] =
+      "SELECT count(*) FROM takhin_cat_key WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3";
+  sqlite3_stmt *st = tk_cat_prepare(s, sql);
+  int rc = st ? TAKHIN_OK : TAKHIN_ECATALOG;
+  if (st) {
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, p->id);
+    sqlite3_bind_int64(st, 3, hwm);
+    if (sqlite3_step(st) == SQLITE_ROW) dangling = sqlite3_column_int64(st, 0);
+    tk_cat_done(s, st);
+  }
+  if (!rc && dangling) {
+    static const char wipe[] = "DELETE FROM takhin_cat_key WHERE topic_id = ?1 AND partition = ?2";
+    if ((st = tk_cat_prepare(s, wipe))) {
+      sqlite3_bind_int64(st, 1, id);
+      sqlite3_bind_int(st, 2, p->id);
+      rc = tk_cat_step_done(s, st, "rebuild key index");
+    }
+    p->key_upto = p->key_from;
+  }
+  pthread_mutex_unlock(&s->cat_lock);
+  if (rc || p->key_upto >= hwm) return rc;
+  int64_t from = p->key_upto > start ? p->key_upto : start;
+  if (from < p->key_from) from = p->key_from;
+  takhin_cursor *c;
+  if ((rc = tk_cursor_open_part(s, p->topic, p, &c))) return rc;
+  takhin_message m;
+  rc = takhin_cursor_seek(c, from, 0, 0);
+  pthread_mutex_lock(&s->cat_lock);
+  if (!rc) rc = tk_cat_begin(s);
+  while (!rc && (rc = takhin_cursor_next(c, &m)) == TAKHIN_OK)
+    if (m.key) rc = tk_key_write(s, id, p->id, m.key, m.key_len, m.offset, m.value == NULL);
+  if (rc == TAKHIN_END) rc = TAKHIN_OK;
+  if (!rc) rc = tk_key_set_upto(s, id, p->id, hwm);
+  if (!rc) rc = tk_cat_commit(s);
+  else tk_cat_rollback(s);
+  pthread_mutex_unlock(&s->cat_lock);
+  takhin_cursor_close(c);
+  if (!rc) p->key_upto = hwm;
+  return rc;
+}
+
+/* ---- rewriting one segment ------------------------------------------------ */
+
+static void put32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+typedef struct rewriter {
+  tk_buf in;      /* batches read from the old file */
+  tk_buf out;     /* the new file's bytes */
+  tk_buf area;    /* kept records of one batch */
+  tk_buf scratch; /* decompressed records */
+  tk_buf zout;    /* recompressed records */
+  ZSTD_DCtx *dctx;
+  ZSTD_CCtx *cctx;
+} rewriter;
+
+static void rewriter_free(rewriter *w) {
+  tk_buf_free(&w->in);
+  tk_buf_free(&w->out);
+  tk_buf_free(&w->area);
+  tk_buf_free(&w->scratch);
+  tk_buf_free(&w->zout);
+  ZSTD_freeDCtx(w->dctx);
+  ZSTD_freeCCtx(w->cctx);
+}
+
+/* Append to w->out the batch at b keeping only the records whose offsets are
+** next in keep[ki..nkeep); kept and removed count records. */
+static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, const int64_t *keep,
+                        size_t nkeep, size_t *ki, int64_t *kept, int64_t *removed) {
+  int64_t total = tk_batch_total(h);
+  if (h->attributes & TK_ATTR_CONTROL) { /* transaction markers: keep as they are */
+    if (tk_buf_reserve(&w->out, (size_t)total)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+    memcpy(w->out.p + w->out.len, b, (size_t)total);
+    w->out.len += (size_t)total;
+    return TAKHIN_OK;
+  }
+  int codec = h->attributes & TK_ATTR_CODEC_MASK;
+  if (codec != TK_CODEC_NONE && !w->dctx && !(w->dctx = ZSTD_createDCtx()))
+    return tk_err(TAKHIN_ENOMEM, "out of memory for a zstd context");
+  const uint8_t *recs;
+  size_t len;
+  int rc = tk_batch_records(b, h, w->dctx, &w->scratch, TK_MAX_BATCH_BYTES, &recs, &len);
+  if (rc) return rc;
+  const uint8_t *p = recs, *end = recs + len;
+  w->area.len = 0;
+  int32_t nkept = 0;
+  for (int32_t i = 0; i < h->records_count; i++) {
+    const uint8_t *start = p;
+    takhin_message m;
+    if ((rc = tk_record_decode(&p, end, h, &m))) return rc;
+    while (*ki < nkeep && keep[*ki] < m.offset) (*ki)++;
+    if (*ki < nkeep && keep[*ki] == m.offset) {
+      size_t n = (size_t)(p - start);
+      if (tk_buf_reserve(&w->area, n)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+      memcpy(w->area.p + w->area.len, start, n);
+      w->area.len += n;
+      nkept++;
+    }
+  }
+  *kept += nkept;
+  *removed += h->records_count - nkept;
+  if (nkept == 0) return TAKHIN_OK; /* the whole batch goes */
+  if (nkept == h->records_count) { /* untouched: copy byte for byte */
+    if (tk_buf_reserve(&w->out, (size_t)total)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+    memcpy(w->out.p + w->out.len, b, (size_t)total);
+    w->out.len += (size_t)total;
+    return TAKHIN_OK;
+  }
+  const uint8_t *body = w->area.p;
+  size_t body_len = w->area.len;
+  if (codec == TK_CODEC_ZSTD) {
+    if (!w->cctx && !(w->cctx = ZSTD_createCCtx())) return tk_err(TAKHIN_ENOMEM, "out of memory for a zstd context");
+    w->zout.len = 0;
+    size_t bound = ZSTD_compressBound(body_len);
+    if (tk_buf_reserve(&w->zout, bound)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+    size_t z = ZSTD_compress2(w->cctx, w->zout.p, bound, body, body_len);
+    if (ZSTD_isError(z)) return tk_err(TAKHIN_EIO, "zstd: %s", ZSTD_getErrorName(z));
+    body = w->zout.p;
+    body_len = z;
+  }
+  /* Same header (base offset, last offset delta, timestamps, producer
+  ** fields), new length, count and CRC, as Kafka's cleaner does. */
+  size_t nb = TK_BATCH_HEADER_SIZE + body_len;
+  if (tk_buf_reserve(&w->out, nb)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+  uint8_t *o = w->out.p + w->out.len;
+  memcpy(o, b, TK_BATCH_HEADER_SIZE);
+  memcpy(o + TK_BATCH_HEADER_SIZE, body, body_len);
+  put32(o + 8, (uint32_t)(nb - TK_LOG_OVERHEAD));
+  put32(o + 57, (uint32_t)nkept);
+  put32(o + 17, tk_crc32c(0, o + 21, nb - 21));
+  w->out.len += nb;
+  return TAKHIN_OK;
+}
+
+/* Rewrite segment g keeping keep[] into "<path>.cleaned"; *ng receives the
+** new segment (sealed, not yet visible). */
+static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, size_t nkeep,
+                           rewriter *w, tk_segment **ng, int64_t *removed) {
+  char path[TK_PATH_MAX], tmp[TK_PATH_MAX + 16];
+  tk_seg_path(g, path, sizeof path);
+  snprintf(tmp, sizeof tmp, "%s.cleaned", path);
+  int fd, rc = tk_seg_fd_acquire(g, &fd);
+  if (rc) return rc;
+  pthread_rwlock_rdlock(&p->meta_lock);
+  int64_t size = g->size;
+  pthread_rwlock_unlock(&p->meta_lock);
+  w->in.len = w->out.len = 0;
+  if (tk_buf_reserve(&w->in, (size_t)size) || tk_buf_reserve(&w->out, (size_t)size)) {
+    tk_seg_fd_release(g);
+    return tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
+  }
+  for (int64_t got = 0; got < size;) {
+    ssize_t r = pread(fd, w->in.p + got, (size_t)(size - got), got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      tk_seg_fd_release(g);
+      return r < 0 ? tk_err_sys(errno, "read", path) : tk_err(TAKHIN_ECORRUPT, "%s is shorter than its index", path);
+    }
+    got += r;
+  }
+  tk_seg_fd_release(g);
+  tk_segment *n = tk_seg_new(p, g->base_offset, g->created_ms);
+  if (!n) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+  n->sealed = 1;
+  size_t ki = 0;
+  int64_t kept = 0;
+  for (int64_t pos = 0; pos < size && !rc;) {
+    tk_batch_hdr h;
+    if (tk_batch_parse_header(w->in.p + pos, (size_t)(size - pos), &h) != TAKHIN_OK ||
+        tk_batch_total(&h) > size - pos || !tk_batch_crc_ok(w->in.p + pos, &h)) {
+      rc = tk_err(TAKHIN_ECORRUPT, "%s: damaged batch at byte %lld: compaction leaves the segment as it is",
+                  path, (long long)pos);
+      break;
+    }
+    size_t before = w->out.len;
+    rc = filter_batch(w, w->in.p + pos, &h, keep, nkeep, &ki, &kept, removed);
+    if (!rc && w->out.len > before) {
+      tk_batch_hdr nh;
+      tk_batch_parse_header(w->out.p + before, w->out.len - before, &nh);
+      rc = tk_seg_note_batch(n, (int64_t)before, &nh);
+    }
+    pos += tk_batch_total(&h);
+  }
+  /* The offsets the segment covers do not change, even if its last
+  ** records went: the next segment still starts where it did. */
+  n->next_offset = g->next_offset;
+  n->max_ts = g->max_ts;
+  n->records = kept;
+  n->cat_dirty = 1;
+  if (!rc) {
+    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) rc = tk_err_sys(errno, "create", tmp);
+    for (size_t done = 0; !rc && done < w->out.len;) {
+      ssize_t wr = write(out, w->out.p + done, w->out.len - done);
+      if (wr < 0 && errno == EINTR) continue;
+      if (wr < 0) rc = tk_err_sys(errno, "write", tmp);
+      else done += (size_t)wr;
+    }
+    if (!rc && fdatasync(out) != 0) rc = tk_err_sys(errno, "fdatasync", tmp);
+    if (out >= 0) close(out);
+  }
+  if (rc) {
+    unlink(tmp);
+    tk_seg_unref(n);
+    return rc;
+  }
+  *ng = n;
+  return TAKHIN_OK;
+}
+
+static int sync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return tk_err_sys(errno, "open directory", dir);
+  int rc = fsync(fd) ? tk_err_sys(errno, "fsync", dir) : TAKHIN_OK;
+  close(fd);
+  return rc;
+}
+
+/* Offsets of [from, to) that survive, sorted (malloc'd). */
+static int survivors(takhin_store *s, tk_partition *p, int64_t from, int64_t to, int64_t expired_before,
+                     int64_t **out, size_t *n) {
+  sqlite3_stmt *st = named(s, "survivors");
+  if (!st) return TAKHIN_ECATALOG;
+  sqlite3_bind_int64(st, 1, p->topic->topic_id);
+  sqlite3_bind_int(st, 2, p->id);
+  sqlite3_bind_int64(st, 3, from);
+  sqlite3_bind_int64(st, 4, to);
+  sqlite3_bind_int64(st, 5, expired_before);
+  int64_t *v = NULL;
+  size_t cnt = 0, cap = 0;
+  int step, rc = TAKHIN_OK;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    if (cnt == cap) {
+      cap = cap ? cap * 2 : 1024;
+      int64_t *nv = realloc(v, cap * sizeof *nv);
+      if (!nv) { rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting"); break; }
+      v = nv;
+    }
+    v[cnt++] = sqlite3_column_int64(st, 0);
+  }
+  if (!rc && step != SQLITE_DONE) rc = tk_cat_error(s, "survivors");
+  tk_cat_done(s, st);
+  if (rc) { free(v); return rc; }
+  *out = v;
+  *n = cnt;
+  return TAKHIN_OK;
+}
+
+/* ---- one partition --------------------------------------------------------- */
+
+int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
+  takhin_store *s = p->topic->store;
+  const tk_topic_config *cfg = &p->topic->cfg;
+  int64_t t0 = tk_now_ms(), id = p->topic->topic_id;
+  if (!cfg->compact)
+    return tk_err(TAKHIN_EINVAL, "topic \"%s\" is not compacted (cleanup_policy=%s)", p->topic->name,
+                  tk_config_policy_name(cfg));
+  pthread_mutex_lock(&p->maint_lock);
+  int rc = tk_part_flush(p, 1, 0); /* the key index must be current */
+  tk_segment **cand = NULL, **fresh = NULL;
+  size_t ncand = 0;
+  int64_t *keep = NULL;
+  rewriter w;
+  memset(&w, 0, sizeof w);
+  if (rc) goto out;
+  /* 1. the cleanable segments */
+  int64_t now = tk_now_ms(), total = 0, dirty = 0;
+  pthread_rwlock_rdlock(&p->meta_lock);
+  cand = calloc(p->nsegs ? p->nsegs : 1, sizeof *cand);
+  fresh = calloc(p->nsegs ? p->nsegs : 1, sizeof *fresh);
+  for (size_t i = 0; cand && fresh && i < p->nsegs; i++) {
+    tk_segment *g = p->segs[i];
+    total += g->size;
+    if (i + 1 == p->nsegs) break; /* the active segment is never touched */
+    if (cfg->min_compaction_lag_ms > 0 && g->max_ts > now - cfg->min_compaction_lag_ms) break;
+    ncand = i + 1;
+    /* not fully key-indexed (the topic became compacted later), or deleted */
+    if (g->base_offset < p->key_from || g->next_offset <= p->log_start) continue;
+    if (g->next_offset > p->clean_upto) dirty += g->size;
+    tk_seg_ref(g);
+    cand[i] = g;
+  }
+  total = 0;
+  for (size_t i = 0; i < p->nsegs; i++) total += p->segs[i]->size;
+  pthread_rwlock_unlock(&p->meta_lock);
+  if (!cand || !fresh) { rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting"); goto out; }
+  if (!force && (total == 0 || (double)dirty / (double)total < cfg->min_cleanable_dirty_ratio)) goto out;
+  int64_t first = -1, end = -1;
+  for (size_t i = 0; i < ncand; i++)
+    if (cand[i]) {
+      if (first < 0) first = cand[i]->base_offset;
+      end = cand[i]->next_offset;
+    }
+  if (first < 0) goto out;
+  int64_t expired_before = now - cfg->delete_retention_ms;
+  pthread_mutex_lock(&s->cat_lock);
+  rc = tk_cat_begin(s);
+  if (!rc) rc = exec5(s, "mark_tombstones_seen", id, p->id, 5, first, end, now);
+  if (!rc) rc = tk_cat_commit(s);
+  else tk_cat_rollback(s);
+  pthread_mutex_unlock(&s->cat_lock);
+  /* 2. rewrite the segments holding records that did not survive; the
+  ** catalog lock is held for the queries only, not for the file work */
+  int64_t removed = 0, before = 0, after = 0, rewritten = 0;
+  for (size_t i = 0; !rc && i < ncand; i++) {
+    tk_segment *g = cand[i];
+    if (!g) continue;
+    int64_t live = 0, records = g->records >= 0 ? g->records : g->next_offset - g->base_offset;
+    size_t nkeep = 0;
+    free(keep);
+    keep = NULL;
+    pthread_mutex_lock(&s->cat_lock);
+    rc = query_i64(s, "survivor_count", id, p->id, 5, g->base_offset, g->next_offset, expired_before, &live);
+    if (!rc && live < records) rc = survivors(s, p, g->base_offset, g->next_offset, expired_before, &keep, &nkeep);
+    pthread_mutex_unlock(&s->cat_lock);
+    if (rc || live >= records) continue; /* nothing to reclaim: not read again */
+    rc = rewrite_segment(p, g, keep, nkeep, &w, &fresh[i], &removed);
+    if (!rc) before += g->size, after += fresh[i]->size, rewritten++;
+  }
+  if (rc) goto undo;
+  crash_point(1);
+  if ((rc = sync_dir(p->dir))) goto undo;
+  crash_point(2);
+  /* 3. one transaction: new rows, checkpoint, forgotten tombstones, swaps */
+  pthread_mutex_lock(&s->cat_lock);
+  rc = tk_cat_begin(s);
+  for (size_t i = 0; !rc && i < ncand; i++) {
+    if (!fresh[i]) continue;
+    tk_segment *n = fresh[i];
+    rc = tk_cat_delete_index_from(s, id, p->id, n->base_offset, 0);
+    if (!rc) rc = tk_cat_upsert_segment(s, id, p->id, n);
+    for (size_t k = 0; !rc && k < n->idx_n; k++) rc = tk_cat_upsert_index(s, id, p->id, n->base_offset, &n->idx[k]);
+    if (!rc) rc = exec5(s, "add_swap", id, p->id, 3, n->base_offset, 0, 0);
+  }
+  if (!rc) rc = exec5(s, "forget_expired_tombstones", id, p->id, 5, first, end, expired_before);
+  if (!rc && end > p->clean_upto) rc = exec5(s, "set_clean_upto", id, p->id, 3, end, 0, 0);
+  if (!rc) rc = tk_cat_commit(s);
+  else tk_cat_rollback(s);
+  pthread_mutex_unlock(&s->cat_lock);
+  if (rc) goto undo;
+  if (end > p->clean_upto) p->clean_upto = end;
+  crash_point(3);
+  /* 4. the renames, then the new segments become what readers find */
+  for (size_t i = 0; i < ncand; i++) {
+    if (!fresh[i]) continue;
+    char path[TK_PATH_MAX], tmp[TK_PATH_MAX + 16];
+    tk_seg_path(fresh[i], path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.cleaned", path);
+    if (rename(tmp, path) != 0 && !rc) rc = tk_err_sys(errno, "rename", tmp); /* open finishes it */
+    crash_point(4);
+  }
+  if (!rc) rc = sync_dir(p->dir);
+  crash_point(5);
+  pthread_mutex_lock(&p->append_lock);
+  pthread_rwlock_wrlock(&p->meta_lock);
+  for (size_t i = 0; i < ncand; i++) {
+    if (!fresh[i]) continue;
+    for (size_t k = 0; k < p->nsegs; k++)
+      if (p->segs[k] == cand[i]) {
+        p->segs[k] = fresh[i];
+        fresh[i]->cat_exists = 1;
+        fresh[i]->cat_dirty = 0;
+        fresh[i]->idx_persisted = fresh[i]->idx_n;
+        pthread_mutex_lock(&s->fd_lock);
+        cand[i]->unlinked = 1; /* its path now names the new file */
+        pthread_mutex_unlock(&s->fd_lock);
+        tk_seg_unref(cand[i]); /* the array's reference */
+        fresh[i] = NULL;
+        break;
+      }
+  }
+  pthread_rwlock_unlock(&p->meta_lock);
+  pthread_mutex_unlock(&p->append_lock);
+  if (!rc) {
+    pthread_mutex_lock(&s->cat_lock);
+    rc = exec5(s, "clear_swaps", id, p->id, 2, 0, 0, 0);
+    pthread_mutex_unlock(&s->cat_lock);
+  }
+  crash_point(6);
+  if (out) {
+    int64_t keys = 0;
+    pthread_mutex_lock(&s->cat_lock);
+    query_i64(s, "keys_kept", id, p->id, 2, 0, 0, 0, &keys);
+    pthread_mutex_unlock(&s->cat_lock);
+    out->segments_compacted += rewritten;
+    out->bytes_reclaimed += before - after;
+    out->records_removed += removed;
+    out->keys_kept += keys;
+  }
+  goto out;
+undo: /* nothing committed: the .cleaned files go */
+  for (size_t i = 0; i < ncand; i++)
+    if (fresh[i]) {
+      char path[TK_PATH_MAX], tmp[TK_PATH_MAX + 16];
+      tk_seg_path(fresh[i], path, sizeof path);
+      snprintf(tmp, sizeof tmp, "%s.cleaned", path);
+      unlink(tmp);
+    }
+out:
+  for (size_t i = 0; cand && i < ncand; i++) {
+    if (cand[i]) tk_seg_unref(cand[i]);
+    if (fresh && fresh[i]) tk_seg_unref(fresh[i]);
+  }
+  free(cand);
+  free(fresh);
+  free(keep);
+  rewriter_free(&w);
+  pthread_mutex_unlock(&p->maint_lock);
+  if (out) out->duration_ms += tk_now_ms() - t0;
+  return rc;
+}
+
+/* ---- key lookups and the public entry point ------------------------------ */
+
+int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone) {
+  takhin_store *s = p->topic->store;
+  if (!p->topic->cfg.compact)
+    return tk_err(TAKHIN_EINVAL, "key lookups need a compacted topic: \"%s\" has cleanup_policy=%s "
+                  "and no key index", p->topic->name, tk_config_policy_name(&p->topic->cfg));
+  int rc = TAKHIN_OK;
+  if (!s->opt.read_only) {
+    pthread_mutex_lock(&p->append_lock);
+    int pending = p->nkeys > 0;
+    pthread_mutex_unlock(&p->append_lock);
+    if (pending) rc = tk_part_flush(p, 1, 0); /* a key just produced must be found */
+    if (rc) return rc;
+  }
+  pthread_mutex_lock(&s->cat_lock);
+  sqlite3_stmt *st = named(s, "key_lookup");
+  if (!st) {
+    rc = TAKHIN_ECATALOG;
+  } else {
+    sqlite3_bind_int64(st, 1, p->topic->topic_id);
+    sqlite3_bind_int(st, 2, p->id);
+    sqlite3_bind_blob64(st, 3, len ? key : "", len, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+      *offset = sqlite3_column_int64(st, 0);
+      *tombstone = sqlite3_column_int(st, 1);
+    } else if (step == SQLITE_DONE) {
+      rc = tk_err(TAKHIN_ENOTFOUND, "key has no record in %s-%d", p->topic->name, (int)p->id);
+    } else {
+      rc = tk_cat_error(s, "key lookup");
+    }
+    tk_cat_done(s, st);
+  }
+  pthread_mutex_unlock(&s->cat_lock);
+  return rc;
+}
+
+int takhin_compact(takhin_store *s, const char *topic, int32_t partition, int force,
+                   takhin_compaction_result *out) {
+  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_compact: store is NULL");
+  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  takhin_compaction_result local;
+  memset(&local, 0, sizeof local);
+  tk_topic *t;
+  int rc = tk_store_topic(s, topic, &t);
+  if (rc) return rc;
+  pthread_rwlock_rdlock(&s->topics_lock);
+  int32_t n = t->nparts;
+  pthread_rwlock_unlock(&s->topics_lock);
+  if (partition < -1 || partition >= n) {
+    rc = tk_err(TAKHIN_ENOTFOUND, "partition %d out of range [0, %d) for topic \"%s\"", (int)partition,
+                (int)n, topic);
+  } else {
+    for (int32_t i = 0; i < n && !rc; i++) {
+      if (partition >= 0 && partition != i) continue;
+      pthread_rwlock_rdlock(&s->topics_lock);
+      tk_partition *p = t->parts[i];
+      pthread_rwlock_unlock(&s->topics_lock);
+      rc = tk_part_compact(p, force, &local);
+    }
+  }
+  tk_topic_unref(t);
+  if (out) *out = local;
+  return rc;
+}
+
+int tk_key_set_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t from) {
+  return exec5(s, "set_key_from", topic_id, part, 3, from, 0, 0);
+}
