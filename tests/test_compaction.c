@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,13 +374,13 @@ Test(compaction, crash_at_every_step_leaves_a_consistent_log) {
 
 typedef struct {
   takhin_store *s;
-  volatile int stop;
+  atomic_int stop;
   long bad, reads;
 } reader_arg;
 
 static void *reader(void *arg) {
   reader_arg *a = arg;
-  while (!a->stop) {
+  while (!atomic_load(&a->stop)) {
     takhin_cursor *c;
     if (takhin_cursor_open(a->s, "t", 0, &c) != TAKHIN_OK) { a->bad++; continue; }
     takhin_message m;
@@ -412,7 +413,7 @@ Test(compaction, concurrent_reader_stays_consistent) {
     produce(s, "t", &m, 2000, 200, 80, 0, 4, &seed);
     cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
   }
-  a.stop = 1;
+  atomic_store(&a.stop, 1);
   pthread_join(th, NULL);
   cr_assert_eq(a.bad, 0, "reader saw %ld inconsistencies in %ld reads", a.bad, a.reads);
   cr_assert_gt(a.reads, 0);
