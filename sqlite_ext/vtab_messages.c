@@ -283,6 +283,11 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
   char ops[32];
   int nops = 0, argi = 0;
   int has_topic = 0, has_part = 0, part_in = 0, has_offset_eq = 0, has_range = 0, has_ts = 0;
+  int has_key = 0, compacted = 0;
+  if (!vt->multi && vt->conn->store) {
+    takhin_topic_desc d;
+    compacted = takhin_topic_describe(vt->conn->store, vt->topic, &d) == TAKHIN_OK && d.cleanup_policy[0] == 'c';
+  }
   int inexact = 0, limit_at = -1;
   int off = vt->multi ? 0 : 1; /* column numbers -> the C_* layout */
   for (int i = 0; i < info->nConstraint; i++) {
@@ -311,6 +316,9 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
         case SQLITE_INDEX_CONSTRAINT_LT: op = 'l', has_range = 1; break;
         case SQLITE_INDEX_CONSTRAINT_LE: op = 'L', has_range = 1; break;
       }
+    } else if (col == C_KEY && c->op == SQLITE_INDEX_CONSTRAINT_EQ && compacted && !has_key) {
+      op = 'K';
+      has_key = 1;
     } else if (col == C_TIMESTAMP && (c->op == SQLITE_INDEX_CONSTRAINT_GE || c->op == SQLITE_INDEX_CONSTRAINT_GT)) {
       op = c->op == SQLITE_INDEX_CONSTRAINT_GE ? 't' : 'u';
       omit = 0;
@@ -351,13 +359,14 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
   }
   if (vt->multi && !has_topic) rows *= 10;
   if (has_part) rows = rows / parts * (part_in ? 2 : 1);
+  if (has_key) rows = has_part && !part_in ? 1 : parts;
   if (has_offset_eq) rows = has_part && !part_in ? 1 : parts;
   else if (has_range) rows /= 4;
   if (has_ts) rows /= 4;
   if (rows < 1) rows = 1;
   info->estimatedRows = (sqlite3_int64)rows;
   info->estimatedCost = rows + (has_part ? 10 : 10 * parts);
-  if (has_offset_eq && has_part && !part_in && (!vt->multi || has_topic))
+  if ((has_offset_eq || has_key) && has_part && !part_in && (!vt->multi || has_topic))
     info->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
   /* ORDER BY [topic,] partition, offset ascending is our natural order; with
   ** one partition (and topic) fixed, ORDER BY offset alone is too. */
@@ -392,6 +401,10 @@ typedef struct tkx_cursor {
   int64_t lo, hi, ts;
   int has_ts;
   int64_t limit, emitted;
+  const void *key; /* K: the key looked up (in key_buf) */
+  size_t key_len;
+  int has_key;
+  char *key_buf;
   takhin_cursor *cur;
   takhin_message m;
   int eof;
@@ -415,6 +428,9 @@ static void cursor_reset(tkx_cursor *c) {
   c->topics = NULL;
   sqlite3_free(c->parts);
   c->parts = NULL;
+  sqlite3_free(c->key_buf);
+  c->key_buf = NULL;
+  c->has_key = 0;
   c->ntopics = c->ti = c->nparts = c->pi = 0;
 }
 
@@ -474,6 +490,12 @@ static int advance_partition(tkx_cursor *c) {
     }
     if (start >= end) continue;
     if ((rc = takhin_cursor_open(c->store, c->topic, c->part_cur, &c->cur))) return vt_takhin_error(vt, rc);
+    if (c->has_key) { /* the key's latest record in this partition, if in range */
+      rc = takhin_cursor_get_key(c->cur, c->key, c->key_len, &c->m);
+      if (rc == TAKHIN_OK && c->m.offset >= start && c->m.offset < end) return SQLITE_OK;
+      if (rc != TAKHIN_OK && rc != TAKHIN_ENOTFOUND) return vt_takhin_error(vt, rc);
+      continue;
+    }
     if ((rc = takhin_cursor_seek(c->cur, start, 0, 0))) return vt_takhin_error(vt, rc);
     rc = takhin_cursor_next(c->cur, &c->m);
     if (rc == TAKHIN_OK && c->m.offset < c->hi) return SQLITE_OK;
@@ -488,11 +510,14 @@ static int vt_next(sqlite3_vtab_cursor *base) {
     c->eof = 1;
     return SQLITE_OK;
   }
+  if (c->has_key) return advance_partition(c); /* one row per partition */
   int rc = takhin_cursor_next(c->cur, &c->m);
   if (rc == TAKHIN_OK && c->m.offset < c->hi) return SQLITE_OK;
   if (rc != TAKHIN_OK && rc != TAKHIN_END) return vt_takhin_error(c->vt, rc);
   return advance_partition(c);
 }
+
+static void value_bytes(sqlite3_value *v, const void **p, size_t *n);
 
 static int cmp_i32(const void *a, const void *b) {
   int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
@@ -571,6 +596,18 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, 
         }
         break;
       case 'N': c->limit = is_int && x >= 0 ? x : -1; if (c->limit == 0) empty = 1; break;
+      case 'K': {
+        const void *k;
+        size_t kl;
+        value_bytes(v, &k, &kl);
+        if (!k) { empty = 1; break; } /* key = NULL matches nothing */
+        if (!(c->key_buf = sqlite3_malloc64(kl + 1))) return SQLITE_NOMEM;
+        memcpy(c->key_buf, k, kl);
+        c->key = c->key_buf;
+        c->key_len = kl;
+        c->has_key = 1;
+        break;
+      }
     }
   }
   if (c->lo < 0) c->lo = 0;
