@@ -7,11 +7,14 @@
 **   takhin_segments       topic, partition, base_offset, next_offset, size_bytes, max_timestamp, sealed
 **   takhin_group_offsets  group_id, topic, partition, committed_offset, high_watermark, lag, metadata
 **   takhin_retention(t)   segments_deleted, bytes_deleted   (applies retention to topic t)
+**   takhin_compact(t)     segments_compacted, bytes_reclaimed, records_removed, keys_kept,
+**                         duration_ms   (compacts topic t now, whatever its dirty ratio)
 **
 ** Each is small, so xFilter materializes its rows from the C API into an
 ** array and the cursor walks it. A constraint topic = '...' (or, for the
 ** function, its argument) narrows the work to one topic. All are
-** DIRECTONLY: they read the store's files, and takhin_retention deletes.
+** DIRECTONLY: they read the store's files; takhin_retention and takhin_compact
+** rewrite them.
 */
 #include <stdio.h>
 #include <string.h>
@@ -207,6 +210,20 @@ static int fill_retention(meta_cursor *c, takhin_store *s, const char *topic) {
   return TAKHIN_OK;
 }
 
+static int fill_compact(meta_cursor *c, takhin_store *s, const char *topic) {
+  takhin_compaction_result r;
+  int rc = takhin_compact(s, topic, -1, 1, &r);
+  if (rc) return rc;
+  cell *row = new_row(c);
+  if (!row) return TAKHIN_ENOMEM;
+  set_i(&row[0], r.segments_compacted);
+  set_i(&row[1], r.bytes_reclaimed);
+  set_i(&row[2], r.records_removed);
+  set_i(&row[3], r.keys_kept);
+  set_i(&row[4], r.duration_ms);
+  return TAKHIN_OK;
+}
+
 static const meta_def defs[] = {
     {"takhin_topics",
      "CREATE TABLE x(name TEXT, partitions INTEGER, cleanup_policy TEXT, compression TEXT, "
@@ -228,6 +245,10 @@ static const meta_def defs[] = {
      7, 1, 0, fill_groups},
     {"takhin_retention", "CREATE TABLE x(segments_deleted INTEGER, bytes_deleted INTEGER, topic HIDDEN)",
      2, 2, 1, fill_retention},
+    {"takhin_compact",
+     "CREATE TABLE x(segments_compacted INTEGER, bytes_reclaimed INTEGER, records_removed INTEGER, "
+     "keys_kept INTEGER, duration_ms INTEGER, topic HIDDEN)",
+     5, 5, 1, fill_compact},
 };
 
 /* ---- the module ----------------------------------------------------------- */

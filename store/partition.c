@@ -325,6 +325,7 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
   int buffered = s->opt.durability == TAKHIN_DURABILITY_BUFFERED;
   pthread_mutex_lock(&p->append_lock);
   int rc = TAKHIN_OK;
+  int64_t base = 0;
   if (atomic_load(&p->topic->deleted)) {
     rc = tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", p->topic->name);
     goto out;
@@ -341,7 +342,7 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
   int64_t now = tk_now_ms();
   size_t start = buffered ? p->wbuf.len : 0;
   p->wbuf.len = start;
-  int64_t base = p->pending_next;
+  base = p->pending_next;
   rc = tk_batch_encode(&p->wbuf, base, recs, n, now, cfg->compression, p->cctx, &p->zbuf, NULL);
   if (rc) goto out;
   size_t blen = p->wbuf.len - start;
