@@ -349,7 +349,9 @@ static int zstd_inflate(const uint8_t *src, size_t n, ZSTD_DCtx *dctx, tk_buf *s
   ZSTD_outBuffer o = {scratch->p, scratch->cap < limit ? scratch->cap : limit, 0};
   for (;;) {
     if (o.pos == o.size) {
-      if (o.size >= limit) break; /* more than max_out */
+      if (o.size >= limit)
+        return tk_err(TAKHIN_ECORRUPT,
+                      "zstd data decompresses to more than the %zu bytes allowed", max_out);
       size_t grow = o.size < limit / 2 ? 2 * o.size : limit;
       scratch->len = o.pos;
       if (tk_buf_reserve(scratch, grow - o.pos))

@@ -330,8 +330,9 @@ int tk_cat_each_topic(takhin_store *s,
       break;
     }
     if (row_config(st, &cfg)) {
-      rc = tk_err(TAKHIN_ECORRUPT, "catalog row for topic \"%s\" has a bad config: %s", name,
-                  takhin_errmsg());
+      char why[256]; /* tk_err writes the buffer takhin_errmsg() reads: copy first */
+      snprintf(why, sizeof why, "%s", takhin_errmsg());
+      rc = tk_err(TAKHIN_ECORRUPT, "catalog row for topic \"%s\" has a bad config: %s", name, why);
       break;
     }
     rc = fn(s, id, name, (int32_t)nparts, &cfg, arg);

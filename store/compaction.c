@@ -540,14 +540,9 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   }
   crash_point(6);
   if (out) {
-    int64_t keys = 0;
-    pthread_mutex_lock(&s->cat_lock);
-    query_i64(s, "keys_kept", id, p->id, 2, 0, 0, 0, &keys);
-    pthread_mutex_unlock(&s->cat_lock);
     out->segments_compacted += rewritten;
     out->bytes_reclaimed += before - after;
     out->records_removed += removed;
-    out->keys_kept += keys;
   }
   goto out;
 undo: /* nothing committed: the .cleaned files go */
@@ -567,6 +562,13 @@ out:
   free(fresh);
   free(keep);
   rewriter_free(&w);
+  if (!rc && out) { /* live keys, whether or not this run rewrote anything */
+    int64_t keys = 0;
+    pthread_mutex_lock(&s->cat_lock);
+    query_i64(s, "keys_kept", id, p->id, 2, 0, 0, 0, &keys);
+    pthread_mutex_unlock(&s->cat_lock);
+    out->keys_kept += keys;
+  }
   pthread_mutex_unlock(&p->maint_lock);
   if (out) out->duration_ms += tk_now_ms() - t0;
   return rc;

@@ -10,6 +10,7 @@
 ** calls: a cursor in steady state allocates nothing.
 */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -266,7 +267,9 @@ static int next_batch(takhin_cursor *c) {
     rc = tk_batch_records(p, &c->hdr, c->dctx, &c->zbuf, TK_MAX_BATCH_BYTES, &c->rec, &len);
     if (rc) {
       tk_seg_path(c->seg, path, sizeof path);
-      return tk_err(rc, "%s: batch at byte %lld: %s", path, (long long)at, takhin_errmsg());
+      char why[256]; /* tk_err writes the buffer takhin_errmsg() reads: copy first */
+      snprintf(why, sizeof why, "%s", takhin_errmsg());
+      return tk_err(rc, "%s: batch at byte %lld: %s", path, (long long)at, why);
     }
     c->rec_end = c->rec + len;
     c->rec_left = c->hdr.records_count;
@@ -284,9 +287,11 @@ int takhin_cursor_next(takhin_cursor *c, takhin_message *m) {
     while (c->rec_left > 0) {
       c->rec_left--;
       if ((rc = tk_record_decode(&c->rec, c->rec_end, &c->hdr, m))) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", takhin_errmsg());
         c->rec_left = 0;
-        return tk_err(rc, "%s-%d: corrupt record in the batch at offset %lld", c->topic->name,
-                      (int)c->part->id, (long long)c->hdr.base_offset);
+        return tk_err(rc, "%s-%d: corrupt record in the batch at offset %lld: %s", c->topic->name,
+                      (int)c->part->id, (long long)c->hdr.base_offset, why);
       }
       if (m->offset < c->next) continue;
       size_t size = tk_message_payload(m);
