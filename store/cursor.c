@@ -34,6 +34,9 @@ struct takhin_cursor {
   int64_t seg_end;         /* visible end of seg when it was located */
   int64_t seg_next;        /* one past seg's last offset */
   int seg_sealed;
+  int64_t entry_offset;    /* offset the index entry we started from names; -1 none */
+  tk_segment *verified_seg; /* the last batch whose CRC was checked (ref held) */
+  int64_t verified_pos;
   int64_t buf_pos;         /* file position of buf.p[0] */
   size_t consumed;         /* bytes of buf already walked */
   size_t read_size;
@@ -42,6 +45,7 @@ struct takhin_cursor {
   tk_batch_hdr hdr;
   const uint8_t *rec, *rec_end;
   int32_t rec_left;
+  int in_batch; /* hdr describes a batch whose records were handed out */
   ZSTD_DCtx *dctx;
   tk_buf zbuf;
 };
@@ -53,6 +57,7 @@ static void drop_segment(takhin_cursor *c) {
   c->consumed = 0;
   c->rec = c->rec_end = NULL;
   c->rec_left = 0;
+  c->in_batch = 0;
 }
 
 int tk_cursor_open_part(takhin_store *s, tk_topic *t, tk_partition *p, takhin_cursor **out) {
@@ -89,6 +94,7 @@ int takhin_cursor_open(takhin_store *s, const char *topic, int32_t partition,
 void takhin_cursor_close(takhin_cursor *c) {
   if (!c) return;
   drop_segment(c);
+  if (c->verified_seg) tk_seg_unref(c->verified_seg);
   tk_buf_free(&c->buf);
   tk_buf_free(&c->zbuf);
   ZSTD_freeDCtx(c->dctx);
@@ -190,7 +196,8 @@ static int window(takhin_cursor *c, size_t need) {
 static int locate(takhin_cursor *c) {
   drop_segment(c);
   int64_t pos = 0, end = 0, hwm = 0;
-  c->seg = tk_part_locate(c->part, c->next, &pos, &end, &hwm, &c->seg_next, &c->seg_sealed);
+  c->seg = tk_part_locate(c->part, c->next, &pos, &end, &hwm, &c->seg_next, &c->seg_sealed,
+                          &c->entry_offset);
   if (!c->seg) return TAKHIN_END;
   c->seg_end = end;
   c->buf_pos = pos;
@@ -199,6 +206,7 @@ static int locate(takhin_cursor *c) {
 
 /* Load the next batch that holds offsets >= c->next into hdr/rec. */
 static int next_batch(takhin_cursor *c) {
+  c->in_batch = 0;
   for (;;) {
     if (!c->seg) {
       int rc = locate(c);
@@ -232,7 +240,20 @@ static int next_batch(takhin_cursor *c) {
     if (rc) return rc;
     const uint8_t *p = c->buf.p + c->consumed;
     char path[TK_PATH_MAX];
-    if (tk_batch_parse_header(p, c->buf.len - c->consumed, &c->hdr) != TAKHIN_OK) {
+    int parsed = tk_batch_parse_header(p, c->buf.len - c->consumed, &c->hdr) == TAKHIN_OK;
+    if (c->entry_offset >= 0) {
+      /* The first batch after an index lookup must be the one the entry
+      ** names; if not, the catalog row is wrong (edited or stale): read
+      ** this segment from its start instead of trusting it. */
+      int64_t named = c->entry_offset;
+      c->entry_offset = -1;
+      if (!parsed || c->hdr.base_offset != named) {
+        c->buf.len = c->consumed = 0;
+        c->buf_pos = 0;
+        continue;
+      }
+    }
+    if (!parsed) {
       tk_seg_path(c->seg, path, sizeof path);
       return tk_err(TAKHIN_ECORRUPT, "%s: bad batch header at byte %lld", path,
                     (long long)(c->buf_pos + (int64_t)c->consumed));
@@ -252,14 +273,26 @@ static int next_batch(takhin_cursor *c) {
     int64_t at = c->buf_pos + (int64_t)c->consumed;
     c->consumed += (size_t)total;
     if (c->hdr.base_offset + c->hdr.last_offset_delta < c->next) continue; /* before our offset */
-    if (!tk_batch_crc_ok(p, &c->hdr)) {
+    /* Random reads come back to the same batch: checking it once per
+    ** segment version is enough (segment files never change in place). */
+    int verified = c->seg == c->verified_seg && at == c->verified_pos;
+    if (!verified && !tk_batch_crc_ok(p, &c->hdr)) {
       tk_seg_path(c->seg, path, sizeof path);
       c->consumed -= (size_t)total; /* stay on it: a retry fails the same way */
       return tk_err(TAKHIN_ECORRUPT, "%s: CRC mismatch in the batch at byte %lld (offsets %lld-%lld)",
                     path, (long long)at, (long long)c->hdr.base_offset,
                     (long long)(c->hdr.base_offset + c->hdr.last_offset_delta));
     }
-    if (c->hdr.attributes & TK_ATTR_CONTROL) continue; /* transaction markers carry no data */
+    if (c->verified_seg != c->seg) {
+      if (c->verified_seg) tk_seg_unref(c->verified_seg);
+      tk_seg_ref(c->seg); /* held so the pointer cannot be reused by a new segment */
+      c->verified_seg = c->seg;
+    }
+    c->verified_pos = at;
+    if (c->hdr.attributes & TK_ATTR_CONTROL) { /* transaction markers carry no data */
+      c->next = c->hdr.base_offset + c->hdr.last_offset_delta + 1;
+      continue;
+    }
     if ((c->hdr.attributes & TK_ATTR_CODEC_MASK) != TK_CODEC_NONE && !c->dctx &&
         !(c->dctx = ZSTD_createDCtx()))
       return tk_err(TAKHIN_ENOMEM, "out of memory for a zstd context");
@@ -273,6 +306,7 @@ static int next_batch(takhin_cursor *c) {
     }
     c->rec_end = c->rec + len;
     c->rec_left = c->hdr.records_count;
+    c->in_batch = 1;
     return TAKHIN_OK;
   }
 }
@@ -308,7 +342,7 @@ int takhin_cursor_next(takhin_cursor *c, takhin_message *m) {
     }
     c->rec = c->rec_end = NULL;
     /* The rest of the batch's offsets were compacted away, if any. */
-    if (c->seg && c->hdr.records_count && c->next <= c->hdr.base_offset + c->hdr.last_offset_delta)
+    if (c->seg && c->in_batch && c->hdr.records_count && c->next <= c->hdr.base_offset + c->hdr.last_offset_delta)
       c->next = c->hdr.base_offset + c->hdr.last_offset_delta + 1;
     if (c->next >= readable_end(c, c->next)) return TAKHIN_END;
     /* Records deleted (DeleteRecords, retention) while we read are skipped:

@@ -123,8 +123,9 @@ void tk_seg_fd_release(tk_segment *g);
 ** Caller holds meta_lock for writing (or owns the segment exclusively). */
 int tk_seg_note_batch(tk_segment *g, int64_t pos, const tk_batch_hdr *h);
 /* Find the index entry to start reading offset from: largest entry with
-** offset <= target; returns its position (0 when none). meta_lock held. */
-int64_t tk_seg_index_lookup(const tk_segment *g, int64_t target);
+** offset <= target; returns its position (0 when none) and in *entry_offset
+** the offset the entry names (-1 when none). meta_lock held. */
+int64_t tk_seg_index_lookup(const tk_segment *g, int64_t target, int64_t *entry_offset);
 /* Walk the segment file from pos (a batch boundary whose state g already
 ** reflects) to its end, noting every batch. Below lenient_end (the catalog's
 ** indexed size) only headers are checked; past it each batch must be complete
@@ -133,6 +134,7 @@ typedef struct tk_scan_result {
   int64_t good_end;
   int64_t file_size;
   int64_t batches;
+  int64_t recovered; /* of those, batches past lenient_end (unknown to the catalog) */
   int lenient_broke; /* a header in the indexed zone did not parse */
 } tk_scan_result;
 int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result *res);
@@ -207,7 +209,7 @@ int tk_part_retention(tk_partition *p, takhin_retention_result *out);
 /* Segment holding offset (or the first after it), with a ref; NULL at the end.
 ** *pos receives where to start reading, *end the segment's visible end. */
 tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_t *end,
-                           int64_t *hwm, int64_t *seg_next, int *sealed);
+                           int64_t *hwm, int64_t *seg_next, int *sealed, int64_t *entry_offset);
 /* A cursor on a partition already in hand (no lookup by name). */
 int tk_cursor_open_part(takhin_store *s, tk_topic *t, tk_partition *p, takhin_cursor **out);
 /* Latest offset of key in the key index (persisting pending rows first).

@@ -401,7 +401,7 @@ int tk_part_flush(tk_partition *p, int do_persist, int sync) {
 }
 
 tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_t *end,
-                           int64_t *hwm, int64_t *seg_next, int *sealed) {
+                           int64_t *hwm, int64_t *seg_next, int *sealed, int64_t *entry_offset) {
   tk_segment *g = NULL;
   pthread_rwlock_rdlock(&p->meta_lock);
   *hwm = p->next_offset;
@@ -416,7 +416,8 @@ tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_
     while (i < p->nsegs && p->segs[i]->next_offset <= offset) i++; /* compacted away */
     if (i < p->nsegs) {
       g = p->segs[i];
-      *pos = offset <= g->base_offset ? 0 : tk_seg_index_lookup(g, offset);
+      *entry_offset = -1;
+      *pos = offset <= g->base_offset ? 0 : tk_seg_index_lookup(g, offset, entry_offset);
       *end = g->size;
       *seg_next = g->next_offset;
       *sealed = g->sealed;
@@ -542,7 +543,9 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
   g->size = pos;
   g->next_offset = keep ? e[resume].offset : g->base_offset;
   g->max_ts = resume ? e[resume - 1].run_max : -1;
-  g->last_idx_pos = resume ? e[resume - 1].position : -1;
+  /* pos is where entry `resume` stood: the walk must re-create it there even
+  ** when it lies closer than TK_INDEX_INTERVAL to the previous entry. */
+  g->last_idx_pos = INT64_MIN / 2;
   tk_scan_result sr;
   rc = tk_seg_scan(g, pos, trusted, &sr);
   if (rc) return rc;
@@ -552,7 +555,9 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
     if (g->idx_n < keep) g->idx_n = keep;
     for (size_t k = 0; k < g->idx_n; k++)
       g->idx[k].run_max = k && g->idx[k - 1].run_max > g->idx[k].max_ts ? g->idx[k - 1].run_max : g->idx[k].max_ts;
-    g->last_idx_pos = g->idx_n ? g->idx[g->idx_n - 1].position : -1;
+    /* Whatever follows the catalog's end (tail batches, new appends) starts
+    ** a new index stretch: readers must not walk into the damage to reach it. */
+    g->last_idx_pos = INT64_MIN / 2;
     g->size = row->size;
     g->next_offset = row->next;
     if (row->max_ts > g->max_ts) g->max_ts = row->max_ts;
@@ -561,8 +566,9 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
     if ((rc = tk_seg_scan(g, row->size, 0, &sr2))) return rc;
     sr.good_end = sr2.good_end;
     sr.batches += sr2.batches;
+    sr.recovered += sr2.recovered;
   }
-  rec->batches_recovered += sr.batches;
+  rec->batches_recovered += sr.recovered;
   if (sr.good_end < sr.file_size && !s->opt.read_only) {
     int fd;
     if ((rc = tk_seg_fd_acquire(g, &fd))) return rc;
@@ -655,6 +661,17 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     if (!g) { rc = tk_err(TAKHIN_ENOMEM, "out of memory loading segments"); goto out; }
     if ((rc = push_seg(p, g))) { tk_seg_unref(g); goto out; }
     if ((rc = load_segment(p, g, NULL, file_size_of(p, b), rec))) goto out;
+    if (g->next_offset == g->base_offset && p->nsegs > 1 && b > p->segs[p->nsegs - 2]->next_offset) {
+      /* No valid batch, and not where a roll would have put it: its name
+      ** must not move the high watermark. */
+      p->nsegs--;
+      if (!s->opt.read_only) {
+        char path[TK_PATH_MAX];
+        tk_seg_path(g, path, sizeof path);
+        if (unlink(path) == 0) rec->files_removed++;
+      }
+      tk_seg_unref(g);
+    }
   }
   for (size_t i = 0; i + 1 < p->nsegs; i++)
     if (!p->segs[i]->sealed) p->segs[i]->sealed = 1, p->segs[i]->cat_dirty = 1;

@@ -170,13 +170,14 @@ int tk_seg_note_batch(tk_segment *g, int64_t pos, const tk_batch_hdr *h) {
   return TAKHIN_OK;
 }
 
-int64_t tk_seg_index_lookup(const tk_segment *g, int64_t target) {
+int64_t tk_seg_index_lookup(const tk_segment *g, int64_t target, int64_t *entry_offset) {
   size_t lo = 0, hi = g->idx_n;
   while (lo < hi) { /* first entry with offset > target */
     size_t mid = lo + (hi - lo) / 2;
     if (g->idx[mid].offset <= target) lo = mid + 1;
     else hi = mid;
   }
+  *entry_offset = lo == 0 ? -1 : g->idx[lo - 1].offset;
   return lo == 0 ? 0 : g->idx[lo - 1].position;
 }
 
@@ -204,17 +205,24 @@ int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result 
   res->file_size = st.st_size;
   if (lenient_end > st.st_size) lenient_end = st.st_size;
   int64_t expect = g->next_offset;
+  int must_pass = 0; /* the first zone-2 batch straddles the catalog's end */
   /* Zone 1: bytes the catalog says were written and indexed. Only headers are
   ** walked: a damaged batch in here is bit rot, reported when read, and must
   ** not make recovery throw away the good batches after it. */
   while (pos < lenient_end) {
     uint8_t hb[TK_BATCH_HEADER_SIZE];
     tk_batch_hdr h;
-    if (lenient_end - pos < TK_BATCH_HEADER_SIZE || pread(fd, hb, sizeof hb, pos) != (ssize_t)sizeof hb ||
-        tk_batch_parse_header(hb, sizeof hb, &h) != TAKHIN_OK || h.base_offset < expect ||
-        tk_batch_total(&h) > lenient_end - pos) {
+    if (st.st_size - pos < TK_BATCH_HEADER_SIZE || pread(fd, hb, sizeof hb, pos) != (ssize_t)sizeof hb ||
+        tk_batch_parse_header(hb, sizeof hb, &h) != TAKHIN_OK || h.base_offset < expect) {
       res->lenient_broke = 1;
       goto out;
+    }
+    if (tk_batch_total(&h) > lenient_end - pos) {
+      /* The batch runs past the catalog's end: the catalog's size is not a
+      ** batch boundary (a stale or edited row), or this header is damaged.
+      ** Zone 2 checks it in full; if it fails, it is damage. */
+      must_pass = 1;
+      break;
     }
     if ((rc = note_locked(g, pos, &h))) goto out;
     expect = g->next_offset;
@@ -258,7 +266,10 @@ int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result 
     expect = g->next_offset;
     pos += total;
     res->batches++;
+    if (!must_pass) res->recovered++;
+    must_pass = 0;
   }
+  if (must_pass && !rc) res->lenient_broke = 1;
 out:
   res->good_end = pos;
 done:
