@@ -1,0 +1,431 @@
+/*
+** main.c -- takhin-bench: flags in Go's test-runner style, the list of cases
+** to run, progress on a terminal, and the reports at the end.
+**
+** Cases run in registry order; within a benchmark by durability mode, then by
+** parameters, then -count repetitions, with the paths innermost so api, file
+** and sqlite of one case run back to back and share the machine's state.
+** Results print as they complete (Go's format); the ratio report, JSON, CSV
+** and -compare table follow.
+*/
+#include <errno.h>
+#include <math.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "runner.h"
+
+typedef struct bcase {
+  const bench_def *def;
+  int64_t p[BENCH_MAX_PARAMS];
+  int path, durability;
+} bcase;
+
+typedef struct flags {
+  const char *bench, *benchtime, *paths, *durability, *json, *csv, *compare, *against, *tmpdir;
+  int count, list, tier, full;
+  uint64_t seed;
+} flags;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: takhin-bench [flags]\n"
+          "  -bench REGEX       run cases whose full name matches (POSIX ERE, unanchored);\n"
+          "                     names look like BenchmarkWriteThroughput/messages=1000/size=1024B/api\n"
+          "  -benchtime D|Nx    run each case until a run lasts D (5s, 300ms) or exactly N ops\n"
+          "                     (default 1s; -quick 200ms; -smoke 4x)\n"
+          "  -count N           run each case N times (default 1)\n"
+          "  -path LIST         api,sql,file,sqlite or all (default all available)\n"
+          "  -durability LIST   os,fsync,buffered for the produce benchmarks (default os;\n"
+          "                     -full: all three). Read benchmarks use the first mode.\n"
+          "  -quick             small matrices, 200ms: the whole suite in 2-3 minutes\n"
+          "  -full              the issue's matrices under every durability mode\n"
+          "  -smoke             every benchmark on every path once, minimal matrices (CI)\n"
+          "  -list              list benchmarks, their matrices and the pending ones\n"
+          "  -json FILE         write machine info and every result as JSON\n"
+          "  -csv FILE          write every result as CSV\n"
+          "  -compare FILES     compare with baseline JSON file(s), comma-separated;\n"
+          "                     exit 1 on a regression\n"
+          "  -against FILES     with -compare: compare these JSON files instead of running\n"
+          "  -tmpdir DIR        scratch space (default: a fresh folder under /tmp, removed after)\n"
+          "  -seed N            payload and offset seed (default 1)\n");
+}
+
+/* "5s", "300ms", "1.5s", "2m", "500us" -> ns; "100x" -> count. */
+static int parse_benchtime(const char *s, int64_t *ns, int64_t *n) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || v <= 0) return -1;
+  *ns = 0;
+  *n = 0;
+  if (!strcmp(end, "x")) *n = (int64_t)v;
+  else if (!strcmp(end, "s")) *ns = (int64_t)(v * 1e9);
+  else if (!strcmp(end, "ms")) *ns = (int64_t)(v * 1e6);
+  else if (!strcmp(end, "us")) *ns = (int64_t)(v * 1e3);
+  else if (!strcmp(end, "m")) *ns = (int64_t)(v * 60e9);
+  else return -1;
+  return 0;
+}
+
+/* Comma list of names -> bit mask (and order for paths). */
+static int parse_list(const char *s, const char *const *names, int count, int *order, int *n) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", s);
+  *n = 0;
+  for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    int k = 0;
+    while (k < count && strcmp(tok, names[k]) != 0) k++;
+    if (k == count) {
+      fprintf(stderr, "takhin-bench: unknown value \"%s\"\n", tok);
+      return -1;
+    }
+    int dup = 0;
+    for (int i = 0; i < *n; i++) dup |= order[i] == k;
+    if (!dup) order[(*n)++] = k;
+  }
+  return *n ? 0 : -1;
+}
+
+static int parse_flags(int argc, char **argv, flags *fl) {
+  int i;
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-') goto bad;
+    a += a[1] == '-' ? 2 : 1; /* -flag and --flag */
+    char name[32];
+    const char *val = strchr(a, '=');
+    size_t nl = val ? (size_t)(val - a) : strlen(a);
+    if (nl >= sizeof name) goto bad;
+    memcpy(name, a, nl);
+    name[nl] = 0;
+    if (val) val++;
+    /* Boolean flags. */
+    if (!strcmp(name, "list")) fl->list = 1;
+    else if (!strcmp(name, "quick") || !strcmp(name, "smoke")) {
+      /* The last tier flag wins, so a script's -full can be overridden. */
+      fl->tier = name[0] == 'q' ? TIER_QUICK : TIER_SMOKE;
+      fl->full = 0;
+    } else if (!strcmp(name, "full")) {
+      fl->tier = TIER_FULL;
+      fl->full = 1;
+    } else if (!strcmp(name, "h") || !strcmp(name, "help")) {
+      usage(stdout);
+      exit(0);
+    } else {
+      static const char *const valued[] = {"bench", "benchtime", "count", "path", "durability", "json",
+                                           "csv", "compare", "against", "tmpdir", "seed"};
+      size_t k = 0;
+      while (k < sizeof valued / sizeof valued[0] && strcmp(name, valued[k]) != 0) k++;
+      if (k == sizeof valued / sizeof valued[0]) goto bad;
+      if (!val) {
+        if (i + 1 >= argc) {
+          fprintf(stderr, "takhin-bench: flag -%s needs a value\n", name);
+          return -1;
+        }
+        val = argv[++i];
+      }
+      if (!strcmp(name, "bench")) fl->bench = val;
+      else if (!strcmp(name, "benchtime")) fl->benchtime = val;
+      else if (!strcmp(name, "count")) fl->count = atoi(val);
+      else if (!strcmp(name, "path")) fl->paths = val;
+      else if (!strcmp(name, "durability")) fl->durability = val;
+      else if (!strcmp(name, "json")) fl->json = val;
+      else if (!strcmp(name, "csv")) fl->csv = val;
+      else if (!strcmp(name, "compare")) fl->compare = val;
+      else if (!strcmp(name, "against")) fl->against = val;
+      else if (!strcmp(name, "tmpdir")) fl->tmpdir = val;
+      else fl->seed = strtoull(val, NULL, 10);
+    }
+  }
+  if (fl->count < 1) {
+    fprintf(stderr, "takhin-bench: -count must be >= 1\n");
+    return -1;
+  }
+  return 0;
+bad:
+  fprintf(stderr, "takhin-bench: unknown argument %s\n\n", argv[i]);
+  usage(stderr);
+  return -1;
+}
+
+static void list_benchmarks(int tier) {
+  static const char *const tier_names[] = {"-smoke", "-quick", "default/-full"};
+  printf("benchmarks (matrices for %s):\n", tier_names[tier]);
+  for (size_t d = 0; d < bench_ndefs; d++) {
+    const bench_def *def = bench_defs[d];
+    printf("  Benchmark%-30s", def->name);
+    int cases = 1;
+    for (int a = 0; a < def->naxes; a++) {
+      const bench_axis *ax = &def->axes[a];
+      const bench_list *l = &ax->tier[tier];
+      cases *= l->n;
+      printf("%s%s=", a ? " x " : "", ax->key);
+      for (int k = 0; k < l->n; k++) {
+        if (ax->labels) printf("%s%s", k ? "," : "", ax->labels[l->v[k]]);
+        else printf("%s%lld%s", k ? "," : "", (long long)l->v[k], ax->unit);
+      }
+    }
+    printf("  (%d cases; paths", cases);
+    for (int p = 0; p < PATH_COUNT; p++)
+      if (def->paths & (1u << p)) printf(" %s", bench_paths[p]->name);
+    printf("%s)\n      %s\n", def->flags & BENCH_DURABLE ? "; per durability mode" : "", def->what);
+  }
+  printf("pending:\n");
+  for (size_t i = 0; i < bench_npending; i++)
+    printf("  Benchmark%-30s %s\n", bench_pending[i][0], bench_pending[i][1]);
+  printf("paths:\n");
+  for (int p = 0; p < PATH_COUNT; p++) {
+    const char *why = bench_paths[p]->unavailable ? bench_paths[p]->unavailable() : NULL;
+    printf("  %-8s %s\n", bench_paths[p]->name, why ? why : "available");
+  }
+}
+
+/* Every case selected by the flags, in run order. */
+static bcase *build_cases(const flags *fl, const regex_t *re, const int *paths, int npaths,
+                          const int *durs, int ndurs, size_t *ncases) {
+  size_t n = 0, cap = 64;
+  bcase *v = malloc(cap * sizeof *v);
+  for (size_t d = 0; v && d < bench_ndefs; d++) {
+    const bench_def *def = bench_defs[d];
+    int nd = def->flags & BENCH_DURABLE ? ndurs : 1;
+    for (int di = 0; di < nd; di++) {
+      int idx[BENCH_MAX_PARAMS] = {0};
+      for (;;) { /* odometer over the axes, first axis slowest */
+        int64_t p[BENCH_MAX_PARAMS] = {0};
+        for (int a = 0; a < def->naxes; a++) p[a] = def->axes[a].tier[fl->tier].v[idx[a]];
+        char params[160], full[256];
+        bench_params_name(def, p, params, sizeof params);
+        for (int c = 0; c < fl->count; c++) {
+          for (int pi = 0; pi < npaths; pi++) {
+            int path = paths[pi];
+            if (!(def->paths & (1u << path)) || bench_paths[path]->unavailable) continue;
+            snprintf(full, sizeof full, "Benchmark%s/%s/%s", def->name, params,
+                     bench_paths[path]->name);
+            if (regexec(re, full, 0, NULL, 0) != 0) continue;
+            if (n == cap) {
+              bcase *nv = realloc(v, (cap *= 2) * sizeof *v);
+              if (!nv) {
+                free(v);
+                return NULL;
+              }
+              v = nv;
+            }
+            v[n] = (bcase){.def = def, .path = path, .durability = durs[di]};
+            memcpy(v[n].p, p, sizeof p);
+            n++;
+          }
+        }
+        int a = def->naxes - 1;
+        while (a >= 0 && ++idx[a] == def->axes[a].tier[fl->tier].n) idx[a--] = 0;
+        if (a < 0) break;
+      }
+    }
+  }
+  *ncases = n;
+  return v;
+}
+
+static void on_sigint(int sig) {
+  (void)sig;
+  bench_interrupted = 1;
+  signal(SIGINT, SIG_DFL); /* a second ^C ends the process */
+}
+
+static void fmt_dur(char *out, size_t cap, double secs) {
+  int s = (int)(secs + 0.5);
+  snprintf(out, cap, "%d:%02d", s / 60, s % 60);
+}
+
+static void progress(size_t done, size_t total, const char *what, uint64_t start) {
+  double el = (double)(now_ns() - start) / 1e9;
+  char e[16], eta[16] = "?";
+  fmt_dur(e, sizeof e, el);
+  if (done) fmt_dur(eta, sizeof eta, el / (double)done * (double)(total - done));
+  fprintf(stderr, "\r\033[K[%zu/%zu] %s  elapsed %s  ETA %s", done + 1, total, what, e, eta);
+}
+
+/* Escape s into a JSON string body (no quotes). */
+static void json_escape(char *out, size_t cap, const char *s) {
+  size_t o = 0;
+  for (; *s && o + 7 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') o += (size_t)snprintf(out + o, cap - o, "\\%c", c);
+    else if (c < 0x20) o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+    else out[o++] = (char)c;
+  }
+  out[o] = 0;
+}
+
+int main(int argc, char **argv) {
+  flags fl = {.bench = ".", .count = 1, .tier = TIER_FULL, .seed = 1};
+  if (parse_flags(argc, argv, &fl) != 0) return 2;
+  if (fl.list) {
+    list_benchmarks(fl.tier);
+    return 0;
+  }
+
+  bench_results results = {0};
+  machine_info mi;
+  machine_info_get(&mi);
+  int failures = 0;
+
+  if (fl.against) { /* compare two sets of files, run nothing */
+    bench_results old = {0};
+    if (!fl.compare) {
+      fprintf(stderr, "takhin-bench: -against needs -compare BASELINE.json\n");
+      return 2;
+    }
+    if (results_load_json(fl.compare, &old) != 0 || results_load_json(fl.against, &results) != 0)
+      return 2;
+    int reg = compare_print(stdout, &old, &results);
+    results_free(&old);
+    results_free(&results);
+    return reg ? 1 : 0;
+  }
+
+  const char *path_names[PATH_COUNT];
+  for (int p = 0; p < PATH_COUNT; p++) path_names[p] = bench_paths[p]->name;
+  static const char *const dur_names[] = {"os", "fsync", "buffered"};
+  int paths[PATH_COUNT], npaths = 0, durs[3], ndurs = 0;
+  if (!fl.paths || !strcmp(fl.paths, "all")) {
+    for (int p = 0; p < PATH_COUNT; p++) paths[npaths++] = p;
+  } else if (parse_list(fl.paths, path_names, PATH_COUNT, paths, &npaths) != 0) {
+    return 2;
+  }
+  const char *dur_flag = fl.durability ? fl.durability : fl.full ? "os,fsync,buffered" : "os";
+  if (parse_list(dur_flag, dur_names, 3, durs, &ndurs) != 0) return 2;
+
+  run_opts ro = {.tier = fl.tier, .seed = fl.seed};
+  const char *bt = fl.benchtime ? fl.benchtime : fl.tier == TIER_SMOKE ? "4x"
+                                             : fl.tier == TIER_QUICK ? "200ms" : "1s";
+  if (parse_benchtime(bt, &ro.benchtime_ns, &ro.benchtime_n) != 0) {
+    fprintf(stderr, "takhin-bench: bad -benchtime \"%s\" (want 5s, 300ms or 1000x)\n", bt);
+    return 2;
+  }
+
+  regex_t re;
+  if (regcomp(&re, fl.bench, REG_EXTENDED | REG_NOSUB) != 0) {
+    fprintf(stderr, "takhin-bench: bad -bench regex \"%s\"\n", fl.bench);
+    return 2;
+  }
+  size_t ncases = 0;
+  bcase *cases = build_cases(&fl, &re, paths, npaths, durs, ndurs, &ncases);
+  regfree(&re);
+  if (!cases) {
+    fprintf(stderr, "takhin-bench: out of memory\n");
+    return 2;
+  }
+
+  /* Scratch space: always a fresh folder of our own, so removing it at the
+  ** end can never touch anything else. */
+  char tmpl[4096];
+  const char *base = fl.tmpdir ? fl.tmpdir : "/tmp";
+  if (fs_mkdir_p(base) != 0) {
+    fprintf(stderr, "takhin-bench: cannot create %s: %s\n", base, strerror(errno));
+    return 2;
+  }
+  snprintf(tmpl, sizeof tmpl, "%s/takhin-bench-XXXXXX", base);
+  if (!mkdtemp(tmpl)) {
+    fprintf(stderr, "takhin-bench: cannot create a folder in %s: %s\n", base, strerror(errno));
+    return 2;
+  }
+  ro.tmpdir = tmpl;
+  signal(SIGINT, on_sigint);
+
+  int width = 0;
+  for (size_t i = 0; i < ncases; i++) {
+    char params[160];
+    bench_params_name(cases[i].def, cases[i].p, params, sizeof params);
+    int w = (int)(strlen(cases[i].def->name) + strlen(params) +
+                  strlen(bench_paths[cases[i].path]->name) + 16);
+    if (w > width) width = w;
+  }
+  report_set_width(width);
+  report_header(stdout, &mi);
+  printf("benchtime: %s\n", bt);
+  for (int i = 0; i < npaths; i++) {
+    const char *why = bench_paths[paths[i]]->unavailable ? bench_paths[paths[i]]->unavailable() : NULL;
+    if (why) printf("%s\n", why);
+  }
+  if (!alloc_count_enabled()) printf("note: allocation counting is off in this build (sanitizer)\n");
+  if (!lock_wait_enabled()) printf("note: lock-wait accounting is off in this build (sanitizer)\n");
+  fflush(stdout);
+
+  int show_progress = isatty(STDERR_FILENO);
+  uint64_t start = now_ns();
+  int last_dur = -1;
+  for (size_t i = 0; i < ncases && !bench_interrupted; i++) {
+    const bcase *c = &cases[i];
+    bench_result r;
+    if (show_progress) {
+      char params[160], what[256];
+      bench_params_name(c->def, c->p, params, sizeof params);
+      snprintf(what, sizeof what, "%s/%s/%s [%s]", c->def->name, params,
+               bench_paths[c->path]->name, durability_name(c->durability));
+      progress(i, ncases, what, start);
+    }
+    int rc = run_case(&ro, c->def, c->p, c->path, c->durability, &r);
+    if (show_progress) fprintf(stderr, "\r\033[K");
+    if (c->durability != last_dur) {
+      printf("durability: %s\n", durability_name(c->durability));
+      last_dur = c->durability;
+    }
+    if (rc != 0) {
+      printf("--- FAIL: %s/%s-%d\n    %s\n", r.name, bench_paths[c->path]->name, r.procs,
+             bench_error());
+      fflush(stdout);
+      failures++;
+      continue;
+    }
+    if (c->def->derive) c->def->derive(&r, &results);
+    report_line(stdout, &r);
+    if (results_push(&results, &r) != 0) {
+      fprintf(stderr, "takhin-bench: out of memory\n");
+      break;
+    }
+  }
+  if (bench_interrupted) printf("interrupted: %zu of %zu cases reported\n", results.n, ncases);
+  if (fs_rm_rf(tmpl) != 0) fprintf(stderr, "takhin-bench: could not remove %s\n", tmpl);
+  char total[16];
+  fmt_dur(total, sizeof total, (double)(now_ns() - start) / 1e9);
+  if (ncases == 0) printf("note: no case matches -bench \"%s\" on the available paths\n", fl.bench);
+  printf("%s\ttakhin/bench\t%s (%zu cases, %d failed)\n", failures ? "FAIL" : "ok", total, ncases,
+         failures);
+
+  report_ratios(stdout, &results);
+
+  char settings[1024], bench_esc[256], dir_esc[512];
+  json_escape(bench_esc, sizeof bench_esc, fl.bench);
+  json_escape(dir_esc, sizeof dir_esc, base);
+  snprintf(settings, sizeof settings,
+           "{\"bench\": \"%s\", \"benchtime\": \"%s\", \"count\": %d, \"tier\": \"%s\", "
+           "\"durability\": \"%s\", \"seed\": %llu, \"tmpdir\": \"%s\", "
+           "\"alloc_counting\": %s, \"lock_wait\": %s}",
+           bench_esc, bt, fl.count,
+           fl.tier == TIER_SMOKE ? "smoke" : fl.tier == TIER_QUICK ? "quick" : fl.full ? "full" : "default",
+           dur_flag, (unsigned long long)fl.seed, dir_esc, alloc_count_enabled() ? "true" : "false",
+           lock_wait_enabled() ? "true" : "false");
+  if (fl.json && report_json(fl.json, &mi, &results, settings) != 0) {
+    fprintf(stderr, "takhin-bench: cannot write %s\n", fl.json);
+    failures++;
+  }
+  if (fl.csv && report_csv(fl.csv, &results) != 0) {
+    fprintf(stderr, "takhin-bench: cannot write %s\n", fl.csv);
+    failures++;
+  }
+  int regressions = 0;
+  if (fl.compare) {
+    bench_results old = {0};
+    if (results_load_json(fl.compare, &old) != 0) failures++;
+    else regressions = compare_print(stdout, &old, &results);
+    results_free(&old);
+  }
+  free(cases);
+  results_free(&results);
+  return failures || regressions || bench_interrupted ? 1 : 0;
+}

@@ -1,0 +1,79 @@
+/*
+** path.h -- the path table: one set of storage operations per way of storing
+** the same messages, so every benchmark body runs unchanged on each of them.
+**
+**   api     takhin through its C API (takhin_produce, takhin_cursor_*)
+**   sql     takhin through SQL on the loaded extension (INSERT / SELECT)
+**   file    the physical limit: a plain file, buffered write(), pread()
+**   sqlite  what a user would build instead: a plain SQLite table in WAL mode
+**
+** Adding a path (the sql one, once the extension exists) means filling these
+** function pointers in its path_*.c file; every benchmark then covers it.
+**
+** Threads: produce may be called from many threads at once, to the same or to
+** different partitions; each path serializes what it must (the file and
+** sqlite paths with a pthread mutex per partition, whose wait time the lock
+** accounting sees). A reader belongs to one thread.
+*/
+#ifndef TAKHIN_BENCH_PATH_H
+#define TAKHIN_BENCH_PATH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "takhin.h"
+
+enum { PATH_API, PATH_SQL, PATH_FILE, PATH_SQLITE, PATH_COUNT };
+#define PATHS_ALL ((1u << PATH_COUNT) - 1)
+#define PATHS_NO_SQLITE (PATHS_ALL & ~(1u << PATH_SQLITE))
+
+typedef struct bp_store bp_store;   /* defined by each path_*.c */
+typedef struct bp_reader bp_reader; /* defined by each path_*.c */
+
+typedef struct bp_config {
+  const char *dir;       /* an empty directory this store owns */
+  int durability;        /* TAKHIN_DURABILITY_* */
+  int32_t partitions;    /* >= 1 */
+  int64_t segment_bytes; /* roll size; 0 = takhin's default (1 GiB) */
+} bp_config;
+
+/* What a reader does with each message: count it and touch its bytes, so no
+** path can skip the copy the others pay for. */
+typedef struct bp_sink {
+  uint64_t msgs, bytes, check;
+} bp_sink;
+
+static inline void bp_sink_take(bp_sink *s, const void *key, size_t klen, const void *val,
+                                size_t vlen) {
+  s->msgs++;
+  s->bytes += klen + vlen;
+  if (vlen) s->check += ((const unsigned char *)val)[vlen - 1];
+  if (klen) s->check += ((const unsigned char *)key)[0];
+}
+
+typedef struct bench_path {
+  const char *name;
+  /* NULL when the path can run here, else why not (printed instead of numbers). */
+  const char *(*unavailable)(void);
+  int (*open)(const bp_config *cfg, bp_store **out);
+  int (*close)(bp_store *st);
+  /* Append n records as one unit (one write / one transaction / one batch).
+  ** first_offset may be NULL. */
+  int (*produce)(bp_store *st, int32_t part, const takhin_record *recs, size_t n,
+                 int64_t *first_offset);
+  /* Make everything produced readable and handed to the OS. */
+  int (*flush)(bp_store *st);
+  /* Segment files of a partition so far; NULL when the path has none. */
+  int (*segments)(bp_store *st, int32_t part, int64_t *out);
+  int (*reader_open)(bp_store *st, int32_t part, bp_reader **out);
+  void (*reader_close)(bp_reader *r);
+  /* Read exactly n messages starting at offset into sink (fewer is an error). */
+  int (*read_range)(bp_reader *r, int64_t offset, int64_t n, bp_sink *sink);
+  /* Read the one message at offset. */
+  int (*read_one)(bp_reader *r, int64_t offset, bp_sink *sink);
+} bench_path;
+
+extern const bench_path bench_path_api, bench_path_sql, bench_path_file, bench_path_sqlite;
+extern const bench_path *const bench_paths[PATH_COUNT];
+
+#endif /* TAKHIN_BENCH_PATH_H */

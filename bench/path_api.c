@@ -1,0 +1,144 @@
+/*
+** path_api.c -- the api path: takhin through its public C API.
+**
+** One store per case ("<dir>/bench.db" plus its "-takhin/" folder), one topic
+** "bench" with the case's partitions. max_message_bytes is raised to 16 MiB
+** so the largest batch of the matrix (1000 x 10 KiB) is one produce call, as
+** on the other paths; everything else is takhin's default. A reader is a
+** takhin_cursor: read_range is seek + next, read_one is takhin_cursor_get.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bench.h"
+
+#define TOPIC "bench"
+
+struct bp_store {
+  takhin_store *s;
+};
+
+struct bp_reader {
+  takhin_cursor *c;
+};
+
+static int fail(const char *what, int rc) {
+  bench_errorf("%s: %s (%s)", what, takhin_errstr(rc), takhin_errmsg());
+  return -1;
+}
+
+static int api_open(const bp_config *cfg, bp_store **out) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/bench.db", cfg->dir);
+  takhin_options opt;
+  takhin_options_init(&opt);
+  opt.durability = cfg->durability;
+  bp_store *st = calloc(1, sizeof *st);
+  if (!st) return fail("calloc", TAKHIN_ENOMEM);
+  int rc = takhin_open(path, &opt, &st->s);
+  if (rc != TAKHIN_OK) {
+    free(st);
+    return fail("takhin_open", rc);
+  }
+  char seg[32];
+  snprintf(seg, sizeof seg, "%lld", (long long)(cfg->segment_bytes ? cfg->segment_bytes : 1073741824));
+  const char *const config[] = {"segment_bytes", seg, "max_message_bytes", "16777216", NULL};
+  rc = takhin_topic_create(st->s, TOPIC, cfg->partitions, config);
+  if (rc != TAKHIN_OK) {
+    fail("takhin_topic_create", rc);
+    takhin_close(st->s);
+    free(st);
+    return -1;
+  }
+  *out = st;
+  return 0;
+}
+
+static int api_close(bp_store *st) {
+  int rc = takhin_close(st->s);
+  free(st);
+  return rc == TAKHIN_OK ? 0 : fail("takhin_close", rc);
+}
+
+static int api_produce(bp_store *st, int32_t part, const takhin_record *recs, size_t n,
+                       int64_t *first_offset) {
+  int rc = takhin_produce(st->s, TOPIC, part, recs, n, first_offset);
+  return rc == TAKHIN_OK ? 0 : fail("takhin_produce", rc);
+}
+
+static int api_flush(bp_store *st) {
+  int rc = takhin_flush(st->s, 0);
+  return rc == TAKHIN_OK ? 0 : fail("takhin_flush", rc);
+}
+
+static int api_segments(bp_store *st, int32_t part, int64_t *out) {
+  takhin_partition_info info;
+  int rc = takhin_partition_info_get(st->s, TOPIC, part, &info);
+  if (rc != TAKHIN_OK) return fail("takhin_partition_info_get", rc);
+  *out = info.segments;
+  return 0;
+}
+
+static int api_reader_open(bp_store *st, int32_t part, bp_reader **out) {
+  bp_reader *r = calloc(1, sizeof *r);
+  if (!r) return fail("calloc", TAKHIN_ENOMEM);
+  int rc = takhin_cursor_open(st->s, TOPIC, part, &r->c);
+  if (rc != TAKHIN_OK) {
+    free(r);
+    return fail("takhin_cursor_open", rc);
+  }
+  *out = r;
+  return 0;
+}
+
+static void api_reader_close(bp_reader *r) {
+  if (!r) return;
+  takhin_cursor_close(r->c);
+  free(r);
+}
+
+static int api_read_range(bp_reader *r, int64_t offset, int64_t n, bp_sink *sink) {
+  int rc = takhin_cursor_seek(r->c, offset, n, 0);
+  if (rc != TAKHIN_OK) return fail("takhin_cursor_seek", rc);
+  takhin_message m;
+  for (int64_t i = 0; i < n; i++) {
+    rc = takhin_cursor_next(r->c, &m);
+    if (rc != TAKHIN_OK) {
+      if (rc == TAKHIN_END) {
+        bench_errorf("takhin_cursor_next: END after %lld of %lld records from offset %lld",
+                     (long long)i, (long long)n, (long long)offset);
+        return -1;
+      }
+      return fail("takhin_cursor_next", rc);
+    }
+    if (m.offset != offset + i) {
+      bench_errorf("takhin_cursor_next: offset %lld, expected %lld", (long long)m.offset,
+                   (long long)(offset + i));
+      return -1;
+    }
+    bp_sink_take(sink, m.key, m.key_len, m.value, m.value_len);
+  }
+  return 0;
+}
+
+static int api_read_one(bp_reader *r, int64_t offset, bp_sink *sink) {
+  takhin_message m;
+  int rc = takhin_cursor_get(r->c, offset, &m);
+  if (rc != TAKHIN_OK) return fail("takhin_cursor_get", rc);
+  bp_sink_take(sink, m.key, m.key_len, m.value, m.value_len);
+  return 0;
+}
+
+const bench_path bench_path_api = {
+    .name = "api",
+    .unavailable = NULL,
+    .open = api_open,
+    .close = api_close,
+    .produce = api_produce,
+    .flush = api_flush,
+    .segments = api_segments,
+    .reader_open = api_reader_open,
+    .reader_close = api_reader_close,
+    .read_range = api_read_range,
+    .read_one = api_read_one,
+};

@@ -1,0 +1,311 @@
+/*
+** path_file.c -- the file path: the physical limit of this machine.
+**
+** The same payload bytes as the api path, framed minimally (u32 key length,
+** u32 value length, key, value) into a user-space buffer and handed to the
+** kernel with one write() per produce call, as takhin does per batch; read
+** back with pread() into a reader's buffer. Durability maps as for takhin:
+**   os        one write() per produce call
+**   fsync     write() then fdatasync() per produce call
+**   buffered  write() only when 1 MiB is pending (takhin's flush_bytes), or
+**             when a reader or flush needs the bytes
+** Segments roll like takhin's: a new file "p<part>/<base %020>.log" when the
+** next batch would push the active one past segment_bytes.
+**
+** An in-memory array maps offset -> byte position (what takhin's index does).
+** Produce takes the partition's pthread mutex, the lock whose wait the lock
+** accounting reports for the shared-partition case. Readers do not lock: no
+** benchmark reads a partition while another thread is writing it.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define FRAME_HDR 8
+#define BUFFERED_FLUSH (1 << 20)
+
+typedef struct fseg {
+  int64_t base_offset, start_pos; /* start_pos: logical position of byte 0 */
+  int fd;
+} fseg;
+
+typedef struct fpart {
+  pthread_mutex_t mu;
+  char dir[4096];
+  fseg *segs;
+  size_t nsegs, segs_cap;
+  unsigned char *buf; /* frames not yet handed to write() */
+  size_t len, cap;
+  int64_t next_offset;
+  int64_t end_pos;     /* logical bytes framed, buffered ones included */
+  int64_t written_pos; /* logical bytes handed to write() */
+  int64_t *pos;        /* pos[o] = logical start of offset o; pos[next] = end */
+  size_t pos_cap;
+} fpart;
+
+struct bp_store {
+  int durability;
+  int64_t seg_limit;
+  int32_t nparts;
+  fpart *parts;
+};
+
+struct bp_reader {
+  bp_store *st;
+  fpart *p;
+  unsigned char *buf;
+  size_t cap;
+};
+
+static int sys_fail(const char *what, const char *path) {
+  bench_errorf("file path: %s %s: %s", what, path, strerror(errno));
+  return -1;
+}
+
+static int open_segment(fpart *p, int64_t base) {
+  if (p->nsegs == p->segs_cap) {
+    size_t cap = p->segs_cap ? p->segs_cap * 2 : 8;
+    fseg *s = realloc(p->segs, cap * sizeof *s);
+    if (!s) return sys_fail("realloc", "segments");
+    p->segs = s;
+    p->segs_cap = cap;
+  }
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%020lld.log", p->dir, (long long)base);
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return sys_fail("open", path);
+  p->segs[p->nsegs++] = (fseg){.base_offset = base, .start_pos = p->end_pos, .fd = fd};
+  return 0;
+}
+
+/* Hand the buffer to the kernel. Caller holds p->mu (or is the only thread). */
+static int write_out(bp_store *st, fpart *p) {
+  size_t off = 0;
+  int fd = p->segs[p->nsegs - 1].fd;
+  while (off < p->len) {
+    ssize_t w = write(fd, p->buf + off, p->len - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return sys_fail("write", p->dir);
+    }
+    off += (size_t)w;
+  }
+  p->written_pos += (int64_t)p->len;
+  p->len = 0;
+  if (st->durability == TAKHIN_DURABILITY_FSYNC && fdatasync(fd) != 0)
+    return sys_fail("fdatasync", p->dir);
+  return 0;
+}
+
+static int grow(void **ptr, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  size_t c = *cap ? *cap : 4096;
+  while (c < need) c *= 2;
+  void *n = realloc(*ptr, c * elem);
+  if (!n) return sys_fail("realloc", "buffer");
+  *ptr = n;
+  *cap = c;
+  return 0;
+}
+
+static int file_close(bp_store *st);
+
+static int file_open(const bp_config *cfg, bp_store **out) {
+  bp_store *st = calloc(1, sizeof *st);
+  if (!st) return sys_fail("calloc", cfg->dir);
+  st->durability = cfg->durability;
+  st->seg_limit = cfg->segment_bytes ? cfg->segment_bytes : 1073741824;
+  st->nparts = cfg->partitions;
+  st->parts = calloc((size_t)cfg->partitions, sizeof *st->parts);
+  if (!st->parts) {
+    free(st);
+    return sys_fail("calloc", cfg->dir);
+  }
+  for (int32_t i = 0; i < cfg->partitions; i++) {
+    fpart *p = &st->parts[i];
+    pthread_mutex_init(&p->mu, NULL);
+    snprintf(p->dir, sizeof p->dir, "%s/p%d", cfg->dir, (int)i);
+    if (mkdir(p->dir, 0755) != 0 || open_segment(p, 0) != 0 ||
+        grow((void **)&p->pos, &p->pos_cap, 1 << 16, sizeof *p->pos) != 0) {
+      if (!bench_error()[0]) sys_fail("mkdir", p->dir);
+      file_close(st);
+      return -1;
+    }
+    p->pos[0] = 0;
+  }
+  *out = st;
+  return 0;
+}
+
+static int file_flush(bp_store *st) {
+  for (int32_t i = 0; i < st->nparts; i++) {
+    fpart *p = &st->parts[i];
+    pthread_mutex_lock(&p->mu);
+    int rc = p->len ? write_out(st, p) : 0;
+    pthread_mutex_unlock(&p->mu);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int file_close(bp_store *st) {
+  int rc = file_flush(st);
+  for (int32_t i = 0; i < st->nparts; i++) {
+    fpart *p = &st->parts[i];
+    for (size_t s = 0; s < p->nsegs; s++) close(p->segs[s].fd);
+    free(p->segs);
+    free(p->buf);
+    free(p->pos);
+    pthread_mutex_destroy(&p->mu);
+  }
+  free(st->parts);
+  free(st);
+  return rc;
+}
+
+static int produce_locked(bp_store *st, fpart *p, const takhin_record *recs, size_t n,
+                          int64_t *first_offset) {
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; i++) bytes += FRAME_HDR + recs[i].key_len + recs[i].value_len;
+  int64_t seg_used = p->end_pos - p->segs[p->nsegs - 1].start_pos;
+  if (seg_used > 0 && seg_used + (int64_t)bytes > st->seg_limit) {
+    if (p->len && write_out(st, p) != 0) return -1;
+    if (open_segment(p, p->next_offset) != 0) return -1;
+  }
+  if (grow((void **)&p->buf, &p->cap, p->len + bytes, 1) != 0 ||
+      grow((void **)&p->pos, &p->pos_cap, (size_t)p->next_offset + n + 1, sizeof *p->pos) != 0)
+    return -1;
+  unsigned char *const start = p->buf + p->len;
+  unsigned char *w = start;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t hdr[2] = {(uint32_t)recs[i].key_len, (uint32_t)recs[i].value_len};
+    p->pos[p->next_offset + (int64_t)i] = p->end_pos + (w - start);
+    memcpy(w, hdr, FRAME_HDR);
+    w += FRAME_HDR;
+    memcpy(w, recs[i].key, recs[i].key_len);
+    w += recs[i].key_len;
+    memcpy(w, recs[i].value, recs[i].value_len);
+    w += recs[i].value_len;
+  }
+  if (first_offset) *first_offset = p->next_offset;
+  p->len += bytes;
+  p->end_pos += (int64_t)bytes;
+  p->next_offset += (int64_t)n;
+  p->pos[p->next_offset] = p->end_pos;
+  if (st->durability != TAKHIN_DURABILITY_BUFFERED || p->len >= BUFFERED_FLUSH)
+    return write_out(st, p);
+  return 0;
+}
+
+static int file_produce(bp_store *st, int32_t part, const takhin_record *recs, size_t n,
+                        int64_t *first_offset) {
+  fpart *p = &st->parts[part];
+  pthread_mutex_lock(&p->mu);
+  int rc = produce_locked(st, p, recs, n, first_offset);
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+static int file_segments(bp_store *st, int32_t part, int64_t *out) {
+  *out = (int64_t)st->parts[part].nsegs;
+  return 0;
+}
+
+static int file_reader_open(bp_store *st, int32_t part, bp_reader **out) {
+  bp_reader *r = calloc(1, sizeof *r);
+  if (!r) return sys_fail("calloc", "reader");
+  r->st = st;
+  r->p = &st->parts[part];
+  *out = r;
+  return 0;
+}
+
+static void file_reader_close(bp_reader *r) {
+  if (!r) return;
+  free(r->buf);
+  free(r);
+}
+
+/* Segment holding offset o: the last one whose base is <= o. */
+static const fseg *seg_of(const fpart *p, int64_t o) {
+  size_t lo = 0, hi = p->nsegs;
+  while (hi - lo > 1) {
+    size_t mid = (lo + hi) / 2;
+    if (p->segs[mid].base_offset <= o) lo = mid;
+    else hi = mid;
+  }
+  return &p->segs[lo];
+}
+
+static int read_span(bp_reader *r, const fseg *seg, int64_t from, int64_t to, bp_sink *sink) {
+  fpart *p = r->p;
+  size_t span = (size_t)(p->pos[to] - p->pos[from]);
+  if (grow((void **)&r->buf, &r->cap, span, 1) != 0) return -1;
+  off_t at = (off_t)(p->pos[from] - seg->start_pos);
+  size_t got = 0;
+  while (got < span) {
+    ssize_t n = pread(seg->fd, r->buf + got, span - got, at + (off_t)got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return sys_fail("pread", p->dir);
+    got += (size_t)n;
+  }
+  const unsigned char *q = r->buf;
+  for (int64_t o = from; o < to; o++) {
+    uint32_t hdr[2];
+    memcpy(hdr, q, FRAME_HDR);
+    q += FRAME_HDR;
+    bp_sink_take(sink, q, hdr[0], q + hdr[0], hdr[1]);
+    q += hdr[0] + hdr[1];
+  }
+  return 0;
+}
+
+static int file_read_range(bp_reader *r, int64_t offset, int64_t n, bp_sink *sink) {
+  fpart *p = r->p;
+  if (offset < 0 || n < 0 || offset + n > p->next_offset) {
+    bench_errorf("file path: range [%lld, %lld) outside the log [0, %lld)", (long long)offset,
+                 (long long)(offset + n), (long long)p->next_offset);
+    return -1;
+  }
+  /* Like takhin's buffered mode: a read past the written point flushes first. */
+  if (p->pos[offset + n] > p->written_pos) {
+    pthread_mutex_lock(&p->mu);
+    int rc = p->len ? write_out(r->st, p) : 0;
+    pthread_mutex_unlock(&p->mu);
+    if (rc) return rc;
+  }
+  int64_t o = offset, end = offset + n;
+  while (o < end) {
+    const fseg *seg = seg_of(p, o);
+    int64_t seg_end = (seg + 1 < p->segs + p->nsegs) ? seg[1].base_offset : p->next_offset;
+    int64_t to = end < seg_end ? end : seg_end;
+    if (read_span(r, seg, o, to, sink) != 0) return -1;
+    o = to;
+  }
+  return 0;
+}
+
+static int file_read_one(bp_reader *r, int64_t offset, bp_sink *sink) {
+  return file_read_range(r, offset, 1, sink);
+}
+
+const bench_path bench_path_file = {
+    .name = "file",
+    .unavailable = NULL,
+    .open = file_open,
+    .close = file_close,
+    .produce = file_produce,
+    .flush = file_flush,
+    .segments = file_segments,
+    .reader_open = file_reader_open,
+    .reader_close = file_reader_close,
+    .read_range = file_read_range,
+    .read_one = file_read_one,
+};

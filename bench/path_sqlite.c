@@ -1,0 +1,228 @@
+/*
+** path_sqlite.c -- the sqlite path: what a user would build instead of takhin.
+**
+** Each partition is its own database file "p<part>.db" holding one plain table
+**   log("offset" INTEGER PRIMARY KEY, key BLOB, value BLOB)
+** in WAL mode, so partitions can be written in parallel as takhin's can (one
+** database would allow a single writer for all of them). Prepared statements
+** only; one transaction per produce call (so per message for single writes);
+** blobs bound SQLITE_STATIC, as a careful user would. Reads use a prepared
+** range SELECT on the primary key and a point SELECT, each reader on its own
+** connection (WAL readers do not block the writer).
+**
+** Durability maps onto synchronous: os = NORMAL (a commit is written to the
+** WAL, synced only at checkpoints), fsync = FULL (the WAL is synced at every
+** commit), buffered = OFF (never synced).
+**
+** Connections are opened SQLITE_OPEN_NOMUTEX: each is used by one thread at a
+** time (the writer under the partition's pthread mutex, which is the lock the
+** lock accounting sees), so SQLite's own per-call mutex would be pure cost.
+*/
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+typedef struct spart {
+  pthread_mutex_t mu;
+  char file[4200];
+  sqlite3 *db;
+  sqlite3_stmt *begin, *commit, *insert;
+  int64_t next_offset;
+} spart;
+
+struct bp_store {
+  int32_t nparts;
+  spart *parts;
+};
+
+struct bp_reader {
+  sqlite3 *db;
+  sqlite3_stmt *range, *one;
+};
+
+static int db_fail(sqlite3 *db, const char *what) {
+  bench_errorf("sqlite path: %s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+  return -1;
+}
+
+static int open_db(const char *file, sqlite3 **out) {
+  int rc = sqlite3_open_v2(file, out,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) return db_fail(*out, "open");
+  sqlite3_busy_timeout(*out, 10000);
+  return 0;
+}
+
+static int sqlite_close(bp_store *st);
+
+static int sqlite_open(const bp_config *cfg, bp_store **out) {
+  static const char *const sync_mode[] = {"NORMAL", "FULL", "OFF"};
+  bp_store *st = calloc(1, sizeof *st);
+  if (!st || !(st->parts = calloc((size_t)cfg->partitions, sizeof *st->parts))) {
+    free(st);
+    return db_fail(NULL, "calloc");
+  }
+  st->nparts = cfg->partitions;
+  for (int32_t i = 0; i < cfg->partitions; i++) {
+    spart *p = &st->parts[i];
+    pthread_mutex_init(&p->mu, NULL);
+    snprintf(p->file, sizeof p->file, "%s/p%d.db", cfg->dir, (int)i);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
+             "CREATE TABLE log(\"offset\" INTEGER PRIMARY KEY, key BLOB, value BLOB);",
+             sync_mode[cfg->durability]);
+    if (open_db(p->file, &p->db) != 0 ||
+        sqlite3_exec(p->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(p->db, "BEGIN", -1, &p->begin, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(p->db, "COMMIT", -1, &p->commit, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(p->db, "INSERT INTO log(\"offset\", key, value) VALUES(?1, ?2, ?3)",
+                           -1, &p->insert, NULL) != SQLITE_OK) {
+      if (!bench_error()[0]) db_fail(p->db, "setup");
+      sqlite_close(st);
+      return -1;
+    }
+  }
+  *out = st;
+  return 0;
+}
+
+static int sqlite_close(bp_store *st) {
+  for (int32_t i = 0; i < st->nparts; i++) {
+    spart *p = &st->parts[i];
+    sqlite3_finalize(p->begin);
+    sqlite3_finalize(p->commit);
+    sqlite3_finalize(p->insert);
+    sqlite3_close(p->db);
+    pthread_mutex_destroy(&p->mu);
+  }
+  free(st->parts);
+  free(st);
+  return 0;
+}
+
+static int step_done(sqlite3 *db, sqlite3_stmt *s, const char *what) {
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE ? 0 : db_fail(db, what);
+}
+
+static int produce_locked(spart *p, const takhin_record *recs, size_t n, int64_t *first_offset) {
+  if (step_done(p->db, p->begin, "BEGIN") != 0) return -1;
+  for (size_t i = 0; i < n; i++) {
+    sqlite3_bind_int64(p->insert, 1, p->next_offset + (int64_t)i);
+    sqlite3_bind_blob(p->insert, 2, recs[i].key, (int)recs[i].key_len, SQLITE_STATIC);
+    sqlite3_bind_blob(p->insert, 3, recs[i].value, (int)recs[i].value_len, SQLITE_STATIC);
+    if (step_done(p->db, p->insert, "INSERT") != 0) {
+      sqlite3_exec(p->db, "ROLLBACK", NULL, NULL, NULL);
+      return -1;
+    }
+  }
+  if (step_done(p->db, p->commit, "COMMIT") != 0) return -1;
+  if (first_offset) *first_offset = p->next_offset;
+  p->next_offset += (int64_t)n;
+  return 0;
+}
+
+static int sqlite_produce(bp_store *st, int32_t part, const takhin_record *recs, size_t n,
+                          int64_t *first_offset) {
+  spart *p = &st->parts[part];
+  pthread_mutex_lock(&p->mu);
+  int rc = produce_locked(p, recs, n, first_offset);
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+static int sqlite_flush(bp_store *st) {
+  (void)st; /* every commit is already in the WAL file */
+  return 0;
+}
+
+static int sqlite_reader_open(bp_store *st, int32_t part, bp_reader **out) {
+  bp_reader *r = calloc(1, sizeof *r);
+  if (!r) return db_fail(NULL, "calloc");
+  if (open_db(st->parts[part].file, &r->db) != 0 ||
+      sqlite3_prepare_v2(r->db,
+                         "SELECT \"offset\", key, value FROM log"
+                         " WHERE \"offset\" >= ?1 AND \"offset\" < ?2 ORDER BY \"offset\"",
+                         -1, &r->range, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(r->db, "SELECT key, value FROM log WHERE \"offset\" = ?1", -1,
+                         &r->one, NULL) != SQLITE_OK) {
+    if (!bench_error()[0]) db_fail(r->db, "prepare");
+    sqlite3_finalize(r->range);
+    sqlite3_close(r->db);
+    free(r);
+    return -1;
+  }
+  *out = r;
+  return 0;
+}
+
+static void sqlite_reader_close(bp_reader *r) {
+  if (!r) return;
+  sqlite3_finalize(r->range);
+  sqlite3_finalize(r->one);
+  sqlite3_close(r->db);
+  free(r);
+}
+
+static int sqlite_read_range(bp_reader *r, int64_t offset, int64_t n, bp_sink *sink) {
+  sqlite3_bind_int64(r->range, 1, offset);
+  sqlite3_bind_int64(r->range, 2, offset + n);
+  int64_t got = 0;
+  int rc;
+  while ((rc = sqlite3_step(r->range)) == SQLITE_ROW) {
+    if (sqlite3_column_int64(r->range, 0) != offset + got) break;
+    const void *k = sqlite3_column_blob(r->range, 1);
+    size_t kl = (size_t)sqlite3_column_bytes(r->range, 1);
+    const void *v = sqlite3_column_blob(r->range, 2);
+    size_t vl = (size_t)sqlite3_column_bytes(r->range, 2);
+    bp_sink_take(sink, k, kl, v, vl);
+    got++;
+  }
+  sqlite3_reset(r->range);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return db_fail(r->db, "range SELECT");
+  if (got != n) {
+    bench_errorf("sqlite path: range SELECT from %lld returned %lld of %lld rows",
+                 (long long)offset, (long long)got, (long long)n);
+    return -1;
+  }
+  return 0;
+}
+
+static int sqlite_read_one(bp_reader *r, int64_t offset, bp_sink *sink) {
+  sqlite3_bind_int64(r->one, 1, offset);
+  int rc = sqlite3_step(r->one);
+  if (rc == SQLITE_ROW) {
+    const void *k = sqlite3_column_blob(r->one, 0);
+    size_t kl = (size_t)sqlite3_column_bytes(r->one, 0);
+    const void *v = sqlite3_column_blob(r->one, 1);
+    size_t vl = (size_t)sqlite3_column_bytes(r->one, 1);
+    bp_sink_take(sink, k, kl, v, vl);
+  }
+  sqlite3_reset(r->one);
+  if (rc == SQLITE_ROW) return 0;
+  if (rc == SQLITE_DONE) {
+    bench_errorf("sqlite path: no row at offset %lld", (long long)offset);
+    return -1;
+  }
+  return db_fail(r->db, "point SELECT");
+}
+
+const bench_path bench_path_sqlite = {
+    .name = "sqlite",
+    .unavailable = NULL,
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .produce = sqlite_produce,
+    .flush = sqlite_flush,
+    .segments = NULL,
+    .reader_open = sqlite_reader_open,
+    .reader_close = sqlite_reader_close,
+    .read_range = sqlite_read_range,
+    .read_one = sqlite_read_one,
+};

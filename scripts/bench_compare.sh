@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# bench_compare.sh -- benchmark a git revision against the working tree.
+#
+#   scripts/bench_compare.sh [-n ROUNDS] [--rev-harness] REV [takhin-bench flags...]
+#   scripts/bench_compare.sh HEAD                       # -quick, 3 rounds
+#   scripts/bench_compare.sh -n 5 main -bench 'WriteThroughput|SequentialFetch' -benchtime 500ms
+#
+# REV is checked out with `git worktree add` into a temporary folder and built
+# there; the working tree is built in another temporary folder with the same
+# settings. Then both binaries run the chosen benchmarks in turns, A B A B ...
+# (ROUNDS times, default 3), so drift of the machine (page cache, thermal,
+# neighbours) lands on both sides alike, and takhin-bench -compare prints the
+# old/new/change table from the medians. Exit status 1 when it flags a
+# regression (the plan's thresholds), 2 on a usage or build error.
+#
+# By default REV is built with the working tree's bench/ folder, so only the
+# library differs between A and B; --rev-harness uses REV's own bench/.
+# The JSON files and logs of every run are kept in results/compare-<date>/.
+set -euo pipefail
+
+rounds=3
+rev_harness=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    -n) rounds=$2; shift 2 ;;
+    --rev-harness) rev_harness=1; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) break ;;
+  esac
+done
+if [ $# -lt 1 ]; then
+  echo "usage: $0 [-n ROUNDS] [--rev-harness] REV [takhin-bench flags...]" >&2
+  exit 2
+fi
+rev=$1
+shift
+flags=("$@")
+[ ${#flags[@]} -eq 0 ] && flags=(-quick)
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+commit=$(git -C "$root" rev-parse --verify "$rev^{commit}") || {
+  echo "bench_compare: unknown revision $rev" >&2
+  exit 2
+}
+
+tmp=$(mktemp -d /tmp/takhin-compare-XXXXXX)
+cleanup() {
+  git -C "$root" worktree remove --force "$tmp/rev" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+echo "checking out $rev ($commit) in $tmp/rev" >&2
+git -C "$root" worktree add --detach "$tmp/rev" "$commit" >/dev/null 2>&1 || {
+  echo "bench_compare: git worktree add failed" >&2
+  exit 2
+}
+if [ $rev_harness -eq 0 ]; then
+  rm -rf "$tmp/rev/bench"
+  cp -r "$root/bench" "$tmp/rev/bench"
+fi
+if ! grep -q 'bench' "$tmp/rev/CMakeLists.txt"; then
+  echo "bench_compare: $rev's CMakeLists.txt does not build bench/" >&2
+  exit 2
+fi
+
+build() { # build SRC DIR LABEL
+  echo "building $3" >&2
+  if ! { cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+         cmake --build "$2" --target takhin-bench -j"$(nproc)"; } >"$tmp/build-$3.log" 2>&1; then
+    echo "bench_compare: building $3 failed; the log:" >&2
+    tail -30 "$tmp/build-$3.log" >&2
+    exit 2
+  fi
+}
+build "$tmp/rev" "$tmp/build-a" A
+build "$root" "$tmp/build-b" B
+a=$tmp/build-a/takhin-bench
+b=$tmp/build-b/takhin-bench
+
+out=$root/results/compare-$(date +%Y-%m-%d_%H%M%S)
+mkdir -p "$out"
+old_files=""
+new_files=""
+for i in $(seq 1 "$rounds"); do
+  for side in a b; do
+    bin=$a; [ $side = b ] && bin=$b
+    label="A ($rev)"; [ $side = b ] && label="B (working tree)"
+    echo "round $i/$rounds: $label" >&2
+    # A failing case is reported in the log; the comparison still runs on
+    # whatever the other cases produced.
+    "$bin" "${flags[@]}" -json "$out/$side$i.json" >"$out/$side$i.txt" 2>"$out/$side$i.err" || true
+    if [ ! -s "$out/$side$i.json" ]; then
+      echo "  no results from this run; see $out/$side$i.txt and $out/$side$i.err" >&2
+    elif [ $side = a ]; then old_files=$old_files${old_files:+,}$out/a$i.json
+    else new_files=$new_files${new_files:+,}$out/b$i.json; fi
+  done
+done
+{
+  echo "A: $rev ($commit)$([ $rev_harness -eq 0 ] && echo ', built with the working tree bench/')"
+  echo "B: working tree"
+  echo "flags: ${flags[*]}; rounds: $rounds, interleaved A B"
+} | tee "$out/compare.txt"
+if [ -z "$old_files" ] || [ -z "$new_files" ]; then
+  echo "bench_compare: one side produced no results" >&2
+  exit 2
+fi
+set +e
+"$b" -compare "$old_files" -against "$new_files" | tee -a "$out/compare.txt"
+status=${PIPESTATUS[0]}
+echo "runs kept in $out" >&2
+exit "$status"
