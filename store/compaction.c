@@ -55,29 +55,31 @@ static sqlite3_stmt *named(takhin_store *s, const char *name) {
   return tk_cat_prepare(s, sql);
 }
 
-/* Run a named statement binding (topic, partition, a, b, c); ncols 3..5. */
-static int exec5(takhin_store *s, const char *name, int64_t topic_id, int32_t part, int nargs,
-                 int64_t a, int64_t b, int64_t c) {
+/* A named statement with (topic, partition) and up to three more integers
+** bound: nargs counts all of them (2..5). */
+static sqlite3_stmt *bound(takhin_store *s, const char *name, int64_t topic_id, int32_t part,
+                           int nargs, int64_t a, int64_t b, int64_t c) {
   sqlite3_stmt *st = named(s, name);
-  if (!st) return TAKHIN_ECATALOG;
+  if (!st) return NULL;
+  const int64_t more[3] = {a, b, c};
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
-  if (nargs >= 3) sqlite3_bind_int64(st, 3, a);
-  if (nargs >= 4) sqlite3_bind_int64(st, 4, b);
-  if (nargs >= 5) sqlite3_bind_int64(st, 5, c);
-  return tk_cat_step_done(s, st, name);
+  for (int i = 3; i <= nargs; i++) sqlite3_bind_int64(st, i, more[i - 3]);
+  return st;
 }
 
-/* A single integer from a named query. */
+/* Run a statement that returns no rows. */
+static int exec5(takhin_store *s, const char *name, int64_t topic_id, int32_t part, int nargs,
+                 int64_t a, int64_t b, int64_t c) {
+  sqlite3_stmt *st = bound(s, name, topic_id, part, nargs, a, b, c);
+  return st ? tk_cat_step_done(s, st, name) : TAKHIN_ECATALOG;
+}
+
+/* A single integer from a query. */
 static int query_i64(takhin_store *s, const char *name, int64_t topic_id, int32_t part, int nargs,
                      int64_t a, int64_t b, int64_t c, int64_t *out) {
-  sqlite3_stmt *st = named(s, name);
+  sqlite3_stmt *st = bound(s, name, topic_id, part, nargs, a, b, c);
   if (!st) return TAKHIN_ECATALOG;
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int(st, 2, part);
-  if (nargs >= 3) sqlite3_bind_int64(st, 3, a);
-  if (nargs >= 4) sqlite3_bind_int64(st, 4, b);
-  if (nargs >= 5) sqlite3_bind_int64(st, 5, c);
   int step = sqlite3_step(st), rc = TAKHIN_OK;
   if (step == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
   else if (step != SQLITE_DONE) rc = tk_cat_error(s, name);
@@ -370,14 +372,6 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   return TAKHIN_OK;
 }
 
-static int sync_dir(const char *dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return tk_err_sys(errno, "open directory", dir);
-  int rc = fsync(fd) ? tk_err_sys(errno, "fsync", dir) : TAKHIN_OK;
-  close(fd);
-  return rc;
-}
-
 /* Offsets of [from, to) that survive, sorted (malloc'd). */
 static int survivors(takhin_store *s, tk_partition *p, int64_t from, int64_t to, int64_t expired_before,
                      int64_t **out, size_t *n) {
@@ -481,7 +475,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   }
   if (rc) goto undo;
   crash_point(1);
-  if ((rc = sync_dir(p->dir))) goto undo;
+  if ((rc = tk_sync_dir(p->dir))) goto undo;
   crash_point(2);
   /* 3. one transaction: new rows, checkpoint, forgotten tombstones, swaps */
   pthread_mutex_lock(&s->cat_lock);
@@ -511,7 +505,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     if (rename(tmp, path) != 0 && !rc) rc = tk_err_sys(errno, "rename", tmp); /* open finishes it */
     crash_point(4);
   }
-  if (!rc) rc = sync_dir(p->dir);
+  if (!rc) rc = tk_sync_dir(p->dir);
   crash_point(5);
   pthread_mutex_lock(&p->append_lock);
   pthread_rwlock_wrlock(&p->meta_lock);

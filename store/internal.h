@@ -140,6 +140,9 @@ typedef struct tk_scan_result {
 int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result *res);
 
 /* ---- partitions (partition.c) ---------------------------------------- */
+/* fsync a directory so a file created or renamed in it survives power loss. */
+int tk_sync_dir(const char *dir);
+
 typedef struct tk_topic tk_topic;
 
 /* A keyed record of a compacted topic whose key-index row is not written yet. */

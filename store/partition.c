@@ -76,8 +76,7 @@ static int push_seg(tk_partition *p, tk_segment *g) {
   return TAKHIN_OK;
 }
 
-/* fsync a directory so a file created in it survives power loss. */
-static int sync_dir(const char *dir) {
+int tk_sync_dir(const char *dir) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return tk_err_sys(errno, "open directory", dir);
   int rc = fsync(fd) ? tk_err_sys(errno, "fsync", dir) : TAKHIN_OK;
@@ -176,7 +175,7 @@ static int new_active_segment(tk_partition *p, int64_t base, int64_t now) {
     return rc;
   }
   tk_seg_fd_release(g);
-  if (s->opt.durability == TAKHIN_DURABILITY_FSYNC && (rc = sync_dir(p->dir))) {
+  if (s->opt.durability == TAKHIN_DURABILITY_FSYNC && (rc = tk_sync_dir(p->dir))) {
     tk_seg_unref(g);
     return rc;
   }
