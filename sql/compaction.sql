@@ -30,17 +30,12 @@ UPDATE takhin_cat_key SET seen_ms = ?5
 -- name: survivors
 -- Offsets in [?3, ?4) that compaction keeps, in order. ?5 = now minus
 -- delete_retention_ms: tombstones first seen at or before it are dropped.
+-- A segment holding no more records than its survivors has nothing to
+-- reclaim and is not read again. (An index-only scan: see schema.sql.)
 SELECT offset FROM takhin_cat_key
  WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3 AND offset < ?4
    AND NOT (tombstone = 1 AND seen_ms IS NOT NULL AND seen_ms <= ?5)
  ORDER BY offset;
-
--- name: survivor_count
--- How many records of [?3, ?4) survive: a segment holding no more records
--- than this has nothing to reclaim and is not read again.
-SELECT count(*) FROM takhin_cat_key
- WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3 AND offset < ?4
-   AND NOT (tombstone = 1 AND seen_ms IS NOT NULL AND seen_ms <= ?5);
 
 -- name: forget_expired_tombstones
 -- A tombstone past its retention is gone from the log: forget its key too.

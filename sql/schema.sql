@@ -114,7 +114,10 @@ CREATE TABLE IF NOT EXISTS takhin_cat_key(
   seen_ms   INTEGER,
   PRIMARY KEY (topic_id, partition, key)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS takhin_cat_key_by_offset ON takhin_cat_key(topic_id, partition, offset);
+-- Covering for compaction's queries (survivors by offset range, tombstone
+-- state): they never have to look up the table row itself.
+CREATE INDEX IF NOT EXISTS takhin_cat_key_by_offset
+    ON takhin_cat_key(topic_id, partition, offset, tombstone, seen_ms);
 
 -- Segments whose compacted file (<base>.log.cleaned) is committed but may not
 -- have been renamed over <base>.log yet: recovery finishes the rename. A

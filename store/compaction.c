@@ -466,9 +466,9 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     free(keep);
     keep = NULL;
     pthread_mutex_lock(&s->cat_lock);
-    rc = query_i64(s, "survivor_count", id, p->id, 5, g->base_offset, g->next_offset, expired_before, &live);
-    if (!rc && live < records) rc = survivors(s, p, g->base_offset, g->next_offset, expired_before, &keep, &nkeep);
+    rc = survivors(s, p, g->base_offset, g->next_offset, expired_before, &keep, &nkeep);
     pthread_mutex_unlock(&s->cat_lock);
+    live = (int64_t)nkeep;
     if (rc || live >= records) continue; /* nothing to reclaim: not read again */
     rc = rewrite_segment(p, g, keep, nkeep, &w, &fresh[i], &removed);
     if (!rc) before += g->size, after += fresh[i]->size, rewritten++;

@@ -49,8 +49,8 @@ static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t n) {
 #if defined(__x86_64__)
 /* The crc32 instruction on the inverted running CRC c: single bytes up to an
 ** 8-byte boundary, then whole quadwords (memcpy keeps the loads legal C). */
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8_t *p,
-                                                         size_t n) {
+__attribute__((target("sse4.2"))) static uint32_t crc_hw1(uint32_t c, const uint8_t *p,
+                                                          size_t n) {
   while (n && ((uintptr_t)p & 7)) {
     c = _mm_crc32_u8(c, *p++);
     n--;
@@ -67,6 +67,52 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8
   while (n--) c = _mm_crc32_u8(c, *p++);
   return c;
 }
+
+/* The crc32 instruction takes 3 cycles but can start one per cycle, so
+** large buffers run three independent streams over adjacent blocks and
+** join them: the CRC register update is linear, so
+**   crc(c, A||B) = shift(crc(c, A), |B|) ^ crc(0, B)
+** where shift(x, L) (x followed by L zero bytes) is a table lookup for the
+** fixed block size. Segment reads, appends and compaction checksum
+** megabytes at a time; this triples their CRC throughput. */
+#define CRC_BLOCK 4096
+static uint32_t shift_table[4][256]; /* x -> crc(x, CRC_BLOCK zero bytes) */
+
+static uint32_t shift_block(uint32_t c) {
+  return shift_table[0][c & 0xff] ^ shift_table[1][(c >> 8) & 0xff] ^
+         shift_table[2][(c >> 16) & 0xff] ^ shift_table[3][c >> 24];
+}
+
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8_t *p,
+                                                         size_t n) {
+  if (n < 3 * CRC_BLOCK) return crc_hw1(c, p, n);
+  size_t head = (8 - ((uintptr_t)p & 7)) & 7;
+  c = crc_hw1(c, p, head);
+  p += head;
+  n -= head;
+  while (n >= 3 * CRC_BLOCK) {
+    uint64_t c0 = c, c1 = 0, c2 = 0;
+    for (size_t i = 0; i < CRC_BLOCK; i += 8) {
+      uint64_t v0, v1, v2;
+      memcpy(&v0, p + i, 8);
+      memcpy(&v1, p + CRC_BLOCK + i, 8);
+      memcpy(&v2, p + 2 * CRC_BLOCK + i, 8);
+      c0 = _mm_crc32_u64(c0, v0);
+      c1 = _mm_crc32_u64(c1, v1);
+      c2 = _mm_crc32_u64(c2, v2);
+    }
+    c = shift_block(shift_block((uint32_t)c0) ^ (uint32_t)c1) ^ (uint32_t)c2;
+    p += 3 * CRC_BLOCK;
+    n -= 3 * CRC_BLOCK;
+  }
+  return crc_hw1(c, p, n);
+}
+
+static void shift_init(void) {
+  static const uint8_t zeros[CRC_BLOCK];
+  for (int k = 0; k < 4; k++)
+    for (uint32_t b = 0; b < 256; b++) shift_table[k][b] = crc_hw1(b << (8 * k), zeros, CRC_BLOCK);
+}
 #endif
 
 static void crc_init(void) {
@@ -81,7 +127,10 @@ static void crc_init(void) {
   crc_impl = crc_sw;
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("sse4.2")) crc_impl = crc_hw;
+  if (__builtin_cpu_supports("sse4.2")) {
+    shift_init();
+    crc_impl = crc_hw;
+  }
 #endif
 }
 

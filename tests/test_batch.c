@@ -1048,3 +1048,20 @@ Test(batch, log_append_time) {
     cr_assert_eq(m.timestamp, 5555);
   }
 }
+
+/* The three-stream path (buffers of 3 x 4 KiB and more) against the table
+** walk, around its block boundaries and at every alignment. */
+Test(crc, three_stream_path_matches_table) {
+  enum { MAX = 3 * 4096 * 3 + 64 };
+  uint8_t *buf = malloc(MAX);
+  unsigned seed = 1234;
+  for (size_t i = 0; i < MAX; i++) buf[i] = (uint8_t)rand_r(&seed);
+  size_t sizes[] = {12287, 12288, 12289, 12288 + 7, 24575, 24576, 36863, 36864, 36865, MAX - 8};
+  for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++)
+    for (size_t align = 0; align < 8; align++) {
+      size_t n = sizes[k];
+      cr_assert_eq(tk_crc32c(0x1234, buf + align, n), tk_crc32c_sw(0x1234, buf + align, n),
+                   "size %zu align %zu", n, align);
+    }
+  free(buf);
+}
