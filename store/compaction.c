@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -208,7 +209,6 @@ static void put32(uint8_t *p, uint32_t v) {
 }
 
 typedef struct rewriter {
-  tk_buf in;      /* batches read from the old file */
   tk_buf out;     /* the new file's bytes */
   tk_buf area;    /* kept records of one batch */
   tk_buf scratch; /* decompressed records */
@@ -218,7 +218,6 @@ typedef struct rewriter {
 } rewriter;
 
 static void rewriter_free(rewriter *w) {
-  tk_buf_free(&w->in);
   tk_buf_free(&w->out);
   tk_buf_free(&w->area);
   tk_buf_free(&w->scratch);
@@ -308,21 +307,25 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   pthread_rwlock_rdlock(&p->meta_lock);
   int64_t size = g->size;
   pthread_rwlock_unlock(&p->meta_lock);
-  w->in.len = w->out.len = 0;
-  if (tk_buf_reserve(&w->in, (size_t)size) || tk_buf_reserve(&w->out, (size_t)size)) {
+  w->out.len = 0;
+  if (tk_buf_reserve(&w->out, (size_t)size)) {
     tk_seg_fd_release(g);
     return tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
   }
-  for (int64_t got = 0; got < size;) {
-    ssize_t r = pread(fd, w->in.p + got, (size_t)(size - got), got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
+  /* Mapped, not copied: a sealed segment does not change under us (the
+  ** partition's maint_lock keeps retention and other runs away). */
+  const uint8_t *in = NULL;
+  if (size > 0) {
+    void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) {
+      rc = tk_err_sys(errno, "mmap", path);
       tk_seg_fd_release(g);
-      return r < 0 ? tk_err_sys(errno, "read", path) : tk_err(TAKHIN_ECORRUPT, "%s is shorter than its index", path);
+      return rc;
     }
-    got += r;
+    madvise(m, (size_t)size, MADV_SEQUENTIAL);
+    in = m;
   }
-  tk_seg_fd_release(g);
+  tk_seg_fd_release(g); /* the mapping stays valid after the descriptor goes */
   tk_segment *n = tk_seg_new(p, g->base_offset, g->created_ms);
   if (!n) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
   n->sealed = 1;
@@ -330,14 +333,14 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   int64_t kept = 0;
   for (int64_t pos = 0; pos < size && !rc;) {
     tk_batch_hdr h;
-    if (tk_batch_parse_header(w->in.p + pos, (size_t)(size - pos), &h) != TAKHIN_OK ||
-        tk_batch_total(&h) > size - pos || !tk_batch_crc_ok(w->in.p + pos, &h)) {
+    if (tk_batch_parse_header(in + pos, (size_t)(size - pos), &h) != TAKHIN_OK ||
+        tk_batch_total(&h) > size - pos || !tk_batch_crc_ok(in + pos, &h)) {
       rc = tk_err(TAKHIN_ECORRUPT, "%s: damaged batch at byte %lld: compaction leaves the segment as it is",
                   path, (long long)pos);
       break;
     }
     size_t before = w->out.len;
-    rc = filter_batch(w, w->in.p + pos, &h, keep, nkeep, &ki, &kept, removed);
+    rc = filter_batch(w, in + pos, &h, keep, nkeep, &ki, &kept, removed);
     if (!rc && w->out.len > before) {
       tk_batch_hdr nh;
       tk_batch_parse_header(w->out.p + before, w->out.len - before, &nh);
@@ -345,6 +348,7 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
     }
     pos += tk_batch_total(&h);
   }
+  if (in) munmap((void *)in, (size_t)size);
   /* The offsets the segment covers do not change, even if its last
   ** records went: the next segment still starts where it did. */
   n->next_offset = g->next_offset;

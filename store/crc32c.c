@@ -70,12 +70,12 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw1(uint32_t c, const uint
 
 /* The crc32 instruction takes 3 cycles but can start one per cycle, so
 ** large buffers run three independent streams over adjacent blocks and
-** join them: the CRC register update is linear, so
+** join them (above 3 KiB): the CRC register update is linear, so
 **   crc(c, A||B) = shift(crc(c, A), |B|) ^ crc(0, B)
 ** where shift(x, L) (x followed by L zero bytes) is a table lookup for the
 ** fixed block size. Segment reads, appends and compaction checksum
 ** megabytes at a time; this triples their CRC throughput. */
-#define CRC_BLOCK 4096
+#define CRC_BLOCK 1024
 static uint32_t shift_table[4][256]; /* x -> crc(x, CRC_BLOCK zero bytes) */
 
 static uint32_t shift_block(uint32_t c) {
