@@ -88,18 +88,12 @@ static void free_cells(meta_cursor *c) {
   c->rows = c->at = 0;
 }
 
-/* Every topic name, sorted; fill functions skip those the filter excludes. */
-static int topics_of(takhin_store *s, const char *topic, char ***names, size_t *n) {
-  (void)topic;
-  return takhin_topic_list(s, names, n);
-}
-
 static int want(const char *filter, const char *name) { return !filter || !strcmp(filter, name); }
 
 static int fill_topics(meta_cursor *c, takhin_store *s, const char *topic) {
   char **names;
   size_t n;
-  int rc = topics_of(s, topic, &names, &n);
+  int rc = takhin_topic_list(s, &names, &n);
   if (rc) return rc;
   for (size_t i = 0; i < n && !rc; i++) {
     takhin_topic_desc d;
@@ -123,59 +117,64 @@ static int fill_topics(meta_cursor *c, takhin_store *s, const char *topic) {
   return rc;
 }
 
-static int fill_partitions(meta_cursor *c, takhin_store *s, const char *topic) {
+/* Rows of one partition (a topic that vanished meanwhile just has none). */
+typedef int (*partition_rows)(meta_cursor *c, takhin_store *s, const char *topic, int32_t p);
+
+/* Call fn for every partition of every topic the filter admits. */
+static int each_partition(meta_cursor *c, takhin_store *s, const char *topic, partition_rows fn) {
   char **names;
   size_t n;
-  int rc = topics_of(s, topic, &names, &n);
+  int rc = takhin_topic_list(s, &names, &n);
   if (rc) return rc;
   for (size_t i = 0; i < n && !rc; i++) {
     int32_t np;
     if (!want(topic, names[i]) || takhin_topic_partitions(s, names[i], &np)) continue;
-    for (int32_t p = 0; p < np && !rc; p++) {
-      takhin_partition_info pi;
-      if (takhin_partition_info_get(s, names[i], p, &pi)) continue;
-      cell *r = new_row(c);
-      if (!r) { rc = TAKHIN_ENOMEM; break; }
-      set_t(&r[0], names[i]);
-      set_i(&r[1], p);
-      set_i(&r[2], pi.log_start_offset);
-      set_i(&r[3], pi.high_watermark);
-      set_i(&r[4], pi.size_bytes);
-      set_i(&r[5], pi.segments);
-    }
+    for (int32_t p = 0; p < np && !rc; p++) rc = fn(c, s, names[i], p);
   }
   takhin_free(names);
   return rc;
 }
 
-static int fill_segments(meta_cursor *c, takhin_store *s, const char *topic) {
-  char **names;
-  size_t n;
-  int rc = topics_of(s, topic, &names, &n);
-  if (rc) return rc;
-  for (size_t i = 0; i < n && !rc; i++) {
-    int32_t np;
-    if (!want(topic, names[i]) || takhin_topic_partitions(s, names[i], &np)) continue;
-    for (int32_t p = 0; p < np && !rc; p++) {
-      takhin_segment_info *g;
-      size_t ng;
-      if (takhin_segments_list(s, names[i], p, &g, &ng)) continue;
-      for (size_t k = 0; k < ng; k++) {
-        cell *r = new_row(c);
-        if (!r) { rc = TAKHIN_ENOMEM; break; }
-        set_t(&r[0], names[i]);
-        set_i(&r[1], p);
-        set_i(&r[2], g[k].base_offset);
-        set_i(&r[3], g[k].next_offset);
-        set_i(&r[4], g[k].size_bytes);
-        set_i(&r[5], g[k].max_timestamp);
-        set_i(&r[6], g[k].sealed);
-      }
-      takhin_free(g);
-    }
+static int partition_row(meta_cursor *c, takhin_store *s, const char *topic, int32_t p) {
+  takhin_partition_info pi;
+  if (takhin_partition_info_get(s, topic, p, &pi)) return TAKHIN_OK;
+  cell *r = new_row(c);
+  if (!r) return TAKHIN_ENOMEM;
+  set_t(&r[0], topic);
+  set_i(&r[1], p);
+  set_i(&r[2], pi.log_start_offset);
+  set_i(&r[3], pi.high_watermark);
+  set_i(&r[4], pi.size_bytes);
+  set_i(&r[5], pi.segments);
+  return TAKHIN_OK;
+}
+
+static int segment_rows(meta_cursor *c, takhin_store *s, const char *topic, int32_t p) {
+  takhin_segment_info *g;
+  size_t ng;
+  if (takhin_segments_list(s, topic, p, &g, &ng)) return TAKHIN_OK;
+  int rc = TAKHIN_OK;
+  for (size_t k = 0; k < ng && !rc; k++) {
+    cell *r = new_row(c);
+    if (!r) { rc = TAKHIN_ENOMEM; break; }
+    set_t(&r[0], topic);
+    set_i(&r[1], p);
+    set_i(&r[2], g[k].base_offset);
+    set_i(&r[3], g[k].next_offset);
+    set_i(&r[4], g[k].size_bytes);
+    set_i(&r[5], g[k].max_timestamp);
+    set_i(&r[6], g[k].sealed);
   }
-  takhin_free(names);
+  takhin_free(g);
   return rc;
+}
+
+static int fill_partitions(meta_cursor *c, takhin_store *s, const char *topic) {
+  return each_partition(c, s, topic, partition_row);
+}
+
+static int fill_segments(meta_cursor *c, takhin_store *s, const char *topic) {
+  return each_partition(c, s, topic, segment_rows);
 }
 
 static int fill_groups(meta_cursor *c, takhin_store *s, const char *topic) {

@@ -257,12 +257,8 @@ void tk_cat_rollback(takhin_store *s) {
   }
 }
 
-int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
-                        const tk_topic_config *cfg, int64_t *id) {
-  sqlite3_stmt *st = stmt(s, ST_INS_TOPIC);
-  if (!st) return cat_err(s, "prepare");
-  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-  sqlite3_bind_int(st, 2, nparts);
+/* The config columns take parameters ?3..?12 in both topic statements. */
+static void bind_config(sqlite3_stmt *st, const tk_topic_config *cfg) {
   sqlite3_bind_text(st, 3, tk_config_policy_name(cfg), -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 4, tk_config_codec_name(cfg), -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 5, cfg->segment_bytes);
@@ -273,6 +269,15 @@ int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
   sqlite3_bind_int64(st, 10, cfg->delete_retention_ms);
   sqlite3_bind_int64(st, 11, cfg->min_compaction_lag_ms);
   sqlite3_bind_double(st, 12, cfg->min_cleanable_dirty_ratio);
+}
+
+int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
+                        const tk_topic_config *cfg, int64_t *id) {
+  sqlite3_stmt *st = stmt(s, ST_INS_TOPIC);
+  if (!st) return cat_err(s, "prepare");
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, nparts);
+  bind_config(st, cfg);
   sqlite3_bind_int64(st, 13, tk_now_ms());
   int rc = run(s, st, "insert topic");
   if (!rc) *id = sqlite3_last_insert_rowid(s->cat->db);
@@ -549,15 +554,6 @@ int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const
   if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, nparts);
-  sqlite3_bind_text(st, 3, tk_config_policy_name(cfg), -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 4, tk_config_codec_name(cfg), -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 5, cfg->segment_bytes);
-  sqlite3_bind_int64(st, 6, cfg->segment_ms);
-  sqlite3_bind_int64(st, 7, cfg->retention_bytes);
-  sqlite3_bind_int64(st, 8, cfg->retention_ms);
-  sqlite3_bind_int64(st, 9, cfg->max_message_bytes);
-  sqlite3_bind_int64(st, 10, cfg->delete_retention_ms);
-  sqlite3_bind_int64(st, 11, cfg->min_compaction_lag_ms);
-  sqlite3_bind_double(st, 12, cfg->min_cleanable_dirty_ratio);
+  bind_config(st, cfg);
   return run(s, st, "update topic");
 }
