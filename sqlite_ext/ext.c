@@ -27,8 +27,20 @@ static void conn_release(void *p) {
 
 char *tkx_errmsg(int rc) { return sqlite3_mprintf("takhin: %s (%s)", takhin_errmsg(), takhin_errstr(rc)); }
 
+/* The catalog tables exist on the connection. A store first opened inside a
+** statement that later rolled back lost them with it. */
+static int catalog_present(sqlite3 *db) {
+  return sqlite3_table_column_metadata(db, "main", "takhin_cat_meta", "key", NULL, NULL, NULL, NULL,
+                                       NULL) == SQLITE_OK;
+}
+
 takhin_store *tkx_store(tkx_conn *c, char **msg) {
-  if (c->store) return c->store;
+  if (c->store && catalog_present(c->db)) return c->store;
+  if (c->store) { /* rolled back under us: start again from what is committed */
+    takhin_close(c->store);
+    c->store = NULL;
+    c->read_only = 0;
+  }
   const char *path = sqlite3_db_filename(c->db, "main");
   if (!path || !*path) {
     *msg = sqlite3_mprintf("takhin: the database is not a file (:memory: or temporary); open a "
@@ -117,7 +129,8 @@ static const char *text_arg(sqlite3_context *ctx, sqlite3_value **argv, int i, c
 }
 
 static void result_takhin_error(sqlite3_context *ctx, int rc) {
-  char *m = tkx_errmsg(rc);
+  tkx_conn *c = sqlite3_user_data(ctx);
+  char *m = rc == TAKHIN_EREADONLY && c->read_only ? sqlite3_mprintf("%s", TKX_LOCKED_MSG) : tkx_errmsg(rc);
   sqlite3_result_error(ctx, m, -1);
   sqlite3_free(m);
 }
@@ -220,6 +233,15 @@ __attribute__((visibility("default"))) int sqlite3_takhin_init(sqlite3 *db, char
   int rc = tkx_register_functions(db, c);
   if (rc == SQLITE_OK) rc = tkx_register_messages(db, c);
   if (rc == SQLITE_OK) rc = tkx_register_meta(db, c);
+  /* Open the store now when we can: outside any transaction its catalog
+  ** tables commit at once and WAL can be switched on (neither works inside
+  ** the statement that would otherwise open it first). A database that is
+  ** not a file, or any failure, is reported on first use instead. */
+  const char *path = sqlite3_db_filename(db, "main");
+  if (rc == SQLITE_OK && path && *path && sqlite3_get_autocommit(db) && !sqlite3_db_readonly(db, "main")) {
+    char *msg = NULL;
+    if (!tkx_store(c, &msg)) sqlite3_free(msg);
+  }
   if (rc != SQLITE_OK && pzErrMsg) *pzErrMsg = sqlite3_mprintf("takhin: registration failed: %s", sqlite3_errstr(rc));
   conn_release(c);
   return rc;

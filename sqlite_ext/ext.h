@@ -32,6 +32,9 @@ typedef struct tkx_conn {
 ** message for the caller to hand to SQLite. */
 takhin_store *tkx_store(tkx_conn *c, char **msg);
 
+#define TKX_LOCKED_MSG \
+  "takhin: the store is locked by another writer; this connection can only read"
+
 /* An sqlite3_mprintf'd message from the last takhin error. */
 char *tkx_errmsg(int rc);
 

@@ -19,6 +19,7 @@
 **
 ** Everything here reads or writes files, so both modules are DIRECTONLY.
 */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,15 @@ typedef struct pend_row {
   takhin_header *headers;
 } pend_row;
 
+/* A partition this COMMIT appended to, and where its log ended before: kept
+** until the transaction is over, so a failure anywhere (another topic,
+** another table's xSync, the database commit) can take the appends back. */
+typedef struct undo_mark {
+  char topic[TK_MAX_TOPIC_NAME + 1];
+  int32_t partition;
+  tk_part_mark mark;
+} undo_mark;
+
 /* A DELETE in progress on one partition: the next offset it must remove. */
 typedef struct pend_delete {
   int32_t partition;
@@ -54,8 +64,11 @@ typedef struct tkx_vtab {
   size_t nrows, rows_cap;
   pend_delete *dels;
   size_t ndels, dels_cap;
+  undo_mark *undo;
+  size_t nundo, undo_cap;
   size_t marks[64]; /* savepoint level -> nrows at its start */
-  size_t del_marks[64];
+  pend_delete *del_snap[64]; /* savepoint level -> the deletes as they stood */
+  size_t del_snap_n[64];
   unsigned sticky;  /* round-robin partition for null-key rows, per COMMIT */
 } tkx_vtab;
 
@@ -66,9 +79,10 @@ static int vt_error(tkx_vtab *vt, char *msg) {
 }
 
 static int vt_takhin_error(tkx_vtab *vt, int rc) {
-  if (rc == TAKHIN_EREADONLY && vt->conn->read_only)
-    return vt_error(vt, sqlite3_mprintf("takhin: the store is locked by another writer; this "
-                                        "connection can only read"));
+  if (rc == TAKHIN_EREADONLY && vt->conn->read_only) {
+    vt_error(vt, sqlite3_mprintf("%s", TKX_LOCKED_MSG));
+    return SQLITE_READONLY;
+  }
   vt_error(vt, tkx_errmsg(rc));
   return rc == TAKHIN_ECORRUPT ? SQLITE_CORRUPT_VTAB : rc == TAKHIN_ENOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
 }
@@ -202,11 +216,15 @@ static int topic_create(sqlite3 *db, void *aux, int argc, const char *const *arg
                              "CREATE VIRTUAL TABLE \"%w\" USING takhin", argv[2], argv[2]);
       return SQLITE_ERROR;
     }
+    if (!sqlite3_get_autocommit(db)) {
+      *err = sqlite3_mprintf("takhin: creating topic \"%s\" writes files that a ROLLBACK cannot take "
+                             "back: run CREATE VIRTUAL TABLE outside a transaction", argv[2]);
+      return SQLITE_ERROR;
+    }
     int rc = takhin_topic_create(s, argv[2], partitions ? (int32_t)partitions : 1, kv);
     if (rc) {
-      *err = rc == TAKHIN_EREADONLY && conn->read_only
-                 ? sqlite3_mprintf("takhin: the store is locked by another writer; this connection can only read")
-                 : tkx_errmsg(rc);
+      *err = rc == TAKHIN_EREADONLY && conn->read_only ? sqlite3_mprintf("%s", TKX_LOCKED_MSG)
+                                                       : tkx_errmsg(rc);
       return SQLITE_ERROR;
     }
   }
@@ -244,6 +262,8 @@ static int vt_disconnect(sqlite3_vtab *base) {
   clear_pending(vt);
   sqlite3_free(vt->rows);
   sqlite3_free(vt->dels);
+  sqlite3_free(vt->undo);
+  for (int i = 0; i < 64; i++) sqlite3_free(vt->del_snap[i]);
   sqlite3_free(vt);
   return SQLITE_OK;
 }
@@ -253,6 +273,11 @@ static int topic_destroy(sqlite3_vtab *base) {
   tkx_vtab *vt = (tkx_vtab *)base;
   takhin_store *s = vt_store(vt);
   if (!s) return SQLITE_ERROR;
+  if (!sqlite3_get_autocommit(vt->conn->db))
+    return vt_error(vt, sqlite3_mprintf("takhin: dropping topic \"%s\" deletes its files, which a "
+                                        "ROLLBACK cannot bring back: run DROP TABLE outside a transaction",
+                                        vt->topic));
+  if (vt->conn->read_only) return vt_takhin_error(vt, TAKHIN_EREADONLY);
   int rc = takhin_topic_delete(s, vt->topic);
   if (rc && rc != TAKHIN_ENOTFOUND) return vt_takhin_error(vt, rc);
   return vt_disconnect(base);
@@ -368,18 +393,17 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
   info->estimatedCost = rows + (has_part ? 10 : 10 * parts);
   if ((has_offset_eq || has_key) && has_part && !part_in && (!vt->multi || has_topic))
     info->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
-  /* ORDER BY [topic,] partition, offset ascending is our natural order; with
-  ** one partition (and topic) fixed, ORDER BY offset alone is too. */
+  /* ORDER BY [topic,] partition, offset ascending is our natural order. A
+  ** column fixed by = is constant and may appear anywhere or not at all. */
+  int part_fixed = has_part && !part_in, topic_fixed = vt->multi && has_topic;
   int ok = info->nOrderBy > 0;
-  int want = vt->multi ? C_TOPIC : C_PARTITION;
+  int want = vt->multi && !topic_fixed ? C_TOPIC : C_PARTITION;
   for (int i = 0; i < info->nOrderBy && ok; i++) {
     int col = info->aOrderBy[i].iColumn + off;
+    if (want == C_PARTITION && part_fixed) want = C_OFFSET;
     if (info->aOrderBy[i].desc) ok = 0;
-    else if (col == want) want++;
-    else if (col == C_OFFSET && (want == C_OFFSET || (has_part && !part_in && (!vt->multi || has_topic))))
-      want = C_OFFSET + 1;
-    else if (col == C_TOPIC && vt->multi && has_topic && want == C_TOPIC) want++;
-    else if (col == C_PARTITION && has_part && !part_in) want = want > C_PARTITION ? want : C_PARTITION + 1;
+    else if ((col == C_TOPIC && topic_fixed) || (col == C_PARTITION && part_fixed)) continue;
+    else if (col == want && want <= C_OFFSET) want++;
     else ok = 0;
   }
   info->orderByConsumed = ok;
@@ -401,6 +425,7 @@ typedef struct tkx_cursor {
   int64_t lo, hi, ts;
   int has_ts;
   int64_t limit, emitted;
+  int topic_named; /* topics came from a topic = constraint */
   const void *key; /* K: the key looked up (in key_buf) */
   size_t key_len;
   int has_key;
@@ -466,7 +491,9 @@ static int advance_partition(tkx_cursor *c) {
       c->ti++;
       int32_t n;
       int rc = takhin_topic_partitions(c->store, c->topic, &n);
-      if (rc == TAKHIN_ENOTFOUND && vt->multi) { c->topic = NULL; continue; } /* deleted meanwhile */
+      /* A topic of the store's list deleted meanwhile is skipped; one named
+      ** by topic = that does not exist is an error, as for a topic table. */
+      if (rc == TAKHIN_ENOTFOUND && vt->multi && !c->topic_named) { c->topic = NULL; continue; }
       if (rc) return vt_takhin_error(vt, rc);
       c->part_all_n = n;
       c->pi = 0;
@@ -524,9 +551,41 @@ static int cmp_i32(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* How a constraint's value bounds an INTEGER column, compared the way
+** SQLite compares: numbers (and numeric text, by the column's affinity) by
+** value; other TEXT and BLOBs are greater than every number; NULL matches
+** nothing. op is one of the idxStr letters o G g l L. For o, G and g *out is
+** the lowest matching integer; for l and L one past the highest. */
+typedef enum { B_NONE, B_EMPTY, B_VALUE } bound_kind;
+
+static bound_kind int_bound(sqlite3_value *v, char op, int64_t *out) {
+  int t = sqlite3_value_numeric_type(v);
+  if (t == SQLITE_NULL) return B_EMPTY;
+  if (t == SQLITE_TEXT || t == SQLITE_BLOB) /* above every integer */
+    return op == 'l' || op == 'L' ? B_NONE : B_EMPTY;
+  if (t == SQLITE_INTEGER) {
+    int64_t x = sqlite3_value_int64(v);
+    if ((op == 'g' || op == 'L') && x == INT64_MAX) return op == 'g' ? B_EMPTY : B_NONE;
+    *out = op == 'g' || op == 'L' ? x + 1 : x;
+    return B_VALUE;
+  }
+  double d = sqlite3_value_double(v);
+  if (d != d) return B_EMPTY; /* NaN compares as NULL */
+  if (d >= 9.2e18) return op == 'l' || op == 'L' ? B_NONE : B_EMPTY;
+  if (d <= -9.2e18) return op == 'l' || op == 'L' ? B_EMPTY : B_NONE;
+  double f = floor(d), c = ceil(d);
+  switch (op) {
+    case 'o': if (f != d) return B_EMPTY; *out = (int64_t)d; return B_VALUE;
+    case 'G': *out = (int64_t)c; return B_VALUE;     /* >= 2.5: from 3 */
+    case 'g': *out = (int64_t)f + 1; return B_VALUE; /* > 2.5 or > 2.0: from 3 */
+    case 'l': *out = (int64_t)c; return B_VALUE;     /* < 2.5: up to 2, < 2.0: up to 1 */
+    default: *out = (int64_t)f + 1; return B_VALUE;  /* <= 2.5: up to 2 */
+  }
+}
+
 static int add_part(tkx_cursor *c, sqlite3_value *v) {
-  if (sqlite3_value_numeric_type(v) != SQLITE_INTEGER) return SQLITE_OK; /* matches nothing */
-  int64_t p = sqlite3_value_int64(v);
+  int64_t p;
+  if (int_bound(v, 'o', &p) != B_VALUE) return SQLITE_OK; /* matches nothing */
   if (p < 0 || p > INT32_MAX) return SQLITE_OK;
   int32_t *np = sqlite3_realloc64(c->parts, (c->nparts + 1) * sizeof *np);
   if (!np) return SQLITE_NOMEM;
@@ -548,6 +607,7 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, 
   c->has_ts = 0;
   c->limit = -1;
   c->emitted = 0;
+  c->topic_named = 0;
   c->rowid_seq = 0;
   if (!(c->store = vt_store(vt))) return SQLITE_ERROR;
   const char *topic_eq = NULL;
@@ -581,13 +641,18 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, 
         c->nparts = k;
         break;
       }
-      /* Offsets compare as numbers; a non-integer bound is rounded the way
-      ** that keeps exactly the integers SQLite would keep. */
-      case 'o': if (!is_int) empty = 1; else { if (x > c->lo) c->lo = x; if (x + 1 < c->hi) c->hi = x + 1; } break;
-      case 'G': { int64_t b = is_int ? x : (int64_t)(d > (double)(int64_t)d ? (int64_t)d + 1 : (int64_t)d); if (!is_int && sqlite3_value_numeric_type(v) != SQLITE_FLOAT) empty = 1; else if (b > c->lo) c->lo = b; break; }
-      case 'g': { int64_t b = is_int ? x + 1 : (int64_t)d + (d >= 0 ? 1 : 0); if (!is_int && sqlite3_value_numeric_type(v) != SQLITE_FLOAT) empty = 1; else if (b > c->lo) c->lo = b; break; }
-      case 'l': { int64_t b = is_int ? x : (int64_t)(d > (double)(int64_t)d ? (int64_t)d + 1 : (int64_t)d); if (!is_int && sqlite3_value_numeric_type(v) != SQLITE_FLOAT) empty = 1; else if (b < c->hi) c->hi = b; break; }
-      case 'L': { int64_t b = is_int ? x + 1 : (int64_t)d + 1; if (!is_int && sqlite3_value_numeric_type(v) != SQLITE_FLOAT) empty = 1; else if (b < c->hi) c->hi = b; break; }
+      case 'o': case 'G': case 'g': case 'l': case 'L': {
+        int64_t b;
+        switch (int_bound(v, idxStr[i], &b)) {
+          case B_EMPTY: empty = 1; break;
+          case B_NONE: break;
+          case B_VALUE:
+            if (idxStr[i] == 'o' || idxStr[i] == 'G' || idxStr[i] == 'g') { if (b > c->lo) c->lo = b; }
+            if (idxStr[i] == 'o') b++; /* = x is [x, x + 1) */
+            if (idxStr[i] == 'o' || idxStr[i] == 'l' || idxStr[i] == 'L') { if (b < c->hi) c->hi = b; }
+        }
+        break;
+      }
       case 't': case 'u':
         if (is_int || sqlite3_value_numeric_type(v) == SQLITE_FLOAT) {
           int64_t t = is_int ? x + (idxStr[i] == 'u') : (int64_t)d;
@@ -623,6 +688,7 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, 
       c->topics[0] = (char *)(c->topics + 1);
       memcpy(c->topics[0], topic_eq, len);
       c->ntopics = 1;
+      c->topic_named = 1;
     } else if ((rc = takhin_topic_list(c->store, &c->topics, &c->ntopics))) {
       return vt_takhin_error(vt, rc);
     }
@@ -778,6 +844,7 @@ static int queue_delete(tkx_vtab *vt, sqlite3_int64 rowid) {
   for (size_t i = 0; i < vt->ndels; i++)
     if (vt->dels[i].partition == part) d = &vt->dels[i];
   int64_t expect;
+  if (d && off < d->next) return SQLITE_OK; /* an earlier DELETE of this transaction took it */
   if (d) {
     expect = d->next;
   } else {
@@ -833,6 +900,40 @@ static int vt_begin(sqlite3_vtab *base) {
 
 /* Append the pending rows of topic (rows[i] with that topic) as one batch
 ** per partition, chunked under max_message_bytes. */
+/* Remember that partition p of topic is about to be appended to (once). */
+static int note_undo(tkx_vtab *vt, const char *topic, int32_t p, tk_partition *part) {
+  for (size_t i = 0; i < vt->nundo; i++)
+    if (vt->undo[i].partition == p && !strcmp(vt->undo[i].topic, topic)) return SQLITE_OK;
+  if (vt->nundo == vt->undo_cap) {
+    size_t cap = vt->undo_cap ? vt->undo_cap * 2 : 8;
+    undo_mark *nu = sqlite3_realloc64(vt->undo, cap * sizeof *nu);
+    if (!nu) return SQLITE_NOMEM;
+    vt->undo = nu;
+    vt->undo_cap = cap;
+  }
+  undo_mark *u = &vt->undo[vt->nundo++];
+  snprintf(u->topic, sizeof u->topic, "%s", topic);
+  u->partition = p;
+  tk_part_mark_get(part, &u->mark);
+  return SQLITE_OK;
+}
+
+/* Take back every append of this transaction, newest first. */
+static void undo_all(tkx_vtab *vt) {
+  takhin_store *s = vt->conn->store;
+  for (size_t i = vt->nundo; s && i-- > 0;) {
+    tk_topic *t;
+    tk_partition *part;
+    if (tk_store_partition(s, vt->undo[i].topic, vt->undo[i].partition, &t, &part) == TAKHIN_OK) {
+      tk_part_undo(part, &vt->undo[i].mark);
+      tk_topic_unref(t);
+    }
+  }
+  vt->nundo = 0;
+}
+
+/* Append the pending rows of topic (rows[i] with that topic) as one batch
+** per partition, chunked under max_message_bytes. */
 static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
   takhin_topic_desc d;
   int rc = takhin_topic_describe(s, topic, &d);
@@ -843,11 +944,8 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
   size_t *start = sqlite3_malloc64(((size_t)np + 1) * sizeof *start);
   takhin_record *recs = sqlite3_malloc64((n ? n : 1) * sizeof *recs);
   int32_t *rp = sqlite3_malloc64((n ? n : 1) * sizeof *rp);
-  tk_part_mark *marks = sqlite3_malloc64((size_t)np * sizeof *marks);
-  int *written = sqlite3_malloc64((size_t)np * sizeof *written);
-  if (!start || !recs || !rp || !marks || !written) { rc = SQLITE_NOMEM; goto out; }
+  if (!start || !recs || !rp) { rc = SQLITE_NOMEM; goto out; }
   memset(start, 0, ((size_t)np + 1) * sizeof *start);
-  memset(written, 0, (size_t)np * sizeof *written);
   int32_t sticky = (int32_t)(vt->sticky++ % (unsigned)np);
   size_t k = 0;
   for (size_t i = 0; i < vt->nrows; i++) {
@@ -869,8 +967,6 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
   }
   for (int32_t p = np; p > 0; p--) start[p] = start[p - 1]; /* back to group starts */
   start[0] = 0;
-  tk_topic *t;
-  if ((rc = tk_store_topic(s, topic, &t))) { rc = vt_takhin_error(vt, rc); goto out; }
   /* Chunk budget: payload plus a generous per-record overhead stays under
   ** the topic's limit even uncompressed. */
   int64_t budget = d.max_message_bytes - TK_BATCH_HEADER_SIZE;
@@ -880,9 +976,7 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
     tk_partition *part;
     tk_topic *t2;
     if ((rc = tk_store_partition(s, topic, p, &t2, &part))) { rc = vt_takhin_error(vt, rc); break; }
-    tk_topic_unref(t2);
-    tk_part_mark_get(part, &marks[p]);
-    written[p] = 1;
+    rc = note_undo(vt, topic, p, part);
     while (a < b && rc == SQLITE_OK) {
       size_t e = a;
       int64_t used = 0;
@@ -898,27 +992,12 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
       if (prc) rc = vt_takhin_error(vt, prc);
       a = e;
     }
+    tk_topic_unref(t2);
   }
-  if (rc != SQLITE_OK) { /* take back what this COMMIT already appended */
-    char *keep = vt->base.zErrMsg ? sqlite3_mprintf("%s", vt->base.zErrMsg) : NULL;
-    for (int32_t p = 0; p < np; p++) {
-      if (!written[p]) continue;
-      tk_partition *part;
-      tk_topic *t2;
-      if (tk_store_partition(s, topic, p, &t2, &part) == TAKHIN_OK) {
-        tk_part_undo(part, &marks[p]);
-        tk_topic_unref(t2);
-      }
-    }
-    if (keep) vt_error(vt, keep);
-  }
-  tk_topic_unref(t);
 out:
   sqlite3_free(start);
   sqlite3_free(recs);
   sqlite3_free(rp);
-  sqlite3_free(marks);
-  sqlite3_free(written);
   return rc;
 }
 
@@ -926,6 +1005,7 @@ out:
 ** makes SQLite roll the transaction back. */
 static int vt_sync(sqlite3_vtab *base) {
   tkx_vtab *vt = (tkx_vtab *)base;
+  vt->nundo = 0;
   if (!vt->nrows && !vt->ndels) return SQLITE_OK;
   takhin_store *s = vt_store(vt);
   if (!s) return SQLITE_ERROR;
@@ -934,6 +1014,11 @@ static int vt_sync(sqlite3_vtab *base) {
     int first = 1; /* each topic once, at its first row */
     for (size_t j = 0; j < i && first; j++) first = strcmp(vt->rows[j]->topic, vt->rows[i]->topic) != 0;
     if (first) rc = flush_topic(vt, s, vt->rows[i]->topic);
+  }
+  if (rc != SQLITE_OK) { /* all or nothing: the topics already appended too */
+    char *keep = vt->base.zErrMsg ? sqlite3_mprintf("%s", vt->base.zErrMsg) : NULL;
+    undo_all(vt);
+    if (keep) vt_error(vt, keep);
   }
   for (size_t i = 0; i < vt->ndels && rc == SQLITE_OK; i++) {
     int trc = takhin_delete_records(s, vt->topic, vt->dels[i].partition, vt->dels[i].next);
@@ -944,12 +1029,18 @@ static int vt_sync(sqlite3_vtab *base) {
 }
 
 static int vt_commit(sqlite3_vtab *base) {
-  clear_pending((tkx_vtab *)base);
+  tkx_vtab *vt = (tkx_vtab *)base;
+  vt->nundo = 0;
+  clear_pending(vt);
   return SQLITE_OK;
 }
 
+/* ROLLBACK, including one after our xSync succeeded but something else in
+** the COMMIT failed: appends already made are taken back. */
 static int vt_rollback(sqlite3_vtab *base) {
-  clear_pending((tkx_vtab *)base);
+  tkx_vtab *vt = (tkx_vtab *)base;
+  undo_all(vt);
+  clear_pending(vt);
   return SQLITE_OK;
 }
 
@@ -957,7 +1048,13 @@ static int vt_savepoint(sqlite3_vtab *base, int i) {
   tkx_vtab *vt = (tkx_vtab *)base;
   if (i < 0 || i >= 64) return vt_error(vt, sqlite3_mprintf("takhin: savepoints nest at most 64 deep"));
   vt->marks[i] = vt->nrows;
-  vt->del_marks[i] = vt->ndels;
+  sqlite3_free(vt->del_snap[i]);
+  vt->del_snap[i] = NULL;
+  vt->del_snap_n[i] = vt->ndels;
+  if (vt->ndels) {
+    if (!(vt->del_snap[i] = sqlite3_malloc64(vt->ndels * sizeof *vt->dels))) return SQLITE_NOMEM;
+    memcpy(vt->del_snap[i], vt->dels, vt->ndels * sizeof *vt->dels);
+  }
   return SQLITE_OK;
 }
 
@@ -969,11 +1066,15 @@ static int vt_release(sqlite3_vtab *base, int i) {
 
 static int vt_rollback_to(sqlite3_vtab *base, int i) {
   tkx_vtab *vt = (tkx_vtab *)base;
-  if (i < 0 || i >= 64) return SQLITE_OK;
+  if (i < 0) { /* the savepoint that began the transaction: nothing stays */
+    clear_pending(vt);
+    return SQLITE_OK;
+  }
+  if (i >= 64) return SQLITE_OK;
   while (vt->nrows > vt->marks[i]) free_row(vt->rows[--vt->nrows]);
-  /* A delete rolled back to a savepoint: forget partitions it started;
-  ** one continued across the savepoint cannot be cut back, so refuse. */
-  if (vt->ndels > vt->del_marks[i]) vt->ndels = vt->del_marks[i];
+  /* Deletes go back to where they stood at the savepoint. */
+  vt->ndels = vt->del_snap_n[i];
+  if (vt->ndels) memcpy(vt->dels, vt->del_snap[i], vt->ndels * sizeof *vt->dels);
   return SQLITE_OK;
 }
 

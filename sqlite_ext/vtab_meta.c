@@ -353,7 +353,7 @@ static int meta_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr
   if (rc) {
     sqlite3_free(vt->base.zErrMsg);
     vt->base.zErrMsg = rc == TAKHIN_EREADONLY && vt->conn->read_only
-                           ? sqlite3_mprintf("takhin: the store is locked by another writer; this connection can only read")
+                           ? sqlite3_mprintf("%s", TKX_LOCKED_MSG)
                            : tkx_errmsg(rc);
     return SQLITE_ERROR;
   }

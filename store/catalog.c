@@ -557,3 +557,16 @@ int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const
   bind_config(st, cfg);
   return run(s, st, "update topic");
 }
+
+int tk_cat_topic_id(takhin_store *s, const char *name, int64_t *id) {
+  static const char sql[] = "SELECT topic_id FROM takhin_cat_topic WHERE name = ?1";
+  sqlite3_stmt *st = tk_cat_prepare(s, sql);
+  if (!st) return TAKHIN_ECATALOG;
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  int step = sqlite3_step(st), rc = TAKHIN_OK;
+  if (step == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
+  else if (step == SQLITE_DONE) rc = TAKHIN_ENOTFOUND;
+  else rc = cat_err(s, "reading a topic");
+  done(s, st);
+  return rc;
+}

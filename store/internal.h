@@ -337,6 +337,8 @@ int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t
                         const tk_index_entry *e);
 int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64_t base);
 int tk_cat_delete_topic(takhin_store *s, int64_t topic_id);
+/* The topic_id of name; ENOTFOUND (no message) when there is none. */
+int tk_cat_topic_id(takhin_store *s, const char *name, int64_t *id);
 int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const tk_topic_config *cfg);
 /* A cached statement for sql, which must be a string with static storage
 ** (the cache is keyed by its address); reset and unbound. NULL on error. */

@@ -69,7 +69,15 @@ static void scratch_free(void *p) {
   free(sc);
 }
 
-static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+static int scratch_key_made;
+
+static void scratch_init(void) { scratch_key_made = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+/* If this code is unloaded (the SQLite extension), no thread may later call
+** a destructor that is gone: retire the key with the library. */
+__attribute__((destructor)) static void scratch_fini(void) {
+  if (scratch_key_made) pthread_key_delete(scratch_key);
+}
 
 static split_scratch *scratch_get(size_t n, size_t nparts) {
   pthread_once(&scratch_once, scratch_init);

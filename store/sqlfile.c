@@ -46,3 +46,11 @@ const char *tk_sql(const char *name) {
     if (!strcmp(stmts[i].name, name)) return stmts[i].sql;
   return NULL;
 }
+
+/* The SQLite extension can be unloaded while the process lives on: give the
+** copy back then (a library's destructors run at unload and at exit). */
+__attribute__((destructor)) static void sqlfile_free(void) {
+  free(text);
+  text = NULL;
+  nstmts = 0;
+}

@@ -176,25 +176,58 @@ static int load_topics(takhin_store *s) {
 
 void tk_store_refresh(takhin_store *s) {
   pthread_rwlock_wrlock(&s->topics_lock);
+  /* drop topics the writer deleted or re-created, then load the new ones */
+  for (size_t b = 0; b < s->nbuckets; b++)
+    for (tk_topic *t = s->topics[b], *nx; t; t = nx) {
+      nx = t->hnext;
+      int64_t id;
+      pthread_mutex_lock(&s->cat_lock);
+      int rc = tk_cat_topic_id(s, t->name, &id);
+      pthread_mutex_unlock(&s->cat_lock);
+      if (rc == TAKHIN_ENOTFOUND || (rc == TAKHIN_OK && id != t->topic_id)) {
+        tk_store_remove(s, t);
+        atomic_store(&t->deleted, 1);
+        tk_topic_unref(t);
+      }
+    }
   load_topics(s);
+  pthread_rwlock_unlock(&s->topics_lock);
+}
+
+/* Read-only handles: the writer process may have deleted or re-created the
+** topic since we loaded it; the catalog's topic_id tells. */
+static void reconcile_topic(takhin_store *s, const char *name) {
+  int64_t id = 0;
+  pthread_mutex_lock(&s->cat_lock);
+  int rc = tk_cat_topic_id(s, name, &id);
+  pthread_mutex_unlock(&s->cat_lock);
+  if (rc != TAKHIN_OK && rc != TAKHIN_ENOTFOUND) return; /* keep what we have */
+  pthread_rwlock_rdlock(&s->topics_lock);
+  tk_topic *t = tk_store_find(s, name);
+  int stale = t && (rc == TAKHIN_ENOTFOUND || t->topic_id != id);
+  int missing = !t && rc == TAKHIN_OK;
+  pthread_rwlock_unlock(&s->topics_lock);
+  if (!stale && !missing) return;
+  pthread_rwlock_wrlock(&s->topics_lock);
+  if (stale && (t = tk_store_find(s, name)) && (rc == TAKHIN_ENOTFOUND || t->topic_id != id)) {
+    tk_store_remove(s, t);
+    atomic_store(&t->deleted, 1); /* open cursors get "was deleted" */
+    tk_topic_unref(t);
+  }
+  if (rc == TAKHIN_OK) load_topics(s);
   pthread_rwlock_unlock(&s->topics_lock);
 }
 
 int tk_store_topic(takhin_store *s, const char *name, tk_topic **out) {
   if (!name) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
-  for (int attempt = 0; attempt < 2; attempt++) {
-    pthread_rwlock_rdlock(&s->topics_lock);
-    tk_topic *t = tk_store_find(s, name);
-    if (t) tk_topic_ref(t);
-    pthread_rwlock_unlock(&s->topics_lock);
-    if (t) {
-      *out = t;
-      return TAKHIN_OK;
-    }
-    if (!s->opt.read_only || attempt) break;
-    tk_store_refresh(s);
-  }
-  return tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\"", name);
+  if (s->opt.read_only) reconcile_topic(s, name);
+  pthread_rwlock_rdlock(&s->topics_lock);
+  tk_topic *t = tk_store_find(s, name);
+  if (t) tk_topic_ref(t);
+  pthread_rwlock_unlock(&s->topics_lock);
+  if (!t) return tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\"", name);
+  *out = t;
+  return TAKHIN_OK;
 }
 
 int tk_store_partition(takhin_store *s, const char *topic, int32_t part, tk_topic **t,
