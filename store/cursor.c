@@ -316,7 +316,9 @@ int takhin_cursor_next(takhin_cursor *c, takhin_message *m) {
   int rc = check_alive(c);
   if (rc) return rc;
   if (c->left_records == 0) return TAKHIN_END;
-  if (c->next >= readable_end(c, c->next)) return TAKHIN_END;
+  /* Records of the batch in hand are visible already: the high watermark
+  ** (a lock) is only consulted when another batch is needed. */
+  if (c->rec_left == 0 && c->next >= readable_end(c, c->next)) return TAKHIN_END;
   for (;;) {
     while (c->rec_left > 0) {
       c->rec_left--;
