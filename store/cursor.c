@@ -37,8 +37,10 @@ struct takhin_cursor {
   int64_t entry_offset;    /* offset the index entry we started from names; -1 none */
   tk_segment *verified_seg; /* the last batch whose CRC was checked (ref held) */
   int64_t verified_pos;
-  int64_t buf_pos;         /* file position of buf.p[0] */
-  size_t consumed;         /* bytes of buf already walked */
+  int64_t buf_pos;         /* file position of win[0] */
+  size_t consumed;         /* bytes of the window already walked */
+  const uint8_t *win;      /* the window: into the segment's mapping, or buf */
+  size_t win_len;
   size_t read_size;
   tk_buf buf;
   /* the batch being iterated */
@@ -54,6 +56,8 @@ static void drop_segment(takhin_cursor *c) {
   if (c->seg) tk_seg_unref(c->seg);
   c->seg = NULL;
   c->buf.len = 0;
+  c->win = NULL;
+  c->win_len = 0;
   c->consumed = 0;
   c->rec = c->rec_end = NULL;
   c->rec_left = 0;
@@ -155,18 +159,34 @@ int takhin_cursor_seek(takhin_cursor *c, int64_t offset, int64_t max_records, in
   return TAKHIN_OK;
 }
 
-/* Make sure bytes [consumed, consumed + need) of the segment are in buf,
-** reading a larger chunk while the reader streams. 0, TAKHIN_END when the
-** segment's visible end comes first, or an error. */
+/* Make sure bytes [consumed, consumed + need) of the segment are in the
+** window. The window points into the segment's mapping when it has one (no
+** copy, no syscall); otherwise it is buf, filled by pread in chunks that grow
+** while the reader streams. 0, TAKHIN_END when the segment's visible end
+** comes first, or an error. */
 static int window(takhin_cursor *c, size_t need) {
-  if (c->buf.len - c->consumed >= need) return TAKHIN_OK;
+  if (c->win_len - c->consumed >= need) return TAKHIN_OK;
   int64_t from = c->buf_pos + (int64_t)c->consumed;
   if (from + (int64_t)need > c->seg_end) return TAKHIN_END;
+  const uint8_t *map = tk_seg_map(c->seg, c->seg_end, c->seg_sealed);
+  if (map) { /* everything up to the visible end, at once */
+    c->buf_pos = from;
+    c->consumed = 0;
+    c->win = map + from;
+    c->win_len = (size_t)(c->seg_end - from);
+    return TAKHIN_OK;
+  }
   size_t want = need > c->read_size ? need : c->read_size;
   if ((int64_t)want > c->seg_end - from) want = (size_t)(c->seg_end - from);
   /* keep what is left, read the rest behind it */
-  size_t keep = c->buf.len - c->consumed;
-  if (keep && c->consumed) memmove(c->buf.p, c->buf.p + c->consumed, keep);
+  size_t keep = c->win_len - c->consumed;
+  if (keep && c->win == c->buf.p) {
+    if (c->consumed) memmove(c->buf.p, c->buf.p + c->consumed, keep);
+  } else if (keep) { /* the window was a mapping too short for `need` */
+    c->buf.len = 0;
+    if (tk_buf_reserve(&c->buf, keep)) return tk_err(TAKHIN_ENOMEM, "out of memory reading");
+    memcpy(c->buf.p, c->win + c->consumed, keep);
+  }
   c->buf.len = keep;
   c->buf_pos = from;
   c->consumed = 0;
@@ -188,6 +208,8 @@ static int window(takhin_cursor *c, size_t need) {
     c->buf.len += (size_t)r;
   }
   tk_seg_fd_release(c->seg);
+  c->win = c->buf.p;
+  c->win_len = c->buf.len;
   if (c->read_size < READ_MAX) c->read_size *= 2;
   return rc;
 }
@@ -238,9 +260,9 @@ static int next_batch(takhin_cursor *c) {
       continue;
     }
     if (rc) return rc;
-    const uint8_t *p = c->buf.p + c->consumed;
+    const uint8_t *p = c->win + c->consumed;
     char path[TK_PATH_MAX];
-    int parsed = tk_batch_parse_header(p, c->buf.len - c->consumed, &c->hdr) == TAKHIN_OK;
+    int parsed = tk_batch_parse_header(p, c->win_len - c->consumed, &c->hdr) == TAKHIN_OK;
     if (c->entry_offset >= 0) {
       /* The first batch after an index lookup must be the one the entry
       ** names; if not, the catalog row is wrong (edited or stale): read
@@ -248,7 +270,7 @@ static int next_batch(takhin_cursor *c) {
       int64_t named = c->entry_offset;
       c->entry_offset = -1;
       if (!parsed || c->hdr.base_offset != named) {
-        c->buf.len = c->consumed = 0;
+        c->buf.len = c->win_len = c->consumed = 0;
         c->buf_pos = 0;
         continue;
       }
@@ -269,7 +291,7 @@ static int next_batch(takhin_cursor *c) {
       return tk_err(TAKHIN_ECORRUPT, "%s: batch at byte %lld runs past the segment end", path,
                     (long long)(c->buf_pos + (int64_t)c->consumed));
     }
-    p = c->buf.p + c->consumed;
+    p = c->win + c->consumed;
     int64_t at = c->buf_pos + (int64_t)c->consumed;
     c->consumed += (size_t)total;
     if (c->hdr.base_offset + c->hdr.last_offset_delta < c->next) continue; /* before our offset */

@@ -108,6 +108,12 @@ typedef struct tk_segment {
   struct tk_segment *lru_prev, *lru_next;
   atomic_int refs;
   int unlinked; /* the file is gone: never reopen it */
+  /* read-only shared mapping for readers (fd_lock): made on first read and
+  ** kept for the segment's life; bytes past the visible end are never
+  ** touched, so a mapping longer than the file is safe */
+  const uint8_t *map;
+  size_t map_len;
+  int map_failed;
 } tk_segment;
 
 /* Allocate an empty segment (refs = 1). NULL on out of memory. */
@@ -119,6 +125,9 @@ void tk_seg_path(const tk_segment *g, char *out, size_t cap);
 /* A file descriptor for the segment, counted as in use until released. */
 int tk_seg_fd_acquire(tk_segment *g, int *fd);
 void tk_seg_fd_release(tk_segment *g);
+/* The segment's bytes mapped into memory (at least `need` of them), or NULL
+** when it cannot be (then read with pread). */
+const uint8_t *tk_seg_map(tk_segment *g, int64_t need, int sealed);
 /* Record a batch of hdr written at pos in the in-memory index and visible end.
 ** Caller holds meta_lock for writing (or owns the segment exclusively). */
 int tk_seg_note_batch(tk_segment *g, int64_t pos, const tk_batch_hdr *h);
@@ -251,6 +260,7 @@ struct takhin_store {
   pthread_mutex_t fd_lock;
   tk_segment *lru_head, *lru_tail; /* idle open files, most recent first */
   int open_fds;
+  int nmaps; /* segment mappings (fd_lock); bounded below vm.max_map_count */
   takhin_recovery_info recovery;
   /* BUFFERED mode flusher */
   pthread_t flusher;

@@ -894,10 +894,26 @@ int tk_part_undo(tk_partition *p, const tk_part_mark *m) {
   tk_segment *g = active_seg(p);
   int fd;
   if ((rc = tk_seg_fd_acquire(g, &fd))) goto out;
-  if (ftruncate(fd, m->size) != 0) {
-    char path[TK_PATH_MAX];
-    tk_seg_path(g, path, sizeof path);
-    rc = tk_err_sys(errno, "truncate", path);
+  /* With a reader's mapping over the file, zero the taken-back bytes rather
+  ** than truncate (a truncated page would fault under the reader). Zeros
+  ** never parse as a batch: recovery cuts them if a crash comes before the
+  ** next append overwrites them. */
+  pthread_mutex_lock(&s->fd_lock);
+  int mapped = g->map != NULL;
+  pthread_mutex_unlock(&s->fd_lock);
+  if (!mapped && ftruncate(fd, m->size) != 0) mapped = 1; /* fall back to zeroing */
+  static const uint8_t zeros[65536];
+  for (int64_t at = m->size; mapped && at < g->size && !rc;) {
+    size_t n = (size_t)(g->size - at < (int64_t)sizeof zeros ? g->size - at : (int64_t)sizeof zeros);
+    ssize_t w = pwrite(fd, zeros, n, at);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      char path[TK_PATH_MAX];
+      tk_seg_path(g, path, sizeof path);
+      rc = tk_err_sys(errno, "write", path);
+    } else {
+      at += w;
+    }
   }
   tk_seg_fd_release(g);
   if (rc) goto out;

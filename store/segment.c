@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,6 +67,10 @@ void tk_seg_unref(tk_segment *g) {
   if (g->fd >= 0) {
     close(g->fd);
     s->open_fds--;
+  }
+  if (g->map) {
+    munmap((void *)g->map, g->map_len);
+    s->nmaps--;
   }
   pthread_mutex_unlock(&s->fd_lock);
   free(g->idx);
@@ -136,6 +141,43 @@ void tk_seg_fd_release(tk_segment *g) {
     fd_evict(s);
   }
   pthread_mutex_unlock(&s->fd_lock);
+}
+
+#define TK_MAX_MAPS 4096 /* well below Linux's default vm.max_map_count (65530) */
+
+const uint8_t *tk_seg_map(tk_segment *g, int64_t need, int sealed) {
+  takhin_store *s = seg_store(g);
+  pthread_mutex_lock(&s->fd_lock);
+  const uint8_t *m = g->map;
+  int tried = g->map_failed || g->unlinked || s->nmaps >= TK_MAX_MAPS;
+  pthread_mutex_unlock(&s->fd_lock);
+  if (m || tried) return m && (size_t)need <= g->map_len ? m : NULL;
+  /* A sealed segment is mapped as it is; the active one as large as it can
+  ** ever grow (segment_bytes and a batch are each at most 1 GiB), so its
+  ** mapping never has to move while readers use it: address space only. */
+  int64_t len = sealed ? need : 2 * (int64_t)TK_MAX_BATCH_BYTES;
+  if (len < need) len = need;
+  long page = sysconf(_SC_PAGESIZE);
+  len = (len + page - 1) / page * page;
+  int fd;
+  if (len <= 0 || tk_seg_fd_acquire(g, &fd) != TAKHIN_OK) return NULL;
+  void *p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, fd, 0);
+  tk_seg_fd_release(g);
+  pthread_mutex_lock(&s->fd_lock);
+  if (p == MAP_FAILED) {
+    g->map_failed = 1;
+  } else if (g->map) { /* another reader won the race */
+    munmap(p, (size_t)len);
+  } else {
+    madvise(p, (size_t)len, MADV_SEQUENTIAL);
+    g->map = p;
+    g->map_len = (size_t)len;
+    s->nmaps++;
+  }
+  m = g->map;
+  size_t have = g->map_len;
+  pthread_mutex_unlock(&s->fd_lock);
+  return m && (size_t)need <= have ? m : NULL;
 }
 
 int tk_seg_note_batch(tk_segment *g, int64_t pos, const tk_batch_hdr *h) {
