@@ -894,16 +894,12 @@ int tk_part_undo(tk_partition *p, const tk_part_mark *m) {
   tk_segment *g = active_seg(p);
   int fd;
   if ((rc = tk_seg_fd_acquire(g, &fd))) goto out;
-  /* With a reader's mapping over the file, zero the taken-back bytes rather
-  ** than truncate (a truncated page would fault under the reader). Zeros
-  ** never parse as a batch: recovery cuts them if a crash comes before the
-  ** next append overwrites them. */
-  pthread_mutex_lock(&s->fd_lock);
-  int mapped = g->map != NULL;
-  pthread_mutex_unlock(&s->fd_lock);
-  if (!mapped && ftruncate(fd, m->size) != 0) mapped = 1; /* fall back to zeroing */
+  /* Zero the taken-back bytes rather than truncate: readers (in this
+  ** process or a read-only one) may map the file, and a truncated page
+  ** would fault under them. Zeros never parse as a batch: the next append
+  ** overwrites them, or recovery cuts them after a crash. */
   static const uint8_t zeros[65536];
-  for (int64_t at = m->size; mapped && at < g->size && !rc;) {
+  for (int64_t at = m->size; at < g->size && !rc;) {
     size_t n = (size_t)(g->size - at < (int64_t)sizeof zeros ? g->size - at : (int64_t)sizeof zeros);
     ssize_t w = pwrite(fd, zeros, n, at);
     if (w < 0 && errno == EINTR) continue;
