@@ -612,7 +612,7 @@ int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset,
 
 int takhin_compact(takhin_store *s, const char *topic, int32_t partition, int force,
                    takhin_compaction_result *out) {
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_compact: store is NULL");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_compact: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   takhin_compaction_result local;
   memset(&local, 0, sizeof local);

@@ -85,7 +85,7 @@ int takhin_cursor_open(takhin_store *s, const char *topic, int32_t partition,
                        takhin_cursor **out) {
   if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_open: out is NULL");
   *out = NULL;
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_open: store is NULL");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_open: store is NULL or closed");
   tk_topic *t;
   tk_partition *p;
   int rc = tk_store_partition(s, topic, partition, &t, &p);
@@ -428,7 +428,8 @@ int takhin_message_header(const takhin_message *m, size_t i, takhin_header *out)
 
 int takhin_offset_for_time(takhin_store *s, const char *topic, int32_t partition, int64_t ts,
                            int64_t *offset) {
-  if (!s || !offset) return tk_err(TAKHIN_EMISUSE, "takhin_offset_for_time: NULL argument");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_offset_for_time: store is NULL or closed");
+  if (!offset) return tk_err(TAKHIN_EMISUSE, "takhin_offset_for_time: NULL argument");
   if (ts < 0 && ts != TAKHIN_OFFSET_EARLIEST && ts != TAKHIN_OFFSET_LATEST)
     return tk_err(TAKHIN_EINVAL, "timestamp %lld is negative (use -2 earliest or -1 latest)",
                   (long long)ts);

@@ -21,7 +21,7 @@ static int check_group(const char *group) {
 
 int takhin_group_commit(takhin_store *s, const char *group, const takhin_offset_commit *offsets,
                         size_t n) {
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_group_commit: store is NULL");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_group_commit: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   int rc = check_group(group);
   if (rc) return rc;
@@ -82,7 +82,8 @@ static char *dup_or_null(const unsigned char *t) {
 
 int takhin_group_fetch(takhin_store *s, const char *group, const char *topic, int32_t partition,
                        int64_t *offset, char **metadata) {
-  if (!s || !offset) return tk_err(TAKHIN_EMISUSE, "takhin_group_fetch: NULL argument");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_group_fetch: store is NULL or closed");
+  if (!offset) return tk_err(TAKHIN_EMISUSE, "takhin_group_fetch: NULL argument");
   if (metadata) *metadata = NULL;
   int rc = check_group(group);
   if (rc) return rc;
@@ -118,7 +119,8 @@ int takhin_group_fetch(takhin_store *s, const char *group, const char *topic, in
 }
 
 int takhin_group_list(takhin_store *s, const char *group, takhin_group_offset **out, size_t *n) {
-  if (!s || !out || !n) return tk_err(TAKHIN_EMISUSE, "takhin_group_list: NULL argument");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_group_list: store is NULL or closed");
+  if (!out || !n) return tk_err(TAKHIN_EMISUSE, "takhin_group_list: NULL argument");
   *out = NULL;
   *n = 0;
   static const char sql[] =
@@ -187,7 +189,7 @@ int takhin_group_list(takhin_store *s, const char *group, takhin_group_offset **
 }
 
 int takhin_group_delete(takhin_store *s, const char *group) {
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_group_delete: store is NULL");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_group_delete: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   int rc = check_group(group);
   if (rc) return rc;

@@ -247,7 +247,11 @@ void tk_topic_unref(tk_topic *t);
 
 typedef struct tk_catalog tk_catalog;
 
+#define TK_STORE_OPEN 0x74616b68u   /* "takh" */
+#define TK_STORE_CLOSED 0x64656164u /* "dead" */
+
 struct takhin_store {
+  uint32_t magic; /* TK_STORE_OPEN while usable; see takhin_close */
   char db_path[3900];
   char data_dir[3900]; /* "<db>-takhin" */
   takhin_options opt;
@@ -272,6 +276,9 @@ struct takhin_store {
   int maint_running;
   int borrowed; /* the catalog is the SQLite extension's host connection */
 };
+
+/* The handle is an open store (NULL and closed handles are not). */
+static inline int tk_store_live(const takhin_store *s) { return s && s->magic == TK_STORE_OPEN; }
 
 /* Find a topic by name and take a reference (tk_topic_unref when done). */
 int tk_store_topic(takhin_store *s, const char *name, tk_topic **out);

@@ -107,7 +107,7 @@ static split_scratch *scratch_get(size_t n, size_t nparts) {
 
 int takhin_produce_topic(takhin_store *s, const char *topic, const takhin_record *records,
                          size_t n, int32_t *partitions_out, int64_t *offsets_out) {
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_produce_topic: store is NULL");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_produce_topic: store is NULL or closed");
   if (!records || n == 0) return tk_err(TAKHIN_EINVAL, "takhin_produce_topic: no records");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   tk_topic *t;
@@ -163,7 +163,8 @@ int takhin_produce_topic(takhin_store *s, const char *topic, const takhin_record
 
 int takhin_topic_balance(takhin_store *s, const char *topic, int64_t *counts, int32_t nparts,
                          double *imbalance) {
-  if (!s || !imbalance) return tk_err(TAKHIN_EMISUSE, "takhin_topic_balance: NULL argument");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_balance: store is NULL or closed");
+  if (!imbalance) return tk_err(TAKHIN_EMISUSE, "takhin_topic_balance: NULL argument");
   tk_topic *t;
   int rc = tk_store_topic(s, topic, &t);
   if (rc) return rc;

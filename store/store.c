@@ -320,6 +320,8 @@ static int take_writer_lock(takhin_store *s) {
   return TAKHIN_OK;
 }
 
+static int teardown(takhin_store *s);
+
 static int open_store(const char *path, const takhin_options *opt, struct sqlite3 *borrow,
                       takhin_store **out) {
   if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_open: out is NULL");
@@ -330,6 +332,7 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   if (!s) return tk_err(TAKHIN_ENOMEM, "out of memory opening %s", path);
   takhin_options_init(&s->opt);
   if (opt) s->opt = *opt;
+  s->magic = TK_STORE_OPEN;
   s->lock_fd = -1;
   pthread_rwlock_init(&s->topics_lock, NULL);
   pthread_mutex_init(&s->cat_lock, NULL);
@@ -386,8 +389,9 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   }
   *out = s;
   return TAKHIN_OK;
-fail:
-  takhin_close(s);
+fail: /* never handed out: freed outright */
+  teardown(s);
+  free(s);
   return rc;
 }
 
@@ -408,8 +412,38 @@ static void flush_one(tk_partition *p, void *arg) {
   if (rc && !*first_rc) *first_rc = rc;
 }
 
-int takhin_close(takhin_store *s) {
-  if (!s) return TAKHIN_OK;
+/* Closed handles are kept, marked, until the process exits: a call on one
+** then fails with EMISUSE instead of touching freed memory. What stays is
+** the small struct itself; everything it owned is released at close. */
+static pthread_mutex_t closed_lock = PTHREAD_MUTEX_INITIALIZER;
+static takhin_store **closed;
+static size_t nclosed, closed_cap;
+
+__attribute__((destructor)) static void free_closed(void) {
+  pthread_mutex_lock(&closed_lock);
+  for (size_t i = 0; i < nclosed; i++) free(closed[i]);
+  free(closed);
+  closed = NULL;
+  nclosed = closed_cap = 0;
+  pthread_mutex_unlock(&closed_lock);
+}
+
+static void retire_handle(takhin_store *s) {
+  s->magic = TK_STORE_CLOSED;
+  pthread_mutex_lock(&closed_lock);
+  if (nclosed == closed_cap) {
+    size_t cap = closed_cap ? closed_cap * 2 : 16;
+    takhin_store **nc = realloc(closed, cap * sizeof *nc);
+    if (nc) closed = nc, closed_cap = cap;
+  }
+  if (nclosed < closed_cap) closed[nclosed++] = s;
+  else free(s); /* out of memory: fall back to freeing */
+  pthread_mutex_unlock(&closed_lock);
+}
+
+/* Stop threads, flush, close and free everything the store owns, but not
+** the struct itself. Returns the first flush error. */
+static int teardown(takhin_store *s) {
   int rc = TAKHIN_OK;
   pthread_mutex_lock(&s->flusher_mu);
   s->stopping = 1;
@@ -431,12 +465,20 @@ int takhin_close(takhin_store *s) {
   pthread_mutex_destroy(&s->fd_lock);
   pthread_mutex_destroy(&s->flusher_mu);
   pthread_cond_destroy(&s->flusher_cv);
-  free(s);
+  return rc;
+}
+
+int takhin_close(takhin_store *s) {
+  if (!s) return TAKHIN_OK;
+  if (s->magic != TK_STORE_OPEN)
+    return tk_err(TAKHIN_EMISUSE, "takhin_close: the store is already closed");
+  int rc = teardown(s);
+  retire_handle(s);
   return rc;
 }
 
 int takhin_flush(takhin_store *s, int sync) {
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_flush: store is NULL");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_flush: store is NULL or closed");
   if (s->opt.read_only) return TAKHIN_OK;
   int rc = TAKHIN_OK;
   pthread_rwlock_rdlock(&s->topics_lock);
@@ -451,7 +493,8 @@ int takhin_flush(takhin_store *s, int sync) {
 }
 
 int takhin_recovery(takhin_store *s, takhin_recovery_info *out) {
-  if (!s || !out) return tk_err(TAKHIN_EMISUSE, "takhin_recovery: NULL argument");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_recovery: store is NULL or closed");
+  if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_recovery: NULL argument");
   *out = s->recovery;
   return TAKHIN_OK;
 }
@@ -460,7 +503,7 @@ int takhin_recovery(takhin_store *s, takhin_recovery_info *out) {
 
 int takhin_produce(takhin_store *s, const char *topic, int32_t partition,
                    const takhin_record *records, size_t n, int64_t *first_offset) {
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_produce: store is NULL");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_produce: store is NULL or closed");
   if (!records || n == 0) return tk_err(TAKHIN_EINVAL, "takhin_produce: no records");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   tk_topic *t;
@@ -474,7 +517,8 @@ int takhin_produce(takhin_store *s, const char *topic, int32_t partition,
 
 int takhin_partition_info_get(takhin_store *s, const char *topic, int32_t partition,
                               takhin_partition_info *out) {
-  if (!s || !out) return tk_err(TAKHIN_EMISUSE, "takhin_partition_info_get: NULL argument");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_partition_info_get: store is NULL or closed");
+  if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_partition_info_get: NULL argument");
   tk_topic *t;
   tk_partition *p;
   int rc = tk_store_partition(s, topic, partition, &t, &p);
@@ -493,7 +537,8 @@ int takhin_partition_info_get(takhin_store *s, const char *topic, int32_t partit
 
 int takhin_segments_list(takhin_store *s, const char *topic, int32_t partition,
                          takhin_segment_info **out, size_t *n) {
-  if (!s || !out || !n) return tk_err(TAKHIN_EMISUSE, "takhin_segments_list: NULL argument");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_segments_list: store is NULL or closed");
+  if (!out || !n) return tk_err(TAKHIN_EMISUSE, "takhin_segments_list: NULL argument");
   *out = NULL;
   *n = 0;
   tk_topic *t;
@@ -519,7 +564,7 @@ int takhin_segments_list(takhin_store *s, const char *topic, int32_t partition,
 }
 
 int takhin_delete_records(takhin_store *s, const char *topic, int32_t partition, int64_t offset) {
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_delete_records: store is NULL");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_delete_records: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   tk_topic *t;
   tk_partition *p;
@@ -532,7 +577,7 @@ int takhin_delete_records(takhin_store *s, const char *topic, int32_t partition,
 
 int takhin_retention_apply(takhin_store *s, const char *topic, int32_t partition,
                            takhin_retention_result *out) {
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_retention_apply: store is NULL");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_retention_apply: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   takhin_retention_result local = {0, 0};
   tk_topic *t;

@@ -106,8 +106,10 @@ void takhin_options_init(takhin_options *opt);
 int takhin_open(const char *path, const takhin_options *opt, takhin_store **out);
 
 /* Flush buffered data and index rows, stop background work, close files and
-** free the handle. NULL is a no-op. Returns the first error met while
-** flushing; the handle is freed regardless. */
+** release everything the handle owns. NULL is a no-op. Returns the first
+** error met while flushing. A closed handle stays safe to pass: every call
+** on it (a second close included) returns TAKHIN_EMISUSE; its few bytes are
+** kept until the process exits for that reason. */
 int takhin_close(takhin_store *s);
 
 /* Write buffered batches (BUFFERED mode) and pending index rows to the OS and

@@ -45,7 +45,7 @@ static int create_partitions(tk_topic *t, int32_t from, int32_t to) {
 
 int takhin_topic_create(takhin_store *s, const char *topic, int32_t partitions,
                         const char *const *config) {
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_topic_create: store is NULL");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_create: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   int rc = tk_topic_name_check(topic);
   if (rc) return rc;
@@ -91,7 +91,7 @@ out:
 }
 
 int takhin_topic_delete(takhin_store *s, const char *topic) {
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_topic_delete: store is NULL");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_delete: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   if (!topic) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
   pthread_rwlock_wrlock(&s->topics_lock);
@@ -136,7 +136,8 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 int takhin_topic_list(takhin_store *s, char ***names, size_t *n) {
-  if (!s || !names || !n) return tk_err(TAKHIN_EMISUSE, "takhin_topic_list: NULL argument");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_list: store is NULL or closed");
+  if (!names || !n) return tk_err(TAKHIN_EMISUSE, "takhin_topic_list: NULL argument");
   *names = NULL;
   *n = 0;
   if (s->opt.read_only) tk_store_refresh(s); /* pick up topics the writer created */
@@ -167,7 +168,8 @@ int takhin_topic_list(takhin_store *s, char ***names, size_t *n) {
 }
 
 int takhin_topic_partitions(takhin_store *s, const char *topic, int32_t *out) {
-  if (!s || !out) return tk_err(TAKHIN_EMISUSE, "takhin_topic_partitions: NULL argument");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_partitions: store is NULL or closed");
+  if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_topic_partitions: NULL argument");
   tk_topic *t;
   int rc = tk_store_topic(s, topic, &t);
   if (rc) return rc;
@@ -179,7 +181,8 @@ int takhin_topic_partitions(takhin_store *s, const char *topic, int32_t *out) {
 }
 
 int takhin_topic_describe(takhin_store *s, const char *topic, takhin_topic_desc *out) {
-  if (!s || !out) return tk_err(TAKHIN_EMISUSE, "takhin_topic_describe: NULL argument");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_describe: store is NULL or closed");
+  if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_topic_describe: NULL argument");
   tk_topic *t;
   int rc = tk_store_topic(s, topic, &t);
   if (rc) return rc;
@@ -213,7 +216,7 @@ static void lock_all(tk_topic *t, int lock) {
 }
 
 int takhin_topic_alter_config(takhin_store *s, const char *topic, const char *const *config) {
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_topic_alter_config: store is NULL");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_alter_config: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   pthread_rwlock_wrlock(&s->topics_lock);
   tk_topic *t = topic ? tk_store_find(s, topic) : NULL;
@@ -247,7 +250,7 @@ out:
 }
 
 int takhin_topic_add_partitions(takhin_store *s, const char *topic, int32_t total) {
-  if (!s) return tk_err(TAKHIN_EMISUSE, "takhin_topic_add_partitions: store is NULL");
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_add_partitions: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   pthread_rwlock_wrlock(&s->topics_lock);
   tk_topic *t = topic ? tk_store_find(s, topic) : NULL;

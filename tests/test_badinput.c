@@ -155,3 +155,19 @@ Test(badinput, bad_options) {
   cr_assert_str_eq(takhin_errstr(TAKHIN_ELOCKED), "locked by another writer");
   cr_assert_str_eq(takhin_errstr(12345), "unknown status code");
 }
+
+Test(closed_handle, calls_on_a_closed_store_are_refused) {
+  takhin_store *x;
+  cr_assert_eq(takhin_open(tu_store_path("closed_handle"), NULL, &x), TAKHIN_OK);
+  cr_assert_eq(takhin_topic_create(x, "t", 1, NULL), TAKHIN_OK);
+  cr_assert_eq(takhin_close(x), TAKHIN_OK);
+  takhin_record r = {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .timestamp = 1};
+  takhin_partition_info pi;
+  takhin_cursor *c;
+  cr_assert_eq(takhin_produce(x, "t", 0, &r, 1, NULL), TAKHIN_EMISUSE);
+  cr_assert(strstr(takhin_errmsg(), "closed"), "%s", takhin_errmsg());
+  cr_assert_eq(takhin_partition_info_get(x, "t", 0, &pi), TAKHIN_EMISUSE);
+  cr_assert_eq(takhin_cursor_open(x, "t", 0, &c), TAKHIN_EMISUSE);
+  cr_assert_eq(takhin_topic_create(x, "u", 1, NULL), TAKHIN_EMISUSE);
+  cr_assert_eq(takhin_close(x), TAKHIN_EMISUSE, "a second close is refused, not a double free");
+}
