@@ -47,6 +47,8 @@ typedef struct bench_axis {
 
 #define BENCH_DURABLE 1u /* writes: run once per requested durability mode */
 #define BENCH_OPS 2u     /* report ops/s (the issue asks for it with latencies) */
+#define BENCH_ONCE 4u    /* one timed run of one op, whatever -benchtime says: an op
+                            consumes state that setup/prepare built (Compaction) */
 
 typedef struct bench_result bench_result;
 typedef struct bench_results bench_results;
@@ -66,6 +68,8 @@ typedef struct bench_def {
   const char *what; /* one line for -list */
   unsigned flags;   /* BENCH_* */
   unsigned paths;   /* bit (1u << PATH_*) per path this benchmark supports */
+  /* For a path left out of `paths`: why (printed as an n/a line). */
+  const char *na[PATH_COUNT];
   int naxes;
   bench_axis axes[BENCH_MAX_PARAMS];
   size_t state_size;
@@ -119,7 +123,9 @@ void bench_params_name(const bench_def *def, const int64_t *p, char *out, size_t
 extern const bench_def bench_write_throughput, bench_batch_write_throughput,
     bench_produce_latency, bench_segment_rollover, bench_sequential_fetch,
     bench_random_fetch, bench_fetch_latency, bench_concurrent_producers,
-    bench_concurrent_consumers, bench_mixed_workload;
+    bench_concurrent_consumers, bench_mixed_workload, bench_compaction,
+    bench_compacted_produce, bench_key_lookup, bench_tm_produce, bench_tm_fetch,
+    bench_tm_balance, bench_tm_multi_topic;
 
 /* ---- results (report.c) -------------------------------------------------- */
 void result_init(bench_result *r);
@@ -198,6 +204,12 @@ static inline uint64_t rng_next(uint64_t *s) { /* splitmix64: tiny and good enou
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
+
+/* Why path cannot run def (in durability mode dur), or NULL when it can. */
+const char *bench_path_na(const bench_def *def, int path, int durability);
+
+/* Descriptors open in the process (/proc/self/fd); -1 if unknown. */
+int fd_count(void);
 
 int fs_mkdir_p(const char *path);
 int fs_rm_rf(const char *path);

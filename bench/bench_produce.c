@@ -200,6 +200,7 @@ const bench_def bench_segment_rollover = {
     .flags = BENCH_DURABLE,
     /* A plain SQLite table has no segments to roll. */
     .paths = PATHS_NO_SQLITE,
+    .na = {[PATH_SQLITE] = "a SQLite table has no segments to roll"},
     .naxes = 1,
     .axes = {{"segment", "MB", NULL, {{1, {1}}, {2, {1, 10}}, {3, {1, 10, 100}}}}},
     .state_size = sizeof(produce_state),

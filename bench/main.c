@@ -26,6 +26,13 @@ typedef struct bcase {
   int path, durability;
 } bcase;
 
+/* A (benchmark, path, mode) the selection asked for that cannot run, and why. */
+typedef struct na_note {
+  const bench_def *def;
+  int path;
+  const char *why;
+} na_note;
+
 typedef struct flags {
   const char *bench, *benchtime, *paths, *durability, *json, *csv, *compare, *against, *tmpdir;
   int count, list, tier, full;
@@ -174,8 +181,12 @@ static void list_benchmarks(int tier) {
     for (int p = 0; p < PATH_COUNT; p++)
       if (def->paths & (1u << p)) printf(" %s", bench_paths[p]->name);
     printf("%s)\n      %s\n", def->flags & BENCH_DURABLE ? "; per durability mode" : "", def->what);
+    for (int p = 0; p < PATH_COUNT; p++)
+      if (!(def->paths & (1u << p)))
+        printf("      n/a on %s: %s\n", bench_paths[p]->name,
+               def->na[p] ? def->na[p] : "does not apply");
   }
-  printf("pending:\n");
+  if (bench_npending) printf("pending:\n");
   for (size_t i = 0; i < bench_npending; i++)
     printf("  Benchmark%-30s %s\n", bench_pending[i][0], bench_pending[i][1]);
   printf("paths:\n");
@@ -185,7 +196,17 @@ static void list_benchmarks(int tier) {
   }
 }
 
-/* Every case selected by the flags, in run order. */
+static na_note na_notes[64];
+static size_t n_na;
+
+static void note_na(const bench_def *def, int path, const char *why) {
+  for (size_t i = 0; i < n_na; i++)
+    if (na_notes[i].def == def && na_notes[i].path == path && !strcmp(na_notes[i].why, why)) return;
+  if (n_na < sizeof na_notes / sizeof na_notes[0]) na_notes[n_na++] = (na_note){def, path, why};
+}
+
+/* Every case selected by the flags, in run order. Cases a path cannot run
+** are left out and noted (na_notes) when the name matches -bench. */
 static bcase *build_cases(const flags *fl, const regex_t *re, const int *paths, int npaths,
                           const int *durs, int ndurs, size_t *ncases) {
   size_t n = 0, cap = 64;
@@ -203,10 +224,16 @@ static bcase *build_cases(const flags *fl, const regex_t *re, const int *paths, 
         for (int c = 0; c < fl->count; c++) {
           for (int pi = 0; pi < npaths; pi++) {
             int path = paths[pi];
-            if (!(def->paths & (1u << path)) || bench_paths[path]->unavailable) continue;
             snprintf(full, sizeof full, "Benchmark%s/%s/%s", def->name, params,
                      bench_paths[path]->name);
             if (regexec(re, full, 0, NULL, 0) != 0) continue;
+            const char *na = bench_path_na(def, path, durs[di]);
+            if (na) {
+              /* A path missing here altogether is reported once, above. */
+              if (!bench_paths[path]->unavailable || !bench_paths[path]->unavailable())
+                note_na(def, path, na);
+              continue;
+            }
             if (n == cap) {
               bcase *nv = realloc(v, (cap *= 2) * sizeof *v);
               if (!nv) {
@@ -352,6 +379,9 @@ int main(int argc, char **argv) {
     const char *why = bench_paths[paths[i]]->unavailable ? bench_paths[paths[i]]->unavailable() : NULL;
     if (why) printf("%s\n", why);
   }
+  for (size_t i = 0; i < n_na; i++)
+    printf("n/a: Benchmark%s on %s: %s\n", na_notes[i].def->name, bench_paths[na_notes[i].path]->name,
+           na_notes[i].why);
   if (!alloc_count_enabled()) printf("note: allocation counting is off in this build (sanitizer)\n");
   if (!lock_wait_enabled()) printf("note: lock-wait accounting is off in this build (sanitizer)\n");
   fflush(stdout);

@@ -7,8 +7,14 @@
 **   file    the physical limit: a plain file, buffered write(), pread()
 **   sqlite  what a user would build instead: a plain SQLite table in WAL mode
 **
-** Adding a path (the sql one, once the extension exists) means filling these
-** function pointers in its path_*.c file; every benchmark then covers it.
+** Adding a path means filling these function pointers in its path_*.c file;
+** every benchmark then covers it. The optional ones (marked so) may be NULL:
+** a benchmark that needs one lists the path as n/a with the reason it gives.
+**
+** Topics and partitions: a store holds cfg->topics topics ("bench", "bench1",
+** ...) of cfg->partitions partitions each. Every `part` argument below is a
+** global partition number, topic * partitions + partition, so a benchmark on
+** one topic passes the partition itself.
 **
 ** Threads: produce may be called from many threads at once, to the same or to
 ** different partitions; each path serializes what it must (the file and
@@ -33,9 +39,21 @@ typedef struct bp_reader bp_reader; /* defined by each path_*.c */
 typedef struct bp_config {
   const char *dir;       /* an empty directory this store owns */
   int durability;        /* TAKHIN_DURABILITY_* */
-  int32_t partitions;    /* >= 1 */
+  int32_t partitions;    /* per topic, >= 1 */
   int64_t segment_bytes; /* roll size; 0 = takhin's default (1 GiB) */
+  int32_t topics;        /* 0 or 1: one topic */
+  int compacted;         /* cleanup_policy=compact (api, sql); an index on key (sqlite) */
 } bp_config;
+
+static inline int32_t bp_topics(const bp_config *c) { return c->topics > 0 ? c->topics : 1; }
+
+/* What one compaction did (bp_path.compact). */
+typedef struct bp_compaction {
+  int64_t bytes_reclaimed; /* bytes of data before minus after (sqlite: pages freed) */
+  int64_t records_removed;
+  int64_t keys_kept;       /* -1 when the path cannot tell */
+  int64_t lib_duration_ms; /* the duration the library itself reports; -1 none */
+} bp_compaction;
 
 /* What a reader does with each message: count it and touch its bytes, so no
 ** path can skip the copy the others pay for. */
@@ -71,6 +89,26 @@ typedef struct bench_path {
   int (*read_range)(bp_reader *r, int64_t offset, int64_t n, bp_sink *sink);
   /* Read the one message at offset. */
   int (*read_one)(bp_reader *r, int64_t offset, bp_sink *sink);
+
+  /* ---- optional ---- */
+  /* NULL when the path can run in this durability mode, else why not. */
+  const char *(*mode_unavailable)(int durability);
+  /* Append n keyed records to topic t, each to the partition Kafka's
+  ** partitioner picks for its key (takhin_partition_for_key). NULL: the
+  ** benchmark splits the records itself and calls produce per partition. */
+  int (*produce_topic)(bp_store *st, int32_t topic, const takhin_record *recs, size_t n);
+  /* Records per partition of topic t (counts: partitions entries) and the
+  ** imbalance (max - mean) / mean, as the store reports them. NULL: the
+  ** benchmark uses its own counts. */
+  int (*balance)(bp_store *st, int32_t topic, int64_t *counts, double *imbalance);
+  /* Bytes a compaction of part would work through (takhin: its sealed
+  ** segments; sqlite: the database pages). */
+  int (*compactable_bytes)(bp_store *st, int32_t part, int64_t *bytes);
+  /* Compact part now, whatever its dirty ratio (a compacted store). */
+  int (*compact)(bp_store *st, int32_t part, bp_compaction *out);
+  /* The latest record of key in the reader's partition (a compacted store);
+  ** *offset receives its offset. */
+  int (*read_key)(bp_reader *r, const void *key, size_t len, bp_sink *sink, int64_t *offset);
 } bench_path;
 
 extern const bench_path bench_path_api, bench_path_sql, bench_path_file, bench_path_sqlite;

@@ -16,6 +16,10 @@
 ** Produce takes the partition's pthread mutex, the lock whose wait the lock
 ** accounting reports for the shared-partition case. Readers do not lock: no
 ** benchmark reads a partition while another thread is writing it.
+**
+** A plain file has no keys: topic-level produce goes through the benchmark's
+** own split by takhin_partition_for_key, and compaction and key lookups are
+** n/a here.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -122,13 +126,14 @@ static int file_open(const bp_config *cfg, bp_store **out) {
   if (!st) return sys_fail("calloc", cfg->dir);
   st->durability = cfg->durability;
   st->seg_limit = cfg->segment_bytes ? cfg->segment_bytes : 1073741824;
-  st->nparts = cfg->partitions;
-  st->parts = calloc((size_t)cfg->partitions, sizeof *st->parts);
+  /* Every partition of every topic is its own folder: p<global number>. */
+  st->nparts = cfg->partitions * bp_topics(cfg);
+  st->parts = calloc((size_t)st->nparts, sizeof *st->parts);
   if (!st->parts) {
     free(st);
     return sys_fail("calloc", cfg->dir);
   }
-  for (int32_t i = 0; i < cfg->partitions; i++) {
+  for (int32_t i = 0; i < st->nparts; i++) {
     fpart *p = &st->parts[i];
     pthread_mutex_init(&p->mu, NULL);
     snprintf(p->dir, sizeof p->dir, "%s/p%d", cfg->dir, (int)i);

@@ -14,6 +14,15 @@
 ** WAL, synced only at checkpoints), fsync = FULL (the WAL is synced at every
 ** commit), buffered = OFF (never synced).
 **
+** A compacted store (Compaction, CompactedProduce, KeyLookup) adds what a
+** user would add for keys: CREATE INDEX log_key ON log(key), kept up to date
+** by every INSERT (the counterpart of takhin's key index). Compaction is
+**   DELETE FROM log WHERE "offset" NOT IN (SELECT max("offset") FROM log GROUP BY key)
+** without VACUUM: the pages it frees go to the freelist, counted as reclaimed.
+** A key lookup is SELECT ... WHERE key = ? ORDER BY "offset" DESC LIMIT 1.
+** Topic-level produce goes through the benchmark's own split by
+** takhin_partition_for_key; every partition of every topic is its own file.
+**
 ** Connections are opened SQLITE_OPEN_NOMUTEX: each is used by one thread at a
 ** time (the writer under the partition's pthread mutex, which is the lock the
 ** lock accounting sees), so SQLite's own per-call mutex would be pure cost.
@@ -34,6 +43,8 @@ typedef struct spart {
   int64_t next_offset;
 } spart;
 
+static int db_fail(sqlite3 *db, const char *what);
+
 struct bp_store {
   int32_t nparts;
   spart *parts;
@@ -41,7 +52,7 @@ struct bp_store {
 
 struct bp_reader {
   sqlite3 *db;
-  sqlite3_stmt *range, *one;
+  sqlite3_stmt *range, *one, *key;
 };
 
 static int db_fail(sqlite3 *db, const char *what) {
@@ -61,21 +72,23 @@ static int sqlite_close(bp_store *st);
 
 static int sqlite_open(const bp_config *cfg, bp_store **out) {
   static const char *const sync_mode[] = {"NORMAL", "FULL", "OFF"};
+  int32_t nparts = cfg->partitions * bp_topics(cfg);
   bp_store *st = calloc(1, sizeof *st);
-  if (!st || !(st->parts = calloc((size_t)cfg->partitions, sizeof *st->parts))) {
+  if (!st || !(st->parts = calloc((size_t)nparts, sizeof *st->parts))) {
     free(st);
     return db_fail(NULL, "calloc");
   }
-  st->nparts = cfg->partitions;
-  for (int32_t i = 0; i < cfg->partitions; i++) {
+  st->nparts = nparts;
+  for (int32_t i = 0; i < nparts; i++) {
     spart *p = &st->parts[i];
     pthread_mutex_init(&p->mu, NULL);
     snprintf(p->file, sizeof p->file, "%s/p%d.db", cfg->dir, (int)i);
-    char sql[256];
+    char sql[320];
     snprintf(sql, sizeof sql,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
-             "CREATE TABLE log(\"offset\" INTEGER PRIMARY KEY, key BLOB, value BLOB);",
-             sync_mode[cfg->durability]);
+             "CREATE TABLE log(\"offset\" INTEGER PRIMARY KEY, key BLOB, value BLOB);%s",
+             sync_mode[cfg->durability],
+             cfg->compacted ? "CREATE INDEX log_key ON log(key);" : "");
     if (open_db(p->file, &p->db) != 0 ||
         sqlite3_exec(p->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(p->db, "BEGIN", -1, &p->begin, NULL) != SQLITE_OK ||
@@ -137,6 +150,60 @@ static int sqlite_produce(bp_store *st, int32_t part, const takhin_record *recs,
   return rc;
 }
 
+/* A single integer from a statement on a partition's writer connection. */
+static int query_i64(spart *p, const char *sql, int64_t *out) {
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(p->db, sql, -1, &s, NULL);
+  if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+    *out = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return 0;
+  }
+  sqlite3_finalize(s);
+  return db_fail(p->db, sql);
+}
+
+/* Bytes in use: pages minus the freelist. */
+static int used_bytes(spart *p, int64_t *out) {
+  int64_t pages, free_pages, page_size;
+  if (query_i64(p, "PRAGMA page_count", &pages) != 0 ||
+      query_i64(p, "PRAGMA freelist_count", &free_pages) != 0 ||
+      query_i64(p, "PRAGMA page_size", &page_size) != 0)
+    return -1;
+  *out = (pages - free_pages) * page_size;
+  return 0;
+}
+
+static int sqlite_compactable_bytes(bp_store *st, int32_t part, int64_t *bytes) {
+  spart *p = &st->parts[part];
+  pthread_mutex_lock(&p->mu);
+  int rc = used_bytes(p, bytes);
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+static int sqlite_compact(bp_store *st, int32_t part, bp_compaction *out) {
+  spart *p = &st->parts[part];
+  int64_t before, after, keys;
+  pthread_mutex_lock(&p->mu);
+  int rc = used_bytes(p, &before);
+  if (rc == 0 &&
+      sqlite3_exec(p->db,
+                   "DELETE FROM log WHERE \"offset\" NOT IN "
+                   "(SELECT max(\"offset\") FROM log GROUP BY key)",
+                   NULL, NULL, NULL) != SQLITE_OK)
+    rc = db_fail(p->db, "compaction DELETE");
+  if (rc == 0) out->records_removed = sqlite3_changes64(p->db);
+  if (rc == 0) rc = used_bytes(p, &after);
+  if (rc == 0) rc = query_i64(p, "SELECT count(*) FROM log", &keys);
+  pthread_mutex_unlock(&p->mu);
+  if (rc) return rc;
+  out->bytes_reclaimed = before - after;
+  out->keys_kept = keys;
+  out->lib_duration_ms = -1;
+  return 0;
+}
+
 static int sqlite_flush(bp_store *st) {
   (void)st; /* every commit is already in the WAL file */
   return 0;
@@ -151,9 +218,14 @@ static int sqlite_reader_open(bp_store *st, int32_t part, bp_reader **out) {
                          " WHERE \"offset\" >= ?1 AND \"offset\" < ?2 ORDER BY \"offset\"",
                          -1, &r->range, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(r->db, "SELECT key, value FROM log WHERE \"offset\" = ?1", -1,
-                         &r->one, NULL) != SQLITE_OK) {
+                         &r->one, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(r->db,
+                         "SELECT key, value, \"offset\" FROM log WHERE key = ?1"
+                         " ORDER BY \"offset\" DESC LIMIT 1",
+                         -1, &r->key, NULL) != SQLITE_OK) {
     if (!bench_error()[0]) db_fail(r->db, "prepare");
     sqlite3_finalize(r->range);
+    sqlite3_finalize(r->one);
     sqlite3_close(r->db);
     free(r);
     return -1;
@@ -166,6 +238,7 @@ static void sqlite_reader_close(bp_reader *r) {
   if (!r) return;
   sqlite3_finalize(r->range);
   sqlite3_finalize(r->one);
+  sqlite3_finalize(r->key);
   sqlite3_close(r->db);
   free(r);
 }
@@ -213,6 +286,27 @@ static int sqlite_read_one(bp_reader *r, int64_t offset, bp_sink *sink) {
   return db_fail(r->db, "point SELECT");
 }
 
+static int sqlite_read_key(bp_reader *r, const void *key, size_t len, bp_sink *sink,
+                           int64_t *offset) {
+  sqlite3_bind_blob(r->key, 1, key, (int)len, SQLITE_STATIC);
+  int rc = sqlite3_step(r->key);
+  if (rc == SQLITE_ROW) {
+    const void *k = sqlite3_column_blob(r->key, 0);
+    size_t kl = (size_t)sqlite3_column_bytes(r->key, 0);
+    const void *v = sqlite3_column_blob(r->key, 1);
+    size_t vl = (size_t)sqlite3_column_bytes(r->key, 1);
+    bp_sink_take(sink, k, kl, v, vl);
+    *offset = sqlite3_column_int64(r->key, 2);
+  }
+  sqlite3_reset(r->key);
+  if (rc == SQLITE_ROW) return 0;
+  if (rc == SQLITE_DONE) {
+    bench_errorf("sqlite path: no row for key %.*s", (int)len, (const char *)key);
+    return -1;
+  }
+  return db_fail(r->db, "key SELECT");
+}
+
 const bench_path bench_path_sqlite = {
     .name = "sqlite",
     .unavailable = NULL,
@@ -225,4 +319,7 @@ const bench_path bench_path_sqlite = {
     .reader_close = sqlite_reader_close,
     .read_range = sqlite_read_range,
     .read_one = sqlite_read_one,
+    .compactable_bytes = sqlite_compactable_bytes,
+    .compact = sqlite_compact,
+    .read_key = sqlite_read_key,
 };

@@ -8,6 +8,7 @@
 ** different start, so the pool stays small (1024 records x 10 KiB would be
 ** 10 MB of distinct buffers) while neighbouring records still differ.
 */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -102,4 +103,15 @@ int fs_rm_rf(const char *path) {
   struct stat sb;
   if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : -1;
   return nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS);
+}
+
+int fd_count(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n - 1; /* the directory stream's own descriptor */
 }

@@ -118,7 +118,8 @@ int run_case(const run_opts *o, const bench_def *def, const int64_t *p, int path
   bench_env env = {.path = bench_paths[path], .dir = dir, .durability = durability, .p = p,
                    .tier = o->tier, .seed = o->seed};
   int rc = def->setup(st, &env);
-  int64_t n = o->benchtime_n > 0 ? o->benchtime_n : 1;
+  int once = (def->flags & BENCH_ONCE) != 0;
+  int64_t n = o->benchtime_n > 0 && !once ? o->benchtime_n : 1;
   while (rc == 0) {
     if (def->prepare && (rc = def->prepare(st, n)) != 0) break;
     proc_snap a, b;
@@ -132,7 +133,8 @@ int run_case(const run_opts *o, const bench_def *def, const int64_t *p, int path
     if (rc == 0) rc = frc;
     if (rc != 0) break;
     fill_figures(out, n, t1 - t0, &a, &b);
-    if (o->benchtime_n > 0 || (int64_t)(t1 - t0) >= o->benchtime_ns || n >= 1000000000) break;
+    if (once || o->benchtime_n > 0 || (int64_t)(t1 - t0) >= o->benchtime_ns || n >= 1000000000)
+      break;
     if (bench_interrupted) {
       bench_errorf("interrupted");
       rc = -1;

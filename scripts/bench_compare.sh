@@ -14,7 +14,11 @@
 # regression (the plan's thresholds), 2 on a usage or build error.
 #
 # By default REV is built with the working tree's bench/ folder, so only the
-# library differs between A and B; --rev-harness uses REV's own bench/.
+# library differs between A and B; --rev-harness uses REV's own bench/. The
+# working tree's bench/ calls takhin_produce_topic, takhin_topic_balance,
+# takhin_compact and takhin_cursor_get_key (and its sql path loads REV's
+# takhin.so): a REV older than those does not build with it, so use
+# --rev-harness there.
 # The JSON files and logs of every run are kept in results/compare-<date>/.
 set -euo pipefail
 
@@ -24,7 +28,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     -n) rounds=$2; shift 2 ;;
     --rev-harness) rev_harness=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
@@ -70,6 +74,8 @@ build() { # build SRC DIR LABEL
          cmake --build "$2" --target takhin-bench -j"$(nproc)"; } >"$tmp/build-$3.log" 2>&1; then
     echo "bench_compare: building $3 failed; the log:" >&2
     tail -30 "$tmp/build-$3.log" >&2
+    [ "$3" = A ] && [ $rev_harness -eq 0 ] &&
+      echo "bench_compare: if $rev predates a library call bench/ uses, try --rev-harness" >&2
     exit 2
   fi
 }

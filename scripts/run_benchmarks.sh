@@ -111,6 +111,12 @@ latency "$csv" '^BenchmarkFetchLatency/size=1024B$' >"$data/fetch_latency.dat"
 table "$csv" '^BenchmarkConcurrentProducers/.*size=1024B/partition=shared$' producers msgs_per_s >"$data/producers_shared.dat"
 table "$csv" '^BenchmarkConcurrentProducers/.*size=1024B/partition=separate$' producers msgs_per_s >"$data/producers_separate.dat"
 table "$csv" '^BenchmarkConcurrentConsumers/.*size=1024B$' consumers msgs_per_s >"$data/consumers.dat"
+table "$csv" '^BenchmarkCompaction/.*size=1024B/dup=70pct$' segments ms_per_100mb >"$data/compaction_1k.dat"
+table "$csv" '^BenchmarkCompaction/.*size=100B/dup=70pct$' segments ms_per_100mb >"$data/compaction_100.dat"
+table "$csv" '^BenchmarkTopicManagerProduceThroughput/.*size=1024B$' partitions mb_per_s >"$data/tm_produce.dat"
+table "$csv" '^BenchmarkTopicManagerFetchThroughput/.*size=1024B$' partitions mb_per_s >"$data/tm_fetch.dat"
+table "$csv" '^BenchmarkTopicManagerPartitionBalance/' partitions imbalance_pct >"$data/balance.dat"
+table "$csv" '^BenchmarkTopicManagerMultiTopic/' topics open_fds >"$data/multitopic_fds.dat"
 
 # ---- charts -----------------------------------------------------------------
 if gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1; then term='pngcairo size 1400,900 font ",10"'
@@ -128,7 +134,7 @@ lines() { # lines FILE -> a gnuplot plot clause
   echo "${clause:-1/0 notitle}"
 }
 
-gnuplot <<EOF
+gnuplot <<EOF || echo "gnuplot failed on a chart (a matrix without its cases, e.g. -smoke?); the data files are in $data" >&2
 set terminal $term
 set output '$out/mbps_by_size.png'
 set datafile missing '?'
@@ -150,7 +156,7 @@ plot $(lines "$data/randfetch_by_size.dat")
 unset multiplot
 EOF
 
-gnuplot <<EOF
+gnuplot <<EOF || echo "gnuplot failed on a chart (a matrix without its cases, e.g. -smoke?); the data files are in $data" >&2
 set terminal $term
 set output '$out/latency.png'
 set multiplot layout 1,2 title 'latency percentiles, 1 KiB messages, durability os (log scale)'
@@ -168,7 +174,7 @@ plot '$data/fetch_latency.dat' using 2:xtic(1) title 'p50', '' using 3 title 'p9
 unset multiplot
 EOF
 
-gnuplot <<EOF
+gnuplot <<EOF || echo "gnuplot failed on a chart (a matrix without its cases, e.g. -smoke?); the data files are in $data" >&2
 set terminal $term
 set output '$out/scaling.png'
 set datafile missing '?'
@@ -188,5 +194,36 @@ plot $(lines "$data/consumers.dat")
 unset multiplot
 EOF
 
-echo "charts: $out/mbps_by_size.png $out/latency.png $out/scaling.png" >&2
+gnuplot <<EOF || echo "gnuplot failed on a chart (a matrix without its cases, e.g. -smoke?); the data files are in $data" >&2
+set terminal $term
+set output '$out/topics.png'
+set datafile missing '?'
+set multiplot layout 2,3 title 'compaction and the topic manager, durability os'
+set key top left
+set grid
+set logscale x 2
+set autoscale xfix
+set xlabel 'segments (1 MiB each)'
+set ylabel 'ms per 100 MB compacted'
+set title 'Compaction, 1 KiB records, 70% superseded (target < 100)'
+plot $(lines "$data/compaction_1k.dat"), 100 title 'target' dashtype 2
+set title 'Compaction, 100 B records, 70% superseded (target < 100)'
+plot $(lines "$data/compaction_100.dat"), 100 title 'target' dashtype 2
+set xlabel 'partitions'
+set ylabel 'MB/s'
+set title 'TopicManagerProduceThroughput, 1 KiB'
+plot $(lines "$data/tm_produce.dat")
+set title 'TopicManagerFetchThroughput, 1 KiB'
+plot $(lines "$data/tm_fetch.dat")
+set ylabel 'imbalance %'
+set title 'TopicManagerPartitionBalance (target < 5%)'
+plot $(lines "$data/balance.dat"), 5 title 'target' dashtype 2
+set xlabel 'topics (4 partitions each)'
+set ylabel 'open descriptors'
+set title 'TopicManagerMultiTopic: open fds'
+plot $(lines "$data/multitopic_fds.dat")
+unset multiplot
+EOF
+
+echo "charts: $out/mbps_by_size.png $out/latency.png $out/scaling.png $out/topics.png" >&2
 exit "$status"
