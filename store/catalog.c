@@ -11,7 +11,9 @@
 ** transaction the host is executing, as FTS5 writes its shadow tables: no
 ** BEGIN/COMMIT of ours (the host's transaction makes them atomic) and no
 ** statement outlives the call that prepared it (a cached statement would
-** keep the host from closing its connection).
+** keep the host from closing its connection) -- except between
+** tk_cat_begin and tk_cat_commit, where statements are cached and then
+** finalized together, so a persist of many rows prepares each once.
 ** Rows read back are checked for sanity by the callers (partition.c): the
 ** catalog may have been edited by hand.
 */
@@ -97,6 +99,7 @@ struct tk_catalog {
   sqlite3_stmt *extra[EXTRA_STMTS];
   int read_only;
   int borrowed; /* db belongs to the host: see the top of this file */
+  int hold;     /* borrowed: inside tk_cat_begin..commit statements are cached */
 };
 
 static int cat_err(takhin_store *s, const char *what) {
@@ -104,11 +107,14 @@ static int cat_err(takhin_store *s, const char *what) {
                 s->cat && s->cat->db ? sqlite3_errmsg(s->cat->db) : "cannot open");
 }
 
-/* A ready-to-bind statement: cached (prepared on first use), or in borrowed
-** mode a fresh one that done() finalizes. */
+/* Statements are cached, except on a borrowed connection outside a hold. */
+static int caching(const tk_catalog *c) { return !c->borrowed || c->hold > 0; }
+
+/* A ready-to-bind statement: cached (prepared on first use), or a fresh one
+** that done() finalizes. */
 static sqlite3_stmt *stmt(takhin_store *s, int id) {
   tk_catalog *c = s->cat;
-  if (c->borrowed) {
+  if (!caching(c)) {
     sqlite3_stmt *st = NULL;
     return sqlite3_prepare_v2(c->db, stmt_sql[id], -1, &st, NULL) == SQLITE_OK ? st : NULL;
   }
@@ -118,13 +124,34 @@ static sqlite3_stmt *stmt(takhin_store *s, int id) {
   return c->st[id];
 }
 
+static int is_cached(const tk_catalog *c, const sqlite3_stmt *st) {
+  for (int i = 0; i < ST_COUNT; i++)
+    if (c->st[i] == st) return 1;
+  for (int i = 0; i < EXTRA_STMTS && c->extra_sql[i]; i++)
+    if (c->extra[i] == st) return 1;
+  return 0;
+}
+
 /* Give back a statement from stmt() or tk_cat_prepare(). */
 static void done(takhin_store *s, sqlite3_stmt *st) {
-  if (s->cat->borrowed) {
+  if (!is_cached(s->cat, st)) {
     sqlite3_finalize(st);
   } else {
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+  }
+}
+
+/* Borrowed connection, end of a hold: finalize what was cached. */
+static void drop_cache(tk_catalog *c) {
+  for (int i = 0; i < ST_COUNT; i++) {
+    sqlite3_finalize(c->st[i]);
+    c->st[i] = NULL;
+  }
+  for (int i = 0; i < EXTRA_STMTS; i++) {
+    sqlite3_finalize(c->extra[i]);
+    c->extra[i] = NULL;
+    c->extra_sql[i] = NULL;
   }
 }
 
@@ -235,13 +262,19 @@ void tk_cat_close(takhin_store *s) {
 }
 
 int tk_cat_begin(takhin_store *s) {
-  if (s->cat->borrowed) return TAKHIN_OK;
+  if (s->cat->borrowed) {
+    s->cat->hold++;
+    return TAKHIN_OK;
+  }
   sqlite3_stmt *st = stmt(s, ST_BEGIN);
   return st ? run(s, st, "begin") : cat_err(s, "begin");
 }
 
 int tk_cat_commit(takhin_store *s) {
-  if (s->cat->borrowed) return TAKHIN_OK;
+  if (s->cat->borrowed) {
+    if (s->cat->hold > 0 && --s->cat->hold == 0) drop_cache(s->cat);
+    return TAKHIN_OK;
+  }
   sqlite3_stmt *st = stmt(s, ST_COMMIT);
   int rc = st ? run(s, st, "commit") : cat_err(s, "commit");
   if (rc) tk_cat_rollback(s);
@@ -249,7 +282,11 @@ int tk_cat_commit(takhin_store *s) {
 }
 
 void tk_cat_rollback(takhin_store *s) {
-  if (s->cat->borrowed || sqlite3_get_autocommit(s->cat->db)) return;
+  if (s->cat->borrowed) {
+    if (s->cat->hold > 0 && --s->cat->hold == 0) drop_cache(s->cat);
+    return;
+  }
+  if (sqlite3_get_autocommit(s->cat->db)) return;
   sqlite3_stmt *st = stmt(s, ST_ROLLBACK);
   if (st) {
     sqlite3_step(st);
@@ -511,7 +548,7 @@ int tk_cat_delete_topic(takhin_store *s, int64_t topic_id) {
 
 sqlite3_stmt *tk_cat_prepare(takhin_store *s, const char *sql) {
   tk_catalog *c = s->cat;
-  if (c->borrowed) {
+  if (!caching(c)) {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
       cat_err(s, "prepare");

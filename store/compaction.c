@@ -14,7 +14,8 @@
 **      survive are copied as they are; others keep their header (base offset,
 **      last offset delta, timestamps) with only the surviving records' bytes,
 **      recompressed and re-checksummed; empty batches go;
-**   3. fdatasync the new files and the folder, then in one catalog
+**   3. fdatasync the new files (writeback started as each was written) and
+**      the folder, then in one catalog
 **      transaction: the new segment and index rows, the checkpoint, the
 **      forgotten tombstones, and a swap row per segment;
 **   4. rename each .cleaned over its .log, then drop the swap rows.
@@ -297,8 +298,49 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
 
 /* Rewrite segment g keeping keep[] into "<path>.cleaned"; *ng receives the
 ** new segment (sealed, not yet visible). */
+/* New files waiting for their fdatasync: writeback of each starts as soon
+** as it is written (sync_file_range), and the waits come at the end, so the
+** disk works while the next segment is rewritten. Bounded, to stay well
+** inside the descriptor budget. */
+#define SYNC_AHEAD 32
+typedef struct sync_queue {
+  int fd[SYNC_AHEAD];
+  char path[SYNC_AHEAD][TK_PATH_MAX + 16];
+  int n;
+} sync_queue;
+
+static int sync_one(sync_queue *q, int i) {
+  int rc = fdatasync(q->fd[i]) != 0 ? tk_err_sys(errno, "fdatasync", q->path[i]) : TAKHIN_OK;
+  close(q->fd[i]);
+  q->fd[i] = -1;
+  return rc;
+}
+
+/* Wait for every queued file; the first error is returned, all are closed. */
+static int sync_all(sync_queue *q) {
+  int rc = TAKHIN_OK;
+  for (int i = 0; i < q->n; i++) {
+    int r = sync_one(q, i);
+    if (r && !rc) rc = r;
+  }
+  q->n = 0;
+  return rc;
+}
+
+static int sync_later(sync_queue *q, int fd, const char *path) {
+  int rc = TAKHIN_OK;
+  if (q->n == SYNC_AHEAD) rc = sync_all(q);
+#ifdef SYNC_FILE_RANGE_WRITE
+  sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+  q->fd[q->n] = fd;
+  snprintf(q->path[q->n], sizeof q->path[q->n], "%s", path);
+  q->n++;
+  return rc;
+}
+
 static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, size_t nkeep,
-                           rewriter *w, tk_segment **ng, int64_t *removed) {
+                           rewriter *w, sync_queue *q, tk_segment **ng, int64_t *removed) {
   char path[TK_PATH_MAX], tmp[TK_PATH_MAX + 16];
   tk_seg_path(g, path, sizeof path);
   snprintf(tmp, sizeof tmp, "%s.cleaned", path);
@@ -364,8 +406,8 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
       if (wr < 0) rc = tk_err_sys(errno, "write", tmp);
       else done += (size_t)wr;
     }
-    if (!rc && fdatasync(out) != 0) rc = tk_err_sys(errno, "fdatasync", tmp);
-    if (out >= 0) close(out);
+    if (!rc) rc = sync_later(q, out, tmp); /* the queue closes it */
+    else if (out >= 0) close(out);
   }
   if (rc) {
     unlink(tmp);
@@ -422,6 +464,8 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   int64_t *keep = NULL;
   rewriter w;
   memset(&w, 0, sizeof w);
+  sync_queue syncq;
+  syncq.n = 0;
   if (rc) goto out;
   /* 1. the cleanable segments */
   int64_t now = tk_now_ms(), total = 0, dirty = 0;
@@ -474,9 +518,10 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     pthread_mutex_unlock(&s->cat_lock);
     live = (int64_t)nkeep;
     if (rc || live >= records) continue; /* nothing to reclaim: not read again */
-    rc = rewrite_segment(p, g, keep, nkeep, &w, &fresh[i], &removed);
+    rc = rewrite_segment(p, g, keep, nkeep, &w, &syncq, &fresh[i], &removed);
     if (!rc) before += g->size, after += fresh[i]->size, rewritten++;
   }
+  if (!rc) rc = sync_all(&syncq);
   if (rc) goto undo;
   crash_point(1);
   if ((rc = tk_sync_dir(p->dir))) goto undo;
@@ -544,6 +589,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   }
   goto out;
 undo: /* nothing committed: the .cleaned files go */
+  sync_all(&syncq);
   for (size_t i = 0; i < ncand; i++)
     if (fresh[i]) {
       char path[TK_PATH_MAX], tmp[TK_PATH_MAX + 16];

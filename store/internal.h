@@ -184,6 +184,8 @@ struct tk_partition {
   tk_key_pending *keys;
   size_t nkeys, keys_cap;
   tk_buf keybuf;
+  uint32_t *kset; /* probe table of persist()'s key dedupe (UINT32_MAX = empty) */
+  size_t kset_cap;
   int64_t key_from, key_upto, clean_upto; /* see takhin_cat_partition */
   /* FSYNC group commit */
   pthread_mutex_t sync_lock;

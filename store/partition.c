@@ -52,6 +52,7 @@ void tk_part_free(tk_partition *p) {
   tk_buf_free(&p->zbuf);
   tk_buf_free(&p->keybuf);
   free(p->keys);
+  free(p->kset);
   pthread_mutex_destroy(&p->maint_lock);
   ZSTD_freeCCtx(p->cctx);
   p->cctx = NULL;
@@ -84,6 +85,49 @@ int tk_sync_dir(const char *dir) {
   return rc;
 }
 
+static uint64_t key_hash(const uint8_t *k, size_t n) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (size_t i = 0; i < n; i++) h = (h ^ k[i]) * 1099511628211ULL;
+  return h;
+}
+
+/* Key rows for pending keys [0, nk): only the newest record of each key
+** is written (an older one in the same flush would be overwritten by it at
+** once), so a key that repeats within a flush costs one row. The probe
+** table is the partition's, reused: no allocation in steady state.
+** cat_lock held, inside the persist transaction. */
+static int write_latest_keys(tk_partition *p, size_t nk) {
+  takhin_store *s = part_store(p);
+  if (nk == 0) return TAKHIN_OK;
+  size_t cap = 16;
+  while (cap < nk * 2) cap *= 2;
+  if (p->kset_cap < cap) {
+    uint32_t *ns = realloc(p->kset, cap * sizeof *ns);
+    if (!ns) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
+    p->kset = ns;
+    p->kset_cap = cap;
+  }
+  memset(p->kset, 0xff, cap * sizeof *p->kset);
+  int rc = TAKHIN_OK;
+  for (size_t i = nk; i-- > 0 && !rc;) { /* newest first */
+    const tk_key_pending *k = &p->keys[i];
+    const uint8_t *kb = p->keybuf.p + k->key_at;
+    size_t h = (size_t)key_hash(kb, k->key_len) & (cap - 1);
+    int seen = 0;
+    for (; p->kset[h] != UINT32_MAX; h = (h + 1) & (cap - 1)) {
+      const tk_key_pending *o = &p->keys[p->kset[h]];
+      if (o->key_len == k->key_len && !memcmp(p->keybuf.p + o->key_at, kb, k->key_len)) {
+        seen = 1;
+        break;
+      }
+    }
+    if (seen) continue;
+    p->kset[h] = (uint32_t)i;
+    rc = tk_key_write(s, p->topic->topic_id, p->id, kb, k->key_len, k->offset, k->tombstone);
+  }
+  return rc;
+}
+
 /* Write every segment row, index entry and log start that changed since the
 ** last call, in one catalog transaction. append_lock held: only appenders
 ** change segment state, so it can be read without meta_lock. */
@@ -105,10 +149,8 @@ static int persist(tk_partition *p) {
   ** crash could still take back would make compaction drop the key's real
   ** latest record. */
   size_t nk = 0;
-  while (!rc && nk < p->nkeys && p->keys[nk].offset < p->next_offset) {
-    const tk_key_pending *k = &p->keys[nk++];
-    rc = tk_key_write(s, t->topic_id, p->id, p->keybuf.p + k->key_at, k->key_len, k->offset, k->tombstone);
-  }
+  while (nk < p->nkeys && p->keys[nk].offset < p->next_offset) nk++;
+  rc = rc ? rc : write_latest_keys(p, nk);
   int64_t key_upto = nk < p->nkeys ? p->keys[nk].offset : p->next_offset;
   if (!rc && t->cfg.compact && key_upto > p->key_upto) rc = tk_key_set_upto(s, t->topic_id, p->id, key_upto);
   if (!rc) rc = tk_cat_commit(s);
