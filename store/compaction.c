@@ -375,14 +375,37 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   int64_t kept = 0;
   for (int64_t pos = 0; pos < size && !rc;) {
     tk_batch_hdr h;
-    if (tk_batch_parse_header(in + pos, (size_t)(size - pos), &h) != TAKHIN_OK ||
-        tk_batch_total(&h) > size - pos || !tk_batch_crc_ok(in + pos, &h)) {
+    int parsed = tk_batch_parse_header(in + pos, (size_t)(size - pos), &h) == TAKHIN_OK &&
+                 tk_batch_total(&h) <= size - pos;
+    /* A batch whose every offset survives is copied as it is, unread: its
+    ** bytes and CRC travel unchanged, so damage stays detectable. Any other
+    ** batch is checked before its records are re-sealed under a new CRC. */
+    int64_t last = parsed ? h.base_offset + h.last_offset_delta : 0;
+    size_t lo = ki, hi;
+    while (lo < nkeep && keep[lo] < h.base_offset) lo++;
+    for (hi = lo; hi < nkeep && keep[hi] <= last; hi++) {
+    }
+    int untouched = parsed && !(h.attributes & TK_ATTR_CONTROL) &&
+                    (int64_t)(hi - lo) == (int64_t)h.records_count;
+    if (!parsed || (!untouched && !tk_batch_crc_ok(in + pos, &h))) {
       rc = tk_err(TAKHIN_ECORRUPT, "%s: damaged batch at byte %lld: compaction leaves the segment as it is",
                   path, (long long)pos);
       break;
     }
     size_t before = w->out.len;
-    rc = filter_batch(w, in + pos, &h, keep, nkeep, &ki, &kept, removed);
+    if (untouched) {
+      int64_t total = tk_batch_total(&h);
+      if (tk_buf_reserve(&w->out, (size_t)total)) {
+        rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+        break;
+      }
+      memcpy(w->out.p + w->out.len, in + pos, (size_t)total);
+      w->out.len += (size_t)total;
+      kept += h.records_count;
+      ki = hi;
+    } else {
+      rc = filter_batch(w, in + pos, &h, keep, nkeep, &ki, &kept, removed);
+    }
     if (!rc && w->out.len > before) {
       tk_batch_hdr nh;
       tk_batch_parse_header(w->out.p + before, w->out.len - before, &nh);
