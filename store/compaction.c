@@ -586,7 +586,6 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     for (size_t k = 0; k < p->nsegs; k++)
       if (p->segs[k] == cand[i]) {
         p->segs[k] = fresh[i];
-        fresh[i]->cat_exists = 1;
         fresh[i]->cat_dirty = 0;
         fresh[i]->idx_persisted = fresh[i]->idx_n;
         pthread_mutex_lock(&s->fd_lock);

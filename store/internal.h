@@ -100,7 +100,6 @@ typedef struct tk_segment {
   size_t idx_n, idx_cap, idx_persisted;
   int64_t last_idx_pos; /* position of the newest index entry's batch */
   int cat_dirty;        /* segment row differs from the catalog */
-  int cat_exists;       /* a catalog row exists */
   /* file handle, managed by the store's cache (fd_lock) */
   int fd;
   int fd_users;
@@ -111,7 +110,7 @@ typedef struct tk_segment {
   /* read-only shared mapping for readers (fd_lock): made on first read and
   ** kept for the segment's life; bytes past the visible end are never
   ** touched, so a mapping longer than the file is safe */
-  const uint8_t *map;
+  _Atomic(const uint8_t *) map; /* published after map_len; readers load it without a lock */
   size_t map_len;
   int map_failed;
 } tk_segment;
@@ -142,7 +141,6 @@ int64_t tk_seg_index_lookup(const tk_segment *g, int64_t target, int64_t *entry_
 typedef struct tk_scan_result {
   int64_t good_end;
   int64_t file_size;
-  int64_t batches;
   int64_t recovered; /* of those, batches past lenient_end (unknown to the catalog) */
   int lenient_broke; /* a header in the indexed zone did not parse */
 } tk_scan_result;

@@ -165,7 +165,6 @@ static int persist(tk_partition *p) {
     for (size_t i = 0; i < p->nsegs; i++) {
       p->segs[i]->cat_dirty = 0;
       p->segs[i]->idx_persisted = p->segs[i]->idx_n;
-      p->segs[i]->cat_exists = 1;
     }
     p->log_start_dirty = 0;
     p->last_persist_ms = tk_now_ms();
@@ -606,7 +605,6 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
     tk_scan_result sr2;
     if ((rc = tk_seg_scan(g, row->size, 0, &sr2))) return rc;
     sr.good_end = sr2.good_end;
-    sr.batches += sr2.batches;
     sr.recovered += sr2.recovered;
   }
   rec->batches_recovered += sr.recovered;
@@ -678,7 +676,6 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     if (!g) { rc = tk_err(TAKHIN_ENOMEM, "out of memory loading segments"); goto out; }
     g->sealed = r->sealed;
     g->records = r->records;
-    g->cat_exists = 1;
     if ((rc = push_seg(p, g))) { tk_seg_unref(g); goto out; }
     if ((rc = load_segment(p, g, r, fsz, rec))) goto out;
     expect = g->next_offset;

@@ -36,6 +36,7 @@ tk_segment *tk_seg_new(tk_partition *p, int64_t base, int64_t created_ms) {
   g->records = -1;
   g->fd = -1;
   atomic_init(&g->refs, 1);
+  atomic_init(&g->map, NULL);
   return g;
 }
 
@@ -68,8 +69,9 @@ void tk_seg_unref(tk_segment *g) {
     close(g->fd);
     s->open_fds--;
   }
-  if (g->map) {
-    munmap((void *)g->map, g->map_len);
+  const uint8_t *map = atomic_load_explicit(&g->map, memory_order_relaxed);
+  if (map) {
+    munmap((void *)map, g->map_len);
     s->nmaps--;
   }
   pthread_mutex_unlock(&s->fd_lock);
@@ -146,12 +148,15 @@ void tk_seg_fd_release(tk_segment *g) {
 #define TK_MAX_MAPS 4096 /* well below Linux's default vm.max_map_count (65530) */
 
 const uint8_t *tk_seg_map(tk_segment *g, int64_t need, int sealed) {
+  /* The fast path every located read takes: no lock. map is set once, after
+  ** map_len, with release order, and only unmapped when the last ref goes. */
+  const uint8_t *m = atomic_load_explicit(&g->map, memory_order_acquire);
+  if (m) return (size_t)need <= g->map_len ? m : NULL;
   takhin_store *s = seg_store(g);
   pthread_mutex_lock(&s->fd_lock);
-  const uint8_t *m = g->map;
   int tried = g->map_failed || g->unlinked || s->nmaps >= TK_MAX_MAPS;
   pthread_mutex_unlock(&s->fd_lock);
-  if (m || tried) return m && (size_t)need <= g->map_len ? m : NULL;
+  if (tried) return NULL;
   /* A sealed segment is mapped as it is; the active one as large as it can
   ** ever grow (segment_bytes and a batch are each at most 1 GiB), so its
   ** mapping never has to move while readers use it: address space only. */
@@ -166,18 +171,17 @@ const uint8_t *tk_seg_map(tk_segment *g, int64_t need, int sealed) {
   pthread_mutex_lock(&s->fd_lock);
   if (p == MAP_FAILED) {
     g->map_failed = 1;
-  } else if (g->map) { /* another reader won the race */
+  } else if (atomic_load_explicit(&g->map, memory_order_relaxed)) { /* another reader won */
     munmap(p, (size_t)len);
   } else {
     madvise(p, (size_t)len, MADV_SEQUENTIAL);
-    g->map = p;
     g->map_len = (size_t)len;
+    atomic_store_explicit(&g->map, (const uint8_t *)p, memory_order_release);
     s->nmaps++;
   }
-  m = g->map;
-  size_t have = g->map_len;
   pthread_mutex_unlock(&s->fd_lock);
-  return m && (size_t)need <= have ? m : NULL;
+  m = atomic_load_explicit(&g->map, memory_order_acquire);
+  return m && (size_t)need <= g->map_len ? m : NULL;
 }
 
 int tk_seg_note_batch(tk_segment *g, int64_t pos, const tk_batch_hdr *h) {
@@ -269,7 +273,6 @@ int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result 
     if ((rc = note_locked(g, pos, &h))) goto out;
     expect = g->next_offset;
     pos += tk_batch_total(&h);
-    res->batches++;
   }
   /* Zone 2: the unindexed tail. Every batch must be complete, pass its CRC
   ** and decode; the first that does not marks the end of good data. */
@@ -307,7 +310,6 @@ int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result 
     if ((rc = note_locked(g, pos, &h))) break;
     expect = g->next_offset;
     pos += total;
-    res->batches++;
     if (!must_pass) res->recovered++;
     must_pass = 0;
   }
