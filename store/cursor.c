@@ -108,22 +108,19 @@ void takhin_cursor_close(takhin_cursor *c) {
 
 /* The high watermark a reader may read up to, making BUFFERED batches
 ** visible first when the reader asks for them. */
-static int64_t readable_end(takhin_cursor *c, int64_t want) {
+static int64_t readable_end(takhin_cursor *c, int64_t want, int64_t *log_start) {
   tk_partition *p = c->part;
   pthread_rwlock_rdlock(&p->meta_lock);
   int64_t hwm = p->next_offset, pending = p->pending_next;
+  if (log_start) *log_start = p->log_start;
   pthread_rwlock_unlock(&p->meta_lock);
-  if (want >= hwm && c->store->opt.read_only) {
-    tk_part_refresh(p);
-    pthread_rwlock_rdlock(&p->meta_lock);
-    hwm = p->next_offset;
-    pthread_rwlock_unlock(&p->meta_lock);
-  } else if (want >= hwm && pending > hwm) {
-    tk_part_flush(p, 0, 0);
-    pthread_rwlock_rdlock(&p->meta_lock);
-    hwm = p->next_offset;
-    pthread_rwlock_unlock(&p->meta_lock);
-  }
+  if (want < hwm || !(c->store->opt.read_only || pending > hwm)) return hwm;
+  if (c->store->opt.read_only) tk_part_refresh(p);
+  else tk_part_flush(p, 0, 0);
+  pthread_rwlock_rdlock(&p->meta_lock);
+  hwm = p->next_offset;
+  if (log_start) *log_start = p->log_start;
+  pthread_rwlock_unlock(&p->meta_lock);
   return hwm;
 }
 
@@ -139,10 +136,8 @@ int takhin_cursor_seek(takhin_cursor *c, int64_t offset, int64_t max_records, in
   if (rc) return rc;
   if (max_records < 0 || max_bytes < 0)
     return tk_err(TAKHIN_EINVAL, "max_records and max_bytes must be >= 0 (0 = unbounded)");
-  int64_t hwm = readable_end(c, offset);
-  pthread_rwlock_rdlock(&c->part->meta_lock);
-  int64_t start = c->part->log_start;
-  pthread_rwlock_unlock(&c->part->meta_lock);
+  int64_t start;
+  int64_t hwm = readable_end(c, offset, &start);
   if (offset < start || offset > hwm)
     return tk_err(TAKHIN_ERANGE, "offset %lld out of range [%lld, %lld] for %s-%d", (long long)offset,
                   (long long)start, (long long)hwm, c->topic->name, (int)c->part->id);
@@ -339,8 +334,7 @@ int takhin_cursor_next(takhin_cursor *c, takhin_message *m) {
   if (rc) return rc;
   if (c->left_records == 0) return TAKHIN_END;
   /* Records of the batch in hand are visible already: the high watermark
-  ** (a lock) is only consulted when another batch is needed. */
-  if (c->rec_left == 0 && c->next >= readable_end(c, c->next)) return TAKHIN_END;
+  ** and log start (one read lock) are consulted only for another batch. */
   for (;;) {
     while (c->rec_left > 0) {
       c->rec_left--;
@@ -368,12 +362,10 @@ int takhin_cursor_next(takhin_cursor *c, takhin_message *m) {
     /* The rest of the batch's offsets were compacted away, if any. */
     if (c->seg && c->in_batch && c->hdr.records_count && c->next <= c->hdr.base_offset + c->hdr.last_offset_delta)
       c->next = c->hdr.base_offset + c->hdr.last_offset_delta + 1;
-    if (c->next >= readable_end(c, c->next)) return TAKHIN_END;
+    int64_t start;
+    if (c->next >= readable_end(c, c->next, &start)) return TAKHIN_END;
     /* Records deleted (DeleteRecords, retention) while we read are skipped:
     ** checked once per batch, so a window already read may finish first. */
-    pthread_rwlock_rdlock(&c->part->meta_lock);
-    int64_t start = c->part->log_start;
-    pthread_rwlock_unlock(&c->part->meta_lock);
     if (c->next < start) {
       c->next = start;
       drop_segment(c);
@@ -386,7 +378,7 @@ int takhin_cursor_get(takhin_cursor *c, int64_t offset, takhin_message *m) {
   if (!c || !m) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_get: NULL argument");
   int rc = takhin_cursor_seek(c, offset, 1, 0);
   if (rc) return rc;
-  if (offset == readable_end(c, offset))
+  if (offset == readable_end(c, offset, NULL))
     return tk_err(TAKHIN_ERANGE, "offset %lld out of range: it is the high watermark of %s-%d",
                   (long long)offset, c->topic->name, (int)c->part->id);
   rc = takhin_cursor_next(c, m);
@@ -437,7 +429,7 @@ int takhin_offset_for_time(takhin_store *s, const char *topic, int32_t partition
   int rc = takhin_cursor_open(s, topic, partition, &c);
   if (rc) return rc;
   tk_partition *p = c->part;
-  int64_t hwm = readable_end(c, INT64_MAX);
+  int64_t hwm = readable_end(c, INT64_MAX, NULL);
   pthread_rwlock_rdlock(&p->meta_lock);
   int64_t log_start = p->log_start;
   int64_t from = -1; /* offset of the first batch worth decoding */
