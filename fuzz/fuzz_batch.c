@@ -8,6 +8,7 @@
 ** way), and its records and headers are walked by hand, touching every byte
 ** a view covers so ASan checks the bounds. Properties checked with abort():
 **   - validate accepts a batch exactly when the hand walk decodes all of it;
+**   - tk_record_skip finds the same offset and end as every record decoded;
 **   - every decoded field is consistent (offsets in range, NULL views have
 **     length 0, headers fill headers_raw exactly);
 **   - a valid batch with dense offsets re-encodes through tk_batch_encode
@@ -92,7 +93,11 @@ static int walk(const uint8_t *p, const tk_batch_hdr *h, tk_buf *scr) {
       CHECK(recs && msgs && hstart);
     }
     takhin_message *m = &msgs[i];
+    const uint8_t *sq = q; /* the offset-only walk must agree where decode succeeds */
+    int64_t soff = -1;
+    int skipped = tk_record_skip(&sq, end, h, &soff) == TAKHIN_OK;
     if (tk_record_decode(&q, end, h, m)) return -1;
+    CHECK(skipped && sq == q && soff == m->offset);
     CHECK(q <= end);
     CHECK(m->offset >= h->base_offset && m->offset <= h->base_offset + h->last_offset_delta);
     CHECK(m->key || m->key_len == 0);

@@ -23,7 +23,8 @@ ON CONFLICT (topic_id, partition, key) DO UPDATE
 
 -- name: mark_tombstones_seen
 -- Start the delete_retention_ms clock of tombstones in the cleanable range.
-UPDATE takhin_cat_key SET seen_ms = ?5
+-- (takhin_cat_key_tombstones holds just the tombstones.)
+UPDATE takhin_cat_key INDEXED BY takhin_cat_key_tombstones SET seen_ms = ?5
  WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3 AND offset < ?4
    AND tombstone = 1 AND seen_ms IS NULL;
 
@@ -39,12 +40,18 @@ SELECT offset FROM takhin_cat_key
 
 -- name: forget_expired_tombstones
 -- A tombstone past its retention is gone from the log: forget its key too.
-DELETE FROM takhin_cat_key
+DELETE FROM takhin_cat_key INDEXED BY takhin_cat_key_tombstones
  WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3 AND offset < ?4
    AND tombstone = 1 AND seen_ms IS NOT NULL AND seen_ms <= ?5;
 
 -- name: keys_kept
-SELECT count(*) FROM takhin_cat_key WHERE topic_id = ?1 AND partition = ?2;
+-- Keys of the partition with their latest record outside [?3, ?4); a run
+-- adds the survivors it counted inside the range it cleaned (those rows are
+-- not walked again). ?3 = ?4 counts every key.
+SELECT (SELECT count(*) FROM takhin_cat_key
+         WHERE topic_id = ?1 AND partition = ?2 AND offset < ?3)
+     + (SELECT count(*) FROM takhin_cat_key
+         WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?4);
 
 -- name: key_lookup
 -- The latest record of one key: a point lookup on the primary key.

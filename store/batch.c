@@ -98,6 +98,11 @@ static uint8_t *put_varlong(uint8_t *d, int64_t v) {
 static int get_zigzag(const uint8_t **pp, const uint8_t *end, int max_bytes, int bits,
                       uint64_t *out) {
   const uint8_t *p = *pp;
+  if (p < end && *p < 0x80) { /* one byte: most lengths and deltas */
+    *pp = p + 1;
+    *out = *p;
+    return 0;
+  }
   uint64_t z = 0;
   for (int i = 0; i < max_bytes; i++) {
     if (p >= end) return -1;
@@ -411,6 +416,27 @@ int tk_header_next(const uint8_t **pp, const uint8_t *end, takhin_header *out) {
   out->value = vlen < 0 ? NULL : p;
   out->value_len = vlen < 0 ? 0 : (size_t)vlen;
   *pp = p + (vlen < 0 ? 0 : vlen);
+  return TAKHIN_OK;
+}
+
+int tk_record_skip(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr *h,
+                   int64_t *offset) {
+  const uint8_t *p = *pp;
+  int32_t len, off_delta;
+  int64_t ts_delta;
+  if (get_length(&p, end, 0, &len) || len == 0)
+    return tk_err(TAKHIN_ECORRUPT, "record: bad or truncated length");
+  const uint8_t *rend = p + len;
+  p++; /* attributes */
+  if (get_varlong(&p, rend, &ts_delta))
+    return tk_err(TAKHIN_ECORRUPT, "record: bad or truncated timestampDelta");
+  if (get_varint(&p, rend, &off_delta))
+    return tk_err(TAKHIN_ECORRUPT, "record: bad or truncated offsetDelta");
+  if (off_delta < 0 || off_delta > h->last_offset_delta)
+    return tk_err(TAKHIN_ECORRUPT, "record: offsetDelta %d outside [0, %d]", off_delta,
+                  h->last_offset_delta);
+  *offset = h->base_offset + off_delta; /* the header's check keeps this in range */
+  *pp = rend;
   return TAKHIN_OK;
 }
 

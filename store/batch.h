@@ -108,6 +108,13 @@ int tk_batch_records(const uint8_t *p, const tk_batch_hdr *h, ZSTD_DCtx *dctx,
 int tk_record_decode(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr *h,
                      takhin_message *m);
 
+/* Only the offset of the record at *pp, and advance *pp past it: the
+** length, timestamp delta and offset delta are read and checked, key, value
+** and headers are stepped over unread. For work that moves records whole
+** (compaction); ECORRUPT as tk_record_decode for what it reads. */
+int tk_record_skip(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr *h,
+                   int64_t *offset);
+
 /* Decode the header at *pp (end = end of the encoded headers) and advance. */
 int tk_header_next(const uint8_t **pp, const uint8_t *end, takhin_header *out);
 

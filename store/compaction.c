@@ -210,6 +210,7 @@ static void put32(uint8_t *p, uint32_t v) {
 }
 
 typedef struct rewriter {
+  tk_buf in;      /* the old file's bytes */
   tk_buf out;     /* the new file's bytes */
   tk_buf area;    /* kept records of one batch */
   tk_buf scratch; /* decompressed records */
@@ -219,6 +220,7 @@ typedef struct rewriter {
 } rewriter;
 
 static void rewriter_free(rewriter *w) {
+  tk_buf_free(&w->in);
   tk_buf_free(&w->out);
   tk_buf_free(&w->area);
   tk_buf_free(&w->scratch);
@@ -245,21 +247,36 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
   size_t len;
   int rc = tk_batch_records(b, h, w->dctx, &w->scratch, TK_MAX_BATCH_BYTES, &recs, &len);
   if (rc) return rc;
-  const uint8_t *p = recs, *end = recs + len;
+  /* Uncompressed, the kept records go straight after the batch header in
+  ** w->out; compressed, they gather in w->area to be recompressed. */
+  tk_buf *dst = codec == TK_CODEC_NONE ? &w->out : &w->area;
+  size_t skip = codec == TK_CODEC_NONE ? TK_BATCH_HEADER_SIZE : 0;
   w->area.len = 0;
+  if (tk_buf_reserve(dst, skip + len)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+  uint8_t *kept_at = dst->p + dst->len + skip; /* nothing below reallocates dst */
+  size_t kept_len = 0;
+  const uint8_t *p = recs, *end = recs + len;
+  /* Kept records are moved whole, so only their offsets are read; a run of
+  ** neighbours that all stay moves in one copy. */
+  const uint8_t *run = NULL;
   int32_t nkept = 0;
   for (int32_t i = 0; i < h->records_count; i++) {
     const uint8_t *start = p;
-    takhin_message m;
-    if ((rc = tk_record_decode(&p, end, h, &m))) return rc;
-    while (*ki < nkeep && keep[*ki] < m.offset) (*ki)++;
-    if (*ki < nkeep && keep[*ki] == m.offset) {
-      size_t n = (size_t)(p - start);
-      if (tk_buf_reserve(&w->area, n)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
-      memcpy(w->area.p + w->area.len, start, n);
-      w->area.len += n;
+    int64_t offset;
+    if ((rc = tk_record_skip(&p, end, h, &offset))) return rc;
+    while (*ki < nkeep && keep[*ki] < offset) (*ki)++;
+    if (*ki < nkeep && keep[*ki] == offset) {
+      if (!run) run = start;
       nkept++;
+    } else if (run) {
+      memcpy(kept_at + kept_len, run, (size_t)(start - run));
+      kept_len += (size_t)(start - run);
+      run = NULL;
     }
+  }
+  if (run) {
+    memcpy(kept_at + kept_len, run, (size_t)(p - run));
+    kept_len += (size_t)(p - run);
   }
   *kept += nkept;
   *removed += h->records_count - nkept;
@@ -270,8 +287,8 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
     w->out.len += (size_t)total;
     return TAKHIN_OK;
   }
-  const uint8_t *body = w->area.p;
-  size_t body_len = w->area.len;
+  const uint8_t *body = kept_at;
+  size_t body_len = kept_len;
   if (codec == TK_CODEC_ZSTD) {
     if (!w->cctx && !(w->cctx = ZSTD_createCCtx())) return tk_err(TAKHIN_ENOMEM, "out of memory for a zstd context");
     w->zout.len = 0;
@@ -288,7 +305,7 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
   if (tk_buf_reserve(&w->out, nb)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
   uint8_t *o = w->out.p + w->out.len;
   memcpy(o, b, TK_BATCH_HEADER_SIZE);
-  memcpy(o + TK_BATCH_HEADER_SIZE, body, body_len);
+  if (body != o + TK_BATCH_HEADER_SIZE) memcpy(o + TK_BATCH_HEADER_SIZE, body, body_len);
   put32(o + 8, (uint32_t)(nb - TK_LOG_OVERHEAD));
   put32(o + 57, (uint32_t)nkept);
   put32(o + 17, tk_crc32c(0, o + 21, nb - 21));
@@ -296,8 +313,6 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
   return TAKHIN_OK;
 }
 
-/* Rewrite segment g keeping keep[] into "<path>.cleaned"; *ng receives the
-** new segment (sealed, not yet visible). */
 /* New files waiting for their fdatasync: writeback of each starts as soon
 ** as it is written (sync_file_range), and the waits come at the end, so the
 ** disk works while the next segment is rewritten. Bounded, to stay well
@@ -339,6 +354,8 @@ static int sync_later(sync_queue *q, int fd, const char *path) {
   return rc;
 }
 
+/* Rewrite segment g keeping keep[] into "<path>.cleaned"; *ng receives the
+** new segment (sealed, not yet visible). */
 static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, size_t nkeep,
                            rewriter *w, sync_queue *q, tk_segment **ng, int64_t *removed) {
   char path[TK_PATH_MAX], tmp[TK_PATH_MAX + 16];
@@ -354,20 +371,22 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
     tk_seg_fd_release(g);
     return tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
   }
-  /* Mapped, not copied: a sealed segment does not change under us (the
-  ** partition's maint_lock keeps retention and other runs away). */
-  const uint8_t *in = NULL;
-  if (size > 0) {
-    void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      rc = tk_err_sys(errno, "mmap", path);
-      tk_seg_fd_release(g);
-      return rc;
-    }
-    madvise(m, (size_t)size, MADV_SEQUENTIAL);
-    in = m;
+  /* Read whole into a buffer reused from segment to segment: a sealed
+  ** segment does not change under us (the partition's maint_lock keeps
+  ** retention and other runs away). One copy out of the page cache costs
+  ** less than mapping and unmapping every page of it. */
+  w->in.len = 0;
+  if (tk_buf_reserve(&w->in, (size_t)size)) rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
+  while (!rc && w->in.len < (size_t)size) {
+    ssize_t r = pread(fd, w->in.p + w->in.len, (size_t)size - w->in.len, (off_t)w->in.len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) rc = tk_err_sys(errno, "read", path);
+    else if (r == 0) rc = tk_err(TAKHIN_ECORRUPT, "%s: file shorter than its %lld indexed bytes", path, (long long)size);
+    else w->in.len += (size_t)r;
   }
-  tk_seg_fd_release(g); /* the mapping stays valid after the descriptor goes */
+  tk_seg_fd_release(g);
+  if (rc) return rc;
+  const uint8_t *in = w->in.p;
   tk_segment *n = tk_seg_new(p, g->base_offset, g->created_ms);
   if (!n) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
   n->sealed = 1;
@@ -413,7 +432,6 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
     }
     pos += tk_batch_total(&h);
   }
-  if (in) munmap((void *)in, (size_t)size);
   /* The offsets the segment covers do not change, even if its last
   ** records went: the next segment still starts where it did. */
   n->next_offset = g->next_offset;
@@ -441,9 +459,10 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   return TAKHIN_OK;
 }
 
-/* Offsets of [from, to) that survive, sorted (malloc'd). */
+/* Offsets of [from, to) that survive, sorted, into *out (grown with
+** realloc, *cap entries; reused from one segment to the next). */
 static int survivors(takhin_store *s, tk_partition *p, int64_t from, int64_t to, int64_t expired_before,
-                     int64_t **out, size_t *n) {
+                     int64_t **out, size_t *cap_io, size_t *n) {
   sqlite3_stmt *st = named(s, "survivors");
   if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 1, p->topic->topic_id);
@@ -451,8 +470,8 @@ static int survivors(takhin_store *s, tk_partition *p, int64_t from, int64_t to,
   sqlite3_bind_int64(st, 3, from);
   sqlite3_bind_int64(st, 4, to);
   sqlite3_bind_int64(st, 5, expired_before);
-  int64_t *v = NULL;
-  size_t cnt = 0, cap = 0;
+  int64_t *v = *out;
+  size_t cnt = 0, cap = *cap_io;
   int step, rc = TAKHIN_OK;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
     if (cnt == cap) {
@@ -465,10 +484,10 @@ static int survivors(takhin_store *s, tk_partition *p, int64_t from, int64_t to,
   }
   if (!rc && step != SQLITE_DONE) rc = tk_cat_error(s, "survivors");
   tk_cat_done(s, st);
-  if (rc) { free(v); return rc; }
   *out = v;
+  *cap_io = cap;
   *n = cnt;
-  return TAKHIN_OK;
+  return rc;
 }
 
 /* ---- one partition --------------------------------------------------------- */
@@ -485,6 +504,9 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   tk_segment **cand = NULL, **fresh = NULL;
   size_t ncand = 0;
   int64_t *keep = NULL;
+  size_t keep_cap = 0;
+  /* keys_kept = keys outside [first, end) + the survivors counted inside */
+  int64_t first = 0, end = 0, survived = 0;
   rewriter w;
   memset(&w, 0, sizeof w);
   sync_queue syncq;
@@ -512,13 +534,13 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   pthread_rwlock_unlock(&p->meta_lock);
   if (!cand || !fresh) { rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting"); goto out; }
   if (!force && (total == 0 || (double)dirty / (double)total < cfg->min_cleanable_dirty_ratio)) goto out;
-  int64_t first = -1, end = -1;
+  int have = 0;
   for (size_t i = 0; i < ncand; i++)
     if (cand[i]) {
-      if (first < 0) first = cand[i]->base_offset;
+      if (!have) first = cand[i]->base_offset, have = 1;
       end = cand[i]->next_offset;
     }
-  if (first < 0) goto out;
+  if (!have) goto out;
   int64_t expired_before = now - cfg->delete_retention_ms;
   pthread_mutex_lock(&s->cat_lock);
   rc = tk_cat_begin(s);
@@ -534,12 +556,11 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     if (!g) continue;
     int64_t live = 0, records = g->records >= 0 ? g->records : g->next_offset - g->base_offset;
     size_t nkeep = 0;
-    free(keep);
-    keep = NULL;
     pthread_mutex_lock(&s->cat_lock);
-    rc = survivors(s, p, g->base_offset, g->next_offset, expired_before, &keep, &nkeep);
+    rc = survivors(s, p, g->base_offset, g->next_offset, expired_before, &keep, &keep_cap, &nkeep);
     pthread_mutex_unlock(&s->cat_lock);
     live = (int64_t)nkeep;
+    survived += live;
     if (rc || live >= records) continue; /* nothing to reclaim: not read again */
     rc = rewrite_segment(p, g, keep, nkeep, &w, &syncq, &fresh[i], &removed);
     if (!rc) before += g->size, after += fresh[i]->size, rewritten++;
@@ -630,10 +651,11 @@ out:
   rewriter_free(&w);
   if (!rc && out) { /* live keys, whether or not this run rewrote anything */
     int64_t keys = 0;
+    if (end <= first) survived = 0, first = end = 0; /* no run: count them all */
     pthread_mutex_lock(&s->cat_lock);
-    query_i64(s, "keys_kept", id, p->id, 2, 0, 0, 0, &keys);
+    rc = query_i64(s, "keys_kept", id, p->id, 4, first, end, 0, &keys);
     pthread_mutex_unlock(&s->cat_lock);
-    out->keys_kept += keys;
+    out->keys_kept += keys + survived;
   }
   pthread_mutex_unlock(&p->maint_lock);
   if (out) out->duration_ms += tk_now_ms() - t0;

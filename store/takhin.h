@@ -377,7 +377,8 @@ typedef struct takhin_compaction_result {
   int64_t segments_compacted; /* segment files rewritten */
   int64_t bytes_reclaimed;    /* file bytes before minus after */
   int64_t records_removed;
-  int64_t keys_kept;          /* live keys in the key index afterwards */
+  int64_t keys_kept;          /* live keys in the key index afterwards (a key
+                                 re-produced during the run may count twice) */
   int64_t duration_ms;
 } takhin_compaction_result;
 

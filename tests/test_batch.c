@@ -1031,6 +1031,49 @@ Test(batch, offset_deltas) {
   cr_assert_eq(validate_out(MAX_OUT), TAKHIN_ECORRUPT);
 }
 
+/* tk_record_skip, compaction's offset-only walk, agrees with the full
+** decode and refuses what it reads of a damaged record. */
+Test(batch, record_skip_agrees_with_decode) {
+  bb area = {.n = 0};
+  bb_record(&area, 0, 0, "a", "1");
+  bb_record(&area, 0, 2, "bb", NULL);
+  bb_record(&area, 0, 5, NULL, "value");
+  make_batch(50, 0, 7, 3, 1000, 1000, area.b, area.n);
+  tk_batch_hdr h;
+  cr_assert_eq(tk_batch_parse_header(out.p, out.len, &h), TAKHIN_OK);
+  const uint8_t *q;
+  size_t qlen;
+  cr_assert_eq(tk_batch_records(out.p, &h, dctx, &dscratch, MAX_OUT, &q, &qlen), TAKHIN_OK);
+  const uint8_t *d = q, *k = q, *end = q + qlen;
+  for (int i = 0; i < 3; i++) {
+    takhin_message m;
+    int64_t off = -1;
+    cr_assert_eq(tk_record_decode(&d, end, &h, &m), TAKHIN_OK);
+    cr_assert_eq(tk_record_skip(&k, end, &h, &off), TAKHIN_OK);
+    cr_assert_eq(off, m.offset, "record %d", i);
+    cr_assert_eq(k, d, "record %d ends where decode ends", i);
+  }
+  /* Every truncation of the area fails cleanly, never reading past it. */
+  for (size_t cut = 0; cut < qlen; cut++) {
+    uint8_t *copy = malloc(cut ? cut : 1);
+    memcpy(copy, q, cut);
+    const uint8_t *p = copy, *e = copy + cut;
+    int64_t off;
+    int rc = TAKHIN_OK;
+    for (int i = 0; i < 3 && rc == TAKHIN_OK; i++) rc = tk_record_skip(&p, e, &h, &off);
+    cr_assert_eq(rc, TAKHIN_ECORRUPT, "area cut at %zu of %zu", cut, qlen);
+    free(copy);
+  }
+  /* An offset delta past the header's last one. */
+  area = (bb){.n = 0};
+  bb_record(&area, 0, 9, "a", "1");
+  make_batch(0, 0, 1, 1, 0, 0, area.b, area.n);
+  cr_assert_eq(tk_batch_parse_header(out.p, out.len, &h), TAKHIN_OK);
+  cr_assert_eq(tk_batch_records(out.p, &h, dctx, &dscratch, MAX_OUT, &q, &qlen), TAKHIN_OK);
+  int64_t off;
+  cr_assert_eq(tk_record_skip(&q, q + qlen, &h, &off), TAKHIN_ECORRUPT);
+}
+
 /* A LogAppendTime batch (attributes bit 3, set by a broker) gives every
 ** record the batch's maxTimestamp, as Kafka's readers do. */
 Test(batch, log_append_time) {
