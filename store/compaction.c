@@ -613,6 +613,10 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
         cand[i]->unlinked = 1; /* its path now names the new file */
         pthread_mutex_unlock(&s->fd_lock);
         tk_seg_unref(cand[i]); /* the array's reference */
+        /* ... and ours, most likely the last: released off this thread */
+        tk_topic_ref(p->topic);
+        tk_reap(s, p->topic, cand[i]);
+        cand[i] = NULL;
         fresh[i] = NULL;
         break;
       }

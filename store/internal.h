@@ -275,7 +275,22 @@ struct takhin_store {
   pthread_t maint;
   int maint_running;
   int borrowed; /* the catalog is the SQLite extension's host connection */
+  /* segments whose files are gone, released by the reaper thread (reaper.c) */
+  pthread_mutex_t reap_mu;
+  pthread_cond_t reap_cv;
+  struct tk_reap_item *reap_q;
+  size_t reap_n, reap_cap;
+  pthread_t reaper;
+  int reaper_running, reap_stop;
 };
+
+/* Hand over one reference to g, a segment whose file is gone, and one to
+** its topic t: both are released on the store's reaper thread (reaper.c),
+** or at once where no thread may run. Never fails. */
+void tk_reap(takhin_store *s, tk_topic *t, tk_segment *g);
+/* Release everything queued and stop the reaper thread (a later tk_reap
+** starts a new one). takhin_close calls it before freeing anything. */
+void tk_reaper_drain(takhin_store *s);
 
 /* The handle is an open store (NULL and closed handles are not). */
 static inline int tk_store_live(const takhin_store *s) { return s && s->magic == TK_STORE_OPEN; }

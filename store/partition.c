@@ -849,7 +849,8 @@ static int drop_prefix(tk_partition *p, size_t ndrop, int64_t new_start,
     g->unlinked = 1; /* readers holding it keep their open handle */
     pthread_mutex_unlock(&s->fd_lock);
     unlink(path);
-    tk_seg_unref(g);
+    tk_topic_ref(t);
+    tk_reap(s, t, g); /* its last close frees the file's pages: not under append_lock */
   }
   free(gone);
   return TAKHIN_OK;

@@ -65,16 +65,15 @@ void tk_seg_unref(tk_segment *g) {
   takhin_store *s = seg_store(g);
   pthread_mutex_lock(&s->fd_lock);
   if (lru_member(s, g)) lru_unlink(s, g);
-  if (g->fd >= 0) {
-    close(g->fd);
-    s->open_fds--;
-  }
+  int fd = g->fd;
+  if (fd >= 0) s->open_fds--;
   const uint8_t *map = atomic_load_explicit(&g->map, memory_order_relaxed);
-  if (map) {
-    munmap((void *)map, g->map_len);
-    s->nmaps--;
-  }
+  if (map) s->nmaps--;
   pthread_mutex_unlock(&s->fd_lock);
+  /* Outside the store-wide lock: the last close of an unlinked file frees
+  ** its cached pages (~0.4 ms per MiB), and every append takes that lock. */
+  if (fd >= 0) close(fd);
+  if (map) munmap((void *)map, g->map_len);
   free(g->idx);
   free(g);
 }

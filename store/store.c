@@ -339,6 +339,8 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   pthread_mutex_init(&s->fd_lock, NULL);
   pthread_mutex_init(&s->flusher_mu, NULL);
   pthread_cond_init(&s->flusher_cv, NULL);
+  pthread_mutex_init(&s->reap_mu, NULL);
+  pthread_cond_init(&s->reap_cv, NULL);
   snprintf(s->db_path, sizeof s->db_path, "%s", path);
   snprintf(s->data_dir, sizeof s->data_dir, "%s-takhin", path);
   s->borrowed = borrow != NULL;
@@ -451,6 +453,7 @@ static int teardown(takhin_store *s) {
   pthread_mutex_unlock(&s->flusher_mu);
   if (s->flusher_running) pthread_join(s->flusher, NULL);
   if (s->maint_running) pthread_join(s->maint, NULL);
+  tk_reaper_drain(s); /* its queue holds topic references */
   if (s->cat && !s->opt.read_only) tk_store_each_partition(s, flush_one, &rc);
   for (size_t b = 0; b < s->nbuckets; b++)
     for (tk_topic *t = s->topics[b], *nx; t; t = nx) {
@@ -465,6 +468,8 @@ static int teardown(takhin_store *s) {
   pthread_mutex_destroy(&s->fd_lock);
   pthread_mutex_destroy(&s->flusher_mu);
   pthread_cond_destroy(&s->flusher_cv);
+  pthread_mutex_destroy(&s->reap_mu);
+  pthread_cond_destroy(&s->reap_cv);
   return rc;
 }
 

@@ -421,3 +421,60 @@ Test(compaction, concurrent_reader_stays_consistent) {
   model_free(&m);
   takhin_close(s);
 }
+
+/* Descriptors of this process open on files that have been unlinked. */
+static int deleted_files_open(void) {
+  int n = 0;
+  for (int fd = 0; fd < 4096; fd++) {
+    char link[64], target[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t len = readlink(link, target, sizeof target - 1);
+    if (len <= 0) continue;
+    target[len] = '\0';
+    if (strstr(target, ".log (deleted)")) n++;
+  }
+  return n;
+}
+
+/* Replaced segments are released on the store's reaper thread: their
+** descriptors close soon after the run (freeing the disk space), at the
+** latest at takhin_close, and a topic deleted while its old segments are
+** still queued stays valid until they are released (ASan checks). */
+Test(compaction, replaced_segments_are_released) {
+  const char *db = tu_store_path("compact_reaper");
+  takhin_store *s = open_db(db);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
+  model m;
+  model_init(&m, 20000);
+  unsigned seed = 5;
+  produce(s, "t", &m, 6000, 100, 100, 0, 16, &seed);
+  takhin_cursor *c; /* reads every segment, so each one has an open descriptor */
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
+  takhin_message msg;
+  while (takhin_cursor_next(c, &msg) == TAKHIN_OK) {
+  }
+  takhin_cursor_close(c);
+  takhin_compaction_result r = {0};
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_gt(r.segments_compacted, 2);
+  int left = -1;
+  for (int i = 0; i < 500 && (left = deleted_files_open()) > 0; i++) usleep(10000);
+  cr_assert_eq(left, 0, "%d replaced segment files still open 5 s after the run", left);
+  check_log(s, "t", &m, active_base(s, "t"), 100, 0);
+
+  /* Compact and delete the topic at once, then recreate it and use it. */
+  produce(s, "t", &m, 3000, 100, 100, 0, 16, &seed);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_topic_delete(s, "t"), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
+  model_free(&m);
+  model_init(&m, 20000);
+  produce(s, "t", &m, 2000, 50, 100, 0, 16, &seed);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  cr_assert_eq(deleted_files_open(), 0, "takhin_close leaves no replaced file open");
+  s = open_db(db);
+  check_log(s, "t", &m, active_base(s, "t"), 100, 0);
+  model_free(&m);
+  takhin_close(s);
+}
