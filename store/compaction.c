@@ -8,8 +8,9 @@
 ** that table; this file only rewrites segment files to keep those offsets:
 **
 **   1. pick the cleanable segments: sealed, older than min_compaction_lag_ms,
-**      fully key-indexed; skip (without reading) those whose record count
-**      equals their survivor count;
+**      fully key-indexed; their survivors are queried a few segments ahead
+**      on a helper thread (compact_plan.c); skip (without reading) those
+**      whose record count equals their survivor count;
 **   2. rewrite each into <base>.log.cleaned: batches whose records all
 **      survive are copied as they are; others keep their header (base offset,
 **      last offset delta, timestamps) with only the surviving records' bytes,
@@ -18,7 +19,8 @@
 **      the folder, then in one catalog
 **      transaction: the new segment and index rows, the checkpoint, the
 **      forgotten tombstones, and a swap row per segment;
-**   4. rename each .cleaned over its .log, then drop the swap rows.
+**   4. rename each .cleaned over its .log, then drop the swap rows; the
+**      replaced segments are released on the store's reaper thread.
 **
 ** A crash before 3 leaves the old log (open deletes stray .cleaned files); a
 ** crash after 3 leaves swap rows, and open finishes the renames
@@ -459,37 +461,6 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   return TAKHIN_OK;
 }
 
-/* Offsets of [from, to) that survive, sorted, into *out (grown with
-** realloc, *cap entries; reused from one segment to the next). */
-static int survivors(takhin_store *s, tk_partition *p, int64_t from, int64_t to, int64_t expired_before,
-                     int64_t **out, size_t *cap_io, size_t *n) {
-  sqlite3_stmt *st = named(s, "survivors");
-  if (!st) return TAKHIN_ECATALOG;
-  sqlite3_bind_int64(st, 1, p->topic->topic_id);
-  sqlite3_bind_int(st, 2, p->id);
-  sqlite3_bind_int64(st, 3, from);
-  sqlite3_bind_int64(st, 4, to);
-  sqlite3_bind_int64(st, 5, expired_before);
-  int64_t *v = *out;
-  size_t cnt = 0, cap = *cap_io;
-  int step, rc = TAKHIN_OK;
-  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (cnt == cap) {
-      cap = cap ? cap * 2 : 1024;
-      int64_t *nv = realloc(v, cap * sizeof *nv);
-      if (!nv) { rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting"); break; }
-      v = nv;
-    }
-    v[cnt++] = sqlite3_column_int64(st, 0);
-  }
-  if (!rc && step != SQLITE_DONE) rc = tk_cat_error(s, "survivors");
-  tk_cat_done(s, st);
-  *out = v;
-  *cap_io = cap;
-  *n = cnt;
-  return rc;
-}
-
 /* ---- one partition --------------------------------------------------------- */
 
 int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
@@ -503,8 +474,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   int rc = tk_part_flush(p, 1, 0); /* the key index must be current */
   tk_segment **cand = NULL, **fresh = NULL;
   size_t ncand = 0;
-  int64_t *keep = NULL;
-  size_t keep_cap = 0;
+  tk_plan *plan = NULL;
   /* keys_kept = keys outside [first, end) + the survivors counted inside */
   int64_t first = 0, end = 0, survived = 0;
   rewriter w;
@@ -548,23 +518,27 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
-  /* 2. rewrite the segments holding records that did not survive; the
-  ** catalog lock is held for the queries only, not for the file work */
+  /* 2. rewrite the segments holding records that did not survive, by the
+  ** plan (compact_plan.c: survivors queried ahead on a helper thread; the
+  ** catalog lock is held for the queries only, not for the file work) */
   int64_t removed = 0, before = 0, after = 0, rewritten = 0;
+  if (!rc) rc = tk_plan_start(&plan, p, cand, ncand, expired_before);
   for (size_t i = 0; !rc && i < ncand; i++) {
     tk_segment *g = cand[i];
     if (!g) continue;
-    int64_t live = 0, records = g->records >= 0 ? g->records : g->next_offset - g->base_offset;
-    size_t nkeep = 0;
-    pthread_mutex_lock(&s->cat_lock);
-    rc = survivors(s, p, g->base_offset, g->next_offset, expired_before, &keep, &keep_cap, &nkeep);
-    pthread_mutex_unlock(&s->cat_lock);
-    live = (int64_t)nkeep;
-    survived += live;
-    if (rc || live >= records) continue; /* nothing to reclaim: not read again */
-    rc = rewrite_segment(p, g, keep, nkeep, &w, &syncq, &fresh[i], &removed);
-    if (!rc) before += g->size, after += fresh[i]->size, rewritten++;
+    int64_t records = g->records >= 0 ? g->records : g->next_offset - g->base_offset;
+    const int64_t *keep;
+    size_t nkeep;
+    if ((rc = tk_plan_get(plan, i, &keep, &nkeep))) break;
+    survived += (int64_t)nkeep;
+    if ((int64_t)nkeep < records) { /* else nothing to reclaim: not read again */
+      rc = rewrite_segment(p, g, keep, nkeep, &w, &syncq, &fresh[i], &removed);
+      if (!rc) before += g->size, after += fresh[i]->size, rewritten++;
+    }
+    tk_plan_done(plan, i);
   }
+  tk_plan_stop(plan); /* before cand[] changes below */
+  plan = NULL;
   if (!rc) rc = sync_all(&syncq);
   if (rc) goto undo;
   crash_point(1);
@@ -651,7 +625,7 @@ out:
   }
   free(cand);
   free(fresh);
-  free(keep);
+  tk_plan_stop(plan);
   rewriter_free(&w);
   if (!rc && out) { /* live keys, whether or not this run rewrote anything */
     int64_t keys = 0;

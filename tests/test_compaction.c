@@ -8,6 +8,7 @@
 ** lookups before and after.
 */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -474,6 +475,47 @@ Test(compaction, replaced_segments_are_released) {
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   cr_assert_eq(deleted_files_open(), 0, "takhin_close leaves no replaced file open");
   s = open_db(db);
+  check_log(s, "t", &m, active_base(s, "t"), 100, 0);
+  model_free(&m);
+  takhin_close(s);
+}
+
+extern int tk_compact_plan_fail_at;
+
+/* An error while the plan is queried ahead (on the helper thread) reaches
+** the caller with its message and undoes the run: the log is as before, no
+** temporary file stays, and the next run succeeds. */
+Test(compaction, plan_error_undoes_the_run) {
+  const char *db = tu_store_path("compact_plan_error");
+  takhin_store *s = open_db(db);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
+  model m;
+  model_init(&m, 20000);
+  unsigned seed = 17;
+  produce(s, "t", &m, 8000, 100, 100, 0, 16, &seed);
+  takhin_partition_info before, after;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &before), TAKHIN_OK);
+  cr_assert_gt(before.segments, 10, "enough segments for the helper to run ahead");
+  for (int at = 1; at <= 9; at += 4) { /* first, behind and ahead of the rewriting */
+    tk_compact_plan_fail_at = at;
+    int rc = takhin_compact(s, "t", 0, 1, NULL);
+    tk_compact_plan_fail_at = 0;
+    cr_assert_eq(rc, TAKHIN_ECATALOG, "failure at candidate %d: got %d", at, rc);
+    cr_assert(strstr(takhin_errmsg(), "test hook"), "the helper's message arrives: %s", takhin_errmsg());
+    cr_assert_eq(takhin_partition_info_get(s, "t", 0, &after), TAKHIN_OK);
+    cr_assert_eq(after.size_bytes, before.size_bytes, "nothing was swapped in");
+    check_log(s, "t", &m, 0, 100, 0); /* every record still there */
+  }
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s-takhin/t-0", db);
+  DIR *d = opendir(dir);
+  cr_assert_not_null(d);
+  for (struct dirent *e; (e = readdir(d));)
+    cr_assert_null(strstr(e->d_name, ".cleaned"), "%s is left behind", e->d_name);
+  closedir(d);
+  takhin_compaction_result r = {0};
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_gt(r.records_removed, 0);
   check_log(s, "t", &m, active_base(s, "t"), 100, 0);
   model_free(&m);
   takhin_close(s);
