@@ -94,6 +94,7 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
 
 static void *plan_main(void *arg) {
   tk_plan *pl = arg;
+  pthread_setname_np(pthread_self(), "takhin-plan"); /* as top and perf show it */
   pthread_mutex_lock(&pl->mu);
   for (size_t i = 0; i < pl->ncand && !pl->stop; i++) {
     while (i - pl->freed >= PLAN_AHEAD && !pl->stop) pthread_cond_wait(&pl->cv, &pl->mu);

@@ -271,6 +271,7 @@ static void flush_if_due(tk_partition *p, void *arg) {
 
 static void *flusher_main(void *arg) {
   takhin_store *s = arg;
+  pthread_setname_np(pthread_self(), "takhin-flush"); /* as top and perf show it */
   pthread_mutex_lock(&s->flusher_mu);
   while (!s->stopping) {
     struct timespec ts;
