@@ -1,23 +1,33 @@
 /*
 ** compact_plan.c -- the plan a compaction run follows: for each candidate
-** segment, the offsets that survive (sql/compaction.sql "survivors"),
-** queried one segment ahead of the rewriting on a helper thread.
+** segment, the offsets that survive (sql/compaction.sql "survivors") and,
+** when some do not, the new file to write them to, made ahead of the
+** rewriting on a helper thread.
 **
 ** A run has two halves of similar weight: stepping the survivors out of
 ** SQLite (about 75 ns a row) and rewriting the segment files. Neither needs
 ** the other's resources -- the query holds the catalog lock, the rewrite
-** only files -- so the helper queries segment i+1.. while the caller
+** only files -- so the helper plans segment i+1.. while the caller
 ** rewrites segment i, at most PLAN_AHEAD segments ahead (memory stays
 ** bounded whatever the partition's size). The catalog lock is still taken
-** per segment, never across a rewrite.
+** per segment, never across a rewrite. Creating each <base>.log.cleaned
+** file is shared out too (on an ext4 without a journal, allocating an inode
+** scans past every recently deleted one: up to half a millisecond a file):
+** the helper makes it, unless the caller is already waiting for that
+** segment, idle, and makes it itself. Files made but not taken (the run
+** failed or stopped) are removed by tk_plan_stop; a crash leaves them to
+** open's sweep of stray .cleaned files.
 **
 ** Where no thread of ours may run (the SQLite extension's store, whose
 ** connection belongs to the host) or one cannot be started, tk_plan_get
 ** runs the query itself, in order: same plan, sequentially.
 */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "sqlite_compat.h"
@@ -28,9 +38,15 @@
 ** an error on the helper thread reaches the caller and undoes the run. */
 int tk_compact_plan_fail_at;
 
+/* The new file of a planned segment: who makes it (mu guards `file`). */
+enum { FILE_NONE, FILE_WANTED, FILE_HELPER, FILE_READY, FILE_FAILED };
+
 typedef struct plan_slot {
   int64_t *keep;
   size_t n, cap;
+  int file; /* FILE_NONE: not needed, or taken; WANTED: not made yet; HELPER: being made */
+  int fd;   /* FILE_READY: the new file, until the caller takes it */
+  char tmp[TK_PATH_MAX + 16];
 } plan_slot;
 
 struct tk_plan {
@@ -43,6 +59,7 @@ struct tk_plan {
   pthread_cond_t cv;
   size_t made;  /* segments [0, made) are planned */
   size_t freed; /* the caller is done with segments [0, freed) */
+  size_t waiting; /* i + 1 while the caller waits for segment i, else 0 */
   int done;     /* the helper has stopped (all planned, stopped, or failed) */
   int stop;     /* the caller gives up */
   int rc;       /* the helper's error, with its message in err */
@@ -92,6 +109,36 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
   return rc;
 }
 
+/* Candidate i's survivors into slot, and whether it needs a new file:
+** only when some of its records do not survive. */
+static int plan_survivors(tk_plan *pl, size_t i, plan_slot *slot) {
+  tk_segment *g = pl->cand[i];
+  slot->n = 0;
+  slot->fd = -1;
+  slot->file = FILE_NONE;
+  if (!g) return TAKHIN_OK;
+  int rc = survivors(pl->p, i, g, pl->expired_before, slot);
+  if (rc) return rc;
+  int64_t records = g->records >= 0 ? g->records : g->next_offset - g->base_offset;
+  if ((int64_t)slot->n >= records) return TAKHIN_OK; /* nothing to reclaim: not read again */
+  char path[TK_PATH_MAX];
+  tk_seg_path(g, path, sizeof path);
+  snprintf(slot->tmp, sizeof slot->tmp, "%s.cleaned", path);
+  slot->file = FILE_WANTED;
+  return TAKHIN_OK;
+}
+
+static int make_file(const plan_slot *slot, int *fd) {
+  *fd = open(slot->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  return *fd < 0 ? tk_err_sys(errno, "create", slot->tmp) : TAKHIN_OK;
+}
+
+/* The helper's error (mu held): its message is per thread, carried over. */
+static void plan_fail(tk_plan *pl, int rc) {
+  pl->rc = rc;
+  snprintf(pl->err, sizeof pl->err, "%s", takhin_errmsg());
+}
+
 static void *plan_main(void *arg) {
   tk_plan *pl = arg;
   pthread_setname_np(pthread_self(), "takhin-plan"); /* as top and perf show it */
@@ -101,16 +148,28 @@ static void *plan_main(void *arg) {
     if (pl->stop) break;
     pthread_mutex_unlock(&pl->mu);
     /* slot i % PLAN_AHEAD is free: the caller is done with i - PLAN_AHEAD */
-    int rc = pl->cand[i] ? survivors(pl->p, i, pl->cand[i], pl->expired_before, &pl->slot[i % PLAN_AHEAD])
-                         : TAKHIN_OK;
+    plan_slot *slot = &pl->slot[i % PLAN_AHEAD];
+    int rc = plan_survivors(pl, i, slot);
     pthread_mutex_lock(&pl->mu);
-    if (rc) { /* the error message is per thread: carry it to the caller */
-      pl->rc = rc;
-      snprintf(pl->err, sizeof pl->err, "%s", takhin_errmsg());
+    if (rc) {
+      plan_fail(pl, rc);
       break;
     }
     pl->made = i + 1;
+    /* The new file: ours to make unless the caller is idle, waiting for
+    ** this very segment; then it makes it itself (tk_plan_get). */
+    if (slot->file == FILE_WANTED && pl->waiting != i + 1) {
+      slot->file = FILE_HELPER;
+      pthread_mutex_unlock(&pl->mu);
+      int fd;
+      rc = make_file(slot, &fd);
+      pthread_mutex_lock(&pl->mu);
+      slot->fd = fd;
+      slot->file = rc ? FILE_FAILED : FILE_READY;
+      if (rc) plan_fail(pl, rc);
+    }
     pthread_cond_broadcast(&pl->cv);
+    if (rc) break;
   }
   pl->done = 1;
   pthread_cond_broadcast(&pl->cv);
@@ -126,6 +185,7 @@ int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_
   pl->cand = cand;
   pl->ncand = ncand;
   pl->expired_before = expired_before;
+  for (int k = 0; k < PLAN_AHEAD; k++) pl->slot[k].fd = -1;
   pthread_mutex_init(&pl->mu, NULL);
   pthread_cond_init(&pl->cv, NULL);
   if (!p->topic->store->borrowed && pthread_create(&pl->th, NULL, plan_main, pl) == 0) pl->threaded = 1;
@@ -133,23 +193,31 @@ int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_
   return TAKHIN_OK;
 }
 
-int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n) {
+int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n, int *fd, const char **tmp) {
   plan_slot *slot = &pl->slot[i % PLAN_AHEAD];
+  int rc = TAKHIN_OK, mine = 0;
+  *fd = -1;
   if (!pl->threaded) { /* in order, on the caller's thread */
-    int rc = pl->cand[i] ? survivors(pl->p, i, pl->cand[i], pl->expired_before, slot) : TAKHIN_OK;
-    if (!pl->cand[i]) slot->n = 0;
-    *keep = slot->keep;
-    *n = slot->n;
-    return rc;
+    rc = plan_survivors(pl, i, slot);
+    mine = !rc && slot->file == FILE_WANTED;
+  } else {
+    pthread_mutex_lock(&pl->mu);
+    pl->waiting = i + 1;
+    while (pl->made <= i && !pl->done) pthread_cond_wait(&pl->cv, &pl->mu);
+    pl->waiting = 0;
+    while (pl->made > i && slot->file == FILE_HELPER) pthread_cond_wait(&pl->cv, &pl->mu);
+    if (pl->made <= i || slot->file == FILE_FAILED) /* the helper failed on segment i */
+      rc = tk_err(pl->rc ? pl->rc : TAKHIN_ECATALOG, "%s", pl->rc ? pl->err : "compaction plan stopped early");
+    else if (slot->file == FILE_WANTED)
+      slot->file = FILE_NONE, mine = 1; /* we were idle: we make it */
+    else if (slot->file == FILE_READY)
+      *fd = slot->fd, slot->fd = -1, slot->file = FILE_NONE; /* the caller's now */
+    pthread_mutex_unlock(&pl->mu);
   }
-  pthread_mutex_lock(&pl->mu);
-  while (pl->made <= i && !pl->done) pthread_cond_wait(&pl->cv, &pl->mu);
-  int rc = TAKHIN_OK;
-  if (pl->made <= i) /* the helper failed on segment i (it cannot have been stopped: we wait) */
-    rc = tk_err(pl->rc ? pl->rc : TAKHIN_ECATALOG, "%s", pl->rc ? pl->err : "compaction plan stopped early");
-  pthread_mutex_unlock(&pl->mu);
+  if (mine) rc = make_file(slot, fd);
   *keep = slot->keep;
-  *n = pl->cand[i] && !rc ? slot->n : 0;
+  *n = rc ? 0 : slot->n;
+  *tmp = slot->tmp;
   return rc;
 }
 
@@ -170,7 +238,14 @@ void tk_plan_stop(tk_plan *pl) {
     pthread_mutex_unlock(&pl->mu);
     pthread_join(pl->th, NULL);
   }
-  for (int k = 0; k < PLAN_AHEAD; k++) free(pl->slot[k].keep);
+  for (int k = 0; k < PLAN_AHEAD; k++) {
+    plan_slot *slot = &pl->slot[k];
+    if (slot->fd >= 0) { /* made, never taken: the run ended before it */
+      close(slot->fd);
+      unlink(slot->tmp);
+    }
+    free(slot->keep);
+  }
   pthread_mutex_destroy(&pl->mu);
   pthread_cond_destroy(&pl->cv);
   free(pl);

@@ -356,29 +356,30 @@ static int sync_later(sync_queue *q, int fd, const char *path) {
   return rc;
 }
 
-/* Rewrite segment g keeping keep[] into "<path>.cleaned"; *ng receives the
-** new segment (sealed, not yet visible). */
-static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, size_t nkeep,
-                           rewriter *w, sync_queue *q, tk_segment **ng, int64_t *removed) {
-  char path[TK_PATH_MAX], tmp[TK_PATH_MAX + 16];
+/* Rewrite segment g keeping keep[] into out, the new file at tmp (made by
+** the plan; closed or queued here, and unlinked on failure); *ng receives
+** the new segment (sealed, not yet visible). */
+static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, size_t nkeep, int out,
+                           const char *tmp, rewriter *w, sync_queue *q, tk_segment **ng,
+                           int64_t *removed) {
+  char path[TK_PATH_MAX];
   tk_seg_path(g, path, sizeof path);
-  snprintf(tmp, sizeof tmp, "%s.cleaned", path);
   int rc = TAKHIN_OK;
   pthread_rwlock_rdlock(&p->meta_lock);
   int64_t size = g->size;
   pthread_rwlock_unlock(&p->meta_lock);
   w->out.len = 0;
-  if (tk_buf_reserve(&w->out, (size_t)size)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
+  if (tk_buf_reserve(&w->out, (size_t)size)) rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
   /* A sealed segment does not change under us (the partition's maint_lock
   ** keeps retention and other runs away). Read it through the segment's
   ** shared mapping, the one readers use: it costs a fault per 64 KiB now
   ** and its unmapping goes with the segment, on the reaper thread. Where
   ** it cannot be mapped, it is read whole into a buffer reused from one
   ** segment to the next. */
-  const uint8_t *in = size > 0 ? tk_seg_map(g, size, 1) : NULL;
-  if (!in && size > 0) {
+  const uint8_t *in = size > 0 && !rc ? tk_seg_map(g, size, 1) : NULL;
+  if (!in && size > 0 && !rc) {
     int fd;
-    if ((rc = tk_seg_fd_acquire(g, &fd))) return rc;
+    if ((rc = tk_seg_fd_acquire(g, &fd))) goto fail;
     w->in.len = 0;
     if (tk_buf_reserve(&w->in, (size_t)size)) rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
     while (!rc && w->in.len < (size_t)size) {
@@ -389,11 +390,13 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
       else w->in.len += (size_t)r;
     }
     tk_seg_fd_release(g);
-    if (rc) return rc;
     in = w->in.p;
   }
-  tk_segment *n = tk_seg_new(p, g->base_offset, g->created_ms);
-  if (!n) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+  tk_segment *n = rc ? NULL : tk_seg_new(p, g->base_offset, g->created_ms);
+  if (!n) {
+    if (!rc) rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+    goto fail;
+  }
   n->sealed = 1;
   size_t ki = 0;
   int64_t kept = 0;
@@ -443,25 +446,21 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   n->max_ts = g->max_ts;
   n->records = kept;
   n->cat_dirty = 1;
+  for (size_t done = 0; !rc && done < w->out.len;) {
+    ssize_t wr = write(out, w->out.p + done, w->out.len - done);
+    if (wr < 0 && errno == EINTR) continue;
+    if (wr < 0) rc = tk_err_sys(errno, "write", tmp);
+    else done += (size_t)wr;
+  }
   if (!rc) {
-    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0) rc = tk_err_sys(errno, "create", tmp);
-    for (size_t done = 0; !rc && done < w->out.len;) {
-      ssize_t wr = write(out, w->out.p + done, w->out.len - done);
-      if (wr < 0 && errno == EINTR) continue;
-      if (wr < 0) rc = tk_err_sys(errno, "write", tmp);
-      else done += (size_t)wr;
-    }
-    if (!rc) rc = sync_later(q, out, tmp); /* the queue closes it */
-    else if (out >= 0) close(out);
+    *ng = n;
+    return sync_later(q, out, tmp); /* the queue closes it; undo unlinks it */
   }
-  if (rc) {
-    unlink(tmp);
-    tk_seg_unref(n);
-    return rc;
-  }
-  *ng = n;
-  return TAKHIN_OK;
+  tk_seg_unref(n);
+fail:
+  close(out);
+  unlink(tmp);
+  return rc;
 }
 
 /* ---- one partition --------------------------------------------------------- */
@@ -529,13 +528,14 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   for (size_t i = 0; !rc && i < ncand; i++) {
     tk_segment *g = cand[i];
     if (!g) continue;
-    int64_t records = g->records >= 0 ? g->records : g->next_offset - g->base_offset;
     const int64_t *keep;
+    const char *tmp;
     size_t nkeep;
-    if ((rc = tk_plan_get(plan, i, &keep, &nkeep))) break;
+    int out;
+    if ((rc = tk_plan_get(plan, i, &keep, &nkeep, &out, &tmp))) break;
     survived += (int64_t)nkeep;
-    if ((int64_t)nkeep < records) { /* else nothing to reclaim: not read again */
-      rc = rewrite_segment(p, g, keep, nkeep, &w, &syncq, &fresh[i], &removed);
+    if (out >= 0) { /* else nothing to reclaim: not read again */
+      rc = rewrite_segment(p, g, keep, nkeep, out, tmp, &w, &syncq, &fresh[i], &removed);
       if (!rc) before += g->size, after += fresh[i]->size, rewritten++;
     }
     tk_plan_done(plan, i);

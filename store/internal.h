@@ -293,15 +293,18 @@ void tk_reap(takhin_store *s, tk_topic *t, tk_segment *g);
 void tk_reaper_drain(takhin_store *s);
 
 /* A compaction run's plan (compact_plan.c): the surviving offsets of each
-** candidate segment cand[i] (NULL entries skipped), queried ahead of the
-** caller on a helper thread where threads may run. tk_plan_get waits for
-** segment i and returns a view of its sorted offsets, valid until
-** tk_plan_done(i); segments are taken in order. tk_plan_stop (NULL-safe)
-** joins the helper and frees the plan. */
+** candidate segment cand[i] (NULL entries skipped) and, if some records do
+** not survive, its new file, made ahead of the caller on a helper thread
+** where threads may run. tk_plan_get waits for segment i and returns a
+** view of its sorted offsets, valid until tk_plan_done(i), and the new
+** file's descriptor and path (*fd = -1: leave the segment as it is); the
+** descriptor is the caller's to write, close, or unlink. Segments are
+** taken in order. tk_plan_stop (NULL-safe) joins the helper, removes files
+** made but not taken, and frees the plan. */
 typedef struct tk_plan tk_plan;
 int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_t ncand,
                   int64_t expired_before);
-int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n);
+int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n, int *fd, const char **tmp);
 void tk_plan_done(tk_plan *pl, size_t i);
 void tk_plan_stop(tk_plan *pl);
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -506,6 +507,20 @@ Test(compaction, plan_error_undoes_the_run) {
     cr_assert_eq(after.size_bytes, before.size_bytes, "nothing was swapped in");
     check_log(s, "t", &m, 0, 100, 0); /* every record still there */
   }
+  /* A new file that cannot be made (a folder has its name) fails the run
+  ** the same way, whichever thread made it. */
+  takhin_segment_info *segs;
+  size_t nsegs;
+  cr_assert_eq(takhin_segments_list(s, "t", 0, &segs, &nsegs), TAKHIN_OK);
+  char blocker[4400];
+  tu_segment_path(blocker, sizeof blocker, db, "t", 0, segs[6].base_offset);
+  strcat(blocker, ".cleaned");
+  takhin_free(segs);
+  cr_assert_eq(mkdir(blocker, 0755), 0);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_EIO);
+  cr_assert(strstr(takhin_errmsg(), "create"), "%s", takhin_errmsg());
+  cr_assert_eq(rmdir(blocker), 0);
+  check_log(s, "t", &m, 0, 100, 0);
   char dir[4200];
   snprintf(dir, sizeof dir, "%s-takhin/t-0", db);
   DIR *d = opendir(dir);
