@@ -70,48 +70,68 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw1(uint32_t c, const uint
 
 /* The crc32 instruction takes 3 cycles but can start one per cycle, so
 ** large buffers run three independent streams over adjacent blocks and
-** join them (above 3 KiB): the CRC register update is linear, so
+** join them: the CRC register update is linear, so
 **   crc(c, A||B) = shift(crc(c, A), |B|) ^ crc(0, B)
-** where shift(x, L) (x followed by L zero bytes) is a table lookup for the
-** fixed block size. Segment reads, appends and compaction checksum
-** megabytes at a time; this triples their CRC throughput. */
-#define CRC_BLOCK 1024
-static uint32_t shift_table[4][256]; /* x -> crc(x, CRC_BLOCK zero bytes) */
+** where shift(x, L) (x followed by L zero bytes) is a table lookup for a
+** fixed block size. Blocks of 1 KiB take the bulk; what is left (a batch of
+** 11 KiB would leave 2 KiB) goes in blocks of 128 bytes, so that at most
+** 383 bytes run on one stream. Segment reads, appends and compaction
+** checksum whole batches; this triples their CRC throughput. */
+#define CRC_BIG 1024
+#define CRC_SMALL 128
+static uint32_t shift_big[4][256];   /* x -> crc(x, CRC_BIG zero bytes) */
+static uint32_t shift_small[4][256]; /* x -> crc(x, CRC_SMALL zero bytes) */
 
-static uint32_t shift_block(uint32_t c) {
-  return shift_table[0][c & 0xff] ^ shift_table[1][(c >> 8) & 0xff] ^
-         shift_table[2][(c >> 16) & 0xff] ^ shift_table[3][c >> 24];
+static uint32_t shift_by(const uint32_t t[4][256], uint32_t c) {
+  return t[0][c & 0xff] ^ t[1][(c >> 8) & 0xff] ^ t[2][(c >> 16) & 0xff] ^ t[3][c >> 24];
 }
 
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8_t *p,
-                                                         size_t n) {
-  if (n < 3 * CRC_BLOCK) return crc_hw1(c, p, n);
-  size_t head = (8 - ((uintptr_t)p & 7)) & 7;
-  c = crc_hw1(c, p, head);
-  p += head;
-  n -= head;
-  while (n >= 3 * CRC_BLOCK) {
+/* Three streams over blocks of `block` bytes while 3 blocks remain; p is
+** 8-byte aligned. Advances *pp and *np. */
+__attribute__((target("sse4.2"))) static inline uint32_t crc_3way(uint32_t c, const uint8_t **pp,
+                                                                  size_t *np, size_t block,
+                                                                  const uint32_t t[4][256]) {
+  const uint8_t *p = *pp;
+  size_t n = *np;
+  while (n >= 3 * block) {
     uint64_t c0 = c, c1 = 0, c2 = 0;
-    for (size_t i = 0; i < CRC_BLOCK; i += 8) {
+    for (size_t i = 0; i < block; i += 8) {
       uint64_t v0, v1, v2;
       memcpy(&v0, p + i, 8);
-      memcpy(&v1, p + CRC_BLOCK + i, 8);
-      memcpy(&v2, p + 2 * CRC_BLOCK + i, 8);
+      memcpy(&v1, p + block + i, 8);
+      memcpy(&v2, p + 2 * block + i, 8);
       c0 = _mm_crc32_u64(c0, v0);
       c1 = _mm_crc32_u64(c1, v1);
       c2 = _mm_crc32_u64(c2, v2);
     }
-    c = shift_block(shift_block((uint32_t)c0) ^ (uint32_t)c1) ^ (uint32_t)c2;
-    p += 3 * CRC_BLOCK;
-    n -= 3 * CRC_BLOCK;
+    c = shift_by(t, shift_by(t, (uint32_t)c0) ^ (uint32_t)c1) ^ (uint32_t)c2;
+    p += 3 * block;
+    n -= 3 * block;
   }
+  *pp = p;
+  *np = n;
+  return c;
+}
+
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8_t *p,
+                                                         size_t n) {
+  if (n < 3 * CRC_SMALL) return crc_hw1(c, p, n);
+  size_t head = (8 - ((uintptr_t)p & 7)) & 7;
+  c = crc_hw1(c, p, head);
+  p += head;
+  n -= head;
+  c = crc_3way(c, &p, &n, CRC_BIG, shift_big);
+  c = crc_3way(c, &p, &n, CRC_SMALL, shift_small);
   return crc_hw1(c, p, n);
 }
 
 static void shift_init(void) {
-  static const uint8_t zeros[CRC_BLOCK];
+  static const uint8_t zeros[CRC_BIG];
   for (int k = 0; k < 4; k++)
-    for (uint32_t b = 0; b < 256; b++) shift_table[k][b] = crc_hw1(b << (8 * k), zeros, CRC_BLOCK);
+    for (uint32_t b = 0; b < 256; b++) {
+      shift_big[k][b] = crc_hw1(b << (8 * k), zeros, CRC_BIG);
+      shift_small[k][b] = crc_hw1(b << (8 * k), zeros, CRC_SMALL);
+    }
 }
 #endif
 

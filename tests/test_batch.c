@@ -1092,14 +1092,24 @@ Test(batch, log_append_time) {
   }
 }
 
-/* The three-stream path (buffers of 3 x 4 KiB and more) against the table
-** walk, around its block boundaries and at every alignment. */
+/* The three-stream path (1 KiB blocks from 3 KiB, then 128-byte blocks
+** from 384 bytes) against the table walk: every length across both
+** thresholds and the mixes of big blocks, small blocks and a single-stream
+** tail, at every alignment. */
 Test(crc, three_stream_path_matches_table) {
   enum { MAX = 3 * 4096 * 3 + 64 };
   uint8_t *buf = malloc(MAX);
   unsigned seed = 1234;
   for (size_t i = 0; i < MAX; i++) buf[i] = (uint8_t)rand_r(&seed);
-  size_t sizes[] = {12287, 12288, 12289, 12288 + 7, 24575, 24576, 36863, 36864, 36865, MAX - 8};
+  for (size_t align = 0; align < 8; align++) {
+    for (size_t n = 0; n < 1200; n++)
+      cr_assert_eq(tk_crc32c(0x1234, buf + align, n), tk_crc32c_sw(0x1234, buf + align, n),
+                   "size %zu align %zu", n, align);
+    for (size_t n = 1200; n < 8200; n += 7)
+      cr_assert_eq(tk_crc32c(0x1234, buf + align, n), tk_crc32c_sw(0x1234, buf + align, n),
+                   "size %zu align %zu", n, align);
+  }
+  size_t sizes[] = {11263, 11264, 11265, 12287, 12288, 12289, 24575, 24576, 36863, 36864, 36865, MAX - 8};
   for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++)
     for (size_t align = 0; align < 8; align++) {
       size_t n = sizes[k];
