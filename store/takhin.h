@@ -302,6 +302,8 @@ typedef struct takhin_retention_result {
 /* Apply the topic's retention_bytes and retention_ms to one partition
 ** (partition >= 0) or all of them (-1): whole sealed segments go, oldest
 ** first; time uses each segment's largest record timestamp, not file times.
+** The deleted files' descriptors are closed, and their space freed, by the
+** store's reaper thread just after the call (at the latest by takhin_close).
 ** out may be NULL. */
 int takhin_retention_apply(takhin_store *s, const char *topic, int32_t partition,
                            takhin_retention_result *out);
@@ -385,7 +387,10 @@ typedef struct takhin_compaction_result {
 /* Compact one partition (partition >= 0) or all (-1) of a compacted topic.
 ** Without force, only partitions whose dirty ratio (bytes not yet compacted /
 ** all bytes) reaches min_cleanable_dirty_ratio are compacted. out may be
-** NULL. EINVAL for a topic that is not compacted. */
+** NULL. EINVAL for a topic that is not compacted. A run uses a helper
+** thread (takhin-plan) for its SQL while it rewrites files; the replaced
+** files are closed, and their space freed, by the store's reaper thread
+** just after the call (at the latest by takhin_close). */
 int takhin_compact(takhin_store *s, const char *topic, int32_t partition, int force,
                    takhin_compaction_result *out);
 

@@ -535,3 +535,65 @@ Test(compaction, plan_error_undoes_the_run) {
   model_free(&m);
   takhin_close(s);
 }
+
+/* A damaged batch that compaction would re-seal under a new CRC stops the
+** run with ECORRUPT (checked on the plan's thread or the rewriting one):
+** the damaged file is left exactly as it was, no .cleaned file stays, and
+** the undamaged segments still read back whole. */
+Test(compaction, damaged_batch_stops_the_run) {
+  const char *db = tu_store_path("compact_damaged");
+  takhin_store *s = open_db(db);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
+  model m;
+  model_init(&m, 20000);
+  unsigned seed = 23;
+  produce(s, "t", &m, 6000, 100, 100, 0, 16, &seed);
+  cr_assert_eq(takhin_flush(s, 1), TAKHIN_OK);
+  takhin_segment_info *segs;
+  size_t nsegs;
+  cr_assert_eq(takhin_segments_list(s, "t", 0, &segs, &nsegs), TAKHIN_OK);
+  cr_assert_gt(nsegs, 6);
+  int64_t base = segs[5].base_offset, next = segs[5].next_offset;
+  takhin_free(segs);
+  char path[4400];
+  tu_segment_path(path, sizeof path, db, "t", 0, base);
+  int64_t size = tu_file_size(path);
+  uint8_t *before = malloc((size_t)size);
+  FILE *f = fopen(path, "r+b");
+  cr_assert_not_null(f);
+  cr_assert_eq(fseek(f, 200, SEEK_SET), 0); /* inside the first batch's records */
+  int c = fgetc(f);
+  cr_assert_eq(fseek(f, 200, SEEK_SET), 0);
+  fputc(c ^ 0x40, f);
+  cr_assert_eq(fseek(f, 0, SEEK_SET), 0);
+  cr_assert_eq(fread(before, 1, (size_t)size, f), (size_t)size);
+  fclose(f);
+
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_ECORRUPT);
+  cr_assert(strstr(takhin_errmsg(), "damaged batch"), "%s", takhin_errmsg());
+  cr_assert_eq(tu_file_size(path), size, "the damaged segment is left as it is");
+  uint8_t *after = malloc((size_t)size);
+  f = fopen(path, "rb");
+  cr_assert_eq(fread(after, 1, (size_t)size, f), (size_t)size);
+  fclose(f);
+  cr_assert(memcmp(before, after, (size_t)size) == 0, "not one byte of it changed");
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s-takhin/t-0", db);
+  DIR *d = opendir(dir);
+  for (struct dirent *e; (e = readdir(d));)
+    cr_assert_null(strstr(e->d_name, ".cleaned"), "%s is left behind", e->d_name);
+  closedir(d);
+  /* Records outside the damaged segment are all there, uncompacted. */
+  takhin_cursor *cur;
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &cur), TAKHIN_OK);
+  takhin_message msg;
+  for (int64_t off = 0; off < m.n; off++) {
+    if (off >= base && off < next) continue;
+    cr_assert_eq(takhin_cursor_get(cur, off, &msg), TAKHIN_OK, "offset %lld: %s", (long long)off, takhin_errmsg());
+  }
+  takhin_cursor_close(cur);
+  free(before);
+  free(after);
+  model_free(&m);
+  takhin_close(s);
+}
