@@ -41,6 +41,7 @@ typedef struct meta_def {
   int topic_col;   /* column that topic = pushes down to, -1 none */
   int required;    /* the topic argument is required (table-valued function) */
   meta_fill fill;
+  int rewrites;    /* deletes or rewrites segment files: refused inside a transaction */
 } meta_def;
 
 struct meta_vtab {
@@ -229,25 +230,25 @@ static const meta_def defs[] = {
      "segment_bytes INTEGER, segment_ms INTEGER, retention_bytes INTEGER, retention_ms INTEGER, "
      "max_message_bytes INTEGER, delete_retention_ms INTEGER, min_compaction_lag_ms INTEGER, "
      "min_cleanable_dirty_ratio REAL)",
-     12, 0, 0, fill_topics},
+     12, 0, 0, fill_topics, 0},
     {"takhin_partitions",
      "CREATE TABLE x(topic TEXT, partition INTEGER, log_start_offset INTEGER, high_watermark "
      "INTEGER, size_bytes INTEGER, segments INTEGER)",
-     6, 0, 0, fill_partitions},
+     6, 0, 0, fill_partitions, 0},
     {"takhin_segments",
      "CREATE TABLE x(topic TEXT, partition INTEGER, base_offset INTEGER, next_offset INTEGER, "
      "size_bytes INTEGER, max_timestamp INTEGER, sealed INTEGER)",
-     7, 0, 0, fill_segments},
+     7, 0, 0, fill_segments, 0},
     {"takhin_group_offsets",
      "CREATE TABLE x(group_id TEXT, topic TEXT, partition INTEGER, committed_offset INTEGER, "
      "high_watermark INTEGER, lag INTEGER, metadata TEXT)",
-     7, 1, 0, fill_groups},
+     7, 1, 0, fill_groups, 0},
     {"takhin_retention", "CREATE TABLE x(segments_deleted INTEGER, bytes_deleted INTEGER, topic HIDDEN)",
-     2, 2, 1, fill_retention},
+     2, 2, 1, fill_retention, 1},
     {"takhin_compact",
      "CREATE TABLE x(segments_compacted INTEGER, bytes_reclaimed INTEGER, records_removed INTEGER, "
      "keys_kept INTEGER, duration_ms INTEGER, topic HIDDEN)",
-     5, 5, 1, fill_compact},
+     5, 5, 1, fill_compact, 1},
 };
 
 /* ---- the module ----------------------------------------------------------- */
@@ -341,6 +342,14 @@ static int meta_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr
     topic = (const char *)sqlite3_value_text(argv[0]);
   }
   c->topic_arg = topic;
+  if (vt->def->rewrites && !sqlite3_get_autocommit(vt->conn->db)) {
+    /* The catalog rows would roll back, the files could not. */
+    sqlite3_free(vt->base.zErrMsg);
+    vt->base.zErrMsg = sqlite3_mprintf("takhin: %s deletes or rewrites segment files, which a ROLLBACK "
+                                       "cannot bring back: run it outside a transaction",
+                                       vt->def->name);
+    return SQLITE_ERROR;
+  }
   char *msg = NULL;
   takhin_store *s = tkx_store(vt->conn, &msg);
   if (!s) {

@@ -8,12 +8,18 @@
 **
 ** Borrowed mode (the SQLite extension): the catalog is the host's own
 ** connection. Statements then run nested in whatever statement or
-** transaction the host is executing, as FTS5 writes its shadow tables: no
-** BEGIN/COMMIT of ours (the host's transaction makes them atomic) and no
-** statement outlives the call that prepared it (a cached statement would
+** transaction the host is executing, as FTS5 writes its shadow tables, and
+** no statement outlives the call that prepared it (a cached statement would
 ** keep the host from closing its connection) -- except between
 ** tk_cat_begin and tk_cat_commit, where statements are cached and then
 ** finalized together, so a persist of many rows prepares each once.
+** Atomicity: inside a statement that writes (the INSERT whose rows a
+** persist indexes) that statement's transaction holds ours, and SQLite
+** refuses a savepoint there anyway. Called from a read-only statement
+** (SELECT * FROM takhin_compact(...), takhin_commit(...)), nothing would
+** group the rows, each would commit on its own: tk_cat_begin opens a
+** SAVEPOINT then, which commits (or nests in the user's BEGIN) at
+** tk_cat_commit.
 ** Rows read back are checked for sanity by the callers (partition.c): the
 ** catalog may have been edited by hand.
 */
@@ -100,6 +106,7 @@ struct tk_catalog {
   int read_only;
   int borrowed; /* db belongs to the host: see the top of this file */
   int hold;     /* borrowed: inside tk_cat_begin..commit statements are cached */
+  int savepoint; /* borrowed: tk_cat_begin opened SAVEPOINT takhin_cat */
 };
 
 static int cat_err(takhin_store *s, const char *what) {
@@ -264,9 +271,23 @@ void tk_cat_close(takhin_store *s) {
   s->cat = NULL;
 }
 
+/* Borrowed: is a statement that writes running on the connection? */
+static int writer_active(sqlite3 *db) {
+  for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
+    if (sqlite3_stmt_busy(st) && !sqlite3_stmt_readonly(st)) return 1;
+  return 0;
+}
+
 int tk_cat_begin(takhin_store *s) {
-  if (s->cat->borrowed) {
-    s->cat->hold++;
+  tk_catalog *c = s->cat;
+  if (c->borrowed) {
+    if (c->hold++ == 0 && !writer_active(c->db)) {
+      if (sqlite3_exec(c->db, "SAVEPOINT takhin_cat", NULL, NULL, NULL) != SQLITE_OK) {
+        c->hold--;
+        return cat_err(s, "savepoint");
+      }
+      c->savepoint = 1;
+    }
     return TAKHIN_OK;
   }
   sqlite3_stmt *st = stmt(s, ST_BEGIN);
@@ -274,9 +295,16 @@ int tk_cat_begin(takhin_store *s) {
 }
 
 int tk_cat_commit(takhin_store *s) {
-  if (s->cat->borrowed) {
-    if (s->cat->hold > 0 && --s->cat->hold == 0) drop_cache(s->cat);
-    return TAKHIN_OK;
+  tk_catalog *c = s->cat;
+  if (c->borrowed) {
+    if (c->hold == 0 || --c->hold > 0) return TAKHIN_OK;
+    drop_cache(c);
+    if (!c->savepoint) return TAKHIN_OK;
+    c->savepoint = 0;
+    if (sqlite3_exec(c->db, "RELEASE takhin_cat", NULL, NULL, NULL) == SQLITE_OK) return TAKHIN_OK;
+    int rc = cat_err(s, "commit");
+    sqlite3_exec(c->db, "ROLLBACK TO takhin_cat; RELEASE takhin_cat", NULL, NULL, NULL);
+    return rc;
   }
   sqlite3_stmt *st = stmt(s, ST_COMMIT);
   int rc = st ? run(s, st, "commit") : cat_err(s, "commit");
@@ -285,8 +313,12 @@ int tk_cat_commit(takhin_store *s) {
 }
 
 void tk_cat_rollback(takhin_store *s) {
-  if (s->cat->borrowed) {
-    if (s->cat->hold > 0 && --s->cat->hold == 0) drop_cache(s->cat);
+  tk_catalog *c = s->cat;
+  if (c->borrowed) {
+    if (c->hold == 0 || --c->hold > 0) return;
+    drop_cache(c);
+    if (c->savepoint) sqlite3_exec(c->db, "ROLLBACK TO takhin_cat; RELEASE takhin_cat", NULL, NULL, NULL);
+    c->savepoint = 0;
     return;
   }
   if (sqlite3_get_autocommit(s->cat->db)) return;

@@ -18,9 +18,11 @@
 ** failed or stopped) are removed by tk_plan_stop; a crash leaves them to
 ** open's sweep of stray .cleaned files.
 **
-** Where no thread of ours may run (the SQLite extension's store, whose
-** connection belongs to the host) or one cannot be started, tk_plan_get
-** runs the query itself, in order: same plan, sequentially.
+** On the SQLite extension's store the catalog is the host's connection,
+** which only the calling thread may use: there the roles swap, the caller
+** plans (tk_plan_run) and a helper thread rewrites. Where no thread can be
+** started, tk_plan_get runs the plan itself, in order: same plan,
+** sequentially.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,7 +66,8 @@ struct tk_plan {
   int stop;     /* the caller gives up */
   int rc;       /* the helper's error, with its message in err */
   char err[512];
-  int threaded;
+  int threaded; /* the planning and the rewriting run on different threads */
+  int spawned;  /* ... the planning on th */
   pthread_t th;
 };
 
@@ -139,9 +142,11 @@ static void plan_fail(tk_plan *pl, int rc) {
   snprintf(pl->err, sizeof pl->err, "%s", takhin_errmsg());
 }
 
-static void *plan_main(void *arg) {
-  tk_plan *pl = arg;
-  pthread_setname_np(pthread_self(), "takhin-plan"); /* as top and perf show it */
+/* Plan every candidate in order, PLAN_AHEAD at most ahead of the caller,
+** until done, failed or stopped. Returns the planning's error (its message
+** is also kept for the rewriting side). */
+static int plan_loop(tk_plan *pl) {
+  int rc = TAKHIN_OK;
   pthread_mutex_lock(&pl->mu);
   for (size_t i = 0; i < pl->ncand && !pl->stop; i++) {
     while (i - pl->freed >= PLAN_AHEAD && !pl->stop) pthread_cond_wait(&pl->cv, &pl->mu);
@@ -149,7 +154,7 @@ static void *plan_main(void *arg) {
     pthread_mutex_unlock(&pl->mu);
     /* slot i % PLAN_AHEAD is free: the caller is done with i - PLAN_AHEAD */
     plan_slot *slot = &pl->slot[i % PLAN_AHEAD];
-    int rc = plan_survivors(pl, i, slot);
+    rc = plan_survivors(pl, i, slot);
     pthread_mutex_lock(&pl->mu);
     if (rc) {
       plan_fail(pl, rc);
@@ -174,11 +179,17 @@ static void *plan_main(void *arg) {
   pl->done = 1;
   pthread_cond_broadcast(&pl->cv);
   pthread_mutex_unlock(&pl->mu);
+  return rc;
+}
+
+static void *plan_main(void *arg) {
+  pthread_setname_np(pthread_self(), "takhin-plan"); /* as top and perf show it */
+  plan_loop(arg);
   return NULL;
 }
 
 int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_t ncand,
-                  int64_t expired_before) {
+                  int64_t expired_before, int by_caller) {
   tk_plan *pl = calloc(1, sizeof *pl);
   if (!pl) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
   pl->p = p;
@@ -188,7 +199,8 @@ int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_
   for (int k = 0; k < PLAN_AHEAD; k++) pl->slot[k].fd = -1;
   pthread_mutex_init(&pl->mu, NULL);
   pthread_cond_init(&pl->cv, NULL);
-  if (!p->topic->store->borrowed && pthread_create(&pl->th, NULL, plan_main, pl) == 0) pl->threaded = 1;
+  if (by_caller) pl->threaded = 1; /* the caller starts the rewriting thread, or calls tk_plan_inline */
+  else if (pthread_create(&pl->th, NULL, plan_main, pl) == 0) pl->threaded = pl->spawned = 1;
   *out = pl;
   return TAKHIN_OK;
 }
@@ -221,6 +233,18 @@ int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n, int *fd,
   return rc;
 }
 
+int tk_plan_run(tk_plan *pl) { return plan_loop(pl); }
+
+void tk_plan_inline(tk_plan *pl) { pl->threaded = 0; }
+
+void tk_plan_abort(tk_plan *pl) {
+  if (!pl->threaded) return;
+  pthread_mutex_lock(&pl->mu);
+  pl->stop = 1;
+  pthread_cond_broadcast(&pl->cv);
+  pthread_mutex_unlock(&pl->mu);
+}
+
 void tk_plan_done(tk_plan *pl, size_t i) {
   if (!pl->threaded) return;
   pthread_mutex_lock(&pl->mu);
@@ -231,11 +255,8 @@ void tk_plan_done(tk_plan *pl, size_t i) {
 
 void tk_plan_stop(tk_plan *pl) {
   if (!pl) return;
-  if (pl->threaded) {
-    pthread_mutex_lock(&pl->mu);
-    pl->stop = 1;
-    pthread_cond_broadcast(&pl->cv);
-    pthread_mutex_unlock(&pl->mu);
+  if (pl->spawned) {
+    tk_plan_abort(pl);
     pthread_join(pl->th, NULL);
   }
   for (int k = 0; k < PLAN_AHEAD; k++) {

@@ -463,6 +463,76 @@ fail:
   return rc;
 }
 
+/* ---- step 2: the rewriting side of the plan ------------------------------ */
+
+typedef struct rewrite_run {
+  tk_partition *p;
+  tk_segment **cand, **fresh; /* fresh[i]: cand[i]'s new segment, if rewritten */
+  size_t ncand;
+  tk_plan *plan;
+  rewriter w;
+  sync_queue q;
+  int64_t removed, before, after, rewritten, survived;
+  int rc;        /* as rewrite_thread ended */
+  char err[512]; /* ... and its message (messages are per thread) */
+} rewrite_run;
+
+/* Rewrite, in order, the segments the plan says hold records to drop. */
+static int rewrite_planned(rewrite_run *r) {
+  int rc = TAKHIN_OK;
+  for (size_t i = 0; !rc && i < r->ncand; i++) {
+    tk_segment *g = r->cand[i];
+    if (!g) continue;
+    const int64_t *keep;
+    const char *tmp;
+    size_t nkeep;
+    int out;
+    if ((rc = tk_plan_get(r->plan, i, &keep, &nkeep, &out, &tmp))) break;
+    r->survived += (int64_t)nkeep;
+    if (out >= 0) { /* else nothing to reclaim: not read again */
+      rc = rewrite_segment(r->p, g, keep, nkeep, out, tmp, &r->w, &r->q, &r->fresh[i], &r->removed);
+      if (!rc) r->before += g->size, r->after += r->fresh[i]->size, r->rewritten++;
+    }
+    tk_plan_done(r->plan, i);
+  }
+  if (rc) tk_plan_abort(r->plan); /* the planning side may be waiting for room */
+  return rc;
+}
+
+/* The extension's case: the caller plans (the catalog is its connection),
+** this thread rewrites. */
+static void *rewrite_thread(void *arg) {
+  rewrite_run *r = arg;
+  pthread_setname_np(pthread_self(), "takhin-rewrite"); /* as top and perf show it */
+  r->rc = rewrite_planned(r);
+  if (r->rc) snprintf(r->err, sizeof r->err, "%s", takhin_errmsg());
+  return NULL;
+}
+
+/* Test hook: arrange a run as on the extension's store (the caller plans,
+** a thread rewrites) through the C API too, so the threaded tests cover it. */
+int tk_compact_caller_plans;
+
+/* Step 2 whole: plan and rewrite on two threads where possible. */
+static int rewrite_all(rewrite_run *r, int64_t expired_before) {
+  takhin_store *s = r->p->topic->store;
+  int by_caller = s->borrowed || tk_compact_caller_plans;
+  int rc = tk_plan_start(&r->plan, r->p, r->cand, r->ncand, expired_before, by_caller);
+  if (rc) return rc;
+  pthread_t th;
+  if (by_caller && pthread_create(&th, NULL, rewrite_thread, r) == 0) {
+    rc = tk_plan_run(r->plan);
+    pthread_join(th, NULL);
+    if (!rc && r->rc) rc = tk_err(r->rc, "%s", r->err);
+  } else {
+    if (by_caller) tk_plan_inline(r->plan); /* no thread: plan as we go */
+    rc = rewrite_planned(r);
+  }
+  tk_plan_stop(r->plan);
+  r->plan = NULL;
+  return rc;
+}
+
 /* ---- one partition --------------------------------------------------------- */
 
 int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
@@ -476,13 +546,10 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   int rc = tk_part_flush(p, 1, 0); /* the key index must be current */
   tk_segment **cand = NULL, **fresh = NULL;
   size_t ncand = 0;
-  tk_plan *plan = NULL;
   /* keys_kept = keys outside [first, end) + the survivors counted inside */
-  int64_t first = 0, end = 0, survived = 0;
-  rewriter w;
-  memset(&w, 0, sizeof w);
-  sync_queue syncq;
-  syncq.n = 0;
+  int64_t first = 0, end = 0;
+  rewrite_run run;
+  memset(&run, 0, sizeof run);
   if (rc) goto out;
   /* 1. the cleanable segments */
   int64_t now = tk_now_ms(), total = 0, dirty = 0;
@@ -521,28 +588,12 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
   /* 2. rewrite the segments holding records that did not survive, by the
-  ** plan (compact_plan.c: survivors queried ahead on a helper thread; the
-  ** catalog lock is held for the queries only, not for the file work) */
-  int64_t removed = 0, before = 0, after = 0, rewritten = 0;
-  if (!rc) rc = tk_plan_start(&plan, p, cand, ncand, expired_before);
-  for (size_t i = 0; !rc && i < ncand; i++) {
-    tk_segment *g = cand[i];
-    if (!g) continue;
-    const int64_t *keep;
-    const char *tmp;
-    size_t nkeep;
-    int out;
-    if ((rc = tk_plan_get(plan, i, &keep, &nkeep, &out, &tmp))) break;
-    survived += (int64_t)nkeep;
-    if (out >= 0) { /* else nothing to reclaim: not read again */
-      rc = rewrite_segment(p, g, keep, nkeep, out, tmp, &w, &syncq, &fresh[i], &removed);
-      if (!rc) before += g->size, after += fresh[i]->size, rewritten++;
-    }
-    tk_plan_done(plan, i);
-  }
-  tk_plan_stop(plan); /* before cand[] changes below */
-  plan = NULL;
-  if (!rc) rc = sync_all(&syncq);
+  ** plan (compact_plan.c: survivors queried ahead on a second thread; the
+  ** catalog lock is held for the queries only, not for the file work).
+  ** Done before cand[] changes below. */
+  run.p = p, run.cand = cand, run.fresh = fresh, run.ncand = ncand;
+  if (!rc) rc = rewrite_all(&run, expired_before);
+  if (!rc) rc = sync_all(&run.q);
   if (rc) goto undo;
   crash_point(1);
   if ((rc = tk_sync_dir(p->dir))) goto undo;
@@ -607,13 +658,13 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   }
   crash_point(6);
   if (out) {
-    out->segments_compacted += rewritten;
-    out->bytes_reclaimed += before - after;
-    out->records_removed += removed;
+    out->segments_compacted += run.rewritten;
+    out->bytes_reclaimed += run.before - run.after;
+    out->records_removed += run.removed;
   }
   goto out;
 undo: /* nothing committed: the .cleaned files go */
-  sync_all(&syncq);
+  sync_all(&run.q);
   for (size_t i = 0; i < ncand; i++)
     if (fresh[i]) {
       char path[TK_PATH_MAX], tmp[TK_PATH_MAX + 16];
@@ -628,10 +679,10 @@ out:
   }
   free(cand);
   free(fresh);
-  tk_plan_stop(plan);
-  rewriter_free(&w);
+  rewriter_free(&run.w);
   if (!rc && out) { /* live keys, whether or not this run rewrote anything */
     int64_t keys = 0;
+    int64_t survived = run.survived;
     if (end <= first) survived = 0, first = end = 0; /* no run: count them all */
     pthread_mutex_lock(&s->cat_lock);
     rc = query_i64(s, "keys_kept", id, p->id, 4, first, end, 0, &keys);

@@ -300,10 +300,17 @@ void tk_reaper_drain(takhin_store *s);
 ** file's descriptor and path (*fd = -1: leave the segment as it is); the
 ** descriptor is the caller's to write, close, or unlink. Segments are
 ** taken in order. tk_plan_stop (NULL-safe) joins the helper, removes files
-** made but not taken, and frees the plan. */
+** made but not taken, and frees the plan.
+** by_caller (the extension's store, whose catalog connection must stay on
+** the calling thread): no helper; the caller runs tk_plan_run while another
+** thread takes the segments, or calls tk_plan_inline first when it cannot
+** start one. The taking side calls tk_plan_abort when it gives up. */
 typedef struct tk_plan tk_plan;
 int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_t ncand,
-                  int64_t expired_before);
+                  int64_t expired_before, int by_caller);
+int tk_plan_run(tk_plan *pl);
+void tk_plan_inline(tk_plan *pl);
+void tk_plan_abort(tk_plan *pl);
 int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n, int *fd, const char **tmp);
 void tk_plan_done(tk_plan *pl, size_t i);
 void tk_plan_stop(tk_plan *pl);

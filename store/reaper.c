@@ -14,9 +14,10 @@
 ** reference and its bytes until it lets go. Each queued segment also holds
 ** a reference to its topic, so a topic deleted meanwhile stays allocated
 ** until its segments are released. takhin_close drains the queue and joins
-** the thread before anything else is freed. The SQLite extension's store
-** runs no threads of ours: it, and any hand-over that cannot be queued
-** (out of memory, no thread), releases inline as before.
+** the thread before anything else is freed (in the SQLite extension that is
+** when the connection closes, before SQLite unloads the extension). The
+** thread never touches the catalog. A hand-over that cannot be queued (out
+** of memory, no thread) releases inline.
 */
 #include <stdlib.h>
 
@@ -49,28 +50,25 @@ static void *reaper_main(void *arg) {
 }
 
 void tk_reap(takhin_store *s, tk_topic *t, tk_segment *g) {
-  if (!s->borrowed) {
-    pthread_mutex_lock(&s->reap_mu);
-    int queued = 0;
-    if (!s->reap_stop) {
-      if (s->reap_n == s->reap_cap) {
-        size_t cap = s->reap_cap ? 2 * s->reap_cap : 64;
-        struct tk_reap_item *q = realloc(s->reap_q, cap * sizeof *q);
-        if (q) s->reap_q = q, s->reap_cap = cap;
-      }
-      if (!s->reaper_running && s->reap_n < s->reap_cap &&
-          pthread_create(&s->reaper, NULL, reaper_main, s) == 0)
-        s->reaper_running = 1;
-      if (s->reaper_running && s->reap_n < s->reap_cap) {
-        s->reap_q[s->reap_n++] = (struct tk_reap_item){t, g};
-        pthread_cond_signal(&s->reap_cv);
-        queued = 1;
-      }
+  pthread_mutex_lock(&s->reap_mu);
+  int queued = 0;
+  if (!s->reap_stop) {
+    if (s->reap_n == s->reap_cap) {
+      size_t cap = s->reap_cap ? 2 * s->reap_cap : 64;
+      struct tk_reap_item *q = realloc(s->reap_q, cap * sizeof *q);
+      if (q) s->reap_q = q, s->reap_cap = cap;
     }
-    pthread_mutex_unlock(&s->reap_mu);
-    if (queued) return;
+    if (!s->reaper_running && s->reap_n < s->reap_cap &&
+        pthread_create(&s->reaper, NULL, reaper_main, s) == 0)
+      s->reaper_running = 1;
+    if (s->reaper_running && s->reap_n < s->reap_cap) {
+      s->reap_q[s->reap_n++] = (struct tk_reap_item){t, g};
+      pthread_cond_signal(&s->reap_cv);
+      queued = 1;
+    }
   }
-  release(t, g);
+  pthread_mutex_unlock(&s->reap_mu);
+  if (!queued) release(t, g);
 }
 
 void tk_reaper_drain(takhin_store *s) {

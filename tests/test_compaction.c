@@ -143,10 +143,16 @@ static takhin_store *open_db(const char *db) {
 static const char *const compact_cfg[] = {"cleanup_policy", "compact", "segment_bytes", "16384",
                                           "delete_retention_ms", "3600000", NULL};
 
+extern int tk_compact_caller_plans;
+
+/* Each workload runs with the plan on a helper thread (the C API's way) and,
+** odd ones, with the roles swapped (the SQL extension's way). */
 Test(compaction, random_workloads_match_the_model) {
   struct { int nkeys; size_t vlen; int tomb; int bs; const char *codec; } w[] = {
-      {50, 100, 0, 1, "none"}, {500, 200, 5, 7, "zstd"}, {3000, 60, 10, 32, "none"}, {10, 1000, 20, 3, "zstd"}};
+      {50, 100, 0, 1, "none"}, {500, 200, 5, 7, "zstd"}, {3000, 60, 10, 32, "none"}, {10, 1000, 20, 3, "zstd"},
+      {50, 100, 0, 1, "none"}, {500, 200, 5, 7, "zstd"}};
   for (size_t k = 0; k < sizeof w / sizeof *w; k++) {
+    tk_compact_caller_plans = k >= 4;
     char name[64], db[4096];
     snprintf(name, sizeof name, "compact_model_%zu", k);
     snprintf(db, sizeof db, "%s", tu_store_path(name));
@@ -190,6 +196,7 @@ Test(compaction, random_workloads_match_the_model) {
     model_free(&m);
     takhin_close(s);
   }
+  tk_compact_caller_plans = 0;
 }
 
 Test(compaction, null_keys_refused) {
@@ -486,8 +493,8 @@ extern int tk_compact_plan_fail_at;
 /* An error while the plan is queried ahead (on the helper thread) reaches
 ** the caller with its message and undoes the run: the log is as before, no
 ** temporary file stays, and the next run succeeds. */
-Test(compaction, plan_error_undoes_the_run) {
-  const char *db = tu_store_path("compact_plan_error");
+static void plan_error_undoes_the_run(const char *name) {
+  const char *db = tu_store_path(name);
   takhin_store *s = open_db(db);
   cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
   model m;
@@ -534,6 +541,16 @@ Test(compaction, plan_error_undoes_the_run) {
   check_log(s, "t", &m, active_base(s, "t"), 100, 0);
   model_free(&m);
   takhin_close(s);
+}
+
+Test(compaction, plan_error_undoes_the_run) { plan_error_undoes_the_run("compact_plan_error"); }
+
+/* The same with the roles swapped, as on the SQL extension's store: the
+** caller plans, a thread rewrites; a failure on either side ends both. */
+Test(compaction, plan_error_undoes_the_run_caller_plans) {
+  tk_compact_caller_plans = 1;
+  plan_error_undoes_the_run("compact_plan_error_swapped");
+  tk_compact_caller_plans = 0;
 }
 
 /* A damaged batch that compaction would re-seal under a new CRC stops the

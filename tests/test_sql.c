@@ -2145,3 +2145,50 @@ Test(sql, first_use_switches_to_wal) {
   EXPECT_ROWS(db, "wal\n", "PRAGMA journal_mode");
   sqlite3_close(db);
 }
+
+static int count_commit(void *arg) {
+  ++*(int *)arg;
+  return 0; /* let it commit */
+}
+
+/* takhin_compact and takhin_retention, called from a SELECT, group their
+** catalog changes into a few transactions of their own (a savepoint), not
+** one per row: the swap of every rewritten segment is one commit, as in the
+** C API. Inside the user's transaction they are refused: a ROLLBACK would
+** restore catalog rows for files already rewritten or deleted. */
+Test(sql, compaction_commits_atomically_and_not_inside_a_transaction) {
+  const char *path = tu_store_path("sql_compact_tx");
+  sqlite3 *db = db_open(path);
+  exec_ok(db, "CREATE VIRTUAL TABLE t USING takhin(cleanup_policy='compact,delete', segment_bytes=300, retention_ms=1)");
+  for (int i = 0; i < 400; i++) /* one batch each: a transaction would make one batch of them */
+    exec_ok(db, "INSERT INTO t(key, value, timestamp) VALUES ('k%d', 'value-%d', %d)", i % 7, i, 1000 + i);
+  int64_t segs = q_int(db, "SELECT count(*) FROM takhin_segments WHERE topic = 't'");
+  cr_assert_gt(segs, 20, "many segments, each with catalog rows to rewrite");
+
+  exec_ok(db, "BEGIN");
+  exec_err(db, "run it outside a transaction", "SELECT * FROM takhin_compact('t')");
+  exec_err(db, "run it outside a transaction", "SELECT * FROM takhin_retention('t')");
+  exec_ok(db, "ROLLBACK");
+
+  int commits = 0;
+  sqlite3_commit_hook(db, count_commit, &commits);
+  int64_t compacted = q_int(db, "SELECT segments_compacted FROM takhin_compact('t')");
+  cr_assert_gt(compacted, 10);
+  /* the tombstone clock, the swap (every segment's rows), the swap rows'
+  ** removal: a handful, whatever the number of segments and rows */
+  cr_assert_leq(commits, 5, "%d commits for %lld rewritten segments", commits, (long long)compacted);
+  EXPECT_ROWS(db, "k0|399\nk1|393\nk2|394\nk3|395\nk4|396\nk5|397\nk6|398\n",
+              "SELECT key, offset FROM t ORDER BY key");
+  commits = 0;
+  int64_t deleted = q_int(db, "SELECT segments_deleted FROM takhin_retention('t')");
+  cr_assert_gt(deleted, 0);
+  cr_assert_leq(commits, 2, "%d commits for %lld deleted segments", commits, (long long)deleted);
+  sqlite3_commit_hook(db, NULL, NULL);
+  sqlite3_close(db);
+  /* and the C API opens what SQL left, with the same records */
+  takhin_store *s = c_open(path, 0);
+  takhin_partition_info pi;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
+  cr_assert_eq(pi.high_watermark, 400);
+  takhin_close(s);
+}
