@@ -11,6 +11,7 @@
 ** allocations, CPU time, context switches, storage bytes and lock waits are
 ** the deltas of exactly the timed window.
 */
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -94,6 +95,23 @@ static int64_t predict_n(int64_t goal_ns, int64_t prev_n, uint64_t prev_ns) {
   return (int64_t)n;
 }
 
+/* With TAKHIN_BENCH_PERF_CTL (and _ACK) naming the fifos of
+** perf record --control fifo:CTL,ACK -D -1, only the timed runs are
+** recorded, not the setup around them (BENCHMARKS.md, "Profiling"). */
+static void perf_control(const char *cmd) {
+  const char *ctl = getenv("TAKHIN_BENCH_PERF_CTL"), *ack = getenv("TAKHIN_BENCH_PERF_ACK");
+  if (!ctl) return;
+  int fd = open(ctl, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t w = write(fd, cmd, strlen(cmd));
+  close(fd);
+  if (w <= 0 || !ack || (fd = open(ack, O_RDONLY | O_CLOEXEC)) < 0) return;
+  char reply[16];
+  if (read(fd, reply, sizeof reply) < 0) { /* perf answers "ack"; nothing to do either way */
+  }
+  close(fd);
+}
+
 int run_case(const run_opts *o, const bench_def *def, const int64_t *p, int path, int durability,
              bench_result *out) {
   static unsigned seq;
@@ -123,11 +141,13 @@ int run_case(const run_opts *o, const bench_def *def, const int64_t *p, int path
   while (rc == 0) {
     if (def->prepare && (rc = def->prepare(st, n)) != 0) break;
     proc_snap a, b;
+    perf_control("enable\n");
     proc_snap_take(&a);
     uint64_t t0 = now_ns();
     rc = def->run(st, n);
     uint64_t t1 = now_ns();
     proc_snap_take(&b);
+    perf_control("disable\n");
     /* finish runs even after a failed run: it joins threads started by prepare. */
     int frc = def->finish(st, n, out);
     if (rc == 0) rc = frc;
