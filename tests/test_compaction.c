@@ -431,6 +431,27 @@ Test(compaction, concurrent_reader_stays_consistent) {
   takhin_close(s);
 }
 
+/* A store at db with a compacted topic "t" of n records over 100 keys
+** (100-byte values, batches of 16), and its model. */
+static takhin_store *keyed_store(const char *db, model *m, int64_t n, unsigned *seed) {
+  takhin_store *s = open_db(db);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
+  model_init(m, 20000);
+  produce(s, "t", m, n, 100, 100, 0, 16, seed);
+  return s;
+}
+
+/* No temporary file of a compaction run is left in topic t's folder. */
+static void assert_no_cleaned_files(const char *db) {
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s-takhin/t-0", db);
+  DIR *d = opendir(dir);
+  cr_assert_not_null(d);
+  for (struct dirent *e; (e = readdir(d));)
+    cr_assert_null(strstr(e->d_name, ".cleaned"), "%s is left behind", e->d_name);
+  closedir(d);
+}
+
 /* Descriptors of this process open on files that have been unlinked. */
 static int deleted_files_open(void) {
   int n = 0;
@@ -451,12 +472,9 @@ static int deleted_files_open(void) {
 ** still queued stays valid until they are released (ASan checks). */
 Test(compaction, replaced_segments_are_released) {
   const char *db = tu_store_path("compact_reaper");
-  takhin_store *s = open_db(db);
-  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
   model m;
-  model_init(&m, 20000);
   unsigned seed = 5;
-  produce(s, "t", &m, 6000, 100, 100, 0, 16, &seed);
+  takhin_store *s = keyed_store(db, &m, 6000, &seed);
   takhin_cursor *c; /* reads every segment, so each one has an open descriptor */
   cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
   takhin_message msg;
@@ -495,12 +513,9 @@ extern int tk_compact_plan_fail_at;
 ** temporary file stays, and the next run succeeds. */
 static void plan_error_undoes_the_run(const char *name) {
   const char *db = tu_store_path(name);
-  takhin_store *s = open_db(db);
-  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
   model m;
-  model_init(&m, 20000);
   unsigned seed = 17;
-  produce(s, "t", &m, 8000, 100, 100, 0, 16, &seed);
+  takhin_store *s = keyed_store(db, &m, 8000, &seed);
   takhin_partition_info before, after;
   cr_assert_eq(takhin_partition_info_get(s, "t", 0, &before), TAKHIN_OK);
   cr_assert_gt(before.segments, 10, "enough segments for the helper to run ahead");
@@ -528,13 +543,7 @@ static void plan_error_undoes_the_run(const char *name) {
   cr_assert(strstr(takhin_errmsg(), "create"), "%s", takhin_errmsg());
   cr_assert_eq(rmdir(blocker), 0);
   check_log(s, "t", &m, 0, 100, 0);
-  char dir[4200];
-  snprintf(dir, sizeof dir, "%s-takhin/t-0", db);
-  DIR *d = opendir(dir);
-  cr_assert_not_null(d);
-  for (struct dirent *e; (e = readdir(d));)
-    cr_assert_null(strstr(e->d_name, ".cleaned"), "%s is left behind", e->d_name);
-  closedir(d);
+  assert_no_cleaned_files(db);
   takhin_compaction_result r = {0};
   cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_gt(r.records_removed, 0);
@@ -554,17 +563,14 @@ Test(compaction, plan_error_undoes_the_run_caller_plans) {
 }
 
 /* A damaged batch that compaction would re-seal under a new CRC stops the
-** run with ECORRUPT (checked on the plan's thread or the rewriting one):
+** run with ECORRUPT (the rewrite checks it before re-sealing it):
 ** the damaged file is left exactly as it was, no .cleaned file stays, and
 ** the undamaged segments still read back whole. */
 Test(compaction, damaged_batch_stops_the_run) {
   const char *db = tu_store_path("compact_damaged");
-  takhin_store *s = open_db(db);
-  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
   model m;
-  model_init(&m, 20000);
   unsigned seed = 23;
-  produce(s, "t", &m, 6000, 100, 100, 0, 16, &seed);
+  takhin_store *s = keyed_store(db, &m, 6000, &seed);
   cr_assert_eq(takhin_flush(s, 1), TAKHIN_OK);
   takhin_segment_info *segs;
   size_t nsegs;
@@ -594,12 +600,7 @@ Test(compaction, damaged_batch_stops_the_run) {
   cr_assert_eq(fread(after, 1, (size_t)size, f), (size_t)size);
   fclose(f);
   cr_assert(memcmp(before, after, (size_t)size) == 0, "not one byte of it changed");
-  char dir[4200];
-  snprintf(dir, sizeof dir, "%s-takhin/t-0", db);
-  DIR *d = opendir(dir);
-  for (struct dirent *e; (e = readdir(d));)
-    cr_assert_null(strstr(e->d_name, ".cleaned"), "%s is left behind", e->d_name);
-  closedir(d);
+  assert_no_cleaned_files(db);
   /* Records outside the damaged segment are all there, uncompacted. */
   takhin_cursor *cur;
   cr_assert_eq(takhin_cursor_open(s, "t", 0, &cur), TAKHIN_OK);
