@@ -149,7 +149,7 @@ static int plan_loop(tk_plan *pl) {
   int rc = TAKHIN_OK;
   pthread_mutex_lock(&pl->mu);
   for (size_t i = 0; i < pl->ncand && !pl->stop; i++) {
-    while (i - pl->freed >= PLAN_AHEAD && !pl->stop) pthread_cond_wait(&pl->cv, &pl->mu);
+    while (i >= pl->freed + PLAN_AHEAD && !pl->stop) pthread_cond_wait(&pl->cv, &pl->mu);
     if (pl->stop) break;
     pthread_mutex_unlock(&pl->mu);
     /* slot i % PLAN_AHEAD is free: the caller is done with i - PLAN_AHEAD */

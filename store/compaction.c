@@ -481,15 +481,16 @@ typedef struct rewrite_run {
 static int rewrite_planned(rewrite_run *r) {
   int rc = TAKHIN_OK;
   for (size_t i = 0; !rc && i < r->ncand; i++) {
+    /* Every candidate is taken, a NULL one (not key-indexed) too: the plan
+    ** runs at most PLAN_AHEAD ahead of what is taken and done. */
     tk_segment *g = r->cand[i];
-    if (!g) continue;
     const int64_t *keep;
     const char *tmp;
     size_t nkeep;
     int out;
     if ((rc = tk_plan_get(r->plan, i, &keep, &nkeep, &out, &tmp))) break;
     r->survived += (int64_t)nkeep;
-    if (out >= 0) { /* else nothing to reclaim: not read again */
+    if (g && out >= 0) { /* else nothing to reclaim: not read again */
       rc = rewrite_segment(r->p, g, keep, nkeep, out, tmp, &r->w, &r->q, &r->fresh[i], &r->removed);
       if (!rc) r->before += g->size, r->after += r->fresh[i]->size, r->rewritten++;
     }
