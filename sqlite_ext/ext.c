@@ -159,7 +159,9 @@ static void fn_commit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (!s) return;
   if (part < INT32_MIN || part > INT32_MAX) part = -1;
   takhin_offset_commit oc = {topic, (int32_t)part, off, meta};
+  tk_cat_group(s, 1); /* the offsets commit together, also from a plain SELECT */
   int rc = takhin_group_commit(s, group, &oc, 1);
+  tk_cat_group(s, 0);
   if (rc) return result_takhin_error(ctx, rc);
   sqlite3_result_int64(ctx, off);
 }

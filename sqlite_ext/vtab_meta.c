@@ -342,11 +342,15 @@ static int meta_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr
     topic = (const char *)sqlite3_value_text(argv[0]);
   }
   c->topic_arg = topic;
-  if (vt->def->rewrites && !sqlite3_get_autocommit(vt->conn->db)) {
-    /* The catalog rows would roll back, the files could not. */
+  if (vt->def->rewrites &&
+      (!sqlite3_get_autocommit(vt->conn->db) || tk_sql_writer_active(vt->conn->db))) {
+    /* The catalog rows would roll back with the transaction (the user's, or
+    ** that of a statement that writes, INSERT ... SELECT), the files could
+    ** not. */
     sqlite3_free(vt->base.zErrMsg);
     vt->base.zErrMsg = sqlite3_mprintf("takhin: %s deletes or rewrites segment files, which a ROLLBACK "
-                                       "cannot bring back: run it outside a transaction",
+                                       "cannot bring back: run it outside a transaction, in a SELECT "
+                                       "of its own",
                                        vt->def->name);
     return SQLITE_ERROR;
   }
@@ -357,7 +361,10 @@ static int meta_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr
     vt->base.zErrMsg = msg;
     return SQLITE_ERROR;
   }
+  /* Called from a read-only statement: group each set of catalog writes. */
+  if (vt->def->rewrites) tk_cat_group(s, 1);
   int rc = vt->def->fill(c, s, topic);
+  if (vt->def->rewrites) tk_cat_group(s, 0);
   if (rc == TAKHIN_ENOMEM) return SQLITE_NOMEM;
   if (rc) {
     sqlite3_free(vt->base.zErrMsg);

@@ -14,12 +14,14 @@
 ** tk_cat_begin and tk_cat_commit, where statements are cached and then
 ** finalized together, so a persist of many rows prepares each once.
 ** Atomicity: inside a statement that writes (the INSERT whose rows a
-** persist indexes) that statement's transaction holds ours, and SQLite
-** refuses a savepoint there anyway. Called from a read-only statement
-** (SELECT * FROM takhin_compact(...), takhin_commit(...)), nothing would
-** group the rows, each would commit on its own: tk_cat_begin opens a
-** SAVEPOINT then, which commits (or nests in the user's BEGIN) at
-** tk_cat_commit.
+** persist indexes, its COMMIT) that statement's or the user's transaction
+** holds ours. A call the extension makes from a read-only statement
+** (SELECT * FROM takhin_compact(...), takhin_commit(...)) has nothing to
+** group its rows, each would commit on its own: the extension says so with
+** tk_cat_group, and tk_cat_begin then opens a SAVEPOINT, which commits (or
+** nests in the user's BEGIN) at tk_cat_commit. Never otherwise: during the
+** user's COMMIT a savepoint of ours would be a transaction savepoint, and
+** rolling back to it would discard the user's whole transaction.
 ** Rows read back are checked for sanity by the callers (partition.c): the
 ** catalog may have been edited by hand.
 */
@@ -106,7 +108,8 @@ struct tk_catalog {
   int read_only;
   int borrowed; /* db belongs to the host: see the top of this file */
   int hold;     /* borrowed: inside tk_cat_begin..commit statements are cached */
-  int savepoint; /* borrowed: tk_cat_begin opened SAVEPOINT takhin_cat */
+  int group;     /* borrowed: the extension asks begin/commit to group writes */
+  int savepoint; /* borrowed: tk_cat_begin opened SAVEPOINT takhin_catalog_group */
 };
 
 static int cat_err(takhin_store *s, const char *what) {
@@ -271,18 +274,23 @@ void tk_cat_close(takhin_store *s) {
   s->cat = NULL;
 }
 
-/* Borrowed: is a statement that writes running on the connection? */
-static int writer_active(sqlite3 *db) {
+int tk_sql_writer_active(sqlite3 *db) {
   for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
     if (sqlite3_stmt_busy(st) && !sqlite3_stmt_readonly(st)) return 1;
   return 0;
 }
 
+void tk_cat_group(takhin_store *s, int on) {
+  pthread_mutex_lock(&s->cat_lock);
+  if (s->cat) s->cat->group = on;
+  pthread_mutex_unlock(&s->cat_lock);
+}
+
 int tk_cat_begin(takhin_store *s) {
   tk_catalog *c = s->cat;
   if (c->borrowed) {
-    if (c->hold++ == 0 && !writer_active(c->db)) {
-      if (sqlite3_exec(c->db, "SAVEPOINT takhin_cat", NULL, NULL, NULL) != SQLITE_OK) {
+    if (c->hold++ == 0 && c->group && !tk_sql_writer_active(c->db)) {
+      if (sqlite3_exec(c->db, "SAVEPOINT takhin_catalog_group", NULL, NULL, NULL) != SQLITE_OK) {
         c->hold--;
         return cat_err(s, "savepoint");
       }
@@ -301,9 +309,9 @@ int tk_cat_commit(takhin_store *s) {
     drop_cache(c);
     if (!c->savepoint) return TAKHIN_OK;
     c->savepoint = 0;
-    if (sqlite3_exec(c->db, "RELEASE takhin_cat", NULL, NULL, NULL) == SQLITE_OK) return TAKHIN_OK;
+    if (sqlite3_exec(c->db, "RELEASE takhin_catalog_group", NULL, NULL, NULL) == SQLITE_OK) return TAKHIN_OK;
     int rc = cat_err(s, "commit");
-    sqlite3_exec(c->db, "ROLLBACK TO takhin_cat; RELEASE takhin_cat", NULL, NULL, NULL);
+    sqlite3_exec(c->db, "ROLLBACK TO takhin_catalog_group; RELEASE takhin_catalog_group", NULL, NULL, NULL);
     return rc;
   }
   sqlite3_stmt *st = stmt(s, ST_COMMIT);
@@ -317,7 +325,8 @@ void tk_cat_rollback(takhin_store *s) {
   if (c->borrowed) {
     if (c->hold == 0 || --c->hold > 0) return;
     drop_cache(c);
-    if (c->savepoint) sqlite3_exec(c->db, "ROLLBACK TO takhin_cat; RELEASE takhin_cat", NULL, NULL, NULL);
+    if (c->savepoint)
+      sqlite3_exec(c->db, "ROLLBACK TO takhin_catalog_group; RELEASE takhin_catalog_group", NULL, NULL, NULL);
     c->savepoint = 0;
     return;
   }

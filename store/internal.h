@@ -331,6 +331,12 @@ int tk_store_insert(takhin_store *s, tk_topic *t);
 void tk_store_remove(takhin_store *s, tk_topic *t);
 /* Call fn on every partition of every topic (topics_lock read-held inside). */
 void tk_store_each_partition(takhin_store *s, void (*fn)(tk_partition *, void *), void *arg);
+/* Borrowed catalog (the extension): on, the store's catalog write groups
+** (tk_cat_begin..commit) run in a savepoint of their own, for calls made
+** from a read-only statement; off again after the call (catalog.c). */
+void tk_cat_group(takhin_store *s, int on);
+/* A statement that writes is running on db (its transaction holds ours). */
+int tk_sql_writer_active(struct sqlite3 *db);
 /* takhin_open on the extension's host connection (no threads of ours may
 ** then touch the catalog: BUFFERED and maintenance_ms are refused). */
 int tk_open_borrowed(struct sqlite3 *db, const char *path, const takhin_options *opt,

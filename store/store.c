@@ -348,7 +348,7 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   int rc = check_options(&s->opt);
   if (rc) goto fail;
   if (borrow && (s->opt.durability == TAKHIN_DURABILITY_BUFFERED || s->opt.maintenance_ms > 0)) {
-    rc = tk_err(TAKHIN_EINVAL, "the SQLite extension runs no background threads: BUFFERED "
+    rc = tk_err(TAKHIN_EINVAL, "the SQLite extension runs no flusher or maintenance thread: BUFFERED "
                 "durability and maintenance_ms are not available there");
     goto fail;
   }

@@ -2192,3 +2192,41 @@ Test(sql, compaction_commits_atomically_and_not_inside_a_transaction) {
   cr_assert_eq(pi.high_watermark, 400);
   takhin_close(s);
 }
+
+/* Refused also inside a statement that writes: INSERT ... SELECT would roll
+** the catalog back on a failed row while the files stay rewritten. */
+Test(sql, compaction_refused_inside_a_writing_statement) {
+  const char *path = tu_store_path("sql_compact_insert_select");
+  sqlite3 *db = db_open(path);
+  exec_ok(db, "CREATE VIRTUAL TABLE t USING takhin(cleanup_policy='compact,delete', segment_bytes=300)");
+  for (int i = 0; i < 50; i++)
+    exec_ok(db, "INSERT INTO t(key, value, timestamp) VALUES ('k%d', 'value-%d', %d)", i % 3, i, 1000 + i);
+  exec_ok(db, "CREATE TABLE res(a, b, c, d, e)");
+  exec_err(db, "run it outside a transaction", "INSERT INTO res SELECT * FROM takhin_compact('t')");
+  exec_err(db, "run it outside a transaction", "INSERT INTO res(a, b) SELECT * FROM takhin_retention('t')");
+  EXPECT_ROWS(db, "0\n", "SELECT count(*) FROM res");
+  cr_assert_gt(q_int(db, "SELECT segments_compacted FROM takhin_compact('t')"), 0, "alone, it runs");
+  sqlite3_close(db);
+}
+
+/* The catalog writes a COMMIT makes (the index rows of what it appends)
+** never open a savepoint of their own: if one failed, rolling back to it
+** would take the user's whole transaction with it. Here the key rows are
+** refused by a trigger; the user's rows in an ordinary table must stay. */
+Test(sql, catalog_failure_at_commit_keeps_the_users_transaction) {
+  const char *path = tu_store_path("sql_commit_catalog_failure");
+  sqlite3 *db = db_open(path);
+  exec_ok(db, "CREATE VIRTUAL TABLE t USING takhin(cleanup_policy='compact')");
+  exec_ok(db, "CREATE TABLE o(x)");
+  exec_ok(db, "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.takhin_cat_key "
+              "BEGIN SELECT RAISE(ABORT, 'catalog write refused'); END");
+  exec_ok(db, "BEGIN");
+  exec_ok(db, "INSERT INTO o VALUES (1)");
+  exec_ok(db, "INSERT INTO t(key, value) VALUES ('a', '1'), ('b', '2')");
+  sqlite3_sleep(1200); /* past the catalog's write interval: the COMMIT persists */
+  exec_ok(db, "COMMIT");
+  EXPECT_ROWS(db, "1\n", "SELECT count(*) FROM o");
+  EXPECT_ROWS(db, "a|1\nb|2\n", "SELECT key, value FROM t ORDER BY offset");
+  exec_ok(db, "DROP TRIGGER refuse");
+  sqlite3_close(db);
+}
