@@ -53,18 +53,20 @@ typedef struct plan_slot {
 
 struct tk_plan {
   tk_partition *p;
-  tk_segment *const *cand; /* candidates; NULL entries are skipped */
+  tk_segment *const *cand; /* candidates; a NULL one is planned as empty */
   size_t ncand;
   int64_t expired_before;
   plan_slot slot[PLAN_AHEAD]; /* segment i's survivors are in slot[i % PLAN_AHEAD] */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   size_t made;  /* segments [0, made) are planned */
-  size_t freed; /* the caller is done with segments [0, freed) */
+  /* "caller" below is the rewriting side, "helper" the planning side,
+  ** whichever threads they run on (see the top of the file) */
+  size_t freed;   /* the caller is done with segments [0, freed) */
   size_t waiting; /* i + 1 while the caller waits for segment i, else 0 */
-  int done;     /* the helper has stopped (all planned, stopped, or failed) */
-  int stop;     /* the caller gives up */
-  int rc;       /* the helper's error, with its message in err */
+  int done;       /* the helper has stopped (all planned, stopped, or failed) */
+  int stop;       /* the caller gives up */
+  int rc;         /* the helper's error, with its message in err */
   char err[512];
   int threaded; /* the planning and the rewriting run on different threads */
   int spawned;  /* ... the planning on th */
