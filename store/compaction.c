@@ -150,9 +150,20 @@ int tk_compact_recover(tk_partition *p, takhin_recovery_info *rec) {
   return rc;
 }
 
+/* Once the key index covers the whole log, appends note every new key:
+** persists may then move key_upto (see keys_tracked). */
+static void keys_tracked(tk_partition *p) {
+  pthread_mutex_lock(&p->append_lock);
+  p->keys_tracked = 1;
+  pthread_mutex_unlock(&p->append_lock);
+}
+
 int tk_key_catch_up(tk_partition *p) {
   takhin_store *s = p->topic->store;
-  if (!p->topic->cfg.compact || s->opt.read_only) return TAKHIN_OK;
+  if (!p->topic->cfg.compact || s->opt.read_only) {
+    keys_tracked(p); /* nothing to catch up; a later switch to compact starts at its end */
+    return TAKHIN_OK;
+  }
   int64_t id = p->topic->topic_id, hwm, start;
   pthread_rwlock_rdlock(&p->meta_lock);
   hwm = p->next_offset;
@@ -184,6 +195,7 @@ int tk_key_catch_up(tk_partition *p) {
     p->key_upto = p->key_from;
   }
   pthread_mutex_unlock(&s->cat_lock);
+  if (!rc && p->key_upto >= hwm) keys_tracked(p);
   if (rc || p->key_upto >= hwm) return rc;
   int64_t from = p->key_upto > start ? p->key_upto : start;
   if (from < p->key_from) from = p->key_from;
@@ -201,7 +213,7 @@ int tk_key_catch_up(tk_partition *p) {
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
   takhin_cursor_close(c);
-  if (!rc) p->key_upto = hwm;
+  if (!rc) p->key_upto = hwm, keys_tracked(p);
   return rc;
 }
 

@@ -238,6 +238,7 @@ int takhin_topic_alter_config(takhin_store *s, const char *topic, const char *co
     for (int32_t i = 0; i < t->nparts && !rc; i++) {
       tk_partition *p = t->parts[i];
       p->key_from = p->key_upto = p->pending_next;
+      p->keys_tracked = 1; /* lock_all holds its append_lock */
       rc = tk_key_set_from(s, t->topic_id, i, p->key_from);
     }
     pthread_mutex_unlock(&s->cat_lock);

@@ -82,6 +82,21 @@ static void produce(takhin_store *s, const char *topic, model *m, int64_t n, int
   }
 }
 
+/* What produce() does to the model, without producing: the records a
+** child process produced from the same seed (no tombstones). */
+static void produce_model_only(model *m, int64_t n, int nkeys, unsigned *seed) {
+  for (int64_t i = 0; i < n; i++) {
+    int64_t off = m->n + i;
+    int k = (int)(rand_r(seed) % (unsigned)nkeys);
+    (void)rand_r(seed); /* produce() draws the tombstone die too */
+    m->key_of[off] = k;
+    m->is_tomb[off] = 0;
+    m->latest[k] = off;
+    m->tomb[k] = 0;
+  }
+  m->n += n;
+}
+
 /* Read the whole partition and check it against the model: offsets below
 ** `compacted_end` must be exactly the live latest records (tombstones too,
 ** unless tombs_gone), offsets at or above it all present. */
@@ -652,4 +667,43 @@ Test(compaction, older_unindexed_segments_are_skipped, .timeout = 120) {
     takhin_close(s);
   }
   tk_compact_caller_plans = 0;
+}
+
+/* Key rows wait longer than index rows (up to 16,384 records or a second).
+** A process that dies with them unwritten loses nothing: the next open
+** rebuilds the key index from the log, so lookups find every key's latest
+** record and compaction keeps exactly those. */
+Test(compaction, key_rows_pending_at_a_crash_are_rebuilt) {
+  const char *db = tu_store_path("compact_pending_keys");
+  model m;
+  unsigned seed = 41;
+  takhin_store *s = keyed_store(db, &m, 2000, &seed);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  pid_t pid = fork();
+  if (pid == 0) { /* more records, then die before any key row is due */
+    takhin_store *cs;
+    if (takhin_open(db, NULL, &cs)) _exit(2);
+    produce(cs, "t", &m, 3000, 100, 100, 0, 16, &seed);
+    _exit(0); /* no close, no flush */
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+  produce_model_only(&m, 3000, 100, &seed); /* the child's records, in the model */
+  s = open_db(db);
+  takhin_cursor *c;
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
+  for (int k = 0; k < 100; k++) {
+    if (m.latest[k] < 0) continue;
+    char key[16];
+    int kl = snprintf(key, sizeof key, "key-%d", k);
+    takhin_message msg;
+    cr_assert_eq(takhin_cursor_get_key(c, key, (size_t)kl, &msg), TAKHIN_OK, "%s: %s", key, takhin_errmsg());
+    cr_assert_eq(msg.offset, m.latest[k], "%s: latest offset", key);
+  }
+  takhin_cursor_close(c);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  check_log(s, "t", &m, active_base(s, "t"), 100, 0);
+  model_free(&m);
+  takhin_close(s);
 }
