@@ -38,8 +38,6 @@ struct sqlite3_stmt;
 #define TK_INDEX_INTERVAL 4096        /* bytes of log per index entry (Kafka's default) */
 #define TK_PERSIST_ENTRIES 256        /* index entries pending before a catalog write */
 #define TK_PERSIST_MS 1000            /* ... or this long since the last one */
-#define TK_KEYS_PENDING_MAX 16384     /* key rows wait for this many records (partition.c) */
-#define TK_KEY_BYTES_PENDING_MAX (1 << 20) /* ... or this many key bytes, or TK_PERSIST_MS */
 #define TK_MAX_TOPIC_NAME 249
 #define TK_MAX_PARTITIONS 100000
 #define TK_MAX_BATCH_BYTES (1 << 30)  /* hard ceiling whatever the config says */
@@ -180,7 +178,6 @@ struct tk_partition {
   ZSTD_CCtx *cctx;
   int64_t pending_since_ms;
   int64_t last_persist_ms;
-  int64_t last_key_persist_ms; /* key rows last written (or none were waiting) */
   /* compacted topics: key-index rows waiting for the next persist */
   tk_key_pending *keys;
   size_t nkeys, keys_cap;

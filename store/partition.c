@@ -128,21 +128,10 @@ static int write_latest_keys(tk_partition *p, size_t nk) {
   return rc;
 }
 
-/* Key rows wait longer than index rows: a compacted topic's keys repeat, so
-** the longer they wait the fewer rows a flush writes (one per distinct key),
-** and nothing needs them sooner -- compaction, key lookups, takhin_flush and
-** close write them all first, and after a crash the key index is rebuilt
-** from the log from key_upto on. Bounded by records, key bytes and time. */
-static int key_rows_due(const tk_partition *p, int64_t now) {
-  return p->nkeys >= TK_KEYS_PENDING_MAX || p->keybuf.len >= TK_KEY_BYTES_PENDING_MAX ||
-         now - p->last_key_persist_ms >= TK_PERSIST_MS;
-}
-
-/* Write every segment row, index entry and log start that changed since the
-** last call, and the pending key rows when all_keys is set or they are due,
-** in one catalog transaction. append_lock held: only appenders change
-** segment state, so it can be read without meta_lock. */
-static int persist(tk_partition *p, int all_keys) {
+/* Write every segment row, index entry, log start and key row that changed
+** since the last call, in one catalog transaction. append_lock held: only
+** appenders change segment state, so it can be read without meta_lock. */
+static int persist(tk_partition *p) {
   takhin_store *s = part_store(p);
   tk_topic *t = p->topic;
   int rc;
@@ -160,9 +149,7 @@ static int persist(tk_partition *p, int all_keys) {
   ** crash could still take back would make compaction drop the key's real
   ** latest record. */
   size_t nk = 0;
-  int64_t now = tk_now_ms();
-  if (all_keys || key_rows_due(p, now))
-    while (nk < p->nkeys && p->keys[nk].offset < p->next_offset) nk++;
+  while (nk < p->nkeys && p->keys[nk].offset < p->next_offset) nk++;
   rc = rc ? rc : write_latest_keys(p, nk);
   int64_t key_upto = nk < p->nkeys ? p->keys[nk].offset : p->next_offset;
   int move_upto = t->cfg.compact && p->keys_tracked && key_upto > p->key_upto;
@@ -181,17 +168,17 @@ static int persist(tk_partition *p, int all_keys) {
       p->segs[i]->idx_persisted = p->segs[i]->idx_n;
     }
     p->log_start_dirty = 0;
-    p->last_persist_ms = now;
-    if (nk || p->nkeys == 0) p->last_key_persist_ms = now; /* nothing has waited since */
+    p->last_persist_ms = tk_now_ms();
   }
   pthread_mutex_unlock(&s->cat_lock);
   return rc;
 }
 
-/* Index entries waiting for the catalog. */
+/* Catalog rows waiting: index entries, plus key rows weighted lightly (a
+** key row is cheap, but thousands should not wait for the timer). */
 static size_t pending_index_rows(const tk_partition *p) {
   const tk_segment *g = active_seg(p);
-  return g->idx_n - g->idx_persisted;
+  return g->idx_n - g->idx_persisted + p->nkeys / 64;
 }
 
 /* Remember the keys of records [base, base + n) for the key index. */
@@ -248,7 +235,7 @@ int tk_part_create(tk_partition *p) {
   pthread_mutex_lock(&p->append_lock);
   p->keys_tracked = 1; /* a new log: every keyed record is noted from offset 0 */
   int rc = new_active_segment(p, 0, tk_now_ms());
-  if (!rc) rc = persist(p, 1);
+  if (!rc) rc = persist(p);
   pthread_mutex_unlock(&p->append_lock);
   return rc;
 }
@@ -274,7 +261,7 @@ static int roll(tk_partition *p, int64_t now) {
   if ((rc = new_active_segment(p, p->next_offset, now))) return rc;
   /* The sealed row and the new row land together; if this fails, recovery
   ** adopts the new file on the next open. */
-  persist(p, 0);
+  persist(p);
   return TAKHIN_OK;
 }
 
@@ -432,11 +419,10 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
   }
   if (first) *first = base;
   if (cfg->compact) note_keys(p, recs, n, base); /* on failure recovery indexes them */
-  if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS ||
-      (p->nkeys && key_rows_due(p, now))) {
+  if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS) {
     /* A catalog failure here loses nothing: the batch is in the file and the
     ** next persist or recovery writes its index rows. */
-    persist(p, 0);
+    persist(p);
   }
 out:
   pthread_mutex_unlock(&p->append_lock);
@@ -451,7 +437,7 @@ int tk_part_flush(tk_partition *p, int do_persist, int sync) {
     for (size_t i = 0; i < p->nsegs && !rc; i++)
       if (p->segs[i]->synced_dirty && !(rc = sync_seg(p->segs[i]))) p->segs[i]->synced_dirty = 0;
   }
-  if (!rc && do_persist) rc = persist(p, 1);
+  if (!rc && do_persist) rc = persist(p);
   pthread_mutex_unlock(&p->append_lock);
   return rc;
 }
@@ -754,7 +740,7 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     /* Not fatal: the state in memory is right and the catalog catches up at
     ** the next persist. A full disk must not keep the log from being read. */
     pthread_mutex_lock(&p->append_lock);
-    persist(p, 1);
+    persist(p);
     pthread_mutex_unlock(&p->append_lock);
   }
 out:

@@ -669,10 +669,10 @@ Test(compaction, older_unindexed_segments_are_skipped, .timeout = 120) {
   tk_compact_caller_plans = 0;
 }
 
-/* Key rows wait longer than index rows (up to 16,384 records or a second).
-** A process that dies with them unwritten loses nothing: the next open
-** rebuilds the key index from the log, so lookups find every key's latest
-** record and compaction keeps exactly those. */
+/* Key rows are written in batches, with the index rows. A process that
+** dies with some unwritten loses nothing: the next open rebuilds the key
+** index from the log, so lookups find every key's latest record and
+** compaction keeps exactly those. */
 Test(compaction, key_rows_pending_at_a_crash_are_rebuilt) {
   const char *db = tu_store_path("compact_pending_keys");
   model m;
@@ -680,7 +680,7 @@ Test(compaction, key_rows_pending_at_a_crash_are_rebuilt) {
   takhin_store *s = keyed_store(db, &m, 2000, &seed);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   pid_t pid = fork();
-  if (pid == 0) { /* more records, then die before any key row is due */
+  if (pid == 0) { /* more records, then die with their key rows unwritten */
     takhin_store *cs;
     if (takhin_open(db, NULL, &cs)) _exit(2);
     produce(cs, "t", &m, 3000, 100, 100, 0, 16, &seed);
