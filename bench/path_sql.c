@@ -309,9 +309,14 @@ static int sql_produce_topic(bp_store *st, int32_t topic, const takhin_record *r
   return rc;
 }
 
+/* Every COMMIT handed its batch to the OS (durability os); what may still
+** wait are catalog rows (index entries, key rows): written now, as the api
+** path's takhin_flush does. */
 static int sql_flush(bp_store *st) {
-  (void)st; /* every COMMIT handed its batch to the OS (durability os) */
-  return 0;
+  pthread_mutex_lock(&st->mu);
+  int rc = exec(st->db, "SELECT takhin_flush()");
+  pthread_mutex_unlock(&st->mu);
+  return rc;
 }
 
 /* ---- metadata ----------------------------------------------------------------- */

@@ -166,6 +166,26 @@ static void fn_commit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int64(ctx, off);
 }
 
+/* takhin_flush() -> 1: the catalog rows still pending for what was appended
+** (index entries, key rows) are written now, as takhin_flush does in C.
+** Refused inside a transaction or a writing statement: rolled back, those
+** rows would be missing while the store counts them written, and a
+** compaction would miss keys. */
+static void fn_flush(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc, (void)argv;
+  takhin_store *s = ctx_store(ctx);
+  if (!s) return;
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  if (!sqlite3_get_autocommit(db) || tk_sql_writer_active(db))
+    return sqlite3_result_error(ctx, "takhin: takhin_flush writes catalog rows the store then counts as "
+                                     "written: run it outside a transaction, in a SELECT of its own", -1);
+  tk_cat_group(s, 1);
+  int rc = takhin_flush(s, 0);
+  tk_cat_group(s, 0);
+  if (rc) return result_takhin_error(ctx, rc);
+  sqlite3_result_int(ctx, 1);
+}
+
 /* takhin_offset_for_time(topic, partition, timestamp_ms) -> offset */
 static void fn_offset_for_time(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
@@ -209,6 +229,7 @@ int tkx_register_functions(sqlite3 *db, tkx_conn *c) {
       {"takhin_commit", 4, io, fn_commit},
       {"takhin_commit", 5, io, fn_commit},
       {"takhin_offset_for_time", 3, io, fn_offset_for_time},
+      {"takhin_flush", 0, io, fn_flush},
   };
   for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
     c->refs++;

@@ -2230,3 +2230,24 @@ Test(sql, catalog_failure_at_commit_keeps_the_users_transaction) {
   exec_ok(db, "DROP TRIGGER refuse");
   sqlite3_close(db);
 }
+
+/* takhin_flush() writes the catalog rows still pending for what INSERTs
+** appended (here, the key rows of a compacted topic), as takhin_flush does
+** in C; inside a transaction or a writing statement it is refused. */
+Test(sql, flush_writes_pending_catalog_rows) {
+  const char *path = tu_store_path("sql_flush");
+  sqlite3 *db = db_open(path);
+  exec_ok(db, "CREATE VIRTUAL TABLE t USING takhin(cleanup_policy='compact')");
+  for (int i = 0; i < 30; i++) exec_ok(db, "INSERT INTO t(key, value) VALUES ('k%d', 'v')", i % 10);
+  cr_assert_lt(q_int(db, "SELECT count(*) FROM takhin_cat_key"), 10, "key rows are written in batches");
+  exec_ok(db, "BEGIN");
+  exec_err(db, "outside a transaction", "SELECT takhin_flush()");
+  exec_ok(db, "ROLLBACK");
+  exec_ok(db, "CREATE TABLE res(x)");
+  exec_err(db, "outside a transaction", "INSERT INTO res SELECT takhin_flush()");
+  EXPECT_ROWS(db, "1\n", "SELECT takhin_flush()");
+  EXPECT_ROWS(db, "10\n", "SELECT count(*) FROM takhin_cat_key");
+  EXPECT_ROWS(db, "29\n", "SELECT max(offset) FROM takhin_cat_key");
+  exec_err(db, "wrong number of arguments", "SELECT takhin_flush(1)");
+  sqlite3_close(db);
+}
