@@ -110,6 +110,7 @@ struct tk_catalog {
   int hold;     /* borrowed: inside tk_cat_begin..commit statements are cached */
   int group;     /* borrowed: the extension asks begin/commit to group writes */
   int savepoint; /* borrowed: tk_cat_begin opened SAVEPOINT takhin_catalog_group */
+  int sp_began;  /* ... and that savepoint began the transaction (no BEGIN around it) */
 };
 
 static int cat_err(takhin_store *s, const char *what) {
@@ -290,6 +291,7 @@ int tk_cat_begin(takhin_store *s) {
   tk_catalog *c = s->cat;
   if (c->borrowed) {
     if (c->hold++ == 0 && c->group && !tk_sql_writer_active(c->db)) {
+      c->sp_began = sqlite3_get_autocommit(c->db);
       if (sqlite3_exec(c->db, "SAVEPOINT takhin_catalog_group", NULL, NULL, NULL) != SQLITE_OK) {
         c->hold--;
         return cat_err(s, "savepoint");
@@ -312,6 +314,9 @@ int tk_cat_commit(takhin_store *s) {
     if (sqlite3_exec(c->db, "RELEASE takhin_catalog_group", NULL, NULL, NULL) == SQLITE_OK) return TAKHIN_OK;
     int rc = cat_err(s, "commit");
     sqlite3_exec(c->db, "ROLLBACK TO takhin_catalog_group; RELEASE takhin_catalog_group", NULL, NULL, NULL);
+    /* Our savepoint was the transaction: never leave the connection inside
+    ** one nobody owns (later statements would join it silently). */
+    if (c->sp_began && !sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
   }
   sqlite3_stmt *st = stmt(s, ST_COMMIT);

@@ -186,13 +186,26 @@ int tk_key_catch_up(tk_partition *p) {
     tk_cat_done(s, st);
   }
   if (!rc && dangling) {
+    /* The wipe and the lowered key_upto land together: committed apart, a
+    ** crash between them would leave an empty key index that claims to
+    ** cover the log. */
     static const char wipe[] = "DELETE FROM takhin_cat_key WHERE topic_id = ?1 AND partition = ?2";
-    if ((st = tk_cat_prepare(s, wipe))) {
+    rc = tk_cat_begin(s);
+    if (!rc && !(st = tk_cat_prepare(s, wipe))) rc = TAKHIN_ECATALOG;
+    if (!rc) {
       sqlite3_bind_int64(st, 1, id);
       sqlite3_bind_int(st, 2, p->id);
       rc = tk_cat_step_done(s, st, "rebuild key index");
     }
-    p->key_upto = p->key_from;
+    if (!rc) rc = tk_key_set_upto(s, id, p->id, p->key_from);
+    if (!rc) rc = tk_cat_commit(s);
+    else tk_cat_rollback(s);
+    if (!rc) p->key_upto = p->key_from;
+  } else if (!rc && p->key_upto > hwm) {
+    /* Past the end of the log (its tail was lost): appends from hwm on must
+    ** move it, and a crash before they do must not skip their keys. */
+    rc = tk_key_set_upto(s, id, p->id, hwm);
+    if (!rc) p->key_upto = hwm;
   }
   pthread_mutex_unlock(&s->cat_lock);
   if (!rc && p->key_upto >= hwm) keys_tracked(p);
@@ -564,7 +577,12 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   rewrite_run run;
   memset(&run, 0, sizeof run);
   if (rc) goto out;
-  /* 1. the cleanable segments */
+  /* 1. the cleanable segments: never past what the key index covers (after
+  ** the flush above, the whole log, unless key rows were lost in a failure
+  ** this run could not repair: then only the next open's rebuild helps) */
+  pthread_mutex_lock(&p->append_lock);
+  int64_t covered = p->key_upto; /* key rows below it are all written, tracked or not */
+  pthread_mutex_unlock(&p->append_lock);
   int64_t now = tk_now_ms(), total = 0, dirty = 0;
   pthread_rwlock_rdlock(&p->meta_lock);
   cand = calloc(p->nsegs ? p->nsegs : 1, sizeof *cand);
@@ -575,8 +593,9 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     if (i + 1 == p->nsegs) break; /* the active segment is never touched */
     if (cfg->min_compaction_lag_ms > 0 && g->max_ts > now - cfg->min_compaction_lag_ms) break;
     ncand = i + 1;
-    /* not fully key-indexed (the topic became compacted later), or deleted */
-    if (g->base_offset < p->key_from || g->next_offset <= p->log_start) continue;
+    /* not fully key-indexed (the topic became compacted later, or key rows
+    ** were lost), or deleted */
+    if (g->base_offset < p->key_from || g->next_offset > covered || g->next_offset <= p->log_start) continue;
     if (g->next_offset > p->clean_upto) dirty += g->size;
     tk_seg_ref(g);
     cand[i] = g;

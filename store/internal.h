@@ -189,6 +189,7 @@ struct tk_partition {
   ** key_upto past what it wrote. Not after a load until tk_key_catch_up has
   ** indexed what the last run left unwritten (append_lock). */
   int keys_tracked;
+  uint64_t persists; /* catalog writes that committed (append_lock) */
   /* FSYNC group commit */
   pthread_mutex_t sync_lock;
   pthread_cond_t sync_cond;
@@ -217,6 +218,8 @@ typedef struct tk_part_mark {
   int64_t size, next_offset, max_ts, last_idx_pos;
   size_t idx_n;
   tk_index_entry last_entry;
+  int64_t key_upto;
+  uint64_t persists;
 } tk_part_mark;
 void tk_part_mark_get(tk_partition *p, tk_part_mark *m);
 /* Cut the log back to m. EINVAL when it cannot (a segment rolled since). */

@@ -91,6 +91,16 @@ static uint64_t key_hash(const uint8_t *k, size_t n) {
   return h;
 }
 
+/* Forget the pending keys of records at offset `from` and later: those
+** records were never written or were taken back, and their offsets will be
+** given to other records. append_lock held. */
+static void forget_keys_from(tk_partition *p, int64_t from) {
+  size_t n = p->nkeys;
+  while (n && p->keys[n - 1].offset >= from) n--;
+  p->nkeys = n;
+  p->keybuf.len = n ? p->keys[n - 1].key_at + p->keys[n - 1].key_len : 0;
+}
+
 /* Key rows for pending keys [0, nk): only the newest record of each key
 ** is written (an older one in the same flush would be overwritten by it at
 ** once), so a key that repeats within a flush costs one row. The probe
@@ -169,6 +179,7 @@ static int persist(tk_partition *p) {
     }
     p->log_start_dirty = 0;
     p->last_persist_ms = tk_now_ms();
+    p->persists++;
   }
   pthread_mutex_unlock(&s->cat_lock);
   return rc;
@@ -319,6 +330,7 @@ static int write_pending(tk_partition *p) {
     /* Drop the unwritable batches: their offsets were never visible, and
     ** keeping them would wedge every later flush. */
     set_pending_next(p, p->next_offset);
+    forget_keys_from(p, p->next_offset);
   }
   p->wbuf.len = 0;
   p->pending_since_ms = 0;
@@ -399,7 +411,13 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
   if (seg_bytes > 0 && (seg_bytes + (int64_t)blen > cfg->segment_bytes || now - g->created_ms >= cfg->segment_ms)) {
     if (start > 0) { /* the pending batches belong to the old segment */
       rc = write_out(p, p->wbuf.p, start);
-      if (rc) { p->wbuf.len = 0; set_pending_next(p, p->next_offset); p->pending_since_ms = 0; goto out; }
+      if (rc) {
+        p->wbuf.len = 0;
+        set_pending_next(p, p->next_offset);
+        forget_keys_from(p, p->next_offset);
+        p->pending_since_ms = 0;
+        goto out;
+      }
       memmove(p->wbuf.p, p->wbuf.p + start, blen);
       p->wbuf.len = blen;
       start = 0;
@@ -418,7 +436,9 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
     if (rc) goto out;
   }
   if (first) *first = base;
-  if (cfg->compact) note_keys(p, recs, n, base); /* on failure recovery indexes them */
+  /* On failure the key index no longer covers the log: key_upto stops (and
+  ** compaction with it) until the next open rebuilds the index from the log. */
+  if (cfg->compact && note_keys(p, recs, n, base)) p->keys_tracked = 0;
   if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS) {
     /* A catalog failure here loses nothing: the batch is in the file and the
     ** next persist or recovery writes its index rows. */
@@ -921,6 +941,8 @@ void tk_part_mark_get(tk_partition *p, tk_part_mark *m) {
   m->last_idx_pos = g->last_idx_pos;
   m->idx_n = g->idx_n;
   if (g->idx_n) m->last_entry = g->idx[g->idx_n - 1];
+  m->key_upto = p->key_upto;
+  m->persists = p->persists;
   pthread_mutex_unlock(&p->append_lock);
 }
 
@@ -966,6 +988,15 @@ int tk_part_undo(tk_partition *p, const tk_part_mark *m) {
   g->cat_dirty = 1;
   p->next_offset = p->pending_next = m->next_offset;
   pthread_rwlock_unlock(&p->meta_lock);
+  forget_keys_from(p, m->next_offset);
+  if (p->persists != m->persists) {
+    /* A persist ran inside the transaction being rolled back: its rows go
+    ** with it. Write the active segment's index rows again; the key rows it
+    ** wrote are gone from memory too, so stop key_upto (and compaction)
+    ** until the next open rebuilds the key index from the log. */
+    g->idx_persisted = 0;
+    if (p->key_upto != m->key_upto) p->key_upto = m->key_upto, p->keys_tracked = 0;
+  }
   pthread_mutex_lock(&s->cat_lock);
   tk_cat_delete_index_from(s, p->topic->topic_id, p->id, g->base_offset, m->size);
   pthread_mutex_unlock(&s->cat_lock);
