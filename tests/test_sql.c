@@ -2251,3 +2251,22 @@ Test(sql, flush_writes_pending_catalog_rows) {
   exec_err(db, "wrong number of arguments", "SELECT takhin_flush(1)");
   sqlite3_close(db);
 }
+
+/* A failed COMMIT on a compacted topic takes back its keys with its
+** records: the offsets it had are given to the next records, and a key of
+** the taken-back batch must not point at them. */
+Test(sql, failed_commit_takes_back_its_keys) {
+  const char *path = tu_store_path("sql_txn_fail_keys");
+  sqlite3 *db = db_open(path);
+  exec_ok(db, "CREATE VIRTUAL TABLE ev USING takhin(partitions=2, max_message_bytes=200, cleanup_policy='compact')");
+  exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'pre','x',1)");
+  exec_ok(db, "BEGIN");
+  exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'ghost','small',2)");
+  exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (1,'b',zeroblob(170),2)");
+  exec_err(db, "larger than max_message_bytes 200", "COMMIT");
+  exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'post','y',3)");
+  EXPECT_ROWS(db, "", "SELECT offset, value FROM ev WHERE partition = 0 AND key = 'ghost'");
+  EXPECT_ROWS(db, "1|y\n", "SELECT offset, value FROM ev WHERE partition = 0 AND key = 'post'");
+  EXPECT_ROWS(db, "0|x\n", "SELECT offset, value FROM ev WHERE partition = 0 AND key = 'pre'");
+  sqlite3_close(db);
+}
