@@ -80,12 +80,10 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
   takhin_store *s = p->topic->store;
   if (tk_compact_plan_fail_at > 0 && i + 1 == (size_t)tk_compact_plan_fail_at)
     return tk_err(TAKHIN_ECATALOG, "survivors of candidate segment %zu failed (test hook)", i);
-  const char *sql = tk_sql("survivors");
-  if (!sql) return tk_err(TAKHIN_ECATALOG, "sql/compaction.sql has no statement \"survivors\"");
   int rc = TAKHIN_OK, step;
   slot->n = 0;
   pthread_mutex_lock(&s->cat_lock);
-  sqlite3_stmt *st = tk_cat_prepare(s, sql);
+  sqlite3_stmt *st = tk_sql_prepare(s, "survivors");
   if (!st) {
     pthread_mutex_unlock(&s->cat_lock);
     return TAKHIN_ECATALOG;

@@ -50,20 +50,11 @@ static void crash_point(int step) {
 
 /* ---- statements -------------------------------------------------------- */
 
-static sqlite3_stmt *named(takhin_store *s, const char *name) {
-  const char *sql = tk_sql(name);
-  if (!sql) {
-    tk_err(TAKHIN_ECATALOG, "sql/compaction.sql has no statement \"%s\"", name);
-    return NULL;
-  }
-  return tk_cat_prepare(s, sql);
-}
-
 /* A named statement with (topic, partition) and up to three more integers
 ** bound: nargs counts all of them (2..5). */
 static sqlite3_stmt *bound(takhin_store *s, const char *name, int64_t topic_id, int32_t part,
                            int nargs, int64_t a, int64_t b, int64_t c) {
-  sqlite3_stmt *st = named(s, name);
+  sqlite3_stmt *st = tk_sql_prepare(s, name);
   if (!st) return NULL;
   const int64_t more[3] = {a, b, c};
   sqlite3_bind_int64(st, 1, topic_id);
@@ -93,7 +84,7 @@ static int query_i64(takhin_store *s, const char *name, int64_t topic_id, int32_
 
 int tk_key_write(takhin_store *s, int64_t topic_id, int32_t part, const void *key, size_t len,
                  int64_t offset, int tombstone) {
-  sqlite3_stmt *st = named(s, "key_upsert");
+  sqlite3_stmt *st = tk_sql_prepare(s, "key_upsert");
   if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -114,7 +105,7 @@ int tk_compact_recover(tk_partition *p, takhin_recovery_info *rec) {
   int64_t id = p->topic->topic_id;
   int rc = TAKHIN_OK;
   pthread_mutex_lock(&s->cat_lock);
-  sqlite3_stmt *st = named(s, "swaps");
+  sqlite3_stmt *st = tk_sql_prepare(s, "swaps");
   if (!st) rc = TAKHIN_ECATALOG;
   int any = 0;
   while (!rc && !s->opt.read_only) {
@@ -136,7 +127,7 @@ int tk_compact_recover(tk_partition *p, takhin_recovery_info *rec) {
   }
   if (st) tk_cat_done(s, st);
   if (!rc && any) rc = exec5(s, "clear_swaps", id, p->id, 2, 0, 0, 0);
-  if (!rc && (st = named(s, "key_state"))) {
+  if (!rc && (st = tk_sql_prepare(s, "key_state"))) {
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, p->id);
     if (sqlite3_step(st) == SQLITE_ROW) {
@@ -742,7 +733,7 @@ int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset,
     if (rc) return rc;
   }
   pthread_mutex_lock(&s->cat_lock);
-  sqlite3_stmt *st = named(s, "key_lookup");
+  sqlite3_stmt *st = tk_sql_prepare(s, "key_lookup");
   if (!st) {
     rc = TAKHIN_ECATALOG;
   } else {

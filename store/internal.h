@@ -360,6 +360,9 @@ void tk_clear_dir(const char *dir, int remove_dir);
 /* ---- sql/compaction.sql (sqlfile.c) ----------------------------------- */
 /* The statement named name, or NULL. Static storage. */
 const char *tk_sql(const char *name);
+/* ... prepared on the catalog (tk_cat_prepare; cat_lock held); NULL, with
+** the error set, when there is no such statement or it does not prepare. */
+struct sqlite3_stmt *tk_sql_prepare(takhin_store *s, const char *name);
 
 /* ---- compaction and the key index (compaction.c) ---------------------- */
 /* Upsert one key-index row / set key_upto (cat_lock held, inside a txn). */

@@ -54,3 +54,12 @@ __attribute__((destructor)) static void sqlfile_free(void) {
   text = NULL;
   nstmts = 0;
 }
+
+struct sqlite3_stmt *tk_sql_prepare(takhin_store *s, const char *name) {
+  const char *sql = tk_sql(name);
+  if (!sql) {
+    tk_err(TAKHIN_ECATALOG, "sql/compaction.sql has no statement \"%s\"", name);
+    return NULL;
+  }
+  return tk_cat_prepare(s, sql);
+}
