@@ -322,16 +322,21 @@ static void set_pending_next(tk_partition *p, int64_t v) {
   pthread_rwlock_unlock(&p->meta_lock);
 }
 
+/* BUFFERED mode: drop the pending batches after a write of them failed:
+** their offsets were never visible and go to the next records (with their
+** keys), and keeping them would wedge every later flush. */
+static void drop_pending(tk_partition *p) {
+  p->wbuf.len = 0;
+  p->pending_since_ms = 0;
+  set_pending_next(p, p->next_offset);
+  forget_keys_from(p, p->next_offset);
+}
+
 /* BUFFERED mode: write what is pending. append_lock held. */
 static int write_pending(tk_partition *p) {
   if (p->wbuf.len == 0) return TAKHIN_OK;
   int rc = write_out(p, p->wbuf.p, p->wbuf.len);
-  if (rc) {
-    /* Drop the unwritable batches: their offsets were never visible, and
-    ** keeping them would wedge every later flush. */
-    set_pending_next(p, p->next_offset);
-    forget_keys_from(p, p->next_offset);
-  }
+  if (rc) drop_pending(p);
   p->wbuf.len = 0;
   p->pending_since_ms = 0;
   return rc;
@@ -411,13 +416,7 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
   if (seg_bytes > 0 && (seg_bytes + (int64_t)blen > cfg->segment_bytes || now - g->created_ms >= cfg->segment_ms)) {
     if (start > 0) { /* the pending batches belong to the old segment */
       rc = write_out(p, p->wbuf.p, start);
-      if (rc) {
-        p->wbuf.len = 0;
-        set_pending_next(p, p->next_offset);
-        forget_keys_from(p, p->next_offset);
-        p->pending_since_ms = 0;
-        goto out;
-      }
+      if (rc) { drop_pending(p); goto out; }
       memmove(p->wbuf.p, p->wbuf.p + start, blen);
       p->wbuf.len = blen;
       start = 0;
