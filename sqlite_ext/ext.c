@@ -174,7 +174,7 @@ static void fn_commit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 static void fn_flush(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc, (void)argv;
   sqlite3 *db = sqlite3_context_db_handle(ctx);
-  if (!sqlite3_get_autocommit(db) || tk_sql_writer_active(db))
+  if (tkx_in_transaction(db))
     return sqlite3_result_error(ctx, "takhin: takhin_flush writes catalog rows the store then counts as "
                                      "written: run it outside a transaction, in a SELECT of its own", -1);
   takhin_store *s = ctx_store(ctx);

@@ -49,6 +49,13 @@ char *tkx_headers_to_json(const takhin_message *m); /* sqlite3_malloc'd; NULL on
 ** are decoded in place into the caller's writable copy of the text. */
 char *tkx_headers_from_json(char *json, takhin_header **out, size_t *n);
 
+/* Inside a transaction a ROLLBACK could undo: the user's BEGIN, or the
+** implicit one of a statement that writes (INSERT ... SELECT f()). What
+** rewrites files or counts catalog rows as written is refused there. */
+static inline int tkx_in_transaction(sqlite3 *db) {
+  return !sqlite3_get_autocommit(db) || tk_sql_writer_active(db);
+}
+
 /* Module client data is a counted reference to the connection context. */
 void tkx_conn_ref(tkx_conn *c);
 void tkx_conn_unref(void *c);

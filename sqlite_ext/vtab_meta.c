@@ -342,8 +342,7 @@ static int meta_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr
     topic = (const char *)sqlite3_value_text(argv[0]);
   }
   c->topic_arg = topic;
-  if (vt->def->rewrites &&
-      (!sqlite3_get_autocommit(vt->conn->db) || tk_sql_writer_active(vt->conn->db))) {
+  if (vt->def->rewrites && tkx_in_transaction(vt->conn->db)) {
     /* The catalog rows would roll back with the transaction (the user's, or
     ** that of a statement that writes, INSERT ... SELECT), the files could
     ** not. */
