@@ -307,7 +307,9 @@ int main(int argc, char **argv) {
       fprintf(stderr, "takhin-bench: -against needs -compare BASELINE.json\n");
       return 2;
     }
-    if (results_load_json(fl.compare, &old) != 0 || results_load_json(fl.against, &results) != 0)
+    run_mode mo, mc;
+    if (results_load_json(fl.compare, &old, &mo) != 0 ||
+        results_load_json(fl.against, &results, &mc) != 0 || run_mode_check(&mo, &mc) != 0)
       return 2;
     int reg = compare_print(stdout, &old, &results);
     results_free(&old);
@@ -333,6 +335,24 @@ int main(int argc, char **argv) {
   if (parse_benchtime(bt, &ro.benchtime_ns, &ro.benchtime_n) != 0) {
     fprintf(stderr, "takhin-bench: bad -benchtime \"%s\" (want 5s, 300ms or 1000x)\n", bt);
     return 2;
+  }
+
+  const char *tier_name = fl.tier == TIER_SMOKE ? "smoke"
+                          : fl.tier == TIER_QUICK ? "quick"
+                          : fl.full               ? "full"
+                                                  : "default";
+  /* The baseline is read and its mode checked before anything runs: a
+  ** mismatch found after minutes of benchmarks would waste them. */
+  bench_results baseline = {0};
+  if (fl.compare) {
+    run_mode mo, mc = {.tier = ""};
+    snprintf(mc.tier, sizeof mc.tier, "%s", tier_name);
+    snprintf(mc.benchtime, sizeof mc.benchtime, "%s", bt);
+    snprintf(mc.file, sizeof mc.file, "this run");
+    if (results_load_json(fl.compare, &baseline, &mo) != 0 || run_mode_check(&mo, &mc) != 0) {
+      results_free(&baseline);
+      return 2;
+    }
   }
 
   regex_t re;
@@ -436,8 +456,7 @@ int main(int argc, char **argv) {
            "{\"bench\": \"%s\", \"benchtime\": \"%s\", \"count\": %d, \"tier\": \"%s\", "
            "\"durability\": \"%s\", \"seed\": %llu, \"tmpdir\": \"%s\", "
            "\"alloc_counting\": %s, \"lock_wait\": %s}",
-           bench_esc, bt, fl.count,
-           fl.tier == TIER_SMOKE ? "smoke" : fl.tier == TIER_QUICK ? "quick" : fl.full ? "full" : "default",
+           bench_esc, bt, fl.count, tier_name,
            dur_flag, (unsigned long long)fl.seed, dir_esc, alloc_count_enabled() ? "true" : "false",
            lock_wait_enabled() ? "true" : "false");
   if (fl.json && report_json(fl.json, &mi, &results, settings) != 0) {
@@ -449,12 +468,8 @@ int main(int argc, char **argv) {
     failures++;
   }
   int regressions = 0;
-  if (fl.compare) {
-    bench_results old = {0};
-    if (results_load_json(fl.compare, &old) != 0) failures++;
-    else regressions = compare_print(stdout, &old, &results);
-    results_free(&old);
-  }
+  if (fl.compare) regressions = compare_print(stdout, &baseline, &results);
+  results_free(&baseline);
   free(cases);
   results_free(&results);
   return failures || regressions || bench_interrupted ? 1 : 0;
