@@ -224,8 +224,9 @@ int compare_print(FILE *f, const bench_results *old, const bench_results *cur) {
   static double a[MAX_SAMPLES], b[MAX_SAMPLES];
   int regressions = 0, compared = 0, missing = 0, unjudged = 0, noise = 0;
   /* No line of this table may start with "Benchmark": benchstat would take it
-  ** for a result and report a syntax error. Case names drop the prefix. */
-  fprintf(f, "\ncomparison: median of each side, two-sided Mann-Whitney U test; a regression is\n"
+  ** for a result and report a syntax error. Case names drop the prefix. The
+  ** title is no "key: value" line either (a space before the colon). */
+  fprintf(f, "\ncomparison of the medians, two-sided Mann-Whitney U test; a regression is\n"
              "MB/s or ops/s -10%%, allocs/op +20%%, p99 +50%% with p < %.2f and >= %d samples a side\n",
           UTEST_ALPHA, UTEST_MIN_SAMPLES);
   fprintf(f, "%-56s %-8s %-9s %11s %11s %9s %7s %7s\n", "case", "mode", "figure", "old", "new",
