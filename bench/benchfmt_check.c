@@ -18,6 +18,7 @@
 ** (two runs of the same flags must fall into one benchstat table). Exit 0 if
 ** clean, 1 with one message per problem.
 */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
