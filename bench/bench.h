@@ -159,9 +159,21 @@ int report_json(const char *file, const machine_info *mi, const bench_results *r
 int report_csv(const char *file, const bench_results *rs);
 
 /* ---- compare.c ----------------------------------------------------------- */
-/* Load results from a comma-separated list of JSON files written by -json. */
-int results_load_json(const char *files, bench_results *out);
-/* Print old/new/change per figure; returns the number of regressions. */
+/* How a run was made (the JSON "settings"): another mode or -benchtime
+** measures other matrices or amounts of work, so such runs are not compared. */
+typedef struct run_mode {
+  char tier[16];      /* "smoke", "quick", "default", "full"; "" when not recorded */
+  char benchtime[32]; /* as given: "200ms", "4x" */
+  char file[256];     /* where it came from, for messages */
+} run_mode;
+/* Load results from a comma-separated list of JSON files written by -json.
+** mode (may be NULL) receives their mode; files made in different modes are
+** refused with a message (-1). */
+int results_load_json(const char *files, bench_results *out, run_mode *mode);
+/* 0 when old and cur were made the same way; else says why not on stderr, -1. */
+int run_mode_check(const run_mode *old, const run_mode *cur);
+/* Print old/new/change, p-value and sample counts per figure (utest.c);
+** returns the number of regressions. */
 int compare_print(FILE *f, const bench_results *old, const bench_results *cur);
 
 /* ---- errors -------------------------------------------------------------- */

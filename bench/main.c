@@ -79,23 +79,47 @@ static int parse_benchtime(const char *s, int64_t *ns, int64_t *n) {
   return 0;
 }
 
-/* Comma list of names -> bit mask (and order for paths). */
-static int parse_list(const char *s, const char *const *names, int count, int *order, int *n) {
-  char buf[256];
+/* Comma list of names -> indexes in order, duplicates dropped. Errors name
+** the flag (-path, -durability) and what it accepts. */
+static int parse_list(const char *flag, const char *s, const char *const *names, int count,
+                      const char *also, int *order, int *n) {
+  char buf[256], want[160] = "";
+  for (int k = 0; k < count; k++)
+    snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s", k ? ", " : "", names[k]);
+  if (also) snprintf(want + strlen(want), sizeof want - strlen(want), ", or %s", also);
   snprintf(buf, sizeof buf, "%s", s);
   *n = 0;
   for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
     int k = 0;
     while (k < count && strcmp(tok, names[k]) != 0) k++;
     if (k == count) {
-      fprintf(stderr, "takhin-bench: unknown value \"%s\"\n", tok);
+      fprintf(stderr, "takhin-bench: -%s: unknown value \"%s\" (want a comma list of %s)\n", flag,
+              tok, want);
       return -1;
     }
     int dup = 0;
     for (int i = 0; i < *n; i++) dup |= order[i] == k;
     if (!dup) order[(*n)++] = k;
   }
-  return *n ? 0 : -1;
+  if (*n == 0) {
+    fprintf(stderr, "takhin-bench: -%s: empty list (want a comma list of %s)\n", flag, want);
+    return -1;
+  }
+  return 0;
+}
+
+/* A whole number for -name, or an error naming the flag. */
+static int parse_whole(const char *name, const char *val, unsigned long long min,
+                       unsigned long long *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(val, &end, 10);
+  if (end == val || *end || errno || val[0] == '-' || v < min) {
+    fprintf(stderr, "takhin-bench: -%s: \"%s\" is not a whole number >= %llu\n", name, val, min);
+    return -1;
+  }
+  *out = v;
+  return 0;
 }
 
 static int parse_flags(int argc, char **argv, flags *fl) {
@@ -131,14 +155,18 @@ static int parse_flags(int argc, char **argv, flags *fl) {
       if (k == sizeof valued / sizeof valued[0]) goto bad;
       if (!val) {
         if (i + 1 >= argc) {
-          fprintf(stderr, "takhin-bench: flag -%s needs a value\n", name);
+          fprintf(stderr, "takhin-bench: -%s: needs a value\n", name);
           return -1;
         }
         val = argv[++i];
       }
       if (!strcmp(name, "bench")) fl->bench = val;
       else if (!strcmp(name, "benchtime")) fl->benchtime = val;
-      else if (!strcmp(name, "count")) fl->count = atoi(val);
+      else if (!strcmp(name, "count")) {
+        unsigned long long v;
+        if (parse_whole(name, val, 1, &v) != 0) return -1;
+        fl->count = v > 1000000 ? 1000000 : (int)v;
+      }
       else if (!strcmp(name, "path")) fl->paths = val;
       else if (!strcmp(name, "durability")) fl->durability = val;
       else if (!strcmp(name, "json")) fl->json = val;
@@ -146,12 +174,12 @@ static int parse_flags(int argc, char **argv, flags *fl) {
       else if (!strcmp(name, "compare")) fl->compare = val;
       else if (!strcmp(name, "against")) fl->against = val;
       else if (!strcmp(name, "tmpdir")) fl->tmpdir = val;
-      else fl->seed = strtoull(val, NULL, 10);
+      else {
+        unsigned long long v;
+        if (parse_whole(name, val, 0, &v) != 0) return -1;
+        fl->seed = (uint64_t)v;
+      }
     }
-  }
-  if (fl->count < 1) {
-    fprintf(stderr, "takhin-bench: -count must be >= 1\n");
-    return -1;
   }
   return 0;
 bad:
@@ -304,10 +332,12 @@ int main(int argc, char **argv) {
   if (fl.against) { /* compare two sets of files, run nothing */
     bench_results old = {0};
     if (!fl.compare) {
-      fprintf(stderr, "takhin-bench: -against needs -compare BASELINE.json\n");
+      fprintf(stderr, "takhin-bench: -against: needs -compare BASELINE.json\n");
       return 2;
     }
-    if (results_load_json(fl.compare, &old) != 0 || results_load_json(fl.against, &results) != 0)
+    run_mode mo, mc;
+    if (results_load_json(fl.compare, &old, &mo) != 0 ||
+        results_load_json(fl.against, &results, &mc) != 0 || run_mode_check(&mo, &mc) != 0)
       return 2;
     int reg = compare_print(stdout, &old, &results);
     results_free(&old);
@@ -321,23 +351,41 @@ int main(int argc, char **argv) {
   int paths[PATH_COUNT], npaths = 0, durs[3], ndurs = 0;
   if (!fl.paths || !strcmp(fl.paths, "all")) {
     for (int p = 0; p < PATH_COUNT; p++) paths[npaths++] = p;
-  } else if (parse_list(fl.paths, path_names, PATH_COUNT, paths, &npaths) != 0) {
+  } else if (parse_list("path", fl.paths, path_names, PATH_COUNT, "all", paths, &npaths) != 0) {
     return 2;
   }
   const char *dur_flag = fl.durability ? fl.durability : fl.full ? "os,fsync,buffered" : "os";
-  if (parse_list(dur_flag, dur_names, 3, durs, &ndurs) != 0) return 2;
+  if (parse_list("durability", dur_flag, dur_names, 3, NULL, durs, &ndurs) != 0) return 2;
 
   run_opts ro = {.tier = fl.tier, .seed = fl.seed};
   const char *bt = fl.benchtime ? fl.benchtime : fl.tier == TIER_SMOKE ? "4x"
                                              : fl.tier == TIER_QUICK ? "200ms" : "1s";
   if (parse_benchtime(bt, &ro.benchtime_ns, &ro.benchtime_n) != 0) {
-    fprintf(stderr, "takhin-bench: bad -benchtime \"%s\" (want 5s, 300ms or 1000x)\n", bt);
+    fprintf(stderr, "takhin-bench: -benchtime: bad value \"%s\" (want 5s, 300ms or 1000x)\n", bt);
     return 2;
+  }
+
+  const char *tier_name = fl.tier == TIER_SMOKE ? "smoke"
+                          : fl.tier == TIER_QUICK ? "quick"
+                          : fl.full               ? "full"
+                                                  : "default";
+  /* The baseline is read and its mode checked before anything runs: a
+  ** mismatch found after minutes of benchmarks would waste them. */
+  bench_results baseline = {0};
+  if (fl.compare) {
+    run_mode mo, mc = {.tier = ""};
+    snprintf(mc.tier, sizeof mc.tier, "%s", tier_name);
+    snprintf(mc.benchtime, sizeof mc.benchtime, "%s", bt);
+    snprintf(mc.file, sizeof mc.file, "this run");
+    if (results_load_json(fl.compare, &baseline, &mo) != 0 || run_mode_check(&mo, &mc) != 0) {
+      results_free(&baseline);
+      return 2;
+    }
   }
 
   regex_t re;
   if (regcomp(&re, fl.bench, REG_EXTENDED | REG_NOSUB) != 0) {
-    fprintf(stderr, "takhin-bench: bad -bench regex \"%s\"\n", fl.bench);
+    fprintf(stderr, "takhin-bench: -bench: bad regular expression \"%s\"\n", fl.bench);
     return 2;
   }
   size_t ncases = 0;
@@ -389,6 +437,7 @@ int main(int argc, char **argv) {
   int show_progress = isatty(STDERR_FILENO);
   uint64_t start = now_ns();
   int last_dur = -1;
+  size_t ran = 0; /* cases that finished, passed or failed */
   for (size_t i = 0; i < ncases && !bench_interrupted; i++) {
     const bcase *c = &cases[i];
     bench_result r;
@@ -405,6 +454,9 @@ int main(int argc, char **argv) {
       printf("durability: %s\n", durability_name(c->durability));
       last_dur = c->durability;
     }
+    /* A case ^C cut short did not fail: it did not finish. */
+    if (rc != 0 && bench_interrupted && !strcmp(bench_error(), "interrupted")) break;
+    ran++;
     if (rc != 0) {
       printf("--- FAIL: %s/%s-%d\n    %s\n", r.name, bench_paths[c->path]->name, r.procs,
              bench_error());
@@ -419,13 +471,19 @@ int main(int argc, char **argv) {
       break;
     }
   }
-  if (bench_interrupted) printf("interrupted: %zu of %zu cases reported\n", results.n, ncases);
   if (fs_rm_rf(tmpl) != 0) fprintf(stderr, "takhin-bench: could not remove %s\n", tmpl);
   char total[16];
   fmt_dur(total, sizeof total, (double)(now_ns() - start) / 1e9);
   if (ncases == 0) printf("note: no case matches -bench \"%s\" on the available paths\n", fl.bench);
-  printf("%s\ttakhin/bench\t%s (%zu cases, %d failed)\n", failures ? "FAIL" : "ok", total, ncases,
-         failures);
+  /* After ^C there is no verdict line: "ok" would claim cases that never ran.
+  ** The line says what did run; the exit status is 1. ("interrupted after"
+  ** has a space, so benchstat does not read it as a configuration line.) */
+  if (bench_interrupted)
+    printf("interrupted after %s: %zu of %zu cases ran (%zu reported, %d failed), %zu not run\n",
+           total, ran, ncases, results.n, failures, ncases - ran);
+  else
+    printf("%s\ttakhin/bench\t%s (%zu cases, %d failed)\n", failures ? "FAIL" : "ok", total, ncases,
+           failures);
 
   report_ratios(stdout, &results);
 
@@ -436,8 +494,7 @@ int main(int argc, char **argv) {
            "{\"bench\": \"%s\", \"benchtime\": \"%s\", \"count\": %d, \"tier\": \"%s\", "
            "\"durability\": \"%s\", \"seed\": %llu, \"tmpdir\": \"%s\", "
            "\"alloc_counting\": %s, \"lock_wait\": %s}",
-           bench_esc, bt, fl.count,
-           fl.tier == TIER_SMOKE ? "smoke" : fl.tier == TIER_QUICK ? "quick" : fl.full ? "full" : "default",
+           bench_esc, bt, fl.count, tier_name,
            dur_flag, (unsigned long long)fl.seed, dir_esc, alloc_count_enabled() ? "true" : "false",
            lock_wait_enabled() ? "true" : "false");
   if (fl.json && report_json(fl.json, &mi, &results, settings) != 0) {
@@ -449,12 +506,8 @@ int main(int argc, char **argv) {
     failures++;
   }
   int regressions = 0;
-  if (fl.compare) {
-    bench_results old = {0};
-    if (results_load_json(fl.compare, &old) != 0) failures++;
-    else regressions = compare_print(stdout, &old, &results);
-    results_free(&old);
-  }
+  if (fl.compare) regressions = compare_print(stdout, &baseline, &results);
+  results_free(&baseline);
   free(cases);
   results_free(&results);
   return failures || regressions || bench_interrupted ? 1 : 0;

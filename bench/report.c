@@ -137,15 +137,32 @@ static int name_width = 60;
 
 void report_set_width(int w) { name_width = w; }
 
+/* Go's name for the architecture (GOARCH), which benchstat users expect, from
+** the kernel's (uname -m). */
+static const char *goarch(const char *machine) {
+  static const char *const map[][2] = {
+      {"x86_64", "amd64"}, {"amd64", "amd64"},     {"i386", "386"},       {"i486", "386"},
+      {"i586", "386"},     {"i686", "386"},        {"aarch64", "arm64"},  {"arm64", "arm64"},
+      {"armv6l", "arm"},   {"armv7l", "arm"},      {"ppc64le", "ppc64le"}, {"ppc64", "ppc64"},
+      {"s390x", "s390x"},  {"riscv64", "riscv64"}, {"mips64", "mips64"}, {"loongarch64", "loong64"},
+  };
+  for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+    if (!strcmp(machine, map[i][0])) return map[i][1];
+  return machine;
+}
+
 void report_header(FILE *f, const machine_info *mi) {
   struct utsname u;
   uname(&u);
-  fprintf(f, "goos: linux\ngoarch: %s\npkg: takhin/bench\ncpu: %s\n", u.machine, mi->cpu);
+  fprintf(f, "goos: linux\ngoarch: %s\npkg: takhin/bench\ncpu: %s\n", goarch(u.machine), mi->cpu);
   fprintf(f, "takhin: %s\nsqlite: %s\nzstd: %s\n", mi->takhin, mi->sqlite, mi->zstd);
-  fprintf(f, "loadavg: %.2f %.2f %.2f\n", mi->load[0], mi->load[1], mi->load[2]);
-  if (mi->load[0] > 0.5 * mi->cores)
-    fprintf(f, "note: the machine is busy (load average %.2f on %d cores): figures will be noisy\n",
-            mi->load[0], mi->cores);
+  /* Facts that differ from run to run stay out of the "key: value"
+  ** configuration lines: benchstat splits results whose configuration differs
+  ** into separate tables, so two runs would never be compared. A key with a
+  ** space ("load average") is not a configuration key. */
+  fprintf(f, "load average: %.2f %.2f %.2f on %d cores%s\n", mi->load[0], mi->load[1], mi->load[2],
+          mi->cores,
+          mi->load[0] > 0.5 * mi->cores ? " (the machine is busy: figures will be noisy)" : "");
 }
 
 /* Go's testing.prettyPrint: more decimals for smaller numbers. */
@@ -248,7 +265,10 @@ void report_ratios(FILE *f, const bench_results *rs) {
       fprintf(f, "%-*s  %-8s  %10s  %10s  %10s\n", name_width, "case", "mode", "api/file",
               "api/sqlite", "sql/api");
     }
-    fprintf(f, "%-*s  %-8s", name_width, r->name, durability_name(r->durability));
+    /* Without the "Benchmark" prefix: benchstat reads any line starting with
+    ** it as a result, and reports this row as a syntax error. */
+    const char *name = !strncmp(r->name, "Benchmark", 9) ? r->name + 9 : r->name;
+    fprintf(f, "%-*s  %-8s", name_width, name, durability_name(r->durability));
     ratio_cell(f, api, file);
     ratio_cell(f, api, sqlite);
     ratio_cell(f, sql, api);

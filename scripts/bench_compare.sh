@@ -2,33 +2,39 @@
 # bench_compare.sh -- benchmark a git revision against the working tree.
 #
 #   scripts/bench_compare.sh [-n ROUNDS] [--rev-harness] REV [takhin-bench flags...]
-#   scripts/bench_compare.sh HEAD                       # -quick, 3 rounds
-#   scripts/bench_compare.sh -n 5 main -bench 'WriteThroughput|SequentialFetch' -benchtime 500ms
+#   scripts/bench_compare.sh HEAD                       # -quick, 6 rounds
+#   scripts/bench_compare.sh -n 6 main -bench 'WriteThroughput|SequentialFetch' -benchtime 500ms
 #
 # REV is checked out with `git worktree add` into a temporary folder and built
 # there; the working tree is built in another temporary folder with the same
-# settings. Then both binaries run the chosen benchmarks in turns, A B A B ...
-# (ROUNDS times, default 3), so drift of the machine (page cache, thermal,
-# neighbours) lands on both sides alike, and takhin-bench -compare prints the
-# old/new/change table from the medians. Exit status 1 when it flags a
-# regression (the plan's thresholds), 2 on a usage or build error.
+# settings. Then both binaries run the chosen benchmarks in turns, ROUNDS times
+# (default 6), in the order A B, B A, A B, ... so drift of the machine (page
+# cache, thermal, neighbours) lands on both sides alike, and takhin-bench
+# -compare judges every case: the change of the medians, and a Mann-Whitney U
+# test over the ROUNDS x -count samples of each side. A regression needs the
+# plan's threshold and p < 0.05, and the test needs at least 6 samples a side:
+# with fewer, nothing is judged (use -n 6, or -n 3 with -count 2).
+# Exit status 1 when a case regressed significantly, 2 on a usage or build
+# error, 0 otherwise.
 #
 # By default REV is built with the working tree's bench/ folder, so only the
 # library differs between A and B; --rev-harness uses REV's own bench/. The
 # working tree's bench/ calls takhin_produce_topic, takhin_topic_balance,
 # takhin_compact and takhin_cursor_get_key (and its sql path loads REV's
 # takhin.so): a REV older than those does not build with it, so use
-# --rev-harness there.
+# --rev-harness there (REV's own -compare format may differ; the table is
+# always printed by the working tree's binary).
 # The JSON files and logs of every run are kept in results/compare-<date>/.
 set -euo pipefail
 
-rounds=3
+rounds=6
 rev_harness=0
 while [ $# -gt 0 ]; do
   case $1 in
-    -n) rounds=$2; shift 2 ;;
+    -n) [ $# -ge 2 ] || { echo "bench_compare: -n: needs a number of rounds" >&2; exit 2; }
+        rounds=$2; shift 2 ;;
     --rev-harness) rev_harness=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
@@ -36,6 +42,9 @@ if [ $# -lt 1 ]; then
   echo "usage: $0 [-n ROUNDS] [--rev-harness] REV [takhin-bench flags...]" >&2
   exit 2
 fi
+case $rounds in
+  ''|*[!0-9]*|0) echo "bench_compare: -n: \"$rounds\" is not a number of rounds >= 1" >&2; exit 2 ;;
+esac
 rev=$1
 shift
 flags=("$@")
@@ -88,8 +97,11 @@ out=$root/results/compare-$(date +%Y-%m-%d_%H%M%S)
 mkdir -p "$out"
 old_files=""
 new_files=""
+# A B, then B A: a machine that slows down (or speeds up) steadily over the
+# rounds favours neither side.
 for i in $(seq 1 "$rounds"); do
-  for side in a b; do
+  order="a b"; [ $((i % 2)) -eq 0 ] && order="b a"
+  for side in $order; do
     bin=$a; [ $side = b ] && bin=$b
     label="A ($rev)"; [ $side = b ] && label="B (working tree)"
     echo "round $i/$rounds: $label" >&2
@@ -105,7 +117,7 @@ done
 {
   echo "A: $rev ($commit)$([ $rev_harness -eq 0 ] && echo ', built with the working tree bench/')"
   echo "B: working tree"
-  echo "flags: ${flags[*]}; rounds: $rounds, interleaved A B"
+  echo "flags: ${flags[*]}; rounds: $rounds, interleaved A B, B A, ..."
 } | tee "$out/compare.txt"
 if [ -z "$old_files" ] || [ -z "$new_files" ]; then
   echo "bench_compare: one side produced no results" >&2
