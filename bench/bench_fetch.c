@@ -72,11 +72,13 @@ static void fetch_teardown(void *v) {
 ** mapped pages survive POSIX_FADV_DONTNEED. */
 static int fetch_cold(void *v) {
   fetch_state *s = v;
+  if (!s->path->reopens) return bench_drop_cache(s->cfg.dir);
   s->path->reader_close(s->rd);
   s->rd = NULL;
   int rc = s->path->close(s->st);
   s->st = NULL;
   if (rc != 0 || bench_drop_cache(s->cfg.dir) != 0) return -1;
+  s->cfg.existing = 1;
   if (s->path->open(&s->cfg, &s->st) != 0) return -1;
   return s->path->reader_open(s->st, 0, &s->rd);
 }

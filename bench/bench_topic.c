@@ -451,12 +451,14 @@ static void *tm_consumer(void *arg) {
 ** cache, reopen. */
 static int tmf_cold(void *v) {
   tm_state *s = v;
+  if (!s->path->reopens) return bench_drop_cache(s->cfg.dir);
   for (int32_t p = 0; p < s->parts; p++) {
     if (s->rd[p]) s->path->reader_close(s->rd[p]);
     s->rd[p] = NULL;
   }
   int rc = s->path->close(s->st);
   s->st = NULL;
+  s->cfg.existing = 1;
   if (rc != 0 || bench_drop_cache(s->cfg.dir) != 0 || s->path->open(&s->cfg, &s->st) != 0) return -1;
   for (int32_t p = 0; p < s->parts; p++)
     if (s->ends[p] > 0 && s->path->reader_open(s->st, p, &s->rd[p]) != 0) return -1;

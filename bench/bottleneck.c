@@ -115,6 +115,15 @@ static int choose(const bench_results *rs, const sc_line *lines, int n, pick *v)
   return np;
 }
 
+/* "174 ms", "13.6 us", "850 ns": a time in the unit that reads best. */
+static const char *fmt_ns(char *out, size_t cap, double ns) {
+  if (ns >= 1e9) snprintf(out, cap, "%.3g s", ns / 1e9);
+  else if (ns >= 1e6) snprintf(out, cap, "%.3g ms", ns / 1e6);
+  else if (ns >= 1e3) snprintf(out, cap, "%.3g us", ns / 1e3);
+  else snprintf(out, cap, "%.3g ns", ns);
+  return out;
+}
+
 static int online_cores(void) {
   long c = sysconf(_SC_NPROCESSORS_ONLN);
   return c > 0 ? (int)c : 1;
@@ -138,25 +147,27 @@ static int signals_of(const bench_results *rs, const pick *p, signal *s, const c
   double msgs = fig(rs, p, "msgs_per_s") * ns / 1e9;
   double busy = fig(rs, p, "cpu_cores_busy");
   int k = 0;
-  snprintf(head, headcap, "%.4g us/op, %g thread%s, %.2f cores busy of %d", ns / 1e3, threads,
+  char t1[32], t2[32];
+  snprintf(head, headcap, "%s/op, %g thread%s, %.2f cores busy of %d", fmt_ns(t1, sizeof t1, ns), threads,
            threads == 1 ? "" : "s", nz(busy), online_cores());
   if (!(tt > 0)) return 0;
 
   if (!isnan(lock)) {
     s[k] = (signal){"lock contention", lock / (ns * threads), "", "smaller critical sections, rwlocks"};
-    snprintf(s[k].detail, sizeof s[k].detail, "%.1f%% of thread time blocked on held locks (%.3g us/op)",
-             100 * s[k].score, lock / 1e3);
+    snprintf(s[k].detail, sizeof s[k].detail, "%.1f%% of thread time blocked on held locks (%s/op)",
+             100 * s[k].score, fmt_ns(t2, sizeof t2, lock));
     k++;
   }
   s[k] = (signal){"user CPU", usr / tt, "", "hot loops: perf record (BENCHMARKS.md, Profiling)"};
-  snprintf(s[k].detail, sizeof s[k].detail, "%.0f%% of thread time in user code (%.3g us/op)",
-           100 * s[k].score, usr / 1e3);
+  snprintf(s[k].detail, sizeof s[k].detail, "%.0f%% of thread time in user code (%s/op)",
+           100 * s[k].score, fmt_ns(t2, sizeof t2, usr));
   k++;
   s[k] = (signal){"system CPU", sys / tt, "", "fewer, larger syscalls; fewer page-cache copies"};
-  snprintf(s[k].detail, sizeof s[k].detail, "%.0f%% of thread time in the kernel (%.3g us/op)",
-           100 * s[k].score, sys / 1e3);
+  snprintf(s[k].detail, sizeof s[k].detail, "%.0f%% of thread time in the kernel (%s/op)",
+           100 * s[k].score, fmt_ns(t2, sizeof t2, sys));
   k++;
-  double off = 1 - (usr + sys) / tt;
+  /* Blocked on a lock is off-CPU too: counted once, as lock contention. */
+  double off = 1 - (usr + sys) / tt - (isnan(lock) ? 0 : lock / (ns * threads));
   static char busy_fix[96];
   double la[1] = {-1};
   if (getloadavg(la, 1) == 1 && la[0] > online_cores())
@@ -164,7 +175,7 @@ static int signals_of(const bench_results *rs, const pick *p, signal *s, const c
   else
     snprintf(busy_fix, sizeof busy_fix, "I/O waits, sleeps; or other work on the machine");
   s[k] = (signal){"off-CPU waiting", off > 0 ? off : 0, "", busy_fix};
-  snprintf(s[k].detail, sizeof s[k].detail, "%.0f%% of thread time on no CPU (I/O, sleeps, run queue)",
+  snprintf(s[k].detail, sizeof s[k].detail, "%.0f%% of thread time on no CPU, locks aside (I/O, sleep, queue)",
            100 * s[k].score);
   k++;
   if (!isnan(allocs)) {

@@ -48,15 +48,15 @@ typedef struct sc_target {
 static const sc_target targets[] = {
     {"produce MB/s, 1 KiB, batch=100", "plan", K_FIGURE, "BenchmarkBatchWriteThroughput/batch=100/size=1024B",
      PATH_API, -1, "mb_per_s", GE, 500, "MB/s", 0, 0},
-    {"produce vs file, same case", "aim", K_RATIO, "BenchmarkBatchWriteThroughput/batch=100/size=1024B",
+    {"produce vs file, 1 KiB, b=100", "aim", K_RATIO, "BenchmarkBatchWriteThroughput/batch=100/size=1024B",
      PATH_API, PATH_FILE, "mb_per_s", GE, 0.6, "x", 0, 0},
-    {"produce vs sqlite, same case", "aim", K_RATIO, "BenchmarkBatchWriteThroughput/batch=100/size=1024B",
+    {"produce vs sqlite, 1 KiB, b=100", "aim", K_RATIO, "BenchmarkBatchWriteThroughput/batch=100/size=1024B",
      PATH_API, PATH_SQLITE, "mb_per_s", GE, 10, "x", 0, 0},
     {"fetch MB/s, 1 KiB, fetch=100", "plan", K_FIGURE,
      "BenchmarkSequentialFetch/messages=10000/size=1024B/fetch=100|"
      "BenchmarkSequentialFetch/messages=1000/size=1024B/fetch=100",
      PATH_API, -1, "mb_per_s", GE, 1000, "MB/s", 0, 0},
-    {"fetch vs file, same case", "aim", K_RATIO,
+    {"fetch vs file, 1 KiB, fetch=100", "aim", K_RATIO,
      "BenchmarkSequentialFetch/messages=10000/size=1024B/fetch=100|"
      "BenchmarkSequentialFetch/messages=1000/size=1024B/fetch=100",
      PATH_API, PATH_FILE, "mb_per_s", GE, 0.5, "x", 0, 0},
@@ -68,13 +68,13 @@ static const sc_target targets[] = {
      "p99_ms", LT, 1, "ms", 0, 0},
     {"fetch p99, 1 KiB, cached", "aim", K_FIGURE, "BenchmarkFetchLatency/size=1024B", PATH_API, -1,
      "p99_ms", LT, 0.02, "ms", 0, 0},
-    {"compaction per 100 MB, every case", "plan", K_WORST, "^BenchmarkCompaction/", PATH_API, -1,
+    {"compaction per 100 MB, all cases", "plan", K_WORST, "^BenchmarkCompaction/", PATH_API, -1,
      "ms_per_100mb", LT, 100, "ms", 0, 0},
     {"batch speedup, 1 KiB, batch=100", "plan", K_FIGURE, "BenchmarkBatchWriteThroughput/batch=100/size=1024B",
      PATH_API, -1, "speedup_vs_single", GE, 2, "x", 0, 0},
-    {"allocs per produce call, every batch", "plan", K_WORST, "^BenchmarkBatchWriteThroughput/", PATH_API,
+    {"allocs per batch produce call", "plan", K_WORST, "^BenchmarkBatchWriteThroughput/", PATH_API,
      -1, "allocs_per_op", LT, 10, "", 0, 0},
-    {"allocs per message, single writes", "aim", K_PER_MSG, "^BenchmarkWriteThroughput/", PATH_API, -1,
+    {"allocs per message, single write", "aim", K_PER_MSG, "^BenchmarkWriteThroughput/", PATH_API, -1,
      "allocs_per_op", LE, 0, "", 0, 0},
     {"partition imbalance, every count", "plan", K_WORST, "^BenchmarkTopicManagerPartitionBalance/",
      PATH_API, -1, "imbalance_pct", LT, 5, "%", 0, 0},
@@ -84,15 +84,15 @@ static const sc_target targets[] = {
      "BenchmarkSequentialFetch/messages=10000/size=1024B/fetch=100|"
      "BenchmarkSequentialFetch/messages=1000/size=1024B/fetch=100",
      PATH_SQL, PATH_API, "mb_per_s", GE, 0.3, "x", 0, 0},
-    {"scaling, producers, shared partition", "plan", K_SCALING,
+    {"scaling: producers, 1 partition", "plan", K_SCALING,
      "BenchmarkConcurrentProducers/producers=%d/size=1024B/partition=shared", PATH_API, -1, "scaling_eff",
      GE, 0.7, "", 4, 1},
-    {"scaling, consumers", "plan", K_SCALING, "BenchmarkConcurrentConsumers/consumers=%d/size=1024B",
+    {"scaling: consumers", "plan", K_SCALING, "BenchmarkConcurrentConsumers/consumers=%d/size=1024B",
      PATH_API, -1, "scaling_eff", GE, 0.9, "", 4, 1},
-    {"scaling, partitions, topic produce", "plan", K_SCALING,
+    {"scaling: partitions, produce", "plan", K_SCALING,
      "BenchmarkTopicManagerProduceThroughput/partitions=%d/size=1024B", PATH_API, -1, "scaling_eff", GE,
      0.95, "", 16, 0},
-    {"scaling, partitions, topic fetch", "plan", K_SCALING,
+    {"scaling: partitions, fetch", "plan", K_SCALING,
      "BenchmarkTopicManagerFetchThroughput/partitions=%d/size=1024B", PATH_API, -1, "scaling_eff", GE,
      0.95, "", 16, 0},
 };
@@ -119,6 +119,19 @@ static double name_param(const char *name, const char *key) {
   return p ? strtod(p + strlen(pat), NULL) : NAN;
 }
 
+/* The parts of the case used that differ from the preferred (first) one:
+** "fallback: messages=1000". */
+static void fallback_note(char *out, size_t cap, const char *cases, const char *used) {
+  char pref[256], u[256];
+  snprintf(pref, sizeof pref, "%.*s", (int)strcspn(cases, "|"), cases);
+  snprintf(u, sizeof u, "%s", used);
+  size_t len = (size_t)snprintf(out, cap, "fallback:");
+  char *sp = NULL, *su = NULL;
+  char *a = strtok_r(pref, "/", &sp), *b = strtok_r(u, "/", &su);
+  for (; b && len < cap; a = a ? strtok_r(NULL, "/", &sp) : NULL, b = strtok_r(NULL, "/", &su))
+    if (!a || strcmp(a, b) != 0) len += (size_t)snprintf(out + len, cap - len, " %s", b);
+}
+
 static void eval(const sc_target *t, const bench_results *rs, sc_line *l) {
   memset(l, 0, sizeof *l);
   l->measured = NAN;
@@ -138,7 +151,7 @@ static void eval(const sc_target *t, const bench_results *rs, sc_line *l) {
       if (isnan(v)) continue;
       l->measured = v;
       snprintf(l->case_name, sizeof l->case_name, "%s", c);
-      if (!first) snprintf(l->note, sizeof l->note, "%s (the preferred case did not run)", c + 9);
+      if (!first) fallback_note(l->note, sizeof l->note, t->cases, c);
       break;
     }
   } else if (t->kind == K_WORST || t->kind == K_PER_MSG) {
@@ -224,10 +237,9 @@ void scorecard_print(FILE *f, const sc_line *lines, int n) {
     else if (lines[i].met) met++;
     else missed++;
   }
-  fprintf(f, "\nscorecard: %d targets: %d met, %d missed, %d not run   "
-             "(plan: PERFORMANCE_PLAN.md; aim: BENCHMARKS.md; path api unless named)\n",
-          n, met, missed, notrun);
-  fprintf(f, "%-7s  %-36s  %-4s  %-17s  %-9s  %-6s  %s\n", "verdict", "target", "from", "limit",
+  fprintf(f, "\nscorecard: %d targets, %d met, %d missed, %d not run  (from: plan = PERFORMANCE_PLAN.md, "
+             "aim = BENCHMARKS.md)\n", n, met, missed, notrun);
+  fprintf(f, "%-7s  %-32s  %-4s  %-17s  %-9s  %-6s  %s\n", "verdict", "target", "from", "limit",
           "measured", "margin", "note");
   for (int i = 0; i < n; i++) {
     const sc_line *l = &lines[i];
@@ -245,7 +257,7 @@ void scorecard_print(FILE *f, const sc_line *lines, int n) {
     else if (!isnan(l->margin_pct)) snprintf(marg, sizeof marg, "%+.0f%%", l->margin_pct);
     else snprintf(marg, sizeof marg, "%+.3g", l->margin_abs);
     /* 120 columns: a long note goes on a line of its own. */
-    int w = fprintf(f, "%-7s  %-36.36s  %-4s  %-17s  %-9s  %-6s", l->verdict, what, t->source, lim, meas, marg);
+    int w = fprintf(f, "%-7s  %-32.32s  %-4s  %-17s  %-9s  %-6s", l->verdict, what, t->source, lim, meas, marg);
     if (w + 2 + (int)strlen(l->note) <= 120) fprintf(f, "  %s\n", l->note);
     else fprintf(f, "\n%9s%s\n", "", l->note);
   }
