@@ -582,6 +582,8 @@ int main(int argc, char **argv) {
     fclose(xj);
   }
   scorecard_print(stdout, sc, nsc);
+  if (fl.tier == TIER_SMOKE)
+    printf("note: -smoke runs each case a few times to see that it works: these verdicts measure nothing\n");
   bottleneck_report(stdout, NULL, &results, sc, nsc, hw_unavailable());
 
   char settings[1024], bench_esc[256], dir_esc[512];
