@@ -31,7 +31,8 @@
 **                                  turn (`topics` topics x 4 partitions);
 **                                  open-fds counts /proc/self/fd after the run
 ** Keys are "key-%d" with the counter running on across calls, so every
-** record has a new key; the value fills the record to `size` bytes.
+** record has a new key (ProduceThroughput: each thread reuses TM_POOL keys
+** that hash to its partitions); the value fills the record to `size` bytes.
 **
 ** api uses takhin_produce_topic and takhin_topic_balance, sql INSERTs with
 ** partition NULL (the extension's partitioner) and takhin_partitions. The
