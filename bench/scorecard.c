@@ -307,3 +307,4 @@ void scorecard_json(FILE *f, const sc_line *lines, int n) {
 const char *scorecard_target_what(const sc_line *l) { return targets[l->target].what; }
 const char *scorecard_target_source(const sc_line *l) { return targets[l->target].source; }
 int scorecard_target_path(const sc_line *l) { return targets[l->target].path; }
+const char *scorecard_target_figure(const sc_line *l) { return targets[l->target].figure; }

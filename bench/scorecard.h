@@ -28,6 +28,7 @@ void scorecard_json(FILE *f, const sc_line *lines, int n);
 const char *scorecard_target_what(const sc_line *l);
 const char *scorecard_target_source(const sc_line *l);
 int scorecard_target_path(const sc_line *l);
+const char *scorecard_target_figure(const sc_line *l);
 
 /* bottleneck.c: the top three signals of the worst-missed and the slowest
 ** cases. hw_why: why hardware counters are unavailable, or NULL. */
