@@ -200,8 +200,8 @@ static int signals_of(const bench_results *rs, const pick *p, signal *s, const c
   if (payload > 0 && (!isnan(wb) || !isnan(rb))) {
     double wamp = nz(wb) / payload, ramp = nz(rb) / payload;
     double sc = (wamp > 1 ? (wamp - 1) / 4 : 0) + (ramp > 1 ? 0.5 : ramp / 2);
-    s[k] = (signal){"disk I/O", sc > 1 ? 1 : sc, "", "batch writes, bigger buffers; mmap reads"};
-    snprintf(s[k].detail, sizeof s[k].detail, "%.2f B written and %.2f B read from disk per payload byte", wamp,
+    s[k] = (signal){"disk I/O", sc > 1 ? 1 : sc, "", "batch writes, bigger buffers"};
+    snprintf(s[k].detail, sizeof s[k].detail, "%.2f B written, %.2f B read from disk per payload B", wamp,
              ramp);
     k++;
   }
