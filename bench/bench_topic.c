@@ -10,8 +10,11 @@
 **                                  (takhin_produce_topic); min(partitions,
 **                                  cores) threads share the ops, each owning
 **                                  the partitions p with p % threads == its
-**                                  number and producing only keys that hash
-**                                  there
+**                                  number; a thread's call carries 100 keys
+**                                  that all hash to one of its partitions,
+**                                  in turn, so every call is one batch of
+**                                  100 whatever the partition count and
+**                                  the figure is parallelism alone
 **   TopicManagerFetchThroughput    one op = reading every partition of a
 **                                  topic filled that way (10,000 records)
 **                                  from its start to its end, in fetches of
@@ -31,8 +34,8 @@
 **                                  turn (`topics` topics x 4 partitions);
 **                                  open-fds counts /proc/self/fd after the run
 ** Keys are "key-%d" with the counter running on across calls, so every
-** record has a new key (ProduceThroughput: each thread reuses TM_POOL keys
-** that hash to its partitions); the value fills the record to `size` bytes.
+** record has a new key (ProduceThroughput: TM_PKEYS keys per partition,
+** found in setup and reused); the value fills the record to `size` bytes.
 **
 ** api uses takhin_produce_topic and takhin_topic_balance, sql INSERTs with
 ** partition NULL (the extension's partitioner) and takhin_partitions. The
@@ -53,7 +56,7 @@
 #define TM_FETCH_LOG 10000
 #define TM_BALANCE_BASE 100000
 #define KEY_MAX 24
-#define TM_POOL 1000 /* keys per producer thread, reused in turn */
+#define TM_PKEYS 200 /* ProduceThroughput: keys per partition, reused in turn */
 
 /* The benchmark's own split of a call by partition, for paths without a
 ** partitioner: one per thread, so threads never share it. */
@@ -74,11 +77,13 @@ typedef struct tm_worker {
   int64_t share; /* produce: ops this thread does in the current run */
   tm_split split;
   takhin_record recs[TM_BATCH];
-  /* produce: keys that hash to this thread's partitions, and the value
-  ** offset each one uses */
+  /* produce: for each partition this thread owns (p = id + i * threads),
+  ** TM_PKEYS keys that hash there, at i * TM_PKEYS, with the value offset
+  ** each one uses */
   unsigned char (*keys)[KEY_MAX];
-  size_t *klen, *voff;
-  size_t nkeys, next;
+  size_t *klen, *voff, *nkeys; /* nkeys: per owned partition, during setup */
+  int32_t nowned;
+  uint64_t ops; /* calls made: the next goes to owned partition ops % nowned */
   bp_sink sink; /* fetch */
 } tm_worker;
 
@@ -197,6 +202,7 @@ static void tm_teardown(void *v) {
     free(s->w[i].keys);
     free(s->w[i].klen);
     free(s->w[i].voff);
+    free(s->w[i].nkeys);
   }
   free(s->w);
   for (int32_t p = 0; s->rd && p < s->parts; p++)
@@ -321,34 +327,42 @@ static int tm_threads_join(tm_state *s) {
 }
 
 /* ---- TopicManagerProduceThroughput ------------------------------------------- */
-/* Keys "key-%d" from one counter, each given to the thread that owns its
-** partition, until every thread has TM_POOL: a thread's calls then touch only
-** its own partitions, while the path still runs the partitioner on them. */
+/* Keys "key-%d" from one counter, each kept for the partition it hashes to
+** until every partition has TM_PKEYS: a call then carries the keys of one
+** partition, so it is one batch of 100 at any partition count (the plan's
+** multi-partition benchmark measures parallelism, not how a call of 100
+** records splits), while the path still runs the partitioner on them. */
 static int tmp_setup(void *v, const bench_env *env) {
   tm_state *s = v;
   if (tm_open(s, env, 1, (int32_t)env->p[0], (size_t)env->p[1]) != 0 || tm_workers(s) != 0)
     return -1;
   for (int i = 0; i < s->threads; i++) {
     tm_worker *w = &s->w[i];
-    w->keys = malloc(TM_POOL * sizeof *w->keys);
-    w->klen = malloc(TM_POOL * sizeof *w->klen);
-    w->voff = malloc(TM_POOL * sizeof *w->voff);
-    if (!w->keys || !w->klen || !w->voff) {
+    w->nowned = (s->parts - w->id + s->threads - 1) / s->threads;
+    size_t n = (size_t)w->nowned * TM_PKEYS;
+    w->keys = malloc(n * sizeof *w->keys);
+    w->klen = malloc(n * sizeof *w->klen);
+    w->voff = malloc(n * sizeof *w->voff);
+    w->nkeys = calloc((size_t)w->nowned, sizeof *w->nkeys);
+    if (!w->keys || !w->klen || !w->voff || !w->nkeys) {
       bench_errorf("out of memory");
       return -1;
     }
   }
-  for (int full = 0; full < s->threads;) {
+  for (int32_t full = 0; full < s->parts;) {
     uint64_t k = s->key_next++;
     unsigned char key[KEY_MAX];
     size_t kl = key_text(key, k);
-    tm_worker *w = &s->w[takhin_partition_for_key(key, kl, s->parts) % s->threads];
-    if (w->nkeys == TM_POOL) continue;
-    memcpy(w->keys[w->nkeys], key, kl);
-    w->klen[w->nkeys] = kl;
+    int32_t p = takhin_partition_for_key(key, kl, s->parts);
+    tm_worker *w = &s->w[p % s->threads];
+    int32_t i = p / s->threads;
+    if (w->nkeys[i] == TM_PKEYS) continue;
+    size_t slot = (size_t)i * TM_PKEYS + w->nkeys[i];
+    memcpy(w->keys[slot], key, kl);
+    w->klen[slot] = kl;
     /* 4093 is prime: starts spread over the first half of the random block */
-    w->voff[w->nkeys] = (k * 4093u) % 65536u;
-    if (++w->nkeys == TM_POOL) full++;
+    w->voff[slot] = (k * 4093u) % 65536u;
+    if (++w->nkeys[i] == TM_PKEYS) full++;
   }
   return 0;
 }
@@ -358,9 +372,11 @@ static void *tm_producer(void *arg) {
   tm_state *s = w->s;
   sem_wait(&s->go);
   if (s->abort) return NULL;
-  for (int64_t op = 0; op < w->share && !w->failed; op++) {
+  for (int64_t op = 0; op < w->share && !w->failed; op++, w->ops++) {
+    size_t base = (size_t)(w->ops % (uint64_t)w->nowned) * TM_PKEYS;
+    size_t start = (size_t)(w->ops / (uint64_t)w->nowned) * TM_BATCH;
     for (size_t i = 0; i < TM_BATCH; i++) {
-      size_t k = w->next++ % w->nkeys;
+      size_t k = base + (start + i) % TM_PKEYS;
       w->recs[i] = (takhin_record){.key = w->keys[k], .key_len = w->klen[k],
                                    .value = s->pool.random + w->voff[k],
                                    .value_len = s->size - w->klen[k],
@@ -387,8 +403,8 @@ static int tmp_finish(void *v, int64_t n, bench_result *r) {
 
 const bench_def bench_tm_produce = {
     .name = "TopicManagerProduceThroughput",
-    .what = "topic-level produce calls of 100 keyed records from min(partitions, cores) threads, "
-            "each owning its partitions; op = one call",
+    .what = "topic-level produce calls of 100 keyed records (one partition's keys) from "
+            "min(partitions, cores) threads, each owning its partitions; op = one call",
     .flags = BENCH_DURABLE,
     .paths = PATHS_ALL,
     .naxes = 2,
