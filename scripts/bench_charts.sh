@@ -223,19 +223,23 @@ set multiplot layout 2,3 title "scaling efficiency = throughput(N) / (min(N, cor
 set style data linespoints
 set logscale x 2
 set xrange [0.8:20]
-set yrange [0:1.3]
 set ylabel 'efficiency (1 = linear)'
 set xlabel 'threads'
 set title 'ConcurrentProducers, one shared partition'
+set yrange $(yrange "$data/producers_shared.dat" lin 1.05)
 plot $(lines "$data/producers_shared.dat"), $(target 0.7 'plan: 0.7 at 4')
 set title 'ConcurrentProducers, one partition each'
+set yrange $(yrange "$data/producers_separate.dat" lin 1.05)
 plot $(lines "$data/producers_separate.dat"), $(target 0.7 'plan: 0.7 at 4')
 set title 'ConcurrentConsumers'
+set yrange $(yrange "$data/consumers.dat" lin 1.05)
 plot $(lines "$data/consumers.dat"), $(target 0.9 'plan: 0.9 at 4')
 set xlabel 'partitions (threads = min(partitions, cores))'
 set title 'TopicManagerProduceThroughput'
+set yrange $(yrange "$data/tm_produce.dat" lin 1.05)
 plot $(lines "$data/tm_produce.dat"), $(target 0.95 'plan: 0.95 at 16')
 set title 'TopicManagerFetchThroughput'
+set yrange $(yrange "$data/tm_fetch.dat" lin 1.05)
 plot $(lines "$data/tm_fetch.dat"), $(target 0.95 'plan: 0.95 at 16')
 unset multiplot
 EOF
