@@ -24,7 +24,7 @@
 #include "stats.h"
 
 #define BENCH_MAX_PARAMS 4
-#define BENCH_MAX_METRICS 28
+#define BENCH_MAX_METRICS 40
 #define BENCH_MAX_VALUES 8
 
 /* Matrix tiers: -smoke (CI: does it run), -quick (2-3 minutes), the default
@@ -61,6 +61,7 @@ typedef struct bench_env {
   const int64_t *p;   /* parameter values, in axis order */
   int tier;
   uint64_t seed;
+  int cold; /* -cold and the benchmark has a cold hook */
 } bench_env;
 
 typedef struct bench_def {
@@ -78,6 +79,9 @@ typedef struct bench_def {
   int (*run)(void *st, int64_t n);                           /* timed */
   int (*finish)(void *st, int64_t n, bench_result *r);       /* untimed */
   void (*teardown)(void *st);
+  /* -cold: make the next timed run start from disk, untimed: close the
+  ** store, bench_drop_cache() its directory, reopen. NULL: no cold mode. */
+  int (*cold)(void *st);
   /* After the result is complete: figures that need other results
   ** (speed-up over single writes, scaling against one thread). May be NULL. */
   void (*derive)(bench_result *r, const bench_results *all);
@@ -127,6 +131,10 @@ extern const bench_def bench_write_throughput, bench_batch_write_throughput,
     bench_compacted_produce, bench_key_lookup, bench_tm_produce, bench_tm_fetch,
     bench_tm_balance, bench_tm_multi_topic;
 
+/* bench_concurrency.c: scaling-x and scaling-eff against the same case with
+** axis 0 (threads or partitions) = 1; a bench_def derive hook. */
+void bench_scaling_derive(bench_result *r, const bench_results *all);
+
 /* ---- results (report.c) -------------------------------------------------- */
 void result_init(bench_result *r);
 void result_metric(bench_result *r, const char *key, double v);
@@ -154,8 +162,9 @@ void report_set_width(int name_width);
 void report_header(FILE *f, const machine_info *mi);
 void report_line(FILE *f, const bench_result *r);
 void report_ratios(FILE *f, const bench_results *rs);
+/* extra: more members of the top-level object ("\"scorecard\": [...]"), or NULL. */
 int report_json(const char *file, const machine_info *mi, const bench_results *rs,
-                const char *settings);
+                const char *settings, const char *extra);
 int report_csv(const char *file, const bench_results *rs);
 
 /* ---- compare.c ----------------------------------------------------------- */
@@ -224,6 +233,10 @@ const char *bench_path_na(const bench_def *def, int path, int durability);
 int fd_count(void);
 
 int fs_mkdir_p(const char *path);
+/* Sync every regular file under dir and drop it from the page cache
+** (posix_fadvise DONTNEED). Pages a process still maps are not dropped, so
+** callers close their store first. */
+int bench_drop_cache(const char *dir);
 int fs_rm_rf(const char *path);
 
 #endif /* TAKHIN_BENCH_H */

@@ -21,6 +21,7 @@
 #include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -137,10 +138,18 @@ static int conc_collect(conc_state *s, hist *merged, bp_sink *sink) {
   return failed ? -1 : 0;
 }
 
-/* scaling-x: msg/s over the same case with one thread (axis 0 = 1). */
-static void scaling_derive(bench_result *r, const bench_results *all) {
+/* scaling-x: msg/s over the same case with one thread (axis 0 = 1), and
+** scaling-eff, the plan's efficiency throughput(N) / (N x throughput(1)) with
+** N capped at the core count ("linear up to CPU count"): N threads on fewer
+** cores can at best do cores x throughput(1). Axis 0 is the thread count
+** here and the partition count in the topic-manager benchmarks, which run
+** min(partitions, cores) threads. */
+void bench_scaling_derive(bench_result *r, const bench_results *all) {
+  int64_t cores = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+  int64_t linear = r->p[0] < cores ? r->p[0] : cores;
   if (r->p[0] == 1) {
     result_metric(r, "scaling_vs_1", 1.0);
+    result_metric(r, "scaling_eff", 1.0);
     return;
   }
   int64_t p1[BENCH_MAX_PARAMS];
@@ -150,7 +159,10 @@ static void scaling_derive(bench_result *r, const bench_results *all) {
   bench_params_name(r->def, p1, params, sizeof params);
   snprintf(name, sizeof name, "Benchmark%s/%s", r->def->name, params);
   double one = results_median(all, name, r->path, r->durability, "msgs_per_s");
-  if (one > 0 && r->msgs_per_s > 0) result_metric(r, "scaling_vs_1", r->msgs_per_s / one);
+  if (one > 0 && r->msgs_per_s > 0) {
+    result_metric(r, "scaling_vs_1", r->msgs_per_s / one);
+    result_metric(r, "scaling_eff", r->msgs_per_s / one / (double)linear);
+  }
 }
 
 /* ---- ConcurrentProducers ------------------------------------------------- */
@@ -208,7 +220,7 @@ const bench_def bench_concurrent_producers = {
     .run = conc_run,
     .finish = producers_finish,
     .teardown = conc_teardown,
-    .derive = scaling_derive,
+    .derive = bench_scaling_derive,
 };
 
 /* ---- ConcurrentConsumers ------------------------------------------------- */
@@ -274,5 +286,5 @@ const bench_def bench_concurrent_consumers = {
     .run = conc_run,
     .finish = consumers_finish,
     .teardown = conc_teardown,
-    .derive = scaling_derive,
+    .derive = bench_scaling_derive,
 };

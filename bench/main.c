@@ -7,18 +7,34 @@
 ** and sqlite of one case run back to back and share the machine's state.
 ** Results print as they complete (Go's format); the ratio report, JSON, CSV
 ** and -compare table follow.
+**
+** Where they print: the Go benchmark lines always go to the run's results
+** folder (results/<UTC time>-<commit>/bench.txt), and to stdout when stdout is
+** not a terminal (a pipe, benchstat, CI logs). On a terminal stdout gets one
+** compact table per benchmark family instead (table.c). Either way the run
+** ends with the scorecard (scorecard.c), the bottleneck report
+** (bottleneck.c) and, last, the results folder's path.
 */
 #include <errno.h>
 #include <math.h>
 #include <regex.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "hwcount.h"
 #include "runner.h"
+#include "scorecard.h"
+#include "table.h"
+
+#ifndef TAKHIN_SOURCE_DIR
+#define TAKHIN_SOURCE_DIR "."
+#endif
 
 typedef struct bcase {
   const bench_def *def;
@@ -35,7 +51,8 @@ typedef struct na_note {
 
 typedef struct flags {
   const char *bench, *benchtime, *paths, *durability, *json, *csv, *compare, *against, *tmpdir;
-  int count, list, tier, full;
+  const char *results;
+  int count, list, tier, full, cold;
   uint64_t seed;
 } flags;
 
@@ -60,7 +77,12 @@ static void usage(FILE *f) {
           "                     exit 1 on a regression\n"
           "  -against FILES     with -compare: compare these JSON files instead of running\n"
           "  -tmpdir DIR        scratch space (default: a fresh folder under /tmp, removed after)\n"
-          "  -seed N            payload and offset seed (default 1)\n");
+          "  -seed N            payload and offset seed (default 1)\n"
+          "  -cold              fetch benchmarks (SequentialFetch, RandomFetch,\n"
+          "                     TopicManagerFetchThroughput) drop the page cache of their\n"
+          "                     files before every timed run; their names get /cache=cold\n"
+          "  -results DIR       keep the run in DIR/<UTC time>-<commit>/ (default: results/ of\n"
+          "                     the source tree); -results none keeps nothing\n");
 }
 
 /* "5s", "300ms", "1.5s", "2m", "500us" -> ns; "100x" -> count. */
@@ -137,6 +159,7 @@ static int parse_flags(int argc, char **argv, flags *fl) {
     if (val) val++;
     /* Boolean flags. */
     if (!strcmp(name, "list")) fl->list = 1;
+    else if (!strcmp(name, "cold")) fl->cold = 1;
     else if (!strcmp(name, "quick") || !strcmp(name, "smoke")) {
       /* The last tier flag wins, so a script's -full can be overridden. */
       fl->tier = name[0] == 'q' ? TIER_QUICK : TIER_SMOKE;
@@ -149,7 +172,7 @@ static int parse_flags(int argc, char **argv, flags *fl) {
       exit(0);
     } else {
       static const char *const valued[] = {"bench", "benchtime", "count", "path", "durability", "json",
-                                           "csv", "compare", "against", "tmpdir", "seed"};
+                                           "csv", "compare", "against", "tmpdir", "seed", "results"};
       size_t k = 0;
       while (k < sizeof valued / sizeof valued[0] && strcmp(name, valued[k]) != 0) k++;
       if (k == sizeof valued / sizeof valued[0]) goto bad;
@@ -174,6 +197,7 @@ static int parse_flags(int argc, char **argv, flags *fl) {
       else if (!strcmp(name, "compare")) fl->compare = val;
       else if (!strcmp(name, "against")) fl->against = val;
       else if (!strcmp(name, "tmpdir")) fl->tmpdir = val;
+      else if (!strcmp(name, "results")) fl->results = val;
       else {
         unsigned long long v;
         if (parse_whole(name, val, 0, &v) != 0) return -1;
@@ -316,6 +340,81 @@ static void json_escape(char *out, size_t cap, const char *s) {
   out[o] = 0;
 }
 
+/* ---- the results folder --------------------------------------------------- */
+/* The source tree's commit, with "-dirty" when tracked files differ from it;
+** "nogit" outside a git checkout. */
+static void source_commit(char *out, size_t cap) {
+  snprintf(out, cap, "nogit");
+  if (strchr(TAKHIN_SOURCE_DIR, '\'')) return;
+  FILE *p = popen("cd '" TAKHIN_SOURCE_DIR "' 2>/dev/null && c=$(git rev-parse --short HEAD 2>/dev/null)"
+                  " && { git diff --quiet HEAD -- 2>/dev/null || c=\"$c-dirty\"; } && echo \"$c\"",
+                  "r");
+  if (!p) return;
+  char line[64];
+  if (fgets(line, sizeof line, p) && line[0] != '\n') {
+    line[strcspn(line, "\n")] = 0;
+    snprintf(out, cap, "%s", line);
+  }
+  pclose(p);
+}
+
+/* Go-format output: always the results file, stdout only when it is not a
+** terminal (a terminal gets the tables). */
+static FILE *go_file;
+static int stdout_tty;
+
+static void out_go(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void out_go(const char *fmt, ...) {
+  va_list ap;
+  if (go_file) {
+    va_start(ap, fmt);
+    vfprintf(go_file, fmt, ap);
+    va_end(ap);
+  }
+  if (!stdout_tty) {
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+  }
+}
+
+/* Both: the results file and stdout. */
+static void out_all(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void out_all(const char *fmt, ...) {
+  va_list ap;
+  if (go_file) {
+    va_start(ap, fmt);
+    vfprintf(go_file, fmt, ap);
+    va_end(ap);
+  }
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+}
+
+/* Charts: scripts/bench_charts.sh of the source tree draws them with gnuplot
+** into dir. Returns a line saying what happened. */
+static void draw_charts(const char *dir, char *msg, size_t cap) {
+  char script[4096], cmd[8192];
+  snprintf(script, sizeof script, "%s/scripts/bench_charts.sh", TAKHIN_SOURCE_DIR);
+  if (access(script, R_OK) != 0) {
+    snprintf(msg, cap, "charts: skipped (%.400s not found)", script);
+    return;
+  }
+  if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    snprintf(msg, cap, "charts: skipped: gnuplot is not installed (scripts/deps.sh bench installs it)");
+    return;
+  }
+  if (strchr(dir, '\'') || strchr(script, '\'')) {
+    snprintf(msg, cap, "charts: skipped (a quote in the folder name)");
+    return;
+  }
+  snprintf(cmd, sizeof cmd, "bash '%s' '%s' >'%s/charts.log' 2>&1", script, dir, dir);
+  int rc = system(cmd);
+  if (rc == 0) snprintf(msg, cap, "charts: drawn (charts-*.png)");
+  else snprintf(msg, cap, "charts: the chart script failed, see %s/charts.log", dir);
+}
+
 int main(int argc, char **argv) {
   flags fl = {.bench = ".", .count = 1, .tier = TIER_FULL, .seed = 1};
   if (parse_flags(argc, argv, &fl) != 0) return 2;
@@ -324,6 +423,8 @@ int main(int argc, char **argv) {
     return 0;
   }
 
+  /* Before any thread exists, so the inherited counters see every one. */
+  hw_open();
   bench_results results = {0};
   machine_info mi;
   machine_info_get(&mi);
@@ -410,7 +511,31 @@ int main(int argc, char **argv) {
     return 2;
   }
   ro.tmpdir = tmpl;
+  ro.cold = fl.cold;
   signal(SIGINT, on_sigint);
+
+  /* The results folder: results/<UTC time>-<commit>/, made before the run
+  ** so a run that cannot keep its results says so at once. */
+  char commit[64], rdir[4096] = "";
+  source_commit(commit, sizeof commit);
+  const char *rroot = fl.results ? fl.results : TAKHIN_SOURCE_DIR "/results";
+  if (strcmp(rroot, "none") != 0) {
+    char stamp[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H%M%SZ", &tm);
+    snprintf(rdir, sizeof rdir, "%s/%s-%s", rroot, stamp, commit);
+    char gopath[4200];
+    snprintf(gopath, sizeof gopath, "%s/bench.txt", rdir);
+    if (fs_mkdir_p(rdir) != 0 || !(go_file = fopen(gopath, "w"))) {
+      fprintf(stderr, "takhin-bench: cannot create the results folder %s: %s (-results DIR or -results none)\n",
+              rdir, strerror(errno));
+      fs_rm_rf(tmpl);
+      return 2;
+    }
+  }
+  stdout_tty = isatty(STDOUT_FILENO);
 
   int width = 0;
   for (size_t i = 0; i < ncases; i++) {
@@ -422,16 +547,21 @@ int main(int argc, char **argv) {
   }
   report_set_width(width);
   report_header(stdout, &mi);
-  printf("benchtime: %s\n", bt);
+  if (go_file) report_header(go_file, &mi);
+  out_all("benchtime: %s\n", bt);
+  if (fl.cold) out_all("cache: cold (fetch benchmarks drop their files' page cache before each timed run)\n");
   for (int i = 0; i < npaths; i++) {
     const char *why = bench_paths[paths[i]]->unavailable ? bench_paths[paths[i]]->unavailable() : NULL;
-    if (why) printf("%s\n", why);
+    if (why) out_all("%s\n", why);
   }
   for (size_t i = 0; i < n_na; i++)
-    printf("n/a: Benchmark%s on %s: %s\n", na_notes[i].def->name, bench_paths[na_notes[i].path]->name,
-           na_notes[i].why);
-  if (!alloc_count_enabled()) printf("note: allocation counting is off in this build (sanitizer)\n");
-  if (!lock_wait_enabled()) printf("note: lock-wait accounting is off in this build (sanitizer)\n");
+    out_all("n/a: Benchmark%s on %s: %s\n", na_notes[i].def->name, bench_paths[na_notes[i].path]->name,
+            na_notes[i].why);
+  if (!alloc_count_enabled()) out_all("note: allocation counting is off in this build (sanitizer)\n");
+  if (!lock_wait_enabled()) out_all("note: lock-wait accounting is off in this build (sanitizer)\n");
+  if (stdout_tty && ncases)
+    printf("%zu cases; a table per benchmark as it completes (every figure: Go benchmark lines in %s/bench.txt)\n",
+           ncases, rdir[0] ? rdir : "the results folder, off with -results none:");
   fflush(stdout);
 
   int show_progress = isatty(STDERR_FILENO);
@@ -451,41 +581,66 @@ int main(int argc, char **argv) {
     int rc = run_case(&ro, c->def, c->p, c->path, c->durability, &r);
     if (show_progress) fprintf(stderr, "\r\033[K");
     if (c->durability != last_dur) {
-      printf("durability: %s\n", durability_name(c->durability));
+      out_go("durability: %s\n", durability_name(c->durability));
       last_dur = c->durability;
     }
     /* A case ^C cut short did not fail: it did not finish. */
     if (rc != 0 && bench_interrupted && !strcmp(bench_error(), "interrupted")) break;
     ran++;
+    /* On a terminal: a family's table once its last case is done. */
+    int family_done = i + 1 == ncases || cases[i + 1].def != c->def || bench_interrupted;
     if (rc != 0) {
-      printf("--- FAIL: %s/%s-%d\n    %s\n", r.name, bench_paths[c->path]->name, r.procs,
-             bench_error());
+      out_all("--- FAIL: %s/%s-%d\n    %s\n", r.name, bench_paths[c->path]->name, r.procs,
+              bench_error());
       fflush(stdout);
       failures++;
+      if (stdout_tty && family_done) table_print(stdout, &results, c->def);
       continue;
     }
     if (c->def->derive) c->def->derive(&r, &results);
-    report_line(stdout, &r);
+    if (go_file) report_line(go_file, &r);
+    if (!stdout_tty) report_line(stdout, &r);
     if (results_push(&results, &r) != 0) {
       fprintf(stderr, "takhin-bench: out of memory\n");
       break;
     }
+    if (stdout_tty && family_done) table_print(stdout, &results, c->def);
   }
   if (fs_rm_rf(tmpl) != 0) fprintf(stderr, "takhin-bench: could not remove %s\n", tmpl);
   char total[16];
   fmt_dur(total, sizeof total, (double)(now_ns() - start) / 1e9);
-  if (ncases == 0) printf("note: no case matches -bench \"%s\" on the available paths\n", fl.bench);
+  if (ncases == 0) out_all("note: no case matches -bench \"%s\" on the available paths\n", fl.bench);
   /* After ^C there is no verdict line: "ok" would claim cases that never ran.
   ** The line says what did run; the exit status is 1. ("interrupted after"
   ** has a space, so benchstat does not read it as a configuration line.) */
   if (bench_interrupted)
-    printf("interrupted after %s: %zu of %zu cases ran (%zu reported, %d failed), %zu not run\n",
+    out_all("interrupted after %s: %zu of %zu cases ran (%zu reported, %d failed), %zu not run\n",
            total, ran, ncases, results.n, failures, ncases - ran);
   else
-    printf("%s\ttakhin/bench\t%s (%zu cases, %d failed)\n", failures ? "FAIL" : "ok", total, ncases,
+    out_all("%s\ttakhin/bench\t%s (%zu cases, %d failed)\n", failures ? "FAIL" : "ok", total, ncases,
            failures);
 
-  report_ratios(stdout, &results);
+  if (go_file) report_ratios(go_file, &results);
+  if (!stdout_tty) report_ratios(stdout, &results);
+
+  /* The verdict: the scorecard, then the bottlenecks of the worst cases;
+  ** on stdout, in the results folder and in the JSON. */
+  sc_line sc[SC_MAX];
+  int nsc = scorecard_eval(&results, sc, SC_MAX);
+  char *extra = NULL;
+  size_t extra_len = 0;
+  FILE *xj = open_memstream(&extra, &extra_len);
+  if (xj) {
+    fprintf(xj, "\"scorecard\": ");
+    scorecard_json(xj, sc, nsc);
+    fprintf(xj, ",\n  \"bottlenecks\": ");
+    bottleneck_report(NULL, xj, &results, sc, nsc, hw_unavailable());
+    fclose(xj);
+  }
+  scorecard_print(stdout, sc, nsc);
+  if (fl.tier == TIER_SMOKE)
+    printf("note: -smoke runs each case a few times to see that it works: these verdicts measure nothing\n");
+  bottleneck_report(stdout, NULL, &results, sc, nsc, hw_unavailable());
 
   char settings[1024], bench_esc[256], dir_esc[512];
   json_escape(bench_esc, sizeof bench_esc, fl.bench);
@@ -497,7 +652,7 @@ int main(int argc, char **argv) {
            bench_esc, bt, fl.count, tier_name,
            dur_flag, (unsigned long long)fl.seed, dir_esc, alloc_count_enabled() ? "true" : "false",
            lock_wait_enabled() ? "true" : "false");
-  if (fl.json && report_json(fl.json, &mi, &results, settings) != 0) {
+  if (fl.json && report_json(fl.json, &mi, &results, settings, extra) != 0) {
     fprintf(stderr, "takhin-bench: cannot write %s\n", fl.json);
     failures++;
   }
@@ -508,6 +663,48 @@ int main(int argc, char **argv) {
   int regressions = 0;
   if (fl.compare) regressions = compare_print(stdout, &baseline, &results);
   results_free(&baseline);
+  if (rdir[0]) { /* the rest of the results folder, then its path, last */
+    char fpath[4300], charts[512];
+    int bad = go_file && fclose(go_file) != 0;
+    go_file = NULL;
+    snprintf(fpath, sizeof fpath, "%s/results.json", rdir);
+    bad |= report_json(fpath, &mi, &results, settings, extra) != 0;
+    snprintf(fpath, sizeof fpath, "%s/results.csv", rdir);
+    bad |= report_csv(fpath, &results) != 0;
+    snprintf(fpath, sizeof fpath, "%s/scorecard.txt", rdir);
+    FILE *f = fopen(fpath, "w");
+    if (f) {
+      scorecard_print(f, sc, nsc);
+      bottleneck_report(f, NULL, &results, sc, nsc, hw_unavailable());
+      bad |= fclose(f) != 0;
+    } else {
+      bad = 1;
+    }
+    snprintf(fpath, sizeof fpath, "%s/tables.txt", rdir);
+    if ((f = fopen(fpath, "w"))) {
+      for (size_t d = 0; d < bench_ndefs; d++) table_print(f, &results, bench_defs[d]);
+      bad |= fclose(f) != 0;
+    }
+    /* What the charts stamp on every image, and how the run was made. */
+    snprintf(fpath, sizeof fpath, "%s/run.txt", rdir);
+    if ((f = fopen(fpath, "w"))) {
+      fprintf(f, "command:");
+      for (int i = 0; i < argc; i++) fprintf(f, " %s", argv[i]);
+      fprintf(f, "\ncommit: %s\ndate: %s\nloadavg: %.2f %.2f %.2f\ncores: %d\ncpu: %s\ntier: %s\n"
+                 "benchtime: %s\nelapsed: %s\n",
+              commit, mi.date, mi.load[0], mi.load[1], mi.load[2], mi.cores, mi.cpu,
+              tier_name,
+              bt, total);
+      bad |= fclose(f) != 0;
+    }
+    if (bad) {
+      fprintf(stderr, "takhin-bench: could not write every file of %s\n", rdir);
+      failures++;
+    }
+    draw_charts(rdir, charts, sizeof charts);
+    printf("\n%s\nresults: %s\n", charts, rdir);
+  }
+  free(extra);
   free(cases);
   results_free(&results);
   return failures || regressions || bench_interrupted ? 1 : 0;

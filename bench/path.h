@@ -43,6 +43,8 @@ typedef struct bp_config {
   int64_t segment_bytes; /* roll size; 0 = takhin's default (1 GiB) */
   int32_t topics;        /* 0 or 1: one topic */
   int compacted;         /* cleanup_policy=compact (api, sql); an index on key (sqlite) */
+  int existing;          /* reopen what an open of this config made before: create
+                            nothing (-cold; only paths with `reopens` set) */
 } bp_config;
 
 static inline int32_t bp_topics(const bp_config *c) { return c->topics > 0 ? c->topics : 1; }
@@ -71,6 +73,10 @@ static inline void bp_sink_take(bp_sink *s, const void *key, size_t klen, const 
 
 typedef struct bench_path {
   const char *name;
+  /* 1 when open() with cfg->existing reopens a closed store. A path without
+  ** it keeps no mapping and no user-space copy of what it has written, so
+  ** -cold drops its page cache with the store left open. */
+  int reopens;
   /* NULL when the path can run here, else why not (printed instead of numbers). */
   const char *(*unavailable)(void);
   int (*open)(const bp_config *cfg, bp_store **out);

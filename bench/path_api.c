@@ -65,7 +65,7 @@ static int api_open(const bp_config *cfg, bp_store **out) {
   for (int32_t t = 0; t < st->ntopics; t++) {
     if (t == 0) snprintf(st->names[t], sizeof st->names[t], "bench");
     else snprintf(st->names[t], sizeof st->names[t], "bench%d", (int)t);
-    rc = takhin_topic_create(st->s, st->names[t], cfg->partitions, config);
+    rc = cfg->existing ? TAKHIN_OK : takhin_topic_create(st->s, st->names[t], cfg->partitions, config);
     if (rc != TAKHIN_OK) {
       fail("takhin_topic_create", rc);
       takhin_close(st->s);
@@ -206,6 +206,7 @@ static int api_read_key(bp_reader *r, const void *key, size_t len, bp_sink *sink
 
 const bench_path bench_path_api = {
     .name = "api",
+    .reopens = 1,
     .unavailable = NULL,
     .open = api_open,
     .close = api_close,

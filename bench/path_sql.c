@@ -211,7 +211,7 @@ static int sql_open(const bp_config *cfg, bp_store **out) {
         "CREATE VIRTUAL TABLE \"%w\" USING takhin(partitions=%d, segment_bytes=%lld, "
         "max_message_bytes=16777216, cleanup_policy=%s)",
         tp->name, (int)cfg->partitions, seg, cfg->compacted ? "compact" : "delete");
-    int rc = sql ? exec(st->db, sql) : db_fail(NULL, "mprintf");
+    int rc = cfg->existing ? 0 : sql ? exec(st->db, sql) : db_fail(NULL, "mprintf");
     sqlite3_free(sql);
     if (rc != 0 ||
         prep(st->db, &tp->ins_part,
@@ -504,6 +504,7 @@ static int sql_read_key(bp_reader *r, const void *key, size_t len, bp_sink *sink
 
 const bench_path bench_path_sql = {
     .name = "sql",
+    .reopens = 1,
     .unavailable = sql_unavailable,
     .open = sql_open,
     .close = sql_close,

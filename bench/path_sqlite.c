@@ -89,6 +89,8 @@ static int sqlite_open(const bp_config *cfg, bp_store **out) {
              "CREATE TABLE log(\"offset\" INTEGER PRIMARY KEY, key BLOB, value BLOB);%s",
              sync_mode[cfg->durability],
              cfg->compacted ? "CREATE INDEX log_key ON log(key);" : "");
+    if (cfg->existing) /* reopened: the table and index are there */
+      snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;", sync_mode[cfg->durability]);
     if (open_db(p->file, &p->db) != 0 ||
         sqlite3_exec(p->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(p->db, "BEGIN", -1, &p->begin, NULL) != SQLITE_OK ||
@@ -309,6 +311,7 @@ static int sqlite_read_key(bp_reader *r, const void *key, size_t len, bp_sink *s
 
 const bench_path bench_path_sqlite = {
     .name = "sqlite",
+    .reopens = 1,
     .unavailable = NULL,
     .open = sqlite_open,
     .close = sqlite_close,

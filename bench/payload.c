@@ -10,6 +10,7 @@
 */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,25 @@ int fs_rm_rf(const char *path) {
   struct stat sb;
   if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : -1;
   return nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS);
+}
+
+static int drop_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)ftw;
+  if (flag != FTW_F || !S_ISREG(sb->st_mode)) return 0;
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : -1;
+  /* Dirty pages cannot be dropped: write them back first. */
+  int rc = fdatasync(fd) == 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0 ? 0 : -1;
+  close(fd);
+  return rc;
+}
+
+int bench_drop_cache(const char *dir) {
+  if (nftw(dir, drop_one, 32, FTW_PHYS) != 0) {
+    bench_errorf("cannot drop the page cache of %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  return 0;
 }
 
 int fd_count(void) {

@@ -186,7 +186,7 @@ static void compact(FILE *f, double x, const char *unit) {
 
 /* Metrics shown on the text line, in this order; the rest go to JSON/CSV.
 ** Those from SIGNALS on are bottleneck signals, printed compactly. */
-#define SIGNALS 13
+#define SIGNALS 14
 static const char *const line_metrics[][2] = {
     {"mb_reclaimed", "MB-reclaimed"},
     {"keys_removed", "keys-removed"},
@@ -200,6 +200,7 @@ static const char *const line_metrics[][2] = {
     {"fetch_p99_ms", "fetch-p99-ms"},
     {"speedup_vs_single", "speedup-x"},
     {"scaling_vs_1", "scaling-x"},
+    {"scaling_eff", "scaling-eff"},
     {"segments_per_op", "segments/op"},
     {"cpu_user_ns_per_op", "usr-ns/op"},
     {"cpu_sys_ns_per_op", "sys-ns/op"},
@@ -207,6 +208,10 @@ static const char *const line_metrics[][2] = {
     {"storage_write_bytes_per_op", "disk-wB/op"},
     {"storage_read_bytes_per_op", "disk-rB/op"},
     {"lock_wait_ns_per_op", "lockwait-ns/op"},
+    {"minor_faults_per_op", "minflt/op"},
+    {"major_faults_per_op", "majflt/op"},
+    {"ipc", "ipc"},
+    {"cache_misses_per_op", "cachemiss/op"},
 };
 
 void report_line(FILE *f, const bench_result *r) {
@@ -294,7 +299,7 @@ static void json_num(FILE *f, double v) {
 }
 
 int report_json(const char *file, const machine_info *mi, const bench_results *rs,
-                const char *settings) {
+                const char *settings, const char *extra) {
   FILE *f = fopen(file, "w");
   if (!f) return -1;
   fprintf(f, "{\n  \"machine\": {\"cpu\": ");
@@ -331,7 +336,7 @@ int report_json(const char *file, const machine_info *mi, const bench_results *r
     }
     fprintf(f, "}}");
   }
-  fprintf(f, "\n  ]\n}\n");
+  fprintf(f, "\n  ]%s%s\n}\n", extra ? ",\n  " : "", extra ? extra : "");
   return fclose(f) == 0 ? 0 : -1;
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "hwcount.h"
 #include "runner.h"
 
 volatile sig_atomic_t bench_interrupted;
@@ -85,6 +86,20 @@ static void fill_figures(bench_result *r, int64_t n, uint64_t ns, const proc_sna
   }
 }
 
+/* Page faults and hardware counters of the timed window (hwcount.c). */
+static void fill_hw(bench_result *r, int64_t n, const hw_snap *a, const hw_snap *b) {
+  double dn = (double)n;
+  result_metric(r, "minor_faults_per_op", (double)(b->minflt - a->minflt) / dn);
+  result_metric(r, "major_faults_per_op", (double)(b->majflt - a->majflt) / dn);
+  if (!a->have_hw || !b->have_hw) return;
+  double cyc = b->hw[HW_CYCLES] - a->hw[HW_CYCLES], ins = b->hw[HW_INSTRUCTIONS] - a->hw[HW_INSTRUCTIONS];
+  result_metric(r, "ipc", cyc > 0 ? ins / cyc : NAN);
+  result_metric(r, "cache_misses_per_op", (b->hw[HW_CACHE_MISSES] - a->hw[HW_CACHE_MISSES]) / dn);
+  double refs = b->hw[HW_CACHE_REFS] - a->hw[HW_CACHE_REFS];
+  result_metric(r, "cache_miss_pct",
+                refs > 0 ? 100.0 * (b->hw[HW_CACHE_MISSES] - a->hw[HW_CACHE_MISSES]) / refs : NAN);
+}
+
 static int64_t predict_n(int64_t goal_ns, int64_t prev_n, uint64_t prev_ns) {
   double ns = prev_ns ? (double)prev_ns : 1;
   double n = (double)goal_ns * (double)prev_n / ns;
@@ -120,7 +135,11 @@ int run_case(const run_opts *o, const bench_def *def, const int64_t *p, int path
   out->def = def;
   memcpy(out->p, p, sizeof out->p);
   bench_params_name(def, p, params, sizeof params);
-  snprintf(out->name, sizeof out->name, "Benchmark%s%s%s", def->name, params[0] ? "/" : "", params);
+  int cold = o->cold && def->cold;
+  /* A cold-cache result is another case: its name says so, so it is never
+  ** compared with or taken for the warm one. */
+  snprintf(out->name, sizeof out->name, "Benchmark%s%s%s%s", def->name, params[0] ? "/" : "", params,
+           cold ? "/cache=cold" : "");
   out->path = path;
   out->durability = durability;
   out->procs = (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -134,25 +153,32 @@ int run_case(const run_opts *o, const bench_def *def, const int64_t *p, int path
     return -1;
   }
   bench_env env = {.path = bench_paths[path], .dir = dir, .durability = durability, .p = p,
-                   .tier = o->tier, .seed = o->seed};
+                   .tier = o->tier, .seed = o->seed, .cold = cold};
   int rc = def->setup(st, &env);
   int once = (def->flags & BENCH_ONCE) != 0;
   int64_t n = o->benchtime_n > 0 && !once ? o->benchtime_n : 1;
   while (rc == 0) {
+    /* Cold cache: before every timed run, the benchmark closes its store,
+    ** its files are synced and dropped from the page cache, and it reopens. */
+    if (cold && (rc = def->cold(st)) != 0) break;
     if (def->prepare && (rc = def->prepare(st, n)) != 0) break;
     proc_snap a, b;
+    hw_snap ha, hb;
     perf_control("enable\n");
+    hw_snap_take(&ha);
     proc_snap_take(&a);
     uint64_t t0 = now_ns();
     rc = def->run(st, n);
     uint64_t t1 = now_ns();
     proc_snap_take(&b);
+    hw_snap_take(&hb);
     perf_control("disable\n");
     /* finish runs even after a failed run: it joins threads started by prepare. */
     int frc = def->finish(st, n, out);
     if (rc == 0) rc = frc;
     if (rc != 0) break;
     fill_figures(out, n, t1 - t0, &a, &b);
+    fill_hw(out, n, &ha, &hb);
     if (once || o->benchtime_n > 0 || (int64_t)(t1 - t0) >= o->benchtime_ns || n >= 1000000000)
       break;
     if (bench_interrupted) {

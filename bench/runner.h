@@ -15,6 +15,7 @@ typedef struct run_opts {
   const char *tmpdir;   /* scratch root; each case gets a fresh folder in it */
   int tier;
   uint64_t seed;
+  int cold; /* -cold: benchmarks with a cold hook drop the page cache before each timed run */
 } run_opts;
 
 /* Set by SIGINT: the runner stops after the current timed run. */

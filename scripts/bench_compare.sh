@@ -107,7 +107,10 @@ for i in $(seq 1 "$rounds"); do
     echo "round $i/$rounds: $label" >&2
     # A failing case is reported in the log; the comparison still runs on
     # whatever the other cases produced.
-    "$bin" "${flags[@]}" -json "$out/$side$i.json" >"$out/$side$i.txt" 2>"$out/$side$i.err" || true
+    # The JSON above is what is kept; a harness that makes a results folder per
+    # run (-results) is told not to.
+    keep=(); "$bin" -results none -list >/dev/null 2>&1 && keep=(-results none)
+    "$bin" "${flags[@]}" "${keep[@]}" -json "$out/$side$i.json" >"$out/$side$i.txt" 2>"$out/$side$i.err" || true
     if [ ! -s "$out/$side$i.json" ]; then
       echo "  no results from this run; see $out/$side$i.txt and $out/$side$i.err" >&2
     elif [ $side = a ]; then old_files=$old_files${old_files:+,}$out/a$i.json
