@@ -805,9 +805,7 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
   if (k) { memcpy(p, k, kl); r->rec.key = p; r->rec.key_len = kl; p += kl; }
   if (v) { memcpy(p, v, vl); r->rec.value = p; r->rec.value_len = vl; p += vl; }
   if (hj) {
-    memcpy(p, hj, hl);
-    p[hl] = 0;
-    char *err = tkx_headers_from_json(p, &r->headers, &r->rec.n_headers);
+    char *err = tkx_headers_from_json(hj, hl, p, hl, &r->headers, &r->rec.n_headers);
     if (err) {
       free_row(r);
       return vt_error(vt, err);
