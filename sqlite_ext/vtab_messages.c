@@ -268,16 +268,34 @@ static int vt_disconnect(sqlite3_vtab *base) {
   return SQLITE_OK;
 }
 
+/* SQLite drops the message of a failing xDestroy (OP_VDestroy reports only
+** the result code), so DROP TABLE can say no more than the code's generic
+** text: the code is chosen for that text, and the whole message goes to
+** sqlite3_log for hosts that set SQLITE_CONFIG_LOG. zErrMsg is left empty:
+** a later statement would pick up a message left there. */
+static int destroy_refused(tkx_vtab *vt, int code, char *msg) {
+  sqlite3_log(code, "%s", msg ? msg : "takhin: DROP TABLE refused");
+  sqlite3_free(msg);
+  sqlite3_free(vt->base.zErrMsg);
+  vt->base.zErrMsg = NULL;
+  return code;
+}
+
 /* DROP TABLE: delete the topic and its files. */
 static int topic_destroy(sqlite3_vtab *base) {
   tkx_vtab *vt = (tkx_vtab *)base;
   takhin_store *s = vt_store(vt);
   if (!s) return SQLITE_ERROR;
+  /* "database table is locked": SQLite's own words for a table that cannot
+  ** be dropped now (it says them while a statement reads the table); far
+  ** nearer the truth than SQLITE_ERROR's "SQL logic error". */
   if (!sqlite3_get_autocommit(vt->conn->db))
-    return vt_error(vt, sqlite3_mprintf("takhin: dropping topic \"%s\" deletes its files, which a "
-                                        "ROLLBACK cannot bring back: run DROP TABLE outside a transaction",
-                                        vt->topic));
-  if (vt->conn->read_only) return vt_takhin_error(vt, TAKHIN_EREADONLY);
+    return destroy_refused(vt, SQLITE_LOCKED,
+                           sqlite3_mprintf("takhin: dropping topic \"%s\" deletes its files, which a "
+                                           "ROLLBACK cannot bring back: run DROP TABLE outside a transaction",
+                                           vt->topic));
+  /* "attempt to write a readonly database" */
+  if (vt->conn->read_only) return destroy_refused(vt, SQLITE_READONLY, sqlite3_mprintf("%s", TKX_LOCKED_MSG));
   int rc = takhin_topic_delete(s, vt->topic);
   if (rc && rc != TAKHIN_ENOTFOUND) return vt_takhin_error(vt, rc);
   return vt_disconnect(base);

@@ -542,6 +542,43 @@ Test(sql, create_in_rolled_back_transaction_leaves_no_topic) {
   sqlite3_close(db);
 }
 
+static void log_to_str(void *arg, int code, const char *msg) {
+  sqlite3_str_appendf(arg, "%d %s\n", code, msg);
+}
+
+/* SQLite drops xDestroy's message, so DROP TABLE inside a transaction says
+** SQLITE_LOCKED's text rather than "SQL logic error", and the whole message
+** goes to SQLite's error log. Python's default mode meets it after an
+** INSERT (its implicit BEGIN stays open): the second case. */
+Test(sql, drop_in_transaction_says_locked_and_logs_why) {
+  sqlite3_str *logged = sqlite3_str_new(NULL);
+  sqlite3_shutdown();
+  cr_assert_eq(sqlite3_config(SQLITE_CONFIG_LOG, log_to_str, logged), SQLITE_OK);
+  cr_assert_eq(sqlite3_initialize(), SQLITE_OK);
+  const char *path = tu_store_path("sql_drop_txn");
+  sqlite3 *db = db_open(path);
+  exec_ok(db, "CREATE VIRTUAL TABLE ev USING takhin(partitions=1)");
+  exec_ok(db, "BEGIN");
+  exec_err_exact(db, "database table is locked", "DROP TABLE ev");
+  cr_assert_eq(sqlite3_errcode(db), SQLITE_LOCKED);
+  exec_ok(db, "ROLLBACK");
+  exec_ok(db, "BEGIN");
+  exec_ok(db, "INSERT INTO ev(key, value) VALUES ('k', 'v')");
+  exec_err_exact(db, "database table is locked", "DROP TABLE ev");
+  exec_ok(db, "COMMIT");
+  EXPECT_ROWS(db, "1\n", "SELECT count(*) FROM ev");
+  char *log = sqlite3_str_value(logged);
+  const char *why = "6 takhin: dropping topic \"ev\" deletes its files, which a ROLLBACK cannot bring back: "
+                    "run DROP TABLE outside a transaction\n";
+  cr_assert(log && strstr(log, why) && strstr(strstr(log, why) + 1, why), "SQLite's log:\n%s", log ? log : "");
+  /* a failed DROP leaves no message behind for the next statement */
+  exec_ok(db, "SELECT count(*) FROM ev");
+  cr_assert_str_eq(sqlite3_errmsg(db), "not an error");
+  exec_ok(db, "DROP TABLE ev"); /* outside a transaction: fine */
+  EXPECT_ROWS(db, "", "SELECT name FROM takhin_topics");
+  sqlite3_close(db);
+}
+
 Test(sql, drop_in_rolled_back_transaction_keeps_the_data) {
   const char *path = tu_store_path("sql_drop_rollback");
   sqlite3 *db = db_open(path);
@@ -2102,13 +2139,95 @@ static void readme_row(sqlite3_str *o, sqlite3_stmt *st) {
   sqlite3_str_appendchar(o, 1, '\n');
 }
 
+/* Does text match pattern, where "…" in pattern stands for any text? */
+static int ellipsis_match(const char *pat, const char *text) {
+  const char *e = strstr(pat, "…");
+  if (!e) return !strcmp(pat, text);
+  size_t n = (size_t)(e - pat);
+  if (strncmp(pat, text, n)) return 0;
+  for (const char *t = text + n;; t++) {
+    if (ellipsis_match(e + strlen("…"), t)) return 1;
+    if (!*t) return 0;
+  }
+}
+
+/* Every `Error: …` quoted in the prose of sql/README.md (outside ``` blocks)
+** must be the message of some example's "-- Error: " line, which
+** readme_examples_run checks against what the statement really says: so the
+** text cannot quote an error the code does not produce. An error-looking
+** quote ("takhin: …", SQLite's generic texts) without the mark fails too. */
+static int readme_prose_errors(const char *md, const char *errors, const char *logged) {
+  int bad = 0, line = 1, fence = 0;
+  for (const char *p = md; *p; p++) {
+    if (*p == '\n') {
+      line++;
+      if (!strncmp(p + 1, "```", 3)) { /* a fence line: skip it whole */
+        fence = !fence;
+        const char *nl = strchr(p + 1, '\n');
+        if (!nl) break;
+        p = nl - 1;
+      }
+      continue;
+    }
+    if (fence || *p != '`' || p[1] == '`') continue;
+    const char *end = strchr(p + 1, '`');
+    if (!end) break;
+    /* the quote, its line breaks and runs of spaces made single spaces */
+    sqlite3_str *o = sqlite3_str_new(NULL);
+    for (const char *c = p + 1; c < end; c++) {
+      if (*c == '\n' || *c == ' ') {
+        while (c + 1 < end && (c[1] == '\n' || c[1] == ' ')) c++;
+        sqlite3_str_appendchar(o, 1, ' ');
+      } else {
+        sqlite3_str_appendchar(o, 1, *c);
+      }
+    }
+    char *q = sqlite3_str_finish(o);
+    int is_log = q && !strncmp(q, "Log: ", 5);
+    if (q && ((!strncmp(q, "Error: ", 7) && q[7]) || is_log)) {
+      int found = 0;
+      for (const char *l = is_log ? logged : errors; *l && !found;) {
+        const char *nl = strchr(l, '\n');
+        char *one = sqlite3_mprintf("%.*s", (int)(nl - l), l);
+        found = ellipsis_match(q + (is_log ? 5 : 7), one);
+        sqlite3_free(one);
+        l = nl + 1;
+      }
+      if (!found) {
+        cr_log_error("sql/README.md:%d: `%s` is not the error of any example (add one that produces it)", line, q);
+        bad++;
+      }
+    } else if (q && (!strncmp(q, "takhin: ", 8) || strstr(q, "SQL logic error") || strstr(q, "unsafe use") ||
+                     strstr(q, "read-only") || strstr(q, "readonly"))) {
+      cr_log_error("sql/README.md:%d: `%s` looks like an error message: quote it as `Error: ...` so the "
+                   "test checks it", line, q);
+      bad++;
+    }
+    for (const char *c = p + 1; c < end; c++) line += *c == '\n';
+    sqlite3_free(q);
+    p = end;
+  }
+  return bad;
+}
+
 /* Every ```sql block of sql/README.md, in order, on one fresh store. Lines
 ** starting with "." are shell commands and skipped. The "-- " lines right
 ** after a statement (on the lines that follow the one it ends on) are its
 ** result: rows as a|b|c (EXPLAIN QUERY PLAN: the detail of each line), or
 ** "Error: <message>". A statement without them must succeed and return no
-** rows. */
+** rows. A block whose first line is "-- connection: reader" runs on a
+** second connection, which finds the store held by the first and reads. */
+static void readme_log(void *arg, int code, const char *msg) {
+  (void)code;
+  sqlite3_str_appendf(arg, "%s\n", msg);
+}
+
 Test(sql, readme_examples_run) {
+  /* what goes to SQLite's error log, for the README's `Log: …` quotes */
+  sqlite3_str *logged = sqlite3_str_new(NULL);
+  sqlite3_shutdown();
+  cr_assert_eq(sqlite3_config(SQLITE_CONFIG_LOG, readme_log, logged), SQLITE_OK);
+  cr_assert_eq(sqlite3_initialize(), SQLITE_OK);
   const char *path = tu_store_path("sql_readme");
   /* the topic the binding example says a C program made */
   takhin_store *s = c_open(path, 0);
@@ -2123,11 +2242,17 @@ Test(sql, readme_examples_run) {
   size_t len;
   char *md = read_file(TAKHIN_SOURCE_DIR "/sql/README.md", &len);
   cr_assert(md, "sql/README.md exists");
-  sqlite3 *db = db_open(path);
+  sqlite3 *writer = db_open(path), *reader = NULL;
+  sqlite3_str *errors = sqlite3_str_new(NULL); /* every "-- Error: " message */
   int blocks = 0, stmts = 0, failures = 0;
   char *p = md;
   while ((p = strstr(p, "```sql\n"))) {
     p += 7;
+    sqlite3 *db = writer;
+    if (!strncmp(p, "-- connection: reader\n", 22)) {
+      if (!reader) reader = db_open(path);
+      db = reader;
+    }
     char *end = strstr(p, "\n```");
     cr_assert(end, "unterminated ```sql block");
     size_t n = (size_t)(end - p) + 1;
@@ -2178,6 +2303,10 @@ Test(sql, readme_examples_run) {
           const char *l = e + 4, *nl = strchr(l, '\n');
           sqlite3_str_append(want, l, nl ? (int)(nl - l) : (int)strlen(l));
           sqlite3_str_appendchar(want, 1, '\n');
+          if (!strncmp(l, "Error: ", 7)) {
+            sqlite3_str_append(errors, l + 7, nl ? (int)(nl - l - 7) : (int)strlen(l + 7));
+            sqlite3_str_appendchar(errors, 1, '\n');
+          }
           e = nl;
         }
       }
@@ -2201,6 +2330,15 @@ Test(sql, readme_examples_run) {
   }
   cr_assert_eq(failures, 0, "%d README example(s) do not match (see above)", failures);
   cr_assert_geq(blocks, 15, "README examples found: %d blocks, %d statements", blocks, stmts);
+  cr_assert(reader, "sql/README.md has a -- connection: reader block");
+  char *errs = sqlite3_str_finish(errors);
+  sqlite3_close(reader);
+  sqlite3_close(writer);
+  /* logged stays allocated: SQLite's log callback holds it to the end */
+  char *logs = sqlite3_str_value(logged);
+  int bad = readme_prose_errors(md, errs ? errs : "", logs ? logs : "");
+  cr_assert_eq(bad, 0, "%d error text(s) quoted in sql/README.md are not checked (see above)", bad);
+  sqlite3_free(errs);
   /* one section per table and function */
   const char *names[] = {"takhin_messages", "takhin_topics", "takhin_partitions", "takhin_segments",
                          "takhin_group_offsets", "takhin_retention", "takhin_compact", "takhin_commit",
@@ -2213,7 +2351,6 @@ Test(sql, readme_examples_run) {
     sqlite3_free(h);
     sqlite3_free(h3);
   }
-  sqlite3_close(db);
   free(md);
 }
 
