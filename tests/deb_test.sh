@@ -14,8 +14,8 @@ build=$(cd "$1" && pwd) src=$(cd "$2" && pwd)
 skip() { echo "deb test: SKIPPED: $*"; exit 77; }
 fail() { echo "deb test: FAILED: $*" >&2; exit 1; }
 
-for tool in cpack dpkg-deb dpkg-shlibdeps; do
-  command -v "$tool" >/dev/null || skip "$tool is not installed (apt-get install dpkg-dev cmake)"
+for tool in cpack dpkg-deb dpkg-shlibdeps file; do
+  command -v "$tool" >/dev/null || skip "$tool is not installed (scripts/deps.sh test installs it: apt-get install dpkg-dev file cmake)"
 done
 work=$(mktemp -d "${TMPDIR:-/tmp}/takhin-deb.XXXXXX")
 installed=0
@@ -49,6 +49,11 @@ exec 9>"${TMPDIR:-/tmp}/takhin-deb-test.lock"
 flock -w 600 9 || fail "another deb test held ${TMPDIR:-/tmp}/takhin-deb-test.lock for 10 minutes"
 if dpkg-query -W -f='${Status}' libtakhin 2>/dev/null | grep -q "install ok installed"; then
   skip "libtakhin is already installed on this machine, and is not this test's to replace or remove (dpkg -r libtakhin)"
+fi
+# another takhin on the loader's path (a cmake --install into /usr/local)
+# would be found instead of, or before, the package's
+if other=$(ldconfig -p | grep -E '(takhin\.so|libtakhin\.so\.0) ' | grep -v ' => /usr/lib/'); then
+  skip "another takhin is on the dynamic loader's path, which .load takhin might find first: $other"
 fi
 dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; dpkg -P libtakhin >/dev/null 2>&1 || true; fail "dpkg -i failed"; }
 installed=1
@@ -88,13 +93,16 @@ print("deb test: python3 load_extension('takhin'): ok")
 EOF
 
 # the C library through pkg-config's default search path
+pc=$(grep '/takhin\.pc$' "$work/files")
+[ "$(PKG_CONFIG_LIBDIR="$(dirname "$pc")" pkg-config --variable=includedir takhin)" -ef /usr/include ] ||
+  fail "the package's $pc does not point at /usr/include"
 cc -std=c11 "$src/examples/embed.c" $(pkg-config --cflags takhin) -o "$work/embed" $(pkg-config --libs takhin) ||
   fail "cannot build examples/embed.c against the package (pkg-config takhin)"
 "$work/embed" "$work/demo.db" | grep -q "produced 10 records" || fail "examples/embed.c against the package failed"
 echo "deb test: pkg-config takhin and libtakhin.so: ok"
 
 # takhin-bench from /usr/bin finds the installed extension for its sql path
-bench_out=$(takhin-bench -path sql -bench 'BenchmarkWriteThroughput/messages=100/size=1024B/sql' -benchtime 1x \
+bench_out=$(/usr/bin/takhin-bench -path sql -bench 'BenchmarkWriteThroughput/messages=100/size=1024B/sql' -benchtime 1x \
             -tmpdir "$work/bench" 2>&1) || fail "takhin-bench failed: $bench_out"
 grep -q "/sql-" <<<"$bench_out" || fail "takhin-bench ran no sql case: $bench_out"
 echo "deb test: takhin-bench sql path: ok"
