@@ -35,8 +35,13 @@ static json_t *bytes_json(const char *p, size_t n) {
     hex[2 * i] = hexdig[(unsigned char)p[i] >> 4];
     hex[2 * i + 1] = hexdig[(unsigned char)p[i] & 15];
   }
-  json_t *o = json_pack("{s:s#}", "hex", hex, (int)(2 * n));
+  json_t *o = json_object(), *v = json_stringn_nocheck(hex, 2 * n);
   sqlite3_free(hex);
+  if (!o || !v || json_object_set_new_nocheck(o, "hex", v)) { /* set_new takes v even when it fails */
+    if (!o) json_decref(v);
+    json_decref(o);
+    return NULL;
+  }
   return o;
 }
 
@@ -51,10 +56,12 @@ char *tkx_headers_to_json(const takhin_message *m) {
   for (size_t i = 0; arr && i < m->n_headers; i++) {
     takhin_header h;
     if (takhin_message_header(m, i, &h) != TAKHIN_OK) break;
-    json_t *pair = json_array();
-    if (!pair || json_array_append_new(pair, bytes_json(h.key, h.key_len)) ||
-        json_array_append_new(pair, h.value ? bytes_json(h.value, h.value_len) : json_null()) ||
+    json_t *pair = json_array(), *k = bytes_json(h.key, h.key_len),
+           *v = h.value ? bytes_json(h.value, h.value_len) : json_null();
+    /* jansson's *_append_new take (and on failure free) what they are given */
+    if (!pair || !k || !v || json_array_append_new(pair, k) || json_array_append_new(pair, v) ||
         json_array_append_new(arr, pair)) {
+      if (!pair || !k || !v) json_decref(pair), json_decref(k), json_decref(v);
       json_decref(arr);
       return NULL; /* out of memory */
     }
@@ -147,8 +154,11 @@ char *tkx_headers_from_json(const char *json, size_t len, char *buf, size_t cap,
   json_error_t je;
   /* JSON_ALLOW_NUL: "\u0000" is valid JSON and a valid header byte.
   ** JSON_DECODE_ANY: a bare string or number is valid JSON of the wrong
-  ** shape, and is told as such below. */
-  json_t *root = json_loadb(json, len, JSON_ALLOW_NUL | JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+  ** shape, and is told as such below; so is a huge integer, which
+  ** JSON_DECODE_INT_AS_REAL keeps from being called invalid JSON.
+  ** JSON_REJECT_DUPLICATES: {"hex":"00","hex":"01"} has no one meaning. */
+  json_t *root = json_loadb(json, len,
+                            JSON_ALLOW_NUL | JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &je);
   if (!root)
     return sqlite3_mprintf("takhin: headers are not valid JSON: %s (line %d, column %d)", je.text, je.line,
                            je.column);
