@@ -20,7 +20,7 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/takhin-deb.XXXXXX")
 installed=0
 cleanup() {
-  if [ "$installed" = 1 ]; then dpkg -P libtakhin >/dev/null || echo "deb test: dpkg -P libtakhin failed" >&2; fi
+  if [ "$installed" = 1 ]; then dpkg_wait -P libtakhin || echo "deb test: dpkg -P libtakhin failed" >&2; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -45,8 +45,10 @@ echo "deb test: built $(basename "$deb"): Depends: $depends"
 
 [ "$(id -u)" -eq 0 ] || skip "installing the package needs root (dpkg -i); run the test as root, as CI does"
 
-exec 9>"${TMPDIR:-/tmp}/takhin-deb-test.lock"
-flock -w 600 9 || fail "another deb test held ${TMPDIR:-/tmp}/takhin-deb-test.lock for 10 minutes"
+# one fixed path (not $TMPDIR): every run on the machine must see the same lock
+lock=/tmp/takhin-install-test.lock
+exec 9>"$lock"
+flock -w 600 9 || fail "another install test held $lock for 10 minutes"
 if dpkg-query -W -f='${Status}' libtakhin 2>/dev/null | grep -q "install ok installed"; then
   skip "libtakhin is already installed on this machine, and is not this test's to replace or remove (dpkg -r libtakhin)"
 fi
@@ -55,7 +57,16 @@ fi
 if other=$(ldconfig -p | grep -E '(takhin\.so|libtakhin\.so\.0) ' | grep -v ' => /usr/lib/'); then
   skip "another takhin is on the dynamic loader's path, which .load takhin might find first: $other"
 fi
-dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; dpkg -P libtakhin >/dev/null 2>&1 || true; fail "dpkg -i failed"; }
+# dpkg, waiting (up to 5 minutes) while apt or another dpkg holds its lock
+dpkg_wait() {
+  for _ in $(seq 60); do
+    if dpkg "$@" >"$work/dpkg.log" 2>&1; then return 0; fi
+    grep -qi "lock" "$work/dpkg.log" || return 1
+    sleep 5
+  done
+  return 1
+}
+dpkg_wait -i "$deb" || { cat "$work/dpkg.log" >&2; dpkg_wait -P libtakhin || true; fail "dpkg -i failed"; }
 installed=1
 ext=$(grep '/takhin\.so$' "$work/files")
 
@@ -107,7 +118,7 @@ bench_out=$(/usr/bin/takhin-bench -path sql -bench 'BenchmarkWriteThroughput/mes
 grep -q "/sql-" <<<"$bench_out" || fail "takhin-bench ran no sql case: $bench_out"
 echo "deb test: takhin-bench sql path: ok"
 
-dpkg -P libtakhin >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg -P libtakhin failed"; }
+dpkg_wait -P libtakhin || { cat "$work/dpkg.log" >&2; fail "dpkg -P libtakhin failed"; }
 installed=0
 while read -r f; do
   [ -d "$f" ] || [ ! -e "$f" ] || fail "$f is still there after dpkg -P"

@@ -34,8 +34,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-exec 9>"${TMPDIR:-/tmp}/takhin-deb-test.lock"
-flock -w 600 9 || fail "another install test held ${TMPDIR:-/tmp}/takhin-deb-test.lock for 10 minutes"
+# one fixed path (not $TMPDIR): every run on the machine must see the same lock
+lock=/tmp/takhin-install-test.lock
+exec 9>"$lock"
+flock -w 600 9 || fail "another install test held $lock for 10 minutes"
 
 # what the install writes, staged first so nothing already there is replaced
 DESTDIR="$work/stage" cmake --install "$build" --prefix /usr/local >/dev/null
