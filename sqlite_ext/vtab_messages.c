@@ -285,7 +285,11 @@ static int destroy_refused(tkx_vtab *vt, int code, char *msg) {
 static int topic_destroy(sqlite3_vtab *base) {
   tkx_vtab *vt = (tkx_vtab *)base;
   takhin_store *s = vt_store(vt);
-  if (!s) return SQLITE_ERROR;
+  if (!s) {
+    char *m = vt->base.zErrMsg;
+    vt->base.zErrMsg = NULL;
+    return destroy_refused(vt, SQLITE_ERROR, m);
+  }
   /* "database table is locked": SQLite's own words for a table that cannot
   ** be dropped now (it says them while a statement reads the table); far
   ** nearer the truth than SQLITE_ERROR's "SQL logic error". */
@@ -297,7 +301,12 @@ static int topic_destroy(sqlite3_vtab *base) {
   /* "attempt to write a readonly database" */
   if (vt->conn->read_only) return destroy_refused(vt, SQLITE_READONLY, sqlite3_mprintf("%s", TKX_LOCKED_MSG));
   int rc = takhin_topic_delete(s, vt->topic);
-  if (rc && rc != TAKHIN_ENOTFOUND) return vt_takhin_error(vt, rc);
+  if (rc && rc != TAKHIN_ENOTFOUND) {
+    int code = vt_takhin_error(vt, rc);
+    char *m = vt->base.zErrMsg;
+    vt->base.zErrMsg = NULL;
+    return destroy_refused(vt, code, m);
+  }
   return vt_disconnect(base);
 }
 
