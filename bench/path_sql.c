@@ -3,7 +3,8 @@
 ** extension, as an application using only SQL would drive it.
 **
 ** One SQLite connection per store, on "<dir>/bench.db", with the extension
-** (takhin.so, found next to the takhin-bench executable) loaded into it. The
+** (takhin.so, found next to the takhin-bench executable, or for an installed
+** takhin-bench where the dynamic loader finds it) loaded into it. The
 ** bench links one libsqlite3 and the extension links none, so there is one
 ** SQLite in the process, as in the sqlite3 shell. The connection is set to
 ** WAL and synchronous=NORMAL, what takhin's own catalog connection uses on the
