@@ -20,9 +20,17 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION libs)
 # dpkg-shlibdeps derives Depends (libc6, libsqlite3-0, libzstd1, libjansson4)
-# from what the binaries link; the extension itself links no libsqlite3 (it
-# runs inside the host's), so the shell or Python that loads it is a Suggests.
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# from what the binaries link. The extension links no libsqlite3 (it runs
+# inside the host's) and needs 3.38 (sqlite3_vtab_in) from it, which no
+# symbol shows: that one is stated. The shell or Python that loads it is a
+# Suggests. Without dpkg-shlibdeps (package dpkg-dev) the list is written out.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libsqlite3-0 (>= 3.38.0)")
+find_program(TAKHIN_DPKG_SHLIBDEPS dpkg-shlibdeps)
+if(TAKHIN_DPKG_SHLIBDEPS)
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+else()
+  string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libc6, libzstd1, libjansson4")
+endif()
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "sqlite3, python3")
 include(CPack)
