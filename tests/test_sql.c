@@ -1390,6 +1390,59 @@ Test(sql, headers_json_from_python_jq_and_sqlite) {
   sqlite3_close(db);
 }
 
+/* Mutated headers JSON (fixed seed): every INSERT either lands, and then
+** reads back as JSON SQLite accepts, or is refused with a headers message;
+** none crashes or writes part of a row. */
+Test(sql, mutated_headers_json_never_crash) {
+  const char *path = tu_store_path("sql_headers_mut");
+  sqlite3 *db = db_open(path);
+  exec_ok(db, "CREATE VIRTUAL TABLE ev USING takhin(partitions=1)");
+  static const char seed[] = "[[\"emoji\", \"\\ud83d\\ude00\"], [\"nul\", \"a\\u0000b\"], [\"bin\", {\"hex\":\"00ff\"}], "
+                             "[\"none\", null], [\"u\", \"h\\u00e9\"]]";
+  static const char alphabet[] = "[]{}\",:\\u0dDhex0123456789abcdefnul \x01\x80\xff";
+  uint64_t x = 0x9e3779b97f4a7c15ULL;
+  int landed = 0, refused = 0;
+  sqlite3_stmt *ins;
+  cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO ev(key, value, headers) VALUES ('k', 'v', ?)", -1, &ins, NULL),
+               SQLITE_OK);
+  for (int i = 0; i < 3000; i++) {
+    char buf[sizeof seed + 8];
+    size_t n = sizeof seed - 1;
+    memcpy(buf, seed, n);
+    for (int m = 0; m < 1 + i % 4; m++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      size_t at = (size_t)(x % n);
+      switch ((x >> 32) % 3) {
+        case 0: buf[at] = alphabet[(x >> 40) % (sizeof alphabet - 1)]; break; /* replace */
+        case 1: memmove(buf + at, buf + at + 1, n - at - 1), n--; break;   /* delete */
+        default: /* insert */
+          if (n < sizeof buf - 1) {
+            memmove(buf + at + 1, buf + at, n - at);
+            buf[at] = alphabet[(x >> 40) % (sizeof alphabet - 1)];
+            n++;
+          }
+      }
+    }
+    sqlite3_bind_text(ins, 1, buf, (int)n, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(ins);
+    if (rc == SQLITE_DONE) {
+      landed++;
+    } else {
+      cr_assert(!strncmp(sqlite3_errmsg(db), "takhin: headers", 15), "input %.*s: %s", (int)n, buf, sqlite3_errmsg(db));
+      refused++;
+    }
+    sqlite3_reset(ins);
+  }
+  sqlite3_finalize(ins);
+  cr_assert_gt(landed, 10);
+  cr_assert_gt(refused, 10);
+  char *cnt = sqlite3_mprintf("%d\n", landed);
+  EXPECT_ROWS(db, cnt, "SELECT count(*) FROM ev");
+  EXPECT_ROWS(db, cnt, "SELECT count(*) FROM ev WHERE json_valid(headers) AND json_type(headers) = 'array'");
+  sqlite3_free(cnt);
+  sqlite3_close(db);
+}
+
 /* Each malformed headers value, and the exact message it gets: invalid JSON
 ** is told apart from valid JSON of the wrong shape, and both say where. */
 Test(sql, malformed_headers_refused) {
