@@ -3,7 +3,8 @@
 ** extension, as an application using only SQL would drive it.
 **
 ** One SQLite connection per store, on "<dir>/bench.db", with the extension
-** (takhin.so, found next to the takhin-bench executable) loaded into it. The
+** (takhin.so, found next to the takhin-bench executable, or for an installed
+** takhin-bench where the dynamic loader finds it) loaded into it. The
 ** bench links one libsqlite3 and the extension links none, so there is one
 ** SQLite in the process, as in the sqlite3 shell. The connection is set to
 ** WAL and synchronous=NORMAL, what takhin's own catalog connection uses on the
@@ -46,6 +47,7 @@
 ** connection), so the path runs in durability os only and says n/a for the
 ** others.
 */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <sqlite3.h>
@@ -97,11 +99,19 @@ static void locate(void) {
   char *slash = strrchr(exe, '/');
   if (slash) *slash = 0;
   snprintf(ext_path, sizeof ext_path, "%s/takhin.so", exe);
-  if (access(ext_path, R_OK) != 0)
-    snprintf(ext_why, sizeof ext_why,
-             "sql path: n/a: the takhin SQLite extension %s is missing; build it with "
-             "cmake --build <build dir> --target takhin_ext",
-             ext_path);
+  if (access(ext_path, R_OK) == 0) return;
+  /* An installed takhin-bench (/usr/bin) loads the installed extension, by
+  ** the bare name the dynamic loader finds, as `.load takhin` does. */
+  void *h = dlopen("takhin.so", RTLD_LAZY | RTLD_LOCAL);
+  if (h) {
+    dlclose(h);
+    snprintf(ext_path, sizeof ext_path, "takhin.so");
+    return;
+  }
+  snprintf(ext_why, sizeof ext_why,
+           "sql path: n/a: the takhin SQLite extension %s is missing, and no takhin.so is installed "
+           "where the dynamic loader finds it; build it with cmake --build <build dir> --target takhin_ext",
+           ext_path);
 }
 
 static const char *sql_unavailable(void) {

@@ -5,12 +5,13 @@
 # missing packages and the command to install them, and exits 1.
 set -euo pipefail
 
-want=(cmake make gcc pkg-config libsqlite3-dev libzstd-dev libcriterion-dev sqlite3)
+want=(cmake make gcc pkg-config libsqlite3-dev libzstd-dev libjansson-dev libcriterion-dev sqlite3)
 case "${1:-build}" in
   build) ;;
   # the test suite also needs: Kafka's own codec (conformance), clang's
   # libFuzzer runtime, and the runtimes of the sanitizers
-  test) want+=(python3 python3-kafka python3-zstandard clang libclang-rt-14-dev) ;;
+  # dpkg-dev and file: cpack -G DEB (tests/deb_test.sh) runs dpkg-shlibdeps and file
+  test) want+=(python3 python3-kafka python3-zstandard clang libclang-rt-14-dev dpkg-dev file) ;;
   bench) want+=(gnuplot-nox) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac

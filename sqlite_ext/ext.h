@@ -42,12 +42,15 @@ char *tkx_errmsg(int rc);
 void tkx_result_bytes(sqlite3_context *ctx, const void *p, size_t n);
 int tkx_is_text(const void *p, size_t n);
 
-/* Headers as JSON: [["key","value"], ["key",null], ["key",{"hex":"00ff"}]]. */
+/* Headers as JSON (jansson): [["key","value"], ["key",null], ["key",{"hex":"00ff"}]].
+** A key or value that is not UTF-8 without NUL is written as {"hex":...}. */
 char *tkx_headers_to_json(const takhin_message *m); /* sqlite3_malloc'd; NULL on OOM */
-/* Parse JSON headers into an array (sqlite3_malloc'd, *out; views into json).
-** Returns NULL on success or an sqlite3_mprintf'd error message. Hex values
-** are decoded in place into the caller's writable copy of the text. */
-char *tkx_headers_from_json(char *json, takhin_header **out, size_t *n);
+/* Parse len bytes of JSON headers into an array (sqlite3_malloc'd, *out)
+** whose keys and values are decoded into buf, which must hold cap >= len
+** bytes (decoding never grows the text). Returns NULL on success or an
+** sqlite3_mprintf'd message saying what is wrong and where. */
+char *tkx_headers_from_json(const char *json, size_t len, char *buf, size_t cap, takhin_header **out,
+                            size_t *n);
 
 /* Inside a transaction a ROLLBACK could undo: the user's BEGIN, or the
 ** implicit one of a statement that writes (INSERT ... SELECT f()). What

@@ -268,18 +268,45 @@ static int vt_disconnect(sqlite3_vtab *base) {
   return SQLITE_OK;
 }
 
+/* SQLite drops the message of a failing xDestroy (OP_VDestroy reports only
+** the result code), so DROP TABLE can say no more than the code's generic
+** text: the code is chosen for that text, and the whole message goes to
+** sqlite3_log for hosts that set SQLITE_CONFIG_LOG. zErrMsg is left empty:
+** a later statement would pick up a message left there. */
+static int destroy_refused(tkx_vtab *vt, int code, char *msg) {
+  sqlite3_log(code, "%s", msg ? msg : "takhin: DROP TABLE refused");
+  sqlite3_free(msg);
+  sqlite3_free(vt->base.zErrMsg);
+  vt->base.zErrMsg = NULL;
+  return code;
+}
+
 /* DROP TABLE: delete the topic and its files. */
 static int topic_destroy(sqlite3_vtab *base) {
   tkx_vtab *vt = (tkx_vtab *)base;
   takhin_store *s = vt_store(vt);
-  if (!s) return SQLITE_ERROR;
+  if (!s) {
+    char *m = vt->base.zErrMsg;
+    vt->base.zErrMsg = NULL;
+    return destroy_refused(vt, SQLITE_ERROR, m);
+  }
+  /* "database table is locked": SQLite's own words for a table that cannot
+  ** be dropped now (it says them while a statement reads the table); far
+  ** nearer the truth than SQLITE_ERROR's "SQL logic error". */
   if (!sqlite3_get_autocommit(vt->conn->db))
-    return vt_error(vt, sqlite3_mprintf("takhin: dropping topic \"%s\" deletes its files, which a "
-                                        "ROLLBACK cannot bring back: run DROP TABLE outside a transaction",
-                                        vt->topic));
-  if (vt->conn->read_only) return vt_takhin_error(vt, TAKHIN_EREADONLY);
+    return destroy_refused(vt, SQLITE_LOCKED,
+                           sqlite3_mprintf("takhin: dropping topic \"%s\" deletes its files, which a "
+                                           "ROLLBACK cannot bring back: run DROP TABLE outside a transaction",
+                                           vt->topic));
+  /* "attempt to write a readonly database" */
+  if (vt->conn->read_only) return destroy_refused(vt, SQLITE_READONLY, sqlite3_mprintf("%s", TKX_LOCKED_MSG));
   int rc = takhin_topic_delete(s, vt->topic);
-  if (rc && rc != TAKHIN_ENOTFOUND) return vt_takhin_error(vt, rc);
+  if (rc && rc != TAKHIN_ENOTFOUND) {
+    int code = vt_takhin_error(vt, rc);
+    char *m = vt->base.zErrMsg;
+    vt->base.zErrMsg = NULL;
+    return destroy_refused(vt, code, m);
+  }
   return vt_disconnect(base);
 }
 
@@ -805,9 +832,7 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
   if (k) { memcpy(p, k, kl); r->rec.key = p; r->rec.key_len = kl; p += kl; }
   if (v) { memcpy(p, v, vl); r->rec.value = p; r->rec.value_len = vl; p += vl; }
   if (hj) {
-    memcpy(p, hj, hl);
-    p[hl] = 0;
-    char *err = tkx_headers_from_json(p, &r->headers, &r->rec.n_headers);
+    char *err = tkx_headers_from_json(hj, hl, p, hl, &r->headers, &r->rec.n_headers);
     if (err) {
       free_row(r);
       return vt_error(vt, err);

@@ -12,4 +12,8 @@ cc -std=c11 "$src/examples/embed.c" $(pkg-config --cflags takhin) \
    -o "$prefix/embed" $(pkg-config --libs --static takhin)
 LD_LIBRARY_PATH="$prefix/lib" "$prefix/embed" "$prefix/demo.db" | grep -q "produced 10 records"
 test -f "$prefix/lib/takhin.so"
+# ldconfig caches lib*.so files under their SONAME: this link and the SONAME
+# takhin.so make `.load takhin` find an install whose libdir ld.so.conf lists
+test "$(readlink "$prefix/lib/libtakhin-sqlite3.so")" = takhin.so
+readelf -d "$prefix/lib/takhin.so" | grep -q 'Library soname: \[takhin.so\]'
 echo "install test: 1 passed, 0 failed"
