@@ -778,12 +778,23 @@ Test(sql, order_by_and_query_plans) {
       {"WHERE partition IN (2, 0) ORDER BY partition, offset", 1},
       {"WHERE offset >= 10 AND offset < 20 ORDER BY partition, offset", 1},
       {"WHERE timestamp >= 1500 ORDER BY partition, offset", 1},
-      {"ORDER BY offset, partition", 0},
-      {"WHERE partition IN (2, 0) ORDER BY offset, partition", 0},
+      {"ORDER BY offset, partition", 1},
+      {"WHERE partition IN (2, 0) ORDER BY offset, partition", 1},
       {"ORDER BY value, partition, offset", 0},
       {"ORDER BY timestamp, partition, offset", 0},
-      {"ORDER BY partition DESC, offset DESC", 0},
-      {"WHERE partition = 1 ORDER BY offset DESC", 0},
+      {"ORDER BY partition DESC, offset DESC", 1},
+      {"WHERE partition = 1 ORDER BY offset DESC", 1},
+      /* the LIMIT is taken only with the order it needs (issue 12: these
+      ** returned the oldest records) */
+      {"WHERE partition = 0 ORDER BY offset DESC LIMIT 1", 1},
+      {"ORDER BY partition DESC, offset DESC LIMIT 5", 1},
+      {"ORDER BY offset DESC, partition LIMIT 5", 1},
+      {"ORDER BY offset DESC, partition DESC LIMIT 4 OFFSET 3", 1},
+      {"ORDER BY partition, offset DESC LIMIT 3", 1},
+      {"WHERE partition IN (0, 2) ORDER BY partition DESC, offset LIMIT 3", 1},
+      {"WHERE offset < 50 ORDER BY offset DESC, partition LIMIT 5", 1},
+      {"ORDER BY value DESC LIMIT 3", 0},
+      {"ORDER BY offset DESC, value LIMIT 3", 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     char *sql = sqlite3_mprintf("SELECT partition, offset, value FROM pd %s", cases[i].tail);
@@ -796,6 +807,11 @@ Test(sql, order_by_and_query_plans) {
     sqlite3_free(want);
     sqlite3_free(sql);
   }
+  /* the tail of a partition is read backwards: no sort, LIMIT pushed */
+  EXPECT_ROWS(db, "99\n", "SELECT offset FROM pd WHERE partition = 0 ORDER BY offset DESC LIMIT 1");
+  char *tp = plan(db, "SELECT * FROM pd WHERE partition = 0 ORDER BY offset DESC LIMIT 10");
+  cr_assert(strstr(tp, "SCAN pd VIRTUAL TABLE INDEX 4:PN") && !strstr(tp, "TEMP B-TREE"), "%s", tp);
+  sqlite3_free(tp);
   /* the plan names what is pushed down, per the idxStr legend */
   char *p = plan(db, "SELECT * FROM pd WHERE partition = 0 AND offset >= 100 LIMIT 10");
   cr_assert(strstr(p, "SCAN pd VIRTUAL TABLE INDEX 0:PGN"), "%s", p);
