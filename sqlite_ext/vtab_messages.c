@@ -502,6 +502,7 @@ typedef struct tkx_cursor {
   int32_t *parts;    /* partitions to visit, ascending (NULL: all) */
   size_t nparts, pi;
   int32_t part_all_n, part_cur;
+  int64_t topic_id; /* multi: the current topic's catalog id, for rowids */
   int64_t lo, hi, ts;
   int has_ts;
   int64_t limit, emitted;
@@ -517,7 +518,6 @@ typedef struct tkx_cursor {
   size_t nheap;
   const takhin_message *m; /* the current row */
   int eof;
-  sqlite3_int64 rowid_seq;
 } tkx_cursor;
 
 static int vt_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out) {
@@ -726,6 +726,12 @@ static int next_topic(tkx_cursor *c, int *found) {
     int rc = takhin_topic_partitions(c->store, c->topic, &n);
     if (rc == TAKHIN_ENOTFOUND && vt->multi && !c->topic_named) continue;
     if (rc) return vt_takhin_error(vt, rc);
+    c->topic_id = 0;
+    tk_topic *t;
+    if (vt->multi && tk_store_topic(c->store, c->topic, &t) == TAKHIN_OK) {
+      c->topic_id = t->topic_id;
+      tk_topic_unref(t);
+    }
     c->part_all_n = n;
     c->pi = 0;
     *found = 1;
@@ -841,7 +847,6 @@ static int merge_open(tkx_cursor *c) {
 
 static int vt_next(sqlite3_vtab_cursor *base) {
   tkx_cursor *c = (tkx_cursor *)base;
-  c->rowid_seq++;
   if (c->limit >= 0 && ++c->emitted >= c->limit) {
     c->eof = 1;
     return SQLITE_OK;
@@ -922,7 +927,6 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, 
   c->limit = -1;
   c->emitted = 0;
   c->topic_named = 0;
-  c->rowid_seq = 0;
   if (!(c->store = vt_store(vt))) return SQLITE_ERROR;
   const char *topic_eq = NULL;
   int empty = 0, rc;
@@ -1038,7 +1042,14 @@ static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
 
 static int vt_rowid(sqlite3_vtab_cursor *base, sqlite3_int64 *rowid) {
   tkx_cursor *c = (tkx_cursor *)base;
-  *rowid = c->vt->multi ? c->rowid_seq : ((sqlite3_int64)c->part_cur << ROWID_PART_SHIFT) | c->m->offset;
+  uint64_t id = (uint64_t)c->part_cur << ROWID_PART_SHIFT | (uint64_t)c->m->offset;
+  /* takhin_messages: the same row must get the same rowid in every scan
+  ** of a statement, and different rows different ones: SQLite's OR
+  ** optimization merges the rows of several scans by rowid. Exact while
+  ** topic ids stay below 64 (as partitions below 2^17 and offsets below
+  ** 2^40); beyond, the topic id is folded in. */
+  if (c->vt->multi) id ^= (uint64_t)c->topic_id << 57 ^ (uint64_t)c->topic_id >> 7;
+  *rowid = (sqlite3_int64)id;
   return SQLITE_OK;
 }
 
