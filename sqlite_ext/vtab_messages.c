@@ -76,6 +76,15 @@ typedef struct tkx_vtab {
   pend_delete *del_snap[64]; /* savepoint level -> the deletes as they stood */
   size_t del_snap_n[64];
   unsigned sticky;  /* round-robin partition for null-key rows, per COMMIT */
+  /* The read cursor of the last scan, kept for the next one: SQLite opens a
+  ** new scan for every statement, and a reader that goes on where the last
+  ** one stopped (fetching a log in pieces) then keeps its read buffer and
+  ** position instead of starting cold. */
+  takhin_cursor *park;
+  char park_topic[TK_MAX_TOPIC_NAME + 1];
+  const void *park_topic_obj; /* its tk_topic (held by the cursor): a topic
+                               ** deleted and made again is another object */
+  int32_t park_part;
 } tkx_vtab;
 
 static int vt_error(tkx_vtab *vt, char *msg) {
@@ -265,6 +274,8 @@ static void clear_pending(tkx_vtab *vt) {
 
 static int vt_disconnect(sqlite3_vtab *base) {
   tkx_vtab *vt = (tkx_vtab *)base;
+  takhin_cursor_close(vt->park);
+  vt->park = NULL;
   clear_pending(vt);
   sqlite3_free(vt->rows);
   sqlite3_free(vt->dels);
@@ -284,6 +295,8 @@ static int topic_destroy(sqlite3_vtab *base) {
                                         "ROLLBACK cannot bring back: run DROP TABLE outside a transaction",
                                         vt->topic));
   if (vt->conn->read_only) return vt_takhin_error(vt, TAKHIN_EREADONLY);
+  takhin_cursor_close(vt->park); /* holds the topic's files open */
+  vt->park = NULL;
   int rc = takhin_topic_delete(s, vt->topic);
   if (rc && rc != TAKHIN_ENOTFOUND) return vt_takhin_error(vt, rc);
   return vt_disconnect(base);
@@ -481,6 +494,8 @@ typedef struct back_row {
 typedef struct part_reader {
   int32_t part;
   takhin_cursor *cur;
+  char topic[TK_MAX_TOPIC_NAME + 1];
+  const void *topic_obj; /* the tk_topic cur reads */
   int desc;
   int64_t start, end; /* the offsets to read: [start, end) */
   int64_t back_hi;    /* desc: offsets below this are still to read */
@@ -530,13 +545,39 @@ static int vt_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out) {
   return SQLITE_OK;
 }
 
-static void reader_close(part_reader *r) {
-  takhin_cursor_close(r->cur);
+/* Done with r: its cursor is parked in the table for the next scan, in
+** place of the one parked before. */
+static void reader_close(tkx_vtab *vt, part_reader *r) {
+  if (!r->cur) return;
+  takhin_cursor_close(vt->park);
+  vt->park = r->cur;
+  snprintf(vt->park_topic, sizeof vt->park_topic, "%s", r->topic);
+  vt->park_part = r->part;
+  vt->park_topic_obj = r->topic_obj;
   r->cur = NULL;
 }
 
+/* A cursor on partition part of topic for r: the parked one if it reads
+** there, in the same incarnation of the topic. */
+static int cursor_take(tkx_cursor *c, part_reader *r, const char *topic, int32_t part) {
+  tkx_vtab *vt = c->vt;
+  tk_topic *t;
+  r->topic_obj = NULL;
+  if (tk_store_topic(c->store, topic, &t) == TAKHIN_OK) {
+    r->topic_obj = t;
+    tk_topic_unref(t);
+  }
+  if (vt->park && vt->park_part == part && vt->park_topic_obj == r->topic_obj && r->topic_obj &&
+      !strcmp(vt->park_topic, topic)) {
+    r->cur = vt->park;
+    vt->park = NULL;
+    return TAKHIN_OK;
+  }
+  return takhin_cursor_open(c->store, topic, part, &r->cur);
+}
+
 static void cursor_reset(tkx_cursor *c) {
-  for (size_t i = 0; i < c->rd_cap; i++) reader_close(&c->rd[i]);
+  for (size_t i = 0; i < c->rd_cap; i++) reader_close(c->vt, &c->rd[i]);
   c->nrd = c->nheap = 0;
   takhin_free(c->topics);
   c->topics = NULL;
@@ -640,13 +681,14 @@ static int back_fill(tkx_cursor *c, part_reader *r, int *has) {
 static int reader_open(tkx_cursor *c, part_reader *r, int32_t part, int64_t start, int64_t end,
                        int *has) {
   *has = 0;
-  reader_close(r);
+  reader_close(c->vt, r);
   r->part = part;
+  snprintf(r->topic, sizeof r->topic, "%s", c->topic);
   r->start = start;
   r->end = end;
   r->desc = (c->order & ORD_OFFSET_DESC) != 0;
   r->nrows = r->arena_len = 0;
-  int rc = takhin_cursor_open(c->store, c->topic, part, &r->cur);
+  int rc = cursor_take(c, r, c->topic, part);
   if (rc) return vt_takhin_error(c->vt, rc);
   if (c->has_key) { /* the key's latest record in this partition, if in range */
     rc = takhin_cursor_get_key(r->cur, c->key, c->key_len, &r->m);
@@ -768,7 +810,7 @@ static int advance_partition(tkx_cursor *c) {
       int found, rc = next_topic(c, &found);
       if (rc) return rc;
       if (!found) {
-        reader_close(r);
+        reader_close(c->vt, r);
         c->eof = 1;
         return SQLITE_OK;
       }
