@@ -281,6 +281,7 @@ static int vt_disconnect(sqlite3_vtab *base) {
   sqlite3_free(vt->dels);
   sqlite3_free(vt->undo);
   for (int i = 0; i < 64; i++) sqlite3_free(vt->del_snap[i]);
+  sqlite3_free(vt->base.zErrMsg); /* a message SQLite did not take (a failed xDestroy's) */
   sqlite3_free(vt);
   return SQLITE_OK;
 }
@@ -1114,6 +1115,28 @@ static void value_bytes(sqlite3_value *v, const void **p, size_t *n) {
   }
 }
 
+/* What an INSERT checks a row against. Read from the topic itself: this
+** runs for every row, and takhin_topic_describe formats every string of
+** the topic's description. */
+typedef struct topic_limits {
+  int32_t partitions;
+  int64_t max_message_bytes;
+  int compacted;
+} topic_limits;
+
+static int topic_limits_get(takhin_store *s, const char *topic, topic_limits *out) {
+  tk_topic *t;
+  int rc = tk_store_topic(s, topic, &t);
+  if (rc) return rc;
+  pthread_rwlock_rdlock(&s->topics_lock); /* as takhin_topic_describe: configs change under it */
+  out->partitions = t->nparts;
+  out->max_message_bytes = t->cfg.max_message_bytes;
+  out->compacted = t->cfg.compact;
+  pthread_rwlock_unlock(&s->topics_lock);
+  tk_topic_unref(t);
+  return TAKHIN_OK;
+}
+
 static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
   takhin_store *s = vt_store(vt);
   if (!s) return SQLITE_ERROR;
@@ -1123,8 +1146,8 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
       return vt_error(vt, sqlite3_mprintf("takhin_messages: topic must be text naming a topic"));
     topic = (const char *)sqlite3_value_text(col[C_TOPIC]);
   }
-  takhin_topic_desc d;
-  int rc = takhin_topic_describe(s, topic, &d);
+  topic_limits d;
+  int rc = topic_limits_get(s, topic, &d);
   if (rc) return vt_takhin_error(vt, rc);
   if (vt->conn->read_only) return vt_takhin_error(vt, TAKHIN_EREADONLY);
   int32_t part = -1;
@@ -1182,7 +1205,7 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
     }
     r->rec.headers = r->headers;
   }
-  if (d.cleanup_policy[0] == 'c' && !r->rec.key) {
+  if (d.compacted && !r->rec.key) {
     free_row(r);
     return vt_error(vt, sqlite3_mprintf("takhin: topic \"%s\" is compacted: every record needs a key", topic));
   }
