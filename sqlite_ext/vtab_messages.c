@@ -1402,8 +1402,10 @@ static int vt_sync(sqlite3_vtab *base) {
   if (!s) return SQLITE_ERROR;
   int rc = SQLITE_OK;
   for (size_t i = 0; i < vt->nrows && rc == SQLITE_OK; i++) {
-    int first = 1; /* each topic once, at its first row */
-    for (size_t j = 0; j < i && first; j++) first = strcmp(vt->rows[j]->topic, vt->rows[i]->topic) != 0;
+    /* each topic once, at its first row; a row of the same topic as the
+    ** row before (every row, on a topic's own table) is not a first */
+    int first = i == 0 || strcmp(vt->rows[i - 1]->topic, vt->rows[i]->topic) != 0;
+    for (size_t j = 0; j + 1 < i && first; j++) first = strcmp(vt->rows[j]->topic, vt->rows[i]->topic) != 0;
     if (first) rc = flush_topic(vt, s, vt->rows[i]->topic);
   }
   if (rc != SQLITE_OK) { /* all or nothing: the topics already appended too */
