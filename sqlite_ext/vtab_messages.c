@@ -699,7 +699,8 @@ static int reader_open(tkx_cursor *c, part_reader *r, int32_t part, int64_t star
   }
   if (r->desc) {
     r->back_hi = end;
-    r->stretch = c->limit > 0 ? c->limit : BACK_STRETCH_FIRST;
+    r->stretch = c->limit > 0 && c->limit < BACK_STRETCH_MAX ? c->limit
+               : c->limit > 0 ? BACK_STRETCH_MAX : BACK_STRETCH_FIRST;
     return back_fill(c, r, has);
   }
   if ((rc = takhin_cursor_seek(r->cur, start, 0, 0))) return vt_takhin_error(c->vt, rc);
