@@ -5,6 +5,8 @@
 **                    fetches of `fetch` records (a consumer catching up)
 **   RandomFetch      one op = one record at a random offset of a log of
 **                    `messages` records (offsets drawn before timing)
+**   TailFetch        one op = the last `tail` records of a `messages`-record
+**                    log ("the latest N"); costs the same at any log length
 **   FetchLatency     one op = one record at a random offset of a 1000-record
 **                    log read once before timing, so reads are cached; every
 **                    read is timed into a histogram
@@ -216,5 +218,43 @@ const bench_def bench_fetch_latency = {
     .prepare = fetch_prepare,
     .run = latency_run,
     .finish = latency_finish,
+    .teardown = fetch_teardown,
+};
+
+/* ---- TailFetch ----------------------------------------------------------- */
+static int tail_setup(void *v, const bench_env *env) {
+  fetch_state *s = v;
+  s->fetch = env->p[2];
+  return fetch_open(s, env, env->p[0], (size_t)env->p[1], env->p[2]);
+}
+
+static int tail_run(void *v, int64_t n) {
+  fetch_state *s = v;
+  for (int64_t op = 0; op < n; op++)
+    if (s->path->read_tail(s->rd, s->fetch, &s->sink) != 0) return -1;
+  return 0;
+}
+
+static int tail_finish(void *v, int64_t n, bench_result *r) {
+  fetch_state *s = v;
+  return fetch_check(s, n, s->fetch, r);
+}
+
+const bench_def bench_tail_fetch = {
+    .name = "TailFetch",
+    .what = "the last `tail` records of a `messages`-record log per op (latest N)",
+    .flags = BENCH_OPS,
+    .paths = (1u << PATH_API) | (1u << PATH_SQL),
+    .na = {[PATH_FILE] = "a tail read is measured on takhin's own paths",
+           [PATH_SQLITE] = "a tail read is measured on takhin's own paths"},
+    .naxes = 3,
+    .axes = {{"messages", "", NULL, {{1, {10000}}, {2, {10000, 1000000}}, {3, {10000, 1000000, 10000000}}}},
+             {"size", "B", NULL, {{1, {100}}, {1, {100}}, {1, {100}}}},
+             {"tail", "", NULL, {{1, {10}}, {1, {10}}, {1, {10}}}}},
+    .state_size = sizeof(fetch_state),
+    .setup = tail_setup,
+    .prepare = fetch_prepare,
+    .run = tail_run,
+    .finish = tail_finish,
     .teardown = fetch_teardown,
 };

@@ -115,6 +115,9 @@ typedef struct bench_path {
   /* The latest record of key in the reader's partition (a compacted store);
   ** *offset receives its offset. */
   int (*read_key)(bp_reader *r, const void *key, size_t len, bp_sink *sink, int64_t *offset);
+  /* The last n messages of the reader's partition (fewer is an error), as a
+  ** "latest N" query would read them. */
+  int (*read_tail)(bp_reader *r, int64_t n, bp_sink *sink);
 } bench_path;
 
 extern const bench_path bench_path_api, bench_path_sql, bench_path_file, bench_path_sqlite;

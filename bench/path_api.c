@@ -26,6 +26,9 @@ struct bp_store {
 
 struct bp_reader {
   takhin_cursor *c;
+  takhin_store *s;
+  const char *topic;
+  int32_t part;
 };
 
 static int fail(const char *what, int rc) {
@@ -148,6 +151,9 @@ static int api_reader_open(bp_store *st, int32_t g, bp_reader **out) {
   if (!r) return fail("calloc", TAKHIN_ENOMEM);
   int32_t part;
   const char *topic = topic_of(st, g, &part);
+  r->s = st->s;
+  r->topic = topic;
+  r->part = part;
   int rc = takhin_cursor_open(st->s, topic, part, &r->c);
   if (rc != TAKHIN_OK) {
     free(r);
@@ -187,6 +193,14 @@ static int api_read_range(bp_reader *r, int64_t offset, int64_t n, bp_sink *sink
   return 0;
 }
 
+/* The C API's "latest n": the high watermark, then n records up to it. */
+static int api_read_tail(bp_reader *r, int64_t n, bp_sink *sink) {
+  takhin_partition_info pi;
+  int rc = takhin_partition_info_get(r->s, r->topic, r->part, &pi);
+  if (rc != TAKHIN_OK) return fail("takhin_partition_info_get", rc);
+  return api_read_range(r, pi.high_watermark - n, n, sink);
+}
+
 static int api_read_one(bp_reader *r, int64_t offset, bp_sink *sink) {
   takhin_message m;
   int rc = takhin_cursor_get(r->c, offset, &m);
@@ -216,6 +230,7 @@ const bench_path bench_path_api = {
     .reader_open = api_reader_open,
     .reader_close = api_reader_close,
     .read_range = api_read_range,
+    .read_tail = api_read_tail,
     .read_one = api_read_one,
     .produce_topic = api_produce_topic,
     .balance = api_balance,

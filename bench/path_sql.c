@@ -21,6 +21,8 @@
 **   read_range     SELECT key, value, offset FROM t
 **                  WHERE partition = ? AND offset >= ? LIMIT ?  (all pushed down)
 **   read_one       SELECT key, value FROM t WHERE partition = ? AND offset = ?
+**   read_tail      SELECT key, value, offset FROM t WHERE partition = ?
+**                  ORDER BY offset DESC LIMIT ?  (read backwards, LIMIT pushed)
 **   read_key       SELECT key, value, offset FROM t WHERE partition = ? AND key = ?
 **                  (a key-index lookup on a compacted topic)
 **   segments       SELECT segments FROM takhin_partitions WHERE topic = ? AND partition = ?
@@ -79,7 +81,7 @@ struct bp_store {
 struct bp_reader {
   bp_store *st;
   int32_t part;
-  sqlite3_stmt *range, *one, *key;
+  sqlite3_stmt *range, *one, *key, *tail;
 };
 
 /* ---- finding the extension ------------------------------------------------ */
@@ -411,6 +413,7 @@ static void sql_reader_close(bp_reader *r) {
   sqlite3_finalize(r->range);
   sqlite3_finalize(r->one);
   sqlite3_finalize(r->key);
+  sqlite3_finalize(r->tail);
   pthread_mutex_unlock(&r->st->mu);
   free(r);
 }
@@ -426,6 +429,9 @@ static int sql_reader_open(bp_store *st, int32_t g, bp_reader **out) {
            "SELECT key, value, offset FROM \"%w\" WHERE partition = ?1 AND offset >= ?2 LIMIT ?3",
            t) != 0 ||
       prep(st->db, &r->one, "SELECT key, value FROM \"%w\" WHERE partition = ?1 AND offset = ?2",
+           t) != 0 ||
+      prep(st->db, &r->tail,
+           "SELECT key, value, offset FROM \"%w\" WHERE partition = ?1 ORDER BY offset DESC LIMIT ?2",
            t) != 0 ||
       (st->compacted &&
        prep(st->db, &r->key,
@@ -462,6 +468,34 @@ static int sql_read_range(bp_reader *r, int64_t offset, int64_t n, bp_sink *sink
   if (got != n) {
     bench_errorf("sql path: range SELECT from offset %lld returned %lld of %lld rows",
                  (long long)offset, (long long)got, (long long)n);
+    return -1;
+  }
+  return 0;
+}
+
+static int sql_read_tail(bp_reader *r, int64_t n, bp_sink *sink) {
+  pthread_mutex_lock(&r->st->mu);
+  sqlite3_bind_int(r->tail, 1, r->part);
+  sqlite3_bind_int64(r->tail, 2, n);
+  int64_t got = 0, prev = -1;
+  int rc;
+  while ((rc = sqlite3_step(r->tail)) == SQLITE_ROW) {
+    int64_t off = sqlite3_column_int64(r->tail, 2);
+    if (prev >= 0 && off != prev - 1) break; /* newest first, no gaps */
+    prev = off;
+    const void *k = sqlite3_column_blob(r->tail, 0);
+    size_t kl = (size_t)sqlite3_column_bytes(r->tail, 0);
+    const void *v = sqlite3_column_blob(r->tail, 1);
+    size_t vl = (size_t)sqlite3_column_bytes(r->tail, 1);
+    bp_sink_take(sink, k, kl, v, vl);
+    got++;
+  }
+  sqlite3_reset(r->tail);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) db_fail(r->st->db, "tail SELECT");
+  pthread_mutex_unlock(&r->st->mu);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return -1;
+  if (got != n) {
+    bench_errorf("sql path: tail SELECT returned %lld of %lld rows in order", (long long)got, (long long)n);
     return -1;
   }
   return 0;
@@ -524,6 +558,7 @@ const bench_path bench_path_sql = {
     .reader_open = sql_reader_open,
     .reader_close = sql_reader_close,
     .read_range = sql_read_range,
+    .read_tail = sql_read_tail,
     .read_one = sql_read_one,
     .mode_unavailable = sql_mode_unavailable,
     .produce_topic = sql_produce_topic,

@@ -67,6 +67,15 @@ int tkx_is_text(const void *p, size_t n) {
   const unsigned char *s = p;
   size_t i = 0;
   while (i < n) {
+    /* ASCII without NUL, 8 bytes at a time: text values are mostly ASCII,
+    ** and every column read of a key or value runs this check. */
+    while (n - i >= 8) {
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if ((w & 0x8080808080808080ull) || ((w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull)) break;
+      i += 8;
+    }
+    if (i >= n) break;
     unsigned char ch = s[i];
     if (ch == 0) return 0;
     if (ch < 0x80) { i++; continue; }

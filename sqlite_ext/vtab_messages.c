@@ -32,6 +32,12 @@ enum { C_TOPIC, C_PARTITION, C_OFFSET, C_TIMESTAMP, C_KEY, C_VALUE, C_HEADERS, C
 
 #define ROWID_PART_SHIFT 40 /* rowid of a topic table row: partition << 40 | offset */
 
+/* idxNum: the order a scan produces (see vt_best_index). */
+#define ORD_TOPIC_DESC 1  /* topics by name, descending */
+#define ORD_PART_DESC 2   /* partitions descending */
+#define ORD_OFFSET_DESC 4 /* offsets descending, read backwards */
+#define ORD_MERGE 8       /* one topic, partitions merged by offset (ties by partition) */
+
 /* A row waiting for COMMIT. One allocation holds the struct and its bytes. */
 typedef struct pend_row {
   const char *topic;
@@ -70,6 +76,15 @@ typedef struct tkx_vtab {
   pend_delete *del_snap[64]; /* savepoint level -> the deletes as they stood */
   size_t del_snap_n[64];
   unsigned sticky;  /* round-robin partition for null-key rows, per COMMIT */
+  /* The read cursor of the last scan, kept for the next one: SQLite opens a
+  ** new scan for every statement, and a reader that goes on where the last
+  ** one stopped (fetching a log in pieces) then keeps its read buffer and
+  ** position instead of starting cold. */
+  takhin_cursor *park;
+  char park_topic[TK_MAX_TOPIC_NAME + 1];
+  const void *park_topic_obj; /* its tk_topic (held by the cursor): a topic
+                               ** deleted and made again is another object */
+  int32_t park_part;
 } tkx_vtab;
 
 static int vt_error(tkx_vtab *vt, char *msg) {
@@ -259,11 +274,14 @@ static void clear_pending(tkx_vtab *vt) {
 
 static int vt_disconnect(sqlite3_vtab *base) {
   tkx_vtab *vt = (tkx_vtab *)base;
+  takhin_cursor_close(vt->park);
+  vt->park = NULL;
   clear_pending(vt);
   sqlite3_free(vt->rows);
   sqlite3_free(vt->dels);
   sqlite3_free(vt->undo);
   for (int i = 0; i < 64; i++) sqlite3_free(vt->del_snap[i]);
+  sqlite3_free(vt->base.zErrMsg); /* a message SQLite did not take (a failed xDestroy's) */
   sqlite3_free(vt);
   return SQLITE_OK;
 }
@@ -300,6 +318,8 @@ static int topic_destroy(sqlite3_vtab *base) {
                                            vt->topic));
   /* "attempt to write a readonly database" */
   if (vt->conn->read_only) return destroy_refused(vt, SQLITE_READONLY, sqlite3_mprintf("%s", TKX_LOCKED_MSG));
+  takhin_cursor_close(vt->park); /* holds the topic's files open */
+  vt->park = NULL;
   int rc = takhin_topic_delete(s, vt->topic);
   if (rc && rc != TAKHIN_ENOTFOUND) {
     int code = vt_takhin_error(vt, rc);
@@ -318,7 +338,7 @@ static int topic_rename(sqlite3_vtab *base, const char *name) {
 
 /* ---- planning ---------------------------------------------------------------
 ** idxStr lists, in argv order, the constraints xFilter receives, one letter
-** each; idxNum is unused (0):
+** each; idxNum is the order of the rows (ORD_* bits, 0 for the natural one):
 **   T topic =          P partition =       I partition IN (all values at once)
 **   o offset =         g offset >          G offset >=
 **   l offset <         L offset <=         t timestamp >=   u timestamp >
@@ -326,9 +346,11 @@ static int topic_rename(sqlite3_vtab *base, const char *name) {
 ** Offsets, partitions and topics are exact and omitted from SQLite's own
 ** check; timestamps are not (timestamps need not grow with offsets, so the
 ** scan starts at the first offset with timestamp >= T and SQLite filters).
-** LIMIT is taken only when every other constraint is exact, so stopping
-** early can never drop a row SQLite would have kept.
-** Rows come out by topic (name order), partition, then offset.
+** LIMIT is taken only when every other constraint is exact and the rows
+** come out in the ORDER BY's order, so stopping early can never drop a row
+** SQLite would have kept.
+** Rows come out by topic (name order), partition, then offset, each either
+** way, or merged by offset across the partitions of one topic.
 */
 static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
   tkx_vtab *vt = (tkx_vtab *)base;
@@ -340,12 +362,16 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
     takhin_topic_desc d;
     compacted = takhin_topic_describe(vt->conn->store, vt->topic, &d) == TAKHIN_OK && d.cleanup_policy[0] == 'c';
   }
-  int inexact = 0, limit_at = -1;
+  int inexact = 0, limit_at = -1, has_offset_clause = 0;
   int off = vt->multi ? 0 : 1; /* column numbers -> the C_* layout */
   for (int i = 0; i < info->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &info->aConstraint[i];
     if (c->op == SQLITE_INDEX_CONSTRAINT_LIMIT) {
       if (c->usable) limit_at = i;
+      continue;
+    }
+    if (c->op == SQLITE_INDEX_CONSTRAINT_OFFSET) {
+      has_offset_clause = 1;
       continue;
     }
     if (!c->usable) {
@@ -385,14 +411,6 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
     info->aConstraintUsage[i].argvIndex = ++argi;
     info->aConstraintUsage[i].omit = (unsigned char)omit;
   }
-  if (limit_at >= 0 && !inexact) {
-    ops[nops++] = 'N';
-    info->aConstraintUsage[limit_at].argvIndex = ++argi;
-    info->aConstraintUsage[limit_at].omit = 1;
-  }
-  ops[nops] = 0;
-  info->idxStr = sqlite3_mprintf("%s", ops);
-  info->needToFreeIdxStr = 1;
   /* Estimates from the live log sizes. */
   double rows = 1e6, parts = 1;
   takhin_store *s = vt->conn->store;
@@ -420,24 +438,102 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
   info->estimatedCost = rows + (has_part ? 10 : 10 * parts);
   if ((has_offset_eq || has_key) && has_part && !part_in && (!vt->multi || has_topic))
     info->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
-  /* ORDER BY [topic,] partition, offset ascending is our natural order. A
-  ** column fixed by = is constant and may appear anywhere or not at all. */
-  int part_fixed = has_part && !part_in, topic_fixed = vt->multi && has_topic;
-  int ok = info->nOrderBy > 0;
-  int want = vt->multi && !topic_fixed ? C_TOPIC : C_PARTITION;
-  for (int i = 0; i < info->nOrderBy && ok; i++) {
-    int col = info->aOrderBy[i].iColumn + off;
-    if (want == C_PARTITION && part_fixed) want = C_OFFSET;
-    if (info->aOrderBy[i].desc) ok = 0;
-    else if ((col == C_TOPIC && topic_fixed) || (col == C_PARTITION && part_fixed)) continue;
-    else if (col == want && want <= C_OFFSET) want++;
-    else ok = 0;
+  /* ORDER BY. In order, rows come out by topic, then partition, then
+  ** offset, each level walked either way (ORD_*_DESC). On one topic they can
+  ** instead be merged across partitions by offset, ties by partition
+  ** (ORD_MERGE). A column fixed by = is constant: it may appear anywhere in
+  ** the ORDER BY, or not at all. Anything else is left to SQLite's sort. */
+  int fixed[C_COUNT] = {0};
+  fixed[C_TOPIC] = vt->multi && has_topic;
+  fixed[C_PARTITION] = has_part && !part_in;
+  fixed[C_OFFSET] = has_offset_eq || (has_key && fixed[C_PARTITION]);
+  int order = 0, consumed = info->nOrderBy > 0;
+  {
+    int levels[3], nl = 0, at = 0;
+    if (vt->multi) levels[nl++] = C_TOPIC;
+    levels[nl++] = C_PARTITION;
+    levels[nl++] = C_OFFSET;
+    for (int i = 0; i < info->nOrderBy && consumed; i++) {
+      int col = info->aOrderBy[i].iColumn < 0 ? -1 : info->aOrderBy[i].iColumn + off;
+      if (col >= 0 && col <= C_OFFSET && fixed[col]) continue;
+      while (at < nl && fixed[levels[at]]) at++;
+      if (at < nl && col == levels[at]) {
+        if (info->aOrderBy[i].desc) order |= col == C_TOPIC ? ORD_TOPIC_DESC : col == C_PARTITION ? ORD_PART_DESC : ORD_OFFSET_DESC;
+        at++;
+      } else {
+        consumed = 0;
+      }
+    }
   }
-  info->orderByConsumed = ok;
+  if (!consumed && info->nOrderBy > 0 && (!vt->multi || has_topic)) {
+    /* offset first, then at most partition, fixed columns anywhere */
+    int seen = 0;
+    order = ORD_MERGE;
+    consumed = 1;
+    for (int i = 0; i < info->nOrderBy && consumed; i++) {
+      int col = info->aOrderBy[i].iColumn < 0 ? -1 : info->aOrderBy[i].iColumn + off;
+      if (col >= 0 && col <= C_OFFSET && fixed[col]) continue;
+      if (seen == 0 && col == C_OFFSET) order |= info->aOrderBy[i].desc ? ORD_OFFSET_DESC : 0;
+      else if (seen == 1 && col == C_PARTITION) order |= info->aOrderBy[i].desc ? ORD_PART_DESC : 0;
+      else consumed = 0;
+      seen++;
+    }
+    if (!consumed) order = 0;
+  }
+  info->orderByConsumed = consumed;
+  info->idxNum = order;
+  if (order & ORD_MERGE) info->estimatedCost += parts; /* a heap step per row */
+  /* LIMIT: SQLite offers it only where it may stop the scan early, given
+  ** that the rows come out in the ORDER BY's order. So it is taken only
+  ** when that order is ours (or there is no ORDER BY), SQLite has nothing
+  ** left to check (every other constraint exact), and there is no OFFSET
+  ** (the LIMIT's value does not count the rows OFFSET skips). */
+  if (limit_at >= 0 && !inexact && !has_offset_clause && (consumed || info->nOrderBy == 0)) {
+    ops[nops++] = 'N';
+    info->aConstraintUsage[limit_at].argvIndex = ++argi;
+    info->aConstraintUsage[limit_at].omit = 1;
+  }
+  ops[nops] = 0;
+  info->idxStr = sqlite3_mprintf("%s", ops);
+  info->needToFreeIdxStr = 1;
+  if (!info->idxStr) return SQLITE_NOMEM;
   return SQLITE_OK;
 }
 
-/* ---- scanning ------------------------------------------------------------ */
+/* ---- scanning ------------------------------------------------------------
+** A partition is read by a part_reader: forward through a takhin cursor
+** (zero-copy views), or backward for ORDER BY offset DESC. Backward reading
+** walks stretches of offsets from the end: it seeks to the stretch's first
+** offset (the sparse index finds its batch), reads the stretch forward into
+** a buffer and hands it out last record first, then steps back one stretch.
+** The first stretch is the LIMIT when SQLite gave one and stretches double
+** from there, so "the last N records" reads about N records whatever the
+** partition holds, and a full backward scan costs a seek per stretch. */
+
+#define BACK_STRETCH_FIRST 64       /* records, when there is no LIMIT */
+#define BACK_STRETCH_MAX 4096       /* records */
+#define BACK_STRETCH_BYTES (1 << 20) /* stop doubling past this much buffer */
+
+typedef struct back_row {
+  takhin_message m;
+  size_t key_at, value_at, headers_at; /* into the arena (pointers once it stops growing) */
+} back_row;
+
+typedef struct part_reader {
+  int32_t part;
+  takhin_cursor *cur;
+  char topic[TK_MAX_TOPIC_NAME + 1];
+  const void *topic_obj; /* the tk_topic cur reads */
+  int desc;
+  int64_t start, end; /* the offsets to read: [start, end) */
+  int64_t back_hi;    /* desc: offsets below this are still to read */
+  int64_t stretch;
+  back_row *rows;
+  size_t nrows, rows_cap, at;
+  unsigned char *arena;
+  size_t arena_len, arena_cap;
+  takhin_message m; /* the current record */
+} part_reader;
 
 typedef struct tkx_cursor {
   sqlite3_vtab_cursor base;
@@ -446,21 +542,25 @@ typedef struct tkx_cursor {
   char **topics; /* multi: sorted topic names (takhin_free) */
   size_t ntopics, ti;
   const char *topic; /* current topic */
-  int32_t *parts;    /* partitions to visit (NULL: all) */
+  int32_t *parts;    /* partitions to visit, ascending (NULL: all) */
   size_t nparts, pi;
   int32_t part_all_n, part_cur;
+  int64_t topic_id; /* multi: the current topic's catalog id, for rowids */
   int64_t lo, hi, ts;
   int has_ts;
   int64_t limit, emitted;
+  int order;       /* ORD_* bits of idxNum */
   int topic_named; /* topics came from a topic = constraint */
   const void *key; /* K: the key looked up (in key_buf) */
   size_t key_len;
   int has_key;
   char *key_buf;
-  takhin_cursor *cur;
-  takhin_message m;
+  part_reader *rd; /* one (in order) or one per partition (ORD_MERGE) */
+  size_t nrd, rd_cap;
+  size_t *heap; /* ORD_MERGE: readers with a record, best on top */
+  size_t nheap;
+  const takhin_message *m; /* the current row */
   int eof;
-  sqlite3_int64 rowid_seq;
 } tkx_cursor;
 
 static int vt_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out) {
@@ -473,9 +573,40 @@ static int vt_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out) {
   return SQLITE_OK;
 }
 
+/* Done with r: its cursor is parked in the table for the next scan, in
+** place of the one parked before. */
+static void reader_close(tkx_vtab *vt, part_reader *r) {
+  if (!r->cur) return;
+  takhin_cursor_close(vt->park);
+  vt->park = r->cur;
+  snprintf(vt->park_topic, sizeof vt->park_topic, "%s", r->topic);
+  vt->park_part = r->part;
+  vt->park_topic_obj = r->topic_obj;
+  r->cur = NULL;
+}
+
+/* A cursor on partition part of topic for r: the parked one if it reads
+** there, in the same incarnation of the topic. */
+static int cursor_take(tkx_cursor *c, part_reader *r, const char *topic, int32_t part) {
+  tkx_vtab *vt = c->vt;
+  tk_topic *t;
+  r->topic_obj = NULL;
+  if (tk_store_topic(c->store, topic, &t) == TAKHIN_OK) {
+    r->topic_obj = t;
+    tk_topic_unref(t);
+  }
+  if (vt->park && vt->park_part == part && vt->park_topic_obj == r->topic_obj && r->topic_obj &&
+      !strcmp(vt->park_topic, topic)) {
+    r->cur = vt->park;
+    vt->park = NULL;
+    return TAKHIN_OK;
+  }
+  return takhin_cursor_open(c->store, topic, part, &r->cur);
+}
+
 static void cursor_reset(tkx_cursor *c) {
-  takhin_cursor_close(c->cur);
-  c->cur = NULL;
+  for (size_t i = 0; i < c->rd_cap; i++) reader_close(c->vt, &c->rd[i]);
+  c->nrd = c->nheap = 0;
   takhin_free(c->topics);
   c->topics = NULL;
   sqlite3_free(c->parts);
@@ -483,92 +614,324 @@ static void cursor_reset(tkx_cursor *c) {
   sqlite3_free(c->key_buf);
   c->key_buf = NULL;
   c->has_key = 0;
+  c->m = NULL;
   c->ntopics = c->ti = c->nparts = c->pi = 0;
 }
 
 static int vt_close(sqlite3_vtab_cursor *base) {
   tkx_cursor *c = (tkx_cursor *)base;
   cursor_reset(c);
+  for (size_t i = 0; i < c->rd_cap; i++) {
+    sqlite3_free(c->rd[i].rows);
+    sqlite3_free(c->rd[i].arena);
+  }
+  sqlite3_free(c->rd);
+  sqlite3_free(c->heap);
   sqlite3_free(c);
   return SQLITE_OK;
 }
 
-/* Position on the next (topic, partition) that has a row in range; sets eof
-** when there is none. */
-static int advance_partition(tkx_cursor *c) {
-  tkx_vtab *vt = c->vt;
-  for (;;) {
-    takhin_cursor_close(c->cur);
-    c->cur = NULL;
-    /* next partition of the current topic, or the next topic */
-    if (c->topic) {
-      if (c->parts) {
-        if (c->pi >= c->nparts) c->topic = NULL;
-        else c->part_cur = c->parts[c->pi++];
-      } else if (++c->part_cur >= c->part_all_n) {
-        c->topic = NULL;
-      }
+/* Copy n bytes into r's arena; *at gets their position. */
+static int arena_put(part_reader *r, const void *p, size_t n, size_t *at) {
+  if (r->arena_len + n > r->arena_cap) {
+    size_t cap = r->arena_cap ? r->arena_cap : 16384;
+    while (cap < r->arena_len + n) cap *= 2;
+    unsigned char *na = sqlite3_realloc64(r->arena, cap);
+    if (!na) return SQLITE_NOMEM;
+    r->arena = na;
+    r->arena_cap = cap;
+  }
+  if (n) memcpy(r->arena + r->arena_len, p, n);
+  *at = r->arena_len;
+  r->arena_len += n;
+  return SQLITE_OK;
+}
+
+/* Keep a copy of m (its views die with the cursor's next call). */
+static int back_keep(part_reader *r, const takhin_message *m) {
+  if (r->nrows == r->rows_cap) {
+    size_t cap = r->rows_cap ? r->rows_cap * 2 : 64;
+    back_row *nr = sqlite3_realloc64(r->rows, cap * sizeof *nr);
+    if (!nr) return SQLITE_NOMEM;
+    r->rows = nr;
+    r->rows_cap = cap;
+  }
+  back_row *b = &r->rows[r->nrows];
+  b->m = *m;
+  if ((m->key && arena_put(r, m->key, m->key_len, &b->key_at)) ||
+      (m->value && arena_put(r, m->value, m->value_len, &b->value_at)) ||
+      (m->headers_raw && arena_put(r, m->headers_raw, m->headers_raw_len, &b->headers_at)))
+    return SQLITE_NOMEM;
+  r->nrows++;
+  return SQLITE_OK;
+}
+
+/* desc: read the next stretch below back_hi that holds a record; *has = 0
+** when the partition is used up. */
+static int back_fill(tkx_cursor *c, part_reader *r, int *has) {
+  *has = 0;
+  while (r->back_hi > r->start) {
+    int64_t from = r->back_hi - r->start > r->stretch ? r->back_hi - r->stretch : r->start;
+    r->nrows = r->arena_len = 0;
+    int rc = takhin_cursor_seek(r->cur, from, r->back_hi - from, 0);
+    if (rc == TAKHIN_ERANGE) { /* DeleteRecords moved the log start meanwhile */
+      takhin_partition_info pi;
+      if ((rc = takhin_partition_info_get(c->store, c->topic, r->part, &pi))) return vt_takhin_error(c->vt, rc);
+      if (pi.log_start_offset <= from) return vt_takhin_error(c->vt, TAKHIN_ERANGE);
+      r->start = pi.log_start_offset;
+      continue;
     }
-    if (!c->topic) {
-      if (c->ti >= c->ntopics) {
+    if (rc) return vt_takhin_error(c->vt, rc);
+    takhin_message m;
+    while ((rc = takhin_cursor_next(r->cur, &m)) == TAKHIN_OK && m.offset < r->back_hi)
+      if (back_keep(r, &m)) return SQLITE_NOMEM;
+    if (rc != TAKHIN_OK && rc != TAKHIN_END) return vt_takhin_error(c->vt, rc);
+    r->back_hi = from;
+    if (r->stretch < BACK_STRETCH_MAX && r->arena_len < BACK_STRETCH_BYTES) r->stretch *= 2;
+    if (r->nrows) {
+      for (size_t i = 0; i < r->nrows; i++) { /* the arena is final: views into it */
+        back_row *b = &r->rows[i];
+        if (b->m.key) b->m.key = r->arena + b->key_at;
+        if (b->m.value) b->m.value = r->arena + b->value_at;
+        if (b->m.headers_raw) b->m.headers_raw = r->arena + b->headers_at;
+      }
+      r->at = r->nrows - 1;
+      r->m = r->rows[r->at].m;
+      *has = 1;
+      return SQLITE_OK;
+    }
+  }
+  return SQLITE_OK;
+}
+
+/* Open r on partition part of c->topic for offsets [start, end); *has says
+** whether it stands on a record. */
+static int reader_open(tkx_cursor *c, part_reader *r, int32_t part, int64_t start, int64_t end,
+                       int *has) {
+  *has = 0;
+  reader_close(c->vt, r);
+  r->part = part;
+  snprintf(r->topic, sizeof r->topic, "%s", c->topic);
+  r->start = start;
+  r->end = end;
+  r->desc = (c->order & ORD_OFFSET_DESC) != 0;
+  r->nrows = r->arena_len = 0;
+  int rc = cursor_take(c, r, c->topic, part);
+  if (rc) return vt_takhin_error(c->vt, rc);
+  if (c->has_key) { /* the key's latest record in this partition, if in range */
+    rc = takhin_cursor_get_key(r->cur, c->key, c->key_len, &r->m);
+    if (rc == TAKHIN_OK) *has = r->m.offset >= start && r->m.offset < end;
+    else if (rc != TAKHIN_ENOTFOUND) return vt_takhin_error(c->vt, rc);
+    return SQLITE_OK;
+  }
+  if (r->desc) {
+    r->back_hi = end;
+    r->stretch = c->limit > 0 && c->limit < BACK_STRETCH_MAX ? c->limit
+               : c->limit > 0 ? BACK_STRETCH_MAX : BACK_STRETCH_FIRST;
+    return back_fill(c, r, has);
+  }
+  if ((rc = takhin_cursor_seek(r->cur, start, 0, 0))) return vt_takhin_error(c->vt, rc);
+  rc = takhin_cursor_next(r->cur, &r->m);
+  if (rc == TAKHIN_OK) *has = r->m.offset < end;
+  else if (rc != TAKHIN_END) return vt_takhin_error(c->vt, rc);
+  return SQLITE_OK;
+}
+
+/* Move r to its next record; *has = 0 at its end. */
+static int reader_next(tkx_cursor *c, part_reader *r, int *has) {
+  *has = 0;
+  if (c->has_key) return SQLITE_OK; /* one record per partition */
+  if (r->desc) {
+    if (r->at > 0) {
+      r->m = r->rows[--r->at].m;
+      *has = 1;
+      return SQLITE_OK;
+    }
+    return back_fill(c, r, has);
+  }
+  int rc = takhin_cursor_next(r->cur, &r->m);
+  if (rc == TAKHIN_OK) *has = r->m.offset < r->end;
+  else if (rc != TAKHIN_END) return vt_takhin_error(c->vt, rc);
+  return SQLITE_OK;
+}
+
+/* The offsets of partition part of c->topic to read, from the constraints:
+** [*start, *end), empty when *start >= *end. */
+static int part_range(tkx_cursor *c, int32_t part, int64_t *start, int64_t *end) {
+  takhin_partition_info pi;
+  int rc = takhin_partition_info_get(c->store, c->topic, part, &pi);
+  if (rc) return vt_takhin_error(c->vt, rc);
+  *start = c->lo > pi.log_start_offset ? c->lo : pi.log_start_offset;
+  *end = c->hi < pi.high_watermark ? c->hi : pi.high_watermark;
+  if (c->has_ts && *start < *end) {
+    int64_t t;
+    if ((rc = takhin_offset_for_time(c->store, c->topic, part, c->ts, &t))) return vt_takhin_error(c->vt, rc);
+    if (t > *start) *start = t;
+  }
+  return SQLITE_OK;
+}
+
+static int reader_grow(tkx_cursor *c, size_t n) {
+  if (n <= c->rd_cap) return SQLITE_OK;
+  part_reader *nr = sqlite3_realloc64(c->rd, n * sizeof *nr);
+  if (!nr) return SQLITE_NOMEM;
+  memset(nr + c->rd_cap, 0, (n - c->rd_cap) * sizeof *nr);
+  c->rd = nr;
+  c->rd_cap = n;
+  size_t *nh = sqlite3_realloc64(c->heap, n * sizeof *nh);
+  if (!nh) return SQLITE_NOMEM;
+  c->heap = nh;
+  return SQLITE_OK;
+}
+
+/* Next topic of the walk (by name, either way); 0 when there is none. A
+** topic of the store's list deleted meanwhile is skipped; one named by
+** topic = that does not exist is an error, as for a topic table. */
+static int next_topic(tkx_cursor *c, int *found) {
+  tkx_vtab *vt = c->vt;
+  *found = 0;
+  while (c->ti < c->ntopics) {
+    size_t i = c->ti++;
+    c->topic = vt->multi ? c->topics[c->order & ORD_TOPIC_DESC ? c->ntopics - 1 - i : i] : vt->topic;
+    int32_t n;
+    int rc = takhin_topic_partitions(c->store, c->topic, &n);
+    if (rc == TAKHIN_ENOTFOUND && vt->multi && !c->topic_named) continue;
+    if (rc) return vt_takhin_error(vt, rc);
+    c->topic_id = 0;
+    tk_topic *t;
+    if (vt->multi && tk_store_topic(c->store, c->topic, &t) == TAKHIN_OK) {
+      c->topic_id = t->topic_id;
+      tk_topic_unref(t);
+    }
+    c->part_all_n = n;
+    c->pi = 0;
+    *found = 1;
+    return SQLITE_OK;
+  }
+  return SQLITE_OK;
+}
+
+/* Next partition of the current topic in the walk's direction; 0 when the
+** topic has no more. */
+static int next_part_of_topic(tkx_cursor *c, int32_t *part) {
+  int desc = (c->order & ORD_PART_DESC) != 0;
+  for (;;) {
+    if (c->parts) {
+      if (c->pi >= c->nparts) return 0;
+      size_t i = c->pi++;
+      *part = c->parts[desc ? c->nparts - 1 - i : i];
+    } else {
+      if (c->pi >= (size_t)c->part_all_n) return 0;
+      size_t i = c->pi++;
+      *part = (int32_t)(desc ? (size_t)c->part_all_n - 1 - i : i);
+    }
+    if (*part >= 0 && *part < c->part_all_n) return 1; /* a listed partition may not exist */
+  }
+}
+
+/* In order: position on the next (topic, partition) that has a row in
+** range; sets eof when there is none. */
+static int advance_partition(tkx_cursor *c) {
+  part_reader *r = &c->rd[0];
+  for (;;) {
+    int32_t part;
+    if (!c->topic || !next_part_of_topic(c, &part)) {
+      int found, rc = next_topic(c, &found);
+      if (rc) return rc;
+      if (!found) {
+        reader_close(c->vt, r);
         c->eof = 1;
         return SQLITE_OK;
       }
-      c->topic = vt->multi ? c->topics[c->ti] : vt->topic;
-      c->ti++;
-      int32_t n;
-      int rc = takhin_topic_partitions(c->store, c->topic, &n);
-      /* A topic of the store's list deleted meanwhile is skipped; one named
-      ** by topic = that does not exist is an error, as for a topic table. */
-      if (rc == TAKHIN_ENOTFOUND && vt->multi && !c->topic_named) { c->topic = NULL; continue; }
-      if (rc) return vt_takhin_error(vt, rc);
-      c->part_all_n = n;
-      c->pi = 0;
-      if (c->parts) {
-        if (c->nparts == 0) { c->topic = NULL; continue; }
-        c->part_cur = c->parts[c->pi++];
-      } else {
-        c->part_cur = 0;
-      }
-    }
-    if (c->part_cur < 0 || c->part_cur >= c->part_all_n) continue; /* not in this topic */
-    takhin_partition_info pi;
-    int rc = takhin_partition_info_get(c->store, c->topic, c->part_cur, &pi);
-    if (rc) return vt_takhin_error(vt, rc);
-    int64_t start = c->lo > pi.log_start_offset ? c->lo : pi.log_start_offset;
-    int64_t end = c->hi < pi.high_watermark ? c->hi : pi.high_watermark;
-    if (c->has_ts) {
-      int64_t t;
-      if ((rc = takhin_offset_for_time(c->store, c->topic, c->part_cur, c->ts, &t))) return vt_takhin_error(vt, rc);
-      if (t > start) start = t;
-    }
-    if (start >= end) continue;
-    if ((rc = takhin_cursor_open(c->store, c->topic, c->part_cur, &c->cur))) return vt_takhin_error(vt, rc);
-    if (c->has_key) { /* the key's latest record in this partition, if in range */
-      rc = takhin_cursor_get_key(c->cur, c->key, c->key_len, &c->m);
-      if (rc == TAKHIN_OK && c->m.offset >= start && c->m.offset < end) return SQLITE_OK;
-      if (rc != TAKHIN_OK && rc != TAKHIN_ENOTFOUND) return vt_takhin_error(vt, rc);
       continue;
     }
-    if ((rc = takhin_cursor_seek(c->cur, start, 0, 0))) return vt_takhin_error(vt, rc);
-    rc = takhin_cursor_next(c->cur, &c->m);
-    if (rc == TAKHIN_OK && c->m.offset < c->hi) return SQLITE_OK;
-    if (rc != TAKHIN_OK && rc != TAKHIN_END) return vt_takhin_error(vt, rc);
+    int64_t start, end;
+    int has, rc = part_range(c, part, &start, &end);
+    if (rc) return rc;
+    if (start >= end) continue;
+    if ((rc = reader_open(c, r, part, start, end, &has))) return rc;
+    if (has) {
+      c->part_cur = part;
+      c->m = &r->m;
+      return SQLITE_OK;
+    }
   }
+}
+
+/* ORD_MERGE: is reader a's record before reader b's? By offset, then by
+** partition, each in the direction of the plan. */
+static int merge_before(const tkx_cursor *c, size_t a, size_t b) {
+  const part_reader *x = &c->rd[a], *y = &c->rd[b];
+  if (x->m.offset != y->m.offset)
+    return c->order & ORD_OFFSET_DESC ? x->m.offset > y->m.offset : x->m.offset < y->m.offset;
+  return c->order & ORD_PART_DESC ? x->part > y->part : x->part < y->part;
+}
+
+static void heap_down(tkx_cursor *c, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, best = i;
+    if (l < c->nheap && merge_before(c, c->heap[l], c->heap[best])) best = l;
+    if (l + 1 < c->nheap && merge_before(c, c->heap[l + 1], c->heap[best])) best = l + 1;
+    if (best == i) return;
+    size_t t = c->heap[i];
+    c->heap[i] = c->heap[best];
+    c->heap[best] = t;
+    i = best;
+  }
+}
+
+static void merge_top(tkx_cursor *c) {
+  if (!c->nheap) {
+    c->eof = 1;
+    return;
+  }
+  part_reader *r = &c->rd[c->heap[0]];
+  c->part_cur = r->part;
+  c->m = &r->m;
+}
+
+/* ORD_MERGE: open a reader on every partition of the one topic. */
+static int merge_open(tkx_cursor *c) {
+  int found, rc = next_topic(c, &found);
+  if (rc) return rc;
+  if (!found) {
+    c->eof = 1;
+    return SQLITE_OK;
+  }
+  size_t n = c->parts ? c->nparts : (size_t)c->part_all_n;
+  if ((rc = reader_grow(c, n ? n : 1))) return rc;
+  int32_t part;
+  while (next_part_of_topic(c, &part)) {
+    int64_t start, end;
+    int has;
+    if ((rc = part_range(c, part, &start, &end))) return rc;
+    if (start >= end) continue;
+    part_reader *r = &c->rd[c->nrd];
+    if ((rc = reader_open(c, r, part, start, end, &has))) return rc;
+    if (has) c->heap[c->nheap++] = c->nrd;
+    c->nrd++;
+  }
+  for (size_t i = c->nheap / 2; i-- > 0;) heap_down(c, i);
+  merge_top(c);
+  return SQLITE_OK;
 }
 
 static int vt_next(sqlite3_vtab_cursor *base) {
   tkx_cursor *c = (tkx_cursor *)base;
-  c->rowid_seq++;
   if (c->limit >= 0 && ++c->emitted >= c->limit) {
     c->eof = 1;
     return SQLITE_OK;
   }
-  if (c->has_key) return advance_partition(c); /* one row per partition */
-  int rc = takhin_cursor_next(c->cur, &c->m);
-  if (rc == TAKHIN_OK && c->m.offset < c->hi) return SQLITE_OK;
-  if (rc != TAKHIN_OK && rc != TAKHIN_END) return vt_takhin_error(c->vt, rc);
-  return advance_partition(c);
+  int has, rc;
+  if (c->order & ORD_MERGE) {
+    if ((rc = reader_next(c, &c->rd[c->heap[0]], &has))) return rc;
+    if (!has) c->heap[0] = c->heap[--c->nheap];
+    heap_down(c, 0);
+    merge_top(c);
+    return SQLITE_OK;
+  }
+  if ((rc = reader_next(c, &c->rd[0], &has))) return rc;
+  return has ? SQLITE_OK : advance_partition(c);
 }
 
 static void value_bytes(sqlite3_value *v, const void **p, size_t *n);
@@ -623,10 +986,10 @@ static int add_part(tkx_cursor *c, sqlite3_value *v) {
 
 static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, int argc,
                      sqlite3_value **argv) {
-  (void)idxNum;
   tkx_cursor *c = (tkx_cursor *)base;
   tkx_vtab *vt = c->vt;
   cursor_reset(c);
+  c->order = idxNum;
   c->eof = 0;
   c->topic = NULL;
   c->lo = 0;
@@ -635,7 +998,6 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, 
   c->limit = -1;
   c->emitted = 0;
   c->topic_named = 0;
-  c->rowid_seq = 0;
   if (!(c->store = vt_store(vt))) return SQLITE_ERROR;
   const char *topic_eq = NULL;
   int empty = 0, rc;
@@ -722,7 +1084,8 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, 
   } else {
     c->ntopics = 1;
   }
-  return advance_partition(c);
+  if ((rc = reader_grow(c, 1))) return rc;
+  return c->order & ORD_MERGE ? merge_open(c) : advance_partition(c);
 }
 
 static int vt_eof(sqlite3_vtab_cursor *base) { return ((tkx_cursor *)base)->eof; }
@@ -730,7 +1093,7 @@ static int vt_eof(sqlite3_vtab_cursor *base) { return ((tkx_cursor *)base)->eof;
 static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
   tkx_cursor *c = (tkx_cursor *)base;
   if (!c->vt->multi) col++;
-  const takhin_message *m = &c->m;
+  const takhin_message *m = c->m;
   switch (col) {
     case C_TOPIC: sqlite3_result_text(ctx, c->topic, -1, SQLITE_TRANSIENT); break;
     case C_PARTITION: sqlite3_result_int(ctx, c->part_cur); break;
@@ -750,7 +1113,14 @@ static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
 
 static int vt_rowid(sqlite3_vtab_cursor *base, sqlite3_int64 *rowid) {
   tkx_cursor *c = (tkx_cursor *)base;
-  *rowid = c->vt->multi ? c->rowid_seq : ((sqlite3_int64)c->part_cur << ROWID_PART_SHIFT) | c->m.offset;
+  uint64_t id = (uint64_t)c->part_cur << ROWID_PART_SHIFT | (uint64_t)c->m->offset;
+  /* takhin_messages: the same row must get the same rowid in every scan
+  ** of a statement, and different rows different ones: SQLite's OR
+  ** optimization merges the rows of several scans by rowid. Exact while
+  ** topic ids stay below 64 (as partitions below 2^17 and offsets below
+  ** 2^40); beyond, the topic id is folded in. */
+  if (c->vt->multi) id ^= (uint64_t)c->topic_id << 57 ^ (uint64_t)c->topic_id >> 7;
+  *rowid = (sqlite3_int64)id;
   return SQLITE_OK;
 }
 
@@ -773,6 +1143,28 @@ static void value_bytes(sqlite3_value *v, const void **p, size_t *n) {
   }
 }
 
+/* What an INSERT checks a row against. Read from the topic itself: this
+** runs for every row, and takhin_topic_describe formats every string of
+** the topic's description. */
+typedef struct topic_limits {
+  int32_t partitions;
+  int64_t max_message_bytes;
+  int compacted;
+} topic_limits;
+
+static int topic_limits_get(takhin_store *s, const char *topic, topic_limits *out) {
+  tk_topic *t;
+  int rc = tk_store_topic(s, topic, &t);
+  if (rc) return rc;
+  pthread_rwlock_rdlock(&s->topics_lock); /* as takhin_topic_describe: configs change under it */
+  out->partitions = t->nparts;
+  out->max_message_bytes = t->cfg.max_message_bytes;
+  out->compacted = t->cfg.compact;
+  pthread_rwlock_unlock(&s->topics_lock);
+  tk_topic_unref(t);
+  return TAKHIN_OK;
+}
+
 static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
   takhin_store *s = vt_store(vt);
   if (!s) return SQLITE_ERROR;
@@ -782,8 +1174,8 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
       return vt_error(vt, sqlite3_mprintf("takhin_messages: topic must be text naming a topic"));
     topic = (const char *)sqlite3_value_text(col[C_TOPIC]);
   }
-  takhin_topic_desc d;
-  int rc = takhin_topic_describe(s, topic, &d);
+  topic_limits d;
+  int rc = topic_limits_get(s, topic, &d);
   if (rc) return vt_takhin_error(vt, rc);
   if (vt->conn->read_only) return vt_takhin_error(vt, TAKHIN_EREADONLY);
   int32_t part = -1;
@@ -839,7 +1231,7 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
     }
     r->rec.headers = r->headers;
   }
-  if (d.cleanup_policy[0] == 'c' && !r->rec.key) {
+  if (d.compacted && !r->rec.key) {
     free_row(r);
     return vt_error(vt, sqlite3_mprintf("takhin: topic \"%s\" is compacted: every record needs a key", topic));
   }
@@ -1036,8 +1428,10 @@ static int vt_sync(sqlite3_vtab *base) {
   if (!s) return SQLITE_ERROR;
   int rc = SQLITE_OK;
   for (size_t i = 0; i < vt->nrows && rc == SQLITE_OK; i++) {
-    int first = 1; /* each topic once, at its first row */
-    for (size_t j = 0; j < i && first; j++) first = strcmp(vt->rows[j]->topic, vt->rows[i]->topic) != 0;
+    /* each topic once, at its first row; a row of the same topic as the
+    ** row before (every row, on a topic's own table) is not a first */
+    int first = i == 0 || strcmp(vt->rows[i - 1]->topic, vt->rows[i]->topic) != 0;
+    for (size_t j = 0; j + 1 < i && first; j++) first = strcmp(vt->rows[j]->topic, vt->rows[i]->topic) != 0;
     if (first) rc = flush_topic(vt, s, vt->rows[i]->topic);
   }
   if (rc != SQLITE_OK) { /* all or nothing: the topics already appended too */

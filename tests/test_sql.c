@@ -815,12 +815,23 @@ Test(sql, order_by_and_query_plans) {
       {"WHERE partition IN (2, 0) ORDER BY partition, offset", 1},
       {"WHERE offset >= 10 AND offset < 20 ORDER BY partition, offset", 1},
       {"WHERE timestamp >= 1500 ORDER BY partition, offset", 1},
-      {"ORDER BY offset, partition", 0},
-      {"WHERE partition IN (2, 0) ORDER BY offset, partition", 0},
+      {"ORDER BY offset, partition", 1},
+      {"WHERE partition IN (2, 0) ORDER BY offset, partition", 1},
       {"ORDER BY value, partition, offset", 0},
       {"ORDER BY timestamp, partition, offset", 0},
-      {"ORDER BY partition DESC, offset DESC", 0},
-      {"WHERE partition = 1 ORDER BY offset DESC", 0},
+      {"ORDER BY partition DESC, offset DESC", 1},
+      {"WHERE partition = 1 ORDER BY offset DESC", 1},
+      /* the LIMIT is taken only with the order it needs (issue 12: these
+      ** returned the oldest records) */
+      {"WHERE partition = 0 ORDER BY offset DESC LIMIT 1", 1},
+      {"ORDER BY partition DESC, offset DESC LIMIT 5", 1},
+      {"ORDER BY offset DESC, partition LIMIT 5", 1},
+      {"ORDER BY offset DESC, partition DESC LIMIT 4 OFFSET 3", 1},
+      {"ORDER BY partition, offset DESC LIMIT 3", 1},
+      {"WHERE partition IN (0, 2) ORDER BY partition DESC, offset LIMIT 3", 1},
+      {"WHERE offset < 50 ORDER BY offset DESC, partition LIMIT 5", 1},
+      {"ORDER BY value DESC LIMIT 3", 0},
+      {"ORDER BY offset DESC, value LIMIT 3", 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     char *sql = sqlite3_mprintf("SELECT partition, offset, value FROM pd %s", cases[i].tail);
@@ -833,6 +844,11 @@ Test(sql, order_by_and_query_plans) {
     sqlite3_free(want);
     sqlite3_free(sql);
   }
+  /* the tail of a partition is read backwards: no sort, LIMIT pushed */
+  EXPECT_ROWS(db, "99\n", "SELECT offset FROM pd WHERE partition = 0 ORDER BY offset DESC LIMIT 1");
+  char *tp = plan(db, "SELECT * FROM pd WHERE partition = 0 ORDER BY offset DESC LIMIT 10");
+  cr_assert(strstr(tp, "SCAN pd VIRTUAL TABLE INDEX 4:PN") && !strstr(tp, "TEMP B-TREE"), "%s", tp);
+  sqlite3_free(tp);
   /* the plan names what is pushed down, per the idxStr legend */
   char *p = plan(db, "SELECT * FROM pd WHERE partition = 0 AND offset >= 100 LIMIT 10");
   cr_assert(strstr(p, "SCAN pd VIRTUAL TABLE INDEX 0:PGN"), "%s", p);
@@ -861,6 +877,37 @@ Test(sql, order_by_and_query_plans) {
                                "WHERE topic = 'aa' AND partition = 1 AND offset >= 1");
   cr_assert_eq(q_int(db, "SELECT count(*) FROM takhin_messages"), PD_N + 3);
   cr_assert_eq(q_int(db, "SELECT count(*) FROM takhin_messages WHERE topic = 'pd' AND partition IN (0, 2)"), 200);
+  sqlite3_close(db);
+}
+
+/* "The last N records" reads about N records, not the partition: with the
+** first segment corrupted, a full scan fails on its CRC while the tail,
+** read backwards from the end through the index, never goes there. */
+Test(sql, tail_reads_only_the_end) {
+  const char *path = tu_store_path("sql_tail");
+  sqlite3 *db = db_open(path);
+  exec_ok(db, "CREATE VIRTUAL TABLE tl USING takhin(partitions=1, segment_bytes=4096)");
+  for (int b = 0; b < 50; b++) /* 50 batches of 20 records, about 1.5 KiB each */
+    exec_ok(db, "WITH RECURSIVE c(x) AS (VALUES(%d) UNION ALL SELECT x + 1 FROM c WHERE x < %d) "
+                "INSERT INTO tl(partition, key, value, timestamp) SELECT 0, 'k' || x, printf('%%040d', x), x FROM c",
+            b * 20, b * 20 + 19);
+  cr_assert_eq(q_int(db, "SELECT count(*) FROM takhin_segments WHERE topic = 'tl'") > 5, 1);
+  sqlite3_close(db);
+  char seg[4096];
+  tu_segment_path(seg, sizeof seg, path, "tl", 0, 0);
+  FILE *f = fopen(seg, "r+b");
+  cr_assert(f, "%s", seg);
+  cr_assert_eq(fseek(f, 200, SEEK_SET), 0); /* inside the first batch's records */
+  cr_assert_eq(fputc('#', f), '#');
+  fclose(f);
+  db = db_open(path);
+  exec_ok(db, "CREATE VIRTUAL TABLE IF NOT EXISTS tl USING takhin");
+  exec_err(db, "CRC", "SELECT count(*) FROM tl");
+  EXPECT_ROWS(db, "999|k999\n998|k998\n997|k997\n",
+              "SELECT offset, key FROM tl WHERE partition = 0 ORDER BY offset DESC LIMIT 3");
+  EXPECT_ROWS(db, "999\n", "SELECT offset FROM tl ORDER BY offset DESC LIMIT 1");
+  EXPECT_ROWS(db, "500\n", "SELECT count(*) FROM (SELECT offset FROM tl ORDER BY offset DESC LIMIT 500)");
+  exec_err(db, "CRC", "SELECT offset FROM tl ORDER BY offset DESC"); /* all the way back: the bad batch */
   sqlite3_close(db);
 }
 
