@@ -840,9 +840,10 @@ int tk_part_refresh(tk_partition *p) {
       tk_segment *g = p->segs[k], *n = NULL;
       /* Differs from its row (rewritten by compaction, or loaded while the
       ** writer still wrote it): reload if the path names another file. */
-      if (sealed && (g->size != r->size || g->records != r->records || g->unlinked) && tk_seg_retired(g) &&
-          (rc = load_fresh(p, r, 1, &n)))
-        goto out;
+      int stale = sealed && (g->size != r->size || g->records != r->records) && tk_seg_retired(g);
+      if (stale && (rc = load_fresh(p, r, 1, &n))) goto out;
+      if (stale && !n && k + 1 == p->nsegs)
+        break; /* our last segment: later ones would seal it short of its end */
       if (n) {
         pthread_rwlock_wrlock(&p->meta_lock);
         p->segs[k] = n;
