@@ -167,6 +167,7 @@ typedef struct shared {
   takhin_store *s;
   atomic_int stop;
   atomic_long bad;
+  atomic_long compacted, retained, deletes; /* what the maintenance threads did */
   char msg[512];
   pthread_mutex_t mu;
 } shared;
@@ -252,6 +253,7 @@ static void *lookup_main(void *arg) {
     else if (rc == TAKHIN_OK && (m.key_len != (size_t)kl || memcmp(m.key, k, (size_t)kl)))
       fail(sh, "get_key returned another key", 0);
     else if (rc && rc != TAKHIN_ENOTFOUND) fail(sh, "get_key", rc);
+    if (i % 16 == 15) usleep(1000); /* leave the catalog to the others now and then */
   }
   for (int p = 0; p < NCOMPACT; p++) takhin_cursor_close(c[p]);
   return NULL;
@@ -263,6 +265,7 @@ static void *compact_main(void *arg) {
     takhin_compaction_result r;
     int rc = takhin_compact(sh->s, "compact", -1, i % 4 == 0, &r);
     if (rc) fail(sh, "takhin_compact", rc);
+    else atomic_fetch_add(&sh->compacted, r.segments_compacted);
     usleep(2000);
   }
   return NULL;
@@ -271,8 +274,10 @@ static void *compact_main(void *arg) {
 static void *retention_main(void *arg) {
   shared *sh = arg;
   while (!atomic_load(&sh->stop)) {
-    int rc = takhin_retention_apply(sh->s, "plain", -1, NULL);
+    takhin_retention_result r;
+    int rc = takhin_retention_apply(sh->s, "plain", -1, &r);
     if (rc) fail(sh, "takhin_retention_apply", rc);
+    else atomic_fetch_add(&sh->retained, r.segments_deleted);
     usleep(3000);
   }
   return NULL;
@@ -288,17 +293,27 @@ static void *maint_main(void *arg) {
   return NULL;
 }
 
+typedef struct deleter {
+  shared *sh;
+  int first, n; /* the partitions it cuts, in turn */
+} deleter;
+
+/* One per topic: on the compacted one DeleteRecords waits for compaction
+** runs (the partition's maint_lock), and must not hold up the plain one. */
 static void *delete_main(void *arg) {
-  shared *sh = arg;
+  deleter *d = arg;
+  shared *sh = d->sh;
   for (long i = 0; !atomic_load(&sh->stop); i++) {
-    int p = (int)(i % NPARTS);
+    int p = d->first + (int)(i % d->n);
     takhin_partition_info pi;
     int rc = takhin_partition_info_get(sh->s, part_topic(p), part_id(p), &pi);
     if (rc) fail(sh, "partition_info_get", rc);
-    /* a little off the front: a tenth of the log */
-    int64_t cut = pi.log_start_offset + (pi.high_watermark - pi.log_start_offset) / 10;
+    /* a quarter of the log off the front (ERANGE when retention has passed
+    ** the cut meanwhile) */
+    int64_t cut = pi.high_watermark - (pi.high_watermark - pi.log_start_offset) * 3 / 4;
     rc = rc ? rc : takhin_delete_records(sh->s, part_topic(p), part_id(p), cut);
     if (rc && rc != TAKHIN_ERANGE) fail(sh, "takhin_delete_records", rc);
+    if (!rc) atomic_fetch_add(&sh->deletes, 1);
     usleep(20000);
   }
   return NULL;
@@ -514,7 +529,7 @@ Test(stress, mixed_workload_with_read_only_process, .timeout = 600) {
   memset(pr, 0, sizeof pr);
   tailer_arg ta[NPARTS];
   memset(ta, 0, sizeof ta);
-  pthread_t th[NPR + NPARTS + 5];
+  pthread_t th[NPR + NPARTS + 6];
   int nth = 0;
   for (int i = 0; i < NPR; i++) {
     pr[i] = (producer){.sh = &sh, .pid = i, .part = prod_part[i]};
@@ -529,7 +544,9 @@ Test(stress, mixed_workload_with_read_only_process, .timeout = 600) {
   pthread_create(&th[nth++], NULL, compact_main, &sh);
   pthread_create(&th[nth++], NULL, retention_main, &sh);
   pthread_create(&th[nth++], NULL, maint_main, &sh);
-  pthread_create(&th[nth++], NULL, delete_main, &sh);
+  deleter del[2] = {{&sh, 0, NPLAIN}, {&sh, NPLAIN, NCOMPACT}};
+  pthread_create(&th[nth++], NULL, delete_main, &del[0]);
+  pthread_create(&th[nth++], NULL, delete_main, &del[1]);
   int64_t end = now_ms() + 1000LL * stress_seconds();
   while (now_ms() < end && !atomic_load(&sh.bad)) usleep(50000);
   atomic_store(&sh.stop, 1);
@@ -565,6 +582,14 @@ Test(stress, mixed_workload_with_read_only_process, .timeout = 600) {
               "read_only process is stuck on %s-%d at %lld, the writer's high watermark is %lld", part_topic(i),
               part_id(i), (long long)rep.next[i], (long long)final[i]);
 
+  long produced = 0, tailed = 0, ro_read = 0;
+  for (int i = 0; i < NPR; i++) produced += pr[i].n;
+  for (int i = 0; i < NPARTS; i++) tailed += ta[i].t.records, ro_read += rep.records[i];
+  fprintf(stderr,
+          "stress: %ds: %ld records acknowledged, %ld segments compacted, %ld deleted by retention, "
+          "%ld DeleteRecords; tailers read %ld, the read_only process %ld (%ld re-seeks after ERANGE)\n",
+          stress_seconds(), produced, atomic_load(&sh.compacted), atomic_load(&sh.retained),
+          atomic_load(&sh.deletes), tailed, ro_read, rep.reseeks);
   verify(s, pr, NPR, "writer after the run");
   takhin_close(s);
   cr_assert_eq(takhin_open(db, &o, &s), TAKHIN_OK, "%s", takhin_errmsg());
