@@ -600,3 +600,103 @@ Test(stress, mixed_workload_with_read_only_process, .timeout = 600) {
   close(to_child[1]);
   close(to_parent[0]);
 }
+
+/* ---- the same races, made deterministic, on a read_only handle ---------- */
+
+/* A read_only handle in this process whose file handles are all evicted
+** (budget 1), so every segment is reopened by path when it is next read. */
+static takhin_store *open_reader(const char *db) {
+  takhin_options o;
+  takhin_options_init(&o);
+  o.read_only = 1;
+  o.max_open_files = 1;
+  takhin_store *r;
+  cr_assert_eq(takhin_open(db, &o, &r), TAKHIN_OK, "%s", takhin_errmsg());
+  return r;
+}
+
+static void produce_keys(takhin_store *w, const char *topic, long from, long n, int nkeys) {
+  for (long i = from; i < from + n; i++) {
+    char k[32], v[256];
+    takhin_record r;
+    tu_make_record(&r, k, sizeof k, v, 100, i);
+    if (nkeys) r.key_len = (size_t)snprintf(k, sizeof k, "k%ld", i % nkeys);
+    cr_assert_eq(takhin_produce(w, topic, 0, &r, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  }
+}
+
+Test(stress, read_only_cursor_on_a_deleted_segment_moves_to_the_log_start) {
+  const char *db = tu_store_path("stress_ro_deleted");
+  takhin_store *w;
+  cr_assert_eq(takhin_open(db, NULL, &w), TAKHIN_OK);
+  cr_assert_eq(takhin_topic_create(w, "t", 1, (const char *const[]){"segment_bytes", "1000", NULL}), TAKHIN_OK);
+  produce_keys(w, "t", 0, 60, 0);
+  takhin_store *r = open_reader(db);
+  takhin_cursor *c;
+  cr_assert_eq(takhin_cursor_open(r, "t", 0, &c), TAKHIN_OK);
+  cr_assert_eq(takhin_cursor_seek(c, 0, 0, 0), TAKHIN_OK);
+  /* the reader's view still has segment 0; the writer deletes it */
+  takhin_segment_info *segs;
+  size_t ns;
+  cr_assert_eq(takhin_segments_list(w, "t", 0, &segs, &ns), TAKHIN_OK);
+  cr_assert_gt(ns, 3);
+  int64_t cut = segs[2].base_offset + 1; /* inside segment 2 */
+  takhin_free(segs);
+  cr_assert_eq(takhin_delete_records(w, "t", 0, cut), TAKHIN_OK, "%s", takhin_errmsg());
+  takhin_message m;
+  int rc = takhin_cursor_next(c, &m);
+  cr_assert_eq(rc, TAKHIN_OK, "reading on past a deleted segment: %s", takhin_errmsg());
+  cr_assert_eq(m.offset, cut, "the cursor goes on at the new log start");
+  cr_assert(tu_value_ok(m.value, m.value_len, 100, m.offset));
+  long n = 1;
+  while ((rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
+    cr_assert_eq(m.offset, cut + n, "dense after the log start");
+    n++;
+  }
+  cr_assert_eq(rc, TAKHIN_END, "%s", takhin_errmsg());
+  cr_assert_eq(cut + n, 60);
+  cr_assert_eq(takhin_cursor_get(c, 0, &m), TAKHIN_ERANGE, "below the log start: %s", takhin_errmsg());
+  takhin_cursor_close(c);
+  takhin_close(r);
+  takhin_close(w);
+}
+
+Test(stress, read_only_cursor_on_a_compacted_segment_reads_its_replacement) {
+  const char *db = tu_store_path("stress_ro_compacted");
+  takhin_store *w;
+  cr_assert_eq(takhin_open(db, NULL, &w), TAKHIN_OK);
+  cr_assert_eq(takhin_topic_create(w, "c", 1,
+                                   (const char *const[]){"cleanup_policy", "compact", "segment_bytes", "1000", NULL}),
+               TAKHIN_OK);
+  produce_keys(w, "c", 0, 80, 4); /* four keys: old segments empty out */
+  takhin_store *r = open_reader(db);
+  takhin_cursor *c;
+  cr_assert_eq(takhin_cursor_open(r, "c", 0, &c), TAKHIN_OK);
+  cr_assert_eq(takhin_cursor_seek(c, 0, 0, 0), TAKHIN_OK);
+  /* the reader still holds the old segments (files closed, not mapped);
+  ** compaction renames smaller, some empty, files over them */
+  takhin_compaction_result res;
+  cr_assert_eq(takhin_compact(w, "c", 0, 1, &res), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_gt(res.segments_compacted, 1);
+  /* what the writer reads now, the reader must read: no SIGBUS, no error */
+  takhin_cursor *wc;
+  cr_assert_eq(takhin_cursor_open(w, "c", 0, &wc), TAKHIN_OK);
+  takhin_message m, wm;
+  int rc, wrc;
+  long n = 0;
+  for (;;) {
+    rc = takhin_cursor_next(c, &m);
+    wrc = takhin_cursor_next(wc, &wm);
+    cr_assert_eq(rc, wrc, "record %ld: reader %d, writer %d: %s", n, rc, wrc, takhin_errmsg());
+    if (rc) break;
+    cr_assert_eq(m.offset, wm.offset, "record %ld", n);
+    cr_assert(tu_value_ok(m.value, m.value_len, 100, m.offset));
+    n++;
+  }
+  cr_assert_eq(rc, TAKHIN_END, "%s", takhin_errmsg());
+  cr_assert_lt(n, 80, "compaction removed records");
+  takhin_cursor_close(wc);
+  takhin_cursor_close(c);
+  takhin_close(r);
+  takhin_close(w);
+}
