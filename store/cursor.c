@@ -238,6 +238,8 @@ static int locate(takhin_cursor *c) {
 ** segment again, and this waits for the swap, yielding. */
 static int retired(takhin_cursor *c) {
   tk_partition *p = c->part;
+  int rc = check_alive(c); /* a deleted topic's files are all gone: no successor */
+  if (rc) return rc;
   if (c->seg == c->retired_seg) {
     if (++c->retired_waits > RETIRED_WAITS) {
       char path[TK_PATH_MAX];
