@@ -212,6 +212,10 @@ struct tk_partition {
   pthread_cond_t sync_cond;
   int syncing;
   int64_t synced_next; /* every offset below is on disk */
+  /* read-only handles: the catalog's data_version of the last refresh that
+  ** reconciled every segment row (-1: none yet); while it stands, only the
+  ** active segment's file can have changed (append_lock) */
+  int64_t seen_version;
 };
 
 /* Allocate and initialise a partition (no files touched). NULL on OOM. */
@@ -412,6 +416,9 @@ int tk_cat_each_topic(takhin_store *s,
                       void *arg);
 int tk_cat_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t *out);
 int tk_cat_set_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t v);
+/* SQLite's data_version: changes whenever another connection (the writer
+** process) commits to the catalog. */
+int tk_cat_data_version(takhin_store *s, int64_t *out);
 typedef struct tk_seg_row {
   int64_t base, next, size, max_ts, created_ms, records;
   int sealed;
