@@ -245,7 +245,7 @@ static int retired(takhin_cursor *c) {
       char path[TK_PATH_MAX];
       tk_seg_path(c->seg, path, sizeof path);
       c->retired_waits = 0;
-      return tk_err(TAKHIN_ECORRUPT, "%s was replaced, and the catalog describes no file that replaces it",
+      return tk_err(TAKHIN_ECORRUPT, "%s was deleted or replaced, and no segment has taken its place",
                     path);
     }
     if (c->retired_waits < 100) {
