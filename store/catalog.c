@@ -444,6 +444,16 @@ int tk_cat_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t *o
   return step == SQLITE_ROW || step == SQLITE_DONE ? TAKHIN_OK : cat_err(s, "reading log start");
 }
 
+int tk_cat_data_version(takhin_store *s, int64_t *out) {
+  static const char sql[] = "PRAGMA data_version";
+  sqlite3_stmt *st = tk_cat_prepare(s, sql);
+  if (!st) return TAKHIN_ECATALOG;
+  int step = sqlite3_step(st);
+  *out = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  tk_cat_done(s, st);
+  return step == SQLITE_ROW ? TAKHIN_OK : tk_cat_error(s, "reading data_version");
+}
+
 int tk_cat_set_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t v) {
   sqlite3_stmt *st = stmt(s, ST_SET_LOG_START);
   if (!st) return cat_err(s, "prepare");

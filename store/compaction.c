@@ -414,6 +414,8 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
     goto fail;
   }
   n->sealed = 1;
+  /* n describes the file open at out, whatever its path names later. */
+  tk_seg_bind(n, out);
   size_t ki = 0;
   int64_t kept = 0;
   for (int64_t pos = 0; pos < size && !rc;) {
@@ -640,17 +642,26 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   if (rc) goto undo;
   if (end > p->clean_upto) p->clean_upto = end;
   crash_point(3);
-  /* 4. the renames, then the new segments become what readers find */
+  /* 4. the renames, then the new segments become what readers find. From
+  ** its rename until the swap below, an old segment's path names its
+  ** replacement: a reader that must reopen it then finds another inode,
+  ** takes the segment as retired and looks again until the swap is done
+  ** (cursor.c), so the folder is synced after the swap, not before. */
   for (size_t i = 0; i < ncand; i++) {
     if (!fresh[i]) continue;
     char path[TK_PATH_MAX], tmp[TK_PATH_MAX + 16];
     tk_seg_path(fresh[i], path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s.cleaned", path);
-    if (rename(tmp, path) != 0 && !rc) rc = tk_err_sys(errno, "rename", tmp); /* open finishes it */
+    if (rename(tmp, path) != 0) {
+      /* The catalog and its swap row describe the new file; the next open
+      ** finishes the rename. Until then the old segment stays, as its path
+      ** still names its file. */
+      if (!rc) rc = tk_err_sys(errno, "rename", tmp);
+      tk_seg_unref(fresh[i]);
+      fresh[i] = NULL;
+    }
     crash_point(4);
   }
-  if (!rc) rc = tk_sync_dir(p->dir);
-  crash_point(5);
   pthread_mutex_lock(&p->append_lock);
   pthread_rwlock_wrlock(&p->meta_lock);
   for (size_t i = 0; i < ncand; i++) {
@@ -674,6 +685,8 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   }
   pthread_rwlock_unlock(&p->meta_lock);
   pthread_mutex_unlock(&p->append_lock);
+  if (!rc) rc = tk_sync_dir(p->dir);
+  crash_point(5);
   if (!rc) {
     pthread_mutex_lock(&s->cat_lock);
     rc = exec5(s, "clear_swaps", id, p->id, 2, 0, 0, 0);

@@ -10,9 +10,11 @@
 ** calls: a cursor in steady state allocates nothing.
 */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -36,6 +38,8 @@ struct takhin_cursor {
   int seg_sealed;
   int64_t entry_offset;    /* offset the index entry we started from names; -1 none */
   tk_segment *verified_seg; /* the last batch whose CRC was checked (ref held) */
+  tk_segment *retired_seg; /* the last segment found retired (ref held) */
+  int retired_waits;       /* ... and how often in a row */
   int64_t verified_pos;
   int64_t buf_pos;         /* file position of win[0] */
   size_t consumed;         /* bytes of the window already walked */
@@ -99,6 +103,7 @@ void takhin_cursor_close(takhin_cursor *c) {
   if (!c) return;
   drop_segment(c);
   if (c->verified_seg) tk_seg_unref(c->verified_seg);
+  if (c->retired_seg) tk_seg_unref(c->retired_seg);
   tk_buf_free(&c->buf);
   tk_buf_free(&c->zbuf);
   ZSTD_freeDCtx(c->dctx);
@@ -221,6 +226,48 @@ static int locate(takhin_cursor *c) {
   return TAKHIN_OK;
 }
 
+#define RETIRED_WAITS 10000 /* looks for the successor of a retired segment before giving up */
+
+/* The segment in hand was retired before its file could be (re)opened:
+** retention deleted it, or compaction renamed its replacement over it.
+** Drop it and look again. Deleted, its offsets are below the log start now,
+** and reading goes on from there. Replaced, the partition's array holds
+** the new segment -- but in this process only once the compaction run that
+** renamed it has swapped it in (moments later), and in a read-only process
+** once a refresh has loaded it: until then the lookup finds the retired
+** segment again, and this waits for the swap, yielding. */
+static int retired(takhin_cursor *c) {
+  tk_partition *p = c->part;
+  int rc = check_alive(c); /* a deleted topic's files are all gone: no successor */
+  if (rc) return rc;
+  if (c->seg == c->retired_seg) {
+    if (++c->retired_waits > RETIRED_WAITS) {
+      char path[TK_PATH_MAX];
+      tk_seg_path(c->seg, path, sizeof path);
+      c->retired_waits = 0;
+      return tk_err(TAKHIN_ECORRUPT, "%s was deleted or replaced, and no segment has taken its place",
+                    path);
+    }
+    if (c->retired_waits < 100) {
+      sched_yield();
+    } else {
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+    }
+  } else {
+    if (c->retired_seg) tk_seg_unref(c->retired_seg);
+    tk_seg_ref(c->seg); /* held so the pointer cannot be reused by a new segment */
+    c->retired_seg = c->seg;
+    c->retired_waits = 0;
+  }
+  drop_segment(c);
+  if (c->store->opt.read_only) tk_part_refresh(p);
+  pthread_rwlock_rdlock(&p->meta_lock);
+  if (c->next < p->log_start) c->next = p->log_start;
+  pthread_rwlock_unlock(&p->meta_lock);
+  return TAKHIN_OK;
+}
+
 /* Load the next batch that holds offsets >= c->next into hdr/rec. */
 static int next_batch(takhin_cursor *c) {
   c->in_batch = 0;
@@ -231,7 +278,7 @@ static int next_batch(takhin_cursor *c) {
     }
     int rc = window(c, TK_BATCH_HEADER_SIZE);
     if (rc == TK_RELOCATE) {
-      drop_segment(c);
+      if ((rc = retired(c))) return rc;
       continue;
     }
     if (rc == TAKHIN_END) {
@@ -278,7 +325,7 @@ static int next_batch(takhin_cursor *c) {
     int64_t total = tk_batch_total(&c->hdr);
     if ((rc = window(c, (size_t)total))) {
       if (rc == TK_RELOCATE) {
-        drop_segment(c);
+        if ((rc = retired(c))) return rc;
         continue;
       }
       if (rc != TAKHIN_END) return rc;
@@ -382,6 +429,14 @@ int takhin_cursor_get(takhin_cursor *c, int64_t offset, takhin_message *m) {
     return tk_err(TAKHIN_ERANGE, "offset %lld out of range: it is the high watermark of %s-%d",
                   (long long)offset, c->topic->name, (int)c->part->id);
   rc = takhin_cursor_next(c, m);
+  if ((rc == TAKHIN_OK && m->offset != offset) || rc == TAKHIN_END) {
+    /* Deleted meanwhile (retention, DeleteRecords) rather than compacted? */
+    int64_t start;
+    readable_end(c, offset, &start);
+    if (offset < start)
+      return tk_err(TAKHIN_ERANGE, "offset %lld out of range: below the log start %lld of %s-%d",
+                    (long long)offset, (long long)start, c->topic->name, (int)c->part->id);
+  }
   if (rc == TAKHIN_OK && m->offset != offset)
     rc = tk_err(TAKHIN_ENOTFOUND, "offset %lld of %s-%d was removed by compaction", (long long)offset,
                 c->topic->name, (int)c->part->id);

@@ -106,10 +106,18 @@ typedef struct tk_segment {
   int synced_dirty; /* FSYNC/flush(sync): written since the last fdatasync */
   struct tk_segment *lru_prev, *lru_next;
   atomic_int refs;
-  int unlinked; /* the file is gone: never reopen it */
+  int unlinked; /* retired: the file is gone or its path names another file; never reopen it */
+  /* The one file (inode) this segment describes, from its first open (fd_lock).
+  ** A reopen by path that finds another file (compaction renamed its
+  ** replacement over it) or none (retention) retires the segment instead of
+  ** reading bytes its index does not describe. */
+  int bound;
+  uint64_t dev, ino;
   /* read-only shared mapping for readers (fd_lock): made on first read and
-  ** kept for the segment's life; bytes past the visible end are never
-  ** touched, so a mapping longer than the file is safe */
+  ** kept for the segment's life, of the segment's own file (see bound). A
+  ** sealed segment's mapping never extends past the file's end; the active
+  ** one's may, but bytes past the visible end are never touched, and the
+  ** writer never cuts a file below its visible end (tk_part_undo zeroes) */
   _Atomic(const uint8_t *) map; /* published after map_len; readers load it without a lock */
   size_t map_len;
   int map_failed;
@@ -121,8 +129,17 @@ void tk_seg_ref(tk_segment *g);
 void tk_seg_unref(tk_segment *g);
 /* Path of the segment's file into out (PATH_MAX). */
 void tk_seg_path(const tk_segment *g, char *out, size_t cap);
-/* A file descriptor for the segment, counted as in use until released. */
+/* A file descriptor for the segment, counted as in use until released.
+** TAKHIN_ERANGE when the segment is retired (its file was deleted or
+** replaced): the caller looks the offset up again. */
 int tk_seg_fd_acquire(tk_segment *g, int *fd);
+/* Bind a segment not yet opened to the file open at fd (a compaction's new
+** file, before it is renamed into place). */
+void tk_seg_bind(tk_segment *g, int fd);
+/* Whether g's path no longer names g's file (deleted, or replaced by
+** compaction); if so g is marked retired. A read-only handle asks before
+** it reloads a segment the catalog describes differently. */
+int tk_seg_retired(tk_segment *g);
 void tk_seg_fd_release(tk_segment *g);
 /* The segment's bytes mapped into memory (at least `need` of them), or NULL
 ** when it cannot be (then read with pread). */
@@ -195,6 +212,10 @@ struct tk_partition {
   pthread_cond_t sync_cond;
   int syncing;
   int64_t synced_next; /* every offset below is on disk */
+  /* read-only handles: the catalog's data_version of the last refresh that
+  ** reconciled every segment row (-1: none yet); while it stands, only the
+  ** active segment's file can have changed (append_lock) */
+  int64_t seen_version;
 };
 
 /* Allocate and initialise a partition (no files touched). NULL on OOM. */
@@ -395,6 +416,9 @@ int tk_cat_each_topic(takhin_store *s,
                       void *arg);
 int tk_cat_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t *out);
 int tk_cat_set_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t v);
+/* SQLite's data_version: changes whenever another connection (the writer
+** process) commits to the catalog. */
+int tk_cat_data_version(takhin_store *s, int64_t *out);
 typedef struct tk_seg_row {
   int64_t base, next, size, max_ts, created_ms, records;
   int sealed;

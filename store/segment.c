@@ -91,19 +91,34 @@ static void fd_evict(takhin_store *s) {
   }
 }
 
+/* Whether st is the file g is bound to. fd_lock held. */
+static int same_file(const tk_segment *g, const struct stat *st) {
+  return (uint64_t)st->st_dev == g->dev && (uint64_t)st->st_ino == g->ino;
+}
+
+/* Mark g retired (fd_lock held) and say why. */
+static int retire(tk_segment *g, const char *why) {
+  g->unlinked = 1;
+  return tk_err(TAKHIN_ERANGE, "segment %lld of %s %s", (long long)g->base_offset, g->part->dir, why);
+}
+
 int tk_seg_fd_acquire(tk_segment *g, int *fd) {
   takhin_store *s = seg_store(g);
   pthread_mutex_lock(&s->fd_lock);
   if (g->fd < 0) {
     if (g->unlinked) {
       pthread_mutex_unlock(&s->fd_lock);
-      return tk_err(TAKHIN_ERANGE, "segment %lld of %s was deleted", (long long)g->base_offset,
+      return tk_err(TAKHIN_ERANGE, "segment %lld of %s was deleted or replaced", (long long)g->base_offset,
                     g->part->dir);
     }
     fd_evict(s);
     char path[TK_PATH_MAX];
     tk_seg_path(g, path, sizeof path);
-    int flags = (s->opt.read_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC;
+    /* Only a segment that has never had its file may create it (a new
+    ** active segment): a bound segment whose file is gone must not get an
+    ** empty one in its place. */
+    int flags = (s->opt.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+    if (!g->bound && !s->opt.read_only) flags |= O_CREAT;
     int f = open(path, flags, 0644);
     if (f < 0 && (errno == EMFILE || errno == ENFILE) && s->lru_tail) {
       /* The process is out of descriptors: give back every idle one. */
@@ -115,8 +130,30 @@ int tk_seg_fd_acquire(tk_segment *g, int *fd) {
     }
     if (f < 0) {
       int e = errno;
+      int rc = e != ENOENT ? tk_err_sys(e, "open", path)
+               : g->bound   ? retire(g, "was deleted")
+                            : tk_err(TAKHIN_ENOTFOUND, "segment file %s does not exist", path);
       pthread_mutex_unlock(&s->fd_lock);
-      return tk_err_sys(e, "open", path);
+      return rc;
+    }
+    struct stat st;
+    if (fstat(f, &st) != 0) {
+      int e = errno;
+      close(f);
+      pthread_mutex_unlock(&s->fd_lock);
+      return tk_err_sys(e, "stat", path);
+    }
+    if (!g->bound) {
+      g->dev = (uint64_t)st.st_dev;
+      g->ino = (uint64_t)st.st_ino;
+      g->bound = 1;
+    } else if (!same_file(g, &st)) {
+      /* Compaction renamed a new file over ours: its bytes are not the ones
+      ** our index describes. */
+      close(f);
+      int rc = retire(g, "was replaced");
+      pthread_mutex_unlock(&s->fd_lock);
+      return rc;
     }
     g->fd = f;
     s->open_fds++;
@@ -127,6 +164,30 @@ int tk_seg_fd_acquire(tk_segment *g, int *fd) {
   *fd = g->fd;
   pthread_mutex_unlock(&s->fd_lock);
   return TAKHIN_OK;
+}
+
+void tk_seg_bind(tk_segment *g, int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return; /* unbound: bound at its first open, after the rename */
+  takhin_store *s = seg_store(g);
+  pthread_mutex_lock(&s->fd_lock);
+  g->dev = (uint64_t)st.st_dev;
+  g->ino = (uint64_t)st.st_ino;
+  g->bound = 1;
+  pthread_mutex_unlock(&s->fd_lock);
+}
+
+int tk_seg_retired(tk_segment *g) {
+  takhin_store *s = seg_store(g);
+  char path[TK_PATH_MAX];
+  tk_seg_path(g, path, sizeof path);
+  struct stat st;
+  int found = stat(path, &st) == 0;
+  pthread_mutex_lock(&s->fd_lock);
+  if (!g->unlinked && g->bound && (!found || !same_file(g, &st))) g->unlinked = 1;
+  int retired = g->unlinked || !g->bound;
+  pthread_mutex_unlock(&s->fd_lock);
+  return retired;
 }
 
 void tk_seg_fd_release(tk_segment *g) {
@@ -165,7 +226,16 @@ const uint8_t *tk_seg_map(tk_segment *g, int64_t need, int sealed) {
   len = (len + page - 1) / page * page;
   int fd;
   if (len <= 0 || tk_seg_fd_acquire(g, &fd) != TAKHIN_OK) return NULL;
-  void *p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, fd, 0);
+  /* The descriptor is the segment's own file (tk_seg_fd_acquire checks
+  ** the inode), and a sealed segment's mapping stops at that file's end:
+  ** a page wholly past it would raise SIGBUS when touched. A file shorter
+  ** than the index says is read with pread, which reports it. */
+  struct stat st;
+  void *p = MAP_FAILED;
+  if (fstat(fd, &st) == 0 && st.st_size >= need) {
+    if (sealed && len > st.st_size) len = (st.st_size + page - 1) / page * page;
+    p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, fd, 0);
+  }
   tk_seg_fd_release(g);
   pthread_mutex_lock(&s->fd_lock);
   if (p == MAP_FAILED) {
