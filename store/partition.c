@@ -842,6 +842,13 @@ static int drop_prefix(tk_partition *p, size_t ndrop, int64_t new_start,
   takhin_store *s = part_store(p);
   tk_topic *t = p->topic;
   int rc;
+  /* The metadata file first (topic_meta.c): it holds the intent recovery
+  ** trusts. Not fatal: retention must run on a full disk, and an older log
+  ** start there only brings records back, never loses any. */
+  tk_meta m;
+  tk_meta_of(p, &m);
+  m.log_start = new_start;
+  tk_meta_write(p->dir, &m);
   pthread_mutex_lock(&s->cat_lock);
   rc = tk_cat_begin(s);
   for (size_t i = 0; !rc && i < ndrop; i++)
