@@ -31,12 +31,12 @@
 **       kept. A folder with no readable metadata and no topic to give it to
 **       (or beyond its topic's partitions) is left as it is. Both are counted
 **       in takhin_recovery_info.folders_kept.
-**  3. Segment files the catalog has no row for, before its last known
-**     segment (rows deleted by hand), get a row that makes the load validate
-**     the whole file, unless they lie below the log start (retention's: the
-**     load finishes deleting them) or overlap a known segment. Files past
-**     the last known segment (an older catalog, a rebuilt topic) are adopted
-**     by the load itself (tk_part_load).
+**  3. Segment files the catalog has no row for (rows deleted by hand, an
+**     older catalog, a rebuilt topic) get a row that makes the load validate
+**     the whole file, unless they lie wholly below the log start
+**     (retention's: the load finishes deleting them) or overlap a known
+**     segment. The newest file, when past the last known segment, is left
+**     to the load's own adoption (tk_part_load).
 ** tk_reconcile_finish then writes every metadata file that is missing or
 ** differs from what the store settled on, so file and catalog agree again.
 */
@@ -562,8 +562,14 @@ static int adopt_segments(state *z, const folder *f, int64_t id) {
   if (rc) goto out;
   for (size_t i = 0, r = 0; i < nfiles && !rc; i++) {
     int64_t b = files[i];
-    if (b < log_start) continue; /* retention's: the load finishes deleting it */
-    if (!nrows || b > base[nrows - 1]) break; /* past the known end: the load adopts it */
+    /* wholly below the log start (the next file starts at or before it):
+    ** retention's, which the load finishes deleting */
+    if (i + 1 < nfiles && files[i + 1] <= log_start) continue;
+    /* The newest file past the known end: the load adopts it, and judges a
+    ** file with no valid batch there. Earlier ones get rows here: a
+    ** compacted segment may hold no batch at all and must not be taken for
+    ** garbage. */
+    if (i + 1 == nfiles && (!nrows || b > base[nrows - 1])) break;
     while (r < nrows && base[r] < b) r++;
     if (r < nrows && base[r] == b) continue;      /* known */
     if (r > 0 && b < next[r - 1]) continue;       /* inside a known segment: leave it alone */
