@@ -286,6 +286,21 @@ static int reset_keys(takhin_store *s, int64_t id, int32_t part, int64_t key_fro
 
 /* ---- the data folder ----------------------------------------------------- */
 
+/* "<topic>-<n>.<id>-delete" (the topic part maybe shortened): the mark a
+** delete leaves. Anything less exact is not ours to remove. */
+static int is_marker(const char *entry) {
+  char buf[256], name[TK_MAX_TOPIC_NAME + 1];
+  size_t len = strlen(entry);
+  if (len <= 7 || len >= sizeof buf || strcmp(entry + len - 7, "-delete")) return 0;
+  memcpy(buf, entry, len - 7);
+  buf[len - 7] = 0;
+  char *dot = strrchr(buf, '.');
+  if (!dot || !dot[1] || strspn(dot + 1, "0123456789") != strlen(dot + 1)) return 0;
+  *dot = 0;
+  int32_t part;
+  return parse_part_dir(buf, name, &part);
+}
+
 static int scan_data_dir(state *z) {
   takhin_store *s = z->s;
   DIR *d = opendir(s->data_dir);
@@ -298,8 +313,7 @@ static int scan_data_dir(state *z) {
     snprintf(path, sizeof path, "%s/%s", s->data_dir, e->d_name);
     struct stat st;
     if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue; /* LOCK and other files */
-    size_t len = strlen(e->d_name);
-    if (len > 7 && !strcmp(e->d_name + len - 7, "-delete") && strchr(e->d_name, '.')) {
+    if (is_marker(e->d_name)) {
       if ((rc = grow((void **)&z->marked, &z->capm, z->nm, sizeof *z->marked))) break;
       snprintf(z->marked[z->nm++], sizeof *z->marked, "%s", e->d_name);
       continue;

@@ -101,8 +101,11 @@ void takhin_options_init(takhin_options *opt);
 ** handle to close with takhin_close. Recovery runs here: every segment is
 ** checked from its last indexed position, missing index rows are rebuilt and
 ** a torn or corrupt tail is truncated; takhin_recovery() reports what was
-** done. Errors: ELOCKED (another writer), EFORMAT (unknown catalog version),
-** EIO, ECATALOG, EINVAL. */
+** done. A writer also rebuilds a missing, empty, damaged (kept aside) or
+** older catalog from the data folder, deleting nothing it does not know; a
+** read_only open never modifies anything and fails (ENOTFOUND, ECATALOG) on
+** a missing or damaged catalog. Errors: ELOCKED (another writer), EFORMAT
+** (unknown catalog version), EIO, ECATALOG, EINVAL. */
 int takhin_open(const char *path, const takhin_options *opt, takhin_store **out);
 
 /* Flush buffered data and index rows, stop background work, close files and
