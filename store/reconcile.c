@@ -13,9 +13,10 @@
 **     topic.meta names the same incarnation; then the marked folders.
 **  2. Partition folders "<topic>-<n>", grouped by topic name. The rules:
 **     - Incarnation: the catalog row and the metadata files each name one
-**       (name, topic_id, created_ms); the newest created_ms wins, a tie goes
-**       to the catalog. A catalog row that loses (an older backup, where the
-**       topic was deleted and created again since) has its rows replaced.
+**       (name, topic_id, created_ms); the one most folders' files name wins,
+**       on a tie the catalog's, then the newest created_ms. A catalog row no
+**       file names loses to any the files name (an older backup: the topic
+**       was deleted and created again since) and its rows are replaced.
 **     - Partition count: the largest of the winning metadata file's, the
 **       catalog's (same incarnation) and the highest folder of the winning
 **       incarnation + 1: a partition is never hidden.
@@ -427,14 +428,25 @@ static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t
   cat_topic *c = find_cat(z, name);
   *out_id = 0;
   *out_n = 0;
-  /* The winning incarnation: newest created_ms, the catalog's on a tie. */
+  /* The winning incarnation: the one most folders' files name; on a tie
+  ** the catalog's, then the newest. A catalog row no folder names loses to
+  ** any the files name (an older backup: deleted and created again since). */
   int have = 0, from_cat = 0;
   int64_t wid = 0, wcreated = 0;
+  size_t wvotes = 0;
   if (c) have = 1, from_cat = 1, wid = c->id, wcreated = c->created_ms;
   for (size_t i = lo; i < hi; i++) {
     const tk_meta *m = &z->f[i].meta;
     if (!z->f[i].has_meta || z->f[i].skip) continue;
-    if (!have || m->created_ms > wcreated) have = 1, from_cat = 0, wid = m->topic_id, wcreated = m->created_ms;
+    size_t votes = 0;
+    for (size_t j = lo; j < hi; j++)
+      votes += z->f[j].has_meta && !z->f[j].skip && z->f[j].meta.topic_id == m->topic_id &&
+               z->f[j].meta.created_ms == m->created_ms;
+    int is_cat = c && c->id == m->topic_id && c->created_ms == m->created_ms;
+    if (!have || votes > wvotes ||
+        (votes == wvotes && !from_cat && (is_cat || m->created_ms > wcreated)))
+      have = 1, from_cat = is_cat, wid = m->topic_id, wcreated = m->created_ms, wvotes = votes;
+    if (votes > (hi - lo) / 2) break; /* a majority: no other can beat it */
   }
   if (!have) { /* neither catalog nor a file can say whose these are */
     for (size_t i = lo; i < hi; i++)

@@ -570,3 +570,73 @@ Test(catalog_loss, marked_folders_of_a_deleted_topic_are_removed) {
   takhin_close(s);
   for (int p = 0; p < NP; p++) cr_assert(!dir_exists(to[p]), "%s is gone", to[p]);
 }
+
+/* An older backup that still holds a topic which was deleted and created
+** again since: the files name the new incarnation and win; the old rows go. */
+Test(catalog_loss, older_backup_of_a_topic_created_again) {
+  fx f;
+  build(&f, "cl_recreated");
+  char old[4200];
+  snprintf(old, sizeof old, "%s.bak", f.db);
+  backup(f.db, old);
+  takhin_store *s = open_ok(f.db);
+  cr_assert_eq(takhin_topic_delete(s, "plain"), TAKHIN_OK);
+  cr_assert_eq(takhin_topic_create(s, "plain", 2, (const char *const[]){"retention_ms", "4242", NULL}),
+               TAKHIN_OK, "%s", takhin_errmsg());
+  int64_t h[2] = {0, 0};
+  produce_plain(s, "plain", 0, &h[0], 10);
+  produce_plain(s, "plain", 1, &h[1], 5);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  remove_catalog(&f);
+  cr_assert_eq(rename(old, f.db), 0);
+  s = open_ok(f.db);
+  takhin_recovery_info ri;
+  takhin_recovery(s, &ri);
+  cr_assert_eq(ri.meta_trusted_file, 1, "the files' incarnation of plain won");
+  cr_assert_eq(ri.folders_kept, 0);
+  takhin_topic_desc d;
+  cr_assert_eq(takhin_topic_describe(s, "plain", &d), TAKHIN_OK);
+  cr_assert_eq(d.partitions, 2);
+  cr_assert_eq(d.retention_ms, 4242);
+  cr_assert_str_eq(d.compression, "none");
+  check_plain_part(s, "plain", 0, 0, 10, "created again");
+  check_plain_part(s, "plain", 1, 0, 5, "created again");
+  check_comp(s, ROUNDS, "created again");
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+}
+
+/* One partition folder whose topic.meta names another incarnation than the
+** catalog and its sibling folders: it is not read as that partition, and it
+** is kept (renamed "<folder>.<ms>-stray"), never removed. */
+Test(catalog_loss, conflicting_folder_is_moved_aside_and_kept) {
+  fx f;
+  build(&f, "cl_conflict");
+  char cmd[9000];
+  snprintf(cmd, sizeof cmd, "sed -i 's/^created_ms .*/created_ms 1/' '%s/plain-2/topic.meta'", f.data);
+  cr_assert_eq(system(cmd), 0);
+  takhin_store *s = open_ok(f.db);
+  takhin_recovery_info ri;
+  takhin_recovery(s, &ri);
+  cr_assert_eq(ri.folders_kept, 1);
+  check_plain_part(s, "plain", 0, 0, f.hwm[0], "conflict");
+  check_plain_part(s, "plain", 1, START1, f.hwm[1], "conflict");
+  check_plain_part(s, "plain", 2, 0, 0, "conflict: partition 2 starts again, empty");
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  /* Every file of the conflicting folder is still there, under the new name. */
+  DIR *d = opendir(f.data);
+  struct dirent *e;
+  char stray[512] = "";
+  while ((e = readdir(d)))
+    if (!strncmp(e->d_name, "plain-2.", 8) && strstr(e->d_name, "-stray")) snprintf(stray, sizeof stray, "%s", e->d_name);
+  closedir(d);
+  cr_assert(*stray, "the conflicting folder is kept under a new name");
+  size_t kept = 0;
+  for (size_t i = 0; i < f.nfiles; i++) {
+    if (strncmp(f.files[i].rel, "plain-2/", 8)) continue;
+    char full[9000];
+    snprintf(full, sizeof full, "%s/%s/%s", f.data, stray, f.files[i].rel + 8);
+    cr_assert_eq(tu_file_size(full), f.files[i].size, "%s", full);
+    kept++;
+  }
+  cr_assert_gt(kept, 0);
+}
