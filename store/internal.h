@@ -385,8 +385,9 @@ int tk_reconcile_finish(takhin_store *s);
 int64_t tk_cat_topic_created(takhin_store *s, int64_t topic_id);
 /* The catalog connection (catalog.c), for reconcile.c's one-off statements. */
 struct sqlite3 *tk_cat_db(takhin_store *s);
-/* Folder name marking partition folder `dir` of topic id for deletion:
-** "<dir>.<id>-delete", the topic part shortened to fit NAME_MAX. */
+/* The path partition part of topic (topic_id id) is renamed to when it is
+** deleted: "<data_dir>/<topic>-<part>.<id>-delete", the topic part
+** shortened so the folder name fits in 255 bytes (as Kafka does). */
 void tk_delete_marker(const takhin_store *s, const char *topic, int32_t part, int64_t id,
                       char *out, size_t cap);
 

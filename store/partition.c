@@ -857,7 +857,11 @@ static int drop_prefix(tk_partition *p, size_t ndrop, int64_t new_start,
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
-  if (rc) return rc;
+  if (rc) {
+    m.log_start = p->log_start; /* the call fails: the file must not move it either */
+    tk_meta_write(p->dir, &m);
+    return rc;
+  }
   tk_segment **gone = NULL;
   if (ndrop && !(gone = malloc(ndrop * sizeof *gone))) ndrop = 0; /* files stay until next open */
   pthread_rwlock_wrlock(&p->meta_lock);
