@@ -185,8 +185,14 @@ static int check_format(takhin_store *s) {
   int rc = TAKHIN_OK;
   if (sqlite3_prepare_v2(s->cat->db,
                          "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'", -1, &st,
-                         NULL) != SQLITE_OK)
+                         NULL) != SQLITE_OK) {
+    if ((sqlite3_errcode(s->cat->db) & 0xff) == SQLITE_ERROR && s->cat->read_only)
+      return tk_err(TAKHIN_ECATALOG, "catalog %s holds no takhin tables (%s): it is empty or not "
+                    "a takhin catalog; a read-only open changes nothing: open the store once for "
+                    "writing to rebuild the catalog from the data folder",
+                    s->db_path, sqlite3_errmsg(s->cat->db));
     return cat_err(s, "reading format_version");
+  }
   if (sqlite3_step(st) != SQLITE_ROW) {
     rc = tk_err(TAKHIN_EFORMAT, "catalog %s has no format_version row: it was not made by takhin "
                 "or was damaged; restore it from a backup or open a new path", s->db_path);

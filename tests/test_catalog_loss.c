@@ -338,6 +338,13 @@ Test(catalog_loss, truncated_to_zero_bytes) {
   build(&f, "cl_empty");
   remove_catalog(&f);
   spit(f.db, "", 0);
+  takhin_options o;
+  takhin_options_init(&o);
+  o.read_only = 1;
+  takhin_store *s = NULL;
+  cr_assert_eq(takhin_open(f.db, &o, &s), TAKHIN_ECATALOG);
+  cr_assert(strstr(takhin_errmsg(), "open the store once for writing"), "%s", takhin_errmsg());
+  cr_assert_eq(tu_file_size(f.db), 0, "a read-only open changes nothing");
   takhin_recovery_info ri = reopen_and_verify(&f, "catalog emptied");
   cr_assert_eq(ri.topics_rebuilt, 2);
 }
