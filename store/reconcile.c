@@ -420,6 +420,20 @@ static void move_stray(takhin_store *s, folder *f) {
   s->recovery.folders_kept++;
 }
 
+/* The folder of partition p among [lo, hi) (sorted by partition) when it
+** has a metadata file and is still in play, else NULL. */
+static const folder *part_meta(const state *z, size_t lo, size_t hi, int32_t p) {
+  size_t a = lo, b = hi;
+  while (a < b) { /* binary search: a topic may have many partitions */
+    size_t mid = a + (b - a) / 2;
+    if (z->f[mid].part < p) a = mid + 1;
+    else b = mid;
+  }
+  if (a >= hi) return NULL;
+  const folder *f = &z->f[a];
+  return f->part == p && f->has_meta && !f->skip ? f : NULL;
+}
+
 /* Step 2 for the folders [lo, hi) of one topic name. *id and *nparts
 ** receive what the catalog now holds for it (*id = 0: no topic). */
 static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t *out_n) {
@@ -438,6 +452,7 @@ static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t
   for (size_t i = lo; i < hi; i++) {
     const tk_meta *m = &z->f[i].meta;
     if (!z->f[i].has_meta || z->f[i].skip) continue;
+    if (have && wvotes && m->topic_id == wid && m->created_ms == wcreated) continue; /* counted */
     size_t votes = 0;
     for (size_t j = lo; j < hi; j++)
       votes += z->f[j].has_meta && !z->f[j].skip && z->f[j].meta.topic_id == m->topic_id &&
@@ -487,9 +502,7 @@ static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t
       disagreed = 1;
     }
     for (int32_t p = 0; p < count && !rc; p++) {
-      const folder *f = NULL;
-      for (size_t i = lo; i < hi; i++)
-        if (!z->f[i].skip && z->f[i].part == p && z->f[i].has_meta) f = &z->f[i];
+      const folder *f = part_meta(z, lo, hi, p);
       int found;
       int64_t ls, kf;
       if ((rc = read_part(s, id, p, &found, &ls, &kf))) break;
@@ -523,9 +536,7 @@ static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t
     if (!rc && !taken) rc = tk_cat_delete_topic(s, wid);
     if (!rc) rc = insert_topic(s, taken ? 0 : wid, name, count, &best->cfg, wcreated, &id);
     for (int32_t p = 0; p < count && !rc; p++) {
-      const folder *f = NULL;
-      for (size_t i = lo; i < hi; i++)
-        if (!z->f[i].skip && z->f[i].part == p && z->f[i].has_meta) f = &z->f[i];
+      const folder *f = part_meta(z, lo, hi, p);
       rc = insert_part(s, id, p, f ? f->meta.log_start : 0, f ? f->meta.key_from : 0);
     }
     if (!rc) s->recovery.topics_rebuilt++, s->recovery.partitions_rebuilt += count;
