@@ -26,6 +26,7 @@
 ** catalog may have been edited by hand.
 */
 #include "sqlite_compat.h"
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,8 +185,14 @@ static int check_format(takhin_store *s) {
   int rc = TAKHIN_OK;
   if (sqlite3_prepare_v2(s->cat->db,
                          "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'", -1, &st,
-                         NULL) != SQLITE_OK)
+                         NULL) != SQLITE_OK) {
+    if ((sqlite3_errcode(s->cat->db) & 0xff) == SQLITE_ERROR && s->cat->read_only)
+      return tk_err(TAKHIN_ECATALOG, "catalog %s holds no takhin tables (%s): it is empty or not "
+                    "a takhin catalog; a read-only open changes nothing: open the store once for "
+                    "writing to rebuild the catalog from the data folder",
+                    s->db_path, sqlite3_errmsg(s->cat->db));
     return cat_err(s, "reading format_version");
+  }
   if (sqlite3_step(st) != SQLITE_ROW) {
     rc = tk_err(TAKHIN_EFORMAT, "catalog %s has no format_version row: it was not made by takhin "
                 "or was damaged; restore it from a backup or open a new path", s->db_path);
@@ -200,6 +207,88 @@ static int check_format(takhin_store *s) {
   sqlite3_finalize(st);
   return rc;
 }
+
+/* A SQLite error that means the file itself is not a sound database
+** (garbage bytes, a damaged page), as opposed to locking or I/O trouble. */
+static int is_damage(sqlite3 *db) {
+  int e = db ? sqlite3_errcode(db) & 0xff : 0;
+  return e == SQLITE_NOTADB || e == SQLITE_CORRUPT;
+}
+
+/* Open our own connection to the catalog, configure it and run the schema.
+** *damaged: it failed because the file is not a sound database. */
+static int open_own(takhin_store *s, tk_catalog *c, int read_only, int *damaged) {
+  char *msg = NULL;
+  int rc;
+  *damaged = 0;
+  int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  /* FULLMUTEX is not needed: store->cat_lock serializes every use. */
+  flags |= SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(s->db_path, &c->db, flags, NULL) != SQLITE_OK) {
+    *damaged = is_damage(c->db);
+    return cat_err(s, "open");
+  }
+  sqlite3_extended_result_codes(c->db, 1);
+  sqlite3_busy_timeout(c->db, 5000);
+  /* Catalog pages through a mapping instead of a pread each: compaction
+  ** walks every key row of the range it cleans (a third less time there). */
+  sqlite3_exec(c->db, "PRAGMA mmap_size=268435456", NULL, NULL, NULL);
+  /* WAL lets read-only processes read while the writer commits; NORMAL skips
+  ** the fsync per commit because recovery rebuilds the index from the files. */
+  if (!read_only &&
+      sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK) {
+    *damaged = is_damage(c->db);
+    return cat_err(s, "configure");
+  }
+  if (!read_only) {
+    if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(c->db, takhin_schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+      *damaged = is_damage(c->db);
+      rc = tk_err(TAKHIN_ECATALOG, "catalog schema (%s): %s", s->db_path,
+                  msg ? msg : sqlite3_errmsg(c->db));
+      sqlite3_free(msg);
+      sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+      return rc;
+    }
+    if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+      *damaged = is_damage(c->db);
+      return cat_err(s, "schema commit");
+    }
+  }
+  rc = check_format(s);
+  if (rc == TAKHIN_ECATALOG) *damaged = is_damage(c->db);
+  return rc;
+}
+
+/* Keep a damaged catalog file (it may hold the application's own tables)
+** as "<db>.damaged-<ms>", with its -wal and -shm beside it under the same
+** new name so that sqlite3 opens it as it was; a new catalog is then built
+** from the data folder. Nothing is deleted. */
+static int move_aside(takhin_store *s, const char *why) {
+  char to[TK_PATH_MAX], from[TK_PATH_MAX], to2[TK_PATH_MAX + 8];
+  snprintf(to, sizeof to, "%s.damaged-%lld", s->db_path, (long long)tk_now_ms());
+  if (rename(s->db_path, to) != 0)
+    return tk_err(TAKHIN_ECATALOG, "catalog %s is damaged (%s) and cannot be moved aside to %s: %s",
+                  s->db_path, why, to, strerror(errno));
+  static const char *const side[] = {"-wal", "-shm", "-journal"};
+  for (size_t i = 0; i < sizeof side / sizeof *side; i++) {
+    snprintf(from, sizeof from, "%s%s", s->db_path, side[i]);
+    snprintf(to2, sizeof to2, "%s%s", to, side[i]);
+    if (rename(from, to2) != 0 && errno != ENOENT)
+      return tk_err(TAKHIN_ECATALOG, "catalog %s is damaged (%s): cannot move %s aside: %s",
+                    s->db_path, why, from, strerror(errno));
+  }
+  char dir[TK_PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", s->db_path);
+  char *slash = strrchr(dir, '/');
+  if (slash) *(slash == dir ? slash + 1 : slash) = 0;
+  else snprintf(dir, sizeof dir, ".");
+  tk_sync_dir(dir); /* best effort: the rename is what matters */
+  snprintf(s->recovery.catalog_aside, sizeof s->recovery.catalog_aside, "%.4000s", to);
+  return TAKHIN_OK;
+}
+
+struct sqlite3 *tk_cat_db(takhin_store *s) { return s->cat ? s->cat->db : NULL; }
 
 int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
   tk_catalog *c = calloc(1, sizeof *c);
@@ -224,40 +313,25 @@ int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
     if ((rc = check_format(s))) goto fail;
     return TAKHIN_OK;
   }
-  int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-  /* FULLMUTEX is not needed: store->cat_lock serializes every use. */
-  flags |= SQLITE_OPEN_NOMUTEX;
-  if (sqlite3_open_v2(s->db_path, &c->db, flags, NULL) != SQLITE_OK) {
-    rc = cat_err(s, "open");
-    goto fail;
-  }
-  sqlite3_extended_result_codes(c->db, 1);
-  sqlite3_busy_timeout(c->db, 5000);
-  /* Catalog pages through a mapping instead of a pread each: compaction
-  ** walks every key row of the range it cleans (a third less time there). */
-  sqlite3_exec(c->db, "PRAGMA mmap_size=268435456", NULL, NULL, NULL);
-  /* WAL lets read-only processes read while the writer commits; NORMAL skips
-  ** the fsync per commit because recovery rebuilds the index from the files. */
-  if (!read_only &&
-      sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK) {
-    rc = cat_err(s, "configure");
-    goto fail;
-  }
-  if (!read_only) {
-    if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_exec(c->db, takhin_schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
-      rc = tk_err(TAKHIN_ECATALOG, "catalog schema (%s): %s", s->db_path,
-                  msg ? msg : sqlite3_errmsg(c->db));
-      sqlite3_free(msg);
-      sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+  int damaged = 0;
+  rc = open_own(s, c, read_only, &damaged);
+  if (rc && damaged) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", c->db ? sqlite3_errmsg(c->db) : "damaged");
+    if (read_only) {
+      /* A reader must not change anything, and has nothing to serve from. */
+      rc = tk_err(TAKHIN_ECATALOG, "catalog %s is damaged (%s): a read-only open changes nothing; "
+                  "open the store once for writing, which keeps the damaged file as "
+                  "%s.damaged-<ms> and rebuilds the catalog from the data folder",
+                  s->db_path, why, s->db_path);
       goto fail;
     }
-    if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-      rc = cat_err(s, "schema commit");
-      goto fail;
-    }
+    sqlite3_close(c->db);
+    c->db = NULL;
+    if ((rc = move_aside(s, why))) goto fail;
+    if ((rc = open_own(s, c, read_only, &damaged))) goto fail;
+    s->recovery.catalog_moved_aside = 1;
   }
-  rc = check_format(s);
   if (rc) goto fail;
   return TAKHIN_OK;
 fail:

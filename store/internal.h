@@ -268,6 +268,8 @@ struct tk_topic {
   atomic_int deleted;
   atomic_uint sticky_next; /* round-robin partition for null-key batches */
   tk_topic *hnext; /* hash chain */
+  int64_t created_ms; /* with name and topic_id: this incarnation (topic_meta.c) */
+  int64_t meta_epoch; /* epoch of its metadata files (topics_lock or every append_lock) */
 };
 
 void tk_topic_ref(tk_topic *t);
@@ -373,10 +375,42 @@ int tk_open_borrowed(struct sqlite3 *db, const char *path, const takhin_options 
 int tk_maint_start(takhin_store *s);
 /* Read-only handles: load topics the writer created since. */
 void tk_store_refresh(takhin_store *s);
-/* Remove partition folders no topic owns (topics_lock held). */
-int tk_tidy_orphans(takhin_store *s);
 /* Remove the files of a partition folder and the folder (best effort). */
 void tk_clear_dir(const char *dir, int remove_dir);
+
+/* ---- topic metadata beside the data (topic_meta.c, reconcile.c) ------- */
+#define TK_META_FILE "topic.meta"
+typedef struct tk_meta {
+  char name[TK_MAX_TOPIC_NAME + 1];
+  int64_t topic_id, created_ms, epoch, log_start, key_from;
+  int32_t partitions, partition;
+  tk_topic_config cfg;
+} tk_meta;
+/* Read "<dir>/topic.meta": ENOTFOUND (no message) when there is none,
+** EFORMAT naming the bad line when it is unreadable. */
+int tk_meta_read(const char *dir, tk_meta *m);
+/* Write it atomically (tmp, fsync, rename, fsync dir). */
+int tk_meta_write(const char *dir, const tk_meta *m);
+int tk_meta_same(const tk_meta *a, const tk_meta *b);
+/* The metadata of partition p as the store holds it now; the caller holds
+** p's append_lock (or owns p) so no other write of its file races. */
+void tk_meta_of(const tk_partition *p, tk_meta *m);
+int tk_meta_write_part(tk_partition *p);
+/* Open (writer), before the topics load (topics_lock held): finish marked
+** deletes and reconcile the catalog with the data folder (reconcile.c). */
+int tk_reconcile(takhin_store *s);
+/* Open (writer), after the topics loaded: write every metadata file that is
+** missing or differs from what the store now holds. */
+int tk_reconcile_finish(takhin_store *s);
+/* The created_ms of a catalog topic row (0 when unknown). cat_lock held. */
+int64_t tk_cat_topic_created(takhin_store *s, int64_t topic_id);
+/* The catalog connection (catalog.c), for reconcile.c's one-off statements. */
+struct sqlite3 *tk_cat_db(takhin_store *s);
+/* The path partition part of topic (topic_id id) is renamed to when it is
+** deleted: "<data_dir>/<topic>-<part>.<id>-delete", the topic part
+** shortened so the folder name fits in 255 bytes (as Kafka does). */
+void tk_delete_marker(const takhin_store *s, const char *topic, int32_t part, int64_t id,
+                      char *out, size_t cap);
 
 /* ---- sql/compaction.sql (sqlfile.c) ----------------------------------- */
 /* The statement named name, or NULL. Static storage. */

@@ -923,6 +923,13 @@ static int drop_prefix(tk_partition *p, size_t ndrop, int64_t new_start,
   takhin_store *s = part_store(p);
   tk_topic *t = p->topic;
   int rc;
+  /* The metadata file first (topic_meta.c): it holds the intent recovery
+  ** trusts. Not fatal: retention must run on a full disk, and an older log
+  ** start there only brings records back, never loses any. */
+  tk_meta m;
+  tk_meta_of(p, &m);
+  m.log_start = new_start;
+  tk_meta_write(p->dir, &m);
   pthread_mutex_lock(&s->cat_lock);
   rc = tk_cat_begin(s);
   for (size_t i = 0; !rc && i < ndrop; i++)
@@ -931,7 +938,11 @@ static int drop_prefix(tk_partition *p, size_t ndrop, int64_t new_start,
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
-  if (rc) return rc;
+  if (rc) {
+    m.log_start = p->log_start; /* the call fails: the file must not move it either */
+    tk_meta_write(p->dir, &m);
+    return rc;
+  }
   tk_segment **gone = NULL;
   if (ndrop && !(gone = malloc(ndrop * sizeof *gone))) ndrop = 0; /* files stay until next open */
   pthread_rwlock_wrlock(&p->meta_lock);

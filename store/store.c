@@ -166,6 +166,9 @@ static int load_topics(takhin_store *s) {
       rc = tk_err(TAKHIN_ENOMEM, "out of memory loading topic \"%s\"", r->name);
       break;
     }
+    pthread_mutex_lock(&s->cat_lock);
+    t->created_ms = tk_cat_topic_created(s, r->id);
+    pthread_mutex_unlock(&s->cat_lock);
     for (int32_t i = 0; i < r->nparts && !rc; i++) rc = tk_part_load(t->parts[i], &s->recovery);
     if (!rc) rc = tk_store_insert(s, t);
     if (rc) tk_topic_unref(t);
@@ -372,8 +375,12 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   }
   if ((rc = tk_cat_open(s, s->opt.read_only, borrow))) goto fail;
   pthread_rwlock_wrlock(&s->topics_lock);
-  rc = load_topics(s);
-  if (!rc && !s->opt.read_only) rc = tk_tidy_orphans(s);
+  /* The writer first makes the catalog agree with the data folder (a lost,
+  ** damaged or older catalog is rebuilt from the files; nothing is deleted
+  ** for being unknown to it), then writes the metadata files it settled. */
+  rc = tk_reconcile(s);
+  if (!rc) rc = load_topics(s);
+  if (!rc) rc = tk_reconcile_finish(s);
   pthread_rwlock_unlock(&s->topics_lock);
   if (rc) goto fail;
   if (!s->opt.read_only) { /* key rows the last run did not get to write */

@@ -101,8 +101,11 @@ void takhin_options_init(takhin_options *opt);
 ** handle to close with takhin_close. Recovery runs here: every segment is
 ** checked from its last indexed position, missing index rows are rebuilt and
 ** a torn or corrupt tail is truncated; takhin_recovery() reports what was
-** done. Errors: ELOCKED (another writer), EFORMAT (unknown catalog version),
-** EIO, ECATALOG, EINVAL. */
+** done. A writer also rebuilds a missing, empty, damaged (kept aside) or
+** older catalog from the data folder, deleting nothing it does not know; a
+** read_only open never modifies anything and fails (ENOTFOUND, ECATALOG) on
+** a missing or damaged catalog. Errors: ELOCKED (another writer), EFORMAT
+** (unknown catalog version), EIO, ECATALOG, EINVAL. */
 int takhin_open(const char *path, const takhin_options *opt, takhin_store **out);
 
 /* Flush buffered data and index rows, stop background work, close files and
@@ -124,6 +127,27 @@ typedef struct takhin_recovery_info {
   int64_t bytes_truncated;     /* torn/corrupt tail bytes removed */
   int64_t segments_truncated;  /* segments that lost a tail */
   int64_t files_removed;       /* stray files tidied away */
+  /* The catalog against the data folder. Nothing on disk is deleted because
+  ** the catalog does not know it: a lost, empty, damaged or older catalog is
+  ** rebuilt from the segment files and each partition folder's topic.meta
+  ** (README "Backup and restore"). Where the two disagree the files win,
+  ** except for a metadata file that is missing or unreadable. */
+  int64_t catalog_moved_aside; /* 1: the catalog was damaged (not a database) and was kept
+                                  as catalog_aside, with its -wal; a new one was built */
+  int64_t topics_rebuilt;      /* topics put back in the catalog from their metadata files */
+  int64_t partitions_rebuilt;  /* partition rows put back (rebuilt topics, raised counts) */
+  int64_t segments_rebuilt;    /* segment rows put back for segment files the catalog missed */
+  int64_t meta_trusted_file;   /* topics whose catalog rows disagreed with their metadata
+                                  files (config, partition count, log start, incarnation):
+                                  the files were trusted and the catalog corrected */
+  int64_t meta_trusted_catalog;/* topics with a metadata file missing or unreadable: the
+                                  catalog was trusted and the file written again */
+  int64_t folders_deleted;     /* folders marked "-delete" (a topic delete that a crash cut
+                                  short) removed, the only folders recovery ever removes */
+  int64_t folders_kept;        /* folders in the data folder no topic could be given:
+                                  kept as they are (a conflicting one is renamed
+                                  "<name>.<ms>-stray"), never removed */
+  char catalog_aside[4096];    /* where the damaged catalog was kept ("" if none) */
 } takhin_recovery_info;
 int takhin_recovery(takhin_store *s, takhin_recovery_info *out);
 

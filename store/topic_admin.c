@@ -1,12 +1,19 @@
 /*
 ** topic_admin.c -- topic lifecycle: create, delete, list, describe, add
-** partitions, alter config, and tidying folders a crashed delete left.
+** partitions, alter config.
 **
-** Catalog first, files after: a topic exists once its rows commit; a delete
-** removes the rows and then the files, and a crash in between leaves only
-** folders the next open removes (tk_tidy_orphans). Deleting marks the topic
-** under every partition's append_lock, so no append can be writing into a
-** folder that is being removed, and later calls see ENOTFOUND.
+** Catalog and metadata files (topic_meta.c): a topic exists once its rows
+** commit; each partition folder then gets its topic.meta. A change (alter,
+** add_partitions) writes the files first and the catalog after, so the files
+** always hold the newest intent, which recovery trusts (reconcile.c).
+**
+** A delete marks every partition folder first, renaming it
+** "<topic>-<n>.<id>-delete" (as Kafka does), then removes the rows, then the
+** folders. A crash in between leaves marked folders, and the next open
+** finishes the delete; recovery removes no folder that is not marked.
+** Deleting stops appends under every partition's append_lock, so no append
+** can be writing into a folder that is being removed, and later calls see
+** ENOTFOUND.
 */
 #include <dirent.h>
 #include <errno.h>
@@ -32,13 +39,47 @@ void tk_clear_dir(const char *dir, int remove_dir) {
   if (remove_dir) rmdir(dir);
 }
 
-/* Create the folders and first segments of partitions [from, to) of t. */
+/* Partition folders [from, to) of topic must hold no data: one that does
+** is a folder recovery could not give to any topic (kept, never removed),
+** and a new partition must neither adopt nor wipe it. */
+static int check_free_folders(takhin_store *s, const char *topic, int32_t from, int32_t to) {
+  for (int32_t i = from; i < to; i++) {
+    char dir[TK_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%s-%d", s->data_dir, topic, (int)i);
+    DIR *d = opendir(dir);
+    if (!d) continue;
+    struct dirent *e;
+    int busy = 0;
+    while (!busy && (e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, TK_META_FILE) ||
+          !strcmp(e->d_name, TK_META_FILE ".tmp"))
+        continue;
+      char path[TK_PATH_MAX + 256];
+      struct stat st;
+      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+      busy = lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 0;
+    }
+    closedir(d);
+    if (busy)
+      return tk_err(TAKHIN_EEXISTS, "folder %s already holds files that no topic owns (recovery "
+                    "keeps such folders): move it away before creating partition %d of \"%s\"",
+                    dir, (int)i, topic);
+  }
+  return TAKHIN_OK;
+}
+
+/* Create the folders, first segments and metadata files of partitions
+** [from, to) of t. */
 static int create_partitions(tk_topic *t, int32_t from, int32_t to) {
   int rc = TAKHIN_OK;
   for (int32_t i = from; i < to && !rc; i++) {
-    /* a folder left by a deleted topic of the same name must not be adopted */
-    tk_clear_dir(t->parts[i]->dir, 0);
-    rc = tk_part_create(t->parts[i]);
+    tk_partition *p = t->parts[i];
+    /* check_free_folders let only empty files and a stale topic.meta through */
+    tk_clear_dir(p->dir, 0);
+    rc = tk_part_create(p);
+    pthread_mutex_lock(&p->append_lock);
+    if (!rc) rc = tk_meta_write_part(p);
+    pthread_mutex_unlock(&p->append_lock);
   }
   return rc;
 }
@@ -60,6 +101,7 @@ int takhin_topic_create(takhin_store *s, const char *topic, int32_t partitions,
     rc = tk_err(TAKHIN_EEXISTS, "topic \"%s\" already exists", topic);
     goto out;
   }
+  if ((rc = check_free_folders(s, topic, 0, partitions))) goto out;
   int64_t id = 0;
   pthread_mutex_lock(&s->cat_lock);
   rc = tk_cat_begin(s);
@@ -71,6 +113,11 @@ int takhin_topic_create(takhin_store *s, const char *topic, int32_t partitions,
   if (rc) goto out;
   tk_topic *t = tk_topic_new(s, id, topic, partitions, &cfg);
   if (!t) rc = tk_err(TAKHIN_ENOMEM, "out of memory creating topic \"%s\"", topic);
+  if (t) {
+    pthread_mutex_lock(&s->cat_lock);
+    t->created_ms = tk_cat_topic_created(s, id);
+    pthread_mutex_unlock(&s->cat_lock);
+  }
   if (!rc) rc = create_partitions(t, 0, partitions);
   if (!rc) rc = tk_store_insert(s, t);
   if (rc) { /* undo: rows, then folders; keep the first error's message */
@@ -90,6 +137,25 @@ out:
   return rc;
 }
 
+/* Rename partition folders [0, n) of t to their deletion markers (back = 0)
+** or back again (back = 1). Returns the first error; *done counts the
+** renames made. */
+static int mark_folders(tk_topic *t, int32_t n, int back, int32_t *done) {
+  takhin_store *s = t->store;
+  int rc = TAKHIN_OK;
+  for (int32_t i = 0; i < n && !rc; i++) {
+    char marked[TK_PATH_MAX];
+    tk_delete_marker(s, t->name, i, t->topic_id, marked, sizeof marked);
+    const char *from = back ? marked : t->parts[i]->dir, *to = back ? t->parts[i]->dir : marked;
+    if (rename(from, to) == 0) {
+      if (done) (*done)++;
+    } else if (errno != ENOENT) { /* a folder that was never made needs no mark */
+      rc = tk_err_sys(errno, "rename (marking for deletion)", from);
+    }
+  }
+  return rc;
+}
+
 int takhin_topic_delete(takhin_store *s, const char *topic) {
   if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_delete: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
@@ -100,23 +166,32 @@ int takhin_topic_delete(takhin_store *s, const char *topic) {
     pthread_rwlock_unlock(&s->topics_lock);
     return tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\"", topic);
   }
-  pthread_mutex_lock(&s->cat_lock);
-  int rc = tk_cat_delete_topic(s, t->topic_id);
-  pthread_mutex_unlock(&s->cat_lock);
-  if (rc) {
+  /* Wait out appends in flight and hold off new ones while the folders are
+  ** marked and the rows go (every partition, in order: lock_all's rule). */
+  for (int32_t i = 0; i < t->nparts; i++) pthread_mutex_lock(&t->parts[i]->append_lock);
+  int32_t marked = 0;
+  int rc = mark_folders(t, t->nparts, 0, &marked);
+  if (!rc) rc = tk_sync_dir(s->data_dir); /* the marks outlive a power cut before the rows go */
+  if (!rc) {
+    pthread_mutex_lock(&s->cat_lock);
+    rc = tk_cat_delete_topic(s, t->topic_id);
+    pthread_mutex_unlock(&s->cat_lock);
+  }
+  if (rc) { /* the topic stays as it was: take the marks back */
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", takhin_errmsg());
+    mark_folders(t, t->nparts, 1, NULL);
+    tk_sync_dir(s->data_dir);
+    for (int32_t i = t->nparts; i-- > 0;) pthread_mutex_unlock(&t->parts[i]->append_lock);
     pthread_rwlock_unlock(&s->topics_lock);
-    return rc;
+    return tk_err(rc, "%s", msg);
+  }
+  atomic_store(&t->deleted, 1); /* later appends see ENOTFOUND */
+  for (int32_t i = t->nparts; i-- > 0;) {
+    t->parts[i]->wbuf.len = 0; /* BUFFERED batches of a deleted topic go nowhere */
+    pthread_mutex_unlock(&t->parts[i]->append_lock);
   }
   tk_store_remove(s, t);
-  /* Wait out appends in flight; after this none can start on the topic. */
-  for (int32_t i = 0; i < t->nparts; i++) {
-    tk_partition *p = t->parts[i];
-    pthread_mutex_lock(&p->append_lock);
-    atomic_store(&t->deleted, 1);
-    p->wbuf.len = 0; /* BUFFERED batches of a deleted topic go nowhere */
-    pthread_mutex_unlock(&p->append_lock);
-  }
-  atomic_store(&t->deleted, 1);
   pthread_rwlock_unlock(&s->topics_lock);
   for (int32_t i = 0; i < t->nparts; i++) {
     tk_partition *p = t->parts[i];
@@ -125,7 +200,9 @@ int takhin_topic_delete(takhin_store *s, const char *topic) {
     for (size_t k = 0; k < p->nsegs; k++) p->segs[k]->unlinked = 1; /* never reopen */
     pthread_mutex_unlock(&s->fd_lock);
     pthread_rwlock_unlock(&p->meta_lock);
-    tk_clear_dir(p->dir, 1);
+    char dir[TK_PATH_MAX];
+    tk_delete_marker(s, t->name, i, t->topic_id, dir, sizeof dir);
+    tk_clear_dir(dir, 1);
   }
   tk_topic_unref(t); /* the table's reference; cursors may keep theirs */
   return TAKHIN_OK;
@@ -215,37 +292,83 @@ static void lock_all(tk_topic *t, int lock) {
   }
 }
 
+/* Write the metadata files of partitions [0, n) of t as they would be with
+** cfg, partition count nparts, epoch and key_from (NULL: the partitions'
+** own); callers hold those partitions' append_locks. */
+static int write_metas(tk_topic *t, int32_t n, const tk_topic_config *cfg, int32_t nparts,
+                       int64_t epoch, const int64_t *key_from) {
+  int rc = TAKHIN_OK;
+  for (int32_t i = 0; i < n && !rc; i++) {
+    tk_meta m;
+    tk_meta_of(t->parts[i], &m);
+    m.cfg = *cfg;
+    m.partitions = nparts;
+    m.epoch = epoch;
+    if (key_from) m.key_from = key_from[i];
+    rc = tk_meta_write(t->parts[i]->dir, &m);
+  }
+  return rc;
+}
+
+/* After a failed change: put the files back as the store still has it
+** (best effort; recovery trusts the higher epoch, so use a new one). */
+static void restore_metas(tk_topic *t, int32_t n) {
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", takhin_errmsg());
+  t->meta_epoch += 2;
+  write_metas(t, n, &t->cfg, t->nparts, t->meta_epoch, NULL);
+  tk_err(TAKHIN_OK, "%s", msg); /* keep the first error's message */
+}
+
 int takhin_topic_alter_config(takhin_store *s, const char *topic, const char *const *config) {
   if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_alter_config: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   pthread_rwlock_wrlock(&s->topics_lock);
   tk_topic *t = topic ? tk_store_find(s, topic) : NULL;
   int rc = TAKHIN_OK;
+  int64_t *kf = NULL;
   if (!t) {
     rc = tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\"", topic ? topic : "(null)");
     goto out;
   }
   tk_topic_config cfg = t->cfg;
   if ((rc = tk_config_apply(&cfg, config))) goto out;
-  pthread_mutex_lock(&s->cat_lock);
-  rc = tk_cat_update_topic(s, t->topic_id, t->nparts, &cfg);
-  pthread_mutex_unlock(&s->cat_lock);
-  if (rc) goto out;
+  if (!(kf = malloc((size_t)t->nparts * sizeof *kf))) {
+    rc = tk_err(TAKHIN_ENOMEM, "out of memory altering topic \"%s\"", t->name);
+    goto out;
+  }
   lock_all(t, 1);
-  if (cfg.compact && !t->cfg.compact) {
-    /* Records so far have no key rows: compaction starts after them. */
+  /* Switched to compact: records so far have no key rows, so compaction
+  ** starts after them. */
+  int to_compact = cfg.compact && !t->cfg.compact;
+  for (int32_t i = 0; i < t->nparts; i++)
+    kf[i] = to_compact ? t->parts[i]->pending_next : t->parts[i]->key_from;
+  /* The files first: they hold the intent, which recovery trusts. */
+  rc = write_metas(t, t->nparts, &cfg, t->nparts, t->meta_epoch + 1, kf);
+  if (!rc) {
     pthread_mutex_lock(&s->cat_lock);
-    for (int32_t i = 0; i < t->nparts && !rc; i++) {
-      tk_partition *p = t->parts[i];
-      p->key_from = p->key_upto = p->pending_next;
-      p->keys_tracked = 1; /* lock_all holds its append_lock */
-      rc = tk_key_set_from(s, t->topic_id, i, p->key_from);
-    }
+    rc = tk_cat_begin(s);
+    if (!rc) rc = tk_cat_update_topic(s, t->topic_id, t->nparts, &cfg);
+    for (int32_t i = 0; i < t->nparts && !rc && to_compact; i++)
+      rc = tk_key_set_from(s, t->topic_id, i, kf[i]);
+    if (!rc) rc = tk_cat_commit(s);
+    else tk_cat_rollback(s);
     pthread_mutex_unlock(&s->cat_lock);
   }
-  if (!rc) t->cfg = cfg;
+  if (rc) {
+    restore_metas(t, t->nparts);
+  } else {
+    for (int32_t i = 0; i < t->nparts && to_compact; i++) {
+      tk_partition *p = t->parts[i];
+      p->key_from = p->key_upto = kf[i];
+      p->keys_tracked = 1; /* lock_all holds its append_lock */
+    }
+    t->cfg = cfg;
+    t->meta_epoch++;
+  }
   lock_all(t, 0);
 out:
+  free(kf);
   pthread_rwlock_unlock(&s->topics_lock);
   return rc;
 }
@@ -269,6 +392,7 @@ int takhin_topic_add_partitions(takhin_store *s, const char *topic, int32_t tota
                 TK_MAX_PARTITIONS, (int)total);
     goto out;
   }
+  if ((rc = check_free_folders(s, t->name, old, total))) goto out;
   np = calloc((size_t)total, sizeof *np);
   if (!np) {
     rc = tk_err(TAKHIN_ENOMEM, "out of memory adding partitions");
@@ -277,6 +401,11 @@ int takhin_topic_add_partitions(takhin_store *s, const char *topic, int32_t tota
   memcpy(np, t->parts, (size_t)old * sizeof *np);
   for (int32_t i = old; i < total && !rc; i++)
     if (!(np[i] = tk_part_new(t, i))) rc = tk_err(TAKHIN_ENOMEM, "out of memory adding partitions");
+  if (rc) goto out;
+  /* The old partitions' append_locks: retention writes their metadata
+  ** files too, and must see the new count once it is there. */
+  lock_all(t, 1);
+  rc = write_metas(t, old, &t->cfg, total, t->meta_epoch + 1, NULL); /* the intent first */
   pthread_mutex_lock(&s->cat_lock);
   if (!rc) rc = tk_cat_begin(s);
   for (int32_t i = old; i < total && !rc; i++) rc = tk_cat_insert_partition(s, t->topic_id, i);
@@ -284,10 +413,16 @@ int takhin_topic_add_partitions(takhin_store *s, const char *topic, int32_t tota
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
-  if (rc) goto out;
+  if (rc) {
+    restore_metas(t, old);
+    lock_all(t, 0);
+    goto out;
+  }
   tk_partition **prev = t->parts;
   t->parts = np;
   t->nparts = total;
+  t->meta_epoch++;
+  for (int32_t i = 0; i < old; i++) pthread_mutex_unlock(&t->parts[i]->append_lock);
   np = prev; /* the old array is freed below; its partitions live on in the new one */
   rc = create_partitions(t, old, total);
   /* If a folder could not be made, the partition stays (its rows are in);
@@ -301,33 +436,4 @@ out:
   }
   pthread_rwlock_unlock(&s->topics_lock);
   return rc;
-}
-
-/* Remove partition folders no topic owns: what a delete cut short by a crash
-** left behind. Only names of our own form ("<topic>-<n>") are touched. */
-int tk_tidy_orphans(takhin_store *s) {
-  DIR *d = opendir(s->data_dir);
-  if (!d) return TAKHIN_OK;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    char name[TK_MAX_TOPIC_NAME + 16];
-    snprintf(name, sizeof name, "%s", e->d_name);
-    char *dash = strrchr(name, '-');
-    if (!dash || dash == name || !dash[1]) continue;
-    char *end;
-    long part = strtol(dash + 1, &end, 10);
-    if (*end || part < 0) continue;
-    *dash = 0;
-    if (tk_topic_name_check(name)) continue;
-    tk_topic *t = tk_store_find(s, name);
-    if (t && part < t->nparts) continue;
-    char path[TK_PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", s->data_dir, e->d_name);
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
-    tk_clear_dir(path, 1);
-    s->recovery.files_removed++;
-  }
-  closedir(d);
-  return TAKHIN_OK;
 }
