@@ -35,8 +35,13 @@ struct takhin_cursor {
   int64_t seg_next;        /* one past seg's last offset */
   int seg_sealed;
   int64_t entry_offset;    /* offset the index entry we started from names; -1 none */
-  tk_segment *verified_seg; /* the last batch whose CRC was checked (ref held) */
-  int64_t verified_pos;
+  tk_segment *verified_seg; /* the run of batches whose CRC was checked (ref held) */
+  int64_t verified_lo, verified_hi; /* ... its byte range [lo, hi) */
+  /* The batch at the window's position must have baseOffset chain (dense
+  ** segments) or at least chain (compacted): what the batch before it, or
+  ** the index entry or segment start the walk began at, says comes next.
+  ** The CRC does not cover baseOffset; this is what does. */
+  int64_t chain;
   int64_t buf_pos;         /* file position of win[0] */
   size_t consumed;         /* bytes of the window already walked */
   const uint8_t *win;      /* the window: into the segment's mapping, or buf */
@@ -218,10 +223,60 @@ static int locate(takhin_cursor *c) {
   if (!c->seg) return TAKHIN_END;
   c->seg_end = end;
   c->buf_pos = pos;
+  c->chain = c->entry_offset >= 0 ? c->entry_offset : c->seg->base_offset;
   return TAKHIN_OK;
 }
 
-/* Load the next batch that holds offsets >= c->next into hdr/rec. */
+/* Start reading the segment again at pos, where a batch with baseOffset
+** chain must be (entry_offset: chain is an index entry's claim, to check). */
+static void restart_at(takhin_cursor *c, int64_t pos, int64_t chain, int64_t entry_offset) {
+  c->buf.len = c->win_len = c->consumed = 0;
+  c->win = NULL;
+  c->buf_pos = pos;
+  c->chain = chain;
+  c->entry_offset = entry_offset;
+}
+
+/* The batch at `at` (total bytes) passed its CRC before: remember it, and
+** the run of checked batches it extends. */
+static void note_verified(takhin_cursor *c, int64_t at, int64_t total) {
+  if (c->verified_seg != c->seg) {
+    if (c->verified_seg) tk_seg_unref(c->verified_seg);
+    tk_seg_ref(c->seg); /* held so the pointer cannot be reused by a new segment */
+    c->verified_seg = c->seg;
+    c->verified_lo = c->verified_hi = at;
+  }
+  if (at == c->verified_hi) c->verified_hi = at + total;
+  else if (at + total == c->verified_lo) c->verified_lo = at;
+  else if (at < c->verified_lo || at >= c->verified_hi) c->verified_lo = at, c->verified_hi = at + total;
+}
+
+/* The batch at `at` is damaged (why): its header cannot be trusted. Its
+** offsets run from c->chain to just before the next sound batch, found by
+** its CRC from `from` on. If c->next lies beyond them, go on reading from
+** that batch (1); otherwise ECORRUPT naming the file and byte, the window
+** staying on the damaged batch so a retry fails the same way. */
+static int damaged(takhin_cursor *c, int64_t at, int64_t from, const char *why) {
+  int64_t n_at = -1;
+  tk_batch_hdr nh;
+  int found = tk_seg_resync(c->seg, from, c->seg_end, c->chain + 1, c->seg_next, &n_at, &nh);
+  if (found < 0) return found == TAKHIN_ERANGE ? TK_RELOCATE : found;
+  int64_t hi = found ? nh.base_offset - 1 : c->seg_next - 1;
+  if (c->next > hi) {
+    if (!found) return TAKHIN_END; /* this segment has nothing more for c->next */
+    restart_at(c, n_at, nh.base_offset, -1);
+    return 1;
+  }
+  char path[TK_PATH_MAX];
+  tk_seg_path(c->seg, path, sizeof path);
+  return tk_err(TAKHIN_ECORRUPT, "%s: damaged batch at byte %lld (offsets %lld-%lld): %s", path, (long long)at,
+                (long long)c->chain, (long long)hi, why);
+}
+
+/* Load the next batch that holds offsets >= c->next into hdr/rec. Every
+** batch walked over is checked (CRC, and that its baseOffset follows the
+** batch before it), so damage is found where it is, and skipped when the
+** offsets wanted lie beyond it. */
 static int next_batch(takhin_cursor *c) {
   c->in_batch = 0;
   for (;;) {
@@ -256,58 +311,72 @@ static int next_batch(takhin_cursor *c) {
     }
     if (rc) return rc;
     const uint8_t *p = c->win + c->consumed;
-    char path[TK_PATH_MAX];
-    int parsed = tk_batch_parse_header(p, c->win_len - c->consumed, &c->hdr) == TAKHIN_OK;
-    if (c->entry_offset >= 0) {
-      /* The first batch after an index lookup must be the one the entry
-      ** names; if not, the catalog row is wrong (edited or stale): read
-      ** this segment from its start instead of trusting it. */
-      int64_t named = c->entry_offset;
-      c->entry_offset = -1;
-      if (!parsed || c->hdr.base_offset != named) {
-        c->buf.len = c->win_len = c->consumed = 0;
-        c->buf_pos = 0;
-        continue;
-      }
-    }
-    if (!parsed) {
-      tk_seg_path(c->seg, path, sizeof path);
-      return tk_err(TAKHIN_ECORRUPT, "%s: bad batch header at byte %lld", path,
-                    (long long)(c->buf_pos + (int64_t)c->consumed));
-    }
-    int64_t total = tk_batch_total(&c->hdr);
-    if ((rc = window(c, (size_t)total))) {
+    int64_t at = c->buf_pos + (int64_t)c->consumed;
+    const char *why = NULL;
+    int64_t total = 0;
+    int crc_ok = 0;
+    if (tk_batch_parse_header(p, c->win_len - c->consumed, &c->hdr) != TAKHIN_OK) {
+      why = "bad batch header";
+    } else {
+      total = tk_batch_total(&c->hdr);
+      rc = window(c, (size_t)total);
       if (rc == TK_RELOCATE) {
         drop_segment(c);
         continue;
       }
-      if (rc != TAKHIN_END) return rc;
-      tk_seg_path(c->seg, path, sizeof path);
-      return tk_err(TAKHIN_ECORRUPT, "%s: batch at byte %lld runs past the segment end", path,
-                    (long long)(c->buf_pos + (int64_t)c->consumed));
+      if (rc == TAKHIN_END) why = "batch runs past the segment end";
+      else if (rc) return rc;
+      p = c->win + c->consumed;
     }
-    p = c->win + c->consumed;
-    int64_t at = c->buf_pos + (int64_t)c->consumed;
+    if (!why) {
+      /* Random reads come back to the same batches: checking them once per
+      ** segment version is enough (segment files never change in place). */
+      crc_ok = (c->seg == c->verified_seg && at >= c->verified_lo && at + total <= c->verified_hi) ||
+               tk_batch_crc_ok(p, &c->hdr);
+      if (!crc_ok) why = "CRC mismatch";
+      else note_verified(c, at, total);
+    }
+    int dense = c->seg->records < 0; /* set before the segment was published, never after */
+    int64_t last = why ? 0 : c->hdr.base_offset + c->hdr.last_offset_delta;
+    if (!why && (dense ? c->hdr.base_offset != c->chain : c->hdr.base_offset < c->chain))
+      why = "baseOffset does not follow the batch before it";
+    if (!why && last >= c->seg_next) why = "its offsets run past the segment's end";
+    if (c->entry_offset >= 0) {
+      /* The first batch after an index lookup must be the one the entry
+      ** names. If not, either the catalog row is wrong (edited or stale)
+      ** or the batch is damaged: walk from the entry before (or the
+      ** segment start), whose batches tell which. */
+      int64_t named = c->entry_offset;
+      c->entry_offset = -1;
+      if (why || c->hdr.base_offset != named) {
+        int64_t prev = -1, pos = 0;
+        if (named > c->seg->base_offset) {
+          pthread_rwlock_rdlock(&c->part->meta_lock);
+          pos = tk_seg_index_lookup(c->seg, named - 1, &prev);
+          pthread_rwlock_unlock(&c->part->meta_lock);
+        }
+        if (prev < 0 || pos >= at) pos = 0, prev = -1;
+        restart_at(c, pos, prev >= 0 ? prev : c->seg->base_offset, prev);
+        continue;
+      }
+    }
+    if (why) {
+      /* A sound batch with a wrong baseOffset ends where its length says;
+      ** otherwise look for the next sound batch from the next byte on. */
+      rc = damaged(c, at, crc_ok ? at + total : at + 1, why);
+      if (rc == 1) continue;
+      if (rc == TK_RELOCATE || rc == TAKHIN_END) {
+        if (rc == TAKHIN_END && c->next < c->seg_next) c->next = c->seg_next;
+        drop_segment(c);
+        continue;
+      }
+      return rc;
+    }
     c->consumed += (size_t)total;
-    if (c->hdr.base_offset + c->hdr.last_offset_delta < c->next) continue; /* before our offset */
-    /* Random reads come back to the same batch: checking it once per
-    ** segment version is enough (segment files never change in place). */
-    int verified = c->seg == c->verified_seg && at == c->verified_pos;
-    if (!verified && !tk_batch_crc_ok(p, &c->hdr)) {
-      tk_seg_path(c->seg, path, sizeof path);
-      c->consumed -= (size_t)total; /* stay on it: a retry fails the same way */
-      return tk_err(TAKHIN_ECORRUPT, "%s: CRC mismatch in the batch at byte %lld (offsets %lld-%lld)",
-                    path, (long long)at, (long long)c->hdr.base_offset,
-                    (long long)(c->hdr.base_offset + c->hdr.last_offset_delta));
-    }
-    if (c->verified_seg != c->seg) {
-      if (c->verified_seg) tk_seg_unref(c->verified_seg);
-      tk_seg_ref(c->seg); /* held so the pointer cannot be reused by a new segment */
-      c->verified_seg = c->seg;
-    }
-    c->verified_pos = at;
+    c->chain = last + 1;
+    if (last < c->next) continue; /* before our offset */
     if (c->hdr.attributes & TK_ATTR_CONTROL) { /* transaction markers carry no data */
-      c->next = c->hdr.base_offset + c->hdr.last_offset_delta + 1;
+      c->next = last + 1;
       continue;
     }
     if ((c->hdr.attributes & TK_ATTR_CODEC_MASK) != TK_CODEC_NONE && !c->dctx &&
@@ -316,10 +385,13 @@ static int next_batch(takhin_cursor *c) {
     size_t len;
     rc = tk_batch_records(p, &c->hdr, c->dctx, &c->zbuf, TK_MAX_BATCH_BYTES, &c->rec, &len);
     if (rc) {
+      c->consumed -= (size_t)total; /* stay on it: a retry fails the same way */
+      c->chain = c->hdr.base_offset;
+      char path[TK_PATH_MAX];
       tk_seg_path(c->seg, path, sizeof path);
-      char why[256]; /* tk_err writes the buffer takhin_errmsg() reads: copy first */
-      snprintf(why, sizeof why, "%s", takhin_errmsg());
-      return tk_err(rc, "%s: batch at byte %lld: %s", path, (long long)at, why);
+      char why2[256]; /* tk_err writes the buffer takhin_errmsg() reads: copy first */
+      snprintf(why2, sizeof why2, "%s", takhin_errmsg());
+      return tk_err(rc, "%s: batch at byte %lld: %s", path, (long long)at, why2);
     }
     c->rec_end = c->rec + len;
     c->rec_left = c->hdr.records_count;

@@ -142,9 +142,27 @@ typedef struct tk_scan_result {
   int64_t good_end;
   int64_t file_size;
   int64_t recovered; /* of those, batches past lenient_end (unknown to the catalog) */
-  int lenient_broke; /* a header in the indexed zone did not parse */
+  int lenient_broke; /* zone 1 disagreed and no catalog end was given to check it against */
+  /* damaged batches found in zone 1 (kept, read as ECORRUPT), and the first */
+  int64_t damaged;
+  int64_t damaged_pos, damaged_lo, damaged_hi;
+  const char *damaged_why; /* static string */
 } tk_scan_result;
 int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result *res);
+/* tk_seg_scan with the catalog's next offset for lenient_end: the walk of
+** zone 1 must end there. If it does not, zone 1 is walked again checking
+** every batch's CRC and that its offsets follow the previous batch's; a
+** batch that fails is damage, kept in place (never truncated) with the
+** offsets between its neighbours, and the catalog's end stands. */
+int tk_seg_scan_indexed(tk_segment *g, int64_t pos, int64_t lenient_end, int64_t lenient_next,
+                        tk_scan_result *res);
+/* The first sound batch (header parses, CRC passes) starting in [from,
+** limit - 61] and ending by limit, with baseOffset >= min_base and its last
+** offset < max_next (-1: any): 1 with *at and *h, 0 when there is none, or
+** an error. How a reader or recovery finds its feet again after a batch
+** whose header cannot be trusted. */
+int tk_seg_resync(tk_segment *g, int64_t from, int64_t limit, int64_t min_base, int64_t max_next,
+                  int64_t *at, tk_batch_hdr *h);
 
 /* ---- partitions (partition.c) ---------------------------------------- */
 /* fsync a directory so a file created or renamed in it survives power loss. */

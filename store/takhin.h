@@ -124,6 +124,15 @@ typedef struct takhin_recovery_info {
   int64_t bytes_truncated;     /* torn/corrupt tail bytes removed */
   int64_t segments_truncated;  /* segments that lost a tail */
   int64_t files_removed;       /* stray files tidied away */
+  /* Batches in indexed data that fail their CRC or whose offsets do not
+  ** follow their neighbours' (bit rot): kept in place, never truncated; a
+  ** read of their offsets gives TAKHIN_ECORRUPT naming file and byte, the
+  ** records around them read as before. first_damage says where the first
+  ** one is ("topic-0/00000000000000000000.log: damaged batch at byte N
+  ** (offsets A-B): why"), "" when none. Recovery walks only each segment's
+  ** last index stretch, so damage elsewhere is found by the reads. */
+  int64_t batches_damaged;
+  char first_damage[512];
 } takhin_recovery_info;
 int takhin_recovery(takhin_store *s, takhin_recovery_info *out);
 
