@@ -42,6 +42,12 @@ struct takhin_cursor {
   ** the index entry or segment start the walk began at, says comes next.
   ** The CRC does not cover baseOffset; this is what does. */
   int64_t chain;
+  /* A dense segment's batches before the offset wanted are stepped over on
+  ** the chain's word, without their CRC: pend_at is the last one (-1 none)
+  ** and pend_chain the chain before it. When the batch after it looks
+  ** wrong, that one is checked first (force_at): its own length or
+  ** lastOffsetDelta may be what is damaged. */
+  int64_t pend_at, pend_chain, force_at;
   int64_t buf_pos;         /* file position of win[0] */
   size_t consumed;         /* bytes of the window already walked */
   const uint8_t *win;      /* the window: into the segment's mapping, or buf */
@@ -224,6 +230,7 @@ static int locate(takhin_cursor *c) {
   c->seg_end = end;
   c->buf_pos = pos;
   c->chain = c->entry_offset >= 0 ? c->entry_offset : c->seg->base_offset;
+  c->pend_at = c->force_at = -1;
   return TAKHIN_OK;
 }
 
@@ -235,6 +242,7 @@ static void restart_at(takhin_cursor *c, int64_t pos, int64_t chain, int64_t ent
   c->buf_pos = pos;
   c->chain = chain;
   c->entry_offset = entry_offset;
+  c->pend_at = -1;
 }
 
 /* The batch at `at` (total bytes) passed its CRC before: remember it, and
@@ -256,7 +264,7 @@ static void note_verified(takhin_cursor *c, int64_t at, int64_t total) {
 ** its CRC from `from` on. If c->next lies beyond them, go on reading from
 ** that batch (1); otherwise ECORRUPT naming the file and byte, the window
 ** staying on the damaged batch so a retry fails the same way. */
-static int damaged(takhin_cursor *c, int64_t at, int64_t from, const char *why) {
+static int damaged(takhin_cursor *c, int64_t at, int64_t from, int64_t claimed_last, const char *why) {
   int64_t n_at = -1;
   tk_batch_hdr nh;
   int found = tk_seg_resync(c->seg, from, c->seg_end, c->chain + 1, c->seg_next, &n_at, &nh);
@@ -264,7 +272,10 @@ static int damaged(takhin_cursor *c, int64_t at, int64_t from, const char *why) 
   int64_t hi = found ? nh.base_offset - 1 : c->seg_next - 1;
   if (c->next > hi) {
     if (!found) return TAKHIN_END; /* this segment has nothing more for c->next */
-    restart_at(c, n_at, nh.base_offset, -1);
+    /* In a compacted segment the next batch must also lie past what a
+    ** sound damaged batch claims: when two overlap, neither is served. */
+    restart_at(c, n_at, claimed_last >= nh.base_offset && claimed_last < c->seg_next && c->seg->records >= 0
+                        ? claimed_last + 1 : nh.base_offset, -1);
     return 1;
   }
   char path[TK_PATH_MAX];
@@ -328,7 +339,13 @@ static int next_batch(takhin_cursor *c) {
       else if (rc) return rc;
       p = c->win + c->consumed;
     }
-    if (!why) {
+    int dense = c->seg->records < 0; /* set before the segment was published, never after */
+    int64_t last = why ? 0 : c->hdr.base_offset + c->hdr.last_offset_delta;
+    /* In a dense segment the chain catches a batch stepped over whose
+    ** header lies (see pend_at); a compacted one has gaps, so its batches
+    ** are all checked. */
+    int skipping = !why && dense && last < c->next && at != c->force_at;
+    if (!why && !skipping) {
       /* Random reads come back to the same batches: checking them once per
       ** segment version is enough (segment files never change in place). */
       crc_ok = (c->seg == c->verified_seg && at >= c->verified_lo && at + total <= c->verified_hi) ||
@@ -336,11 +353,31 @@ static int next_batch(takhin_cursor *c) {
       if (!crc_ok) why = "CRC mismatch";
       else note_verified(c, at, total);
     }
-    int dense = c->seg->records < 0; /* set before the segment was published, never after */
-    int64_t last = why ? 0 : c->hdr.base_offset + c->hdr.last_offset_delta;
     if (!why && (dense ? c->hdr.base_offset != c->chain : c->hdr.base_offset < c->chain))
       why = "baseOffset does not follow the batch before it";
     if (!why && last >= c->seg_next) why = "its offsets run past the segment's end";
+    if (!why && !dense && at + total + TK_BATCH_HEADER_SIZE <= c->seg_end) {
+      /* A compacted segment has gaps between batches, so the chain only
+      ** bounds baseOffset from below: the next batch must bound it from
+      ** above. If the two overlap, either may be the damaged one. */
+      rc = window(c, (size_t)total + TK_BATCH_HEADER_SIZE);
+      if (rc == TK_RELOCATE) {
+        drop_segment(c);
+        continue;
+      }
+      if (rc) return rc;
+      p = c->win + c->consumed;
+      tk_batch_hdr nh;
+      if (tk_batch_parse_header(p + total, TK_BATCH_HEADER_SIZE, &nh) == TAKHIN_OK && nh.base_offset <= last)
+        why = "its offsets overlap the next batch's";
+    }
+    if (why && c->pend_at >= 0 && c->pend_at < at) {
+      /* The batch stepped over before this one may be the damaged one. */
+      int64_t pa = c->pend_at;
+      restart_at(c, pa, c->pend_chain, -1);
+      c->force_at = pa;
+      continue;
+    }
     if (c->entry_offset >= 0) {
       /* The first batch after an index lookup must be the one the entry
       ** names. If not, either the catalog row is wrong (edited or stale)
@@ -363,7 +400,9 @@ static int next_batch(takhin_cursor *c) {
     if (why) {
       /* A sound batch with a wrong baseOffset ends where its length says;
       ** otherwise look for the next sound batch from the next byte on. */
-      rc = damaged(c, at, crc_ok ? at + total : at + 1, why);
+      if (skipping) crc_ok = tk_batch_crc_ok(p, &c->hdr);
+      rc = damaged(c, at, crc_ok ? at + total : at + 1, crc_ok ? c->hdr.base_offset + c->hdr.last_offset_delta : -1,
+                   why);
       if (rc == 1) continue;
       if (rc == TK_RELOCATE || rc == TAKHIN_END) {
         if (rc == TAKHIN_END && c->next < c->seg_next) c->next = c->seg_next;
@@ -373,6 +412,9 @@ static int next_batch(takhin_cursor *c) {
       return rc;
     }
     c->consumed += (size_t)total;
+    if (skipping) c->pend_at = at, c->pend_chain = c->chain;
+    else c->pend_at = -1;
+    if (at == c->force_at) c->force_at = -1;
     c->chain = last + 1;
     if (last < c->next) continue; /* before our offset */
     if (c->hdr.attributes & TK_ATTR_CONTROL) { /* transaction markers carry no data */

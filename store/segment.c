@@ -372,6 +372,10 @@ static int walk_checked(tk_segment *g, int fd, const char *path, int64_t pos, in
     }
     if (!why && (dense ? h.base_offset != expect : h.base_offset < expect))
       why = "baseOffset does not follow the previous batch";
+    /* A dense segment's chain pins every batch; a compacted one's only
+    ** bounds it from below, and the catalog's end bounds it from above. */
+    if (!why && !dense && h.base_offset + h.last_offset_delta >= end_next)
+      why = "offsets run past the segment's end";
     if (!why) {
       if ((rc = note_locked(g, pos, &h))) return rc;
       expect = g->next_offset;
