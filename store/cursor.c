@@ -274,7 +274,7 @@ static int damaged(takhin_cursor *c, int64_t at, int64_t from, int64_t claimed_l
     if (!found) return TAKHIN_END; /* this segment has nothing more for c->next */
     /* In a compacted segment the next batch must also lie past what a
     ** sound damaged batch claims: when two overlap, neither is served. */
-    restart_at(c, n_at, claimed_last >= nh.base_offset && claimed_last < c->seg_next && c->seg->records >= 0
+    restart_at(c, n_at, claimed_last >= nh.base_offset && claimed_last < c->seg_next && !tk_seg_dense(c->seg)
                         ? claimed_last + 1 : nh.base_offset, -1);
     return 1;
   }
@@ -339,7 +339,7 @@ static int next_batch(takhin_cursor *c) {
       else if (rc) return rc;
       p = c->win + c->consumed;
     }
-    int dense = c->seg->records < 0; /* set before the segment was published, never after */
+    int dense = tk_seg_dense(c->seg);
     int64_t last = why ? 0 : c->hdr.base_offset + c->hdr.last_offset_delta;
     /* In a dense segment the chain catches a batch stepped over whose
     ** header lies (see pend_at); a compacted one has gaps, so its batches

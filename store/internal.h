@@ -95,6 +95,10 @@ typedef struct tk_segment {
   int sealed;
   int64_t created_ms;
   int64_t records; /* records in the file after compaction; -1 = dense (next - base) */
+  /* A scan found offsets skipped between batches of a file loaded without
+  ** its catalog row (a compacted file): not dense after all. Set before
+  ** the segment's batches are visible; read without a lock. */
+  atomic_int gaps;
   /* sparse index (meta_lock for the array; persisted tracks the catalog) */
   tk_index_entry *idx;
   size_t idx_n, idx_cap, idx_persisted;
@@ -114,6 +118,13 @@ typedef struct tk_segment {
   size_t map_len;
   int map_failed;
 } tk_segment;
+
+/* Every offset from base to next is in some batch: each batch starts right
+** after the one before, which is what checks a batch's baseOffset (the CRC
+** does not cover it). Otherwise batches only have to follow one another. */
+static inline int tk_seg_dense(tk_segment *g) {
+  return g->records < 0 && !atomic_load_explicit(&g->gaps, memory_order_relaxed);
+}
 
 /* Allocate an empty segment (refs = 1). NULL on out of memory. */
 tk_segment *tk_seg_new(tk_partition *p, int64_t base, int64_t created_ms);

@@ -37,6 +37,7 @@ tk_segment *tk_seg_new(tk_partition *p, int64_t base, int64_t created_ms) {
   g->fd = -1;
   atomic_init(&g->refs, 1);
   atomic_init(&g->map, NULL);
+  atomic_init(&g->gaps, 0);
   return g;
 }
 
@@ -351,7 +352,7 @@ static int note_damaged_locked(tk_segment *g, int64_t pos, int64_t end, int64_t 
 static int walk_checked(tk_segment *g, int fd, const char *path, int64_t pos, int64_t end, int64_t end_next,
                         tk_scan_result *res, tk_buf *buf) {
   const int64_t start = pos;
-  int dense = g->records < 0;
+  int dense = tk_seg_dense(g);
   int64_t expect = g->next_offset;
   int rc = TAKHIN_OK;
   while (pos < end) {
@@ -431,7 +432,7 @@ int tk_seg_scan_indexed(tk_segment *g, int64_t pos, int64_t lenient_end, int64_t
   }
   res->file_size = st.st_size;
   if (lenient_end > st.st_size) lenient_end = st.st_size;
-  int dense = g->records < 0;
+  int dense = tk_seg_dense(g);
   /* Where zone 1 starts, to walk it again batch by batch if it disagrees. */
   int64_t pos0 = pos, next0 = g->next_offset, size0 = g->size, max_ts0 = g->max_ts, lip0 = g->last_idx_pos;
   size_t idx_n0 = g->idx_n, persisted0 = g->idx_persisted;
@@ -511,17 +512,35 @@ int tk_seg_scan_indexed(tk_segment *g, int64_t pos, int64_t lenient_end, int64_t
   }
   /* Zone 2: the unindexed tail. Every batch must be complete, pass its CRC
   ** and decode; the first that does not marks the end of good data. */
+  int whole_file = pos == 0;
+  int64_t file_records = 0;
   while (pos < st.st_size) {
     tk_batch_hdr h;
     int ok = batch_ok_at(fd, path, pos, st.st_size, 1, &h, &buf, dctx, &scratch);
     if (ok < 0) rc = ok;
     if (ok <= 0) break;
     if (h.base_offset < expect) break; /* offsets only grow */
+    if (h.base_offset > expect && tk_seg_dense(g)) {
+      /* Our writer never skips an offset: after batches of a dense segment
+      ** this one does not belong here. A whole file read without its
+      ** catalog row may be compacted: it just is not dense. */
+      if (!whole_file) break;
+      atomic_store_explicit(&g->gaps, 1, memory_order_relaxed);
+    }
+    file_records += h.records_count;
     if ((rc = note_locked(g, pos, &h))) break;
     expect = g->next_offset;
     pos += tk_batch_total(&h);
     if (!must_pass) res->recovered++;
     must_pass = 0;
+  }
+  if (whole_file && atomic_load_explicit(&g->gaps, memory_order_relaxed) && g->records < 0) {
+    /* Recorded as compacted (records = what the file holds), so the next
+    ** open treats it so from its catalog row alone. */
+    pthread_rwlock_wrlock(&g->part->meta_lock);
+    g->records = file_records;
+    g->cat_dirty = 1;
+    pthread_rwlock_unlock(&g->part->meta_lock);
   }
 out:
   res->good_end = pos;

@@ -642,3 +642,32 @@ Test(damage, compacted_segment, .timeout = 600) {
 Test(damage, compacted_segment_zstd, .timeout = 600) {
   campaign("dmg_compacted_z", "zstd", 3000, 1, 120, 1, sealed_targets, 2);
 }
+
+/* A compacted topic's files opened without their catalog rows (all segment
+** and index rows deleted): each file is adopted whole, its batches with
+** gaps between them, and must read back exactly as before: the gaps mark
+** the files as not dense, so readers do not take them for damage. */
+Test(damage, compacted_files_without_rows) {
+  fixture f;
+  build(&f, "dmg_rowless", "none", 6000, 1, 120);
+  sqlite3 *h;
+  cr_assert_eq(sqlite3_open_v2(f.db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_exec(h, "DELETE FROM takhin_cat_index; DELETE FROM takhin_cat_segment;", NULL, NULL, NULL),
+               SQLITE_OK, "%s", sqlite3_errmsg(h));
+  sqlite3_close(h);
+  for (int round = 0; round < 2; round++) {
+    takhin_store *s = open_ok(f.db, "rowless");
+    takhin_recovery_info ri;
+    cr_assert_eq(takhin_recovery(s, &ri), TAKHIN_OK);
+    cr_assert_eq(ri.bytes_truncated, 0);
+    cr_assert_eq(ri.batches_damaged, 0, "round %d: %s", round, ri.first_damage);
+    takhin_partition_info pi;
+    cr_assert_eq(takhin_partition_info_get(s, TOPIC, 0, &pi), TAKHIN_OK);
+    cr_assert_eq(pi.high_watermark, f.md.hwm);
+    expect e = {.lo = -1, .hi = -1, .zlo = -1, .zhi = -1};
+    check_gets(s, &f.md, &e, "rowless");
+    check_seq(s, &f.md, "none", &e, "rowless");
+    cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  }
+  snap_free(&f.sn);
+}
