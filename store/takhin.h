@@ -130,7 +130,10 @@ typedef struct takhin_recovery_info {
   ** records around them read as before. first_damage says where the first
   ** one is ("topic-0/00000000000000000000.log: damaged batch at byte N
   ** (offsets A-B): why"), "" when none. Recovery walks only each segment's
-  ** last index stretch, so damage elsewhere is found by the reads. */
+  ** last index stretch, so damage elsewhere is found by the reads. In a
+  ** compacted segment (gaps between batches) a baseOffset that overlaps a
+  ** neighbour's offsets makes both read as ECORRUPT, and one that stays
+  ** inside its gap cannot be detected at all. */
   int64_t batches_damaged;
   char first_damage[512];
 } takhin_recovery_info;
