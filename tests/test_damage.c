@@ -516,6 +516,20 @@ static void run_attack(fixture *f, int64_t seg_base, const span *d, const span *
     }
     cr_assert_eq(takhin_close(s), TAKHIN_OK, "%s: %s", ctx, takhin_errmsg());
   }
+  if (!strcmp(a->field, "baseOffset") || !strcmp(a->field, "batchLength") || !strcmp(a->field, "lastOffsetDelta")) {
+    /* A read-only handle recovers the same way, without writing. */
+    takhin_options o;
+    takhin_options_init(&o);
+    o.read_only = 1;
+    takhin_store *s = NULL;
+    int rc = takhin_open(f->db, &o, &s);
+    cr_assert_eq(rc, TAKHIN_OK, "%s: read-only open: %s", ctx, takhin_errmsg());
+    takhin_partition_info pi;
+    cr_assert_eq(takhin_partition_info_get(s, TOPIC, 0, &pi), TAKHIN_OK);
+    cr_assert_eq(pi.high_watermark, md.hwm, "%s: read-only high watermark %lld", ctx, (long long)pi.high_watermark);
+    check_gets(s, &md, &e, ctx);
+    cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  }
   if (outcome == 1) t->corrupt_reads++;
   else if (outcome == 0) t->intact_reads++;
   else if (outcome == 2) t->undetectable++;
