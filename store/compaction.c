@@ -209,8 +209,16 @@ int tk_key_catch_up(tk_partition *p) {
   rc = takhin_cursor_seek(c, from, 0, 0);
   pthread_mutex_lock(&s->cat_lock);
   if (!rc) rc = tk_cat_begin(s);
-  while (!rc && (rc = takhin_cursor_next(c, &m)) == TAKHIN_OK)
-    if (m.key) rc = tk_key_write(s, id, p->id, m.key, m.key_len, m.offset, m.value == NULL);
+  while (!rc && (rc = takhin_cursor_next(c, &m)) != TAKHIN_END) {
+    int64_t past = rc == TAKHIN_ECORRUPT ? tk_cursor_past_damage(c) : -1;
+    if (past > 0) {
+      /* A damaged batch's keys cannot be read (recovery and reads report
+      ** it): index the others rather than refuse to open the store. */
+      rc = takhin_cursor_seek(c, past < hwm ? past : hwm, 0, 0);
+      continue;
+    }
+    if (!rc && m.key) rc = tk_key_write(s, id, p->id, m.key, m.key_len, m.offset, m.value == NULL);
+  }
   if (rc == TAKHIN_END) rc = TAKHIN_OK;
   if (!rc) rc = tk_key_set_upto(s, id, p->id, hwm);
   if (!rc) rc = tk_cat_commit(s);

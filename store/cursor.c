@@ -48,6 +48,7 @@ struct takhin_cursor {
   ** wrong, that one is checked first (force_at): its own length or
   ** lastOffsetDelta may be what is damaged. */
   int64_t pend_at, pend_chain, force_at;
+  int64_t past_damage; /* after ECORRUPT for a damaged batch: the offset after it; else -1 */
   int64_t buf_pos;         /* file position of win[0] */
   size_t consumed;         /* bytes of the window already walked */
   const uint8_t *win;      /* the window: into the segment's mapping, or buf */
@@ -280,6 +281,7 @@ static int damaged(takhin_cursor *c, int64_t at, int64_t from, int64_t claimed_l
   }
   char path[TK_PATH_MAX];
   tk_seg_path(c->seg, path, sizeof path);
+  c->past_damage = hi + 1;
   return tk_err(TAKHIN_ECORRUPT, "%s: damaged batch at byte %lld (offsets %lld-%lld): %s", path, (long long)at,
                 (long long)c->chain, (long long)hi, why);
 }
@@ -442,10 +444,13 @@ static int next_batch(takhin_cursor *c) {
   }
 }
 
+int64_t tk_cursor_past_damage(const takhin_cursor *c) { return c->past_damage; }
+
 int takhin_cursor_next(takhin_cursor *c, takhin_message *m) {
   if (!c || !m) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_next: NULL argument");
   int rc = check_alive(c);
   if (rc) return rc;
+  c->past_damage = -1;
   if (c->left_records == 0) return TAKHIN_END;
   /* Records of the batch in hand are visible already: the high watermark
   ** and log start (one read lock) are consulted only for another batch. */

@@ -260,6 +260,9 @@ tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_
                            int64_t *hwm, int64_t *seg_next, int *sealed, int64_t *entry_offset);
 /* A cursor on a partition already in hand (no lookup by name). */
 int tk_cursor_open_part(takhin_store *s, tk_topic *t, tk_partition *p, takhin_cursor **out);
+/* After takhin_cursor_next gave ECORRUPT for a damaged batch: the first
+** offset after the offsets it makes unreadable, to seek to; else -1. */
+int64_t tk_cursor_past_damage(const takhin_cursor *c);
 /* Latest offset of key in the key index (persisting pending rows first).
 ** ENOTFOUND when none; *tombstone says whether it is a tombstone. */
 int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone);
