@@ -423,11 +423,18 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   }
   n->sealed = 1;
   size_t ki = 0;
-  int64_t kept = 0;
+  int64_t kept = 0, chain = g->base_offset;
   for (int64_t pos = 0; pos < size && !rc;) {
     tk_batch_hdr h;
     int parsed = tk_batch_parse_header(in + pos, (size_t)(size - pos), &h) == TAKHIN_OK &&
                  tk_batch_total(&h) <= size - pos;
+    /* The CRC does not cover baseOffset: one that does not follow the batch
+    ** before it is damage, which a rewrite under a new CRC would make look
+    ** sound (or drop the batch's records as superseded). */
+    if (parsed && ((tk_seg_dense(g) ? h.base_offset != chain : h.base_offset < chain) ||
+                   h.base_offset + h.last_offset_delta >= g->next_offset))
+      parsed = 0;
+    if (parsed) chain = h.base_offset + h.last_offset_delta + 1;
     /* A batch whose every offset survives is copied as it is, unread: its
     ** bytes and CRC travel unchanged, so damage stays detectable. Any other
     ** batch is checked before its records are re-sealed under a new CRC. */
