@@ -28,7 +28,12 @@
 ** whose batches have gaps between them.
 **
 ** Each case prints one line: attacks tried, how the damaged batch read
-** (ECORRUPT / intact), and how many open reported.
+** (ECORRUPT / intact / undetectable), and how many open reported.
+**
+** Then what else reads segment files: a compacted topic's files adopted
+** without catalog rows (gaps between batches are not damage), the key
+** index catch-up on open over a damaged batch (the store must open), and
+** compaction over a damaged baseOffset (it must not rewrite the batch).
 */
 #include <criterion/criterion.h>
 #include <dirent.h>
