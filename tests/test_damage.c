@@ -537,7 +537,7 @@ static void run_attack(fixture *f, int64_t seg_base, const span *d, const span *
   }
   if (outcome == 1) t->corrupt_reads++;
   else if (outcome == 0) t->intact_reads++;
-  else if (outcome == 2) t->undetectable++;
+  else if (outcome == 2) t->undetectable++, fprintf(stderr, "damage: undetectable by the format: %s\n", ctx);
 }
 
 static const attack fields[] = {
@@ -548,14 +548,15 @@ static const attack fields[] = {
     {"recordsCount", 57, 4, 0, 0},
 };
 
-/* Every field at bits 0, 1, 4, the middle, the top two; then record bytes
+/* Every field at bits 0, 1, 4, the middle, the top byte's lowest, the top
+** two (each once, in increasing order); then record bytes
 ** (first, middle, last) at bits 0 and 7. */
 static void attack_batch(fixture *f, int64_t seg_base, const span *d, const span *prev, const span *next,
                          tally *t) {
   for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
     const attack *a = &fields[i];
     int nbits = a->width * 8;
-    int bits[] = {0, 1, 4, nbits / 2, nbits - 2, nbits - 1};
+    int bits[] = {0, 1, 4, nbits / 2, nbits - 8, nbits - 2, nbits - 1}; /* 24 of 32: the case */
     for (size_t k = 0; k < sizeof bits / sizeof *bits; k++) {
       if (k && bits[k] <= bits[k - 1]) continue;
       attack x = *a;
