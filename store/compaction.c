@@ -209,8 +209,16 @@ int tk_key_catch_up(tk_partition *p) {
   rc = takhin_cursor_seek(c, from, 0, 0);
   pthread_mutex_lock(&s->cat_lock);
   if (!rc) rc = tk_cat_begin(s);
-  while (!rc && (rc = takhin_cursor_next(c, &m)) == TAKHIN_OK)
-    if (m.key) rc = tk_key_write(s, id, p->id, m.key, m.key_len, m.offset, m.value == NULL);
+  while (!rc && (rc = takhin_cursor_next(c, &m)) != TAKHIN_END) {
+    int64_t past = rc == TAKHIN_ECORRUPT ? tk_cursor_past_damage(c) : -1;
+    if (past > 0) {
+      /* A damaged batch's keys cannot be read (recovery and reads report
+      ** it): index the others rather than refuse to open the store. */
+      rc = takhin_cursor_seek(c, past < hwm ? past : hwm, 0, 0);
+      continue;
+    }
+    if (!rc && m.key) rc = tk_key_write(s, id, p->id, m.key, m.key_len, m.offset, m.value == NULL);
+  }
   if (rc == TAKHIN_END) rc = TAKHIN_OK;
   if (!rc) rc = tk_key_set_upto(s, id, p->id, hwm);
   if (!rc) rc = tk_cat_commit(s);
@@ -417,11 +425,18 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   /* n describes the file open at out, whatever its path names later. */
   tk_seg_bind(n, out);
   size_t ki = 0;
-  int64_t kept = 0;
+  int64_t kept = 0, chain = g->base_offset;
   for (int64_t pos = 0; pos < size && !rc;) {
     tk_batch_hdr h;
     int parsed = tk_batch_parse_header(in + pos, (size_t)(size - pos), &h) == TAKHIN_OK &&
                  tk_batch_total(&h) <= size - pos;
+    /* The CRC does not cover baseOffset: one that does not follow the batch
+    ** before it is damage, which a rewrite under a new CRC would make look
+    ** sound (or drop the batch's records as superseded). */
+    if (parsed && ((tk_seg_dense(g) ? h.base_offset != chain : h.base_offset < chain) ||
+                   h.base_offset + h.last_offset_delta >= g->next_offset))
+      parsed = 0;
+    if (parsed) chain = h.base_offset + h.last_offset_delta + 1;
     /* A batch whose every offset survives is copied as it is, unread: its
     ** bytes and CRC travel unchanged, so damage stays detectable. Any other
     ** batch is checked before its records are re-sealed under a new CRC. */

@@ -37,10 +37,22 @@ struct takhin_cursor {
   int64_t seg_next;        /* one past seg's last offset */
   int seg_sealed;
   int64_t entry_offset;    /* offset the index entry we started from names; -1 none */
-  tk_segment *verified_seg; /* the last batch whose CRC was checked (ref held) */
   tk_segment *retired_seg; /* the last segment found retired (ref held) */
   int retired_waits;       /* ... and how often in a row */
-  int64_t verified_pos;
+  tk_segment *verified_seg; /* the run of batches whose CRC was checked (ref held) */
+  int64_t verified_lo, verified_hi; /* ... its byte range [lo, hi) */
+  /* The batch at the window's position must have baseOffset chain (dense
+  ** segments) or at least chain (compacted): what the batch before it, or
+  ** the index entry or segment start the walk began at, says comes next.
+  ** The CRC does not cover baseOffset; this is what does. */
+  int64_t chain;
+  /* A dense segment's batches before the offset wanted are stepped over on
+  ** the chain's word, without their CRC: pend_at is the last one (-1 none)
+  ** and pend_chain the chain before it. When the batch after it looks
+  ** wrong, that one is checked first (force_at): its own length or
+  ** lastOffsetDelta may be what is damaged. */
+  int64_t pend_at, pend_chain, force_at;
+  int64_t past_damage; /* after ECORRUPT for a damaged batch: the offset after it; else -1 */
   int64_t buf_pos;         /* file position of win[0] */
   size_t consumed;         /* bytes of the window already walked */
   const uint8_t *win;      /* the window: into the segment's mapping, or buf */
@@ -223,6 +235,8 @@ static int locate(takhin_cursor *c) {
   if (!c->seg) return TAKHIN_END;
   c->seg_end = end;
   c->buf_pos = pos;
+  c->chain = c->entry_offset >= 0 ? c->entry_offset : c->seg->base_offset;
+  c->pend_at = c->force_at = -1;
   return TAKHIN_OK;
 }
 
@@ -268,7 +282,61 @@ static int retired(takhin_cursor *c) {
   return TAKHIN_OK;
 }
 
-/* Load the next batch that holds offsets >= c->next into hdr/rec. */
+/* Start reading the segment again at pos, where a batch with baseOffset
+** chain must be (entry_offset: chain is an index entry's claim, to check). */
+static void restart_at(takhin_cursor *c, int64_t pos, int64_t chain, int64_t entry_offset) {
+  c->buf.len = c->win_len = c->consumed = 0;
+  c->win = NULL;
+  c->buf_pos = pos;
+  c->chain = chain;
+  c->entry_offset = entry_offset;
+  c->pend_at = -1;
+}
+
+/* The batch at `at` (total bytes) passed its CRC before: remember it, and
+** the run of checked batches it extends. */
+static void note_verified(takhin_cursor *c, int64_t at, int64_t total) {
+  if (c->verified_seg != c->seg) {
+    if (c->verified_seg) tk_seg_unref(c->verified_seg);
+    tk_seg_ref(c->seg); /* held so the pointer cannot be reused by a new segment */
+    c->verified_seg = c->seg;
+    c->verified_lo = c->verified_hi = at;
+  }
+  if (at == c->verified_hi) c->verified_hi = at + total;
+  else if (at + total == c->verified_lo) c->verified_lo = at;
+  else if (at < c->verified_lo || at >= c->verified_hi) c->verified_lo = at, c->verified_hi = at + total;
+}
+
+/* The batch at `at` is damaged (why): its header cannot be trusted. Its
+** offsets run from c->chain to just before the next sound batch, found by
+** its CRC from `from` on. If c->next lies beyond them, go on reading from
+** that batch (1); otherwise ECORRUPT naming the file and byte, the window
+** staying on the damaged batch so a retry fails the same way. */
+static int damaged(takhin_cursor *c, int64_t at, int64_t from, int64_t claimed_last, const char *why) {
+  int64_t n_at = -1;
+  tk_batch_hdr nh;
+  int found = tk_seg_resync(c->seg, from, c->seg_end, c->chain + 1, c->seg_next, &n_at, &nh);
+  if (found < 0) return found == TAKHIN_ERANGE ? TK_RELOCATE : found;
+  int64_t hi = found ? nh.base_offset - 1 : c->seg_next - 1;
+  if (c->next > hi) {
+    if (!found) return TAKHIN_END; /* this segment has nothing more for c->next */
+    /* In a compacted segment the next batch must also lie past what a
+    ** sound damaged batch claims: when two overlap, neither is served. */
+    restart_at(c, n_at, claimed_last >= nh.base_offset && claimed_last < c->seg_next && !tk_seg_dense(c->seg)
+                        ? claimed_last + 1 : nh.base_offset, -1);
+    return 1;
+  }
+  char path[TK_PATH_MAX];
+  tk_seg_path(c->seg, path, sizeof path);
+  c->past_damage = hi + 1;
+  return tk_err(TAKHIN_ECORRUPT, "%s: damaged batch at byte %lld (offsets %lld-%lld): %s", path, (long long)at,
+                (long long)c->chain, (long long)hi, why);
+}
+
+/* Load the next batch that holds offsets >= c->next into hdr/rec. Every
+** batch walked over is checked (CRC, and that its baseOffset follows the
+** batch before it), so damage is found where it is, and skipped when the
+** offsets wanted lie beyond it. */
 static int next_batch(takhin_cursor *c) {
   c->in_batch = 0;
   for (;;) {
@@ -303,58 +371,107 @@ static int next_batch(takhin_cursor *c) {
     }
     if (rc) return rc;
     const uint8_t *p = c->win + c->consumed;
-    char path[TK_PATH_MAX];
-    int parsed = tk_batch_parse_header(p, c->win_len - c->consumed, &c->hdr) == TAKHIN_OK;
-    if (c->entry_offset >= 0) {
-      /* The first batch after an index lookup must be the one the entry
-      ** names; if not, the catalog row is wrong (edited or stale): read
-      ** this segment from its start instead of trusting it. */
-      int64_t named = c->entry_offset;
-      c->entry_offset = -1;
-      if (!parsed || c->hdr.base_offset != named) {
-        c->buf.len = c->win_len = c->consumed = 0;
-        c->buf_pos = 0;
-        continue;
-      }
-    }
-    if (!parsed) {
-      tk_seg_path(c->seg, path, sizeof path);
-      return tk_err(TAKHIN_ECORRUPT, "%s: bad batch header at byte %lld", path,
-                    (long long)(c->buf_pos + (int64_t)c->consumed));
-    }
-    int64_t total = tk_batch_total(&c->hdr);
-    if ((rc = window(c, (size_t)total))) {
+    int64_t at = c->buf_pos + (int64_t)c->consumed;
+    const char *why = NULL;
+    int64_t total = 0;
+    int crc_ok = 0;
+    if (tk_batch_parse_header(p, c->win_len - c->consumed, &c->hdr) != TAKHIN_OK) {
+      why = "bad batch header";
+    } else {
+      total = tk_batch_total(&c->hdr);
+      rc = window(c, (size_t)total);
       if (rc == TK_RELOCATE) {
         if ((rc = retired(c))) return rc;
         continue;
       }
-      if (rc != TAKHIN_END) return rc;
-      tk_seg_path(c->seg, path, sizeof path);
-      return tk_err(TAKHIN_ECORRUPT, "%s: batch at byte %lld runs past the segment end", path,
-                    (long long)(c->buf_pos + (int64_t)c->consumed));
+      if (rc == TAKHIN_END) why = "batch runs past the segment end";
+      else if (rc) return rc;
+      p = c->win + c->consumed;
     }
-    p = c->win + c->consumed;
-    int64_t at = c->buf_pos + (int64_t)c->consumed;
+    int dense = tk_seg_dense(c->seg);
+    int64_t last = why ? 0 : c->hdr.base_offset + c->hdr.last_offset_delta;
+    /* In a dense segment the chain catches a batch stepped over whose
+    ** header lies (see pend_at); a compacted one has gaps, so its batches
+    ** are all checked. */
+    int skipping = !why && dense && last < c->next && at != c->force_at;
+    if (!why && !skipping) {
+      /* Random reads come back to the same batches: checking them once per
+      ** segment version is enough (segment files never change in place). */
+      crc_ok = (c->seg == c->verified_seg && at >= c->verified_lo && at + total <= c->verified_hi) ||
+               tk_batch_crc_ok(p, &c->hdr);
+      if (!crc_ok) why = "CRC mismatch";
+      else note_verified(c, at, total);
+    }
+    if (!why && (dense ? c->hdr.base_offset != c->chain : c->hdr.base_offset < c->chain))
+      why = "baseOffset does not follow the batch before it";
+    if (!why && last >= c->seg_next) why = "its offsets run past the segment's end";
+    if (!why && !dense && at + total + TK_BATCH_HEADER_SIZE <= c->seg_end) {
+      /* A compacted segment has gaps between batches, so the chain only
+      ** bounds baseOffset from below: the next batch must bound it from
+      ** above. If the two overlap, either may be the damaged one. */
+      rc = window(c, (size_t)total + TK_BATCH_HEADER_SIZE);
+      if (rc == TK_RELOCATE) {
+        if ((rc = retired(c))) return rc;
+        continue;
+      }
+      if (rc) return rc;
+      p = c->win + c->consumed;
+      tk_batch_hdr nh;
+      if (tk_batch_parse_header(p + total, TK_BATCH_HEADER_SIZE, &nh) == TAKHIN_OK && nh.base_offset <= last)
+        why = "its offsets overlap the next batch's";
+    }
+    if (why && c->pend_at >= 0 && c->pend_at < at) {
+      /* The batch stepped over before this one may be the damaged one. */
+      int64_t pa = c->pend_at;
+      restart_at(c, pa, c->pend_chain, -1);
+      c->force_at = pa;
+      continue;
+    }
+    if (c->entry_offset >= 0) {
+      /* The first batch after an index lookup must be the one the entry
+      ** names. If not, either the catalog row is wrong (edited or stale)
+      ** or the batch is damaged: walk from the entry before (or the
+      ** segment start), whose batches tell which. */
+      int64_t named = c->entry_offset;
+      c->entry_offset = -1;
+      if (why || c->hdr.base_offset != named) {
+        int64_t prev = -1, pos = 0;
+        if (named > c->seg->base_offset) {
+          pthread_rwlock_rdlock(&c->part->meta_lock);
+          pos = tk_seg_index_lookup(c->seg, named - 1, &prev);
+          pthread_rwlock_unlock(&c->part->meta_lock);
+        }
+        if (prev < 0 || pos >= at) pos = 0, prev = -1;
+        restart_at(c, pos, prev >= 0 ? prev : c->seg->base_offset, prev);
+        continue;
+      }
+    }
+    if (why) {
+      /* A sound batch with a wrong baseOffset ends where its length says;
+      ** otherwise look for the next sound batch from the next byte on. */
+      if (skipping) crc_ok = tk_batch_crc_ok(p, &c->hdr);
+      rc = damaged(c, at, crc_ok ? at + total : at + 1, crc_ok ? c->hdr.base_offset + c->hdr.last_offset_delta : -1,
+                   why);
+      if (rc == 1) continue;
+      if (rc == TK_RELOCATE) {
+        if ((rc = retired(c))) return rc;
+        continue;
+      }
+      if (rc == TAKHIN_END) {
+        if (c->next < c->seg_next) c->next = c->seg_next;
+        drop_segment(c);
+        continue;
+      }
+      return rc;
+    }
     c->consumed += (size_t)total;
-    if (c->hdr.base_offset + c->hdr.last_offset_delta < c->next) continue; /* before our offset */
-    /* Random reads come back to the same batch: checking it once per
-    ** segment version is enough (segment files never change in place). */
-    int verified = c->seg == c->verified_seg && at == c->verified_pos;
-    if (!verified && !tk_batch_crc_ok(p, &c->hdr)) {
-      tk_seg_path(c->seg, path, sizeof path);
-      c->consumed -= (size_t)total; /* stay on it: a retry fails the same way */
-      return tk_err(TAKHIN_ECORRUPT, "%s: CRC mismatch in the batch at byte %lld (offsets %lld-%lld)",
-                    path, (long long)at, (long long)c->hdr.base_offset,
-                    (long long)(c->hdr.base_offset + c->hdr.last_offset_delta));
-    }
-    if (c->verified_seg != c->seg) {
-      if (c->verified_seg) tk_seg_unref(c->verified_seg);
-      tk_seg_ref(c->seg); /* held so the pointer cannot be reused by a new segment */
-      c->verified_seg = c->seg;
-    }
-    c->verified_pos = at;
+    if (skipping) c->pend_at = at, c->pend_chain = c->chain;
+    else c->pend_at = -1;
+    if (at == c->force_at) c->force_at = -1;
+    c->chain = last + 1;
+    if (last < c->next) continue; /* before our offset */
     if (c->hdr.attributes & TK_ATTR_CONTROL) { /* transaction markers carry no data */
-      c->next = c->hdr.base_offset + c->hdr.last_offset_delta + 1;
+      c->next = last + 1;
       continue;
     }
     if ((c->hdr.attributes & TK_ATTR_CODEC_MASK) != TK_CODEC_NONE && !c->dctx &&
@@ -363,10 +480,13 @@ static int next_batch(takhin_cursor *c) {
     size_t len;
     rc = tk_batch_records(p, &c->hdr, c->dctx, &c->zbuf, TK_MAX_BATCH_BYTES, &c->rec, &len);
     if (rc) {
+      c->consumed -= (size_t)total; /* stay on it: a retry fails the same way */
+      c->chain = c->hdr.base_offset;
+      char path[TK_PATH_MAX];
       tk_seg_path(c->seg, path, sizeof path);
-      char why[256]; /* tk_err writes the buffer takhin_errmsg() reads: copy first */
-      snprintf(why, sizeof why, "%s", takhin_errmsg());
-      return tk_err(rc, "%s: batch at byte %lld: %s", path, (long long)at, why);
+      char why2[256]; /* tk_err writes the buffer takhin_errmsg() reads: copy first */
+      snprintf(why2, sizeof why2, "%s", takhin_errmsg());
+      return tk_err(rc, "%s: batch at byte %lld: %s", path, (long long)at, why2);
     }
     c->rec_end = c->rec + len;
     c->rec_left = c->hdr.records_count;
@@ -375,10 +495,13 @@ static int next_batch(takhin_cursor *c) {
   }
 }
 
+int64_t tk_cursor_past_damage(const takhin_cursor *c) { return c->past_damage; }
+
 int takhin_cursor_next(takhin_cursor *c, takhin_message *m) {
   if (!c || !m) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_next: NULL argument");
   int rc = check_alive(c);
   if (rc) return rc;
+  c->past_damage = -1;
   if (c->left_records == 0) return TAKHIN_END;
   /* Records of the batch in hand are visible already: the high watermark
   ** and log start (one read lock) are consulted only for another batch. */

@@ -95,6 +95,10 @@ typedef struct tk_segment {
   int sealed;
   int64_t created_ms;
   int64_t records; /* records in the file after compaction; -1 = dense (next - base) */
+  /* A scan found offsets skipped between batches of a file loaded without
+  ** its catalog row (a compacted file): not dense after all. Set before
+  ** the segment's batches are visible; read without a lock. */
+  atomic_int gaps;
   /* sparse index (meta_lock for the array; persisted tracks the catalog) */
   tk_index_entry *idx;
   size_t idx_n, idx_cap, idx_persisted;
@@ -122,6 +126,13 @@ typedef struct tk_segment {
   size_t map_len;
   int map_failed;
 } tk_segment;
+
+/* Every offset from base to next is in some batch: each batch starts right
+** after the one before, which is what checks a batch's baseOffset (the CRC
+** does not cover it). Otherwise batches only have to follow one another. */
+static inline int tk_seg_dense(tk_segment *g) {
+  return g->records < 0 && !atomic_load_explicit(&g->gaps, memory_order_relaxed);
+}
 
 /* Allocate an empty segment (refs = 1). NULL on out of memory. */
 tk_segment *tk_seg_new(tk_partition *p, int64_t base, int64_t created_ms);
@@ -159,9 +170,27 @@ typedef struct tk_scan_result {
   int64_t good_end;
   int64_t file_size;
   int64_t recovered; /* of those, batches past lenient_end (unknown to the catalog) */
-  int lenient_broke; /* a header in the indexed zone did not parse */
+  int lenient_broke; /* zone 1 disagreed and no catalog end was given to check it against */
+  /* damaged batches found in zone 1 (kept, read as ECORRUPT), and the first */
+  int64_t damaged;
+  int64_t damaged_pos, damaged_lo, damaged_hi;
+  const char *damaged_why; /* static string */
 } tk_scan_result;
 int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result *res);
+/* tk_seg_scan with the catalog's next offset for lenient_end: the walk of
+** zone 1 must end there. If it does not, zone 1 is walked again checking
+** every batch's CRC and that its offsets follow the previous batch's; a
+** batch that fails is damage, kept in place (never truncated) with the
+** offsets between its neighbours, and the catalog's end stands. */
+int tk_seg_scan_indexed(tk_segment *g, int64_t pos, int64_t lenient_end, int64_t lenient_next,
+                        tk_scan_result *res);
+/* The first sound batch (header parses, CRC passes) starting in [from,
+** limit - 61] and ending by limit, with baseOffset >= min_base and its last
+** offset < max_next (-1: any): 1 with *at and *h, 0 when there is none, or
+** an error. How a reader or recovery finds its feet again after a batch
+** whose header cannot be trusted. */
+int tk_seg_resync(tk_segment *g, int64_t from, int64_t limit, int64_t min_base, int64_t max_next,
+                  int64_t *at, tk_batch_hdr *h);
 
 /* ---- partitions (partition.c) ---------------------------------------- */
 /* fsync a directory so a file created or renamed in it survives power loss. */
@@ -252,6 +281,9 @@ tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_
                            int64_t *hwm, int64_t *seg_next, int *sealed, int64_t *entry_offset);
 /* A cursor on a partition already in hand (no lookup by name). */
 int tk_cursor_open_part(takhin_store *s, tk_topic *t, tk_partition *p, takhin_cursor **out);
+/* After takhin_cursor_next gave ECORRUPT for a damaged batch: the first
+** offset after the offsets it makes unreadable, to seek to; else -1. */
+int64_t tk_cursor_past_damage(const takhin_cursor *c);
 /* Latest offset of key in the key index (persisting pending rows first).
 ** ENOTFOUND when none; *tombstone says whether it is a tombstone. */
 int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone);

@@ -609,25 +609,23 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
   ** when it lies closer than TK_INDEX_INTERVAL to the previous entry. */
   g->last_idx_pos = INT64_MIN / 2;
   tk_scan_result sr;
-  rc = tk_seg_scan(g, pos, trusted, &sr);
+  /* Zone 1 must end where the catalog row says the segment ends: the
+  ** catalog's next offset pins the last batch's lastOffsetDelta. */
+  rc = tk_seg_scan_indexed(g, pos, trusted, trusted ? row->next : -1, &sr);
   if (rc) return rc;
-  if (sr.lenient_broke) {
-    /* A damaged header inside data the catalog vouches for: keep the
-    ** catalog's end and index rather than cut acknowledged records after it. */
-    if (g->idx_n < keep) g->idx_n = keep;
-    for (size_t k = 0; k < g->idx_n; k++)
-      g->idx[k].run_max = k && g->idx[k - 1].run_max > g->idx[k].max_ts ? g->idx[k - 1].run_max : g->idx[k].max_ts;
-    /* Whatever follows the catalog's end (tail batches, new appends) starts
-    ** a new index stretch: readers must not walk into the damage to reach it. */
-    g->last_idx_pos = INT64_MIN / 2;
-    g->size = row->size;
-    g->next_offset = row->next;
+  if (sr.damaged) {
+    /* Kept in place: its offsets read as ECORRUPT, the ones around it
+    ** as they were. Its timestamps are unknown; the catalog's stand. */
     if (row->max_ts > g->max_ts) g->max_ts = row->max_ts;
-    sr.good_end = row->size;
-    tk_scan_result sr2;
-    if ((rc = tk_seg_scan(g, row->size, 0, &sr2))) return rc;
-    sr.good_end = sr2.good_end;
-    sr.recovered += sr2.recovered;
+    if (rec->batches_damaged == 0) {
+      char path[TK_PATH_MAX];
+      tk_seg_path(g, path, sizeof path);
+      snprintf(rec->first_damage, sizeof rec->first_damage,
+               "%s-%d/%s: damaged batch at byte %lld (offsets %lld-%lld): %s", p->topic->name, (int)p->id,
+               strrchr(path, '/') + 1, (long long)sr.damaged_pos, (long long)sr.damaged_lo,
+               (long long)sr.damaged_hi, sr.damaged_why);
+    }
+    rec->batches_damaged += sr.damaged;
   }
   rec->batches_recovered += sr.recovered;
   if (sr.good_end < sr.file_size && !s->opt.read_only) {

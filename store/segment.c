@@ -37,6 +37,7 @@ tk_segment *tk_seg_new(tk_partition *p, int64_t base, int64_t created_ms) {
   g->fd = -1;
   atomic_init(&g->refs, 1);
   atomic_init(&g->map, NULL);
+  atomic_init(&g->gaps, 0);
   return g;
 }
 
@@ -304,7 +305,189 @@ static int note_locked(tk_segment *g, int64_t pos, const tk_batch_hdr *h) {
   return rc;
 }
 
+/* Read the batch at pos, which must end by limit, and check it: a header
+** that parses, the CRC and, when full, every record decoding. 1 when good
+** (h filled, its bytes in buf), 0 when not, or an error status. */
+static int batch_ok_at(int fd, const char *path, int64_t pos, int64_t limit, int full, tk_batch_hdr *h,
+                       tk_buf *buf, ZSTD_DCtx *dctx, tk_buf *scratch) {
+  uint8_t hb[TK_BATCH_HEADER_SIZE];
+  if (pos < 0 || limit - pos < TK_BATCH_HEADER_SIZE) return 0;
+  ssize_t r = pread(fd, hb, sizeof hb, pos);
+  if (r < 0) return tk_err_sys(errno, "read", path);
+  if (r != (ssize_t)sizeof hb || tk_batch_parse_header(hb, sizeof hb, h) != TAKHIN_OK) return 0;
+  int64_t total = tk_batch_total(h);
+  if (total > limit - pos || total > TK_MAX_BATCH_BYTES) return 0;
+  buf->len = 0;
+  if (tk_buf_reserve(buf, (size_t)total)) return tk_err(TAKHIN_ENOMEM, "out of memory reading %s", path);
+  r = pread(fd, buf->p, (size_t)total, pos);
+  if (r < 0) return tk_err_sys(errno, "read", path);
+  if (r != total || !tk_batch_crc_ok(buf->p, h)) return 0;
+  if (full && tk_batch_validate(buf->p, h, dctx, scratch, TK_MAX_BATCH_BYTES) != TAKHIN_OK) return 0;
+  return 1;
+}
+
+#define RESYNC_CHUNK (1 << 20)
+
+/* The scan behind tk_seg_resync, on an open descriptor. */
+static int resync_fd(int fd, const char *path, int64_t from, int64_t limit, int64_t min_base,
+                     int64_t max_next, int64_t *at, tk_batch_hdr *h) {
+  tk_buf chunk = {0}, one = {0};
+  int rc = 0;
+  for (int64_t q = from < 0 ? 0 : from; rc == 0 && limit - q >= TK_BATCH_HEADER_SIZE;) {
+    int64_t len = limit - q < RESYNC_CHUNK ? limit - q : RESYNC_CHUNK;
+    chunk.len = 0;
+    if (tk_buf_reserve(&chunk, (size_t)len)) {
+      rc = tk_err(TAKHIN_ENOMEM, "out of memory reading %s", path);
+      break;
+    }
+    ssize_t r = pread(fd, chunk.p, (size_t)len, q);
+    if (r < 0) {
+      rc = tk_err_sys(errno, "read", path);
+      break;
+    }
+    if (r < TK_BATCH_HEADER_SIZE) break; /* the file is shorter than limit */
+    int64_t i = 0;
+    for (; rc == 0 && i + TK_BATCH_HEADER_SIZE <= r; i++) {
+      /* The magic byte rules out almost every position before any parsing. */
+      if (chunk.p[i + 16] != TK_MAGIC) continue;
+      tk_batch_hdr c;
+      if (tk_batch_parse_header(chunk.p + i, TK_BATCH_HEADER_SIZE, &c) != TAKHIN_OK) continue;
+      if (c.base_offset < min_base || (max_next >= 0 && c.base_offset + c.last_offset_delta >= max_next))
+        continue;
+      int ok = batch_ok_at(fd, path, q + i, limit, 0, h, &one, NULL, NULL);
+      if (ok < 0) rc = ok;
+      else if (ok) *at = q + i, rc = 1;
+    }
+    if (rc) break;
+    q += i; /* the next chunk starts at the first position not tried */
+  }
+  tk_buf_free(&chunk);
+  tk_buf_free(&one);
+  return rc;
+}
+
+int tk_seg_resync(tk_segment *g, int64_t from, int64_t limit, int64_t min_base, int64_t max_next,
+                  int64_t *at, tk_batch_hdr *h) {
+  int fd, rc = tk_seg_fd_acquire(g, &fd);
+  if (rc) return rc;
+  char path[TK_PATH_MAX];
+  tk_seg_path(g, path, sizeof path);
+  rc = resync_fd(fd, path, from, limit, min_base, max_next, at, h);
+  tk_seg_fd_release(g);
+  return rc;
+}
+
+/* A damaged batch at pos whose offsets are [base, next): keep its place in
+** the segment without trusting its header. It gets the index entry it
+** would have had, naming the offset the batches around it prove it holds,
+** so a reader looking for the offsets after it does not start inside it
+** blindly and a reopen walks the same stretch again. meta_lock held. */
+static int note_damaged(tk_segment *g, int64_t pos, int64_t end, int64_t base, int64_t next) {
+  if (g->idx_n == 0 || pos - g->last_idx_pos >= TK_INDEX_INTERVAL) {
+    if (g->idx_n == g->idx_cap) {
+      size_t cap = g->idx_cap ? g->idx_cap * 2 : 16;
+      tk_index_entry *ni = realloc(g->idx, cap * sizeof *ni);
+      if (!ni) return tk_err(TAKHIN_ENOMEM, "out of memory growing the offset index");
+      g->idx = ni;
+      g->idx_cap = cap;
+    }
+    tk_index_entry *e = &g->idx[g->idx_n];
+    e->offset = base;
+    e->position = pos;
+    e->max_ts = -1; /* its timestamps are unknown; the batches after it raise it */
+    e->run_max = g->idx_n ? g->idx[g->idx_n - 1].run_max : -1;
+    g->idx_n++;
+    g->last_idx_pos = pos;
+  }
+  g->next_offset = next;
+  g->size = end;
+  g->cat_dirty = 1;
+  return TAKHIN_OK;
+}
+
+static int note_damaged_locked(tk_segment *g, int64_t pos, int64_t end, int64_t base, int64_t next) {
+  pthread_rwlock_wrlock(&g->part->meta_lock);
+  int rc = note_damaged(g, pos, end, base, next);
+  pthread_rwlock_unlock(&g->part->meta_lock);
+  return rc;
+}
+
+/* Walk [pos, end) batch by batch checking every CRC and that the offsets
+** follow on (dense segments: each batch starts right after the previous;
+** compacted: later than it). A batch that fails is damage: its offsets run
+** from where the previous batch ended to where the next good batch starts
+** (found by its CRC, from the damaged batch's second byte on, or right after
+** it when only the baseOffset, which the CRC does not cover, is wrong), or
+** to end_next, the catalog's end, when none follows. */
+static int walk_checked(tk_segment *g, int fd, const char *path, int64_t pos, int64_t end, int64_t end_next,
+                        tk_scan_result *res, tk_buf *buf) {
+  const int64_t start = pos;
+  int dense = tk_seg_dense(g);
+  int64_t expect = g->next_offset;
+  int rc = TAKHIN_OK;
+  while (pos < end) {
+    tk_batch_hdr h;
+    int ok = batch_ok_at(fd, path, pos, end, 0, &h, buf, NULL, NULL);
+    if (ok < 0) return ok;
+    const char *why = !ok ? "bad header, length or CRC" : NULL;
+    if (!why && pos == start && dense && h.base_offset != expect) {
+      /* The first batch is where an index row says expect starts. If the
+      ** batch is sound and the next one follows it, the row is what is
+      ** wrong (edited or stale): a damaged baseOffset would break the chain. */
+      int64_t nxt = pos + tk_batch_total(&h), last = h.base_offset + h.last_offset_delta;
+      tk_batch_hdr nh;
+      int follows = nxt >= end ? last + 1 == end_next
+                               : batch_ok_at(fd, path, nxt, end, 0, &nh, buf, NULL, NULL) == 1 &&
+                                     nh.base_offset == last + 1;
+      if (follows) expect = h.base_offset;
+    }
+    if (!why && (dense ? h.base_offset != expect : h.base_offset < expect))
+      why = "baseOffset does not follow the previous batch";
+    /* A dense segment's chain pins every batch; a compacted one's only
+    ** bounds it from below, and the catalog's end bounds it from above. */
+    if (!why && !dense && h.base_offset + h.last_offset_delta >= end_next)
+      why = "offsets run past the segment's end";
+    if (!why) {
+      if ((rc = note_locked(g, pos, &h))) return rc;
+      expect = g->next_offset;
+      pos += tk_batch_total(&h);
+      continue;
+    }
+    int64_t at = -1;
+    tk_batch_hdr nh;
+    int found = 0;
+    if (ok) { /* the CRC vouches for its length: the next batch follows it */
+      found = batch_ok_at(fd, path, pos + tk_batch_total(&h), end, 0, &nh, buf, NULL, NULL);
+      if (found < 0) return found;
+      if (found && nh.base_offset > expect && nh.base_offset + nh.last_offset_delta < end_next)
+        at = pos + tk_batch_total(&h);
+      else
+        found = 0;
+    }
+    if (!found) {
+      found = resync_fd(fd, path, ok ? pos + tk_batch_total(&h) : pos + 1, end, expect + 1, end_next, &at, &nh);
+      if (found < 0) return found;
+    }
+    int64_t next = found ? nh.base_offset : end_next > expect ? end_next : expect + 1;
+    if (res->damaged++ == 0) {
+      res->damaged_pos = pos;
+      res->damaged_lo = expect;
+      res->damaged_hi = next - 1;
+      res->damaged_why = why;
+    }
+    if ((rc = note_damaged_locked(g, pos, found ? at : end, expect, next))) return rc;
+    expect = next;
+    pos = found ? at : end;
+  }
+  return rc;
+}
+
 int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result *res) {
+  return tk_seg_scan_indexed(g, pos, lenient_end, -1, res);
+}
+
+int tk_seg_scan_indexed(tk_segment *g, int64_t pos, int64_t lenient_end, int64_t lenient_next,
+                        tk_scan_result *res) {
   memset(res, 0, sizeof *res);
   int fd, rc = tk_seg_fd_acquire(g, &fd);
   if (rc) return rc;
@@ -319,70 +502,116 @@ int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result 
   }
   res->file_size = st.st_size;
   if (lenient_end > st.st_size) lenient_end = st.st_size;
-  int64_t expect = g->next_offset;
+  int dense = tk_seg_dense(g);
+  /* Where zone 1 starts, to walk it again batch by batch if it disagrees. */
+  int64_t pos0 = pos, next0 = g->next_offset, size0 = g->size, max_ts0 = g->max_ts, lip0 = g->last_idx_pos;
+  size_t idx_n0 = g->idx_n, persisted0 = g->idx_persisted;
+  int64_t expect = g->next_offset, last_pos = -1;
   int must_pass = 0; /* the first zone-2 batch straddles the catalog's end */
-  /* Zone 1: bytes the catalog says were written and indexed. Only headers are
-  ** walked: a damaged batch in here is bit rot, reported when read, and must
-  ** not make recovery throw away the good batches after it. */
-  while (pos < lenient_end) {
-    uint8_t hb[TK_BATCH_HEADER_SIZE];
-    tk_batch_hdr h;
-    if (st.st_size - pos < TK_BATCH_HEADER_SIZE || pread(fd, hb, sizeof hb, pos) != (ssize_t)sizeof hb ||
-        tk_batch_parse_header(hb, sizeof hb, &h) != TAKHIN_OK || h.base_offset < expect) {
-      res->lenient_broke = 1;
-      goto out;
-    }
-    if (tk_batch_total(&h) > lenient_end - pos) {
-      /* The batch runs past the catalog's end: the catalog's size is not a
-      ** batch boundary (a stale or edited row), or this header is damaged.
-      ** Zone 2 checks it in full; if it fails, it is damage. */
-      must_pass = 1;
-      break;
-    }
-    if ((rc = note_locked(g, pos, &h))) goto out;
-    expect = g->next_offset;
-    pos += tk_batch_total(&h);
-  }
-  /* Zone 2: the unindexed tail. Every batch must be complete, pass its CRC
-  ** and decode; the first that does not marks the end of good data. */
+  int suspect = 0;
   dctx = ZSTD_createDCtx();
   if (!dctx) {
     rc = tk_err(TAKHIN_ENOMEM, "out of memory for a zstd context");
     goto out;
   }
-  while (pos < st.st_size) {
+  /* Zone 1: bytes the catalog says were written and indexed. Only headers are
+  ** walked (open stays fast), each checked against the one before it: the
+  ** CRC does not cover baseOffset, and lastOffsetDelta decides where the next
+  ** batch must start. Where the walk ends must be where the catalog says the
+  ** segment ends; anything else is damage (or a catalog edited by hand), and
+  ** the zone is walked again checking every CRC to find out which. */
+  while (pos < lenient_end) {
     uint8_t hb[TK_BATCH_HEADER_SIZE];
-    int64_t avail = st.st_size - pos;
-    if (avail < TK_BATCH_HEADER_SIZE) break; /* torn header */
-    ssize_t r = pread(fd, hb, sizeof hb, pos);
-    if (r != (ssize_t)sizeof hb) {
-      if (r < 0) rc = tk_err_sys(errno, "read", path);
-      break;
-    }
     tk_batch_hdr h;
-    if (tk_batch_parse_header(hb, sizeof hb, &h) != TAKHIN_OK) break;
-    int64_t total = tk_batch_total(&h);
-    if (total > avail || total > TK_MAX_BATCH_BYTES) break; /* torn or absurd */
-    if (h.base_offset < expect) break;                        /* offsets only grow */
-    buf.len = 0;
-    if (tk_buf_reserve(&buf, (size_t)total)) {
-      rc = tk_err(TAKHIN_ENOMEM, "out of memory reading %s", path);
+    if (st.st_size - pos < TK_BATCH_HEADER_SIZE || pread(fd, hb, sizeof hb, pos) != (ssize_t)sizeof hb ||
+        tk_batch_parse_header(hb, sizeof hb, &h) != TAKHIN_OK ||
+        (dense ? h.base_offset != expect : h.base_offset < expect)) {
+      suspect = 1;
       break;
     }
-    r = pread(fd, buf.p, (size_t)total, pos);
-    if (r != total) {
-      if (r < 0) rc = tk_err_sys(errno, "read", path);
+    if (tk_batch_total(&h) > lenient_end - pos) {
+      /* The batch runs past the catalog's end: the catalog's size is not a
+      ** batch boundary (a stale or edited row), or this header is damaged.
+      ** It must pass in full to count as the former. */
+      int ok = batch_ok_at(fd, path, pos, st.st_size, 1, &h, &buf, dctx, &scratch);
+      if (ok < 0) {
+        rc = ok;
+        goto out;
+      }
+      if (ok) must_pass = 1;
+      else suspect = 1;
       break;
     }
-    if (!tk_batch_crc_ok(buf.p, &h)) break;
-    if (tk_batch_validate(buf.p, &h, dctx, &scratch, TK_MAX_BATCH_BYTES) != TAKHIN_OK) break;
+    if ((rc = note_locked(g, pos, &h))) goto out;
+    expect = g->next_offset;
+    last_pos = pos;
+    pos += tk_batch_total(&h);
+  }
+  if (!suspect && !must_pass && pos > pos0 && lenient_next >= 0) {
+    /* The last batch decides the segment's end: it must agree with the
+    ** catalog (compaction may have dropped a sealed segment's last
+    ** batches, never added any), and in a compacted segment, whose end the
+    ** catalog does not pin, it must pass its CRC. */
+    if (dense ? g->next_offset != lenient_next : g->next_offset > lenient_next) {
+      suspect = 1;
+    } else if (!dense) {
+      tk_batch_hdr h;
+      int ok = batch_ok_at(fd, path, last_pos, lenient_end, 0, &h, &buf, NULL, NULL);
+      if (ok < 0) {
+        rc = ok;
+        goto out;
+      }
+      suspect = !ok;
+    }
+  }
+  if (suspect && lenient_next >= 0) {
+    pthread_rwlock_wrlock(&g->part->meta_lock);
+    g->idx_n = idx_n0;
+    g->idx_persisted = persisted0;
+    g->next_offset = next0;
+    g->size = size0;
+    g->max_ts = max_ts0;
+    g->last_idx_pos = lip0;
+    pthread_rwlock_unlock(&g->part->meta_lock);
+    if ((rc = walk_checked(g, fd, path, pos0, lenient_end, lenient_next, res, &buf))) goto out;
+    pos = lenient_end;
+    expect = g->next_offset;
+  } else if (suspect) {
+    res->lenient_broke = 1; /* no catalog end to hold on to: the caller decides */
+    goto out;
+  }
+  /* Zone 2: the unindexed tail. Every batch must be complete, pass its CRC
+  ** and decode; the first that does not marks the end of good data. */
+  int whole_file = pos == 0;
+  int64_t file_records = 0;
+  while (pos < st.st_size) {
+    tk_batch_hdr h;
+    int ok = batch_ok_at(fd, path, pos, st.st_size, 1, &h, &buf, dctx, &scratch);
+    if (ok < 0) rc = ok;
+    if (ok <= 0) break;
+    if (h.base_offset < expect) break; /* offsets only grow */
+    if (h.base_offset > expect && tk_seg_dense(g)) {
+      /* Our writer never skips an offset: after batches of a dense segment
+      ** this one does not belong here. A whole file read without its
+      ** catalog row may be compacted: it just is not dense. */
+      if (!whole_file) break;
+      atomic_store_explicit(&g->gaps, 1, memory_order_relaxed);
+    }
+    file_records += h.records_count;
     if ((rc = note_locked(g, pos, &h))) break;
     expect = g->next_offset;
-    pos += total;
+    pos += tk_batch_total(&h);
     if (!must_pass) res->recovered++;
     must_pass = 0;
   }
-  if (must_pass && !rc) res->lenient_broke = 1;
+  if (whole_file && atomic_load_explicit(&g->gaps, memory_order_relaxed) && g->records < 0) {
+    /* Recorded as compacted (records = what the file holds), so the next
+    ** open treats it so from its catalog row alone. */
+    pthread_rwlock_wrlock(&g->part->meta_lock);
+    g->records = file_records;
+    g->cat_dirty = 1;
+    pthread_rwlock_unlock(&g->part->meta_lock);
+  }
 out:
   res->good_end = pos;
 done:

@@ -148,6 +148,18 @@ typedef struct takhin_recovery_info {
                                   kept as they are (a conflicting one is renamed
                                   "<name>.<ms>-stray"), never removed */
   char catalog_aside[4096];    /* where the damaged catalog was kept ("" if none) */
+  /* Batches in indexed data that fail their CRC or whose offsets do not
+  ** follow their neighbours' (bit rot): kept in place, never truncated; a
+  ** read of their offsets gives TAKHIN_ECORRUPT naming file and byte, the
+  ** records around them read as before. first_damage says where the first
+  ** one is ("topic-0/00000000000000000000.log: damaged batch at byte N
+  ** (offsets A-B): why"), "" when none. Recovery walks only each segment's
+  ** last index stretch, so damage elsewhere is found by the reads. In a
+  ** compacted segment (gaps between batches) a baseOffset that overlaps a
+  ** neighbour's offsets makes both read as ECORRUPT, and one that stays
+  ** inside its gap cannot be detected at all. */
+  int64_t batches_damaged;
+  char first_damage[512];
 } takhin_recovery_info;
 int takhin_recovery(takhin_store *s, takhin_recovery_info *out);
 
