@@ -309,7 +309,8 @@ int takhin_retention_apply(takhin_store *s, const char *topic, int32_t partition
                            takhin_retention_result *out);
 
 /* ---- Kafka's default partitioner -------------------------------------- */
-/* Kafka's Utils.murmur2 (seed 0x9747b28c), as a signed 32-bit value. */
+/* Kafka's Utils.murmur2 (seed 0x9747b28c), as a signed 32-bit value. data
+** NULL is read as no bytes (len ignored): the hash of the empty key. */
 int32_t takhin_murmur2(const void *data, size_t len);
 /* The partition Kafka's Java client picks for a key:
 ** (murmur2(key) & 0x7fffffff) % partitions. partitions must be >= 1. */
@@ -322,7 +323,8 @@ int32_t takhin_partition_for_key(const void *key, size_t len, int32_t partitions
 ** Records are split by partition and appended as one batch per partition,
 ** each all or nothing. partitions_out and offsets_out (each may be NULL)
 ** receive, per record, its partition and offset (-1 when not stored: on an
-** error, some partitions' batches may have been stored and others not). */
+** error, some partitions' batches may have been stored and others not).
+** EINVAL for n above 2^31 (a Kafka batch's record count). */
 int takhin_produce_topic(takhin_store *s, const char *topic, const takhin_record *records,
                          size_t n, int32_t *partitions_out, int64_t *offsets_out);
 

@@ -1,0 +1,153 @@
+/*
+** test_edges.c -- the smaller defects of issue 11: every public entry point
+** checks its arguments as its documentation says (NULL pointers, sizes whose
+** byte count would overflow), strict number parsing in topic configs, a
+** read-only open of a store on read-only media, and what a caller is told
+** when a BUFFERED write fails on a full disk.
+*/
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define EXPECT(call, code, text)                                                               \
+  do {                                                                                       \
+    int rc_ = (call);                                                                        \
+    cr_assert_eq(rc_, code, "%s returned %d (%s): %s", #call, rc_, takhin_errstr(rc_),      \
+                 takhin_errmsg());                                                           \
+    cr_assert(strstr(takhin_errmsg(), text), "%s: message \"%s\" lacks \"%s\"", #call,       \
+              takhin_errmsg(), text);                                                        \
+  } while (0)
+
+static takhin_store *open_with_topic(const char *name) {
+  const char *db = tu_store_path(name);
+  takhin_store *s;
+  cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_topic_create(s, "t", 2, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_topic_create(s, "c", 1, (const char *const[]){"cleanup_policy", "compact", NULL}),
+               TAKHIN_OK, "%s", takhin_errmsg());
+  takhin_record r = {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .timestamp = 1};
+  cr_assert_eq(takhin_produce(s, "t", 0, &r, 1, NULL), TAKHIN_OK);
+  cr_assert_eq(takhin_produce(s, "c", 0, &r, 1, NULL), TAKHIN_OK);
+  return s;
+}
+
+/* Kafka's murmur2 of no bytes: what a NULL key hashes as, whatever its length. */
+Test(edges, murmur2_null_data) {
+  int32_t empty = takhin_murmur2("", 0);
+  cr_assert_eq(takhin_murmur2(NULL, 0), empty);
+  cr_assert_eq(takhin_murmur2(NULL, 5), empty, "NULL data hashes as zero bytes, never read");
+  cr_assert_eq(takhin_murmur2(NULL, SIZE_MAX), empty);
+  cr_assert_eq(takhin_partition_for_key(NULL, 5, 3), takhin_partition_for_key("", 0, 3));
+  cr_assert_eq(takhin_partition_for_key("abc", 3, 0), 0, "partitions < 1: 0, as documented");
+}
+
+Test(edges, counts_whose_byte_size_overflows) {
+  takhin_store *s = open_with_topic("edges_counts");
+  takhin_record r = {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .timestamp = 1};
+  size_t huge = SIZE_MAX / sizeof(takhin_record) + 2; /* n * sizeof wraps to a small number */
+  EXPECT(takhin_produce_topic(s, "t", &r, huge, NULL, NULL), TAKHIN_EINVAL, "records");
+  EXPECT(takhin_produce_topic(s, "t", &r, SIZE_MAX, NULL, NULL), TAKHIN_EINVAL, "records");
+  EXPECT(takhin_produce(s, "t", 0, &r, SIZE_MAX, NULL), TAKHIN_EINVAL, "records");
+  takhin_offset_commit oc = {"t", 0, 1, NULL};
+  EXPECT(takhin_group_commit(s, "g", &oc, SIZE_MAX / sizeof(int64_t) + 2), TAKHIN_EINVAL, "offsets");
+  EXPECT(takhin_group_commit(s, "g", &oc, SIZE_MAX), TAKHIN_EINVAL, "offsets");
+  /* nothing was stored by any of them */
+  takhin_partition_info pi;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
+  cr_assert_eq(pi.high_watermark, 1);
+  int64_t off;
+  cr_assert_eq(takhin_group_fetch(s, "g", "t", 0, &off, NULL), TAKHIN_ENOTFOUND);
+  takhin_close(s);
+}
+
+/* Every pointer argument a call reads or writes through is checked. */
+Test(edges, null_arguments_of_every_entry_point) {
+  takhin_store *s = open_with_topic("edges_null");
+  takhin_record r = {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .timestamp = 1};
+  takhin_options_init(NULL); /* documented no-op */
+  EXPECT(takhin_recovery(s, NULL), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_recovery(NULL, NULL), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_topic_create(s, NULL, 1, NULL), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_topic_create(NULL, "x", 1, NULL), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_topic_create(s, "x", 1, (const char *const[]){"segment_bytes", NULL}), TAKHIN_EINVAL,
+         "no value");
+  EXPECT(takhin_topic_partitions(s, "t", NULL), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_topic_partitions(s, NULL, NULL), TAKHIN_EMISUSE, "NULL");
+  int32_t np;
+  EXPECT(takhin_topic_partitions(s, NULL, &np), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_topic_delete(s, NULL), TAKHIN_EINVAL, "NULL");
+  char **names;
+  size_t n;
+  EXPECT(takhin_topic_list(s, NULL, &n), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_topic_list(s, &names, NULL), TAKHIN_EMISUSE, "NULL");
+  takhin_topic_desc d;
+  EXPECT(takhin_topic_describe(s, "t", NULL), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_topic_describe(s, NULL, &d), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_topic_add_partitions(s, NULL, 3), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_topic_alter_config(s, NULL, NULL), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_topic_alter_config(s, "t", (const char *const[]){"retention_ms", NULL}), TAKHIN_EINVAL,
+         "no value");
+  EXPECT(takhin_produce(s, "t", 0, NULL, 1, NULL), TAKHIN_EINVAL, "no records");
+  EXPECT(takhin_produce_topic(s, "t", NULL, 1, NULL, NULL), TAKHIN_EINVAL, "no records");
+  EXPECT(takhin_produce_topic(s, NULL, &r, 1, NULL, NULL), TAKHIN_EINVAL, "NULL");
+  takhin_header h = {.key = NULL, .key_len = 3, .value = "x", .value_len = 1};
+  takhin_record rh = r;
+  rh.headers = &h;
+  rh.n_headers = 1;
+  EXPECT(takhin_produce(s, "t", 0, &rh, 1, NULL), TAKHIN_EINVAL, "header key is NULL");
+  rh.headers = NULL;
+  EXPECT(takhin_produce(s, "t", 0, &rh, 1, NULL), TAKHIN_EINVAL, "record 0");
+  takhin_cursor *c;
+  EXPECT(takhin_cursor_open(s, NULL, 0, &c), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_cursor_open(NULL, "t", 0, &c), TAKHIN_EMISUSE, "NULL");
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
+  takhin_message m;
+  EXPECT(takhin_cursor_seek(NULL, 0, 0, 0), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_cursor_next(c, NULL), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_cursor_get(c, 0, NULL), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_cursor_get(NULL, 0, &m), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_cursor_get_key(NULL, "k", 1, &m), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_cursor_get_key(c, "k", 1, NULL), TAKHIN_EMISUSE, "NULL");
+  cr_assert_eq(takhin_cursor_next(c, &m), TAKHIN_OK);
+  takhin_header hd;
+  EXPECT(takhin_message_header(NULL, 0, &hd), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_message_header(&m, 0, NULL), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_message_header(&m, 0, &hd), TAKHIN_EINVAL, "");
+  takhin_cursor_close(c);
+  cr_assert_eq(takhin_cursor_open(s, "c", 0, &c), TAKHIN_OK);
+  EXPECT(takhin_cursor_get_key(c, NULL, 5, &m), TAKHIN_EMISUSE, "NULL");
+  takhin_cursor_close(c);
+  takhin_partition_info pi;
+  EXPECT(takhin_partition_info_get(s, NULL, 0, &pi), TAKHIN_EINVAL, "NULL");
+  takhin_segment_info *segs;
+  EXPECT(takhin_segments_list(s, "t", 0, NULL, &n), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_segments_list(s, "t", 0, &segs, NULL), TAKHIN_EMISUSE, "NULL");
+  int64_t off;
+  EXPECT(takhin_offset_for_time(s, NULL, 0, 0, &off), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_offset_for_time(NULL, "t", 0, 0, &off), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_delete_records(s, NULL, 0, 0), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_retention_apply(s, NULL, -1, NULL), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_topic_balance(s, NULL, NULL, 0, &(double){0}), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_topic_balance(s, "t", NULL, 0, NULL), TAKHIN_EMISUSE, "NULL");
+  takhin_offset_commit oc = {NULL, 0, 0, NULL};
+  EXPECT(takhin_group_commit(s, "g", &oc, 1), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_group_commit(s, NULL, &oc, 1), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_group_commit(s, "g", NULL, 1), TAKHIN_EINVAL, "no offsets");
+  EXPECT(takhin_group_fetch(s, "g", NULL, 0, &off, NULL), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_group_fetch(s, NULL, "t", 0, &off, NULL), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_group_fetch(s, "g", "t", 0, NULL, NULL), TAKHIN_EMISUSE, "NULL");
+  takhin_group_offset *go;
+  EXPECT(takhin_group_list(s, NULL, NULL, &n), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_group_list(s, NULL, &go, NULL), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_group_delete(s, NULL), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_group_delete(NULL, "g"), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_compact(s, NULL, -1, 1, NULL), TAKHIN_EINVAL, "NULL");
+  EXPECT(takhin_compact(NULL, "c", -1, 1, NULL), TAKHIN_EMISUSE, "NULL");
+  EXPECT(takhin_maintenance_run(NULL, NULL), TAKHIN_EMISUSE, "NULL");
+  cr_assert_eq(takhin_maintenance_run(s, NULL), TAKHIN_OK, "out may be NULL: %s", takhin_errmsg());
+  cr_assert_str_neq(takhin_errstr(12345), "");
+  takhin_close(s);
+}
