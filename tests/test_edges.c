@@ -151,3 +151,33 @@ Test(edges, null_arguments_of_every_entry_point) {
   cr_assert_str_neq(takhin_errstr(12345), "");
   takhin_close(s);
 }
+
+/* Topic configs are parsed strictly: what strtoll would take but the text
+** does not say (spaces, a '+', an empty value, digits past int64) is refused. */
+Test(edges, config_numbers_parsed_strictly) {
+  takhin_store *s = open_with_topic("edges_config");
+  static const char *const bad[][2] = {
+      {"segment_bytes", " 100"}, {"segment_bytes", "100 "}, {"segment_bytes", "+100"},
+      {"segment_bytes", ""},     {"segment_bytes", "-"},    {"retention_ms", "99999999999999999999"},
+      {"retention_bytes", "1e3"}, {"segment_ms", "0x10"},   {"min_cleanable_dirty_ratio", " 0.5"},
+      {"min_cleanable_dirty_ratio", "inf"}, {"min_cleanable_dirty_ratio", "nan"},
+      {"min_cleanable_dirty_ratio", ""},    {"min_cleanable_dirty_ratio", "0x0.8"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *const cfg[] = {bad[i][0], bad[i][1], NULL};
+    EXPECT(takhin_topic_create(s, "x", 1, cfg), TAKHIN_EINVAL, bad[i][0]);
+    EXPECT(takhin_topic_alter_config(s, "t", cfg), TAKHIN_EINVAL, bad[i][0]);
+  }
+  char **names;
+  size_t n;
+  cr_assert_eq(takhin_topic_list(s, &names, &n), TAKHIN_OK);
+  cr_assert_eq(n, 2, "no refused topic was created");
+  takhin_free(names);
+  takhin_topic_desc d;
+  cr_assert_eq(takhin_topic_describe(s, "t", &d), TAKHIN_OK);
+  cr_assert_eq(d.segment_bytes, 1073741824, "refused alters changed nothing");
+  cr_assert_eq(takhin_topic_create(s, "x", 1, (const char *const[]){"retention_ms", "-1",
+               "min_cleanable_dirty_ratio", "0.25", "segment_bytes", "1000", NULL}), TAKHIN_OK, "%s",
+               takhin_errmsg());
+  takhin_close(s);
+}
