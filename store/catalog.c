@@ -201,6 +201,50 @@ static int check_format(takhin_store *s) {
   return rc;
 }
 
+/* "file:<path>?immutable=1", the path percent-encoded where a URI needs it. */
+static char *immutable_uri(const char *path) {
+  size_t n = strlen(path);
+  char *u = sqlite3_malloc64(n * 3 + 32);
+  if (!u) return NULL;
+  char *o = u + sprintf(u, "file:");
+  for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+    if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+        strchr("/-._~", *c))
+      *o++ = (char)*c;
+    else
+      o += sprintf(o, "%%%02X", *c);
+  }
+  strcpy(o, "?immutable=1");
+  return u;
+}
+
+/* Read-only handles on read-only media (a read-only mount, a folder the
+** process may not write): SQLite cannot create the WAL index (-shm) it needs
+** to read a WAL catalog, and fails with CANTOPEN or READONLY. Reopen the
+** catalog immutable: no -shm, no locks, and it never sees later changes --
+** right where nothing can write. Segment files stay the truth: batches the
+** catalog does not know (a -wal left behind is not read) are found by the
+** tail scan of recovery as usual. */
+static int reopen_immutable(takhin_store *s) {
+  tk_catalog *c = s->cat;
+  int err = sqlite3_extended_errcode(c->db) & 0xff;
+  if (err != SQLITE_CANTOPEN && err != SQLITE_READONLY) return 0;
+  char *uri = immutable_uri(s->db_path);
+  if (!uri) return 0;
+  sqlite3 *db = NULL;
+  int ok = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                           NULL) == SQLITE_OK;
+  sqlite3_free(uri);
+  if (!ok) {
+    sqlite3_close(db);
+    return 0;
+  }
+  sqlite3_close(c->db);
+  c->db = db;
+  sqlite3_extended_result_codes(db, 1);
+  return 1;
+}
+
 int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
   tk_catalog *c = calloc(1, sizeof *c);
   if (!c) return tk_err(TAKHIN_ENOMEM, "out of memory opening the catalog");
@@ -258,6 +302,7 @@ int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
     }
   }
   rc = check_format(s);
+  if (rc == TAKHIN_ECATALOG && read_only && reopen_immutable(s)) rc = check_format(s);
   if (rc) goto fail;
   return TAKHIN_OK;
 fail:

@@ -6,6 +6,11 @@
 ** when a BUFFERED write fails on a full disk.
 */
 #include <criterion/criterion.h>
+#include <sched.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,4 +185,100 @@ Test(edges, config_numbers_parsed_strictly) {
                "min_cleanable_dirty_ratio", "0.25", "segment_bytes", "1000", NULL}), TAKHIN_OK, "%s",
                takhin_errmsg());
   takhin_close(s);
+}
+
+/* A private mount namespace (the mounts vanish with this test's process
+** even if an assertion ends it early) and a small tmpfs at <test dir>/fs;
+** returns the store path inside it. Needs root. */
+static const char *mount_small_fs(const char *name, const char *size) {
+  static char db[4200];
+  const char *db0 = tu_store_path(name);
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
+  mkdir(dir, 0755);
+  cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare");
+  cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make mounts private");
+  char opts[64];
+  snprintf(opts, sizeof opts, "size=%s", size);
+  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, opts), 0, "mount tmpfs");
+  snprintf(db, sizeof db, "%s/store.db", dir);
+  return db;
+}
+
+/* Read every record of t-p, checking values made by tu_make_record(vlen). */
+static long read_all(takhin_store *s, const char *topic, int32_t p, size_t vlen) {
+  takhin_cursor *c;
+  takhin_message m;
+  cr_assert_eq(takhin_cursor_open(s, topic, p, &c), TAKHIN_OK, "%s", takhin_errmsg());
+  long n = 0;
+  int rc;
+  while ((rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
+    cr_assert_eq(m.offset, n, "dense offsets");
+    cr_assert(tu_value_ok(m.value, m.value_len, vlen, n), "record %ld intact", n);
+    n++;
+  }
+  cr_assert_eq(rc, TAKHIN_END, "%s", takhin_errmsg());
+  takhin_cursor_close(c);
+  return n;
+}
+
+/* read_only = 1 on read-only media: the catalog is in WAL mode and SQLite
+** cannot create its -shm there, so the catalog is opened immutable. The
+** test makes a store on a tmpfs, closes it (SQLite removes -wal and -shm),
+** remounts the tmpfs read-only, and reads everything. */
+Test(edges, read_only_open_on_read_only_media) {
+  if (geteuid() != 0) cr_skip_test("needs root to mount a tmpfs and remount it read-only");
+  const char *db = mount_small_fs("edges_romedia", "8m");
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%.*s", (int)(strlen(db) - strlen("/store.db")), db);
+  takhin_store *s;
+  cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_topic_create(s, "t", 2, (const char *const[]){"segment_bytes", "20000", NULL}), TAKHIN_OK);
+  cr_assert_eq(takhin_topic_create(s, "c", 1, (const char *const[]){"cleanup_policy", "compact", NULL}), TAKHIN_OK);
+  char k[32], v[512];
+  takhin_record r;
+  for (long i = 0; i < 300; i++) {
+    tu_make_record(&r, k, sizeof k, v, 300, i);
+    cr_assert_eq(takhin_produce(s, "t", (int32_t)(i % 2 ? 1 : 0), &r, 1, NULL), TAKHIN_OK);
+  }
+  for (long i = 0; i < 10; i++) {
+    tu_make_record(&r, k, sizeof k, v, 300, i);
+    cr_assert_eq(takhin_produce(s, "c", 0, &r, 1, NULL), TAKHIN_OK);
+  }
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  cr_assert_eq(mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0, "remount read-only");
+  takhin_options o;
+  takhin_options_init(&o);
+  o.read_only = 1;
+  cr_assert_eq(takhin_open(db, &o, &s), TAKHIN_OK, "read-only media: %s", takhin_errmsg());
+  takhin_partition_info pi;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(pi.high_watermark, 150);
+  cr_assert_gt(pi.segments, 1);
+  takhin_cursor *c;
+  takhin_message m;
+  cr_assert_eq(takhin_cursor_open(s, "t", 1, &c), TAKHIN_OK);
+  long n = 0;
+  while (takhin_cursor_next(c, &m) == TAKHIN_OK) {
+    cr_assert(tu_value_ok(m.value, m.value_len, 300, 2 * n + 1));
+    n++;
+  }
+  cr_assert_eq(n, 150);
+  takhin_cursor_close(c);
+  cr_assert_eq(takhin_cursor_open(s, "c", 0, &c), TAKHIN_OK);
+  cr_assert_eq(takhin_cursor_get_key(c, "k7", 2, &m), TAKHIN_OK, "key lookup: %s", takhin_errmsg());
+  cr_assert(tu_value_ok(m.value, m.value_len, 300, 7));
+  takhin_cursor_close(c);
+  char **names;
+  size_t nt;
+  cr_assert_eq(takhin_topic_list(s, &names, &nt), TAKHIN_OK);
+  cr_assert_eq(nt, 2);
+  takhin_free(names);
+  takhin_record w = {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .timestamp = 1};
+  cr_assert_eq(takhin_produce(s, "t", 0, &w, 1, NULL), TAKHIN_EREADONLY);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  /* a writer open there fails with a clear error, and changes nothing */
+  cr_assert_neq(takhin_open(db, NULL, &s), TAKHIN_OK);
+  cr_assert_neq(strlen(takhin_errmsg()), 0);
+  umount(dir);
 }
