@@ -264,12 +264,13 @@ static int sync_seg(tk_segment *g) {
   return rc;
 }
 
-/* Seal the active segment and start a new one at the high watermark. */
-static int roll(tk_partition *p, int64_t now) {
+/* Seal the active segment and start a new one at base: the high watermark,
+** or past offsets a failed BUFFERED write lost (see drop_pending). */
+static int roll(tk_partition *p, int64_t base, int64_t now) {
   int rc;
   if (part_store(p)->opt.durability == TAKHIN_DURABILITY_FSYNC && (rc = sync_seg(active_seg(p))))
     return rc;
-  if ((rc = new_active_segment(p, p->next_offset, now))) return rc;
+  if ((rc = new_active_segment(p, base, now))) return rc;
   /* The sealed row and the new row land together; if this fails, recovery
   ** adopts the new file on the next open. */
   persist(p);
@@ -322,23 +323,66 @@ static void set_pending_next(tk_partition *p, int64_t v) {
   pthread_rwlock_unlock(&p->meta_lock);
 }
 
-/* BUFFERED mode: drop the pending batches after a write of them failed:
-** their offsets were never visible and go to the next records (with their
-** keys), and keeping them would wedge every later flush. */
-static void drop_pending(tk_partition *p) {
+/* BUFFERED mode: drop the pending batches after a write of them failed with
+** cause (keeping them would wedge every later flush), and their keys.
+** Records from offset unacked on were never acknowledged (the produce call
+** whose flush failed is told so by its own error): their offsets go to the
+** next records. Records below it were acknowledged: they are lost, and the
+** application must learn it, so the loss is kept for tk_part_take_lost, and
+** their offsets are never handed out again -- the log resumes at unacked in
+** a new segment, rolled now if the disk allows (so that a reopen keeps the
+** gap too) or else by the next append. append_lock held. */
+static void drop_pending(tk_partition *p, int cause, int64_t unacked) {
+  int64_t from = p->next_offset;
   p->wbuf.len = 0;
   p->pending_since_ms = 0;
-  set_pending_next(p, p->next_offset);
-  forget_keys_from(p, p->next_offset);
+  forget_keys_from(p, from);
+  if (unacked <= from) {
+    set_pending_next(p, from);
+    return;
+  }
+  char why[sizeof p->lost_msg];
+  snprintf(why, sizeof why, "%s", takhin_errmsg());
+  if (!p->lost_n) {
+    p->lost_from = from;
+    p->lost_rc = cause;
+    snprintf(p->lost_msg, sizeof p->lost_msg, "%s", why);
+  }
+  p->lost_to = unacked;
+  p->lost_n += unacked - from;
+  set_pending_next(p, unacked);
+  if (roll(p, unacked, tk_now_ms())) { /* the next append rolls: see tk_part_append */ }
+  tk_err(cause, "%s", why); /* the caller reports the write's failure, not the roll's */
 }
 
-/* BUFFERED mode: write what is pending. append_lock held. */
-static int write_pending(tk_partition *p) {
+/* BUFFERED mode: write what is pending; records from offset unacked on are
+** not acknowledged yet (see drop_pending). append_lock held. */
+static int write_pending_acked(tk_partition *p, int64_t unacked) {
   if (p->wbuf.len == 0) return TAKHIN_OK;
   int rc = write_out(p, p->wbuf.p, p->wbuf.len);
-  if (rc) drop_pending(p);
+  if (rc) drop_pending(p, rc, unacked);
   p->wbuf.len = 0;
   p->pending_since_ms = 0;
+  return rc;
+}
+
+static int write_pending(tk_partition *p) { return write_pending_acked(p, p->pending_next); }
+
+static int take_lost(tk_partition *p) {
+  if (!p->lost_n) return TAKHIN_OK;
+  int rc = tk_err(TAKHIN_ELOST, "%lld acknowledged records between offsets %lld and %lld of %s-%d "
+                  "were lost: writing them failed (%s: %s); later records continue at offset %lld",
+                  (long long)p->lost_n, (long long)p->lost_from, (long long)p->lost_to - 1,
+                  p->topic->name, (int)p->id, takhin_errstr(p->lost_rc), p->lost_msg,
+                  (long long)p->lost_to);
+  p->lost_n = 0;
+  return rc;
+}
+
+int tk_part_take_lost(tk_partition *p) {
+  pthread_mutex_lock(&p->append_lock);
+  int rc = take_lost(p);
+  pthread_mutex_unlock(&p->append_lock);
   return rc;
 }
 
@@ -389,6 +433,9 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
     rc = tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", p->topic->name);
     goto out;
   }
+  /* A failed BUFFERED write lost acknowledged records since the last call
+  ** that could say so: this call says it, and stores nothing. */
+  if ((rc = take_lost(p))) goto out;
   if ((rc = ensure_cctx(p))) goto out;
   if (cfg->compact)
     for (size_t i = 0; i < n; i++)
@@ -413,22 +460,33 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
   }
   tk_segment *g = active_seg(p);
   int64_t seg_bytes = g->size + (int64_t)start;
-  if (seg_bytes > 0 && (seg_bytes + (int64_t)blen > cfg->segment_bytes || now - g->created_ms >= cfg->segment_ms)) {
+  /* Nothing pending, yet the log does not end at base: a failed BUFFERED
+  ** write lost the offsets in between, which are never reused. */
+  int gap = start == 0 && base != g->next_offset;
+  if (gap || (seg_bytes > 0 && (seg_bytes + (int64_t)blen > cfg->segment_bytes ||
+                                now - g->created_ms >= cfg->segment_ms))) {
     if (start > 0) { /* the pending batches belong to the old segment */
       rc = write_out(p, p->wbuf.p, start);
-      if (rc) { drop_pending(p); goto out; }
+      if (rc) { /* they are lost; this call's batch is not stored either */
+        drop_pending(p, rc, base);
+        if (p->lost_n) rc = take_lost(p);
+        goto out;
+      }
       memmove(p->wbuf.p, p->wbuf.p + start, blen);
       p->wbuf.len = blen;
       start = 0;
     }
-    if ((rc = roll(p, now))) { p->wbuf.len = start; goto out; }
+    if ((rc = roll(p, base, now))) { p->wbuf.len = start; goto out; }
   }
   if (buffered) {
     set_pending_next(p, base + (int64_t)n);
     if (!p->pending_since_ms) p->pending_since_ms = now;
     if ((int64_t)p->wbuf.len >= s->opt.flush_bytes || now - p->pending_since_ms >= s->opt.flush_ms)
-      rc = write_pending(p);
-    if (rc) goto out; /* this batch was among those lost: it is not acknowledged */
+      rc = write_pending_acked(p, base);
+    /* This batch was among those dropped: it is not acknowledged. ELOST when
+    ** acknowledged ones went with it, else the write's own error. */
+    if (rc && p->lost_n) rc = take_lost(p);
+    if (rc) goto out;
   } else {
     rc = write_out(p, p->wbuf.p, blen);
     p->wbuf.len = 0;

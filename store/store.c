@@ -415,6 +415,18 @@ static void flush_one(tk_partition *p, void *arg) {
   if (rc && !*first_rc) *first_rc = rc;
 }
 
+/* After flushing every partition: the first partition whose acknowledged
+** records a failed BUFFERED write lost says so (ELOST; its message is the
+** thread's last, so it names those records); the others keep theirs for
+** the next call. */
+static void take_first_lost(tk_partition *p, void *arg) {
+  int *rc = arg;
+  if (*rc != TAKHIN_ELOST) {
+    int l = tk_part_take_lost(p);
+    if (l) *rc = l;
+  }
+}
+
 /* Closed handles are kept, marked, until the process exits: a call on one
 ** then fails with EMISUSE instead of touching freed memory. What stays is
 ** the small struct itself; everything it owned is released at close. */
@@ -455,7 +467,10 @@ static int teardown(takhin_store *s) {
   if (s->flusher_running) pthread_join(s->flusher, NULL);
   if (s->maint_running) pthread_join(s->maint, NULL);
   tk_reaper_drain(s); /* its queue holds topic references */
-  if (s->cat && !s->opt.read_only) tk_store_each_partition(s, flush_one, &rc);
+  if (s->cat && !s->opt.read_only) {
+    tk_store_each_partition(s, flush_one, &rc);
+    tk_store_each_partition(s, take_first_lost, &rc);
+  }
   for (size_t b = 0; b < s->nbuckets; b++)
     for (tk_topic *t = s->topics[b], *nx; t; t = nx) {
       nx = t->hnext;
@@ -495,6 +510,7 @@ int takhin_flush(takhin_store *s, int sync) {
         if (r && !rc) rc = r;
       }
   pthread_rwlock_unlock(&s->topics_lock);
+  tk_store_each_partition(s, take_first_lost, &rc);
   return rc;
 }
 

@@ -55,6 +55,8 @@ extern "C" {
 #define TAKHIN_EFORMAT -12   /* catalog written by an unknown format version */
 #define TAKHIN_ENOMEM -13    /* out of memory */
 #define TAKHIN_ECATALOG -14  /* SQLite reported an error on the catalog */
+#define TAKHIN_ELOST -15     /* BUFFERED: acknowledged records were lost (a write of
+                                them failed); the message names the offsets */
 
 /* Static name and one-line meaning of a status code. Never NULL. */
 const char *takhin_errstr(int rc);
@@ -77,7 +79,23 @@ typedef struct takhin_store takhin_store;
 **     flush_ms (a background thread enforces flush_ms), or by takhin_flush().
 **     Fastest; a process crash LOSES the unflushed tail even though the
 **     produce call returned. Readers in this process still see every record
-**     (a fetch past the flushed point flushes first). */
+**     (a fetch past the flushed point flushes first).
+**     A write that fails (a full disk, an I/O error) drops the pending
+**     batches of its partition: those acknowledged records are LOST. The
+**     application is told once, by TAKHIN_ELOST from the first of these calls
+**     to come: the produce call whose write failed (its own records are not
+**     stored either), or, when the failure was met elsewhere (the flusher
+**     thread, a reader, retention), the next takhin_produce or
+**     takhin_produce_topic on that partition (which then stores nothing),
+**     takhin_flush or takhin_close. takhin_errmsg() names the partition, how
+**     many records were lost, their first and last offsets and the cause.
+**     Their offsets are never handed out again: the next record continues
+**     after them, in a new segment (a gap readers skip, as after compaction).
+**     Across a reopen the gap is kept when the store could record that new
+**     segment in the catalog; if the disk stayed full until the process
+**     ended, the next open may give those offsets out again. A produce call
+**     whose write fails while nothing acknowledged was pending returns the
+**     write's error (ENOSPC, EIO) and stores nothing, as in the other modes. */
 #define TAKHIN_DURABILITY_OS 0
 #define TAKHIN_DURABILITY_FSYNC 1
 #define TAKHIN_DURABILITY_BUFFERED 2
@@ -112,14 +130,18 @@ int takhin_open(const char *path, const takhin_options *opt, takhin_store **out)
 
 /* Flush buffered data and index rows, stop background work, close files and
 ** release everything the handle owns. NULL is a no-op. Returns the first
-** error met while flushing. A closed handle stays safe to pass: every call
+** error met while flushing, or ELOST when acknowledged records were lost and
+** not reported yet (BUFFERED). A closed handle stays safe to pass: every call
 ** on it (a second close included) returns TAKHIN_EMISUSE; its few bytes are
 ** kept until the process exits for that reason. */
 int takhin_close(takhin_store *s);
 
 /* Write buffered batches (BUFFERED mode) and pending index rows to the OS and
 ** the catalog. With sync != 0 also fdatasync every segment written since the
-** last sync. */
+** last sync. ELOST when a failed write lost acknowledged records of a
+** partition since the last report (see TAKHIN_DURABILITY_BUFFERED): the
+** message names the first such partition; others are reported by the next
+** call. */
 int takhin_flush(takhin_store *s, int sync);
 
 /* What recovery did when the store was opened. */
@@ -213,7 +235,9 @@ typedef struct takhin_record {
 /* Append n >= 1 records to one partition as one Kafka batch. *first_offset
 ** (may be NULL) receives the offset of the first record; the others follow
 ** densely. All or nothing: on error no record is stored. Errors: ENOTFOUND,
-** ETOOBIG (batch above max_message_bytes), EINVAL, ENOSPC, EIO, EREADONLY. */
+** ETOOBIG (batch above max_message_bytes), EINVAL, ENOSPC, EIO, EREADONLY,
+** ELOST (BUFFERED: records acknowledged earlier were lost, see
+** TAKHIN_DURABILITY_BUFFERED; this call stored nothing). */
 int takhin_produce(takhin_store *s, const char *topic, int32_t partition,
                    const takhin_record *records, size_t n, int64_t *first_offset);
 
