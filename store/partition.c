@@ -714,6 +714,26 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
   return rc;
 }
 
+/* A catalog row whose segment file is gone (deleted by hand): report it in
+** rec, and move *lost_end to the end of its offsets when the row is
+** plausible (a record takes at least a byte, so offsets never outnumber
+** bytes: a hand-edited next_offset cannot fling the log forward). */
+static void note_missing(const tk_partition *p, const tk_seg_row *r, takhin_recovery_info *rec,
+                         int64_t *lost_end) {
+  rec->segments_missing++;
+  int plausible = r->next >= r->base && r->size >= 0 && r->next - r->base <= r->size;
+  if (plausible) {
+    rec->offsets_lost += r->next - r->base;
+    if (r->next > *lost_end) *lost_end = r->next;
+  }
+  size_t used = strlen(rec->message);
+  if (used + 1 < sizeof rec->message)
+    snprintf(rec->message + used, sizeof rec->message - used, "%s%s-%d: segment %020lld.log is missing: %s%lld-%lld%s",
+             used ? "; " : "", p->topic->name, (int)p->id, (long long)r->base,
+             plausible ? "offsets " : "its catalog row is implausible (offsets ",
+             (long long)r->base, (long long)r->next - 1, plausible ? " are lost" : ")");
+}
+
 static int64_t file_size_of(const tk_partition *p, int64_t base) {
   char path[TK_PATH_MAX];
   struct stat st;
@@ -737,9 +757,12 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
   if ((rc = list_segment_files(p, &files, &nfiles, rec))) goto out;
   rec->partitions_checked++;
   int64_t expect = 0; /* segments must not overlap */
+  int64_t lost_end = 0; /* end of the last segment whose file is gone */
   for (size_t i = 0; i < nrows; i++) {
     tk_seg_row *r = &rows[i];
     int64_t fsz = r->base >= expect ? file_size_of(p, r->base) : -1;
+    if (r->base >= expect && (fsz < 0 || !has_base(files, nfiles, r->base)))
+      note_missing(p, r, rec, &lost_end);
     if (fsz < 0 || !has_base(files, nfiles, r->base)) {
       /* The file is gone (or the row overlaps its neighbour): its records
       ** cannot be served. Drop the row; the offsets read as removed. */
@@ -799,6 +822,11 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
   } else {
     p->next_offset = p->log_start > 0 ? p->log_start : 0;
   }
+  /* The files of the log's last offsets are gone, but those offsets were
+  ** handed out: a writer continues after them, in a new segment (readers
+  ** skip the gap), so no offset ever names two different records. */
+  int resume_after_lost = !s->opt.read_only && lost_end > p->next_offset;
+  if (resume_after_lost) p->next_offset = lost_end;
   /* The log start lies within [first segment, high watermark]. */
   int64_t lo = p->nsegs ? p->segs[0]->base_offset : p->next_offset;
   int64_t ls = p->log_start;
@@ -808,7 +836,7 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
   p->pending_next = p->next_offset;
   p->synced_next = p->next_offset;
   if (!s->opt.read_only) {
-    if (!p->nsegs) {
+    if (!p->nsegs || resume_after_lost) {
       pthread_mutex_lock(&p->append_lock);
       rc = new_active_segment(p, p->next_offset, tk_now_ms());
       pthread_mutex_unlock(&p->append_lock);

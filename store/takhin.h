@@ -151,6 +151,15 @@ typedef struct takhin_recovery_info {
   int64_t bytes_truncated;     /* torn/corrupt tail bytes removed */
   int64_t segments_truncated;  /* segments that lost a tail */
   int64_t files_removed;       /* stray files tidied away */
+  int64_t segments_missing;    /* segment files the catalog lists that are gone
+                                  (deleted by hand): their records are lost */
+  int64_t offsets_lost;        /* offsets those files held. They read as removed,
+                                  and are never given to new records: a writer
+                                  open continues the log after the catalog's
+                                  last known offset, in a new segment */
+  char message[512];           /* what an operator should know, "" when nothing:
+                                  "t-0: segment 000...20.log is missing: offsets
+                                  20-29 are lost; ..." (cut at 511 bytes) */
 } takhin_recovery_info;
 int takhin_recovery(takhin_store *s, takhin_recovery_info *out);
 
