@@ -157,6 +157,13 @@ typedef struct takhin_recovery_info {
                                   and are never given to new records: a writer
                                   open continues the log after the catalog's
                                   last known offset, in a new segment */
+  int64_t key_index_deferred;  /* partitions of compacted topics whose key index
+                                  could not be brought up to date (e.g. a full
+                                  disk: that writes the catalog). The open still
+                                  succeeds; the next key lookup or compaction
+                                  retries (a lookup fails with the error rather
+                                  than answer from a stale index; compaction
+                                  leaves the unindexed segments alone) */
   char message[512];           /* what an operator should know, "" when nothing:
                                   "t-0: segment 000...20.log is missing: offsets
                                   20-29 are lost; ..." (cut at 511 bytes) */

@@ -6,6 +6,8 @@
 ** when a BUFFERED write fails on a full disk.
 */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <sqlite3.h>
 #include <sched.h>
 #include <stdio.h>
 #include <sys/mount.h>
@@ -280,5 +282,94 @@ Test(edges, read_only_open_on_read_only_media) {
   /* a writer open there fails with a clear error, and changes nothing */
   cr_assert_neq(takhin_open(db, NULL, &s), TAKHIN_OK);
   cr_assert_neq(strlen(takhin_errmsg()), 0);
+  umount(dir);
+}
+
+/* Fill the file system holding dir to the last byte; returns the filler's
+** path (static) so the test can give the space back. */
+static const char *fill_disk(const char *dir) {
+  static char filler[4300];
+  snprintf(filler, sizeof filler, "%.4200s/filler", dir);
+  int fd = open(filler, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  cr_assert_geq(fd, 0);
+  static char block[64 << 10];
+  memset(block, 'f', sizeof block);
+  for (size_t bs = sizeof block; bs > 0; bs /= 2)
+    while (write(fd, block, bs) == (ssize_t)bs) {}
+  close(fd);
+  return filler;
+}
+
+/* A compacted topic whose key index is behind its log (as after a crash
+** before the key rows landed), opened on a full disk: the writer open
+** succeeds and says the catch-up was deferred, reads are served (by the
+** writer and by a read-only handle), a key lookup that needs the missing
+** rows fails with the disk's error instead of answering wrong, and once
+** there is room again the lookup catches up and answers right. */
+Test(edges, compacted_writer_open_on_full_disk) {
+  if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
+  const char *db = mount_small_fs("edges_compact_full", "4m");
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%.*s", (int)(strlen(db) - strlen("/store.db")), db);
+  takhin_store *s;
+  cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_topic_create(s, "c", 1, (const char *const[]){"cleanup_policy", "compact",
+               "segment_bytes", "20000", NULL}), TAKHIN_OK);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
+  char k[32], v[512];
+  takhin_record r;
+  for (long i = 0; i < 200; i++) {
+    tu_make_record(&r, k, sizeof k, v, 300, i);
+    cr_assert_eq(takhin_produce(s, "c", 0, &r, 1, NULL), TAKHIN_OK);
+    cr_assert_eq(takhin_produce(s, "t", 0, &r, 1, NULL), TAKHIN_OK);
+  }
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  /* the key index forgets the log: the next open must catch up */
+  sqlite3 *cat;
+  cr_assert_eq(sqlite3_open(db, &cat), SQLITE_OK);
+  cr_assert_eq(sqlite3_exec(cat, "DELETE FROM takhin_cat_key; UPDATE takhin_cat_partition SET key_upto = 0",
+                            NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(cat));
+  /* As when the disk filled under a running writer that then died, the
+  ** catalog's -wal and -shm exist (this connection keeps them): a full disk
+  ** leaves no room to create them, and SQLite needs them to open at all. */
+  cr_assert_eq(sqlite3_exec(cat, "SELECT count(*) FROM takhin_cat_topic", NULL, NULL, NULL), SQLITE_OK);
+
+  const char *filler = fill_disk(dir);
+  int rc = takhin_open(db, NULL, &s);
+  cr_assert_eq(rc, TAKHIN_OK, "a full disk must not keep the writer from opening: %s", takhin_errmsg());
+  takhin_recovery_info ri;
+  cr_assert_eq(takhin_recovery(s, &ri), TAKHIN_OK);
+  cr_assert_eq(ri.key_index_deferred, 1, "the deferred catch-up is reported");
+  cr_assert(strstr(ri.message, "c-0: key index"), "%s", ri.message);
+  takhin_options o;
+  takhin_options_init(&o);
+  o.read_only = 1;
+  takhin_store *ro;
+  cr_assert_eq(takhin_open(db, &o, &ro), TAKHIN_OK, "read-only beside it: %s", takhin_errmsg());
+  cr_assert_eq(read_all(s, "c", 0, 300), 200);
+  cr_assert_eq(read_all(s, "t", 0, 300), 200);
+  cr_assert_eq(read_all(ro, "c", 0, 300), 200);
+  cr_assert_eq(read_all(ro, "t", 0, 300), 200);
+  takhin_cursor *c;
+  takhin_message m;
+  cr_assert_eq(takhin_cursor_open(s, "c", 0, &c), TAKHIN_OK);
+  rc = takhin_cursor_get_key(c, "k150", 4, &m);
+  cr_assert(rc == TAKHIN_ENOSPC || rc == TAKHIN_ECATALOG, "no wrong answer from a stale index: %d %s", rc,
+            takhin_errmsg());
+  unlink(filler);
+  cr_assert_eq(takhin_cursor_get_key(c, "k150", 4, &m), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(m.offset, 150);
+  cr_assert(tu_value_ok(m.value, m.value_len, 300, 150));
+  takhin_cursor_close(c);
+  takhin_close(ro);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK, "%s", takhin_errmsg());
+  sqlite3_close(cat);
+  cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_recovery(s, &ri), TAKHIN_OK);
+  cr_assert_eq(ri.key_index_deferred, 0);
+  takhin_compaction_result cres;
+  cr_assert_eq(takhin_compact(s, "c", 0, 1, &cres), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(cres.keys_kept, 200);
+  takhin_close(s);
   umount(dir);
 }
