@@ -715,17 +715,16 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
 }
 
 /* A catalog row whose segment file is gone (deleted by hand): report it in
-** rec, and move *lost_end to the end of its offsets when the row is
-** plausible (a record takes at least a byte, so offsets never outnumber
-** bytes: a hand-edited next_offset cannot fling the log forward). */
+** rec and, when it continues the log (lost_end not NULL), move *lost_end
+** and *log_end to the end of its offsets -- if the row is plausible: a
+** record takes at least a byte, so offsets never outnumber bytes, and a
+** hand-edited next_offset cannot fling the log forward. */
 static void note_missing(const tk_partition *p, const tk_seg_row *r, takhin_recovery_info *rec,
-                         int64_t *lost_end) {
+                         int64_t *lost_end, int64_t *log_end) {
   rec->segments_missing++;
   int plausible = r->next >= r->base && r->size >= 0 && r->next - r->base <= r->size;
-  if (plausible) {
-    rec->offsets_lost += r->next - r->base;
-    if (r->next > *lost_end) *lost_end = r->next;
-  }
+  if (plausible) rec->offsets_lost += r->next - r->base;
+  if (plausible && lost_end && r->next > *lost_end) *lost_end = *log_end = r->next;
   size_t used = strlen(rec->message);
   if (used + 1 < sizeof rec->message)
     snprintf(rec->message + used, sizeof rec->message - used, "%s%s-%d: segment %020lld.log is missing: %s%lld-%lld%s",
@@ -757,12 +756,16 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
   if ((rc = list_segment_files(p, &files, &nfiles, rec))) goto out;
   rec->partitions_checked++;
   int64_t expect = 0; /* segments must not overlap */
-  int64_t lost_end = 0; /* end of the last segment whose file is gone */
+  /* Where the log ends so far (-1: nothing yet), and where it ended when
+  ** the files of its last segments are gone. Only a missing segment that
+  ** continues the log counts for the latter: a row beyond it (hand-made)
+  ** must not move the high watermark. */
+  int64_t log_end = -1, lost_end = 0;
   for (size_t i = 0; i < nrows; i++) {
     tk_seg_row *r = &rows[i];
     int64_t fsz = r->base >= expect ? file_size_of(p, r->base) : -1;
     if (r->base >= expect && (fsz < 0 || !has_base(files, nfiles, r->base)))
-      note_missing(p, r, rec, &lost_end);
+      note_missing(p, r, rec, log_end < 0 || r->base == log_end ? &lost_end : NULL, &log_end);
     if (fsz < 0 || !has_base(files, nfiles, r->base)) {
       /* The file is gone (or the row overlaps its neighbour): its records
       ** cannot be served. Drop the row; the offsets read as removed. */
@@ -780,7 +783,7 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     g->records = r->records;
     if ((rc = push_seg(p, g))) { tk_seg_unref(g); goto out; }
     if ((rc = load_segment(p, g, r, fsz, rec))) goto out;
-    expect = g->next_offset;
+    expect = log_end = g->next_offset;
   }
   /* Files the catalog does not know: past the end, a segment whose row a
   ** crash kept from landing (adopt it); before the start, a file retention
