@@ -299,6 +299,9 @@ static int check_options(const takhin_options *o) {
   if (o->flush_bytes <= 0) return tk_err(TAKHIN_EINVAL, "flush_bytes must be positive");
   if (o->flush_ms <= 0) return tk_err(TAKHIN_EINVAL, "flush_ms must be positive");
   if (o->max_open_files < 1) return tk_err(TAKHIN_EINVAL, "max_open_files must be at least 1");
+  if (o->maintenance_ms < 0)
+    return tk_err(TAKHIN_EINVAL, "maintenance_ms must be 0 (off) or positive, got %lld",
+                  (long long)o->maintenance_ms);
   return TAKHIN_OK;
 }
 

@@ -113,7 +113,8 @@ typedef struct takhin_options {
   int max_open_files;      /* budget of cached segment file handles; default 256,
                               capped at half the process's RLIMIT_NOFILE */
   int64_t maintenance_ms;  /* > 0: a background thread runs takhin_maintenance_run
-                              (retention and compaction) this often; 0 (default) = off */
+                              (retention and compaction) this often; 0 (default) = off;
+                              negative: takhin_open fails with EINVAL */
 } takhin_options;
 
 /* Fill *opt with the defaults above. */

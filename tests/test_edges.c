@@ -75,6 +75,12 @@ Test(edges, null_arguments_of_every_entry_point) {
   takhin_store *s = open_with_topic("edges_null");
   takhin_record r = {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .timestamp = 1};
   takhin_options_init(NULL); /* documented no-op */
+  takhin_options o;
+  takhin_options_init(&o);
+  o.maintenance_ms = -1;
+  takhin_store *x = NULL;
+  EXPECT(takhin_open(tu_store_path("edges_null_opts"), &o, &x), TAKHIN_EINVAL, "maintenance_ms");
+  cr_assert_null(x);
   EXPECT(takhin_recovery(s, NULL), TAKHIN_EMISUSE, "NULL");
   EXPECT(takhin_recovery(NULL, NULL), TAKHIN_EMISUSE, "NULL");
   EXPECT(takhin_topic_create(s, NULL, 1, NULL), TAKHIN_EINVAL, "NULL");
