@@ -219,16 +219,20 @@ static char *immutable_uri(const char *path) {
 }
 
 /* Read-only handles on read-only media (a read-only mount, a folder the
-** process may not write): SQLite cannot create the WAL index (-shm) it needs
-** to read a WAL catalog, and fails with CANTOPEN or READONLY. Reopen the
-** catalog immutable: no -shm, no locks, and it never sees later changes --
-** right where nothing can write. Segment files stay the truth: batches the
-** catalog does not know (a -wal left behind is not read) are found by the
-** tail scan of recovery as usual. */
+** process may not write) or on a full disk with no writer running: SQLite
+** cannot create the WAL index (-shm) it needs to read a WAL catalog, and
+** fails with CANTOPEN or READONLY, or an I/O error sizing the -shm (a
+** running writer has made it already). Reopen the catalog immutable: no
+** -shm, no locks, and it never sees later changes -- right where nothing
+** writes. Segment files stay the truth: batches the catalog does not know
+** (a -wal left behind is not read) are found by the tail scan of recovery
+** as usual. */
 static int reopen_immutable(takhin_store *s) {
   tk_catalog *c = s->cat;
-  int err = sqlite3_extended_errcode(c->db) & 0xff;
-  if (err != SQLITE_CANTOPEN && err != SQLITE_READONLY) return 0;
+  int ext = sqlite3_extended_errcode(c->db), err = ext & 0xff;
+  if (err != SQLITE_CANTOPEN && err != SQLITE_READONLY && ext != SQLITE_IOERR_SHMOPEN &&
+      ext != SQLITE_IOERR_SHMSIZE && ext != SQLITE_IOERR_SHMMAP)
+    return 0;
   char *uri = immutable_uri(s->db_path);
   if (!uri) return 0;
   sqlite3 *db = NULL;

@@ -106,10 +106,11 @@ typedef struct takhin_options {
   int64_t flush_ms;        /* BUFFERED: write at least this often; default 100 ms */
   int read_only;           /* open without the writer lock; no writes allowed. Also
                               opens a store on read-only media (a read-only mount or
-                              folder): where SQLite cannot create the catalog's WAL
-                              index (-shm), the catalog is opened immutable, as it
-                              was when the writer closed it (a -wal left behind is
-                              not read; recovery finds its batches in the files) */
+                              folder) or a full disk: where SQLite cannot create the
+                              catalog's WAL index (-shm; a running writer has made
+                              it), the catalog is opened immutable, as it was when
+                              the writer closed it (a -wal left behind is not read;
+                              recovery finds its batches in the files) */
   int max_open_files;      /* budget of cached segment file handles; default 256,
                               capped at half the process's RLIMIT_NOFILE */
   int64_t maintenance_ms;  /* > 0: a background thread runs takhin_maintenance_run

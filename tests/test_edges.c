@@ -379,3 +379,31 @@ Test(edges, compacted_writer_open_on_full_disk) {
   takhin_close(s);
   umount(dir);
 }
+
+/* A read-only open on a full disk when no writer runs (a clean close left
+** no -wal or -shm, and there is no room to create the WAL index): every
+** record is still served. */
+Test(edges, read_only_open_on_full_disk) {
+  if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
+  const char *db = mount_small_fs("edges_ro_full", "4m");
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%.*s", (int)(strlen(db) - strlen("/store.db")), db);
+  takhin_store *s;
+  cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_topic_create(s, "t", 1, (const char *const[]){"segment_bytes", "20000", NULL}), TAKHIN_OK);
+  char k[32], v[512];
+  takhin_record r;
+  for (long i = 0; i < 200; i++) {
+    tu_make_record(&r, k, sizeof k, v, 300, i);
+    cr_assert_eq(takhin_produce(s, "t", 0, &r, 1, NULL), TAKHIN_OK);
+  }
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  fill_disk(dir);
+  takhin_options o;
+  takhin_options_init(&o);
+  o.read_only = 1;
+  cr_assert_eq(takhin_open(db, &o, &s), TAKHIN_OK, "read-only on a full disk: %s", takhin_errmsg());
+  cr_assert_eq(read_all(s, "t", 0, 300), 200);
+  takhin_close(s);
+  umount(dir);
+}
