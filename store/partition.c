@@ -351,7 +351,12 @@ static void drop_pending(tk_partition *p, int cause, int64_t unacked) {
   p->lost_to = unacked;
   p->lost_n += unacked - from;
   set_pending_next(p, unacked);
-  if (roll(p, unacked, tk_now_ms())) { /* the next append rolls: see tk_part_append */ }
+  if (roll(p, unacked, tk_now_ms()) == TAKHIN_OK) {
+    /* the gap is part of the log now: readers may seek to its end */
+    pthread_rwlock_wrlock(&p->meta_lock);
+    p->next_offset = unacked;
+    pthread_rwlock_unlock(&p->meta_lock);
+  } /* else the next append rolls: see tk_part_append */
   tk_err(cause, "%s", why); /* the caller reports the write's failure, not the roll's */
 }
 

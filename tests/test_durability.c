@@ -347,6 +347,20 @@ Test(durability, buffered_full_disk_loss_is_reported_and_offsets_not_reused) {
             "%s", takhin_errmsg());
   cr_assert(strstr(takhin_errmsg(), "No space left"), "names the cause: %s", takhin_errmsg());
   cr_assert(strstr(takhin_errmsg(), "continue at offset 15"), "%s", takhin_errmsg());
+  /* readers: the high watermark stays where acknowledged offsets ended, and
+  ** the lost offsets hold nothing */
+  takhin_partition_info pi0;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi0), TAKHIN_OK);
+  cr_assert_eq(pi0.high_watermark, 15);
+  takhin_cursor *c0;
+  takhin_message m0;
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &c0), TAKHIN_OK);
+  cr_assert_eq(takhin_cursor_seek(c0, 15, 0, 0), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_cursor_next(c0, &m0), TAKHIN_END, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_cursor_seek(c0, 5, 0, 0), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_cursor_next(c0, &m0), TAKHIN_END, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_cursor_get(c0, 7, &m0), TAKHIN_ENOTFOUND);
+  takhin_cursor_close(c0);
   unlink(filler);
   cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "reported once: %s", takhin_errmsg());
   cr_assert_eq(produce_v(s, 15, &off), TAKHIN_OK, "%s", takhin_errmsg());
