@@ -221,10 +221,9 @@ int tk_key_catch_up(tk_partition *p) {
   return rc;
 }
 
-/* A catch-up the open could not finish (it writes the catalog, which a full
-** disk refuses; see takhin_recovery_info.key_index_deferred), or key rows
-** lost since, are retried before anything relies on the key index.
-** maint_lock held: one catch-up at a time, never beside a compaction. */
+/* The key index is behind the log: a catch-up the open could not finish
+** (it writes the catalog, which a full disk refuses; see
+** takhin_recovery_info.key_index_deferred), or key rows lost since. */
 static int keys_behind(tk_partition *p) {
   takhin_store *s = p->topic->store;
   /* The extension's store (borrowed catalog) keeps its old rule: the next
@@ -236,6 +235,8 @@ static int keys_behind(tk_partition *p) {
   return !tracked;
 }
 
+/* Retry it before anything relies on the key index. maint_lock held: one
+** catch-up at a time, never beside a compaction. */
 static int catch_up_if_behind(tk_partition *p) { return keys_behind(p) ? tk_key_catch_up(p) : TAKHIN_OK; }
 
 /* ---- rewriting one segment ------------------------------------------------ */

@@ -383,11 +383,14 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
     /* They are written to the catalog, which a full disk refuses: that must
     ** not keep the log from being opened and read. The partition's key
     ** index then stays behind (keys_tracked = 0) and the next key lookup or
-    ** compaction retries (compaction.c); recovery says so. */
-    for (size_t b = 0; b < s->nbuckets; b++)
-      for (tk_topic *t = s->topics[b]; t; t = t->hnext)
-        for (int32_t i = 0; i < t->nparts; i++)
-          if (tk_key_catch_up(t->parts[i])) {
+    ** compaction retries (compaction.c); recovery says so. The extension's
+    ** store never retries there (its catalog is the host's connection):
+    ** its open still fails. */
+    for (size_t b = 0; b < s->nbuckets && !rc; b++)
+      for (tk_topic *t = s->topics[b]; t && !rc; t = t->hnext)
+        for (int32_t i = 0; i < t->nparts && !rc; i++)
+          if ((rc = tk_key_catch_up(t->parts[i])) && !s->borrowed) {
+            rc = TAKHIN_OK;
             takhin_recovery_info *ri = &s->recovery;
             size_t used = strlen(ri->message);
             ri->key_index_deferred++;
@@ -396,6 +399,7 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
                        "up to date (%s); the next key lookup or compaction retries", used ? "; " : "",
                        t->name, (int)i, takhin_errmsg());
           }
+    if (rc) goto fail;
   }
   if ((rc = tk_maint_start(s))) goto fail;
   if (s->opt.durability == TAKHIN_DURABILITY_BUFFERED && !s->opt.read_only) {
