@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "internal.h"
 
@@ -201,6 +202,17 @@ static int check_format(takhin_store *s) {
   return rc;
 }
 
+/* SQLite failed to set up its WAL index and the catalog's file system has
+** no free block left: say "disk full", not "disk I/O error". */
+static int full_disk(takhin_store *s) {
+  int ext = sqlite3_extended_errcode(s->cat->db);
+  if (ext != SQLITE_IOERR_SHMOPEN && ext != SQLITE_IOERR_SHMSIZE && ext != SQLITE_IOERR_SHMMAP &&
+      (ext & 0xff) != SQLITE_FULL)
+    return 0;
+  struct statvfs v;
+  return statvfs(s->data_dir, &v) == 0 && v.f_bavail == 0;
+}
+
 /* "file:<path>?immutable=1", the path percent-encoded where a URI needs it. */
 static char *immutable_uri(const char *path) {
   size_t n = strlen(path);
@@ -288,7 +300,10 @@ int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
   ** the fsync per commit because recovery rebuilds the index from the files. */
   if (!read_only &&
       sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK) {
-    rc = cat_err(s, "configure");
+    rc = full_disk(s) ? tk_err(TAKHIN_ENOSPC, "catalog %s: the disk is full: SQLite has no room for the "
+                               "catalog's WAL index (%s-shm, 32 KiB) a writer needs; free some space "
+                               "(a read_only open works meanwhile)", s->db_path, s->db_path)
+                      : cat_err(s, "configure");
     goto fail;
   }
   if (!read_only) {

@@ -127,7 +127,9 @@ void takhin_options_init(takhin_options *opt);
 ** checked from its last indexed position, missing index rows are rebuilt and
 ** a torn or corrupt tail is truncated; takhin_recovery() reports what was
 ** done. Errors: ELOCKED (another writer), EFORMAT (unknown catalog version),
-** EIO, ECATALOG, EINVAL. */
+** EIO, ECATALOG, EINVAL, ENOSPC (a writer on a disk without a free block for
+** the catalog's WAL index; a read_only open works there). A full disk does
+** not otherwise keep a writer from opening: see key_index_deferred. */
 int takhin_open(const char *path, const takhin_options *opt, takhin_store **out);
 
 /* Flush buffered data and index rows, stop background work, close files and
