@@ -162,6 +162,10 @@ static void fn_commit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (!topic || !int_arg(ctx, argv, 2, "takhin_commit", "partition", &part) ||
       !int_arg(ctx, argv, 3, "takhin_commit", "offset", &off))
     return;
+  /* metadata is a string (Kafka's): a blob would be cut at its first zero
+  ** byte, a number silently turned into text */
+  if (argc > 4 && sqlite3_value_type(argv[4]) != SQLITE_NULL && sqlite3_value_type(argv[4]) != SQLITE_TEXT)
+    return sqlite3_result_error(ctx, "takhin_commit: metadata must be text or NULL", -1);
   const char *meta = argc > 4 && sqlite3_value_type(argv[4]) != SQLITE_NULL
                          ? (const char *)sqlite3_value_text(argv[4]) : NULL;
   takhin_store *s = ctx_store(ctx);

@@ -19,6 +19,7 @@
 **
 ** Everything here reads or writes files, so both modules are DIRECTONLY.
 */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,8 +153,11 @@ static char *parse_args(int argc, const char *const *argv, char bufs[][256], con
     bufs[n][vl] = 0;
     if (!strcmp(key, "partitions")) {
       char *end;
-      long long x = strtoll(bufs[n], &end, 10);
-      if (*end || x < 1 || x > TK_MAX_PARTITIONS)
+      /* digits only: strtoll would take " 3" or "+3" as well */
+      size_t digits = strspn(bufs[n], "0123456789");
+      errno = 0;
+      long long x = digits && !bufs[n][digits] ? strtoll(bufs[n], &end, 10) : 0;
+      if (errno || x < 1 || x > TK_MAX_PARTITIONS)
         return sqlite3_mprintf("option partitions: \"%s\" is not an integer in [1, %d]", bufs[n], TK_MAX_PARTITIONS);
       *partitions = x;
       continue;
@@ -1298,6 +1302,12 @@ static int vt_update(sqlite3_vtab *base, int argc, sqlite3_value **argv, sqlite3
   if (sqlite3_value_type(argv[0]) != SQLITE_NULL)
     return vt_error(vt, sqlite3_mprintf("takhin: records are immutable: UPDATE is not supported "
                                         "(produce a new record instead)"));
+  /* argv[1] is the rowid an INSERT names (NULL when it names none): a
+  ** record's rowid is its partition and offset, which the store assigns, so
+  ** naming one would be silently ignored. */
+  if (sqlite3_value_type(argv[1]) != SQLITE_NULL)
+    return vt_error(vt, sqlite3_mprintf("takhin: INSERT cannot set rowid: a record's rowid is its "
+                                        "partition and offset, which the store assigns; leave rowid out"));
   sqlite3_value *col[C_COUNT];
   if (vt->multi) {
     for (int i = 0; i < C_COUNT; i++) col[i] = argv[2 + i];

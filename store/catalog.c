@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "internal.h"
 
@@ -208,6 +209,65 @@ static int check_format(takhin_store *s) {
   return rc;
 }
 
+/* SQLite failed to set up its WAL index and the catalog's file system has
+** no free block left: say "disk full", not "disk I/O error". */
+static int full_disk(takhin_store *s) {
+  int ext = sqlite3_extended_errcode(s->cat->db);
+  if (ext != SQLITE_IOERR_SHMOPEN && ext != SQLITE_IOERR_SHMSIZE && ext != SQLITE_IOERR_SHMMAP &&
+      (ext & 0xff) != SQLITE_FULL)
+    return 0;
+  struct statvfs v;
+  return statvfs(s->data_dir, &v) == 0 && v.f_bavail == 0;
+}
+
+/* "file:<path>?immutable=1", the path percent-encoded where a URI needs it. */
+static char *immutable_uri(const char *path) {
+  size_t n = strlen(path);
+  char *u = sqlite3_malloc64(n * 3 + 32);
+  if (!u) return NULL;
+  char *o = u + sprintf(u, "file:");
+  for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+    if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+        strchr("/-._~", *c))
+      *o++ = (char)*c;
+    else
+      o += sprintf(o, "%%%02X", *c);
+  }
+  strcpy(o, "?immutable=1");
+  return u;
+}
+
+/* Read-only handles on read-only media (a read-only mount, a folder the
+** process may not write) or on a full disk with no writer running: SQLite
+** cannot create the WAL index (-shm) it needs to read a WAL catalog, and
+** fails with CANTOPEN or READONLY, or an I/O error sizing the -shm (a
+** running writer has made it already). Reopen the catalog immutable: no
+** -shm, no locks, and it never sees later changes -- right where nothing
+** writes. Segment files stay the truth: batches the catalog does not know
+** (a -wal left behind is not read) are found by the tail scan of recovery
+** as usual. */
+static int reopen_immutable(takhin_store *s) {
+  tk_catalog *c = s->cat;
+  int ext = sqlite3_extended_errcode(c->db), err = ext & 0xff;
+  if (err != SQLITE_CANTOPEN && err != SQLITE_READONLY && ext != SQLITE_IOERR_SHMOPEN &&
+      ext != SQLITE_IOERR_SHMSIZE && ext != SQLITE_IOERR_SHMMAP)
+    return 0;
+  char *uri = immutable_uri(s->db_path);
+  if (!uri) return 0;
+  sqlite3 *db = NULL;
+  int ok = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                           NULL) == SQLITE_OK;
+  sqlite3_free(uri);
+  if (!ok) {
+    sqlite3_close(db);
+    return 0;
+  }
+  sqlite3_close(c->db);
+  c->db = db;
+  sqlite3_extended_result_codes(db, 1);
+  return 1;
+}
+
 /* A SQLite error that means the file itself is not a sound database
 ** (garbage bytes, a damaged page), as opposed to locking or I/O trouble. */
 static int is_damage(sqlite3 *db) {
@@ -238,6 +298,10 @@ static int open_own(takhin_store *s, tk_catalog *c, int read_only, int *damaged)
   if (!read_only &&
       sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK) {
     *damaged = is_damage(c->db);
+    if (full_disk(s))
+      return tk_err(TAKHIN_ENOSPC, "catalog %s: the disk is full: SQLite has no room for the "
+                    "catalog's WAL index (%s-shm, 32 KiB) a writer needs; free some space "
+                    "(a read_only open works meanwhile)", s->db_path, s->db_path);
     return cat_err(s, "configure");
   }
   if (!read_only) {
@@ -332,6 +396,7 @@ int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
     if ((rc = open_own(s, c, read_only, &damaged))) goto fail;
     s->recovery.catalog_moved_aside = 1;
   }
+  if (rc == TAKHIN_ECATALOG && read_only && reopen_immutable(s)) rc = check_format(s);
   if (rc) goto fail;
   return TAKHIN_OK;
 fail:

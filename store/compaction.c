@@ -229,6 +229,24 @@ int tk_key_catch_up(tk_partition *p) {
   return rc;
 }
 
+/* The key index is behind the log: a catch-up the open could not finish
+** (it writes the catalog, which a full disk refuses; see
+** takhin_recovery_info.key_index_deferred), or key rows lost since. */
+static int keys_behind(tk_partition *p) {
+  takhin_store *s = p->topic->store;
+  /* The extension's store (borrowed catalog) keeps its old rule: the next
+  ** open rebuilds; a lookup may run inside any statement of the host's. */
+  if (!p->topic->cfg.compact || s->opt.read_only || s->borrowed) return 0;
+  pthread_mutex_lock(&p->append_lock);
+  int tracked = p->keys_tracked;
+  pthread_mutex_unlock(&p->append_lock);
+  return !tracked;
+}
+
+/* Retry it before anything relies on the key index. maint_lock held: one
+** catch-up at a time, never beside a compaction. */
+static int catch_up_if_behind(tk_partition *p) { return keys_behind(p) ? tk_key_catch_up(p) : TAKHIN_OK; }
+
 /* ---- rewriting one segment ------------------------------------------------ */
 
 static void put32(uint8_t *p, uint32_t v) {
@@ -578,6 +596,8 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
                   tk_config_policy_name(cfg));
   pthread_mutex_lock(&p->maint_lock);
   int rc = tk_part_flush(p, 1, 0); /* the key index must be current */
+  /* Not fatal: compaction never goes past what the index covers (below). */
+  if (!rc && catch_up_if_behind(p)) { /* left for the next run */ }
   tk_segment **cand = NULL, **fresh = NULL;
   size_t ncand = 0;
   /* keys_kept = keys outside [first, end) + the survivors counted inside */
@@ -759,6 +779,18 @@ int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset,
     pthread_mutex_unlock(&p->append_lock);
     if (pending) rc = tk_part_flush(p, 1, 0); /* a key just produced must be found */
     if (rc) return rc;
+    /* An index behind the log would answer with an older record, or none. */
+    if (keys_behind(p)) {
+      pthread_mutex_lock(&p->maint_lock);
+      rc = catch_up_if_behind(p);
+      pthread_mutex_unlock(&p->maint_lock);
+    }
+    if (rc) {
+      char why[512];
+      snprintf(why, sizeof why, "%s", takhin_errmsg());
+      return tk_err(rc, "the key index of %s-%d is behind its log and cannot be brought up to date: %s",
+                    p->topic->name, (int)p->id, why);
+    }
   }
   pthread_mutex_lock(&s->cat_lock);
   sqlite3_stmt *st = tk_sql_prepare(s, "key_lookup");

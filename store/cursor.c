@@ -233,6 +233,10 @@ static int locate(takhin_cursor *c) {
   c->seg = tk_part_locate(c->part, c->next, &pos, &end, &hwm, &c->seg_next, &c->seg_sealed,
                           &c->entry_offset);
   if (!c->seg) return TAKHIN_END;
+  /* Offsets below the segment that no segment holds (lost to a failed
+  ** BUFFERED write, or with a segment file deleted by hand) are skipped:
+  ** an empty segment after such a gap would otherwise never be left. */
+  if (c->next < c->seg->base_offset) c->next = c->seg->base_offset;
   c->seg_end = end;
   c->buf_pos = pos;
   c->chain = c->entry_offset >= 0 ? c->entry_offset : c->seg->base_offset;

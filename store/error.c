@@ -49,6 +49,7 @@ const char *takhin_errstr(int rc) {
     case TAKHIN_EFORMAT: return "unsupported catalog format version";
     case TAKHIN_ENOMEM: return "out of memory";
     case TAKHIN_ECATALOG: return "catalog (SQLite) error";
+    case TAKHIN_ELOST: return "acknowledged records were lost (a BUFFERED write failed)";
     default: return "unknown status code";
   }
 }

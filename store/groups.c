@@ -26,6 +26,8 @@ int takhin_group_commit(takhin_store *s, const char *group, const takhin_offset_
   int rc = check_group(group);
   if (rc) return rc;
   if (!offsets || n == 0) return tk_err(TAKHIN_EINVAL, "takhin_group_commit: no offsets");
+  if (n > SIZE_MAX / sizeof(int64_t))
+    return tk_err(TAKHIN_EINVAL, "takhin_group_commit: %zu offsets cannot be held in memory", n);
   /* Validate everything before writing anything: the commit is atomic. */
   int64_t *ids = malloc(n * sizeof *ids);
   if (!ids) return tk_err(TAKHIN_ENOMEM, "out of memory committing offsets");

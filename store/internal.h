@@ -236,6 +236,12 @@ struct tk_partition {
   ** indexed what the last run left unwritten (append_lock). */
   int keys_tracked;
   uint64_t persists; /* catalog writes that committed (append_lock) */
+  /* BUFFERED: acknowledged records a failed write dropped, not yet reported
+  ** to the application (append_lock): lost_n records in [lost_from,
+  ** lost_to), the failure's status and message. See tk_part_take_lost. */
+  int64_t lost_from, lost_to, lost_n;
+  int lost_rc;
+  char lost_msg[256];
   /* FSYNC group commit */
   pthread_mutex_t sync_lock;
   pthread_cond_t sync_cond;
@@ -257,6 +263,10 @@ int tk_part_create(tk_partition *p);
 int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t *first);
 /* Write pending batches (BUFFERED) and, if persist, index rows to the catalog. */
 int tk_part_flush(tk_partition *p, int persist, int sync);
+/* BUFFERED: ELOST naming the acknowledged records a failed write dropped
+** since the last report (and forget them), or OK. Only calls that answer
+** the application take it: produce, takhin_flush, takhin_close. */
+int tk_part_take_lost(tk_partition *p);
 /* Read-only handles: pick up what the writer process appended since. */
 int tk_part_refresh(tk_partition *p);
 int tk_part_delete_records(tk_partition *p, int64_t offset);

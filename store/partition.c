@@ -265,12 +265,13 @@ static int sync_seg(tk_segment *g) {
   return rc;
 }
 
-/* Seal the active segment and start a new one at the high watermark. */
-static int roll(tk_partition *p, int64_t now) {
+/* Seal the active segment and start a new one at base: the high watermark,
+** or past offsets a failed BUFFERED write lost (see drop_pending). */
+static int roll(tk_partition *p, int64_t base, int64_t now) {
   int rc;
   if (part_store(p)->opt.durability == TAKHIN_DURABILITY_FSYNC && (rc = sync_seg(active_seg(p))))
     return rc;
-  if ((rc = new_active_segment(p, p->next_offset, now))) return rc;
+  if ((rc = new_active_segment(p, base, now))) return rc;
   /* The sealed row and the new row land together; if this fails, recovery
   ** adopts the new file on the next open. */
   persist(p);
@@ -323,23 +324,71 @@ static void set_pending_next(tk_partition *p, int64_t v) {
   pthread_rwlock_unlock(&p->meta_lock);
 }
 
-/* BUFFERED mode: drop the pending batches after a write of them failed:
-** their offsets were never visible and go to the next records (with their
-** keys), and keeping them would wedge every later flush. */
-static void drop_pending(tk_partition *p) {
+/* BUFFERED mode: drop the pending batches after a write of them failed with
+** cause (keeping them would wedge every later flush), and their keys.
+** Records from offset unacked on were never acknowledged (the produce call
+** whose flush failed is told so by its own error): their offsets go to the
+** next records. Records below it were acknowledged: they are lost, and the
+** application must learn it, so the loss is kept for tk_part_take_lost, and
+** their offsets are never handed out again -- the log resumes at unacked in
+** a new segment, rolled now if the disk allows (so that a reopen keeps the
+** gap too) or else by the next append. append_lock held. */
+static void drop_pending(tk_partition *p, int cause, int64_t unacked) {
+  int64_t from = p->next_offset;
   p->wbuf.len = 0;
   p->pending_since_ms = 0;
-  set_pending_next(p, p->next_offset);
-  forget_keys_from(p, p->next_offset);
+  forget_keys_from(p, from);
+  if (unacked <= from) {
+    set_pending_next(p, from);
+    return;
+  }
+  char why[sizeof p->lost_msg];
+  snprintf(why, sizeof why, "%s", takhin_errmsg());
+  if (!p->lost_n) {
+    p->lost_from = from;
+    p->lost_rc = cause;
+    snprintf(p->lost_msg, sizeof p->lost_msg, "%s", why);
+  }
+  p->lost_to = unacked;
+  p->lost_n += unacked - from;
+  set_pending_next(p, unacked);
+  if (roll(p, unacked, tk_now_ms()) == TAKHIN_OK) {
+    /* the gap is part of the log now: readers may seek to its end */
+    pthread_rwlock_wrlock(&p->meta_lock);
+    p->next_offset = unacked;
+    pthread_rwlock_unlock(&p->meta_lock);
+  } /* else the next append rolls: see tk_part_append */
+  tk_err(cause, "%s", why); /* the caller reports the write's failure, not the roll's */
 }
 
-/* BUFFERED mode: write what is pending. append_lock held. */
-static int write_pending(tk_partition *p) {
+/* BUFFERED mode: write what is pending; records from offset unacked on are
+** not acknowledged yet (see drop_pending). append_lock held. */
+static int write_pending_acked(tk_partition *p, int64_t unacked) {
   if (p->wbuf.len == 0) return TAKHIN_OK;
   int rc = write_out(p, p->wbuf.p, p->wbuf.len);
-  if (rc) drop_pending(p);
+  if (rc) drop_pending(p, rc, unacked);
   p->wbuf.len = 0;
   p->pending_since_ms = 0;
+  return rc;
+}
+
+static int write_pending(tk_partition *p) { return write_pending_acked(p, p->pending_next); }
+
+static int take_lost(tk_partition *p) {
+  if (!p->lost_n) return TAKHIN_OK;
+  int rc = tk_err(TAKHIN_ELOST, "%lld acknowledged records between offsets %lld and %lld of %s-%d "
+                  "were lost: writing them failed (%s: %s); later records continue at offset %lld",
+                  (long long)p->lost_n, (long long)p->lost_from, (long long)p->lost_to - 1,
+                  p->topic->name, (int)p->id, takhin_errstr(p->lost_rc), p->lost_msg,
+                  (long long)p->lost_to);
+  p->lost_n = 0;
+  return rc;
+}
+
+int tk_part_take_lost(tk_partition *p) {
+  pthread_mutex_lock(&p->append_lock);
+  int rc = take_lost(p);
+  pthread_mutex_unlock(&p->append_lock);
   return rc;
 }
 
@@ -390,6 +439,9 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
     rc = tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", p->topic->name);
     goto out;
   }
+  /* A failed BUFFERED write lost acknowledged records since the last call
+  ** that could say so: this call says it, and stores nothing. */
+  if ((rc = take_lost(p))) goto out;
   if ((rc = ensure_cctx(p))) goto out;
   if (cfg->compact)
     for (size_t i = 0; i < n; i++)
@@ -414,22 +466,33 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
   }
   tk_segment *g = active_seg(p);
   int64_t seg_bytes = g->size + (int64_t)start;
-  if (seg_bytes > 0 && (seg_bytes + (int64_t)blen > cfg->segment_bytes || now - g->created_ms >= cfg->segment_ms)) {
+  /* Nothing pending, yet the log does not end at base: a failed BUFFERED
+  ** write lost the offsets in between, which are never reused. */
+  int gap = start == 0 && base != g->next_offset;
+  if (gap || (seg_bytes > 0 && (seg_bytes + (int64_t)blen > cfg->segment_bytes ||
+                                now - g->created_ms >= cfg->segment_ms))) {
     if (start > 0) { /* the pending batches belong to the old segment */
       rc = write_out(p, p->wbuf.p, start);
-      if (rc) { drop_pending(p); goto out; }
+      if (rc) { /* they are lost; this call's batch is not stored either */
+        drop_pending(p, rc, base);
+        if (p->lost_n) rc = take_lost(p);
+        goto out;
+      }
       memmove(p->wbuf.p, p->wbuf.p + start, blen);
       p->wbuf.len = blen;
       start = 0;
     }
-    if ((rc = roll(p, now))) { p->wbuf.len = start; goto out; }
+    if ((rc = roll(p, base, now))) { p->wbuf.len = start; goto out; }
   }
   if (buffered) {
     set_pending_next(p, base + (int64_t)n);
     if (!p->pending_since_ms) p->pending_since_ms = now;
     if ((int64_t)p->wbuf.len >= s->opt.flush_bytes || now - p->pending_since_ms >= s->opt.flush_ms)
-      rc = write_pending(p);
-    if (rc) goto out; /* this batch was among those lost: it is not acknowledged */
+      rc = write_pending_acked(p, base);
+    /* This batch was among those dropped: it is not acknowledged. ELOST when
+    ** acknowledged ones went with it, else the write's own error. */
+    if (rc && p->lost_n) rc = take_lost(p);
+    if (rc) goto out;
   } else {
     rc = write_out(p, p->wbuf.p, blen);
     p->wbuf.len = 0;
@@ -655,6 +718,25 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
   return rc;
 }
 
+/* A catalog row whose segment file is gone (deleted by hand): report it in
+** rec and, when it continues the log (lost_end not NULL), move *lost_end
+** and *log_end to the end of its offsets -- if the row is plausible: a
+** record takes at least a byte, so offsets never outnumber bytes, and a
+** hand-edited next_offset cannot fling the log forward. */
+static void note_missing(const tk_partition *p, const tk_seg_row *r, takhin_recovery_info *rec,
+                         int64_t *lost_end, int64_t *log_end) {
+  rec->segments_missing++;
+  int plausible = r->next >= r->base && r->size >= 0 && r->next - r->base <= r->size;
+  if (plausible) rec->offsets_lost += r->next - r->base;
+  if (plausible && lost_end && r->next > *lost_end) *lost_end = *log_end = r->next;
+  size_t used = strlen(rec->message);
+  if (used + 1 < sizeof rec->message)
+    snprintf(rec->message + used, sizeof rec->message - used, "%s%s-%d: segment %020lld.log is missing: %s%lld-%lld%s",
+             used ? "; " : "", p->topic->name, (int)p->id, (long long)r->base,
+             plausible ? "offsets " : "its catalog row is implausible (offsets ",
+             (long long)r->base, (long long)r->next - 1, plausible ? " are lost" : ")");
+}
+
 static int64_t file_size_of(const tk_partition *p, int64_t base) {
   char path[TK_PATH_MAX];
   struct stat st;
@@ -678,9 +760,16 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
   if ((rc = list_segment_files(p, &files, &nfiles, rec))) goto out;
   rec->partitions_checked++;
   int64_t expect = 0; /* segments must not overlap */
+  /* Where the log ends so far (-1: nothing yet), and where it ended when
+  ** the files of its last segments are gone. Only a missing segment that
+  ** continues the log counts for the latter: a row beyond it (hand-made)
+  ** must not move the high watermark. */
+  int64_t log_end = -1, lost_end = 0;
   for (size_t i = 0; i < nrows; i++) {
     tk_seg_row *r = &rows[i];
     int64_t fsz = r->base >= expect ? file_size_of(p, r->base) : -1;
+    if (r->base >= expect && (fsz < 0 || !has_base(files, nfiles, r->base)))
+      note_missing(p, r, rec, log_end < 0 || r->base == log_end ? &lost_end : NULL, &log_end);
     if (fsz < 0 || !has_base(files, nfiles, r->base)) {
       /* The file is gone (or the row overlaps its neighbour): its records
       ** cannot be served. Drop the row; the offsets read as removed. */
@@ -698,7 +787,7 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     g->records = r->records;
     if ((rc = push_seg(p, g))) { tk_seg_unref(g); goto out; }
     if ((rc = load_segment(p, g, r, fsz, rec))) goto out;
-    expect = g->next_offset;
+    expect = log_end = g->next_offset;
   }
   /* Files the catalog does not know: past the end, a segment whose row a
   ** crash kept from landing (adopt it); before the start, a file retention
@@ -740,6 +829,11 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
   } else {
     p->next_offset = p->log_start > 0 ? p->log_start : 0;
   }
+  /* The files of the log's last offsets are gone, but those offsets were
+  ** handed out: a writer continues after them, in a new segment (readers
+  ** skip the gap), so no offset ever names two different records. */
+  int resume_after_lost = !s->opt.read_only && lost_end > p->next_offset;
+  if (resume_after_lost) p->next_offset = lost_end;
   /* The log start lies within [first segment, high watermark]. */
   int64_t lo = p->nsegs ? p->segs[0]->base_offset : p->next_offset;
   int64_t ls = p->log_start;
@@ -749,7 +843,7 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
   p->pending_next = p->next_offset;
   p->synced_next = p->next_offset;
   if (!s->opt.read_only) {
-    if (!p->nsegs) {
+    if (!p->nsegs || resume_after_lost) {
       pthread_mutex_lock(&p->append_lock);
       rc = new_active_segment(p, p->next_offset, tk_now_ms());
       pthread_mutex_unlock(&p->append_lock);

@@ -15,6 +15,9 @@
 #include "internal.h"
 
 int32_t takhin_murmur2(const void *data, size_t len) {
+  /* No bytes to read: hash as the empty key rather than fault (the
+  ** function has no error channel; takhin.h documents this). */
+  if (!data) len = 0;
   const uint8_t *d = data;
   const uint32_t seed = 0x9747b28cU, m = 0x5bd1e995U;
   const int r = 24;
@@ -109,6 +112,11 @@ int takhin_produce_topic(takhin_store *s, const char *topic, const takhin_record
                          size_t n, int32_t *partitions_out, int64_t *offsets_out) {
   if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_produce_topic: store is NULL or closed");
   if (!records || n == 0) return tk_err(TAKHIN_EINVAL, "takhin_produce_topic: no records");
+  /* The scratch arrays hold n entries of each kind: n * sizeof must not
+  ** wrap. A Kafka batch holds at most 2^31 records, so that is the bound. */
+  if (n > (size_t)INT32_MAX + 1)
+    return tk_err(TAKHIN_EINVAL, "takhin_produce_topic: %zu records are more than one call may "
+                  "produce (at most %lld)", n, (long long)INT32_MAX + 1);
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   tk_topic *t;
   int rc = tk_store_topic(s, topic, &t);

@@ -302,6 +302,9 @@ static int check_options(const takhin_options *o) {
   if (o->flush_bytes <= 0) return tk_err(TAKHIN_EINVAL, "flush_bytes must be positive");
   if (o->flush_ms <= 0) return tk_err(TAKHIN_EINVAL, "flush_ms must be positive");
   if (o->max_open_files < 1) return tk_err(TAKHIN_EINVAL, "max_open_files must be at least 1");
+  if (o->maintenance_ms < 0)
+    return tk_err(TAKHIN_EINVAL, "maintenance_ms must be 0 (off) or positive, got %lld",
+                  (long long)o->maintenance_ms);
   return TAKHIN_OK;
 }
 
@@ -384,9 +387,25 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   pthread_rwlock_unlock(&s->topics_lock);
   if (rc) goto fail;
   if (!s->opt.read_only) { /* key rows the last run did not get to write */
+    /* They are written to the catalog, which a full disk refuses: that must
+    ** not keep the log from being opened and read. The partition's key
+    ** index then stays behind (keys_tracked = 0) and the next key lookup or
+    ** compaction retries (compaction.c); recovery says so. The extension's
+    ** store never retries there (its catalog is the host's connection):
+    ** its open still fails. */
     for (size_t b = 0; b < s->nbuckets && !rc; b++)
       for (tk_topic *t = s->topics[b]; t && !rc; t = t->hnext)
-        for (int32_t i = 0; i < t->nparts && !rc; i++) rc = tk_key_catch_up(t->parts[i]);
+        for (int32_t i = 0; i < t->nparts && !rc; i++)
+          if ((rc = tk_key_catch_up(t->parts[i])) && !s->borrowed) {
+            rc = TAKHIN_OK;
+            takhin_recovery_info *ri = &s->recovery;
+            size_t used = strlen(ri->message);
+            ri->key_index_deferred++;
+            if (used + 1 < sizeof ri->message)
+              snprintf(ri->message + used, sizeof ri->message - used, "%s%s-%d: key index not brought "
+                       "up to date (%s); the next key lookup or compaction retries", used ? "; " : "",
+                       t->name, (int)i, takhin_errmsg());
+          }
     if (rc) goto fail;
   }
   if ((rc = tk_maint_start(s))) goto fail;
@@ -420,6 +439,18 @@ static void flush_one(tk_partition *p, void *arg) {
   /* A borrowed connection may be closing: leave the index rows to recovery. */
   int rc = tk_part_flush(p, !p->topic->store->borrowed, 0);
   if (rc && !*first_rc) *first_rc = rc;
+}
+
+/* After flushing every partition: the first partition whose acknowledged
+** records a failed BUFFERED write lost says so (ELOST; its message is the
+** thread's last, so it names those records); the others keep theirs for
+** the next call. */
+static void take_first_lost(tk_partition *p, void *arg) {
+  int *rc = arg;
+  if (*rc != TAKHIN_ELOST) {
+    int l = tk_part_take_lost(p);
+    if (l) *rc = l;
+  }
 }
 
 /* Closed handles are kept, marked, until the process exits: a call on one
@@ -462,7 +493,10 @@ static int teardown(takhin_store *s) {
   if (s->flusher_running) pthread_join(s->flusher, NULL);
   if (s->maint_running) pthread_join(s->maint, NULL);
   tk_reaper_drain(s); /* its queue holds topic references */
-  if (s->cat && !s->opt.read_only) tk_store_each_partition(s, flush_one, &rc);
+  if (s->cat && !s->opt.read_only) {
+    tk_store_each_partition(s, flush_one, &rc);
+    tk_store_each_partition(s, take_first_lost, &rc);
+  }
   for (size_t b = 0; b < s->nbuckets; b++)
     for (tk_topic *t = s->topics[b], *nx; t; t = nx) {
       nx = t->hnext;
@@ -502,6 +536,7 @@ int takhin_flush(takhin_store *s, int sync) {
         if (r && !rc) rc = r;
       }
   pthread_rwlock_unlock(&s->topics_lock);
+  tk_store_each_partition(s, take_first_lost, &rc);
   return rc;
 }
 

@@ -55,6 +55,8 @@ extern "C" {
 #define TAKHIN_EFORMAT -12   /* catalog written by an unknown format version */
 #define TAKHIN_ENOMEM -13    /* out of memory */
 #define TAKHIN_ECATALOG -14  /* SQLite reported an error on the catalog */
+#define TAKHIN_ELOST -15     /* BUFFERED: acknowledged records were lost (a write of
+                                them failed); the message names the offsets */
 
 /* Static name and one-line meaning of a status code. Never NULL. */
 const char *takhin_errstr(int rc);
@@ -77,7 +79,23 @@ typedef struct takhin_store takhin_store;
 **     flush_ms (a background thread enforces flush_ms), or by takhin_flush().
 **     Fastest; a process crash LOSES the unflushed tail even though the
 **     produce call returned. Readers in this process still see every record
-**     (a fetch past the flushed point flushes first). */
+**     (a fetch past the flushed point flushes first).
+**     A write that fails (a full disk, an I/O error) drops the pending
+**     batches of its partition: those acknowledged records are LOST. The
+**     application is told once, by TAKHIN_ELOST from the first of these calls
+**     to come: the produce call whose write failed (its own records are not
+**     stored either), or, when the failure was met elsewhere (the flusher
+**     thread, a reader, retention), the next takhin_produce or
+**     takhin_produce_topic on that partition (which then stores nothing),
+**     takhin_flush or takhin_close. takhin_errmsg() names the partition, how
+**     many records were lost, their first and last offsets and the cause.
+**     Their offsets are never handed out again: the next record continues
+**     after them, in a new segment (a gap readers skip, as after compaction).
+**     Across a reopen the gap is kept when the store could record that new
+**     segment in the catalog; if the disk stayed full until the process
+**     ended, the next open may give those offsets out again. A produce call
+**     whose write fails while nothing acknowledged was pending returns the
+**     write's error (ENOSPC, EIO) and stores nothing, as in the other modes. */
 #define TAKHIN_DURABILITY_OS 0
 #define TAKHIN_DURABILITY_FSYNC 1
 #define TAKHIN_DURABILITY_BUFFERED 2
@@ -86,11 +104,18 @@ typedef struct takhin_options {
   int durability;          /* TAKHIN_DURABILITY_*; default OS */
   int64_t flush_bytes;     /* BUFFERED: write when this much is pending; default 1 MiB */
   int64_t flush_ms;        /* BUFFERED: write at least this often; default 100 ms */
-  int read_only;           /* open without the writer lock; no writes allowed */
+  int read_only;           /* open without the writer lock; no writes allowed. Also
+                              opens a store on read-only media (a read-only mount or
+                              folder) or a full disk: where SQLite cannot create the
+                              catalog's WAL index (-shm; a running writer has made
+                              it), the catalog is opened immutable, as it was when
+                              the writer closed it (a -wal left behind is not read;
+                              recovery finds its batches in the files) */
   int max_open_files;      /* budget of cached segment file handles; default 256,
                               capped at half the process's RLIMIT_NOFILE */
   int64_t maintenance_ms;  /* > 0: a background thread runs takhin_maintenance_run
-                              (retention and compaction) this often; 0 (default) = off */
+                              (retention and compaction) this often; 0 (default) = off;
+                              negative: takhin_open fails with EINVAL */
 } takhin_options;
 
 /* Fill *opt with the defaults above. */
@@ -105,19 +130,26 @@ void takhin_options_init(takhin_options *opt);
 ** older catalog from the data folder, deleting nothing it does not know; a
 ** read_only open never modifies anything and fails (ENOTFOUND, ECATALOG) on
 ** a missing or damaged catalog. Errors: ELOCKED (another writer), EFORMAT
-** (unknown catalog version), EIO, ECATALOG, EINVAL. */
+** (unknown catalog version), EIO, ECATALOG, EINVAL, ENOSPC (a writer on a
+** disk without a free block for the catalog's WAL index; a read_only open
+** works there). A full disk does not otherwise keep a writer from opening:
+** see key_index_deferred. */
 int takhin_open(const char *path, const takhin_options *opt, takhin_store **out);
 
 /* Flush buffered data and index rows, stop background work, close files and
 ** release everything the handle owns. NULL is a no-op. Returns the first
-** error met while flushing. A closed handle stays safe to pass: every call
+** error met while flushing, or ELOST when acknowledged records were lost and
+** not reported yet (BUFFERED). A closed handle stays safe to pass: every call
 ** on it (a second close included) returns TAKHIN_EMISUSE; its few bytes are
 ** kept until the process exits for that reason. */
 int takhin_close(takhin_store *s);
 
 /* Write buffered batches (BUFFERED mode) and pending index rows to the OS and
 ** the catalog. With sync != 0 also fdatasync every segment written since the
-** last sync. */
+** last sync. ELOST when a failed write lost acknowledged records of a
+** partition since the last report (see TAKHIN_DURABILITY_BUFFERED): the
+** message names the first such partition; others are reported by the next
+** call. */
 int takhin_flush(takhin_store *s, int sync);
 
 /* What recovery did when the store was opened. */
@@ -160,6 +192,22 @@ typedef struct takhin_recovery_info {
   ** inside its gap cannot be detected at all. */
   int64_t batches_damaged;
   char first_damage[512];
+  int64_t segments_missing;    /* segment files the catalog lists that are gone
+                                  (deleted by hand): their records are lost */
+  int64_t offsets_lost;        /* offsets those files held. They read as removed,
+                                  and are never given to new records: a writer
+                                  open continues the log after the catalog's
+                                  last known offset, in a new segment */
+  int64_t key_index_deferred;  /* partitions of compacted topics whose key index
+                                  could not be brought up to date (e.g. a full
+                                  disk: that writes the catalog). The open still
+                                  succeeds; the next key lookup or compaction
+                                  retries (a lookup fails with the error rather
+                                  than answer from a stale index; compaction
+                                  leaves the unindexed segments alone) */
+  char message[512];           /* what an operator should know, "" when nothing:
+                                  "t-0: segment 000...20.log is missing: offsets
+                                  20-29 are lost; ..." (cut at 511 bytes) */
 } takhin_recovery_info;
 int takhin_recovery(takhin_store *s, takhin_recovery_info *out);
 
@@ -244,7 +292,9 @@ typedef struct takhin_record {
 /* Append n >= 1 records to one partition as one Kafka batch. *first_offset
 ** (may be NULL) receives the offset of the first record; the others follow
 ** densely. All or nothing: on error no record is stored. Errors: ENOTFOUND,
-** ETOOBIG (batch above max_message_bytes), EINVAL, ENOSPC, EIO, EREADONLY. */
+** ETOOBIG (batch above max_message_bytes), EINVAL, ENOSPC, EIO, EREADONLY,
+** ELOST (BUFFERED: records acknowledged earlier were lost, see
+** TAKHIN_DURABILITY_BUFFERED; this call stored nothing). */
 int takhin_produce(takhin_store *s, const char *topic, int32_t partition,
                    const takhin_record *records, size_t n, int64_t *first_offset);
 
@@ -345,7 +395,8 @@ int takhin_retention_apply(takhin_store *s, const char *topic, int32_t partition
                            takhin_retention_result *out);
 
 /* ---- Kafka's default partitioner -------------------------------------- */
-/* Kafka's Utils.murmur2 (seed 0x9747b28c), as a signed 32-bit value. */
+/* Kafka's Utils.murmur2 (seed 0x9747b28c), as a signed 32-bit value. data
+** NULL is read as no bytes (len ignored): the hash of the empty key. */
 int32_t takhin_murmur2(const void *data, size_t len);
 /* The partition Kafka's Java client picks for a key:
 ** (murmur2(key) & 0x7fffffff) % partitions. partitions must be >= 1. */
@@ -358,7 +409,8 @@ int32_t takhin_partition_for_key(const void *key, size_t len, int32_t partitions
 ** Records are split by partition and appended as one batch per partition,
 ** each all or nothing. partitions_out and offsets_out (each may be NULL)
 ** receive, per record, its partition and offset (-1 when not stored: on an
-** error, some partitions' batches may have been stored and others not). */
+** error, some partitions' batches may have been stored and others not).
+** EINVAL for n above 2^31 (a Kafka batch's record count). */
 int takhin_produce_topic(takhin_store *s, const char *topic, const takhin_record *records,
                          size_t n, int32_t *partitions_out, int64_t *offsets_out);
 

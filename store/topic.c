@@ -42,12 +42,25 @@ int tk_topic_name_check(const char *name) {
   return TAKHIN_OK;
 }
 
+/* Only [-]digits: strtoll alone would also take leading spaces, a '+' and
+** an empty string, and a value that is not what was meant must be refused. */
+static int plain_integer(const char *v) {
+  if (*v == '-') v++;
+  if (!*v) return 0;
+  for (; *v; v++)
+    if (*v < '0' || *v > '9') return 0;
+  return 1;
+}
+
 /* Parse a whole decimal int64 in [lo, hi]. */
 static int parse_i64(const char *key, const char *v, int64_t lo, int64_t hi, int64_t *out) {
   char *end;
   errno = 0;
+  if (!plain_integer(v))
+    return tk_err(TAKHIN_EINVAL, "config %s: \"%s\" is not an integer (digits only, no spaces or "
+                  "'+')", key, v);
   long long x = strtoll(v, &end, 10);
-  if (!*v || *end || errno == ERANGE)
+  if (*end || errno == ERANGE)
     return tk_err(TAKHIN_EINVAL, "config %s: \"%s\" is not an integer", key, v);
   if (x < lo || x > hi)
     return tk_err(TAKHIN_EINVAL, "config %s: %lld is out of range [%lld, %lld]", key, x,
@@ -88,8 +101,12 @@ int tk_config_apply(tk_topic_config *c, const char *const *kv) {
     } else if (!strcmp(k, "min_cleanable_dirty_ratio")) {
       char *end;
       errno = 0;
-      double d = strtod(v, &end);
-      if (!*v || *end || errno || !(d >= 0.0 && d <= 1.0))
+      /* a plain decimal: strtod would also take spaces, hex, "inf", "nan" */
+      int plain = (*v >= '0' && *v <= '9') || (*v == '.' && v[1] >= '0' && v[1] <= '9');
+      for (const char *q = v; plain && *q; q++)
+        plain = (*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E' || *q == '-' || *q == '+';
+      double d = plain ? strtod(v, &end) : 0.0;
+      if (!plain || *end || errno || !(d >= 0.0 && d <= 1.0))
         rc = tk_err(TAKHIN_EINVAL, "config min_cleanable_dirty_ratio: \"%s\" is not a number in [0, 1]", v);
       else c->min_cleanable_dirty_ratio = d;
     } else {

@@ -323,6 +323,7 @@ static void restore_metas(tk_topic *t, int32_t n) {
 int takhin_topic_alter_config(takhin_store *s, const char *topic, const char *const *config) {
   if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_alter_config: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  if (!topic) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
   pthread_rwlock_wrlock(&s->topics_lock);
   tk_topic *t = topic ? tk_store_find(s, topic) : NULL;
   int rc = TAKHIN_OK;
@@ -376,6 +377,7 @@ out:
 int takhin_topic_add_partitions(takhin_store *s, const char *topic, int32_t total) {
   if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_add_partitions: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  if (!topic) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
   pthread_rwlock_wrlock(&s->topics_lock);
   tk_topic *t = topic ? tk_store_find(s, topic) : NULL;
   int rc = TAKHIN_OK;

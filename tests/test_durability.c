@@ -6,6 +6,7 @@
 ** documented). Also a full disk: ENOSPC leaves the log readable.
 */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -260,10 +261,12 @@ Test(durability, enospc_buffered_drops_the_keys_of_dropped_batches) {
     takhin_record r = {.key = k, .key_len = (size_t)kl, .value = v, .value_len = sizeof v, .timestamp = 1};
     rc = takhin_produce(s, "t", 0, &r, 1, NULL);
   }
-  cr_assert_eq(rc, TAKHIN_ENOSPC, "a full disk says so: %d %s", rc, takhin_errmsg());
+  /* the produce whose flush failed says acknowledged records were lost, and why */
+  cr_assert_eq(rc, TAKHIN_ELOST, "a full disk says so: %d %s", rc, takhin_errmsg());
+  cr_assert(strstr(takhin_errmsg(), "No space left"), "%s", takhin_errmsg());
   long produced = i;
   unlink(ballast);
-  /* room again: new records take the dropped batches' offsets */
+  /* room again: new records go on after the dropped batches' offsets */
   for (long j = 0; j < 20; j++) {
     int kl = snprintf(k, sizeof k, "new-%ld", j);
     takhin_record r = {.key = k, .key_len = (size_t)kl, .value = "n", .value_len = 1, .timestamp = 2};
@@ -283,6 +286,136 @@ Test(durability, enospc_buffered_drops_the_keys_of_dropped_batches) {
               "%s is indexed at offset %lld, which holds another record", k, (long long)m.offset);
   }
   takhin_cursor_close(c);
+  takhin_close(s);
+  umount(dir);
+}
+
+/* Fill the file system holding path until a write fails; returns the
+** filler's path (static) so the test can give the space back. */
+static const char *fill_disk(const char *dir) {
+  static char filler[4200];
+  snprintf(filler, sizeof filler, "%s/filler", dir);
+  int fd = open(filler, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  cr_assert_geq(fd, 0);
+  static char block[64 << 10];
+  memset(block, 'f', sizeof block);
+  for (size_t bs = sizeof block; bs > 0; bs /= 2) /* to the last byte */
+    while (write(fd, block, bs) == (ssize_t)bs) {}
+  close(fd);
+  return filler;
+}
+
+static int produce_v(takhin_store *s, long i, int64_t *off) {
+  char k[32], v[1100];
+  takhin_record r;
+  tu_make_record(&r, k, sizeof k, v, 1000, i);
+  return takhin_produce(s, "t", 0, &r, 1, off);
+}
+
+/* Issue 11: BUFFERED mode on a full disk. Produce acknowledges records held
+** in memory; the background flusher's write of them fails. The application
+** learns it: the next produce (which stores nothing), takhin_flush or
+** takhin_close returns TAKHIN_ELOST naming the lost offsets, once. Those
+** offsets are never handed out again: later records continue after them. */
+Test(durability, buffered_full_disk_loss_is_reported_and_offsets_not_reused) {
+  if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
+  const char *db0 = tu_store_path("dur_buf_lost");
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
+  mkdir(dir, 0755);
+  cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare");
+  cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make mounts private");
+  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, "size=4m"), 0, "mount tmpfs");
+  char db[4200];
+  snprintf(db, sizeof db, "%s/store.db", dir);
+  takhin_store *s = open_mode(db, TAKHIN_DURABILITY_BUFFERED, 1 << 30, 20);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
+  int64_t off;
+  for (long i = 0; i < 5; i++) cr_assert_eq(produce_v(s, i, &off), TAKHIN_OK);
+  cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
+
+  /* 1. the flusher thread's write fails; the next produce says so */
+  const char *filler = fill_disk(dir);
+  for (long i = 5; i < 15; i++) {
+    cr_assert_eq(produce_v(s, i, &off), TAKHIN_OK, "acknowledged in memory: %s", takhin_errmsg());
+    cr_assert_eq(off, i);
+  }
+  usleep(300 * 1000); /* the flusher (flush_ms 20) tries, and fails */
+  int rc = produce_v(s, 100, &off);
+  cr_assert_eq(rc, TAKHIN_ELOST, "the next produce reports the loss: %d %s", rc, takhin_errmsg());
+  cr_assert(strstr(takhin_errmsg(), "10 acknowledged records between offsets 5 and 14 of t-0 were lost"),
+            "%s", takhin_errmsg());
+  cr_assert(strstr(takhin_errmsg(), "No space left"), "names the cause: %s", takhin_errmsg());
+  cr_assert(strstr(takhin_errmsg(), "continue at offset 15"), "%s", takhin_errmsg());
+  /* readers: the high watermark stays where acknowledged offsets ended, and
+  ** the lost offsets hold nothing */
+  takhin_partition_info pi0;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi0), TAKHIN_OK);
+  cr_assert_eq(pi0.high_watermark, 15);
+  takhin_cursor *c0;
+  takhin_message m0;
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &c0), TAKHIN_OK);
+  cr_assert_eq(takhin_cursor_seek(c0, 15, 0, 0), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_cursor_next(c0, &m0), TAKHIN_END, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_cursor_seek(c0, 5, 0, 0), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_cursor_next(c0, &m0), TAKHIN_END, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_cursor_get(c0, 7, &m0), TAKHIN_ENOTFOUND);
+  takhin_cursor_close(c0);
+  unlink(filler);
+  cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "reported once: %s", takhin_errmsg());
+  cr_assert_eq(produce_v(s, 15, &off), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(off, 15, "the lost offsets 5..14 are not handed out again");
+  cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
+
+  /* 2. takhin_flush's own write fails: it says so */
+  filler = fill_disk(dir);
+  for (long i = 16; i < 20; i++) cr_assert_eq(produce_v(s, i, &off), TAKHIN_OK);
+  rc = takhin_flush(s, 0);
+  /* the flusher thread may have met the full disk first: the loss is
+  ** reported by whichever of them the application calls */
+  cr_assert_eq(rc, TAKHIN_ELOST, "%d %s", rc, takhin_errmsg());
+  cr_assert(strstr(takhin_errmsg(), "4 acknowledged records between offsets 16 and 19"), "%s", takhin_errmsg());
+  unlink(filler);
+  cr_assert_eq(produce_v(s, 20, &off), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(off, 20);
+  cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
+
+  /* 3. the loss is reported by takhin_close when nothing else asks */
+  filler = fill_disk(dir);
+  for (long i = 21; i < 26; i++) { /* past the page the last write began */
+    cr_assert_eq(produce_v(s, i, &off), TAKHIN_OK);
+    cr_assert_eq(off, i);
+  }
+  usleep(300 * 1000);
+  unlink(filler); /* room for close's catalog writes: only the batch is lost */
+  rc = takhin_close(s);
+  cr_assert_eq(rc, TAKHIN_ELOST, "close reports the loss: %d %s", rc, takhin_errmsg());
+  cr_assert(strstr(takhin_errmsg(), "5 acknowledged records between offsets 21 and 25"), "%s", takhin_errmsg());
+
+  /* what was acknowledged and not reported lost is all there, at its offset */
+  s = open_mode(db, TAKHIN_DURABILITY_OS, 0, 0);
+  takhin_cursor *c;
+  takhin_message m;
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
+  long seen[64];
+  int ns = 0;
+  while ((rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
+    cr_assert_lt(ns, 64);
+    long i = strtol((const char *)m.key + 1, NULL, 10);
+    cr_assert(tu_value_ok(m.value, m.value_len, 1000, i), "record at %lld intact", (long long)m.offset);
+    cr_assert_eq(m.offset, i, "record k%ld at its acknowledged offset", i);
+    seen[ns++] = (long)m.offset;
+  }
+  cr_assert_eq(rc, TAKHIN_END, "%s", takhin_errmsg());
+  takhin_cursor_close(c);
+  cr_assert_eq(ns, 7, "0-4, 15 and 20 survive");
+  for (int i = 0; i < 5; i++) cr_assert_eq(seen[i], i);
+  cr_assert_eq(seen[5], 15);
+  cr_assert_eq(seen[6], 20);
+  /* the gap survives the reopen: the next record does not take offset 21-25 */
+  takhin_partition_info pi;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
+  cr_assert_eq(pi.high_watermark, 26, "%lld", (long long)pi.high_watermark);
   takhin_close(s);
   umount(dir);
 }

@@ -1270,6 +1270,79 @@ static void deleted_segment(const char *name, int which_first) {
 Test(recovery, segment_file_deleted_middle) { deleted_segment("rec_seg_gone_mid", 0); }
 Test(recovery, segment_file_deleted_first) { deleted_segment("rec_seg_gone_first", 1); }
 
+/* Issue 11: the active segment deleted by hand. Recovery says so
+** (segments_missing, offsets_lost, message), the high watermark does not
+** move back, and the lost offsets are never given to new records: the log
+** continues after the catalog's last known offset, also after a reopen. */
+Test(recovery, segment_file_deleted_active) {
+  const char *db0 = tu_store_path("rec_seg_gone_active");
+  char db[1024];
+  snprintf(db, sizeof db, "%s", db0);
+  takhin_store *s = open_ok(db);
+  int64_t hwm = fill(s, TOPIC, (const char *const[]){"segment_bytes", "2000", NULL}, 120);
+  takhin_segment_info *segs;
+  size_t n;
+  cr_assert_eq(takhin_segments_list(s, TOPIC, 0, &segs, &n), TAKHIN_OK);
+  cr_assert_geq(n, 3, "%zu segments", n);
+  int64_t glo = segs[n - 1].base_offset, ghi = segs[n - 1].next_offset;
+  cr_assert_eq(ghi, hwm);
+  cr_assert_gt(ghi, glo, "the active segment holds records");
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  char path[2048];
+  tu_segment_path(path, sizeof path, db, TOPIC, 0, glo);
+  cr_assert_eq(unlink(path), 0);
+
+  /* a read-only open reports it too, and changes nothing */
+  takhin_options ro;
+  takhin_options_init(&ro);
+  ro.read_only = 1;
+  cr_assert_eq(takhin_open(db, &ro, &s), TAKHIN_OK, "%s", takhin_errmsg());
+  takhin_recovery_info ri = recovery(s);
+  cr_assert_eq(ri.segments_missing, 1);
+  cr_assert_eq(ri.offsets_lost, ghi - glo);
+  takhin_close(s);
+
+  s = open_ok(db);
+  ri = recovery(s);
+  cr_assert_eq(ri.segments_missing, 1, "recovery reports the missing segment");
+  cr_assert_eq(ri.offsets_lost, ghi - glo, "and the offsets it held");
+  char want[128];
+  snprintf(want, sizeof want, "%s-0: segment %020lld.log is missing", TOPIC, (long long)glo);
+  cr_assert(strstr(ri.message, want), "message \"%s\" lacks \"%s\"", ri.message, want);
+  takhin_partition_info pi = part_info(s, TOPIC);
+  cr_assert_eq(pi.high_watermark, hwm, "the high watermark does not move back");
+  for (size_t i = 0; i + 1 < n; i++) check_get(s, segs[i].base_offset, segs[i].next_offset, "sealed segment");
+  takhin_cursor *c;
+  takhin_message m;
+  cr_assert_eq(takhin_cursor_open(s, TOPIC, 0, &c), TAKHIN_OK);
+  for (int64_t o = glo; o < ghi; o++)
+    cr_assert_eq(takhin_cursor_get(c, o, &m), TAKHIN_ENOTFOUND, "lost offset %lld", (long long)o);
+  takhin_cursor_close(c);
+  check_seq_upto(s, TOPIC, 0, glo, "before the lost segment");
+  produce_at(s, TOPIC, hwm, 2); /* at the old high watermark, not at glo */
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+
+  s = open_ok(db);
+  ri = recovery(s);
+  cr_assert_eq(ri.segments_missing, 0, "reported once: the catalog now knows");
+  cr_assert_eq(part_info(s, TOPIC).high_watermark, hwm + 2);
+  check_get(s, hwm, hwm + 2, "after reopening");
+  /* a sequential reader steps over the hole */
+  cr_assert_eq(takhin_cursor_open(s, TOPIC, 0, &c), TAKHIN_OK);
+  int64_t o = 0;
+  int rc;
+  while ((rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
+    if (o == glo) o = ghi;
+    cr_assert(rec_ok(&m, o), "sequential record %lld (want %lld)", (long long)m.offset, (long long)o);
+    o++;
+  }
+  cr_assert_eq(rc, TAKHIN_END, "%s", takhin_errmsg());
+  cr_assert_eq(o, hwm + 2);
+  takhin_cursor_close(c);
+  takhin_close(s);
+  takhin_free(segs);
+}
+
 /* ---- f. strange files in the partition folder --------------------------- */
 
 static void garbage_file(const char *name, const char *fname, size_t len, int check_hwm) {

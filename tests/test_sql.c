@@ -2635,3 +2635,50 @@ Test(sql, failed_commit_takes_back_its_keys) {
   EXPECT_ROWS(db, "0|x\n", "SELECT offset, value FROM ev WHERE partition = 0 AND key = 'pre'");
   sqlite3_close(db);
 }
+
+/* Issue 11: values that strtoll or a silent default would take are refused
+** with a message, and nothing is written: spaces and signs in numbers, a
+** rowid named by an INSERT, a blob as takhin_commit's metadata. */
+Test(sql, lenient_values_refused) {
+  const char *path = tu_store_path("sql_lenient");
+  sqlite3 *db = db_open(path);
+  exec_ok(db, "SELECT count(*) FROM takhin_topics");
+  exec_err_exact(db, "option partitions: \" 3\" is not an integer in [1, 100000]",
+                 "CREATE VIRTUAL TABLE t USING takhin(partitions=' 3')");
+  exec_err_exact(db, "option partitions: \"3 \" is not an integer in [1, 100000]",
+                 "CREATE VIRTUAL TABLE t USING takhin(partitions='3 ')");
+  exec_err_exact(db, "option partitions: \"+3\" is not an integer in [1, 100000]",
+                 "CREATE VIRTUAL TABLE t USING takhin(partitions='+3')");
+  exec_err_exact(db, "option partitions: \"99999999999999999999\" is not an integer in [1, 100000]",
+                 "CREATE VIRTUAL TABLE t USING takhin(partitions=99999999999999999999)");
+  exec_err(db, "config segment_bytes: \" 100\" is not an integer",
+           "CREATE VIRTUAL TABLE t USING takhin(segment_bytes=' 100')");
+  exec_err(db, "config segment_bytes: \"+100\" is not an integer",
+           "CREATE VIRTUAL TABLE t USING takhin(segment_bytes='+100')");
+  exec_err(db, "config retention_ms: \"99999999999999999999\" is not an integer",
+           "CREATE VIRTUAL TABLE t USING takhin(retention_ms=99999999999999999999)");
+  exec_err(db, "config min_cleanable_dirty_ratio: \" 0.5\"",
+           "CREATE VIRTUAL TABLE t USING takhin(min_cleanable_dirty_ratio=' 0.5')");
+  exec_err(db, "config min_cleanable_dirty_ratio: \"nan\"",
+           "CREATE VIRTUAL TABLE t USING takhin(min_cleanable_dirty_ratio='nan')");
+  exec_err(db, "config min_cleanable_dirty_ratio: \"0x0.8\"",
+           "CREATE VIRTUAL TABLE t USING takhin(min_cleanable_dirty_ratio='0x0.8')");
+  EXPECT_ROWS(db, "", "SELECT name FROM takhin_topics");
+  exec_ok(db, "CREATE VIRTUAL TABLE t USING takhin(partitions='2', min_cleanable_dirty_ratio='.25')");
+  /* an INSERT that names rowid: refused, not silently ignored */
+  exec_err(db, "INSERT cannot set rowid", "INSERT INTO t(rowid, key, value) VALUES (5, 'k', 'v')");
+  exec_err(db, "INSERT cannot set rowid", "INSERT INTO t(rowid, partition, key, value) VALUES (1, 0, 'k', 'v')");
+  EXPECT_ROWS(db, "0\n", "SELECT count(*) FROM t");
+  exec_ok(db, "INSERT INTO t(partition, key, value) VALUES (0, 'k', 'v')");
+  /* takhin_commit's metadata is text or NULL */
+  exec_err_exact(db, "takhin_commit: metadata must be text or NULL",
+                 "SELECT takhin_commit('g', 't', 0, 1, x'6869')");
+  exec_err_exact(db, "takhin_commit: metadata must be text or NULL",
+                 "SELECT takhin_commit('g', 't', 0, 1, 42)");
+  exec_err_exact(db, "takhin_commit: group must be text", "SELECT takhin_commit(x'67', 't', 0, 1)");
+  exec_err_exact(db, "takhin_commit: topic must be text", "SELECT takhin_commit('g', x'74', 0, 1)");
+  EXPECT_ROWS(db, "", "SELECT * FROM takhin_group_offsets");
+  EXPECT_ROWS(db, "1\n", "SELECT takhin_commit('g', 't', 0, 1, NULL)");
+  EXPECT_ROWS(db, "1\n", "SELECT takhin_commit('g', 't', 0, 1, 'meta')");
+  sqlite3_close(db);
+}
