@@ -1,0 +1,577 @@
+/*
+** test_mirror.c -- takhin-mirror against librdkafka's in-process mock cluster
+** (3 brokers). The mirror runs as a child process given the mock's bootstrap
+** address; records are read back with a librdkafka consumer (takhin -> cluster)
+** and with takhin cursors (cluster -> takhin) and compared per partition:
+** order, key, value, timestamp, headers. Kill rounds SIGKILL the mirror at
+** random points and check that every record arrives exactly once
+** (TAKHIN_MIRROR_KILL_ROUNDS sets the rounds per direction, default 4).
+** Bad configurations must exit non-zero with a message and leave the store's
+** files byte for byte as they were.
+*/
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "takhin.h"
+
+static int failures;
+static char tmpdir[512], bootstrap[512];
+static rd_kafka_mock_cluster_t *mc;
+
+#define CHECK(cond, ...)                                                   \
+  do {                                                                     \
+    if (!(cond)) {                                                         \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);      \
+      fprintf(stderr, __VA_ARGS__);                                        \
+      fputc('\n', stderr);                                                 \
+      failures++;                                                          \
+    }                                                                      \
+  } while (0)
+#define OK(call) CHECK((call) == 0, "%s", takhin_errmsg())
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static const char *path(const char *name) {
+  static char buf[16][700];
+  static int k;
+  k = (k + 1) % 16;
+  snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+  return buf[k];
+}
+
+/* ---- running the mirror -------------------------------------------------- */
+
+static pid_t spawn(char *const *argv, const char *errfile) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) dup2(fd, 2);
+    execv(MIRROR_BIN, argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+/* Run the mirror with the given arguments (NULL-terminated after argv[0]);
+** returns its exit status, or -1 if it ran past the time limit (killed). */
+static int run_mirror(int limit_s, char *errbuf, size_t errcap, ...) {
+  char *argv[32] = {"takhin-mirror"};
+  int n = 1;
+  va_list ap;
+  va_start(ap, errcap);
+  for (char *s; (s = va_arg(ap, char *)) != NULL;) argv[n++] = s;
+  va_end(ap);
+  argv[n] = NULL;
+  const char *ef = path("mirror.err");
+  pid_t pid = spawn(argv, ef);
+  double end = now_s() + limit_s;
+  int st = 0;
+  while (waitpid(pid, &st, WNOHANG) == 0) {
+    if (now_s() > end) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      return -1;
+    }
+    usleep(20000);
+  }
+  if (errbuf) {
+    FILE *f = fopen(ef, "r");
+    size_t got = f ? fread(errbuf, 1, errcap - 1, f) : 0;
+    errbuf[got] = 0;
+    if (f) fclose(f);
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- building source stores ---------------------------------------------- */
+
+static const int64_t TS0 = 1700000000000LL;
+
+/* "events": null keys, tombstones, empty values, headers (null values too). */
+static void fill_events(takhin_store *s) {
+  OK(takhin_topic_create(s, "events", 3, NULL));
+  char kb[64][16], vb[64][32];
+  takhin_header hb[64][3];
+  for (int round = 0; round < 20; round++)
+    for (int32_t p = 0; p < 3; p++) {
+      takhin_record r[10];
+      for (int i = 0; i < 10; i++) {
+        int k = round * 10 + i;
+        memset(&r[i], 0, sizeof r[i]);
+        snprintf(kb[i], sizeof kb[i], "key-%d", k % 17);
+        snprintf(vb[i], sizeof vb[i], "value-%d-%d", p, k);
+        r[i].key = k % 5 == 0 ? NULL : kb[i];
+        r[i].key_len = r[i].key ? strlen(kb[i]) : 0;
+        r[i].value = k % 7 == 3 ? NULL : k % 11 == 4 ? "" : vb[i];
+        r[i].value_len = r[i].value ? strlen(r[i].value) : 0;
+        r[i].timestamp = TS0 + k * 1000 + p;
+        int nh = k % 4;
+        for (int h = 0; h < nh; h++)
+          hb[i][h] = (takhin_header){h == 0 ? "trace" : h == 1 ? "empty" : "nullv", h == 0 ? 5 : 5,
+                                     h == 2 ? NULL : h == 1 ? "" : vb[i],
+                                     h == 0 ? strlen(vb[i]) : 0};
+        r[i].headers = nh ? hb[i] : NULL;
+        r[i].n_headers = (size_t)nh;
+      }
+      OK(takhin_produce(s, "events", p, r, 10, NULL));
+    }
+}
+
+static void fill_bulk(takhin_store *s, const char *topic, int32_t parts, int per_part,
+                      const char *const *cfg, int batch) {
+  OK(takhin_topic_create(s, topic, parts, cfg));
+  char kb[100][16], vb[100][120];
+  takhin_record r[100];
+  for (int32_t p = 0; p < parts; p++)
+    for (int base = 0; base < per_part; base += batch) {
+      int n = per_part - base < batch ? per_part - base : batch;
+      for (int i = 0; i < n; i++) {
+        int k = base + i;
+        snprintf(kb[i], sizeof kb[i], "k%d", k % 20);
+        snprintf(vb[i], sizeof vb[i], "payload %d/%d padding padding padding padding padding", p, k);
+        r[i] = (takhin_record){kb[i], strlen(kb[i]), vb[i], strlen(vb[i]), NULL, 0, TS0 + k};
+      }
+      OK(takhin_produce(s, topic, p, r, (size_t)n, NULL));
+    }
+}
+
+/* ---- comparing ------------------------------------------------------------ */
+
+static int same_bytes(const void *a, size_t al, const void *b, size_t bl) {
+  if ((a == NULL) != (b == NULL)) return 0;
+  return al == bl && (al == 0 || memcmp(a, b, al) == 0);
+}
+
+/* takhin record m vs cluster message k: key, value, timestamp, headers (the
+** cluster's last header is takhin.offset = m's offset). */
+static int same_record(const takhin_message *m, rd_kafka_message_t *k, char *why, size_t cap) {
+  rd_kafka_timestamp_type_t tt;
+  if (!same_bytes(m->key, m->key_len, k->key, k->key_len)) return snprintf(why, cap, "key"), 0;
+  if (!same_bytes(m->value, m->value_len, k->payload, k->len)) return snprintf(why, cap, "value"), 0;
+  if (rd_kafka_message_timestamp(k, &tt) != m->timestamp) return snprintf(why, cap, "timestamp"), 0;
+  rd_kafka_headers_t *h = NULL;
+  rd_kafka_message_headers(k, &h);
+  size_t kn = h ? rd_kafka_header_cnt(h) : 0;
+  if (kn != m->n_headers + 1) return snprintf(why, cap, "header count %zu vs %zu", kn, m->n_headers + 1), 0;
+  for (size_t i = 0; i < kn; i++) {
+    const char *name;
+    const void *v;
+    size_t vl;
+    rd_kafka_header_get_all(h, i, &name, &v, &vl);
+    if (i == m->n_headers) {
+      char off[24];
+      snprintf(off, sizeof off, "%" PRId64, m->offset);
+      if (strcmp(name, "takhin.offset") || !same_bytes(v, vl, off, strlen(off)))
+        return snprintf(why, cap, "takhin.offset header"), 0;
+      continue;
+    }
+    takhin_header th;
+    takhin_message_header(m, i, &th);
+    if (!same_bytes(name, strlen(name), th.key, th.key_len) || !same_bytes(v, vl, th.value, th.value_len))
+      return snprintf(why, cap, "header %zu", i), 0;
+  }
+  return 1;
+}
+
+static rd_kafka_t *new_consumer(void) {
+  char err[512];
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof err);
+  rd_kafka_conf_set(c, "group.id", "test-reader", err, sizeof err);
+  rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof err);
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
+  if (!rk) fprintf(stderr, "consumer: %s\n", err);
+  return rk;
+}
+
+/* Every message of one cluster partition, in order (*n of them). */
+static rd_kafka_message_t **read_partition(rd_kafka_t *c, const char *topic, int32_t p, size_t *n) {
+  int64_t lo = 0, hi = 0;
+  *n = 0;
+  if (rd_kafka_query_watermark_offsets(c, topic, p, &lo, &hi, 5000)) return NULL;
+  rd_kafka_message_t **v = calloc((size_t)(hi - lo) + 1, sizeof *v);
+  rd_kafka_topic_partition_list_t *as = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(as, topic, p)->offset = lo;
+  rd_kafka_assign(c, as);
+  rd_kafka_topic_partition_list_destroy(as);
+  double end = now_s() + 20;
+  while ((int64_t)*n < hi - lo && now_s() < end) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+    if (!m) continue;
+    if (m->err) {
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    v[(*n)++] = m;
+  }
+  rd_kafka_assign(c, NULL);
+  return v;
+}
+
+static void free_msgs(rd_kafka_message_t **v, size_t n) {
+  for (size_t i = 0; i < n; i++) rd_kafka_message_destroy(v[i]);
+  free(v);
+}
+
+/* The cluster copy of a takhin topic matches record for record. */
+static void verify_to(takhin_store *s, const char *topic) {
+  rd_kafka_t *c = new_consumer();
+  int32_t parts = 0;
+  OK(takhin_topic_partitions(s, topic, &parts));
+  size_t total = 0;
+  for (int32_t p = 0; p < parts; p++) {
+    size_t n;
+    rd_kafka_message_t **v = read_partition(c, topic, p, &n);
+    takhin_cursor *cur;
+    takhin_message m;
+    OK(takhin_cursor_open(s, topic, p, &cur));
+    size_t i = 0;
+    int bad = 0;
+    while (takhin_cursor_next(cur, &m) == TAKHIN_OK) {
+      char why[128] = "";
+      if (i >= n) {
+        CHECK(0, "%s [%d]: cluster has only %zu records, takhin more", topic, p, n);
+        bad = 1;
+        break;
+      }
+      if (!same_record(&m, v[i], why, sizeof why)) {
+        CHECK(0, "%s [%d] takhin offset %" PRId64 " vs cluster %" PRId64 ": %s differs", topic, p,
+              m.offset, v[i]->offset, why);
+        bad = 1;
+        break;
+      }
+      i++;
+    }
+    if (!bad) CHECK(i == n, "%s [%d]: takhin %zu records, cluster %zu", topic, p, i, n);
+    total += n;
+    takhin_cursor_close(cur);
+    free_msgs(v, n);
+  }
+  printf("  %s: %zu records compared over %d partitions\n", topic, total, parts);
+  rd_kafka_destroy(c);
+}
+
+/* The takhin copy (dst) of a cluster topic matches the original takhin
+** source (src) record for record, with kafka.offset = the cluster offset
+** (dense from 0 here: the mirror wrote every cluster partition from 0). */
+static void verify_roundtrip(takhin_store *src, takhin_store *dst, const char *topic) {
+  int32_t parts = 0, dparts = 0;
+  OK(takhin_topic_partitions(src, topic, &parts));
+  OK(takhin_topic_partitions(dst, topic, &dparts));
+  CHECK(parts == dparts, "%s: %d vs %d partitions", topic, parts, dparts);
+  size_t total = 0;
+  for (int32_t p = 0; p < parts && p < dparts; p++) {
+    takhin_cursor *a, *b;
+    takhin_message ma, mb;
+    OK(takhin_cursor_open(src, topic, p, &a));
+    OK(takhin_cursor_open(dst, topic, p, &b));
+    int64_t k = 0;
+    for (;; k++) {
+      int ra = takhin_cursor_next(a, &ma), rb = takhin_cursor_next(b, &mb);
+      if (ra != TAKHIN_OK || rb != TAKHIN_OK) {
+        CHECK(ra == rb, "%s [%d]: lengths differ at record %" PRId64, topic, p, k);
+        break;
+      }
+      int same = same_bytes(ma.key, ma.key_len, mb.key, mb.key_len) &&
+                 same_bytes(ma.value, ma.value_len, mb.value, mb.value_len) &&
+                 ma.timestamp == mb.timestamp && mb.n_headers == ma.n_headers + 2;
+      /* dst headers: src's, then takhin.offset = src offset, kafka.offset = k */
+      for (size_t i = 0; same && i < mb.n_headers; i++) {
+        takhin_header hb, ha;
+        takhin_message_header(&mb, i, &hb);
+        char want[24];
+        if (i < ma.n_headers) {
+          takhin_message_header(&ma, i, &ha);
+          same = same_bytes(ha.key, ha.key_len, hb.key, hb.key_len) &&
+                 same_bytes(ha.value, ha.value_len, hb.value, hb.value_len);
+        } else {
+          snprintf(want, sizeof want, "%" PRId64, i == ma.n_headers ? ma.offset : k);
+          const char *nm = i == ma.n_headers ? "takhin.offset" : "kafka.offset";
+          same = same_bytes(nm, strlen(nm), hb.key, hb.key_len) &&
+                 same_bytes(want, strlen(want), hb.value, hb.value_len);
+        }
+      }
+      if (!same) {
+        CHECK(0, "%s [%d]: record %" PRId64 " (src offset %" PRId64 ") differs", topic, p, k, ma.offset);
+        break;
+      }
+    }
+    total += (size_t)k;
+    takhin_cursor_close(a);
+    takhin_cursor_close(b);
+  }
+  printf("  %s: %zu records compared takhin -> cluster -> takhin\n", topic, total);
+}
+
+/* Exactly once on the cluster: partition p holds takhin offsets 0..n-1 in order. */
+static void verify_exactly_once_cluster(const char *topic, int32_t parts, int per_part) {
+  rd_kafka_t *c = new_consumer();
+  for (int32_t p = 0; p < parts; p++) {
+    size_t n;
+    rd_kafka_message_t **v = read_partition(c, topic, p, &n);
+    CHECK(n == (size_t)per_part, "%s [%d]: %zu records on the cluster, want %d", topic, p, n, per_part);
+    for (size_t i = 0; i < n; i++) {
+      rd_kafka_headers_t *h = NULL;
+      const void *val = NULL;
+      size_t vl = 0;
+      char want[24];
+      snprintf(want, sizeof want, "%zu", i);
+      if (rd_kafka_message_headers(v[i], &h) || rd_kafka_header_get_last(h, "takhin.offset", &val, &vl) ||
+          !same_bytes(val, vl, want, strlen(want))) {
+        CHECK(0, "%s [%d]: cluster record %zu is not takhin offset %zu (duplicate or gap)", topic, p, i, i);
+        break;
+      }
+    }
+    free_msgs(v, n);
+  }
+  rd_kafka_destroy(c);
+}
+
+/* Exactly once into takhin: partition p holds cluster offsets 0..n-1 in order. */
+static void verify_exactly_once_store(takhin_store *s, const char *topic, int32_t parts, int per_part) {
+  for (int32_t p = 0; p < parts; p++) {
+    takhin_cursor *c;
+    takhin_message m;
+    OK(takhin_cursor_open(s, topic, p, &c));
+    int64_t i = 0;
+    while (takhin_cursor_next(c, &m) == TAKHIN_OK) {
+      takhin_header h;
+      char want[24];
+      snprintf(want, sizeof want, "%" PRId64, i);
+      if (m.n_headers == 0 || takhin_message_header(&m, m.n_headers - 1, &h) ||
+          !same_bytes(h.value, h.value_len, want, strlen(want))) {
+        CHECK(0, "%s [%d]: takhin record %" PRId64 " is not cluster offset %" PRId64, topic, p, m.offset, i);
+        break;
+      }
+      i++;
+    }
+    CHECK(i == per_part, "%s [%d]: %" PRId64 " records in takhin, want %d", topic, p, i, per_part);
+    takhin_cursor_close(c);
+  }
+}
+
+/* ---- store snapshots (bad configuration must change nothing) -------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
+  return h;
+}
+
+static uint64_t hash_file(uint64_t h, const char *f) {
+  FILE *fp = fopen(f, "rb");
+  if (!fp) return fnv(h, "missing", 7);
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, fp)) > 0) h = fnv(h, buf, n);
+  fclose(fp);
+  return fnv(h, f, strlen(f));
+}
+
+static uint64_t hash_tree(uint64_t h, const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return h;
+  struct dirent **list;
+  closedir(d);
+  int n = scandir(dir, &list, NULL, alphasort);
+  for (int i = 0; i < n; i++) {
+    char p[1024];
+    if (list[i]->d_name[0] != '.') {
+      snprintf(p, sizeof p, "%s/%s", dir, list[i]->d_name);
+      struct stat st;
+      if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+        h = hash_tree(h, p);
+      else if (strcmp(list[i]->d_name, "LOCK"))
+        h = hash_file(h, p);
+    }
+    free(list[i]);
+  }
+  free(list);
+  return h;
+}
+
+static uint64_t snapshot(const char *db) {
+  char dir[700];
+  snprintf(dir, sizeof dir, "%s-takhin", db);
+  return hash_tree(hash_file(1469598103934665603ULL, db), dir);
+}
+
+/* ---- the tests ------------------------------------------------------------ */
+
+static void test_fidelity(void) {
+  printf("fidelity: null keys, tombstones, headers, zstd, compacted with gaps\n");
+  takhin_store *s;
+  OK(takhin_open(path("src.db"), NULL, &s));
+  fill_events(s);
+  fill_bulk(s, "zipped", 2, 1500, (const char *const[]){"compression", "zstd", NULL}, 50);
+  fill_bulk(s, "compacted", 2, 2000,
+            (const char *const[]){"cleanup_policy", "compact", "segment_bytes", "8192", NULL}, 20);
+  takhin_compaction_result cr;
+  OK(takhin_compact(s, "compacted", -1, 1, &cr));
+  CHECK(cr.records_removed > 1000, "compaction removed only %" PRId64, cr.records_removed);
+  OK(takhin_close(s));
+
+  /* librdkafka 2.0's mock cluster has no CreateTopics: the topics are made
+  ** through the mock API (test_bad_config checks the refused creation) */
+  CHECK(rd_kafka_mock_topic_create(mc, "events", 3, 3) == 0, "mock topic");
+  CHECK(rd_kafka_mock_topic_create(mc, "zipped", 2, 3) == 0, "mock topic");
+  CHECK(rd_kafka_mock_topic_create(mc, "compacted", 2, 3) == 0, "mock topic");
+  char err[4096];
+  int rc = run_mirror(60, err, sizeof err, path("src.db"), "--to", bootstrap, "--name", "test", NULL);
+  CHECK(rc == 0, "mirror --to exited %d: %s", rc, err);
+
+  OK(takhin_open(path("src.db"), NULL, &s));
+  verify_to(s, "events");
+  verify_to(s, "zipped");
+  verify_to(s, "compacted");
+
+  /* progress in SQL: group mirror:test is at each partition's high watermark */
+  takhin_group_offset *g;
+  size_t n;
+  OK(takhin_group_list(s, "mirror:test", &g, &n));
+  CHECK(n == 3 + 2 + 2, "mirror:test has %zu partitions committed", n);
+  for (size_t i = 0; i < n; i++)
+    CHECK(g[i].lag == 0, "%s [%d] lag %" PRId64, g[i].topic, g[i].partition, g[i].lag);
+  takhin_free(g);
+
+  /* a second run finds nothing new to ship: no duplicates */
+  rc = run_mirror(60, err, sizeof err, path("src.db"), "--to", bootstrap, "--name", "test", NULL);
+  CHECK(rc == 0, "second mirror --to exited %d: %s", rc, err);
+  verify_to(s, "events");
+
+  /* and back: cluster -> a second store */
+  rc = run_mirror(60, err, sizeof err, path("back.db"), "--from", bootstrap, "--name", "test",
+                  "--topics", "events,zipped,compacted", NULL);
+  CHECK(rc == 0, "mirror --from exited %d: %s", rc, err);
+  takhin_store *d;
+  OK(takhin_open(path("back.db"), NULL, &d));
+  verify_roundtrip(s, d, "events");
+  verify_roundtrip(s, d, "zipped");
+  verify_roundtrip(s, d, "compacted");
+  OK(takhin_close(d));
+  OK(takhin_close(s));
+}
+
+static void test_kill(int rounds) {
+  printf("kill -9: %d rounds each way\n", rounds);
+  const int parts = 4, per = 15000;
+  takhin_store *s;
+  OK(takhin_open(path("bulk.db"), NULL, &s));
+  fill_bulk(s, "bulk", parts, per, NULL, 100);
+  OK(takhin_close(s));
+  CHECK(rd_kafka_mock_topic_create(mc, "bulk", parts, 3) == 0, "mock topic");
+
+  char err[4096];
+  for (int r = 0; r < rounds; r++) {
+    char *argv[] = {"takhin-mirror", (char *)path("bulk.db"), "--to", bootstrap, "--name", "k", NULL};
+    pid_t pid = spawn(argv, path("kill.err"));
+    usleep((useconds_t)(50000 + rand() % 400000));
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  int rc = run_mirror(90, err, sizeof err, path("bulk.db"), "--to", bootstrap, "--name", "k", NULL);
+  CHECK(rc == 0, "final mirror --to exited %d: %s", rc, err);
+  verify_exactly_once_cluster("bulk", parts, per);
+
+  for (int r = 0; r < rounds; r++) {
+    char *argv[] = {"takhin-mirror", (char *)path("bulkback.db"), "--from", bootstrap, "--name", "k",
+                    "--topics", "bulk", NULL};
+    pid_t pid = spawn(argv, path("kill.err"));
+    usleep((useconds_t)(50000 + rand() % 400000));
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  rc = run_mirror(90, err, sizeof err, path("bulkback.db"), "--from", bootstrap, "--name", "k",
+                  "--topics", "bulk", NULL);
+  CHECK(rc == 0, "final mirror --from exited %d: %s", rc, err);
+  OK(takhin_open(path("bulkback.db"), NULL, &s));
+  verify_exactly_once_store(s, "bulk", parts, per);
+  OK(takhin_close(s));
+}
+
+static void expect_refusal(const char *what, const char *db, const char *needle, char *a1, char *a2,
+                           char *a3, char *a4, char *a5, char *a6) {
+  uint64_t before = snapshot(db);
+  char err[4096];
+  double t0 = now_s();
+  int rc = run_mirror(30, err, sizeof err, db, a1, a2, a3, a4, a5, a6, NULL);
+  CHECK(rc > 0, "%s: exit status %d, want non-zero", what, rc);
+  CHECK(strstr(err, needle) != NULL, "%s: message lacks \"%s\": %s", what, needle, err);
+  CHECK(snapshot(db) == before, "%s: the store changed", what);
+  printf("  %s: exit %d in %.1f s: %s", what, rc, now_s() - t0, err);
+}
+
+static void test_bad_config(void) {
+  printf("bad configuration\n");
+  takhin_store *s;
+  OK(takhin_open(path("bad.db"), NULL, &s));
+  fill_bulk(s, "mismatch", 3, 10, NULL, 10);
+  fill_bulk(s, "fine", 1, 10, NULL, 10);
+  OK(takhin_close(s));
+  const char *db = path("bad.db");
+  expect_refusal("unreachable bootstrap", db, "cannot reach", "--to", "127.0.0.1:1", "--timeout-ms",
+                 "1500", NULL, NULL);
+  CHECK(rd_kafka_mock_topic_create(mc, "mismatch", 5, 1) == 0, "mock topic");
+  expect_refusal("partition count mismatch", db, "partitions", "--to", bootstrap, "--topics",
+                 "mismatch", NULL, NULL);
+  expect_refusal("missing target topic, creation refused", db, "cannot create", "--to", bootstrap,
+                 "--topics", "fine", "--timeout-ms", "1500");
+  expect_refusal("--from a missing topic", db, "does not exist", "--from", bootstrap, "--topics",
+                 "nosuchtopic", NULL, NULL);
+  expect_refusal("--from unreachable", db, "cannot reach", "--from", "127.0.0.1:1", "--topics",
+                 "fine", "--timeout-ms", "1500");
+  expect_refusal("bad -X property", db, "no.such.property", "--to", bootstrap, "-X",
+                 "no.such.property=1", NULL, NULL);
+}
+
+int main(void) {
+  const char *base = getenv("TAKHIN_TEST_TMP") ? getenv("TAKHIN_TEST_TMP") : "/tmp";
+  mkdir(base, 0755);
+  snprintf(tmpdir, sizeof tmpdir, "%s/mirror-%d", base, (int)getpid());
+  mkdir(tmpdir, 0755);
+  unsigned seed = getenv("TAKHIN_MIRROR_SEED") ? (unsigned)atoi(getenv("TAKHIN_MIRROR_SEED"))
+                                               : (unsigned)time(NULL);
+  srand(seed);
+  printf("tmp %s, seed %u\n", tmpdir, seed);
+
+  char err[512];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+  rd_kafka_t *host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  if (!host) return fprintf(stderr, "rd_kafka_new: %s\n", err), 1;
+  mc = rd_kafka_mock_cluster_new(host, 3);
+  if (!mc) return fprintf(stderr, "mock cluster failed\n"), 1;
+  snprintf(bootstrap, sizeof bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(mc));
+  printf("mock cluster of 3 brokers at %s\n", bootstrap);
+
+  int rounds = getenv("TAKHIN_MIRROR_KILL_ROUNDS") ? atoi(getenv("TAKHIN_MIRROR_KILL_ROUNDS")) : 4;
+  test_fidelity();
+  test_kill(rounds);
+  test_bad_config();
+
+  rd_kafka_mock_cluster_destroy(mc);
+  rd_kafka_destroy(host);
+  if (failures) {
+    fprintf(stderr, "%d check(s) failed (seed %u)\n", failures, seed);
+    return 1;
+  }
+  printf("all mirror checks passed\n");
+  return 0;
+}
