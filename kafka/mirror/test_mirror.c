@@ -469,6 +469,34 @@ static void test_fidelity(void) {
   OK(takhin_close(s));
 }
 
+/* Records on the cluster's topic (sum of high watermarks). */
+static int64_t cluster_count(const char *topic, int32_t parts) {
+  rd_kafka_t *c = new_consumer();
+  int64_t sum = 0;
+  for (int32_t p = 0; p < parts; p++) {
+    int64_t lo, hi;
+    if (rd_kafka_query_watermark_offsets(c, topic, p, &lo, &hi, 5000) == 0) sum += hi - lo;
+  }
+  rd_kafka_destroy(c);
+  return sum;
+}
+
+/* Records in a takhin topic, read-only (-1 when there is no store yet). */
+static int64_t store_count(const char *db, const char *topic, int32_t parts) {
+  takhin_options o;
+  takhin_options_init(&o);
+  o.read_only = 1;
+  takhin_store *s;
+  if (access(db, F_OK) || takhin_open(db, &o, &s)) return -1;
+  int64_t sum = 0;
+  for (int32_t p = 0; p < parts; p++) {
+    takhin_partition_info pi;
+    if (takhin_partition_info_get(s, topic, p, &pi) == 0) sum += pi.high_watermark;
+  }
+  takhin_close(s);
+  return sum;
+}
+
 static void test_kill(int rounds) {
   printf("kill -9: %d rounds each way\n", rounds);
   const int parts = 4, per = 15000;
@@ -477,14 +505,20 @@ static void test_kill(int rounds) {
   fill_bulk(s, "bulk", parts, per, NULL, 100);
   OK(takhin_close(s));
   CHECK(rd_kafka_mock_topic_create(mc, "bulk", parts, 3) == 0, "mock topic");
+  /* slow brokers stretch a run over the kill window, so kills land mid-way */
+  for (int32_t b = 1; b <= 3; b++) rd_kafka_mock_broker_set_rtt(mc, b, 25);
 
   char err[4096];
+  int partial = 0; /* rounds killed mid-way: the test must exercise resumption */
   for (int r = 0; r < rounds; r++) {
     char *argv[] = {"takhin-mirror", (char *)path("bulk.db"), "--to", bootstrap, "--name", "k", NULL};
     pid_t pid = spawn(argv, path("kill.err"));
-    usleep((useconds_t)(50000 + rand() % 400000));
+    usleep((useconds_t)(30000 + rand() % 900000));
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+    int64_t c = cluster_count("bulk", parts);
+    printf("  --to round %d: %" PRId64 " of %d records on the cluster\n", r, c, parts * per);
+    partial += c > 0 && c < parts * per;
   }
   int rc = run_mirror(90, err, sizeof err, path("bulk.db"), "--to", bootstrap, "--name", "k", NULL);
   CHECK(rc == 0, "final mirror --to exited %d: %s", rc, err);
@@ -494,16 +528,21 @@ static void test_kill(int rounds) {
     char *argv[] = {"takhin-mirror", (char *)path("bulkback.db"), "--from", bootstrap, "--name", "k",
                     "--topics", "bulk", NULL};
     pid_t pid = spawn(argv, path("kill.err"));
-    usleep((useconds_t)(50000 + rand() % 400000));
+    usleep((useconds_t)(30000 + rand() % 900000));
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+    int64_t c = store_count(path("bulkback.db"), "bulk", parts);
+    printf("  --from round %d: %" PRId64 " of %d records in the store\n", r, c, parts * per);
+    partial += c > 0 && c < parts * per;
   }
   rc = run_mirror(90, err, sizeof err, path("bulkback.db"), "--from", bootstrap, "--name", "k",
                   "--topics", "bulk", NULL);
   CHECK(rc == 0, "final mirror --from exited %d: %s", rc, err);
+  for (int32_t b = 1; b <= 3; b++) rd_kafka_mock_broker_set_rtt(mc, b, 0);
   OK(takhin_open(path("bulkback.db"), NULL, &s));
   verify_exactly_once_store(s, "bulk", parts, per);
   OK(takhin_close(s));
+  CHECK(rounds == 0 || partial > 0, "no kill round stopped the mirror mid-way");
 }
 
 static void expect_refusal(const char *what, const char *db, const char *needle, char *a1, char *a2,
