@@ -5,7 +5,7 @@
 ** and with takhin cursors (cluster -> takhin) and compared per partition:
 ** order, key, value, timestamp, headers. Kill rounds SIGKILL the mirror at
 ** random points and check that every record arrives exactly once
-** (TAKHIN_MIRROR_KILL_ROUNDS sets the rounds per direction, default 4).
+** (TAKHIN_MIRROR_KILL_ROUNDS sets the rounds per direction, default 5).
 ** Bad configurations must exit non-zero with a message and leave the store's
 ** files byte for byte as they were.
 */
@@ -497,6 +497,35 @@ static int64_t store_count(const char *db, const char *topic, int32_t parts) {
   return sum;
 }
 
+static rd_kafka_t *prog_consumer; /* one handle for the frequent polls */
+static int64_t prog_cluster(const char *db, int32_t parts) {
+  (void)db;
+  int64_t sum = 0;
+  for (int32_t p = 0; p < parts; p++) {
+    int64_t lo, hi;
+    if (rd_kafka_query_watermark_offsets(prog_consumer, "bulk", p, &lo, &hi, 5000) == 0) sum += hi - lo;
+  }
+  return sum;
+}
+static int64_t prog_store(const char *db, int32_t parts) { return store_count(db, "bulk", parts); }
+
+/* SIGKILL the mirror once the records delivered so far pass a random target
+** within its share of what is left (plus a random few ms), so kills land
+** at random points of the stream
+** rather than mostly during start-up; give up waiting after 20 s. */
+static void kill_at_progress(pid_t pid, int64_t (*progress)(const char *, int32_t), const char *db,
+                             int32_t parts, int64_t total, int rounds_left) {
+  /* spread the rounds over what is left of the stream */
+  int64_t base = progress(db, parts), slice = (total - base) / (rounds_left + 1);
+  int64_t target = base + 1 + rand() % (slice > 0 ? slice : 1);
+  double end = now_s() + 20;
+  while (now_s() < end && waitpid(pid, NULL, WNOHANG) == 0 && progress(db, parts) < target)
+    usleep(2000);
+  usleep((useconds_t)(rand() % 20000));
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
 static void test_kill(int rounds) {
   printf("kill -9: %d rounds each way\n", rounds);
   const int parts = 4, per = 15000;
@@ -510,16 +539,19 @@ static void test_kill(int rounds) {
 
   char err[4096];
   int partial = 0; /* rounds killed mid-way: the test must exercise resumption */
+  prog_consumer = new_consumer();
   for (int r = 0; r < rounds; r++) {
-    char *argv[] = {"takhin-mirror", (char *)path("bulk.db"), "--to", bootstrap, "--name", "k", NULL};
+    /* small batches, one request in flight: a run lasts seconds (and -X is exercised) */
+    char *argv[] = {"takhin-mirror", (char *)path("bulk.db"), "--to", bootstrap, "--name", "k",
+                    "-X", "batch.num.messages=200", "-X", "max.in.flight.requests.per.connection=1",
+                    NULL};
     pid_t pid = spawn(argv, path("kill.err"));
-    usleep((useconds_t)(30000 + rand() % 900000));
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    kill_at_progress(pid, prog_cluster, NULL, parts, (int64_t)parts * per, rounds - r);
     int64_t c = cluster_count("bulk", parts);
     printf("  --to round %d: %" PRId64 " of %d records on the cluster\n", r, c, parts * per);
     partial += c > 0 && c < parts * per;
   }
+  rd_kafka_destroy(prog_consumer);
   int rc = run_mirror(90, err, sizeof err, path("bulk.db"), "--to", bootstrap, "--name", "k", NULL);
   CHECK(rc == 0, "final mirror --to exited %d: %s", rc, err);
   verify_exactly_once_cluster("bulk", parts, per);
@@ -528,9 +560,7 @@ static void test_kill(int rounds) {
     char *argv[] = {"takhin-mirror", (char *)path("bulkback.db"), "--from", bootstrap, "--name", "k",
                     "--topics", "bulk", NULL};
     pid_t pid = spawn(argv, path("kill.err"));
-    usleep((useconds_t)(30000 + rand() % 900000));
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    kill_at_progress(pid, prog_store, path("bulkback.db"), parts, (int64_t)parts * per, rounds - r);
     int64_t c = store_count(path("bulkback.db"), "bulk", parts);
     printf("  --from round %d: %" PRId64 " of %d records in the store\n", r, c, parts * per);
     partial += c > 0 && c < parts * per;
@@ -600,7 +630,7 @@ int main(void) {
   snprintf(bootstrap, sizeof bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(mc));
   printf("mock cluster of 3 brokers at %s\n", bootstrap);
 
-  int rounds = getenv("TAKHIN_MIRROR_KILL_ROUNDS") ? atoi(getenv("TAKHIN_MIRROR_KILL_ROUNDS")) : 4;
+  int rounds = getenv("TAKHIN_MIRROR_KILL_ROUNDS") ? atoi(getenv("TAKHIN_MIRROR_KILL_ROUNDS")) : 5;
   test_fidelity();
   test_kill(rounds);
   test_bad_config();
