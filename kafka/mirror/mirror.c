@@ -488,7 +488,9 @@ static int run_to(const args_t *a) {
   ** a live store) leaves the mirror read-only, without progress in SQL. */
   takhin_store *w = NULL;
   takhin_close(s);
-  if (takhin_open(a->store_path, NULL, &w)) {
+  int wrc = takhin_open(a->store_path, NULL, &w);
+  if (wrc && wrc != TAKHIN_ELOCKED) die("cannot open store %s: %s", a->store_path, takhin_errmsg());
+  if (wrc) {
     if (takhin_open(a->store_path, &ro, &s)) die("cannot open store %s: %s", a->store_path, takhin_errmsg());
     fprintf(stderr, "takhin-mirror: store is locked by a writer; progress is not recorded\n");
     w = NULL;

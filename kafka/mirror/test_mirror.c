@@ -575,6 +575,60 @@ static void test_kill(int rounds) {
   CHECK(rounds == 0 || partial > 0, "no kill round stopped the mirror mid-way");
 }
 
+/* --follow against a store an application keeps writing (so the mirror runs
+** read-only), while the mock cluster misbehaves: produce errors, a leader
+** change, a broker down and up. Everything arrives once, in order. */
+static void test_follow_faults(void) {
+  printf("--follow with broker faults\n");
+  takhin_store *s;
+  OK(takhin_open(path("follow.db"), NULL, &s)); /* held open: the mirror cannot take the lock */
+  const int32_t parts = 2;
+  OK(takhin_topic_create(s, "live", parts, NULL));
+  CHECK(rd_kafka_mock_topic_create(mc, "live", parts, 3) == 0, "mock topic");
+  char kb[16], vb[64];
+  int produced = 0;
+  for (; produced < 100; produced++) {
+    snprintf(kb, sizeof kb, "u%d", produced % 13);
+    snprintf(vb, sizeof vb, "early %d", produced);
+    takhin_record r = {kb, strlen(kb), vb, strlen(vb), NULL, 0, TS0 + produced};
+    OK(takhin_produce(s, "live", produced % parts, &r, 1, NULL));
+  }
+  char *argv[] = {"takhin-mirror", (char *)path("follow.db"), "--to", bootstrap, "--follow",
+                  "--name", "f", NULL};
+  pid_t pid = spawn(argv, path("follow.err"));
+  for (int step = 0; step < 40; step++) {
+    switch (step) {
+      case 5: /* retriable produce errors (ApiKey 0 = Produce) */
+        rd_kafka_mock_push_request_errors(mc, 0, 3, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                          RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                          RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+        break;
+      case 12: rd_kafka_mock_partition_set_leader(mc, "live", 0, 2); break;
+      case 13: rd_kafka_mock_partition_set_leader(mc, "live", 1, 3); break;
+      case 20: rd_kafka_mock_broker_set_down(mc, 2); break;
+      case 28: rd_kafka_mock_broker_set_up(mc, 2); break;
+      case 32: rd_kafka_mock_partition_set_leader(mc, "live", 0, 1); break;
+    }
+    takhin_record r[10];
+    char kbs[10][16], vbs[10][64];
+    for (int i = 0; i < 10; i++, produced++) {
+      snprintf(kbs[i], sizeof kbs[i], "u%d", produced % 13);
+      snprintf(vbs[i], sizeof vbs[i], "live %d", produced);
+      r[i] = (takhin_record){kbs[i], strlen(kbs[i]), vbs[i], strlen(vbs[i]), NULL, 0, TS0 + produced};
+    }
+    OK(takhin_produce(s, "live", step % parts, r, 10, NULL));
+    usleep(100000);
+  }
+  double end = now_s() + 60;
+  while (now_s() < end && cluster_count("live", parts) < produced) usleep(200000);
+  kill(pid, SIGTERM);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "mirror --follow ended with status %d", st);
+  verify_to(s, "live");
+  OK(takhin_close(s));
+}
+
 static void expect_refusal(const char *what, const char *db, const char *needle, char *a1, char *a2,
                            char *a3, char *a4, char *a5, char *a6) {
   uint64_t before = snapshot(db);
@@ -633,6 +687,7 @@ int main(void) {
   int rounds = getenv("TAKHIN_MIRROR_KILL_ROUNDS") ? atoi(getenv("TAKHIN_MIRROR_KILL_ROUNDS")) : 5;
   test_fidelity();
   test_kill(rounds);
+  test_follow_faults();
   test_bad_config();
 
   rd_kafka_mock_cluster_destroy(mc);
