@@ -320,6 +320,81 @@ static void verify_roundtrip(takhin_store *src, takhin_store *dst, const char *t
   printf("  %s: %zu records compared takhin -> cluster -> takhin\n", topic, total);
 }
 
+static void hexout(FILE *f, const void *p, size_t n, int null) {
+  if (null) {
+    fputc('-', f);
+    return;
+  }
+  if (n == 0) fputc('=', f);
+  for (size_t i = 0; i < n; i++) fprintf(f, "%02x", ((const unsigned char *)p)[i]);
+}
+
+/* A second client reads the cluster copy: python3-kafka (readback.py) must
+** see what librdkafka sees, record for record, headers included. */
+static void verify_python(const char *topic, int32_t parts) {
+  if (system("/usr/bin/python3 -c 'import kafka' 2>/dev/null") != 0) {
+    printf("  %s: python3-kafka missing, python readback skipped (scripts/deps.sh test)\n", topic);
+    return;
+  }
+  char *want = NULL, *got = NULL;
+  size_t wl = 0, gl = 0;
+  FILE *w = open_memstream(&want, &wl);
+  rd_kafka_t *c = new_consumer();
+  size_t total = 0;
+  for (int32_t p = 0; p < parts; p++) {
+    size_t n;
+    rd_kafka_message_t **v = read_partition(c, topic, p, &n);
+    for (size_t i = 0; i < n; i++) {
+      rd_kafka_timestamp_type_t tt;
+      fprintf(w, "%d %" PRId64 " ", p, v[i]->offset);
+      hexout(w, v[i]->key, v[i]->key_len, v[i]->key == NULL);
+      fputc(' ', w);
+      hexout(w, v[i]->payload, v[i]->len, v[i]->payload == NULL);
+      fprintf(w, " %" PRId64 " ", rd_kafka_message_timestamp(v[i], &tt));
+      rd_kafka_headers_t *h = NULL;
+      size_t hn = rd_kafka_message_headers(v[i], &h) == 0 ? rd_kafka_header_cnt(h) : 0;
+      if (hn == 0) fputc('=', w);
+      for (size_t j = 0; j < hn; j++) {
+        const char *name;
+        const void *val;
+        size_t vl;
+        rd_kafka_header_get_all(h, j, &name, &val, &vl);
+        if (j) fputc(',', w);
+        hexout(w, name, strlen(name), 0);
+        fputc(':', w);
+        hexout(w, val, vl, val == NULL);
+      }
+      fputc('\n', w);
+    }
+    total += n;
+    free_msgs(v, n);
+  }
+  rd_kafka_destroy(c);
+  fclose(w);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "timeout 60 /usr/bin/python3 %s/readback.py '%s' %s %d", MIRROR_SRC_DIR,
+           bootstrap, topic, parts);
+  FILE *pp = popen(cmd, "r");
+  FILE *g = open_memstream(&got, &gl);
+  char buf[4096];
+  size_t k;
+  while (pp && (k = fread(buf, 1, sizeof buf, pp)) > 0) fwrite(buf, 1, k, g);
+  int st = pp ? pclose(pp) : -1;
+  fclose(g);
+  CHECK(st == 0, "%s: readback.py exited %d", topic, st);
+  if (strcmp(want, got)) {
+    size_t i = 0;
+    while (want[i] && want[i] == got[i]) i++;
+    while (i > 0 && want[i - 1] != '\n') i--;
+    CHECK(0, "%s: python3-kafka reads differently from librdkafka; first difference:\n  librdkafka %.200s\n  python     %.200s",
+          topic, want + i, got + i);
+  } else {
+    printf("  %s: %zu records read identically by python3-kafka and librdkafka\n", topic, total);
+  }
+  free(want);
+  free(got);
+}
+
 /* Exactly once on the cluster: partition p holds takhin offsets 0..n-1 in order. */
 static void verify_exactly_once_cluster(const char *topic, int32_t parts, int per_part) {
   rd_kafka_t *c = new_consumer();
@@ -441,6 +516,9 @@ static void test_fidelity(void) {
   verify_to(s, "events");
   verify_to(s, "zipped");
   verify_to(s, "compacted");
+  verify_python("events", 3);
+  verify_python("zipped", 2);
+  verify_python("compacted", 2);
 
   /* progress in SQL: group mirror:test is at each partition's high watermark */
   takhin_group_offset *g;
