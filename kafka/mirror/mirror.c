@@ -30,9 +30,10 @@
 ** The header is the mapping: cluster record at offset K with takhin.offset=T
 ** is takhin record T (and vice versa for kafka.offset).
 **
-** Progress in SQL: after each delivered chunk the mirror commits, as consumer
-** group "mirror:<cluster>" (cluster = --name, else the cluster id), the next
-** takhin offset to ship (--to; lag = records not yet shipped), or the takhin
+** Progress in SQL: the mirror commits, as consumer
+** group "mirror:<cluster>" (cluster = --name, else the cluster id), one past
+** the last acknowledged takhin offset (--to, every 0.5 s; lag = records not
+** yet shipped), or the takhin
 ** high watermark with metadata "kafka_offset=N" (--from). That group is
 ** informational (and the --from fallback), not the resume point.
 **
@@ -45,6 +46,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +78,7 @@ typedef struct {
   int64_t *next; /* per partition: next source offset to ship/consume */
   int64_t *stop; /* --from without --follow: cluster high watermark at start */
   rd_kafka_topic_t *rkt; /* --to: producer topic handle (per-topic compression) */
+  int64_t *delivered;    /* --to: one past the highest acknowledged takhin offset */
 } topic_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -186,9 +189,21 @@ static int x_given(const args_t *a, const char *key) {
   return 0;
 }
 
+static int progress_dirty;
+
+/* Acknowledgements arrive in order per partition (idempotent producer), so
+** the highest acknowledged offset + 1 is how far the partition has shipped. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   (void)opaque;
+  if (!m->err) {
+    topic_t *t = rd_kafka_topic_opaque(m->rkt);
+    int64_t next = (int64_t)(intptr_t)m->_private + 1;
+    if (t && m->partition >= 0 && m->partition < t->partitions && next > t->delivered[m->partition]) {
+      t->delivered[m->partition] = next;
+      progress_dirty = 1;
+    }
+  }
   if (m->err && !delivery_failed) {
     delivery_failed = 1;
     snprintf(delivery_error, sizeof delivery_error, "delivery to %s [%d] failed: %s",
@@ -376,14 +391,15 @@ static void flush_or_die(rd_kafka_t *rk) {
 }
 
 static void commit_progress(takhin_store *w, const char *group, topic_t *ts, int n) {
-  if (!w) return;
+  if (!w || !progress_dirty) return;
+  progress_dirty = 0;
   int total = 0;
   for (int i = 0; i < n; i++) total += ts[i].partitions;
   takhin_offset_commit *oc = calloc((size_t)total, sizeof *oc);
   int k = 0;
   for (int i = 0; i < n; i++)
     for (int32_t p = 0; p < ts[i].partitions; p++)
-      oc[k++] = (takhin_offset_commit){ts[i].name, p, ts[i].next[p], NULL};
+      oc[k++] = (takhin_offset_commit){ts[i].name, p, ts[i].delivered[p], NULL};
   if (takhin_group_commit(w, group, oc, (size_t)k))
     fprintf(stderr, "takhin-mirror: progress commit to %s failed: %s\n", group, takhin_errmsg());
   free(oc);
@@ -416,7 +432,8 @@ static int64_t ship_partition(takhin_store *s, rd_kafka_t *rk, topic_t *t, int32
           rk, RD_KAFKA_V_RKT(t->rkt), RD_KAFKA_V_PARTITION(p),
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m.key, m.key ? m.key_len : 0),
           RD_KAFKA_V_VALUE((void *)m.value, m.value ? m.value_len : 0),
-          RD_KAFKA_V_TIMESTAMP(m.timestamp), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+          RD_KAFKA_V_TIMESTAMP(m.timestamp), RD_KAFKA_V_HEADERS(h),
+          RD_KAFKA_V_OPAQUE((void *)(intptr_t)m.offset), RD_KAFKA_V_END);
       if (!e) break;
       if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         rd_kafka_poll(rk, 50);
@@ -472,15 +489,19 @@ static int run_to(const args_t *a) {
   /* a zstd takhin topic is compressed on the cluster too, unless -X says otherwise */
   int own_codec = x_given(a, "compression.codec") || x_given(a, "compression.type");
   for (int i = 0; i < n; i++) {
-    rd_kafka_topic_conf_t *tc = NULL;
-    if (ts[i].zstd && !own_codec) {
-      tc = rd_kafka_topic_conf_new();
+    rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
+    rd_kafka_topic_conf_set_opaque(tc, &ts[i]); /* for on_delivery */
+    if (ts[i].zstd && !own_codec)
       rd_kafka_topic_conf_set(tc, "compression.codec", "zstd", err, sizeof err);
-    }
     ts[i].rkt = rd_kafka_topic_new(rk, ts[i].name, tc);
     if (!ts[i].rkt) die("topic handle %s: %s", ts[i].name, rd_kafka_err2str(rd_kafka_last_error()));
   }
   resume_from_target(a, s, ts, n);
+  for (int i = 0; i < n; i++) {
+    ts[i].delivered = malloc(sizeof(int64_t) * (size_t)ts[i].partitions);
+    memcpy(ts[i].delivered, ts[i].next, sizeof(int64_t) * (size_t)ts[i].partitions);
+  }
+  progress_dirty = 1; /* record the resume point itself */
   char group[300];
   cluster_name(rk, a, group, sizeof group);
 
@@ -498,17 +519,27 @@ static int run_to(const args_t *a) {
     s = w;
   }
 
+  /* No flush barrier while shipping: the resume point lives on the target,
+  ** so progress is committed from acknowledgements every half second. */
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
     int64_t moved = 0;
     for (int i = 0; i < n; i++)
       for (int32_t p = 0; p < ts[i].partitions; p++) moved += ship_partition(s, rk, &ts[i], p);
-    if (moved) {
-      flush_or_die(rk);
+    rd_kafka_poll(rk, 0);
+    if (delivery_failed) die("%s", delivery_error);
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 500) {
       commit_progress(w, group, ts, n);
+      t0 = t1;
     }
     if (stop_requested) break;
     if (!moved) {
       if (!a->follow) break;
+      flush_or_die(rk);
+      commit_progress(w, group, ts, n);
       rd_kafka_poll(rk, 100); /* no wait API in takhin.h yet: a short poll */
     }
   }
