@@ -12,12 +12,14 @@
 **           offset to ship is that header + 1 (or the takhin log start when the
 **           target partition is empty). The producer is idempotent, so retries
 **           inside one run neither duplicate nor reorder.
-**           Limit: a produce request the killed process had already written
-**           to a broker's socket, but that the broker processes only after the
-**           restarted mirror read the tail, would be duplicated. A broker
-**           handles a request it received long before a new process has
-**           started, connected and fetched; a transactional producer (fencing
-**           the old producer id) would close even that window: not done yet.
+**           Limit: the tail is read below the high watermark. A produce the
+**           killed process sent that the broker has not yet acknowledged to
+**           its followers (acks=all) is invisible to the restarted mirror,
+**           which ships those records again: duplicates, when replication is
+**           slower than a restart. A transactional producer (the restart
+**           fences the old producer id and aborts its open transaction, and
+**           the tail is read read_committed) closes that window: not done yet.
+**           The mock cluster replicates instantly, so the tests cannot see it.
 **   --from: every record written to takhin carries a header "kafka.offset" =
 **           its cluster offset. takhin_produce stores one batch all or
 **           nothing, so the header lands atomically with the record; at start
@@ -688,6 +690,10 @@ static int run_from(const args_t *a) {
       rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c, ts[i].name, p, &lo, &hi, a->timeout_ms);
       if (e) die("watermarks of %s [%d]: %s", ts[i].name, p, rd_kafka_err2str(e));
       ts[i].next[p] = s ? resume_into(s, group, ts[i].name, p) : RD_KAFKA_OFFSET_BEGINNING;
+      if (ts[i].next[p] >= 0 && ts[i].next[p] < lo)
+        fprintf(stderr, "takhin-mirror: %s [%d]: resuming at %" PRId64 ", but the cluster starts at %" PRId64
+                ": records %" PRId64 "..%" PRId64 " were deleted there before being mirrored\n",
+                ts[i].name, p, ts[i].next[p], lo, ts[i].next[p], lo - 1);
       if (ts[i].next[p] < lo) ts[i].next[p] = lo; /* BEGINNING, or lost to cluster retention */
       ts[i].stop[p] = hi;
     }
