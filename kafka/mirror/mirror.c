@@ -253,6 +253,16 @@ static int64_t parse_offset_header(const void *v, size_t len, int *ok) {
   return x;
 }
 
+static void free_topics(topic_t *ts, int n, int own_names) {
+  for (int i = 0; i < n; i++) {
+    if (own_names) free(ts[i].name);
+    free(ts[i].next);
+    free(ts[i].stop);
+    free(ts[i].delivered);
+  }
+  free(ts);
+}
+
 /* ---- --to: takhin -> cluster ------------------------------------------- */
 
 static void create_missing_topics(rd_kafka_t *rk, const args_t *a, topic_t *ts, int n,
@@ -549,6 +559,7 @@ static int run_to(const args_t *a) {
   commit_progress(w, group, ts, n);
   for (int i = 0; i < n; i++) rd_kafka_topic_destroy(ts[i].rkt);
   rd_kafka_destroy(rk);
+  free_topics(ts, n, 1);
   if (takhin_close(s)) die("closing the store: %s", takhin_errmsg());
   return 0;
 }
@@ -774,12 +785,20 @@ static int run_from(const args_t *a) {
     for (int32_t p = 0; p < ts[i].partitions; p++) store_batch(w, group, &ts[i], p, &pend[i][p]);
   rd_kafka_consumer_close(c);
   rd_kafka_destroy(c);
+  for (int i = 0; i < n; i++) {
+    for (int32_t p = 0; p < ts[i].partitions; p++) free(pend[i][p].msgs);
+    free(pend[i]);
+    free(done[i]);
+  }
+  free(pend);
+  free(done);
+  free_topics(ts, n, 0);
   if (takhin_close(w)) die("closing the store: %s", takhin_errmsg());
   return 0;
 }
 
 int main(int argc, char **argv) {
-  args_t a;
+  static args_t a;
   parse_args(&a, argc, argv);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
