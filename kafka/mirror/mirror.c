@@ -533,6 +533,7 @@ static int run_to(const args_t *a) {
 
   /* No flush barrier while shipping: the resume point lives on the target,
   ** so progress is committed from acknowledgements every half second. */
+  commit_progress(w, group, ts, n); /* the resume point: the group exists from the start */
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
