@@ -799,6 +799,26 @@ static void test_bad_config(void) {
                  "nosuchtopic", NULL, NULL);
   expect_refusal("--from unreachable", db, "cannot reach", "--from", "127.0.0.1:1", "--topics",
                  "fine", "--timeout-ms", "1500");
+  /* a target partition whose tail was not written by the mirror: no resume point */
+  CHECK(rd_kafka_mock_topic_create(mc, "fine", 1, 3) == 0, "mock topic");
+  char perr[512];
+  rd_kafka_conf_t *pc = rd_kafka_conf_new();
+  rd_kafka_conf_set(pc, "bootstrap.servers", bootstrap, perr, sizeof perr);
+  rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, perr, sizeof perr);
+  CHECK(p && rd_kafka_producev(p, RD_KAFKA_V_TOPIC("fine"), RD_KAFKA_V_PARTITION(0),
+                               RD_KAFKA_V_VALUE("alien", 5), RD_KAFKA_V_END) == 0, "produce");
+  CHECK(rd_kafka_flush(p, 10000) == 0, "flush");
+  rd_kafka_destroy(p);
+  expect_refusal("target holds foreign records", db, "not written by takhin-mirror", "--to",
+                 bootstrap, "--topics", "fine", NULL, NULL);
+  /* usage errors exit 2 */
+  uint64_t before = snapshot(db);
+  char err[4096];
+  int rc = run_mirror(10, err, sizeof err, db, "--topics", "fine", NULL);
+  CHECK(rc == 2 && strstr(err, "usage:"), "no direction: exit %d: %s", rc, err);
+  rc = run_mirror(10, err, sizeof err, db, "--from", bootstrap, NULL);
+  CHECK(rc == 2 && strstr(err, "--from needs --topics"), "--from without topics: exit %d: %s", rc, err);
+  CHECK(snapshot(db) == before, "usage errors changed the store");
   expect_refusal("bad -X property", db, "no.such.property", "--to", bootstrap, "-X",
                  "no.such.property=1", NULL, NULL);
 }
