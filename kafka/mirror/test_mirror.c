@@ -766,6 +766,31 @@ static void test_follow_faults(void) {
   CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "mirror --follow ended with status %d", st);
   verify_to(s, "live");
   OK(takhin_close(s));
+
+  /* --from --follow: records produced to the cluster later arrive too */
+  char *fargv[] = {"takhin-mirror", (char *)path("followback.db"), "--from", bootstrap, "--follow",
+                   "--name", "f", "--topics", "live", NULL};
+  pid = spawn(fargv, path("followback.err"));
+  end = now_s() + 30;
+  while (now_s() < end && store_count(path("followback.db"), "live", parts) < produced) usleep(100000);
+  char perr[512];
+  rd_kafka_conf_t *pc = rd_kafka_conf_new();
+  rd_kafka_conf_set(pc, "bootstrap.servers", bootstrap, perr, sizeof perr);
+  rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, perr, sizeof perr);
+  for (int i = 0; i < 50; i++)
+    CHECK(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("live"), RD_KAFKA_V_PARTITION(i % parts),
+                            RD_KAFKA_V_VALUE("later", 5), RD_KAFKA_V_END) == 0, "produce");
+  CHECK(rd_kafka_flush(p, 10000) == 0, "flush");
+  rd_kafka_destroy(p);
+  end = now_s() + 30;
+  while (now_s() < end && store_count(path("followback.db"), "live", parts) < produced + 50) usleep(100000);
+  kill(pid, SIGTERM);
+  waitpid(pid, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "mirror --from --follow ended with status %d", st);
+  OK(takhin_open(path("followback.db"), NULL, &s));
+  verify_exactly_once_store(s, "live", parts, (produced + 50) / parts);
+  OK(takhin_close(s));
+  printf("  --from --follow: %d records, 50 of them produced while it ran\n", produced + 50);
 }
 
 static void expect_refusal(const char *what, const char *db, const char *needle, char *a1, char *a2,
