@@ -880,6 +880,9 @@ int main(void) {
     fprintf(stderr, "%d check(s) failed (seed %u)\n", failures, seed);
     return 1;
   }
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir); /* kept when a check failed */
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
   printf("all mirror checks passed\n");
   return 0;
 }
