@@ -32,12 +32,11 @@
 ** The header is the mapping: cluster record at offset K with takhin.offset=T
 ** is takhin record T (and vice versa for kafka.offset).
 **
-** Progress in SQL: the mirror commits, as consumer
-** group "mirror:<cluster>" (cluster = --name, else the cluster id), one past
-** the last acknowledged takhin offset (--to, every 0.5 s; lag = records not
-** yet shipped), or the takhin
-** high watermark with metadata "kafka_offset=N" (--from). That group is
-** informational (and the --from fallback), not the resume point.
+** Progress in SQL: the mirror commits, as consumer group "mirror:<cluster>"
+** (cluster = --name, else the cluster id), one past the last acknowledged
+** takhin offset (--to, every 0.5 s; lag = records not yet shipped), or the
+** takhin high watermark with metadata "kafka_offset=N" (--from, per batch).
+** That group is informational (and the --from fallback), not the resume point.
 **
 ** Configuration errors (unreachable cluster, missing source topic, partition
 ** count mismatch, refused topic creation, bad -X) are found before the store
