@@ -5,7 +5,8 @@
 # missing packages and the command to install them, and exits 1.
 set -euo pipefail
 
-want=(cmake make gcc pkg-config libsqlite3-dev libzstd-dev libjansson-dev libcriterion-dev sqlite3)
+# librdkafka-dev: kafka/mirror (takhin-mirror and its mock-cluster test)
+want=(cmake make gcc pkg-config libsqlite3-dev libzstd-dev libjansson-dev libcriterion-dev sqlite3 librdkafka-dev)
 case "${1:-build}" in
   build) ;;
   # the test suite also needs: Kafka's own codec (conformance), clang's
