@@ -296,7 +296,7 @@ static int fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
     kp_str ts = kp_string(r);
     int bad = kp_str_copy(ts, names[t], sizeof names[t]);
     if (bad) snprintf(names[t], sizeof names[t], "%.*s", (int)(ts.len < 200 ? ts.len : 200), ts.ptr ? ts.ptr : "");
-    int32_t np = kp_array(r, 20);
+    int32_t np = kp_array(r, 16);
     if (np < 0) np = 0;
     tcount[t] = np;
     for (int32_t i = 0; i < np && !r->err; i++) {
@@ -541,7 +541,7 @@ static void config_name(kp_str k, char *out, size_t cap) {
 }
 
 static int create_topics(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
-  int32_t nt = kp_array(r, 18);
+  int32_t nt = kp_array(r, 16);
   if (r->err || nt < 0) return -1;
   /* The answers wait until validate_only and timeout_ms (after the topics)
   ** are known, so remember where each topic starts. */

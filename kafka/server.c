@@ -2,7 +2,7 @@
 ** server.c -- takhin-server: a Kafka protocol broker over one takhin store.
 **
 **   takhin-server STORE [--listen 127.0.0.1:9092] [--durability os|fsync|buffered]
-**                       [--partitions N] [--no-auto-create] [-v]
+**                       [--partitions N] [--no-auto-create] [--frame-timeout-ms MS] [-v]
 **
 ** One thread per connection, not an event loop: the store's calls block
 ** (an fsync for acks=all, a long-polling fetch), the connections of an
@@ -14,7 +14,7 @@
 **
 ** Peers are untrusted: a frame size outside [8, 100 MiB] closes the
 ** connection; a frame must arrive whole within FRAME_TIMEOUT_MS of its first
-** byte (a client sending one byte a second is cut off); an idle connection
+** byte (--frame-timeout-ms; a client sending one byte a second is cut off); an idle connection
 ** is closed after IDLE_TIMEOUT_MS (connections.max.idle.ms); malformed
 ** requests, unknown APIs and versions close the connection (see
 ** handlers.c). Nothing a peer sends reaches the store except through the
@@ -42,12 +42,13 @@
 #include "handlers.h"
 
 #define MAX_CONNS 256
-#define FRAME_TIMEOUT_MS 30000
+#define FRAME_TIMEOUT_MS 30000 /* default of --frame-timeout-ms */
 #define IDLE_TIMEOUT_MS 600000
 #define POLL_TICK_MS 200
 #define READ_CHUNK (1024 * 1024) /* a frame's buffer grows as its bytes arrive */
 
 static atomic_int stopping;
+static int frame_timeout_ms = FRAME_TIMEOUT_MS;
 static atomic_int nconns;
 
 typedef struct conn {
@@ -103,7 +104,7 @@ static void *conn_main(void *arg) {
     uint8_t sz[4];
     /* wait for a frame: idle timeout; then the frame has FRAME_TIMEOUT_MS */
     if (read_full(cn->fd, sz, 1, mono_ms() + IDLE_TIMEOUT_MS, 1)) break;
-    int64_t deadline = mono_ms() + FRAME_TIMEOUT_MS;
+    int64_t deadline = mono_ms() + frame_timeout_ms;
     if (read_full(cn->fd, sz + 1, 3, deadline, 0)) break;
     int32_t n = (int32_t)(((uint32_t)sz[0] << 24) | ((uint32_t)sz[1] << 16) | ((uint32_t)sz[2] << 8) | sz[3]);
     if (n < 8 || n > KP_MAX_FRAME) {
@@ -154,7 +155,7 @@ static void on_signal(int sig) {
 
 static void usage(void) {
   fprintf(stderr, "usage: takhin-server STORE [--listen HOST:PORT] [--durability os|fsync|buffered]\n"
-                  "                     [--partitions N] [--no-auto-create] [-v [-v]]\n"
+                  "                     [--partitions N] [--no-auto-create] [--frame-timeout-ms MS] [-v [-v]]\n"
                   "Serves the Kafka protocol over the takhin store STORE (its catalog file).\n"
                   "Listens on 127.0.0.1:9092 by default (port 0: any free port, printed on stdout).\n"
                   "There is no authentication: do not listen beyond loopback on a shared network.\n");
@@ -177,6 +178,10 @@ int main(int argc, char **argv) {
       ctx.default_partitions = atoi(argv[++i]);
       if (ctx.default_partitions < 1) { usage(); return 2; }
     } else if (!strcmp(argv[i], "--no-auto-create")) ctx.auto_create = 0;
+    else if (!strcmp(argv[i], "--frame-timeout-ms") && i + 1 < argc) {
+      frame_timeout_ms = atoi(argv[++i]);
+      if (frame_timeout_ms < 1) { usage(); return 2; }
+    }
     else if (!strcmp(argv[i], "-v")) ctx.verbose++;
     else if (argv[i][0] != '-' && !path) path = argv[i];
     else { usage(); return 2; }

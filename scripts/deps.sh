@@ -10,7 +10,8 @@ case "${1:-build}" in
   build) ;;
   # the test suite also needs: Kafka's own codec (conformance), clang's
   # libFuzzer runtime, and the runtimes of the sanitizers
-  test) want+=(python3 python3-kafka python3-zstandard clang libclang-rt-14-dev) ;;
+  # and, for the Kafka server (kafka/), real Kafka clients to test it with
+  test) want+=(python3 python3-kafka python3-zstandard clang libclang-rt-14-dev librdkafka-dev kcat) ;;
   bench) want+=(gnuplot-nox) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
