@@ -22,6 +22,8 @@
 */
 #include "handlers.h"
 
+#include "groups.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +76,8 @@ static const struct {
     {KP_PRODUCE, 3, 8},        {KP_FETCH, 4, 11},          {KP_LIST_OFFSETS, 1, 5},
     {KP_METADATA, 0, 8},       {KP_OFFSET_COMMIT, 2, 7},   {KP_OFFSET_FETCH, 1, 5},
     {KP_FIND_COORDINATOR, 0, 2}, {KP_API_VERSIONS, 0, 3},  {KP_CREATE_TOPICS, 0, 4},
-    {KP_DELETE_TOPICS, 0, 3},
+    {KP_DELETE_TOPICS, 0, 3},  {KP_JOIN_GROUP, 0, 5},      {KP_SYNC_GROUP, 0, 3},
+    {KP_HEARTBEAT, 0, 3},      {KP_LEAVE_GROUP, 0, 2},
 };
 #define NAPIS (sizeof apis / sizeof apis[0])
 
@@ -433,12 +436,15 @@ static int find_coordinator(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
 static int offset_commit(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   char group[256];
   int bad_group = kp_str_copy(kp_string(r), group, sizeof group);
-  kp_i32(r);    /* generation_id: membership is not checked (no group coordinator yet) */
-  kp_string(r); /* member_id */
+  kp_str gid = {bad_group ? NULL : group, bad_group ? 0 : strlen(group)};
+  int32_t generation = kp_i32(r);
+  kp_str member = kp_string(r);
   if (v >= 2 && v <= 4) kp_i64(r); /* retention_time_ms */
   if (v >= 7) kp_string(r);        /* group_instance_id */
   int32_t nt = kp_array(r, 6);
   if (r->err || nt < 0) return -1;
+  /* a member of a group with generations commits only in its generation */
+  int16_t gen_err = kg_check_commit(gid, generation, member);
   if (v >= 3) kp_w_i32(w, 0);
   kp_w_i32(w, nt);
   for (int32_t t = 0; t < nt && !r->err; t++) {
@@ -457,6 +463,7 @@ static int offset_commit(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
       char mbuf[4096];
       int16_t err = KE_NONE;
       if (bad_group || group[0] == 0) err = KE_INVALID_REQUEST;
+      else if (gen_err) err = gen_err;
       else if (bad) err = KE_UNKNOWN_TOPIC_OR_PARTITION;
       else if (meta.ptr && kp_str_copy(meta, mbuf, sizeof mbuf)) err = KE_OFFSET_METADATA_TOO_LARGE;
       else {
@@ -665,6 +672,10 @@ int kh_dispatch(kh_ctx *c, const uint8_t *frame, size_t len, kp_writer *w) {
   case KP_OFFSET_FETCH: rc = offset_fetch(c, &r, ver, w); break;
   case KP_CREATE_TOPICS: rc = create_topics(c, &r, ver, w); break;
   case KP_DELETE_TOPICS: rc = delete_topics(c, &r, ver, w); break;
+  case KP_JOIN_GROUP: rc = kg_join_group(c, &r, ver, h.client_id, w); break;
+  case KP_SYNC_GROUP: rc = kg_sync_group(c, &r, ver, w); break;
+  case KP_HEARTBEAT: rc = kg_heartbeat(c, &r, ver, w); break;
+  case KP_LEAVE_GROUP: rc = kg_leave_group(c, &r, ver, w); break;
   default: rc = -1;
   }
   if (c->verbose) kh_log("request api %d v%d corr %d: %s", key, ver, (int)h.correlation_id, rc ? "malformed, closing" : "ok");
