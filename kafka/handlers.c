@@ -23,6 +23,7 @@
 #include "handlers.h"
 
 #include "groups.h"
+#include "producers.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -77,7 +78,7 @@ static const struct {
     {KP_METADATA, 0, 8},       {KP_OFFSET_COMMIT, 2, 7},   {KP_OFFSET_FETCH, 1, 5},
     {KP_FIND_COORDINATOR, 0, 2}, {KP_API_VERSIONS, 0, 3},  {KP_CREATE_TOPICS, 0, 4},
     {KP_DELETE_TOPICS, 0, 3},  {KP_JOIN_GROUP, 0, 5},      {KP_SYNC_GROUP, 0, 3},
-    {KP_HEARTBEAT, 0, 3},      {KP_LEAVE_GROUP, 0, 2},
+    {KP_HEARTBEAT, 0, 3},      {KP_LEAVE_GROUP, 0, 2},      {KP_INIT_PRODUCER_ID, 0, 1},
 };
 #define NAPIS (sizeof apis / sizeof apis[0])
 
@@ -225,8 +226,11 @@ static int produce(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w, int *no_res
         if (codec >= 1 && codec <= 3) {
           err = KE_UNSUPPORTED_COMPRESSION_TYPE;
         } else {
-          int rc = takhin_produce_batch(c->store, topic, part, rec.ptr, rec.len, &base);
-          if (rc) {
+          int rc;
+          err = kpid_produce(c, topic, part, (const uint8_t *)rec.ptr, rec.len, &base, &rc);
+          if (err) {
+            base = -1;
+          } else if (rc) {
             err = rc == TAKHIN_EINVAL ? KE_INVALID_RECORD : kerr(rc);
             msg = takhin_errmsg();
             kh_log("produce %s-%d refused: %s", topic, (int)part, msg);
@@ -676,6 +680,7 @@ int kh_dispatch(kh_ctx *c, const uint8_t *frame, size_t len, kp_writer *w) {
   case KP_SYNC_GROUP: rc = kg_sync_group(c, &r, ver, w); break;
   case KP_HEARTBEAT: rc = kg_heartbeat(c, &r, ver, w); break;
   case KP_LEAVE_GROUP: rc = kg_leave_group(c, &r, ver, w); break;
+  case KP_INIT_PRODUCER_ID: rc = kpid_init_producer_id(c, &r, ver, w); break;
   default: rc = -1;
   }
   if (c->verbose) kh_log("request api %d v%d corr %d: %s", key, ver, (int)h.correlation_id, rc ? "malformed, closing" : "ok");

@@ -49,6 +49,11 @@
 
 static atomic_int stopping;
 static int frame_timeout_ms = FRAME_TIMEOUT_MS;
+/* Test hook (environment TAKHIN_KAFKA_TEST_DROP_PRODUCE=N): close the
+** connection instead of answering every Nth Produce, after its batches were
+** appended, so tests can force a client's retries (idempotence). */
+static int drop_produce_every;
+static atomic_int produce_count;
 static atomic_int nconns;
 
 typedef struct conn {
@@ -134,6 +139,11 @@ static void *conn_main(void *arg) {
     w.len = 0;
     w.err = 0;
     if (kh_dispatch(ctx, buf, need, &w)) break;
+    if (drop_produce_every && buf[0] == 0 && buf[1] == KP_PRODUCE &&
+        atomic_fetch_add(&produce_count, 1) % drop_produce_every == drop_produce_every - 1) {
+      kh_log("test hook: dropping %s instead of answering a Produce", cn->peer);
+      break;
+    }
     if (w.len && write_full(cn->fd, w.p, w.len)) break;
     /* a big request or response does not pin its memory for the connection's life */
     if (cap > READ_CHUNK) free(buf), buf = NULL, cap = 0;
@@ -187,6 +197,8 @@ int main(int argc, char **argv) {
     else { usage(); return 2; }
   }
   if (!path) { usage(); return 2; }
+  const char *drop = getenv("TAKHIN_KAFKA_TEST_DROP_PRODUCE");
+  if (drop) drop_produce_every = atoi(drop) > 0 ? atoi(drop) : 0;
   char host[256];
   const char *colon = strrchr(listen_at, ':');
   if (!colon || (size_t)(colon - listen_at) >= sizeof host) { usage(); return 2; }
