@@ -79,6 +79,7 @@ static const struct {
     {KP_FIND_COORDINATOR, 0, 2}, {KP_API_VERSIONS, 0, 3},  {KP_CREATE_TOPICS, 0, 4},
     {KP_DELETE_TOPICS, 0, 3},  {KP_JOIN_GROUP, 0, 5},      {KP_SYNC_GROUP, 0, 3},
     {KP_HEARTBEAT, 0, 3},      {KP_LEAVE_GROUP, 0, 2},      {KP_INIT_PRODUCER_ID, 0, 1},
+    {KP_DELETE_RECORDS, 0, 1}, {KP_DESCRIBE_CONFIGS, 0, 2},
 };
 #define NAPIS (sizeof apis / sizeof apis[0])
 
@@ -223,7 +224,7 @@ static int produce(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w, int *no_res
         err = KE_CORRUPT_MESSAGE;
       } else {
         int codec = rec.ptr[22] & 0x07;
-        if (codec >= 1 && codec <= 3) {
+        if (codec > 4) {
           err = KE_UNSUPPORTED_COMPRESSION_TYPE;
         } else {
           int rc;
@@ -642,6 +643,125 @@ static int delete_topics(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   return 0;
 }
 
+/* ---- DeleteRecords / DescribeConfigs ------------------------------------ */
+static int delete_records(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
+  (void)v;
+  int32_t nt = kp_array(r, 6);
+  if (r->err || nt < 0) return -1;
+  kp_w_i32(w, 0);
+  kp_w_i32(w, nt);
+  for (int32_t t = 0; t < nt && !r->err; t++) {
+    kp_str ts = kp_string(r);
+    char topic[TOPIC_MAX + 1];
+    int bad = kp_str_copy(ts, topic, sizeof topic);
+    kp_w_stringn(w, ts.ptr ? ts.ptr : "", ts.len);
+    int32_t np = kp_array(r, 12);
+    if (np < 0) np = 0;
+    kp_w_i32(w, np);
+    for (int32_t i = 0; i < np && !r->err; i++) {
+      int32_t part = kp_i32(r);
+      int64_t off = kp_i64(r);
+      takhin_partition_info info = {.log_start_offset = -1};
+      int rc = bad ? TAKHIN_ENOTFOUND : takhin_partition_info_get(c->store, topic, part, &info);
+      if (!rc) {
+        if (off == -1) off = info.high_watermark; /* -1: everything produced so far */
+        rc = takhin_delete_records(c->store, topic, part, off);
+        if (!rc) {
+          kh_log("delete records %s-%d below %lld", topic, (int)part, (long long)off);
+          takhin_partition_info_get(c->store, topic, part, &info);
+        }
+      }
+      kp_w_i32(w, part);
+      kp_w_i64(w, rc ? -1 : info.log_start_offset);
+      kp_w_i16(w, rc == TAKHIN_EINVAL ? KE_OFFSET_OUT_OF_RANGE : kerr(rc));
+    }
+  }
+  kp_i32(r); /* timeout_ms */
+  return r->err ? -1 : 0;
+}
+
+/* One config entry, if keys (a nullable array reader) names it or is null. */
+static void config_entry(kp_writer *w, int16_t v, const char *name, const char *value, kp_reader keys,
+                         int32_t nkeys, int32_t *count) {
+  if (nkeys >= 0) {
+    int want = 0;
+    for (int32_t i = 0; i < nkeys && !want; i++) {
+      kp_str k = kp_string(&keys);
+      want = k.ptr && k.len == strlen(name) && !memcmp(k.ptr, name, k.len);
+    }
+    if (!want) return;
+  }
+  kp_w_string(w, name);
+  kp_w_string(w, value);
+  kp_w_i8(w, 0); /* read_only */
+  if (v == 0) kp_w_i8(w, 0); /* is_default */
+  else kp_w_i8(w, 1);        /* config_source: DYNAMIC_TOPIC_CONFIG (the store's row) */
+  kp_w_i8(w, 0);             /* is_sensitive */
+  if (v >= 1) kp_w_i32(w, 0); /* synonyms */
+  (*count)++;
+}
+
+static int describe_configs(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
+  int32_t nres = kp_array(r, 7);
+  if (r->err || nres < 0) return -1;
+  kp_reader start = *r;
+  for (int32_t i = 0; i < nres && !r->err; i++) {
+    kp_i8(r), kp_string(r);
+    int32_t nk = kp_array(r, 2);
+    for (int32_t k = 0; k < nk && !r->err; k++) kp_string(r);
+  }
+  if (v >= 1) kp_i8(r); /* include_synonyms */
+  if (r->err) return -1;
+  kp_w_i32(w, 0);
+  kp_w_i32(w, nres);
+  for (int32_t i = 0; i < nres; i++) {
+    int8_t type = kp_i8(&start);
+    kp_str name = kp_string(&start);
+    int32_t nk = kp_array(&start, 2);
+    kp_reader keys = start;
+    for (int32_t k = 0; k < nk; k++) kp_string(&start);
+    char topic[TOPIC_MAX + 1];
+    takhin_topic_desc d;
+    int16_t err = KE_NONE;
+    const char *msg = NULL;
+    if (type == 2) { /* TOPIC */
+      int rc = kp_str_copy(name, topic, sizeof topic) ? TAKHIN_ENOTFOUND : takhin_topic_describe(c->store, topic, &d);
+      if (rc) err = kerr(rc), msg = "unknown topic";
+    } else if (type != 4) { /* BROKER: no configs to show */
+      err = KE_INVALID_REQUEST, msg = "only topic and broker resources";
+    }
+    kp_w_i16(w, err);
+    kp_w_string(w, msg);
+    kp_w_i8(w, type);
+    kp_w_stringn(w, name.ptr ? name.ptr : "", name.len);
+    size_t at = kp_w_reserve32(w);
+    int32_t count = 0;
+    if (type == 2 && !err) {
+      char b[10][32];
+      snprintf(b[0], 32, "%lld", (long long)d.segment_bytes);
+      snprintf(b[1], 32, "%lld", (long long)d.segment_ms);
+      snprintf(b[2], 32, "%lld", (long long)d.retention_bytes);
+      snprintf(b[3], 32, "%lld", (long long)d.retention_ms);
+      snprintf(b[4], 32, "%lld", (long long)d.max_message_bytes);
+      snprintf(b[5], 32, "%lld", (long long)d.delete_retention_ms);
+      snprintf(b[6], 32, "%lld", (long long)d.min_compaction_lag_ms);
+      snprintf(b[7], 32, "%g", d.min_cleanable_dirty_ratio);
+      config_entry(w, v, "cleanup.policy", d.cleanup_policy, keys, nk, &count);
+      config_entry(w, v, "compression.type", d.compression, keys, nk, &count);
+      config_entry(w, v, "segment.bytes", b[0], keys, nk, &count);
+      config_entry(w, v, "segment.ms", b[1], keys, nk, &count);
+      config_entry(w, v, "retention.bytes", b[2], keys, nk, &count);
+      config_entry(w, v, "retention.ms", b[3], keys, nk, &count);
+      config_entry(w, v, "max.message.bytes", b[4], keys, nk, &count);
+      config_entry(w, v, "delete.retention.ms", b[5], keys, nk, &count);
+      config_entry(w, v, "min.compaction.lag.ms", b[6], keys, nk, &count);
+      config_entry(w, v, "min.cleanable.dirty.ratio", b[7], keys, nk, &count);
+    }
+    kp_w_patch32(w, at, count);
+  }
+  return 0;
+}
+
 /* ---- dispatch ----------------------------------------------------------- */
 int kh_dispatch(kh_ctx *c, const uint8_t *frame, size_t len, kp_writer *w) {
   kp_reader r = {frame, frame + len, 0};
@@ -681,6 +801,8 @@ int kh_dispatch(kh_ctx *c, const uint8_t *frame, size_t len, kp_writer *w) {
   case KP_HEARTBEAT: rc = kg_heartbeat(c, &r, ver, w); break;
   case KP_LEAVE_GROUP: rc = kg_leave_group(c, &r, ver, w); break;
   case KP_INIT_PRODUCER_ID: rc = kpid_init_producer_id(c, &r, ver, w); break;
+  case KP_DELETE_RECORDS: rc = delete_records(c, &r, ver, w); break;
+  case KP_DESCRIBE_CONFIGS: rc = describe_configs(c, &r, ver, w); break;
   default: rc = -1;
   }
   if (c->verbose) kh_log("request api %d v%d corr %d: %s", key, ver, (int)h.correlation_id, rc ? "malformed, closing" : "ok");

@@ -193,6 +193,8 @@ int16_t kpid_produce(kh_ctx *c, const char *topic, int32_t partition, const uint
     *rc = takhin_produce_batch(c->store, topic, partition, batch, len, base);
     return KE_NONE;
   }
+  /* a damaged batch must not move (or be matched against) sequence state */
+  if ((*rc = takhin_batch_check(batch, len))) return KE_NONE;
   pthread_once(&once, init_locks);
   pthread_mutex_t *m = &stripe[hash(topic, partition, 0) % STRIPES];
   pthread_mutex_lock(m);

@@ -5,7 +5,8 @@
 # missing packages and the command to install them, and exits 1.
 set -euo pipefail
 
-want=(cmake make gcc pkg-config libsqlite3-dev libzstd-dev libcriterion-dev sqlite3)
+# zlib, lz4 and snappy: the codecs Kafka clients compress batches with (store/codecs.c)
+want=(cmake make gcc pkg-config libsqlite3-dev libzstd-dev zlib1g-dev liblz4-dev libsnappy-dev libcriterion-dev sqlite3)
 case "${1:-build}" in
   build) ;;
   # the test suite also needs: Kafka's own codec (conformance), clang's

@@ -17,12 +17,8 @@
 ** bomb must not cost more than a bounded amount of memory. */
 #define RAW_MAX_RECORDS_BYTES (256u * 1024 * 1024)
 
-int takhin_produce_batch(takhin_store *s, const char *topic, int32_t partition,
-                         const void *batch, size_t len, int64_t *base_offset) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_produce_batch: store is NULL or closed");
-  if (!batch) return tk_err(TAKHIN_EMISUSE, "takhin_produce_batch: batch is NULL");
-  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
-  const uint8_t *b = batch;
+/* The checks that need no decoding: header, size, codec, CRC, counts. */
+static int check_frame(const uint8_t *b, size_t len, tk_batch_hdr *hp) {
   tk_batch_hdr h;
   int rc = tk_batch_parse_header(b, len, &h);
   if (rc == TAKHIN_END) return tk_err(TAKHIN_ECORRUPT, "batch of %zu bytes is shorter than its header", len);
@@ -31,12 +27,32 @@ int takhin_produce_batch(takhin_store *s, const char *topic, int32_t partition,
     return tk_err(TAKHIN_ECORRUPT, "batchLength says %lld bytes, %zu were sent",
                   (long long)tk_batch_total(&h), len);
   int codec = h.attributes & TK_ATTR_CODEC_MASK;
-  if (codec != TK_CODEC_NONE && codec != TK_CODEC_ZSTD)
-    return tk_err(TAKHIN_EINVAL, "unsupported compression codec %d (the store reads none and zstd)", codec);
+  if (codec > TK_CODEC_ZSTD)
+    return tk_err(TAKHIN_EINVAL, "unsupported compression codec %d", codec);
   if (!tk_batch_crc_ok(b, &h)) return tk_err(TAKHIN_ECORRUPT, "batch CRC-32C does not match its bytes");
   if (h.records_count < 1 || (int64_t)h.records_count != (int64_t)h.last_offset_delta + 1)
     return tk_err(TAKHIN_ECORRUPT, "recordsCount %d does not match lastOffsetDelta %d",
                   (int)h.records_count, (int)h.last_offset_delta);
+  *hp = h;
+  return TAKHIN_OK;
+}
+
+int takhin_batch_check(const void *batch, size_t len) {
+  if (!batch) return tk_err(TAKHIN_EMISUSE, "takhin_batch_check: batch is NULL");
+  tk_batch_hdr h;
+  return check_frame(batch, len, &h);
+}
+
+int takhin_produce_batch(takhin_store *s, const char *topic, int32_t partition,
+                         const void *batch, size_t len, int64_t *base_offset) {
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_produce_batch: store is NULL or closed");
+  if (!batch) return tk_err(TAKHIN_EMISUSE, "takhin_produce_batch: batch is NULL");
+  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  const uint8_t *b = batch;
+  tk_batch_hdr h;
+  int rc = check_frame(b, len, &h);
+  if (rc) return rc;
+  int codec = h.attributes & TK_ATTR_CODEC_MASK;
   tk_topic *t;
   tk_partition *p;
   if ((rc = tk_store_partition(s, topic, partition, &t, &p))) return rc;

@@ -410,8 +410,8 @@ int takhin_maintenance_run(takhin_store *s, takhin_retention_result *out);
 /* Append one complete RecordBatch v2 (len bytes at batch) to a partition as
 ** it was encoded by its producer: it is checked as recovery checks a batch
 ** (sizes, magic, CRC-32C, every record decodes, offset deltas 0..n-1 with n
-** = recordsCount = lastOffsetDelta + 1, a codec the store reads: none or
-** zstd), then written byte for byte except baseOffset, which gets the
+** = recordsCount = lastOffsetDelta + 1, a codec the store reads: none,
+** gzip, snappy, lz4 or zstd), then written byte for byte except baseOffset, which gets the
 ** partition's next offset, and partitionLeaderEpoch (0), both outside the CRC.
 ** Producer id, epoch and sequence are kept as sent. *base_offset (may be
 ** NULL) receives the first offset. Durability as takhin_produce. Errors:
@@ -419,6 +419,10 @@ int takhin_maintenance_run(takhin_store *s, takhin_retention_result *out);
 ** topic), ETOOBIG, ENOTFOUND, EREADONLY, EIO, ENOSPC. */
 int takhin_produce_batch(takhin_store *s, const char *topic, int32_t partition,
                          const void *batch, size_t len, int64_t *base_offset);
+
+/* The checks of takhin_produce_batch that need neither a store nor decoding:
+** header, sizes, codec, CRC-32C, recordsCount. TAKHIN_OK, ECORRUPT or EINVAL. */
+int takhin_batch_check(const void *batch, size_t len);
 
 /* Copy the stored batches of a partition from the one holding offset on, as
 ** they are on disk (for a Kafka Fetch response): whole batches only, at most
