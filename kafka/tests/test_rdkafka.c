@@ -5,6 +5,8 @@
 ** assigned consumer, commit offsets; then stop the server with SIGTERM and
 ** check, through the C API, that the very same records are in the store
 ** (takhin_cursor) and the commits in the group table (takhin_group_fetch).
+** Also DescribeConfigs (Kafka's names and defaults) and DeleteRecords (the
+** log start offset moves).
 **
 ** usage: test_rdkafka SERVER_BINARY SCRATCH_DIR     (bounded by alarm())
 */
@@ -153,7 +155,10 @@ int main(int argc, char **argv) {
     } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
     CHECK(!e, "producev: %s", rd_kafka_err2str(e));
   }
+  for (int i = 0; i < 10; i++) /* a second topic, auto-created, for DeleteRecords */
+    CHECK(!rd_kafka_producev(p, RD_KAFKA_V_TOPIC("trim"), RD_KAFKA_V_VALUE("x", 1), RD_KAFKA_V_END), "producev");
   CHECK(rd_kafka_flush(p, 30000) == 0, "flush timed out");
+  delivered_ok -= 10;
   CHECK(delivered_ok == N && delivered_err == 0, "delivered %d ok, %d failed", delivered_ok, delivered_err);
   rd_kafka_destroy(p);
 
@@ -209,6 +214,41 @@ int main(int argc, char **argv) {
   CHECK(committed_sum == N, "committed offsets sum to %lld, want %d", (long long)committed_sum, N);
   rd_kafka_topic_partition_list_destroy(pos);
   rd_kafka_topic_partition_list_destroy(as);
+
+  /* DescribeConfigs of the topic, DeleteRecords below offset 4 of "trim" */
+  rd_kafka_queue_t *aq = rd_kafka_queue_new(c);
+  rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, "orders");
+  rd_kafka_DescribeConfigs(c, &cr, 1, NULL, aq);
+  ev = rd_kafka_queue_poll(aq, 20000);
+  CHECK(ev && rd_kafka_event_DescribeConfigs_result(ev), "no DescribeConfigs result");
+  size_t nres;
+  const rd_kafka_ConfigResource_t **res =
+      rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nres);
+  CHECK(nres == 1 && rd_kafka_ConfigResource_error(res[0]) == 0, "describe configs failed");
+  size_t ncfg;
+  const rd_kafka_ConfigEntry_t **ce_list = rd_kafka_ConfigResource_configs(res[0], &ncfg);
+  int found = 0;
+  for (size_t i = 0; i < ncfg; i++)
+    if (!strcmp(rd_kafka_ConfigEntry_name(ce_list[i]), "retention.ms"))
+      found = !strcmp(rd_kafka_ConfigEntry_value(ce_list[i]), "604800000");
+  CHECK(found, "retention.ms of orders is not Kafka's default 604800000 (%zu configs)", ncfg);
+  rd_kafka_event_destroy(ev);
+  rd_kafka_ConfigResource_destroy(cr);
+  rd_kafka_topic_partition_list_t *del = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(del, "trim", 0)->offset = 4;
+  rd_kafka_DeleteRecords_t *dr = rd_kafka_DeleteRecords_new(del);
+  rd_kafka_DeleteRecords(c, &dr, 1, NULL, aq);
+  ev = rd_kafka_queue_poll(aq, 20000);
+  CHECK(ev && rd_kafka_event_DeleteRecords_result(ev), "no DeleteRecords result");
+  const rd_kafka_topic_partition_list_t *low =
+      rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
+  CHECK(low && low->cnt == 1 && !low->elems[0].err && low->elems[0].offset == 4, "DeleteRecords: low watermark %lld",
+        low && low->cnt ? (long long)low->elems[0].offset : -1LL);
+  rd_kafka_event_destroy(ev);
+  rd_kafka_DeleteRecords_destroy(dr);
+  rd_kafka_topic_partition_list_destroy(del);
+  rd_kafka_queue_destroy(aq);
+
   rd_kafka_consumer_close(c);
   rd_kafka_destroy(c);
   stop_server();
@@ -242,6 +282,9 @@ int main(int argc, char **argv) {
           (long long)expect);
   }
   CHECK(total == N, "the store holds %d records, want %d", total, N);
+  takhin_partition_info ti;
+  CHECK(takhin_partition_info_get(s, "trim", 0, &ti) == TAKHIN_OK && ti.log_start_offset == 4 &&
+            ti.high_watermark == 10, "trim: log start %lld", (long long)ti.log_start_offset);
   takhin_close(s);
   printf("ok: %d records produced and consumed through librdkafka, readable with takhin_cursor\n", N);
   return 0;
