@@ -264,6 +264,9 @@ int kg_join_group(kh_ctx *c, kp_reader *r, int16_t v, kp_str client_id, kp_write
       int idx = find_member(g, (kp_str){my_id, strlen(my_id)});
       if (idx < 0) { err = KE_UNKNOWN_MEMBER_ID; break; }
       g->m[idx]->last_seen = now_ms(); /* waiting counts as alive */
+      /* a round that started after ours completed counts this waiting join too:
+      ** the member cannot send another JoinGroup while this one is pending */
+      if (g->state == PREPARING) g->m[idx]->joined = 1;
       if (g->generation != start_gen && g->state != PREPARING) break;
       if (g->state == PREPARING) {
         int all = 1;
@@ -413,8 +416,9 @@ int16_t kg_check_commit(kp_str gid, int32_t gen, kp_str mid) {
   if (g && g->n) {
     int i = find_member(g, mid);
     if (i < 0) err = KE_UNKNOWN_MEMBER_ID;
-    else if (g->state == PREPARING) err = KE_REBALANCE_IN_PROGRESS;
     else if (gen != g->generation) err = KE_ILLEGAL_GENERATION;
+    /* as Kafka: no commits until the round's assignment is handed out */
+    else if (g->state == PREPARING || g->state == AWAITING_SYNC) err = KE_REBALANCE_IN_PROGRESS;
     else g->m[i]->last_seen = now_ms();
   }
   pthread_mutex_unlock(&mu);

@@ -151,6 +151,7 @@ def main():
     junk = bytearray(random.Random(1).randbytes(120))
     junk[8:12] = s32(108)  # batchLength matches; magic, CRC will not
     junk[16] = 2
+    junk[21:23] = b"\x00\x00"  # attributes: no codec, so it is the CRC that fails
     err, base = produce(b"bad", bytes(junk))
     assert err == 2, err  # CORRUPT_MESSAGE
     print("ok: a corrupt batch gets CORRUPT_MESSAGE (2)")

@@ -66,7 +66,13 @@ static void stop_server(void) {
   int st;
   kill(server_pid, SIGTERM);
   CHECK(waitpid(server_pid, &st, 0) == server_pid, "waitpid");
+  server_pid = 0;
   CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit status %d", st);
+}
+
+/* a failed CHECK exits: never leave the server behind (it holds ctest's pipes) */
+static void kill_server(void) {
+  if (server_pid > 0) kill(server_pid, SIGKILL);
 }
 
 static void on_alarm(int sig) {
@@ -104,6 +110,7 @@ static int seen[N];
 int main(int argc, char **argv) {
   CHECK(argc == 3, "usage: test_rdkafka SERVER SCRATCH");
   signal(SIGALRM, on_alarm);
+  atexit(kill_server);
   alarm(120);
   char db[4096], bootstrap[64], err[512];
   mkdir(argv[2], 0755);

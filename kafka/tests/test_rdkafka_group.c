@@ -62,6 +62,11 @@ static int start_server(const char *bin, const char *db) {
   return port;
 }
 
+/* a failed CHECK exits: never leave the server behind (it holds ctest's pipes) */
+static void kill_server(void) {
+  if (server_pid > 0) kill(server_pid, SIGKILL);
+}
+
 static void on_alarm(int sig) {
   (void)sig;
   if (server_pid > 0) kill(server_pid, SIGKILL);
@@ -134,6 +139,7 @@ static void dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o) {
 int main(int argc, char **argv) {
   CHECK(argc == 3 && strlen(argv[2]) < 900, "usage: test_rdkafka_group SERVER SCRATCH");
   signal(SIGALRM, on_alarm);
+  atexit(kill_server);
   alarm(150);
   char db[1024], bootstrap[64], err[256], cmd[4400];
   mkdir(argv[2], 0755);
@@ -192,6 +198,7 @@ int main(int argc, char **argv) {
   kill(server_pid, SIGTERM);
   int st;
   CHECK(waitpid(server_pid, &st, 0) == server_pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit");
+  server_pid = 0;
   takhin_store *s;
   CHECK(takhin_open(db, NULL, &s) == TAKHIN_OK, "open");
   for (int part = 0; part < PARTS; part++) {

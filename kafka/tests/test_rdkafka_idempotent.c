@@ -66,6 +66,11 @@ static int start_server(const char *bin, const char *db, int at_port) {
   return port;
 }
 
+/* a failed CHECK exits: never leave the server behind (it holds ctest's pipes) */
+static void kill_server(void) {
+  if (server_pid > 0) kill(server_pid, SIGKILL);
+}
+
 static void on_alarm(int sig) {
   (void)sig;
   if (server_pid > 0) kill(server_pid, SIGKILL);
@@ -121,6 +126,7 @@ static void run(const char *server, const char *scratch, const char *codec) {
       int st;
       kill(server_pid, SIGTERM);
       CHECK(waitpid(server_pid, &st, 0) == server_pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit");
+      server_pid = 0;
       start_server(server, db, port);
     }
   }
@@ -130,6 +136,7 @@ static void run(const char *server, const char *scratch, const char *codec) {
   kill(server_pid, SIGTERM);
   int st;
   CHECK(waitpid(server_pid, &st, 0) == server_pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit");
+  server_pid = 0;
 
   takhin_store *s;
   CHECK(takhin_open(db, NULL, &s) == TAKHIN_OK, "open");
@@ -167,6 +174,7 @@ static void run(const char *server, const char *scratch, const char *codec) {
 int main(int argc, char **argv) {
   CHECK(argc == 3 && strlen(argv[2]) < 900, "usage: test_rdkafka_idempotent SERVER SCRATCH");
   signal(SIGALRM, on_alarm);
+  atexit(kill_server);
   alarm(170);
   mkdir(argv[2], 0755);
   static const char *codecs[] = {"none", "gzip", "snappy", "lz4", "zstd"};
