@@ -5,14 +5,16 @@
 # missing packages and the command to install them, and exits 1.
 set -euo pipefail
 
-# librdkafka-dev: kafka/mirror (takhin-mirror and its mock-cluster test)
-want=(cmake make gcc pkg-config libsqlite3-dev libzstd-dev libjansson-dev libcriterion-dev sqlite3 librdkafka-dev)
+# zlib, lz4 and snappy: the codecs Kafka clients compress batches with (store/codecs.c)
+# jansson: the SQL extension's header JSON; librdkafka-dev: kafka/mirror (takhin-mirror)
+want=(cmake make gcc pkg-config libsqlite3-dev libzstd-dev zlib1g-dev liblz4-dev libsnappy-dev libjansson-dev libcriterion-dev sqlite3 librdkafka-dev)
 case "${1:-build}" in
   build) ;;
   # the test suite also needs: Kafka's own codec (conformance), clang's
   # libFuzzer runtime, and the runtimes of the sanitizers
-  # dpkg-dev and file: cpack -G DEB (tests/deb_test.sh) runs dpkg-shlibdeps and file
-  test) want+=(python3 python3-kafka python3-zstandard clang libclang-rt-14-dev dpkg-dev file) ;;
+  # dpkg-dev and file: cpack -G DEB (tests/deb_test.sh) runs dpkg-shlibdeps and file;
+  # and, for the Kafka server (kafka/), real Kafka clients to test it with
+  test) want+=(python3 python3-kafka python3-zstandard clang libclang-rt-14-dev dpkg-dev file kcat) ;;
   bench) want+=(gnuplot-nox) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac

@@ -35,15 +35,17 @@ if [ "${TAKHIN_TEST_QUICK:-0}" != 1 ]; then
     echo "== libFuzzer, 30 s per target (build-fuzz/)"
     CC=clang cmake -S . -B build-fuzz -DTAKHIN_FUZZ=ON -DTAKHIN_SANITIZE=address,undefined >/dev/null
     cmake --build build-fuzz -j"$jobs" --target fuzz_targets
-    for name in fuzz_batch fuzz_recovery; do
+    for name in fuzz_batch fuzz_recovery fuzz_kafka; do
       extra=()
       # fuzz_recovery: takhin_close keeps closed handles until exit by design,
       # so libFuzzer's per-input leak check fired (re-run + heap scan) on every
       # input; see fuzz/fuzz_recovery.c.
       [ "$name" = fuzz_recovery ] && extra=(-detect_leaks=0)
+      corpus=fuzz/corpus
+      [ "$name" = fuzz_kafka ] && corpus=fuzz/corpus_kafka # request frames, not batches
       scratch=$(mktemp -d) # libFuzzer adds new inputs to the first folder: keep fuzz/corpus to its seeds
       status=0
-      build-fuzz/fuzz/$name -max_total_time=30 -print_final_stats=1 "${extra[@]}" "$scratch" fuzz/corpus \
+      build-fuzz/fuzz/$name -max_total_time=30 -print_final_stats=1 "${extra[@]}" "$scratch" "$corpus" \
         >"$scratch.log" 2>&1 || status=$?
       # Each line names its target: "fuzz_batch: Done 285154 runs in 31 second(s)".
       grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done)|ERROR|SUMMARY" "$scratch.log" |

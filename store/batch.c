@@ -23,6 +23,7 @@
 #include <zstd_errors.h>
 
 #include "crc32c.h"
+#include "codecs.h"
 #include "internal.h"
 
 /* A batchLength above this is corrupt rather than merely large: Kafka's own
@@ -396,7 +397,15 @@ int tk_batch_records(const uint8_t *p, const tk_batch_hdr *h, ZSTD_DCtx *dctx, t
     *recs_len = scratch->len;
     return TAKHIN_OK;
   }
-  default: /* gzip, snappy, lz4 or an undefined codec */
+  case TK_CODEC_GZIP: case TK_CODEC_SNAPPY: case TK_CODEC_LZ4: { /* as Kafka clients send them (codecs.c) */
+    if (!scratch) return tk_err(TAKHIN_EMISUSE, "compressed batch without a scratch buffer");
+    int rc = tk_codec_inflate(h->attributes & TK_ATTR_CODEC_MASK, area, area_len, scratch, max_out);
+    if (rc) return rc;
+    *recs = scratch->p;
+    *recs_len = scratch->len;
+    return TAKHIN_OK;
+  }
+  default: /* an undefined codec */
     return tk_err(TAKHIN_ECORRUPT, "unsupported compression codec %d",
                   h->attributes & TK_ATTR_CODEC_MASK);
   }

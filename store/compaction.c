@@ -349,6 +349,8 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
   if (tk_buf_reserve(&w->out, nb)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
   uint8_t *o = w->out.p + w->out.len;
   memcpy(o, b, TK_BATCH_HEADER_SIZE);
+  /* gzip/snappy/lz4 survivors are kept uncompressed: takhin compresses with zstd only */
+  if (codec != TK_CODEC_NONE && codec != TK_CODEC_ZSTD) o[22] &= (uint8_t)~TK_ATTR_CODEC_MASK;
   if (body != o + TK_BATCH_HEADER_SIZE) memcpy(o + TK_BATCH_HEADER_SIZE, body, body_len);
   put32(o + 8, (uint32_t)(nb - TK_LOG_OVERHEAD));
   put32(o + 57, (uint32_t)nkept);

@@ -261,6 +261,9 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec);
 /* Create the folder and the first segment of a new partition. */
 int tk_part_create(tk_partition *p);
 int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t *first);
+/* Append one validated, pre-encoded batch taking n offsets (rawio.c). */
+int tk_part_append_raw(tk_partition *p, const uint8_t *batch, size_t len, int64_t n,
+                       const takhin_record *keys, size_t nkeys, int64_t *first);
 /* Write pending batches (BUFFERED) and, if persist, index rows to the catalog. */
 int tk_part_flush(tk_partition *p, int persist, int sync);
 /* BUFFERED: ELOST naming the acknowledged records a failed write dropped

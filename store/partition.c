@@ -1187,3 +1187,78 @@ out:
   pthread_mutex_unlock(&p->append_lock);
   return rc;
 }
+
+/* ---- appending a batch encoded by someone else (the Kafka server) ------ */
+
+/* Append one complete, already validated RecordBatch v2 as it was sent: only
+** baseOffset (and partitionLeaderEpoch, which a leader stamps) are set, both
+** outside the CRC, so the bytes on disk are the producer's. n is the number
+** of offsets it takes (lastOffsetDelta + 1); keys (nkeys entries, keys only)
+** feed the key index of a compacted topic. Mirrors tk_part_append, with the
+** encoder replaced by a copy. */
+int tk_part_append_raw(tk_partition *p, const uint8_t *batch, size_t len, int64_t n,
+                       const takhin_record *keys, size_t nkeys, int64_t *first) {
+  takhin_store *s = part_store(p);
+  const tk_topic_config *cfg = &p->topic->cfg;
+  int buffered = s->opt.durability == TAKHIN_DURABILITY_BUFFERED;
+  pthread_mutex_lock(&p->append_lock);
+  int rc = TAKHIN_OK;
+  int64_t base = 0;
+  if (atomic_load(&p->topic->deleted)) {
+    rc = tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", p->topic->name);
+    goto out;
+  }
+  if ((int64_t)len > cfg->max_message_bytes) {
+    rc = tk_err(TAKHIN_ETOOBIG, "record batch of %zu bytes is larger than max_message_bytes %lld of topic \"%s\"",
+                len, (long long)cfg->max_message_bytes, p->topic->name);
+    goto out;
+  }
+  int64_t now = tk_now_ms();
+  size_t start = buffered ? p->wbuf.len : 0;
+  p->wbuf.len = start;
+  if (tk_buf_reserve(&p->wbuf, len)) {
+    rc = tk_err(TAKHIN_ENOMEM, "out of memory appending a batch");
+    goto out;
+  }
+  base = p->pending_next;
+  uint8_t *b = p->wbuf.p + start;
+  memcpy(b, batch, len);
+  for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)base >> (56 - 8 * i));
+  memset(b + 12, 0, 4); /* partitionLeaderEpoch: takhin is leader epoch 0 */
+  p->wbuf.len = start + len;
+  size_t blen = len;
+  tk_segment *g = active_seg(p);
+  int64_t seg_bytes = g->size + (int64_t)start;
+  if (seg_bytes > 0 && (seg_bytes + (int64_t)blen > cfg->segment_bytes || now - g->created_ms >= cfg->segment_ms)) {
+    if (start > 0) {
+      rc = write_out(p, p->wbuf.p, start);
+      if (rc) { drop_pending(p); goto out; }
+      memmove(p->wbuf.p, p->wbuf.p + start, blen);
+      p->wbuf.len = blen;
+      start = 0;
+    }
+    if ((rc = roll(p, now))) { p->wbuf.len = start; goto out; }
+  }
+  if (buffered) {
+    set_pending_next(p, base + n);
+    if (!p->pending_since_ms) p->pending_since_ms = now;
+    if ((int64_t)p->wbuf.len >= s->opt.flush_bytes || now - p->pending_since_ms >= s->opt.flush_ms)
+      rc = write_pending(p);
+    if (rc) goto out;
+  } else {
+    rc = write_out(p, p->wbuf.p, blen);
+    p->wbuf.len = 0;
+    if (rc) goto out;
+  }
+  if (first) *first = base;
+  if (cfg->compact && nkeys) {
+    /* keys[i] is the record at offset base + i (offsets are dense) */
+    if (note_keys(p, keys, nkeys, base)) p->keys_tracked = 0;
+  }
+  if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS)
+    persist(p);
+out:
+  pthread_mutex_unlock(&p->append_lock);
+  if (!rc && s->opt.durability == TAKHIN_DURABILITY_FSYNC) rc = wait_durable(p, base + n);
+  return rc;
+}

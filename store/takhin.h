@@ -494,6 +494,36 @@ int takhin_cursor_get_key(takhin_cursor *c, const void *key, size_t len, takhin_
 ** compacted topics whose dirty ratio is reached. out may be NULL. */
 int takhin_maintenance_run(takhin_store *s, takhin_retention_result *out);
 
+/* ---- whole batches, as Kafka's wire protocol carries them --------------- */
+/* Append one complete RecordBatch v2 (len bytes at batch) to a partition as
+** it was encoded by its producer: it is checked as recovery checks a batch
+** (sizes, magic, CRC-32C, every record decodes, offset deltas 0..n-1 with n
+** = recordsCount = lastOffsetDelta + 1, a codec the store reads: none,
+** gzip, snappy, lz4 or zstd), then written byte for byte except baseOffset, which gets the
+** partition's next offset, and partitionLeaderEpoch (0), both outside the CRC.
+** Producer id, epoch and sequence are kept as sent. *base_offset (may be
+** NULL) receives the first offset. Durability as takhin_produce. Errors:
+** ECORRUPT (bad batch), EINVAL (unsupported codec, null key on a compacted
+** topic), ETOOBIG, ENOTFOUND, EREADONLY, EIO, ENOSPC. */
+int takhin_produce_batch(takhin_store *s, const char *topic, int32_t partition,
+                         const void *batch, size_t len, int64_t *base_offset);
+
+/* The checks of takhin_produce_batch that need neither a store nor decoding:
+** header, sizes, codec, CRC-32C, recordsCount. TAKHIN_OK, ECORRUPT or EINVAL. */
+int takhin_batch_check(const void *batch, size_t len);
+
+/* Copy the stored batches of a partition from the one holding offset on, as
+** they are on disk (for a Kafka Fetch response): whole batches only, at most
+** max_bytes of them, except that the first batch is returned whole even when
+** larger (as Kafka does). Reads stop at the end of one segment; a batch whose
+** CRC fails ends the copy (ECORRUPT if it is the first). *out receives a
+** takhin_free()-able block of *len bytes (NULL, 0 when there is nothing at
+** offset yet); info (may be NULL) the partition's offsets at the time of the
+** read, filled even on ERANGE (offset below the log start or above the high
+** watermark). */
+int takhin_fetch_batches(takhin_store *s, const char *topic, int32_t partition, int64_t offset,
+                         size_t max_bytes, void **out, size_t *len, takhin_partition_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -674,9 +674,11 @@ Test(batch, unsupported_codecs) {
     cr_assert_eq(tk_batch_parse_header(out.p, out.len, &h), TAKHIN_OK);
     cr_assert_eq(tk_batch_records(out.p, &h, dctx, &dscratch, MAX_OUT, &q, &qlen),
                  TAKHIN_ECORRUPT, "codec %d", codec);
+    /* gzip, snappy and lz4 are read (store/codecs.c): these plain bytes are
+    ** simply not valid data of theirs; 5-7 are no codec at all */
     char want[64];
     snprintf(want, sizeof want, "unsupported compression codec %d", codec);
-    cr_assert_str_eq(takhin_errmsg(), want);
+    if (codec > TK_CODEC_ZSTD) cr_assert_str_eq(takhin_errmsg(), want);
     cr_assert_eq(validate_out(MAX_OUT), TAKHIN_ECORRUPT);
   }
 }
