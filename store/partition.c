@@ -428,6 +428,72 @@ static int ensure_cctx(tk_partition *p) {
   return TAKHIN_OK;
 }
 
+/* The batch of n offsets just put at wbuf[start, start + blen), with base
+** offset base: roll when it does not fit the active segment (or follows a
+** gap), then write it, or leave it pending (BUFFERED). append_lock held. On
+** error the batch is not stored. Shared by encoded (tk_part_append) and
+** as-sent (tk_part_append_raw) batches. */
+static int place_batch(tk_partition *p, size_t start, size_t blen, int64_t base, int64_t n, int64_t now) {
+  takhin_store *s = part_store(p);
+  const tk_topic_config *cfg = &p->topic->cfg;
+  int rc = TAKHIN_OK;
+  if ((int64_t)blen > cfg->max_message_bytes) {
+    p->wbuf.len = start;
+    return tk_err(TAKHIN_ETOOBIG, "record batch of %zu bytes is larger than max_message_bytes %lld of topic \"%s\"",
+                  blen, (long long)cfg->max_message_bytes, p->topic->name);
+  }
+  tk_segment *g = active_seg(p);
+  int64_t seg_bytes = g->size + (int64_t)start;
+  /* Nothing pending, yet the log does not end at base: a failed BUFFERED
+  ** write lost the offsets in between, which are never reused. */
+  int gap = start == 0 && base != g->next_offset;
+  if (gap || (seg_bytes > 0 && (seg_bytes + (int64_t)blen > cfg->segment_bytes ||
+                                now - g->created_ms >= cfg->segment_ms))) {
+    if (start > 0) { /* the pending batches belong to the old segment */
+      rc = write_out(p, p->wbuf.p, start);
+      if (rc) { /* they are lost; this call's batch is not stored either */
+        drop_pending(p, rc, base);
+        if (p->lost_n) rc = take_lost(p);
+        return rc;
+      }
+      memmove(p->wbuf.p, p->wbuf.p + start, blen);
+      p->wbuf.len = blen;
+      start = 0;
+    }
+    if ((rc = roll(p, base, now))) {
+      p->wbuf.len = start;
+      return rc;
+    }
+  }
+  if (s->opt.durability == TAKHIN_DURABILITY_BUFFERED) {
+    set_pending_next(p, base + n);
+    if (!p->pending_since_ms) p->pending_since_ms = now;
+    if ((int64_t)p->wbuf.len >= s->opt.flush_bytes || now - p->pending_since_ms >= s->opt.flush_ms)
+      rc = write_pending_acked(p, base);
+    /* This batch was among those dropped: it is not acknowledged. ELOST when
+    ** acknowledged ones went with it, else the write's own error. */
+    if (rc && p->lost_n) rc = take_lost(p);
+    return rc;
+  }
+  rc = write_out(p, p->wbuf.p, blen);
+  p->wbuf.len = 0;
+  return rc;
+}
+
+/* After a batch is placed: its keys (records at base, base + 1, ...) into
+** the key index of a compacted topic, and index rows to the catalog when
+** enough are pending. append_lock held. */
+static void note_appended(tk_partition *p, const takhin_record *keys, size_t nkeys, int64_t base, int64_t now) {
+  /* On failure the key index no longer covers the log: key_upto stops (and
+  ** compaction with it) until the next open rebuilds the index from the log. */
+  if (p->topic->cfg.compact && nkeys && note_keys(p, keys, nkeys, base)) p->keys_tracked = 0;
+  if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS) {
+    /* A catalog failure here loses nothing: the batch is in the file and the
+    ** next persist or recovery writes its index rows. */
+    persist(p);
+  }
+}
+
 int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t *first) {
   takhin_store *s = part_store(p);
   const tk_topic_config *cfg = &p->topic->cfg;
@@ -457,56 +523,9 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
   base = p->pending_next;
   rc = tk_batch_encode(&p->wbuf, base, recs, n, now, cfg->compression, p->cctx, &p->zbuf, NULL);
   if (rc) goto out;
-  size_t blen = p->wbuf.len - start;
-  if ((int64_t)blen > cfg->max_message_bytes) {
-    p->wbuf.len = start;
-    rc = tk_err(TAKHIN_ETOOBIG, "record batch of %zu bytes is larger than max_message_bytes %lld of topic \"%s\"",
-                blen, (long long)cfg->max_message_bytes, p->topic->name);
-    goto out;
-  }
-  tk_segment *g = active_seg(p);
-  int64_t seg_bytes = g->size + (int64_t)start;
-  /* Nothing pending, yet the log does not end at base: a failed BUFFERED
-  ** write lost the offsets in between, which are never reused. */
-  int gap = start == 0 && base != g->next_offset;
-  if (gap || (seg_bytes > 0 && (seg_bytes + (int64_t)blen > cfg->segment_bytes ||
-                                now - g->created_ms >= cfg->segment_ms))) {
-    if (start > 0) { /* the pending batches belong to the old segment */
-      rc = write_out(p, p->wbuf.p, start);
-      if (rc) { /* they are lost; this call's batch is not stored either */
-        drop_pending(p, rc, base);
-        if (p->lost_n) rc = take_lost(p);
-        goto out;
-      }
-      memmove(p->wbuf.p, p->wbuf.p + start, blen);
-      p->wbuf.len = blen;
-      start = 0;
-    }
-    if ((rc = roll(p, base, now))) { p->wbuf.len = start; goto out; }
-  }
-  if (buffered) {
-    set_pending_next(p, base + (int64_t)n);
-    if (!p->pending_since_ms) p->pending_since_ms = now;
-    if ((int64_t)p->wbuf.len >= s->opt.flush_bytes || now - p->pending_since_ms >= s->opt.flush_ms)
-      rc = write_pending_acked(p, base);
-    /* This batch was among those dropped: it is not acknowledged. ELOST when
-    ** acknowledged ones went with it, else the write's own error. */
-    if (rc && p->lost_n) rc = take_lost(p);
-    if (rc) goto out;
-  } else {
-    rc = write_out(p, p->wbuf.p, blen);
-    p->wbuf.len = 0;
-    if (rc) goto out;
-  }
+  if ((rc = place_batch(p, start, p->wbuf.len - start, base, (int64_t)n, now))) goto out;
   if (first) *first = base;
-  /* On failure the key index no longer covers the log: key_upto stops (and
-  ** compaction with it) until the next open rebuilds the index from the log. */
-  if (cfg->compact && note_keys(p, recs, n, base)) p->keys_tracked = 0;
-  if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS) {
-    /* A catalog failure here loses nothing: the batch is in the file and the
-    ** next persist or recovery writes its index rows. */
-    persist(p);
-  }
+  note_appended(p, recs, n, base, now);
 out:
   pthread_mutex_unlock(&p->append_lock);
   if (!rc && s->opt.durability == TAKHIN_DURABILITY_FSYNC) rc = wait_durable(p, base + (int64_t)n);
@@ -1199,7 +1218,6 @@ out:
 int tk_part_append_raw(tk_partition *p, const uint8_t *batch, size_t len, int64_t n,
                        const takhin_record *keys, size_t nkeys, int64_t *first) {
   takhin_store *s = part_store(p);
-  const tk_topic_config *cfg = &p->topic->cfg;
   int buffered = s->opt.durability == TAKHIN_DURABILITY_BUFFERED;
   pthread_mutex_lock(&p->append_lock);
   int rc = TAKHIN_OK;
@@ -1208,11 +1226,7 @@ int tk_part_append_raw(tk_partition *p, const uint8_t *batch, size_t len, int64_
     rc = tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", p->topic->name);
     goto out;
   }
-  if ((int64_t)len > cfg->max_message_bytes) {
-    rc = tk_err(TAKHIN_ETOOBIG, "record batch of %zu bytes is larger than max_message_bytes %lld of topic \"%s\"",
-                len, (long long)cfg->max_message_bytes, p->topic->name);
-    goto out;
-  }
+  if ((rc = take_lost(p))) goto out; /* as tk_part_append */
   int64_t now = tk_now_ms();
   size_t start = buffered ? p->wbuf.len : 0;
   p->wbuf.len = start;
@@ -1226,37 +1240,9 @@ int tk_part_append_raw(tk_partition *p, const uint8_t *batch, size_t len, int64_
   for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)base >> (56 - 8 * i));
   memset(b + 12, 0, 4); /* partitionLeaderEpoch: takhin is leader epoch 0 */
   p->wbuf.len = start + len;
-  size_t blen = len;
-  tk_segment *g = active_seg(p);
-  int64_t seg_bytes = g->size + (int64_t)start;
-  if (seg_bytes > 0 && (seg_bytes + (int64_t)blen > cfg->segment_bytes || now - g->created_ms >= cfg->segment_ms)) {
-    if (start > 0) {
-      rc = write_out(p, p->wbuf.p, start);
-      if (rc) { drop_pending(p); goto out; }
-      memmove(p->wbuf.p, p->wbuf.p + start, blen);
-      p->wbuf.len = blen;
-      start = 0;
-    }
-    if ((rc = roll(p, now))) { p->wbuf.len = start; goto out; }
-  }
-  if (buffered) {
-    set_pending_next(p, base + n);
-    if (!p->pending_since_ms) p->pending_since_ms = now;
-    if ((int64_t)p->wbuf.len >= s->opt.flush_bytes || now - p->pending_since_ms >= s->opt.flush_ms)
-      rc = write_pending(p);
-    if (rc) goto out;
-  } else {
-    rc = write_out(p, p->wbuf.p, blen);
-    p->wbuf.len = 0;
-    if (rc) goto out;
-  }
+  if ((rc = place_batch(p, start, len, base, n, now))) goto out;
   if (first) *first = base;
-  if (cfg->compact && nkeys) {
-    /* keys[i] is the record at offset base + i (offsets are dense) */
-    if (note_keys(p, keys, nkeys, base)) p->keys_tracked = 0;
-  }
-  if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS)
-    persist(p);
+  note_appended(p, keys, nkeys, base, now);
 out:
   pthread_mutex_unlock(&p->append_lock);
   if (!rc && s->opt.durability == TAKHIN_DURABILITY_FSYNC) rc = wait_durable(p, base + n);
