@@ -438,8 +438,11 @@ int main(int argc, char **argv) {
     }
     run_mode mo, mc;
     if (results_load_json(fl.compare, &old, &mo) != 0 ||
-        results_load_json(fl.against, &results, &mc) != 0 || run_mode_check(&mo, &mc) != 0)
+        results_load_json(fl.against, &results, &mc) != 0 || run_mode_check(&mo, &mc) != 0) {
+      results_free(&old);
+      results_free(&results);
       return 2;
+    }
     int reg = compare_print(stdout, &old, &results);
     results_free(&old);
     results_free(&results);
