@@ -40,6 +40,9 @@ char *tkx_errmsg(int rc);
 
 /* Set a record byte string as the result of ctx (TEXT or BLOB, see above). */
 void tkx_result_bytes(sqlite3_context *ctx, const void *p, size_t n);
+/* The same without a copy: the bytes must stay valid and unchanged until
+** the statement ends (see vt_column). */
+void tkx_result_bytes_static(sqlite3_context *ctx, const void *p, size_t n);
 int tkx_is_text(const void *p, size_t n);
 
 /* Headers as JSON (jansson): [["key","value"], ["key",null], ["key",{"hex":"00ff"}]].

@@ -21,6 +21,7 @@
 */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -537,7 +538,11 @@ typedef struct part_reader {
   unsigned char *arena;
   size_t arena_len, arena_cap;
   takhin_message m; /* the current record */
+  const char *pf_hi; /* forward: prefetched up to here (prefetch_after) */
 } part_reader;
+
+#define TKX_HELD_MAX 8
+#define TKX_PREFETCH_BYTES 2048
 
 typedef struct tkx_cursor {
   sqlite3_vtab_cursor base;
@@ -563,8 +568,12 @@ typedef struct tkx_cursor {
   size_t nrd, rd_cap;
   size_t *heap; /* ORD_MERGE: readers with a record, best on top */
   size_t nheap;
-  const takhin_message *m; /* the current row */
+  const takhin_message *m; /* the current row (the m of one of rd) */
   int eof;
+  /* Segments whose mapping a key or value column handed to SQLite without
+  ** a copy (refs held until xClose; see vt_column). */
+  tk_segment *held[TKX_HELD_MAX];
+  int nheld;
 } tkx_cursor;
 
 static int vt_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out) {
@@ -625,6 +634,7 @@ static void cursor_reset(tkx_cursor *c) {
 static int vt_close(sqlite3_vtab_cursor *base) {
   tkx_cursor *c = (tkx_cursor *)base;
   cursor_reset(c);
+  for (int i = 0; i < c->nheld; i++) tk_seg_unref(c->held[i]);
   for (size_t i = 0; i < c->rd_cap; i++) {
     sqlite3_free(c->rd[i].rows);
     sqlite3_free(c->rd[i].arena);
@@ -741,6 +751,25 @@ static int reader_open(tkx_cursor *c, part_reader *r, int32_t part, int64_t star
   return SQLITE_OK;
 }
 
+/* Start loading what the next rows will read: the records after m follow
+** its value in the batch. A forward scan is memory-bound on the first touch
+** of each record's header (the decode in takhin_cursor_next) and of its
+** value (the text check); SQLite's own work between rows leaves the
+** hardware prefetcher behind (a range SELECT of 1 KiB records ran 20-25%
+** faster with this). Each line is asked for once (pf_hi), TKX_PREFETCH_BYTES
+** ahead. A prefetch never faults, so asking past the end of a batch or
+** mapping is harmless. */
+static inline void prefetch_after(part_reader *r) {
+  const takhin_message *m = &r->m;
+  const char *p = m->value ? (const char *)m->value + m->value_len
+                : m->key ? (const char *)m->key + m->key_len : NULL;
+  if (!p) return;
+  const char *from = r->pf_hi > p && r->pf_hi <= p + TKX_PREFETCH_BYTES ? r->pf_hi : p;
+  const char *to = p + TKX_PREFETCH_BYTES;
+  for (; from < to; from += 64) __builtin_prefetch(from);
+  r->pf_hi = from;
+}
+
 /* Move r to its next record; *has = 0 at its end. */
 static int reader_next(tkx_cursor *c, part_reader *r, int *has) {
   *has = 0;
@@ -754,8 +783,12 @@ static int reader_next(tkx_cursor *c, part_reader *r, int *has) {
     return back_fill(c, r, has);
   }
   int rc = takhin_cursor_next(r->cur, &r->m);
-  if (rc == TAKHIN_OK) *has = r->m.offset < r->end;
-  else if (rc != TAKHIN_END) return vt_takhin_error(c->vt, rc);
+  if (rc == TAKHIN_OK) {
+    *has = r->m.offset < r->end;
+    prefetch_after(r);
+  } else if (rc != TAKHIN_END) {
+    return vt_takhin_error(c->vt, rc);
+  }
   return SQLITE_OK;
 }
 
@@ -1094,6 +1127,36 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, 
 
 static int vt_eof(sqlite3_vtab_cursor *base) { return ((tkx_cursor *)base)->eof; }
 
+/* A key or value column. SQLite copies a SQLITE_TRANSIENT result into its
+** own memory: a copy of every key and value read, the main cost of a range
+** SELECT after the record decoding. Bytes in a segment's mapping are handed
+** over as SQLITE_STATIC instead, which SQLite uses where they are. That is
+** safe only while they stay valid and unchanged for as long as SQLite may
+** read the register holding them, which is not just until xNext: a bare
+** column of a min()/max() aggregate, or an OP_Move of a subquery's result,
+** keeps a register past later rows. So the segment (and with it its
+** mapping, unmapped only when the last ref goes) is held until xClose, when
+** the statement is done. Bytes anywhere else (a pread buffer, a
+** decompressed batch, the backward reader's arena, all reused while the
+** scan goes on) are copied, as are those of a scan that already holds
+** TKX_HELD_MAX segments. Written records never change in place: the writer
+** only appends (tk_part_undo zeroes the bytes of a COMMIT it takes back,
+** records no committed read can have returned). */
+static void result_view(tkx_cursor *c, sqlite3_context *ctx, const void *p, size_t n) {
+  if (p && c->m) {
+    const part_reader *r = (const part_reader *)((const char *)c->m - offsetof(part_reader, m));
+    tk_segment *g = r->cur ? tk_cursor_mapped_seg(r->cur, p, n) : NULL;
+    int i = 0;
+    while (g && i < c->nheld && c->held[i] != g) i++;
+    if (g && i == c->nheld && c->nheld < TKX_HELD_MAX) {
+      tk_seg_ref(g);
+      c->held[c->nheld++] = g;
+    }
+    if (g && i < c->nheld) return tkx_result_bytes_static(ctx, p, n);
+  }
+  tkx_result_bytes(ctx, p, n);
+}
+
 static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
   tkx_cursor *c = (tkx_cursor *)base;
   if (!c->vt->multi) col++;
@@ -1103,8 +1166,8 @@ static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
     case C_PARTITION: sqlite3_result_int(ctx, c->part_cur); break;
     case C_OFFSET: sqlite3_result_int64(ctx, m->offset); break;
     case C_TIMESTAMP: sqlite3_result_int64(ctx, m->timestamp); break;
-    case C_KEY: tkx_result_bytes(ctx, m->key, m->key_len); break;
-    case C_VALUE: tkx_result_bytes(ctx, m->value, m->value_len); break;
+    case C_KEY: result_view(c, ctx, m->key, m->key_len); break;
+    case C_VALUE: result_view(c, ctx, m->value, m->value_len); break;
     case C_HEADERS: {
       char *j = tkx_headers_to_json(m);
       if (!j) return SQLITE_NOMEM;

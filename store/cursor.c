@@ -501,6 +501,15 @@ static int next_batch(takhin_cursor *c) {
 
 int64_t tk_cursor_past_damage(const takhin_cursor *c) { return c->past_damage; }
 
+tk_segment *tk_cursor_mapped_seg(const takhin_cursor *c, const void *p, size_t n) {
+  if (!c || !c->seg || !p) return NULL;
+  const uint8_t *map = atomic_load_explicit(&c->seg->map, memory_order_acquire);
+  const uint8_t *b = p;
+  if (!map || b < map || (size_t)(b - map) > c->seg->map_len || n > c->seg->map_len - (size_t)(b - map))
+    return NULL;
+  return c->seg;
+}
+
 int takhin_cursor_next(takhin_cursor *c, takhin_message *m) {
   if (!c || !m) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_next: NULL argument");
   int rc = check_alive(c);

@@ -297,6 +297,11 @@ int tk_cursor_open_part(takhin_store *s, tk_topic *t, tk_partition *p, takhin_cu
 /* After takhin_cursor_next gave ECORRUPT for a damaged batch: the first
 ** offset after the offsets it makes unreadable, to seek to; else -1. */
 int64_t tk_cursor_past_damage(const takhin_cursor *c);
+/* The segment whose read-only mapping holds bytes [p, p + n) of the record
+** c returned last, or NULL when they are elsewhere (a pread buffer, a
+** decompressed batch). The mapping, and the bytes in it, last as long as
+** the segment does: a ref (tk_seg_ref) keeps them valid after c moves on. */
+tk_segment *tk_cursor_mapped_seg(const takhin_cursor *c, const void *p, size_t n);
 /* Latest offset of key in the key index (persisting pending rows first).
 ** ENOTFOUND when none; *tombstone says whether it is a tombstone. */
 int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone);

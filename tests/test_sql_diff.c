@@ -506,6 +506,36 @@ Test(sql_diff, order_by_desc_with_limit) {
   sqlite3_close(db);
 }
 
+/* Keys and values in a segment's mapping reach SQLite without a copy
+** (vt_column): these keep such a value in a register past the row it came
+** from (bare columns of min()/max(), subqueries, GROUP BY), over more
+** segments than a scan holds, so the copying fallback runs too. */
+Test(sql_diff, values_kept_past_their_row) {
+  sqlite3 *db = db_open(tu_store_path("sql_diff_kept"));
+  fill(db, "td", "m_td", 600, 7);
+  diff_case dc = {"td", "m_td", "takhin_messages", "m_msgs"};
+  static const char *const qs[] = {
+      "SELECT max(offset * 4 + partition), key, value FROM {T}",
+      "SELECT min(offset * 4 + partition), value, key FROM {T} WHERE partition != 1",
+      "SELECT max(offset), value FROM {T} WHERE partition = 2",
+      "SELECT partition, max(offset), key, value FROM {T} GROUP BY partition",
+      "SELECT partition, min(offset), value FROM {T} GROUP BY partition ORDER BY partition DESC",
+      "SELECT (SELECT value FROM {T} WHERE partition = 0 AND offset = 3), "
+      "(SELECT key FROM {T} WHERE partition = 2 ORDER BY offset DESC LIMIT 1)",
+      "SELECT a.offset, a.value, (SELECT b.value FROM {T} b WHERE b.partition = a.partition "
+      "AND b.offset = a.offset + 1) FROM {T} a WHERE a.partition = 1",
+      "SELECT count(*), max(value), min(value), max(key), min(key) FROM {T}",
+      "SELECT max(o), v FROM (SELECT offset AS o, value AS v FROM {T} WHERE partition = 0 "
+      "ORDER BY offset DESC LIMIT 1000)",
+      "SELECT max(o), v FROM (SELECT offset AS o, value AS v FROM {T} ORDER BY offset DESC, partition LIMIT 1000)",
+      "SELECT x.value, y.value FROM {T} x JOIN {T} y ON x.partition = y.partition AND y.offset = x.offset + 2 "
+      "WHERE x.partition = 0",
+  };
+  for (size_t i = 0; i < sizeof qs / sizeof *qs; i++)
+    cr_expect_eq(compare(db, &dc, qs[i], 0, 0, (long)i), 1, "%s", qs[i]);
+  sqlite3_close(db);
+}
+
 Test(sql_diff, takhin_messages_against_plain_table) {
   sqlite3 *db = db_open(tu_store_path("sql_diff_msgs"));
   fill(db, "td", "m_td", 400, 3);
