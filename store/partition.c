@@ -807,10 +807,15 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     tk_segment *g = tk_seg_new(p, b, tk_now_ms());
     if (!g) { rc = tk_err(TAKHIN_ENOMEM, "out of memory loading segments"); goto out; }
     if ((rc = push_seg(p, g))) { tk_seg_unref(g); goto out; }
-    if ((rc = load_segment(p, g, NULL, file_size_of(p, b), rec))) goto out;
-    if (g->next_offset == g->base_offset && p->nsegs > 1 && b > p->segs[p->nsegs - 2]->next_offset) {
+    int64_t fsz = file_size_of(p, b);
+    if ((rc = load_segment(p, g, NULL, fsz, rec))) goto out;
+    if (g->next_offset == g->base_offset && p->nsegs > 1 && b > p->segs[p->nsegs - 2]->next_offset &&
+        fsz != 0) {
       /* No valid batch, and not where a roll would have put it: its name
-      ** must not move the high watermark. */
+      ** must not move the high watermark. An empty file is where a roll
+      ** put it: past offsets a failed BUFFERED write lost (drop_pending),
+      ** whose catalog row a full disk kept from landing. Its name keeps
+      ** those offsets from being handed out again. */
       p->nsegs--;
       if (!s->opt.read_only) {
         char path[TK_PATH_MAX];
