@@ -823,7 +823,10 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
   for (size_t i = 0; i < nrows; i++) {
     tk_seg_row *r = &rows[i];
     int64_t fsz = r->base >= expect ? file_size_of(p, r->base) : -1;
-    if (r->base >= expect && (fsz < 0 || !has_base(files, nfiles, r->base)))
+    /* A row wholly below the log start whose file is gone is retention's or
+    ** DeleteRecords' (an older catalog restored still lists it): nothing
+    ** was lost there. */
+    if (r->base >= expect && (fsz < 0 || !has_base(files, nfiles, r->base)) && r->next > p->log_start)
       note_missing(p, r, rec, log_end < 0 || r->base == log_end ? &lost_end : NULL, &log_end);
     if (fsz < 0 || !has_base(files, nfiles, r->base)) {
       /* The file is gone (or the row overlaps its neighbour): its records
