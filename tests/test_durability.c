@@ -453,6 +453,12 @@ Test(durability, buffered_loss_gap_survives_a_close_on_a_full_disk) {
   cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
   cr_assert_eq(pi.high_watermark, 15, "the lost offsets 5..14 stay lost: high watermark %lld",
                (long long)pi.high_watermark);
+  takhin_cursor *c;
+  takhin_message m;
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
+  cr_assert_eq(takhin_cursor_get(c, 7, &m), TAKHIN_ENOTFOUND);
+  cr_assert(!strstr(takhin_errmsg(), "compaction"), "a plain topic's lost offset: %s", takhin_errmsg());
+  takhin_cursor_close(c);
   cr_assert_eq(produce_v(s, 15, &off), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_eq(off, 15, "the lost offsets are not handed out again");
   takhin_close(s);
