@@ -573,12 +573,15 @@ int takhin_cursor_get(takhin_cursor *c, int64_t offset, takhin_message *m) {
       return tk_err(TAKHIN_ERANGE, "offset %lld out of range: below the log start %lld of %s-%d",
                     (long long)offset, (long long)start, c->topic->name, (int)c->part->id);
   }
-  if (rc == TAKHIN_OK && m->offset != offset)
-    rc = tk_err(TAKHIN_ENOTFOUND, "offset %lld of %s-%d was removed by compaction", (long long)offset,
-                c->topic->name, (int)c->part->id);
-  else if (rc == TAKHIN_END)
-    rc = tk_err(TAKHIN_ENOTFOUND, "offset %lld of %s-%d was removed by compaction", (long long)offset,
-                c->topic->name, (int)c->part->id);
+  /* Offsets with no record: compaction's, or, in any topic, lost with a
+  ** segment file deleted by hand or a failed BUFFERED write (takhin_recovery,
+  ** TAKHIN_ELOST). */
+  if ((rc == TAKHIN_OK && m->offset != offset) || rc == TAKHIN_END)
+    rc = tk_err(TAKHIN_ENOTFOUND, "offset %lld of %s-%d %s", (long long)offset, c->topic->name,
+                (int)c->part->id,
+                c->topic->cfg.compact ? "was removed by compaction"
+                                      : "holds no record (a transaction marker, or lost with a missing segment file or a failed "
+                                        "write)");
   return rc;
 }
 

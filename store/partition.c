@@ -763,6 +763,61 @@ static int64_t file_size_of(const tk_partition *p, int64_t base) {
   return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
 }
 
+static int load_fresh(tk_partition *p, const tk_seg_row *r, int sealed, tk_segment **out);
+
+/* Read-only handles: whether the catalog's row for r->base still says what r
+** says (a compaction commits its rows, then renames its files). */
+static int row_changed(tk_partition *p, const tk_seg_row *r) {
+  takhin_store *s = part_store(p);
+  tk_seg_row *rows = NULL;
+  size_t n = 0;
+  pthread_mutex_lock(&s->cat_lock);
+  int rc = tk_cat_segments(s, p->topic->topic_id, p->id, r->base, &rows, &n);
+  pthread_mutex_unlock(&s->cat_lock);
+  int changed = !rc && (!n || rows[0].base != r->base || rows[0].size != r->size ||
+                        rows[0].next != r->next || rows[0].records != r->records);
+  free(rows);
+  return changed;
+}
+
+/* Read-only handles: a compaction's new file for segment g waits beside
+** its .log (committed, not renamed yet), or g's path names another file
+** than the one g was loaded from (renamed since). */
+static int swap_pending(tk_segment *g) {
+  char path[TK_PATH_MAX + 16];
+  struct stat st;
+  tk_seg_path(g, path, sizeof path);
+  strcat(path, ".cleaned");
+  return stat(path, &st) == 0 || tk_seg_retired(g);
+}
+
+/* A read-only open of segment row r, whose file g was loaded from, when the
+** two may not belong together: the writer's compaction committed new rows
+** (and index rows) for a file not yet renamed over the old one, or renamed
+** it between our reads of the catalog and of the file. The row and its
+** index would then describe another file's bytes (reported as damage, read
+** at wrong positions). Load the segment from the file alone instead, every
+** batch checked, as tk_part_refresh loads a replaced segment; its refresh
+** then follows the rename as for any compaction. */
+static int load_unmatched(tk_partition *p, const tk_seg_row *r, tk_segment **g, takhin_recovery_info *rec,
+                          const takhin_recovery_info *before) {
+  tk_segment *n;
+  int rc = load_fresh(p, r, 0, &n);
+  if (rc || !n) return rc; /* gone meanwhile: keep what we have */
+  n->sealed = r->sealed;
+  if (r->sealed && r->next > n->next_offset) n->next_offset = r->next;
+  pthread_rwlock_wrlock(&p->meta_lock);
+  p->segs[p->nsegs - 1] = n;
+  pthread_rwlock_unlock(&p->meta_lock);
+  tk_seg_unref(*g);
+  *g = n;
+  /* what the mismatched load reported was not about the file */
+  rec->batches_damaged = before->batches_damaged;
+  rec->batches_recovered = before->batches_recovered;
+  memcpy(rec->first_damage, before->first_damage, sizeof rec->first_damage);
+  return TAKHIN_OK;
+}
+
 int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
   takhin_store *s = part_store(p);
   tk_topic *t = p->topic;
@@ -787,7 +842,10 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
   for (size_t i = 0; i < nrows; i++) {
     tk_seg_row *r = &rows[i];
     int64_t fsz = r->base >= expect ? file_size_of(p, r->base) : -1;
-    if (r->base >= expect && (fsz < 0 || !has_base(files, nfiles, r->base)))
+    /* A row wholly below the log start whose file is gone is retention's or
+    ** DeleteRecords' (an older catalog restored still lists it): nothing
+    ** was lost there. */
+    if (r->base >= expect && (fsz < 0 || !has_base(files, nfiles, r->base)) && r->next > p->log_start)
       note_missing(p, r, rec, log_end < 0 || r->base == log_end ? &lost_end : NULL, &log_end);
     if (fsz < 0 || !has_base(files, nfiles, r->base)) {
       /* The file is gone (or the row overlaps its neighbour): its records
@@ -805,7 +863,13 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     g->sealed = r->sealed;
     g->records = r->records;
     if ((rc = push_seg(p, g))) { tk_seg_unref(g); goto out; }
+    int64_t damaged0 = rec->batches_damaged;
+    takhin_recovery_info before = *rec;
     if ((rc = load_segment(p, g, r, fsz, rec))) goto out;
+    if (s->opt.read_only && r->sealed && (fsz != r->size || rec->batches_damaged != damaged0) &&
+        (swap_pending(g) || row_changed(p, r)) &&
+        (rc = load_unmatched(p, r, &g, rec, &before)))
+      goto out;
     expect = log_end = g->next_offset;
   }
   /* Files the catalog does not know: past the end, a segment whose row a
@@ -826,10 +890,15 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     tk_segment *g = tk_seg_new(p, b, tk_now_ms());
     if (!g) { rc = tk_err(TAKHIN_ENOMEM, "out of memory loading segments"); goto out; }
     if ((rc = push_seg(p, g))) { tk_seg_unref(g); goto out; }
-    if ((rc = load_segment(p, g, NULL, file_size_of(p, b), rec))) goto out;
-    if (g->next_offset == g->base_offset && p->nsegs > 1 && b > p->segs[p->nsegs - 2]->next_offset) {
+    int64_t fsz = file_size_of(p, b);
+    if ((rc = load_segment(p, g, NULL, fsz, rec))) goto out;
+    if (g->next_offset == g->base_offset && p->nsegs > 1 && b > p->segs[p->nsegs - 2]->next_offset &&
+        fsz != 0) {
       /* No valid batch, and not where a roll would have put it: its name
-      ** must not move the high watermark. */
+      ** must not move the high watermark. An empty file is where a roll
+      ** put it: past offsets a failed BUFFERED write lost (drop_pending),
+      ** whose catalog row a full disk kept from landing. Its name keeps
+      ** those offsets from being handed out again. */
       p->nsegs--;
       if (!s->opt.read_only) {
         char path[TK_PATH_MAX];

@@ -214,6 +214,11 @@ const uint8_t *tk_seg_map(tk_segment *g, int64_t need, int sealed) {
   const uint8_t *m = atomic_load_explicit(&g->map, memory_order_acquire);
   if (m) return (size_t)need <= g->map_len ? m : NULL;
   takhin_store *s = seg_store(g);
+  /* A read-only handle reads an active segment with pread: the writer is
+  ** another process, which may cut that file below what we validated in it
+  ** (write_out after a write that failed partway; its recovery on reopen),
+  ** and a mapped page past the end would fault. pread just comes up short. */
+  if (!sealed && s->opt.read_only) return NULL;
   pthread_mutex_lock(&s->fd_lock);
   int tried = g->map_failed || g->unlinked || s->nmaps >= TK_MAX_MAPS;
   pthread_mutex_unlock(&s->fd_lock);
