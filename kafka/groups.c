@@ -260,6 +260,7 @@ int kg_join_group(kh_ctx *c, kp_reader *r, int16_t v, kp_str client_id, kp_write
     if (was_empty && g->deadline > now + INITIAL_DELAY_MS) g->deadline = now + INITIAL_DELAY_MS;
     me->joined = 1;
     int32_t start_gen = g->generation;
+    int64_t give_up = c->max_wait_cap_ms > 0 ? now_ms() + c->max_wait_cap_ms : INT64_MAX;
     for (;;) {
       int idx = find_member(g, (kp_str){my_id, strlen(my_id)});
       if (idx < 0) { err = KE_UNKNOWN_MEMBER_ID; break; }
@@ -277,8 +278,10 @@ int kg_join_group(kh_ctx *c, kp_reader *r, int16_t v, kp_str client_id, kp_write
           continue;
         }
       }
-      if (atomic_load(c->stopping)) { err = KE_REBALANCE_IN_PROGRESS; break; }
-      wait_until(g->deadline);
+      /* Shutting down, or the fuzzer (max_wait_cap_ms), which must not sit
+      ** out a round: answer as a join whose round is not over. */
+      if (atomic_load(c->stopping) || now_ms() >= give_up) { err = KE_REBALANCE_IN_PROGRESS; break; }
+      wait_until(g->deadline < give_up ? g->deadline : give_up);
     }
     if (!err) {
       gen = g->generation;
@@ -344,7 +347,7 @@ int kg_sync_group(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
       g->state = STABLE;
       pthread_cond_broadcast(&cv);
     }
-    int64_t deadline = now_ms() + g->m[i]->rebalance_ms;
+    int64_t deadline = now_ms() + (c->max_wait_cap_ms > 0 ? c->max_wait_cap_ms : g->m[i]->rebalance_ms);
     while (g->state == AWAITING_SYNC && g->generation == gen && now_ms() < deadline && !atomic_load(c->stopping))
       wait_until(deadline);
     i = find_member(g, mid);

@@ -19,7 +19,8 @@ typedef struct kh_ctx {
   int auto_create;        /* Metadata creates unknown topics (auto.create.topics.enable) */
   int32_t default_partitions; /* num.partitions */
   atomic_int *stopping;   /* set on SIGTERM: long polls return at once */
-  int32_t max_wait_cap_ms; /* longest Fetch long poll; 0 = 30 s (the fuzzer sets 1) */
+  int32_t max_wait_cap_ms; /* longest Fetch long poll and group round wait; 0 = 30 s and the
+                              group's rebalance timeout (the fuzzer sets 1) */
 } kh_ctx;
 
 /* Handle one request frame (the bytes after its size field) and append the
