@@ -184,18 +184,24 @@ Test(durability, fsync_group_commit_many_threads) {
   takhin_close(s);
 }
 
-Test(durability, enospc_leaves_log_readable) {
-  if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
-  const char *db0 = tu_store_path("dur_enospc");
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
+/* A private mount namespace (the tmpfs vanishes with this test's process
+** even if an assertion ends it early) and a tmpfs of size at
+** <test dir of name>/fs, whose path goes to dir. Needs root. */
+static void mount_small_fs(const char *name, const char *size, char *dir, size_t cap) {
+  const char *db0 = tu_store_path(name);
+  snprintf(dir, cap, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
   mkdir(dir, 0755);
-  /* A private mount namespace: the tmpfs vanishes with this test's process
-  ** even if an assertion ends it early. */
   cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare");
   cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make mounts private");
-  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, "size=2m"), 0, "mount tmpfs");
-  char db[4200];
+  char opts[64];
+  snprintf(opts, sizeof opts, "size=%s", size);
+  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, opts), 0, "mount tmpfs");
+}
+
+Test(durability, enospc_leaves_log_readable) {
+  if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
+  char dir[4096], db[4200];
+  mount_small_fs("dur_enospc", "2m", dir, sizeof dir);
   snprintf(db, sizeof db, "%s/store.db", dir);
   takhin_store *s = open_mode(db, TAKHIN_DURABILITY_OS, 0, 0);
   cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
@@ -234,14 +240,8 @@ Test(durability, enospc_leaves_log_readable) {
 ** dropped record's key must never be indexed at one of those offsets. */
 Test(durability, enospc_buffered_drops_the_keys_of_dropped_batches) {
   if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
-  const char *db0 = tu_store_path("dur_enospc_keys");
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
-  mkdir(dir, 0755);
-  cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare");
-  cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make mounts private");
-  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, "size=2m"), 0, "mount tmpfs");
-  char db[4200], ballast[4200];
+  char dir[4096], db[4200], ballast[4200];
+  mount_small_fs("dur_enospc_keys", "2m", dir, sizeof dir);
   snprintf(db, sizeof db, "%s/store.db", dir);
   snprintf(ballast, sizeof ballast, "%s/ballast", dir);
   FILE *f = fopen(ballast, "wb"); /* space to give back after the disk fills */
@@ -319,14 +319,8 @@ static int produce_v(takhin_store *s, long i, int64_t *off) {
 ** offsets are never handed out again: later records continue after them. */
 Test(durability, buffered_full_disk_loss_is_reported_and_offsets_not_reused) {
   if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
-  const char *db0 = tu_store_path("dur_buf_lost");
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
-  mkdir(dir, 0755);
-  cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare");
-  cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make mounts private");
-  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, "size=4m"), 0, "mount tmpfs");
-  char db[4200];
+  char dir[4096], db[4200];
+  mount_small_fs("dur_buf_lost", "4m", dir, sizeof dir);
   snprintf(db, sizeof db, "%s/store.db", dir);
   takhin_store *s = open_mode(db, TAKHIN_DURABILITY_BUFFERED, 1 << 30, 20);
   cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
@@ -427,14 +421,8 @@ Test(durability, buffered_full_disk_loss_is_reported_and_offsets_not_reused) {
 ** must not take an empty segment right after lost offsets for a stray one. */
 Test(durability, buffered_loss_gap_survives_a_close_on_a_full_disk) {
   if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
-  const char *db0 = tu_store_path("dur_buf_lost_full_close");
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
-  mkdir(dir, 0755);
-  cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare");
-  cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make mounts private");
-  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, "size=4m"), 0, "mount tmpfs");
-  char db[4200];
+  char dir[4096], db[4200];
+  mount_small_fs("dur_buf_lost_full_close", "4m", dir, sizeof dir);
   snprintf(db, sizeof db, "%s/store.db", dir);
   takhin_store *s = open_mode(db, TAKHIN_DURABILITY_BUFFERED, 1 << 30, 20);
   cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
