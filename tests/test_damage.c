@@ -130,8 +130,8 @@ static uint64_t get_be(const uint8_t *p, int n) {
 /* Snapshots of a closed store's folder (testutil.c), restored before every
 ** attack. */
 typedef tu_snap snap;
-static void snap_take(snap *sn, const char *root) { cr_assert_eq(tu_snap_take(sn, root), 0, "%s", tu_snap_error()); }
-static void snap_restore(const snap *sn) { cr_assert_eq(tu_snap_restore(sn), 0, "%s", tu_snap_error()); }
+static void snap_take(snap *sn, const char *root) { cr_assert_eq(tu_snap_take(sn, root), 0, "%s", tu_error()); }
+static void snap_restore(const snap *sn) { cr_assert_eq(tu_snap_restore(sn), 0, "%s", tu_error()); }
 static void snap_free(snap *sn) { tu_snap_free(sn); }
 
 /* ---- the batches of a segment file ---------------------------------------- */

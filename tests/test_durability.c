@@ -184,18 +184,9 @@ Test(durability, fsync_group_commit_many_threads) {
   takhin_close(s);
 }
 
-/* A private mount namespace (the tmpfs vanishes with this test's process
-** even if an assertion ends it early) and a tmpfs of size at
-** <test dir of name>/fs, whose path goes to dir. Needs root. */
+/* A small tmpfs at <test dir of name>/fs (testutil.c), its path in dir. */
 static void mount_small_fs(const char *name, const char *size, char *dir, size_t cap) {
-  const char *db0 = tu_store_path(name);
-  snprintf(dir, cap, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
-  mkdir(dir, 0755);
-  cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare");
-  cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make mounts private");
-  char opts[64];
-  snprintf(opts, sizeof opts, "size=%s", size);
-  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, opts), 0, "mount tmpfs");
+  cr_assert_eq(tu_mount_small_fs(name, size, dir, cap), 0, "%s", tu_error());
 }
 
 Test(durability, enospc_leaves_log_readable) {
@@ -290,18 +281,10 @@ Test(durability, enospc_buffered_drops_the_keys_of_dropped_batches) {
   umount(dir);
 }
 
-/* Fill the file system holding path until a write fails; returns the
-** filler's path (static) so the test can give the space back. */
+/* Fill the file system holding dir to the last byte (testutil.c). */
 static const char *fill_disk(const char *dir) {
-  static char filler[4200];
-  snprintf(filler, sizeof filler, "%s/filler", dir);
-  int fd = open(filler, O_WRONLY | O_CREAT | O_APPEND, 0644);
-  cr_assert_geq(fd, 0);
-  static char block[64 << 10];
-  memset(block, 'f', sizeof block);
-  for (size_t bs = sizeof block; bs > 0; bs /= 2) /* to the last byte */
-    while (write(fd, block, bs) == (ssize_t)bs) {}
-  close(fd);
+  const char *filler = tu_fill_disk(dir);
+  cr_assert_not_null(filler, "%s", tu_error());
   return filler;
 }
 

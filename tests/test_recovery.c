@@ -282,8 +282,8 @@ static void repatch(uint8_t *b, int64_t total, int64_t new_base, int64_t ts_shif
 /* Snapshots of a closed store's folder (testutil.c), so each case of a
 ** sweep starts from identical bytes without forking cp. */
 typedef tu_snap snap;
-static void snap_take(snap *sn, const char *root) { cr_assert_eq(tu_snap_take(sn, root), 0, "%s", tu_snap_error()); }
-static void snap_restore(const snap *sn) { cr_assert_eq(tu_snap_restore(sn), 0, "%s", tu_snap_error()); }
+static void snap_take(snap *sn, const char *root) { cr_assert_eq(tu_snap_take(sn, root), 0, "%s", tu_error()); }
+static void snap_restore(const snap *sn) { cr_assert_eq(tu_snap_restore(sn), 0, "%s", tu_error()); }
 static void snap_free(snap *sn) { tu_snap_free(sn); }
 
 /* ---- a. truncation at every byte ---------------------------------------- */

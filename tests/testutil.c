@@ -5,11 +5,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,35 +69,35 @@ int tu_value_ok(const void *v, size_t len, size_t vlen, long i) {
   return 1;
 }
 
-/* ---- snapshots of a store folder ----------------------------------------- */
+static char tu_err[2300];
 
-static char snap_err[2300];
-
-__attribute__((format(printf, 1, 2))) static int snap_fail(const char *fmt, ...) {
+__attribute__((format(printf, 1, 2))) static int tu_fail(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(snap_err, sizeof snap_err, fmt, ap);
+  vsnprintf(tu_err, sizeof tu_err, fmt, ap);
   va_end(ap);
   return -1;
 }
 
-const char *tu_snap_error(void) { return snap_err; }
+const char *tu_error(void) { return tu_err; }
+
+/* ---- snapshots of a store folder ----------------------------------------- */
 
 static int read_whole(const char *path, uint8_t **out, size_t *len) {
   FILE *f = fopen(path, "rb");
-  if (!f) return snap_fail("open %s: %s", path, strerror(errno));
+  if (!f) return tu_fail("open %s: %s", path, strerror(errno));
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
   uint8_t *p = malloc((size_t)n + 1);
   if (!p) {
     fclose(f);
-    return snap_fail("out of memory reading %s", path);
+    return tu_fail("out of memory reading %s", path);
   }
   if (fread(p, 1, (size_t)n, f) != (size_t)n) {
     fclose(f);
     free(p);
-    return snap_fail("short read of %s", path);
+    return tu_fail("short read of %s", path);
   }
   fclose(f);
   *out = p;
@@ -106,7 +109,7 @@ static int snap_walk(tu_snap *sn, const char *rel) {
   char path[2048];
   snprintf(path, sizeof path, "%s%s%s", sn->root, *rel ? "/" : "", rel);
   DIR *d = opendir(path);
-  if (!d) return snap_fail("opendir %s: %s", path, strerror(errno));
+  if (!d) return tu_fail("opendir %s: %s", path, strerror(errno));
   struct dirent *e;
   int rc = 0;
   while (!rc && (e = readdir(d))) {
@@ -115,7 +118,7 @@ static int snap_walk(tu_snap *sn, const char *rel) {
       size_t cap = sn->cap ? sn->cap * 2 : 16;
       tu_snap_ent *v = realloc(sn->v, cap * sizeof *v);
       if (!v) {
-        rc = snap_fail("out of memory");
+        rc = tu_fail("out of memory");
         break;
       }
       sn->v = v;
@@ -128,7 +131,7 @@ static int snap_walk(tu_snap *sn, const char *rel) {
     snprintf(full, sizeof full, "%s/%s", sn->root, x->rel);
     struct stat st;
     if (lstat(full, &st) != 0) {
-      rc = snap_fail("lstat %s: %s", full, strerror(errno));
+      rc = tu_fail("lstat %s: %s", full, strerror(errno));
       break;
     }
     sn->n++;
@@ -159,19 +162,19 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 int tu_snap_restore(const tu_snap *sn) {
   struct stat st;
   if (lstat(sn->root, &st) == 0 && nftw(sn->root, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
-    return snap_fail("remove %s: %s", sn->root, strerror(errno));
-  if (mkdir(sn->root, 0755) != 0) return snap_fail("mkdir %s: %s", sn->root, strerror(errno));
+    return tu_fail("remove %s: %s", sn->root, strerror(errno));
+  if (mkdir(sn->root, 0755) != 0) return tu_fail("mkdir %s: %s", sn->root, strerror(errno));
   for (size_t i = 0; i < sn->n; i++) {
     char full[2048];
     snprintf(full, sizeof full, "%s/%s", sn->root, sn->v[i].rel);
     if (sn->v[i].is_dir) {
-      if (mkdir(full, 0755) != 0) return snap_fail("mkdir %s: %s", full, strerror(errno));
+      if (mkdir(full, 0755) != 0) return tu_fail("mkdir %s: %s", full, strerror(errno));
       continue;
     }
     FILE *f = fopen(full, "wb");
-    if (!f) return snap_fail("open %s: %s", full, strerror(errno));
+    if (!f) return tu_fail("open %s: %s", full, strerror(errno));
     size_t w = fwrite(sn->v[i].data, 1, sn->v[i].len, f);
-    if (fclose(f) != 0 || w != sn->v[i].len) return snap_fail("write %s: %s", full, strerror(errno));
+    if (fclose(f) != 0 || w != sn->v[i].len) return tu_fail("write %s: %s", full, strerror(errno));
   }
   return 0;
 }
@@ -180,4 +183,35 @@ void tu_snap_free(tu_snap *sn) {
   for (size_t i = 0; i < sn->n; i++) free(sn->v[i].data);
   free(sn->v);
   memset(sn, 0, sizeof *sn);
+}
+
+/* ---- a small full-able file system ---------------------------------------- */
+
+int tu_mount_small_fs(const char *name, const char *size, char *dir, size_t cap) {
+  const char *db0 = tu_store_path(name);
+  snprintf(dir, cap, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
+  mkdir(dir, 0755);
+  if (unshare(CLONE_NEWNS) != 0) return tu_fail("unshare: %s", strerror(errno));
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+    return tu_fail("make mounts private: %s", strerror(errno));
+  char opts[64];
+  snprintf(opts, sizeof opts, "size=%s", size);
+  if (mount("tmpfs", dir, "tmpfs", 0, opts) != 0) return tu_fail("mount tmpfs: %s", strerror(errno));
+  return 0;
+}
+
+const char *tu_fill_disk(const char *dir) {
+  static char filler[4300];
+  snprintf(filler, sizeof filler, "%.4200s/filler", dir);
+  int fd = open(filler, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (fd < 0) {
+    tu_fail("open %s: %s", filler, strerror(errno));
+    return NULL;
+  }
+  static char block[64 << 10];
+  memset(block, 'f', sizeof block);
+  for (size_t bs = sizeof block; bs > 0; bs /= 2) /* to the last byte */
+    while (write(fd, block, bs) == (ssize_t)bs) {}
+  close(fd);
+  return filler;
 }

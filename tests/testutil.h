@@ -47,17 +47,29 @@ typedef struct tu_snap {
   size_t n, cap;
 } tu_snap;
 
-/* Read the folder root into sn. 0, or -1 with tu_snap_error() saying why. */
+/* Read the folder root into sn. 0, or -1 with tu_error() saying why. */
 int tu_snap_take(tu_snap *sn, const char *root);
 
 /* Make root hold exactly the snapshot again (stray files removed too).
-** 0, or -1 with tu_snap_error() saying why. */
+** 0, or -1 with tu_error() saying why. */
 int tu_snap_restore(const tu_snap *sn);
 
 /* Free a snapshot's contents (sn zeroed). */
 void tu_snap_free(tu_snap *sn);
 
-/* What the last failed tu_snap_take or tu_snap_restore ran into. */
-const char *tu_snap_error(void);
+/* Under root: a private mount namespace (the mount vanishes with this
+** process even if an assertion ends the test early) and a tmpfs of size
+** ("4m") at <tu_store_path(name)'s folder>/fs, whose path goes to dir.
+** 0, or -1 with tu_error() saying which step failed. */
+int tu_mount_small_fs(const char *name, const char *size, char *dir, size_t cap);
+
+/* Fill the file system holding dir to the last byte; returns the filler's
+** path (static) so the test can give the space back, NULL (tu_error())
+** when it cannot be created. */
+const char *tu_fill_disk(const char *dir);
+
+/* What the last failed tu_snap_*, tu_mount_small_fs or tu_fill_disk ran
+** into. */
+const char *tu_error(void);
 
 #endif
