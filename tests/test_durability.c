@@ -295,6 +295,19 @@ static int produce_v(takhin_store *s, long i, int64_t *off) {
   return takhin_produce(s, "t", 0, &r, 1, off);
 }
 
+/* A BUFFERED store (flush_ms 20) at db on a 4m tmpfs at dir, with topic
+** "t" holding records 0..4, flushed: the start of the full-disk loss tests. */
+static takhin_store *buffered_on_small_fs(const char *name, char *dir, size_t dcap, char *db, size_t dbcap) {
+  mount_small_fs(name, "4m", dir, dcap);
+  snprintf(db, dbcap, "%s/store.db", dir);
+  takhin_store *s = open_mode(db, TAKHIN_DURABILITY_BUFFERED, 1 << 30, 20);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
+  int64_t off;
+  for (long i = 0; i < 5; i++) cr_assert_eq(produce_v(s, i, &off), TAKHIN_OK);
+  cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
+  return s;
+}
+
 /* Issue 11: BUFFERED mode on a full disk. Produce acknowledges records held
 ** in memory; the background flusher's write of them fails. The application
 ** learns it: the next produce (which stores nothing), takhin_flush or
@@ -303,13 +316,8 @@ static int produce_v(takhin_store *s, long i, int64_t *off) {
 Test(durability, buffered_full_disk_loss_is_reported_and_offsets_not_reused) {
   if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
   char dir[4096], db[4200];
-  mount_small_fs("dur_buf_lost", "4m", dir, sizeof dir);
-  snprintf(db, sizeof db, "%s/store.db", dir);
-  takhin_store *s = open_mode(db, TAKHIN_DURABILITY_BUFFERED, 1 << 30, 20);
-  cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
+  takhin_store *s = buffered_on_small_fs("dur_buf_lost", dir, sizeof dir, db, sizeof db);
   int64_t off;
-  for (long i = 0; i < 5; i++) cr_assert_eq(produce_v(s, i, &off), TAKHIN_OK);
-  cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
 
   /* 1. the flusher thread's write fails; the next produce says so */
   const char *filler = fill_disk(dir);
@@ -405,13 +413,8 @@ Test(durability, buffered_full_disk_loss_is_reported_and_offsets_not_reused) {
 Test(durability, buffered_loss_gap_survives_a_close_on_a_full_disk) {
   if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
   char dir[4096], db[4200];
-  mount_small_fs("dur_buf_lost_full_close", "4m", dir, sizeof dir);
-  snprintf(db, sizeof db, "%s/store.db", dir);
-  takhin_store *s = open_mode(db, TAKHIN_DURABILITY_BUFFERED, 1 << 30, 20);
-  cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
+  takhin_store *s = buffered_on_small_fs("dur_buf_lost_full_close", dir, sizeof dir, db, sizeof db);
   int64_t off;
-  for (long i = 0; i < 5; i++) cr_assert_eq(produce_v(s, i, &off), TAKHIN_OK);
-  cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
   const char *filler = fill_disk(dir);
   for (long i = 5; i < 15; i++) cr_assert_eq(produce_v(s, i, &off), TAKHIN_OK);
   usleep(300 * 1000); /* the flusher tries, and fails */
