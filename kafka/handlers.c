@@ -50,6 +50,19 @@ void kh_log(const char *fmt, ...) {
           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, line);
 }
 
+/* One topic entry of a request: reads its name into topic (*bad when the
+ * name does not fit) and its partition count (0 when malformed), and echoes
+ * both to the response. Returns the partition count. */
+static int32_t topic_entry(kp_reader *r, kp_writer *w, char topic[TOPIC_MAX + 1], size_t min_elem, int *bad) {
+  kp_str ts = kp_string(r);
+  *bad = kp_str_copy(ts, topic, TOPIC_MAX + 1);
+  kp_w_stringn(w, ts.ptr ? ts.ptr : "", ts.len);
+  int32_t np = kp_array(r, min_elem);
+  if (np < 0) np = 0;
+  kp_w_i32(w, np);
+  return np;
+}
+
 static int64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -201,13 +214,9 @@ static int produce(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w, int *no_res
   int any_ok = 0;
   kp_w_i32(w, nt);
   for (int32_t t = 0; t < nt && !r->err; t++) {
-    kp_str ts = kp_string(r);
     char topic[TOPIC_MAX + 1];
-    int bad_name = kp_str_copy(ts, topic, sizeof topic);
-    kp_w_stringn(w, ts.ptr ? ts.ptr : "", ts.len);
-    int32_t np = kp_array(r, 8);
-    if (np < 0) np = 0;
-    kp_w_i32(w, np);
+    int bad_name;
+    int32_t np = topic_entry(r, w, topic, 8, &bad_name);
     for (int32_t i = 0; i < np && !r->err; i++) {
       int32_t part = kp_i32(r);
       kp_str rec = kp_bytes(r);
@@ -400,13 +409,9 @@ static int list_offsets(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   if (v >= 2) kp_w_i32(w, 0);
   kp_w_i32(w, nt);
   for (int32_t t = 0; t < nt && !r->err; t++) {
-    kp_str ts = kp_string(r);
     char topic[TOPIC_MAX + 1];
-    int bad = kp_str_copy(ts, topic, sizeof topic);
-    kp_w_stringn(w, ts.ptr ? ts.ptr : "", ts.len);
-    int32_t np = kp_array(r, 12);
-    if (np < 0) np = 0;
-    kp_w_i32(w, np);
+    int bad;
+    int32_t np = topic_entry(r, w, topic, 12, &bad);
     for (int32_t i = 0; i < np && !r->err; i++) {
       int32_t part = kp_i32(r);
       if (v >= 4) kp_i32(r); /* current_leader_epoch */
@@ -453,13 +458,9 @@ static int offset_commit(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   if (v >= 3) kp_w_i32(w, 0);
   kp_w_i32(w, nt);
   for (int32_t t = 0; t < nt && !r->err; t++) {
-    kp_str ts = kp_string(r);
     char topic[TOPIC_MAX + 1];
-    int bad = kp_str_copy(ts, topic, sizeof topic);
-    kp_w_stringn(w, ts.ptr ? ts.ptr : "", ts.len);
-    int32_t np = kp_array(r, 14);
-    if (np < 0) np = 0;
-    kp_w_i32(w, np);
+    int bad;
+    int32_t np = topic_entry(r, w, topic, 14, &bad);
     for (int32_t i = 0; i < np && !r->err; i++) {
       int32_t part = kp_i32(r);
       int64_t off = kp_i64(r);
@@ -519,13 +520,9 @@ static int offset_fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   } else {
     kp_w_i32(w, nt);
     for (int32_t t = 0; t < nt && !r->err; t++) {
-      kp_str ts = kp_string(r);
       char topic[TOPIC_MAX + 1];
-      int bad = kp_str_copy(ts, topic, sizeof topic);
-      kp_w_stringn(w, ts.ptr ? ts.ptr : "", ts.len);
-      int32_t np = kp_array(r, 4);
-      if (np < 0) np = 0;
-      kp_w_i32(w, np);
+      int bad;
+      int32_t np = topic_entry(r, w, topic, 4, &bad);
       for (int32_t i = 0; i < np && !r->err; i++) {
         int32_t part = kp_i32(r);
         int64_t off = -1;
@@ -651,13 +648,9 @@ static int delete_records(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   kp_w_i32(w, 0);
   kp_w_i32(w, nt);
   for (int32_t t = 0; t < nt && !r->err; t++) {
-    kp_str ts = kp_string(r);
     char topic[TOPIC_MAX + 1];
-    int bad = kp_str_copy(ts, topic, sizeof topic);
-    kp_w_stringn(w, ts.ptr ? ts.ptr : "", ts.len);
-    int32_t np = kp_array(r, 12);
-    if (np < 0) np = 0;
-    kp_w_i32(w, np);
+    int bad;
+    int32_t np = topic_entry(r, w, topic, 12, &bad);
     for (int32_t i = 0; i < np && !r->err; i++) {
       int32_t part = kp_i32(r);
       int64_t off = kp_i64(r);

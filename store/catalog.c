@@ -482,18 +482,17 @@ void tk_cat_rollback(takhin_store *s) {
   }
 }
 
-/* The config columns take parameters ?3..?12 in both topic statements. */
-static void bind_config(sqlite3_stmt *st, const tk_topic_config *cfg) {
-  sqlite3_bind_text(st, 3, tk_config_policy_name(cfg), -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 4, tk_config_codec_name(cfg), -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 5, cfg->segment_bytes);
-  sqlite3_bind_int64(st, 6, cfg->segment_ms);
-  sqlite3_bind_int64(st, 7, cfg->retention_bytes);
-  sqlite3_bind_int64(st, 8, cfg->retention_ms);
-  sqlite3_bind_int64(st, 9, cfg->max_message_bytes);
-  sqlite3_bind_int64(st, 10, cfg->delete_retention_ms);
-  sqlite3_bind_int64(st, 11, cfg->min_compaction_lag_ms);
-  sqlite3_bind_double(st, 12, cfg->min_cleanable_dirty_ratio);
+void tk_cat_bind_config(struct sqlite3_stmt *st, int first, const tk_topic_config *cfg) {
+  sqlite3_bind_text(st, first, tk_config_policy_name(cfg), -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, first + 1, tk_config_codec_name(cfg), -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, first + 2, cfg->segment_bytes);
+  sqlite3_bind_int64(st, first + 3, cfg->segment_ms);
+  sqlite3_bind_int64(st, first + 4, cfg->retention_bytes);
+  sqlite3_bind_int64(st, first + 5, cfg->retention_ms);
+  sqlite3_bind_int64(st, first + 6, cfg->max_message_bytes);
+  sqlite3_bind_int64(st, first + 7, cfg->delete_retention_ms);
+  sqlite3_bind_int64(st, first + 8, cfg->min_compaction_lag_ms);
+  sqlite3_bind_double(st, first + 9, cfg->min_cleanable_dirty_ratio);
 }
 
 int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
@@ -502,7 +501,7 @@ int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 2, nparts);
-  bind_config(st, cfg);
+  tk_cat_bind_config(st, 3, cfg); /* ?3..?12 in both topic statements */
   sqlite3_bind_int64(st, 13, tk_now_ms());
   int rc = run(s, st, "insert topic");
   if (!rc) *id = sqlite3_last_insert_rowid(s->cat->db);
@@ -789,7 +788,7 @@ int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const
   if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, nparts);
-  bind_config(st, cfg);
+  tk_cat_bind_config(st, 3, cfg); /* ?3..?12 in both topic statements */
   return run(s, st, "update topic");
 }
 

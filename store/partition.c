@@ -494,20 +494,24 @@ static void note_appended(tk_partition *p, const takhin_record *keys, size_t nke
   }
 }
 
+/* The start of every append: takes append_lock (the caller releases it)
+** and refuses a deleted topic. A failed BUFFERED write lost acknowledged
+** records since the last call that could say so: this call says it, and
+** stores nothing. */
+static int append_begin(tk_partition *p) {
+  pthread_mutex_lock(&p->append_lock);
+  if (atomic_load(&p->topic->deleted))
+    return tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", p->topic->name);
+  return take_lost(p);
+}
+
 int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t *first) {
   takhin_store *s = part_store(p);
   const tk_topic_config *cfg = &p->topic->cfg;
   int buffered = s->opt.durability == TAKHIN_DURABILITY_BUFFERED;
-  pthread_mutex_lock(&p->append_lock);
-  int rc = TAKHIN_OK;
   int64_t base = 0;
-  if (atomic_load(&p->topic->deleted)) {
-    rc = tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", p->topic->name);
-    goto out;
-  }
-  /* A failed BUFFERED write lost acknowledged records since the last call
-  ** that could say so: this call says it, and stores nothing. */
-  if ((rc = take_lost(p))) goto out;
+  int rc = append_begin(p);
+  if (rc) goto out;
   if ((rc = ensure_cctx(p))) goto out;
   if (cfg->compact)
     for (size_t i = 0; i < n; i++)
@@ -1288,14 +1292,9 @@ int tk_part_append_raw(tk_partition *p, const uint8_t *batch, size_t len, int64_
                        const takhin_record *keys, size_t nkeys, int64_t *first) {
   takhin_store *s = part_store(p);
   int buffered = s->opt.durability == TAKHIN_DURABILITY_BUFFERED;
-  pthread_mutex_lock(&p->append_lock);
-  int rc = TAKHIN_OK;
   int64_t base = 0;
-  if (atomic_load(&p->topic->deleted)) {
-    rc = tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", p->topic->name);
-    goto out;
-  }
-  if ((rc = take_lost(p))) goto out; /* as tk_part_append */
+  int rc = append_begin(p);
+  if (rc) goto out;
   int64_t now = tk_now_ms();
   size_t start = buffered ? p->wbuf.len : 0;
   p->wbuf.len = start;

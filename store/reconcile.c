@@ -226,16 +226,7 @@ static int insert_topic(takhin_store *s, int64_t want_id, const char *name, int3
   else sqlite3_bind_null(st, 1);
   sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 3, nparts);
-  sqlite3_bind_text(st, 4, tk_config_policy_name(cfg), -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 5, tk_config_codec_name(cfg), -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 6, cfg->segment_bytes);
-  sqlite3_bind_int64(st, 7, cfg->segment_ms);
-  sqlite3_bind_int64(st, 8, cfg->retention_bytes);
-  sqlite3_bind_int64(st, 9, cfg->retention_ms);
-  sqlite3_bind_int64(st, 10, cfg->max_message_bytes);
-  sqlite3_bind_int64(st, 11, cfg->delete_retention_ms);
-  sqlite3_bind_int64(st, 12, cfg->min_compaction_lag_ms);
-  sqlite3_bind_double(st, 13, cfg->min_cleanable_dirty_ratio);
+  tk_cat_bind_config(st, 4, cfg);
   sqlite3_bind_int64(st, 14, created_ms);
   int rc = sqlite3_step(st) == SQLITE_DONE ? TAKHIN_OK : tk_cat_error(s, "insert topic (reconcile)");
   sqlite3_finalize(st);

@@ -259,24 +259,36 @@ const uint8_t *tk_seg_map(tk_segment *g, int64_t need, int sealed) {
   return m && (size_t)need <= g->map_len ? m : NULL;
 }
 
+/* Appends an offset index entry for the batch at pos starting at offset,
+** with max_ts ts and the run maximum carried over from the entry before it
+** (ts for the first). NULL, with the error set, when out of memory. */
+static tk_index_entry *idx_add(tk_segment *g, int64_t pos, int64_t offset, int64_t ts) {
+  if (g->idx_n == g->idx_cap) {
+    size_t cap = g->idx_cap ? g->idx_cap * 2 : 16;
+    tk_index_entry *ni = realloc(g->idx, cap * sizeof *ni);
+    if (!ni) {
+      tk_err(TAKHIN_ENOMEM, "out of memory growing the offset index");
+      return NULL;
+    }
+    g->idx = ni;
+    g->idx_cap = cap;
+  }
+  tk_index_entry *e = &g->idx[g->idx_n];
+  e->offset = offset;
+  e->position = pos;
+  e->max_ts = ts;
+  e->run_max = g->idx_n ? g->idx[g->idx_n - 1].run_max : ts;
+  g->idx_n++;
+  g->last_idx_pos = pos;
+  return e;
+}
+
 int tk_seg_note_batch(tk_segment *g, int64_t pos, const tk_batch_hdr *h) {
   int64_t ts = h->max_timestamp;
   if (g->idx_n == 0 || pos - g->last_idx_pos >= TK_INDEX_INTERVAL) {
-    if (g->idx_n == g->idx_cap) {
-      size_t cap = g->idx_cap ? g->idx_cap * 2 : 16;
-      tk_index_entry *ni = realloc(g->idx, cap * sizeof *ni);
-      if (!ni) return tk_err(TAKHIN_ENOMEM, "out of memory growing the offset index");
-      g->idx = ni;
-      g->idx_cap = cap;
-    }
-    tk_index_entry *e = &g->idx[g->idx_n];
-    e->offset = h->base_offset;
-    e->position = pos;
-    e->max_ts = ts;
-    e->run_max = g->idx_n ? g->idx[g->idx_n - 1].run_max : ts;
+    tk_index_entry *e = idx_add(g, pos, h->base_offset, ts);
+    if (!e) return TAKHIN_ENOMEM;
     if (ts > e->run_max) e->run_max = ts;
-    g->idx_n++;
-    g->last_idx_pos = pos;
   } else {
     tk_index_entry *e = &g->idx[g->idx_n - 1];
     if (ts > e->max_ts) e->max_ts = ts;
@@ -389,20 +401,8 @@ int tk_seg_resync(tk_segment *g, int64_t from, int64_t limit, int64_t min_base, 
 ** blindly and a reopen walks the same stretch again. meta_lock held. */
 static int note_damaged(tk_segment *g, int64_t pos, int64_t end, int64_t base, int64_t next) {
   if (g->idx_n == 0 || pos - g->last_idx_pos >= TK_INDEX_INTERVAL) {
-    if (g->idx_n == g->idx_cap) {
-      size_t cap = g->idx_cap ? g->idx_cap * 2 : 16;
-      tk_index_entry *ni = realloc(g->idx, cap * sizeof *ni);
-      if (!ni) return tk_err(TAKHIN_ENOMEM, "out of memory growing the offset index");
-      g->idx = ni;
-      g->idx_cap = cap;
-    }
-    tk_index_entry *e = &g->idx[g->idx_n];
-    e->offset = base;
-    e->position = pos;
-    e->max_ts = -1; /* its timestamps are unknown; the batches after it raise it */
-    e->run_max = g->idx_n ? g->idx[g->idx_n - 1].run_max : -1;
-    g->idx_n++;
-    g->last_idx_pos = pos;
+    /* its timestamps are unknown; the batches after it raise max_ts */
+    if (!idx_add(g, pos, base, -1)) return TAKHIN_ENOMEM;
   }
   g->next_offset = next;
   g->size = end;

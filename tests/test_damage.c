@@ -111,13 +111,6 @@ static uint8_t *slurp(const char *path, size_t *len) {
   return p;
 }
 
-static void spit(const char *path, const void *p, size_t len) {
-  FILE *f = fopen(path, "wb");
-  cr_assert_not_null(f, "open %s: %s", path, strerror(errno));
-  cr_assert_eq(fwrite(p, 1, len, f), len);
-  fclose(f);
-}
-
 static void flip(const char *path, int64_t pos, uint8_t mask) {
   int fd = open(path, O_RDWR);
   cr_assert_geq(fd, 0, "open %s", path);
@@ -134,74 +127,12 @@ static uint64_t get_be(const uint8_t *p, int n) {
   return v;
 }
 
-/* A closed store's folder held in memory, restored before every attack. */
-typedef struct snap_ent {
-  char rel[512];
-  int is_dir;
-  uint8_t *data;
-  size_t len;
-} snap_ent;
-
-typedef struct snap {
-  char root[1024];
-  snap_ent *v;
-  size_t n, cap;
-} snap;
-
-static void snap_walk(snap *sn, const char *rel) {
-  char path[2048];
-  snprintf(path, sizeof path, "%s%s%s", sn->root, *rel ? "/" : "", rel);
-  DIR *d = opendir(path);
-  cr_assert_not_null(d, "opendir %s", path);
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    if (sn->n == sn->cap) {
-      sn->cap = sn->cap ? sn->cap * 2 : 16;
-      sn->v = realloc(sn->v, sn->cap * sizeof *sn->v);
-      cr_assert_not_null(sn->v);
-    }
-    snap_ent *x = &sn->v[sn->n];
-    memset(x, 0, sizeof *x);
-    snprintf(x->rel, sizeof x->rel, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
-    char full[2048];
-    snprintf(full, sizeof full, "%s/%s", sn->root, x->rel);
-    struct stat st;
-    cr_assert_eq(lstat(full, &st), 0);
-    sn->n++;
-    if (S_ISDIR(st.st_mode)) {
-      x->is_dir = 1;
-      char sub[512];
-      snprintf(sub, sizeof sub, "%s", x->rel); /* x may move when v grows */
-      snap_walk(sn, sub);
-    } else {
-      x->data = slurp(full, &x->len);
-    }
-  }
-  closedir(d);
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f) {
-  (void)st, (void)flag, (void)f;
-  return remove(p);
-}
-
-static void snap_restore(const snap *sn) {
-  struct stat st;
-  if (lstat(sn->root, &st) == 0) cr_assert_eq(nftw(sn->root, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
-  cr_assert_eq(mkdir(sn->root, 0755), 0);
-  for (size_t i = 0; i < sn->n; i++) {
-    char full[2048];
-    snprintf(full, sizeof full, "%s/%s", sn->root, sn->v[i].rel);
-    if (sn->v[i].is_dir) cr_assert_eq(mkdir(full, 0755), 0);
-    else spit(full, sn->v[i].data, sn->v[i].len);
-  }
-}
-
-static void snap_free(snap *sn) {
-  for (size_t i = 0; i < sn->n; i++) free(sn->v[i].data);
-  free(sn->v);
-}
+/* Snapshots of a closed store's folder (testutil.c), restored before every
+** attack. */
+typedef tu_snap snap;
+static void snap_take(snap *sn, const char *root) { cr_assert_eq(tu_snap_take(sn, root), 0, "%s", tu_error()); }
+static void snap_restore(const snap *sn) { cr_assert_eq(tu_snap_restore(sn), 0, "%s", tu_error()); }
+static void snap_free(snap *sn) { tu_snap_free(sn); }
 
 /* ---- the batches of a segment file ---------------------------------------- */
 
@@ -314,9 +245,7 @@ static void build(fixture *f, const char *name, const char *codec, int64_t segme
   }
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   list_segments(f);
-  memset(&f->sn, 0, sizeof f->sn);
-  snprintf(f->sn.root, sizeof f->sn.root, "%s", f->dir);
-  snap_walk(&f->sn, "");
+  snap_take(&f->sn, f->dir);
 }
 
 static void seg_path(const fixture *f, int64_t base, char *out, size_t cap) {

@@ -184,18 +184,15 @@ Test(durability, fsync_group_commit_many_threads) {
   takhin_close(s);
 }
 
+/* A small tmpfs at <test dir of name>/fs (testutil.c), its path in dir. */
+static void mount_small_fs(const char *name, const char *size, char *dir, size_t cap) {
+  cr_assert_eq(tu_mount_small_fs(name, size, dir, cap), 0, "%s", tu_error());
+}
+
 Test(durability, enospc_leaves_log_readable) {
   if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
-  const char *db0 = tu_store_path("dur_enospc");
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
-  mkdir(dir, 0755);
-  /* A private mount namespace: the tmpfs vanishes with this test's process
-  ** even if an assertion ends it early. */
-  cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare");
-  cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make mounts private");
-  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, "size=2m"), 0, "mount tmpfs");
-  char db[4200];
+  char dir[4096], db[4200];
+  mount_small_fs("dur_enospc", "2m", dir, sizeof dir);
   snprintf(db, sizeof db, "%s/store.db", dir);
   takhin_store *s = open_mode(db, TAKHIN_DURABILITY_OS, 0, 0);
   cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
@@ -234,14 +231,8 @@ Test(durability, enospc_leaves_log_readable) {
 ** dropped record's key must never be indexed at one of those offsets. */
 Test(durability, enospc_buffered_drops_the_keys_of_dropped_batches) {
   if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
-  const char *db0 = tu_store_path("dur_enospc_keys");
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
-  mkdir(dir, 0755);
-  cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare");
-  cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make mounts private");
-  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, "size=2m"), 0, "mount tmpfs");
-  char db[4200], ballast[4200];
+  char dir[4096], db[4200], ballast[4200];
+  mount_small_fs("dur_enospc_keys", "2m", dir, sizeof dir);
   snprintf(db, sizeof db, "%s/store.db", dir);
   snprintf(ballast, sizeof ballast, "%s/ballast", dir);
   FILE *f = fopen(ballast, "wb"); /* space to give back after the disk fills */
@@ -290,18 +281,10 @@ Test(durability, enospc_buffered_drops_the_keys_of_dropped_batches) {
   umount(dir);
 }
 
-/* Fill the file system holding path until a write fails; returns the
-** filler's path (static) so the test can give the space back. */
+/* Fill the file system holding dir to the last byte (testutil.c). */
 static const char *fill_disk(const char *dir) {
-  static char filler[4200];
-  snprintf(filler, sizeof filler, "%s/filler", dir);
-  int fd = open(filler, O_WRONLY | O_CREAT | O_APPEND, 0644);
-  cr_assert_geq(fd, 0);
-  static char block[64 << 10];
-  memset(block, 'f', sizeof block);
-  for (size_t bs = sizeof block; bs > 0; bs /= 2) /* to the last byte */
-    while (write(fd, block, bs) == (ssize_t)bs) {}
-  close(fd);
+  const char *filler = tu_fill_disk(dir);
+  cr_assert_not_null(filler, "%s", tu_error());
   return filler;
 }
 
@@ -312,6 +295,19 @@ static int produce_v(takhin_store *s, long i, int64_t *off) {
   return takhin_produce(s, "t", 0, &r, 1, off);
 }
 
+/* A BUFFERED store (flush_ms 20) at db on a 4m tmpfs at dir, with topic
+** "t" holding records 0..4, flushed: the start of the full-disk loss tests. */
+static takhin_store *buffered_on_small_fs(const char *name, char *dir, size_t dcap, char *db, size_t dbcap) {
+  mount_small_fs(name, "4m", dir, dcap);
+  snprintf(db, dbcap, "%s/store.db", dir);
+  takhin_store *s = open_mode(db, TAKHIN_DURABILITY_BUFFERED, 1 << 30, 20);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
+  int64_t off;
+  for (long i = 0; i < 5; i++) cr_assert_eq(produce_v(s, i, &off), TAKHIN_OK);
+  cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
+  return s;
+}
+
 /* Issue 11: BUFFERED mode on a full disk. Produce acknowledges records held
 ** in memory; the background flusher's write of them fails. The application
 ** learns it: the next produce (which stores nothing), takhin_flush or
@@ -319,20 +315,9 @@ static int produce_v(takhin_store *s, long i, int64_t *off) {
 ** offsets are never handed out again: later records continue after them. */
 Test(durability, buffered_full_disk_loss_is_reported_and_offsets_not_reused) {
   if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
-  const char *db0 = tu_store_path("dur_buf_lost");
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
-  mkdir(dir, 0755);
-  cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare");
-  cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make mounts private");
-  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, "size=4m"), 0, "mount tmpfs");
-  char db[4200];
-  snprintf(db, sizeof db, "%s/store.db", dir);
-  takhin_store *s = open_mode(db, TAKHIN_DURABILITY_BUFFERED, 1 << 30, 20);
-  cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
+  char dir[4096], db[4200];
+  takhin_store *s = buffered_on_small_fs("dur_buf_lost", dir, sizeof dir, db, sizeof db);
   int64_t off;
-  for (long i = 0; i < 5; i++) cr_assert_eq(produce_v(s, i, &off), TAKHIN_OK);
-  cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
 
   /* 1. the flusher thread's write fails; the next produce says so */
   const char *filler = fill_disk(dir);
@@ -427,20 +412,9 @@ Test(durability, buffered_full_disk_loss_is_reported_and_offsets_not_reused) {
 ** must not take an empty segment right after lost offsets for a stray one. */
 Test(durability, buffered_loss_gap_survives_a_close_on_a_full_disk) {
   if (geteuid() != 0) cr_skip_test("needs root to mount a small tmpfs for a full disk");
-  const char *db0 = tu_store_path("dur_buf_lost_full_close");
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
-  mkdir(dir, 0755);
-  cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare");
-  cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make mounts private");
-  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, "size=4m"), 0, "mount tmpfs");
-  char db[4200];
-  snprintf(db, sizeof db, "%s/store.db", dir);
-  takhin_store *s = open_mode(db, TAKHIN_DURABILITY_BUFFERED, 1 << 30, 20);
-  cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
+  char dir[4096], db[4200];
+  takhin_store *s = buffered_on_small_fs("dur_buf_lost_full_close", dir, sizeof dir, db, sizeof db);
   int64_t off;
-  for (long i = 0; i < 5; i++) cr_assert_eq(produce_v(s, i, &off), TAKHIN_OK);
-  cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
   const char *filler = fill_disk(dir);
   for (long i = 5; i < 15; i++) cr_assert_eq(produce_v(s, i, &off), TAKHIN_OK);
   usleep(300 * 1000); /* the flusher tries, and fails */

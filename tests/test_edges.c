@@ -200,15 +200,8 @@ Test(edges, config_numbers_parsed_strictly) {
 ** returns the store path inside it. Needs root. */
 static const char *mount_small_fs(const char *name, const char *size) {
   static char db[4200];
-  const char *db0 = tu_store_path(name);
   char dir[4096];
-  snprintf(dir, sizeof dir, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
-  mkdir(dir, 0755);
-  cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare");
-  cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make mounts private");
-  char opts[64];
-  snprintf(opts, sizeof opts, "size=%s", size);
-  cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, opts), 0, "mount tmpfs");
+  cr_assert_eq(tu_mount_small_fs(name, size, dir, sizeof dir), 0, "%s", tu_error());
   snprintf(db, sizeof db, "%s/store.db", dir);
   return db;
 }
@@ -291,18 +284,10 @@ Test(edges, read_only_open_on_read_only_media) {
   umount(dir);
 }
 
-/* Fill the file system holding dir to the last byte; returns the filler's
-** path (static) so the test can give the space back. */
+/* Fill the file system holding dir to the last byte (testutil.c). */
 static const char *fill_disk(const char *dir) {
-  static char filler[4300];
-  snprintf(filler, sizeof filler, "%.4200s/filler", dir);
-  int fd = open(filler, O_WRONLY | O_CREAT | O_APPEND, 0644);
-  cr_assert_geq(fd, 0);
-  static char block[64 << 10];
-  memset(block, 'f', sizeof block);
-  for (size_t bs = sizeof block; bs > 0; bs /= 2)
-    while (write(fd, block, bs) == (ssize_t)bs) {}
-  close(fd);
+  const char *filler = tu_fill_disk(dir);
+  cr_assert_not_null(filler, "%s", tu_error());
   return filler;
 }
 

@@ -279,83 +279,12 @@ static void repatch(uint8_t *b, int64_t total, int64_t new_base, int64_t ts_shif
 
 /* ---- snapshots of a whole store folder ---------------------------------- */
 
-/* A closed store's folder (catalog, WAL leftovers, segment tree) held in
-** memory, so each case of a sweep starts from identical bytes without
-** forking cp. */
-typedef struct snap_ent {
-  char rel[512];
-  int is_dir;
-  uint8_t *data;
-  size_t len;
-} snap_ent;
-
-typedef struct snap {
-  char root[1024];
-  snap_ent *v;
-  size_t n, cap;
-} snap;
-
-static void snap_walk(snap *sn, const char *rel) {
-  char path[2048];
-  snprintf(path, sizeof path, "%s%s%s", sn->root, *rel ? "/" : "", rel);
-  DIR *d = opendir(path);
-  cr_assert_not_null(d, "opendir %s", path);
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    if (sn->n == sn->cap) {
-      sn->cap = sn->cap ? sn->cap * 2 : 16;
-      sn->v = realloc(sn->v, sn->cap * sizeof *sn->v);
-      cr_assert_not_null(sn->v);
-    }
-    snap_ent *x = &sn->v[sn->n];
-    memset(x, 0, sizeof *x);
-    snprintf(x->rel, sizeof x->rel, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
-    char full[2048];
-    snprintf(full, sizeof full, "%s/%s", sn->root, x->rel);
-    struct stat st;
-    cr_assert_eq(lstat(full, &st), 0);
-    sn->n++;
-    if (S_ISDIR(st.st_mode)) {
-      x->is_dir = 1;
-      char sub[512];
-      snprintf(sub, sizeof sub, "%s", x->rel); /* x may move when v grows */
-      snap_walk(sn, sub);
-    } else {
-      x->data = slurp(full, &x->len);
-    }
-  }
-  closedir(d);
-}
-
-static void snap_take(snap *sn, const char *root) {
-  memset(sn, 0, sizeof *sn);
-  snprintf(sn->root, sizeof sn->root, "%s", root);
-  snap_walk(sn, "");
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f) {
-  (void)st, (void)flag, (void)f;
-  return remove(p);
-}
-
-/* Make root hold exactly the snapshot again (stray files removed too). */
-static void snap_restore(const snap *sn) {
-  if (exists(sn->root)) cr_assert_eq(nftw(sn->root, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
-  cr_assert_eq(mkdir(sn->root, 0755), 0);
-  for (size_t i = 0; i < sn->n; i++) {
-    char full[2048];
-    snprintf(full, sizeof full, "%s/%s", sn->root, sn->v[i].rel);
-    if (sn->v[i].is_dir) cr_assert_eq(mkdir(full, 0755), 0);
-    else spit(full, sn->v[i].data, sn->v[i].len, "wb");
-  }
-}
-
-static void snap_free(snap *sn) {
-  for (size_t i = 0; i < sn->n; i++) free(sn->v[i].data);
-  free(sn->v);
-  memset(sn, 0, sizeof *sn);
-}
+/* Snapshots of a closed store's folder (testutil.c), so each case of a
+** sweep starts from identical bytes without forking cp. */
+typedef tu_snap snap;
+static void snap_take(snap *sn, const char *root) { cr_assert_eq(tu_snap_take(sn, root), 0, "%s", tu_error()); }
+static void snap_restore(const snap *sn) { cr_assert_eq(tu_snap_restore(sn), 0, "%s", tu_error()); }
+static void snap_free(snap *sn) { tu_snap_free(sn); }
 
 /* ---- a. truncation at every byte ---------------------------------------- */
 

@@ -3,9 +3,16 @@
 */
 #include "testutil.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,4 +67,151 @@ int tu_value_ok(const void *v, size_t len, size_t vlen, long i) {
   for (size_t j = 0; j < vlen; j++)
     if (c[j] != pattern_byte(i, j)) return 0;
   return 1;
+}
+
+static char tu_err[2300];
+
+__attribute__((format(printf, 1, 2))) static int tu_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(tu_err, sizeof tu_err, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+const char *tu_error(void) { return tu_err; }
+
+/* ---- snapshots of a store folder ----------------------------------------- */
+
+static int read_whole(const char *path, uint8_t **out, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return tu_fail("open %s: %s", path, strerror(errno));
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *p = malloc((size_t)n + 1);
+  if (!p) {
+    fclose(f);
+    return tu_fail("out of memory reading %s", path);
+  }
+  if (fread(p, 1, (size_t)n, f) != (size_t)n) {
+    fclose(f);
+    free(p);
+    return tu_fail("short read of %s", path);
+  }
+  fclose(f);
+  *out = p;
+  *len = (size_t)n;
+  return 0;
+}
+
+static int snap_walk(tu_snap *sn, const char *rel) {
+  char path[2048];
+  snprintf(path, sizeof path, "%s%s%s", sn->root, *rel ? "/" : "", rel);
+  DIR *d = opendir(path);
+  if (!d) return tu_fail("opendir %s: %s", path, strerror(errno));
+  struct dirent *e;
+  int rc = 0;
+  while (!rc && (e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    if (sn->n == sn->cap) {
+      size_t cap = sn->cap ? sn->cap * 2 : 16;
+      tu_snap_ent *v = realloc(sn->v, cap * sizeof *v);
+      if (!v) {
+        rc = tu_fail("out of memory");
+        break;
+      }
+      sn->v = v;
+      sn->cap = cap;
+    }
+    tu_snap_ent *x = &sn->v[sn->n];
+    memset(x, 0, sizeof *x);
+    snprintf(x->rel, sizeof x->rel, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+    char full[2048];
+    snprintf(full, sizeof full, "%s/%s", sn->root, x->rel);
+    struct stat st;
+    if (lstat(full, &st) != 0) {
+      rc = tu_fail("lstat %s: %s", full, strerror(errno));
+      break;
+    }
+    sn->n++;
+    if (S_ISDIR(st.st_mode)) {
+      x->is_dir = 1;
+      char sub[512];
+      snprintf(sub, sizeof sub, "%s", x->rel); /* x may move when v grows */
+      rc = snap_walk(sn, sub);
+    } else {
+      rc = read_whole(full, &x->data, &x->len);
+    }
+  }
+  closedir(d);
+  return rc;
+}
+
+int tu_snap_take(tu_snap *sn, const char *root) {
+  memset(sn, 0, sizeof *sn);
+  snprintf(sn->root, sizeof sn->root, "%s", root);
+  return snap_walk(sn, "");
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f) {
+  (void)st, (void)flag, (void)f;
+  return remove(p);
+}
+
+int tu_snap_restore(const tu_snap *sn) {
+  struct stat st;
+  if (lstat(sn->root, &st) == 0 && nftw(sn->root, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+    return tu_fail("remove %s: %s", sn->root, strerror(errno));
+  if (mkdir(sn->root, 0755) != 0) return tu_fail("mkdir %s: %s", sn->root, strerror(errno));
+  for (size_t i = 0; i < sn->n; i++) {
+    char full[2048];
+    snprintf(full, sizeof full, "%s/%s", sn->root, sn->v[i].rel);
+    if (sn->v[i].is_dir) {
+      if (mkdir(full, 0755) != 0) return tu_fail("mkdir %s: %s", full, strerror(errno));
+      continue;
+    }
+    FILE *f = fopen(full, "wb");
+    if (!f) return tu_fail("open %s: %s", full, strerror(errno));
+    size_t w = fwrite(sn->v[i].data, 1, sn->v[i].len, f);
+    if (fclose(f) != 0 || w != sn->v[i].len) return tu_fail("write %s: %s", full, strerror(errno));
+  }
+  return 0;
+}
+
+void tu_snap_free(tu_snap *sn) {
+  for (size_t i = 0; i < sn->n; i++) free(sn->v[i].data);
+  free(sn->v);
+  memset(sn, 0, sizeof *sn);
+}
+
+/* ---- a small full-able file system ---------------------------------------- */
+
+int tu_mount_small_fs(const char *name, const char *size, char *dir, size_t cap) {
+  const char *db0 = tu_store_path(name);
+  snprintf(dir, cap, "%.*s/fs", (int)(strlen(db0) - strlen("/store.db")), db0);
+  mkdir(dir, 0755);
+  if (unshare(CLONE_NEWNS) != 0) return tu_fail("unshare: %s", strerror(errno));
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+    return tu_fail("make mounts private: %s", strerror(errno));
+  char opts[64];
+  snprintf(opts, sizeof opts, "size=%s", size);
+  if (mount("tmpfs", dir, "tmpfs", 0, opts) != 0) return tu_fail("mount tmpfs: %s", strerror(errno));
+  return 0;
+}
+
+const char *tu_fill_disk(const char *dir) {
+  static char filler[4300];
+  snprintf(filler, sizeof filler, "%.4200s/filler", dir);
+  int fd = open(filler, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (fd < 0) {
+    tu_fail("open %s: %s", filler, strerror(errno));
+    return NULL;
+  }
+  static char block[64 << 10];
+  memset(block, 'f', sizeof block);
+  for (size_t bs = sizeof block; bs > 0; bs /= 2) /* to the last byte */
+    while (write(fd, block, bs) == (ssize_t)bs) {}
+  close(fd);
+  return filler;
 }

@@ -19,74 +19,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rdk_util.h"
 #include "takhin.h"
 
 #define N 300
 #define PARTS 3
-
-#define CHECK(cond, ...)                                              \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);            \
-      fprintf(stderr, __VA_ARGS__);                                   \
-      fprintf(stderr, "\n");                                          \
-      exit(1);                                                        \
-    }                                                                 \
-  } while (0)
-
-static pid_t server_pid;
-
-/* Start takhin-server on an ephemeral port; returns the port. */
-static int start_server(const char *bin, const char *db) {
-  int pfd[2];
-  CHECK(pipe(pfd) == 0, "pipe");
-  server_pid = fork();
-  CHECK(server_pid >= 0, "fork");
-  if (server_pid == 0) {
-    dup2(pfd[1], 1);
-    close(pfd[0]);
-    execl(bin, bin, db, "--listen", "127.0.0.1:0", (char *)NULL);
-    _exit(127);
-  }
-  close(pfd[1]);
-  char buf[32] = {0};
-  size_t got = 0;
-  while (got < sizeof buf - 1) {
-    ssize_t r = read(pfd[0], buf + got, 1);
-    if (r <= 0 || buf[got] == '\n') break;
-    got++;
-  }
-  close(pfd[0]);
-  int port = atoi(buf);
-  CHECK(port > 0, "server did not print its port");
-  return port;
-}
-
-static void stop_server(void) {
-  int st;
-  kill(server_pid, SIGTERM);
-  CHECK(waitpid(server_pid, &st, 0) == server_pid, "waitpid");
-  server_pid = 0;
-  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit status %d", st);
-}
-
-/* a failed CHECK exits: never leave the server behind (it holds ctest's pipes) */
-static void kill_server(void) {
-  if (server_pid > 0) kill(server_pid, SIGKILL);
-}
-
-static void on_alarm(int sig) {
-  (void)sig;
-  if (server_pid > 0) kill(server_pid, SIGKILL);
-  static const char msg[] = "FAIL: timed out\n";
-  if (write(2, msg, sizeof msg - 1)) {}
-  _exit(1);
-}
-
-static void conf_set(rd_kafka_conf_t *c, const char *k, const char *v) {
-  char err[256];
-  CHECK(rd_kafka_conf_set(c, k, v, err, sizeof err) == RD_KAFKA_CONF_OK, "%s: %s", k, err);
-}
 
 static int delivered_ok, delivered_err;
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -119,7 +56,7 @@ int main(int argc, char **argv) {
   char rm[4200];
   snprintf(rm, sizeof rm, "rm -rf '%s-takhin'", db);
   if (system(rm)) {}
-  int port = start_server(argv[1], db);
+  int port = start_server_with(argv[1], db, 0, NULL, NULL);
   snprintf(bootstrap, sizeof bootstrap, "127.0.0.1:%d", port);
 
   /* producer, which also creates the topic with the Admin API */

@@ -19,66 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rdk_util.h"
 #include "takhin.h"
 
 #define N 400
 #define PARTS 4
 #define NC 3
-
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fprintf(stderr, "\n");                               \
-      exit(1);                                             \
-    }                                                      \
-  } while (0)
-
-static pid_t server_pid;
-
-static int start_server(const char *bin, const char *db) {
-  int pfd[2];
-  CHECK(pipe(pfd) == 0, "pipe");
-  server_pid = fork();
-  CHECK(server_pid >= 0, "fork");
-  if (server_pid == 0) {
-    dup2(pfd[1], 1);
-    close(pfd[0]);
-    execl(bin, bin, db, "--listen", "127.0.0.1:0", "--partitions", "4", (char *)NULL);
-    _exit(127);
-  }
-  close(pfd[1]);
-  char buf[32] = {0};
-  size_t got = 0;
-  while (got < sizeof buf - 1) {
-    ssize_t r = read(pfd[0], buf + got, 1);
-    if (r <= 0 || buf[got] == '\n') break;
-    got++;
-  }
-  close(pfd[0]);
-  int port = atoi(buf);
-  CHECK(port > 0, "server did not print its port");
-  return port;
-}
-
-/* a failed CHECK exits: never leave the server behind (it holds ctest's pipes) */
-static void kill_server(void) {
-  if (server_pid > 0) kill(server_pid, SIGKILL);
-}
-
-static void on_alarm(int sig) {
-  (void)sig;
-  if (server_pid > 0) kill(server_pid, SIGKILL);
-  static const char msg[] = "FAIL: timed out\n";
-  if (write(2, msg, sizeof msg - 1)) {}
-  _exit(1);
-}
-
-static void conf_set(rd_kafka_conf_t *c, const char *k, const char *v) {
-  char err[256];
-  CHECK(rd_kafka_conf_set(c, k, v, err, sizeof err) == RD_KAFKA_CONF_OK, "%s: %s", k, err);
-}
 
 static rd_kafka_t *consumer(const char *bootstrap) {
   char err[256];
@@ -146,7 +92,7 @@ int main(int argc, char **argv) {
   snprintf(db, sizeof db, "%s/group.db", argv[2]);
   snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s-takhin' '%s-wal' '%s-shm'", db, db, db, db);
   if (system(cmd)) {}
-  snprintf(bootstrap, sizeof bootstrap, "127.0.0.1:%d", start_server(argv[1], db));
+  snprintf(bootstrap, sizeof bootstrap, "127.0.0.1:%d", start_server_with(argv[1], db, 0, "4", NULL));
 
   rd_kafka_conf_t *pc = rd_kafka_conf_new();
   conf_set(pc, "bootstrap.servers", bootstrap);
@@ -195,10 +141,7 @@ int main(int argc, char **argv) {
     rd_kafka_consumer_close(c[k]);
     rd_kafka_destroy(c[k]);
   }
-  kill(server_pid, SIGTERM);
-  int st;
-  CHECK(waitpid(server_pid, &st, 0) == server_pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit");
-  server_pid = 0;
+  stop_server();
   takhin_store *s;
   CHECK(takhin_open(db, NULL, &s) == TAKHIN_OK, "open");
   for (int part = 0; part < PARTS; part++) {

@@ -21,67 +21,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rdk_util.h"
 #include "takhin.h"
 
 #define N 3000
 #define PARTS 2
 
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fprintf(stderr, "\n");                               \
-      exit(1);                                             \
-    }                                                      \
-  } while (0)
-
-static pid_t server_pid;
-
+/* The server drops every 5th Produce after appending it. */
 static int start_server(const char *bin, const char *db, int at_port) {
-  char listen[32];
-  snprintf(listen, sizeof listen, "127.0.0.1:%d", at_port);
-  int pfd[2];
-  CHECK(pipe(pfd) == 0, "pipe");
-  server_pid = fork();
-  CHECK(server_pid >= 0, "fork");
-  if (server_pid == 0) {
-    dup2(pfd[1], 1);
-    close(pfd[0]);
-    setenv("TAKHIN_KAFKA_TEST_DROP_PRODUCE", "5", 1);
-    execl(bin, bin, db, "--listen", listen, "--partitions", "2", (char *)NULL);
-    _exit(127);
-  }
-  close(pfd[1]);
-  char buf[32] = {0};
-  size_t got = 0;
-  while (got < sizeof buf - 1) {
-    ssize_t r = read(pfd[0], buf + got, 1);
-    if (r <= 0 || buf[got] == '\n') break;
-    got++;
-  }
-  close(pfd[0]);
-  int port = atoi(buf);
-  CHECK(port > 0, "server did not print its port");
-  return port;
-}
-
-/* a failed CHECK exits: never leave the server behind (it holds ctest's pipes) */
-static void kill_server(void) {
-  if (server_pid > 0) kill(server_pid, SIGKILL);
-}
-
-static void on_alarm(int sig) {
-  (void)sig;
-  if (server_pid > 0) kill(server_pid, SIGKILL);
-  static const char msg[] = "FAIL: timed out\n";
-  if (write(2, msg, sizeof msg - 1)) {}
-  _exit(1);
-}
-
-static void conf_set(rd_kafka_conf_t *c, const char *k, const char *v) {
-  char err[256];
-  CHECK(rd_kafka_conf_set(c, k, v, err, sizeof err) == RD_KAFKA_CONF_OK, "%s: %s", k, err);
+  return start_server_with(bin, db, at_port, "2", "5");
 }
 
 static int ok, failed;
@@ -123,20 +71,14 @@ static void run(const char *server, const char *scratch, const char *codec) {
     CHECK(!e, "producev: %s", rd_kafka_err2str(e));
     if (i % 200 == 199) rd_kafka_flush(p, 30000); /* several rounds of requests, so drops hit mid-stream */
     if (i == N / 2) { /* a server restart mid-stream: the producer state is rebuilt from the log */
-      int st;
-      kill(server_pid, SIGTERM);
-      CHECK(waitpid(server_pid, &st, 0) == server_pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit");
-      server_pid = 0;
+      stop_server();
       start_server(server, db, port);
     }
   }
   CHECK(rd_kafka_flush(p, 60000) == 0, "flush timed out");
   CHECK(ok == N && failed == 0, "%s: %d delivered, %d failed", codec, ok, failed);
   rd_kafka_destroy(p);
-  kill(server_pid, SIGTERM);
-  int st;
-  CHECK(waitpid(server_pid, &st, 0) == server_pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit");
-  server_pid = 0;
+  stop_server();
 
   takhin_store *s;
   CHECK(takhin_open(db, NULL, &s) == TAKHIN_OK, "open");
