@@ -30,36 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sqltest.h"
 #include "testutil.h"
 
-#define EXT_PATH TAKHIN_BUILD_DIR "/takhin"
 #define DEFAULT_QUERIES 1500
-
-static sqlite3 *db_open(const char *path) {
-  sqlite3 *db = NULL;
-  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-  cr_assert_eq(rc, SQLITE_OK, "open %s: %s", path, sqlite3_errmsg(db));
-  sqlite3_busy_timeout(db, 10000);
-  cr_assert_eq(sqlite3_enable_load_extension(db, 1), SQLITE_OK);
-  char *err = NULL;
-  rc = sqlite3_load_extension(db, EXT_PATH, "sqlite3_takhin_init", &err);
-  cr_assert_eq(rc, SQLITE_OK, "load %s: %s", EXT_PATH, err ? err : "?");
-  sqlite3_free(err);
-  sqlite3_enable_load_extension(db, 0);
-  return db;
-}
-
-static void exec_ok(sqlite3 *db, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *sql = sqlite3_vmprintf(fmt, ap);
-  va_end(ap);
-  char *err = NULL;
-  int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
-  cr_assert_eq(rc, SQLITE_OK, "SQL failed: %s\n  error: %s", sql, err ? err : sqlite3_errmsg(db));
-  sqlite3_free(err);
-  sqlite3_free(sql);
-}
 
 static int64_t q_int(sqlite3 *db, const char *sql) {
   sqlite3_stmt *st;
