@@ -1,9 +1,8 @@
 /*
 ** compaction.c -- log compaction for topics whose cleanup_policy contains
-** compact, and the key index it is decided from.
+** compact.
 **
-** The key index (takhin_cat_key) holds each key's latest offset; rows are
-** written with the offset index, in batches (partition.c persist()). What a
+** The key index (keyindex.c) holds each key's latest offset. What a
 ** compaction keeps is decided by the statements of sql/compaction.sql over
 ** that table; this file only rewrites segment files to keep those offsets:
 **
@@ -82,22 +81,6 @@ static int query_i64(takhin_store *s, const char *name, int64_t topic_id, int32_
   return rc;
 }
 
-int tk_key_write(takhin_store *s, int64_t topic_id, int32_t part, const void *key, size_t len,
-                 int64_t offset, int tombstone) {
-  sqlite3_stmt *st = tk_sql_prepare(s, "key_upsert");
-  if (!st) return TAKHIN_ECATALOG;
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int(st, 2, part);
-  sqlite3_bind_blob64(st, 3, len ? key : "", len, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 4, offset);
-  sqlite3_bind_int(st, 5, tombstone);
-  return tk_cat_step_done(s, st, "write key row");
-}
-
-int tk_key_set_upto(takhin_store *s, int64_t topic_id, int32_t part, int64_t upto) {
-  return exec5(s, "set_key_upto", topic_id, part, 3, upto, 0, 0);
-}
-
 /* ---- open: finish swaps, load the partition's key state ---------------- */
 
 int tk_compact_recover(tk_partition *p, takhin_recovery_info *rec) {
@@ -127,125 +110,10 @@ int tk_compact_recover(tk_partition *p, takhin_recovery_info *rec) {
   }
   if (st) tk_cat_done(s, st);
   if (!rc && any) rc = exec5(s, "clear_swaps", id, p->id, 2, 0, 0, 0);
-  if (!rc && (st = tk_sql_prepare(s, "key_state"))) {
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int(st, 2, p->id);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-      p->key_from = sqlite3_column_int64(st, 0);
-      p->key_upto = sqlite3_column_int64(st, 1);
-      p->clean_upto = sqlite3_column_int64(st, 2);
-    }
-    tk_cat_done(s, st);
-  }
+  if (!rc) rc = tk_key_load(p);
   pthread_mutex_unlock(&s->cat_lock);
   return rc;
 }
-
-/* Once the key index covers the whole log, appends note every new key:
-** persists may then move key_upto (see keys_tracked). */
-static void keys_tracked(tk_partition *p) {
-  pthread_mutex_lock(&p->append_lock);
-  p->keys_tracked = 1;
-  pthread_mutex_unlock(&p->append_lock);
-}
-
-int tk_key_catch_up(tk_partition *p) {
-  takhin_store *s = p->topic->store;
-  if (!p->topic->cfg.compact || s->opt.read_only) {
-    keys_tracked(p); /* nothing to catch up; a later switch to compact starts at its end */
-    return TAKHIN_OK;
-  }
-  int64_t id = p->topic->topic_id, hwm, start;
-  pthread_rwlock_rdlock(&p->meta_lock);
-  hwm = p->next_offset;
-  start = p->log_start;
-  pthread_rwlock_unlock(&p->meta_lock);
-  /* A key row past the end of the log (the file lost a tail the catalog
-  ** kept: power loss in OS mode) could make compaction drop its key's real
-  ** latest record: rebuild the partition's key index from the log. */
-  int64_t dangling = 0;
-  pthread_mutex_lock(&s->cat_lock);
-  static const char sql[] =
-      "SELECT count(*) FROM takhin_cat_key WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3";
-  sqlite3_stmt *st = tk_cat_prepare(s, sql);
-  int rc = st ? TAKHIN_OK : TAKHIN_ECATALOG;
-  if (st) {
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int(st, 2, p->id);
-    sqlite3_bind_int64(st, 3, hwm);
-    if (sqlite3_step(st) == SQLITE_ROW) dangling = sqlite3_column_int64(st, 0);
-    tk_cat_done(s, st);
-  }
-  if (!rc && dangling) {
-    /* The wipe and the lowered key_upto land together: committed apart, a
-    ** crash between them would leave an empty key index that claims to
-    ** cover the log. */
-    static const char wipe[] = "DELETE FROM takhin_cat_key WHERE topic_id = ?1 AND partition = ?2";
-    rc = tk_cat_begin(s);
-    if (!rc && !(st = tk_cat_prepare(s, wipe))) rc = TAKHIN_ECATALOG;
-    if (!rc) {
-      sqlite3_bind_int64(st, 1, id);
-      sqlite3_bind_int(st, 2, p->id);
-      rc = tk_cat_step_done(s, st, "rebuild key index");
-    }
-    if (!rc) rc = tk_key_set_upto(s, id, p->id, p->key_from);
-    if (!rc) rc = tk_cat_commit(s);
-    else tk_cat_rollback(s);
-    if (!rc) p->key_upto = p->key_from;
-  } else if (!rc && p->key_upto > hwm) {
-    /* Past the end of the log (its tail was lost): appends from hwm on must
-    ** move it, and a crash before they do must not skip their keys. */
-    rc = tk_key_set_upto(s, id, p->id, hwm);
-    if (!rc) p->key_upto = hwm;
-  }
-  pthread_mutex_unlock(&s->cat_lock);
-  if (!rc && p->key_upto >= hwm) keys_tracked(p);
-  if (rc || p->key_upto >= hwm) return rc;
-  int64_t from = p->key_upto > start ? p->key_upto : start;
-  if (from < p->key_from) from = p->key_from;
-  takhin_cursor *c;
-  if ((rc = tk_cursor_open_part(s, p->topic, p, &c))) return rc;
-  takhin_message m;
-  rc = takhin_cursor_seek(c, from, 0, 0);
-  pthread_mutex_lock(&s->cat_lock);
-  if (!rc) rc = tk_cat_begin(s);
-  while (!rc && (rc = takhin_cursor_next(c, &m)) != TAKHIN_END) {
-    int64_t past = rc == TAKHIN_ECORRUPT ? tk_cursor_past_damage(c) : -1;
-    if (past > 0) {
-      /* A damaged batch's keys cannot be read (recovery and reads report
-      ** it): index the others rather than refuse to open the store. */
-      rc = takhin_cursor_seek(c, past < hwm ? past : hwm, 0, 0);
-      continue;
-    }
-    if (!rc && m.key) rc = tk_key_write(s, id, p->id, m.key, m.key_len, m.offset, m.value == NULL);
-  }
-  if (rc == TAKHIN_END) rc = TAKHIN_OK;
-  if (!rc) rc = tk_key_set_upto(s, id, p->id, hwm);
-  if (!rc) rc = tk_cat_commit(s);
-  else tk_cat_rollback(s);
-  pthread_mutex_unlock(&s->cat_lock);
-  takhin_cursor_close(c);
-  if (!rc) p->key_upto = hwm, keys_tracked(p);
-  return rc;
-}
-
-/* The key index is behind the log: a catch-up the open could not finish
-** (it writes the catalog, which a full disk refuses; see
-** takhin_recovery_info.key_index_deferred), or key rows lost since. */
-static int keys_behind(tk_partition *p) {
-  takhin_store *s = p->topic->store;
-  /* The extension's store (borrowed catalog) keeps its old rule: the next
-  ** open rebuilds; a lookup may run inside any statement of the host's. */
-  if (!p->topic->cfg.compact || s->opt.read_only || s->borrowed) return 0;
-  pthread_mutex_lock(&p->append_lock);
-  int tracked = p->keys_tracked;
-  pthread_mutex_unlock(&p->append_lock);
-  return !tracked;
-}
-
-/* Retry it before anything relies on the key index. maint_lock held: one
-** catch-up at a time, never beside a compaction. */
-static int catch_up_if_behind(tk_partition *p) { return keys_behind(p) ? tk_key_catch_up(p) : TAKHIN_OK; }
 
 /* ---- rewriting one segment ------------------------------------------------ */
 
@@ -597,9 +465,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     return tk_err(TAKHIN_EINVAL, "topic \"%s\" is not compacted (cleanup_policy=%s)", p->topic->name,
                   tk_config_policy_name(cfg));
   pthread_mutex_lock(&p->maint_lock);
-  int rc = tk_part_flush(p, 1, 0); /* the key index must be current */
-  /* Not fatal: compaction never goes past what the index covers (below). */
-  if (!rc && catch_up_if_behind(p)) { /* left for the next run */ }
+  int rc = tk_key_cover_log(p); /* the key index must be current */
   tk_segment **cand = NULL, **fresh = NULL;
   size_t ncand = 0;
   /* keys_kept = keys outside [first, end) + the survivors counted inside */
@@ -610,9 +476,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   /* 1. the cleanable segments: never past what the key index covers (after
   ** the flush above, the whole log, unless key rows were lost in a failure
   ** this run could not repair: then only the next open's rebuild helps) */
-  pthread_mutex_lock(&p->append_lock);
-  int64_t covered = p->key_upto; /* key rows below it are all written, tracked or not */
-  pthread_mutex_unlock(&p->append_lock);
+  int64_t covered = tk_key_covered(p);
   int64_t now = tk_now_ms(), total = 0, dirty = 0;
   pthread_rwlock_rdlock(&p->meta_lock);
   cand = calloc(p->nsegs ? p->nsegs : 1, sizeof *cand);
@@ -767,55 +631,7 @@ out:
   return rc;
 }
 
-/* ---- key lookups and the public entry point ------------------------------ */
-
-int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone) {
-  takhin_store *s = p->topic->store;
-  if (!p->topic->cfg.compact)
-    return tk_err(TAKHIN_EINVAL, "key lookups need a compacted topic: \"%s\" has cleanup_policy=%s "
-                  "and no key index", p->topic->name, tk_config_policy_name(&p->topic->cfg));
-  int rc = TAKHIN_OK;
-  if (!s->opt.read_only) {
-    pthread_mutex_lock(&p->append_lock);
-    int pending = p->nkeys > 0;
-    pthread_mutex_unlock(&p->append_lock);
-    if (pending) rc = tk_part_flush(p, 1, 0); /* a key just produced must be found */
-    if (rc) return rc;
-    /* An index behind the log would answer with an older record, or none. */
-    if (keys_behind(p)) {
-      pthread_mutex_lock(&p->maint_lock);
-      rc = catch_up_if_behind(p);
-      pthread_mutex_unlock(&p->maint_lock);
-    }
-    if (rc) {
-      char why[512];
-      snprintf(why, sizeof why, "%s", takhin_errmsg());
-      return tk_err(rc, "the key index of %s-%d is behind its log and cannot be brought up to date: %s",
-                    p->topic->name, (int)p->id, why);
-    }
-  }
-  pthread_mutex_lock(&s->cat_lock);
-  sqlite3_stmt *st = tk_sql_prepare(s, "key_lookup");
-  if (!st) {
-    rc = TAKHIN_ECATALOG;
-  } else {
-    sqlite3_bind_int64(st, 1, p->topic->topic_id);
-    sqlite3_bind_int(st, 2, p->id);
-    sqlite3_bind_blob64(st, 3, len ? key : "", len, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-      *offset = sqlite3_column_int64(st, 0);
-      *tombstone = sqlite3_column_int(st, 1);
-    } else if (step == SQLITE_DONE) {
-      rc = tk_err(TAKHIN_ENOTFOUND, "key has no record in %s-%d", p->topic->name, (int)p->id);
-    } else {
-      rc = tk_cat_error(s, "key lookup");
-    }
-    tk_cat_done(s, st);
-  }
-  pthread_mutex_unlock(&s->cat_lock);
-  return rc;
-}
+/* ---- the public entry point ---------------------------------------------- */
 
 int takhin_compact(takhin_store *s, const char *topic, int32_t partition, int force,
                    takhin_compaction_result *out) {
@@ -844,8 +660,4 @@ int takhin_compact(takhin_store *s, const char *topic, int32_t partition, int fo
   tk_topic_unref(t);
   if (out) *out = local;
   return rc;
-}
-
-int tk_key_set_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t from) {
-  return exec5(s, "set_key_from", topic_id, part, 3, from, 0, 0);
 }

@@ -30,6 +30,7 @@
 
 #include "batch.h"
 #include "buf.h"
+#include "keyindex.h"
 #include "takhin.h"
 
 struct sqlite3; /* only catalog.c and the extension see SQLite's headers */
@@ -198,13 +199,6 @@ int tk_sync_dir(const char *dir);
 
 typedef struct tk_topic tk_topic;
 
-/* A keyed record of a compacted topic whose key-index row is not written yet. */
-typedef struct tk_key_pending {
-  int64_t offset;
-  size_t key_at, key_len; /* in the partition's keybuf */
-  int tombstone;
-} tk_key_pending;
-
 struct tk_partition {
   tk_topic *topic;
   int32_t id;
@@ -224,7 +218,8 @@ struct tk_partition {
   ZSTD_CCtx *cctx;
   int64_t pending_since_ms;
   int64_t last_persist_ms;
-  /* compacted topics: key-index rows waiting for the next persist */
+  /* compacted topics: key-index rows waiting for the next persist; all of
+  ** the key-index state below is keyindex.c's to change */
   tk_key_pending *keys;
   size_t nkeys, keys_cap;
   tk_buf keybuf;
@@ -302,9 +297,6 @@ int64_t tk_cursor_past_damage(const takhin_cursor *c);
 ** decompressed batch). The mapping, and the bytes in it, last as long as
 ** the segment does: a ref (tk_seg_ref) keeps them valid after c moves on. */
 tk_segment *tk_cursor_mapped_seg(const takhin_cursor *c, const void *p, size_t n);
-/* Latest offset of key in the key index (persisting pending rows first).
-** ENOTFOUND when none; *tombstone says whether it is a tombstone. */
-int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone);
 
 /* ---- topics and the store (store.c, topic.c) ------------------------- */
 struct tk_topic {
@@ -469,17 +461,10 @@ const char *tk_sql(const char *name);
 ** the error set, when there is no such statement or it does not prepare. */
 struct sqlite3_stmt *tk_sql_prepare(takhin_store *s, const char *name);
 
-/* ---- compaction and the key index (compaction.c) ---------------------- */
-/* Upsert one key-index row / set key_upto (cat_lock held, inside a txn). */
-int tk_key_write(takhin_store *s, int64_t topic_id, int32_t part, const void *key, size_t len,
-                 int64_t offset, int tombstone);
-int tk_key_set_upto(takhin_store *s, int64_t topic_id, int32_t part, int64_t upto);
-int tk_key_set_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t from);
-/* On open: finish or discard compaction swaps, then load key_from/key_upto/
-** clean_upto (before the partition's segments are loaded). */
+/* ---- compaction (compaction.c) ----------------------------------------- */
+/* On open: finish or discard compaction swaps, then load the key index's
+** state (before the partition's segments are loaded). */
 int tk_compact_recover(tk_partition *p, takhin_recovery_info *rec);
-/* After open (writer, compacted topics): index keys of [key_upto, hwm). */
-int tk_key_catch_up(tk_partition *p);
 int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out);
 
 /* ---- catalog (catalog.c) --------------------------------------------- */

@@ -51,9 +51,7 @@ void tk_part_free(tk_partition *p) {
   p->nsegs = 0;
   tk_buf_free(&p->wbuf);
   tk_buf_free(&p->zbuf);
-  tk_buf_free(&p->keybuf);
-  free(p->keys);
-  free(p->kset);
+  tk_key_free(p);
   pthread_mutex_destroy(&p->maint_lock);
   ZSTD_freeCCtx(p->cctx);
   p->cctx = NULL;
@@ -86,59 +84,6 @@ int tk_sync_dir(const char *dir) {
   return rc;
 }
 
-static uint64_t key_hash(const uint8_t *k, size_t n) {
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-  for (size_t i = 0; i < n; i++) h = (h ^ k[i]) * 1099511628211ULL;
-  return h;
-}
-
-/* Forget the pending keys of records at offset `from` and later: those
-** records were never written or were taken back, and their offsets will be
-** given to other records. append_lock held. */
-static void forget_keys_from(tk_partition *p, int64_t from) {
-  size_t n = p->nkeys;
-  while (n && p->keys[n - 1].offset >= from) n--;
-  p->nkeys = n;
-  p->keybuf.len = n ? p->keys[n - 1].key_at + p->keys[n - 1].key_len : 0;
-}
-
-/* Key rows for pending keys [0, nk): only the newest record of each key
-** is written (an older one in the same flush would be overwritten by it at
-** once), so a key that repeats within a flush costs one row. The probe
-** table is the partition's, reused: no allocation in steady state.
-** cat_lock held, inside the persist transaction. */
-static int write_latest_keys(tk_partition *p, size_t nk) {
-  takhin_store *s = part_store(p);
-  if (nk == 0) return TAKHIN_OK;
-  size_t cap = 16;
-  while (cap < nk * 2) cap *= 2;
-  if (p->kset_cap < cap) {
-    uint32_t *ns = realloc(p->kset, cap * sizeof *ns);
-    if (!ns) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
-    p->kset = ns;
-    p->kset_cap = cap;
-  }
-  memset(p->kset, 0xff, cap * sizeof *p->kset);
-  int rc = TAKHIN_OK;
-  for (size_t i = nk; i-- > 0 && !rc;) { /* newest first */
-    const tk_key_pending *k = &p->keys[i];
-    const uint8_t *kb = p->keybuf.p + k->key_at;
-    size_t h = (size_t)key_hash(kb, k->key_len) & (cap - 1);
-    int seen = 0;
-    for (; p->kset[h] != UINT32_MAX; h = (h + 1) & (cap - 1)) {
-      const tk_key_pending *o = &p->keys[p->kset[h]];
-      if (o->key_len == k->key_len && !memcmp(p->keybuf.p + o->key_at, kb, k->key_len)) {
-        seen = 1;
-        break;
-      }
-    }
-    if (seen) continue;
-    p->kset[h] = (uint32_t)i;
-    rc = tk_key_write(s, p->topic->topic_id, p->id, kb, k->key_len, k->offset, k->tombstone);
-  }
-  return rc;
-}
-
 /* Write every segment row, index entry, log start and key row that changed
 ** since the last call, in one catalog transaction. append_lock held: only
 ** appenders change segment state, so it can be read without meta_lock. */
@@ -156,24 +101,12 @@ static int persist(tk_partition *p) {
       rc = tk_cat_upsert_index(s, t->topic_id, p->id, g->base_offset, &g->idx[k]);
   }
   if (!rc && p->log_start_dirty) rc = tk_cat_set_log_start(s, t->topic_id, p->id, p->log_start);
-  /* Key rows only for records already in the file: a row for a record a
-  ** crash could still take back would make compaction drop the key's real
-  ** latest record. */
-  size_t nk = 0;
-  while (nk < p->nkeys && p->keys[nk].offset < p->next_offset) nk++;
-  rc = rc ? rc : write_latest_keys(p, nk);
-  int64_t key_upto = nk < p->nkeys ? p->keys[nk].offset : p->next_offset;
-  int move_upto = t->cfg.compact && p->keys_tracked && key_upto > p->key_upto;
-  if (!rc && move_upto) rc = tk_key_set_upto(s, t->topic_id, p->id, key_upto);
+  tk_key_persist kp; /* the key rows ride in the same transaction */
+  if (!rc) rc = tk_key_persist_rows(p, &kp);
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
-  if (!rc && nk) { /* drop the written ones; what is left is still unwritten */
-    memmove(p->keys, p->keys + nk, (p->nkeys - nk) * sizeof *p->keys);
-    p->nkeys -= nk;
-    if (p->nkeys == 0) p->keybuf.len = 0;
-  }
-  if (!rc && move_upto) p->key_upto = key_upto;
   if (!rc) {
+    tk_key_persist_done(p, &kp);
     for (size_t i = 0; i < p->nsegs; i++) {
       p->segs[i]->cat_dirty = 0;
       p->segs[i]->idx_persisted = p->segs[i]->idx_n;
@@ -190,32 +123,7 @@ static int persist(tk_partition *p) {
 ** key row is cheap, but thousands should not wait for the timer). */
 static size_t pending_index_rows(const tk_partition *p) {
   const tk_segment *g = active_seg(p);
-  return g->idx_n - g->idx_persisted + p->nkeys / 64;
-}
-
-/* Remember the keys of records [base, base + n) for the key index. */
-static int note_keys(tk_partition *p, const takhin_record *recs, size_t n, int64_t base) {
-  size_t bytes = 0;
-  for (size_t i = 0; i < n; i++) bytes += recs[i].key_len;
-  if (p->nkeys + n > p->keys_cap) {
-    size_t cap = p->keys_cap ? p->keys_cap : 256;
-    while (cap < p->nkeys + n) cap *= 2;
-    tk_key_pending *nk = realloc(p->keys, cap * sizeof *nk);
-    if (!nk) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
-    p->keys = nk;
-    p->keys_cap = cap;
-  }
-  if (tk_buf_reserve(&p->keybuf, bytes)) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
-  for (size_t i = 0; i < n; i++) {
-    tk_key_pending *k = &p->keys[p->nkeys++];
-    k->offset = base + (int64_t)i;
-    k->key_at = p->keybuf.len;
-    k->key_len = recs[i].key_len;
-    k->tombstone = recs[i].value == NULL;
-    memcpy(p->keybuf.p + p->keybuf.len, recs[i].key, recs[i].key_len);
-    p->keybuf.len += recs[i].key_len;
-  }
-  return TAKHIN_OK;
+  return g->idx_n - g->idx_persisted + tk_key_pending_weight(p);
 }
 
 /* Create the file of a new segment starting at base and make it active. */
@@ -245,7 +153,7 @@ static int new_active_segment(tk_partition *p, int64_t base, int64_t now) {
 int tk_part_create(tk_partition *p) {
   if (mkdir(p->dir, 0755) != 0 && errno != EEXIST) return tk_err_sys(errno, "mkdir", p->dir);
   pthread_mutex_lock(&p->append_lock);
-  p->keys_tracked = 1; /* a new log: every keyed record is noted from offset 0 */
+  tk_key_start_at(p, 0); /* a new log: every keyed record is noted from offset 0 */
   int rc = new_active_segment(p, 0, tk_now_ms());
   if (!rc) rc = persist(p);
   pthread_mutex_unlock(&p->append_lock);
@@ -337,7 +245,7 @@ static void drop_pending(tk_partition *p, int cause, int64_t unacked) {
   int64_t from = p->next_offset;
   p->wbuf.len = 0;
   p->pending_since_ms = 0;
-  forget_keys_from(p, from);
+  tk_key_forget_from(p, from);
   if (unacked <= from) {
     set_pending_next(p, from);
     return;
@@ -484,9 +392,7 @@ static int place_batch(tk_partition *p, size_t start, size_t blen, int64_t base,
 ** the key index of a compacted topic, and index rows to the catalog when
 ** enough are pending. append_lock held. */
 static void note_appended(tk_partition *p, const takhin_record *keys, size_t nkeys, int64_t base, int64_t now) {
-  /* On failure the key index no longer covers the log: key_upto stops (and
-  ** compaction with it) until the next open rebuilds the index from the log. */
-  if (p->topic->cfg.compact && nkeys && note_keys(p, keys, nkeys, base)) p->keys_tracked = 0;
+  tk_key_note(p, keys, nkeys, base);
   if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS) {
     /* A catalog failure here loses nothing: the batch is in the file and the
     ** next persist or recovery writes its index rows. */
@@ -1263,15 +1169,11 @@ int tk_part_undo(tk_partition *p, const tk_part_mark *m) {
   g->cat_dirty = 1;
   p->next_offset = p->pending_next = m->next_offset;
   pthread_rwlock_unlock(&p->meta_lock);
-  forget_keys_from(p, m->next_offset);
-  if (p->persists != m->persists) {
-    /* A persist ran inside the transaction being rolled back: its rows go
-    ** with it. Write the active segment's index rows again; the key rows it
-    ** wrote are gone from memory too, so stop key_upto (and compaction)
-    ** until the next open rebuilds the key index from the log. */
-    g->idx_persisted = 0;
-    if (p->key_upto != m->key_upto) p->key_upto = m->key_upto, p->keys_tracked = 0;
-  }
+  /* A persist ran inside the transaction being rolled back: its rows go
+  ** with it. Write the active segment's index rows again (and see
+  ** tk_key_undo for the key rows). */
+  if (p->persists != m->persists) g->idx_persisted = 0;
+  tk_key_undo(p, m->next_offset, m->key_upto, p->persists != m->persists);
   pthread_mutex_lock(&s->cat_lock);
   tk_cat_delete_index_from(s, p->topic->topic_id, p->id, g->base_offset, m->size);
   pthread_mutex_unlock(&s->cat_lock);

@@ -360,9 +360,7 @@ int takhin_topic_alter_config(takhin_store *s, const char *topic, const char *co
     restore_metas(t, t->nparts);
   } else {
     for (int32_t i = 0; i < t->nparts && to_compact; i++) {
-      tk_partition *p = t->parts[i];
-      p->key_from = p->key_upto = kf[i];
-      p->keys_tracked = 1; /* lock_all holds its append_lock */
+      tk_key_start_at(t->parts[i], kf[i]); /* lock_all holds its append_lock */
     }
     t->cfg = cfg;
     t->meta_epoch++;

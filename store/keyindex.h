@@ -1,0 +1,79 @@
+/*
+** keyindex.h -- interface to keyindex.c: the key index of a compacted
+** topic (each key's latest offset, in the catalog's takhin_cat_key), whose
+** state lives in the partition but is changed only by keyindex.c.
+*/
+#ifndef TAKHIN_KEYINDEX_H
+#define TAKHIN_KEYINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "takhin.h"
+
+typedef struct tk_partition tk_partition;
+
+/* A keyed record of a compacted topic whose key-index row is not written yet. */
+typedef struct tk_key_pending {
+  int64_t offset;
+  size_t key_at, key_len; /* in the partition's keybuf */
+  int tombstone;
+} tk_key_pending;
+
+/* ---- for partition.c (append_lock held, or the partition owned) -------- */
+/* Free the pending keys (the partition is going away). */
+void tk_key_free(tk_partition *p);
+/* The index covers the log up to from and every keyed record from there on
+** is noted: a new log (from 0), or a topic switched to compact. */
+void tk_key_start_at(tk_partition *p, int64_t from);
+/* Remember the keys of records [base, base + nkeys) of a compacted topic.
+** On out of memory the index stops covering the log (until the next open
+** rebuilds it): never an error for the append. */
+void tk_key_note(tk_partition *p, const takhin_record *keys, size_t nkeys, int64_t base);
+/* Forget the pending keys of records at offset from and later: those
+** records were never written or were taken back, and their offsets will be
+** given to other records. */
+void tk_key_forget_from(tk_partition *p, int64_t from);
+/* How many index entries' worth of catalog work the pending keys are (a
+** key row is cheap, but thousands should not wait for the persist timer). */
+size_t tk_key_pending_weight(const tk_partition *p);
+/* Inside the partition's persist transaction (cat_lock held): write the
+** newest row of each pending key whose record is in the file, and move
+** key_upto; then, once that transaction committed, tk_key_persist_done. */
+typedef struct tk_key_persist {
+  size_t n;      /* pending keys written */
+  int64_t upto;  /* key_upto after the commit, if move_upto */
+  int move_upto;
+} tk_key_persist;
+int tk_key_persist_rows(tk_partition *p, tk_key_persist *kp);
+void tk_key_persist_done(tk_partition *p, const tk_key_persist *kp);
+/* tk_part_undo: forget keys from next on; persisted says a persist ran
+** since the mark (its rows are rolled back): key_upto returns to key_upto
+** and the index stops tracking until the next open rebuilds it. */
+void tk_key_undo(tk_partition *p, int64_t next, int64_t key_upto, int persisted);
+
+/* ---- catalog rows (cat_lock held, inside a transaction) ----------------- */
+/* Upsert one key-index row / set key_upto / set key_from. */
+int tk_key_write(takhin_store *s, int64_t topic_id, int32_t part, const void *key, size_t len,
+                 int64_t offset, int tombstone);
+int tk_key_set_upto(takhin_store *s, int64_t topic_id, int32_t part, int64_t upto);
+int tk_key_set_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t from);
+/* On open (cat_lock held, before the segments load): key_from, key_upto
+** and clean_upto from the catalog. */
+int tk_key_load(tk_partition *p);
+
+/* ---- for the rest of the store ------------------------------------------ */
+/* After open (writer, compacted topics): index keys of [key_upto, hwm). */
+int tk_key_catch_up(tk_partition *p);
+/* Before a compaction (maint_lock held): pending batches written and their
+** key rows persisted (the partition's flush), and a catch-up the open could
+** not finish retried (its failure is not an error: compaction stays below
+** tk_key_covered). Returns the flush's status. */
+int tk_key_cover_log(tk_partition *p);
+/* key_upto: key rows below it are all written, tracked or not. */
+int64_t tk_key_covered(tk_partition *p);
+/* Latest offset of key in the key index (persisting pending rows first).
+** ENOTFOUND when none; *tombstone says whether it is a tombstone. */
+int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone);
+
+#endif /* TAKHIN_KEYINDEX_H */
