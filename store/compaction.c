@@ -563,29 +563,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     }
     crash_point(4);
   }
-  pthread_mutex_lock(&p->append_lock);
-  pthread_rwlock_wrlock(&p->meta_lock);
-  for (size_t i = 0; i < ncand; i++) {
-    if (!fresh[i]) continue;
-    for (size_t k = 0; k < p->nsegs; k++)
-      if (p->segs[k] == cand[i]) {
-        p->segs[k] = fresh[i];
-        fresh[i]->cat_dirty = 0;
-        fresh[i]->idx_persisted = fresh[i]->idx_n;
-        pthread_mutex_lock(&s->fd_lock);
-        cand[i]->unlinked = 1; /* its path now names the new file */
-        pthread_mutex_unlock(&s->fd_lock);
-        tk_seg_unref(cand[i]); /* the array's reference */
-        /* ... and ours, most likely the last: released off this thread */
-        tk_topic_ref(p->topic);
-        tk_reap(s, p->topic, cand[i]);
-        cand[i] = NULL;
-        fresh[i] = NULL;
-        break;
-      }
-  }
-  pthread_rwlock_unlock(&p->meta_lock);
-  pthread_mutex_unlock(&p->append_lock);
+  tk_part_swap_segments(p, cand, fresh, ncand);
   if (!rc) rc = tk_sync_dir(p->dir);
   crash_point(5);
   if (!rc) {

@@ -90,9 +90,7 @@ int tk_cursor_open_part(takhin_store *s, tk_topic *t, tk_partition *p, takhin_cu
   c->left_records = c->left_bytes = -1;
   c->read_size = READ_MIN;
   if (s->opt.read_only) tk_part_refresh(p);
-  pthread_rwlock_rdlock(&p->meta_lock);
-  c->next = p->log_start;
-  pthread_rwlock_unlock(&p->meta_lock);
+  tk_part_offsets(p, &c->next, NULL, NULL);
   *out = c;
   return TAKHIN_OK;
 }
@@ -127,17 +125,12 @@ void takhin_cursor_close(takhin_cursor *c) {
 ** visible first when the reader asks for them. */
 static int64_t readable_end(takhin_cursor *c, int64_t want, int64_t *log_start) {
   tk_partition *p = c->part;
-  pthread_rwlock_rdlock(&p->meta_lock);
-  int64_t hwm = p->next_offset, pending = p->pending_next;
-  if (log_start) *log_start = p->log_start;
-  pthread_rwlock_unlock(&p->meta_lock);
+  int64_t hwm, pending;
+  tk_part_offsets(p, log_start, &pending, &hwm);
   if (want < hwm || !(c->store->opt.read_only || pending > hwm)) return hwm;
   if (c->store->opt.read_only) tk_part_refresh(p);
   else tk_part_flush(p, 0, 0);
-  pthread_rwlock_rdlock(&p->meta_lock);
-  hwm = p->next_offset;
-  if (log_start) *log_start = p->log_start;
-  pthread_rwlock_unlock(&p->meta_lock);
+  tk_part_offsets(p, log_start, NULL, &hwm);
   return hwm;
 }
 
@@ -280,9 +273,9 @@ static int retired(takhin_cursor *c) {
   }
   drop_segment(c);
   if (c->store->opt.read_only) tk_part_refresh(p);
-  pthread_rwlock_rdlock(&p->meta_lock);
-  if (c->next < p->log_start) c->next = p->log_start;
-  pthread_rwlock_unlock(&p->meta_lock);
+  int64_t start;
+  tk_part_offsets(p, &start, NULL, NULL);
+  if (c->next < start) c->next = start;
   return TAKHIN_OK;
 }
 

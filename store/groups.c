@@ -37,9 +37,8 @@ int takhin_group_commit(takhin_store *s, const char *group, const takhin_offset_
     tk_partition *p;
     if ((rc = tk_store_partition(s, o->topic, o->partition, &t, &p))) break;
     ids[i] = t->topic_id;
-    pthread_rwlock_rdlock(&p->meta_lock);
-    int64_t hwm = p->pending_next;
-    pthread_rwlock_unlock(&p->meta_lock);
+    int64_t hwm;
+    tk_part_offsets(p, NULL, &hwm, NULL);
     if (o->offset < 0 || o->offset > hwm)
       rc = tk_err(TAKHIN_ERANGE, "cannot commit offset %lld for %s-%d: out of range [0, %lld] "
                   "(the high watermark)", (long long)o->offset, o->topic, (int)o->partition,

@@ -283,6 +283,21 @@ void tk_part_mark_get(tk_partition *p, tk_part_mark *m);
 /* Cut the log back to m. EINVAL when it cannot (a segment rolled since). */
 int tk_part_undo(tk_partition *p, const tk_part_mark *m);
 int tk_part_retention(tk_partition *p, takhin_retention_result *out);
+/* Log start, high watermark (the offset the next record will get: in
+** BUFFERED mode acknowledged records still in memory count, as everywhere
+** a caller sees one) and the written end (next_offset: what readers can
+** read without a flush), each NULL-able, read together under meta_lock. */
+void tk_part_offsets(tk_partition *p, int64_t *log_start, int64_t *hwm, int64_t *written);
+/* takhin_partition_info_get / takhin_segments_list of a partition in hand. */
+void tk_part_info(tk_partition *p, takhin_partition_info *out);
+int tk_part_segments(tk_partition *p, takhin_segment_info **out, size_t *n);
+/* Compaction's swap: each fresh[i] (non-NULL) takes the place of old[i] in
+** the segment array and is what readers find from now on; old[i] is retired
+** (its path names the new file) and released on the reaper thread. Takes
+** over the caller's references to both; swapped entries become NULL. */
+void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh, size_t n);
+/* The topic is deleted: mark every segment retired, never to be reopened. */
+void tk_part_retire_files(tk_partition *p);
 /* Segment holding offset (or the first after it), with a ref; NULL at the end.
 ** *pos receives where to start reading, *end the segment's visible end. */
 tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_t *end,

@@ -228,10 +228,7 @@ int tk_key_catch_up(tk_partition *p) {
     return TAKHIN_OK;
   }
   int64_t id = p->topic->topic_id, hwm, start;
-  pthread_rwlock_rdlock(&p->meta_lock);
-  hwm = p->next_offset;
-  start = p->log_start;
-  pthread_rwlock_unlock(&p->meta_lock);
+  tk_part_offsets(p, &start, NULL, &hwm); /* the written log: its keys can be read */
   /* A key row past the end of the log (the file lost a tail the catalog
   ** kept: power loss in OS mode) could make compaction drop its key's real
   ** latest record: rebuild the partition's key index from the log. */

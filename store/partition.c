@@ -482,6 +482,86 @@ tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_
   return g;
 }
 
+/* ---- what other modules ask of the partition --------------------------- */
+
+/* The high watermark is pending_next everywhere: the offset the next record
+** will get (takhin_partition_info.high_watermark). In OS and FSYNC mode it
+** equals next_offset (a record is written before its append returns); in
+** BUFFERED mode it also counts acknowledged records still in memory, which
+** a reader that asks for them writes out first (cursor.c, rawio.c), so a
+** group may commit up to it and takhin_topic_balance counts them. */
+void tk_part_offsets(tk_partition *p, int64_t *log_start, int64_t *hwm, int64_t *written) {
+  pthread_rwlock_rdlock(&p->meta_lock);
+  if (log_start) *log_start = p->log_start;
+  if (hwm) *hwm = p->pending_next;
+  if (written) *written = p->next_offset;
+  pthread_rwlock_unlock(&p->meta_lock);
+}
+
+void tk_part_info(tk_partition *p, takhin_partition_info *out) {
+  pthread_rwlock_rdlock(&p->meta_lock);
+  out->log_start_offset = p->log_start;
+  out->high_watermark = p->pending_next;
+  out->size_bytes = 0;
+  for (size_t i = 0; i < p->nsegs; i++) out->size_bytes += p->segs[i]->size;
+  out->segments = (int64_t)p->nsegs;
+  pthread_rwlock_unlock(&p->meta_lock);
+}
+
+int tk_part_segments(tk_partition *p, takhin_segment_info **out, size_t *n) {
+  int rc = TAKHIN_OK;
+  pthread_rwlock_rdlock(&p->meta_lock);
+  takhin_segment_info *v = malloc((p->nsegs ? p->nsegs : 1) * sizeof *v);
+  if (!v) {
+    rc = tk_err(TAKHIN_ENOMEM, "out of memory listing segments");
+  } else {
+    for (size_t i = 0; i < p->nsegs; i++) {
+      tk_segment *g = p->segs[i];
+      v[i] = (takhin_segment_info){g->base_offset, g->next_offset, g->size, g->max_ts, g->sealed};
+    }
+    *out = v;
+    *n = p->nsegs;
+  }
+  pthread_rwlock_unlock(&p->meta_lock);
+  return rc;
+}
+
+void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh, size_t n) {
+  takhin_store *s = part_store(p);
+  pthread_mutex_lock(&p->append_lock);
+  pthread_rwlock_wrlock(&p->meta_lock);
+  for (size_t i = 0; i < n; i++) {
+    if (!fresh[i]) continue;
+    for (size_t k = 0; k < p->nsegs; k++)
+      if (p->segs[k] == old[i]) {
+        p->segs[k] = fresh[i];
+        fresh[i]->cat_dirty = 0;
+        fresh[i]->idx_persisted = fresh[i]->idx_n;
+        pthread_mutex_lock(&s->fd_lock);
+        old[i]->unlinked = 1; /* its path now names the new file */
+        pthread_mutex_unlock(&s->fd_lock);
+        tk_seg_unref(old[i]); /* the array's reference */
+        /* ... and the caller's, most likely the last: released off this thread */
+        tk_topic_ref(p->topic);
+        tk_reap(s, p->topic, old[i]);
+        old[i] = NULL;
+        fresh[i] = NULL;
+        break;
+      }
+  }
+  pthread_rwlock_unlock(&p->meta_lock);
+  pthread_mutex_unlock(&p->append_lock);
+}
+
+void tk_part_retire_files(tk_partition *p) {
+  takhin_store *s = part_store(p);
+  pthread_rwlock_rdlock(&p->meta_lock);
+  pthread_mutex_lock(&s->fd_lock);
+  for (size_t k = 0; k < p->nsegs; k++) p->segs[k]->unlinked = 1; /* never reopen */
+  pthread_mutex_unlock(&s->fd_lock);
+  pthread_rwlock_unlock(&p->meta_lock);
+}
+
 /* ---- recovery --------------------------------------------------------- */
 
 static int parse_segment_name(const char *name, int64_t *base) {

@@ -186,10 +186,9 @@ int takhin_topic_balance(takhin_store *s, const char *topic, int64_t *counts, in
   }
   int64_t total = 0, max = 0;
   for (int32_t i = 0; i < np; i++) {
-    tk_partition *p = t->parts[i];
-    pthread_rwlock_rdlock(&p->meta_lock);
-    int64_t c = p->pending_next - p->log_start;
-    pthread_rwlock_unlock(&p->meta_lock);
+    int64_t start, hwm;
+    tk_part_offsets(t->parts[i], &start, &hwm, NULL);
+    int64_t c = hwm - start;
     if (counts) counts[i] = c;
     total += c;
     if (c > max) max = c;

@@ -572,13 +572,7 @@ int takhin_partition_info_get(takhin_store *s, const char *topic, int32_t partit
   int rc = tk_store_partition(s, topic, partition, &t, &p);
   if (rc) return rc;
   if (s->opt.read_only) tk_part_refresh(p);
-  pthread_rwlock_rdlock(&p->meta_lock);
-  out->log_start_offset = p->log_start;
-  out->high_watermark = s->opt.durability == TAKHIN_DURABILITY_BUFFERED ? p->pending_next : p->next_offset;
-  out->size_bytes = 0;
-  for (size_t i = 0; i < p->nsegs; i++) out->size_bytes += p->segs[i]->size;
-  out->segments = (int64_t)p->nsegs;
-  pthread_rwlock_unlock(&p->meta_lock);
+  tk_part_info(p, out);
   tk_topic_unref(t);
   return TAKHIN_OK;
 }
@@ -594,19 +588,7 @@ int takhin_segments_list(takhin_store *s, const char *topic, int32_t partition,
   int rc = tk_store_partition(s, topic, partition, &t, &p);
   if (rc) return rc;
   if (s->opt.read_only) tk_part_refresh(p);
-  pthread_rwlock_rdlock(&p->meta_lock);
-  takhin_segment_info *v = malloc((p->nsegs ? p->nsegs : 1) * sizeof *v);
-  if (!v) {
-    rc = tk_err(TAKHIN_ENOMEM, "out of memory listing segments");
-  } else {
-    for (size_t i = 0; i < p->nsegs; i++) {
-      tk_segment *g = p->segs[i];
-      v[i] = (takhin_segment_info){g->base_offset, g->next_offset, g->size, g->max_ts, g->sealed};
-    }
-    *out = v;
-    *n = p->nsegs;
-  }
-  pthread_rwlock_unlock(&p->meta_lock);
+  rc = tk_part_segments(p, out, n);
   tk_topic_unref(t);
   return rc;
 }

@@ -194,12 +194,7 @@ int takhin_topic_delete(takhin_store *s, const char *topic) {
   tk_store_remove(s, t);
   pthread_rwlock_unlock(&s->topics_lock);
   for (int32_t i = 0; i < t->nparts; i++) {
-    tk_partition *p = t->parts[i];
-    pthread_rwlock_rdlock(&p->meta_lock);
-    pthread_mutex_lock(&s->fd_lock);
-    for (size_t k = 0; k < p->nsegs; k++) p->segs[k]->unlinked = 1; /* never reopen */
-    pthread_mutex_unlock(&s->fd_lock);
-    pthread_rwlock_unlock(&p->meta_lock);
+    tk_part_retire_files(t->parts[i]);
     char dir[TK_PATH_MAX];
     tk_delete_marker(s, t->name, i, t->topic_id, dir, sizeof dir);
     tk_clear_dir(dir, 1);
