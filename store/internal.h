@@ -248,6 +248,29 @@ struct tk_partition {
   int64_t seen_version;
 };
 
+static inline takhin_store *tk_part_store(const tk_partition *p);
+/* The active segment (the last; a loaded partition always has one). */
+static inline tk_segment *tk_part_active(const tk_partition *p) { return p->segs[p->nsegs - 1]; }
+
+/* Between the partition's own files (partition.c, recovery.c, retention.c): */
+/* Append g to the segment array. Caller holds meta_lock for writing or owns
+** the partition exclusively. */
+int tk_part_push_seg(tk_partition *p, tk_segment *g);
+/* Write every segment row, index entry, log start and key row that changed
+** since the last call, in one catalog transaction. append_lock held: only
+** appenders change segment state, so it can be read without meta_lock. */
+int tk_part_persist(tk_partition *p);
+/* Create the file of a new segment starting at base and make it active
+** (append_lock held, or the partition owned). */
+int tk_part_new_active(tk_partition *p, int64_t base, int64_t now);
+/* BUFFERED: write the pending batches (append_lock held). */
+int tk_part_write_pending(tk_partition *p);
+/* Remove the ndrop oldest (sealed) segments and move the log start to
+** new_start, catalog first, files after: a crash in between leaves files the
+** next open recognises as already deleted. append_lock held. */
+int tk_part_drop_prefix(tk_partition *p, size_t ndrop, int64_t new_start,
+                        takhin_retention_result *out);
+
 /* Allocate and initialise a partition (no files touched). NULL on OOM. */
 tk_partition *tk_part_new(tk_topic *t, int32_t id);
 void tk_part_free(tk_partition *p);
@@ -328,6 +351,8 @@ struct tk_topic {
   int64_t created_ms; /* with name and topic_id: this incarnation (topic_meta.c) */
   int64_t meta_epoch; /* epoch of its metadata files (topics_lock or every append_lock) */
 };
+
+static inline takhin_store *tk_part_store(const tk_partition *p) { return p->topic->store; }
 
 void tk_topic_ref(tk_topic *t);
 void tk_topic_unref(tk_topic *t);
