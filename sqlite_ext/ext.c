@@ -161,6 +161,20 @@ static takhin_store *ctx_store(sqlite3_context *ctx) {
 }
 
 /* takhin_commit(group, topic, partition, offset [, metadata]) -> offset */
+/* tk_host_run's calls: the offsets of takhin_commit(), takhin_flush(). */
+struct commit_call {
+  const char *group;
+  const takhin_offset_commit *oc;
+};
+static int run_commit(takhin_store *s, void *arg) {
+  const struct commit_call *cc = arg;
+  return takhin_group_commit(s, cc->group, cc->oc, 1);
+}
+static int run_flush(takhin_store *s, void *arg) {
+  (void)arg;
+  return takhin_flush(s, 0);
+}
+
 static void fn_commit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int64_t part, off;
   const char *group = text_arg(ctx, argv, 0, "takhin_commit", "group");
@@ -178,9 +192,8 @@ static void fn_commit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (!s) return;
   if (part < INT32_MIN || part > INT32_MAX) part = -1;
   takhin_offset_commit oc = {topic, (int32_t)part, off, meta};
-  tk_cat_group(s, 1); /* the offsets commit together, also from a plain SELECT */
-  int rc = takhin_group_commit(s, group, &oc, 1);
-  tk_cat_group(s, 0);
+  struct commit_call cc = {group, &oc};
+  int rc = tk_host_run(s, 1, run_commit, &cc); /* the offsets commit together, also from a plain SELECT */
   if (rc) return result_takhin_error(ctx, rc);
   sqlite3_result_int64(ctx, off);
 }
@@ -198,9 +211,7 @@ static void fn_flush(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                                      "written: run it outside a transaction, in a SELECT of its own", -1);
   takhin_store *s = ctx_store(ctx);
   if (!s) return;
-  tk_cat_group(s, 1);
-  int rc = takhin_flush(s, 0);
-  tk_cat_group(s, 0);
+  int rc = tk_host_run(s, 1, run_flush, NULL);
   if (rc) return result_takhin_error(ctx, rc);
   sqlite3_result_int(ctx, 1);
 }

@@ -16,7 +16,7 @@
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT3
 
-#include "internal.h"
+#include "host.h"
 #include "takhin.h"
 
 /* One per connection that loaded takhin; freed when the connection closes. */

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "ext.h"
 
 /* Column numbers of takhin_messages; a topic table has the same columns
@@ -837,7 +838,9 @@ static int next_topic(tkx_cursor *c, int *found) {
     c->topic_id = 0;
     tk_topic *t;
     if (vt->multi && tk_store_topic(c->store, c->topic, &t) == TAKHIN_OK) {
-      c->topic_id = t->topic_id;
+      tk_topic_limits l;
+      tk_topic_limits_get(c->store, t, &l);
+      c->topic_id = l.topic_id;
       tk_topic_unref(t);
     }
     c->part_all_n = n;
@@ -1223,11 +1226,11 @@ static int topic_limits_get(takhin_store *s, const char *topic, topic_limits *ou
   tk_topic *t;
   int rc = tk_store_topic(s, topic, &t);
   if (rc) return rc;
-  pthread_rwlock_rdlock(&s->topics_lock); /* as takhin_topic_describe: configs change under it */
-  out->partitions = t->nparts;
-  out->max_message_bytes = t->cfg.max_message_bytes;
-  out->compacted = t->cfg.compact;
-  pthread_rwlock_unlock(&s->topics_lock);
+  tk_topic_limits l;
+  tk_topic_limits_get(s, t, &l);
+  out->partitions = l.partitions;
+  out->max_message_bytes = l.max_message_bytes;
+  out->compacted = l.compacted;
   tk_topic_unref(t);
   return TAKHIN_OK;
 }

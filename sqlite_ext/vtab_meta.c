@@ -323,6 +323,12 @@ static int meta_close(sqlite3_vtab_cursor *base) {
   return SQLITE_OK;
 }
 
+/* tk_host_run's call of the table's fill (c->topic_arg set). */
+static int run_fill(takhin_store *s, void *arg) {
+  meta_cursor *c = arg;
+  return c->vt->def->fill(c, s, c->topic_arg);
+}
+
 static int meta_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, int argc,
                        sqlite3_value **argv) {
   (void)idxStr;
@@ -361,9 +367,7 @@ static int meta_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr
     return SQLITE_ERROR;
   }
   /* Called from a read-only statement: group each set of catalog writes. */
-  if (vt->def->rewrites) tk_cat_group(s, 1);
-  int rc = vt->def->fill(c, s, topic);
-  if (vt->def->rewrites) tk_cat_group(s, 0);
+  int rc = tk_host_run(s, vt->def->rewrites, run_fill, c);
   if (rc == TAKHIN_ENOMEM) return SQLITE_NOMEM;
   if (rc) {
     sqlite3_free(vt->base.zErrMsg);

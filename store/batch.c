@@ -24,7 +24,7 @@
 
 #include "crc32c.h"
 #include "codecs.h"
-#include "internal.h"
+#include "error.h"
 
 /* A batchLength above this is corrupt rather than merely large: Kafka's own
 ** ceiling on a batch is far below it, and it keeps every size in an int32. */

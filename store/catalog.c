@@ -18,7 +18,7 @@
 ** holds ours. A call the extension makes from a read-only statement
 ** (SELECT * FROM takhin_compact(...), takhin_commit(...)) has nothing to
 ** group its rows, each would commit on its own: the extension says so with
-** tk_cat_group, and tk_cat_begin then opens a SAVEPOINT, which commits (or
+** tk_host_run(grouped), and tk_cat_begin then opens a SAVEPOINT, which commits (or
 ** nests in the user's BEGIN) at tk_cat_commit. Never otherwise: during the
 ** user's COMMIT a savepoint of ours would be a transaction savepoint, and
 ** rolling back to it would discard the user's whole transaction.
@@ -32,7 +32,9 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include "internal.h"
+#include "catalog.h"
+#include "partition.h" /* tk_sync_dir */
+#include "store.h"
 
 extern const char takhin_schema_sql[]; /* generated from sql/schema.sql */
 
@@ -420,10 +422,18 @@ int tk_sql_writer_active(sqlite3 *db) {
   return 0;
 }
 
-void tk_cat_group(takhin_store *s, int on) {
+/* Borrowed catalog: while on, tk_cat_begin..commit run in a savepoint. */
+static void cat_group(takhin_store *s, int on) {
   pthread_mutex_lock(&s->cat_lock);
   if (s->cat) s->cat->group = on;
   pthread_mutex_unlock(&s->cat_lock);
+}
+
+int tk_host_run(takhin_store *s, int grouped, int (*fn)(takhin_store *s, void *arg), void *arg) {
+  if (grouped) cat_group(s, 1);
+  int rc = fn(s, arg);
+  if (grouped) cat_group(s, 0);
+  return rc;
 }
 
 int tk_cat_begin(takhin_store *s) {

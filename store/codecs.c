@@ -16,7 +16,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "internal.h"
+#include "error.h"
 
 static int grow(tk_buf *out, size_t need, size_t max_out) {
   if (need > max_out) return tk_err(TAKHIN_ECORRUPT, "compressed batch inflates beyond %zu bytes", max_out);

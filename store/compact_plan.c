@@ -31,7 +31,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "catalog.h"
+#include "compaction.h"
+#include "partition.h"
+#include "store.h"
 #include "sqlite_compat.h"
 
 #define PLAN_AHEAD 4

@@ -36,7 +36,11 @@
 #include <unistd.h>
 
 #include "crc32c.h"
-#include "internal.h"
+#include "catalog.h"
+#include "compaction.h"
+#include "keyindex.h"
+#include "partition.h"
+#include "store.h"
 #include "sqlite_compat.h"
 
 /* Test hook: abort the process at step n of a run (1-based), to prove the

@@ -17,7 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "cursor.h"
+#include "keyindex.h"
+#include "partition.h"
+#include "store.h"
 
 #define READ_MIN (16 * 1024)
 #define TK_RELOCATE 2 /* internal: the segment was replaced; locate again */

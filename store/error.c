@@ -8,7 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "error.h"
+#include "takhin.h"
 
 /* Per thread, because one store serves many threads: a shared message would
 ** be overwritten by another thread's failure before the caller could read it. */

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "catalog.h"
+#include "partition.h"
+#include "store.h"
 
 #define MAX_GROUP_ID 1024
 

@@ -28,7 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "catalog.h"
+#include "cursor.h"
+#include "keyindex.h"
+#include "partition.h"
+#include "store.h"
 #include "sqlite_compat.h"
 
 /* ---- pending keys (append_lock held) ------------------------------------ */

@@ -9,9 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "takhin.h"
-
-typedef struct tk_partition tk_partition;
+#include "host.h"
 
 /* A keyed record of a compacted topic whose key-index row is not written yet. */
 typedef struct tk_key_pending {

@@ -6,7 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "compaction.h"
+#include "partition.h"
+#include "store.h"
 
 typedef struct maint_acc {
   takhin_retention_result total;

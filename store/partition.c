@@ -22,7 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "catalog.h"
+#include "partition.h"
+#include "store.h"
 
 tk_partition *tk_part_new(tk_topic *t, int32_t id) {
   tk_partition *p = calloc(1, sizeof *p);
@@ -616,7 +618,10 @@ void tk_part_mark_get(tk_partition *p, tk_part_mark *m) {
   m->max_ts = g->max_ts;
   m->last_idx_pos = g->last_idx_pos;
   m->idx_n = g->idx_n;
-  if (g->idx_n) m->last_entry = g->idx[g->idx_n - 1];
+  if (g->idx_n) {
+    m->last_entry_max_ts = g->idx[g->idx_n - 1].max_ts;
+    m->last_entry_run_max = g->idx[g->idx_n - 1].run_max;
+  }
   m->key_upto = p->key_upto;
   m->persists = p->persists;
   pthread_mutex_unlock(&p->append_lock);
@@ -659,7 +664,10 @@ int tk_part_undo(tk_partition *p, const tk_part_mark *m) {
   g->max_ts = m->max_ts;
   g->last_idx_pos = m->last_idx_pos;
   g->idx_n = m->idx_n;
-  if (m->idx_n) g->idx[m->idx_n - 1] = m->last_entry;
+  if (m->idx_n) { /* an append changes only the newest entry's timestamps */
+    g->idx[m->idx_n - 1].max_ts = m->last_entry_max_ts;
+    g->idx[m->idx_n - 1].run_max = m->last_entry_run_max;
+  }
   if (g->idx_persisted > (m->idx_n ? m->idx_n - 1 : 0)) g->idx_persisted = m->idx_n ? m->idx_n - 1 : 0;
   g->cat_dirty = 1;
   p->next_offset = p->pending_next = m->next_offset;

@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "partition.h"
+#include "store.h"
 
 int32_t takhin_murmur2(const void *data, size_t len) {
   /* No bytes to read: hash as the empty key rather than fault (the

@@ -11,7 +11,8 @@
 #include <unistd.h>
 
 #include "batch.h"
-#include "internal.h"
+#include "partition.h"
+#include "store.h"
 
 /* Decompressed records of one produced batch may not exceed this: a zstd
 ** bomb must not cost more than a bounded amount of memory. */

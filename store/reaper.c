@@ -21,7 +21,9 @@
 */
 #include <stdlib.h>
 
-#include "internal.h"
+#include "segment.h"
+#include "store.h"
+#include "topic.h"
 
 struct tk_reap_item {
   tk_topic *topic;

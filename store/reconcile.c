@@ -49,7 +49,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "catalog.h"
+#include "partition.h"
+#include "store.h"
+#include "topic.h"
 #include "sqlite_compat.h"
 
 typedef struct folder {

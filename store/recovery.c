@@ -14,7 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "catalog.h"
+#include "compaction.h"
+#include "partition.h"
+#include "store.h"
 
 static int parse_segment_name(const char *name, int64_t *base) {
   size_t n = strlen(name);

@@ -4,7 +4,8 @@
 ** only, never the active one) and DeleteRecords. Both decide how many
 ** segments go and ask the partition to remove them (tk_part_drop_prefix).
 */
-#include "internal.h"
+#include "partition.h"
+#include "store.h"
 
 int tk_part_delete_records(tk_partition *p, int64_t offset) {
   pthread_mutex_lock(&p->maint_lock);

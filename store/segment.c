@@ -22,7 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "partition.h"
+#include "store.h"
 
 tk_segment *tk_seg_new(tk_partition *p, int64_t base, int64_t created_ms) {
   tk_segment *g = calloc(1, sizeof *g);

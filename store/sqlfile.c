@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "catalog.h"
+#include "store.h"
 
 extern const char takhin_compaction_sql[]; /* generated from sql/compaction.sql */
 

@@ -20,7 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "catalog.h"
+#include "compaction.h"
+#include "keyindex.h"
+#include "partition.h"
+#include "store.h"
+#include "topic.h"
 
 void takhin_options_init(takhin_options *opt) {
   if (!opt) return;
@@ -218,6 +223,15 @@ static void reconcile_topic(takhin_store *s, const char *name) {
     tk_topic_unref(t);
   }
   if (rc == TAKHIN_OK) load_topics(s);
+  pthread_rwlock_unlock(&s->topics_lock);
+}
+
+void tk_topic_limits_get(takhin_store *s, tk_topic *t, tk_topic_limits *out) {
+  out->topic_id = t->topic_id;
+  pthread_rwlock_rdlock(&s->topics_lock);
+  out->partitions = t->nparts;
+  out->max_message_bytes = t->cfg.max_message_bytes;
+  out->compacted = t->cfg.compact;
   pthread_rwlock_unlock(&s->topics_lock);
 }
 

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "batch.h" /* TK_CODEC_* */
+#include "topic.h"
 
 void tk_config_defaults(tk_topic_config *c) {
   c->compact = 0;

@@ -23,7 +23,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "catalog.h"
+#include "keyindex.h"
+#include "partition.h"
+#include "store.h"
+#include "topic.h"
 
 void tk_clear_dir(const char *dir, int remove_dir) {
   DIR *d = opendir(dir); /* partition folders hold only files: no recursion */

@@ -58,7 +58,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "partition.h"
+#include "store.h"
+#include "topic.h"
 
 #define TK_META_MAX 4096
 

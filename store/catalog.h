@@ -1,0 +1,83 @@
+/*
+** catalog.h -- interface to catalog.c (the SQLite catalog: topics,
+** partitions, segment and index rows, transactions) and sqlfile.c (the
+** named statements of sql/compaction.sql).
+*/
+#ifndef TAKHIN_CATALOG_H
+#define TAKHIN_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host.h"
+#include "segment.h"
+#include "topic.h"
+
+struct sqlite3_stmt;
+
+/* ---- catalog (catalog.c) --------------------------------------------- */
+/* Open the catalog: its own connection, or borrow (the extension's host
+** connection, which is then never closed here). */
+int tk_cat_open(takhin_store *s, int read_only, struct sqlite3 *borrow);
+void tk_cat_close(takhin_store *s);
+int tk_cat_begin(takhin_store *s);
+int tk_cat_commit(takhin_store *s);
+void tk_cat_rollback(takhin_store *s);
+int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
+                        const tk_topic_config *cfg, int64_t *id);
+int tk_cat_insert_partition(takhin_store *s, int64_t topic_id, int32_t part);
+/* Calls fn for each topic row; fn returns a status. */
+int tk_cat_each_topic(takhin_store *s,
+                      int (*fn)(takhin_store *, int64_t id, const char *name, int32_t nparts,
+                                const tk_topic_config *cfg, void *arg),
+                      void *arg);
+int tk_cat_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t *out);
+int tk_cat_set_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t v);
+/* SQLite's data_version: changes whenever another connection (the writer
+** process) commits to the catalog. */
+int tk_cat_data_version(takhin_store *s, int64_t *out);
+typedef struct tk_seg_row {
+  int64_t base, next, size, max_ts, created_ms, records;
+  int sealed;
+} tk_seg_row;
+int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min_base,
+                    tk_seg_row **rows, size_t *n);
+int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
+                 tk_index_entry **rows, size_t *n);
+int tk_cat_upsert_segment(takhin_store *s, int64_t topic_id, int32_t part, const tk_segment *g);
+int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
+                        const tk_index_entry *e);
+int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64_t base);
+int tk_cat_delete_topic(takhin_store *s, int64_t topic_id);
+/* The topic_id of name; ENOTFOUND (no message) when there is none. */
+int tk_cat_topic_id(takhin_store *s, const char *name, int64_t *id);
+int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const tk_topic_config *cfg);
+/* A cached statement for sql, which must be a string with static storage
+** (the cache is keyed by its address); reset and unbound. NULL on error. */
+struct sqlite3_stmt *tk_cat_prepare(takhin_store *s, const char *sql);
+/* Step a statement that returns no rows, reset it; map errors. */
+int tk_cat_step_done(takhin_store *s, struct sqlite3_stmt *st, const char *what);
+/* Give back a statement from tk_cat_prepare (reset, or finalized when the
+** connection is borrowed). */
+void tk_cat_done(takhin_store *s, struct sqlite3_stmt *st);
+/* Rows changed by the last statement. */
+int64_t tk_cat_changes(takhin_store *s);
+/* Bind a topic config's ten columns (cleanup_policy .. min_cleanable_dirty_ratio,
+** in the catalog's column order) to parameters first..first+9. */
+void tk_cat_bind_config(struct sqlite3_stmt *st, int first, const tk_topic_config *cfg);
+/* ECATALOG with SQLite's message. */
+int tk_cat_error(takhin_store *s, const char *what);
+/* Drop index rows of a segment at or past position (rebuild after a rescan). */
+int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
+                             int64_t position);
+/* The catalog connection, for reconcile.c's one-off statements. */
+struct sqlite3 *tk_cat_db(takhin_store *s);
+
+/* ---- sql/compaction.sql (sqlfile.c) ----------------------------------- */
+/* The statement named name, or NULL. Static storage. */
+const char *tk_sql(const char *name);
+/* ... prepared on the catalog (tk_cat_prepare; cat_lock held); NULL, with
+** the error set, when there is no such statement or it does not prepare. */
+struct sqlite3_stmt *tk_sql_prepare(takhin_store *s, const char *name);
+
+#endif /* TAKHIN_CATALOG_H */

@@ -1,0 +1,41 @@
+/*
+** compaction.h -- interface to compaction.c (rewriting the segments of a
+** compacted topic) and compact_plan.c (deciding their survivors ahead).
+*/
+#ifndef TAKHIN_COMPACTION_H
+#define TAKHIN_COMPACTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host.h"
+
+/* On open: finish or discard compaction swaps, then load the key index's
+** state (before the partition's segments are loaded). */
+int tk_compact_recover(tk_partition *p, takhin_recovery_info *rec);
+int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out);
+
+/* A compaction run's plan (compact_plan.c): the surviving offsets of each
+** candidate segment cand[i] (NULL entries skipped) and, if some records do
+** not survive, its new file, made ahead of the caller on a helper thread
+** where threads may run. tk_plan_get waits for segment i and returns a
+** view of its sorted offsets, valid until tk_plan_done(i), and the new
+** file's descriptor and path (*fd = -1: leave the segment as it is); the
+** descriptor is the caller's to write, close, or unlink. Segments are
+** taken in order. tk_plan_stop (NULL-safe) joins the helper, removes files
+** made but not taken, and frees the plan.
+** by_caller (the extension's store, whose catalog connection must stay on
+** the calling thread): no helper; the caller runs tk_plan_run while another
+** thread takes the segments, or calls tk_plan_inline first when it cannot
+** start one. The taking side calls tk_plan_abort when it gives up. */
+typedef struct tk_plan tk_plan;
+int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_t ncand,
+                  int64_t expired_before, int by_caller);
+int tk_plan_run(tk_plan *pl);
+void tk_plan_inline(tk_plan *pl);
+void tk_plan_abort(tk_plan *pl);
+int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n, int *fd, const char **tmp);
+void tk_plan_done(tk_plan *pl, size_t i);
+void tk_plan_stop(tk_plan *pl);
+
+#endif /* TAKHIN_COMPACTION_H */

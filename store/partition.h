@@ -1,0 +1,138 @@
+/*
+** partition.h -- interface to a partition's files: partition.c (appends,
+** flushes, group commit, and the API other modules use: offsets,
+** compaction's swap, removal of old segments), recovery.c (load on open,
+** read-only refresh) and retention.c (retention and DeleteRecords).
+*/
+#ifndef TAKHIN_PARTITION_H
+#define TAKHIN_PARTITION_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <zstd.h>
+
+#include "buf.h"
+#include "host.h"
+#include "keyindex.h"
+#include "segment.h"
+#include "topic.h"
+
+#define TK_PERSIST_ENTRIES 256 /* index entries pending before a catalog write */
+#define TK_PERSIST_MS 1000     /* ... or this long since the last one */
+
+/* fsync a directory so a file created or renamed in it survives power loss. */
+int tk_sync_dir(const char *dir);
+
+struct tk_partition {
+  tk_topic *topic;
+  int32_t id;
+  char dir[4400];
+  pthread_mutex_t maint_lock; /* one of compaction, retention, DeleteRecords at a time; before append_lock */
+  pthread_mutex_t append_lock;
+  pthread_rwlock_t meta_lock;
+  tk_segment **segs; /* oldest first; the last is active */
+  size_t nsegs, segs_cap;
+  int64_t log_start;
+  int64_t next_offset;    /* visible high watermark */
+  int64_t pending_next;   /* BUFFERED: next offset including unwritten batches */
+  int log_start_dirty;
+  /* writer state (append_lock) */
+  tk_buf wbuf;    /* encoded batch (OS/FSYNC) or pending batches (BUFFERED) */
+  tk_buf zbuf;    /* zstd scratch */
+  ZSTD_CCtx *cctx;
+  int64_t pending_since_ms;
+  int64_t last_persist_ms;
+  /* compacted topics: key-index rows waiting for the next persist; all of
+  ** the key-index state below is keyindex.c's to change */
+  tk_key_pending *keys;
+  size_t nkeys, keys_cap;
+  tk_buf keybuf;
+  uint32_t *kset; /* probe table of persist()'s key dedupe (UINT32_MAX = empty) */
+  size_t kset_cap;
+  int64_t key_from, key_upto, clean_upto; /* see takhin_cat_partition */
+  /* keys[] holds every keyed record from key_upto on, so a persist may move
+  ** key_upto past what it wrote. Not after a load until tk_key_catch_up has
+  ** indexed what the last run left unwritten (append_lock). */
+  int keys_tracked;
+  uint64_t persists; /* catalog writes that committed (append_lock) */
+  /* BUFFERED: acknowledged records a failed write dropped, not yet reported
+  ** to the application (append_lock): lost_n records in [lost_from,
+  ** lost_to), the failure's status and message. See tk_part_take_lost. */
+  int64_t lost_from, lost_to, lost_n;
+  int lost_rc;
+  char lost_msg[256];
+  /* FSYNC group commit */
+  pthread_mutex_t sync_lock;
+  pthread_cond_t sync_cond;
+  int syncing;
+  int64_t synced_next; /* every offset below is on disk */
+  /* read-only handles: the catalog's data_version of the last refresh that
+  ** reconciled every segment row (-1: none yet); while it stands, only the
+  ** active segment's file can have changed (append_lock) */
+  int64_t seen_version;
+};
+
+static inline takhin_store *tk_part_store(const tk_partition *p) { return p->topic->store; }
+/* The active segment (the last; a loaded partition always has one). */
+static inline tk_segment *tk_part_active(const tk_partition *p) { return p->segs[p->nsegs - 1]; }
+
+/* Between the partition's own files (partition.c, recovery.c, retention.c): */
+/* Append g to the segment array. Caller holds meta_lock for writing or owns
+** the partition exclusively. */
+int tk_part_push_seg(tk_partition *p, tk_segment *g);
+/* Write every segment row, index entry, log start and key row that changed
+** since the last call, in one catalog transaction. append_lock held: only
+** appenders change segment state, so it can be read without meta_lock. */
+int tk_part_persist(tk_partition *p);
+/* Create the file of a new segment starting at base and make it active
+** (append_lock held, or the partition owned). */
+int tk_part_new_active(tk_partition *p, int64_t base, int64_t now);
+/* BUFFERED: write the pending batches (append_lock held). */
+int tk_part_write_pending(tk_partition *p);
+/* Remove the ndrop oldest (sealed) segments and move the log start to
+** new_start, catalog first, files after: a crash in between leaves files the
+** next open recognises as already deleted. append_lock held. */
+int tk_part_drop_prefix(tk_partition *p, size_t ndrop, int64_t new_start,
+                        takhin_retention_result *out);
+
+/* Allocate and initialise a partition (no files touched). NULL on OOM. */
+tk_partition *tk_part_new(tk_topic *t, int32_t id);
+void tk_part_free(tk_partition *p);
+/* Load segments from the catalog and recover them against the files. */
+int tk_part_load(tk_partition *p, takhin_recovery_info *rec);
+/* Create the folder and the first segment of a new partition. */
+int tk_part_create(tk_partition *p);
+/* Append one validated, pre-encoded batch taking n offsets (rawio.c). */
+int tk_part_append_raw(tk_partition *p, const uint8_t *batch, size_t len, int64_t n,
+                       const takhin_record *keys, size_t nkeys, int64_t *first);
+/* Write pending batches (BUFFERED) and, if persist, index rows to the catalog. */
+int tk_part_flush(tk_partition *p, int persist, int sync);
+/* BUFFERED: ELOST naming the acknowledged records a failed write dropped
+** since the last report (and forget them), or OK. Only calls that answer
+** the application take it: produce, takhin_flush, takhin_close. */
+int tk_part_take_lost(tk_partition *p);
+/* Read-only handles: pick up what the writer process appended since. */
+int tk_part_refresh(tk_partition *p);
+int tk_part_delete_records(tk_partition *p, int64_t offset);
+int tk_part_retention(tk_partition *p, takhin_retention_result *out);
+/* Log start, high watermark (the offset the next record will get: in
+** BUFFERED mode acknowledged records still in memory count, as everywhere
+** a caller sees one) and the written end (next_offset: what readers can
+** read without a flush), each NULL-able, read together under meta_lock. */
+void tk_part_offsets(tk_partition *p, int64_t *log_start, int64_t *hwm, int64_t *written);
+/* takhin_partition_info_get / takhin_segments_list of a partition in hand. */
+void tk_part_info(tk_partition *p, takhin_partition_info *out);
+int tk_part_segments(tk_partition *p, takhin_segment_info **out, size_t *n);
+/* Compaction's swap: each fresh[i] (non-NULL) takes the place of old[i] in
+** the segment array and is what readers find from now on; old[i] is retired
+** (its path names the new file) and released on the reaper thread. Takes
+** over the caller's references to both; swapped entries become NULL. */
+void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh, size_t n);
+/* The topic is deleted: mark every segment retired, never to be reopened. */
+void tk_part_retire_files(tk_partition *p);
+/* Segment holding offset (or the first after it), with a ref; NULL at the end.
+** *pos receives where to start reading, *end the segment's visible end. */
+tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_t *end,
+                           int64_t *hwm, int64_t *seg_next, int *sealed, int64_t *entry_offset);
+
+#endif /* TAKHIN_PARTITION_H */

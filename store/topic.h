@@ -1,0 +1,91 @@
+/*
+** topic.h -- interface to the topic files: a topic's configuration
+** (topic.c), the topic object, its metadata file beside the data
+** (topic_meta.c), create/delete/alter (topic_admin.c) and the open-time
+** reconciliation of catalog and folders (reconcile.c).
+*/
+#ifndef TAKHIN_TOPIC_H
+#define TAKHIN_TOPIC_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "host.h"
+
+#define TK_MAX_BATCH_BYTES (1 << 30) /* hard ceiling whatever the config says */
+
+/* ---- configuration (topic.c) ------------------------------------------- */
+typedef struct tk_topic_config {
+  int compact;            /* cleanup_policy contains compact */
+  int delete_;            /* cleanup_policy contains delete */
+  int compression;        /* TK_CODEC_* */
+  int64_t segment_bytes;
+  int64_t segment_ms;
+  int64_t retention_bytes;
+  int64_t retention_ms;
+  int64_t max_message_bytes;
+  int64_t delete_retention_ms;
+  int64_t min_compaction_lag_ms;
+  double min_cleanable_dirty_ratio;
+} tk_topic_config;
+
+void tk_config_defaults(tk_topic_config *c);
+/* Apply key/value pairs (NULL-terminated array) over c. EINVAL naming the key. */
+int tk_config_apply(tk_topic_config *c, const char *const *kv);
+const char *tk_config_policy_name(const tk_topic_config *c);
+const char *tk_config_codec_name(const tk_topic_config *c);
+
+/* ---- the topic (store.c keeps the table of them) ------------------------ */
+struct tk_topic {
+  takhin_store *store;
+  int64_t topic_id;
+  char name[TK_MAX_TOPIC_NAME + 1];
+  tk_topic_config cfg;
+  int32_t nparts;
+  tk_partition **parts; /* replaced whole (topics_lock held for writing) when partitions are added */
+  atomic_int refs;
+  atomic_int deleted;
+  atomic_uint sticky_next; /* round-robin partition for null-key batches */
+  tk_topic *hnext; /* hash chain */
+  int64_t created_ms; /* with name and topic_id: this incarnation (topic_meta.c) */
+  int64_t meta_epoch; /* epoch of its metadata files (topics_lock or every append_lock) */
+};
+
+void tk_topic_ref(tk_topic *t);
+/* Remove the files of a partition folder and the folder (best effort;
+** topic_admin.c). */
+void tk_clear_dir(const char *dir, int remove_dir);
+
+/* ---- metadata beside the data (topic_meta.c, reconcile.c) --------------- */
+#define TK_META_FILE "topic.meta"
+typedef struct tk_meta {
+  char name[TK_MAX_TOPIC_NAME + 1];
+  int64_t topic_id, created_ms, epoch, log_start, key_from;
+  int32_t partitions, partition;
+  tk_topic_config cfg;
+} tk_meta;
+/* Read "<dir>/topic.meta": ENOTFOUND (no message) when there is none,
+** EFORMAT naming the bad line when it is unreadable. */
+int tk_meta_read(const char *dir, tk_meta *m);
+/* Write it atomically (tmp, fsync, rename, fsync dir). */
+int tk_meta_write(const char *dir, const tk_meta *m);
+int tk_meta_same(const tk_meta *a, const tk_meta *b);
+/* The metadata of partition p as the store holds it now; the caller holds
+** p's append_lock (or owns p) so no other write of its file races. */
+void tk_meta_of(const tk_partition *p, tk_meta *m);
+int tk_meta_write_part(tk_partition *p);
+/* Open (writer), before the topics load (topics_lock held): finish marked
+** deletes and reconcile the catalog with the data folder (reconcile.c). */
+int tk_reconcile(takhin_store *s);
+/* Open (writer), after the topics loaded: write every metadata file that is
+** missing or differs from what the store now holds. */
+int tk_reconcile_finish(takhin_store *s);
+/* The created_ms of a catalog topic row (0 when unknown). cat_lock held. */
+int64_t tk_cat_topic_created(takhin_store *s, int64_t topic_id);
+/* The path partition part of topic (topic_id id) is renamed to when it is
+** deleted: "<data_dir>/<topic>-<part>.<id>-delete", the topic part
+** shortened so the folder name fits in 255 bytes (as Kafka does). */
+void tk_delete_marker(const takhin_store *s, const char *topic, int32_t part, int64_t id,
+                      char *out, size_t cap);
+
+#endif /* TAKHIN_TOPIC_H */
