@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "takhin.h"
@@ -60,3 +62,32 @@ int64_t tk_now_ms(void) {
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+#if TK_DEBUG
+void tk_assert_fail(const char *what, const char *file, int line) {
+  fprintf(stderr, "takhin: %s:%d: assertion failed: %s\n", file, line, what);
+  abort();
+}
+
+/* glibc records the owner's thread id in the lock word of a mutex (every
+** type) and of a write-locked rwlock. */
+int tk_mutex_held(pthread_mutex_t *m) {
+#ifdef __GLIBC__
+  return m->__data.__owner == gettid();
+#else
+  int rc = pthread_mutex_trylock(m);
+  if (rc == 0) pthread_mutex_unlock(m);
+  return rc == EBUSY;
+#endif
+}
+
+int tk_rwlock_wrheld(pthread_rwlock_t *l) {
+#ifdef __GLIBC__
+  return l->__data.__cur_writer == gettid();
+#else
+  int rc = pthread_rwlock_tryrdlock(l);
+  if (rc == 0) pthread_rwlock_unlock(l);
+  return rc == EBUSY;
+#endif
+}
+#endif

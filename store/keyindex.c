@@ -53,11 +53,13 @@ void tk_key_free(tk_partition *p) {
 }
 
 void tk_key_start_at(tk_partition *p, int64_t from) {
+  TK_ASSERT_HELD(&p->append_lock);
   p->key_from = p->key_upto = from;
   p->keys_tracked = 1;
 }
 
 void tk_key_forget_from(tk_partition *p, int64_t from) {
+  TK_ASSERT_HELD(&p->append_lock);
   size_t n = p->nkeys;
   while (n && p->keys[n - 1].offset >= from) n--;
   p->nkeys = n;
@@ -92,6 +94,7 @@ static int note_keys(tk_partition *p, const takhin_record *recs, size_t n, int64
 }
 
 void tk_key_note(tk_partition *p, const takhin_record *keys, size_t nkeys, int64_t base) {
+  TK_ASSERT_HELD(&p->append_lock);
   /* On failure the key index no longer covers the log: key_upto stops (and
   ** compaction with it) until the next open rebuilds the index from the log. */
   if (p->topic->cfg.compact && nkeys && note_keys(p, keys, nkeys, base)) p->keys_tracked = 0;
@@ -103,6 +106,7 @@ void tk_key_note(tk_partition *p, const takhin_record *keys, size_t nkeys, int64
 ** table is the partition's, reused: no allocation in steady state.
 ** cat_lock held, inside the persist transaction. */
 static int write_latest_keys(tk_partition *p, size_t nk) {
+  TK_ASSERT_HELD(&p->topic->store->cat_lock);
   takhin_store *s = p->topic->store;
   if (nk == 0) return TAKHIN_OK;
   size_t cap = 16;
@@ -135,6 +139,8 @@ static int write_latest_keys(tk_partition *p, size_t nk) {
 }
 
 int tk_key_persist_rows(tk_partition *p, tk_key_persist *kp) {
+  TK_ASSERT_HELD(&p->append_lock);
+  TK_ASSERT_HELD(&p->topic->store->cat_lock);
   takhin_store *s = p->topic->store;
   tk_topic *t = p->topic;
   /* Key rows only for records already in the file (see the top). */
@@ -149,6 +155,7 @@ int tk_key_persist_rows(tk_partition *p, tk_key_persist *kp) {
 }
 
 void tk_key_persist_done(tk_partition *p, const tk_key_persist *kp) {
+  TK_ASSERT_HELD(&p->append_lock);
   if (kp->n) { /* drop the written ones; what is left is still unwritten */
     memmove(p->keys, p->keys + kp->n, (p->nkeys - kp->n) * sizeof *p->keys);
     p->nkeys -= kp->n;
@@ -158,6 +165,7 @@ void tk_key_persist_done(tk_partition *p, const tk_key_persist *kp) {
 }
 
 void tk_key_undo(tk_partition *p, int64_t next, int64_t key_upto, int persisted) {
+  TK_ASSERT_HELD(&p->append_lock);
   tk_key_forget_from(p, next);
   /* A persist ran inside the transaction being rolled back: the key rows it
   ** wrote are gone from memory too, so stop key_upto (and compaction) until
@@ -172,6 +180,7 @@ void tk_key_undo(tk_partition *p, int64_t next, int64_t key_upto, int persisted)
 
 int tk_key_write(takhin_store *s, int64_t topic_id, int32_t part, const void *key, size_t len,
                  int64_t offset, int tombstone) {
+  TK_ASSERT_HELD(&s->cat_lock);
   sqlite3_stmt *st = tk_sql_prepare(s, "key_upsert");
   if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 1, topic_id);
@@ -193,14 +202,17 @@ static int set_bound(takhin_store *s, const char *name, int64_t topic_id, int32_
 }
 
 int tk_key_set_upto(takhin_store *s, int64_t topic_id, int32_t part, int64_t upto) {
+  TK_ASSERT_HELD(&s->cat_lock);
   return set_bound(s, "set_key_upto", topic_id, part, upto);
 }
 
 int tk_key_set_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t from) {
+  TK_ASSERT_HELD(&s->cat_lock);
   return set_bound(s, "set_key_from", topic_id, part, from);
 }
 
 int tk_key_load(tk_partition *p) {
+  TK_ASSERT_HELD(&p->topic->store->cat_lock);
   takhin_store *s = p->topic->store;
   sqlite3_stmt *st = tk_sql_prepare(s, "key_state");
   if (!st) return TAKHIN_OK; /* as before: the error is set, the open goes on */
@@ -321,6 +333,7 @@ static int keys_behind(tk_partition *p) {
 static int catch_up_if_behind(tk_partition *p) { return keys_behind(p) ? tk_key_catch_up(p) : TAKHIN_OK; }
 
 int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone) {
+  TK_ASSERT_HELD(&p->maint_lock);
   takhin_store *s = p->topic->store;
   if (!p->topic->cfg.compact)
     return tk_err(TAKHIN_EINVAL, "key lookups need a compacted topic: \"%s\" has cleanup_policy=%s "
@@ -369,6 +382,7 @@ int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset,
 }
 
 int tk_key_cover_log(tk_partition *p) {
+  TK_ASSERT_HELD(&p->maint_lock);
   int rc = tk_part_flush(p, 1, 0); /* pending batches into the files, their key rows written */
   /* Not fatal: compaction never goes past what the index covers. */
   if (!rc && catch_up_if_behind(p)) { /* left for the next run */ }

@@ -81,6 +81,7 @@ int tk_sync_dir(const char *dir) {
 }
 
 int tk_part_persist(tk_partition *p) {
+  TK_ASSERT_HELD(&p->append_lock);
   takhin_store *s = tk_part_store(p);
   tk_topic *t = p->topic;
   int rc;
@@ -120,6 +121,7 @@ static size_t pending_index_rows(const tk_partition *p) {
 }
 
 int tk_part_new_active(tk_partition *p, int64_t base, int64_t now) {
+  TK_ASSERT_HELD(&p->append_lock);
   takhin_store *s = tk_part_store(p);
   tk_segment *g = tk_seg_new(p, base, now);
   if (!g) return tk_err(TAKHIN_ENOMEM, "out of memory creating a segment");
@@ -168,6 +170,7 @@ static int sync_seg(tk_segment *g) {
 /* Seal the active segment and start a new one at base: the high watermark,
 ** or past offsets a failed BUFFERED write lost (see drop_pending). */
 static int roll(tk_partition *p, int64_t base, int64_t now) {
+  TK_ASSERT_HELD(&p->append_lock);
   int rc;
   if (tk_part_store(p)->opt.durability == TAKHIN_DURABILITY_FSYNC && (rc = sync_seg(tk_part_active(p))))
     return rc;
@@ -234,6 +237,7 @@ static void set_pending_next(tk_partition *p, int64_t v) {
 ** a new segment, rolled now if the disk allows (so that a reopen keeps the
 ** gap too) or else by the next append. append_lock held. */
 static void drop_pending(tk_partition *p, int cause, int64_t unacked) {
+  TK_ASSERT_HELD(&p->append_lock);
   int64_t from = p->next_offset;
   p->wbuf.len = 0;
   p->pending_since_ms = 0;
@@ -264,6 +268,7 @@ static void drop_pending(tk_partition *p, int cause, int64_t unacked) {
 /* BUFFERED mode: write what is pending; records from offset unacked on are
 ** not acknowledged yet (see drop_pending). append_lock held. */
 static int write_pending_acked(tk_partition *p, int64_t unacked) {
+  TK_ASSERT_HELD(&p->append_lock);
   if (p->wbuf.len == 0) return TAKHIN_OK;
   int rc = write_out(p, p->wbuf.p, p->wbuf.len);
   if (rc) drop_pending(p, rc, unacked);
@@ -334,6 +339,7 @@ static int ensure_cctx(tk_partition *p) {
 ** error the batch is not stored. Shared by encoded (tk_part_append) and
 ** as-sent (tk_part_append_raw) batches. */
 static int place_batch(tk_partition *p, size_t start, size_t blen, int64_t base, int64_t n, int64_t now) {
+  TK_ASSERT_HELD(&p->append_lock);
   takhin_store *s = tk_part_store(p);
   const tk_topic_config *cfg = &p->topic->cfg;
   int rc = TAKHIN_OK;
@@ -384,6 +390,7 @@ static int place_batch(tk_partition *p, size_t start, size_t blen, int64_t base,
 ** the key index of a compacted topic, and index rows to the catalog when
 ** enough are pending. append_lock held. */
 static void note_appended(tk_partition *p, const takhin_record *keys, size_t nkeys, int64_t base, int64_t now) {
+  TK_ASSERT_HELD(&p->append_lock);
   tk_key_note(p, keys, nkeys, base);
   if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS) {
     /* A catalog failure here loses nothing: the batch is in the file and the
@@ -484,6 +491,9 @@ tk_segment *tk_part_locate(tk_partition *p, int64_t offset, int64_t *pos, int64_
 ** group may commit up to it and takhin_topic_balance counts them. */
 void tk_part_offsets(tk_partition *p, int64_t *log_start, int64_t *hwm, int64_t *written) {
   pthread_rwlock_rdlock(&p->meta_lock);
+  /* the one high-watermark rule above holds because of this */
+  tk_assert(tk_part_store(p)->opt.durability == TAKHIN_DURABILITY_BUFFERED ||
+            p->pending_next == p->next_offset);
   if (log_start) *log_start = p->log_start;
   if (hwm) *hwm = p->pending_next;
   if (written) *written = p->next_offset;
@@ -558,6 +568,7 @@ void tk_part_retire_files(tk_partition *p) {
 
 int tk_part_drop_prefix(tk_partition *p, size_t ndrop, int64_t new_start,
                         takhin_retention_result *out) {
+  TK_ASSERT_HELD(&p->append_lock);
   takhin_store *s = tk_part_store(p);
   tk_topic *t = p->topic;
   int rc;

@@ -152,6 +152,7 @@ static int run4(takhin_store *s, const char *sql, int n, int64_t a, int64_t b, i
 }
 
 int64_t tk_cat_topic_created(takhin_store *s, int64_t topic_id) {
+  TK_ASSERT_HELD(&s->cat_lock);
   sqlite3_stmt *st = prep(s, "SELECT created_ms FROM takhin_cat_topic WHERE topic_id = ?1");
   int64_t v = 0;
   if (!st) return 0;

@@ -84,6 +84,7 @@ void tk_seg_unref(tk_segment *g) {
 ** fd_lock held. Handles in use are not in the LRU list and stay open; the
 ** budget may then be exceeded briefly rather than fail an operation. */
 static void fd_evict(takhin_store *s) {
+  TK_ASSERT_HELD(&s->fd_lock);
   while (s->open_fds >= s->opt.max_open_files && s->lru_tail) {
     tk_segment *v = s->lru_tail;
     lru_unlink(s, v);
@@ -100,6 +101,7 @@ static int same_file(const tk_segment *g, const struct stat *st) {
 
 /* Mark g retired (fd_lock held) and say why. */
 static int retire(tk_segment *g, const char *why) {
+  TK_ASSERT_HELD(&g->part->topic->store->fd_lock);
   g->unlinked = 1;
   return tk_err(TAKHIN_ERANGE, "segment %lld of %s %s", (long long)g->base_offset, g->part->dir, why);
 }

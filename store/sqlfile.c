@@ -57,6 +57,7 @@ __attribute__((destructor)) static void sqlfile_free(void) {
 }
 
 struct sqlite3_stmt *tk_sql_prepare(takhin_store *s, const char *name) {
+  TK_ASSERT_HELD(&s->cat_lock);
   const char *sql = tk_sql(name);
   if (!sql) {
     tk_err(TAKHIN_ECATALOG, "sql/compaction.sql has no statement \"%s\"", name);

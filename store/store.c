@@ -55,6 +55,7 @@ tk_topic *tk_store_find(const takhin_store *s, const char *name) {
 
 /* Insert t (topics_lock held for writing), growing the table at load 1. */
 int tk_store_insert(takhin_store *s, tk_topic *t) {
+  TK_ASSERT_WRHELD(&s->topics_lock);
   if (s->ntopics + 1 > s->nbuckets) {
     size_t nb = s->nbuckets ? s->nbuckets * 2 : 64;
     tk_topic **nt = calloc(nb, sizeof *nt);
@@ -78,6 +79,7 @@ int tk_store_insert(takhin_store *s, tk_topic *t) {
 }
 
 void tk_store_remove(takhin_store *s, tk_topic *t) {
+  TK_ASSERT_WRHELD(&s->topics_lock);
   tk_topic **pp = &s->topics[name_hash(t->name) % s->nbuckets];
   while (*pp && *pp != t) pp = &(*pp)->hnext;
   if (*pp) {
