@@ -222,10 +222,10 @@ static int64_t verify(const char *db, int read_only, int64_t from, const acks *a
   /* Below `from` (read in full on other rounds), a sample by random access. */
   uint64_t rs = (uint64_t)round * 0x9e3779b97f4a7c15ULL + 1;
   for (int i = 0; from > 0 && i < 64; i++) {
-    int64_t o = (int64_t)(rnd(&rs) % (uint64_t)from);
-    rc = takhin_cursor_get(c, o, &m);
-    cr_assert_eq(rc, TAKHIN_OK, "round %d: get %" PRId64 ": %s", round, o, takhin_errmsg());
-    cr_assert(intact(&m, o), "round %d: record %" PRId64 " is not intact", round, o);
+    int64_t at = (int64_t)(rnd(&rs) % (uint64_t)from);
+    rc = takhin_cursor_get(c, at, &m);
+    cr_assert_eq(rc, TAKHIN_OK, "round %d: get %" PRId64 ": %s", round, at, takhin_errmsg());
+    cr_assert(intact(&m, at), "round %d: record %" PRId64 " is not intact", round, at);
   }
   cr_assert_eq(takhin_cursor_seek(c, from, 0, 0), TAKHIN_OK, "round %d: seek %" PRId64 ": %s", round, from,
                takhin_errmsg());
