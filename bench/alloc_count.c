@@ -28,7 +28,9 @@ void alloc_count_get(uint64_t *allocs, uint64_t *bytes) { *allocs = *bytes = 0; 
 #else
 
 #include <errno.h>
+#include <malloc.h> /* the prototypes of what is defined below */
 #include <stdatomic.h>
+#include <stdlib.h>
 
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);

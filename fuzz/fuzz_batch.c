@@ -22,6 +22,7 @@
 #include <zstd.h>
 
 #include "batch.h"
+#include "fuzz.h"
 
 #define FUZZ_MAX_OUT (1u << 20)
 #define CHECK(cond) \

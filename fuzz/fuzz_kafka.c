@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "handlers.h"
 
 static kh_ctx ctx;

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "takhin.h"
 
 static char root[256], template_dir[300], work_dir[300];

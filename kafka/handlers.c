@@ -343,8 +343,8 @@ static int fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   if (r->err) goto out;
   /* Long poll: min_bytes is honoured as "some data" (any batch is > 1 byte). */
   if (max_wait > 0 && min_bytes > 0) {
-    int32_t cap = c->max_wait_cap_ms > 0 ? c->max_wait_cap_ms : FETCH_MAX_WAIT_MS;
-    int64_t deadline = now_ms() + (max_wait < cap ? max_wait : cap);
+    int32_t wait_cap = c->max_wait_cap_ms > 0 ? c->max_wait_cap_ms : FETCH_MAX_WAIT_MS;
+    int64_t deadline = now_ms() + (max_wait < wait_cap ? max_wait : wait_cap);
     while (!fetch_ready(c, fp, (int32_t)n) && now_ms() < deadline && !atomic_load(c->stopping)) {
       struct timespec ts = {0, 5 * 1000 * 1000};
       nanosleep(&ts, NULL);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deps.sh -- make sure the Debian packages takhin needs are installed.
-# Usage: scripts/deps.sh [build|test|bench]   (default: build)
+# Usage: scripts/deps.sh [build|test|bench|format]   (default: build)
 # As root it installs what is missing with apt-get; otherwise it names the
 # missing packages and the command to install them, and exits 1.
 set -euo pipefail
@@ -16,7 +16,9 @@ case "${1:-build}" in
   # and, for the Kafka server (kafka/), real Kafka clients to test it with
   test) want+=(python3 python3-kafka python3-zstandard clang libclang-rt-14-dev dpkg-dev file kcat) ;;
   bench) want+=(gnuplot-nox) ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  # scripts/format.sh applies .clang-format
+  format) want+=(clang-format) ;;
+  *) echo "usage: $0 [build|test|bench|format]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -6,15 +6,17 @@
 #   3. build-tsan/   TSan, the threaded tests (TAKHIN_THREADED_TESTS in tests/)
 # plus a short libFuzzer run of the batch decoder and recovery, and the
 # benchmark binary's smoke run (every benchmark once, no timing checks).
+# Every build is made with -DTAKHIN_WERROR=ON: a compiler warning fails it.
 # Set TAKHIN_TEST_QUICK=1 to skip the sanitizer and fuzz passes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 
 jobs=$(nproc 2>/dev/null || echo 2)
+# TAKHIN_WERROR: every build here fails on a compiler warning (CMakeLists.txt).
 build() { # dir, extra cmake args...
   local dir=$1; shift
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAKHIN_WERROR=ON "$@" >/dev/null
   cmake --build "$dir" -j"$jobs"
 }
 
@@ -33,7 +35,7 @@ if [ "${TAKHIN_TEST_QUICK:-0}" != 1 ]; then
 
   if [ -f fuzz/CMakeLists.txt ]; then
     echo "== libFuzzer, 30 s per target (build-fuzz/)"
-    CC=clang cmake -S . -B build-fuzz -DTAKHIN_FUZZ=ON -DTAKHIN_SANITIZE=address,undefined >/dev/null
+    CC=clang cmake -S . -B build-fuzz -DTAKHIN_FUZZ=ON -DTAKHIN_SANITIZE=address,undefined -DTAKHIN_WERROR=ON >/dev/null
     cmake --build build-fuzz -j"$jobs" --target fuzz_targets
     for name in fuzz_batch fuzz_recovery fuzz_kafka; do
       extra=()

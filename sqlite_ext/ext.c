@@ -273,6 +273,10 @@ int tkx_register_functions(sqlite3 *db, tkx_conn *c) {
 void tkx_conn_ref(tkx_conn *c) { c->refs++; }
 void tkx_conn_unref(void *c) { conn_release(c); }
 
+/* The entry point sqlite3_load_extension looks up by name; no header
+** declares it (SQLite finds it with dlsym), so it is declared here. */
+int sqlite3_takhin_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi);
+
 #ifdef _WIN32
 __declspec(dllexport)
 #endif

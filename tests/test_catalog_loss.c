@@ -143,11 +143,6 @@ static void spit(const char *path, const void *data, size_t len) {
   cr_assert_eq(fclose(fp), 0);
 }
 
-static int dir_exists(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 static void sql(const fx *f, const char *q) {
   sqlite3 *h;
   cr_assert_eq(sqlite3_open_v2(f->db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
@@ -173,18 +168,11 @@ static int64_t topic_id_of(const fx *f, const char *topic) {
 
 /* ---- the fixture ------------------------------------------------------------ */
 
-static takhin_store *open_ok(const char *db) {
-  takhin_store *s = NULL;
-  int rc = takhin_open(db, NULL, &s);
-  cr_assert_eq(rc, TAKHIN_OK, "open %s: %s: %s", db, takhin_errstr(rc), takhin_errmsg());
-  return s;
-}
-
 static void build(fx *f, const char *name) {
   memset(f, 0, sizeof *f);
   snprintf(f->db, sizeof f->db, "%s", tu_store_path(name));
   snprintf(f->data, sizeof f->data, "%s-takhin", f->db);
-  takhin_store *s = open_ok(f->db);
+  takhin_store *s = tu_open_ok(f->db);
   cr_assert_eq(takhin_topic_create(s, "plain", NP,
                                    (const char *const[]){"compression", "zstd", "retention_ms",
                                                          "123456789", "segment_bytes", "1200",
@@ -288,14 +276,14 @@ static void verify(fx *f, takhin_store *s, const char *ctx) {
 /* Open, verify, produce one more record to plain-0 (it must get the next
 ** offset), close; open again: still all there, nothing left to rebuild. */
 static takhin_recovery_info reopen_and_verify(fx *f, const char *ctx) {
-  takhin_store *s = open_ok(f->db);
+  takhin_store *s = tu_open_ok(f->db);
   takhin_recovery_info ri;
   cr_assert_eq(takhin_recovery(s, &ri), TAKHIN_OK);
   verify(f, s, ctx);
   produce_plain(s, "plain", 0, &f->hwm[0], 1);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   snap_files(f);
-  s = open_ok(f->db);
+  s = tu_open_ok(f->db);
   takhin_recovery_info again;
   takhin_recovery(s, &again);
   cr_assert_eq(again.topics_rebuilt + again.partitions_rebuilt + again.segments_rebuilt +
@@ -366,7 +354,7 @@ Test(catalog_loss, garbage) {
   cr_assert(strstr(takhin_errmsg(), "damaged"), "%s", takhin_errmsg());
   cr_assert_eq(tu_file_size(f.db), (int64_t)sizeof junk);
   /* The writer keeps the damaged file aside and rebuilds. */
-  s = open_ok(f.db);
+  s = tu_open_ok(f.db);
   takhin_recovery_info ri;
   takhin_recovery(s, &ri);
   cr_assert_eq(ri.catalog_moved_aside, 1);
@@ -405,7 +393,7 @@ Test(catalog_loss, older_backup_restored) {
   backup(f.db, old);
   /* After the backup: more records, a new topic, a config change, a new
   ** partition, more values per key, a log start moved by DeleteRecords. */
-  takhin_store *s = open_ok(f.db);
+  takhin_store *s = tu_open_ok(f.db);
   for (int p = 0; p < NP; p++) produce_plain(s, "plain", p, &f.hwm[p], 40);
   cr_assert_eq(takhin_topic_create(s, "late", 2, (const char *const[]){"max_message_bytes", "5000", NULL}),
                TAKHIN_OK);
@@ -496,7 +484,7 @@ Test(catalog_loss, unattributable_folders_are_kept) {
   }
   snprintf(path, sizeof path, "%s/topic.meta", a);
   spit(path, "takhin-topic-meta 1\nname stranger\n", 34); /* unreadable: cut short */
-  takhin_store *s = open_ok(f.db);
+  takhin_store *s = tu_open_ok(f.db);
   takhin_recovery_info ri;
   takhin_recovery(s, &ri);
   cr_assert_eq(ri.folders_kept, 3);
@@ -514,14 +502,14 @@ Test(catalog_loss, unattributable_folders_are_kept) {
 Test(catalog_loss, delete_removes_the_folders) {
   fx f;
   build(&f, "cl_delete");
-  takhin_store *s = open_ok(f.db);
+  takhin_store *s = tu_open_ok(f.db);
   cr_assert_eq(takhin_topic_delete(s, "plain"), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   DIR *d = opendir(f.data);
   struct dirent *e;
   while ((e = readdir(d))) cr_assert(strncmp(e->d_name, "plain", 5), "%s is left", e->d_name);
   closedir(d);
-  s = open_ok(f.db);
+  s = tu_open_ok(f.db);
   takhin_recovery_info ri;
   takhin_recovery(s, &ri);
   cr_assert_eq(ri.topics_rebuilt, 0, "a deleted topic does not come back");
@@ -541,7 +529,7 @@ Test(catalog_loss, crash_mid_delete_is_finished_on_open) {
   snprintf(from, sizeof from, "%s/plain-0", f.data);
   snprintf(to, sizeof to, "%s/plain-0.%lld-delete", f.data, (long long)topic_id_of(&f, "plain"));
   cr_assert_eq(rename(from, to), 0);
-  takhin_store *s = open_ok(f.db);
+  takhin_store *s = tu_open_ok(f.db);
   takhin_recovery_info ri;
   takhin_recovery(s, &ri);
   cr_assert_eq(ri.folders_deleted, NP);
@@ -550,9 +538,9 @@ Test(catalog_loss, crash_mid_delete_is_finished_on_open) {
   takhin_close(s);
   for (int p = 0; p < NP; p++) {
     snprintf(from, sizeof from, "%s/plain-%d", f.data, p);
-    cr_assert(!dir_exists(from), "%s is gone", from);
+    cr_assert(!tu_dir_exists(from), "%s is gone", from);
   }
-  cr_assert(!dir_exists(to));
+  cr_assert(!tu_dir_exists(to));
 }
 
 /* A crash after the rows went, before the marked folders were removed. */
@@ -567,7 +555,7 @@ Test(catalog_loss, marked_folders_of_a_deleted_topic_are_removed) {
     cr_assert_eq(rename(from, to[p]), 0);
   }
   sql(&f, "DELETE FROM takhin_cat_topic WHERE name = 'plain'");
-  takhin_store *s = open_ok(f.db);
+  takhin_store *s = tu_open_ok(f.db);
   takhin_recovery_info ri;
   takhin_recovery(s, &ri);
   cr_assert_eq(ri.folders_deleted, NP);
@@ -575,7 +563,7 @@ Test(catalog_loss, marked_folders_of_a_deleted_topic_are_removed) {
   cr_assert_eq(takhin_topic_partitions(s, "plain", &(int32_t){0}), TAKHIN_ENOTFOUND);
   check_comp(s, ROUNDS, "after the finished delete");
   takhin_close(s);
-  for (int p = 0; p < NP; p++) cr_assert(!dir_exists(to[p]), "%s is gone", to[p]);
+  for (int p = 0; p < NP; p++) cr_assert(!tu_dir_exists(to[p]), "%s is gone", to[p]);
 }
 
 /* An older backup that still holds a topic which was deleted and created
@@ -586,7 +574,7 @@ Test(catalog_loss, older_backup_of_a_topic_created_again) {
   char old[4200];
   snprintf(old, sizeof old, "%s.bak", f.db);
   backup(f.db, old);
-  takhin_store *s = open_ok(f.db);
+  takhin_store *s = tu_open_ok(f.db);
   cr_assert_eq(takhin_topic_delete(s, "plain"), TAKHIN_OK);
   cr_assert_eq(takhin_topic_create(s, "plain", 2, (const char *const[]){"retention_ms", "4242", NULL}),
                TAKHIN_OK, "%s", takhin_errmsg());
@@ -596,7 +584,7 @@ Test(catalog_loss, older_backup_of_a_topic_created_again) {
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   remove_catalog(&f);
   cr_assert_eq(rename(old, f.db), 0);
-  s = open_ok(f.db);
+  s = tu_open_ok(f.db);
   takhin_recovery_info ri;
   takhin_recovery(s, &ri);
   cr_assert_eq(ri.meta_trusted_file, 1, "the files' incarnation of plain won");
@@ -621,7 +609,7 @@ Test(catalog_loss, conflicting_folder_is_moved_aside_and_kept) {
   char cmd[9000];
   snprintf(cmd, sizeof cmd, "sed -i 's/^created_ms .*/created_ms 1/' '%s/plain-2/topic.meta'", f.data);
   cr_assert_eq(system(cmd), 0);
-  takhin_store *s = open_ok(f.db);
+  takhin_store *s = tu_open_ok(f.db);
   takhin_recovery_info ri;
   takhin_recovery(s, &ri);
   cr_assert_eq(ri.folders_kept, 1);
@@ -659,7 +647,7 @@ Test(catalog_loss, conflicting_folder_is_moved_aside_and_kept) {
 Test(catalog_loss, compaction_after_rebuild_respects_key_from) {
   fx f;
   build(&f, "cl_key_from");
-  takhin_store *s = open_ok(f.db);
+  takhin_store *s = tu_open_ok(f.db);
   cr_assert_eq(takhin_topic_create(s, "sw", 1, (const char *const[]){"segment_bytes", "300", NULL}),
                TAKHIN_OK);
   for (int i = 0; i < 20; i++) {
@@ -680,7 +668,7 @@ Test(catalog_loss, compaction_after_rebuild_respects_key_from) {
   }
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   remove_catalog(&f);
-  s = open_ok(f.db);
+  s = tu_open_ok(f.db);
   takhin_compaction_result cr;
   cr_assert_eq(takhin_compact(s, "sw", 0, 1, &cr), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_gt(cr.records_removed, 0, "older values of the keys were compacted");
@@ -710,7 +698,7 @@ Test(catalog_loss, compaction_after_rebuild_respects_key_from) {
 ** and recovery must not report them as missing segments or lost offsets. */
 Test(catalog_loss, older_backup_lists_segments_deleted_below_the_log_start) {
   const char *db = tu_store_path("cl_older_deleted");
-  takhin_store *s = open_ok(db);
+  takhin_store *s = tu_open_ok(db);
   cr_assert_eq(takhin_topic_create(s, "t", 1, (const char *const[]){"segment_bytes", "2000", NULL}), TAKHIN_OK);
   char k[32], v[300];
   for (long i = 0; i < 200; i++) {
@@ -723,7 +711,7 @@ Test(catalog_loss, older_backup_lists_segments_deleted_below_the_log_start) {
   char old[4200];
   snprintf(old, sizeof old, "%s.bak", db);
   backup(db, old);
-  s = open_ok(db);
+  s = tu_open_ok(db);
   cr_assert_eq(takhin_delete_records(s, "t", 0, 150), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   unlink(db);
@@ -733,7 +721,7 @@ Test(catalog_loss, older_backup_lists_segments_deleted_below_the_log_start) {
   snprintf(p, sizeof p, "%s-shm", db);
   unlink(p);
   cr_assert_eq(rename(old, db), 0);
-  s = open_ok(db);
+  s = tu_open_ok(db);
   takhin_recovery_info ri;
   cr_assert_eq(takhin_recovery(s, &ri), TAKHIN_OK);
   cr_assert_eq(ri.segments_missing, 0, "%s", ri.message);

@@ -70,21 +70,6 @@ static const char *test_dir(const char *name) {
   return dir;
 }
 
-static uint8_t *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *p = malloc((size_t)n + 1);
-  cr_assert_not_null(p);
-  cr_assert_eq(fread(p, 1, (size_t)n, f), (size_t)n);
-  p[n] = 0;
-  fclose(f);
-  *len = (size_t)n;
-  return p;
-}
-
 /* ---- takhin -> kafka-python -------------------------------------------- */
 
 static const char compressible[] = "takhin stores kafka batches; ";
@@ -480,8 +465,8 @@ static void kafka_to_takhin(const char *name, const char *codec_name, int codec)
   cr_assert_eq(rc, 0, "kafka_check.py encode failed (exit %d):\n%s", rc, run_log);
 
   size_t seg_len, js_len, nb;
-  uint8_t *seg = read_file(seg_path, &seg_len);
-  char *js = (char *)read_file(js_path, &js_len);
+  uint8_t *seg = tu_read_file_ok(seg_path, &seg_len);
+  char *js = (char *)tu_read_file_ok(js_path, &js_len);
   xbatch *want = parse_expect(js, &nb);
   cr_assert_geq(nb, 4);
 

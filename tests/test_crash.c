@@ -64,12 +64,6 @@ static uint64_t rnd(uint64_t *s) {
   return *s * 2685821657736338717ULL;
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One pipe message: an acknowledged batch, or (first = -1) the hello that
 ** carries the high watermark the child's open found. */
 typedef struct ack {
@@ -228,10 +222,10 @@ static int64_t verify(const char *db, int read_only, int64_t from, const acks *a
   /* Below `from` (read in full on other rounds), a sample by random access. */
   uint64_t rs = (uint64_t)round * 0x9e3779b97f4a7c15ULL + 1;
   for (int i = 0; from > 0 && i < 64; i++) {
-    int64_t o = (int64_t)(rnd(&rs) % (uint64_t)from);
-    rc = takhin_cursor_get(c, o, &m);
-    cr_assert_eq(rc, TAKHIN_OK, "round %d: get %" PRId64 ": %s", round, o, takhin_errmsg());
-    cr_assert(intact(&m, o), "round %d: record %" PRId64 " is not intact", round, o);
+    int64_t at = (int64_t)(rnd(&rs) % (uint64_t)from);
+    rc = takhin_cursor_get(c, at, &m);
+    cr_assert_eq(rc, TAKHIN_OK, "round %d: get %" PRId64 ": %s", round, at, takhin_errmsg());
+    cr_assert(intact(&m, at), "round %d: record %" PRId64 " is not intact", round, at);
   }
   cr_assert_eq(takhin_cursor_seek(c, from, 0, 0), TAKHIN_OK, "round %d: seek %" PRId64 ": %s", round, from,
                takhin_errmsg());
@@ -289,10 +283,10 @@ static void run_crash(const crash_cfg *cfg) {
     ** the delay, draining acknowledgements so the pipe never fills. */
     acks a = {.hello = -1};
     int alive = 1;
-    int64_t t0 = now_ms();
-    while (alive && a.hello < 0 && now_ms() - t0 < 10000) alive = drain(fds[0], &a, 100);
-    int64_t deadline = now_ms() + delay;
-    while (alive && a.hello >= 0 && now_ms() < deadline) alive = drain(fds[0], &a, (int)(deadline - now_ms()));
+    int64_t t0 = tu_now_ms();
+    while (alive && a.hello < 0 && tu_now_ms() - t0 < 10000) alive = drain(fds[0], &a, 100);
+    int64_t deadline = tu_now_ms() + delay;
+    while (alive && a.hello >= 0 && tu_now_ms() < deadline) alive = drain(fds[0], &a, (int)(deadline - tu_now_ms()));
     kill(pid, SIGKILL);
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}

@@ -97,42 +97,9 @@ static void produce_at(takhin_store *s, model *md, int n) {
 
 /* ---- files --------------------------------------------------------------- */
 
-static uint8_t *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "open %s: %s", path, strerror(errno));
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *p = malloc((size_t)n + 1);
-  cr_assert_not_null(p);
-  cr_assert_eq(fread(p, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  *len = (size_t)n;
-  return p;
-}
-
-static void flip(const char *path, int64_t pos, uint8_t mask) {
-  int fd = open(path, O_RDWR);
-  cr_assert_geq(fd, 0, "open %s", path);
-  uint8_t b;
-  cr_assert_eq(pread(fd, &b, 1, pos), 1);
-  b ^= mask;
-  cr_assert_eq(pwrite(fd, &b, 1, pos), 1);
-  close(fd);
-}
-
-static uint64_t get_be(const uint8_t *p, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; i++) v = v << 8 | p[i];
-  return v;
-}
-
 /* Snapshots of a closed store's folder (testutil.c), restored before every
 ** attack. */
 typedef tu_snap snap;
-static void snap_take(snap *sn, const char *root) { cr_assert_eq(tu_snap_take(sn, root), 0, "%s", tu_error()); }
-static void snap_restore(const snap *sn) { cr_assert_eq(tu_snap_restore(sn), 0, "%s", tu_error()); }
-static void snap_free(snap *sn) { tu_snap_free(sn); }
 
 /* ---- the batches of a segment file ---------------------------------------- */
 
@@ -143,14 +110,14 @@ typedef struct span {
 
 static size_t spans_of(const char *path, span *out, size_t cap) {
   size_t len, n = 0;
-  uint8_t *b = slurp(path, &len);
+  uint8_t *b = tu_read_file_ok(path, &len);
   for (size_t pos = 0; pos + 61 <= len && n < cap; n++) {
     span *x = &out[n];
     x->pos = (int64_t)pos;
-    x->base = (int64_t)get_be(b + pos, 8);
-    x->total = (int64_t)get_be(b + pos + 8, 4) + 12;
-    x->last = x->base + (int64_t)get_be(b + pos + 23, 4);
-    x->count = (int32_t)get_be(b + pos + 57, 4);
+    x->base = (int64_t)tu_get_be(b + pos, 8);
+    x->total = (int64_t)tu_get_be(b + pos + 8, 4) + 12;
+    x->last = x->base + (int64_t)tu_get_be(b + pos + 23, 4);
+    x->count = (int32_t)tu_get_be(b + pos + 57, 4);
     pos += (size_t)x->total;
   }
   free(b);
@@ -245,7 +212,7 @@ static void build(fixture *f, const char *name, const char *codec, int64_t segme
   }
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   list_segments(f);
-  snap_take(&f->sn, f->dir);
+  tu_snap_take_ok(&f->sn, f->dir);
 }
 
 static void seg_path(const fixture *f, int64_t base, char *out, size_t cap) {
@@ -409,9 +376,9 @@ static void run_attack(fixture *f, int64_t seg_base, const span *d, const span *
   snprintf(ctx, sizeof ctx, "%s bit %d (byte %lld mask 0x%02x) of the batch at %lld (offsets %lld-%lld) in %s",
            a->field, a->bit, (long long)byte, mask, (long long)d->pos, (long long)d->base, (long long)d->last,
            segname);
-  snap_restore(&f->sn);
+  tu_snap_restore_ok(&f->sn);
   int64_t size0 = tu_file_size(seg);
-  flip(seg, byte, mask);
+  tu_flip_ok(seg, byte, mask);
   model md = f->md;
   t->tries++;
   expect e = {.lo = d->base, .hi = d->last, .zlo = d->base, .zhi = d->last, .pos = {d->pos}, .npos = 1,
@@ -559,7 +526,7 @@ static void campaign(const char *name, const char *codec, int64_t segment_bytes,
   }
   report(name, &t);
   cr_assert_gt(t.tries, 0);
-  snap_free(&f.sn);
+  tu_snap_free(&f.sn);
 }
 
 static const int active_targets[] = {LAST, LAST_STRETCH, EARLY_STRETCH};
@@ -618,7 +585,7 @@ Test(damage, compacted_files_without_rows) {
     check_seq(s, &f.md, "none", &e, "rowless");
     cr_assert_eq(takhin_close(s), TAKHIN_OK);
   }
-  snap_free(&f.sn);
+  tu_snap_free(&f.sn);
 }
 
 /* After a crash the key index of a compacted topic lags the log, and open
@@ -634,7 +601,7 @@ Test(damage, compacted_key_catch_up_over_damage) {
   size_t n = spans_of(seg, sp, 4096);
   cr_assert_geq(n, 3);
   const span *d = &sp[n / 2];
-  flip(seg, d->pos + 30, 0x04); /* firstTimestamp: the CRC fails */
+  tu_flip_ok(seg, d->pos + 30, 0x04); /* firstTimestamp: the CRC fails */
   sqlite3 *h;
   cr_assert_eq(sqlite3_open_v2(f.db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
   cr_assert_eq(sqlite3_exec(h, "UPDATE takhin_cat_partition SET key_upto = key_from", NULL, NULL, NULL), SQLITE_OK,
@@ -662,7 +629,7 @@ Test(damage, compacted_key_catch_up_over_damage) {
   }
   takhin_cursor_close(c);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
-  snap_free(&f.sn);
+  tu_snap_free(&f.sn);
 }
 
 /* Compaction must not launder a damaged baseOffset (which the CRC does not
@@ -681,7 +648,7 @@ Test(damage, compaction_refuses_damaged_base) {
     seg_path(&f, f.seg_bases[0], seg, sizeof seg);
     size_t n = spans_of(seg, sp, 4096);
     const span *d = &sp[n / 2];
-    flip(seg, d->pos + 7 - bit / 8, (uint8_t)(1u << (bit % 8)));
+    tu_flip_ok(seg, d->pos + 7 - bit / 8, (uint8_t)(1u << (bit % 8)));
     takhin_store *s = open_ok(f.db, name);
     int rc = takhin_compact(s, TOPIC, 0, 1, NULL);
     cr_assert(rc == TAKHIN_OK || rc == TAKHIN_ECORRUPT, "bit %d: compact: %s", bit, takhin_errmsg());
@@ -701,6 +668,6 @@ Test(damage, compaction_refuses_damaged_base) {
     }
     takhin_cursor_close(c);
     cr_assert_eq(takhin_close(s), TAKHIN_OK);
-    snap_free(&f.sn);
+    tu_snap_free(&f.sn);
   }
 }

@@ -11,36 +11,9 @@
 
 #include "testutil.h"
 
-static takhin_store *open_store(const char *path) {
-  takhin_store *s = NULL;
-  int rc = takhin_open(path, NULL, &s);
-  cr_assert_eq(rc, TAKHIN_OK, "open: %s", takhin_errmsg());
-  return s;
-}
-
 static void create(takhin_store *s, const char *topic, int parts, const char *const *cfg) {
   int rc = takhin_topic_create(s, topic, parts, cfg);
   cr_assert_eq(rc, TAKHIN_OK, "create %s: %s", topic, takhin_errmsg());
-}
-
-/* Produce n records k<i>/v<i> of vlen bytes, i from first_i, in batches of bs. */
-static void produce_n(takhin_store *s, const char *topic, int part, long first_i, long n,
-                      size_t vlen, long bs) {
-  takhin_record *recs = calloc((size_t)bs, sizeof *recs);
-  char(*keys)[32] = calloc((size_t)bs, 32);
-  char *vals = malloc((size_t)bs * (vlen + 1));
-  for (long i = 0; i < n; i += bs) {
-    long m = n - i < bs ? n - i : bs;
-    for (long j = 0; j < m; j++)
-      tu_make_record(&recs[j], keys[j], 32, vals + (size_t)j * (vlen + 1), vlen, first_i + i + j);
-    int64_t first = -1;
-    int rc = takhin_produce(s, topic, part, recs, (size_t)m, &first);
-    cr_assert_eq(rc, TAKHIN_OK, "produce: %s", takhin_errmsg());
-    cr_assert_eq(first, first_i + i, "first offset %lld, want %ld", (long long)first, first_i + i);
-  }
-  free(recs);
-  free(keys);
-  free(vals);
 }
 
 /* Read every record from the start and check keys, values and dense offsets. */
@@ -67,11 +40,11 @@ static void verify_all(takhin_store *s, const char *topic, int part, long n, siz
 
 Test(log, produce_fetch_dense_offsets) {
   const char *db = tu_store_path("log_basic");
-  takhin_store *s = open_store(db);
+  takhin_store *s = tu_open_ok(db);
   create(s, "orders", 2, NULL);
-  produce_n(s, "orders", 0, 0, 1000, 100, 1);
-  produce_n(s, "orders", 0, 1000, 1000, 100, 100);
-  produce_n(s, "orders", 1, 0, 10, 1000, 3);
+  tu_produce_n(s, "orders", 0, 0, 1000, 100, 1);
+  tu_produce_n(s, "orders", 0, 1000, 1000, 100, 100);
+  tu_produce_n(s, "orders", 1, 0, 10, 1000, 3);
   verify_all(s, "orders", 0, 2000, 100);
   verify_all(s, "orders", 1, 10, 1000);
   takhin_partition_info pi;
@@ -87,13 +60,13 @@ Test(log, produce_fetch_dense_offsets) {
 
 Test(log, reopen_keeps_everything) {
   const char *db = tu_store_path("log_reopen");
-  takhin_store *s = open_store(db);
+  takhin_store *s = tu_open_ok(db);
   create(s, "t", 1, (const char *const[]){"compression", "zstd", NULL});
-  produce_n(s, "t", 0, 0, 5000, 200, 50);
+  tu_produce_n(s, "t", 0, 0, 5000, 200, 50);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
-  s = open_store(db);
+  s = tu_open_ok(db);
   verify_all(s, "t", 0, 5000, 200);
-  produce_n(s, "t", 0, 5000, 10, 200, 10);
+  tu_produce_n(s, "t", 0, 5000, 10, 200, 10);
   takhin_partition_info pi;
   cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
   cr_assert_eq(pi.high_watermark, 5010);
@@ -104,7 +77,7 @@ Test(log, reopen_keeps_everything) {
 }
 
 Test(log, null_key_null_value_empty_and_headers) {
-  takhin_store *s = open_store(tu_store_path("log_nulls"));
+  takhin_store *s = tu_open_ok(tu_store_path("log_nulls"));
   create(s, "t", 1, NULL);
   takhin_header hs[3] = {{"trace", 5, "abc", 3}, {"trace", 5, "def", 3}, {"empty", 5, NULL, 0}};
   takhin_record r[3] = {
@@ -144,9 +117,9 @@ Test(log, null_key_null_value_empty_and_headers) {
 }
 
 Test(log, cursor_limits_and_get) {
-  takhin_store *s = open_store(tu_store_path("log_limits"));
+  takhin_store *s = tu_open_ok(tu_store_path("log_limits"));
   create(s, "t", 1, NULL);
-  produce_n(s, "t", 0, 0, 300, 100, 7);
+  tu_produce_n(s, "t", 0, 0, 300, 100, 7);
   takhin_cursor *c;
   cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
   takhin_message m;
@@ -169,7 +142,7 @@ Test(log, cursor_limits_and_get) {
   }
   cr_assert_eq(takhin_cursor_seek(c, 300, 0, 0), TAKHIN_OK, "seek to the high watermark is allowed");
   cr_assert_eq(takhin_cursor_next(c, &m), TAKHIN_END);
-  produce_n(s, "t", 0, 300, 1, 100, 1);
+  tu_produce_n(s, "t", 0, 300, 1, 100, 1);
   cr_assert_eq(takhin_cursor_next(c, &m), TAKHIN_OK, "a waiting cursor sees new records");
   cr_assert_eq(m.offset, 300);
   cr_assert_eq(takhin_cursor_seek(c, 302, 0, 0), TAKHIN_ERANGE);
@@ -182,9 +155,9 @@ Test(log, cursor_limits_and_get) {
 
 Test(log, segment_roll_by_bytes) {
   const char *db = tu_store_path("log_roll");
-  takhin_store *s = open_store(db);
+  takhin_store *s = tu_open_ok(db);
   create(s, "t", 1, (const char *const[]){"segment_bytes", "20000", NULL});
-  produce_n(s, "t", 0, 0, 1000, 100, 10);
+  tu_produce_n(s, "t", 0, 0, 1000, 100, 10);
   takhin_segment_info *segs;
   size_t n;
   cr_assert_eq(takhin_segments_list(s, "t", 0, &segs, &n), TAKHIN_OK);
@@ -202,17 +175,17 @@ Test(log, segment_roll_by_bytes) {
   cr_assert_eq(expect, 1000);
   takhin_free(segs);
   takhin_close(s);
-  s = open_store(db);
+  s = tu_open_ok(db);
   verify_all(s, "t", 0, 1000, 100);
   takhin_close(s);
 }
 
 Test(log, segment_roll_by_time) {
-  takhin_store *s = open_store(tu_store_path("log_roll_ms"));
+  takhin_store *s = tu_open_ok(tu_store_path("log_roll_ms"));
   create(s, "t", 1, (const char *const[]){"segment_ms", "30", NULL});
-  produce_n(s, "t", 0, 0, 5, 10, 5);
+  tu_produce_n(s, "t", 0, 0, 5, 10, 5);
   usleep(60 * 1000);
-  produce_n(s, "t", 0, 5, 5, 10, 5);
+  tu_produce_n(s, "t", 0, 5, 5, 10, 5);
   takhin_partition_info pi;
   cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
   cr_assert_eq(pi.segments, 2);
@@ -221,9 +194,9 @@ Test(log, segment_roll_by_time) {
 }
 
 Test(log, offset_for_time) {
-  takhin_store *s = open_store(tu_store_path("log_time"));
+  takhin_store *s = tu_open_ok(tu_store_path("log_time"));
   create(s, "t", 1, (const char *const[]){"segment_bytes", "50000", NULL});
-  produce_n(s, "t", 0, 0, 3000, 100, 20); /* timestamps 1700000000000 + i */
+  tu_produce_n(s, "t", 0, 0, 3000, 100, 20); /* timestamps 1700000000000 + i */
   int64_t off;
   long probes[] = {0, 1, 19, 20, 21, 999, 1500, 2999};
   for (size_t k = 0; k < sizeof probes / sizeof *probes; k++) {
@@ -243,7 +216,7 @@ Test(log, offset_for_time) {
 }
 
 Test(log, timestamps_now_and_invalid) {
-  takhin_store *s = open_store(tu_store_path("log_ts"));
+  takhin_store *s = tu_open_ok(tu_store_path("log_ts"));
   create(s, "t", 1, NULL);
   takhin_record r = {.key = "a", .key_len = 1, .value = "b", .value_len = 1,
                      .timestamp = TAKHIN_TIMESTAMP_NOW};

@@ -74,13 +74,6 @@ static void produce_at(takhin_store *s, const char *topic, int64_t first, int n)
   cr_assert_eq(got, first, "produce went to offset %lld, want %lld", (long long)got, (long long)first);
 }
 
-static takhin_store *open_ok(const char *db) {
-  takhin_store *s = NULL;
-  int rc = takhin_open(db, NULL, &s);
-  cr_assert_eq(rc, TAKHIN_OK, "open %s: %s (%s)", db, takhin_errstr(rc), takhin_errmsg());
-  return s;
-}
-
 static takhin_partition_info part_info(takhin_store *s, const char *topic) {
   takhin_partition_info pi;
   int rc = takhin_partition_info_get(s, topic, 0, &pi);
@@ -188,20 +181,6 @@ static int64_t fill(takhin_store *s, const char *topic, const char *const *cfg, 
 
 /* ---- files --------------------------------------------------------------- */
 
-static uint8_t *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "open %s: %s", path, strerror(errno));
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *p = malloc((size_t)n + 1);
-  cr_assert_not_null(p);
-  cr_assert_eq(fread(p, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  *len = (size_t)n;
-  return p;
-}
-
 static void spit(const char *path, const void *p, size_t len, const char *mode) {
   FILE *f = fopen(path, mode);
   cr_assert_not_null(f, "open %s: %s", path, strerror(errno));
@@ -213,39 +192,6 @@ static void cut(const char *path, int64_t len) {
   cr_assert_eq(truncate(path, (off_t)len), 0, "truncate %s: %s", path, strerror(errno));
 }
 
-static void flip(const char *path, int64_t pos, uint8_t mask) {
-  int fd = open(path, O_RDWR);
-  cr_assert_geq(fd, 0);
-  uint8_t b;
-  cr_assert_eq(pread(fd, &b, 1, pos), 1);
-  b ^= mask;
-  cr_assert_eq(pwrite(fd, &b, 1, pos), 1);
-  close(fd);
-}
-
-static int exists(const char *path) {
-  struct stat st;
-  return lstat(path, &st) == 0;
-}
-
-/* The folder holding "<dir>/store.db". */
-static void dir_of(const char *db, char *out, size_t cap) {
-  snprintf(out, cap, "%s", db);
-  char *slash = strrchr(out, '/');
-  cr_assert_not_null(slash);
-  *slash = 0;
-}
-
-static uint64_t get_be(const uint8_t *p, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; i++) v = v << 8 | p[i];
-  return v;
-}
-
-static void put_be(uint8_t *p, int n, uint64_t v) {
-  for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
-}
-
 /* The batches of a segment file as the test itself reads them (independent
 ** of the library's parser): position, base offset, record span, size. */
 typedef struct span {
@@ -255,11 +201,11 @@ typedef struct span {
 static size_t spans_of(const uint8_t *buf, size_t len, span *out, size_t cap) {
   size_t n = 0;
   for (size_t pos = 0; pos + 61 <= len && n < cap;) {
-    int64_t total = (int64_t)(uint32_t)get_be(buf + pos + 8, 4) + 12;
+    int64_t total = (int64_t)(uint32_t)tu_get_be(buf + pos + 8, 4) + 12;
     if ((int64_t)(len - pos) < total) break;
     out[n].pos = (int64_t)pos;
-    out[n].base = (int64_t)get_be(buf + pos, 8);
-    out[n].count = (int64_t)(uint32_t)get_be(buf + pos + 23, 4) + 1;
+    out[n].base = (int64_t)tu_get_be(buf + pos, 8);
+    out[n].count = (int64_t)(uint32_t)tu_get_be(buf + pos + 23, 4) + 1;
     out[n].total = total;
     pos += (size_t)total;
     n++;
@@ -271,10 +217,10 @@ static size_t spans_of(const uint8_t *buf, size_t len, span *out, size_t cap) {
 ** timestamps ts_shift later, with a valid CRC (which covers bytes 21..end,
 ** so the timestamp change makes the recomputation necessary). */
 static void repatch(uint8_t *b, int64_t total, int64_t new_base, int64_t ts_shift) {
-  put_be(b, 8, (uint64_t)new_base);
-  put_be(b + 27, 8, get_be(b + 27, 8) + (uint64_t)ts_shift);
-  put_be(b + 35, 8, get_be(b + 35, 8) + (uint64_t)ts_shift);
-  put_be(b + 17, 4, tk_crc32c(0, b + 21, (size_t)total - 21));
+  tu_put_be(b, 8, (uint64_t)new_base);
+  tu_put_be(b + 27, 8, tu_get_be(b + 27, 8) + (uint64_t)ts_shift);
+  tu_put_be(b + 35, 8, tu_get_be(b + 35, 8) + (uint64_t)ts_shift);
+  tu_put_be(b + 17, 4, tk_crc32c(0, b + 21, (size_t)total - 21));
 }
 
 /* ---- snapshots of a whole store folder ---------------------------------- */
@@ -282,9 +228,6 @@ static void repatch(uint8_t *b, int64_t total, int64_t new_base, int64_t ts_shif
 /* Snapshots of a closed store's folder (testutil.c), so each case of a
 ** sweep starts from identical bytes without forking cp. */
 typedef tu_snap snap;
-static void snap_take(snap *sn, const char *root) { cr_assert_eq(tu_snap_take(sn, root), 0, "%s", tu_error()); }
-static void snap_restore(const snap *sn) { cr_assert_eq(tu_snap_restore(sn), 0, "%s", tu_error()); }
-static void snap_free(snap *sn) { tu_snap_free(sn); }
 
 /* ---- a. truncation at every byte ---------------------------------------- */
 
@@ -296,21 +239,21 @@ static void sweep(const char *name, const char *codec, int nb, int last_batch_on
   const char *db = tu_store_path(name);
   char dbp[1024], dir[1024], seg[2048];
   snprintf(dbp, sizeof dbp, "%s", db);
-  dir_of(dbp, dir, sizeof dir);
+  tu_dir_of(dbp, dir, sizeof dir);
   tu_segment_path(seg, sizeof seg, dbp, TOPIC, 0, 0);
-  takhin_store *s = open_ok(dbp);
+  takhin_store *s = tu_open_ok(dbp);
   int64_t hwm = fill(s, TOPIC, (const char *const[]){"compression", codec, NULL}, nb);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
 
   size_t size;
-  uint8_t *bytes = slurp(seg, &size);
+  uint8_t *bytes = tu_read_file_ok(seg, &size);
   span sp[4096];
   size_t n = spans_of(bytes, size, sp, 4096);
   cr_assert_eq(n, (size_t)nb, "the test's own parser sees %zu batches", n);
   cr_assert_eq(sp[n - 1].pos + sp[n - 1].total, (int64_t)size);
   cr_assert_eq(sp[n - 1].base + sp[n - 1].count, hwm);
   snap sn;
-  snap_take(&sn, dir);
+  tu_snap_take_ok(&sn, dir);
 
   /* The cut lengths: every step-th byte, plus batch boundaries and their
   ** neighbours (about ten batches' worth of them in a long log). */
@@ -323,7 +266,7 @@ static void sweep(const char *name, const char *codec, int nb, int last_batch_on
       if (L >= from && L < (int64_t)size) cut_at[L] = 1;
   for (int64_t L = from; L < (int64_t)size; L++) {
     if (!cut_at[L]) continue;
-    snap_restore(&sn);
+    tu_snap_restore_ok(&sn);
     cut(seg, L);
     /* What must survive: the complete batches that end at or before L. */
     size_t k = 0;
@@ -331,7 +274,7 @@ static void sweep(const char *name, const char *codec, int nb, int last_batch_on
     int64_t good_end = k ? sp[k - 1].pos + sp[k - 1].total : 0;
     int64_t want_hwm = k ? sp[k - 1].base + sp[k - 1].count : 0;
 
-    s = open_ok(dbp);
+    s = tu_open_ok(dbp);
     takhin_recovery_info ri = recovery(s);
     cr_assert_eq(ri.bytes_truncated, L - good_end, "L=%lld: truncated %lld bytes, want %lld",
                  (long long)L, (long long)ri.bytes_truncated, (long long)(L - good_end));
@@ -352,7 +295,7 @@ static void sweep(const char *name, const char *codec, int nb, int last_batch_on
     cr_assert_eq(takhin_close(s), TAKHIN_OK);
     cr_assert_gt(tu_file_size(seg), good_end);
   }
-  snap_free(&sn);
+  tu_snap_free(&sn);
   free(cut_at);
   free(bytes);
 }
@@ -385,12 +328,12 @@ typedef struct base_store {
 /* A cleanly closed store with topic TOPIC of nb batches. */
 static void base_build(base_store *b, const char *name, const char *codec, int nb) {
   snprintf(b->db, sizeof b->db, "%s", tu_store_path(name));
-  dir_of(b->db, b->dir, sizeof b->dir);
+  tu_dir_of(b->db, b->dir, sizeof b->dir);
   tu_segment_path(b->seg, sizeof b->seg, b->db, TOPIC, 0, 0);
-  takhin_store *s = open_ok(b->db);
+  takhin_store *s = tu_open_ok(b->db);
   b->hwm = fill(s, TOPIC, (const char *const[]){"compression", codec, NULL}, nb);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
-  b->bytes = slurp(b->seg, &b->size);
+  b->bytes = tu_read_file_ok(b->seg, &b->size);
   b->n = spans_of(b->bytes, b->size, b->sp, 4096);
   cr_assert_eq(b->n, (size_t)nb);
 }
@@ -411,7 +354,7 @@ static uint8_t *next_batch_bytes(const base_store *b, int64_t ts_shift, int64_t 
 ** continues right after. Returns the batches_recovered that open reported. */
 static int64_t expect_tail(const base_store *b, int64_t want_trunc, int64_t want_adopted,
                            int64_t adopted_records, const char *ctx) {
-  takhin_store *s = open_ok(b->db);
+  takhin_store *s = tu_open_ok(b->db);
   takhin_recovery_info ri = recovery(s), first_ri = ri;
   cr_assert_eq(ri.bytes_truncated, want_trunc, "%s: truncated %lld", ctx, (long long)ri.bytes_truncated);
   cr_assert_eq(ri.segments_truncated, want_trunc > 0, "%s", ctx);
@@ -437,7 +380,7 @@ static int64_t expect_tail(const base_store *b, int64_t want_trunc, int64_t want
   produce_at(s, TOPIC, hwm, 3);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   /* And a second open finds nothing left to repair. */
-  s = open_ok(b->db);
+  s = tu_open_ok(b->db);
   ri = recovery(s);
   cr_assert_eq(ri.bytes_truncated, 0, "%s: second open truncated again", ctx);
   cr_assert_eq(part_info(s, TOPIC).high_watermark, hwm + 3, "%s", ctx);
@@ -472,13 +415,13 @@ Test(recovery, tail_garbage_is_cut) {
   base_store b;
   base_build(&b, "rec_tail_garbage", "none", 10);
   snap sn;
-  snap_take(&sn, b.dir);
+  tu_snap_take_ok(&sn, b.dir);
   uint8_t junk[4096]; /* the zero fill below needs up to a page */
   uint32_t x = 12345;
   for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)((x = x * 1103515245 + 12345) >> 16);
   size_t lens[] = {1, 11, 12, 37, 60, 61, 62, 300};
   for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
-    snap_restore(&sn);
+    tu_snap_restore_ok(&sn);
     spit(b.seg, junk, lens[i], "ab");
     char ctx[64];
     snprintf(ctx, sizeof ctx, "%zu garbage bytes", lens[i]);
@@ -486,11 +429,11 @@ Test(recovery, tail_garbage_is_cut) {
   }
   /* Zeros, as a file system leaves after a crash that extended the file
   ** but never wrote the data. */
-  snap_restore(&sn);
+  tu_snap_restore_ok(&sn);
   memset(junk, 0, sizeof junk);
   spit(b.seg, junk, 4096 - b.size % 4096, "ab");
   expect_tail(&b, (int64_t)(4096 - b.size % 4096), 0, 0, "zero fill");
-  snap_free(&sn);
+  tu_snap_free(&sn);
   free(b.bytes);
 }
 
@@ -498,19 +441,19 @@ Test(recovery, tail_partial_batch_is_cut) {
   base_store b;
   base_build(&b, "rec_tail_partial", "none", 10);
   snap sn;
-  snap_take(&sn, b.dir);
+  tu_snap_take_ok(&sn, b.dir);
   int64_t total;
   uint8_t *nb = next_batch_bytes(&b, 1000, &total);
   int64_t lens[] = {1, 12, 40, 60, 61, 62, total - 1};
   for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
-    snap_restore(&sn);
+    tu_snap_restore_ok(&sn);
     spit(b.seg, nb, (size_t)lens[i], "ab");
     char ctx[64];
     snprintf(ctx, sizeof ctx, "partial batch of %lld bytes", (long long)lens[i]);
     expect_tail(&b, lens[i], 0, 0, ctx);
   }
   free(nb);
-  snap_free(&sn);
+  tu_snap_free(&sn);
   free(b.bytes);
 }
 
@@ -520,7 +463,7 @@ Test(recovery, tail_valid_batch_is_adopted) {
   base_store b;
   base_build(&b, "rec_tail_valid", "none", 10);
   snap sn;
-  snap_take(&sn, b.dir);
+  tu_snap_take_ok(&sn, b.dir);
   int64_t total;
   uint8_t *nb = next_batch_bytes(&b, 1000, &total);
   int64_t cnt = b.sp[b.n - 1].count;
@@ -528,13 +471,13 @@ Test(recovery, tail_valid_batch_is_adopted) {
   count_add(cc, &ncc, "one valid batch", expect_tail(&b, 0, 1, cnt, "one valid batch"), 1);
 
   /* A valid batch followed by half of another: adopt one, cut the rest. */
-  snap_restore(&sn);
+  tu_snap_restore_ok(&sn);
   spit(b.seg, nb, (size_t)total, "ab");
   spit(b.seg, nb, 30, "ab");
   const char *ctx = "valid batch then a torn one";
   count_add(cc, &ncc, ctx, expect_tail(&b, 30, 1, cnt, ctx), 1);
   free(nb);
-  snap_free(&sn);
+  tu_snap_free(&sn);
   free(b.bytes);
   counts_ok(cc, ncc);
 }
@@ -559,7 +502,7 @@ Test(recovery, tail_bad_batches_are_cut) {
   base_store b;
   base_build(&b, "rec_tail_bad", "none", 10);
   snap sn;
-  snap_take(&sn, b.dir);
+  tu_snap_take_ok(&sn, b.dir);
   const span *l = &b.sp[b.n - 1];
 
   /* A byte-for-byte copy of the last batch: its offsets are already taken. */
@@ -567,7 +510,7 @@ Test(recovery, tail_bad_batches_are_cut) {
   expect_tail(&b, l->total, 0, 0, "duplicate offsets");
 
   /* The next batch with a payload byte changed after its CRC was computed. */
-  snap_restore(&sn);
+  tu_snap_restore_ok(&sn);
   int64_t total;
   uint8_t *nb = next_batch_bytes(&b, 1000, &total);
   nb[total - 1] ^= 0x40;
@@ -576,15 +519,15 @@ Test(recovery, tail_bad_batches_are_cut) {
 
   /* The next batch whose records do not decode although the CRC matches:
   ** recordsCount says one record fewer than the batch holds. */
-  snap_restore(&sn);
+  tu_snap_restore_ok(&sn);
   free(nb);
   nb = next_batch_bytes(&b, 1000, &total);
-  put_be(nb + 57, 4, get_be(nb + 57, 4) - 1);
-  put_be(nb + 17, 4, tk_crc32c(0, nb + 21, (size_t)total - 21));
+  tu_put_be(nb + 57, 4, tu_get_be(nb + 57, 4) - 1);
+  tu_put_be(nb + 17, 4, tk_crc32c(0, nb + 21, (size_t)total - 21));
   spit(b.seg, nb, (size_t)total, "ab");
   expect_tail(&b, total, 0, 0, "records do not match recordsCount");
   free(nb);
-  snap_free(&sn);
+  tu_snap_free(&sn);
   free(b.bytes);
 }
 
@@ -595,14 +538,14 @@ Test(recovery, catalog_behind_file) {
   const char *db0 = tu_store_path("rec_cat_behind");
   char db[1024], dir[1024], seg[2048], path[2048];
   snprintf(db, sizeof db, "%s", db0);
-  dir_of(db, dir, sizeof dir);
+  tu_dir_of(db, dir, sizeof dir);
   tu_segment_path(seg, sizeof seg, db, TOPIC, 0, 0);
-  takhin_store *s = open_ok(db);
+  takhin_store *s = tu_open_ok(db);
   int64_t hwm0 = fill(s, TOPIC, NULL, 10);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   size_t catlen;
-  uint8_t *cat = slurp(db, &catlen);
-  s = open_ok(db);
+  uint8_t *cat = tu_read_file_ok(db, &catlen);
+  s = tu_open_ok(db);
   int64_t o = hwm0;
   for (int b = 0; b < 300; b++) { /* > 4 KiB: new index rows too */
     produce_at(s, TOPIC, o, 1 + b % 5);
@@ -616,7 +559,7 @@ Test(recovery, catalog_behind_file) {
   snprintf(path, sizeof path, "%s-shm", db);
   unlink(path);
 
-  s = open_ok(db);
+  s = tu_open_ok(db);
   takhin_recovery_info ri = recovery(s);
   cr_assert_eq(ri.bytes_truncated, 0);
   cr_assert_eq(part_info(s, TOPIC).high_watermark, o);
@@ -625,7 +568,7 @@ Test(recovery, catalog_behind_file) {
   check_get(s, 0, o, "catalog behind");
   produce_at(s, TOPIC, o, 2);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
-  s = open_ok(db);
+  s = tu_open_ok(db);
   takhin_recovery_info ri2 = recovery(s);
   check_seq(s, TOPIC, 0, o + 2, "catalog behind, reopened");
   check_get(s, 0, o + 2, "catalog behind, reopened");
@@ -644,10 +587,10 @@ Test(recovery, clean_reopen_recovers_nothing) {
   const char *db0 = tu_store_path("rec_clean");
   char db[1024];
   snprintf(db, sizeof db, "%s", db0);
-  takhin_store *s = open_ok(db);
+  takhin_store *s = tu_open_ok(db);
   int64_t hwm = fill(s, TOPIC, NULL, 10);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
-  s = open_ok(db);
+  s = tu_open_ok(db);
   takhin_recovery_info ri = recovery(s);
   check_seq(s, TOPIC, 0, hwm, "clean reopen");
   takhin_close(s);
@@ -715,10 +658,10 @@ static void payload_rot(const char *name, const char *codec, int nb, size_t k) {
   base_store b;
   base_build(&b, name, codec, nb);
   const span *d = &b.sp[k];
-  flip(b.seg, d->pos + d->total - 3, 0x10);
+  tu_flip_ok(b.seg, d->pos + d->total - 3, 0x10);
   int64_t lo = d->base, hi = d->base + d->count;
   for (int round = 0; round < 2; round++) { /* and a second open changes nothing */
-    takhin_store *s = open_ok(b.db);
+    takhin_store *s = tu_open_ok(b.db);
     takhin_recovery_info ri = recovery(s);
     cr_assert_eq(ri.bytes_truncated, 0, "bit rot in the indexed zone is not a torn tail");
     cr_assert_eq(ri.segments_truncated, 0);
@@ -736,7 +679,7 @@ static void payload_rot(const char *name, const char *codec, int nb, size_t k) {
     }
     cr_assert_eq(takhin_close(s), TAKHIN_OK);
   }
-  takhin_store *s = open_ok(b.db);
+  takhin_store *s = tu_open_ok(b.db);
   check_retry_fails(s, lo, "payload rot");
   takhin_close(s);
   free(b.bytes);
@@ -793,13 +736,13 @@ static void header_rot(const char *name, int nb, int which, int k_stretch) {
   cr_assert_geq(fd, 0);
   uint8_t h[12];
   cr_assert_eq(pread(fd, h, 12, d->pos), 12);
-  uint32_t blen = (uint32_t)get_be(h + 8, 4);
+  uint32_t blen = (uint32_t)tu_get_be(h + 8, 4);
   if (which == HDR_MAGIC) {
     uint8_t m = 0x7b; /* magic is byte 16 */
     cr_assert_eq(pwrite(fd, &m, 1, d->pos + 16), 1);
   } else {
     uint32_t nl = which == HDR_LEN_HUGE ? blen | 0x7f000000u : which == HDR_LEN_PLUS1 ? blen + 1 : blen - 1;
-    put_be(h + 8, 4, nl);
+    tu_put_be(h + 8, 4, nl);
     cr_assert_eq(pwrite(fd, h + 8, 4, d->pos + 8), 4);
   }
   close(fd);
@@ -810,7 +753,7 @@ static void header_rot(const char *name, int nb, int which, int k_stretch) {
 
   int64_t hwm = b.hwm;
   for (int round = 0; round < 2; round++) {
-    takhin_store *s = open_ok(b.db);
+    takhin_store *s = tu_open_ok(b.db);
     takhin_recovery_info ri = recovery(s);
     cr_assert_eq(ri.bytes_truncated, 0, "%s: acknowledged data after the damage was cut", ctx);
     cr_assert_eq(part_info(s, TOPIC).high_watermark, hwm, "%s: round %d", ctx, round);
@@ -827,7 +770,7 @@ static void header_rot(const char *name, int nb, int which, int k_stretch) {
     check_get(s, b.hwm, hwm, "records produced after the damage");
     cr_assert_eq(takhin_close(s), TAKHIN_OK);
   }
-  takhin_store *s = open_ok(b.db);
+  takhin_store *s = tu_open_ok(b.db);
   check_retry_fails(s, d->base, ctx);
   takhin_close(s);
   free(b.bytes);
@@ -855,10 +798,10 @@ typedef struct cat_fx {
 
 static void fx_build(cat_fx *f, const char *name) {
   snprintf(f->db, sizeof f->db, "%s", tu_store_path(name));
-  dir_of(f->db, f->dir, sizeof f->dir);
+  tu_dir_of(f->db, f->dir, sizeof f->dir);
   tu_segment_path(f->seg_t, sizeof f->seg_t, f->db, TOPIC, 0, 0);
   tu_segment_path(f->seg_v, sizeof f->seg_v, f->db, "victim", 0, 0);
-  takhin_store *s = open_ok(f->db);
+  takhin_store *s = tu_open_ok(f->db);
   f->hwm_t = fill(s, TOPIC, NULL, 300);
   f->hwm_v = fill(s, "victim", NULL, 5);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
@@ -901,7 +844,7 @@ static void fx_expect_intact(const cat_fx *f, const char *ctx) {
   check_get(s, f->hwm_t, f->hwm_t + 2, ctx);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   /* The repaired catalog holds up on the next open as well. */
-  s = open_ok(f->db);
+  s = tu_open_ok(f->db);
   check_get(s, 0, f->hwm_t + 2, ctx);
   takhin_close(s);
 }
@@ -963,13 +906,13 @@ Test(recovery_catalog, segment_next_offset_nonsense) {
                          SEG_T "next_offset = 3" WHERE_T,
                          SEG_T "max_timestamp = 9000000000000000000, sealed = 1" WHERE_T};
   snap sn;
-  snap_take(&sn, f.dir);
+  tu_snap_take_ok(&sn, f.dir);
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    snap_restore(&sn);
+    tu_snap_restore_ok(&sn);
     fx_sql(&f, cases[i]);
     fx_expect_intact(&f, cases[i]);
   }
-  snap_free(&sn);
+  tu_snap_free(&sn);
 }
 
 /* A row for a segment whose file does not exist, beyond the end. */
@@ -1084,18 +1027,18 @@ static void path_escape(const char *name, const char *evil, const char *outside_
   fx_build(&f, name);
   char outside[2048], sql[512];
   snprintf(outside, sizeof outside, "%s/%s", f.dir, outside_rel);
-  cr_assert(!exists(outside), "%s exists before the test", outside);
+  cr_assert(!tu_path_exists(outside), "%s exists before the test", outside);
   snprintf(sql, sizeof sql, "UPDATE takhin_cat_topic SET name = '%s' WHERE name = 'victim'", evil);
   fx_sql(&f, sql);
   fx_expect_error(&f, TAKHIN_ECORRUPT, evil);
-  cr_assert(!exists(outside), "the store created %s outside its folder", outside);
+  cr_assert(!tu_path_exists(outside), "the store created %s outside its folder", outside);
   /* Read-only handles refuse it the same way. */
   takhin_options o;
   takhin_options_init(&o);
   o.read_only = 1;
   takhin_store *s = NULL;
   cr_assert_eq(takhin_open(f.db, &o, &s), TAKHIN_ECORRUPT);
-  cr_assert(!exists(outside), "the store created %s outside its folder", outside);
+  cr_assert(!tu_path_exists(outside), "the store created %s outside its folder", outside);
   fx_files_same(&f, evil);
 }
 
@@ -1127,16 +1070,16 @@ Test(recovery_catalog, topic_config_bad) {
   cat_fx f;
   fx_build(&f, "cat_cfg");
   snap sn;
-  snap_take(&sn, f.dir);
+  tu_snap_take_ok(&sn, f.dir);
   const char *cases[] = {"UPDATE takhin_cat_topic SET compression = 'lz4' WHERE name = 'victim'",
                          "UPDATE takhin_cat_topic SET segment_bytes = 0 WHERE name = 'victim'",
                          "UPDATE takhin_cat_topic SET cleanup_policy = '' WHERE name = 'victim'"};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    snap_restore(&sn);
+    tu_snap_restore_ok(&sn);
     fx_sql(&f, cases[i]);
     fx_expect_intact(&f, cases[i]); /* the config is repaired from topic.meta */
   }
-  snap_free(&sn);
+  tu_snap_free(&sn);
 }
 
 /* ---- e. a segment file deleted behind the store's back ----------------- */
@@ -1145,7 +1088,7 @@ static void deleted_segment(const char *name, int which_first) {
   const char *db0 = tu_store_path(name);
   char db[1024];
   snprintf(db, sizeof db, "%s", db0);
-  takhin_store *s = open_ok(db);
+  takhin_store *s = tu_open_ok(db);
   int64_t hwm = fill(s, TOPIC, (const char *const[]){"segment_bytes", "2000", NULL}, 120);
   takhin_segment_info *segs;
   size_t n;
@@ -1158,7 +1101,7 @@ static void deleted_segment(const char *name, int which_first) {
   tu_segment_path(path, sizeof path, db, TOPIC, 0, glo);
   cr_assert_eq(unlink(path), 0);
 
-  s = open_ok(db);
+  s = tu_open_ok(db);
   takhin_partition_info pi = part_info(s, TOPIC);
   cr_assert_eq(pi.high_watermark, hwm, "the high watermark does not move back");
   cr_assert_eq(pi.segments, (int64_t)n - 1);
@@ -1190,7 +1133,7 @@ static void deleted_segment(const char *name, int which_first) {
   takhin_cursor_close(c);
   produce_at(s, TOPIC, hwm, 2);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
-  s = open_ok(db);
+  s = tu_open_ok(db);
   check_get(s, hwm, hwm + 2, "after reopening");
   takhin_close(s);
   takhin_free(segs);
@@ -1207,7 +1150,7 @@ Test(recovery, segment_file_deleted_active) {
   const char *db0 = tu_store_path("rec_seg_gone_active");
   char db[1024];
   snprintf(db, sizeof db, "%s", db0);
-  takhin_store *s = open_ok(db);
+  takhin_store *s = tu_open_ok(db);
   int64_t hwm = fill(s, TOPIC, (const char *const[]){"segment_bytes", "2000", NULL}, 120);
   takhin_segment_info *segs;
   size_t n;
@@ -1231,7 +1174,7 @@ Test(recovery, segment_file_deleted_active) {
   cr_assert_eq(ri.offsets_lost, ghi - glo);
   takhin_close(s);
 
-  s = open_ok(db);
+  s = tu_open_ok(db);
   ri = recovery(s);
   cr_assert_eq(ri.segments_missing, 1, "recovery reports the missing segment");
   cr_assert_eq(ri.offsets_lost, ghi - glo, "and the offsets it held");
@@ -1251,7 +1194,7 @@ Test(recovery, segment_file_deleted_active) {
   produce_at(s, TOPIC, hwm, 2); /* at the old high watermark, not at glo */
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
 
-  s = open_ok(db);
+  s = tu_open_ok(db);
   ri = recovery(s);
   cr_assert_eq(ri.segments_missing, 0, "reported once: the catalog now knows");
   cr_assert_eq(part_info(s, TOPIC).high_watermark, hwm + 2);

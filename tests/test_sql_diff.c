@@ -35,15 +35,6 @@
 
 #define DEFAULT_QUERIES 1500
 
-static int64_t q_int(sqlite3 *db, const char *sql) {
-  sqlite3_stmt *st;
-  cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
-  cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(db));
-  int64_t v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return v;
-}
-
 static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
   uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -582,7 +573,7 @@ Test(sql_diff, metadata_tables_against_plain_tables) {
   for (size_t t = 0; t < sizeof tables / sizeof *tables; t++) {
     exec_ok(db, "CREATE TABLE \"m_%w\" AS SELECT * FROM \"%w\"", tables[t], tables[t]);
     char *count = sqlite3_mprintf("SELECT count(*) FROM \"m_%w\"", tables[t]);
-    cr_assert(q_int(db, count) > 0, "%s has rows to query", tables[t]);
+    cr_assert(q_int(db, "%s", count) > 0, "%s has rows to query", tables[t]);
     sqlite3_free(count);
     char mirror[64];
     snprintf(mirror, sizeof mirror, "m_%s", tables[t]);

@@ -50,12 +50,6 @@ static int stress_seconds(void) {
   return n > 0 ? n : 3;
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- records: the value names its producer and sequence number ---------- */
 
 static char pat(int pid, long seq, size_t j) { return (char)('a' + (pid * 31 + seq * 7 + (long)j) % 26); }
@@ -547,8 +541,8 @@ Test(stress, mixed_workload_with_read_only_process, .timeout = 600) {
   deleter del[2] = {{&sh, 0, NPLAIN}, {&sh, NPLAIN, NCOMPACT}};
   pthread_create(&th[nth++], NULL, delete_main, &del[0]);
   pthread_create(&th[nth++], NULL, delete_main, &del[1]);
-  int64_t end = now_ms() + 1000LL * stress_seconds();
-  while (now_ms() < end && !atomic_load(&sh.bad)) usleep(50000);
+  int64_t end = tu_now_ms() + 1000LL * stress_seconds();
+  while (tu_now_ms() < end && !atomic_load(&sh.bad)) usleep(50000);
   atomic_store(&sh.stop, 1);
   for (int i = 0; i < nth; i++) pthread_join(th[i], NULL);
 

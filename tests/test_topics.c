@@ -19,18 +19,6 @@
 
 #include "testutil.h"
 
-static int dir_exists(const char *path) {
-  DIR *d = opendir(path);
-  if (d) closedir(d);
-  return d != NULL;
-}
-
-static takhin_store *open_store(const char *db) {
-  takhin_store *s;
-  cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK, "%s", takhin_errmsg());
-  return s;
-}
-
 Test(topics, murmur2_matches_kafka_vectors) {
   /* Kafka's UtilsTest.testMurmur2 */
   struct { const char *in; int32_t want; } v[] = {
@@ -63,7 +51,7 @@ Test(topics, partition_balance_100k_keys) {
 }
 
 Test(topics, produce_by_key_splits_per_partition) {
-  takhin_store *s = open_store(tu_store_path("topics_keyed"));
+  takhin_store *s = tu_open_ok(tu_store_path("topics_keyed"));
   cr_assert_eq(takhin_topic_create(s, "t", 8, NULL), TAKHIN_OK);
   enum { N = 2000 };
   takhin_record *r = calloc(N, sizeof *r);
@@ -132,7 +120,7 @@ Test(topics, produce_by_key_splits_per_partition) {
 
 Test(topics, lifecycle_and_reopen) {
   const char *db = tu_store_path("topics_life");
-  takhin_store *s = open_store(db);
+  takhin_store *s = tu_open_ok(db);
   cr_assert_eq(takhin_topic_create(s, "b", 2, (const char *const[]){"cleanup_policy", "compact,delete",
                                                                      "retention_ms", "1000", NULL}), TAKHIN_OK);
   cr_assert_eq(takhin_topic_create(s, "a", 1, NULL), TAKHIN_OK);
@@ -156,9 +144,9 @@ Test(topics, lifecycle_and_reopen) {
   /* delete c: files and rows go */
   char dir[4096];
   snprintf(dir, sizeof dir, "%s-takhin/c-2", db);
-  cr_assert(dir_exists(dir));
+  cr_assert(tu_dir_exists(dir));
   cr_assert_eq(takhin_topic_delete(s, "c"), TAKHIN_OK);
-  cr_assert(!dir_exists(dir), "the partition folder was removed");
+  cr_assert(!tu_dir_exists(dir), "the partition folder was removed");
   cr_assert_eq(takhin_produce(s, "c", 0, &r, 1, NULL), TAKHIN_ENOTFOUND);
   cr_assert_eq(takhin_topic_delete(s, "c"), TAKHIN_ENOTFOUND);
   takhin_group_offset *go;
@@ -168,7 +156,7 @@ Test(topics, lifecycle_and_reopen) {
   cr_assert_eq(takhin_group_commit(s, "g1", &(takhin_offset_commit){"b", 4, 1, NULL}, 1), TAKHIN_OK);
   takhin_close(s);
 
-  s = open_store(db);
+  s = tu_open_ok(db);
   takhin_topic_desc d;
   cr_assert_eq(takhin_topic_describe(s, "b", &d), TAKHIN_OK);
   cr_assert_eq(d.partitions, 5);
@@ -191,7 +179,7 @@ Test(topics, lifecycle_and_reopen) {
 ** left of a topic a lost catalog forgot): kept and reported. */
 Test(topics, orphan_folders_are_kept_on_open) {
   const char *db = tu_store_path("topics_orphan");
-  takhin_store *s = open_store(db);
+  takhin_store *s = tu_open_ok(db);
   cr_assert_eq(takhin_topic_create(s, "keep", 1, NULL), TAKHIN_OK);
   takhin_close(s);
   char dir[4096], keepdir[4096], cmd[8400];
@@ -199,9 +187,9 @@ Test(topics, orphan_folders_are_kept_on_open) {
   snprintf(keepdir, sizeof keepdir, "%s-takhin/keep-0", db);
   snprintf(cmd, sizeof cmd, "mkdir -p '%s' && echo x > '%s/00000000000000000000.log'", dir, dir);
   cr_assert_eq(system(cmd), 0);
-  s = open_store(db);
-  cr_assert(dir_exists(dir), "a folder no topic owns is kept");
-  cr_assert(dir_exists(keepdir), "a live topic's folder stays");
+  s = tu_open_ok(db);
+  cr_assert(tu_dir_exists(dir), "a folder no topic owns is kept");
+  cr_assert(tu_dir_exists(keepdir), "a live topic's folder stays");
   takhin_recovery_info ri;
   takhin_recovery(s, &ri);
   cr_assert_eq(ri.folders_kept, 1);
@@ -213,7 +201,7 @@ Test(topics, orphan_folders_are_kept_on_open) {
 }
 
 Test(topics, group_offsets) {
-  takhin_store *s = open_store(tu_store_path("topics_groups"));
+  takhin_store *s = tu_open_ok(tu_store_path("topics_groups"));
   cr_assert_eq(takhin_topic_create(s, "t", 3, NULL), TAKHIN_OK);
   takhin_record r = {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .timestamp = 1};
   for (int p = 0; p < 3; p++)
@@ -272,7 +260,7 @@ static void fill_old(takhin_store *s, const char *topic, int parts, int n) {
 }
 
 Test(topics, maintenance_applies_retention_everywhere) {
-  takhin_store *s = open_store(tu_store_path("topics_maint"));
+  takhin_store *s = tu_open_ok(tu_store_path("topics_maint"));
   const char *const cfg[] = {"segment_bytes", "2048", "retention_ms", "60000", NULL};
   cr_assert_eq(takhin_topic_create(s, "x", 2, cfg), TAKHIN_OK);
   cr_assert_eq(takhin_topic_create(s, "y", 1, cfg), TAKHIN_OK);
@@ -314,7 +302,7 @@ Test(topics, fd_budget_under_low_rlimit) {
   struct rlimit rl = {64, 64};
   cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
   const char *db = tu_store_path("topics_fd");
-  takhin_store *s = open_store(db);
+  takhin_store *s = tu_open_ok(db);
   char v[300];
   memset(v, 'f', sizeof v);
   enum { T = 20, P = 4, N = 40 };
@@ -335,7 +323,7 @@ Test(topics, fd_budget_under_low_rlimit) {
         cr_assert_eq(takhin_produce(s, name, p, &r, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
       }
   takhin_close(s);
-  s = open_store(db);
+  s = tu_open_ok(db);
   for (int t = 0; t < T; t++)
     for (int p = 0; p < P; p++) {
       char name[16];
@@ -395,7 +383,7 @@ static void *create_delete_loop(void *arg) {
 
 Test(topics, concurrent_produce_create_delete) {
   const char *db = tu_store_path("topics_race");
-  takhin_store *s = open_store(db);
+  takhin_store *s = tu_open_ok(db);
   for (int i = 0; i < 2; i++) {
     char name[16];
     snprintf(name, sizeof name, "stable-%d", i);
@@ -419,6 +407,6 @@ Test(topics, concurrent_produce_create_delete) {
   }
   char dir[4096];
   snprintf(dir, sizeof dir, "%s-takhin/flux-0", db);
-  cr_assert(!dir_exists(dir), "no write landed in a deleted topic's folder");
+  cr_assert(!tu_dir_exists(dir), "no write landed in a deleted topic's folder");
   takhin_close(s);
 }

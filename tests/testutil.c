@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void tu_rmtree(const char *path) {
@@ -81,28 +82,83 @@ __attribute__((format(printf, 1, 2))) static int tu_fail(const char *fmt, ...) {
 
 const char *tu_error(void) { return tu_err; }
 
-/* ---- snapshots of a store folder ----------------------------------------- */
+/* ---- files and bytes ----------------------------------------------------- */
 
-static int read_whole(const char *path, uint8_t **out, size_t *len) {
+void *tu_read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
-  if (!f) return tu_fail("open %s: %s", path, strerror(errno));
+  if (!f) {
+    tu_fail("open %s: %s", path, strerror(errno));
+    return NULL;
+  }
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
-  uint8_t *p = malloc((size_t)n + 1);
+  uint8_t *p = n >= 0 ? malloc((size_t)n + 1) : NULL;
   if (!p) {
     fclose(f);
-    return tu_fail("out of memory reading %s", path);
+    tu_fail("cannot size or buffer %s", path);
+    return NULL;
   }
   if (fread(p, 1, (size_t)n, f) != (size_t)n) {
     fclose(f);
     free(p);
-    return tu_fail("short read of %s", path);
+    tu_fail("short read of %s", path);
+    return NULL;
   }
   fclose(f);
-  *out = p;
-  *len = (size_t)n;
-  return 0;
+  p[n] = 0;
+  if (len) *len = (size_t)n;
+  return p;
+}
+
+int tu_flip(const char *path, int64_t pos, uint8_t mask) {
+  int fd = open(path, O_RDWR);
+  if (fd < 0) return tu_fail("open %s: %s", path, strerror(errno));
+  uint8_t b;
+  int ok = pread(fd, &b, 1, pos) == 1;
+  b ^= mask;
+  ok = ok && pwrite(fd, &b, 1, pos) == 1;
+  close(fd);
+  return ok ? 0 : tu_fail("flip byte %lld of %s: %s", (long long)pos, path, strerror(errno));
+}
+
+int tu_path_exists(const char *path) {
+  struct stat st;
+  return lstat(path, &st) == 0;
+}
+
+int tu_dir_exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void tu_dir_of(const char *path, char *out, size_t cap) {
+  snprintf(out, cap, "%s", path);
+  char *slash = strrchr(out, '/');
+  if (slash) *slash = 0;
+}
+
+uint64_t tu_get_be(const uint8_t *p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++) v = v << 8 | p[i];
+  return v;
+}
+
+void tu_put_be(uint8_t *p, int n, uint64_t v) {
+  for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+}
+
+int64_t tu_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- snapshots of a store folder ----------------------------------------- */
+
+static int read_whole(const char *path, uint8_t **out, size_t *len) {
+  *out = tu_read_file(path, len);
+  return *out ? 0 : -1;
 }
 
 static int snap_walk(tu_snap *sn, const char *rel) {

@@ -1,6 +1,8 @@
 /*
 ** testutil.h -- helpers shared by the Criterion tests: fresh store paths under
-** the build folder, and small record builders.
+** the build folder, small record builders, files and bytes, store folder
+** snapshots, small file systems; and, for the Criterion tests, asserting
+** forms of the common steps (open, read a file, produce).
 */
 #ifndef TAKHIN_TESTUTIL_H
 #define TAKHIN_TESTUTIL_H
@@ -31,6 +33,30 @@ void tu_make_record(takhin_record *r, char *kbuf, size_t kcap, char *vbuf, size_
 
 /* Check value bytes produced by tu_make_record for index i. */
 int tu_value_ok(const void *v, size_t len, size_t vlen, long i);
+
+/* ---- files and bytes ---- */
+
+/* The whole file, NUL-terminated (malloc'd: the caller frees it), its size to
+** *len unless len is NULL; NULL, with tu_error() saying why, when it cannot
+** be read. */
+void *tu_read_file(const char *path, size_t *len);
+
+/* XOR the byte at pos of a file with mask. 0, or -1 with tu_error(). */
+int tu_flip(const char *path, int64_t pos, uint8_t mask);
+
+/* Whether anything (even a dangling link) is at path; whether a folder is. */
+int tu_path_exists(const char *path);
+int tu_dir_exists(const char *path);
+
+/* The folder part of path ("a/b/store.db" -> "a/b") to out. */
+void tu_dir_of(const char *path, char *out, size_t cap);
+
+/* n-byte big-endian integers, as Kafka's formats store them. */
+uint64_t tu_get_be(const uint8_t *p, int n);
+void tu_put_be(uint8_t *p, int n, uint64_t v);
+
+/* A monotonic clock in milliseconds. */
+int64_t tu_now_ms(void);
 
 /* A store folder (catalog, WAL leftovers, segment tree) held in memory, so
 ** each case of a sweep can start again from identical bytes. */
@@ -71,5 +97,62 @@ const char *tu_fill_disk(const char *dir);
 /* What the last failed tu_snap_*, tu_mount_small_fs or tu_fill_disk ran
 ** into. */
 const char *tu_error(void);
+
+/* ---- asserting forms, for the Criterion tests ----
+** Only where <criterion/criterion.h> (or tsan_shim's) was included first:
+** static inline, so each test compiles those it uses against the Criterion
+** it runs under, and testutil.c, built without one, needs none. */
+#ifdef cr_assert
+#include <stdlib.h>
+
+/* takhin_open(db) with default options; asserts success. */
+static inline takhin_store *tu_open_ok(const char *db) {
+  takhin_store *s = NULL;
+  int rc = takhin_open(db, NULL, &s);
+  cr_assert_eq(rc, TAKHIN_OK, "open %s: %s (%s)", db, takhin_errstr(rc), takhin_errmsg());
+  return s;
+}
+
+/* tu_read_file that must succeed. */
+static inline void *tu_read_file_ok(const char *path, size_t *len) {
+  void *p = tu_read_file(path, len);
+  cr_assert_not_null(p, "%s", tu_error());
+  return p;
+}
+
+/* tu_flip that must succeed. */
+static inline void tu_flip_ok(const char *path, int64_t pos, uint8_t mask) {
+  cr_assert_eq(tu_flip(path, pos, mask), 0, "%s", tu_error());
+}
+
+/* tu_snap_take and tu_snap_restore that must succeed. */
+static inline void tu_snap_take_ok(tu_snap *sn, const char *root) {
+  cr_assert_eq(tu_snap_take(sn, root), 0, "%s", tu_error());
+}
+static inline void tu_snap_restore_ok(const tu_snap *sn) {
+  cr_assert_eq(tu_snap_restore(sn), 0, "%s", tu_error());
+}
+
+/* Produce n records k<i>/v<i> of vlen bytes (tu_make_record), i from
+** first_i, in batches of bs, asserting each batch lands at offset i. */
+static inline void tu_produce_n(takhin_store *s, const char *topic, int part, long first_i,
+                                long n, size_t vlen, long bs) {
+  takhin_record *recs = calloc((size_t)bs, sizeof *recs);
+  char(*keys)[32] = calloc((size_t)bs, 32);
+  char *vals = malloc((size_t)bs * (vlen + 1));
+  for (long i = 0; i < n; i += bs) {
+    long m = n - i < bs ? n - i : bs;
+    for (long j = 0; j < m; j++)
+      tu_make_record(&recs[j], keys[j], 32, vals + (size_t)j * (vlen + 1), vlen, first_i + i + j);
+    int64_t first = -1;
+    int rc = takhin_produce(s, topic, part, recs, (size_t)m, &first);
+    cr_assert_eq(rc, TAKHIN_OK, "produce: %s", takhin_errmsg());
+    cr_assert_eq(first, first_i + i, "first offset %lld, want %ld", (long long)first, first_i + i);
+  }
+  free(recs);
+  free(keys);
+  free(vals);
+}
+#endif
 
 #endif
