@@ -57,6 +57,27 @@ typedef struct undo_mark {
   tk_part_mark mark;
 } undo_mark;
 
+/* What an INSERT checks a row against. Read from the topic itself, not
+** through takhin_topic_describe, which formats every string of the topic's
+** description. */
+typedef struct topic_limits {
+  int32_t partitions;
+  int64_t max_message_bytes;
+  int compacted;
+} topic_limits;
+
+/* Pending rows live in chunks of one arena per table: a malloc and a free
+** per INSERTed row cost more than the rest of xUpdate (a 1 KiB record is
+** past glibc's per-thread cache). Chunks are only appended to until the
+** transaction ends; then the first is kept for the next one and the rest
+** are freed. */
+#define ROW_CHUNK_BYTES (256u * 1024u)
+typedef struct row_chunk {
+  struct row_chunk *next;
+  size_t cap, used;
+  /* the bytes follow, 8-aligned */
+} row_chunk;
+
 /* A DELETE in progress on one partition: the next offset it must remove. */
 typedef struct pend_delete {
   int32_t partition;
@@ -70,6 +91,15 @@ typedef struct tkx_vtab {
   char topic[TK_MAX_TOPIC_NAME + 1];
   pend_row **rows;
   size_t nrows, rows_cap;
+  row_chunk *chunks; /* newest first; the rows' bytes */
+  /* Checked once per transaction, not per row (xBegin, the end of the
+  ** transaction and ROLLBACK TO forget them): the store is open on a
+  ** catalog that exists (tkx_store asks SQLite's schema for it), and, for
+  ** a topic table, its topic's limits. Neither can change inside the
+  ** transaction: this connection owns the store, and nothing it can run in
+  ** a transaction adds partitions or changes a topic's configs. */
+  int store_checked, limits_checked;
+  topic_limits limits;
   pend_delete *dels;
   size_t ndels, dels_cap;
   undo_mark *undo;
@@ -266,15 +296,42 @@ static int messages_connect(sqlite3 *db, void *aux, int argc, const char *const 
   return vt_new(db, aux, 1, NULL, out, err);
 }
 
-static void free_row(pend_row *r) {
-  sqlite3_free(r->headers);
-  sqlite3_free(r);
+/* n bytes, 8-aligned, from vt's row arena; NULL when out of memory. */
+static void *row_alloc(tkx_vtab *vt, size_t n) {
+  n = (n + 7) & ~(size_t)7;
+  row_chunk *ch = vt->chunks;
+  if (!ch || ch->cap - ch->used < n) {
+    size_t cap = n > ROW_CHUNK_BYTES ? n : ROW_CHUNK_BYTES;
+    ch = sqlite3_malloc64(sizeof *ch + cap);
+    if (!ch) return NULL;
+    ch->cap = cap;
+    ch->used = 0;
+    ch->next = vt->chunks;
+    vt->chunks = ch;
+  }
+  void *p = (char *)(ch + 1) + ch->used;
+  ch->used += n;
+  return p;
 }
 
+/* A row's own allocations (its bytes stay in the arena until the
+** transaction ends). */
+static void free_row(pend_row *r) { sqlite3_free(r->headers); }
+
+/* The transaction is over: forget its rows, keep one arena chunk. */
 static void clear_pending(tkx_vtab *vt) {
   for (size_t i = 0; i < vt->nrows; i++) free_row(vt->rows[i]);
   vt->nrows = 0;
   vt->ndels = 0;
+  vt->store_checked = vt->limits_checked = 0;
+  row_chunk *keep = NULL;
+  for (row_chunk *ch = vt->chunks, *next; ch; ch = next) {
+    next = ch->next;
+    if (!next && ch->cap == ROW_CHUNK_BYTES) keep = ch; /* the oldest, of the usual size */
+    else sqlite3_free(ch);
+  }
+  if (keep) keep->used = 0, keep->next = NULL;
+  vt->chunks = keep;
 }
 
 static int vt_disconnect(sqlite3_vtab *base) {
@@ -282,6 +339,7 @@ static int vt_disconnect(sqlite3_vtab *base) {
   takhin_cursor_close(vt->park);
   vt->park = NULL;
   clear_pending(vt);
+  sqlite3_free(vt->chunks);
   sqlite3_free(vt->rows);
   sqlite3_free(vt->dels);
   sqlite3_free(vt->undo);
@@ -292,7 +350,11 @@ static int vt_disconnect(sqlite3_vtab *base) {
 }
 
 /* SQLite drops the message of a failing xDestroy (OP_VDestroy reports only
-** the result code), so DROP TABLE can say no more than the code's generic
+** the result code), and no earlier step of DROP TABLE's program can pass one
+** on (SQLite 3.40, tried): its OP_VBegin names no table, so it neither calls
+** xBegin nor takes a table's message, and the xSavepoint that its statement
+** savepoint calls on a table already in the transaction reports only a code
+** too. So DROP TABLE can say no more than the code's generic
 ** text: the code is chosen for that text, and the whole message goes to
 ** sqlite3_log for hosts that set SQLITE_CONFIG_LOG. zErrMsg is left empty:
 ** a later statement would pick up a message left there. */
@@ -1210,14 +1272,6 @@ static void value_bytes(sqlite3_value *v, const void **p, size_t *n) {
   }
 }
 
-/* What an INSERT checks a row against. Read from the topic itself: this
-** runs for every row, and takhin_topic_describe formats every string of
-** the topic's description. */
-typedef struct topic_limits {
-  int32_t partitions;
-  int64_t max_message_bytes;
-  int compacted;
-} topic_limits;
 
 static int topic_limits_get(takhin_store *s, const char *topic, topic_limits *out) {
   tk_topic *t;
@@ -1233,8 +1287,9 @@ static int topic_limits_get(takhin_store *s, const char *topic, topic_limits *ou
 }
 
 static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
-  takhin_store *s = vt_store(vt);
+  takhin_store *s = vt->store_checked ? vt->conn->store : vt_store(vt);
   if (!s) return SQLITE_ERROR;
+  vt->store_checked = 1;
   const char *topic = vt->topic;
   if (vt->multi) {
     if (sqlite3_value_type(col[C_TOPIC]) != SQLITE_TEXT)
@@ -1242,8 +1297,13 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
     topic = (const char *)sqlite3_value_text(col[C_TOPIC]);
   }
   topic_limits d;
-  int rc = topic_limits_get(s, topic, &d);
-  if (rc) return vt_takhin_error(vt, rc);
+  if (vt->limits_checked) {
+    d = vt->limits;
+  } else {
+    int rc = topic_limits_get(s, topic, &d);
+    if (rc) return vt_takhin_error(vt, rc);
+    if (!vt->multi) vt->limits = d, vt->limits_checked = 1;
+  }
   if (vt->conn->read_only) return vt_takhin_error(vt, TAKHIN_EREADONLY);
   int32_t part = -1;
   if (sqlite3_value_type(col[C_PARTITION]) != SQLITE_NULL) {
@@ -1279,7 +1339,7 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
     return vt_takhin_error(vt, tk_err(TAKHIN_ETOOBIG, "record of %zu bytes is larger than max_message_bytes %lld of topic \"%s\"",
                                       kl + vl + hl, (long long)d.max_message_bytes, topic));
   size_t tl = strlen(topic) + 1;
-  pend_row *r = sqlite3_malloc64(sizeof *r + kl + vl + hl + 1 + tl);
+  pend_row *r = row_alloc(vt, sizeof *r + kl + vl + hl + 1 + tl);
   if (!r) return SQLITE_NOMEM;
   memset(r, 0, sizeof *r);
   char *p = (char *)(r + 1);
@@ -1562,6 +1622,7 @@ static int vt_rollback_to(sqlite3_vtab *base, int i) {
     clear_pending(vt);
     return SQLITE_OK;
   }
+  vt->store_checked = vt->limits_checked = 0; /* it may have undone the catalog's creation */
   if (i >= 64) return SQLITE_OK;
   while (vt->nrows > vt->marks[i]) free_row(vt->rows[--vt->nrows]);
   /* Deletes go back to where they stood at the savepoint. */
