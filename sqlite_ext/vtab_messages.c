@@ -636,6 +636,11 @@ typedef struct tkx_cursor {
   ** a copy (refs held until xClose; see vt_column). */
   tk_segment *held[TKX_HELD_MAX];
   int nheld;
+  /* Which rows result_view decided for: one record lies wholly in one place
+  ** (a mapping or a buffer), so the row's first key or value column decides
+  ** for the other too. row counts xFilter and xNext calls. */
+  uint64_t row, view_row;
+  int view_static;
 } tkx_cursor;
 
 static int vt_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out) {
@@ -1017,6 +1022,7 @@ static int merge_open(tkx_cursor *c) {
 
 static int vt_next(sqlite3_vtab_cursor *base) {
   tkx_cursor *c = (tkx_cursor *)base;
+  c->row++;
   if (c->limit >= 0 && ++c->emitted >= c->limit) {
     c->eof = 1;
     return SQLITE_OK;
@@ -1088,6 +1094,7 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, 
   tkx_cursor *c = (tkx_cursor *)base;
   tkx_vtab *vt = c->vt;
   cursor_reset(c);
+  c->row++;
   c->order = idxNum;
   c->eof = 0;
   c->topic = NULL;
@@ -1204,17 +1211,25 @@ static int vt_eof(sqlite3_vtab_cursor *base) { return ((tkx_cursor *)base)->eof;
 ** TKX_HELD_MAX segments. Written records never change in place: the writer
 ** only appends (tk_part_undo zeroes the bytes of a COMMIT it takes back,
 ** records no committed read can have returned). */
+static int view_held(tkx_cursor *c, const void *p, size_t n) {
+  const part_reader *r = (const part_reader *)((const char *)c->m - offsetof(part_reader, m));
+  tk_segment *g = r->cur ? tk_cursor_mapped_seg(r->cur, p, n) : NULL;
+  int i = 0;
+  while (g && i < c->nheld && c->held[i] != g) i++;
+  if (g && i == c->nheld && c->nheld < TKX_HELD_MAX) {
+    tk_seg_ref(g);
+    c->held[c->nheld++] = g;
+  }
+  return g && i < c->nheld;
+}
+
 static void result_view(tkx_cursor *c, sqlite3_context *ctx, const void *p, size_t n) {
   if (p && c->m) {
-    const part_reader *r = (const part_reader *)((const char *)c->m - offsetof(part_reader, m));
-    tk_segment *g = r->cur ? tk_cursor_mapped_seg(r->cur, p, n) : NULL;
-    int i = 0;
-    while (g && i < c->nheld && c->held[i] != g) i++;
-    if (g && i == c->nheld && c->nheld < TKX_HELD_MAX) {
-      tk_seg_ref(g);
-      c->held[c->nheld++] = g;
+    if (c->view_row != c->row) {
+      c->view_row = c->row;
+      c->view_static = view_held(c, p, n);
     }
-    if (g && i < c->nheld) return tkx_result_bytes_static(ctx, p, n);
+    if (c->view_static) return tkx_result_bytes_static(ctx, p, n);
   }
   tkx_result_bytes(ctx, p, n);
 }
