@@ -1353,14 +1353,21 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
   if ((int64_t)(kl + vl + hl) > d.max_message_bytes)
     return vt_takhin_error(vt, tk_err(TAKHIN_ETOOBIG, "record of %zu bytes is larger than max_message_bytes %lld of topic \"%s\"",
                                       kl + vl + hl, (long long)d.max_message_bytes, topic));
-  size_t tl = strlen(topic) + 1;
+  /* A topic table's rows all name its topic: they point at vt->topic (one
+  ** pointer, which same_topic compares first); takhin_messages keeps each
+  ** row's own copy. */
+  size_t tl = vt->multi ? strlen(topic) + 1 : 0;
   pend_row *r = row_alloc(vt, sizeof *r + kl + vl + hl + 1 + tl);
   if (!r) return SQLITE_NOMEM;
   memset(r, 0, sizeof *r);
   char *p = (char *)(r + 1);
-  memcpy(p, topic, tl);
-  r->topic = p;
-  p += tl;
+  if (vt->multi) {
+    memcpy(p, topic, tl);
+    r->topic = p;
+    p += tl;
+  } else {
+    r->topic = vt->topic;
+  }
   r->partition = part;
   r->rec.timestamp = ts;
   if (k) { memcpy(p, k, kl); r->rec.key = p; r->rec.key_len = kl; p += kl; }
@@ -1497,6 +1504,8 @@ static void undo_all(tkx_vtab *vt) {
   vt->nundo = 0;
 }
 
+static int same_topic(const char *a, const char *b) { return a == b || !strcmp(a, b); }
+
 /* Append the pending rows of topic (rows[i] with that topic) as one batch
 ** per partition, chunked under max_message_bytes. */
 static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
@@ -1505,7 +1514,7 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
   if (rc) return vt_takhin_error(vt, rc);
   int32_t np = d.partitions;
   size_t n = 0;
-  for (size_t i = 0; i < vt->nrows; i++) n += !strcmp(vt->rows[i]->topic, topic);
+  for (size_t i = 0; i < vt->nrows; i++) n += same_topic(vt->rows[i]->topic, topic);
   size_t *start = sqlite3_malloc64(((size_t)np + 1) * sizeof *start);
   takhin_record *recs = sqlite3_malloc64((n ? n : 1) * sizeof *recs);
   int32_t *rp = sqlite3_malloc64((n ? n : 1) * sizeof *rp);
@@ -1515,7 +1524,7 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
   size_t k = 0;
   for (size_t i = 0; i < vt->nrows; i++) {
     pend_row *r = vt->rows[i];
-    if (strcmp(r->topic, topic)) continue;
+    if (!same_topic(r->topic, topic)) continue;
     int32_t p = r->partition >= 0 ? r->partition
                : r->rec.key ? takhin_partition_for_key(r->rec.key, r->rec.key_len, np) : sticky;
     if (p >= np) { rc = vt_error(vt, sqlite3_mprintf("takhin: partition %d out of range for \"%s\"", (int)p, topic)); goto out; }
@@ -1526,7 +1535,7 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
   k = 0;
   for (size_t i = 0; i < vt->nrows; i++) {
     pend_row *r = vt->rows[i];
-    if (strcmp(r->topic, topic)) continue;
+    if (!same_topic(r->topic, topic)) continue;
     recs[start[rp[k]]++] = r->rec;
     k++;
   }
@@ -1578,8 +1587,8 @@ static int vt_sync(sqlite3_vtab *base) {
   for (size_t i = 0; i < vt->nrows && rc == SQLITE_OK; i++) {
     /* each topic once, at its first row; a row of the same topic as the
     ** row before (every row, on a topic's own table) is not a first */
-    int first = i == 0 || strcmp(vt->rows[i - 1]->topic, vt->rows[i]->topic) != 0;
-    for (size_t j = 0; j + 1 < i && first; j++) first = strcmp(vt->rows[j]->topic, vt->rows[i]->topic) != 0;
+    int first = i == 0 || !same_topic(vt->rows[i - 1]->topic, vt->rows[i]->topic);
+    for (size_t j = 0; j + 1 < i && first; j++) first = !same_topic(vt->rows[j]->topic, vt->rows[i]->topic);
     if (first) rc = flush_topic(vt, s, vt->rows[i]->topic);
   }
   if (rc != SQLITE_OK) { /* all or nothing: the topics already appended too */
