@@ -79,11 +79,11 @@ static const sc_target targets[] = {
     {"partition imbalance, every count", "plan", K_WORST, "^BenchmarkTopicManagerPartitionBalance/",
      PATH_API, -1, "imbalance_pct", LT, 5, "%", 0, 0},
     {"SQL batch INSERT vs api", "aim", K_RATIO, "BenchmarkBatchWriteThroughput/batch=100/size=1024B",
-     PATH_SQL, PATH_API, "mb_per_s", GE, 0.3, "x", 0, 0},
+     PATH_SQL, PATH_API, "mb_per_s", GE, 0.5, "x", 0, 0},
     {"SQL range SELECT vs api", "aim", K_RATIO,
      "BenchmarkSequentialFetch/messages=10000/size=1024B/fetch=100|"
      "BenchmarkSequentialFetch/messages=1000/size=1024B/fetch=100",
-     PATH_SQL, PATH_API, "mb_per_s", GE, 0.3, "x", 0, 0},
+     PATH_SQL, PATH_API, "mb_per_s", GE, 0.5, "x", 0, 0},
     {"scaling: producers, 1 partition", "plan", K_SCALING,
      "BenchmarkConcurrentProducers/producers=%d/size=1024B/partition=shared", PATH_API, -1, "scaling_eff",
      GE, 0.7, "", 4, 1},

@@ -58,6 +58,27 @@ typedef struct undo_mark {
   tk_part_mark mark;
 } undo_mark;
 
+/* What an INSERT checks a row against. Read from the topic itself, not
+** through takhin_topic_describe, which formats every string of the topic's
+** description. */
+typedef struct topic_limits {
+  int32_t partitions;
+  int64_t max_message_bytes;
+  int compacted;
+} topic_limits;
+
+/* Pending rows live in chunks of one arena per table: a malloc and a free
+** per INSERTed row cost more than the rest of xUpdate (a 1 KiB record is
+** past glibc's per-thread cache). Chunks are only appended to until the
+** transaction ends; then the first is kept for the next one and the rest
+** are freed. */
+#define ROW_CHUNK_BYTES (256u * 1024u)
+typedef struct row_chunk {
+  struct row_chunk *next;
+  size_t cap, used;
+  /* the bytes follow, 8-aligned */
+} row_chunk;
+
 /* A DELETE in progress on one partition: the next offset it must remove. */
 typedef struct pend_delete {
   int32_t partition;
@@ -71,6 +92,15 @@ typedef struct tkx_vtab {
   char topic[TK_MAX_TOPIC_NAME + 1];
   pend_row **rows;
   size_t nrows, rows_cap;
+  row_chunk *chunks; /* newest first; the rows' bytes */
+  /* Checked once per transaction, not per row (xBegin, the end of the
+  ** transaction and ROLLBACK TO forget them): the store is open on a
+  ** catalog that exists (tkx_store asks SQLite's schema for it), and, for
+  ** a topic table, its topic's limits. Neither can change inside the
+  ** transaction: this connection owns the store, and nothing it can run in
+  ** a transaction adds partitions or changes a topic's configs. */
+  int store_checked, limits_checked;
+  topic_limits limits;
   pend_delete *dels;
   size_t ndels, dels_cap;
   undo_mark *undo;
@@ -267,15 +297,42 @@ static int messages_connect(sqlite3 *db, void *aux, int argc, const char *const 
   return vt_new(db, aux, 1, NULL, out, err);
 }
 
-static void free_row(pend_row *r) {
-  sqlite3_free(r->headers);
-  sqlite3_free(r);
+/* n bytes, 8-aligned, from vt's row arena; NULL when out of memory. */
+static void *row_alloc(tkx_vtab *vt, size_t n) {
+  n = (n + 7) & ~(size_t)7;
+  row_chunk *ch = vt->chunks;
+  if (!ch || ch->cap - ch->used < n) {
+    size_t cap = n > ROW_CHUNK_BYTES ? n : ROW_CHUNK_BYTES;
+    ch = sqlite3_malloc64(sizeof *ch + cap);
+    if (!ch) return NULL;
+    ch->cap = cap;
+    ch->used = 0;
+    ch->next = vt->chunks;
+    vt->chunks = ch;
+  }
+  void *p = (char *)(ch + 1) + ch->used;
+  ch->used += n;
+  return p;
 }
 
+/* A row's own allocations (its bytes stay in the arena until the
+** transaction ends). */
+static void free_row(pend_row *r) { sqlite3_free(r->headers); }
+
+/* The transaction is over: forget its rows, keep one arena chunk. */
 static void clear_pending(tkx_vtab *vt) {
   for (size_t i = 0; i < vt->nrows; i++) free_row(vt->rows[i]);
   vt->nrows = 0;
   vt->ndels = 0;
+  vt->store_checked = vt->limits_checked = 0;
+  row_chunk *keep = NULL;
+  for (row_chunk *ch = vt->chunks, *next; ch; ch = next) {
+    next = ch->next;
+    if (!next && ch->cap == ROW_CHUNK_BYTES) keep = ch; /* the oldest, of the usual size */
+    else sqlite3_free(ch);
+  }
+  if (keep) keep->used = 0, keep->next = NULL;
+  vt->chunks = keep;
 }
 
 static int vt_disconnect(sqlite3_vtab *base) {
@@ -283,6 +340,7 @@ static int vt_disconnect(sqlite3_vtab *base) {
   takhin_cursor_close(vt->park);
   vt->park = NULL;
   clear_pending(vt);
+  sqlite3_free(vt->chunks);
   sqlite3_free(vt->rows);
   sqlite3_free(vt->dels);
   sqlite3_free(vt->undo);
@@ -293,7 +351,11 @@ static int vt_disconnect(sqlite3_vtab *base) {
 }
 
 /* SQLite drops the message of a failing xDestroy (OP_VDestroy reports only
-** the result code), so DROP TABLE can say no more than the code's generic
+** the result code), and no earlier step of DROP TABLE's program can pass one
+** on (SQLite 3.40, tried): its OP_VBegin names no table, so it neither calls
+** xBegin nor takes a table's message, and the xSavepoint that its statement
+** savepoint calls on a table already in the transaction reports only a code
+** too. So DROP TABLE can say no more than the code's generic
 ** text: the code is chosen for that text, and the whole message goes to
 ** sqlite3_log for hosts that set SQLITE_CONFIG_LOG. zErrMsg is left empty:
 ** a later statement would pick up a message left there. */
@@ -575,6 +637,11 @@ typedef struct tkx_cursor {
   ** a copy (refs held until xClose; see vt_column). */
   tk_segment *held[TKX_HELD_MAX];
   int nheld;
+  /* Which rows result_view decided for: one record lies wholly in one place
+  ** (a mapping or a buffer), so the row's first key or value column decides
+  ** for the other too. row counts xFilter and xNext calls. */
+  uint64_t row, view_row;
+  int view_static;
 } tkx_cursor;
 
 static int vt_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out) {
@@ -958,6 +1025,7 @@ static int merge_open(tkx_cursor *c) {
 
 static int vt_next(sqlite3_vtab_cursor *base) {
   tkx_cursor *c = (tkx_cursor *)base;
+  c->row++;
   if (c->limit >= 0 && ++c->emitted >= c->limit) {
     c->eof = 1;
     return SQLITE_OK;
@@ -1029,6 +1097,7 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, 
   tkx_cursor *c = (tkx_cursor *)base;
   tkx_vtab *vt = c->vt;
   cursor_reset(c);
+  c->row++;
   c->order = idxNum;
   c->eof = 0;
   c->topic = NULL;
@@ -1145,17 +1214,25 @@ static int vt_eof(sqlite3_vtab_cursor *base) { return ((tkx_cursor *)base)->eof;
 ** TKX_HELD_MAX segments. Written records never change in place: the writer
 ** only appends (tk_part_undo zeroes the bytes of a COMMIT it takes back,
 ** records no committed read can have returned). */
+static int view_held(tkx_cursor *c, const void *p, size_t n) {
+  const part_reader *r = (const part_reader *)((const char *)c->m - offsetof(part_reader, m));
+  tk_segment *g = r->cur ? tk_cursor_mapped_seg(r->cur, p, n) : NULL;
+  int i = 0;
+  while (g && i < c->nheld && c->held[i] != g) i++;
+  if (g && i == c->nheld && c->nheld < TKX_HELD_MAX) {
+    tk_seg_ref(g);
+    c->held[c->nheld++] = g;
+  }
+  return g && i < c->nheld;
+}
+
 static void result_view(tkx_cursor *c, sqlite3_context *ctx, const void *p, size_t n) {
   if (p && c->m) {
-    const part_reader *r = (const part_reader *)((const char *)c->m - offsetof(part_reader, m));
-    tk_segment *g = r->cur ? tk_cursor_mapped_seg(r->cur, p, n) : NULL;
-    int i = 0;
-    while (g && i < c->nheld && c->held[i] != g) i++;
-    if (g && i == c->nheld && c->nheld < TKX_HELD_MAX) {
-      tk_seg_ref(g);
-      c->held[c->nheld++] = g;
+    if (c->view_row != c->row) {
+      c->view_row = c->row;
+      c->view_static = view_held(c, p, n);
     }
-    if (g && i < c->nheld) return tkx_result_bytes_static(ctx, p, n);
+    if (c->view_static) return tkx_result_bytes_static(ctx, p, n);
   }
   tkx_result_bytes(ctx, p, n);
 }
@@ -1213,14 +1290,6 @@ static void value_bytes(sqlite3_value *v, const void **p, size_t *n) {
   }
 }
 
-/* What an INSERT checks a row against. Read from the topic itself: this
-** runs for every row, and takhin_topic_describe formats every string of
-** the topic's description. */
-typedef struct topic_limits {
-  int32_t partitions;
-  int64_t max_message_bytes;
-  int compacted;
-} topic_limits;
 
 static int topic_limits_get(takhin_store *s, const char *topic, topic_limits *out) {
   tk_topic *t;
@@ -1236,8 +1305,9 @@ static int topic_limits_get(takhin_store *s, const char *topic, topic_limits *ou
 }
 
 static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
-  takhin_store *s = vt_store(vt);
+  takhin_store *s = vt->store_checked ? vt->conn->store : vt_store(vt);
   if (!s) return SQLITE_ERROR;
+  vt->store_checked = 1;
   const char *topic = vt->topic;
   if (vt->multi) {
     if (sqlite3_value_type(col[C_TOPIC]) != SQLITE_TEXT)
@@ -1245,8 +1315,13 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
     topic = (const char *)sqlite3_value_text(col[C_TOPIC]);
   }
   topic_limits d;
-  int rc = topic_limits_get(s, topic, &d);
-  if (rc) return vt_takhin_error(vt, rc);
+  if (vt->limits_checked) {
+    d = vt->limits;
+  } else {
+    int rc = topic_limits_get(s, topic, &d);
+    if (rc) return vt_takhin_error(vt, rc);
+    if (!vt->multi) vt->limits = d, vt->limits_checked = 1;
+  }
   if (vt->conn->read_only) return vt_takhin_error(vt, TAKHIN_EREADONLY);
   int32_t part = -1;
   if (sqlite3_value_type(col[C_PARTITION]) != SQLITE_NULL) {
@@ -1281,14 +1356,21 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
   if ((int64_t)(kl + vl + hl) > d.max_message_bytes)
     return vt_takhin_error(vt, tk_err(TAKHIN_ETOOBIG, "record of %zu bytes is larger than max_message_bytes %lld of topic \"%s\"",
                                       kl + vl + hl, (long long)d.max_message_bytes, topic));
-  size_t tl = strlen(topic) + 1;
-  pend_row *r = sqlite3_malloc64(sizeof *r + kl + vl + hl + 1 + tl);
+  /* A topic table's rows all name its topic: they point at vt->topic (one
+  ** pointer, which same_topic compares first); takhin_messages keeps each
+  ** row's own copy. */
+  size_t tl = vt->multi ? strlen(topic) + 1 : 0;
+  pend_row *r = row_alloc(vt, sizeof *r + kl + vl + hl + 1 + tl);
   if (!r) return SQLITE_NOMEM;
   memset(r, 0, sizeof *r);
   char *p = (char *)(r + 1);
-  memcpy(p, topic, tl);
-  r->topic = p;
-  p += tl;
+  if (vt->multi) {
+    memcpy(p, topic, tl);
+    r->topic = p;
+    p += tl;
+  } else {
+    r->topic = vt->topic;
+  }
   r->partition = part;
   r->rec.timestamp = ts;
   if (k) { memcpy(p, k, kl); r->rec.key = p; r->rec.key_len = kl; p += kl; }
@@ -1425,6 +1507,8 @@ static void undo_all(tkx_vtab *vt) {
   vt->nundo = 0;
 }
 
+static int same_topic(const char *a, const char *b) { return a == b || !strcmp(a, b); }
+
 /* Append the pending rows of topic (rows[i] with that topic) as one batch
 ** per partition, chunked under max_message_bytes. */
 static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
@@ -1433,7 +1517,7 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
   if (rc) return vt_takhin_error(vt, rc);
   int32_t np = d.partitions;
   size_t n = 0;
-  for (size_t i = 0; i < vt->nrows; i++) n += !strcmp(vt->rows[i]->topic, topic);
+  for (size_t i = 0; i < vt->nrows; i++) n += same_topic(vt->rows[i]->topic, topic);
   size_t *start = sqlite3_malloc64(((size_t)np + 1) * sizeof *start);
   takhin_record *recs = sqlite3_malloc64((n ? n : 1) * sizeof *recs);
   int32_t *rp = sqlite3_malloc64((n ? n : 1) * sizeof *rp);
@@ -1443,7 +1527,7 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
   size_t k = 0;
   for (size_t i = 0; i < vt->nrows; i++) {
     pend_row *r = vt->rows[i];
-    if (strcmp(r->topic, topic)) continue;
+    if (!same_topic(r->topic, topic)) continue;
     int32_t p = r->partition >= 0 ? r->partition
                : r->rec.key ? takhin_partition_for_key(r->rec.key, r->rec.key_len, np) : sticky;
     if (p >= np) { rc = vt_error(vt, sqlite3_mprintf("takhin: partition %d out of range for \"%s\"", (int)p, topic)); goto out; }
@@ -1454,7 +1538,7 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
   k = 0;
   for (size_t i = 0; i < vt->nrows; i++) {
     pend_row *r = vt->rows[i];
-    if (strcmp(r->topic, topic)) continue;
+    if (!same_topic(r->topic, topic)) continue;
     recs[start[rp[k]]++] = r->rec;
     k++;
   }
@@ -1506,8 +1590,8 @@ static int vt_sync(sqlite3_vtab *base) {
   for (size_t i = 0; i < vt->nrows && rc == SQLITE_OK; i++) {
     /* each topic once, at its first row; a row of the same topic as the
     ** row before (every row, on a topic's own table) is not a first */
-    int first = i == 0 || strcmp(vt->rows[i - 1]->topic, vt->rows[i]->topic) != 0;
-    for (size_t j = 0; j + 1 < i && first; j++) first = strcmp(vt->rows[j]->topic, vt->rows[i]->topic) != 0;
+    int first = i == 0 || !same_topic(vt->rows[i - 1]->topic, vt->rows[i]->topic);
+    for (size_t j = 0; j + 1 < i && first; j++) first = !same_topic(vt->rows[j]->topic, vt->rows[i]->topic);
     if (first) rc = flush_topic(vt, s, vt->rows[i]->topic);
   }
   if (rc != SQLITE_OK) { /* all or nothing: the topics already appended too */
@@ -1565,6 +1649,7 @@ static int vt_rollback_to(sqlite3_vtab *base, int i) {
     clear_pending(vt);
     return SQLITE_OK;
   }
+  vt->store_checked = vt->limits_checked = 0; /* it may have undone the catalog's creation */
   if (i >= 64) return SQLITE_OK;
   while (vt->nrows > vt->marks[i]) free_row(vt->rows[--vt->nrows]);
   /* Deletes go back to where they stood at the savepoint. */
