@@ -485,6 +485,7 @@ static int txn_commit(rd_kafka_t *rk, topic_t *ts, int n) {
     /* retriable: the cluster is still acknowledging (a broker down, a new leader) */
     if (!rd_kafka_error_is_retriable(e) || (stop_requested && attempt >= 3))
       txn_die(e, "commit transaction (the next run aborts it and ships its records again)");
+    fprintf(stderr, "takhin-mirror: commit transaction: %s; retrying\n", rd_kafka_error_string(e));
     rd_kafka_error_destroy(e);
   }
 }
@@ -762,7 +763,9 @@ static int run_from(const args_t *a) {
   int n = a->ntopics;
   topic_t *ts = calloc((size_t)n, sizeof *ts);
   const char *defs[] = {"group.id", "takhin-mirror", "enable.auto.commit", "false",
-                        "enable.partition.eof", "true", "isolation.level", "read_committed", NULL};
+                        "enable.partition.eof", "true", "isolation.level", "read_committed",
+                        /* a reset never skips forward: what is below next[] is dropped */
+                        "auto.offset.reset", "earliest", NULL};
   char err[512];
   rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, make_conf(a, defs), err, sizeof err);
   if (!c) die("consumer: %s", err);
@@ -856,6 +859,10 @@ static int run_from(const args_t *a) {
       reached = 1;
     } else if (m->err) {
       fprintf(stderr, "takhin-mirror: consumer: %s\n", rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+      continue;
+    } else if (m->offset < (pd->n ? pd->msgs[pd->n - 1]->offset + 1 : ts[i].next[p])) {
+      /* fetched again (a reset or a retry after a fault): already held */
       rd_kafka_message_destroy(m);
       continue;
     } else {
