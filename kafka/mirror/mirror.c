@@ -314,7 +314,9 @@ typedef struct {
 ** 16-fold until it holds a record or reaches the log start. */
 static void resume_from_target(const args_t *a, takhin_store *s, topic_t *ts, int n) {
   const char *defs[] = {"group.id", "takhin-mirror-probe", "enable.auto.commit", "false",
-                        "enable.partition.eof", "true", "isolation.level", "read_committed", NULL};
+                        "enable.partition.eof", "true", "isolation.level", "read_committed",
+                        /* the end of the partition is reached at once, not after 500 ms */
+                        "fetch.wait.max.ms", "10", NULL};
   char err[512];
   rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, make_conf(a, defs), err, sizeof err);
   if (!c) die("consumer: %s", err);
@@ -595,7 +597,9 @@ static int run_to(const args_t *a) {
   rd_kafka_destroy(rk);
 
   txn_id(a, group, tid, sizeof tid);
-  const char *defs[] = {"transactional.id", tid, "linger.ms", "5", NULL};
+  /* linger 50 ms: fuller batches (a commit flushes at once, so --follow does
+  ** not wait for it); see BENCHMARKS.md */
+  const char *defs[] = {"transactional.id", tid, "linger.ms", "50", NULL};
   rk = rd_kafka_new(RD_KAFKA_PRODUCER, make_conf(a, defs), err, sizeof err);
   if (!rk) die("producer: %s", err);
   /* a zstd takhin topic is compressed on the cluster too, unless -X says otherwise */
