@@ -7,19 +7,17 @@
 ** crash between "write the records" and "write the position" cannot exist:
 **
 **   --to:   every record produced to the cluster carries a header
-**           "takhin.offset" = its takhin offset (decimal). At start the mirror
-**           reads the last message of each target partition; the next takhin
-**           offset to ship is that header + 1 (or the takhin log start when the
-**           target partition is empty). The producer is idempotent, so retries
-**           inside one run neither duplicate nor reorder.
-**           Limit: the tail is read below the high watermark. A produce the
-**           killed process sent that the broker has not yet acknowledged to
-**           its followers (acks=all) is invisible to the restarted mirror,
-**           which ships those records again: duplicates, when replication is
-**           slower than a restart. A transactional producer (the restart
-**           fences the old producer id and aborts its open transaction, and
-**           the tail is read read_committed) closes that window: not done yet.
-**           The mock cluster replicates instantly, so the tests cannot see it.
+**           "takhin.offset" = its takhin offset (decimal), and is produced in
+**           a transaction. The transactional.id is one per (store, cluster),
+**           so at start init_transactions fences the instance this one
+**           replaces and aborts its open transaction; then the tail of each
+**           target partition is read read_committed, and the next takhin
+**           offset to ship is the last committed record's header + 1 (or the
+**           takhin log start when there is none). Records the killed mirror
+**           had in flight, appended above the high watermark or still on the
+**           wire, belong to the aborted transaction: shipped again, seen once
+**           by read_committed consumers. (Idempotence alone cannot do this: a
+**           restarted process gets a new producer id.)
 **   --from: every record written to takhin carries a header "kafka.offset" =
 **           its cluster offset. takhin_produce stores one batch all or
 **           nothing, so the header lands atomically with the record; at start
@@ -27,14 +25,15 @@
 **           If retention emptied the takhin partition, the metadata of the
 **           progress group (below) gives the same position.
 **
-** Offsets differ between the sides: the cluster assigns dense offsets, takhin
-** skips what compaction removed and starts at its log start after retention.
+** Offsets differ between the sides: the cluster numbers records itself (and
+** gives transaction markers offsets too), takhin skips what compaction removed
+** and starts at its log start after retention.
 ** The header is the mapping: cluster record at offset K with takhin.offset=T
 ** is takhin record T (and vice versa for kafka.offset).
 **
 ** Progress in SQL: the mirror commits, as consumer group "mirror:<cluster>"
-** (cluster = --name, else the cluster id), one past the last acknowledged
-** takhin offset (--to, every 0.5 s; lag = records not yet shipped), or the
+** (cluster = --name, else the cluster id), one past the last takhin offset
+** in a committed transaction (--to; lag = records not yet shipped), or the
 ** takhin high watermark with metadata "kafka_offset=N" (--from, per batch).
 ** That group is informational (and the --from fallback), not the resume point.
 **
