@@ -251,6 +251,7 @@ struct tk_partition {
   ** reconciled every segment row (-1: none yet); while it stands, only the
   ** active segment's file can have changed (append_lock) */
   int64_t seen_version;
+  atomic_int waiters; /* threads in tk_wait_for on this partition (wait.c) */
 };
 
 /* Allocate and initialise a partition (no files touched). NULL on OOM. */
@@ -362,7 +363,31 @@ struct takhin_store {
   size_t reap_n, reap_cap;
   pthread_t reaper;
   int reaper_running, reap_stop;
+  /* takhin_cursor_wait (wait.c): wait_cv signals appends to partitions
+  ** with waiters; wait_seq counts appends; wait_mu guards the rest */
+  pthread_mutex_t wait_mu;
+  pthread_cond_t wait_cv;
+  atomic_uint_fast64_t wait_seq;
+  int wait_active;  /* threads inside tk_wait_for */
+  int wait_closing; /* takhin_close has begun: waits end with EMISUSE */
 };
+
+/* ---- waiting for new data (wait.c) ------------------------------------ */
+#define TK_WAIT_POLL_MS 20 /* a read-only handle's waits re-read the partition this often */
+void tk_wait_init(takhin_store *s);
+/* An append to p became readable (appenders call it once per batch). */
+void tk_wait_notify(tk_partition *p);
+/* Wake every waiter of the store (a topic was deleted). */
+void tk_wait_notify_all(takhin_store *s);
+/* takhin_close: end every wait (EMISUSE) and return once none is left. */
+void tk_wait_close(takhin_store *s);
+/* Block until ready(arg) returns > 0 (TAKHIN_OK), < 0 (that status), the
+** timeout passes (TAKHIN_END; timeout_ms < 0 waits without one) or the
+** store closes (EMISUSE). ready is called first without waiting, then
+** after every append to one of parts[0..n) (every TK_WAIT_POLL_MS on a
+** read-only handle), never with a lock of the store held. */
+int tk_wait_for(takhin_store *s, tk_partition *const *parts, size_t n, int (*ready)(void *arg),
+                void *arg, int64_t timeout_ms);
 
 /* Hand over one reference to g, a segment whose file is gone, and one to
 ** its topic t: both are released on the store's reaper thread (reaper.c),

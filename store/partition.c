@@ -492,6 +492,7 @@ static void note_appended(tk_partition *p, const takhin_record *keys, size_t nke
     ** next persist or recovery writes its index rows. */
     persist(p);
   }
+  tk_wait_notify(p); /* the batch is readable (BUFFERED: by a flush on demand) */
 }
 
 /* The start of every append: takes append_lock (the caller releases it)

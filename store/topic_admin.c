@@ -193,6 +193,7 @@ int takhin_topic_delete(takhin_store *s, const char *topic) {
   }
   tk_store_remove(s, t);
   pthread_rwlock_unlock(&s->topics_lock);
+  tk_wait_notify_all(s); /* waiting cursors of the topic return ENOTFOUND */
   for (int32_t i = 0; i < t->nparts; i++) {
     tk_partition *p = t->parts[i];
     pthread_rwlock_rdlock(&p->meta_lock);
