@@ -552,10 +552,26 @@ static int64_t ship_partition(takhin_store *s, rd_kafka_t *rk, topic_t *t, int32
   return shipped;
 }
 
-/* --follow, nothing left to ship: wait for the store to grow. */
-static void wait_for_records(takhin_store *s, rd_kafka_t *rk) {
-  (void)s;
-  rd_kafka_poll(rk, 100); /* no wait API in takhin.h yet: a short poll */
+/* --follow, nothing left to ship: sleep in takhin_cursor_wait_any until a
+** partition grows past next[] (an append wakes it at once; on a read-only
+** handle, the writer being another process, within 20 ms), or 500 ms pass
+** so a stop request is seen. */
+static void wait_for_records(takhin_store *s, topic_t *ts, int n) {
+  int total = 0, k = 0;
+  for (int i = 0; i < n; i++) total += ts[i].partitions;
+  takhin_cursor **cs = calloc((size_t)total, sizeof *cs);
+  int rc = 0;
+  for (int i = 0; i < n && !rc; i++)
+    for (int32_t p = 0; p < ts[i].partitions && !rc; p++, k++) {
+      takhin_partition_info pi;
+      rc = takhin_partition_info_get(s, ts[i].name, p, &pi) || takhin_cursor_open(s, ts[i].name, p, &cs[k]) ||
+           takhin_cursor_seek(cs[k], ts[i].next[p] > pi.log_start_offset ? ts[i].next[p] : pi.log_start_offset, 1, 0);
+    }
+  if (rc) die("waiting for records: %s", takhin_errmsg());
+  rc = takhin_cursor_wait_any(cs, (size_t)total, 500, NULL);
+  if (rc != TAKHIN_OK && rc != TAKHIN_END) die("waiting for records: %s", takhin_errmsg());
+  for (k = 0; k < total; k++) takhin_cursor_close(cs[k]);
+  free(cs);
 }
 
 static int run_to(const args_t *a) {
@@ -650,7 +666,7 @@ static int run_to(const args_t *a) {
     if (stop_requested) break;
     if (!moved) {
       if (!a->follow) break;
-      wait_for_records(s, rk);
+      wait_for_records(s, ts, n);
     }
   }
   for (int i = 0; i < n; i++) rd_kafka_topic_destroy(ts[i].rkt);
