@@ -6,6 +6,8 @@
 ** order, key, value, timestamp, headers. Kill rounds SIGKILL the mirror at
 ** random points and check that every record arrives exactly once
 ** (TAKHIN_MIRROR_KILL_ROUNDS sets the rounds per direction, default 10).
+** Fault runs inject broker faults through the mock API while each direction
+** runs to its end, and check exactly once again.
 ** Bad configurations must exit non-zero with a message and leave the store's
 ** files byte for byte as they were.
 */
