@@ -806,7 +806,7 @@ static void test_faults(void) {
   printf("  --to: %d faults while it ran, every record once\n", faults);
 
   char *from[] = {"takhin-mirror", (char *)path("faultyback.db"), "--from", bootstrap, "--name", "faults",
-                  "--topics", "faulty", "-X", "max.partition.fetch.bytes=20000", NULL};
+                  "--topics", "faulty", "-X", "max.partition.fetch.bytes=8000", NULL};
   rc = run_with_faults(from, 1, "faulty", parts, &faults);
   CHECK(rc == 0, "mirror --from under faults exited %d", rc);
   CHECK(faults >= 4, "only %d faults landed while --from ran", faults);
