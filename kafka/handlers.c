@@ -274,23 +274,86 @@ static int produce(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w, int *no_res
 }
 
 /* ---- Fetch -------------------------------------------------------------- */
+/* Long polling: the partitions' batches are gathered as views into the
+** segment files (takhin_fetch_span_get: no copy; the response goes out with
+** writev). When there are fewer than min_bytes of them, nothing went wrong
+** and max_wait_ms has not passed, the views are let go and the handler
+** sleeps in takhin_cursor_wait_any on every partition asked for, each
+** cursor placed at the high watermark just seen, so that any append wakes
+** it; then it gathers again. Waits are cut into POLL_SLICE_MS slices so
+** SIGTERM ends a long poll promptly. */
+#define POLL_SLICE_MS 200
+
 typedef struct fetch_part {
-  const char *topic; /* into names */
+  const char *topic; /* into names; NULL when the name was malformed */
   int32_t partition;
   int64_t offset;
   int32_t max_bytes;
+  /* gathered */
+  takhin_fetch_span span;
+  takhin_partition_info info;
+  int16_t err;
+  takhin_cursor *cur; /* opened for the first wait */
 } fetch_part;
 
-/* Nonzero when some partition asked for has data at its fetch offset (or an
-** error to report), which ends a long poll. */
-static int fetch_ready(kh_ctx *c, const fetch_part *fp, int32_t n) {
-  for (int32_t i = 0; i < n; i++) {
-    takhin_partition_info info;
-    if (!fp[i].topic) return 1;
-    if (takhin_partition_info_get(c->store, fp[i].topic, fp[i].partition, &info) != TAKHIN_OK) return 1;
-    if (fp[i].offset != info.high_watermark) return 1;
+/* Gather every partition's batches within the request's budgets. Returns
+** the bytes gathered; *any_err when a partition has an error to report
+** (which ends a long poll, as in Kafka). */
+static size_t fetch_gather(kh_ctx *c, fetch_part *fp, size_t n, int32_t max_bytes, int *any_err) {
+  size_t budget = (size_t)max_bytes, total = 0;
+  int first_data = 1;
+  *any_err = 0;
+  for (size_t k = 0; k < n; k++) {
+    fetch_part *f = &fp[k];
+    takhin_fetch_span_release(&f->span);
+    f->info = (takhin_partition_info){.log_start_offset = -1, .high_watermark = -1};
+    f->err = KE_UNKNOWN_TOPIC_OR_PARTITION;
+    if (f->topic) {
+      size_t want = f->max_bytes > 0 ? (size_t)f->max_bytes : 0;
+      if (want > budget) want = budget;
+      if (want == 0 && first_data) want = 1; /* the first batch always goes whole */
+      int src = want ? takhin_fetch_span_get(c->store, f->topic, f->partition, f->offset, want, &f->span, &f->info)
+                     : takhin_partition_info_get(c->store, f->topic, f->partition, &f->info);
+      f->err = kerr(src);
+      if (src == TAKHIN_ECORRUPT) f->err = KE_KAFKA_STORAGE_ERROR;
+      if (src && src != TAKHIN_ERANGE && src != TAKHIN_ENOTFOUND)
+        kh_log("fetch %s-%d at %lld: %s", f->topic, (int)f->partition, (long long)f->offset, takhin_errmsg());
+    }
+    if (f->err != KE_NONE) *any_err = 1;
+    if (f->span.len) {
+      first_data = 0;
+      budget = f->span.len >= budget ? 0 : budget - f->span.len;
+      total += f->span.len;
+    }
   }
-  return 0;
+  return total;
+}
+
+/* Sleep until one of the partitions grows past what the last gather saw,
+** or until deadline. 0 to gather again, -1 to answer now. */
+static int fetch_wait(kh_ctx *c, fetch_part *fp, size_t n, int64_t deadline) {
+  takhin_cursor *one[8], **cs = n <= 8 ? one : malloc(n * sizeof *cs);
+  if (!cs) return -1;
+  int rc = 0;
+  for (size_t k = 0; k < n && !rc; k++) {
+    fetch_part *f = &fp[k];
+    if (!f->cur && takhin_cursor_open(c->store, f->topic, f->partition, &f->cur) != TAKHIN_OK) rc = -1;
+    else if (takhin_cursor_seek(f->cur, f->info.high_watermark, 0, 0) != TAKHIN_OK) rc = -1;
+    cs[k] = f->cur;
+  }
+  for (size_t k = 0; k < n; k++) takhin_fetch_span_release(&fp[k].span); /* pin nothing while asleep */
+  while (!rc) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0 || atomic_load(c->stopping)) {
+      rc = -1;
+      break;
+    }
+    int wr = takhin_cursor_wait_any(cs, n, left < POLL_SLICE_MS ? left : POLL_SLICE_MS, NULL);
+    if (wr == TAKHIN_OK) break;
+    if (wr != TAKHIN_END) rc = -1;
+  }
+  if (cs != one) free(cs);
+  return rc;
 }
 
 static int fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
@@ -323,6 +386,7 @@ static int fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
         fp = nf, cap *= 2;
       }
       fetch_part *f = &fp[n++];
+      memset(f, 0, sizeof *f);
       f->topic = bad ? NULL : names[t];
       f->partition = kp_i32(r);
       if (v >= 9) kp_i32(r); /* current_leader_epoch */
@@ -341,59 +405,45 @@ static int fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   }
   if (v >= 11) kp_string(r); /* rack_id */
   if (r->err) goto out;
-  /* Long poll: min_bytes is honoured as "some data" (any batch is > 1 byte). */
-  if (max_wait > 0 && min_bytes > 0) {
-    int32_t wait_cap = c->max_wait_cap_ms > 0 ? c->max_wait_cap_ms : FETCH_MAX_WAIT_MS;
-    int64_t deadline = now_ms() + (max_wait < wait_cap ? max_wait : wait_cap);
-    while (!fetch_ready(c, fp, (int32_t)n) && now_ms() < deadline && !atomic_load(c->stopping)) {
-      struct timespec ts = {0, 5 * 1000 * 1000};
-      nanosleep(&ts, NULL);
+  if (max_bytes <= 0 || max_bytes > FETCH_MAX_BYTES) max_bytes = FETCH_MAX_BYTES;
+  int32_t wait_cap = c->max_wait_cap_ms > 0 ? c->max_wait_cap_ms : FETCH_MAX_WAIT_MS;
+  int64_t deadline = now_ms() + (max_wait < wait_cap ? max_wait : wait_cap);
+  for (;;) {
+    int any_err;
+    size_t got = fetch_gather(c, fp, n, max_bytes, &any_err);
+    /* min_bytes <= 0 or max_wait <= 0: answer at once, as Kafka does */
+    if (max_wait <= 0 || min_bytes <= 0 || got >= (size_t)min_bytes || any_err || n == 0) break;
+    if (fetch_wait(c, fp, n, deadline)) {
+      fetch_gather(c, fp, n, max_bytes, &any_err); /* the answer: what is there now */
+      break;
     }
   }
-  if (max_bytes <= 0 || max_bytes > FETCH_MAX_BYTES) max_bytes = FETCH_MAX_BYTES;
-  size_t budget = (size_t)max_bytes;
   kp_w_i32(w, 0); /* throttle */
   if (v >= 7) kp_w_i16(w, KE_NONE), kp_w_i32(w, 0); /* error, session_id */
   kp_w_i32(w, nt);
   size_t k = 0;
-  int first_data = 1;
   for (int32_t t = 0; t < nt; t++) {
     kp_w_string(w, names[t]);
     kp_w_i32(w, tcount[t]);
     for (int32_t i = 0; i < tcount[t]; i++, k++) {
       fetch_part *f = &fp[k];
-      void *data = NULL;
-      size_t dlen = 0;
-      takhin_partition_info info = {.log_start_offset = -1, .high_watermark = -1};
-      int16_t err = KE_UNKNOWN_TOPIC_OR_PARTITION;
-      if (f->topic) {
-        size_t want = f->max_bytes > 0 ? (size_t)f->max_bytes : 0;
-        if (want > budget) want = budget;
-        if (want == 0 && first_data) want = 1; /* the first batch always goes whole */
-        int src = want ? takhin_fetch_batches(c->store, f->topic, f->partition, f->offset, want, &data, &dlen, &info)
-                       : takhin_partition_info_get(c->store, f->topic, f->partition, &info);
-        err = kerr(src);
-        if (src == TAKHIN_ECORRUPT) err = KE_KAFKA_STORAGE_ERROR;
-        if (src && src != TAKHIN_ERANGE && src != TAKHIN_ENOTFOUND)
-          kh_log("fetch %s-%d at %lld: %s", f->topic, (int)f->partition, (long long)f->offset, takhin_errmsg());
-      }
-      if (dlen) {
-        first_data = 0;
-        budget = dlen >= budget ? 0 : budget - dlen;
-      }
       kp_w_i32(w, f->partition);
-      kp_w_i16(w, err);
-      kp_w_i64(w, info.high_watermark);
-      kp_w_i64(w, info.high_watermark); /* last_stable_offset: no transactions in flight */
-      if (v >= 5) kp_w_i64(w, info.log_start_offset);
+      kp_w_i16(w, f->err);
+      kp_w_i64(w, f->info.high_watermark);
+      kp_w_i64(w, f->info.high_watermark); /* last_stable_offset: no transactions in flight */
+      if (v >= 5) kp_w_i64(w, f->info.log_start_offset);
       kp_w_i32(w, 0); /* aborted_transactions: [] */
       if (v >= 11) kp_w_i32(w, -1); /* preferred_read_replica */
-      kp_w_bytes(w, data ? data : (const void *)"", dlen);
-      takhin_free(data);
+      kp_w_i32(w, (int32_t)f->span.len); /* records: the stored batches, sent from the mapping */
+      kp_w_span(w, &f->span);
     }
   }
   rc = 0;
 out:
+  for (size_t i = 0; fp && i < n; i++) {
+    takhin_fetch_span_release(&fp[i].span);
+    takhin_cursor_close(fp[i].cur);
+  }
   free(fp);
   free(names);
   free(tcount);
@@ -804,6 +854,6 @@ int kh_dispatch(kh_ctx *c, const uint8_t *frame, size_t len, kp_writer *w) {
     return -1;
   }
   if (no_response) w->len = frame_at;
-  else kp_w_patch32(w, frame_at, (int32_t)(w->len - frame_at - 4));
+  else kp_w_patch32(w, frame_at, (int32_t)(kp_w_total(w) - frame_at - 4));
   return 0;
 }

@@ -7,6 +7,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 static const uint8_t *take(kp_reader *r, size_t n) {
   if (r->err || (size_t)(r->end - r->p) < n) {
@@ -187,8 +190,87 @@ void kp_w_patch32(kp_writer *w, size_t at, int32_t v) {
   if (w->err || at + 4 > w->len) return;
   for (int i = 0; i < 4; i++) w->p[at + i] = (uint8_t)((uint32_t)v >> (24 - 8 * i));
 }
+void kp_w_span(kp_writer *w, takhin_fetch_span *sp) {
+  if (!sp->len) {
+    takhin_fetch_span_release(sp);
+    return;
+  }
+  if (!w->err && w->next == w->ext_cap) {
+    size_t cap = w->ext_cap ? 2 * w->ext_cap : 16;
+    kp_ext *ne = realloc(w->ext, cap * sizeof *ne);
+    if (!ne) w->err = 1;
+    else w->ext = ne, w->ext_cap = cap;
+  }
+  if (w->err) {
+    takhin_fetch_span_release(sp);
+    return;
+  }
+  w->ext[w->next].at = w->len;
+  w->ext[w->next].span = *sp;
+  w->next++;
+  w->ext_bytes += sp->len;
+  memset(sp, 0, sizeof *sp);
+}
+
+void kp_w_reset(kp_writer *w) {
+  for (size_t i = 0; i < w->next; i++) takhin_fetch_span_release(&w->ext[i].span);
+  w->next = 0;
+  w->ext_bytes = 0;
+  w->len = 0;
+  w->err = 0;
+}
+
 void kp_w_free(kp_writer *w) {
+  kp_w_reset(w);
+  free(w->ext);
+  w->ext = NULL;
+  w->ext_cap = 0;
   free(w->p);
   w->p = NULL;
   w->len = w->cap = 0;
+}
+
+/* The response as pieces: buffer runs between the spans, and the spans. */
+int kp_w_send(const kp_writer *w, int fd) {
+  enum { BATCH = 64 };
+  struct iovec iov[BATCH];
+  size_t piece = 0, npieces = 2 * w->next + 1, skip = 0; /* bytes of `piece` already sent */
+  while (piece < npieces) {
+    int n = 0;
+    for (size_t k = piece; k < npieces && n < BATCH; k++) {
+      const uint8_t *base;
+      size_t len;
+      if (k % 2 == 0) { /* buffer run k/2: from the previous span's at to this one's */
+        size_t from = k ? w->ext[k / 2 - 1].at : 0, to = k / 2 < w->next ? w->ext[k / 2].at : w->len;
+        base = w->p + from, len = to - from;
+      } else {
+        base = w->ext[k / 2].span.data, len = w->ext[k / 2].span.len;
+      }
+      if (k == piece) base += skip, len -= skip;
+      iov[n].iov_base = (void *)base;
+      iov[n].iov_len = len;
+      n++;
+    }
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    ssize_t sent = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent <= 0) {
+      int all_empty = 1;
+      for (int i = 0; i < n; i++) all_empty &= iov[i].iov_len == 0;
+      if (sent == 0 && all_empty) sent = 0; /* only empty pieces: step over them */
+      else return -1;                        /* SO_SNDTIMEO bounds a peer that never reads */
+    }
+    /* advance over what went out */
+    size_t left = (size_t)sent;
+    for (int i = 0; i < n; i++) {
+      if (left < iov[i].iov_len) {
+        skip += left;
+        break;
+      }
+      left -= iov[i].iov_len;
+      piece++;
+      skip = 0;
+    }
+  }
+  return 0;
 }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "takhin.h"
+
 /* socket.request.max.bytes: Kafka's default largest request frame. */
 #define KP_MAX_FRAME (100 * 1024 * 1024)
 
@@ -78,11 +80,22 @@ typedef struct kp_header {
 ** says whether this API version uses header v2. 0, or -1 when malformed. */
 int kp_header_parse(kp_reader *r, kp_header *h, int flexible);
 
+/* Bytes a response carries by reference (stored batches, sent with
+** writev from the segment's mapping): they follow the first `at` bytes of
+** the writer's buffer. */
+typedef struct kp_ext {
+  size_t at;
+  takhin_fetch_span span;
+} kp_ext;
+
 typedef struct kp_writer {
   uint8_t *p;
   size_t len, cap;
   size_t limit; /* a response never grows past this (err set instead) */
   int err;
+  kp_ext *ext; /* in order of their at */
+  size_t next, ext_cap;
+  size_t ext_bytes; /* sum of their lengths */
 } kp_writer;
 
 void kp_w_i8(kp_writer *w, int8_t v);
@@ -98,5 +111,16 @@ void kp_w_bytes(kp_writer *w, const void *p, size_t n);   /* p NULL = null */
 size_t kp_w_reserve32(kp_writer *w);
 void kp_w_patch32(kp_writer *w, size_t at, int32_t v);
 void kp_w_free(kp_writer *w);
+/* Append sp's bytes by reference: the writer takes the span over (*sp is
+** zeroed) and releases it in kp_w_reset or kp_w_free. On error (out of
+** memory) the span is released and w->err set. */
+void kp_w_span(kp_writer *w, takhin_fetch_span *sp);
+/* Length of the response: the buffer plus the bytes held by reference. */
+static inline size_t kp_w_total(const kp_writer *w) { return w->len + w->ext_bytes; }
+/* Empty the writer for the next response (keeps the buffer, releases spans). */
+void kp_w_reset(kp_writer *w);
+/* Send the whole response (buffer and spans, in order) on a socket with
+** sendmsg/writev: 0, or -1 when the peer is gone or the send timed out. */
+int kp_w_send(const kp_writer *w, int fd);
 
 #endif

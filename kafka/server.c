@@ -9,8 +9,9 @@
 ** embedded broker are few, and a blocking thread keeps each request a
 ** straight line of code. The cost is bounded by MAX_CONNS threads; each
 ** holds at most one request frame (<= socket.request.max.bytes, 100 MiB,
-** allocated only as its bytes arrive) and one response (<= 64 MiB of fetch
-** data plus headers).
+** allocated only as its bytes arrive) and one response: its headers in
+** memory, and the stored batches of a Fetch as views into the segment
+** files, sent with sendmsg straight from the mapping (no copy).
 **
 ** Peers are untrusted: a frame size outside [8, 100 MiB] closes the
 ** connection; a frame must arrive whole within FRAME_TIMEOUT_MS of its first
@@ -88,16 +89,6 @@ static int read_full(int fd, uint8_t *p, size_t n, int64_t deadline, int idle_ok
   return 0;
 }
 
-static int write_full(int fd, const uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1; /* SO_SNDTIMEO bounds a peer that never reads */
-    p += w, n -= (size_t)w;
-  }
-  return 0;
-}
-
 static void *conn_main(void *arg) {
   conn *cn = arg;
   kh_ctx *ctx = cn->ctx;
@@ -136,15 +127,15 @@ static void *conn_main(void *arg) {
       if (ctx->verbose) kh_log("closing %s: truncated or slow frame", cn->peer);
       break;
     }
-    w.len = 0;
-    w.err = 0;
+    kp_w_reset(&w); /* releases the last response's segment views */
     if (kh_dispatch(ctx, buf, need, &w)) break;
     if (drop_produce_every && buf[0] == 0 && buf[1] == KP_PRODUCE &&
         atomic_fetch_add(&produce_count, 1) % drop_produce_every == drop_produce_every - 1) {
       kh_log("test hook: dropping %s instead of answering a Produce", cn->peer);
       break;
     }
-    if (w.len && write_full(cn->fd, w.p, w.len)) break;
+    if (w.len && kp_w_send(&w, cn->fd)) break;
+    kp_w_reset(&w); /* hold no segment while waiting for the next request */
     /* a big request or response does not pin its memory for the connection's life */
     if (cap > READ_CHUNK) free(buf), buf = NULL, cap = 0;
     if (w.cap > READ_CHUNK) kp_w_free(&w);

@@ -21,6 +21,7 @@
 #include "keyindex.h"
 #include "partition.h"
 #include "store.h"
+#include "wait.h"
 
 #define READ_MIN (16 * 1024)
 #define TK_RELOCATE 2 /* internal: the segment was replaced; locate again */
@@ -551,6 +552,63 @@ int takhin_cursor_next(takhin_cursor *c, takhin_message *m) {
     }
     if ((rc = next_batch(c))) return rc;
   }
+}
+
+/* ---- waiting for new data ---------------------------------------------- */
+
+/* Whether the cursor's partition holds offsets at or past its position, as
+** a read would see them: a BUFFERED batch still in memory counts (the read
+** flushes it), and a read-only handle re-reads the partition first. 1, 0,
+** or ENOTFOUND when the topic was deleted. */
+static int cursor_ready(takhin_cursor *c) {
+  int rc = check_alive(c);
+  if (rc) return rc;
+  tk_partition *p = c->part;
+  if (c->store->opt.read_only) tk_part_refresh(p);
+  pthread_rwlock_rdlock(&p->meta_lock);
+  int64_t end = p->next_offset > p->pending_next ? p->next_offset : p->pending_next;
+  pthread_rwlock_unlock(&p->meta_lock);
+  return end > c->next;
+}
+
+typedef struct wait_set {
+  takhin_cursor *const *c;
+  size_t n, *ready;
+} wait_set;
+
+static int set_ready(void *arg) {
+  wait_set *w = arg;
+  for (size_t i = 0; i < w->n; i++) {
+    int rc = cursor_ready(w->c[i]);
+    if (rc > 0 && w->ready) *w->ready = i;
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+int takhin_cursor_wait_any(takhin_cursor *const *cursors, size_t n, int64_t timeout_ms, size_t *ready) {
+  if (!cursors || n == 0 || n > 65536) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_wait_any: no cursors");
+  takhin_store *s = cursors[0] ? cursors[0]->store : NULL;
+  tk_partition *one[8], **parts = n <= 8 ? one : malloc(n * sizeof *parts);
+  if (!parts) return tk_err(TAKHIN_ENOMEM, "out of memory waiting on %zu cursors", n);
+  int rc = TAKHIN_OK;
+  for (size_t i = 0; i < n && !rc; i++) {
+    if (!cursors[i]) rc = tk_err(TAKHIN_EMISUSE, "takhin_cursor_wait_any: cursor %zu is NULL", i);
+    else if (cursors[i]->store != s) rc = tk_err(TAKHIN_EMISUSE, "takhin_cursor_wait_any: cursors of two stores");
+    else parts[i] = cursors[i]->part;
+  }
+  if (!rc && !tk_store_live(s)) rc = tk_err(TAKHIN_EMISUSE, "takhin_cursor_wait: the store is closed");
+  if (!rc) {
+    wait_set w = {cursors, n, ready};
+    rc = tk_wait_for(s, parts, n, set_ready, &w, timeout_ms);
+  }
+  if (parts != one) free(parts);
+  return rc;
+}
+
+int takhin_cursor_wait(takhin_cursor *c, int64_t timeout_ms) {
+  if (!c) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_wait: cursor is NULL");
+  return takhin_cursor_wait_any(&c, 1, timeout_ms, NULL);
 }
 
 int takhin_cursor_get(takhin_cursor *c, int64_t offset, takhin_message *m) {

@@ -16,6 +16,7 @@
 **   topic.h       topic.c, topic_admin.c, topic_meta.c, reconcile.c
 **   catalog.h     catalog.c, sqlfile.c     the SQLite catalog
 **   store.h       store.c, reaper.c, maintenance.c
+**   wait.h        wait.c                   waiting for new data
 **   host.h        what the SQLite extension may use of all this
 **
 ** Locks, outermost first; take them in this order only:
@@ -53,5 +54,6 @@
 #include "segment.h"
 #include "store.h"
 #include "topic.h"
+#include "wait.h"
 
 #endif /* TAKHIN_INTERNAL_H */

@@ -25,6 +25,7 @@
 #include "catalog.h"
 #include "partition.h"
 #include "store.h"
+#include "wait.h"
 
 tk_partition *tk_part_new(tk_topic *t, int32_t id) {
   tk_partition *p = calloc(1, sizeof *p);
@@ -397,6 +398,7 @@ static void note_appended(tk_partition *p, const takhin_record *keys, size_t nke
     ** next persist or recovery writes its index rows. */
     tk_part_persist(p);
   }
+  tk_wait_notify(p); /* the batch is readable (BUFFERED: by a flush on demand) */
 }
 
 /* The start of every append: takes append_lock (the caller releases it)

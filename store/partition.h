@@ -70,6 +70,7 @@ struct tk_partition {
   ** reconciled every segment row (-1: none yet); while it stands, only the
   ** active segment's file can have changed (append_lock) */
   int64_t seen_version;
+  atomic_int waiters; /* threads in tk_wait_for on this partition (wait.c) */
 };
 
 static inline takhin_store *tk_part_store(const tk_partition *p) { return p->topic->store; }

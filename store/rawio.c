@@ -2,8 +2,9 @@
 ** rawio.c -- whole RecordBatches in and out, for faces that speak Kafka's
 ** wire protocol: takhin_produce_batch appends a producer's batch as sent
 ** (no re-encoding), takhin_fetch_batches copies stored batches out as they
-** lie in the segment file (no decoding), so a Kafka client gets the bytes
-** its producer wrote.
+** lie in the segment file (no decoding), and takhin_fetch_span_get hands
+** out the same bytes as a view into the segment's mapping (no copy), so a
+** Kafka client gets the bytes its producer wrote.
 */
 #include <errno.h>
 #include <stdlib.h>
@@ -168,12 +169,57 @@ static int copy_batches(tk_segment *g, int64_t pos, int64_t end, int64_t offset,
   return TAKHIN_OK;
 }
 
-int takhin_fetch_batches(takhin_store *s, const char *topic, int32_t partition, int64_t offset,
-                         size_t max_bytes, void **out, size_t *len, takhin_partition_info *info) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_fetch_batches: store is NULL or closed");
-  if (!out || !len) return tk_err(TAKHIN_EMISUSE, "takhin_fetch_batches: NULL argument");
-  *out = NULL;
-  *len = 0;
+/* The batches of segment g from the one holding offset, between pos and
+** end, as a view into g's read-only mapping: the same selection and CRC
+** checks as copy_batches, without the copy. On success sp->data points
+** into the mapping and sp holds a ref on g, which keeps the mapping (and so
+** the bytes, even once compaction or retention has retired the file: the
+** mapping keeps its inode) until takhin_fetch_span_release. 1 when g
+** cannot be mapped (the caller copies instead). */
+static int map_batches(tk_segment *g, int64_t pos, int64_t end, int sealed, int64_t offset,
+                       size_t max_bytes, takhin_fetch_span *sp) {
+  const uint8_t *map = tk_seg_map(g, end, sealed);
+  if (!map) return 1;
+  tk_batch_hdr h;
+  int64_t from = -1, to = -1;
+  int damaged = 0;
+  while (pos + TK_BATCH_HEADER_SIZE <= end) {
+    if (tk_batch_parse_header(map + pos, (size_t)(end - pos), &h)) {
+      damaged = 1;
+      break;
+    }
+    int64_t total = tk_batch_total(&h);
+    if (pos + total > end) break;
+    if (from < 0 && h.base_offset + h.last_offset_delta < offset) { /* before offset: skip */
+      pos += total;
+      continue;
+    }
+    /* Never hand out a batch that fails its CRC; keep the good ones before it. */
+    if (!tk_batch_crc_ok(map + pos, &h)) {
+      damaged = 1;
+      break;
+    }
+    if (from < 0) from = pos;
+    else if ((size_t)(pos + total - from) > max_bytes) break;
+    to = pos + total;
+    pos = to;
+    if ((size_t)(to - from) >= max_bytes) break;
+  }
+  if (from < 0 && damaged)
+    return tk_err(TAKHIN_ECORRUPT, "the batch at offset %lld is damaged (CRC or header)", (long long)offset);
+  if (from < 0) return TAKHIN_OK;
+  tk_seg_ref(g);
+  sp->data = map + from;
+  sp->len = (size_t)(to - from);
+  sp->hold_[0] = g;
+  return TAKHIN_OK;
+}
+
+/* Shared by takhin_fetch_batches (copy) and takhin_fetch_span_get (map
+** where it can, else copy). */
+static int fetch_batches(takhin_store *s, const char *topic, int32_t partition, int64_t offset,
+                         size_t max_bytes, int use_map, takhin_fetch_span *sp, takhin_partition_info *info) {
+  memset(sp, 0, sizeof *sp);
   tk_topic *t;
   tk_partition *p;
   int rc = tk_store_partition(s, topic, partition, &t, &p);
@@ -201,9 +247,16 @@ int takhin_fetch_batches(takhin_store *s, const char *topic, int32_t partition, 
     int sealed;
     tk_segment *g = tk_part_locate(p, offset, &pos, &end, &h2, &seg_next, &sealed, &entry);
     if (!g) { rc = TAKHIN_OK; break; } /* offset == high watermark: nothing yet */
-    rc = copy_batches(g, pos, end, offset, max_bytes ? max_bytes : 1, out, len);
+    size_t mb = max_bytes ? max_bytes : 1;
+    rc = use_map ? map_batches(g, pos, end, sealed, offset, mb, sp) : 1;
+    if (rc == 1) {
+      void *buf = NULL;
+      size_t len = 0;
+      rc = copy_batches(g, pos, end, offset, mb, &buf, &len);
+      if (!rc) sp->data = sp->hold_[1] = buf, sp->len = len;
+    }
     tk_seg_unref(g);
-    if (!rc && *len == 0 && seg_next > offset && seg_next < hwm) {
+    if (!rc && sp->len == 0 && seg_next > offset && seg_next < hwm) {
       offset = seg_next; /* compaction emptied the rest of this segment: go on to the next */
       continue;
     }
@@ -211,4 +264,30 @@ int takhin_fetch_batches(takhin_store *s, const char *topic, int32_t partition, 
   }
   tk_topic_unref(t);
   return rc;
+}
+
+int takhin_fetch_batches(takhin_store *s, const char *topic, int32_t partition, int64_t offset,
+                         size_t max_bytes, void **out, size_t *len, takhin_partition_info *info) {
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_fetch_batches: store is NULL or closed");
+  if (!out || !len) return tk_err(TAKHIN_EMISUSE, "takhin_fetch_batches: NULL argument");
+  takhin_fetch_span sp;
+  int rc = fetch_batches(s, topic, partition, offset, max_bytes, 0, &sp, info);
+  *out = rc ? NULL : sp.hold_[1];
+  *len = rc ? 0 : sp.len;
+  return rc;
+}
+
+int takhin_fetch_span_get(takhin_store *s, const char *topic, int32_t partition, int64_t offset,
+                          size_t max_bytes, takhin_fetch_span *out, takhin_partition_info *info) {
+  if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_fetch_span_get: out is NULL");
+  memset(out, 0, sizeof *out);
+  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_fetch_span_get: store is NULL or closed");
+  return fetch_batches(s, topic, partition, offset, max_bytes, 1, out, info);
+}
+
+void takhin_fetch_span_release(takhin_fetch_span *sp) {
+  if (!sp) return;
+  if (sp->hold_[0]) tk_seg_unref(sp->hold_[0]);
+  free(sp->hold_[1]);
+  memset(sp, 0, sizeof *sp);
 }

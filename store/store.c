@@ -25,6 +25,7 @@
 #include "keyindex.h"
 #include "partition.h"
 #include "store.h"
+#include "wait.h"
 #include "topic.h"
 
 void takhin_options_init(takhin_options *opt) {
@@ -364,6 +365,7 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   pthread_cond_init(&s->flusher_cv, NULL);
   pthread_mutex_init(&s->reap_mu, NULL);
   pthread_cond_init(&s->reap_cv, NULL);
+  tk_wait_init(s);
   snprintf(s->db_path, sizeof s->db_path, "%s", path);
   snprintf(s->data_dir, sizeof s->data_dir, "%s-takhin", path);
   s->borrowed = borrow != NULL;
@@ -502,6 +504,7 @@ static void retire_handle(takhin_store *s) {
 ** the struct itself. Returns the first flush error. */
 static int teardown(takhin_store *s) {
   int rc = TAKHIN_OK;
+  tk_wait_close(s); /* no cursor_wait may run on what is freed below */
   pthread_mutex_lock(&s->flusher_mu);
   s->stopping = 1;
   pthread_cond_broadcast(&s->flusher_cv);
@@ -523,7 +526,8 @@ static int teardown(takhin_store *s) {
   if (s->lock_fd >= 0) close(s->lock_fd);
   pthread_rwlock_destroy(&s->topics_lock);
   pthread_mutex_destroy(&s->cat_lock);
-  pthread_mutex_destroy(&s->fd_lock);
+  /* fd_lock and the wait state stay: a cursor that takhin_close woke from
+  ** takhin_cursor_wait is closed after it, and the handle is never freed */
   pthread_mutex_destroy(&s->flusher_mu);
   pthread_cond_destroy(&s->flusher_cv);
   pthread_mutex_destroy(&s->reap_mu);

@@ -49,6 +49,13 @@ struct takhin_store {
   size_t reap_n, reap_cap;
   pthread_t reaper;
   int reaper_running, reap_stop;
+  /* takhin_cursor_wait (wait.c): wait_cv signals appends to partitions
+  ** with waiters; wait_seq counts appends; wait_mu guards the rest */
+  pthread_mutex_t wait_mu;
+  pthread_cond_t wait_cv;
+  atomic_uint_fast64_t wait_seq;
+  int wait_active;  /* threads inside tk_wait_for */
+  int wait_closing; /* takhin_close has begun: waits end with EMISUSE */
 };
 
 /* The handle is an open store (NULL and closed handles are not). */

@@ -338,6 +338,30 @@ int takhin_cursor_seek(takhin_cursor *c, int64_t offset, int64_t max_records,
 ** (ECORRUPT for a batch that fails its CRC: it is never returned). */
 int takhin_cursor_next(takhin_cursor *c, takhin_message *m);
 
+/* Block until the cursor's partition holds a record at or after the
+** cursor's position (the offset the next takhin_cursor_next reads from:
+** where the last seek put it, or past the last record returned), so that
+** a consumer at the high watermark sleeps instead of polling.
+** timeout_ms: 0 checks and returns at once; < 0 waits without a limit.
+** Returns TAKHIN_OK when there is something to read (BUFFERED batches not
+** yet written count: the read flushes them), TAKHIN_END when the timeout
+** passed first, ENOTFOUND when the topic was deleted, EMISUSE when the
+** store was closed meanwhile (takhin_close wakes every waiter and waits
+** for it to return; the caller then only closes the cursor).
+** An append wakes the threads waiting on its partition at once. A
+** read_only handle cannot be woken by the writer process: it re-reads the
+** partition every 20 ms while it waits, so it sees records at most that
+** much later. A wait does not move the cursor or change its limits. */
+int takhin_cursor_wait(takhin_cursor *c, int64_t timeout_ms);
+
+/* takhin_cursor_wait over n cursors of one store (a Kafka Fetch waits on
+** every partition it asks for): returns TAKHIN_OK as soon as one of them
+** has something to read, its index in *ready (may be NULL; the first
+** ready one when several are). Errors of one cursor (ENOTFOUND) end the
+** wait with that status. */
+int takhin_cursor_wait_any(takhin_cursor *const *cursors, size_t n, int64_t timeout_ms,
+                           size_t *ready);
+
 /* Free the cursor. NULL is a no-op. Must be closed before its store. */
 void takhin_cursor_close(takhin_cursor *c);
 
@@ -523,6 +547,25 @@ int takhin_batch_check(const void *batch, size_t len);
 ** watermark). */
 int takhin_fetch_batches(takhin_store *s, const char *topic, int32_t partition, int64_t offset,
                          size_t max_bytes, void **out, size_t *len, takhin_partition_info *info);
+
+/* The batches takhin_fetch_batches would copy, without the copy: data
+** points into the segment file's read-only mapping (or, where the file
+** cannot be mapped, into a copy), for a server to send with writev. The
+** span holds the segment, so the bytes stay valid and unchanged until
+** takhin_fetch_span_release even when compaction or retention retires the
+** file meanwhile (the mapping keeps it). Each batch's CRC was checked.
+** Release every span before closing the store. Same arguments, errors and
+** info as takhin_fetch_batches; len 0 (data NULL) when there is nothing
+** at offset yet. A span costs no allocation when the segment is mapped. */
+typedef struct takhin_fetch_span {
+  const void *data;
+  size_t len;
+  void *hold_[2]; /* private: what keeps data valid */
+} takhin_fetch_span;
+int takhin_fetch_span_get(takhin_store *s, const char *topic, int32_t partition, int64_t offset,
+                          size_t max_bytes, takhin_fetch_span *out, takhin_partition_info *info);
+/* Give the span's bytes back (NULL or an empty span: no-op); *sp is zeroed. */
+void takhin_fetch_span_release(takhin_fetch_span *sp);
 
 #ifdef __cplusplus
 }

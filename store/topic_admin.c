@@ -27,6 +27,7 @@
 #include "keyindex.h"
 #include "partition.h"
 #include "store.h"
+#include "wait.h"
 #include "topic.h"
 
 void tk_clear_dir(const char *dir, int remove_dir) {
@@ -197,6 +198,7 @@ int takhin_topic_delete(takhin_store *s, const char *topic) {
   }
   tk_store_remove(s, t);
   pthread_rwlock_unlock(&s->topics_lock);
+  tk_wait_notify_all(s); /* waiting cursors of the topic return ENOTFOUND */
   for (int32_t i = 0; i < t->nparts; i++) {
     tk_part_retire_files(t->parts[i]);
     char dir[TK_PATH_MAX];

@@ -5,6 +5,7 @@
 ** through a cursor; damaged batches are refused and store nothing.
 */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,4 +91,60 @@ Test(rawio, batch_check) {
   cr_assert_neq(takhin_batch_check(buf, len), TAKHIN_OK);
   takhin_free(buf);
   takhin_close(s);
+}
+
+/* takhin_fetch_span_get: the bytes takhin_fetch_batches copies, as a view
+** into the mapping, and still intact after retention deleted their file. */
+Test(rawio, fetch_span_is_fetch_batches_without_the_copy) {
+  takhin_store *s;
+  char db[4096];
+  snprintf(db, sizeof db, "%s", tu_store_path("rawio_span"));
+  cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK);
+  const char *cfg[] = {"segment_bytes", "2048", NULL};
+  cr_assert_eq(takhin_topic_create(s, "a", 1, cfg), TAKHIN_OK, "%s", takhin_errmsg());
+  for (int i = 0; i < 40; i++) {
+    takhin_record r[2];
+    char kb[2][32], vb[2][201];
+    for (int j = 0; j < 2; j++) tu_make_record(&r[j], kb[j], 32, vb[j], 200, 2 * i + j);
+    cr_assert_eq(takhin_produce(s, "a", 0, r, 2, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  }
+  int64_t offs[] = {0, 1, 5, 40, 79};
+  size_t maxes[] = {1, 600, 1 << 20};
+  for (size_t i = 0; i < sizeof offs / sizeof *offs; i++)
+    for (size_t k = 0; k < sizeof maxes / sizeof *maxes; k++) {
+      void *buf;
+      size_t len;
+      takhin_fetch_span sp;
+      takhin_partition_info a, b;
+      cr_assert_eq(takhin_fetch_batches(s, "a", 0, offs[i], maxes[k], &buf, &len, &a), TAKHIN_OK);
+      cr_assert_eq(takhin_fetch_span_get(s, "a", 0, offs[i], maxes[k], &sp, &b), TAKHIN_OK, "%s", takhin_errmsg());
+      cr_assert_eq(sp.len, len, "offset %lld max %zu", (long long)offs[i], maxes[k]);
+      cr_assert_gt(len, 61);
+      cr_assert_eq(memcmp(sp.data, buf, len), 0);
+      cr_assert_eq(a.high_watermark, b.high_watermark);
+      takhin_free(buf);
+      takhin_fetch_span_release(&sp);
+      cr_assert_null(sp.data);
+    }
+  takhin_fetch_span sp;
+  cr_assert_eq(takhin_fetch_span_get(s, "a", 0, 80, 100, &sp, NULL), TAKHIN_OK);
+  cr_assert_eq(sp.len, 0, "nothing at the high watermark yet");
+  cr_assert_eq(takhin_fetch_span_get(s, "a", 0, 81, 100, &sp, NULL), TAKHIN_ERANGE);
+  cr_assert_eq(takhin_fetch_span_get(s, "nope", 0, 0, 100, &sp, NULL), TAKHIN_ENOTFOUND);
+  /* a span on the first segment outlives the file */
+  void *copy;
+  size_t clen;
+  cr_assert_eq(takhin_fetch_batches(s, "a", 0, 0, 1 << 20, &copy, &clen, NULL), TAKHIN_OK);
+  cr_assert_eq(takhin_fetch_span_get(s, "a", 0, 0, 1 << 20, &sp, NULL), TAKHIN_OK);
+  cr_assert_eq(takhin_delete_records(s, "a", 0, 60), TAKHIN_OK, "%s", takhin_errmsg());
+  char path[4096];
+  tu_segment_path(path, sizeof path, db, "a", 0, 0);
+  cr_assert_eq(tu_file_size(path), -1, "the first segment's file is gone");
+  cr_assert_eq(sp.len, clen);
+  cr_assert_eq(memcmp(sp.data, copy, clen), 0, "the span's bytes are unchanged");
+  takhin_fetch_span_release(&sp);
+  takhin_fetch_span_release(&sp); /* released twice: a no-op */
+  takhin_fetch_span_release(NULL);
+  takhin_free(copy);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
 }

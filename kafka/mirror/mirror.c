@@ -7,19 +7,17 @@
 ** crash between "write the records" and "write the position" cannot exist:
 **
 **   --to:   every record produced to the cluster carries a header
-**           "takhin.offset" = its takhin offset (decimal). At start the mirror
-**           reads the last message of each target partition; the next takhin
-**           offset to ship is that header + 1 (or the takhin log start when the
-**           target partition is empty). The producer is idempotent, so retries
-**           inside one run neither duplicate nor reorder.
-**           Limit: the tail is read below the high watermark. A produce the
-**           killed process sent that the broker has not yet acknowledged to
-**           its followers (acks=all) is invisible to the restarted mirror,
-**           which ships those records again: duplicates, when replication is
-**           slower than a restart. A transactional producer (the restart
-**           fences the old producer id and aborts its open transaction, and
-**           the tail is read read_committed) closes that window: not done yet.
-**           The mock cluster replicates instantly, so the tests cannot see it.
+**           "takhin.offset" = its takhin offset (decimal), and is produced in
+**           a transaction. The transactional.id is one per (store, cluster),
+**           so at start init_transactions fences the instance this one
+**           replaces and aborts its open transaction; then the tail of each
+**           target partition is read read_committed, and the next takhin
+**           offset to ship is the last committed record's header + 1 (or the
+**           takhin log start when there is none). Records the killed mirror
+**           had in flight, appended above the high watermark or still on the
+**           wire, belong to the aborted transaction: shipped again, seen once
+**           by read_committed consumers. (Idempotence alone cannot do this: a
+**           restarted process gets a new producer id.)
 **   --from: every record written to takhin carries a header "kafka.offset" =
 **           its cluster offset. takhin_produce stores one batch all or
 **           nothing, so the header lands atomically with the record; at start
@@ -27,14 +25,15 @@
 **           If retention emptied the takhin partition, the metadata of the
 **           progress group (below) gives the same position.
 **
-** Offsets differ between the sides: the cluster assigns dense offsets, takhin
-** skips what compaction removed and starts at its log start after retention.
+** Offsets differ between the sides: the cluster numbers records itself (and
+** gives transaction markers offsets too), takhin skips what compaction removed
+** and starts at its log start after retention.
 ** The header is the mapping: cluster record at offset K with takhin.offset=T
 ** is takhin record T (and vice versa for kafka.offset).
 **
 ** Progress in SQL: the mirror commits, as consumer group "mirror:<cluster>"
-** (cluster = --name, else the cluster id), one past the last acknowledged
-** takhin offset (--to, every 0.5 s; lag = records not yet shipped), or the
+** (cluster = --name, else the cluster id), one past the last takhin offset
+** in a committed transaction (--to; lag = records not yet shipped), or the
 ** takhin high watermark with metadata "kafka_offset=N" (--from, per batch).
 ** That group is informational (and the --from fallback), not the resume point.
 **
@@ -45,6 +44,7 @@
 */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -60,7 +60,9 @@
 
 #define HDR_TO "takhin.offset"  /* on cluster records: their takhin offset */
 #define HDR_FROM "kafka.offset" /* on takhin records: their cluster offset */
-#define CHUNK 5000              /* records per partition between flushes/commits */
+#define CHUNK 5000              /* records per partition read in one cursor pass */
+#define TXN_RECORDS 100000      /* --to: records per transaction, at most */
+#define TXN_MS 500              /* --to: age of a transaction when it is committed */
 
 typedef struct {
   const char *store_path, *bootstrap, *name;
@@ -79,12 +81,10 @@ typedef struct {
   int64_t *next; /* per partition: next source offset to ship/consume */
   int64_t *stop; /* --from without --follow: cluster high watermark at start */
   rd_kafka_topic_t *rkt; /* --to: producer topic handle (per-topic compression) */
-  int64_t *delivered;    /* --to: one past the highest acknowledged takhin offset */
+  int64_t *committed;    /* --to: next[] as of the last committed transaction */
 } topic_t;
 
 static volatile sig_atomic_t stop_requested;
-static volatile int delivery_failed;
-static char delivery_error[512];
 
 static void on_signal(int sig) {
   (void)sig;
@@ -190,28 +190,6 @@ static int x_given(const args_t *a, const char *key) {
   return 0;
 }
 
-static int progress_dirty;
-
-/* Acknowledgements arrive in order per partition (idempotent producer), so
-** the highest acknowledged offset + 1 is how far the partition has shipped. */
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
-  (void)rk;
-  (void)opaque;
-  if (!m->err) {
-    topic_t *t = rd_kafka_topic_opaque(m->rkt);
-    int64_t next = (int64_t)(intptr_t)m->_private + 1;
-    if (t && m->partition >= 0 && m->partition < t->partitions && next > t->delivered[m->partition]) {
-      t->delivered[m->partition] = next;
-      progress_dirty = 1;
-    }
-  }
-  if (m->err && !delivery_failed) {
-    delivery_failed = 1;
-    snprintf(delivery_error, sizeof delivery_error, "delivery to %s [%d] failed: %s",
-             rd_kafka_topic_name(m->rkt), m->partition, rd_kafka_err2str(m->err));
-  }
-}
-
 static const rd_kafka_metadata_topic_t *md_topic(const rd_kafka_metadata_t *md, const char *t) {
   for (int i = 0; i < md->topic_cnt; i++)
     if (!strcmp(md->topics[i].topic, t)) return &md->topics[i];
@@ -257,7 +235,7 @@ static void free_topics(topic_t *ts, int n, int own_names) {
     if (own_names) free(ts[i].name);
     free(ts[i].next);
     free(ts[i].stop);
-    free(ts[i].delivered);
+    free(ts[i].committed);
   }
   free(ts);
 }
@@ -312,116 +290,229 @@ static void create_missing_topics(rd_kafka_t *rk, const args_t *a, topic_t *ts, 
   free(nt);
 }
 
-/* Read the last message of every non-empty target partition and set
-** next = its takhin.offset + 1; empty partitions start at the log start. */
+/* One target partition while resume_from_target reads its tail. */
+typedef struct {
+  int ti;
+  int32_t p;
+  int64_t lo, hi;  /* log start and last stable offset (read_committed) */
+  int64_t start;   /* where this pass reads from */
+  int64_t last_at; /* cluster offset of the last committed record seen, -1: none */
+  int64_t last;    /* its takhin.offset, -1 when it has none (a foreign record) */
+  int pending, eof;
+} tail_t;
+
+/* Set next[p] of every target partition to one past the takhin.offset of
+** its last committed record (the takhin log start when it has none).
+**
+** Called after init_transactions, which fenced the mirror this one replaces
+** and aborted its open transaction. The tail is read read_committed, below
+** the last stable offset, so records of that aborted transaction are not
+** seen and are shipped again. The offsets just below the LSO are transaction
+** markers, not records, and the newest transactions may have been aborted
+** whole, so each partition is read from a window below its LSO that grows
+** 16-fold until it holds a record or reaches the log start. */
 static void resume_from_target(const args_t *a, takhin_store *s, topic_t *ts, int n) {
   const char *defs[] = {"group.id", "takhin-mirror-probe", "enable.auto.commit", "false",
-                        "enable.partition.eof", "false", NULL};
+                        "enable.partition.eof", "true", "isolation.level", "read_committed",
+                        /* the end of the partition is reached at once, not after 500 ms */
+                        "fetch.wait.max.ms", "10", NULL};
   char err[512];
   rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, make_conf(a, defs), err, sizeof err);
   if (!c) die("consumer: %s", err);
-  rd_kafka_topic_partition_list_t *as = rd_kafka_topic_partition_list_new(16);
-  int pending = 0;
+  int total = 0, pending = 0;
+  for (int i = 0; i < n; i++) total += ts[i].partitions;
+  tail_t *tl = calloc((size_t)total, sizeof *tl);
+  int k = 0;
   for (int i = 0; i < n; i++)
-    for (int32_t p = 0; p < ts[i].partitions; p++) {
+    for (int32_t p = 0; p < ts[i].partitions; p++, k++) {
       takhin_partition_info pi;
       if (takhin_partition_info_get(s, ts[i].name, p, &pi))
         die("%s [%d]: %s", ts[i].name, p, takhin_errmsg());
       ts[i].next[p] = pi.log_start_offset;
-      int64_t lo, hi;
+      tail_t *t = &tl[k];
+      *t = (tail_t){i, p, 0, 0, 0, -1, -1, 0, 0};
       rd_kafka_resp_err_t e =
-          rd_kafka_query_watermark_offsets(c, ts[i].name, p, &lo, &hi, a->timeout_ms);
+          rd_kafka_query_watermark_offsets(c, ts[i].name, p, &t->lo, &t->hi, a->timeout_ms);
       if (e) die("watermarks of %s [%d]: %s", ts[i].name, p, rd_kafka_err2str(e));
-      if (hi > lo) {
-        rd_kafka_topic_partition_list_add(as, ts[i].name, p)->offset = hi - 1;
-        pending++;
-      }
+      t->pending = t->hi > t->lo;
+      t->start = t->hi - 64 > t->lo ? t->hi - 64 : t->lo;
+      pending += t->pending;
     }
-  if (pending) {
+  for (int64_t window = 64 * 16; pending > 0; window *= 16) {
+    rd_kafka_topic_partition_list_t *as = rd_kafka_topic_partition_list_new(pending);
+    int waiting = 0;
+    for (k = 0; k < total; k++)
+      if (tl[k].pending) {
+        rd_kafka_topic_partition_list_add(as, ts[tl[k].ti].name, tl[k].p)->offset = tl[k].start;
+        tl[k].eof = 0;
+        waiting++;
+      }
     rd_kafka_assign(c, as);
+    rd_kafka_topic_partition_list_destroy(as);
     int64_t deadline = (int64_t)time(NULL) + a->timeout_ms / 1000 + 5;
-    while (pending > 0) {
+    while (waiting > 0) {
       if ((int64_t)time(NULL) > deadline) die("reading the tail of the target partitions timed out");
       rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
       if (!m) continue;
-      if (m->err) {
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-          die("reading the target tail: %s", rd_kafka_message_errstr(m));
-        rd_kafka_message_destroy(m);
-        continue;
-      }
-      const char *tn = rd_kafka_topic_name(m->rkt);
-      rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(as, tn, m->partition);
-      if (tp && tp->offset >= 0 && m->offset >= tp->offset) {
+      tail_t *t = NULL; /* the partition m belongs to, while it is being read */
+      for (k = 0; m->rkt && k < total && !t; k++)
+        if (tl[k].pending && !tl[k].eof && tl[k].p == m->partition &&
+            !strcmp(ts[tl[k].ti].name, rd_kafka_topic_name(m->rkt)))
+          t = &tl[k];
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (t) t->eof = 1, waiting--;
+      } else if (m->err) { /* librdkafka retries; the deadline bounds it */
+        fprintf(stderr, "takhin-mirror: reading the target tail: %s\n", rd_kafka_message_errstr(m));
+      } else if (t && m->offset >= t->start) {
         rd_kafka_headers_t *h = NULL;
         const void *v = NULL;
         size_t vl = 0;
         int ok = 0;
-        int64_t t = -1;
-        if (rd_kafka_message_headers(m, &h) == 0 &&
-            rd_kafka_header_get_last(h, HDR_TO, &v, &vl) == 0)
-          t = parse_offset_header(v, vl, &ok);
-        if (!ok)
-          die("target %s [%d] offset %" PRId64 " has no %s header: the partition holds records "
-              "not written by takhin-mirror; refusing to guess where to resume",
-              tn, m->partition, m->offset, HDR_TO);
-        for (int i = 0; i < n; i++)
-          if (!strcmp(ts[i].name, tn)) {
-            takhin_partition_info pi;
-            takhin_partition_info_get(s, tn, m->partition, &pi);
-            if (t + 1 > pi.high_watermark)
-              die("target %s [%d] already holds takhin offset %" PRId64
-                  " but the store ends at %" PRId64 ": is this the right store?",
-                  tn, m->partition, t, pi.high_watermark);
-            /* below the log start: retention removed records never shipped */
-            ts[i].next[m->partition] = t + 1 > pi.log_start_offset ? t + 1 : pi.log_start_offset;
-          }
-        tp->offset = -1; /* done */
-        pending--;
+        int64_t off = -1;
+        if (rd_kafka_message_headers(m, &h) == 0 && rd_kafka_header_get_last(h, HDR_TO, &v, &vl) == 0)
+          off = parse_offset_header(v, vl, &ok);
+        t->last_at = m->offset;
+        t->last = ok ? off : -1;
       }
       rd_kafka_message_destroy(m);
     }
+    rd_kafka_assign(c, NULL);
+    for (k = 0; k < total; k++) {
+      tail_t *t = &tl[k];
+      if (!t->pending) continue;
+      if (t->last_at >= 0 || t->start == t->lo) {
+        t->pending = 0; /* found, or the partition holds no committed record */
+        pending--;
+      } else {
+        t->start = t->hi - window > t->lo ? t->hi - window : t->lo;
+      }
+    }
   }
-  rd_kafka_topic_partition_list_destroy(as);
+  for (k = 0; k < total; k++) {
+    tail_t *t = &tl[k];
+    const char *tn = ts[t->ti].name;
+    if (t->last_at < 0) continue;
+    if (t->last < 0)
+      die("target %s [%d] offset %" PRId64 " has no %s header: the partition holds records "
+          "not written by takhin-mirror; refusing to guess where to resume",
+          tn, t->p, t->last_at, HDR_TO);
+    takhin_partition_info pi;
+    if (takhin_partition_info_get(s, tn, t->p, &pi)) die("%s [%d]: %s", tn, t->p, takhin_errmsg());
+    if (t->last + 1 > pi.high_watermark)
+      die("target %s [%d] already holds takhin offset %" PRId64
+          " but the store ends at %" PRId64 ": is this the right store?",
+          tn, t->p, t->last, pi.high_watermark);
+    /* below the log start: retention removed records never shipped */
+    ts[t->ti].next[t->p] = t->last + 1 > pi.log_start_offset ? t->last + 1 : pi.log_start_offset;
+  }
+  free(tl);
   rd_kafka_consumer_close(c);
   rd_kafka_destroy(c);
 }
 
-/* Wait until everything produced is acknowledged; any failure is fatal
-** (the restart resumes from what the target holds). */
-static void flush_or_die(rd_kafka_t *rk) {
-  while (rd_kafka_outq_len(rk) > 0) {
-    rd_kafka_resp_err_t e = rd_kafka_flush(rk, 1000);
-    if (delivery_failed) break;
-    if (e && e != RD_KAFKA_RESP_ERR__TIMED_OUT) die("flush: %s", rd_kafka_err2str(e));
+/* ---- transactions ----------------------------------------------------------
+** Every record shipped belongs to a transaction of at most TXN_RECORDS
+** records or TXN_MS milliseconds; committed[p] is one past the last takhin
+** offset of partition p whose transaction committed. */
+
+static int txn_open;         /* a transaction has begun and holds records */
+static int64_t txn_records;  /* records in it */
+static struct timespec txn_t0;
+
+static int64_t ms_since(const struct timespec *t0) {
+  struct timespec t1;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (int64_t)(t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void txn_die(rd_kafka_error_t *e, const char *what) {
+  die("%s: %s%s", what, rd_kafka_error_string(e),
+      rd_kafka_error_is_fatal(e)
+          ? " (fatal: was another takhin-mirror for this store and cluster started? it fences this one)"
+          : "");
+}
+
+/* The transactional.id: one per (store, cluster), so a restarted mirror
+** fences the instance it replaces and aborts that one's open transaction. */
+static void txn_id(const args_t *a, const char *group, char *out, size_t cap) {
+  char *rp = realpath(a->store_path, NULL);
+  snprintf(out, cap, "takhin-%s@%s", group, rp ? rp : a->store_path);
+  free(rp);
+}
+
+static void txn_init(rd_kafka_t *rk, const args_t *a) {
+  for (int attempt = 0;; attempt++) {
+    rd_kafka_error_t *e = rd_kafka_init_transactions(rk, a->timeout_ms);
+    if (!e) return;
+    if (!rd_kafka_error_is_retriable(e) || attempt >= 2)
+      txn_die(e, "cannot start a transactional producer on the cluster (does it allow "
+                 "transactions, and this user the transactional id?)");
+    rd_kafka_error_destroy(e);
   }
-  if (delivery_failed) die("%s", delivery_error);
-  char fe[512];
-  rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rk, fe, sizeof fe);
-  if (fatal) die("producer fatal error: %s", fe);
+}
+
+static void txn_begin(rd_kafka_t *rk) {
+  rd_kafka_error_t *e = rd_kafka_begin_transaction(rk);
+  if (e) txn_die(e, "begin transaction");
+  txn_open = 1;
+  txn_records = 0;
+  clock_gettime(CLOCK_MONOTONIC, &txn_t0);
+}
+
+/* Commit the open transaction; on an error that requires abort, abort it and
+** rewind every partition to its committed offset so its records go again.
+** Returns 1 when committed, 0 when aborted. */
+static int txn_commit(rd_kafka_t *rk, topic_t *ts, int n) {
+  txn_open = 0;
+  for (int attempt = 0;; attempt++) {
+    rd_kafka_error_t *e = rd_kafka_commit_transaction(rk, 10000);
+    if (!e) {
+      for (int i = 0; i < n; i++)
+        memcpy(ts[i].committed, ts[i].next, sizeof(int64_t) * (size_t)ts[i].partitions);
+      return 1;
+    }
+    if (rd_kafka_error_txn_requires_abort(e)) {
+      fprintf(stderr, "takhin-mirror: aborting a transaction, its records go again: %s\n",
+              rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+      for (int k = 0; (e = rd_kafka_abort_transaction(rk, 10000)) != NULL; k++) {
+        if (!rd_kafka_error_is_retriable(e) || k >= 30) txn_die(e, "abort transaction");
+        rd_kafka_error_destroy(e);
+      }
+      for (int i = 0; i < n; i++)
+        memcpy(ts[i].next, ts[i].committed, sizeof(int64_t) * (size_t)ts[i].partitions);
+      return 0;
+    }
+    /* retriable: the cluster is still acknowledging (a broker down, a new leader) */
+    if (!rd_kafka_error_is_retriable(e) || (stop_requested && attempt >= 3))
+      txn_die(e, "commit transaction (the next run aborts it and ships its records again)");
+    fprintf(stderr, "takhin-mirror: commit transaction: %s; retrying\n", rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+  }
 }
 
 static void commit_progress(takhin_store *w, const char *group, topic_t *ts, int n) {
-  if (!w || !progress_dirty) return;
-  progress_dirty = 0;
+  if (!w) return;
   int total = 0;
   for (int i = 0; i < n; i++) total += ts[i].partitions;
   takhin_offset_commit *oc = calloc((size_t)total, sizeof *oc);
   int k = 0;
   for (int i = 0; i < n; i++)
     for (int32_t p = 0; p < ts[i].partitions; p++)
-      oc[k++] = (takhin_offset_commit){ts[i].name, p, ts[i].delivered[p], NULL};
+      oc[k++] = (takhin_offset_commit){ts[i].name, p, ts[i].committed[p], NULL};
   if (takhin_group_commit(w, group, oc, (size_t)k))
     fprintf(stderr, "takhin-mirror: progress commit to %s failed: %s\n", group, takhin_errmsg());
   free(oc);
 }
 
-/* Ship up to CHUNK records of one partition; returns how many. */
+/* Ship up to CHUNK records of one partition in the open transaction (begun
+** here when none is); returns how many. */
 static int64_t ship_partition(takhin_store *s, rd_kafka_t *rk, topic_t *t, int32_t p) {
   takhin_partition_info pi;
   if (takhin_partition_info_get(s, t->name, p, &pi)) die("%s [%d]: %s", t->name, p, takhin_errmsg());
   if (t->next[p] < pi.log_start_offset) t->next[p] = pi.log_start_offset;
   if (t->next[p] >= pi.high_watermark) return 0;
+  if (!txn_open) txn_begin(rk);
   takhin_cursor *c;
   if (takhin_cursor_open(s, t->name, p, &c) || takhin_cursor_seek(c, t->next[p], CHUNK, 0))
     die("%s [%d] at %" PRId64 ": %s", t->name, p, t->next[p], takhin_errmsg());
@@ -443,8 +534,7 @@ static int64_t ship_partition(takhin_store *s, rd_kafka_t *rk, topic_t *t, int32
           rk, RD_KAFKA_V_RKT(t->rkt), RD_KAFKA_V_PARTITION(p),
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m.key, m.key ? m.key_len : 0),
           RD_KAFKA_V_VALUE((void *)m.value, m.value ? m.value_len : 0),
-          RD_KAFKA_V_TIMESTAMP(m.timestamp), RD_KAFKA_V_HEADERS(h),
-          RD_KAFKA_V_OPAQUE((void *)(intptr_t)m.offset), RD_KAFKA_V_END);
+          RD_KAFKA_V_TIMESTAMP(m.timestamp), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
       if (!e) break;
       if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         rd_kafka_poll(rk, 50);
@@ -454,12 +544,34 @@ static int64_t ship_partition(takhin_store *s, rd_kafka_t *rk, topic_t *t, int32
     }
     t->next[p] = m.offset + 1;
     shipped++;
-    rd_kafka_poll(rk, 0);
   }
   if (rc != TAKHIN_END) die("reading %s [%d]: %s", t->name, p, takhin_errmsg());
   takhin_cursor_close(c);
-  /* a compaction gap at the end of the chunk: skip to where the cursor stopped */
+  rd_kafka_poll(rk, 0);
+  txn_records += shipped;
   return shipped;
+}
+
+/* --follow, nothing left to ship: sleep in takhin_cursor_wait_any until a
+** partition grows past next[] (an append wakes it at once; on a read-only
+** handle, the writer being another process, within 20 ms), or 500 ms pass
+** so a stop request is seen. */
+static void wait_for_records(takhin_store *s, topic_t *ts, int n) {
+  int total = 0, k = 0;
+  for (int i = 0; i < n; i++) total += ts[i].partitions;
+  takhin_cursor **cs = calloc((size_t)total, sizeof *cs);
+  int rc = 0;
+  for (int i = 0; i < n && !rc; i++)
+    for (int32_t p = 0; p < ts[i].partitions && !rc; p++, k++) {
+      takhin_partition_info pi;
+      rc = takhin_partition_info_get(s, ts[i].name, p, &pi) || takhin_cursor_open(s, ts[i].name, p, &cs[k]) ||
+           takhin_cursor_seek(cs[k], ts[i].next[p] > pi.log_start_offset ? ts[i].next[p] : pi.log_start_offset, 1, 0);
+    }
+  if (rc) die("waiting for records: %s", takhin_errmsg());
+  rc = takhin_cursor_wait_any(cs, (size_t)total, 500, NULL);
+  if (rc != TAKHIN_OK && rc != TAKHIN_END) die("waiting for records: %s", takhin_errmsg());
+  for (k = 0; k < total; k++) takhin_cursor_close(cs[k]);
+  free(cs);
 }
 
 static int run_to(const args_t *a) {
@@ -484,37 +596,40 @@ static int run_to(const args_t *a) {
     ts[i].partitions = d.partitions;
     ts[i].zstd = !strcmp(d.compression, "zstd");
     ts[i].next = calloc((size_t)d.partitions, sizeof(int64_t));
+    ts[i].committed = calloc((size_t)d.partitions, sizeof(int64_t));
   }
   takhin_free(names);
 
-  /* idempotence: no duplicates or reordering from retries within a run */
-  const char *defs[] = {"enable.idempotence", "true", "linger.ms", "20", NULL};
-  rd_kafka_conf_t *conf = make_conf(a, defs);
-  rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-  char err[512];
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  /* metadata, topic creation and the cluster id through a plain client: the
+  ** transactional.id names the cluster */
+  char err[512], group[300], tid[PATH_MAX + 400];
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, make_conf(a, NULL), err, sizeof err);
   if (!rk) die("producer: %s", err);
   const rd_kafka_metadata_t *md = cluster_metadata(rk, a);
   create_missing_topics(rk, a, ts, n, md);
   rd_kafka_metadata_destroy(md);
+  cluster_name(rk, a, group, sizeof group);
+  rd_kafka_destroy(rk);
+
+  txn_id(a, group, tid, sizeof tid);
+  /* linger 50 ms: fuller batches (a commit flushes at once, so --follow does
+  ** not wait for it); see BENCHMARKS.md */
+  const char *defs[] = {"transactional.id", tid, "linger.ms", "50", NULL};
+  rk = rd_kafka_new(RD_KAFKA_PRODUCER, make_conf(a, defs), err, sizeof err);
+  if (!rk) die("producer: %s", err);
   /* a zstd takhin topic is compressed on the cluster too, unless -X says otherwise */
   int own_codec = x_given(a, "compression.codec") || x_given(a, "compression.type");
   for (int i = 0; i < n; i++) {
     rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
-    rd_kafka_topic_conf_set_opaque(tc, &ts[i]); /* for on_delivery */
     if (ts[i].zstd && !own_codec)
       rd_kafka_topic_conf_set(tc, "compression.codec", "zstd", err, sizeof err);
     ts[i].rkt = rd_kafka_topic_new(rk, ts[i].name, tc);
     if (!ts[i].rkt) die("topic handle %s: %s", ts[i].name, rd_kafka_err2str(rd_kafka_last_error()));
   }
+  txn_init(rk, a); /* fences the previous instance, aborts its open transaction */
   resume_from_target(a, s, ts, n);
-  for (int i = 0; i < n; i++) {
-    ts[i].delivered = malloc(sizeof(int64_t) * (size_t)ts[i].partitions);
-    memcpy(ts[i].delivered, ts[i].next, sizeof(int64_t) * (size_t)ts[i].partitions);
-  }
-  progress_dirty = 1; /* record the resume point itself */
-  char group[300];
-  cluster_name(rk, a, group, sizeof group);
+  for (int i = 0; i < n; i++)
+    memcpy(ts[i].committed, ts[i].next, sizeof(int64_t) * (size_t)ts[i].partitions);
 
   /* Progress needs the writer lock; an application holding it (--follow on
   ** a live store) leaves the mirror read-only, without progress in SQL. */
@@ -530,33 +645,30 @@ static int run_to(const args_t *a) {
     s = w;
   }
 
-  /* No flush barrier while shipping: the resume point lives on the target,
-  ** so progress is committed from acknowledgements every half second. */
   commit_progress(w, group, ts, n); /* the resume point: the group exists from the start */
-  struct timespec t0;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int aborts = 0;
   for (;;) {
     int64_t moved = 0;
     for (int i = 0; i < n; i++)
       for (int32_t p = 0; p < ts[i].partitions; p++) moved += ship_partition(s, rk, &ts[i], p);
-    rd_kafka_poll(rk, 0);
-    if (delivery_failed) die("%s", delivery_error);
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    if ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 500) {
-      commit_progress(w, group, ts, n);
-      t0 = t1;
+    /* commit when idle, when stopping, or when the transaction is big or old
+    ** enough: each commit drains the pipeline, so not per chunk */
+    if (txn_open && (!moved || stop_requested || txn_records >= TXN_RECORDS || ms_since(&txn_t0) >= TXN_MS)) {
+      if (txn_commit(rk, ts, n)) {
+        aborts = 0;
+        commit_progress(w, group, ts, n);
+      } else if (++aborts >= 5) {
+        die("5 transactions aborted in a row; stopping");
+      } else {
+        continue;
+      }
     }
     if (stop_requested) break;
     if (!moved) {
       if (!a->follow) break;
-      flush_or_die(rk);
-      commit_progress(w, group, ts, n);
-      rd_kafka_poll(rk, 100); /* no wait API in takhin.h yet: a short poll */
+      wait_for_records(s, ts, n);
     }
   }
-  flush_or_die(rk);
-  commit_progress(w, group, ts, n);
   for (int i = 0; i < n; i++) rd_kafka_topic_destroy(ts[i].rkt);
   rd_kafka_destroy(rk);
   free_topics(ts, n, 1);
@@ -670,7 +782,9 @@ static int run_from(const args_t *a) {
   int n = a->ntopics;
   topic_t *ts = calloc((size_t)n, sizeof *ts);
   const char *defs[] = {"group.id", "takhin-mirror", "enable.auto.commit", "false",
-                        "enable.partition.eof", "true", "isolation.level", "read_committed", NULL};
+                        "enable.partition.eof", "true", "isolation.level", "read_committed",
+                        /* a reset never skips forward: what is below next[] is dropped */
+                        "auto.offset.reset", "earliest", NULL};
   char err[512];
   rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, make_conf(a, defs), err, sizeof err);
   if (!c) die("consumer: %s", err);
@@ -764,6 +878,10 @@ static int run_from(const args_t *a) {
       reached = 1;
     } else if (m->err) {
       fprintf(stderr, "takhin-mirror: consumer: %s\n", rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+      continue;
+    } else if (m->offset < (pd->n ? pd->msgs[pd->n - 1]->offset + 1 : ts[i].next[p])) {
+      /* fetched again (a reset or a retry after a fault): already held */
       rd_kafka_message_destroy(m);
       continue;
     } else {

@@ -5,7 +5,9 @@
 ** and with takhin cursors (cluster -> takhin) and compared per partition:
 ** order, key, value, timestamp, headers. Kill rounds SIGKILL the mirror at
 ** random points and check that every record arrives exactly once
-** (TAKHIN_MIRROR_KILL_ROUNDS sets the rounds per direction, default 5).
+** (TAKHIN_MIRROR_KILL_ROUNDS sets the rounds per direction, default 10).
+** Fault runs inject broker faults through the mock API while each direction
+** runs to its end, and check exactly once again.
 ** Bad configurations must exit non-zero with a message and leave the store's
 ** files byte for byte as they were.
 */
@@ -714,6 +716,107 @@ static void test_kill(int rounds) {
   CHECK(rounds == 0 || partial > 0, "no kill round stopped the mirror mid-way");
 }
 
+/* One fault of a scripted sequence, through the mock API: retriable errors on
+** the requests the direction uses (api: 0 Produce, 1 Fetch), a disconnect,
+** leader changes, a broker down and back up, transaction coordinator errors. */
+static void inject_fault(int step, int16_t api, const char *topic, int32_t parts) {
+  switch (step % 6) {
+    case 0:
+      rd_kafka_mock_push_request_errors(mc, api, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR__TRANSPORT,
+                                        RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
+      break;
+    case 1:
+      for (int32_t p = 0; p < parts; p++) rd_kafka_mock_partition_set_leader(mc, topic, p, 1 + (p + step) % 3);
+      break;
+    case 2: rd_kafka_mock_broker_set_down(mc, 1 + step % 3); break;
+    case 3: rd_kafka_mock_broker_set_up(mc, 1 + (step - 1) % 3); break;
+    case 4: /* AddPartitionsToTxn (24) and EndTxn (26): the coordinator is busy */
+      rd_kafka_mock_push_request_errors(mc, 24, 2, RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+                                        RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS);
+      rd_kafka_mock_push_request_errors(mc, 26, 2, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+                                        RD_KAFKA_RESP_ERR_NOT_COORDINATOR);
+      break;
+    case 5:
+      rd_kafka_mock_push_request_errors(mc, api, 2, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                                        RD_KAFKA_RESP_ERR__TRANSPORT);
+      break;
+  }
+}
+
+/* Run the mirror (argv) to its end while faults land every 300 ms; returns
+** its exit status (-1: still running after 120 s, killed) and the number of
+** faults injected while it ran. */
+static int run_with_faults(char *const *argv, int16_t api, const char *topic, int32_t parts, int *faults) {
+  double t0 = now_s();
+  pid_t pid = spawn(argv, path(api == 0 ? "faults-to.err" : "faults-from.err"));
+  double end = now_s() + 120;
+  int st = 0, step = 0;
+  *faults = 0;
+  while (waitpid(pid, &st, WNOHANG) == 0) {
+    if (now_s() > end) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      st = -1;
+      break;
+    }
+    if (step < 24) inject_fault(step++, api, topic, parts), ++*faults;
+    usleep(300000);
+  }
+  printf("  %s ran %.1f s\n", argv[2], now_s() - t0);
+  rd_kafka_mock_broker_set_up(mc, -1); /* whatever the script left down */
+  rd_kafka_mock_clear_request_errors(mc, api);
+  rd_kafka_mock_clear_request_errors(mc, 24);
+  rd_kafka_mock_clear_request_errors(mc, 26);
+  if (st == -1) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Broker faults during a mirror, each way: the mirror retries through them
+** and every record arrives exactly once, in order. EndTxn errors pushed on
+** every broker show that --to commits through the transaction coordinator. */
+static void test_faults(void) {
+  printf("broker faults during a mirror\n");
+  const int32_t parts = 3;
+  const int per = 12000;
+  takhin_store *s;
+  OK(takhin_open(path("faulty.db"), NULL, &s));
+  fill_bulk(s, "faulty", parts, per, NULL, 100);
+  OK(takhin_close(s));
+  CHECK(rd_kafka_mock_topic_create(mc, "faulty", parts, 3) == 0, "mock topic");
+  for (int32_t b = 1; b <= 3; b++) {
+    rd_kafka_mock_broker_set_rtt(mc, b, 15);
+    CHECK(rd_kafka_mock_broker_push_request_error_rtts(mc, b, 26, 1, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS, 0) == 0,
+          "push EndTxn error");
+  }
+  char *to[] = {"takhin-mirror", (char *)path("faulty.db"), "--to", bootstrap, "--name", "faults",
+                "-X", "batch.num.messages=200", "-X", "max.in.flight.requests.per.connection=1", NULL};
+  int faults;
+  int rc = run_with_faults(to, 0, "faulty", parts, &faults);
+  CHECK(rc == 0, "mirror --to under faults exited %d", rc);
+  CHECK(faults >= 4, "only %d faults landed while --to ran", faults);
+  size_t left = 0;
+  for (int32_t b = 1; b <= 3; b++) {
+    size_t cnt = 0;
+    rd_kafka_mock_broker_error_stack_cnt(mc, b, 26, &cnt);
+    left += cnt;
+  }
+  CHECK(left < 3, "no EndTxn reached a broker: --to did not commit transactions");
+  verify_exactly_once_cluster("faulty", parts, per);
+  printf("  --to: %d faults while it ran, every record once\n", faults);
+
+  char *from[] = {"takhin-mirror", (char *)path("faultyback.db"), "--from", bootstrap, "--name", "faults",
+                  "--topics", "faulty", "-X", "max.partition.fetch.bytes=8000", NULL};
+  rc = run_with_faults(from, 1, "faulty", parts, &faults);
+  CHECK(rc == 0, "mirror --from under faults exited %d", rc);
+  CHECK(faults >= 4, "only %d faults landed while --from ran", faults);
+  for (int32_t b = 1; b <= 3; b++) rd_kafka_mock_broker_set_rtt(mc, b, 0);
+  OK(takhin_open(path("faultyback.db"), NULL, &s));
+  verify_exactly_once_store(s, "faulty", parts, per);
+  OK(takhin_close(s));
+  printf("  --from: %d faults while it ran, every record once\n", faults);
+}
+
 /* --follow against a store an application keeps writing (so the mirror runs
 ** read-only), while the mock cluster misbehaves: produce errors, a leader
 ** change, a broker down and up. Everything arrives once, in order. */
@@ -868,9 +971,10 @@ int main(void) {
   snprintf(bootstrap, sizeof bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(mc));
   printf("mock cluster of 3 brokers at %s\n", bootstrap);
 
-  int rounds = getenv("TAKHIN_MIRROR_KILL_ROUNDS") ? atoi(getenv("TAKHIN_MIRROR_KILL_ROUNDS")) : 5;
+  int rounds = getenv("TAKHIN_MIRROR_KILL_ROUNDS") ? atoi(getenv("TAKHIN_MIRROR_KILL_ROUNDS")) : 10;
   test_fidelity();
   test_kill(rounds);
+  test_faults();
   test_follow_faults();
   test_bad_config();
 
