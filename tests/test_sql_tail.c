@@ -12,17 +12,6 @@
 #include "sqltest.h"
 #include "testutil.h"
 
-static char *plan(sqlite3 *db, const char *sql) {
-  char *q = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sql);
-  sqlite3_stmt *st;
-  cr_assert_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK, "%s: %s", q, sqlite3_errmsg(db));
-  sqlite3_str *o = sqlite3_str_new(db);
-  while (sqlite3_step(st) == SQLITE_ROW) sqlite3_str_appendf(o, "%s\n", sqlite3_column_text(st, 3));
-  sqlite3_finalize(st);
-  sqlite3_free(q);
-  return sqlite3_str_finish(o);
-}
-
 /* The rows of sql as "a|b" lines. */
 static char *rows(sqlite3 *db, const char *sql) {
   sqlite3_stmt *st;
