@@ -585,8 +585,12 @@ static int offset_fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
         int64_t off = -1;
         char *meta = NULL;
         int rc = bad || bad_group ? TAKHIN_ENOTFOUND : takhin_group_fetch(c->store, group, topic, part, &off, &meta);
-        /* no committed offset is not an error in Kafka: offset -1 */
-        write_fetched(w, v, part, rc ? -1 : off, meta, KE_NONE);
+        /* no committed offset is not an error in Kafka: offset -1. A store
+        ** failure is one: answered as "none", it would send the client back
+        ** to auto.offset.reset and re-deliver what the group committed. */
+        if (rc && rc != TAKHIN_ENOTFOUND) kh_log("offset fetch %s %s-%d: %s", group, topic, (int)part, takhin_errmsg());
+        write_fetched(w, v, part, rc ? -1 : off, meta,
+                      rc && rc != TAKHIN_ENOTFOUND ? KE_UNKNOWN_SERVER_ERROR : KE_NONE);
         takhin_free(meta);
       }
     }
