@@ -90,6 +90,8 @@ struct bp_reader {
   const char *topic;
   int32_t part;
   int64_t next; /* offset the consumer delivers next; -1 = not assigned */
+  int assigned;
+  rd_kafka_topic_t *rkt;
 };
 
 static char server_bin[PATH_MAX];
@@ -323,6 +325,7 @@ static int kafka_reader_open(bp_store *st, int32_t g, bp_reader **out) {
     return fail("rd_kafka_new (consumer)", err);
   }
   rd_kafka_poll_set_consumer(r->rk);
+  r->rkt = rd_kafka_topic_new(r->rk, r->topic, NULL);
   r->asg = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(r->asg, r->topic, r->part);
   *out = r;
@@ -332,6 +335,7 @@ static int kafka_reader_open(bp_store *st, int32_t g, bp_reader **out) {
 static void kafka_reader_close(bp_reader *r) {
   if (!r) return;
   rd_kafka_assign(r->rk, NULL);
+  rd_kafka_topic_destroy(r->rkt);
   rd_kafka_consumer_close(r->rk);
   rd_kafka_destroy(r->rk);
   rd_kafka_topic_partition_list_destroy(r->asg);
@@ -339,10 +343,16 @@ static void kafka_reader_close(bp_reader *r) {
 }
 
 static int kafka_read_range(bp_reader *r, int64_t offset, int64_t n, bp_sink *sink) {
-  if (r->next != offset) {
-    r->asg->elems[0].offset = offset;
-    rd_kafka_resp_err_t e = rd_kafka_assign(r->rk, r->asg);
-    if (e) return fail("rd_kafka_assign", rd_kafka_err2str(e));
+  if (r->next != offset) { /* assign once; later, seek (no new fetcher) */
+    rd_kafka_resp_err_t e;
+    if (!r->assigned) {
+      r->asg->elems[0].offset = offset;
+      e = rd_kafka_assign(r->rk, r->asg);
+      if (e) return fail("rd_kafka_assign", rd_kafka_err2str(e));
+      r->assigned = 1;
+    } else if ((e = rd_kafka_seek(r->rkt, r->part, offset, SERVER_WAIT_MS))) {
+      return fail("rd_kafka_seek", rd_kafka_err2str(e));
+    }
     r->next = offset;
   }
   for (int64_t i = 0; i < n;) {
