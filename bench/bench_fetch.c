@@ -131,7 +131,7 @@ static int seq_finish(void *v, int64_t n, bench_result *r) {
 const bench_def bench_sequential_fetch = {
     .name = "SequentialFetch",
     .what = "read a whole log front to back in fetches of `fetch` records; op = the whole log",
-    .paths = PATHS_ALL,
+    .paths = PATHS_ALL | PATH_BIT_KAFKA,
     .naxes = 3,
     .axes = {{"messages", "", NULL, {{1, {100}}, {1, {1000}}, {3, {100, 1000, 10000}}}},
              {"size", "B", NULL, {{1, {1024}}, {3, {100, 1024, 10240}}, {3, {100, 1024, 10240}}}},

@@ -6,6 +6,8 @@
 **   sql     takhin through SQL on the loaded extension (INSERT / SELECT)
 **   file    the physical limit: a plain file, buffered write(), pread()
 **   sqlite  what a user would build instead: a plain SQLite table in WAL mode
+**   kafka   takhin through the Kafka protocol: librdkafka and takhin-server on
+**           loopback (path_kafka.c); only the benchmarks that list it run it
 **
 ** Adding a path means filling these function pointers in its path_*.c file;
 ** every benchmark then covers it. The optional ones (marked so) may be NULL:
@@ -29,8 +31,11 @@
 
 #include "takhin.h"
 
-enum { PATH_API, PATH_SQL, PATH_FILE, PATH_SQLITE, PATH_COUNT };
-#define PATHS_ALL ((1u << PATH_COUNT) - 1)
+enum { PATH_API, PATH_SQL, PATH_FILE, PATH_SQLITE, PATH_KAFKA, PATH_COUNT };
+/* The storage paths; a benchmark adds PATH_KAFKA itself where a Kafka
+** client's figure means something (produce and sequential fetch). */
+#define PATHS_ALL ((1u << PATH_KAFKA) - 1)
+#define PATH_BIT_KAFKA (1u << PATH_KAFKA)
 #define PATHS_NO_SQLITE (PATHS_ALL & ~(1u << PATH_SQLITE))
 
 typedef struct bp_store bp_store;   /* defined by each path_*.c */
@@ -87,6 +92,10 @@ typedef struct bench_path {
                  int64_t *first_offset);
   /* Make everything produced readable and handed to the OS. */
   int (*flush)(bp_store *st);
+  /* Optional: wait until every record produce() accepted is stored and
+  ** acknowledged. NULL when produce() returns only then (every storage
+  ** path); the produce benchmarks call it at the end of the timed loop. */
+  int (*drain)(bp_store *st);
   /* Segment files of a partition so far; NULL when the path has none. */
   int (*segments)(bp_store *st, int32_t part, int64_t *out);
   int (*reader_open)(bp_store *st, int32_t part, bp_reader **out);
@@ -120,7 +129,8 @@ typedef struct bench_path {
   int (*read_tail)(bp_reader *r, int64_t n, bp_sink *sink);
 } bench_path;
 
-extern const bench_path bench_path_api, bench_path_sql, bench_path_file, bench_path_sqlite;
+extern const bench_path bench_path_api, bench_path_sql, bench_path_file, bench_path_sqlite,
+    bench_path_kafka;
 extern const bench_path *const bench_paths[PATH_COUNT];
 
 #endif /* TAKHIN_BENCH_PATH_H */

@@ -84,6 +84,12 @@ static const sc_target targets[] = {
      "BenchmarkSequentialFetch/messages=10000/size=1024B/fetch=100|"
      "BenchmarkSequentialFetch/messages=1000/size=1024B/fetch=100",
      PATH_SQL, PATH_API, "mb_per_s", GE, 0.5, "x", 0, 0},
+    {"Kafka produce (librdkafka) vs api", "aim", K_RATIO, "BenchmarkBatchWriteThroughput/batch=100/size=1024B",
+     PATH_KAFKA, PATH_API, "mb_per_s", GE, 0.3, "x", 0, 0},
+    {"Kafka fetch (librdkafka) vs api", "aim", K_RATIO,
+     "BenchmarkSequentialFetch/messages=10000/size=1024B/fetch=100|"
+     "BenchmarkSequentialFetch/messages=1000/size=1024B/fetch=100",
+     PATH_KAFKA, PATH_API, "mb_per_s", GE, 0.3, "x", 0, 0},
     {"scaling: producers, 1 partition", "plan", K_SCALING,
      "BenchmarkConcurrentProducers/producers=%d/size=1024B/partition=shared", PATH_API, -1, "scaling_eff",
      GE, 0.7, "", 4, 1},

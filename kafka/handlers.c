@@ -8,6 +8,11 @@
 ** response in a version it does not know either); ApiVersions itself answers
 ** an unknown version with UNSUPPORTED_VERSION in v0 form, as Kafka does, so
 ** the client retries with one we list.
+** Produce is listed from v0, as Kafka brokers before 4.0 list it, though
+** only RecordBatch v2 is stored (a v0/v1 MessageSet, which Produce v0-v2
+** carry, gets UNSUPPORTED_FOR_MESSAGE_FORMAT): librdkafka 2.0 compresses
+** with gzip, snappy or lz4 only for a broker that lists Produce v0, and
+** would otherwise send those batches uncompressed.
 **
 ** Durability (acks): the store's durability mode is chosen when the server
 ** opens it (--durability). acks=0 and acks=1 answer once takhin_produce_batch
@@ -87,7 +92,7 @@ static int16_t kerr(int rc) {
 static const struct {
   int16_t key, min, max;
 } apis[] = {
-    {KP_PRODUCE, 3, 8},        {KP_FETCH, 4, 11},          {KP_LIST_OFFSETS, 1, 5},
+    {KP_PRODUCE, 0, 8},        {KP_FETCH, 4, 11},          {KP_LIST_OFFSETS, 1, 5},
     {KP_METADATA, 0, 8},       {KP_OFFSET_COMMIT, 2, 7},   {KP_OFFSET_FETCH, 1, 5},
     {KP_FIND_COORDINATOR, 0, 2}, {KP_API_VERSIONS, 0, 3},  {KP_CREATE_TOPICS, 0, 4},
     {KP_DELETE_TOPICS, 0, 3},  {KP_JOIN_GROUP, 0, 5},      {KP_SYNC_GROUP, 0, 3},
@@ -206,7 +211,7 @@ static int metadata(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
 
 /* ---- Produce ------------------------------------------------------------ */
 static int produce(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w, int *no_response) {
-  kp_string(r); /* transactional_id */
+  if (v >= 3) kp_string(r); /* transactional_id */
   int16_t acks = kp_i16(r);
   kp_i32(r); /* timeout_ms */
   int32_t nt = kp_array(r, 6);
@@ -229,6 +234,8 @@ static int produce(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w, int *no_res
         err = KE_INVALID_REQUIRED_ACKS;
       } else if (bad_name) {
         err = KE_UNKNOWN_TOPIC_OR_PARTITION;
+      } else if (rec.ptr && rec.len > 16 && rec.ptr[16] != 2) {
+        err = KE_UNSUPPORTED_FOR_MESSAGE_FORMAT; /* a v0/v1 MessageSet (Produce v0-v2) */
       } else if (!rec.ptr || rec.len < 61) {
         err = KE_CORRUPT_MESSAGE;
       } else {
@@ -254,7 +261,7 @@ static int produce(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w, int *no_res
       kp_w_i32(w, part);
       kp_w_i16(w, err);
       kp_w_i64(w, base);
-      kp_w_i64(w, -1); /* log_append_time_ms: CreateTime topics */
+      if (v >= 2) kp_w_i64(w, -1); /* log_append_time_ms: CreateTime topics */
       if (v >= 5) kp_w_i64(w, info.log_start_offset);
       if (v >= 8) {
         kp_w_i32(w, 0); /* record_errors */
@@ -578,8 +585,12 @@ static int offset_fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
         int64_t off = -1;
         char *meta = NULL;
         int rc = bad || bad_group ? TAKHIN_ENOTFOUND : takhin_group_fetch(c->store, group, topic, part, &off, &meta);
-        /* no committed offset is not an error in Kafka: offset -1 */
-        write_fetched(w, v, part, rc ? -1 : off, meta, KE_NONE);
+        /* no committed offset is not an error in Kafka: offset -1. A store
+        ** failure is one: answered as "none", it would send the client back
+        ** to auto.offset.reset and re-deliver what the group committed. */
+        if (rc && rc != TAKHIN_ENOTFOUND) kh_log("offset fetch %s %s-%d: %s", group, topic, (int)part, takhin_errmsg());
+        write_fetched(w, v, part, rc ? -1 : off, meta,
+                      rc && rc != TAKHIN_ENOTFOUND ? KE_UNKNOWN_SERVER_ERROR : KE_NONE);
         takhin_free(meta);
       }
     }

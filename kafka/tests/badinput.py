@@ -108,7 +108,7 @@ def main():
     # ApiVersions in every version, and the fallback for one we do not know
     for v in range(4):
         err, keys = api_versions(v)
-        assert err == 0 and keys[0] == (3, 8) and keys[1][0] <= 4 and keys[18] == (0, 3), (v, err, keys)
+        assert err == 0 and keys[0] == (0, 8) and keys[1][0] <= 4 and keys[18] == (0, 3), (v, err, keys)
         print(f"ok: ApiVersions v{v}: {len(keys)} APIs")
     err, keys = api_versions(9)
     assert err == 35 and 18 in keys, (err, keys)
@@ -158,6 +158,15 @@ def main():
     err, base = produce(b"bad", b"")
     assert err == 2, err
     print("ok: an empty records field gets CORRUPT_MESSAGE (2)")
+    # Produce v0-v2 (listed so librdkafka compresses, see handlers.c) carry the
+    # old MessageSet: magic 1 is refused with UNSUPPORTED_FOR_MESSAGE_FORMAT (43)
+    old = s64(0) + s32(30) + s32(0) + b"\x01" + bytes(25)  # offset, size, crc, magic 1, ...
+    body = header(0, 2, 12) + s16(1) + s32(1000) + s32(1) + string(b"bad") + s32(1) + s32(0) + s32(len(old)) + old
+    s = conn(); r = request(s, body); s.close()
+    tl = struct.unpack(">h", r[8:10])[0]
+    part, err, base = struct.unpack(">ihq", r[10 + tl + 4:10 + tl + 18])
+    assert err == 43 and base == -1, (err, base)
+    print("ok: a Produce v2 with a magic 1 MessageSet gets UNSUPPORTED_FOR_MESSAGE_FORMAT (43)")
 
 
     def fetch(topic, offset):

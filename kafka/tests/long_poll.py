@@ -22,7 +22,9 @@ import time
 server, scratch = sys.argv[1], os.path.join(sys.argv[2], "long_poll")
 shutil.rmtree(scratch, ignore_errors=True)
 os.makedirs(scratch)
-proc = subprocess.Popen([server, os.path.join(scratch, "lp.db"), "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE)
+log = open(os.path.join(scratch, "server.log"), "w+")
+proc = subprocess.Popen([server, os.path.join(scratch, "lp.db"), "--listen", "127.0.0.1:0", "-v"],
+                        stdout=subprocess.PIPE, stderr=log)
 port = int(proc.stdout.readline())
 
 
@@ -165,13 +167,37 @@ try:
     assert err == 1 and hwm == 3, (err, hwm)
     print("ok: a long poll beyond the high watermark gets OFFSET_OUT_OF_RANGE at once")
 
-    # 6. SIGTERM during a long poll: the poll is answered, the server stops cleanly
-    t = later(0.5, lambda: proc.send_signal(signal.SIGTERM))
+    # 6. DeleteTopics (v1) while a fetch long-polls the topic: the poll ends
+    # with UNKNOWN_TOPIC_OR_PARTITION (3)
+    box = {}
+    t = later(0.3, lambda: box.update(r=call(20, 1, s32(1) + st(b"lp") + s32(5000))))
     err, hwm, recs = fetch(3, 30000, 1)
+    t.join()
+    r = box["r"]  # throttle, [name, error]
+    n, nl = struct.unpack(">ih", r[4:10])
+    assert n == 1 and r[10:10 + nl] == b"lp" and struct.unpack(">h", r[10 + nl:12 + nl])[0] == 0, r
+    assert err == 3, err
+    print("ok: DeleteTopics ends a long poll on the topic with UNKNOWN_TOPIC_OR_PARTITION")
+
+    # 7. SIGTERM during a long poll: the poll is answered, the server stops cleanly
+    call(3, 1, s32(1) + st(b"lp"))  # Metadata creates it again, empty
+    t = later(0.5, lambda: proc.send_signal(signal.SIGTERM))
+    err, hwm, recs = fetch(0, 30000, 1)
     t.join()
     assert err == 0 and recs == b"", (err, len(recs))
     assert proc.wait(timeout=30) == 0, "server did not stop cleanly"
     print("ok: SIGTERM ends a long poll with an answer and stops the server")
+
+    # the log: one line per event, each "<UTC timestamp> takhin-server: ..."
+    import re
+    log.seek(0)
+    lines = log.read().splitlines()
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z takhin-server: \S")
+    bad = [l for l in lines if not stamp.match(l)]
+    assert not bad, bad[:3]
+    assert any("request api 1 v4" in l for l in lines), "-v logs every request"
+    assert any(l.endswith("takhin-server: stopped") for l in lines), lines[-3:]
+    print(f"ok: {len(lines)} log lines, one per event, each stamped")
 finally:
     if proc.poll() is None:
         proc.kill()

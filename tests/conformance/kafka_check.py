@@ -23,6 +23,19 @@ JSON (both modes; keys in this order, bytes as lowercase hex, null for null):
                              "value": HEX|null,
                              "headers": [{"key": HEX, "value": HEX|null}]}]}]}
 
+  kafka_check.py records FILE...
+      Read segment files as a Kafka client wrote them (through takhin-server:
+      any producer id, codec and timestamps) with kafka-python: CRC-check every
+      batch, check that no bytes trail the last one, that partitionLeaderEpoch
+      is 0 and that each batch's offsets follow the previous batch's, then
+      print every record as "KEY|VALUE" (UTF-8; a null key or value prints
+      empty), and the codecs seen on stderr.
+
+  kafka_check.py codecs FILE
+      The codec of every batch in FILE, from the headers alone (no
+      decompression: for codecs whose Python modules are missing), printed
+      as "codecs [..]" like records does.
+
 Exit status: 0 match, 1 mismatch or bad data, 2 usage, 3 missing modules.
 Run it with Debian's /usr/bin/python3, which has python3-kafka and
 python3-zstandard (a pyenv or venv python usually has neither).
@@ -217,8 +230,45 @@ def encode(path, codec_name):
     print("kafka_check: wrote %d %s batches to %s" % (len(batches), codec_name, path))
 
 
+def records(paths):
+    codecs = set()
+    nxt = None
+    for path in paths:
+        with open(path, "rb") as f:
+            data = f.read()
+        for i, (hdr, _, recs) in enumerate(read_batches(data)):
+            base, epoch, codec, last = hdr[0], hdr[2], hdr[5] & DefaultRecordBatch.CODEC_MASK, hdr[6]
+            if epoch != 0:
+                raise Mismatch("%s batch %d: partitionLeaderEpoch %d, takhin writes 0" % (path, i, epoch))
+            if nxt is not None and base != nxt:
+                raise Mismatch("%s batch %d: baseOffset %d, expected %d" % (path, i, base, nxt))
+            nxt = base + last + 1
+            codecs.add(codec)
+            for r in recs:
+                k, v = unhex(r["key"]), unhex(r["value"])
+                sys.stdout.write("%s|%s\n" % ((k or b"").decode("utf-8"), (v or b"").decode("utf-8")))
+    sys.stderr.write("kafka_check: codecs %s\n" % sorted(codecs))
+
+
+def codecs(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    seen, pos = set(), 0
+    while pos + HEADER.size <= len(data):
+        hdr = HEADER.unpack_from(data, pos)
+        seen.add(hdr[5] & DefaultRecordBatch.CODEC_MASK)
+        pos += 12 + hdr[1]
+    if pos != len(data):
+        raise Mismatch("%s: %d bytes after the last complete batch" % (path, len(data) - pos))
+    print("codecs %s" % sorted(seen))
+
+
 def main(argv):
-    if len(argv) == 4 and argv[1] == "decode":
+    if len(argv) == 3 and argv[1] == "codecs":
+        codecs(argv[2])
+    elif len(argv) >= 3 and argv[1] == "records":
+        records(argv[2:])
+    elif len(argv) == 4 and argv[1] == "decode":
         decode(argv[2], argv[3])
     elif len(argv) == 4 and argv[1] == "encode" and argv[3] in CODECS:
         encode(argv[2], argv[3])
