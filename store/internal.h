@@ -223,12 +223,12 @@ struct tk_partition {
   tk_key_pending *keys;
   size_t nkeys, keys_cap;
   tk_buf keybuf;
-  uint32_t *kset; /* probe table of persist()'s key dedupe (UINT32_MAX = empty) */
-  size_t kset_cap;
+  tk_keymap latest; /* keys of records in the file whose rows are not written yet */
   int64_t key_from, key_upto, clean_upto; /* see takhin_cat_partition */
-  /* keys[] holds every keyed record from key_upto on, so a persist may move
-  ** key_upto past what it wrote. Not after a load until tk_key_catch_up has
-  ** indexed what the last run left unwritten (append_lock). */
+  /* latest and keys[] hold every keyed record from key_upto on, so a
+  ** persist that writes them may move key_upto past what it wrote. Not
+  ** after a load until tk_key_catch_up has indexed what the last run left
+  ** unwritten (append_lock). */
   int keys_tracked;
   uint64_t persists; /* catalog writes that committed (append_lock) */
   /* BUFFERED: acknowledged records a failed write dropped, not yet reported

@@ -84,10 +84,11 @@ int tk_sync_dir(const char *dir) {
   return rc;
 }
 
-/* Write every segment row, index entry, log start and key row that changed
-** since the last call, in one catalog transaction. append_lock held: only
-** appenders change segment state, so it can be read without meta_lock. */
-static int persist(tk_partition *p) {
+/* Write every segment row, index entry and log start that changed since the
+** last call, and the key rows that are due (all of them when flush), in one
+** catalog transaction. append_lock held: only appenders change segment
+** state, so it can be read without meta_lock. */
+static int persist(tk_partition *p, int flush) {
   takhin_store *s = part_store(p);
   tk_topic *t = p->topic;
   int rc;
@@ -102,7 +103,7 @@ static int persist(tk_partition *p) {
   }
   if (!rc && p->log_start_dirty) rc = tk_cat_set_log_start(s, t->topic_id, p->id, p->log_start);
   tk_key_persist kp; /* the key rows ride in the same transaction */
-  if (!rc) rc = tk_key_persist_rows(p, &kp);
+  if (!rc) rc = tk_key_persist_rows(p, flush, &kp);
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   if (!rc) {
@@ -155,7 +156,7 @@ int tk_part_create(tk_partition *p) {
   pthread_mutex_lock(&p->append_lock);
   tk_key_start_at(p, 0); /* a new log: every keyed record is noted from offset 0 */
   int rc = new_active_segment(p, 0, tk_now_ms());
-  if (!rc) rc = persist(p);
+  if (!rc) rc = persist(p, 1);
   pthread_mutex_unlock(&p->append_lock);
   return rc;
 }
@@ -182,7 +183,7 @@ static int roll(tk_partition *p, int64_t base, int64_t now) {
   if ((rc = new_active_segment(p, base, now))) return rc;
   /* The sealed row and the new row land together; if this fails, recovery
   ** adopts the new file on the next open. */
-  persist(p);
+  persist(p, 0);
   return TAKHIN_OK;
 }
 
@@ -396,7 +397,7 @@ static void note_appended(tk_partition *p, const takhin_record *keys, size_t nke
   if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS) {
     /* A catalog failure here loses nothing: the batch is in the file and the
     ** next persist or recovery writes its index rows. */
-    persist(p);
+    persist(p, 0);
   }
 }
 
@@ -449,7 +450,7 @@ int tk_part_flush(tk_partition *p, int do_persist, int sync) {
     for (size_t i = 0; i < p->nsegs && !rc; i++)
       if (p->segs[i]->synced_dirty && !(rc = sync_seg(p->segs[i]))) p->segs[i]->synced_dirty = 0;
   }
-  if (!rc && do_persist) rc = persist(p);
+  if (!rc && do_persist) rc = persist(p, 1);
   pthread_mutex_unlock(&p->append_lock);
   return rc;
 }
@@ -930,7 +931,7 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     /* Not fatal: the state in memory is right and the catalog catches up at
     ** the next persist. A full disk must not keep the log from being read. */
     pthread_mutex_lock(&p->append_lock);
-    persist(p);
+    persist(p, 1);
     pthread_mutex_unlock(&p->append_lock);
   }
 out:
