@@ -98,8 +98,9 @@ static int persist(tk_partition *p, int flush) {
     tk_segment *g = p->segs[i];
     if (!g->cat_dirty && g->idx_persisted == g->idx_n) continue;
     rc = tk_cat_upsert_segment(s, t->topic_id, p->id, g);
-    for (size_t k = g->idx_persisted; !rc && k < g->idx_n; k++)
-      rc = tk_cat_upsert_index(s, t->topic_id, p->id, g->base_offset, &g->idx[k]);
+    if (!rc)
+      rc = tk_cat_upsert_index(s, t->topic_id, p->id, g->base_offset, g->idx + g->idx_persisted,
+                               g->idx_n - g->idx_persisted);
   }
   if (!rc && p->log_start_dirty) rc = tk_cat_set_log_start(s, t->topic_id, p->id, p->log_start);
   tk_key_persist kp; /* the key rows ride in the same transaction */
