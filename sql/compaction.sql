@@ -21,6 +21,17 @@ ON CONFLICT (topic_id, partition, key) DO UPDATE
    SET offset = excluded.offset, tombstone = excluded.tombstone, seen_ms = NULL
  WHERE excluded.offset > takhin_cat_key.offset;
 
+-- name: key_upsert_rows
+-- key_upsert for a batch of keys held in memory, in one execution:
+-- takhin_rows(?3) yields each key (blob), its offset (v0) and whether it is
+-- a tombstone (v1). "WHERE true" tells the parser the ON CONFLICT is the
+-- upsert's, not a join's.
+INSERT INTO takhin_cat_key(topic_id, partition, key, offset, tombstone, seen_ms)
+SELECT ?1, ?2, blob, v0, v1, NULL FROM takhin_rows(?3) WHERE true
+ON CONFLICT (topic_id, partition, key) DO UPDATE
+   SET offset = excluded.offset, tombstone = excluded.tombstone, seen_ms = NULL
+ WHERE excluded.offset > takhin_cat_key.offset;
+
 -- name: mark_tombstones_seen
 -- Start the delete_retention_ms clock of tombstones in the cleanable range.
 -- (takhin_cat_key_tombstones holds just the tombstones.)

@@ -130,15 +130,28 @@ static int map_put(tk_keymap *m, const void *key, size_t len, int64_t offset, in
 
 static int map_full(const tk_keymap *m) { return m->n >= KEYMAP_KEYS || m->bytes.len >= KEYMAP_BYTES; }
 
-/* One row per key of the map (cat_lock held, inside a transaction). */
+static int map_row(void *ctx, size_t pos, tk_row *out) {
+  const tk_keymap *m = ctx;
+  const tk_key_slot *e = &m->slot[pos];
+  if (e->offset < 0) return 0;
+  out->v[0] = e->offset;
+  out->v[1] = e->tombstone;
+  out->blob = m->bytes.p + e->key_at;
+  out->blob_len = e->key_len;
+  return 1;
+}
+
+/* One row per key of the map, in one statement execution (cat_lock held,
+** inside a transaction). */
 static int map_write(takhin_store *s, int64_t topic_id, int32_t part, const tk_keymap *m) {
-  int rc = TAKHIN_OK;
-  for (size_t i = 0; i < m->cap && !rc; i++) {
-    const tk_key_slot *e = &m->slot[i];
-    if (e->offset >= 0)
-      rc = tk_key_write(s, topic_id, part, m->bytes.p + e->key_at, e->key_len, e->offset, e->tombstone);
-  }
-  return rc;
+  if (!m->n) return TAKHIN_OK;
+  sqlite3_stmt *st = tk_sql_prepare(s, "key_upsert_rows");
+  if (!st) return TAKHIN_ECATALOG;
+  tk_rows rows = {.n = m->cap, .ctx = (void *)m, .get = map_row};
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  tk_cat_bind_rows(st, 3, &rows);
+  return tk_cat_step_done(s, st, "write key rows");
 }
 
 void tk_key_free(tk_partition *p) {
