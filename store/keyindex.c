@@ -145,7 +145,7 @@ static int map_row(void *ctx, size_t pos, tk_row *out) {
 ** inside a transaction). */
 static int map_write(takhin_store *s, int64_t topic_id, int32_t part, const tk_keymap *m) {
   if (!m->n) return TAKHIN_OK;
-  sqlite3_stmt *st = tk_sql_prepare(s, "key_upsert_rows");
+  sqlite3_stmt *st = tk_sql_prepare(s, "key_upsert");
   if (!st) return TAKHIN_ECATALOG;
   tk_rows rows = {.n = m->cap, .ctx = (void *)m, .get = map_row};
   sqlite3_bind_int64(st, 1, topic_id);
@@ -288,18 +288,6 @@ void tk_key_undo(tk_partition *p, int64_t next, int64_t key_upto, int persisted)
 
 /* ---- catalog rows (cat_lock held) ----------------------------------------- */
 
-int tk_key_write(takhin_store *s, int64_t topic_id, int32_t part, const void *key, size_t len,
-                 int64_t offset, int tombstone) {
-  sqlite3_stmt *st = tk_sql_prepare(s, "key_upsert");
-  if (!st) return TAKHIN_ECATALOG;
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int(st, 2, part);
-  sqlite3_bind_blob64(st, 3, len ? key : "", len, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 4, offset);
-  sqlite3_bind_int(st, 5, tombstone);
-  return tk_cat_step_done(s, st, "write key row");
-}
-
 /* Run the named statement over (topic, partition, v). */
 static int set_bound(takhin_store *s, const char *name, int64_t topic_id, int32_t part, int64_t v) {
   sqlite3_stmt *st = tk_sql_prepare(s, name);
@@ -397,6 +385,11 @@ int tk_key_catch_up(tk_partition *p) {
   takhin_cursor *c;
   if ((rc = tk_cursor_open_part(s, p->topic, p, &c))) return rc;
   takhin_message m;
+  /* The catch-up's own map (the partition's belongs to its appenders): a
+  ** key repeated in the log costs one row per full map, not one per record. */
+  tk_keymap map;
+  memset(&map, 0, sizeof map);
+  map.max_offset = -1;
   rc = takhin_cursor_seek(c, from, 0, 0);
   pthread_mutex_lock(&s->cat_lock);
   if (!rc) rc = tk_cat_begin(s);
@@ -408,14 +401,17 @@ int tk_key_catch_up(tk_partition *p) {
       rc = takhin_cursor_seek(c, past < hwm ? past : hwm, 0, 0);
       continue;
     }
-    if (!rc && m.key) rc = tk_key_write(s, id, p->id, m.key, m.key_len, m.offset, m.value == NULL);
+    if (!rc && m.key) rc = map_put(&map, m.key, m.key_len, m.offset, m.value == NULL, 0);
+    if (!rc && map_full(&map) && !(rc = map_write(s, id, p->id, &map))) map_clear(&map);
   }
   if (rc == TAKHIN_END) rc = TAKHIN_OK;
+  if (!rc) rc = map_write(s, id, p->id, &map);
   if (!rc) rc = tk_key_set_upto(s, id, p->id, hwm);
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
   takhin_cursor_close(c);
+  map_free(&map);
   if (!rc) p->key_upto = hwm, keys_tracked(p);
   return rc;
 }

@@ -75,9 +75,7 @@ void tk_key_persist_done(tk_partition *p, const tk_key_persist *kp);
 void tk_key_undo(tk_partition *p, int64_t next, int64_t key_upto, int persisted);
 
 /* ---- catalog rows (cat_lock held, inside a transaction) ----------------- */
-/* Upsert one key-index row / set key_upto / set key_from. */
-int tk_key_write(takhin_store *s, int64_t topic_id, int32_t part, const void *key, size_t len,
-                 int64_t offset, int tombstone);
+/* Set key_upto / set key_from. */
 int tk_key_set_upto(takhin_store *s, int64_t topic_id, int32_t part, int64_t upto);
 int tk_key_set_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t from);
 /* On open (cat_lock held, before the segments load): key_from, key_upto
