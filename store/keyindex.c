@@ -77,8 +77,8 @@ static void map_free(tk_keymap *m) {
   m->max_offset = -1;
 }
 
-static tk_key_slot *map_probe(tk_key_slot *slot, size_t cap, uint64_t h, const uint8_t *bytes,
-                              const void *key, size_t len) {
+static inline tk_key_slot *map_probe(tk_key_slot *slot, size_t cap, uint64_t h, const uint8_t *bytes,
+                                     const void *key, size_t len) {
   for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1)) {
     tk_key_slot *e = &slot[i];
     if (e->offset < 0) return e;
@@ -86,9 +86,8 @@ static tk_key_slot *map_probe(tk_key_slot *slot, size_t cap, uint64_t h, const u
   }
 }
 
-/* Twice the slots, at most half of them used after this key. */
-static int map_room(tk_keymap *m) {
-  if ((m->n + 1) * 2 <= m->cap) return TAKHIN_OK;
+/* Twice the slots: map_put keeps at most half of them used. */
+static int map_grow(tk_keymap *m) {
   size_t cap = m->cap ? m->cap * 2 : 256;
   tk_key_slot *ns = malloc(cap * sizeof *ns);
   if (!ns) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
@@ -106,8 +105,9 @@ static int map_room(tk_keymap *m) {
 
 /* The record at offset is key's newest unless the map holds a newer one
 ** (records may come in out of order: BUFFERED batches join later). */
-static int map_put(tk_keymap *m, const void *key, size_t len, int64_t offset, int tombstone, int64_t now) {
-  if (map_room(m)) return TAKHIN_ENOMEM;
+static inline int map_put(tk_keymap *m, const void *key, size_t len, int64_t offset, int tombstone,
+                          int64_t now) {
+  if ((m->n + 1) * 2 > m->cap && map_grow(m)) return TAKHIN_ENOMEM;
   uint64_t h = key_hash(key, len);
   tk_key_slot *e = map_probe(m->slot, m->cap, h, m->bytes.p, key, len);
   if (e->offset < 0) {
