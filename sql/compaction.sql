@@ -13,10 +13,13 @@
 -- ?5 a time in ms.
 
 -- name: key_upsert
--- A produced keyed record becomes its key's latest (rows arrive in offset
--- order within a partition; the WHERE keeps an out-of-order replay harmless).
+-- Produced keyed records become their keys' latest (the WHERE keeps an
+-- older record, replayed after a newer one, harmless). One execution writes
+-- a batch held in memory: takhin_rows(?3) yields each key (blob), its
+-- offset (v0) and whether it is a tombstone (v1). "WHERE true" tells the
+-- parser the ON CONFLICT is the upsert's, not a join's.
 INSERT INTO takhin_cat_key(topic_id, partition, key, offset, tombstone, seen_ms)
-VALUES (?1, ?2, ?3, ?4, ?5, NULL)
+SELECT ?1, ?2, blob, v0, v1, NULL FROM takhin_rows(?3) WHERE true
 ON CONFLICT (topic_id, partition, key) DO UPDATE
    SET offset = excluded.offset, tombstone = excluded.tombstone, seen_ms = NULL
  WHERE excluded.offset > takhin_cat_key.offset;

@@ -91,7 +91,7 @@ static const char *const stmt_sql[ST_COUNT] = {
         "sealed = excluded.sealed, records = excluded.records",
     [ST_UPS_IDX] =
         "INSERT OR REPLACE INTO takhin_cat_index(topic_id, partition, segment_base, offset, "
-        "position, max_timestamp) VALUES (?1,?2,?3,?4,?5,?6)",
+        "position, max_timestamp) SELECT ?1, ?2, ?3, v0, v1, v2 FROM takhin_rows(?4)",
     [ST_DEL_SEG] =
         "DELETE FROM takhin_cat_segment WHERE topic_id = ?1 AND partition = ?2 AND base_offset = ?3",
     [ST_DEL_SEG_IDX] =
@@ -376,7 +376,7 @@ int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
       sqlite3_free(msg);
       goto fail;
     }
-    if ((rc = check_format(s))) goto fail;
+    if ((rc = check_format(s)) || (rc = tk_cat_rows_register(borrow))) goto fail;
     return TAKHIN_OK;
   }
   int damaged = 0;
@@ -399,6 +399,7 @@ int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
     s->recovery.catalog_moved_aside = 1;
   }
   if (rc == TAKHIN_ECATALOG && read_only && reopen_immutable(s)) rc = check_format(s);
+  if (!rc) rc = tk_cat_rows_register(c->db);
   if (rc) goto fail;
   return TAKHIN_OK;
 fail:
@@ -691,17 +692,25 @@ int tk_cat_upsert_segment(takhin_store *s, int64_t topic_id, int32_t part, const
   return run(s, st, "write segment row");
 }
 
+static int index_row(void *ctx, size_t pos, tk_row *out) {
+  const tk_index_entry *e = (const tk_index_entry *)ctx + pos;
+  out->v[0] = e->offset;
+  out->v[1] = e->position;
+  out->v[2] = e->max_ts;
+  return 1;
+}
+
 int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
-                        const tk_index_entry *e) {
+                        const tk_index_entry *e, size_t n) {
+  if (n == 0) return TAKHIN_OK;
   sqlite3_stmt *st = stmt(s, ST_UPS_IDX);
   if (!st) return cat_err(s, "prepare");
+  tk_rows rows = {.n = n, .ctx = (void *)e, .get = index_row};
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
   sqlite3_bind_int64(st, 3, seg_base);
-  sqlite3_bind_int64(st, 4, e->offset);
-  sqlite3_bind_int64(st, 5, e->position);
-  sqlite3_bind_int64(st, 6, e->max_ts);
-  return run(s, st, "write index row");
+  tk_cat_bind_rows(st, 4, &rows);
+  return run(s, st, "write index rows");
 }
 
 int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64_t base) {

@@ -15,6 +15,26 @@
 
 struct sqlite3_stmt;
 
+/* ---- rows in memory as a table (catrows.c) ------------------------------ */
+/* One row for takhin_rows: integer columns v0..v3 and a blob (which must
+** stay valid while the statement runs). */
+typedef struct tk_row {
+  int64_t v[4];
+  const void *blob;
+  size_t blob_len;
+} tk_row;
+/* Positions 0..n-1; get fills *out and returns 1, or 0 where no row is. */
+typedef struct tk_rows {
+  size_t n;
+  void *ctx;
+  int (*get)(void *ctx, size_t pos, tk_row *out);
+} tk_rows;
+/* Make takhin_rows(?) known on a catalog connection (once per connection). */
+int tk_cat_rows_register(struct sqlite3 *db);
+/* Bind rows to parameter i of st: takhin_rows(?i) yields them. rows must
+** stay valid while the statement runs. */
+int tk_cat_bind_rows(struct sqlite3_stmt *st, int i, const tk_rows *rows);
+
 /* ---- catalog (catalog.c) --------------------------------------------- */
 /* Open the catalog: its own connection, or borrow (the extension's host
 ** connection, which is then never closed here). */
@@ -45,8 +65,10 @@ int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min
 int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                  tk_index_entry **rows, size_t *n);
 int tk_cat_upsert_segment(takhin_store *s, int64_t topic_id, int32_t part, const tk_segment *g);
+/* Index rows of entries e[0, n) of the segment at seg_base, in one
+** statement execution (takhin_rows). */
 int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
-                        const tk_index_entry *e);
+                        const tk_index_entry *e, size_t n);
 int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64_t base);
 int tk_cat_delete_topic(takhin_store *s, int64_t topic_id);
 /* The topic_id of name; ENOTFOUND (no message) when there is none. */

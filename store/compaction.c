@@ -536,7 +536,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     tk_segment *n = fresh[i];
     rc = tk_cat_delete_index_from(s, id, p->id, n->base_offset, 0);
     if (!rc) rc = tk_cat_upsert_segment(s, id, p->id, n);
-    for (size_t k = 0; !rc && k < n->idx_n; k++) rc = tk_cat_upsert_index(s, id, p->id, n->base_offset, &n->idx[k]);
+    if (!rc) rc = tk_cat_upsert_index(s, id, p->id, n->base_offset, n->idx, n->idx_n);
     if (!rc) rc = exec5(s, "add_swap", id, p->id, 3, n->base_offset, 0, 0);
   }
   if (!rc) rc = exec5(s, "forget_expired_tombstones", id, p->id, 5, first, end, expired_before);

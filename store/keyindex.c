@@ -37,19 +37,133 @@
 
 /* ---- pending keys (append_lock held) ------------------------------------ */
 
+/* Key rows are written in a batch at most once a second, or when this many
+** keys (or key bytes) wait, or when the log runs this many records ahead of
+** key_upto (what a catch-up after a crash re-reads); and always at a flush
+** (takhin_flush, close, a lookup, a compaction). */
+#define KEYMAP_KEYS 8192
+#define KEYMAP_BYTES (4u << 20)
+#define KEYMAP_LAG (1 << 20)
+
+/* 8 bytes at a time, then a 64-bit finalizer (murmur3's fmix64): the
+** producer hashes every keyed record. */
 static uint64_t key_hash(const uint8_t *k, size_t n) {
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-  for (size_t i = 0; i < n; i++) h = (h ^ k[i]) * 1099511628211ULL;
+  uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, k + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 32;
+  }
+  if (i < n) {
+    uint64_t w = 0;
+    memcpy(&w, k + i, n - i);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
   return h;
+}
+
+static void map_clear(tk_keymap *m) {
+  if (m->n) for (size_t i = 0; i < m->cap; i++) m->slot[i].offset = -1;
+  m->n = 0;
+  m->bytes.len = 0;
+  m->max_offset = -1;
+}
+
+static void map_free(tk_keymap *m) {
+  free(m->slot);
+  tk_buf_free(&m->bytes);
+  memset(m, 0, sizeof *m);
+  m->max_offset = -1;
+}
+
+static inline tk_key_slot *map_probe(tk_key_slot *slot, size_t cap, uint64_t h, const uint8_t *bytes,
+                                     const void *key, size_t len) {
+  for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+    tk_key_slot *e = &slot[i];
+    if (e->offset < 0) return e;
+    if (e->hash == h && e->key_len == len && !memcmp(bytes + e->key_at, key, len)) return e;
+  }
+}
+
+/* Twice the slots: map_put keeps at most half of them used. */
+static int map_grow(tk_keymap *m) {
+  size_t cap = m->cap ? m->cap * 2 : 256;
+  tk_key_slot *ns = malloc(cap * sizeof *ns);
+  if (!ns) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
+  for (size_t i = 0; i < cap; i++) ns[i].offset = -1;
+  for (size_t i = 0; i < m->cap; i++)
+    if (m->slot[i].offset >= 0) {
+      const tk_key_slot *o = &m->slot[i];
+      *map_probe(ns, cap, o->hash, m->bytes.p, m->bytes.p + o->key_at, o->key_len) = *o;
+    }
+  free(m->slot);
+  m->slot = ns;
+  m->cap = cap;
+  return TAKHIN_OK;
+}
+
+/* The record at offset is key's newest unless the map holds a newer one
+** (records may come in out of order: BUFFERED batches join later). */
+static inline int map_put(tk_keymap *m, const void *key, size_t len, int64_t offset, int tombstone,
+                          int64_t now) {
+  if ((m->n + 1) * 2 > m->cap && map_grow(m)) return TAKHIN_ENOMEM;
+  uint64_t h = key_hash(key, len);
+  tk_key_slot *e = map_probe(m->slot, m->cap, h, m->bytes.p, key, len);
+  if (e->offset < 0) {
+    if (tk_buf_reserve(&m->bytes, len)) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
+    if (!m->n) m->since_ms = now;
+    e->hash = h;
+    e->key_at = m->bytes.len;
+    e->key_len = len;
+    if (len) memcpy(m->bytes.p + m->bytes.len, key, len);
+    m->bytes.len += len;
+    m->n++;
+  } else if (offset <= e->offset) {
+    return TAKHIN_OK;
+  }
+  e->offset = offset;
+  e->tombstone = tombstone;
+  if (offset > m->max_offset) m->max_offset = offset;
+  return TAKHIN_OK;
+}
+
+static int map_full(const tk_keymap *m) { return m->n >= KEYMAP_KEYS || m->bytes.len >= KEYMAP_BYTES; }
+
+static int map_row(void *ctx, size_t pos, tk_row *out) {
+  const tk_keymap *m = ctx;
+  const tk_key_slot *e = &m->slot[pos];
+  if (e->offset < 0) return 0;
+  out->v[0] = e->offset;
+  out->v[1] = e->tombstone;
+  out->blob = m->bytes.p + e->key_at;
+  out->blob_len = e->key_len;
+  return 1;
+}
+
+/* One row per key of the map, in one statement execution (cat_lock held,
+** inside a transaction). */
+static int map_write(takhin_store *s, int64_t topic_id, int32_t part, const tk_keymap *m) {
+  if (!m->n) return TAKHIN_OK;
+  sqlite3_stmt *st = tk_sql_prepare(s, "key_upsert");
+  if (!st) return TAKHIN_ECATALOG;
+  tk_rows rows = {.n = m->cap, .ctx = (void *)m, .get = map_row};
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  tk_cat_bind_rows(st, 3, &rows);
+  return tk_cat_step_done(s, st, "write key rows");
 }
 
 void tk_key_free(tk_partition *p) {
   tk_buf_free(&p->keybuf);
   free(p->keys);
-  free(p->kset);
   p->keys = NULL;
-  p->kset = NULL;
-  p->nkeys = p->keys_cap = p->kset_cap = 0;
+  p->nkeys = p->keys_cap = 0;
+  map_free(&p->latest);
 }
 
 void tk_key_start_at(tk_partition *p, int64_t from) {
@@ -58,15 +172,29 @@ void tk_key_start_at(tk_partition *p, int64_t from) {
   p->keys_tracked = 1;
 }
 
+/* The map holds a record at from or later: it cannot give back the older
+** offset of that key. The index stops covering the log (key_upto stays, as
+** no map row was written past it) until a catch-up re-reads it from there. */
+static void map_forget_from(tk_partition *p, int64_t from) {
+  if (!p->latest.n || p->latest.max_offset < from) return;
+  map_clear(&p->latest);
+  p->keys_tracked = 0;
+}
+
 void tk_key_forget_from(tk_partition *p, int64_t from) {
   TK_ASSERT_HELD(&p->append_lock);
   size_t n = p->nkeys;
   while (n && p->keys[n - 1].offset >= from) n--;
   p->nkeys = n;
   p->keybuf.len = n ? p->keys[n - 1].key_at + p->keys[n - 1].key_len : 0;
+  map_forget_from(p, from);
 }
 
-size_t tk_key_pending_weight(const tk_partition *p) { return p->nkeys / 64; }
+size_t tk_key_pending_weight(const tk_partition *p) {
+  return p->nkeys / 64 + (map_full(&p->latest) ? TK_PERSIST_ENTRIES : 0);
+}
+
+size_t tk_key_unwritten(const tk_partition *p) { return p->nkeys + p->latest.n; }
 
 /* Remember the keys of records [base, base + n) for the key index. */
 static int note_keys(tk_partition *p, const takhin_record *recs, size_t n, int64_t base) {
@@ -93,62 +221,59 @@ static int note_keys(tk_partition *p, const takhin_record *recs, size_t n, int64
   return TAKHIN_OK;
 }
 
+/* Records already in the file go straight into the map; others (BUFFERED
+** batches not written yet) wait in keys[] until a persist finds them written.
+** The extension's store keeps every key in keys[]: its appends may be taken
+** back (tk_key_undo), which the map could not undo. */
+static int note(tk_partition *p, const takhin_record *recs, size_t n, int64_t base) {
+  if (base + (int64_t)n > p->next_offset || p->topic->store->borrowed) return note_keys(p, recs, n, base);
+  int64_t now = p->latest.n ? 0 : tk_now_ms();
+  for (size_t i = 0; i < n; i++)
+    if (map_put(&p->latest, recs[i].key, recs[i].key_len, base + (int64_t)i, recs[i].value == NULL, now))
+      return TAKHIN_ENOMEM;
+  return TAKHIN_OK;
+}
+
 void tk_key_note(tk_partition *p, const takhin_record *keys, size_t nkeys, int64_t base) {
   TK_ASSERT_HELD(&p->append_lock);
   /* On failure the key index no longer covers the log: key_upto stops (and
   ** compaction with it) until the next open rebuilds the index from the log. */
-  if (p->topic->cfg.compact && nkeys && note_keys(p, keys, nkeys, base)) p->keys_tracked = 0;
+  if (p->topic->cfg.compact && nkeys && note(p, keys, nkeys, base)) p->keys_tracked = 0;
 }
 
-/* Key rows for pending keys [0, nk): only the newest record of each key
-** is written (an older one in the same flush would be overwritten by it at
-** once), so a key that repeats within a flush costs one row. The probe
-** table is the partition's, reused: no allocation in steady state.
-** cat_lock held, inside the persist transaction. */
-static int write_latest_keys(tk_partition *p, size_t nk) {
-  TK_ASSERT_HELD(&p->topic->store->cat_lock);
-  takhin_store *s = p->topic->store;
-  if (nk == 0) return TAKHIN_OK;
-  size_t cap = 16;
-  while (cap < nk * 2) cap *= 2;
-  if (p->kset_cap < cap) {
-    uint32_t *ns = realloc(p->kset, cap * sizeof *ns);
-    if (!ns) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
-    p->kset = ns;
-    p->kset_cap = cap;
-  }
-  memset(p->kset, 0xff, cap * sizeof *p->kset);
-  int rc = TAKHIN_OK;
-  for (size_t i = nk; i-- > 0 && !rc;) { /* newest first */
-    const tk_key_pending *k = &p->keys[i];
-    const uint8_t *kb = p->keybuf.p + k->key_at;
-    size_t h = (size_t)key_hash(kb, k->key_len) & (cap - 1);
-    int seen = 0;
-    for (; p->kset[h] != UINT32_MAX; h = (h + 1) & (cap - 1)) {
-      const tk_key_pending *o = &p->keys[p->kset[h]];
-      if (o->key_len == k->key_len && !memcmp(p->keybuf.p + o->key_at, kb, k->key_len)) {
-        seen = 1;
-        break;
-      }
-    }
-    if (seen) continue;
-    p->kset[h] = (uint32_t)i;
-    rc = tk_key_write(s, p->topic->topic_id, p->id, kb, k->key_len, k->offset, k->tombstone);
-  }
-  return rc;
-}
-
-int tk_key_persist_rows(tk_partition *p, tk_key_persist *kp) {
+int tk_key_persist_rows(tk_partition *p, int flush, tk_key_persist *kp) {
   TK_ASSERT_HELD(&p->append_lock);
   TK_ASSERT_HELD(&p->topic->store->cat_lock);
   takhin_store *s = p->topic->store;
   tk_topic *t = p->topic;
-  /* Key rows only for records already in the file (see the top). */
+  tk_keymap *m = &p->latest;
+  int64_t now = tk_now_ms();
+  /* Keys of records now in the file join the map (see the top). */
   size_t nk = 0;
-  while (nk < p->nkeys && p->keys[nk].offset < p->next_offset) nk++;
-  int rc = write_latest_keys(p, nk);
-  kp->n = nk;
-  kp->upto = nk < p->nkeys ? p->keys[nk].offset : p->next_offset;
+  int rc = TAKHIN_OK;
+  for (; nk < p->nkeys && p->keys[nk].offset < p->next_offset && !rc; nk++) {
+    const tk_key_pending *k = &p->keys[nk];
+    rc = map_put(m, p->keybuf.p + k->key_at, k->key_len, k->offset, k->tombstone, now);
+  }
+  if (rc) { /* what could not join is lost to the index until a catch-up */
+    p->keys_tracked = 0;
+    rc = TAKHIN_OK;
+  }
+  if (nk) {
+    memmove(p->keys, p->keys + nk, (p->nkeys - nk) * sizeof *p->keys);
+    p->nkeys -= nk;
+    if (p->nkeys == 0) p->keybuf.len = 0;
+  }
+  kp->upto = p->nkeys ? p->keys[0].offset : p->next_offset;
+  kp->wrote = 0;
+  kp->move_upto = 0;
+  int due = flush || s->borrowed || map_full(m) || now - m->since_ms >= TK_PERSIST_MS ||
+            kp->upto - p->key_upto >= KEYMAP_LAG;
+  if (m->n && !due) return TAKHIN_OK;
+  if (m->n) {
+    rc = map_write(s, t->topic_id, p->id, m);
+    kp->wrote = 1;
+  }
   kp->move_upto = t->cfg.compact && p->keys_tracked && kp->upto > p->key_upto;
   if (!rc && kp->move_upto) rc = tk_key_set_upto(s, t->topic_id, p->id, kp->upto);
   return rc;
@@ -156,11 +281,7 @@ int tk_key_persist_rows(tk_partition *p, tk_key_persist *kp) {
 
 void tk_key_persist_done(tk_partition *p, const tk_key_persist *kp) {
   TK_ASSERT_HELD(&p->append_lock);
-  if (kp->n) { /* drop the written ones; what is left is still unwritten */
-    memmove(p->keys, p->keys + kp->n, (p->nkeys - kp->n) * sizeof *p->keys);
-    p->nkeys -= kp->n;
-    if (p->nkeys == 0) p->keybuf.len = 0;
-  }
+  if (kp->wrote) map_clear(&p->latest);
   if (kp->move_upto) p->key_upto = kp->upto;
 }
 
@@ -177,19 +298,6 @@ void tk_key_undo(tk_partition *p, int64_t next, int64_t key_upto, int persisted)
 }
 
 /* ---- catalog rows (cat_lock held) ----------------------------------------- */
-
-int tk_key_write(takhin_store *s, int64_t topic_id, int32_t part, const void *key, size_t len,
-                 int64_t offset, int tombstone) {
-  TK_ASSERT_HELD(&s->cat_lock);
-  sqlite3_stmt *st = tk_sql_prepare(s, "key_upsert");
-  if (!st) return TAKHIN_ECATALOG;
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int(st, 2, part);
-  sqlite3_bind_blob64(st, 3, len ? key : "", len, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 4, offset);
-  sqlite3_bind_int(st, 5, tombstone);
-  return tk_cat_step_done(s, st, "write key row");
-}
 
 /* Run the named statement over (topic, partition, v). */
 static int set_bound(takhin_store *s, const char *name, int64_t topic_id, int32_t part, int64_t v) {
@@ -291,6 +399,11 @@ int tk_key_catch_up(tk_partition *p) {
   takhin_cursor *c;
   if ((rc = tk_cursor_open_part(s, p->topic, p, &c))) return rc;
   takhin_message m;
+  /* The catch-up's own map (the partition's belongs to its appenders): a
+  ** key repeated in the log costs one row per full map, not one per record. */
+  tk_keymap map;
+  memset(&map, 0, sizeof map);
+  map.max_offset = -1;
   rc = takhin_cursor_seek(c, from, 0, 0);
   pthread_mutex_lock(&s->cat_lock);
   if (!rc) rc = tk_cat_begin(s);
@@ -302,14 +415,17 @@ int tk_key_catch_up(tk_partition *p) {
       rc = takhin_cursor_seek(c, past < hwm ? past : hwm, 0, 0);
       continue;
     }
-    if (!rc && m.key) rc = tk_key_write(s, id, p->id, m.key, m.key_len, m.offset, m.value == NULL);
+    if (!rc && m.key) rc = map_put(&map, m.key, m.key_len, m.offset, m.value == NULL, 0);
+    if (!rc && map_full(&map) && !(rc = map_write(s, id, p->id, &map))) map_clear(&map);
   }
   if (rc == TAKHIN_END) rc = TAKHIN_OK;
+  if (!rc) rc = map_write(s, id, p->id, &map);
   if (!rc) rc = tk_key_set_upto(s, id, p->id, hwm);
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
   takhin_cursor_close(c);
+  map_free(&map);
   if (!rc) p->key_upto = hwm, keys_tracked(p);
   return rc;
 }
@@ -330,10 +446,12 @@ static int keys_behind(tk_partition *p) {
 
 /* Retry it before anything relies on the key index. maint_lock held: one
 ** catch-up at a time, never beside a compaction. */
-static int catch_up_if_behind(tk_partition *p) { return keys_behind(p) ? tk_key_catch_up(p) : TAKHIN_OK; }
+static int catch_up_if_behind(tk_partition *p) {
+  TK_ASSERT_HELD(&p->maint_lock);
+  return keys_behind(p) ? tk_key_catch_up(p) : TAKHIN_OK;
+}
 
 int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone) {
-  TK_ASSERT_HELD(&p->maint_lock);
   takhin_store *s = p->topic->store;
   if (!p->topic->cfg.compact)
     return tk_err(TAKHIN_EINVAL, "key lookups need a compacted topic: \"%s\" has cleanup_policy=%s "
@@ -341,7 +459,7 @@ int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset,
   int rc = TAKHIN_OK;
   if (!s->opt.read_only) {
     pthread_mutex_lock(&p->append_lock);
-    int pending = p->nkeys > 0;
+    int pending = tk_key_unwritten(p) > 0;
     pthread_mutex_unlock(&p->append_lock);
     if (pending) rc = tk_part_flush(p, 1, 0); /* a key just produced must be found */
     if (rc) return rc;

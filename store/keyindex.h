@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "host.h"
 
 /* A keyed record of a compacted topic whose key-index row is not written yet. */
@@ -17,6 +18,25 @@ typedef struct tk_key_pending {
   size_t key_at, key_len; /* in the partition's keybuf */
   int tombstone;
 } tk_key_pending;
+
+/* Keys whose records are in the file but whose rows are not written yet,
+** each once with its newest offset: a key produced again and again costs
+** one row per write of the map, not one per record or per persist. Open
+** addressing with linear probes; offset -1 marks an empty slot. Steady
+** state allocates nothing: the table and key bytes are kept when cleared. */
+typedef struct tk_key_slot {
+  uint64_t hash;
+  int64_t offset;
+  size_t key_at, key_len; /* in the map's bytes */
+  int tombstone;
+} tk_key_slot;
+typedef struct tk_keymap {
+  tk_key_slot *slot;
+  size_t cap, n;      /* cap: 0 or a power of two; n keys held */
+  tk_buf bytes;       /* the keys */
+  int64_t max_offset; /* newest offset held (-1: empty) */
+  int64_t since_ms;   /* when the oldest unwritten key came in */
+} tk_keymap;
 
 /* ---- for partition.c (append_lock held, or the partition owned) -------- */
 /* Free the pending keys (the partition is going away). */
@@ -35,15 +55,17 @@ void tk_key_forget_from(tk_partition *p, int64_t from);
 /* How many index entries' worth of catalog work the pending keys are (a
 ** key row is cheap, but thousands should not wait for the persist timer). */
 size_t tk_key_pending_weight(const tk_partition *p);
-/* Inside the partition's persist transaction (cat_lock held): write the
-** newest row of each pending key whose record is in the file, and move
-** key_upto; then, once that transaction committed, tk_key_persist_done. */
+/* Inside the partition's persist transaction (cat_lock held): take the
+** pending keys whose records are in the file into the map of latest keys,
+** and write the map's rows and move key_upto when it is due (flush: now;
+** otherwise when it is full or a second old, so that a hot key costs one row
+** a second); then, once that transaction committed, tk_key_persist_done. */
 typedef struct tk_key_persist {
-  size_t n;      /* pending keys written */
+  int wrote;     /* the map's rows were written */
   int64_t upto;  /* key_upto after the commit, if move_upto */
   int move_upto;
 } tk_key_persist;
-int tk_key_persist_rows(tk_partition *p, tk_key_persist *kp);
+int tk_key_persist_rows(tk_partition *p, int flush, tk_key_persist *kp);
 void tk_key_persist_done(tk_partition *p, const tk_key_persist *kp);
 /* tk_part_undo: forget keys from next on; persisted says a persist ran
 ** since the mark (its rows are rolled back): key_upto returns to key_upto
@@ -51,9 +73,7 @@ void tk_key_persist_done(tk_partition *p, const tk_key_persist *kp);
 void tk_key_undo(tk_partition *p, int64_t next, int64_t key_upto, int persisted);
 
 /* ---- catalog rows (cat_lock held, inside a transaction) ----------------- */
-/* Upsert one key-index row / set key_upto / set key_from. */
-int tk_key_write(takhin_store *s, int64_t topic_id, int32_t part, const void *key, size_t len,
-                 int64_t offset, int tombstone);
+/* Set key_upto / set key_from. */
 int tk_key_set_upto(takhin_store *s, int64_t topic_id, int32_t part, int64_t upto);
 int tk_key_set_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t from);
 /* On open (cat_lock held, before the segments load): key_from, key_upto
@@ -70,6 +90,8 @@ int tk_key_catch_up(tk_partition *p);
 int tk_key_cover_log(tk_partition *p);
 /* key_upto: key rows below it are all written, tracked or not. */
 int64_t tk_key_covered(tk_partition *p);
+/* Keys noted and not written yet (append_lock held). */
+size_t tk_key_unwritten(const tk_partition *p);
 /* Latest offset of key in the key index (persisting pending rows first).
 ** ENOTFOUND when none; *tombstone says whether it is a tombstone. */
 int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone);

@@ -81,7 +81,7 @@ int tk_sync_dir(const char *dir) {
   return rc;
 }
 
-int tk_part_persist(tk_partition *p) {
+int tk_part_persist(tk_partition *p, int flush) {
   TK_ASSERT_HELD(&p->append_lock);
   takhin_store *s = tk_part_store(p);
   tk_topic *t = p->topic;
@@ -92,12 +92,13 @@ int tk_part_persist(tk_partition *p) {
     tk_segment *g = p->segs[i];
     if (!g->cat_dirty && g->idx_persisted == g->idx_n) continue;
     rc = tk_cat_upsert_segment(s, t->topic_id, p->id, g);
-    for (size_t k = g->idx_persisted; !rc && k < g->idx_n; k++)
-      rc = tk_cat_upsert_index(s, t->topic_id, p->id, g->base_offset, &g->idx[k]);
+    if (!rc)
+      rc = tk_cat_upsert_index(s, t->topic_id, p->id, g->base_offset, g->idx + g->idx_persisted,
+                               g->idx_n - g->idx_persisted);
   }
   if (!rc && p->log_start_dirty) rc = tk_cat_set_log_start(s, t->topic_id, p->id, p->log_start);
   tk_key_persist kp; /* the key rows ride in the same transaction */
-  if (!rc) rc = tk_key_persist_rows(p, &kp);
+  if (!rc) rc = tk_key_persist_rows(p, flush, &kp);
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   if (!rc) {
@@ -150,7 +151,7 @@ int tk_part_create(tk_partition *p) {
   pthread_mutex_lock(&p->append_lock);
   tk_key_start_at(p, 0); /* a new log: every keyed record is noted from offset 0 */
   int rc = tk_part_new_active(p, 0, tk_now_ms());
-  if (!rc) rc = tk_part_persist(p);
+  if (!rc) rc = tk_part_persist(p, 1);
   pthread_mutex_unlock(&p->append_lock);
   return rc;
 }
@@ -178,7 +179,7 @@ static int roll(tk_partition *p, int64_t base, int64_t now) {
   if ((rc = tk_part_new_active(p, base, now))) return rc;
   /* The sealed row and the new row land together; if this fails, recovery
   ** adopts the new file on the next open. */
-  tk_part_persist(p);
+  tk_part_persist(p, 0);
   return TAKHIN_OK;
 }
 
@@ -396,7 +397,7 @@ static void note_appended(tk_partition *p, const takhin_record *keys, size_t nke
   if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS) {
     /* A catalog failure here loses nothing: the batch is in the file and the
     ** next persist or recovery writes its index rows. */
-    tk_part_persist(p);
+    tk_part_persist(p, 0);
   }
   tk_wait_notify(p); /* the batch is readable (BUFFERED: by a flush on demand) */
 }
@@ -450,7 +451,7 @@ int tk_part_flush(tk_partition *p, int do_persist, int sync) {
     for (size_t i = 0; i < p->nsegs && !rc; i++)
       if (p->segs[i]->synced_dirty && !(rc = sync_seg(p->segs[i]))) p->segs[i]->synced_dirty = 0;
   }
-  if (!rc && do_persist) rc = tk_part_persist(p);
+  if (!rc && do_persist) rc = tk_part_persist(p, 1);
   pthread_mutex_unlock(&p->append_lock);
   return rc;
 }

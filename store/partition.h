@@ -47,12 +47,12 @@ struct tk_partition {
   tk_key_pending *keys;
   size_t nkeys, keys_cap;
   tk_buf keybuf;
-  uint32_t *kset; /* probe table of persist()'s key dedupe (UINT32_MAX = empty) */
-  size_t kset_cap;
+  tk_keymap latest; /* keys of records in the file whose rows are not written yet */
   int64_t key_from, key_upto, clean_upto; /* see takhin_cat_partition */
-  /* keys[] holds every keyed record from key_upto on, so a persist may move
-  ** key_upto past what it wrote. Not after a load until tk_key_catch_up has
-  ** indexed what the last run left unwritten (append_lock). */
+  /* latest and keys[] hold every keyed record from key_upto on, so a
+  ** persist that writes them may move key_upto past what it wrote. Not
+  ** after a load until tk_key_catch_up has indexed what the last run left
+  ** unwritten (append_lock). */
   int keys_tracked;
   uint64_t persists; /* catalog writes that committed (append_lock) */
   /* BUFFERED: acknowledged records a failed write dropped, not yet reported
@@ -81,10 +81,11 @@ static inline tk_segment *tk_part_active(const tk_partition *p) { return p->segs
 /* Append g to the segment array. Caller holds meta_lock for writing or owns
 ** the partition exclusively. */
 int tk_part_push_seg(tk_partition *p, tk_segment *g);
-/* Write every segment row, index entry, log start and key row that changed
-** since the last call, in one catalog transaction. append_lock held: only
-** appenders change segment state, so it can be read without meta_lock. */
-int tk_part_persist(tk_partition *p);
+/* Write every segment row, index entry and log start that changed since the
+** last call, and the key rows that are due (all of them when flush), in one
+** catalog transaction. append_lock held: only appenders change segment
+** state, so it can be read without meta_lock. */
+int tk_part_persist(tk_partition *p, int flush);
 /* Create the file of a new segment starting at base and make it active
 ** (append_lock held, or the partition owned). */
 int tk_part_new_active(tk_partition *p, int64_t base, int64_t now);

@@ -385,7 +385,7 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     /* Not fatal: the state in memory is right and the catalog catches up at
     ** the next persist. A full disk must not keep the log from being read. */
     pthread_mutex_lock(&p->append_lock);
-    tk_part_persist(p);
+    tk_part_persist(p, 1);
     pthread_mutex_unlock(&p->append_lock);
   }
 out:

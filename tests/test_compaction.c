@@ -708,6 +708,112 @@ Test(compaction, key_rows_pending_at_a_crash_are_rebuilt) {
   takhin_close(s);
 }
 
+/* Look every key of the model up and expect its latest record. */
+static void lookups_match(takhin_store *s, const model *m, int nkeys) {
+  takhin_cursor *c;
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
+  for (int k = 0; k < nkeys; k++) {
+    if (m->latest[k] < 0) continue;
+    char key[16];
+    int kl = snprintf(key, sizeof key, "key-%d", k);
+    takhin_message msg;
+    cr_assert_eq(takhin_cursor_get_key(c, key, (size_t)kl, &msg), TAKHIN_OK, "%s: %s", key, takhin_errmsg());
+    cr_assert_eq(msg.offset, m->latest[k], "%s: latest offset", key);
+  }
+  takhin_cursor_close(c);
+}
+
+/* Keys produced again and again wait in memory once each (their newest
+** record), not once per record: the catalog gets one row per key when the
+** map is written. A lookup writes them first, so it finds every latest
+** record; after it nothing is left unwritten and key_upto is the log's end. */
+Test(compaction, hot_keys_wait_once_each) {
+  const char *db = tu_store_path("compact_hot_keys");
+  takhin_store *s = open_db(db);
+  static const char *const cfg[] = {"cleanup_policy", "compact", NULL}; /* one segment: no roll */
+  cr_assert_eq(takhin_topic_create(s, "t", 1, cfg), TAKHIN_OK);
+  model m;
+  model_init(&m, 20000);
+  unsigned seed = 61;
+  produce(s, "t", &m, 12000, 10, 100, 10, 40, &seed);
+  tk_topic *t;
+  tk_partition *p;
+  cr_assert_eq(tk_store_partition(s, "t", 0, &t, &p), TAKHIN_OK);
+  pthread_mutex_lock(&p->append_lock);
+  size_t waiting = tk_key_unwritten(p);
+  pthread_mutex_unlock(&p->append_lock);
+  cr_assert_leq(waiting, 10, "%zu key rows wait for 10 keys", waiting);
+  lookups_match(s, &m, 10);
+  pthread_mutex_lock(&p->append_lock);
+  cr_assert_eq(tk_key_unwritten(p), 0, "the lookup wrote every waiting key row");
+  cr_assert_eq(p->key_upto, m.n, "the key index covers the log");
+  pthread_mutex_unlock(&p->append_lock);
+  tk_topic_unref(t);
+  model_free(&m);
+  takhin_close(s);
+}
+
+/* A writer killed (SIGKILL) with key rows still in memory: every record it
+** acknowledged, in OS and FSYNC mode, is found by key after the reopen (the
+** open rebuilds the unwritten rows from the log), and the index covers the
+** log again. */
+static void killed_with_keys_in_memory(int dur, const char *name) {
+  const char *db = tu_store_path(name);
+  takhin_options o;
+  takhin_options_init(&o);
+  o.durability = dur;
+  takhin_store *s;
+  cr_assert_eq(takhin_open(db, &o, &s), TAKHIN_OK, "%s", takhin_errmsg());
+  static const char *const cfg[] = {"cleanup_policy", "compact", "segment_bytes", "65536", NULL};
+  cr_assert_eq(takhin_topic_create(s, "t", 1, cfg), TAKHIN_OK);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  model m;
+  model_init(&m, 20000);
+  unsigned seed = 67, child_seed = seed;
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) { /* acknowledged records, then killed with their key rows unwritten */
+    close(fds[0]);
+    takhin_store *cs;
+    if (takhin_open(db, &o, &cs)) _exit(2);
+    produce(cs, "t", &m, 6000, 50, 100, 0, 30, &child_seed);
+    char ok = 1;
+    if (write(fds[1], &ok, 1) != 1) _exit(3);
+    pause();
+    _exit(4);
+  }
+  close(fds[1]);
+  char ok = 0;
+  cr_assert_eq(read(fds[0], &ok, 1), 1, "the child acknowledged its records");
+  close(fds[0]);
+  kill(pid, SIGKILL);
+  int st;
+  waitpid(pid, &st, 0);
+  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %d", st);
+  produce_model_only(&m, 6000, 50, &seed); /* the child's records, in the model */
+  cr_assert_eq(takhin_open(db, &o, &s), TAKHIN_OK, "%s", takhin_errmsg());
+  tk_topic *t;
+  tk_partition *p;
+  cr_assert_eq(tk_store_partition(s, "t", 0, &t, &p), TAKHIN_OK);
+  pthread_mutex_lock(&p->append_lock);
+  cr_assert(p->keys_tracked && p->key_upto == m.n, "the open caught the index up: key_upto %lld of %lld",
+            (long long)p->key_upto, (long long)m.n);
+  pthread_mutex_unlock(&p->append_lock);
+  tk_topic_unref(t);
+  lookups_match(s, &m, 50);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  check_log(s, "t", &m, active_base(s, "t"), 100, 0);
+  model_free(&m);
+  takhin_close(s);
+}
+
+Test(compaction, killed_with_keys_in_memory_os) { killed_with_keys_in_memory(TAKHIN_DURABILITY_OS, "compact_kill_os"); }
+
+Test(compaction, killed_with_keys_in_memory_fsync) {
+  killed_with_keys_in_memory(TAKHIN_DURABILITY_FSYNC, "compact_kill_fsync");
+}
+
 /* A key index that fell behind its log (key rows lost, or a catch-up the
 ** open could not finish on a full disk: key_upto stopped, keys not tracked)
 ** is brought up to date by the next compaction before it decides anything,
