@@ -330,10 +330,12 @@ static int keys_behind(tk_partition *p) {
 
 /* Retry it before anything relies on the key index. maint_lock held: one
 ** catch-up at a time, never beside a compaction. */
-static int catch_up_if_behind(tk_partition *p) { return keys_behind(p) ? tk_key_catch_up(p) : TAKHIN_OK; }
+static int catch_up_if_behind(tk_partition *p) {
+  TK_ASSERT_HELD(&p->maint_lock);
+  return keys_behind(p) ? tk_key_catch_up(p) : TAKHIN_OK;
+}
 
 int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone) {
-  TK_ASSERT_HELD(&p->maint_lock);
   takhin_store *s = p->topic->store;
   if (!p->topic->cfg.compact)
     return tk_err(TAKHIN_EINVAL, "key lookups need a compacted topic: \"%s\" has cleanup_policy=%s "
