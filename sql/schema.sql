@@ -1,4 +1,5 @@
--- takhin catalog schema, format version 1.
+-- takhin catalog schema. Its format version is the format_version row below,
+-- the one place it is written: CMake reads it into TAKHIN_FORMAT_VERSION.
 --
 -- The catalog is an ordinary SQLite database; the application may keep its own
 -- tables in it. Every takhin table is prefixed "takhin_cat_" so the names the

@@ -31,12 +31,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "takhin_version.h" /* TAKHIN_VERSION, _NUMBER, TAKHIN_FORMAT_VERSION */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define TAKHIN_VERSION "0.1.0"
-#define TAKHIN_FORMAT_VERSION 1 /* catalog + segment layout version */
+/* The library's version at run time, which may differ from the header's
+** TAKHIN_VERSION and TAKHIN_VERSION_NUMBER a program was compiled with (as
+** sqlite3_libversion and sqlite3_libversion_number). */
+const char *takhin_libversion(void);
+int takhin_libversion_number(void);
 
 /* ---- status codes ---------------------------------------------------- */
 #define TAKHIN_OK 0
