@@ -33,12 +33,18 @@
 
 #include "internal.h"
 #include "sqlite_compat.h"
+#include "testing.h"
 
 #define PLAN_AHEAD 4
 
-/* Test hook: the survivors query of candidate n (1-based) fails, to prove
-** an error on the helper thread reaches the caller and undoes the run. */
+#ifdef TAKHIN_TESTING
+/* Test hook (testing.h): the survivors query of candidate n (1-based) fails,
+** to prove an error on the helper thread reaches the caller and undoes the
+** run. */
 int tk_compact_plan_fail_at;
+#else
+#define tk_compact_plan_fail_at 0
+#endif
 
 /* The new file of a planned segment: who makes it (mu guards `file`). */
 enum { FILE_NONE, FILE_WANTED, FILE_HELPER, FILE_READY, FILE_FAILED };

@@ -39,14 +39,19 @@
 #include "crc32c.h"
 #include "internal.h"
 #include "sqlite_compat.h"
+#include "testing.h"
 
-/* Test hook: abort the process at step n of a run (1-based), to prove the
-** swap is crash-safe. 0 = off. */
+#ifdef TAKHIN_TESTING
+/* Test hook (testing.h): abort the process at step n of a run (1-based), to
+** prove the swap is crash-safe. 0 = off. */
 int tk_compact_crash_step;
 
 static void crash_point(int step) {
   if (tk_compact_crash_step == step) abort();
 }
+#else
+#define crash_point(step) ((void)0)
+#endif
 
 /* ---- statements -------------------------------------------------------- */
 
@@ -563,9 +568,14 @@ static void *rewrite_thread(void *arg) {
   return NULL;
 }
 
-/* Test hook: arrange a run as on the extension's store (the caller plans,
-** a thread rewrites) through the C API too, so the threaded tests cover it. */
+#ifdef TAKHIN_TESTING
+/* Test hook (testing.h): arrange a run as on the extension's store (the
+** caller plans, a thread rewrites) through the C API too, so the threaded
+** tests cover it. */
 int tk_compact_caller_plans;
+#else
+#define tk_compact_caller_plans 0
+#endif
 
 /* Step 2 whole: plan and rewrite on two threads where possible. */
 static int rewrite_all(rewrite_run *r, int64_t expired_before) {

@@ -10,6 +10,7 @@
 */
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +23,51 @@
 
 #include "internal.h"
 
-void takhin_options_init(takhin_options *opt) {
-  if (!opt) return;
-  memset(opt, 0, sizeof *opt);
-  opt->durability = TAKHIN_DURABILITY_OS;
-  opt->flush_bytes = 1 << 20;
-  opt->flush_ms = 100;
-  opt->max_open_files = 256;
+/* The size of takhin_options in release 0.1, its first layout: what a size
+** of 0 stands for (a caller that zeroed the struct without the init macro).
+** Fixed forever, whatever fields later releases add. */
+#define OPTIONS_SIZE_0_1 (offsetof(takhin_options, maintenance_ms) + sizeof(int64_t))
+
+static void options_defaults(takhin_options *o) {
+  memset(o, 0, sizeof *o);
+  o->size = sizeof *o;
+  o->durability = TAKHIN_DURABILITY_OS;
+  o->flush_bytes = 1 << 20;
+  o->flush_ms = 100;
+  o->max_open_files = 256;
+}
+
+/* Fill the caller's struct of size bytes: the defaults of the fields that
+** fit, zeroes past the fields this library knows. */
+void takhin_options_init_size(takhin_options *opt, size_t size) {
+  if (!opt || size < sizeof opt->size) return;
+  takhin_options d;
+  options_defaults(&d);
+  d.size = size;
+  size_t n = size < sizeof d ? size : sizeof d;
+  memcpy(opt, &d, n);
+  if (size > n) memset((char *)opt + n, 0, size - n);
+}
+
+/* *opt (of any release's size) onto the defaults in *out. EINVAL for a size
+** that cannot be a takhin_options, or a newer caller's field this library
+** does not know set to nonzero. */
+static int options_take(const takhin_options *opt, takhin_options *out) {
+  options_defaults(out);
+  if (!opt) return TAKHIN_OK;
+  size_t size = opt->size ? opt->size : OPTIONS_SIZE_0_1;
+  if (size < offsetof(takhin_options, durability) + sizeof opt->durability)
+    return tk_err(TAKHIN_EINVAL, "takhin_options: size %zu is too small (use takhin_options_init)",
+                  size);
+  for (size_t i = sizeof *out; i < size; i++)
+    if (((const unsigned char *)opt)[i])
+      return tk_err(TAKHIN_EINVAL,
+                    "takhin_options: size %zu sets options this library (%zu bytes, takhin %s) "
+                    "does not know",
+                    size, sizeof *out, TAKHIN_VERSION);
+  memcpy(out, opt, size < sizeof *out ? size : sizeof *out);
+  out->size = sizeof *out;
+  return TAKHIN_OK;
 }
 
 void takhin_free(void *p) { free(p); }
@@ -337,8 +376,10 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   if (strlen(path) > 3800) return tk_err(TAKHIN_EINVAL, "takhin_open: path is too long");
   takhin_store *s = calloc(1, sizeof *s);
   if (!s) return tk_err(TAKHIN_ENOMEM, "out of memory opening %s", path);
-  takhin_options_init(&s->opt);
-  if (opt) s->opt = *opt;
+  if (options_take(opt, &s->opt)) {
+    free(s);
+    return TAKHIN_EINVAL;
+  }
   s->magic = TK_STORE_OPEN;
   s->lock_fd = -1;
   pthread_rwlock_init(&s->topics_lock, NULL);

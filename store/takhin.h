@@ -121,7 +121,21 @@ typedef struct takhin_store takhin_store;
 #define TAKHIN_DURABILITY_FSYNC 1
 #define TAKHIN_DURABILITY_BUFFERED 2
 
+/* Structs that grow. A later release may add fields at the end of
+** takhin_options and takhin_topic_desc; a program compiled against an older
+** takhin.h keeps working with the newer library, and the other way round:
+**   - takhin_options starts with its size, which takhin_options_init sets to
+**     sizeof(takhin_options) as the caller was compiled (it is a macro). The
+**     library reads that many bytes and gives every field past them its
+**     default; bytes it does not know must be 0 (EINVAL otherwise). A size of
+**     0 (a struct zeroed without takhin_options_init) means the layout of
+**     release 0.1, the first.
+**   - takhin_topic_describe passes sizeof(takhin_topic_desc) as the caller
+**     was compiled (it too is a macro): the library fills that many bytes,
+**     and zeroes fields it does not know.
+** Fields are only ever added at the end, never removed or reordered. */
 typedef struct takhin_options {
+  size_t size;             /* sizeof(takhin_options): set by takhin_options_init */
   int durability;          /* TAKHIN_DURABILITY_*; default OS */
   int64_t flush_bytes;     /* BUFFERED: write when this much is pending; default 1 MiB */
   int64_t flush_ms;        /* BUFFERED: write at least this often; default 100 ms */
@@ -139,8 +153,11 @@ typedef struct takhin_options {
                               negative: takhin_open fails with EINVAL */
 } takhin_options;
 
-/* Fill *opt with the defaults above. */
-TAKHIN_API void takhin_options_init(takhin_options *opt);
+/* Fill *opt with the defaults above and its size. NULL is a no-op. */
+#define takhin_options_init(opt) takhin_options_init_size((opt), sizeof(takhin_options))
+/* What takhin_options_init calls: the defaults for an opt of size bytes
+** (the caller's sizeof(takhin_options)). */
+TAKHIN_API void takhin_options_init_size(takhin_options *opt, size_t size);
 
 /* Open (creating if missing, unless read_only) the store whose catalog is the
 ** SQLite file at path. opt may be NULL for defaults. On success *out is a
@@ -278,7 +295,12 @@ typedef struct takhin_topic_desc {
   int64_t min_compaction_lag_ms;
   double min_cleanable_dirty_ratio;
 } takhin_topic_desc;
-TAKHIN_API int takhin_topic_describe(takhin_store *s, const char *topic, takhin_topic_desc *out);
+#define takhin_topic_describe(s, topic, out)                                                       \
+  takhin_topic_describe_size((s), (topic), (out), sizeof(takhin_topic_desc))
+/* What takhin_topic_describe calls: fills size bytes of *out (the caller's
+** sizeof(takhin_topic_desc)); EINVAL when size cannot hold partitions. */
+TAKHIN_API int takhin_topic_describe_size(takhin_store *s, const char *topic,
+                                          takhin_topic_desc *out, size_t size);
 
 /* Grow a topic to total partitions (never shrink, as in Kafka: EINVAL).
 ** Keys map to partitions by count, so existing keys may move, as in Kafka. */
@@ -436,12 +458,6 @@ TAKHIN_API int32_t takhin_partition_for_key(const void *key, size_t len, int32_t
 TAKHIN_API int takhin_produce_topic(takhin_store *s, const char *topic,
                                     const takhin_record *records, size_t n,
                                     int32_t *partitions_out, int64_t *offsets_out);
-
-/* Partition balance, for the benchmark suite: records per partition
-** (high watermark - log start; counts may be NULL or hold nparts entries)
-** and imbalance = (max - mean) / mean (0 when the topic is empty). */
-TAKHIN_API int takhin_topic_balance(takhin_store *s, const char *topic, int64_t *counts,
-                                    int32_t nparts, double *imbalance);
 
 /* ---- consumer group offsets (Kafka's __consumer_offsets) -------------- */
 typedef struct takhin_offset_commit {
