@@ -494,33 +494,34 @@ static void take_first_lost(tk_partition *p, void *arg) {
   }
 }
 
-/* Closed handles are kept, marked, until the process exits: a call on one
-** then fails with EMISUSE instead of touching freed memory. What stays is
-** the small struct itself; everything it owned is released at close. */
+/* A call on a closed handle is undefined (takhin.h), as in LMDB and SQLite.
+** As a debugging aid the last CLOSED_KEPT closed structs (about 8 KB each:
+** everything they owned is released at close) stay allocated, marked, so
+** that a call on a handle closed just before gets EMISUSE instead of
+** touching freed memory; older ones are freed, so a program that opens and
+** closes stores all day holds a bounded amount. */
+#define CLOSED_KEPT 16
 static pthread_mutex_t closed_lock = PTHREAD_MUTEX_INITIALIZER;
-static takhin_store **closed;
-static size_t nclosed, closed_cap;
+static takhin_store *closed[CLOSED_KEPT];
+static size_t closed_next; /* ring position of the oldest kept handle */
 
 __attribute__((destructor)) static void free_closed(void) {
   pthread_mutex_lock(&closed_lock);
-  for (size_t i = 0; i < nclosed; i++) free(closed[i]);
-  free(closed);
-  closed = NULL;
-  nclosed = closed_cap = 0;
+  for (size_t i = 0; i < CLOSED_KEPT; i++) {
+    free(closed[i]);
+    closed[i] = NULL;
+  }
   pthread_mutex_unlock(&closed_lock);
 }
 
 static void retire_handle(takhin_store *s) {
   s->magic = TK_STORE_CLOSED;
   pthread_mutex_lock(&closed_lock);
-  if (nclosed == closed_cap) {
-    size_t cap = closed_cap ? closed_cap * 2 : 16;
-    takhin_store **nc = realloc(closed, cap * sizeof *nc);
-    if (nc) closed = nc, closed_cap = cap;
-  }
-  if (nclosed < closed_cap) closed[nclosed++] = s;
-  else free(s); /* out of memory: fall back to freeing */
+  takhin_store *oldest = closed[closed_next];
+  closed[closed_next] = s;
+  closed_next = (closed_next + 1) % CLOSED_KEPT;
   pthread_mutex_unlock(&closed_lock);
+  free(oldest);
 }
 
 /* Stop threads, flush, close and free everything the store owns, but not

@@ -177,9 +177,10 @@ TAKHIN_API int takhin_open(const char *path, const takhin_options *opt, takhin_s
 /* Flush buffered data and index rows, stop background work, close files and
 ** release everything the handle owns. NULL is a no-op. Returns the first
 ** error met while flushing, or ELOST when acknowledged records were lost and
-** not reported yet (BUFFERED). A closed handle stays safe to pass: every call
-** on it (a second close included) returns TAKHIN_EMISUSE; its few bytes are
-** kept until the process exits for that reason. */
+** not reported yet (BUFFERED). Using a handle after its close (a second close
+** included) is undefined, as in LMDB and SQLite. As a debugging aid only, the
+** last few closed handles stay allocated and marked, so that a call on one
+** just closed usually returns TAKHIN_EMISUSE; do not rely on it. */
 TAKHIN_API int takhin_close(takhin_store *s);
 
 /* Write buffered batches (BUFFERED mode) and pending index rows to the OS and
