@@ -25,6 +25,8 @@
 #include "groups.h"
 #include "producers.h"
 
+#include "topic_config.h" /* the topic configs and their Kafka names */
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -730,25 +732,15 @@ static int describe_configs(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
     size_t at = kp_w_reserve32(w);
     int32_t count = 0;
     if (type == 2 && !err) {
-      char b[10][32];
-      snprintf(b[0], 32, "%lld", (long long)d.segment_bytes);
-      snprintf(b[1], 32, "%lld", (long long)d.segment_ms);
-      snprintf(b[2], 32, "%lld", (long long)d.retention_bytes);
-      snprintf(b[3], 32, "%lld", (long long)d.retention_ms);
-      snprintf(b[4], 32, "%lld", (long long)d.max_message_bytes);
-      snprintf(b[5], 32, "%lld", (long long)d.delete_retention_ms);
-      snprintf(b[6], 32, "%lld", (long long)d.min_compaction_lag_ms);
-      snprintf(b[7], 32, "%g", d.min_cleanable_dirty_ratio);
-      config_entry(w, v, "cleanup.policy", d.cleanup_policy, keys, nk, &count);
-      config_entry(w, v, "compression.type", d.compression, keys, nk, &count);
-      config_entry(w, v, "segment.bytes", b[0], keys, nk, &count);
-      config_entry(w, v, "segment.ms", b[1], keys, nk, &count);
-      config_entry(w, v, "retention.bytes", b[2], keys, nk, &count);
-      config_entry(w, v, "retention.ms", b[3], keys, nk, &count);
-      config_entry(w, v, "max.message.bytes", b[4], keys, nk, &count);
-      config_entry(w, v, "delete.retention.ms", b[5], keys, nk, &count);
-      config_entry(w, v, "min.compaction.lag.ms", b[6], keys, nk, &count);
-      config_entry(w, v, "min.cleanable.dirty.ratio", b[7], keys, nk, &count);
+      for (int k = 0; k < TK_NCONFIGS; k++) { /* every config, under Kafka's name */
+        const tk_config_def *def = &tk_config_defs[k];
+        const char *f = (const char *)&d + def->desc_off;
+        char b[32];
+        if (def->type == TK_CFG_INT) snprintf(b, sizeof b, "%lld", (long long)*(const int64_t *)f);
+        else if (def->type == TK_CFG_REAL) snprintf(b, sizeof b, "%g", *(const double *)f);
+        else snprintf(b, sizeof b, "%s", f);
+        config_entry(w, v, def->kafka_name, b, keys, nk, &count);
+      }
     }
     kp_w_patch32(w, at, count);
   }

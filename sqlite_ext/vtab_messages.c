@@ -113,11 +113,8 @@ static takhin_store *vt_store(tkx_vtab *vt) {
 
 /* ---- CREATE VIRTUAL TABLE arguments ------------------------------------- */
 
-/* Topic configs CREATE VIRTUAL TABLE accepts, besides partitions. */
-static const char *const config_keys[] = {
-    "cleanup_policy", "compression", "segment_bytes", "segment_ms", "retention_bytes",
-    "retention_ms", "max_message_bytes", "delete_retention_ms", "min_compaction_lag_ms",
-    "min_cleanable_dirty_ratio", NULL};
+/* CREATE VIRTUAL TABLE accepts, besides partitions, every topic config of
+** topic_config.h's table. */
 
 /* Parse argv[3..] strictly into key/value pairs (values unquoted, in bufs).
 ** Returns NULL or an error message. */
@@ -143,8 +140,7 @@ static char *parse_args(int argc, const char *const *argv, char bufs[][256], con
     while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
     if (vl >= 2 && (v[0] == '\'' || v[0] == '"') && v[vl - 1] == v[0]) v++, vl -= 2;
     if (vl == 0 || vl >= 256) return sqlite3_mprintf("malformed option: \"%s\" (empty or too long value)", a);
-    int known = !strcmp(key, "partitions");
-    for (int k = 0; config_keys[k] && !known; k++) known = !strcmp(key, config_keys[k]);
+    int known = !strcmp(key, "partitions") || tk_config_find(key) != NULL;
     if (!known) return sqlite3_mprintf("unrecognized option: \"%s\"", key);
     for (int k = 0; k < n; k++)
       if (!strcmp(kv[2 * k], key)) return sqlite3_mprintf("duplicate option: \"%s\"", key);
@@ -163,8 +159,7 @@ static char *parse_args(int argc, const char *const *argv, char bufs[][256], con
       *partitions = x;
       continue;
     }
-    for (int k = 0; config_keys[k]; k++) /* a static key string outlives argv */
-      if (!strcmp(key, config_keys[k])) kv[2 * n] = config_keys[k];
+    kv[2 * n] = tk_config_find(key)->key; /* a static key string outlives argv */
     kv[2 * n + 1] = bufs[n];
     n++;
   }

@@ -67,6 +67,10 @@ typedef struct tk_topic_config {
   double min_cleanable_dirty_ratio;
 } tk_topic_config;
 
+/* ---- BEGIN s2: topic configuration table (topic_config.c) ---------------- */
+#include "topic_config.h"
+/* ---- END s2 ------------------------------------------------------------- */
+
 void tk_config_defaults(tk_topic_config *c);
 /* Apply key/value pairs (NULL-terminated array) over c. EINVAL naming the key. */
 int tk_config_apply(tk_topic_config *c, const char *const *kv);
@@ -531,7 +535,6 @@ void tk_cat_done(takhin_store *s, struct sqlite3_stmt *st);
 int64_t tk_cat_changes(takhin_store *s);
 /* Bind a topic config's ten columns (cleanup_policy .. min_cleanable_dirty_ratio,
 ** in the catalog's column order) to parameters first..first+9. */
-void tk_cat_bind_config(struct sqlite3_stmt *st, int first, const tk_topic_config *cfg);
 /* ECATALOG with SQLite's message. */
 int tk_cat_error(takhin_store *s, const char *what);
 /* Drop index rows of a segment at or past position (rebuild after a rescan). */

@@ -160,14 +160,8 @@ int64_t tk_cat_topic_created(takhin_store *s, int64_t topic_id) {
 
 static int read_catalog(state *z) {
   takhin_store *s = z->s;
-  static const char *const keys[] = {"cleanup_policy", "compression", "segment_bytes", "segment_ms",
-                                     "retention_bytes", "retention_ms", "max_message_bytes",
-                                     "delete_retention_ms", "min_compaction_lag_ms",
-                                     "min_cleanable_dirty_ratio"};
-  sqlite3_stmt *st = prep(s,
-      "SELECT topic_id, name, partitions, created_ms, cleanup_policy, compression, segment_bytes, "
-      "segment_ms, retention_bytes, retention_ms, max_message_bytes, delete_retention_ms, "
-      "min_compaction_lag_ms, min_cleanable_dirty_ratio FROM takhin_cat_topic");
+  sqlite3_stmt *st = prep(s, "SELECT topic_id, name, partitions, created_ms" TK_CONFIG_COLUMNS
+                             " FROM takhin_cat_topic");
   if (!st) return TAKHIN_ECATALOG;
   int rc = TAKHIN_OK, step;
   while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -181,17 +175,7 @@ static int read_catalog(state *z) {
     int64_t np = sqlite3_column_int64(st, 2);
     c->nparts = np >= 1 && np <= TK_MAX_PARTITIONS ? (int32_t)np : 0;
     c->created_ms = sqlite3_column_int64(st, 3);
-    char vals[10][64];
-    const char *kv[21];
-    for (int i = 0; i < 10; i++) {
-      const unsigned char *t = sqlite3_column_text(st, 4 + i);
-      snprintf(vals[i], sizeof vals[i], "%s", t ? (const char *)t : "");
-      kv[2 * i] = keys[i];
-      kv[2 * i + 1] = vals[i];
-    }
-    kv[20] = NULL;
-    tk_config_defaults(&c->cfg);
-    c->cfg_ok = tk_config_apply(&c->cfg, kv) == TAKHIN_OK;
+    c->cfg_ok = tk_config_from_row(st, 4, &c->cfg) == TAKHIN_OK;
   }
   if (!rc && step != SQLITE_DONE) rc = tk_cat_error(s, "reading topics (reconcile)");
   sqlite3_finalize(st);
@@ -205,29 +189,21 @@ static cat_topic *find_cat(state *z, const char *name) {
 }
 
 static int same_cfg(const tk_topic_config *a, const tk_topic_config *b) {
-  return a->compact == b->compact && a->delete_ == b->delete_ && a->compression == b->compression &&
-         a->segment_bytes == b->segment_bytes && a->segment_ms == b->segment_ms &&
-         a->retention_bytes == b->retention_bytes && a->retention_ms == b->retention_ms &&
-         a->max_message_bytes == b->max_message_bytes &&
-         a->delete_retention_ms == b->delete_retention_ms &&
-         a->min_compaction_lag_ms == b->min_compaction_lag_ms &&
-         a->min_cleanable_dirty_ratio == b->min_cleanable_dirty_ratio;
+  return tk_config_same(a, b);
 }
 
 static int insert_topic(takhin_store *s, int64_t want_id, const char *name, int32_t nparts,
                         const tk_topic_config *cfg, int64_t created_ms, int64_t *id) {
   sqlite3_stmt *st = prep(s,
-      "INSERT INTO takhin_cat_topic(topic_id, name, partitions, cleanup_policy, compression, "
-      "segment_bytes, segment_ms, retention_bytes, retention_ms, max_message_bytes, "
-      "delete_retention_ms, min_compaction_lag_ms, min_cleanable_dirty_ratio, created_ms) "
-      "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)");
+      "INSERT INTO takhin_cat_topic(topic_id, name, partitions" TK_CONFIG_COLUMNS ", created_ms) "
+      "VALUES (?1, ?2, ?3" TK_CONFIG_PARAMS ", ?)");
   if (!st) return TAKHIN_ECATALOG;
   if (want_id > 0) sqlite3_bind_int64(st, 1, want_id);
   else sqlite3_bind_null(st, 1);
   sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 3, nparts);
-  tk_cat_bind_config(st, 4, cfg);
-  sqlite3_bind_int64(st, 14, created_ms);
+  tk_config_bind(st, 4, cfg);
+  sqlite3_bind_int64(st, 4 + TK_NCONFIGS, created_ms);
   int rc = sqlite3_step(st) == SQLITE_DONE ? TAKHIN_OK : tk_cat_error(s, "insert topic (reconcile)");
   sqlite3_finalize(st);
   if (!rc) *id = sqlite3_last_insert_rowid(tk_cat_db(s));

@@ -275,16 +275,7 @@ int takhin_topic_describe_size(takhin_store *s, const char *topic, takhin_topic_
   const tk_topic_config *c = &t->cfg;
   snprintf(out->name, sizeof out->name, "%s", t->name);
   out->partitions = t->nparts;
-  snprintf(out->cleanup_policy, sizeof out->cleanup_policy, "%s", tk_config_policy_name(c));
-  snprintf(out->compression, sizeof out->compression, "%s", tk_config_codec_name(c));
-  out->segment_bytes = c->segment_bytes;
-  out->segment_ms = c->segment_ms;
-  out->retention_bytes = c->retention_bytes;
-  out->retention_ms = c->retention_ms;
-  out->max_message_bytes = c->max_message_bytes;
-  out->delete_retention_ms = c->delete_retention_ms;
-  out->min_compaction_lag_ms = c->min_compaction_lag_ms;
-  out->min_cleanable_dirty_ratio = c->min_cleanable_dirty_ratio;
+  tk_config_describe(c, out);
   pthread_rwlock_unlock(&s->topics_lock);
   tk_topic_unref(t);
   memcpy(dst, &d, size < sizeof d ? size : sizeof d);
