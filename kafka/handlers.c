@@ -322,7 +322,8 @@ static int fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
       if (n == cap) {
         fetch_part *nf = realloc(fp, 2 * cap * sizeof *fp);
         if (!nf) goto out;
-        fp = nf, cap *= 2;
+        fp = nf;
+        cap *= 2;
       }
       fetch_part *f = &fp[n++];
       f->topic = bad ? NULL : names[t];
@@ -598,15 +599,20 @@ static int create_topics(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
         continue;
       }
       config_name(k, cbuf[nk][0], 256);
-      cfg[2 * nk] = cbuf[nk][0], cfg[2 * nk + 1] = cbuf[nk][1];
+      cfg[2 * nk] = cbuf[nk][0];
+      cfg[2 * nk + 1] = cbuf[nk][1];
       nk++;
     }
     cfg[2 * nk] = NULL;
     if (parts == -1) parts = c->default_partitions;
     if (kp_str_copy(ns, name, sizeof name)) err = KE_INVALID_TOPIC;
-    else if (rf != -1 && rf != 1) err = KE_INVALID_REPLICATION_FACTOR, snprintf(msg, sizeof msg, "one broker: replication factor must be 1");
-    else if (na > 0) err = KE_INVALID_REQUEST, snprintf(msg, sizeof msg, "manual replica assignment is not supported");
-    else if (parts < 1) err = KE_INVALID_PARTITIONS;
+    else if (rf != -1 && rf != 1) {
+      err = KE_INVALID_REPLICATION_FACTOR;
+      snprintf(msg, sizeof msg, "one broker: replication factor must be 1");
+    } else if (na > 0) {
+      err = KE_INVALID_REQUEST;
+      snprintf(msg, sizeof msg, "manual replica assignment is not supported");
+    } else if (parts < 1) err = KE_INVALID_PARTITIONS;
     if (!err && !validate_only) {
       int rc = takhin_topic_create(c->store, name, parts, cfg);
       if (rc == TAKHIN_EEXISTS) err = KE_TOPIC_ALREADY_EXISTS;
@@ -721,9 +727,13 @@ static int describe_configs(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
     const char *msg = NULL;
     if (type == 2) { /* TOPIC */
       int rc = kp_str_copy(name, topic, sizeof topic) ? TAKHIN_ENOTFOUND : takhin_topic_describe(c->store, topic, &d);
-      if (rc) err = kerr(rc), msg = "unknown topic";
+      if (rc) {
+        err = kerr(rc);
+        msg = "unknown topic";
+      }
     } else if (type != 4) { /* BROKER: no configs to show */
-      err = KE_INVALID_REQUEST, msg = "only topic and broker resources";
+      err = KE_INVALID_REQUEST;
+      msg = "only topic and broker resources";
     }
     kp_w_i16(w, err);
     kp_w_string(w, msg);
@@ -757,7 +767,8 @@ int kh_dispatch(kh_ctx *c, const uint8_t *frame, size_t len, kp_writer *w) {
   int16_t key = (int16_t)((frame[0] << 8) | frame[1]), ver = (int16_t)((frame[2] << 8) | frame[3]);
   int flexible = key == KP_API_VERSIONS && ver >= 3;
   if (key == KP_API_VERSIONS && ver > 3) { /* unknown layout: just the correlation id */
-    h.api_key = key, h.api_version = ver;
+    h.api_key = key;
+    h.api_version = ver;
     r.p = frame + 4;
     h.correlation_id = kp_i32(&r);
   } else if (kp_header_parse(&r, &h, flexible)) {

@@ -93,7 +93,8 @@ static int write_full(int fd, const uint8_t *p, size_t n) {
     ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return -1; /* SO_SNDTIMEO bounds a peer that never reads */
-    p += w, n -= (size_t)w;
+    p += w;
+    n -= (size_t)w;
   }
   return 0;
 }
@@ -127,7 +128,8 @@ static void *conn_main(void *arg) {
         if (nc > need) nc = need;
         uint8_t *nb = realloc(buf, nc);
         if (!nb) { bad = 1; break; }
-        buf = nb, cap = nc;
+        buf = nb;
+        cap = nc;
       }
       if (read_full(cn->fd, buf + got, step, deadline, 0)) { bad = 1; break; }
       got += step;

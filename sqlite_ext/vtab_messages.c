@@ -138,7 +138,10 @@ static char *parse_args(int argc, const char *const *argv, char bufs[][256], con
     while (*v == ' ' || *v == '\t') v++;
     size_t vl = strlen(v);
     while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
-    if (vl >= 2 && (v[0] == '\'' || v[0] == '"') && v[vl - 1] == v[0]) v++, vl -= 2;
+    if (vl >= 2 && (v[0] == '\'' || v[0] == '"') && v[vl - 1] == v[0]) {
+      v++;
+      vl -= 2;
+    }
     if (vl == 0 || vl >= 256) return sqlite3_mprintf("malformed option: \"%s\" (empty or too long value)", a);
     int known = !strcmp(key, "partitions") || tk_config_find(key) != NULL;
     if (!known) return sqlite3_mprintf("unrecognized option: \"%s\"", key);
@@ -381,18 +384,23 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
     int col = c->iColumn + off;
     char op = 0;
     int omit = 1;
-    if (col == C_TOPIC && c->op == SQLITE_INDEX_CONSTRAINT_EQ && !has_topic) op = 'T', has_topic = 1;
-    else if (col == C_PARTITION && c->op == SQLITE_INDEX_CONSTRAINT_EQ && !has_part) {
-      if (sqlite3_vtab_in(info, i, -1)) op = 'I', sqlite3_vtab_in(info, i, 1), part_in = 1;
-      else op = 'P';
+    if (col == C_TOPIC && c->op == SQLITE_INDEX_CONSTRAINT_EQ && !has_topic) {
+      op = 'T';
+      has_topic = 1;
+    } else if (col == C_PARTITION && c->op == SQLITE_INDEX_CONSTRAINT_EQ && !has_part) {
+      if (sqlite3_vtab_in(info, i, -1)) {
+        op = 'I';
+        sqlite3_vtab_in(info, i, 1);
+        part_in = 1;
+      } else op = 'P';
       has_part = 1;
     } else if (col == C_OFFSET) {
       switch (c->op) {
-        case SQLITE_INDEX_CONSTRAINT_EQ: op = 'o', has_offset_eq = 1; break;
-        case SQLITE_INDEX_CONSTRAINT_GT: op = 'g', has_range = 1; break;
-        case SQLITE_INDEX_CONSTRAINT_GE: op = 'G', has_range = 1; break;
-        case SQLITE_INDEX_CONSTRAINT_LT: op = 'l', has_range = 1; break;
-        case SQLITE_INDEX_CONSTRAINT_LE: op = 'L', has_range = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_EQ: op = 'o'; has_offset_eq = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_GT: op = 'g'; has_range = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_GE: op = 'G'; has_range = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_LT: op = 'l'; has_range = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_LE: op = 'L'; has_range = 1; break;
       }
     } else if (col == C_KEY && c->op == SQLITE_INDEX_CONSTRAINT_EQ && compacted && !has_key) {
       op = 'K';
@@ -1192,7 +1200,7 @@ static int vt_rowid(sqlite3_vtab_cursor *base, sqlite3_int64 *rowid) {
 ** text, NULL as a null key/value. */
 static void value_bytes(sqlite3_value *v, const void **p, size_t *n) {
   switch (sqlite3_value_type(v)) {
-    case SQLITE_NULL: *p = NULL, *n = 0; return;
+    case SQLITE_NULL: *p = NULL; *n = 0; return;
     case SQLITE_BLOB:
       *p = sqlite3_value_blob(v);
       *n = (size_t)sqlite3_value_bytes(v);

@@ -224,12 +224,16 @@ int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n, int *fd,
     while (pl->made <= i && !pl->done) pthread_cond_wait(&pl->cv, &pl->mu);
     pl->waiting = 0;
     while (pl->made > i && slot->file == FILE_HELPER) pthread_cond_wait(&pl->cv, &pl->mu);
-    if (pl->made <= i || slot->file == FILE_FAILED) /* the helper failed on segment i */
+    if (pl->made <= i || slot->file == FILE_FAILED) { /* the helper failed on segment i */
       rc = tk_err(pl->rc ? pl->rc : TAKHIN_ECATALOG, "%s", pl->rc ? pl->err : "compaction plan stopped early");
-    else if (slot->file == FILE_WANTED)
-      slot->file = FILE_NONE, mine = 1; /* we were idle: we make it */
-    else if (slot->file == FILE_READY)
-      *fd = slot->fd, slot->fd = -1, slot->file = FILE_NONE; /* the caller's now */
+    } else if (slot->file == FILE_WANTED) { /* we were idle: we make it */
+      slot->file = FILE_NONE;
+      mine = 1;
+    } else if (slot->file == FILE_READY) { /* the caller's now */
+      *fd = slot->fd;
+      slot->fd = -1;
+      slot->file = FILE_NONE;
+    }
     pthread_mutex_unlock(&pl->mu);
   }
   if (mine) rc = make_file(slot, fd);

@@ -230,7 +230,10 @@ int tk_key_catch_up(tk_partition *p) {
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
   takhin_cursor_close(c);
-  if (!rc) p->key_upto = hwm, keys_tracked(p);
+  if (!rc) {
+    p->key_upto = hwm;
+    keys_tracked(p);
+  }
   return rc;
 }
 
@@ -255,7 +258,10 @@ static int catch_up_if_behind(tk_partition *p) { return keys_behind(p) ? tk_key_
 /* ---- rewriting one segment ------------------------------------------------ */
 
 static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
 }
 
 typedef struct rewriter {
@@ -550,7 +556,11 @@ static int rewrite_planned(rewrite_run *r) {
     r->survived += (int64_t)nkeep;
     if (g && out >= 0) { /* else nothing to reclaim: not read again */
       rc = rewrite_segment(r->p, g, keep, nkeep, out, tmp, &r->w, &r->q, &r->fresh[i], &r->removed);
-      if (!rc) r->before += g->size, r->after += r->fresh[i]->size, r->rewritten++;
+      if (!rc) {
+        r->before += g->size;
+        r->after += r->fresh[i]->size;
+        r->rewritten++;
+      }
     }
     tk_plan_done(r->plan, i);
   }
@@ -648,7 +658,10 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   int have = 0;
   for (size_t i = 0; i < ncand; i++)
     if (cand[i]) {
-      if (!have) first = cand[i]->base_offset, have = 1;
+      if (!have) {
+        first = cand[i]->base_offset;
+        have = 1;
+      }
       end = cand[i]->next_offset;
     }
   if (!have) goto out;
@@ -663,7 +676,10 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   ** plan (compact_plan.c: survivors queried ahead on a second thread; the
   ** catalog lock is held for the queries only, not for the file work).
   ** Done before cand[] changes below. */
-  run.p = p, run.cand = cand, run.fresh = fresh, run.ncand = ncand;
+  run.p = p;
+  run.cand = cand;
+  run.fresh = fresh;
+  run.ncand = ncand;
   if (!rc) rc = rewrite_all(&run, expired_before);
   if (!rc) rc = sync_all(&run.q);
   if (rc) goto undo;
@@ -766,7 +782,10 @@ out:
   if (!rc && out) { /* live keys, whether or not this run rewrote anything */
     int64_t keys = 0;
     int64_t survived = run.survived;
-    if (end <= first) survived = 0, first = end = 0; /* no run: count them all */
+    if (end <= first) { /* no run: count them all */
+      survived = 0;
+      first = end = 0;
+    }
     pthread_mutex_lock(&s->cat_lock);
     query_i64(s, "keys_kept", id, p->id, 4, first, end, 0, &keys); /* a count, not the run: ignored */
     pthread_mutex_unlock(&s->cat_lock);

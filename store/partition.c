@@ -235,7 +235,10 @@ static int new_active_segment(tk_partition *p, int64_t base, int64_t now) {
   }
   g->cat_dirty = 1;
   pthread_rwlock_wrlock(&p->meta_lock);
-  if (p->nsegs) active_seg(p)->sealed = 1, active_seg(p)->cat_dirty = 1;
+  if (p->nsegs) {
+    active_seg(p)->sealed = 1;
+    active_seg(p)->cat_dirty = 1;
+  }
   rc = push_seg(p, g);
   pthread_rwlock_unlock(&p->meta_lock);
   if (rc) tk_seg_unref(g);
@@ -913,10 +916,16 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     }
   }
   for (size_t i = 0; i + 1 < p->nsegs; i++)
-    if (!p->segs[i]->sealed) p->segs[i]->sealed = 1, p->segs[i]->cat_dirty = 1;
+    if (!p->segs[i]->sealed) {
+      p->segs[i]->sealed = 1;
+      p->segs[i]->cat_dirty = 1;
+    }
   if (p->nsegs) {
     tk_segment *last = active_seg(p);
-    if (last->sealed) last->sealed = 0, last->cat_dirty = 1;
+    if (last->sealed) {
+      last->sealed = 0;
+      last->cat_dirty = 1;
+    }
     p->next_offset = last->next_offset;
   } else {
     p->next_offset = p->log_start > 0 ? p->log_start : 0;
@@ -931,7 +940,10 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
   int64_t ls = p->log_start;
   if (ls < lo) ls = lo;
   if (ls > p->next_offset) ls = p->next_offset;
-  if (ls != p->log_start) p->log_start = ls, p->log_start_dirty = 1;
+  if (ls != p->log_start) {
+    p->log_start = ls;
+    p->log_start_dirty = 1;
+  }
   p->pending_next = p->next_offset;
   p->synced_next = p->next_offset;
   if (!s->opt.read_only) {
@@ -1141,7 +1153,10 @@ static int drop_prefix(tk_partition *p, size_t ndrop, int64_t new_start,
     tk_segment *g = gone[i];
     char path[TK_PATH_MAX];
     tk_seg_path(g, path, sizeof path);
-    if (out) out->segments_deleted++, out->bytes_deleted += g->size;
+    if (out) {
+      out->segments_deleted++;
+      out->bytes_deleted += g->size;
+    }
     pthread_mutex_lock(&s->fd_lock);
     g->unlinked = 1; /* readers holding it keep their open handle */
     pthread_mutex_unlock(&s->fd_lock);
@@ -1270,7 +1285,10 @@ int tk_part_undo(tk_partition *p, const tk_part_mark *m) {
     ** wrote are gone from memory too, so stop key_upto (and compaction)
     ** until the next open rebuilds the key index from the log. */
     g->idx_persisted = 0;
-    if (p->key_upto != m->key_upto) p->key_upto = m->key_upto, p->keys_tracked = 0;
+    if (p->key_upto != m->key_upto) {
+      p->key_upto = m->key_upto;
+      p->keys_tracked = 0;
+    }
   }
   pthread_mutex_lock(&s->cat_lock);
   tk_cat_delete_index_from(s, p->topic->topic_id, p->id, g->base_offset, m->size);

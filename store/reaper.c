@@ -56,7 +56,10 @@ void tk_reap(takhin_store *s, tk_topic *t, tk_segment *g) {
     if (s->reap_n == s->reap_cap) {
       size_t cap = s->reap_cap ? 2 * s->reap_cap : 64;
       struct tk_reap_item *q = realloc(s->reap_q, cap * sizeof *q);
-      if (q) s->reap_q = q, s->reap_cap = cap;
+      if (q) {
+        s->reap_q = q;
+        s->reap_cap = cap;
+      }
     }
     if (!s->reaper_running && s->reap_n < s->reap_cap &&
         pthread_create(&s->reaper, NULL, reaper_main, s) == 0)

@@ -415,7 +415,12 @@ static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t
   int have = 0, from_cat = 0;
   int64_t wid = 0, wcreated = 0;
   size_t wvotes = 0;
-  if (c) have = 1, from_cat = 1, wid = c->id, wcreated = c->created_ms;
+  if (c) {
+    have = 1;
+    from_cat = 1;
+    wid = c->id;
+    wcreated = c->created_ms;
+  }
   for (size_t i = lo; i < hi; i++) {
     const tk_meta *m = &z->f[i].meta;
     if (!z->f[i].has_meta || z->f[i].skip) continue;
@@ -426,13 +431,21 @@ static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t
                z->f[j].meta.created_ms == m->created_ms;
     int is_cat = c && c->id == m->topic_id && c->created_ms == m->created_ms;
     if (!have || votes > wvotes ||
-        (votes == wvotes && !from_cat && (is_cat || m->created_ms > wcreated)))
-      have = 1, from_cat = is_cat, wid = m->topic_id, wcreated = m->created_ms, wvotes = votes;
+        (votes == wvotes && !from_cat && (is_cat || m->created_ms > wcreated))) {
+      have = 1;
+      from_cat = is_cat;
+      wid = m->topic_id;
+      wcreated = m->created_ms;
+      wvotes = votes;
+    }
     if (votes > (hi - lo) / 2) break; /* a majority: no other can beat it */
   }
   if (!have) { /* neither catalog nor a file can say whose these are */
     for (size_t i = lo; i < hi; i++)
-      if (!z->f[i].skip) z->f[i].skip = 1, s->recovery.folders_kept++;
+      if (!z->f[i].skip) {
+        z->f[i].skip = 1;
+        s->recovery.folders_kept++;
+      }
     return TAKHIN_OK;
   }
   const tk_meta *best = NULL; /* the winner's newest file */
@@ -454,9 +467,13 @@ static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t
     int mine = f->has_meta && f->meta.topic_id == wid && f->meta.created_ms == wcreated;
     if (f->has_meta && !mine) {
       if (f->part < count) move_stray(s, f);
-      else f->skip = 1, s->recovery.folders_kept++;
+      else {
+        f->skip = 1;
+        s->recovery.folders_kept++;
+      }
     } else if (!f->has_meta && f->part >= count) {
-      f->skip = 1, s->recovery.folders_kept++; /* no file, beyond the topic: not ours to guess */
+      f->skip = 1; /* no file, beyond the topic: not ours to guess */
+      s->recovery.folders_kept++;
     } else if (!f->has_meta) {
       unreadable = 1; /* its name puts it in the topic's range: it loads as that partition */
     }
@@ -506,7 +523,10 @@ static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t
       const folder *f = part_meta(z, lo, hi, p);
       rc = insert_part(s, id, p, f ? f->meta.log_start : 0, f ? f->meta.key_from : 0);
     }
-    if (!rc) s->recovery.topics_rebuilt++, s->recovery.partitions_rebuilt += count;
+    if (!rc) {
+      s->recovery.topics_rebuilt++;
+      s->recovery.partitions_rebuilt += count;
+    }
   }
   *out_id = id;
   *out_n = count;

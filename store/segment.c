@@ -373,7 +373,10 @@ static int resync_fd(int fd, const char *path, int64_t from, int64_t limit, int6
         continue;
       int ok = batch_ok_at(fd, path, q + i, limit, 0, h, &one, NULL, NULL);
       if (ok < 0) rc = ok;
-      else if (ok) *at = q + i, rc = 1;
+      else if (ok) {
+        *at = q + i;
+        rc = 1;
+      }
     }
     if (rc) break;
     q += i; /* the next chunk starts at the first position not tried */

@@ -321,7 +321,10 @@ static void *flusher_main(void *arg) {
     int64_t tick = s->opt.flush_ms / 2 > 0 ? s->opt.flush_ms / 2 : 1;
     ts.tv_sec += tick / 1000;
     ts.tv_nsec += (tick % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
     pthread_cond_timedwait(&s->flusher_cv, &s->flusher_mu, &ts);
     if (s->stopping) break;
     pthread_mutex_unlock(&s->flusher_mu);
