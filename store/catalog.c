@@ -576,11 +576,9 @@ int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min
   size_t cnt = 0, cap = 0;
   int step, rc = TAKHIN_OK;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (cnt == cap) {
-      cap = cap ? cap * 2 : 8;
-      tk_seg_row *nv = realloc(v, cap * sizeof *v);
-      if (!nv) { rc = tk_err(TAKHIN_ENOMEM, "out of memory reading segments"); break; }
-      v = nv;
+    if (TK_ARRAY_GROW(v, cnt, cap, 8)) {
+      rc = tk_err(TAKHIN_ENOMEM, "out of memory reading segments");
+      break;
     }
     tk_seg_row *r = &v[cnt++];
     r->base = sqlite3_column_int64(st, 0);
@@ -610,11 +608,9 @@ int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_ba
   size_t cnt = 0, cap = 0;
   int step, rc = TAKHIN_OK;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (cnt == cap) {
-      cap = cap ? cap * 2 : 64;
-      tk_index_entry *nv = realloc(v, cap * sizeof *v);
-      if (!nv) { rc = tk_err(TAKHIN_ENOMEM, "out of memory reading the index"); break; }
-      v = nv;
+    if (TK_ARRAY_GROW(v, cnt, cap, 64)) {
+      rc = tk_err(TAKHIN_ENOMEM, "out of memory reading the index");
+      break;
     }
     tk_index_entry *e = &v[cnt++];
     e->offset = sqlite3_column_int64(st, 0);

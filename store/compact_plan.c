@@ -80,7 +80,7 @@ struct tk_plan {
 };
 
 /* Offsets of [from, to) that survive, sorted, into slot (its array grows
-** with realloc and is reused from one segment to the next). */
+** with TK_ARRAY_GROW and is reused from one segment to the next). */
 static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t expired_before,
                      plan_slot *slot) {
   takhin_store *s = p->topic->store;
@@ -100,15 +100,9 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
   sqlite3_bind_int64(st, 4, g->next_offset);
   sqlite3_bind_int64(st, 5, expired_before);
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (slot->n == slot->cap) {
-      size_t cap = slot->cap ? slot->cap * 2 : 1024;
-      int64_t *v = realloc(slot->keep, cap * sizeof *v);
-      if (!v) {
-        rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
-        break;
-      }
-      slot->keep = v;
-      slot->cap = cap;
+    if (TK_ARRAY_GROW(slot->keep, slot->n, slot->cap, 1024)) {
+      rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+      break;
     }
     slot->keep[slot->n++] = sqlite3_column_int64(st, 0);
   }

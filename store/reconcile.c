@@ -87,12 +87,8 @@ typedef struct state {
 } state;
 
 static int grow(void **v, size_t *cap, size_t n, size_t size) {
-  if (n < *cap) return TAKHIN_OK;
-  size_t nc = *cap ? *cap * 2 : 16;
-  void *nv = realloc(*v, nc * size);
-  if (!nv) return tk_err(TAKHIN_ENOMEM, "out of memory reconciling the catalog");
-  *v = nv;
-  *cap = nc;
+  if (tk_array_reserve(v, cap, n + 1, size, 16))
+    return tk_err(TAKHIN_ENOMEM, "out of memory reconciling the catalog");
   return TAKHIN_OK;
 }
 

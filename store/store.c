@@ -174,13 +174,7 @@ static int collect_topic(takhin_store *s, int64_t id, const char *name, int32_t 
                          const tk_topic_config *cfg, void *arg) {
   (void)s;
   topic_rows *r = arg;
-  if (r->n == r->cap) {
-    size_t cap = r->cap ? r->cap * 2 : 16;
-    topic_row *nv = realloc(r->v, cap * sizeof *nv);
-    if (!nv) return tk_err(TAKHIN_ENOMEM, "out of memory reading topics");
-    r->v = nv;
-    r->cap = cap;
-  }
+  if (TK_ARRAY_GROW(r->v, r->n, r->cap, 16)) return tk_err(TAKHIN_ENOMEM, "out of memory reading topics");
   topic_row *t = &r->v[r->n++];
   t->id = id;
   snprintf(t->name, sizeof t->name, "%s", name);
