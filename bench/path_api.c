@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "bench.h"
+#include "testing.h" /* takhin_topic_balance */
 
 #define MAX_TOPICS 64
 

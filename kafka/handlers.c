@@ -30,6 +30,8 @@
 #include "groups.h"
 #include "producers.h"
 
+#include "topic_config.h" /* the topic configs and their Kafka names */
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -390,7 +392,8 @@ static int fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
       if (n == cap) {
         fetch_part *nf = realloc(fp, 2 * cap * sizeof *fp);
         if (!nf) goto out;
-        fp = nf, cap *= 2;
+        fp = nf;
+        cap *= 2;
       }
       fetch_part *f = &fp[n++];
       memset(f, 0, sizeof *f);
@@ -657,15 +660,20 @@ static int create_topics(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
         continue;
       }
       config_name(k, cbuf[nk][0], 256);
-      cfg[2 * nk] = cbuf[nk][0], cfg[2 * nk + 1] = cbuf[nk][1];
+      cfg[2 * nk] = cbuf[nk][0];
+      cfg[2 * nk + 1] = cbuf[nk][1];
       nk++;
     }
     cfg[2 * nk] = NULL;
     if (parts == -1) parts = c->default_partitions;
     if (kp_str_copy(ns, name, sizeof name)) err = KE_INVALID_TOPIC;
-    else if (rf != -1 && rf != 1) err = KE_INVALID_REPLICATION_FACTOR, snprintf(msg, sizeof msg, "one broker: replication factor must be 1");
-    else if (na > 0) err = KE_INVALID_REQUEST, snprintf(msg, sizeof msg, "manual replica assignment is not supported");
-    else if (parts < 1) err = KE_INVALID_PARTITIONS;
+    else if (rf != -1 && rf != 1) {
+      err = KE_INVALID_REPLICATION_FACTOR;
+      snprintf(msg, sizeof msg, "one broker: replication factor must be 1");
+    } else if (na > 0) {
+      err = KE_INVALID_REQUEST;
+      snprintf(msg, sizeof msg, "manual replica assignment is not supported");
+    } else if (parts < 1) err = KE_INVALID_PARTITIONS;
     if (!err && !validate_only) {
       int rc = takhin_topic_create(c->store, name, parts, cfg);
       if (rc == TAKHIN_EEXISTS) err = KE_TOPIC_ALREADY_EXISTS;
@@ -780,9 +788,13 @@ static int describe_configs(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
     const char *msg = NULL;
     if (type == 2) { /* TOPIC */
       int rc = kp_str_copy(name, topic, sizeof topic) ? TAKHIN_ENOTFOUND : takhin_topic_describe(c->store, topic, &d);
-      if (rc) err = kerr(rc), msg = "unknown topic";
+      if (rc) {
+        err = kerr(rc);
+        msg = "unknown topic";
+      }
     } else if (type != 4) { /* BROKER: no configs to show */
-      err = KE_INVALID_REQUEST, msg = "only topic and broker resources";
+      err = KE_INVALID_REQUEST;
+      msg = "only topic and broker resources";
     }
     kp_w_i16(w, err);
     kp_w_string(w, msg);
@@ -791,25 +803,15 @@ static int describe_configs(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
     size_t at = kp_w_reserve32(w);
     int32_t count = 0;
     if (type == 2 && !err) {
-      char b[10][32];
-      snprintf(b[0], 32, "%lld", (long long)d.segment_bytes);
-      snprintf(b[1], 32, "%lld", (long long)d.segment_ms);
-      snprintf(b[2], 32, "%lld", (long long)d.retention_bytes);
-      snprintf(b[3], 32, "%lld", (long long)d.retention_ms);
-      snprintf(b[4], 32, "%lld", (long long)d.max_message_bytes);
-      snprintf(b[5], 32, "%lld", (long long)d.delete_retention_ms);
-      snprintf(b[6], 32, "%lld", (long long)d.min_compaction_lag_ms);
-      snprintf(b[7], 32, "%g", d.min_cleanable_dirty_ratio);
-      config_entry(w, v, "cleanup.policy", d.cleanup_policy, keys, nk, &count);
-      config_entry(w, v, "compression.type", d.compression, keys, nk, &count);
-      config_entry(w, v, "segment.bytes", b[0], keys, nk, &count);
-      config_entry(w, v, "segment.ms", b[1], keys, nk, &count);
-      config_entry(w, v, "retention.bytes", b[2], keys, nk, &count);
-      config_entry(w, v, "retention.ms", b[3], keys, nk, &count);
-      config_entry(w, v, "max.message.bytes", b[4], keys, nk, &count);
-      config_entry(w, v, "delete.retention.ms", b[5], keys, nk, &count);
-      config_entry(w, v, "min.compaction.lag.ms", b[6], keys, nk, &count);
-      config_entry(w, v, "min.cleanable.dirty.ratio", b[7], keys, nk, &count);
+      for (int k = 0; k < TK_NCONFIGS; k++) { /* every config, under Kafka's name */
+        const tk_config_def *def = &tk_config_defs[k];
+        const char *f = (const char *)&d + def->desc_off;
+        char b[32];
+        if (def->type == TK_CFG_INT) snprintf(b, sizeof b, "%lld", (long long)*(const int64_t *)f);
+        else if (def->type == TK_CFG_REAL) snprintf(b, sizeof b, "%g", *(const double *)f);
+        else snprintf(b, sizeof b, "%s", f);
+        config_entry(w, v, def->kafka_name, b, keys, nk, &count);
+      }
     }
     kp_w_patch32(w, at, count);
   }
@@ -826,7 +828,8 @@ int kh_dispatch(kh_ctx *c, const uint8_t *frame, size_t len, kp_writer *w) {
   int16_t key = (int16_t)((frame[0] << 8) | frame[1]), ver = (int16_t)((frame[2] << 8) | frame[3]);
   int flexible = key == KP_API_VERSIONS && ver >= 3;
   if (key == KP_API_VERSIONS && ver > 3) { /* unknown layout: just the correlation id */
-    h.api_key = key, h.api_version = ver;
+    h.api_key = key;
+    h.api_version = ver;
     r.p = frame + 4;
     h.correlation_id = kp_i32(&r);
   } else if (kp_header_parse(&r, &h, flexible)) {

@@ -122,14 +122,19 @@ static pstate *lookup(const char *topic, int32_t partition, int64_t pid, int cre
 
 /* Remember a batch appended (or found in the log) at offset. */
 static void note(pstate *s, int16_t epoch, int32_t first, int32_t last, int64_t offset) {
-  if (epoch != s->epoch) s->n = 0, s->epoch = epoch;
+  if (epoch != s->epoch) {
+    s->n = 0;
+    s->epoch = epoch;
+  }
   if (s->n == CACHED) {
     memmove(s->first_seq, s->first_seq + 1, (CACHED - 1) * sizeof s->first_seq[0]);
     memmove(s->last_seq, s->last_seq + 1, (CACHED - 1) * sizeof s->last_seq[0]);
     memmove(s->offset, s->offset + 1, (CACHED - 1) * sizeof s->offset[0]);
     s->n--;
   }
-  s->first_seq[s->n] = first, s->last_seq[s->n] = last, s->offset[s->n] = offset;
+  s->first_seq[s->n] = first;
+  s->last_seq[s->n] = last;
+  s->offset[s->n] = offset;
   s->n++;
 }
 

@@ -55,7 +55,10 @@ static kp_str view(kp_reader *r, int64_t n) {
   kp_str s = {NULL, 0};
   if (n < 0) return s;
   const uint8_t *q = take(r, (size_t)n);
-  if (q) s.ptr = (const char *)q, s.len = (size_t)n;
+  if (q) {
+    s.ptr = (const char *)q;
+    s.len = (size_t)n;
+  }
   return s;
 }
 
@@ -144,7 +147,10 @@ void kp_w_i8(kp_writer *w, int8_t v) {
 }
 void kp_w_i16(kp_writer *w, int16_t v) {
   uint8_t *q = room(w, 2);
-  if (q) q[0] = (uint8_t)((uint16_t)v >> 8), q[1] = (uint8_t)v;
+  if (q) {
+    q[0] = (uint8_t)((uint16_t)v >> 8);
+    q[1] = (uint8_t)v;
+  }
 }
 void kp_w_i32(kp_writer *w, int32_t v) {
   uint8_t *q = room(w, 4);

@@ -118,7 +118,8 @@ static void *conn_main(void *arg) {
         if (nc > need) nc = need;
         uint8_t *nb = realloc(buf, nc);
         if (!nb) { bad = 1; break; }
-        buf = nb, cap = nc;
+        buf = nb;
+        cap = nc;
       }
       if (read_full(cn->fd, buf + got, step, deadline, 0)) { bad = 1; break; }
       got += step;

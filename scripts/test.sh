@@ -39,7 +39,7 @@ if [ "${TAKHIN_TEST_QUICK:-0}" != 1 ]; then
     cmake --build build-fuzz -j"$jobs" --target fuzz_targets
     for name in fuzz_batch fuzz_recovery fuzz_kafka; do
       extra=()
-      # fuzz_recovery: takhin_close keeps closed handles until exit by design,
+      # fuzz_recovery: takhin_close keeps the last closed handles by design,
       # so libFuzzer's per-input leak check fired (re-run + heap scan) on every
       # input; see fuzz/fuzz_recovery.c.
       [ "$name" = fuzz_recovery ] && extra=(-detect_leaks=0)

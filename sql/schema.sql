@@ -1,4 +1,5 @@
--- takhin catalog schema, format version 1.
+-- takhin catalog schema. Its format version is the format_version row below,
+-- the one place it is written: CMake reads it into TAKHIN_FORMAT_VERSION.
 --
 -- The catalog is an ordinary SQLite database; the application may keep its own
 -- tables in it. Every takhin table is prefixed "takhin_cat_" so the names the
@@ -20,21 +21,23 @@ CREATE TABLE IF NOT EXISTS takhin_cat_meta(
 -- The first writer stamps the version; a later open compares (see catalog.c).
 INSERT OR IGNORE INTO takhin_cat_meta(key, value) VALUES ('format_version', 1);
 
--- One row per topic, with its configuration under Kafka's names.
+-- One row per topic, with its configuration under Kafka's names: one column per
+-- key of TK_TOPIC_CONFIGS (store/topic_config.h), which always writes every
+-- one. Its defaults are that table's, not repeated here.
 CREATE TABLE IF NOT EXISTS takhin_cat_topic(
   topic_id                  INTEGER PRIMARY KEY,
   name                      TEXT NOT NULL UNIQUE,
   partitions                INTEGER NOT NULL CHECK (partitions >= 1),
-  cleanup_policy            TEXT NOT NULL DEFAULT 'delete',
-  compression               TEXT NOT NULL DEFAULT 'none',
-  segment_bytes             INTEGER NOT NULL DEFAULT 1073741824,
-  segment_ms                INTEGER NOT NULL DEFAULT 604800000,
-  retention_bytes           INTEGER NOT NULL DEFAULT -1,
-  retention_ms              INTEGER NOT NULL DEFAULT 604800000,
-  max_message_bytes         INTEGER NOT NULL DEFAULT 1048588,
-  delete_retention_ms       INTEGER NOT NULL DEFAULT 86400000,
-  min_compaction_lag_ms     INTEGER NOT NULL DEFAULT 0,
-  min_cleanable_dirty_ratio REAL    NOT NULL DEFAULT 0.5,
+  cleanup_policy            TEXT NOT NULL,
+  compression               TEXT NOT NULL,
+  segment_bytes             INTEGER NOT NULL,
+  segment_ms                INTEGER NOT NULL,
+  retention_bytes           INTEGER NOT NULL,
+  retention_ms              INTEGER NOT NULL,
+  max_message_bytes         INTEGER NOT NULL,
+  delete_retention_ms       INTEGER NOT NULL,
+  min_compaction_lag_ms     INTEGER NOT NULL,
+  min_cleanable_dirty_ratio REAL    NOT NULL,
   created_ms                INTEGER NOT NULL
 ) STRICT;
 

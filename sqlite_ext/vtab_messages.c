@@ -144,11 +144,8 @@ static takhin_store *vt_store(tkx_vtab *vt) {
 
 /* ---- CREATE VIRTUAL TABLE arguments ------------------------------------- */
 
-/* Topic configs CREATE VIRTUAL TABLE accepts, besides partitions. */
-static const char *const config_keys[] = {
-    "cleanup_policy", "compression", "segment_bytes", "segment_ms", "retention_bytes",
-    "retention_ms", "max_message_bytes", "delete_retention_ms", "min_compaction_lag_ms",
-    "min_cleanable_dirty_ratio", NULL};
+/* CREATE VIRTUAL TABLE accepts, besides partitions, every topic config of
+** topic_config.h's table. */
 
 /* Parse argv[3..] strictly into key/value pairs (values unquoted, in bufs).
 ** Returns NULL or an error message. */
@@ -172,10 +169,12 @@ static char *parse_args(int argc, const char *const *argv, char bufs[][256], con
     while (*v == ' ' || *v == '\t') v++;
     size_t vl = strlen(v);
     while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
-    if (vl >= 2 && (v[0] == '\'' || v[0] == '"') && v[vl - 1] == v[0]) v++, vl -= 2;
+    if (vl >= 2 && (v[0] == '\'' || v[0] == '"') && v[vl - 1] == v[0]) {
+      v++;
+      vl -= 2;
+    }
     if (vl == 0 || vl >= 256) return sqlite3_mprintf("malformed option: \"%s\" (empty or too long value)", a);
-    int known = !strcmp(key, "partitions");
-    for (int k = 0; config_keys[k] && !known; k++) known = !strcmp(key, config_keys[k]);
+    int known = !strcmp(key, "partitions") || tk_config_find(key) != NULL;
     if (!known) return sqlite3_mprintf("unrecognized option: \"%s\"", key);
     for (int k = 0; k < n; k++)
       if (!strcmp(kv[2 * k], key)) return sqlite3_mprintf("duplicate option: \"%s\"", key);
@@ -194,8 +193,7 @@ static char *parse_args(int argc, const char *const *argv, char bufs[][256], con
       *partitions = x;
       continue;
     }
-    for (int k = 0; config_keys[k]; k++) /* a static key string outlives argv */
-      if (!strcmp(key, config_keys[k])) kv[2 * n] = config_keys[k];
+    kv[2 * n] = tk_config_find(key)->key; /* a static key string outlives argv */
     kv[2 * n + 1] = bufs[n];
     n++;
   }
@@ -449,18 +447,23 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
     int col = c->iColumn + off;
     char op = 0;
     int omit = 1;
-    if (col == C_TOPIC && c->op == SQLITE_INDEX_CONSTRAINT_EQ && !has_topic) op = 'T', has_topic = 1;
-    else if (col == C_PARTITION && c->op == SQLITE_INDEX_CONSTRAINT_EQ && !has_part) {
-      if (sqlite3_vtab_in(info, i, -1)) op = 'I', sqlite3_vtab_in(info, i, 1), part_in = 1;
-      else op = 'P';
+    if (col == C_TOPIC && c->op == SQLITE_INDEX_CONSTRAINT_EQ && !has_topic) {
+      op = 'T';
+      has_topic = 1;
+    } else if (col == C_PARTITION && c->op == SQLITE_INDEX_CONSTRAINT_EQ && !has_part) {
+      if (sqlite3_vtab_in(info, i, -1)) {
+        op = 'I';
+        sqlite3_vtab_in(info, i, 1);
+        part_in = 1;
+      } else op = 'P';
       has_part = 1;
     } else if (col == C_OFFSET) {
       switch (c->op) {
-        case SQLITE_INDEX_CONSTRAINT_EQ: op = 'o', has_offset_eq = 1; break;
-        case SQLITE_INDEX_CONSTRAINT_GT: op = 'g', has_range = 1; break;
-        case SQLITE_INDEX_CONSTRAINT_GE: op = 'G', has_range = 1; break;
-        case SQLITE_INDEX_CONSTRAINT_LT: op = 'l', has_range = 1; break;
-        case SQLITE_INDEX_CONSTRAINT_LE: op = 'L', has_range = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_EQ: op = 'o'; has_offset_eq = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_GT: op = 'g'; has_range = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_GE: op = 'G'; has_range = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_LT: op = 'l'; has_range = 1; break;
+        case SQLITE_INDEX_CONSTRAINT_LE: op = 'L'; has_range = 1; break;
       }
     } else if (col == C_KEY && c->op == SQLITE_INDEX_CONSTRAINT_EQ && compacted && !has_key) {
       op = 'K';
@@ -1277,7 +1280,7 @@ static int vt_rowid(sqlite3_vtab_cursor *base, sqlite3_int64 *rowid) {
 ** text, NULL as a null key/value. */
 static void value_bytes(sqlite3_value *v, const void **p, size_t *n) {
   switch (sqlite3_value_type(v)) {
-    case SQLITE_NULL: *p = NULL, *n = 0; return;
+    case SQLITE_NULL: *p = NULL; *n = 0; return;
     case SQLITE_BLOB:
       *p = sqlite3_value_blob(v);
       *n = (size_t)sqlite3_value_bytes(v);

@@ -103,16 +103,14 @@ static int fill_topics(meta_cursor *c, takhin_store *s, const char *topic) {
     if (!r) { rc = TAKHIN_ENOMEM; break; }
     set_t(&r[0], d.name);
     set_i(&r[1], d.partitions);
-    set_t(&r[2], d.cleanup_policy);
-    set_t(&r[3], d.compression);
-    set_i(&r[4], d.segment_bytes);
-    set_i(&r[5], d.segment_ms);
-    set_i(&r[6], d.retention_bytes);
-    set_i(&r[7], d.retention_ms);
-    set_i(&r[8], d.max_message_bytes);
-    set_i(&r[9], d.delete_retention_ms);
-    set_i(&r[10], d.min_compaction_lag_ms);
-    set_d(&r[11], d.min_cleanable_dirty_ratio);
+    for (int k = 0; k < TK_NCONFIGS; k++) { /* the columns of topic_config.h's table */
+      const tk_config_def *def = &tk_config_defs[k];
+      const char *f = (const char *)&d + def->desc_off;
+      cell *x = &r[2 + k];
+      if (def->type == TK_CFG_INT) set_i(x, *(const int64_t *)f);
+      else if (def->type == TK_CFG_REAL) set_d(x, *(const double *)f);
+      else if (set_t(x, f)) rc = TAKHIN_ENOMEM;
+    }
   }
   takhin_free(names);
   return rc;
@@ -226,11 +224,8 @@ static int fill_compact(meta_cursor *c, takhin_store *s, const char *topic) {
 
 static const meta_def defs[] = {
     {"takhin_topics",
-     "CREATE TABLE x(name TEXT, partitions INTEGER, cleanup_policy TEXT, compression TEXT, "
-     "segment_bytes INTEGER, segment_ms INTEGER, retention_bytes INTEGER, retention_ms INTEGER, "
-     "max_message_bytes INTEGER, delete_retention_ms INTEGER, min_compaction_lag_ms INTEGER, "
-     "min_cleanable_dirty_ratio REAL)",
-     12, 0, 0, fill_topics, 0},
+     "CREATE TABLE x(name TEXT, partitions INTEGER" TK_CONFIG_COLUMN_DEFS ")",
+     2 + TK_NCONFIGS, 0, 0, fill_topics, 0},
     {"takhin_partitions",
      "CREATE TABLE x(topic TEXT, partition INTEGER, log_start_offset INTEGER, high_watermark "
      "INTEGER, size_bytes INTEGER, segments INTEGER)",

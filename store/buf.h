@@ -1,6 +1,8 @@
 /*
-** buf.h -- a growable byte buffer that keeps its capacity between uses, so hot
-** paths reach a steady state with no allocation at all.
+** buf.h -- a growable byte buffer, and growable typed arrays, that keep their
+** capacity between uses, so hot paths reach a steady state with no
+** allocation at all. Every array in store/ that grows by doubling goes
+** through TK_ARRAY_GROW.
 */
 #ifndef TAKHIN_BUF_H
 #define TAKHIN_BUF_H
@@ -8,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct tk_buf {
   uint8_t *p;
@@ -32,6 +35,33 @@ static inline int tk_buf_reserve(tk_buf *b, size_t extra) {
   b->cap = cap;
   return 0;
 }
+
+/* Make room for need elements of elem bytes in the array whose pointer is
+** at vp (any T **, read and written with memcpy so no type is punned) and
+** whose capacity, in elements, is *cap: it doubles, from first. 0 on
+** success, -1 out of memory or on overflow (the array is unchanged). */
+static inline int tk_array_reserve(void *vp, size_t *cap, size_t need, size_t elem,
+                                   size_t first) {
+  if (need <= *cap) return 0;
+  size_t nc = *cap ? *cap : first;
+  while (nc < need) {
+    if (nc > SIZE_MAX / 2) return -1;
+    nc *= 2;
+  }
+  if (nc > SIZE_MAX / elem) return -1;
+  void *v;
+  memcpy(&v, vp, sizeof v);
+  void *nv = realloc(v, nc * elem);
+  if (!nv) return -1;
+  memcpy(vp, &nv, sizeof nv);
+  *cap = nc;
+  return 0;
+}
+
+/* Room for one element past the n in array v (a T *) of capacity cap
+** (size_t lvalues), doubling from first: 0, or -1 out of memory. */
+#define TK_ARRAY_GROW(v, n, cap, first)                                                        \
+  tk_array_reserve(&(v), &(cap), (n) + 1, sizeof *(v), (first))
 
 static inline void tk_buf_free(tk_buf *b) {
   free(b->p);

@@ -62,15 +62,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_INS_TOPIC] =
-        "INSERT INTO takhin_cat_topic(name, partitions, cleanup_policy, compression, "
-        "segment_bytes, segment_ms, retention_bytes, retention_ms, max_message_bytes, "
-        "delete_retention_ms, min_compaction_lag_ms, min_cleanable_dirty_ratio, created_ms) "
-        "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
+        "INSERT INTO takhin_cat_topic(name, partitions" TK_CONFIG_COLUMNS ", created_ms) "
+        "VALUES (?1, ?2" TK_CONFIG_PARAMS ", ?)",
     [ST_INS_PART] = "INSERT INTO takhin_cat_partition(topic_id, partition) VALUES (?1, ?2)",
     [ST_TOPICS] =
-        "SELECT topic_id, name, partitions, cleanup_policy, compression, segment_bytes, "
-        "segment_ms, retention_bytes, retention_ms, max_message_bytes, delete_retention_ms, "
-        "min_compaction_lag_ms, min_cleanable_dirty_ratio FROM takhin_cat_topic ORDER BY topic_id",
+        "SELECT topic_id, name, partitions" TK_CONFIG_COLUMNS
+        " FROM takhin_cat_topic ORDER BY topic_id",
     [ST_LOG_START] =
         "SELECT log_start_offset FROM takhin_cat_partition WHERE topic_id = ?1 AND partition = ?2",
     [ST_SET_LOG_START] =
@@ -493,27 +490,14 @@ void tk_cat_rollback(takhin_store *s) {
   }
 }
 
-void tk_cat_bind_config(struct sqlite3_stmt *st, int first, const tk_topic_config *cfg) {
-  sqlite3_bind_text(st, first, tk_config_policy_name(cfg), -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, first + 1, tk_config_codec_name(cfg), -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, first + 2, cfg->segment_bytes);
-  sqlite3_bind_int64(st, first + 3, cfg->segment_ms);
-  sqlite3_bind_int64(st, first + 4, cfg->retention_bytes);
-  sqlite3_bind_int64(st, first + 5, cfg->retention_ms);
-  sqlite3_bind_int64(st, first + 6, cfg->max_message_bytes);
-  sqlite3_bind_int64(st, first + 7, cfg->delete_retention_ms);
-  sqlite3_bind_int64(st, first + 8, cfg->min_compaction_lag_ms);
-  sqlite3_bind_double(st, first + 9, cfg->min_cleanable_dirty_ratio);
-}
-
 int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
                         const tk_topic_config *cfg, int64_t *id) {
   sqlite3_stmt *st = stmt(s, ST_INS_TOPIC);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 2, nparts);
-  tk_cat_bind_config(st, 3, cfg); /* ?3..?12 in both topic statements */
-  sqlite3_bind_int64(st, 13, tk_now_ms());
+  tk_config_bind(st, 3, cfg); /* ?3.. in both topic statements */
+  sqlite3_bind_int64(st, 3 + TK_NCONFIGS, tk_now_ms());
   int rc = run(s, st, "insert topic");
   if (!rc) *id = sqlite3_last_insert_rowid(s->cat->db);
   return rc;
@@ -525,26 +509,6 @@ int tk_cat_insert_partition(takhin_store *s, int64_t topic_id, int32_t part) {
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
   return run(s, st, "insert partition");
-}
-
-/* Read one stored config value back through the same strict parser that
-** guards the API, so a hand-edited row cannot smuggle in a bad value. */
-static int row_config(sqlite3_stmt *st, tk_topic_config *cfg) {
-  static const char *const keys[] = {"cleanup_policy", "compression", "segment_bytes", "segment_ms",
-                                     "retention_bytes", "retention_ms", "max_message_bytes",
-                                     "delete_retention_ms", "min_compaction_lag_ms",
-                                     "min_cleanable_dirty_ratio"};
-  char vals[10][64];
-  const char *kv[21];
-  for (int i = 0; i < 10; i++) {
-    const unsigned char *t = sqlite3_column_text(st, 3 + i);
-    snprintf(vals[i], sizeof vals[i], "%s", t ? (const char *)t : "");
-    kv[2 * i] = keys[i];
-    kv[2 * i + 1] = vals[i];
-  }
-  kv[20] = NULL;
-  tk_config_defaults(cfg);
-  return tk_config_apply(cfg, kv);
 }
 
 int tk_cat_each_topic(takhin_store *s,
@@ -569,7 +533,7 @@ int tk_cat_each_topic(takhin_store *s,
                   (long long)nparts);
       break;
     }
-    if (row_config(st, &cfg)) {
+    if (tk_config_from_row(st, 3, &cfg)) {
       char why[256]; /* tk_err writes the buffer takhin_errmsg() reads: copy first */
       snprintf(why, sizeof why, "%s", takhin_errmsg());
       rc = tk_err(TAKHIN_ECORRUPT, "catalog row for topic \"%s\" has a bad config: %s", name, why);
@@ -623,11 +587,9 @@ int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min
   size_t cnt = 0, cap = 0;
   int step, rc = TAKHIN_OK;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (cnt == cap) {
-      cap = cap ? cap * 2 : 8;
-      tk_seg_row *nv = realloc(v, cap * sizeof *v);
-      if (!nv) { rc = tk_err(TAKHIN_ENOMEM, "out of memory reading segments"); break; }
-      v = nv;
+    if (TK_ARRAY_GROW(v, cnt, cap, 8)) {
+      rc = tk_err(TAKHIN_ENOMEM, "out of memory reading segments");
+      break;
     }
     tk_seg_row *r = &v[cnt++];
     r->base = sqlite3_column_int64(st, 0);
@@ -657,11 +619,9 @@ int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_ba
   size_t cnt = 0, cap = 0;
   int step, rc = TAKHIN_OK;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (cnt == cap) {
-      cap = cap ? cap * 2 : 64;
-      tk_index_entry *nv = realloc(v, cap * sizeof *v);
-      if (!nv) { rc = tk_err(TAKHIN_ENOMEM, "out of memory reading the index"); break; }
-      v = nv;
+    if (TK_ARRAY_GROW(v, cnt, cap, 64)) {
+      rc = tk_err(TAKHIN_ENOMEM, "out of memory reading the index");
+      break;
     }
     tk_index_entry *e = &v[cnt++];
     e->offset = sqlite3_column_int64(st, 0);
@@ -799,15 +759,13 @@ int64_t tk_cat_changes(takhin_store *s) { return sqlite3_changes(s->cat->db); }
 
 int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const tk_topic_config *cfg) {
   static const char sql[] =
-      "UPDATE takhin_cat_topic SET partitions = ?2, cleanup_policy = ?3, compression = ?4, "
-      "segment_bytes = ?5, segment_ms = ?6, retention_bytes = ?7, retention_ms = ?8, "
-      "max_message_bytes = ?9, delete_retention_ms = ?10, min_compaction_lag_ms = ?11, "
-      "min_cleanable_dirty_ratio = ?12 WHERE topic_id = ?1";
+      "UPDATE takhin_cat_topic SET (partitions" TK_CONFIG_COLUMNS ") = (?2" TK_CONFIG_PARAMS
+      ") WHERE topic_id = ?1";
   sqlite3_stmt *st = tk_cat_prepare(s, sql);
   if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, nparts);
-  tk_cat_bind_config(st, 3, cfg); /* ?3..?12 in both topic statements */
+  tk_config_bind(st, 3, cfg); /* ?3.. in both topic statements */
   return run(s, st, "update topic");
 }
 

@@ -84,9 +84,6 @@ int tk_cat_step_done(takhin_store *s, struct sqlite3_stmt *st, const char *what)
 void tk_cat_done(takhin_store *s, struct sqlite3_stmt *st);
 /* Rows changed by the last statement. */
 int64_t tk_cat_changes(takhin_store *s);
-/* Bind a topic config's ten columns (cleanup_policy .. min_cleanable_dirty_ratio,
-** in the catalog's column order) to parameters first..first+9. */
-void tk_cat_bind_config(struct sqlite3_stmt *st, int first, const tk_topic_config *cfg);
 /* ECATALOG with SQLite's message. */
 int tk_cat_error(takhin_store *s, const char *what);
 /* Drop index rows of a segment at or past position (rebuild after a rescan). */

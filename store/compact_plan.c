@@ -36,12 +36,18 @@
 #include "partition.h"
 #include "store.h"
 #include "sqlite_compat.h"
+#include "testing.h"
 
 #define PLAN_AHEAD 4
 
-/* Test hook: the survivors query of candidate n (1-based) fails, to prove
-** an error on the helper thread reaches the caller and undoes the run. */
+#ifdef TAKHIN_TESTING
+/* Test hook (testing.h): the survivors query of candidate n (1-based) fails,
+** to prove an error on the helper thread reaches the caller and undoes the
+** run. */
 int tk_compact_plan_fail_at;
+#else
+#define tk_compact_plan_fail_at 0
+#endif
 
 /* The new file of a planned segment: who makes it (mu guards `file`). */
 enum { FILE_NONE, FILE_WANTED, FILE_HELPER, FILE_READY, FILE_FAILED };
@@ -77,7 +83,7 @@ struct tk_plan {
 };
 
 /* Offsets of [from, to) that survive, sorted, into slot (its array grows
-** with realloc and is reused from one segment to the next). */
+** with TK_ARRAY_GROW and is reused from one segment to the next). */
 static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t expired_before,
                      plan_slot *slot) {
   takhin_store *s = p->topic->store;
@@ -97,15 +103,9 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
   sqlite3_bind_int64(st, 4, g->next_offset);
   sqlite3_bind_int64(st, 5, expired_before);
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (slot->n == slot->cap) {
-      size_t cap = slot->cap ? slot->cap * 2 : 1024;
-      int64_t *v = realloc(slot->keep, cap * sizeof *v);
-      if (!v) {
-        rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
-        break;
-      }
-      slot->keep = v;
-      slot->cap = cap;
+    if (TK_ARRAY_GROW(slot->keep, slot->n, slot->cap, 1024)) {
+      rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+      break;
     }
     slot->keep[slot->n++] = sqlite3_column_int64(st, 0);
   }
@@ -221,12 +221,16 @@ int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n, int *fd,
     while (pl->made <= i && !pl->done) pthread_cond_wait(&pl->cv, &pl->mu);
     pl->waiting = 0;
     while (pl->made > i && slot->file == FILE_HELPER) pthread_cond_wait(&pl->cv, &pl->mu);
-    if (pl->made <= i || slot->file == FILE_FAILED) /* the helper failed on segment i */
+    if (pl->made <= i || slot->file == FILE_FAILED) { /* the helper failed on segment i */
       rc = tk_err(pl->rc ? pl->rc : TAKHIN_ECATALOG, "%s", pl->rc ? pl->err : "compaction plan stopped early");
-    else if (slot->file == FILE_WANTED)
-      slot->file = FILE_NONE, mine = 1; /* we were idle: we make it */
-    else if (slot->file == FILE_READY)
-      *fd = slot->fd, slot->fd = -1, slot->file = FILE_NONE; /* the caller's now */
+    } else if (slot->file == FILE_WANTED) { /* we were idle: we make it */
+      slot->file = FILE_NONE;
+      mine = 1;
+    } else if (slot->file == FILE_READY) { /* the caller's now */
+      *fd = slot->fd;
+      slot->fd = -1;
+      slot->file = FILE_NONE;
+    }
     pthread_mutex_unlock(&pl->mu);
   }
   if (mine) rc = make_file(slot, fd);

@@ -42,14 +42,19 @@
 #include "partition.h"
 #include "store.h"
 #include "sqlite_compat.h"
+#include "testing.h"
 
-/* Test hook: abort the process at step n of a run (1-based), to prove the
-** swap is crash-safe. 0 = off. */
+#ifdef TAKHIN_TESTING
+/* Test hook (testing.h): abort the process at step n of a run (1-based), to
+** prove the swap is crash-safe. 0 = off. */
 int tk_compact_crash_step;
 
 static void crash_point(int step) {
   if (tk_compact_crash_step == step) abort();
 }
+#else
+#define crash_point(step) ((void)0)
+#endif
 
 /* ---- statements -------------------------------------------------------- */
 
@@ -122,7 +127,10 @@ int tk_compact_recover(tk_partition *p, takhin_recovery_info *rec) {
 /* ---- rewriting one segment ------------------------------------------------ */
 
 static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
 }
 
 typedef struct rewriter {
@@ -417,7 +425,11 @@ static int rewrite_planned(rewrite_run *r) {
     r->survived += (int64_t)nkeep;
     if (g && out >= 0) { /* else nothing to reclaim: not read again */
       rc = rewrite_segment(r->p, g, keep, nkeep, out, tmp, &r->w, &r->q, &r->fresh[i], &r->removed);
-      if (!rc) r->before += g->size, r->after += r->fresh[i]->size, r->rewritten++;
+      if (!rc) {
+        r->before += g->size;
+        r->after += r->fresh[i]->size;
+        r->rewritten++;
+      }
     }
     tk_plan_done(r->plan, i);
   }
@@ -435,9 +447,14 @@ static void *rewrite_thread(void *arg) {
   return NULL;
 }
 
-/* Test hook: arrange a run as on the extension's store (the caller plans,
-** a thread rewrites) through the C API too, so the threaded tests cover it. */
+#ifdef TAKHIN_TESTING
+/* Test hook (testing.h): arrange a run as on the extension's store (the
+** caller plans, a thread rewrites) through the C API too, so the threaded
+** tests cover it. */
 int tk_compact_caller_plans;
+#else
+#define tk_compact_caller_plans 0
+#endif
 
 /* Step 2 whole: plan and rewrite on two threads where possible. */
 static int rewrite_all(rewrite_run *r, int64_t expired_before) {
@@ -506,7 +523,10 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   int have = 0;
   for (size_t i = 0; i < ncand; i++)
     if (cand[i]) {
-      if (!have) first = cand[i]->base_offset, have = 1;
+      if (!have) {
+        first = cand[i]->base_offset;
+        have = 1;
+      }
       end = cand[i]->next_offset;
     }
   if (!have) goto out;
@@ -521,7 +541,10 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   ** plan (compact_plan.c: survivors queried ahead on a second thread; the
   ** catalog lock is held for the queries only, not for the file work).
   ** Done before cand[] changes below. */
-  run.p = p, run.cand = cand, run.fresh = fresh, run.ncand = ncand;
+  run.p = p;
+  run.cand = cand;
+  run.fresh = fresh;
+  run.ncand = ncand;
   if (!rc) rc = rewrite_all(&run, expired_before);
   if (!rc) rc = sync_all(&run.q);
   if (rc) goto undo;
@@ -602,7 +625,10 @@ out:
   if (!rc && out) { /* live keys, whether or not this run rewrote anything */
     int64_t keys = 0;
     int64_t survived = run.survived;
-    if (end <= first) survived = 0, first = end = 0; /* no run: count them all */
+    if (end <= first) { /* no run: count them all */
+      survived = 0;
+      first = end = 0;
+    }
     pthread_mutex_lock(&s->cat_lock);
     query_i64(s, "keys_kept", id, p->id, 4, first, end, 0, &keys); /* a count, not the run: ignored */
     pthread_mutex_unlock(&s->cat_lock);

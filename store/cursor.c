@@ -305,7 +305,10 @@ static void note_verified(takhin_cursor *c, int64_t at, int64_t total) {
   }
   if (at == c->verified_hi) c->verified_hi = at + total;
   else if (at + total == c->verified_lo) c->verified_lo = at;
-  else if (at < c->verified_lo || at >= c->verified_hi) c->verified_lo = at, c->verified_hi = at + total;
+  else if (at < c->verified_lo || at >= c->verified_hi) {
+    c->verified_lo = at;
+    c->verified_hi = at + total;
+  }
 }
 
 /* The batch at `at` is damaged (why): its header cannot be trusted. Its
@@ -442,7 +445,10 @@ static int next_batch(takhin_cursor *c) {
           pos = tk_seg_index_lookup(c->seg, named - 1, &prev);
           pthread_rwlock_unlock(&c->part->meta_lock);
         }
-        if (prev < 0 || pos >= at) pos = 0, prev = -1;
+        if (prev < 0 || pos >= at) {
+          pos = 0;
+          prev = -1;
+        }
         restart_at(c, pos, prev >= 0 ? prev : c->seg->base_offset, prev);
         continue;
       }
@@ -466,8 +472,10 @@ static int next_batch(takhin_cursor *c) {
       return rc;
     }
     c->consumed += (size_t)total;
-    if (skipping) c->pend_at = at, c->pend_chain = c->chain;
-    else c->pend_at = -1;
+    if (skipping) {
+      c->pend_at = at;
+      c->pend_chain = c->chain;
+    } else c->pend_at = -1;
     if (at == c->force_at) c->force_at = -1;
     c->chain = last + 1;
     if (last < c->next) continue; /* before our offset */

@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "takhin.h"
+#include "topic_config.h" /* the table of topic configs: CREATE keys, takhin_topics columns */
 
 struct sqlite3;
 

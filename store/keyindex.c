@@ -426,7 +426,10 @@ int tk_key_catch_up(tk_partition *p) {
   pthread_mutex_unlock(&s->cat_lock);
   takhin_cursor_close(c);
   map_free(&map);
-  if (!rc) p->key_upto = hwm, keys_tracked(p);
+  if (!rc) {
+    p->key_upto = hwm;
+    keys_tracked(p);
+  }
   return rc;
 }
 

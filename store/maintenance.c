@@ -45,7 +45,10 @@ static void *maint_main(void *arg) {
     int64_t ms = s->opt.maintenance_ms;
     ts.tv_sec += ms / 1000;
     ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
     pthread_cond_timedwait(&s->flusher_cv, &s->flusher_mu, &ts);
     if (s->stopping) break;
     pthread_mutex_unlock(&s->flusher_mu);

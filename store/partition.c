@@ -139,7 +139,10 @@ int tk_part_new_active(tk_partition *p, int64_t base, int64_t now) {
   }
   g->cat_dirty = 1;
   pthread_rwlock_wrlock(&p->meta_lock);
-  if (p->nsegs) tk_part_active(p)->sealed = 1, tk_part_active(p)->cat_dirty = 1;
+  if (p->nsegs) {
+    tk_part_active(p)->sealed = 1;
+    tk_part_active(p)->cat_dirty = 1;
+  }
   rc = tk_part_push_seg(p, g);
   pthread_rwlock_unlock(&p->meta_lock);
   if (rc) tk_seg_unref(g);
@@ -609,7 +612,10 @@ int tk_part_drop_prefix(tk_partition *p, size_t ndrop, int64_t new_start,
     tk_segment *g = gone[i];
     char path[TK_PATH_MAX];
     tk_seg_path(g, path, sizeof path);
-    if (out) out->segments_deleted++, out->bytes_deleted += g->size;
+    if (out) {
+      out->segments_deleted++;
+      out->bytes_deleted += g->size;
+    }
     pthread_mutex_lock(&s->fd_lock);
     g->unlinked = 1; /* readers holding it keep their open handle */
     pthread_mutex_unlock(&s->fd_lock);

@@ -14,6 +14,7 @@
 
 #include "partition.h"
 #include "store.h"
+#include "testing.h"
 
 int32_t takhin_murmur2(const void *data, size_t len) {
   /* No bytes to read: hash as the empty key rather than fault (the

@@ -89,7 +89,9 @@ int takhin_produce_batch(takhin_store *s, const char *topic, int32_t partition,
         rc = tk_err(TAKHIN_EINVAL, "topic \"%s\" is compacted: record %d has a null key", t->name, (int)i);
         goto out;
       }
-      keys[i].key = m.key, keys[i].key_len = m.key_len, keys[i].value = m.value;
+      keys[i].key = m.key;
+      keys[i].key_len = m.key_len;
+      keys[i].value = m.value;
     }
   }
   if (q != end) {

@@ -55,11 +55,7 @@ void tk_reap(takhin_store *s, tk_topic *t, tk_segment *g) {
   pthread_mutex_lock(&s->reap_mu);
   int queued = 0;
   if (!s->reap_stop) {
-    if (s->reap_n == s->reap_cap) {
-      size_t cap = s->reap_cap ? 2 * s->reap_cap : 64;
-      struct tk_reap_item *q = realloc(s->reap_q, cap * sizeof *q);
-      if (q) s->reap_q = q, s->reap_cap = cap;
-    }
+    (void)TK_ARRAY_GROW(s->reap_q, s->reap_n, s->reap_cap, 64); /* failing: see below */
     if (!s->reaper_running && s->reap_n < s->reap_cap &&
         pthread_create(&s->reaper, NULL, reaper_main, s) == 0)
       s->reaper_running = 1;

@@ -90,12 +90,8 @@ typedef struct state {
 } state;
 
 static int grow(void **v, size_t *cap, size_t n, size_t size) {
-  if (n < *cap) return TAKHIN_OK;
-  size_t nc = *cap ? *cap * 2 : 16;
-  void *nv = realloc(*v, nc * size);
-  if (!nv) return tk_err(TAKHIN_ENOMEM, "out of memory reconciling the catalog");
-  *v = nv;
-  *cap = nc;
+  if (tk_array_reserve(v, cap, n + 1, size, 16))
+    return tk_err(TAKHIN_ENOMEM, "out of memory reconciling the catalog");
   return TAKHIN_OK;
 }
 
@@ -164,14 +160,8 @@ int64_t tk_cat_topic_created(takhin_store *s, int64_t topic_id) {
 
 static int read_catalog(state *z) {
   takhin_store *s = z->s;
-  static const char *const keys[] = {"cleanup_policy", "compression", "segment_bytes", "segment_ms",
-                                     "retention_bytes", "retention_ms", "max_message_bytes",
-                                     "delete_retention_ms", "min_compaction_lag_ms",
-                                     "min_cleanable_dirty_ratio"};
-  sqlite3_stmt *st = prep(s,
-      "SELECT topic_id, name, partitions, created_ms, cleanup_policy, compression, segment_bytes, "
-      "segment_ms, retention_bytes, retention_ms, max_message_bytes, delete_retention_ms, "
-      "min_compaction_lag_ms, min_cleanable_dirty_ratio FROM takhin_cat_topic");
+  sqlite3_stmt *st = prep(s, "SELECT topic_id, name, partitions, created_ms" TK_CONFIG_COLUMNS
+                             " FROM takhin_cat_topic");
   if (!st) return TAKHIN_ECATALOG;
   int rc = TAKHIN_OK, step;
   while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -185,17 +175,7 @@ static int read_catalog(state *z) {
     int64_t np = sqlite3_column_int64(st, 2);
     c->nparts = np >= 1 && np <= TK_MAX_PARTITIONS ? (int32_t)np : 0;
     c->created_ms = sqlite3_column_int64(st, 3);
-    char vals[10][64];
-    const char *kv[21];
-    for (int i = 0; i < 10; i++) {
-      const unsigned char *t = sqlite3_column_text(st, 4 + i);
-      snprintf(vals[i], sizeof vals[i], "%s", t ? (const char *)t : "");
-      kv[2 * i] = keys[i];
-      kv[2 * i + 1] = vals[i];
-    }
-    kv[20] = NULL;
-    tk_config_defaults(&c->cfg);
-    c->cfg_ok = tk_config_apply(&c->cfg, kv) == TAKHIN_OK;
+    c->cfg_ok = tk_config_from_row(st, 4, &c->cfg) == TAKHIN_OK;
   }
   if (!rc && step != SQLITE_DONE) rc = tk_cat_error(s, "reading topics (reconcile)");
   sqlite3_finalize(st);
@@ -209,29 +189,21 @@ static cat_topic *find_cat(state *z, const char *name) {
 }
 
 static int same_cfg(const tk_topic_config *a, const tk_topic_config *b) {
-  return a->compact == b->compact && a->delete_ == b->delete_ && a->compression == b->compression &&
-         a->segment_bytes == b->segment_bytes && a->segment_ms == b->segment_ms &&
-         a->retention_bytes == b->retention_bytes && a->retention_ms == b->retention_ms &&
-         a->max_message_bytes == b->max_message_bytes &&
-         a->delete_retention_ms == b->delete_retention_ms &&
-         a->min_compaction_lag_ms == b->min_compaction_lag_ms &&
-         a->min_cleanable_dirty_ratio == b->min_cleanable_dirty_ratio;
+  return tk_config_same(a, b);
 }
 
 static int insert_topic(takhin_store *s, int64_t want_id, const char *name, int32_t nparts,
                         const tk_topic_config *cfg, int64_t created_ms, int64_t *id) {
   sqlite3_stmt *st = prep(s,
-      "INSERT INTO takhin_cat_topic(topic_id, name, partitions, cleanup_policy, compression, "
-      "segment_bytes, segment_ms, retention_bytes, retention_ms, max_message_bytes, "
-      "delete_retention_ms, min_compaction_lag_ms, min_cleanable_dirty_ratio, created_ms) "
-      "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)");
+      "INSERT INTO takhin_cat_topic(topic_id, name, partitions" TK_CONFIG_COLUMNS ", created_ms) "
+      "VALUES (?1, ?2, ?3" TK_CONFIG_PARAMS ", ?)");
   if (!st) return TAKHIN_ECATALOG;
   if (want_id > 0) sqlite3_bind_int64(st, 1, want_id);
   else sqlite3_bind_null(st, 1);
   sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 3, nparts);
-  tk_cat_bind_config(st, 4, cfg);
-  sqlite3_bind_int64(st, 14, created_ms);
+  tk_config_bind(st, 4, cfg);
+  sqlite3_bind_int64(st, 4 + TK_NCONFIGS, created_ms);
   int rc = sqlite3_step(st) == SQLITE_DONE ? TAKHIN_OK : tk_cat_error(s, "insert topic (reconcile)");
   sqlite3_finalize(st);
   if (!rc) *id = sqlite3_last_insert_rowid(tk_cat_db(s));
@@ -443,7 +415,12 @@ static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t
   int have = 0, from_cat = 0;
   int64_t wid = 0, wcreated = 0;
   size_t wvotes = 0;
-  if (c) have = 1, from_cat = 1, wid = c->id, wcreated = c->created_ms;
+  if (c) {
+    have = 1;
+    from_cat = 1;
+    wid = c->id;
+    wcreated = c->created_ms;
+  }
   for (size_t i = lo; i < hi; i++) {
     const tk_meta *m = &z->f[i].meta;
     if (!z->f[i].has_meta || z->f[i].skip) continue;
@@ -454,13 +431,21 @@ static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t
                z->f[j].meta.created_ms == m->created_ms;
     int is_cat = c && c->id == m->topic_id && c->created_ms == m->created_ms;
     if (!have || votes > wvotes ||
-        (votes == wvotes && !from_cat && (is_cat || m->created_ms > wcreated)))
-      have = 1, from_cat = is_cat, wid = m->topic_id, wcreated = m->created_ms, wvotes = votes;
+        (votes == wvotes && !from_cat && (is_cat || m->created_ms > wcreated))) {
+      have = 1;
+      from_cat = is_cat;
+      wid = m->topic_id;
+      wcreated = m->created_ms;
+      wvotes = votes;
+    }
     if (votes > (hi - lo) / 2) break; /* a majority: no other can beat it */
   }
   if (!have) { /* neither catalog nor a file can say whose these are */
     for (size_t i = lo; i < hi; i++)
-      if (!z->f[i].skip) z->f[i].skip = 1, s->recovery.folders_kept++;
+      if (!z->f[i].skip) {
+        z->f[i].skip = 1;
+        s->recovery.folders_kept++;
+      }
     return TAKHIN_OK;
   }
   const tk_meta *best = NULL; /* the winner's newest file */
@@ -482,9 +467,13 @@ static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t
     int mine = f->has_meta && f->meta.topic_id == wid && f->meta.created_ms == wcreated;
     if (f->has_meta && !mine) {
       if (f->part < count) move_stray(s, f);
-      else f->skip = 1, s->recovery.folders_kept++;
+      else {
+        f->skip = 1;
+        s->recovery.folders_kept++;
+      }
     } else if (!f->has_meta && f->part >= count) {
-      f->skip = 1, s->recovery.folders_kept++; /* no file, beyond the topic: not ours to guess */
+      f->skip = 1; /* no file, beyond the topic: not ours to guess */
+      s->recovery.folders_kept++;
     } else if (!f->has_meta) {
       unreadable = 1; /* its name puts it in the topic's range: it loads as that partition */
     }
@@ -534,7 +523,10 @@ static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t
       const folder *f = part_meta(z, lo, hi, p);
       rc = insert_part(s, id, p, f ? f->meta.log_start : 0, f ? f->meta.key_from : 0);
     }
-    if (!rc) s->recovery.topics_rebuilt++, s->recovery.partitions_rebuilt += count;
+    if (!rc) {
+      s->recovery.topics_rebuilt++;
+      s->recovery.partitions_rebuilt += count;
+    }
   }
   *out_id = id;
   *out_n = count;

@@ -354,10 +354,16 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     }
   }
   for (size_t i = 0; i + 1 < p->nsegs; i++)
-    if (!p->segs[i]->sealed) p->segs[i]->sealed = 1, p->segs[i]->cat_dirty = 1;
+    if (!p->segs[i]->sealed) {
+      p->segs[i]->sealed = 1;
+      p->segs[i]->cat_dirty = 1;
+    }
   if (p->nsegs) {
     tk_segment *last = tk_part_active(p);
-    if (last->sealed) last->sealed = 0, last->cat_dirty = 1;
+    if (last->sealed) {
+      last->sealed = 0;
+      last->cat_dirty = 1;
+    }
     p->next_offset = last->next_offset;
   } else {
     p->next_offset = p->log_start > 0 ? p->log_start : 0;
@@ -372,7 +378,10 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
   int64_t ls = p->log_start;
   if (ls < lo) ls = lo;
   if (ls > p->next_offset) ls = p->next_offset;
-  if (ls != p->log_start) p->log_start = ls, p->log_start_dirty = 1;
+  if (ls != p->log_start) {
+    p->log_start = ls;
+    p->log_start_dirty = 1;
+  }
   p->pending_next = p->next_offset;
   p->synced_next = p->next_offset;
   if (!s->opt.read_only) {

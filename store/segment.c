@@ -266,15 +266,9 @@ const uint8_t *tk_seg_map(tk_segment *g, int64_t need, int sealed) {
 ** with max_ts ts and the run maximum carried over from the entry before it
 ** (ts for the first). NULL, with the error set, when out of memory. */
 static tk_index_entry *idx_add(tk_segment *g, int64_t pos, int64_t offset, int64_t ts) {
-  if (g->idx_n == g->idx_cap) {
-    size_t cap = g->idx_cap ? g->idx_cap * 2 : 16;
-    tk_index_entry *ni = realloc(g->idx, cap * sizeof *ni);
-    if (!ni) {
-      tk_err(TAKHIN_ENOMEM, "out of memory growing the offset index");
-      return NULL;
-    }
-    g->idx = ni;
-    g->idx_cap = cap;
+  if (TK_ARRAY_GROW(g->idx, g->idx_n, g->idx_cap, 16)) {
+    tk_err(TAKHIN_ENOMEM, "out of memory growing the offset index");
+    return NULL;
   }
   tk_index_entry *e = &g->idx[g->idx_n];
   e->offset = offset;
@@ -376,7 +370,10 @@ static int resync_fd(int fd, const char *path, int64_t from, int64_t limit, int6
         continue;
       int ok = batch_ok_at(fd, path, q + i, limit, 0, h, &one, NULL, NULL);
       if (ok < 0) rc = ok;
-      else if (ok) *at = q + i, rc = 1;
+      else if (ok) {
+        *at = q + i;
+        rc = 1;
+      }
     }
     if (rc) break;
     q += i; /* the next chunk starts at the first position not tried */

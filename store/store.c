@@ -10,6 +10,7 @@
 */
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,13 +29,51 @@
 #include "wait.h"
 #include "topic.h"
 
-void takhin_options_init(takhin_options *opt) {
-  if (!opt) return;
-  memset(opt, 0, sizeof *opt);
-  opt->durability = TAKHIN_DURABILITY_OS;
-  opt->flush_bytes = 1 << 20;
-  opt->flush_ms = 100;
-  opt->max_open_files = 256;
+/* The size of takhin_options in release 0.1, its first layout: what a size
+** of 0 stands for (a caller that zeroed the struct without the init macro).
+** Fixed forever, whatever fields later releases add. */
+#define OPTIONS_SIZE_0_1 (offsetof(takhin_options, maintenance_ms) + sizeof(int64_t))
+
+static void options_defaults(takhin_options *o) {
+  memset(o, 0, sizeof *o);
+  o->size = sizeof *o;
+  o->durability = TAKHIN_DURABILITY_OS;
+  o->flush_bytes = 1 << 20;
+  o->flush_ms = 100;
+  o->max_open_files = 256;
+}
+
+/* Fill the caller's struct of size bytes: the defaults of the fields that
+** fit, zeroes past the fields this library knows. */
+void takhin_options_init_size(takhin_options *opt, size_t size) {
+  if (!opt || size < sizeof opt->size) return;
+  takhin_options d;
+  options_defaults(&d);
+  d.size = size;
+  size_t n = size < sizeof d ? size : sizeof d;
+  memcpy(opt, &d, n);
+  if (size > n) memset((char *)opt + n, 0, size - n);
+}
+
+/* *opt (of any release's size) onto the defaults in *out. EINVAL for a size
+** that cannot be a takhin_options, or a newer caller's field this library
+** does not know set to nonzero. */
+static int options_take(const takhin_options *opt, takhin_options *out) {
+  options_defaults(out);
+  if (!opt) return TAKHIN_OK;
+  size_t size = opt->size ? opt->size : OPTIONS_SIZE_0_1;
+  if (size < offsetof(takhin_options, durability) + sizeof opt->durability)
+    return tk_err(TAKHIN_EINVAL, "takhin_options: size %zu is too small (use takhin_options_init)",
+                  size);
+  for (size_t i = sizeof *out; i < size; i++)
+    if (((const unsigned char *)opt)[i])
+      return tk_err(TAKHIN_EINVAL,
+                    "takhin_options: size %zu sets options this library (%zu bytes, takhin %s) "
+                    "does not know",
+                    size, sizeof *out, TAKHIN_VERSION);
+  memcpy(out, opt, size < sizeof *out ? size : sizeof *out);
+  out->size = sizeof *out;
+  return TAKHIN_OK;
 }
 
 void takhin_free(void *p) { free(p); }
@@ -143,13 +182,7 @@ static int collect_topic(takhin_store *s, int64_t id, const char *name, int32_t 
                          const tk_topic_config *cfg, void *arg) {
   (void)s;
   topic_rows *r = arg;
-  if (r->n == r->cap) {
-    size_t cap = r->cap ? r->cap * 2 : 16;
-    topic_row *nv = realloc(r->v, cap * sizeof *nv);
-    if (!nv) return tk_err(TAKHIN_ENOMEM, "out of memory reading topics");
-    r->v = nv;
-    r->cap = cap;
-  }
+  if (TK_ARRAY_GROW(r->v, r->n, r->cap, 16)) return tk_err(TAKHIN_ENOMEM, "out of memory reading topics");
   topic_row *t = &r->v[r->n++];
   t->id = id;
   snprintf(t->name, sizeof t->name, "%s", name);
@@ -299,7 +332,10 @@ static void *flusher_main(void *arg) {
     int64_t tick = s->opt.flush_ms / 2 > 0 ? s->opt.flush_ms / 2 : 1;
     ts.tv_sec += tick / 1000;
     ts.tv_nsec += (tick % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
     pthread_cond_timedwait(&s->flusher_cv, &s->flusher_mu, &ts);
     if (s->stopping) break;
     pthread_mutex_unlock(&s->flusher_mu);
@@ -354,8 +390,10 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   if (strlen(path) > 3800) return tk_err(TAKHIN_EINVAL, "takhin_open: path is too long");
   takhin_store *s = calloc(1, sizeof *s);
   if (!s) return tk_err(TAKHIN_ENOMEM, "out of memory opening %s", path);
-  takhin_options_init(&s->opt);
-  if (opt) s->opt = *opt;
+  if (options_take(opt, &s->opt)) {
+    free(s);
+    return TAKHIN_EINVAL;
+  }
   s->magic = TK_STORE_OPEN;
   s->lock_fd = -1;
   pthread_rwlock_init(&s->topics_lock, NULL);
@@ -471,33 +509,34 @@ static void take_first_lost(tk_partition *p, void *arg) {
   }
 }
 
-/* Closed handles are kept, marked, until the process exits: a call on one
-** then fails with EMISUSE instead of touching freed memory. What stays is
-** the small struct itself; everything it owned is released at close. */
+/* A call on a closed handle is undefined (takhin.h), as in LMDB and SQLite.
+** As a debugging aid the last CLOSED_KEPT closed structs (about 8 KB each:
+** everything they owned is released at close) stay allocated, marked, so
+** that a call on a handle closed just before gets EMISUSE instead of
+** touching freed memory; older ones are freed, so a program that opens and
+** closes stores all day holds a bounded amount. */
+#define CLOSED_KEPT 16
 static pthread_mutex_t closed_lock = PTHREAD_MUTEX_INITIALIZER;
-static takhin_store **closed;
-static size_t nclosed, closed_cap;
+static takhin_store *closed[CLOSED_KEPT];
+static size_t closed_next; /* ring position of the oldest kept handle */
 
 __attribute__((destructor)) static void free_closed(void) {
   pthread_mutex_lock(&closed_lock);
-  for (size_t i = 0; i < nclosed; i++) free(closed[i]);
-  free(closed);
-  closed = NULL;
-  nclosed = closed_cap = 0;
+  for (size_t i = 0; i < CLOSED_KEPT; i++) {
+    free(closed[i]);
+    closed[i] = NULL;
+  }
   pthread_mutex_unlock(&closed_lock);
 }
 
 static void retire_handle(takhin_store *s) {
   s->magic = TK_STORE_CLOSED;
   pthread_mutex_lock(&closed_lock);
-  if (nclosed == closed_cap) {
-    size_t cap = closed_cap ? closed_cap * 2 : 16;
-    takhin_store **nc = realloc(closed, cap * sizeof *nc);
-    if (nc) closed = nc, closed_cap = cap;
-  }
-  if (nclosed < closed_cap) closed[nclosed++] = s;
-  else free(s); /* out of memory: fall back to freeing */
+  takhin_store *oldest = closed[closed_next];
+  closed[closed_next] = s;
+  closed_next = (closed_next + 1) % CLOSED_KEPT;
   pthread_mutex_unlock(&closed_lock);
+  free(oldest);
 }
 
 /* Stop threads, flush, close and free everything the store owns, but not

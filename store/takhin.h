@@ -31,12 +31,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "takhin_version.h" /* TAKHIN_VERSION, _NUMBER, TAKHIN_FORMAT_VERSION */
+
+/* TAKHIN_API marks every function of the API. libtakhin is built with hidden
+** visibility (-fvisibility=hidden), so these are the only symbols it exports:
+** `nm -D --defined-only libtakhin.so` lists takhin_* and nothing else, and the
+** library's internals (tk_*) can change between releases without an ABI
+** break. The SQLite extension compiles the library in and exports only its
+** entry point, so there TAKHIN_API marks nothing. */
+#ifndef TAKHIN_API
+#if defined(TAKHIN_SQLITE_EXTENSION)
+#define TAKHIN_API
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define TAKHIN_API __attribute__((visibility("default")))
+#else
+#define TAKHIN_API
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define TAKHIN_VERSION "0.1.0"
-#define TAKHIN_FORMAT_VERSION 1 /* catalog + segment layout version */
+/* The library's version at run time, which may differ from the header's
+** TAKHIN_VERSION and TAKHIN_VERSION_NUMBER a program was compiled with (as
+** sqlite3_libversion and sqlite3_libversion_number). */
+TAKHIN_API const char *takhin_libversion(void);
+TAKHIN_API int takhin_libversion_number(void);
 
 /* ---- status codes ---------------------------------------------------- */
 #define TAKHIN_OK 0
@@ -59,12 +80,12 @@ extern "C" {
                                 them failed); the message names the offsets */
 
 /* Static name and one-line meaning of a status code. Never NULL. */
-const char *takhin_errstr(int rc);
+TAKHIN_API const char *takhin_errstr(int rc);
 
 /* Detailed message of the calling thread's most recent failed call into
 ** takhin (any store). Owned by the library, valid until the thread's next
 ** takhin call. "" when none failed yet. */
-const char *takhin_errmsg(void);
+TAKHIN_API const char *takhin_errmsg(void);
 
 /* ---- store ----------------------------------------------------------- */
 typedef struct takhin_store takhin_store;
@@ -100,7 +121,21 @@ typedef struct takhin_store takhin_store;
 #define TAKHIN_DURABILITY_FSYNC 1
 #define TAKHIN_DURABILITY_BUFFERED 2
 
+/* Structs that grow. A later release may add fields at the end of
+** takhin_options and takhin_topic_desc; a program compiled against an older
+** takhin.h keeps working with the newer library, and the other way round:
+**   - takhin_options starts with its size, which takhin_options_init sets to
+**     sizeof(takhin_options) as the caller was compiled (it is a macro). The
+**     library reads that many bytes and gives every field past them its
+**     default; bytes it does not know must be 0 (EINVAL otherwise). A size of
+**     0 (a struct zeroed without takhin_options_init) means the layout of
+**     release 0.1, the first.
+**   - takhin_topic_describe passes sizeof(takhin_topic_desc) as the caller
+**     was compiled (it too is a macro): the library fills that many bytes,
+**     and zeroes fields it does not know.
+** Fields are only ever added at the end, never removed or reordered. */
 typedef struct takhin_options {
+  size_t size;             /* sizeof(takhin_options): set by takhin_options_init */
   int durability;          /* TAKHIN_DURABILITY_*; default OS */
   int64_t flush_bytes;     /* BUFFERED: write when this much is pending; default 1 MiB */
   int64_t flush_ms;        /* BUFFERED: write at least this often; default 100 ms */
@@ -118,8 +153,11 @@ typedef struct takhin_options {
                               negative: takhin_open fails with EINVAL */
 } takhin_options;
 
-/* Fill *opt with the defaults above. */
-void takhin_options_init(takhin_options *opt);
+/* Fill *opt with the defaults above and its size. NULL is a no-op. */
+#define takhin_options_init(opt) takhin_options_init_size((opt), sizeof(takhin_options))
+/* What takhin_options_init calls: the defaults for an opt of size bytes
+** (the caller's sizeof(takhin_options)). */
+TAKHIN_API void takhin_options_init_size(takhin_options *opt, size_t size);
 
 /* Open (creating if missing, unless read_only) the store whose catalog is the
 ** SQLite file at path. opt may be NULL for defaults. On success *out is a
@@ -134,15 +172,16 @@ void takhin_options_init(takhin_options *opt);
 ** disk without a free block for the catalog's WAL index; a read_only open
 ** works there). A full disk does not otherwise keep a writer from opening:
 ** see key_index_deferred. */
-int takhin_open(const char *path, const takhin_options *opt, takhin_store **out);
+TAKHIN_API int takhin_open(const char *path, const takhin_options *opt, takhin_store **out);
 
 /* Flush buffered data and index rows, stop background work, close files and
 ** release everything the handle owns. NULL is a no-op. Returns the first
 ** error met while flushing, or ELOST when acknowledged records were lost and
-** not reported yet (BUFFERED). A closed handle stays safe to pass: every call
-** on it (a second close included) returns TAKHIN_EMISUSE; its few bytes are
-** kept until the process exits for that reason. */
-int takhin_close(takhin_store *s);
+** not reported yet (BUFFERED). Using a handle after its close (a second close
+** included) is undefined, as in LMDB and SQLite. As a debugging aid only, the
+** last few closed handles stay allocated and marked, so that a call on one
+** just closed usually returns TAKHIN_EMISUSE; do not rely on it. */
+TAKHIN_API int takhin_close(takhin_store *s);
 
 /* Write buffered batches (BUFFERED mode) and pending index rows to the OS and
 ** the catalog. With sync != 0 also fdatasync every segment written since the
@@ -150,7 +189,7 @@ int takhin_close(takhin_store *s);
 ** partition since the last report (see TAKHIN_DURABILITY_BUFFERED): the
 ** message names the first such partition; others are reported by the next
 ** call. */
-int takhin_flush(takhin_store *s, int sync);
+TAKHIN_API int takhin_flush(takhin_store *s, int sync);
 
 /* What recovery did when the store was opened. */
 typedef struct takhin_recovery_info {
@@ -209,7 +248,7 @@ typedef struct takhin_recovery_info {
                                   "t-0: segment 000...20.log is missing: offsets
                                   20-29 are lost; ..." (cut at 511 bytes) */
 } takhin_recovery_info;
-int takhin_recovery(takhin_store *s, takhin_recovery_info *out);
+TAKHIN_API int takhin_recovery(takhin_store *s, takhin_recovery_info *out);
 
 /* ---- topics ---------------------------------------------------------- */
 /* Topic names follow Kafka: [a-zA-Z0-9._-], 1-249 characters, not "." or "..".
@@ -227,20 +266,20 @@ int takhin_recovery(takhin_store *s, takhin_recovery_info *out);
 **   min_compaction_lag_ms                                         (0)
 **   min_cleanable_dirty_ratio                                     (0.5)
 ** Unknown keys or malformed values fail with EINVAL naming the key. */
-int takhin_topic_create(takhin_store *s, const char *topic, int32_t partitions,
-                        const char *const *config);
+TAKHIN_API int takhin_topic_create(takhin_store *s, const char *topic, int32_t partitions,
+                                   const char *const *config);
 
 /* Number of partitions of a topic. */
-int takhin_topic_partitions(takhin_store *s, const char *topic, int32_t *out);
+TAKHIN_API int takhin_topic_partitions(takhin_store *s, const char *topic, int32_t *out);
 
 /* Delete a topic: its catalog rows (group offsets included) and its files.
 ** Produce calls in flight finish first; later calls on the topic, and open
 ** cursors, get ENOTFOUND. */
-int takhin_topic_delete(takhin_store *s, const char *topic);
+TAKHIN_API int takhin_topic_delete(takhin_store *s, const char *topic);
 
 /* Names of all topics, sorted. *names is one takhin_free()-able block holding
 ** the array and the strings. */
-int takhin_topic_list(takhin_store *s, char ***names, size_t *n);
+TAKHIN_API int takhin_topic_list(takhin_store *s, char ***names, size_t *n);
 
 /* A topic's partition count and configuration. */
 typedef struct takhin_topic_desc {
@@ -257,15 +296,21 @@ typedef struct takhin_topic_desc {
   int64_t min_compaction_lag_ms;
   double min_cleanable_dirty_ratio;
 } takhin_topic_desc;
-int takhin_topic_describe(takhin_store *s, const char *topic, takhin_topic_desc *out);
+#define takhin_topic_describe(s, topic, out)                                                       \
+  takhin_topic_describe_size((s), (topic), (out), sizeof(takhin_topic_desc))
+/* What takhin_topic_describe calls: fills size bytes of *out (the caller's
+** sizeof(takhin_topic_desc)); EINVAL when size cannot hold partitions. */
+TAKHIN_API int takhin_topic_describe_size(takhin_store *s, const char *topic,
+                                          takhin_topic_desc *out, size_t size);
 
 /* Grow a topic to total partitions (never shrink, as in Kafka: EINVAL).
 ** Keys map to partitions by count, so existing keys may move, as in Kafka. */
-int takhin_topic_add_partitions(takhin_store *s, const char *topic, int32_t total);
+TAKHIN_API int takhin_topic_add_partitions(takhin_store *s, const char *topic, int32_t total);
 
 /* Change configuration keys (same names and rules as takhin_topic_create);
 ** takes effect for the next produce, roll and retention run. */
-int takhin_topic_alter_config(takhin_store *s, const char *topic, const char *const *config);
+TAKHIN_API int takhin_topic_alter_config(takhin_store *s, const char *topic,
+                                         const char *const *config);
 
 /* ---- records --------------------------------------------------------- */
 #define TAKHIN_TIMESTAMP_NOW (-1) /* as a record timestamp: the current time */
@@ -295,8 +340,8 @@ typedef struct takhin_record {
 ** ETOOBIG (batch above max_message_bytes), EINVAL, ENOSPC, EIO, EREADONLY,
 ** ELOST (BUFFERED: records acknowledged earlier were lost, see
 ** TAKHIN_DURABILITY_BUFFERED; this call stored nothing). */
-int takhin_produce(takhin_store *s, const char *topic, int32_t partition,
-                   const takhin_record *records, size_t n, int64_t *first_offset);
+TAKHIN_API int takhin_produce(takhin_store *s, const char *topic, int32_t partition,
+                              const takhin_record *records, size_t n, int64_t *first_offset);
 
 /* ---- reading --------------------------------------------------------- */
 typedef struct takhin_cursor takhin_cursor;
@@ -318,11 +363,11 @@ typedef struct takhin_message {
 
 /* Header i (0-based) of m, as views into the same buffer as m. EINVAL when
 ** i >= m->n_headers, ECORRUPT if the bytes are malformed. */
-int takhin_message_header(const takhin_message *m, size_t i, takhin_header *out);
+TAKHIN_API int takhin_message_header(const takhin_message *m, size_t i, takhin_header *out);
 
 /* Open a cursor on one partition; it starts at the log start offset. */
-int takhin_cursor_open(takhin_store *s, const char *topic, int32_t partition,
-                       takhin_cursor **out);
+TAKHIN_API int takhin_cursor_open(takhin_store *s, const char *topic, int32_t partition,
+                                  takhin_cursor **out);
 
 /* Position the cursor at offset and bound the read: at most max_records
 ** records and max_bytes bytes of record payload (key + value + headers);
@@ -330,13 +375,13 @@ int takhin_cursor_open(takhin_store *s, const char *topic, int32_t partition,
 ** larger than max_bytes, as Kafka's fetch does. offset may equal the high
 ** watermark (nothing to read yet); below the log start or above the high
 ** watermark is ERANGE. Offsets removed by compaction are skipped. */
-int takhin_cursor_seek(takhin_cursor *c, int64_t offset, int64_t max_records,
-                       int64_t max_bytes);
+TAKHIN_API int takhin_cursor_seek(takhin_cursor *c, int64_t offset, int64_t max_records,
+                                  int64_t max_bytes);
 
 /* Next record into *m. TAKHIN_OK, TAKHIN_END at the high watermark (as seen
 ** when the record would be read) or at the seek limits, or an error
 ** (ECORRUPT for a batch that fails its CRC: it is never returned). */
-int takhin_cursor_next(takhin_cursor *c, takhin_message *m);
+TAKHIN_API int takhin_cursor_next(takhin_cursor *c, takhin_message *m);
 
 /* Block until the cursor's partition holds a record at or after the
 ** cursor's position (the offset the next takhin_cursor_next reads from:
@@ -363,11 +408,11 @@ int takhin_cursor_wait_any(takhin_cursor *const *cursors, size_t n, int64_t time
                            size_t *ready);
 
 /* Free the cursor. NULL is a no-op. Must be closed before its store. */
-void takhin_cursor_close(takhin_cursor *c);
+TAKHIN_API void takhin_cursor_close(takhin_cursor *c);
 
 /* Read the one record at offset (ERANGE if outside the log, ENOTFOUND if
 ** compaction removed it). m's pointers live in c, as with cursor_next. */
-int takhin_cursor_get(takhin_cursor *c, int64_t offset, takhin_message *m);
+TAKHIN_API int takhin_cursor_get(takhin_cursor *c, int64_t offset, takhin_message *m);
 
 /* ---- partition metadata and maintenance ------------------------------ */
 typedef struct takhin_partition_info {
@@ -376,8 +421,8 @@ typedef struct takhin_partition_info {
   int64_t size_bytes;       /* bytes in segment files */
   int64_t segments;
 } takhin_partition_info;
-int takhin_partition_info_get(takhin_store *s, const char *topic, int32_t partition,
-                              takhin_partition_info *out);
+TAKHIN_API int takhin_partition_info_get(takhin_store *s, const char *topic, int32_t partition,
+                                         takhin_partition_info *out);
 
 typedef struct takhin_segment_info {
   int64_t base_offset;
@@ -387,23 +432,23 @@ typedef struct takhin_segment_info {
   int sealed;          /* 0 for the active (last) segment */
 } takhin_segment_info;
 /* *out receives a takhin_free()-able array of *n entries, oldest first. */
-int takhin_segments_list(takhin_store *s, const char *topic, int32_t partition,
-                         takhin_segment_info **out, size_t *n);
+TAKHIN_API int takhin_segments_list(takhin_store *s, const char *topic, int32_t partition,
+                                    takhin_segment_info **out, size_t *n);
 
 /* Free memory the library returned (segment lists, ...). NULL is a no-op. */
-void takhin_free(void *p);
+TAKHIN_API void takhin_free(void *p);
 
 #define TAKHIN_OFFSET_EARLIEST (-2) /* as a timestamp: the log start offset */
 #define TAKHIN_OFFSET_LATEST (-1)   /* as a timestamp: the high watermark */
 /* Kafka's ListOffsets: the first offset whose timestamp >= ts, or the high
 ** watermark when there is none; ts may be TAKHIN_OFFSET_EARLIEST/LATEST. */
-int takhin_offset_for_time(takhin_store *s, const char *topic, int32_t partition,
-                           int64_t ts, int64_t *offset);
+TAKHIN_API int takhin_offset_for_time(takhin_store *s, const char *topic, int32_t partition,
+                                      int64_t ts, int64_t *offset);
 
 /* Kafka's DeleteRecords: advance the log start offset to offset (which must be
 ** in [log start, high watermark]); whole segments below it are deleted. */
-int takhin_delete_records(takhin_store *s, const char *topic, int32_t partition,
-                          int64_t offset);
+TAKHIN_API int takhin_delete_records(takhin_store *s, const char *topic, int32_t partition,
+                                     int64_t offset);
 
 typedef struct takhin_retention_result {
   int64_t segments_deleted;
@@ -415,16 +460,16 @@ typedef struct takhin_retention_result {
 ** The deleted files' descriptors are closed, and their space freed, by the
 ** store's reaper thread just after the call (at the latest by takhin_close).
 ** out may be NULL. */
-int takhin_retention_apply(takhin_store *s, const char *topic, int32_t partition,
-                           takhin_retention_result *out);
+TAKHIN_API int takhin_retention_apply(takhin_store *s, const char *topic, int32_t partition,
+                                      takhin_retention_result *out);
 
 /* ---- Kafka's default partitioner -------------------------------------- */
 /* Kafka's Utils.murmur2 (seed 0x9747b28c), as a signed 32-bit value. data
 ** NULL is read as no bytes (len ignored): the hash of the empty key. */
-int32_t takhin_murmur2(const void *data, size_t len);
+TAKHIN_API int32_t takhin_murmur2(const void *data, size_t len);
 /* The partition Kafka's Java client picks for a key:
 ** (murmur2(key) & 0x7fffffff) % partitions. partitions must be >= 1. */
-int32_t takhin_partition_for_key(const void *key, size_t len, int32_t partitions);
+TAKHIN_API int32_t takhin_partition_for_key(const void *key, size_t len, int32_t partitions);
 
 /* Produce to a topic, choosing partitions like Kafka's producer: a keyed
 ** record goes to takhin_partition_for_key; the null-key records of one call
@@ -435,14 +480,9 @@ int32_t takhin_partition_for_key(const void *key, size_t len, int32_t partitions
 ** receive, per record, its partition and offset (-1 when not stored: on an
 ** error, some partitions' batches may have been stored and others not).
 ** EINVAL for n above 2^31 (a Kafka batch's record count). */
-int takhin_produce_topic(takhin_store *s, const char *topic, const takhin_record *records,
-                         size_t n, int32_t *partitions_out, int64_t *offsets_out);
-
-/* Partition balance, for the benchmark suite: records per partition
-** (high watermark - log start; counts may be NULL or hold nparts entries)
-** and imbalance = (max - mean) / mean (0 when the topic is empty). */
-int takhin_topic_balance(takhin_store *s, const char *topic, int64_t *counts, int32_t nparts,
-                         double *imbalance);
+TAKHIN_API int takhin_produce_topic(takhin_store *s, const char *topic,
+                                    const takhin_record *records, size_t n,
+                                    int32_t *partitions_out, int64_t *offsets_out);
 
 /* ---- consumer group offsets (Kafka's __consumer_offsets) -------------- */
 typedef struct takhin_offset_commit {
@@ -455,13 +495,13 @@ typedef struct takhin_offset_commit {
 /* Commit n offsets for group, atomically: all land or none. Refused with
 ** ENOTFOUND for an unknown topic or partition, ERANGE for an offset above
 ** the high watermark or negative, EINVAL for an empty group id. */
-int takhin_group_commit(takhin_store *s, const char *group, const takhin_offset_commit *offsets,
-                        size_t n);
+TAKHIN_API int takhin_group_commit(takhin_store *s, const char *group,
+                                   const takhin_offset_commit *offsets, size_t n);
 
 /* The committed offset of group on a partition (ENOTFOUND if none).
 ** metadata (may be NULL) receives a takhin_free()-able copy or NULL. */
-int takhin_group_fetch(takhin_store *s, const char *group, const char *topic, int32_t partition,
-                       int64_t *offset, char **metadata);
+TAKHIN_API int takhin_group_fetch(takhin_store *s, const char *group, const char *topic,
+                                  int32_t partition, int64_t *offset, char **metadata);
 
 typedef struct takhin_group_offset {
   const char *group;
@@ -474,10 +514,11 @@ typedef struct takhin_group_offset {
 } takhin_group_offset;
 /* Every committed offset of group (or of all groups when group is NULL),
 ** with lag. *out is one takhin_free()-able block (strings included). */
-int takhin_group_list(takhin_store *s, const char *group, takhin_group_offset **out, size_t *n);
+TAKHIN_API int takhin_group_list(takhin_store *s, const char *group, takhin_group_offset **out,
+                                 size_t *n);
 
 /* Forget every offset of a group. ENOTFOUND if it has none. */
-int takhin_group_delete(takhin_store *s, const char *group);
+TAKHIN_API int takhin_group_delete(takhin_store *s, const char *group);
 
 /* ---- compaction (cleanup_policy contains compact) ---------------------- */
 /* Kafka's log compaction: in sealed segments, a keyed record survives when no
@@ -503,20 +544,21 @@ typedef struct takhin_compaction_result {
 ** thread (takhin-plan) for its SQL while it rewrites files; the replaced
 ** files are closed, and their space freed, by the store's reaper thread
 ** just after the call (at the latest by takhin_close). */
-int takhin_compact(takhin_store *s, const char *topic, int32_t partition, int force,
-                   takhin_compaction_result *out);
+TAKHIN_API int takhin_compact(takhin_store *s, const char *topic, int32_t partition, int force,
+                              takhin_compaction_result *out);
 
 /* The latest record of key in the cursor's partition (a point lookup in the
 ** key index of a compacted topic). ENOTFOUND when the key has no record, or
 ** its latest record is a tombstone whose retention ran out; a live tombstone
 ** is returned (value NULL). EINVAL on a topic that is not compacted. m's
 ** pointers live in c, as with takhin_cursor_next. */
-int takhin_cursor_get_key(takhin_cursor *c, const void *key, size_t len, takhin_message *m);
+TAKHIN_API int takhin_cursor_get_key(takhin_cursor *c, const void *key, size_t len,
+                                     takhin_message *m);
 
 /* ---- maintenance ------------------------------------------------------- */
 /* Apply retention to every partition of every topic, and compact the
 ** compacted topics whose dirty ratio is reached. out may be NULL. */
-int takhin_maintenance_run(takhin_store *s, takhin_retention_result *out);
+TAKHIN_API int takhin_maintenance_run(takhin_store *s, takhin_retention_result *out);
 
 /* ---- whole batches, as Kafka's wire protocol carries them --------------- */
 /* Append one complete RecordBatch v2 (len bytes at batch) to a partition as
@@ -529,12 +571,12 @@ int takhin_maintenance_run(takhin_store *s, takhin_retention_result *out);
 ** NULL) receives the first offset. Durability as takhin_produce. Errors:
 ** ECORRUPT (bad batch), EINVAL (unsupported codec, null key on a compacted
 ** topic), ETOOBIG, ENOTFOUND, EREADONLY, EIO, ENOSPC. */
-int takhin_produce_batch(takhin_store *s, const char *topic, int32_t partition,
-                         const void *batch, size_t len, int64_t *base_offset);
+TAKHIN_API int takhin_produce_batch(takhin_store *s, const char *topic, int32_t partition,
+                                    const void *batch, size_t len, int64_t *base_offset);
 
 /* The checks of takhin_produce_batch that need neither a store nor decoding:
 ** header, sizes, codec, CRC-32C, recordsCount. TAKHIN_OK, ECORRUPT or EINVAL. */
-int takhin_batch_check(const void *batch, size_t len);
+TAKHIN_API int takhin_batch_check(const void *batch, size_t len);
 
 /* Copy the stored batches of a partition from the one holding offset on, as
 ** they are on disk (for a Kafka Fetch response): whole batches only, at most
@@ -545,8 +587,9 @@ int takhin_batch_check(const void *batch, size_t len);
 ** offset yet); info (may be NULL) the partition's offsets at the time of the
 ** read, filled even on ERANGE (offset below the log start or above the high
 ** watermark). */
-int takhin_fetch_batches(takhin_store *s, const char *topic, int32_t partition, int64_t offset,
-                         size_t max_bytes, void **out, size_t *len, takhin_partition_info *info);
+TAKHIN_API int takhin_fetch_batches(takhin_store *s, const char *topic, int32_t partition,
+                                    int64_t offset, size_t max_bytes, void **out, size_t *len,
+                                    takhin_partition_info *info);
 
 /* The batches takhin_fetch_batches would copy, without the copy: data
 ** points into the segment file's read-only mapping (or, where the file

@@ -29,6 +29,8 @@ typedef struct tk_topic_config {
   double min_cleanable_dirty_ratio;
 } tk_topic_config;
 
+#include "topic_config.h" /* the table of keys (topic_config.c) */
+
 void tk_config_defaults(tk_topic_config *c);
 /* Apply key/value pairs (NULL-terminated array) over c. EINVAL naming the key. */
 int tk_config_apply(tk_topic_config *c, const char *const *kv);

@@ -17,6 +17,7 @@
 */
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,29 +259,28 @@ int takhin_topic_partitions(takhin_store *s, const char *topic, int32_t *out) {
   return TAKHIN_OK;
 }
 
-int takhin_topic_describe(takhin_store *s, const char *topic, takhin_topic_desc *out) {
+/* The caller's struct is size bytes (its sizeof(takhin_topic_desc), see
+** takhin.h): fill what fits, zero what this library does not know. */
+int takhin_topic_describe_size(takhin_store *s, const char *topic, takhin_topic_desc *dst,
+                               size_t size) {
   if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_describe: store is NULL or closed");
-  if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_topic_describe: NULL argument");
+  if (!dst) return tk_err(TAKHIN_EMISUSE, "takhin_topic_describe: NULL argument");
+  if (size < offsetof(takhin_topic_desc, partitions) + sizeof dst->partitions)
+    return tk_err(TAKHIN_EINVAL, "takhin_topic_describe: size %zu is too small", size);
   tk_topic *t;
   int rc = tk_store_topic(s, topic, &t);
   if (rc) return rc;
+  takhin_topic_desc d, *out = &d;
   memset(out, 0, sizeof *out);
   pthread_rwlock_rdlock(&s->topics_lock);
   const tk_topic_config *c = &t->cfg;
   snprintf(out->name, sizeof out->name, "%s", t->name);
   out->partitions = t->nparts;
-  snprintf(out->cleanup_policy, sizeof out->cleanup_policy, "%s", tk_config_policy_name(c));
-  snprintf(out->compression, sizeof out->compression, "%s", tk_config_codec_name(c));
-  out->segment_bytes = c->segment_bytes;
-  out->segment_ms = c->segment_ms;
-  out->retention_bytes = c->retention_bytes;
-  out->retention_ms = c->retention_ms;
-  out->max_message_bytes = c->max_message_bytes;
-  out->delete_retention_ms = c->delete_retention_ms;
-  out->min_compaction_lag_ms = c->min_compaction_lag_ms;
-  out->min_cleanable_dirty_ratio = c->min_cleanable_dirty_ratio;
+  tk_config_describe(c, out);
   pthread_rwlock_unlock(&s->topics_lock);
   tk_topic_unref(t);
+  memcpy(dst, &d, size < sizeof d ? size : sizeof d);
+  if (size > sizeof d) memset((char *)dst + sizeof d, 0, size - sizeof d);
   return TAKHIN_OK;
 }
 

@@ -64,11 +64,10 @@
 
 #define TK_META_MAX 4096
 
-static const char *const cfg_keys[] = {"cleanup_policy", "compression", "segment_bytes", "segment_ms",
-                                       "retention_bytes", "retention_ms", "max_message_bytes",
-                                       "delete_retention_ms", "min_compaction_lag_ms",
-                                       "min_cleanable_dirty_ratio"};
-#define NCFG ((int)(sizeof cfg_keys / sizeof *cfg_keys))
+/* The config lines are topic_config.h's table, in its order: a new key
+** there is a new line here (and a new version of this file's format). */
+#define NCFG TK_NCONFIGS
+#define cfg_key(i) (tk_config_defs[i].key)
 
 /* The file's bytes for m into buf; returns the length (or -1 if too long). */
 static int format_meta(const tk_meta *m, char *buf, size_t cap) {
@@ -82,23 +81,15 @@ static int format_meta(const tk_meta *m, char *buf, size_t cap) {
                    "partitions %d\n"
                    "partition %d\n"
                    "log_start %" PRId64 "\n"
-                   "key_from %" PRId64 "\n"
-                   "cleanup_policy %s\n"
-                   "compression %s\n"
-                   "segment_bytes %" PRId64 "\n"
-                   "segment_ms %" PRId64 "\n"
-                   "retention_bytes %" PRId64 "\n"
-                   "retention_ms %" PRId64 "\n"
-                   "max_message_bytes %" PRId64 "\n"
-                   "delete_retention_ms %" PRId64 "\n"
-                   "min_compaction_lag_ms %" PRId64 "\n"
-                   "min_cleanable_dirty_ratio %.17g\n"
-                   "end\n",
+                   "key_from %" PRId64 "\n",
                    m->name, m->topic_id, m->created_ms, m->epoch, (int)m->partitions,
-                   (int)m->partition, m->log_start, m->key_from, tk_config_policy_name(c),
-                   tk_config_codec_name(c), c->segment_bytes, c->segment_ms, c->retention_bytes,
-                   c->retention_ms, c->max_message_bytes, c->delete_retention_ms,
-                   c->min_compaction_lag_ms, c->min_cleanable_dirty_ratio);
+                   (int)m->partition, m->log_start, m->key_from);
+  for (int i = 0; i < NCFG && n >= 0 && (size_t)n < cap; i++) {
+    char v[64];
+    tk_config_format(c, &tk_config_defs[i], v, sizeof v);
+    n += snprintf(buf + n, cap - (size_t)n, "%s %s\n", cfg_key(i), v);
+  }
+  if (n >= 0 && (size_t)n < cap) n += snprintf(buf + n, cap - (size_t)n, "end\n");
   return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
@@ -200,11 +191,11 @@ int tk_meta_read(const char *dir, tk_meta *m) {
   char vals[NCFG][64];
   const char *kv[2 * NCFG + 1];
   for (int i = 0; i < NCFG && !bad; i++) {
-    NEED(cfg_keys[i]);
+    NEED(cfg_key(i));
     if (bad) break;
-    if (strlen(v) >= sizeof vals[i]) { bad = cfg_keys[i]; break; }
+    if (strlen(v) >= sizeof vals[i]) { bad = cfg_key(i); break; }
     snprintf(vals[i], sizeof vals[i], "%s", v);
-    kv[2 * i] = cfg_keys[i];
+    kv[2 * i] = cfg_key(i);
     kv[2 * i + 1] = vals[i];
   }
   kv[2 * NCFG] = NULL;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "takhin.h"
+#include "testing.h" /* takhin_topic_balance; the hooks in TAKHIN_TESTING builds */
 
 /* A fresh, empty directory for one test; returns a path "<dir>/store.db"
 ** (static storage, overwritten by the next call). */

@@ -1,0 +1,45 @@
+/*
+** testing.h -- what the tests and the benchmark suite use beyond takhin.h.
+** None of it is part of the ABI: libtakhin.so does not export it, and the
+** installed header does not declare it.
+**
+** Test hooks (after SQLite's SQLITE_TEST) exist only in a library compiled
+** with TAKHIN_TESTING defined: the CMake option TAKHIN_TESTING (ON by
+** default) builds such a copy, takhin_testing, for the tests that need the
+** hooks; libtakhin.a, libtakhin.so and the Debian package never have them.
+*/
+#ifndef TAKHIN_TESTING_H
+#define TAKHIN_TESTING_H
+
+#include "takhin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- for the benchmark suite (partitioner.c; in every build) ------------ */
+/* Partition balance: records per partition (high watermark - log start;
+** counts may be NULL or hold nparts entries) and imbalance = (max - mean) /
+** mean (0 when the topic is empty). */
+int takhin_topic_balance(takhin_store *s, const char *topic, int64_t *counts, int32_t nparts,
+                         double *imbalance);
+
+/* ---- test hooks (TAKHIN_TESTING builds only) ---------------------------- */
+#ifdef TAKHIN_TESTING
+/* compaction.c: abort the process at step n of a compaction run (1-based),
+** to prove the swap is crash-safe. 0 = off. */
+extern int tk_compact_crash_step;
+/* compaction.c: nonzero arranges a run as on the extension's store (the
+** caller plans, a thread rewrites) through the C API too, so the threaded
+** tests cover it. */
+extern int tk_compact_caller_plans;
+/* compact_plan.c: the survivors query of candidate n (1-based) fails, to
+** prove an error on the helper thread reaches the caller and undoes the run.
+** 0 = off. */
+extern int tk_compact_plan_fail_at;
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TAKHIN_TESTING_H */
