@@ -6,6 +6,8 @@
 **   sql     takhin through SQL on the loaded extension (INSERT / SELECT)
 **   file    the physical limit: a plain file, buffered write(), pread()
 **   sqlite  what a user would build instead: a plain SQLite table in WAL mode
+**   mmap    the read limit: takhin's own segment files, mapped and walked
+**           with its batch code, none of its cursor (read benchmarks only)
 **
 ** Adding a path means filling these function pointers in its path_*.c file;
 ** every benchmark then covers it. The optional ones (marked so) may be NULL:
@@ -29,8 +31,11 @@
 
 #include "takhin.h"
 
-enum { PATH_API, PATH_SQL, PATH_FILE, PATH_SQLITE, PATH_COUNT };
-#define PATHS_ALL ((1u << PATH_COUNT) - 1)
+enum { PATH_API, PATH_SQL, PATH_FILE, PATH_SQLITE, PATH_MMAP, PATH_COUNT };
+/* Every path that stores messages its own way; mmap only reads takhin's
+** files, so the read benchmarks add it by name (PATHS_READ). */
+#define PATHS_ALL ((1u << PATH_MMAP) - 1)
+#define PATHS_READ (PATHS_ALL | (1u << PATH_MMAP))
 #define PATHS_NO_SQLITE (PATHS_ALL & ~(1u << PATH_SQLITE))
 
 typedef struct bp_store bp_store;   /* defined by each path_*.c */
@@ -120,7 +125,7 @@ typedef struct bench_path {
   int (*read_tail)(bp_reader *r, int64_t n, bp_sink *sink);
 } bench_path;
 
-extern const bench_path bench_path_api, bench_path_sql, bench_path_file, bench_path_sqlite;
+extern const bench_path bench_path_api, bench_path_sql, bench_path_file, bench_path_sqlite, bench_path_mmap;
 extern const bench_path *const bench_paths[PATH_COUNT];
 
 #endif /* TAKHIN_BENCH_PATH_H */

@@ -61,6 +61,10 @@ static const sc_target targets[] = {
      "BenchmarkSequentialFetch/messages=10000/size=1024B/fetch=100|"
      "BenchmarkSequentialFetch/messages=1000/size=1024B/fetch=100",
      PATH_API, PATH_FILE, "mb_per_s", GE, 0.5, "x", 0, 0},
+    {"fetch vs mmap, 1 KiB, fetch=100", "aim", K_RATIO,
+     "BenchmarkSequentialFetch/messages=10000/size=1024B/fetch=100|"
+     "BenchmarkSequentialFetch/messages=1000/size=1024B/fetch=100",
+     PATH_API, PATH_MMAP, "mb_per_s", GE, 0.5, "x", 0, 0},
     {"produce p99, 1 KiB", "plan", K_FIGURE, "BenchmarkProduceLatency/size=1024B", PATH_API, -1, "p99_ms",
      LT, 2, "ms", 0, 0},
     {"produce p99, 1 KiB", "aim", K_FIGURE, "BenchmarkProduceLatency/size=1024B", PATH_API, -1, "p99_ms",
