@@ -47,8 +47,19 @@ typedef struct mseg {
   size_t nb, cap;
 } mseg;
 
+/* Where the last read stopped: the record after it. */
+typedef struct mpos {
+  int valid;
+  size_t si, b;  /* segment, batch */
+  tk_batch_hdr h;
+  int32_t i;     /* records of the batch decoded */
+  const uint8_t *q, *end;
+  int64_t next;  /* the offset a read must start at to go on from here */
+} mpos;
+
 struct bp_reader {
   bp_store *st;
+  mpos at;
   int32_t part;
   char dir[4200];
   mseg *segs;
@@ -109,6 +120,7 @@ static void unmap_all(bp_reader *r) {
   r->segs = NULL;
   r->nsegs = 0;
   r->end = 0;
+  r->at.valid = 0;
   r->verified_lo = r->verified_hi = 0;
 }
 
@@ -253,6 +265,33 @@ static int batch_checked(bp_reader *r, size_t seg, int64_t at, const uint8_t *p,
   return 1;
 }
 
+/* Make batch b of segment si the current one: header, CRC check, codec. */
+static int load_batch(bp_reader *r, size_t si, size_t b) {
+  const mseg *g = &r->segs[si];
+  const uint8_t *p = g->map + g->bpos[b];
+  mpos *c = &r->at;
+  c->valid = 0;
+  if (tk_batch_parse_header(p, g->len - (size_t)g->bpos[b], &c->h) != TAKHIN_OK) {
+    bench_errorf("mmap path: bad batch header in %s at byte %lld", r->dir, (long long)g->bpos[b]);
+    return -1;
+  }
+  if (!batch_checked(r, si, g->bpos[b], p, &c->h)) {
+    bench_errorf("mmap path: CRC mismatch in %s at byte %lld", r->dir, (long long)g->bpos[b]);
+    return -1;
+  }
+  if (c->h.attributes & TK_ATTR_CODEC_MASK) {
+    bench_errorf("mmap path: compressed batches are not modelled");
+    return -1;
+  }
+  c->si = si, c->b = b, c->i = 0;
+  c->q = p + TK_BATCH_HEADER_SIZE;
+  c->end = p + tk_batch_total(&c->h);
+  c->valid = 1;
+  return 0;
+}
+
+/* As a cursor does, a read that starts where the last one stopped goes on
+** from there; any other starts at the batch holding its first offset. */
 static int mmap_read_range(bp_reader *r, int64_t offset, int64_t n, bp_sink *sink) {
   if (offset + n > r->end && reader_scan(r) != 0) return -1;
   if (offset < 0 || n < 0 || offset + n > r->end || (n > 0 && r->nsegs == 0)) {
@@ -260,41 +299,40 @@ static int mmap_read_range(bp_reader *r, int64_t offset, int64_t n, bp_sink *sin
                  (long long)(offset + n), (long long)r->end);
     return -1;
   }
+  if (n == 0) return 0;
+  mpos *c = &r->at;
   int64_t want = offset, stop = offset + n;
-  size_t si = last_le(&r->segs[0].base, r->nsegs, want, sizeof(mseg));
-  while (want < stop && si < r->nsegs) {
+  if (!c->valid || c->next != offset) {
+    size_t si = last_le(&r->segs[0].base, r->nsegs, want, sizeof(mseg));
     const mseg *g = &r->segs[si];
-    for (size_t b = g->nb ? last_le(g->boff, g->nb, want, sizeof(int64_t)) : 0; want < stop && b < g->nb; b++) {
-      const uint8_t *p = g->map + g->bpos[b];
-      tk_batch_hdr h;
-      if (tk_batch_parse_header(p, g->len - (size_t)g->bpos[b], &h) != TAKHIN_OK) return -1;
-      if (h.base_offset + h.last_offset_delta < want) continue;
-      if (!batch_checked(r, si, g->bpos[b], p, &h)) {
-        bench_errorf("mmap path: CRC mismatch in %s at byte %lld", r->dir, (long long)g->bpos[b]);
-        return -1;
-      }
-      if (h.attributes & TK_ATTR_CODEC_MASK) {
-        bench_errorf("mmap path: compressed batches are not modelled");
-        return -1;
-      }
-      const uint8_t *q = p + TK_BATCH_HEADER_SIZE, *end = p + tk_batch_total(&h);
-      for (int32_t i = 0; i < h.records_count && want < stop; i++) {
-        takhin_message m;
-        if (tk_record_decode(&q, end, &h, &m) != TAKHIN_OK) {
-          bench_errorf("mmap path: bad record in %s at byte %lld", r->dir, (long long)g->bpos[b]);
-          return -1;
-        }
-        if (m.offset < want) continue;
-        bp_sink_take(sink, m.key, m.key_len, m.value, m.value_len);
-        want = m.offset + 1;
-      }
+    if (g->nb == 0 || load_batch(r, si, last_le(g->boff, g->nb, want, sizeof(int64_t))) != 0) {
+      if (g->nb == 0) bench_errorf("mmap path: offset %lld not found", (long long)want);
+      return -1;
     }
-    si++;
   }
-  if (want < stop) {
-    bench_errorf("mmap path: offsets [%lld, %lld) not found", (long long)want, (long long)stop);
-    return -1;
+  while (want < stop) {
+    if (c->i == c->h.records_count) { /* the next batch, or the next segment's first */
+      size_t si = c->si, b = c->b + 1;
+      while (si < r->nsegs && b >= r->segs[si].nb) si++, b = 0;
+      if (si == r->nsegs) {
+        bench_errorf("mmap path: offsets [%lld, %lld) not found", (long long)want, (long long)stop);
+        return -1;
+      }
+      if (load_batch(r, si, b) != 0) return -1;
+      continue;
+    }
+    takhin_message m;
+    if (tk_record_decode(&c->q, c->end, &c->h, &m) != TAKHIN_OK) {
+      c->valid = 0;
+      bench_errorf("mmap path: bad record in %s", r->dir);
+      return -1;
+    }
+    c->i++;
+    if (m.offset < want) continue;
+    bp_sink_take(sink, m.key, m.key_len, m.value, m.value_len);
+    want = m.offset + 1;
   }
+  c->next = want;
   return 0;
 }
 
