@@ -64,7 +64,7 @@ static void usage(FILE *f) {
           "  -benchtime D|Nx    run each case until a run lasts D (5s, 300ms) or exactly N ops\n"
           "                     (default 1s; -quick 200ms; -smoke 4x)\n"
           "  -count N           run each case N times (default 1)\n"
-          "  -path LIST         api,sql,file,sqlite or all (default all available)\n"
+          "  -path LIST         api,sql,file,sqlite,mmap or all (default all available)\n"
           "  -durability LIST   os,fsync,buffered for the produce benchmarks (default os;\n"
           "                     -full: all three). Read benchmarks use the first mode.\n"
           "  -quick             small matrices, 200ms: the whole suite in 2-3 minutes\n"

@@ -8,6 +8,8 @@
 **   sqlite  what a user would build instead: a plain SQLite table in WAL mode
 **   kafka   takhin through the Kafka protocol: librdkafka and takhin-server on
 **           loopback (path_kafka.c); only the benchmarks that list it run it
+**   mmap    the read limit: takhin's own segment files, mapped and walked
+**           with its batch code, none of its cursor (read benchmarks only)
 **
 ** Adding a path means filling these function pointers in its path_*.c file;
 ** every benchmark then covers it. The optional ones (marked so) may be NULL:
@@ -31,11 +33,13 @@
 
 #include "takhin.h"
 
-enum { PATH_API, PATH_SQL, PATH_FILE, PATH_SQLITE, PATH_KAFKA, PATH_COUNT };
-/* The storage paths; a benchmark adds PATH_KAFKA itself where a Kafka
-** client's figure means something (produce and sequential fetch). */
+enum { PATH_API, PATH_SQL, PATH_FILE, PATH_SQLITE, PATH_KAFKA, PATH_MMAP, PATH_COUNT };
+/* The storage paths. A benchmark adds PATH_KAFKA itself where a Kafka
+** client's figure means something (produce and sequential fetch); mmap only
+** reads takhin's files, so the read benchmarks add it by name (PATHS_READ). */
 #define PATHS_ALL ((1u << PATH_KAFKA) - 1)
 #define PATH_BIT_KAFKA (1u << PATH_KAFKA)
+#define PATHS_READ (PATHS_ALL | (1u << PATH_MMAP))
 #define PATHS_NO_SQLITE (PATHS_ALL & ~(1u << PATH_SQLITE))
 
 typedef struct bp_store bp_store;   /* defined by each path_*.c */
@@ -130,7 +134,7 @@ typedef struct bench_path {
 } bench_path;
 
 extern const bench_path bench_path_api, bench_path_sql, bench_path_file, bench_path_sqlite,
-    bench_path_kafka;
+    bench_path_kafka, bench_path_mmap;
 extern const bench_path *const bench_paths[PATH_COUNT];
 
 #endif /* TAKHIN_BENCH_PATH_H */

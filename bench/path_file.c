@@ -18,8 +18,22 @@
 ** benchmark reads a partition while another thread is writing it.
 **
 ** A plain file has no keys: topic-level produce goes through the benchmark's
-** own split by takhin_partition_for_key, and compaction and key lookups are
-** n/a here.
+** own split by takhin_partition_for_key, and key lookups are n/a here.
+**
+** Compaction (a compacted config) is the physical floor of takhin's: which
+** records survive is known for free (produce keeps a live flag per offset,
+** cleared when a later record has the same key; a 64-bit hash stands for
+** the key, and among the bench's <= 10^6 keys a collision has odds below
+** 10^-7), so what is timed is the file work alone. Each sealed segment
+** holding a superseded record is read with read() into a buffer, its live
+** frames copied into another and written to "<segment>.cleaned" with one
+** write(), and writeback started (sync_file_range), as takhin does; then the
+** same durability point as takhin's compaction: fdatasync of every new file,
+** fsync of the folder, a rename of each over its segment, fsync of the
+** folder. No catalog, no key index. The replaced files' last close (the
+** kernel freeing their pages and blocks) waits for the next compaction or
+** close, as takhin's reaper takes it off the compacting thread. Reads below
+** a compacted point are refused: the offset map no longer describes them.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +54,14 @@ typedef struct fseg {
   int fd;
 } fseg;
 
+/* Latest offset of each key (by its 64-bit hash): open addressing, linear
+** probing, at most half full. Only a compacted config fills it. */
+typedef struct keymap {
+  uint64_t *hash; /* 0 = empty slot (a hash of 0 is stored as 1) */
+  int64_t *off;
+  size_t cap, n;
+} keymap;
+
 typedef struct fpart {
   pthread_mutex_t mu;
   char dir[4096];
@@ -52,10 +74,18 @@ typedef struct fpart {
   int64_t written_pos; /* logical bytes handed to write() */
   int64_t *pos;        /* pos[o] = logical start of offset o; pos[next] = end */
   size_t pos_cap;
+  /* compacted configs only */
+  keymap keys;
+  unsigned char *live; /* live[o]: no later record has o's key */
+  size_t live_cap;
+  int64_t compacted_upto; /* reads below it are refused */
+  int *retired;           /* replaced files, closed later (see the header) */
+  size_t nretired, retired_cap;
 } fpart;
 
 struct bp_store {
   int durability;
+  int compacted;
   int64_t seg_limit;
   int32_t nparts;
   fpart *parts;
@@ -125,6 +155,7 @@ static int file_open(const bp_config *cfg, bp_store **out) {
   bp_store *st = calloc(1, sizeof *st);
   if (!st) return sys_fail("calloc", cfg->dir);
   st->durability = cfg->durability;
+  st->compacted = cfg->compacted;
   st->seg_limit = cfg->segment_bytes ? cfg->segment_bytes : 1073741824;
   /* Every partition of every topic is its own folder: p<global number>. */
   st->nparts = cfg->partitions * bp_topics(cfg);
@@ -165,6 +196,11 @@ static int file_close(bp_store *st) {
   for (int32_t i = 0; i < st->nparts; i++) {
     fpart *p = &st->parts[i];
     for (size_t s = 0; s < p->nsegs; s++) close(p->segs[s].fd);
+    for (size_t r = 0; r < p->nretired; r++) close(p->retired[r]);
+    free(p->retired);
+    free(p->keys.hash);
+    free(p->keys.off);
+    free(p->live);
     free(p->segs);
     free(p->buf);
     free(p->pos);
@@ -173,6 +209,64 @@ static int file_close(bp_store *st) {
   free(st->parts);
   free(st);
   return rc;
+}
+
+/* FNV-1a, then a final mix: the key's identity in the keymap. */
+static uint64_t key_hash(const void *key, size_t len) {
+  const unsigned char *k = key;
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < len; i++) h = (h ^ k[i]) * 0x100000001b3ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h ? h : 1;
+}
+
+/* The slot of hash h: its own, or the empty one where it goes. */
+static size_t keymap_slot(const keymap *m, uint64_t h) {
+  size_t i = (size_t)h & (m->cap - 1);
+  while (m->hash[i] && m->hash[i] != h) i = (i + 1) & (m->cap - 1);
+  return i;
+}
+
+static int keymap_grow(keymap *m) {
+  keymap b = {.cap = m->cap ? m->cap * 2 : 1 << 12};
+  b.hash = calloc(b.cap, sizeof *b.hash);
+  b.off = malloc(b.cap * sizeof *b.off);
+  if (!b.hash || !b.off) {
+    free(b.hash);
+    free(b.off);
+    return sys_fail("calloc", "key map");
+  }
+  for (size_t i = 0; i < m->cap; i++)
+    if (m->hash[i]) {
+      size_t j = keymap_slot(&b, m->hash[i]);
+      b.hash[j] = m->hash[i];
+      b.off[j] = m->off[i];
+      b.n++;
+    }
+  free(m->hash);
+  free(m->off);
+  *m = b;
+  return 0;
+}
+
+/* The n records about to take offsets next_offset.. are live; each one's
+** earlier record with the same key is not. */
+static int track_keys(fpart *p, const takhin_record *recs, size_t n) {
+  if (grow((void **)&p->live, &p->live_cap, (size_t)p->next_offset + n, 1) != 0) return -1;
+  for (size_t i = 0; i < n; i++) {
+    int64_t o = p->next_offset + (int64_t)i;
+    p->live[o] = 1;
+    if (!recs[i].key) continue; /* no key: never superseded */
+    if (2 * (p->keys.n + 1) > p->keys.cap && keymap_grow(&p->keys) != 0) return -1;
+    uint64_t h = key_hash(recs[i].key, recs[i].key_len);
+    size_t j = keymap_slot(&p->keys, h);
+    if (p->keys.hash[j]) p->live[p->keys.off[j]] = 0;
+    else p->keys.hash[j] = h, p->keys.n++;
+    p->keys.off[j] = o;
+  }
+  return 0;
 }
 
 static int produce_locked(bp_store *st, fpart *p, const takhin_record *recs, size_t n,
@@ -187,6 +281,7 @@ static int produce_locked(bp_store *st, fpart *p, const takhin_record *recs, siz
   if (grow((void **)&p->buf, &p->cap, p->len + bytes, 1) != 0 ||
       grow((void **)&p->pos, &p->pos_cap, (size_t)p->next_offset + n + 1, sizeof *p->pos) != 0)
     return -1;
+  if (st->compacted && track_keys(p, recs, n) != 0) return -1;
   unsigned char *const start = p->buf + p->len;
   unsigned char *w = start;
   for (size_t i = 0; i < n; i++) {
@@ -274,6 +369,11 @@ static int read_span(bp_reader *r, const fseg *seg, int64_t from, int64_t to, bp
 
 static int file_read_range(bp_reader *r, int64_t offset, int64_t n, bp_sink *sink) {
   fpart *p = r->p;
+  if (offset < p->compacted_upto && n > 0) {
+    bench_errorf("file path: offsets below %lld were compacted: the offset map no longer holds them",
+                 (long long)p->compacted_upto);
+    return -1;
+  }
   if (offset < 0 || n < 0 || offset + n > p->next_offset) {
     bench_errorf("file path: range [%lld, %lld) outside the log [0, %lld)", (long long)offset,
                  (long long)(offset + n), (long long)p->next_offset);
@@ -301,6 +401,143 @@ static int file_read_one(bp_reader *r, int64_t offset, bp_sink *sink) {
   return file_read_range(r, offset, 1, sink);
 }
 
+/* ---- compaction (see the header) ------------------------------------------ */
+
+static int sync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return sys_fail("open", dir);
+  int rc = fsync(fd) != 0 ? sys_fail("fsync", dir) : 0;
+  close(fd);
+  return rc;
+}
+
+static int file_compactable_bytes(bp_store *st, int32_t part, int64_t *bytes) {
+  fpart *p = &st->parts[part];
+  *bytes = p->nsegs > 1 ? p->segs[p->nsegs - 1].start_pos : 0; /* every sealed segment */
+  return 0;
+}
+
+static int write_all(int fd, const unsigned char *b, size_t len, const char *path) {
+  for (size_t done = 0; done < len;) {
+    ssize_t w = write(fd, b + done, len - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return sys_fail("write", path);
+    done += (size_t)w;
+  }
+  return 0;
+}
+
+/* Read sealed segment i whole into *in, copy its live frames into *out.
+** OUT: *removed, the frames dropped. */
+static int filter_segment(fpart *p, size_t i, unsigned char **in, size_t *in_cap, unsigned char **out,
+                          size_t *out_cap, size_t *out_len, int64_t *removed) {
+  const fseg *g = &p->segs[i];
+  int64_t from = g->base_offset, to = p->segs[i + 1].base_offset;
+  size_t size = (size_t)(p->segs[i + 1].start_pos - g->start_pos);
+  if (grow((void **)in, in_cap, size, 1) != 0 || grow((void **)out, out_cap, size, 1) != 0) return -1;
+  for (size_t got = 0; got < size;) {
+    ssize_t n = pread(g->fd, *in + got, size - got, (off_t)got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return sys_fail("read", p->dir);
+    got += (size_t)n;
+  }
+  /* Runs of live neighbours move in one copy, as takhin moves them. */
+  const unsigned char *q = *in, *run = NULL;
+  size_t len = 0;
+  *removed = 0;
+  for (int64_t o = from; o < to; o++) {
+    uint32_t hdr[2];
+    memcpy(hdr, q, FRAME_HDR);
+    if (p->live[o]) {
+      if (!run) run = q;
+    } else {
+      if (run) memcpy(*out + len, run, (size_t)(q - run)), len += (size_t)(q - run), run = NULL;
+      (*removed)++;
+    }
+    q += FRAME_HDR + hdr[0] + hdr[1];
+  }
+  if (run) memcpy(*out + len, run, (size_t)(q - run)), len += (size_t)(q - run);
+  *out_len = len;
+  return 0;
+}
+
+static int file_compact(bp_store *st, int32_t part, bp_compaction *res) {
+  fpart *p = &st->parts[part];
+  if (!st->compacted) {
+    bench_errorf("file path: compaction needs a compacted config (it tracks keys)");
+    return -1;
+  }
+  pthread_mutex_lock(&p->mu);
+  int rc = p->len ? write_out(st, p) : 0;
+  for (size_t r = 0; r < p->nretired; r++) close(p->retired[r]);
+  p->nretired = 0;
+  size_t nsealed = p->nsegs - 1, nnew = 0;
+  int *fds = calloc(nsealed + 1, sizeof *fds);
+  size_t *which = calloc(nsealed + 1, sizeof *which);
+  if (!rc && (!fds || !which ||
+              grow((void **)&p->retired, &p->retired_cap, p->nretired + nsealed + 1, sizeof *p->retired)))
+    rc = sys_fail("calloc", "compaction");
+  unsigned char *in = NULL, *out = NULL;
+  size_t in_cap = 0, out_cap = 0;
+  char path[4200], tmp[4300];
+  res->bytes_reclaimed = res->records_removed = 0;
+  /* 1. the new files: read, filter, write, writeback started */
+  for (size_t i = 0; !rc && i < nsealed; i++) {
+    if (p->segs[i].base_offset < p->compacted_upto) continue; /* a segment is compacted once */
+    size_t len;
+    int64_t removed;
+    if ((rc = filter_segment(p, i, &in, &in_cap, &out, &out_cap, &len, &removed)) != 0) break;
+    if (removed == 0) continue; /* nothing to reclaim: left as it is */
+    snprintf(tmp, sizeof tmp, "%s/%020lld.log.cleaned", p->dir, (long long)p->segs[i].base_offset);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      rc = sys_fail("open", tmp);
+      break;
+    }
+    fds[nnew] = fd;
+    which[nnew++] = i;
+    if ((rc = write_all(fd, out, len, tmp)) != 0) break;
+#ifdef SYNC_FILE_RANGE_WRITE
+    sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+    res->bytes_reclaimed += (p->segs[i + 1].start_pos - p->segs[i].start_pos) - (int64_t)len;
+    res->records_removed += removed;
+  }
+  free(in);
+  free(out);
+  /* 2. takhin's durability point: the new files, then the folder */
+  for (size_t k = 0; !rc && k < nnew; k++)
+    if (fdatasync(fds[k]) != 0) rc = sys_fail("fdatasync", p->dir);
+  if (!rc) rc = sync_dir(p->dir);
+  /* 3. each new file over its segment, then the folder again */
+  for (size_t k = 0; !rc && k < nnew; k++) {
+    fseg *g = &p->segs[which[k]];
+    snprintf(path, sizeof path, "%s/%020lld.log", p->dir, (long long)g->base_offset);
+    snprintf(tmp, sizeof tmp, "%s.cleaned", path);
+    if (rename(tmp, path) != 0) {
+      rc = sys_fail("rename", tmp);
+      break;
+    }
+    p->retired[p->nretired++] = g->fd;
+    g->fd = fds[k];
+    fds[k] = -1;
+  }
+  if (!rc) rc = sync_dir(p->dir);
+  if (!rc) p->compacted_upto = p->segs[nsealed].base_offset;
+  for (size_t k = 0; k < nnew; k++)
+    if (fds[k] >= 0) {
+      close(fds[k]);
+      snprintf(tmp, sizeof tmp, "%s/%020lld.log.cleaned", p->dir, (long long)p->segs[which[k]].base_offset);
+      unlink(tmp);
+    }
+  free(fds);
+  free(which);
+  res->keys_kept = (int64_t)p->keys.n;
+  res->lib_duration_ms = -1;
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
 const bench_path bench_path_file = {
     .name = "file",
     .unavailable = NULL,
@@ -313,4 +550,6 @@ const bench_path bench_path_file = {
     .reader_close = file_reader_close,
     .read_range = file_read_range,
     .read_one = file_read_one,
+    .compactable_bytes = file_compactable_bytes,
+    .compact = file_compact,
 };

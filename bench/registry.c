@@ -33,6 +33,7 @@ const bench_path *const bench_paths[PATH_COUNT] = {
     [PATH_FILE] = &bench_path_file,
     [PATH_SQLITE] = &bench_path_sqlite,
     [PATH_KAFKA] = &bench_path_kafka,
+    [PATH_MMAP] = &bench_path_mmap,
 };
 
 const char *bench_path_na(const bench_def *def, int path, int durability) {

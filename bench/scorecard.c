@@ -26,6 +26,7 @@ typedef enum {
   K_FIGURE,  /* the figure of the first case of `cases` ('|'-separated) that ran */
   K_RATIO,   /* the figure of path over other's, same case */
   K_WORST,   /* the worst figure over every case matching the regex `cases` */
+  K_WORST_RATIO, /* the worst of path's figure over other's, same case, over `cases` (regex) */
   K_PER_MSG, /* K_WORST of figure / the case's messages=N parameter */
   K_SCALING, /* scaling_eff of `cases` with %d = N (see sc_scaling) */
 } sc_kind;
@@ -60,6 +61,10 @@ static const sc_target targets[] = {
      "BenchmarkSequentialFetch/messages=10000/size=1024B/fetch=100|"
      "BenchmarkSequentialFetch/messages=1000/size=1024B/fetch=100",
      PATH_API, PATH_FILE, "mb_per_s", GE, 0.5, "x", 0, 0},
+    {"fetch vs mmap, 1 KiB, fetch=100", "aim", K_RATIO,
+     "BenchmarkSequentialFetch/messages=10000/size=1024B/fetch=100|"
+     "BenchmarkSequentialFetch/messages=1000/size=1024B/fetch=100",
+     PATH_API, PATH_MMAP, "mb_per_s", GE, 0.5, "x", 0, 0},
     {"produce p99, 1 KiB", "plan", K_FIGURE, "BenchmarkProduceLatency/size=1024B", PATH_API, -1, "p99_ms",
      LT, 2, "ms", 0, 0},
     {"produce p99, 1 KiB", "aim", K_FIGURE, "BenchmarkProduceLatency/size=1024B", PATH_API, -1, "p99_ms",
@@ -70,6 +75,8 @@ static const sc_target targets[] = {
      "p99_ms", LT, 0.02, "ms", 0, 0},
     {"compaction per 100 MB, all cases", "plan", K_WORST, "^BenchmarkCompaction/", PATH_API, -1,
      "ms_per_100mb", LT, 100, "ms", 0, 0},
+    {"compaction vs file, all cases", "aim", K_WORST_RATIO, "^BenchmarkCompaction/", PATH_API, PATH_FILE,
+     "ms_per_100mb", LE, 1.5, "x", 0, 0},
     {"batch speedup, 1 KiB, batch=100", "plan", K_FIGURE, "BenchmarkBatchWriteThroughput/batch=100/size=1024B",
      PATH_API, -1, "speedup_vs_single", GE, 2, "x", 0, 0},
     {"allocs per batch produce call", "plan", K_WORST, "^BenchmarkBatchWriteThroughput/", PATH_API,
@@ -160,7 +167,7 @@ static void eval(const sc_target *t, const bench_results *rs, sc_line *l) {
       if (!first) fallback_note(l->note, sizeof l->note, t->cases, c);
       break;
     }
-  } else if (t->kind == K_WORST || t->kind == K_PER_MSG) {
+  } else if (t->kind == K_WORST || t->kind == K_PER_MSG || t->kind == K_WORST_RATIO) {
     regex_t re;
     if (regcomp(&re, t->cases, REG_EXTENDED | REG_NOSUB) != 0) return;
     int ncases = 0;
@@ -173,6 +180,10 @@ static void eval(const sc_target *t, const bench_results *rs, sc_line *l) {
       if (seen) continue;
       double v = results_median(rs, r->name, t->path, OS, t->figure);
       if (t->kind == K_PER_MSG) v /= name_param(r->name, "messages");
+      if (t->kind == K_WORST_RATIO) {
+        double o = has_case(rs, r->name, t->other) ? results_median(rs, r->name, t->other, OS, t->figure) : NAN;
+        v = o > 0 ? v / o : NAN;
+      }
       if (isnan(v)) continue;
       ncases++;
       if (isnan(l->measured) || better(t->op, l->measured, v)) {
@@ -255,8 +266,9 @@ void scorecard_print(FILE *f, const sc_line *lines, int n) {
     char v[24];
     fmt_val(v, sizeof v, t->limit, t->unit);
     snprintf(lim, sizeof lim, "%s %s", t->op == GE ? ">=" : t->op == LT ? "<" : "<=", v);
-    if (t->kind == K_RATIO)
-      snprintf(lim, sizeof lim, "%s/%s >= %s", bench_paths[t->path]->name, bench_paths[t->other]->name, v);
+    if (t->kind == K_RATIO || t->kind == K_WORST_RATIO)
+      snprintf(lim, sizeof lim, "%s/%s %s %s", bench_paths[t->path]->name, bench_paths[t->other]->name,
+               t->op == GE ? ">=" : t->op == LT ? "<" : "<=", v);
     if (isnan(l->measured)) snprintf(meas, sizeof meas, "-");
     else fmt_val(meas, sizeof meas, l->measured, t->unit);
     if (isnan(l->measured)) snprintf(marg, sizeof marg, "-");
@@ -292,7 +304,7 @@ void scorecard_json(FILE *f, const sc_line *lines, int n) {
     fprintf(f, "%s\n    {\"target\": ", i ? "," : "");
     json_str(f, t->what);
     fprintf(f, ", \"source\": \"%s\", \"path\": \"%s\"", t->source, bench_paths[t->path]->name);
-    if (t->kind == K_RATIO) fprintf(f, ", \"over_path\": \"%s\"", bench_paths[t->other]->name);
+    if (t->kind == K_RATIO || t->kind == K_WORST_RATIO) fprintf(f, ", \"over_path\": \"%s\"", bench_paths[t->other]->name);
     fprintf(f, ", \"figure\": \"%s\", \"op\": \"%s\", \"limit\": ", t->figure,
             t->op == GE ? ">=" : t->op == LT ? "<" : "<=");
     json_num(f, t->limit);

@@ -134,7 +134,8 @@ static void put32(uint8_t *p, uint32_t v) {
 }
 
 typedef struct rewriter {
-  tk_buf in;      /* the old file's bytes */
+  tk_buf in;      /* a window of the old file's bytes ... */
+  int64_t in_at;  /* ... starting at this position of the file */
   tk_buf out;     /* the new file's bytes */
   tk_buf area;    /* kept records of one batch */
   tk_buf scratch; /* decompressed records */
@@ -280,6 +281,36 @@ static int sync_later(sync_queue *q, int fd, const char *path) {
   return rc;
 }
 
+/* Bytes read from the old file at a time: large enough that a syscall's
+** cost vanishes, small enough to stay in the CPU's cache while its batches
+** are checked and copied. */
+#define READ_WINDOW (1 << 20)
+
+/* Point *out at bytes [pos, pos + need) of the old file (size bytes, open
+** at fd), reading a new window into w->in when they are not all in it. */
+static int read_window(rewriter *w, int fd, int64_t pos, size_t need, int64_t size, const char *path,
+                       const uint8_t **out) {
+  if (pos >= w->in_at && pos + (int64_t)need <= w->in_at + (int64_t)w->in.len) {
+    *out = w->in.p + (pos - w->in_at);
+    return TAKHIN_OK;
+  }
+  size_t want = need > READ_WINDOW ? need : READ_WINDOW;
+  if ((int64_t)want > size - pos) want = (size_t)(size - pos);
+  w->in.len = 0;
+  w->in_at = pos;
+  if (tk_buf_reserve(&w->in, want)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
+  while (w->in.len < want) {
+    ssize_t r = pread(fd, w->in.p + w->in.len, want - w->in.len, (off_t)(pos + (int64_t)w->in.len));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return tk_err_sys(errno, "read", path);
+    if (r == 0)
+      return tk_err(TAKHIN_ECORRUPT, "%s: file shorter than its %lld indexed bytes", path, (long long)size);
+    w->in.len += (size_t)r;
+  }
+  *out = w->in.p;
+  return TAKHIN_OK;
+}
+
 /* Rewrite segment g keeping keep[] into out, the new file at tmp (made by
 ** the plan; closed or queued here, and unlinked on failure); *ng receives
 ** the new segment (sealed, not yet visible). */
@@ -295,30 +326,20 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   w->out.len = 0;
   if (tk_buf_reserve(&w->out, (size_t)size)) rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
   /* A sealed segment does not change under us (the partition's maint_lock
-  ** keeps retention and other runs away). Read it through the segment's
-  ** shared mapping, the one readers use: it costs a fault per 64 KiB now
-  ** and its unmapping goes with the segment, on the reaper thread. Where
-  ** it cannot be mapped, it is read whole into a buffer reused from one
-  ** segment to the next. */
-  const uint8_t *in = size > 0 && !rc ? tk_seg_map(g, size, 1) : NULL;
-  if (!in && size > 0 && !rc) {
-    int fd;
-    if ((rc = tk_seg_fd_acquire(g, &fd))) goto fail;
-    w->in.len = 0;
-    if (tk_buf_reserve(&w->in, (size_t)size)) rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
-    while (!rc && w->in.len < (size_t)size) {
-      ssize_t r = pread(fd, w->in.p + w->in.len, (size_t)size - w->in.len, (off_t)w->in.len);
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) rc = tk_err_sys(errno, "read", path);
-      else if (r == 0) rc = tk_err(TAKHIN_ECORRUPT, "%s: file shorter than its %lld indexed bytes", path, (long long)size);
-      else w->in.len += (size_t)r;
-    }
-    tk_seg_fd_release(g);
-    in = w->in.p;
-  }
+  ** keeps retention and other runs away). It is read with pread, a window
+  ** at a time, into a buffer reused from one segment to the next, not
+  ** through the segment's mapping: on a paravirtualized guest every page
+  ** table change traps to the host, and faulting 100 MiB of mapping in (and
+  ** unmapping it on the reaper thread) cost 5x the copy (BENCHMARKS.md,
+  ** "Where compaction's time goes"). */
+  int fd = -1;
+  if (!rc && size > 0 && (rc = tk_seg_fd_acquire(g, &fd))) goto fail;
+  w->in.len = 0;
+  w->in_at = 0;
   tk_segment *n = rc ? NULL : tk_seg_new(p, g->base_offset, g->created_ms);
   if (!n) {
     if (!rc) rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+    if (fd >= 0) tk_seg_fd_release(g);
     goto fail;
   }
   n->sealed = 1;
@@ -328,8 +349,12 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   int64_t kept = 0, chain = g->base_offset;
   for (int64_t pos = 0; pos < size && !rc;) {
     tk_batch_hdr h;
-    int parsed = tk_batch_parse_header(in + pos, (size_t)(size - pos), &h) == TAKHIN_OK &&
-                 tk_batch_total(&h) <= size - pos;
+    const uint8_t *b;
+    size_t avail = (size_t)(size - pos);
+    if ((rc = read_window(w, fd, pos, avail < TK_BATCH_HEADER_SIZE ? avail : TK_BATCH_HEADER_SIZE, size, path, &b)))
+      break;
+    int parsed = tk_batch_parse_header(b, avail, &h) == TAKHIN_OK && tk_batch_total(&h) <= size - pos;
+    if (parsed && (rc = read_window(w, fd, pos, (size_t)tk_batch_total(&h), size, path, &b))) break;
     /* The CRC does not cover baseOffset: one that does not follow the batch
     ** before it is damage, which a rewrite under a new CRC would make look
     ** sound (or drop the batch's records as superseded). */
@@ -347,7 +372,7 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
     }
     int untouched = parsed && !(h.attributes & TK_ATTR_CONTROL) &&
                     (int64_t)(hi - lo) == (int64_t)h.records_count;
-    if (!parsed || (!untouched && !tk_batch_crc_ok(in + pos, &h))) {
+    if (!parsed || (!untouched && !tk_batch_crc_ok(b, &h))) {
       rc = tk_err(TAKHIN_ECORRUPT, "%s: damaged batch at byte %lld: compaction leaves the segment as it is",
                   path, (long long)pos);
       break;
@@ -359,12 +384,12 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
         rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
         break;
       }
-      memcpy(w->out.p + w->out.len, in + pos, (size_t)total);
+      memcpy(w->out.p + w->out.len, b, (size_t)total);
       w->out.len += (size_t)total;
       kept += h.records_count;
       ki = hi;
     } else {
-      rc = filter_batch(w, in + pos, &h, keep, nkeep, &ki, &kept, removed);
+      rc = filter_batch(w, b, &h, keep, nkeep, &ki, &kept, removed);
     }
     if (!rc && w->out.len > before) {
       tk_batch_hdr nh;
@@ -373,6 +398,7 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
     }
     pos += tk_batch_total(&h);
   }
+  if (fd >= 0) tk_seg_fd_release(g);
   /* The offsets the segment covers do not change, even if its last
   ** records went: the next segment still starts where it did. */
   n->next_offset = g->next_offset;
