@@ -301,6 +301,37 @@ typedef struct {
   int pending, eof;
 } tail_t;
 
+
+/* A partition's watermarks, asked again while the cluster moves under us (a
+** leader change, a broker down, a timeout): those answers are transient,
+** and a mirror that died on one would make every fault fatal. Anything else,
+** or the same trouble for 30 s, ends the mirror. */
+static void watermarks(rd_kafka_t *c, const char *topic, int32_t p, int64_t *lo, int64_t *hi, int timeout_ms) {
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c, topic, p, lo, hi, timeout_ms);
+    if (!e) return;
+    int transient = e == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION || e == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                    e == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT || e == RD_KAFKA_RESP_ERR__TRANSPORT ||
+                    e == RD_KAFKA_RESP_ERR__TIMED_OUT || e == RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS ||
+                    e == RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE || e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+                    e == RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH || e == RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH ||
+                    e == RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    double waited = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+    if (!transient || waited > 30) die("watermarks of %s [%d]: %s", topic, p, rd_kafka_err2str(e));
+    fprintf(stderr, "takhin-mirror: watermarks of %s [%d]: %s; asking again\n", topic, p, rd_kafka_err2str(e));
+    /* The query goes to the leader librdkafka has cached, and a stale one
+    ** answers NOT_LEADER for ever: learn the leaders again first. */
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    if (rkt && rd_kafka_metadata(c, 0, rkt, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_metadata_destroy(md);
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    usleep(100 * 1000);
+  }
+}
+
 /* Set next[p] of every target partition to one past the takhin.offset of
 ** its last committed record (the takhin log start when it has none).
 **
@@ -331,9 +362,7 @@ static void resume_from_target(const args_t *a, takhin_store *s, topic_t *ts, in
       ts[i].next[p] = pi.log_start_offset;
       tail_t *t = &tl[k];
       *t = (tail_t){i, p, 0, 0, 0, -1, -1, 0, 0};
-      rd_kafka_resp_err_t e =
-          rd_kafka_query_watermark_offsets(c, ts[i].name, p, &t->lo, &t->hi, a->timeout_ms);
-      if (e) die("watermarks of %s [%d]: %s", ts[i].name, p, rd_kafka_err2str(e));
+      watermarks(c, ts[i].name, p, &t->lo, &t->hi, a->timeout_ms);
       t->pending = t->hi > t->lo;
       t->start = t->hi - 64 > t->lo ? t->hi - 64 : t->lo;
       pending += t->pending;
@@ -812,8 +841,7 @@ static int run_from(const args_t *a) {
           ts[i].partitions);
     for (int32_t p = 0; p < ts[i].partitions; p++) {
       int64_t lo, hi;
-      rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c, ts[i].name, p, &lo, &hi, a->timeout_ms);
-      if (e) die("watermarks of %s [%d]: %s", ts[i].name, p, rd_kafka_err2str(e));
+      watermarks(c, ts[i].name, p, &lo, &hi, a->timeout_ms);
       ts[i].next[p] = s ? resume_into(s, group, ts[i].name, p) : RD_KAFKA_OFFSET_BEGINNING;
       if (ts[i].next[p] >= 0 && ts[i].next[p] < lo)
         fprintf(stderr, "takhin-mirror: %s [%d]: resuming at %" PRId64 ", but the cluster starts at %" PRId64
