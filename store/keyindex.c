@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "catalog.h"
 #include "cursor.h"
 #include "keyindex.h"
@@ -200,14 +201,9 @@ size_t tk_key_unwritten(const tk_partition *p) { return p->nkeys + p->latest.n; 
 static int note_keys(tk_partition *p, const takhin_record *recs, size_t n, int64_t base) {
   size_t bytes = 0;
   for (size_t i = 0; i < n; i++) bytes += recs[i].key_len;
-  if (p->nkeys + n > p->keys_cap) {
-    size_t cap = p->keys_cap ? p->keys_cap : 256;
-    while (cap < p->nkeys + n) cap *= 2;
-    tk_key_pending *nk = realloc(p->keys, cap * sizeof *nk);
-    if (!nk) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
-    p->keys = nk;
-    p->keys_cap = cap;
-  }
+  /* the same doubling as every array (buf.h): no allocation once warm */
+  if (tk_array_reserve(&p->keys, &p->keys_cap, p->nkeys + n, sizeof *p->keys, 256))
+    return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
   if (tk_buf_reserve(&p->keybuf, bytes)) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
   for (size_t i = 0; i < n; i++) {
     tk_key_pending *k = &p->keys[p->nkeys++];
