@@ -1,7 +1,8 @@
 /*
 ** catalog.c -- the SQLite catalog: opening it (WAL, schema from
 ** sql/schema.sql, format-version check) and every statement the store runs
-** against it, each prepared once and reused.
+** against it: the named statements of sql/ (sqlfile.c), each prepared once
+** per connection and reused, cached by id.
 **
 ** The caller holds store->cat_lock around every function here; a multi-row
 ** change is bracketed by tk_cat_begin/tk_cat_commit so it lands atomically.
@@ -62,30 +63,30 @@ static int caching(const tk_catalog *c) { return !c->borrowed || c->hold > 0; }
 ** here: the SQL text is in sql/ (sqlfile.c), looked up by id. */
 sqlite3_stmt *tk_cat_stmt(takhin_store *s, int id) {
   tk_catalog *c = s->cat;
+  sqlite3_stmt *st = caching(c) ? c->st[id] : NULL;
+  if (st) {
+    /* one a caller left mid-way (an early return without done()) */
+    if (sqlite3_stmt_busy(st)) {
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+    }
+    return st;
+  }
   const char *sql = tk_sql_text(id);
   if (!sql) return NULL;
   if (!caching(c)) {
-    sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
       cat_err(s, "prepare");
       return NULL;
     }
     return st;
   }
-  if (!c->st[id] &&
-      sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL) != SQLITE_OK) {
+  if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL) != SQLITE_OK) {
     cat_err(s, "prepare");
     return NULL;
   }
-  /* one a caller left mid-way (an early return without done()) */
-  if (sqlite3_stmt_busy(c->st[id])) {
-    sqlite3_reset(c->st[id]);
-    sqlite3_clear_bindings(c->st[id]);
-  }
   return c->st[id];
 }
-
-static sqlite3_stmt *stmt(takhin_store *s, int id) { return tk_cat_stmt(s, id); }
 
 /* Own connection: every statement is cached. Borrowed: those prepared
 ** outside a hold are not, and a hold may have begun since. */
@@ -395,7 +396,7 @@ int tk_cat_begin(takhin_store *s) {
     }
     return TAKHIN_OK;
   }
-  sqlite3_stmt *st = stmt(s, TK_SQL_BEGIN);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_BEGIN);
   return st ? run(s, st, "begin") : cat_err(s, "begin");
 }
 
@@ -414,7 +415,7 @@ int tk_cat_commit(takhin_store *s) {
     if (c->sp_began && !sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
   }
-  sqlite3_stmt *st = stmt(s, TK_SQL_COMMIT);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_COMMIT);
   int rc = st ? run(s, st, "commit") : cat_err(s, "commit");
   if (rc) tk_cat_rollback(s);
   return rc;
@@ -431,7 +432,7 @@ void tk_cat_rollback(takhin_store *s) {
     return;
   }
   if (sqlite3_get_autocommit(s->cat->db)) return;
-  sqlite3_stmt *st = stmt(s, TK_SQL_ROLLBACK);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_ROLLBACK);
   if (st) {
     sqlite3_step(st);
     done(s, st);
@@ -440,7 +441,7 @@ void tk_cat_rollback(takhin_store *s) {
 
 int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
                         const tk_topic_config *cfg, int64_t *id) {
-  sqlite3_stmt *st = stmt(s, TK_SQL_INSERT_TOPIC);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_INSERT_TOPIC);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 2, nparts);
@@ -452,7 +453,7 @@ int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
 }
 
 int tk_cat_insert_partition(takhin_store *s, int64_t topic_id, int32_t part) {
-  sqlite3_stmt *st = stmt(s, TK_SQL_INSERT_PARTITION);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_INSERT_PARTITION);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -463,7 +464,7 @@ int tk_cat_each_topic(takhin_store *s,
                       int (*fn)(takhin_store *, int64_t, const char *, int32_t,
                                 const tk_topic_config *, void *),
                       void *arg) {
-  sqlite3_stmt *st = stmt(s, TK_SQL_TOPICS);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_TOPICS);
   if (!st) return cat_err(s, "prepare");
   int rc = TAKHIN_OK, step;
   while (rc == TAKHIN_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -495,7 +496,7 @@ int tk_cat_each_topic(takhin_store *s,
 }
 
 int tk_cat_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t *out) {
-  sqlite3_stmt *st = stmt(s, TK_SQL_LOG_START);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_LOG_START);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -515,7 +516,7 @@ int tk_cat_data_version(takhin_store *s, int64_t *out) {
 }
 
 int tk_cat_set_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t v) {
-  sqlite3_stmt *st = stmt(s, TK_SQL_SET_LOG_START);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_SET_LOG_START);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -525,7 +526,7 @@ int tk_cat_set_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_
 
 int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min_base,
                     tk_seg_row **rows, size_t *n) {
-  sqlite3_stmt *st = stmt(s, TK_SQL_SEGMENTS);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_SEGMENTS);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -557,7 +558,7 @@ int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min
 
 int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                  tk_index_entry **rows, size_t *n) {
-  sqlite3_stmt *st = stmt(s, TK_SQL_INDEX);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_INDEX);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -585,7 +586,7 @@ int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_ba
 }
 
 int tk_cat_upsert_segment(takhin_store *s, int64_t topic_id, int32_t part, const tk_segment *g) {
-  sqlite3_stmt *st = stmt(s, TK_SQL_UPSERT_SEGMENT);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_UPSERT_SEGMENT);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -610,7 +611,7 @@ static int index_row(void *ctx, size_t pos, tk_row *out) {
 int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                         const tk_index_entry *e, size_t n) {
   if (n == 0) return TAKHIN_OK;
-  sqlite3_stmt *st = stmt(s, TK_SQL_UPSERT_INDEX);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_UPSERT_INDEX);
   if (!st) return cat_err(s, "prepare");
   tk_rows rows = {.n = n, .ctx = (void *)e, .get = index_row};
   sqlite3_bind_int64(st, 1, topic_id);
@@ -621,14 +622,14 @@ int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t
 }
 
 int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64_t base) {
-  sqlite3_stmt *st = stmt(s, TK_SQL_DELETE_SEGMENT_INDEX);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_DELETE_SEGMENT_INDEX);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
   sqlite3_bind_int64(st, 3, base);
   int rc = run(s, st, "delete index rows");
   if (rc) return rc;
-  st = stmt(s, TK_SQL_DELETE_SEGMENT);
+  st = tk_cat_stmt(s, TK_SQL_DELETE_SEGMENT);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -638,7 +639,7 @@ int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64
 
 int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                              int64_t position) {
-  sqlite3_stmt *st = stmt(s, TK_SQL_DELETE_INDEX_FROM);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_DELETE_INDEX_FROM);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);

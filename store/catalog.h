@@ -92,7 +92,7 @@ int tk_cat_error(takhin_store *s, const char *what);
 /* Drop index rows of a segment at or past position (rebuild after a rescan). */
 int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                              int64_t position);
-/* The catalog connection, for reconcile.c's one-off statements. */
+/* The catalog connection (reconcile.c reads its last insert rowid). */
 struct sqlite3 *tk_cat_db(takhin_store *s);
 
 /* ---- the named statements in sql/ (sqlfile.c) --------------------------- */
