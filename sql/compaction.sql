@@ -87,3 +87,17 @@ SELECT base_offset FROM takhin_cat_swap WHERE topic_id = ?1 AND partition = ?2;
 
 -- name: clear_swaps
 DELETE FROM takhin_cat_swap WHERE topic_id = ?1 AND partition = ?2;
+
+-- name: keys_past
+-- Key rows at or past ?3 (the end of the log): any means the file lost a
+-- tail the catalog kept.
+SELECT count(*) FROM takhin_cat_key WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3;
+
+-- name: wipe_keys
+DELETE FROM takhin_cat_key WHERE topic_id = ?1 AND partition = ?2;
+
+-- name: reset_key_state
+-- key_from, key_upto = ?3 and nothing cleaned: the key index is rebuilt
+-- from the log at ?3.
+UPDATE takhin_cat_partition SET key_from = ?3, key_upto = ?3, clean_upto = 0
+ WHERE topic_id = ?1 AND partition = ?2;

@@ -1,7 +1,8 @@
 /*
 ** catalog.c -- the SQLite catalog: opening it (WAL, schema from
 ** sql/schema.sql, format-version check) and every statement the store runs
-** against it, each prepared once and reused.
+** against it: the named statements of sql/ (sqlfile.c), each prepared once
+** per connection and reused, cached by id.
 **
 ** The caller holds store->cat_lock around every function here; a multi-row
 ** change is bracketed by tk_cat_begin/tk_cat_commit so it lands atomically.
@@ -38,74 +39,9 @@
 
 extern const char takhin_schema_sql[]; /* generated from sql/schema.sql */
 
-enum {
-  ST_BEGIN,
-  ST_COMMIT,
-  ST_ROLLBACK,
-  ST_INS_TOPIC,
-  ST_INS_PART,
-  ST_TOPICS,
-  ST_LOG_START,
-  ST_SET_LOG_START,
-  ST_SEGMENTS,
-  ST_INDEX,
-  ST_UPS_SEG,
-  ST_UPS_IDX,
-  ST_DEL_SEG,
-  ST_DEL_SEG_IDX,
-  ST_DEL_IDX_FROM,
-  ST_COUNT
-};
-
-static const char *const stmt_sql[ST_COUNT] = {
-    [ST_BEGIN] = "BEGIN IMMEDIATE",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
-    [ST_INS_TOPIC] =
-        "INSERT INTO takhin_cat_topic(name, partitions" TK_CONFIG_COLUMNS ", created_ms) "
-        "VALUES (?1, ?2" TK_CONFIG_PARAMS ", ?)",
-    [ST_INS_PART] = "INSERT INTO takhin_cat_partition(topic_id, partition) VALUES (?1, ?2)",
-    [ST_TOPICS] =
-        "SELECT topic_id, name, partitions" TK_CONFIG_COLUMNS
-        " FROM takhin_cat_topic ORDER BY topic_id",
-    [ST_LOG_START] =
-        "SELECT log_start_offset FROM takhin_cat_partition WHERE topic_id = ?1 AND partition = ?2",
-    [ST_SET_LOG_START] =
-        "INSERT INTO takhin_cat_partition(topic_id, partition, log_start_offset) VALUES (?1,?2,?3) "
-        "ON CONFLICT DO UPDATE SET log_start_offset = excluded.log_start_offset",
-    [ST_SEGMENTS] =
-        "SELECT base_offset, next_offset, size_bytes, max_timestamp, sealed, created_ms, records "
-        "FROM takhin_cat_segment WHERE topic_id = ?1 AND partition = ?2 AND base_offset >= ?3 "
-        "ORDER BY base_offset",
-    [ST_INDEX] =
-        "SELECT offset, position, max_timestamp FROM takhin_cat_index "
-        "WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3 ORDER BY offset",
-    [ST_UPS_SEG] =
-        "INSERT INTO takhin_cat_segment(topic_id, partition, base_offset, next_offset, size_bytes, "
-        "max_timestamp, sealed, created_ms, records) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) "
-        "ON CONFLICT DO UPDATE SET next_offset = excluded.next_offset, "
-        "size_bytes = excluded.size_bytes, max_timestamp = excluded.max_timestamp, "
-        "sealed = excluded.sealed, records = excluded.records",
-    [ST_UPS_IDX] =
-        "INSERT OR REPLACE INTO takhin_cat_index(topic_id, partition, segment_base, offset, "
-        "position, max_timestamp) SELECT ?1, ?2, ?3, v0, v1, v2 FROM takhin_rows(?4)",
-    [ST_DEL_SEG] =
-        "DELETE FROM takhin_cat_segment WHERE topic_id = ?1 AND partition = ?2 AND base_offset = ?3",
-    [ST_DEL_SEG_IDX] =
-        "DELETE FROM takhin_cat_index WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3",
-    [ST_DEL_IDX_FROM] =
-        "DELETE FROM takhin_cat_index WHERE topic_id = ?1 AND partition = ?2 AND "
-        "segment_base = ?3 AND position >= ?4",
-};
-
-#define EXTRA_STMTS 32
-
 struct tk_catalog {
   sqlite3 *db;
-  sqlite3_stmt *st[ST_COUNT];
-  /* statements other files prepare through tk_cat_prepare, by SQL pointer */
-  const char *extra_sql[EXTRA_STMTS];
-  sqlite3_stmt *extra[EXTRA_STMTS];
+  sqlite3_stmt *st[TK_SQL_COUNT]; /* the named statements, by id, once prepared */
   int read_only;
   int borrowed; /* db belongs to the host: see the top of this file */
   int hold;     /* borrowed: inside tk_cat_begin..commit statements are cached */
@@ -122,29 +58,46 @@ static int cat_err(takhin_store *s, const char *what) {
 /* Statements are cached, except on a borrowed connection outside a hold. */
 static int caching(const tk_catalog *c) { return !c->borrowed || c->hold > 0; }
 
-/* A ready-to-bind statement: cached (prepared on first use), or a fresh one
-** that done() finalizes. */
-static sqlite3_stmt *stmt(takhin_store *s, int id) {
+/* A ready-to-bind named statement: cached (prepared on first use), or a
+** fresh one that done() finalizes. Every statement of the store comes from
+** here: the SQL text is in sql/ (sqlfile.c), looked up by id. */
+sqlite3_stmt *tk_cat_stmt(takhin_store *s, int id) {
   tk_catalog *c = s->cat;
-  if (!caching(c)) {
-    sqlite3_stmt *st = NULL;
-    return sqlite3_prepare_v2(c->db, stmt_sql[id], -1, &st, NULL) == SQLITE_OK ? st : NULL;
+  sqlite3_stmt *st = caching(c) ? c->st[id] : NULL;
+  if (st) {
+    /* one a caller left mid-way (an early return without done()) */
+    if (sqlite3_stmt_busy(st)) {
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+    }
+    return st;
   }
-  if (!c->st[id] && sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                       &c->st[id], NULL) != SQLITE_OK)
+  const char *sql = tk_sql_text(id);
+  if (!sql) return NULL;
+  if (!caching(c)) {
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+      cat_err(s, "prepare");
+      return NULL;
+    }
+    return st;
+  }
+  if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL) != SQLITE_OK) {
+    cat_err(s, "prepare");
     return NULL;
+  }
   return c->st[id];
 }
 
+/* Own connection: every statement is cached. Borrowed: those prepared
+** outside a hold are not, and a hold may have begun since. */
 static int is_cached(const tk_catalog *c, const sqlite3_stmt *st) {
-  for (int i = 0; i < ST_COUNT; i++)
+  if (!c->borrowed) return 1;
+  for (int i = 0; i < TK_SQL_COUNT; i++)
     if (c->st[i] == st) return 1;
-  for (int i = 0; i < EXTRA_STMTS && c->extra_sql[i]; i++)
-    if (c->extra[i] == st) return 1;
   return 0;
 }
 
-/* Give back a statement from stmt() or tk_cat_prepare(). */
+/* Give back a statement from tk_cat_stmt(). */
 static void done(takhin_store *s, sqlite3_stmt *st) {
   if (!is_cached(s->cat, st)) {
     sqlite3_finalize(st);
@@ -156,14 +109,9 @@ static void done(takhin_store *s, sqlite3_stmt *st) {
 
 /* Borrowed connection, end of a hold: finalize what was cached. */
 static void drop_cache(tk_catalog *c) {
-  for (int i = 0; i < ST_COUNT; i++) {
+  for (int i = 0; i < TK_SQL_COUNT; i++) {
     sqlite3_finalize(c->st[i]);
     c->st[i] = NULL;
-  }
-  for (int i = 0; i < EXTRA_STMTS; i++) {
-    sqlite3_finalize(c->extra[i]);
-    c->extra[i] = NULL;
-    c->extra_sql[i] = NULL;
   }
 }
 
@@ -181,11 +129,13 @@ static int run(takhin_store *s, sqlite3_stmt *st, const char *what) {
 }
 
 static int check_format(takhin_store *s) {
+  /* Prepared afresh and finalized, not cached: a failed open may close and
+  ** reopen the connection (reopen_immutable, move_aside) after this. */
+  const char *sql = tk_sql_text(TK_SQL_FORMAT_VERSION);
+  if (!sql) return TAKHIN_ECATALOG;
   sqlite3_stmt *st = NULL;
   int rc = TAKHIN_OK;
-  if (sqlite3_prepare_v2(s->cat->db,
-                         "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'", -1, &st,
-                         NULL) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(s->cat->db, sql, -1, &st, NULL) != SQLITE_OK) {
     if ((sqlite3_errcode(s->cat->db) & 0xff) == SQLITE_ERROR && s->cat->read_only)
       return tk_err(TAKHIN_ECATALOG, "catalog %s holds no takhin tables (%s): it is empty or not "
                     "a takhin catalog; a read-only open changes nothing: open the store once for "
@@ -407,8 +357,7 @@ fail:
 void tk_cat_close(takhin_store *s) {
   tk_catalog *c = s->cat;
   if (!c) return;
-  for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(c->st[i]);
-  for (int i = 0; i < EXTRA_STMTS; i++) sqlite3_finalize(c->extra[i]);
+  for (int i = 0; i < TK_SQL_COUNT; i++) sqlite3_finalize(c->st[i]);
   if (!c->borrowed) sqlite3_close(c->db);
   free(c);
   s->cat = NULL;
@@ -447,7 +396,7 @@ int tk_cat_begin(takhin_store *s) {
     }
     return TAKHIN_OK;
   }
-  sqlite3_stmt *st = stmt(s, ST_BEGIN);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_BEGIN);
   return st ? run(s, st, "begin") : cat_err(s, "begin");
 }
 
@@ -466,7 +415,7 @@ int tk_cat_commit(takhin_store *s) {
     if (c->sp_began && !sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
   }
-  sqlite3_stmt *st = stmt(s, ST_COMMIT);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_COMMIT);
   int rc = st ? run(s, st, "commit") : cat_err(s, "commit");
   if (rc) tk_cat_rollback(s);
   return rc;
@@ -483,7 +432,7 @@ void tk_cat_rollback(takhin_store *s) {
     return;
   }
   if (sqlite3_get_autocommit(s->cat->db)) return;
-  sqlite3_stmt *st = stmt(s, ST_ROLLBACK);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_ROLLBACK);
   if (st) {
     sqlite3_step(st);
     done(s, st);
@@ -492,7 +441,7 @@ void tk_cat_rollback(takhin_store *s) {
 
 int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
                         const tk_topic_config *cfg, int64_t *id) {
-  sqlite3_stmt *st = stmt(s, ST_INS_TOPIC);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_INSERT_TOPIC);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 2, nparts);
@@ -504,7 +453,7 @@ int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
 }
 
 int tk_cat_insert_partition(takhin_store *s, int64_t topic_id, int32_t part) {
-  sqlite3_stmt *st = stmt(s, ST_INS_PART);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_INSERT_PARTITION);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -515,7 +464,7 @@ int tk_cat_each_topic(takhin_store *s,
                       int (*fn)(takhin_store *, int64_t, const char *, int32_t,
                                 const tk_topic_config *, void *),
                       void *arg) {
-  sqlite3_stmt *st = stmt(s, ST_TOPICS);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_TOPICS);
   if (!st) return cat_err(s, "prepare");
   int rc = TAKHIN_OK, step;
   while (rc == TAKHIN_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -547,7 +496,7 @@ int tk_cat_each_topic(takhin_store *s,
 }
 
 int tk_cat_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t *out) {
-  sqlite3_stmt *st = stmt(s, ST_LOG_START);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_LOG_START);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -558,8 +507,7 @@ int tk_cat_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t *o
 }
 
 int tk_cat_data_version(takhin_store *s, int64_t *out) {
-  static const char sql[] = "PRAGMA data_version";
-  sqlite3_stmt *st = tk_cat_prepare(s, sql);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_DATA_VERSION);
   if (!st) return TAKHIN_ECATALOG;
   int step = sqlite3_step(st);
   *out = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
@@ -568,7 +516,7 @@ int tk_cat_data_version(takhin_store *s, int64_t *out) {
 }
 
 int tk_cat_set_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_t v) {
-  sqlite3_stmt *st = stmt(s, ST_SET_LOG_START);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_SET_LOG_START);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -578,7 +526,7 @@ int tk_cat_set_log_start(takhin_store *s, int64_t topic_id, int32_t part, int64_
 
 int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min_base,
                     tk_seg_row **rows, size_t *n) {
-  sqlite3_stmt *st = stmt(s, ST_SEGMENTS);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_SEGMENTS);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -610,7 +558,7 @@ int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min
 
 int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                  tk_index_entry **rows, size_t *n) {
-  sqlite3_stmt *st = stmt(s, ST_INDEX);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_INDEX);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -638,7 +586,7 @@ int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_ba
 }
 
 int tk_cat_upsert_segment(takhin_store *s, int64_t topic_id, int32_t part, const tk_segment *g) {
-  sqlite3_stmt *st = stmt(s, ST_UPS_SEG);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_UPSERT_SEGMENT);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -663,7 +611,7 @@ static int index_row(void *ctx, size_t pos, tk_row *out) {
 int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                         const tk_index_entry *e, size_t n) {
   if (n == 0) return TAKHIN_OK;
-  sqlite3_stmt *st = stmt(s, ST_UPS_IDX);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_UPSERT_INDEX);
   if (!st) return cat_err(s, "prepare");
   tk_rows rows = {.n = n, .ctx = (void *)e, .get = index_row};
   sqlite3_bind_int64(st, 1, topic_id);
@@ -674,14 +622,14 @@ int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t
 }
 
 int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64_t base) {
-  sqlite3_stmt *st = stmt(s, ST_DEL_SEG_IDX);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_DELETE_SEGMENT_INDEX);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
   sqlite3_bind_int64(st, 3, base);
   int rc = run(s, st, "delete index rows");
   if (rc) return rc;
-  st = stmt(s, ST_DEL_SEG);
+  st = tk_cat_stmt(s, TK_SQL_DELETE_SEGMENT);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -691,7 +639,7 @@ int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64
 
 int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                              int64_t position) {
-  sqlite3_stmt *st = stmt(s, ST_DEL_IDX_FROM);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_DELETE_INDEX_FROM);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
@@ -703,52 +651,19 @@ int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, in
 int tk_cat_delete_topic(takhin_store *s, int64_t topic_id) {
   /* Children first and explicitly: the host connection of the extension may
   ** not have foreign_keys on, so ON DELETE CASCADE cannot be relied upon. */
-  static const char *const sql[] = {
-      "DELETE FROM takhin_cat_index WHERE topic_id = ?1",
-      "DELETE FROM takhin_cat_key WHERE topic_id = ?1",
-      "DELETE FROM takhin_cat_swap WHERE topic_id = ?1",
-      "DELETE FROM takhin_cat_segment WHERE topic_id = ?1",
-      "DELETE FROM takhin_cat_group_offset WHERE topic_id = ?1",
-      "DELETE FROM takhin_cat_partition WHERE topic_id = ?1",
-      "DELETE FROM takhin_cat_topic WHERE topic_id = ?1",
+  static const int ids[] = {
+      TK_SQL_DELETE_TOPIC_INDEX,    TK_SQL_DELETE_TOPIC_KEYS,    TK_SQL_DELETE_TOPIC_SWAPS,
+      TK_SQL_DELETE_TOPIC_SEGMENTS, TK_SQL_DELETE_TOPIC_OFFSETS, TK_SQL_DELETE_TOPIC_PARTITIONS,
+      TK_SQL_DELETE_TOPIC,
   };
   int rc = TAKHIN_OK;
-  for (size_t i = 0; i < sizeof sql / sizeof *sql && !rc; i++) {
-    sqlite3_stmt *st = tk_cat_prepare(s, sql[i]);
+  for (size_t i = 0; i < sizeof ids / sizeof *ids && !rc; i++) {
+    sqlite3_stmt *st = tk_cat_stmt(s, ids[i]);
     if (!st) return TAKHIN_ECATALOG;
     sqlite3_bind_int64(st, 1, topic_id);
     rc = run(s, st, "delete topic");
   }
   return rc;
-}
-
-sqlite3_stmt *tk_cat_prepare(takhin_store *s, const char *sql) {
-  tk_catalog *c = s->cat;
-  if (!caching(c)) {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
-      cat_err(s, "prepare");
-      return NULL;
-    }
-    return st;
-  }
-  for (int i = 0; i < EXTRA_STMTS; i++) {
-    if (c->extra_sql[i] == sql) {
-      sqlite3_reset(c->extra[i]);
-      sqlite3_clear_bindings(c->extra[i]);
-      return c->extra[i];
-    }
-    if (!c->extra_sql[i]) {
-      if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->extra[i], NULL) != SQLITE_OK) {
-        cat_err(s, "prepare");
-        return NULL;
-      }
-      c->extra_sql[i] = sql;
-      return c->extra[i];
-    }
-  }
-  tk_err(TAKHIN_ECATALOG, "catalog: statement cache is full (raise EXTRA_STMTS)");
-  return NULL;
 }
 
 int tk_cat_step_done(takhin_store *s, sqlite3_stmt *st, const char *what) { return run(s, st, what); }
@@ -758,10 +673,7 @@ int tk_cat_error(takhin_store *s, const char *what) { return cat_err(s, what); }
 int64_t tk_cat_changes(takhin_store *s) { return sqlite3_changes(s->cat->db); }
 
 int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const tk_topic_config *cfg) {
-  static const char sql[] =
-      "UPDATE takhin_cat_topic SET (partitions" TK_CONFIG_COLUMNS ") = (?2" TK_CONFIG_PARAMS
-      ") WHERE topic_id = ?1";
-  sqlite3_stmt *st = tk_cat_prepare(s, sql);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_UPDATE_TOPIC);
   if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, nparts);
@@ -770,8 +682,7 @@ int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const
 }
 
 int tk_cat_topic_id(takhin_store *s, const char *name, int64_t *id) {
-  static const char sql[] = "SELECT topic_id FROM takhin_cat_topic WHERE name = ?1";
-  sqlite3_stmt *st = tk_cat_prepare(s, sql);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_TOPIC_ID);
   if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   int step = sqlite3_step(st), rc = TAKHIN_OK;

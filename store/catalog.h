@@ -1,7 +1,7 @@
 /*
 ** catalog.h -- interface to catalog.c (the SQLite catalog: topics,
 ** partitions, segment and index rows, transactions) and sqlfile.c (the
-** named statements of sql/compaction.sql).
+** named statements in the files of sql/, which every catalog statement is).
 */
 #ifndef TAKHIN_CATALOG_H
 #define TAKHIN_CATALOG_H
@@ -11,6 +11,7 @@
 
 #include "host.h"
 #include "segment.h"
+#include "sql_names.h" /* TK_SQL_<NAME>: the ids of the named statements */
 #include "topic.h"
 
 struct sqlite3_stmt;
@@ -74,12 +75,14 @@ int tk_cat_delete_topic(takhin_store *s, int64_t topic_id);
 /* The topic_id of name; ENOTFOUND (no message) when there is none. */
 int tk_cat_topic_id(takhin_store *s, const char *name, int64_t *id);
 int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const tk_topic_config *cfg);
-/* A cached statement for sql, which must be a string with static storage
-** (the cache is keyed by its address); reset and unbound. NULL on error. */
-struct sqlite3_stmt *tk_cat_prepare(takhin_store *s, const char *sql);
+/* The named statement id (TK_SQL_*), ready to bind: prepared once per
+** connection and cached by id, except on a borrowed connection outside
+** tk_cat_begin..commit (see catalog.c). Give it back with tk_cat_done or
+** tk_cat_step_done. NULL, with the error set, when it does not prepare. */
+struct sqlite3_stmt *tk_cat_stmt(takhin_store *s, int id);
 /* Step a statement that returns no rows, reset it; map errors. */
 int tk_cat_step_done(takhin_store *s, struct sqlite3_stmt *st, const char *what);
-/* Give back a statement from tk_cat_prepare (reset, or finalized when the
+/* Give back a statement from tk_cat_stmt (reset, or finalized when the
 ** connection is borrowed). */
 void tk_cat_done(takhin_store *s, struct sqlite3_stmt *st);
 /* Rows changed by the last statement. */
@@ -89,14 +92,14 @@ int tk_cat_error(takhin_store *s, const char *what);
 /* Drop index rows of a segment at or past position (rebuild after a rescan). */
 int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                              int64_t position);
-/* The catalog connection, for reconcile.c's one-off statements. */
+/* The catalog connection (reconcile.c reads its last insert rowid). */
 struct sqlite3 *tk_cat_db(takhin_store *s);
 
-/* ---- sql/compaction.sql (sqlfile.c) ----------------------------------- */
-/* The statement named name, or NULL. Static storage. */
-const char *tk_sql(const char *name);
-/* ... prepared on the catalog (tk_cat_prepare; cat_lock held); NULL, with
-** the error set, when there is no such statement or it does not prepare. */
-struct sqlite3_stmt *tk_sql_prepare(takhin_store *s, const char *name);
+/* ---- the named statements in sql/ (sqlfile.c) --------------------------- */
+/* The SQL of statement id (TK_SQL_*), placeholders expanded; static
+** storage. NULL, with the error set, if the embedded files are unusable. */
+const char *tk_sql_text(int id);
+/* Its name in its file of sql/, for messages. */
+const char *tk_sql_name(int id);
 
 #endif /* TAKHIN_CATALOG_H */

@@ -92,7 +92,7 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
   int rc = TAKHIN_OK, step;
   slot->n = 0;
   pthread_mutex_lock(&s->cat_lock);
-  sqlite3_stmt *st = tk_sql_prepare(s, "survivors");
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_SURVIVORS);
   if (!st) {
     pthread_mutex_unlock(&s->cat_lock);
     return TAKHIN_ECATALOG;

@@ -60,9 +60,9 @@ static void crash_point(int step) {
 
 /* A named statement with (topic, partition) and up to three more integers
 ** bound: nargs counts all of them (2..5). */
-static sqlite3_stmt *bound(takhin_store *s, const char *name, int64_t topic_id, int32_t part,
+static sqlite3_stmt *bound(takhin_store *s, int id, int64_t topic_id, int32_t part,
                            int nargs, int64_t a, int64_t b, int64_t c) {
-  sqlite3_stmt *st = tk_sql_prepare(s, name);
+  sqlite3_stmt *st = tk_cat_stmt(s, id);
   if (!st) return NULL;
   const int64_t more[3] = {a, b, c};
   sqlite3_bind_int64(st, 1, topic_id);
@@ -72,20 +72,20 @@ static sqlite3_stmt *bound(takhin_store *s, const char *name, int64_t topic_id, 
 }
 
 /* Run a statement that returns no rows. */
-static int exec5(takhin_store *s, const char *name, int64_t topic_id, int32_t part, int nargs,
+static int exec5(takhin_store *s, int id, int64_t topic_id, int32_t part, int nargs,
                  int64_t a, int64_t b, int64_t c) {
-  sqlite3_stmt *st = bound(s, name, topic_id, part, nargs, a, b, c);
-  return st ? tk_cat_step_done(s, st, name) : TAKHIN_ECATALOG;
+  sqlite3_stmt *st = bound(s, id, topic_id, part, nargs, a, b, c);
+  return st ? tk_cat_step_done(s, st, tk_sql_name(id)) : TAKHIN_ECATALOG;
 }
 
 /* A single integer from a query. */
-static int query_i64(takhin_store *s, const char *name, int64_t topic_id, int32_t part, int nargs,
+static int query_i64(takhin_store *s, int id, int64_t topic_id, int32_t part, int nargs,
                      int64_t a, int64_t b, int64_t c, int64_t *out) {
-  sqlite3_stmt *st = bound(s, name, topic_id, part, nargs, a, b, c);
+  sqlite3_stmt *st = bound(s, id, topic_id, part, nargs, a, b, c);
   if (!st) return TAKHIN_ECATALOG;
   int step = sqlite3_step(st), rc = TAKHIN_OK;
   if (step == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-  else if (step != SQLITE_DONE) rc = tk_cat_error(s, name);
+  else if (step != SQLITE_DONE) rc = tk_cat_error(s, tk_sql_name(id));
   tk_cat_done(s, st);
   return rc;
 }
@@ -97,7 +97,7 @@ int tk_compact_recover(tk_partition *p, takhin_recovery_info *rec) {
   int64_t id = p->topic->topic_id;
   int rc = TAKHIN_OK;
   pthread_mutex_lock(&s->cat_lock);
-  sqlite3_stmt *st = tk_sql_prepare(s, "swaps");
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_SWAPS);
   if (!st) rc = TAKHIN_ECATALOG;
   int any = 0;
   while (!rc && !s->opt.read_only) {
@@ -118,7 +118,7 @@ int tk_compact_recover(tk_partition *p, takhin_recovery_info *rec) {
     any = 1;
   }
   if (st) tk_cat_done(s, st);
-  if (!rc && any) rc = exec5(s, "clear_swaps", id, p->id, 2, 0, 0, 0);
+  if (!rc && any) rc = exec5(s, TK_SQL_CLEAR_SWAPS, id, p->id, 2, 0, 0, 0);
   if (!rc) rc = tk_key_load(p);
   pthread_mutex_unlock(&s->cat_lock);
   return rc;
@@ -559,7 +559,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   int64_t expired_before = now - cfg->delete_retention_ms;
   pthread_mutex_lock(&s->cat_lock);
   rc = tk_cat_begin(s);
-  if (!rc) rc = exec5(s, "mark_tombstones_seen", id, p->id, 5, first, end, now);
+  if (!rc) rc = exec5(s, TK_SQL_MARK_TOMBSTONES_SEEN, id, p->id, 5, first, end, now);
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
@@ -586,10 +586,10 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     rc = tk_cat_delete_index_from(s, id, p->id, n->base_offset, 0);
     if (!rc) rc = tk_cat_upsert_segment(s, id, p->id, n);
     if (!rc) rc = tk_cat_upsert_index(s, id, p->id, n->base_offset, n->idx, n->idx_n);
-    if (!rc) rc = exec5(s, "add_swap", id, p->id, 3, n->base_offset, 0, 0);
+    if (!rc) rc = exec5(s, TK_SQL_ADD_SWAP, id, p->id, 3, n->base_offset, 0, 0);
   }
-  if (!rc) rc = exec5(s, "forget_expired_tombstones", id, p->id, 5, first, end, expired_before);
-  if (!rc && end > p->clean_upto) rc = exec5(s, "set_clean_upto", id, p->id, 3, end, 0, 0);
+  if (!rc) rc = exec5(s, TK_SQL_FORGET_EXPIRED_TOMBSTONES, id, p->id, 5, first, end, expired_before);
+  if (!rc && end > p->clean_upto) rc = exec5(s, TK_SQL_SET_CLEAN_UPTO, id, p->id, 3, end, 0, 0);
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
@@ -621,7 +621,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   crash_point(5);
   if (!rc) {
     pthread_mutex_lock(&s->cat_lock);
-    rc = exec5(s, "clear_swaps", id, p->id, 2, 0, 0, 0);
+    rc = exec5(s, TK_SQL_CLEAR_SWAPS, id, p->id, 2, 0, 0, 0);
     pthread_mutex_unlock(&s->cat_lock);
   }
   crash_point(6);
@@ -656,7 +656,7 @@ out:
       first = end = 0;
     }
     pthread_mutex_lock(&s->cat_lock);
-    query_i64(s, "keys_kept", id, p->id, 4, first, end, 0, &keys); /* a count, not the run: ignored */
+    query_i64(s, TK_SQL_KEYS_KEPT, id, p->id, 4, first, end, 0, &keys); /* a count, not the run: ignored */
     pthread_mutex_unlock(&s->cat_lock);
     out->keys_kept += keys + survived;
   }

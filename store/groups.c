@@ -47,17 +47,12 @@ int takhin_group_commit(takhin_store *s, const char *group, const takhin_offset_
                   (long long)hwm);
     tk_topic_unref(t);
   }
-  static const char sql[] =
-      "INSERT INTO takhin_cat_group_offset(group_id, topic_id, partition, committed_offset, "
-      "metadata, commit_ms) VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT DO UPDATE SET "
-      "committed_offset = excluded.committed_offset, metadata = excluded.metadata, "
-      "commit_ms = excluded.commit_ms";
   if (!rc) {
     pthread_mutex_lock(&s->cat_lock);
     rc = tk_cat_begin(s);
     int64_t now = tk_now_ms();
     for (size_t i = 0; i < n && !rc; i++) {
-      sqlite3_stmt *st = tk_cat_prepare(s, sql);
+      sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_COMMIT_OFFSET);
       if (!st) { rc = TAKHIN_ECATALOG; break; }
       sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
       sqlite3_bind_int64(st, 2, ids[i]);
@@ -93,11 +88,8 @@ int takhin_group_fetch(takhin_store *s, const char *group, const char *topic, in
   tk_topic *t;
   tk_partition *p;
   if ((rc = tk_store_partition(s, topic, partition, &t, &p))) return rc;
-  static const char sql[] =
-      "SELECT committed_offset, metadata FROM takhin_cat_group_offset "
-      "WHERE group_id = ?1 AND topic_id = ?2 AND partition = ?3";
   pthread_mutex_lock(&s->cat_lock);
-  sqlite3_stmt *st = tk_cat_prepare(s, sql);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_FETCH_OFFSET);
   if (!st) {
     rc = TAKHIN_ECATALOG;
   } else {
@@ -126,10 +118,6 @@ int takhin_group_list(takhin_store *s, const char *group, takhin_group_offset **
   if (!out || !n) return tk_err(TAKHIN_EMISUSE, "takhin_group_list: NULL argument");
   *out = NULL;
   *n = 0;
-  static const char sql[] =
-      "SELECT g.group_id, t.name, g.partition, g.committed_offset, g.metadata "
-      "FROM takhin_cat_group_offset g JOIN takhin_cat_topic t USING (topic_id) "
-      "WHERE ?1 IS NULL OR g.group_id = ?1 ORDER BY g.group_id, t.name, g.partition";
   /* Two passes over one statement: sizes first, so the result is one block
   ** the caller frees with a single takhin_free. */
   int rc = TAKHIN_OK;
@@ -137,7 +125,7 @@ int takhin_group_list(takhin_store *s, const char *group, takhin_group_offset **
   takhin_group_offset *v = NULL;
   pthread_mutex_lock(&s->cat_lock);
   for (int pass = 0; pass < 2 && !rc; pass++) {
-    sqlite3_stmt *st = tk_cat_prepare(s, sql);
+    sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_LIST_OFFSETS);
     if (!st) { rc = TAKHIN_ECATALOG; break; }
     if (group) sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
     char *str = v ? (char *)(v + rows) : NULL;
@@ -196,9 +184,8 @@ int takhin_group_delete(takhin_store *s, const char *group) {
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   int rc = check_group(group);
   if (rc) return rc;
-  static const char sql[] = "DELETE FROM takhin_cat_group_offset WHERE group_id = ?1";
   pthread_mutex_lock(&s->cat_lock);
-  sqlite3_stmt *st = tk_cat_prepare(s, sql);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_DELETE_GROUP);
   if (!st) {
     rc = TAKHIN_ECATALOG;
   } else {

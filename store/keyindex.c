@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "catalog.h"
 #include "cursor.h"
 #include "keyindex.h"
@@ -149,7 +150,7 @@ static int map_row(void *ctx, size_t pos, tk_row *out) {
 ** inside a transaction). */
 static int map_write(takhin_store *s, int64_t topic_id, int32_t part, const tk_keymap *m) {
   if (!m->n) return TAKHIN_OK;
-  sqlite3_stmt *st = tk_sql_prepare(s, "key_upsert");
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_KEY_UPSERT);
   if (!st) return TAKHIN_ECATALOG;
   tk_rows rows = {.n = m->cap, .ctx = (void *)m, .get = map_row};
   sqlite3_bind_int64(st, 1, topic_id);
@@ -200,14 +201,9 @@ size_t tk_key_unwritten(const tk_partition *p) { return p->nkeys + p->latest.n; 
 static int note_keys(tk_partition *p, const takhin_record *recs, size_t n, int64_t base) {
   size_t bytes = 0;
   for (size_t i = 0; i < n; i++) bytes += recs[i].key_len;
-  if (p->nkeys + n > p->keys_cap) {
-    size_t cap = p->keys_cap ? p->keys_cap : 256;
-    while (cap < p->nkeys + n) cap *= 2;
-    tk_key_pending *nk = realloc(p->keys, cap * sizeof *nk);
-    if (!nk) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
-    p->keys = nk;
-    p->keys_cap = cap;
-  }
+  /* the same doubling as every array (buf.h): no allocation once warm */
+  if (tk_array_reserve(&p->keys, &p->keys_cap, p->nkeys + n, sizeof *p->keys, 256))
+    return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
   if (tk_buf_reserve(&p->keybuf, bytes)) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
   for (size_t i = 0; i < n; i++) {
     tk_key_pending *k = &p->keys[p->nkeys++];
@@ -300,29 +296,29 @@ void tk_key_undo(tk_partition *p, int64_t next, int64_t key_upto, int persisted)
 /* ---- catalog rows (cat_lock held) ----------------------------------------- */
 
 /* Run the named statement over (topic, partition, v). */
-static int set_bound(takhin_store *s, const char *name, int64_t topic_id, int32_t part, int64_t v) {
-  sqlite3_stmt *st = tk_sql_prepare(s, name);
+static int set_bound(takhin_store *s, int id, int64_t topic_id, int32_t part, int64_t v) {
+  sqlite3_stmt *st = tk_cat_stmt(s, id);
   if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
   sqlite3_bind_int64(st, 3, v);
-  return tk_cat_step_done(s, st, name);
+  return tk_cat_step_done(s, st, tk_sql_name(id));
 }
 
 int tk_key_set_upto(takhin_store *s, int64_t topic_id, int32_t part, int64_t upto) {
   TK_ASSERT_HELD(&s->cat_lock);
-  return set_bound(s, "set_key_upto", topic_id, part, upto);
+  return set_bound(s, TK_SQL_SET_KEY_UPTO, topic_id, part, upto);
 }
 
 int tk_key_set_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t from) {
   TK_ASSERT_HELD(&s->cat_lock);
-  return set_bound(s, "set_key_from", topic_id, part, from);
+  return set_bound(s, TK_SQL_SET_KEY_FROM, topic_id, part, from);
 }
 
 int tk_key_load(tk_partition *p) {
   TK_ASSERT_HELD(&p->topic->store->cat_lock);
   takhin_store *s = p->topic->store;
-  sqlite3_stmt *st = tk_sql_prepare(s, "key_state");
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_KEY_STATE);
   if (!st) return TAKHIN_OK; /* as before: the error is set, the open goes on */
   sqlite3_bind_int64(st, 1, p->topic->topic_id);
   sqlite3_bind_int(st, 2, p->id);
@@ -358,9 +354,7 @@ int tk_key_catch_up(tk_partition *p) {
   ** latest record: rebuild the partition's key index from the log. */
   int64_t dangling = 0;
   pthread_mutex_lock(&s->cat_lock);
-  static const char sql[] =
-      "SELECT count(*) FROM takhin_cat_key WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3";
-  sqlite3_stmt *st = tk_cat_prepare(s, sql);
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_KEYS_PAST);
   int rc = st ? TAKHIN_OK : TAKHIN_ECATALOG;
   if (st) {
     sqlite3_bind_int64(st, 1, id);
@@ -373,9 +367,8 @@ int tk_key_catch_up(tk_partition *p) {
     /* The wipe and the lowered key_upto land together: committed apart, a
     ** crash between them would leave an empty key index that claims to
     ** cover the log. */
-    static const char wipe[] = "DELETE FROM takhin_cat_key WHERE topic_id = ?1 AND partition = ?2";
     rc = tk_cat_begin(s);
-    if (!rc && !(st = tk_cat_prepare(s, wipe))) rc = TAKHIN_ECATALOG;
+    if (!rc && !(st = tk_cat_stmt(s, TK_SQL_WIPE_KEYS))) rc = TAKHIN_ECATALOG;
     if (!rc) {
       sqlite3_bind_int64(st, 1, id);
       sqlite3_bind_int(st, 2, p->id);
@@ -480,7 +473,7 @@ int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset,
     }
   }
   pthread_mutex_lock(&s->cat_lock);
-  sqlite3_stmt *st = tk_sql_prepare(s, "key_lookup");
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_KEY_LOOKUP);
   if (!st) {
     rc = TAKHIN_ECATALOG;
   } else {

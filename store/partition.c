@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "catalog.h"
 #include "partition.h"
 #include "store.h"
@@ -62,13 +63,8 @@ void tk_part_free(tk_partition *p) {
 }
 
 int tk_part_push_seg(tk_partition *p, tk_segment *g) {
-  if (p->nsegs == p->segs_cap) {
-    size_t cap = p->segs_cap ? p->segs_cap * 2 : 8;
-    tk_segment **ns = realloc(p->segs, cap * sizeof *ns);
-    if (!ns) return tk_err(TAKHIN_ENOMEM, "out of memory adding a segment");
-    p->segs = ns;
-    p->segs_cap = cap;
-  }
+  if (TK_ARRAY_GROW(p->segs, p->nsegs, p->segs_cap, 8))
+    return tk_err(TAKHIN_ENOMEM, "out of memory adding a segment");
   p->segs[p->nsegs++] = g;
   return TAKHIN_OK;
 }

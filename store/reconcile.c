@@ -126,42 +126,35 @@ void tk_delete_marker(const takhin_store *s, const char *topic, int32_t part, in
 
 /* ---- catalog access (cat_lock held) ------------------------------------ */
 
-static sqlite3_stmt *prep(takhin_store *s, const char *sql) {
-  sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(tk_cat_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
-    tk_cat_error(s, "prepare (reconcile)");
-    sqlite3_finalize(st);
-    return NULL;
-  }
-  return st;
-}
+/* Named statements (sql/catalog.sql), prepared and given back through the
+** catalog as everywhere else. */
+static sqlite3_stmt *prep(takhin_store *s, int id) { return tk_cat_stmt(s, id); }
 
-/* Run sql with up to four integer parameters; no rows. */
-static int run4(takhin_store *s, const char *sql, int n, int64_t a, int64_t b, int64_t c, int64_t d) {
-  sqlite3_stmt *st = prep(s, sql);
+/* Run statement id with up to four integer parameters; no rows. */
+static int run4(takhin_store *s, int id, int n, int64_t a, int64_t b, int64_t c, int64_t d) {
+  sqlite3_stmt *st = prep(s, id);
   if (!st) return TAKHIN_ECATALOG;
   const int64_t v[4] = {a, b, c, d};
   for (int i = 0; i < n; i++) sqlite3_bind_int64(st, i + 1, v[i]);
   int rc = sqlite3_step(st) == SQLITE_DONE ? TAKHIN_OK : tk_cat_error(s, "reconcile");
-  sqlite3_finalize(st);
+  tk_cat_done(s, st);
   return rc;
 }
 
 int64_t tk_cat_topic_created(takhin_store *s, int64_t topic_id) {
   TK_ASSERT_HELD(&s->cat_lock);
-  sqlite3_stmt *st = prep(s, "SELECT created_ms FROM takhin_cat_topic WHERE topic_id = ?1");
+  sqlite3_stmt *st = prep(s, TK_SQL_TOPIC_CREATED);
   int64_t v = 0;
   if (!st) return 0;
   sqlite3_bind_int64(st, 1, topic_id);
   if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
+  tk_cat_done(s, st);
   return v;
 }
 
 static int read_catalog(state *z) {
   takhin_store *s = z->s;
-  sqlite3_stmt *st = prep(s, "SELECT topic_id, name, partitions, created_ms" TK_CONFIG_COLUMNS
-                             " FROM takhin_cat_topic");
+  sqlite3_stmt *st = prep(s, TK_SQL_RECONCILE_TOPICS);
   if (!st) return TAKHIN_ECATALOG;
   int rc = TAKHIN_OK, step;
   while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -178,7 +171,7 @@ static int read_catalog(state *z) {
     c->cfg_ok = tk_config_from_row(st, 4, &c->cfg) == TAKHIN_OK;
   }
   if (!rc && step != SQLITE_DONE) rc = tk_cat_error(s, "reading topics (reconcile)");
-  sqlite3_finalize(st);
+  tk_cat_done(s, st);
   return rc;
 }
 
@@ -194,9 +187,7 @@ static int same_cfg(const tk_topic_config *a, const tk_topic_config *b) {
 
 static int insert_topic(takhin_store *s, int64_t want_id, const char *name, int32_t nparts,
                         const tk_topic_config *cfg, int64_t created_ms, int64_t *id) {
-  sqlite3_stmt *st = prep(s,
-      "INSERT INTO takhin_cat_topic(topic_id, name, partitions" TK_CONFIG_COLUMNS ", created_ms) "
-      "VALUES (?1, ?2, ?3" TK_CONFIG_PARAMS ", ?)");
+  sqlite3_stmt *st = prep(s, TK_SQL_RECONCILE_INSERT_TOPIC);
   if (!st) return TAKHIN_ECATALOG;
   if (want_id > 0) sqlite3_bind_int64(st, 1, want_id);
   else sqlite3_bind_null(st, 1);
@@ -205,26 +196,25 @@ static int insert_topic(takhin_store *s, int64_t want_id, const char *name, int3
   tk_config_bind(st, 4, cfg);
   sqlite3_bind_int64(st, 4 + TK_NCONFIGS, created_ms);
   int rc = sqlite3_step(st) == SQLITE_DONE ? TAKHIN_OK : tk_cat_error(s, "insert topic (reconcile)");
-  sqlite3_finalize(st);
+  tk_cat_done(s, st);
   if (!rc) *id = sqlite3_last_insert_rowid(tk_cat_db(s));
   return rc;
 }
 
 static int id_taken(takhin_store *s, int64_t id, int *taken) {
-  sqlite3_stmt *st = prep(s, "SELECT 1 FROM takhin_cat_topic WHERE topic_id = ?1");
+  sqlite3_stmt *st = prep(s, TK_SQL_TOPIC_EXISTS);
   if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 1, id);
   int step = sqlite3_step(st);
   *taken = step == SQLITE_ROW;
-  sqlite3_finalize(st);
+  tk_cat_done(s, st);
   return step == SQLITE_ROW || step == SQLITE_DONE ? TAKHIN_OK : tk_cat_error(s, "reading a topic");
 }
 
 /* The partition row: 0 and *found = 0 when there is none. */
 static int read_part(takhin_store *s, int64_t id, int32_t part, int *found, int64_t *log_start,
                      int64_t *key_from) {
-  sqlite3_stmt *st = prep(s, "SELECT log_start_offset, key_from FROM takhin_cat_partition "
-                             "WHERE topic_id = ?1 AND partition = ?2");
+  sqlite3_stmt *st = prep(s, TK_SQL_RECONCILE_PARTITION);
   if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_int(st, 2, part);
@@ -232,23 +222,21 @@ static int read_part(takhin_store *s, int64_t id, int32_t part, int *found, int6
   *found = step == SQLITE_ROW;
   *log_start = *found ? sqlite3_column_int64(st, 0) : 0;
   *key_from = *found ? sqlite3_column_int64(st, 1) : 0;
-  sqlite3_finalize(st);
+  tk_cat_done(s, st);
   return step == SQLITE_ROW || step == SQLITE_DONE ? TAKHIN_OK : tk_cat_error(s, "reading a partition");
 }
 
 static int insert_part(takhin_store *s, int64_t id, int32_t part, int64_t log_start, int64_t key_from) {
-  return run4(s, "INSERT INTO takhin_cat_partition(topic_id, partition, log_start_offset, key_from, "
-                 "key_upto) VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT DO NOTHING",
+  return run4(s, TK_SQL_RECONCILE_INSERT_PARTITION,
               4, id, part, log_start, key_from);
 }
 
 /* A key_from the files disagree with: the key index is rebuilt from the log
 ** at key_from (after load), never trusted across a gap. */
 static int reset_keys(takhin_store *s, int64_t id, int32_t part, int64_t key_from) {
-  int rc = run4(s, "DELETE FROM takhin_cat_key WHERE topic_id = ?1 AND partition = ?2", 2, id, part, 0, 0);
+  int rc = run4(s, TK_SQL_WIPE_KEYS, 2, id, part, 0, 0);
   if (!rc)
-    rc = run4(s, "UPDATE takhin_cat_partition SET key_from = ?3, key_upto = ?3, clean_upto = 0 "
-                 "WHERE topic_id = ?1 AND partition = ?2", 3, id, part, key_from, 0);
+    rc = run4(s, TK_SQL_RESET_KEY_STATE, 3, id, part, key_from, 0);
   return rc;
 }
 
@@ -568,8 +556,7 @@ static int adopt_segments(state *z, const folder *f, int64_t id) {
   int64_t *base = NULL, *next = NULL;
   size_t nrows = 0, rcap = 0;
   if ((rc = read_part(s, id, f->part, &found, &log_start, &kf))) goto out;
-  if (!(st = prep(s, "SELECT base_offset, next_offset FROM takhin_cat_segment "
-                     "WHERE topic_id = ?1 AND partition = ?2 ORDER BY base_offset"))) {
+  if (!(st = prep(s, TK_SQL_RECONCILE_SEGMENTS))) {
     rc = TAKHIN_ECATALOG;
     goto out;
   }
@@ -582,7 +569,7 @@ static int adopt_segments(state *z, const folder *f, int64_t id) {
     base[nrows] = sqlite3_column_int64(st, 0);
     next[nrows++] = sqlite3_column_int64(st, 1);
   }
-  sqlite3_finalize(st);
+  tk_cat_done(s, st);
   if (rc) goto out;
   for (size_t i = 0, r = 0; i < nfiles && !rc; i++) {
     int64_t b = files[i];
@@ -602,9 +589,7 @@ static int adopt_segments(state *z, const folder *f, int64_t id) {
     struct stat sb;
     int64_t created = stat(path, &sb) == 0 ? (int64_t)sb.st_mtime * 1000 : tk_now_ms();
     /* size 0 and next = base: the load validates the whole file (no trust) */
-    rc = run4(s, "INSERT INTO takhin_cat_segment(topic_id, partition, base_offset, next_offset, "
-                 "size_bytes, max_timestamp, sealed, created_ms, records) "
-                 "VALUES (?1, ?2, ?3, ?3, 0, -1, 1, ?4, -1)",
+    rc = run4(s, TK_SQL_RECONCILE_INSERT_SEGMENT,
               4, id, f->part, b, created);
     if (!rc) s->recovery.segments_rebuilt++;
   }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "catalog.h"
 #include "compaction.h"
 #include "partition.h"
@@ -54,11 +55,9 @@ static int list_segment_files(tk_partition *p, int64_t **out, size_t *n, takhin_
     int64_t base;
     size_t len = strlen(e->d_name);
     if (parse_segment_name(e->d_name, &base)) {
-      if (cnt == cap) {
-        cap = cap ? cap * 2 : 16;
-        int64_t *nv = realloc(v, cap * sizeof *nv);
-        if (!nv) { rc = tk_err(TAKHIN_ENOMEM, "out of memory listing %s", p->dir); break; }
-        v = nv;
+      if (TK_ARRAY_GROW(v, cnt, cap, 16)) {
+        rc = tk_err(TAKHIN_ENOMEM, "out of memory listing %s", p->dir);
+        break;
       }
       v[cnt++] = base;
     } else if (!s->opt.read_only && ((len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) ||
