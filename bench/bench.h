@@ -47,7 +47,8 @@ typedef struct bench_axis {
 
 #define BENCH_DURABLE 1u /* writes: run once per requested durability mode */
 #define BENCH_OPS 2u     /* report ops/s (the issue asks for it with latencies) */
-#define BENCH_ONCE 4u    /* one timed run of one op, whatever -benchtime says: an op
+#define BENCH_ONCE                                                                                 \
+  4u /* one timed run of one op, whatever -benchtime says: an op
                             consumes state that setup/prepare built (Compaction) */
 
 typedef struct bench_result bench_result;
@@ -57,8 +58,8 @@ typedef struct bench_results bench_results;
 typedef struct bench_env {
   const bench_path *path;
   const char *dir;
-  int durability;     /* TAKHIN_DURABILITY_* */
-  const int64_t *p;   /* parameter values, in axis order */
+  int durability;   /* TAKHIN_DURABILITY_* */
+  const int64_t *p; /* parameter values, in axis order */
   int tier;
   uint64_t seed;
   int cold; /* -cold and the benchmark has a cold hook */
@@ -74,10 +75,10 @@ typedef struct bench_def {
   int naxes;
   bench_axis axes[BENCH_MAX_PARAMS];
   size_t state_size;
-  int (*setup)(void *st, const bench_env *env);              /* untimed */
-  int (*prepare)(void *st, int64_t n);                       /* untimed, may be NULL */
-  int (*run)(void *st, int64_t n);                           /* timed */
-  int (*finish)(void *st, int64_t n, bench_result *r);       /* untimed */
+  int (*setup)(void *st, const bench_env *env);        /* untimed */
+  int (*prepare)(void *st, int64_t n);                 /* untimed, may be NULL */
+  int (*run)(void *st, int64_t n);                     /* timed */
+  int (*finish)(void *st, int64_t n, bench_result *r); /* untimed */
   void (*teardown)(void *st);
   /* -cold: make the next timed run start from disk, untimed: close the
   ** store, bench_drop_cache() its directory, reopen. NULL: no cold mode. */
@@ -124,11 +125,10 @@ extern const size_t bench_npending;
 void bench_params_name(const bench_def *def, const int64_t *p, char *out, size_t cap);
 
 /* ---- the benchmarks ------------------------------------------------------ */
-extern const bench_def bench_write_throughput, bench_batch_write_throughput,
-    bench_produce_latency, bench_segment_rollover, bench_sequential_fetch,
-    bench_random_fetch, bench_fetch_latency, bench_tail_fetch, bench_concurrent_producers,
-    bench_concurrent_consumers, bench_mixed_workload, bench_compaction,
-    bench_compacted_produce, bench_key_lookup, bench_tm_produce, bench_tm_fetch,
+extern const bench_def bench_write_throughput, bench_batch_write_throughput, bench_produce_latency,
+    bench_segment_rollover, bench_sequential_fetch, bench_random_fetch, bench_fetch_latency,
+    bench_tail_fetch, bench_concurrent_producers, bench_concurrent_consumers, bench_mixed_workload,
+    bench_compaction, bench_compacted_produce, bench_key_lookup, bench_tm_produce, bench_tm_fetch,
     bench_tm_balance, bench_tm_multi_topic;
 
 /* bench_concurrency.c: scaling-x and scaling-eff against the same case with

@@ -70,7 +70,8 @@ static int64_t records_for_segments(int64_t segments, size_t size, size_t batch)
   int64_t bytes = 61;
   for (size_t i = 0; i < batch; i++) {
     int64_t body = 1 + 1 + varint_len((int64_t)i) + varint_len(PAYLOAD_KEY_LEN) + PAYLOAD_KEY_LEN +
-                   varint_len((int64_t)(size - PAYLOAD_KEY_LEN)) + (int64_t)(size - PAYLOAD_KEY_LEN) + 1;
+                   varint_len((int64_t)(size - PAYLOAD_KEY_LEN)) +
+                   (int64_t)(size - PAYLOAD_KEY_LEN) + 1;
     bytes += varint_len(body) + body;
   }
   return (segments * (COMPACT_SEGMENT / bytes) + 1) * (int64_t)batch;
@@ -104,8 +105,11 @@ static int compact_setup(void *v, const bench_env *env) {
   size_t size = (size_t)env->p[1], batch = prefill_batch(size);
   s->path = env->path;
   if (payload_pool_init(&s->pool, size, batch, env->seed) != 0) return -1;
-  bp_config cfg = {.dir = env->dir, .durability = env->durability, .partitions = 1,
-                   .segment_bytes = COMPACT_SEGMENT, .compacted = 1};
+  bp_config cfg = {.dir = env->dir,
+                   .durability = env->durability,
+                   .partitions = 1,
+                   .segment_bytes = COMPACT_SEGMENT,
+                   .compacted = 1};
   if (env->path->open(&cfg, &s->st) != 0) return -1;
   takhin_record *recs = calloc(batch, sizeof *recs);
   unsigned char *keys = malloc(batch * PAYLOAD_KEY_LEN);
@@ -174,7 +178,8 @@ static int compact_finish(void *v, int64_t n, bench_result *r) {
   result_metric(r, "keys_removed", (double)s->res.records_removed);
   result_metric(r, "duration_ms", ms);
   result_metric(r, "ms_per_100mb", ms * 1e8 / (double)s->bytes);
-  if (s->res.lib_duration_ms >= 0) result_metric(r, "lib_duration_ms", (double)s->res.lib_duration_ms);
+  if (s->res.lib_duration_ms >= 0)
+    result_metric(r, "lib_duration_ms", (double)s->res.lib_duration_ms);
   if (s->res.keys_kept >= 0) result_metric(r, "keys_kept", (double)s->res.keys_kept);
   result_metric(r, "records", (double)s->records);
   result_metric(r, "records_superseded", (double)s->superseded);
@@ -218,8 +223,8 @@ static int cprod_setup(void *v, const bench_env *env) {
   s->path = env->path;
   s->batch = (size_t)env->p[1];
   if (payload_pool_init(&s->pool, (size_t)env->p[2], s->batch, env->seed) != 0) return -1;
-  bp_config cfg = {.dir = env->dir, .durability = env->durability, .partitions = 1,
-                   .compacted = env->p[0] == 1};
+  bp_config cfg = {
+      .dir = env->dir, .durability = env->durability, .partitions = 1, .compacted = env->p[0] == 1};
   return env->path->open(&cfg, &s->st);
 }
 
@@ -326,7 +331,8 @@ static int lookup_setup(void *v, const bench_env *env) {
   if (rc != 0 || env->path->flush(s->st) != 0 || env->path->reader_open(s->st, 0, &s->rd) != 0)
     return -1;
   uint64_t seed = env->seed ^ 0x10c4ull;
-  for (int i = 0; i < LOOKUP_DRAWS; i++) s->draws[i] = (uint32_t)(rng_next(&seed) % (uint64_t)s->keys);
+  for (int i = 0; i < LOOKUP_DRAWS; i++)
+    s->draws[i] = (uint32_t)(rng_next(&seed) % (uint64_t)s->keys);
   return 0;
 }
 

@@ -55,8 +55,8 @@ struct conc_state {
   void *(*body)(void *);
 };
 
-static int conc_open(conc_state *s, const bench_env *env, int threads, int partitions,
-                     size_t size, size_t batch, void *(*body)(void *)) {
+static int conc_open(conc_state *s, const bench_env *env, int threads, int partitions, size_t size,
+                     size_t batch, void *(*body)(void *)) {
   s->path = env->path;
   s->threads = threads;
   s->body = body;

@@ -61,7 +61,8 @@ static int fetch_open(fetch_state *s, const bench_env *env, int64_t messages, si
     return -1;
   }
   uint64_t seed = env->seed ^ 0x5eedull;
-  for (int i = 0; i < RANDOM_OFFSETS; i++) s->offs[i] = (int64_t)(rng_next(&seed) % (uint64_t)messages);
+  for (int i = 0; i < RANDOM_OFFSETS; i++)
+    s->offs[i] = (int64_t)(rng_next(&seed) % (uint64_t)messages);
   return 0;
 }
 
@@ -163,9 +164,7 @@ static int random_run(void *v, int64_t n) {
   return 0;
 }
 
-static int one_finish(void *v, int64_t n, bench_result *r) {
-  return fetch_check(v, n, 1, r);
-}
+static int one_finish(void *v, int64_t n, bench_result *r) { return fetch_check(v, n, 1, r); }
 
 const bench_def bench_random_fetch = {
     .name = "RandomFetch",
@@ -252,7 +251,10 @@ const bench_def bench_tail_fetch = {
     .na = {[PATH_FILE] = "a tail read is measured on takhin's own paths",
            [PATH_SQLITE] = "a tail read is measured on takhin's own paths"},
     .naxes = 3,
-    .axes = {{"messages", "", NULL, {{1, {10000}}, {2, {10000, 1000000}}, {3, {10000, 1000000, 10000000}}}},
+    .axes = {{"messages",
+              "",
+              NULL,
+              {{1, {10000}}, {2, {10000, 1000000}}, {3, {10000, 1000000, 10000000}}}},
              {"size", "B", NULL, {{1, {100}}, {1, {100}}, {1, {100}}}},
              {"tail", "", NULL, {{1, {10}}, {1, {10}}, {1, {10}}}}},
     .state_size = sizeof(fetch_state),

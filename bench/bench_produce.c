@@ -37,7 +37,9 @@ static int produce_open(produce_state *s, const bench_env *env, size_t size, siz
   s->batch = batch;
   s->calls_per_op = calls_per_op;
   if (payload_pool_init(&s->pool, size, batch, env->seed) != 0) return -1;
-  bp_config cfg = {.dir = env->dir, .durability = env->durability, .partitions = 1,
+  bp_config cfg = {.dir = env->dir,
+                   .durability = env->durability,
+                   .partitions = 1,
                    .segment_bytes = segment_bytes};
   return env->path->open(&cfg, &s->st);
 }
@@ -100,8 +102,8 @@ static void batch_derive(bench_result *r, const bench_results *all) {
   const char *name = NULL;
   for (size_t i = 0; i < all->n; i++) {
     const bench_result *w = &all->v[i];
-    if (w->def != &bench_write_throughput || w->path != r->path ||
-        w->durability != r->durability || w->p[1] != r->p[1] || w->p[0] <= best)
+    if (w->def != &bench_write_throughput || w->path != r->path || w->durability != r->durability ||
+        w->p[1] != r->p[1] || w->p[0] <= best)
       continue;
     best = w->p[0];
     name = w->name;

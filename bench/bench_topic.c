@@ -98,8 +98,8 @@ struct tm_state {
   uint64_t op_next;  /* MultiTopic: the next topic */
   takhin_record recs[TM_BATCH];
   unsigned char keys[TM_BATCH][KEY_MAX];
-  tm_split split;   /* the single-threaded benchmarks' split */
-  double bytes;     /* payload bytes produced in the current run */
+  tm_split split; /* the single-threaded benchmarks' split */
+  double bytes;   /* payload bytes produced in the current run */
   /* fetch */
   bp_reader **rd;
   int64_t *ends; /* per partition: records to read */
@@ -168,7 +168,9 @@ static int tm_send_split(tm_state *s, tm_split *x, const takhin_record *recs, in
   return 0;
 }
 
-static int tm_send(tm_state *s, int32_t topic) { return tm_send_split(s, &s->split, s->recs, topic); }
+static int tm_send(tm_state *s, int32_t topic) {
+  return tm_send_split(s, &s->split, s->recs, topic);
+}
 
 static int tm_split_init(tm_split *x, int32_t topics, int32_t parts) {
   x->start = calloc((size_t)parts + 1, sizeof *x->start);
@@ -189,8 +191,8 @@ static int tm_open(tm_state *s, const bench_env *env, int32_t topics, int32_t pa
     bench_errorf("out of memory");
     return -1;
   }
-  s->cfg = (bp_config){.dir = env->dir, .durability = env->durability, .partitions = parts,
-                       .topics = topics};
+  s->cfg = (bp_config){
+      .dir = env->dir, .durability = env->durability, .partitions = parts, .topics = topics};
   return env->path->open(&s->cfg, &s->st);
 }
 
@@ -377,7 +379,8 @@ static void *tm_producer(void *arg) {
     size_t start = (size_t)(w->ops / (uint64_t)w->nowned) * TM_BATCH;
     for (size_t i = 0; i < TM_BATCH; i++) {
       size_t k = base + (start + i) % TM_PKEYS;
-      w->recs[i] = (takhin_record){.key = w->keys[k], .key_len = w->klen[k],
+      w->recs[i] = (takhin_record){.key = w->keys[k],
+                                   .key_len = w->klen[k],
                                    .value = s->pool.random + w->voff[k],
                                    .value_len = s->size - w->klen[k],
                                    .timestamp = TAKHIN_TIMESTAMP_NOW};
@@ -437,7 +440,8 @@ static int tmf_setup(void *v, const bench_env *env) {
     if (s->ends[p] > 0 && s->path->reader_open(s->st, p, &s->rd[p]) != 0) return -1;
   }
   if (s->total != log) {
-    bench_errorf("the topic holds %lld records, expected %lld", (long long)s->total, (long long)log);
+    bench_errorf("the topic holds %lld records, expected %lld", (long long)s->total,
+                 (long long)log);
     return -1;
   }
   return 0;
@@ -476,7 +480,8 @@ static int tmf_cold(void *v) {
   int rc = s->path->close(s->st);
   s->st = NULL;
   s->cfg.existing = 1;
-  if (rc != 0 || bench_drop_cache(s->cfg.dir) != 0 || s->path->open(&s->cfg, &s->st) != 0) return -1;
+  if (rc != 0 || bench_drop_cache(s->cfg.dir) != 0 || s->path->open(&s->cfg, &s->st) != 0)
+    return -1;
   for (int32_t p = 0; p < s->parts; p++)
     if (s->ends[p] > 0 && s->path->reader_open(s->st, p, &s->rd[p]) != 0) return -1;
   return 0;
@@ -513,8 +518,9 @@ static int tmf_finish(void *v, int64_t n, bench_result *r) {
 
 const bench_def bench_tm_fetch = {
     .name = "TopicManagerFetchThroughput",
-    .what = "read every partition of a 10,000-record topic in fetches of 100, min(partitions, cores) "
-            "threads each reading its partitions; op = the whole topic",
+    .what =
+        "read every partition of a 10,000-record topic in fetches of 100, min(partitions, cores) "
+        "threads each reading its partitions; op = the whole topic",
     .paths = PATHS_ALL,
     .naxes = 2,
     .axes = {{"partitions", "", NULL, {{2, {1, 4}}, {3, {1, 4, 16}}, {3, {1, 4, 16}}}},
@@ -556,7 +562,8 @@ static int tmb_finish(void *v, int64_t n, bench_result *r) {
 
 const bench_def bench_tm_balance = {
     .name = "TopicManagerPartitionBalance",
-    .what = "topic-level produce calls of 100 records of 100 B keyed key-%d; imbalance over >= 100,000 keys",
+    .what =
+        "topic-level produce calls of 100 records of 100 B keyed key-%d; imbalance over >= 100,000 keys",
     .flags = BENCH_DURABLE,
     .paths = PATHS_ALL,
     .naxes = 1,

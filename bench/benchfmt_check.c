@@ -105,9 +105,9 @@ static void check_result(const char *file, int ln, const char *line) {
   if (!pairs) problem(file, ln, "%s: missing measurements", "Benchmark line");
 }
 
-static const char *const goarchs[] = {"386",     "amd64",  "arm",    "arm64",   "loong64",
-                                      "mips",    "mipsle", "mips64", "mips64le", "ppc64",
-                                      "ppc64le", "riscv64", "s390x", "wasm"};
+static const char *const goarchs[] = {"386",     "amd64",   "arm",    "arm64",    "loong64",
+                                      "mips",    "mipsle",  "mips64", "mips64le", "ppc64",
+                                      "ppc64le", "riscv64", "s390x",  "wasm"};
 
 static int check_file(const char *file, config *cfg, int *results) {
   FILE *f = fopen(file, "r");

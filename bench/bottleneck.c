@@ -85,8 +85,9 @@ static int choose(const bench_results *rs, const sc_line *lines, int n, pick *v)
   for (int i = 0; i < nm && np < 3; i++) {
     char why[160];
     if (!isnan(missed[i]->margin_pct))
-      snprintf(why, sizeof why, "%s target missed by %.0f%%: %s", scorecard_target_source(missed[i]),
-               -missed[i]->margin_pct, scorecard_target_what(missed[i]));
+      snprintf(why, sizeof why, "%s target missed by %.0f%%: %s",
+               scorecard_target_source(missed[i]), -missed[i]->margin_pct,
+               scorecard_target_what(missed[i]));
     else
       snprintf(why, sizeof why, "%s target missed: %s", scorecard_target_source(missed[i]),
                scorecard_target_what(missed[i]));
@@ -148,17 +149,19 @@ static int signals_of(const bench_results *rs, const pick *p, signal *s, const c
   double minflt = fig(rs, p, "minor_faults_per_op"), majflt = fig(rs, p, "major_faults_per_op");
   double mbps = fig(rs, p, "mb_per_s");
   double payload = mbps > 0 ? mbps * 1e6 * ns / 1e9 : NAN;
-  double wb = fig(rs, p, "storage_write_bytes_per_op"), rb = fig(rs, p, "storage_read_bytes_per_op");
+  double wb = fig(rs, p, "storage_write_bytes_per_op"),
+         rb = fig(rs, p, "storage_read_bytes_per_op");
   double msgs = fig(rs, p, "msgs_per_s") * ns / 1e9;
   double busy = fig(rs, p, "cpu_cores_busy");
   int k = 0;
   char t1[32], t2[32];
-  snprintf(head, headcap, "%s/op, %g thread%s, %.2f cores busy of %d", fmt_ns(t1, sizeof t1, ns), threads,
-           threads == 1 ? "" : "s", nz(busy), online_cores());
+  snprintf(head, headcap, "%s/op, %g thread%s, %.2f cores busy of %d", fmt_ns(t1, sizeof t1, ns),
+           threads, threads == 1 ? "" : "s", nz(busy), online_cores());
   if (!(tt > 0)) return 0;
 
   if (!isnan(lock)) {
-    s[k] = (signal){"lock contention", lock / (ns * threads), "", "smaller critical sections, rwlocks"};
+    s[k] = (signal){"lock contention", lock / (ns * threads), "",
+                    "smaller critical sections, rwlocks"};
     snprintf(s[k].detail, sizeof s[k].detail, "%.1f%% of thread time blocked on held locks (%s/op)",
              100 * s[k].score, fmt_ns(t2, sizeof t2, lock));
     k++;
@@ -176,33 +179,37 @@ static int signals_of(const bench_results *rs, const pick *p, signal *s, const c
   static char busy_fix[96];
   double la[1] = {-1};
   if (getloadavg(la, 1) == 1 && la[0] > online_cores())
-    snprintf(busy_fix, sizeof busy_fix, "busy machine: load %.1f on %d cores", la[0], online_cores());
-  else
-    snprintf(busy_fix, sizeof busy_fix, "I/O waits, sleeps, other work");
+    snprintf(busy_fix, sizeof busy_fix, "busy machine: load %.1f on %d cores", la[0],
+             online_cores());
+  else snprintf(busy_fix, sizeof busy_fix, "I/O waits, sleeps, other work");
   s[k] = (signal){"off-CPU waiting", off > 0 ? off : 0, "", busy_fix};
-  snprintf(s[k].detail, sizeof s[k].detail, "%.0f%% of thread time on no CPU (I/O, sleep, run queue)",
-           100 * s[k].score);
+  snprintf(s[k].detail, sizeof s[k].detail,
+           "%.0f%% of thread time on no CPU (I/O, sleep, run queue)", 100 * s[k].score);
   k++;
   if (!isnan(allocs)) {
     s[k] = (signal){"allocations", allocs * ALLOC_NS / tt, "", "reuse buffers, preallocate"};
-    snprintf(s[k].detail, sizeof s[k].detail, "%.3g allocs/op%s%.3g per message; est. %.1f%% of time at ~60 ns",
-             allocs, msgs > 0 ? ", " : "", msgs > 0 ? allocs / msgs : 0, 100 * s[k].score);
-    if (!(msgs > 0)) snprintf(s[k].detail, sizeof s[k].detail, "%.3g allocs/op; est. %.1f%% of time at ~60 ns", allocs, 100 * s[k].score);
+    snprintf(s[k].detail, sizeof s[k].detail,
+             "%.3g allocs/op%s%.3g per message; est. %.1f%% of time at ~60 ns", allocs,
+             msgs > 0 ? ", " : "", msgs > 0 ? allocs / msgs : 0, 100 * s[k].score);
+    if (!(msgs > 0))
+      snprintf(s[k].detail, sizeof s[k].detail, "%.3g allocs/op; est. %.1f%% of time at ~60 ns",
+               allocs, 100 * s[k].score);
     k++;
   }
   if (!isnan(minflt)) {
     s[k] = (signal){"page faults", (minflt * MINFLT_NS + nz(majflt) * MAJFLT_NS) / tt, "",
                     "map once, reuse buffers, prefault"};
-    snprintf(s[k].detail, sizeof s[k].detail, "%.3g minor + %.3g major faults/op; est. %.1f%% of time",
-             minflt, nz(majflt), 100 * s[k].score);
+    snprintf(s[k].detail, sizeof s[k].detail,
+             "%.3g minor + %.3g major faults/op; est. %.1f%% of time", minflt, nz(majflt),
+             100 * s[k].score);
     k++;
   }
   if (payload > 0 && (!isnan(wb) || !isnan(rb))) {
     double wamp = nz(wb) / payload, ramp = nz(rb) / payload;
     double sc = (wamp > 1 ? (wamp - 1) / 4 : 0) + (ramp > 1 ? 0.5 : ramp / 2);
     s[k] = (signal){"disk I/O", sc > 1 ? 1 : sc, "", "batch writes, bigger buffers"};
-    snprintf(s[k].detail, sizeof s[k].detail, "%.2f B written, %.2f B read from disk per payload B", wamp,
-             ramp);
+    snprintf(s[k].detail, sizeof s[k].detail, "%.2f B written, %.2f B read from disk per payload B",
+             wamp, ramp);
     k++;
   }
   if (!hw_why) {
@@ -223,9 +230,14 @@ void bottleneck_report(FILE *f, FILE *json, const bench_results *rs, const sc_li
   pick v[MAX_CASES];
   int np = choose(rs, lines, n, v);
   if (f) {
-    fprintf(f, "\nbottlenecks: top three signals of the timed run, for the worst-missed targets' cases and the slowest\n");
-    fprintf(f, "  cases against the file path (share of thread time = wall time x min(threads, cores); est. = estimated)\n");
-    fprintf(f, "  hardware counters (IPC, cache misses): %s\n", hw_why ? "not available: " : "available");
+    fprintf(
+        f,
+        "\nbottlenecks: top three signals of the timed run, for the worst-missed targets' cases and the slowest\n");
+    fprintf(
+        f,
+        "  cases against the file path (share of thread time = wall time x min(threads, cores); est. = estimated)\n");
+    fprintf(f, "  hardware counters (IPC, cache misses): %s\n",
+            hw_why ? "not available: " : "available");
     if (hw_why) fprintf(f, "    %s\n", hw_why);
     if (!np) fprintf(f, "  no case to report (nothing missed, no api and file pair ran)\n");
   }
@@ -243,16 +255,17 @@ void bottleneck_report(FILE *f, FILE *json, const bench_results *rs, const sc_li
         s[2] = t;
       }
     if (f) {
-      fprintf(f, "  %s/%s: %s\n    why here: %s\n", v[i].name + 9, bench_paths[v[i].path]->name, head, v[i].why);
+      fprintf(f, "  %s/%s: %s\n    why here: %s\n", v[i].name + 9, bench_paths[v[i].path]->name,
+              head, v[i].why);
       for (int j = 0; j < k && j < 3; j++)
         fprintf(f, "    %d. %-16s %s  -> %s\n", j + 1, s[j].name, s[j].detail, s[j].fix);
     }
     if (json) {
-      fprintf(json, "%s\n    {\"case\": \"%s\", \"path\": \"%s\", \"why\": \"%s\", \"top\": [", i ? "," : "",
-              v[i].name, bench_paths[v[i].path]->name, v[i].why);
+      fprintf(json, "%s\n    {\"case\": \"%s\", \"path\": \"%s\", \"why\": \"%s\", \"top\": [",
+              i ? "," : "", v[i].name, bench_paths[v[i].path]->name, v[i].why);
       for (int j = 0; j < k && j < 3; j++)
-        fprintf(json, "%s{\"signal\": \"%s\", \"score\": %.4f, \"detail\": \"%s\"}", j ? ", " : "", s[j].name,
-                s[j].score, s[j].detail);
+        fprintf(json, "%s{\"signal\": \"%s\", \"score\": %.4f, \"detail\": \"%s\"}", j ? ", " : "",
+                s[j].name, s[j].score, s[j].detail);
       fprintf(json, "]}");
     }
   }

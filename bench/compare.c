@@ -31,9 +31,7 @@
 #include "json.h"
 #include "utest.h"
 
-static double num_or_nan(const json *v) {
-  return v && (v->type == JSON_NUM) ? v->num : NAN;
-}
+static double num_or_nan(const json *v) { return v && (v->type == JSON_NUM) ? v->num : NAN; }
 
 static int path_index(const char *name) {
   for (int i = 0; i < PATH_COUNT; i++)
@@ -74,9 +72,8 @@ static char *slurp(const char *file) {
 /* A mode that names the flags a user would type. */
 static void mode_describe(const run_mode *m, char *out, size_t cap) {
   const char *t = m->tier;
-  snprintf(out, cap, "%s%s, -benchtime %s",
-           !strcmp(t, "default") ? "the default mode" : "-", !strcmp(t, "default") ? "" : t,
-           m->benchtime);
+  snprintf(out, cap, "%s%s, -benchtime %s", !strcmp(t, "default") ? "the default mode" : "-",
+           !strcmp(t, "default") ? "" : t, m->benchtime);
 }
 
 int run_mode_check(const run_mode *old, const run_mode *cur) {
@@ -90,8 +87,9 @@ int run_mode_check(const run_mode *old, const run_mode *cur) {
           "  %s, so their figures are not comparable.\n"
           "  Run both sides with the same mode and -benchtime.\n",
           old->file, a, cur->file, b,
-          strcmp(old->tier, cur->tier) ? "another mode runs other parameter matrices"
-                                       : "another -benchtime does another amount of work per sample");
+          strcmp(old->tier, cur->tier)
+              ? "another mode runs other parameter matrices"
+              : "another -benchtime does another amount of work per sample");
   return -1;
 }
 
@@ -201,7 +199,8 @@ static size_t samples(const bench_results *rs, const bench_result *c, const char
 /* Which throughput figure carries the -10% rule for this case. */
 static const char *gate_figure(const bench_results *rs, const bench_result *r) {
   if (!isnan(results_median(rs, r->name, r->path, r->durability, "mb_per_s"))) return "mb_per_s";
-  if (!isnan(results_median(rs, r->name, r->path, r->durability, "msgs_per_s"))) return "msgs_per_s";
+  if (!isnan(results_median(rs, r->name, r->path, r->durability, "msgs_per_s")))
+    return "msgs_per_s";
   return "ops_per_s";
 }
 
@@ -216,9 +215,12 @@ static const char *num(char *buf, size_t cap, double v) {
 
 int compare_print(FILE *f, const bench_results *old, const bench_results *cur) {
   static const figure figs[] = {
-      {"ns_per_op", "ns/op", 0, 0, 0},         {"ops_per_s", "ops/s", 1, 0.10, 0},
-      {"mb_per_s", "MB/s", 1, 0.10, 0},        {"msgs_per_s", "msg/s", 1, 0.10, 0},
-      {"allocs_per_op", "allocs/op", 0, 0.20, 0.5}, {"bytes_per_op", "B/op", 0, 0, 0},
+      {"ns_per_op", "ns/op", 0, 0, 0},
+      {"ops_per_s", "ops/s", 1, 0.10, 0},
+      {"mb_per_s", "MB/s", 1, 0.10, 0},
+      {"msgs_per_s", "msg/s", 1, 0.10, 0},
+      {"allocs_per_op", "allocs/op", 0, 0.20, 0.5},
+      {"bytes_per_op", "B/op", 0, 0, 0},
       {"p99_ms", "p99-ms", 0, 0.50, 0},
   };
   static double a[MAX_SAMPLES], b[MAX_SAMPLES];
@@ -226,9 +228,11 @@ int compare_print(FILE *f, const bench_results *old, const bench_results *cur) {
   /* No line of this table may start with "Benchmark": benchstat would take it
   ** for a result and report a syntax error. Case names drop the prefix. The
   ** title is no "key: value" line either (a space before the colon). */
-  fprintf(f, "\ncomparison of the medians, two-sided Mann-Whitney U test; a regression is\n"
-             "MB/s or ops/s -10%%, allocs/op +20%%, p99 +50%% with p < %.2f and >= %d samples a side\n",
-          UTEST_ALPHA, UTEST_MIN_SAMPLES);
+  fprintf(
+      f,
+      "\ncomparison of the medians, two-sided Mann-Whitney U test; a regression is\n"
+      "MB/s or ops/s -10%%, allocs/op +20%%, p99 +50%% with p < %.2f and >= %d samples a side\n",
+      UTEST_ALPHA, UTEST_MIN_SAMPLES);
   fprintf(f, "%-56s %-8s %-9s %11s %11s %9s %7s %7s\n", "case", "mode", "figure", "old", "new",
           "change", "p", "n");
   for (size_t i = 0; i < cur->n; i++) {
@@ -292,8 +296,9 @@ int compare_print(FILE *f, const bench_results *old, const bench_results *cur) {
   if (noise) fprintf(f, ", %d change(s) past a threshold but not significant", noise);
   fputc('\n', f);
   if (unjudged)
-    fprintf(f, "%d case(s) not judged: fewer than %d samples a side (use -count %d, or "
-               "scripts/bench_compare.sh)\n",
+    fprintf(f,
+            "%d case(s) not judged: fewer than %d samples a side (use -count %d, or "
+            "scripts/bench_compare.sh)\n",
             unjudged, UTEST_MIN_SAMPLES, UTEST_MIN_SAMPLES);
   return regressions;
 }

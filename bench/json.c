@@ -53,23 +53,24 @@ static int parse_string(parser *ps, char **out) {
     if (c == '\\') {
       char e = *ps->p++;
       switch (e) {
-        case 'n': c = '\n'; break;
-        case 't': c = '\t'; break;
-        case 'r': c = '\r'; break;
-        case 'b': c = '\b'; break;
-        case 'f': c = '\f'; break;
-        case 'u': {
-          unsigned code = 0;
-          for (int i = 0; i < 4; i++) {
-            char h = *ps->p++;
-            code = code * 16 + (unsigned)(h >= '0' && h <= '9' ? h - '0'
-                                          : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                                          : h >= 'A' && h <= 'F' ? h - 'A' + 10 : 0);
-          }
-          c = code < 0x80 ? (char)code : '?';
-          break;
+      case 'n': c = '\n'; break;
+      case 't': c = '\t'; break;
+      case 'r': c = '\r'; break;
+      case 'b': c = '\b'; break;
+      case 'f': c = '\f'; break;
+      case 'u': {
+        unsigned code = 0;
+        for (int i = 0; i < 4; i++) {
+          char h = *ps->p++;
+          code = code * 16 + (unsigned)(h >= '0' && h <= '9'   ? h - '0'
+                                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                        : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                                               : 0);
         }
-        default: c = e; break; /* \" \\ \/ */
+        c = code < 0x80 ? (char)code : '?';
+        break;
+      }
+      default: c = e; break; /* \" \\ \/ */
       }
     }
     if (len + 2 > cap) {

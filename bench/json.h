@@ -11,10 +11,10 @@ typedef enum { JSON_NULL, JSON_BOOL, JSON_NUM, JSON_STR, JSON_ARR, JSON_OBJ } js
 
 typedef struct json {
   json_type type;
-  double num;       /* JSON_NUM, JSON_BOOL (0/1) */
-  char *str;        /* JSON_STR */
-  size_t n;         /* JSON_ARR, JSON_OBJ: number of items */
-  char **keys;      /* JSON_OBJ */
+  double num;  /* JSON_NUM, JSON_BOOL (0/1) */
+  char *str;   /* JSON_STR */
+  size_t n;    /* JSON_ARR, JSON_OBJ: number of items */
+  char **keys; /* JSON_OBJ */
   struct json *items;
 } json;
 

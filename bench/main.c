@@ -57,32 +57,33 @@ typedef struct flags {
 } flags;
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: takhin-bench [flags]\n"
-          "  -bench REGEX       run cases whose full name matches (POSIX ERE, unanchored);\n"
-          "                     names look like BenchmarkWriteThroughput/messages=1000/size=1024B/api\n"
-          "  -benchtime D|Nx    run each case until a run lasts D (5s, 300ms) or exactly N ops\n"
-          "                     (default 1s; -quick 200ms; -smoke 4x)\n"
-          "  -count N           run each case N times (default 1)\n"
-          "  -path LIST         api,sql,file,sqlite,mmap or all (default all available)\n"
-          "  -durability LIST   os,fsync,buffered for the produce benchmarks (default os;\n"
-          "                     -full: all three). Read benchmarks use the first mode.\n"
-          "  -quick             small matrices, 200ms: the whole suite in 2-3 minutes\n"
-          "  -full              the issue's matrices under every durability mode\n"
-          "  -smoke             every benchmark on every path once, minimal matrices (CI)\n"
-          "  -list              list benchmarks, their matrices and the pending ones\n"
-          "  -json FILE         write machine info and every result as JSON\n"
-          "  -csv FILE          write every result as CSV\n"
-          "  -compare FILES     compare with baseline JSON file(s), comma-separated;\n"
-          "                     exit 1 on a regression\n"
-          "  -against FILES     with -compare: compare these JSON files instead of running\n"
-          "  -tmpdir DIR        scratch space (default: a fresh folder under /tmp, removed after)\n"
-          "  -seed N            payload and offset seed (default 1)\n"
-          "  -cold              fetch benchmarks (SequentialFetch, RandomFetch,\n"
-          "                     TopicManagerFetchThroughput) drop the page cache of their\n"
-          "                     files before every timed run; their names get /cache=cold\n"
-          "  -results DIR       keep the run in DIR/<UTC time>-<commit>/ (default: results/ of\n"
-          "                     the source tree); -results none keeps nothing\n");
+  fprintf(
+      f,
+      "usage: takhin-bench [flags]\n"
+      "  -bench REGEX       run cases whose full name matches (POSIX ERE, unanchored);\n"
+      "                     names look like BenchmarkWriteThroughput/messages=1000/size=1024B/api\n"
+      "  -benchtime D|Nx    run each case until a run lasts D (5s, 300ms) or exactly N ops\n"
+      "                     (default 1s; -quick 200ms; -smoke 4x)\n"
+      "  -count N           run each case N times (default 1)\n"
+      "  -path LIST         api,sql,file,sqlite,mmap or all (default all available)\n"
+      "  -durability LIST   os,fsync,buffered for the produce benchmarks (default os;\n"
+      "                     -full: all three). Read benchmarks use the first mode.\n"
+      "  -quick             small matrices, 200ms: the whole suite in 2-3 minutes\n"
+      "  -full              the issue's matrices under every durability mode\n"
+      "  -smoke             every benchmark on every path once, minimal matrices (CI)\n"
+      "  -list              list benchmarks, their matrices and the pending ones\n"
+      "  -json FILE         write machine info and every result as JSON\n"
+      "  -csv FILE          write every result as CSV\n"
+      "  -compare FILES     compare with baseline JSON file(s), comma-separated;\n"
+      "                     exit 1 on a regression\n"
+      "  -against FILES     with -compare: compare these JSON files instead of running\n"
+      "  -tmpdir DIR        scratch space (default: a fresh folder under /tmp, removed after)\n"
+      "  -seed N            payload and offset seed (default 1)\n"
+      "  -cold              fetch benchmarks (SequentialFetch, RandomFetch,\n"
+      "                     TopicManagerFetchThroughput) drop the page cache of their\n"
+      "                     files before every timed run; their names get /cache=cold\n"
+      "  -results DIR       keep the run in DIR/<UTC time>-<commit>/ (default: results/ of\n"
+      "                     the source tree); -results none keeps nothing\n");
 }
 
 /* "5s", "300ms", "1.5s", "2m", "500us" -> ns; "100x" -> count. */
@@ -171,8 +172,9 @@ static int parse_flags(int argc, char **argv, flags *fl) {
       usage(stdout);
       exit(0);
     } else {
-      static const char *const valued[] = {"bench", "benchtime", "count", "path", "durability", "json",
-                                           "csv", "compare", "against", "tmpdir", "seed", "results"};
+      static const char *const valued[] = {"bench",      "benchtime", "count", "path",
+                                           "durability", "json",      "csv",   "compare",
+                                           "against",    "tmpdir",    "seed",  "results"};
       size_t k = 0;
       while (k < sizeof valued / sizeof valued[0] && strcmp(name, valued[k]) != 0) k++;
       if (k == sizeof valued / sizeof valued[0]) goto bad;
@@ -189,8 +191,7 @@ static int parse_flags(int argc, char **argv, flags *fl) {
         unsigned long long v;
         if (parse_whole(name, val, 1, &v) != 0) return -1;
         fl->count = v > 1000000 ? 1000000 : (int)v;
-      }
-      else if (!strcmp(name, "path")) fl->paths = val;
+      } else if (!strcmp(name, "path")) fl->paths = val;
       else if (!strcmp(name, "durability")) fl->durability = val;
       else if (!strcmp(name, "json")) fl->json = val;
       else if (!strcmp(name, "csv")) fl->csv = val;
@@ -348,9 +349,10 @@ static void json_escape(char *out, size_t cap, const char *s) {
 static void source_commit(char *out, size_t cap) {
   snprintf(out, cap, "nogit");
   if (strchr(TAKHIN_SOURCE_DIR, '\'')) return;
-  FILE *p = popen("cd '" TAKHIN_SOURCE_DIR "' 2>/dev/null && c=$(git rev-parse --short HEAD 2>/dev/null)"
-                  " && { git diff --quiet HEAD -- 2>/dev/null || c=\"$c-dirty\"; } && echo \"$c\"",
-                  "r");
+  FILE *p =
+      popen("cd '" TAKHIN_SOURCE_DIR "' 2>/dev/null && c=$(git rev-parse --short HEAD 2>/dev/null)"
+            " && { git diff --quiet HEAD -- 2>/dev/null || c=\"$c-dirty\"; } && echo \"$c\"",
+            "r");
   if (!p) return;
   char line[64];
   if (fgets(line, sizeof line, p) && line[0] != '\n') {
@@ -404,7 +406,8 @@ static void draw_charts(const char *dir, char *msg, size_t cap) {
     return;
   }
   if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    snprintf(msg, cap, "charts: skipped: gnuplot is not installed (scripts/deps.sh bench installs it)");
+    snprintf(msg, cap,
+             "charts: skipped: gnuplot is not installed (scripts/deps.sh bench installs it)");
     return;
   }
   if (strchr(dir, '\'') || strchr(script, '\'')) {
@@ -464,14 +467,16 @@ int main(int argc, char **argv) {
   if (parse_list("durability", dur_flag, dur_names, 3, NULL, durs, &ndurs) != 0) return 2;
 
   run_opts ro = {.tier = fl.tier, .seed = fl.seed};
-  const char *bt = fl.benchtime ? fl.benchtime : fl.tier == TIER_SMOKE ? "4x"
-                                             : fl.tier == TIER_QUICK ? "200ms" : "1s";
+  const char *bt = fl.benchtime            ? fl.benchtime
+                   : fl.tier == TIER_SMOKE ? "4x"
+                   : fl.tier == TIER_QUICK ? "200ms"
+                                           : "1s";
   if (parse_benchtime(bt, &ro.benchtime_ns, &ro.benchtime_n) != 0) {
     fprintf(stderr, "takhin-bench: -benchtime: bad value \"%s\" (want 5s, 300ms or 1000x)\n", bt);
     return 2;
   }
 
-  const char *tier_name = fl.tier == TIER_SMOKE ? "smoke"
+  const char *tier_name = fl.tier == TIER_SMOKE   ? "smoke"
                           : fl.tier == TIER_QUICK ? "quick"
                           : fl.full               ? "full"
                                                   : "default";
@@ -534,8 +539,10 @@ int main(int argc, char **argv) {
     char gopath[4200];
     snprintf(gopath, sizeof gopath, "%s/bench.txt", rdir);
     if (fs_mkdir_p(rdir) != 0 || !(go_file = fopen(gopath, "w"))) {
-      fprintf(stderr, "takhin-bench: cannot create the results folder %s: %s (-results DIR or -results none)\n",
-              rdir, strerror(errno));
+      fprintf(
+          stderr,
+          "takhin-bench: cannot create the results folder %s: %s (-results DIR or -results none)\n",
+          rdir, strerror(errno));
       fs_rm_rf(tmpl);
       return 2;
     }
@@ -554,19 +561,24 @@ int main(int argc, char **argv) {
   report_header(stdout, &mi);
   if (go_file) report_header(go_file, &mi);
   out_all("benchtime: %s\n", bt);
-  if (fl.cold) out_all("cache: cold (fetch benchmarks drop their files' page cache before each timed run)\n");
+  if (fl.cold)
+    out_all("cache: cold (fetch benchmarks drop their files' page cache before each timed run)\n");
   for (int i = 0; i < npaths; i++) {
-    const char *why = bench_paths[paths[i]]->unavailable ? bench_paths[paths[i]]->unavailable() : NULL;
+    const char *why =
+        bench_paths[paths[i]]->unavailable ? bench_paths[paths[i]]->unavailable() : NULL;
     if (why) out_all("%s\n", why);
   }
   for (size_t i = 0; i < n_na; i++)
-    out_all("n/a: Benchmark%s on %s: %s\n", na_notes[i].def->name, bench_paths[na_notes[i].path]->name,
-            na_notes[i].why);
-  if (!alloc_count_enabled()) out_all("note: allocation counting is off in this build (sanitizer)\n");
-  if (!lock_wait_enabled()) out_all("note: lock-wait accounting is off in this build (sanitizer)\n");
+    out_all("n/a: Benchmark%s on %s: %s\n", na_notes[i].def->name,
+            bench_paths[na_notes[i].path]->name, na_notes[i].why);
+  if (!alloc_count_enabled())
+    out_all("note: allocation counting is off in this build (sanitizer)\n");
+  if (!lock_wait_enabled())
+    out_all("note: lock-wait accounting is off in this build (sanitizer)\n");
   if (stdout_tty && ncases)
-    printf("%zu cases; a table per benchmark as it completes (every figure: Go benchmark lines in %s/bench.txt)\n",
-           ncases, rdir[0] ? rdir : "the results folder, off with -results none:");
+    printf(
+        "%zu cases; a table per benchmark as it completes (every figure: Go benchmark lines in %s/bench.txt)\n",
+        ncases, rdir[0] ? rdir : "the results folder, off with -results none:");
   fflush(stdout);
 
   int show_progress = isatty(STDERR_FILENO);
@@ -579,8 +591,8 @@ int main(int argc, char **argv) {
     if (show_progress) {
       char params[160], what[256];
       bench_params_name(c->def, c->p, params, sizeof params);
-      snprintf(what, sizeof what, "%s/%s/%s [%s]", c->def->name, params,
-               bench_paths[c->path]->name, durability_name(c->durability));
+      snprintf(what, sizeof what, "%s/%s/%s [%s]", c->def->name, params, bench_paths[c->path]->name,
+               durability_name(c->durability));
       progress(i, ncases, what, start);
     }
     int rc = run_case(&ro, c->def, c->p, c->path, c->durability, &r);
@@ -614,16 +626,17 @@ int main(int argc, char **argv) {
   if (fs_rm_rf(tmpl) != 0) fprintf(stderr, "takhin-bench: could not remove %s\n", tmpl);
   char total[16];
   fmt_dur(total, sizeof total, (double)(now_ns() - start) / 1e9);
-  if (ncases == 0) out_all("note: no case matches -bench \"%s\" on the available paths\n", fl.bench);
+  if (ncases == 0)
+    out_all("note: no case matches -bench \"%s\" on the available paths\n", fl.bench);
   /* After ^C there is no verdict line: "ok" would claim cases that never ran.
   ** The line says what did run; the exit status is 1. ("interrupted after"
   ** has a space, so benchstat does not read it as a configuration line.) */
   if (bench_interrupted)
     out_all("interrupted after %s: %zu of %zu cases ran (%zu reported, %d failed), %zu not run\n",
-           total, ran, ncases, results.n, failures, ncases - ran);
+            total, ran, ncases, results.n, failures, ncases - ran);
   else
-    out_all("%s\ttakhin/bench\t%s (%zu cases, %d failed)\n", failures ? "FAIL" : "ok", total, ncases,
-           failures);
+    out_all("%s\ttakhin/bench\t%s (%zu cases, %d failed)\n", failures ? "FAIL" : "ok", total,
+            ncases, failures);
 
   if (go_file) report_ratios(go_file, &results);
   if (!stdout_tty) report_ratios(stdout, &results);
@@ -644,7 +657,8 @@ int main(int argc, char **argv) {
   }
   scorecard_print(stdout, sc, nsc);
   if (fl.tier == TIER_SMOKE)
-    printf("note: -smoke runs each case a few times to see that it works: these verdicts measure nothing\n");
+    printf(
+        "note: -smoke runs each case a few times to see that it works: these verdicts measure nothing\n");
   bottleneck_report(stdout, NULL, &results, sc, nsc, hw_unavailable());
 
   char settings[1024], bench_esc[256], dir_esc[512];
@@ -654,9 +668,8 @@ int main(int argc, char **argv) {
            "{\"bench\": \"%s\", \"benchtime\": \"%s\", \"count\": %d, \"tier\": \"%s\", "
            "\"durability\": \"%s\", \"seed\": %llu, \"tmpdir\": \"%s\", "
            "\"alloc_counting\": %s, \"lock_wait\": %s}",
-           bench_esc, bt, fl.count, tier_name,
-           dur_flag, (unsigned long long)fl.seed, dir_esc, alloc_count_enabled() ? "true" : "false",
-           lock_wait_enabled() ? "true" : "false");
+           bench_esc, bt, fl.count, tier_name, dur_flag, (unsigned long long)fl.seed, dir_esc,
+           alloc_count_enabled() ? "true" : "false", lock_wait_enabled() ? "true" : "false");
   if (fl.json && report_json(fl.json, &mi, &results, settings, extra) != 0) {
     fprintf(stderr, "takhin-bench: cannot write %s\n", fl.json);
     failures++;
@@ -695,11 +708,11 @@ int main(int argc, char **argv) {
     if ((f = fopen(fpath, "w"))) {
       fprintf(f, "command:");
       for (int i = 0; i < argc; i++) fprintf(f, " %s", argv[i]);
-      fprintf(f, "\ncommit: %s\ndate: %s\nloadavg: %.2f %.2f %.2f\ncores: %d\ncpu: %s\ntier: %s\n"
-                 "benchtime: %s\nelapsed: %s\n",
-              commit, mi.date, mi.load[0], mi.load[1], mi.load[2], mi.cores, mi.cpu,
-              tier_name,
-              bt, total);
+      fprintf(f,
+              "\ncommit: %s\ndate: %s\nloadavg: %.2f %.2f %.2f\ncores: %d\ncpu: %s\ntier: %s\n"
+              "benchtime: %s\nelapsed: %s\n",
+              commit, mi.date, mi.load[0], mi.load[1], mi.load[2], mi.cores, mi.cpu, tier_name, bt,
+              total);
       bad |= fclose(f) != 0;
     }
     if (bad) {

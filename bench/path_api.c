@@ -63,13 +63,20 @@ static int api_open(const bp_config *cfg, bp_store **out) {
     return fail("takhin_open", rc);
   }
   char seg[32];
-  snprintf(seg, sizeof seg, "%lld", (long long)(cfg->segment_bytes ? cfg->segment_bytes : 1073741824));
-  const char *const config[] = {"segment_bytes", seg, "max_message_bytes", "16777216",
-                                "cleanup_policy", cfg->compacted ? "compact" : "delete", NULL};
+  snprintf(seg, sizeof seg, "%lld",
+           (long long)(cfg->segment_bytes ? cfg->segment_bytes : 1073741824));
+  const char *const config[] = {"segment_bytes",
+                                seg,
+                                "max_message_bytes",
+                                "16777216",
+                                "cleanup_policy",
+                                cfg->compacted ? "compact" : "delete",
+                                NULL};
   for (int32_t t = 0; t < st->ntopics; t++) {
     if (t == 0) snprintf(st->names[t], sizeof st->names[t], "bench");
     else snprintf(st->names[t], sizeof st->names[t], "bench%d", (int)t);
-    rc = cfg->existing ? TAKHIN_OK : takhin_topic_create(st->s, st->names[t], cfg->partitions, config);
+    rc = cfg->existing ? TAKHIN_OK
+                       : takhin_topic_create(st->s, st->names[t], cfg->partitions, config);
     if (rc != TAKHIN_OK) {
       fail("takhin_topic_create", rc);
       takhin_close(st->s);

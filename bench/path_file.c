@@ -370,8 +370,9 @@ static int read_span(bp_reader *r, const fseg *seg, int64_t from, int64_t to, bp
 static int file_read_range(bp_reader *r, int64_t offset, int64_t n, bp_sink *sink) {
   fpart *p = r->p;
   if (offset < p->compacted_upto && n > 0) {
-    bench_errorf("file path: offsets below %lld were compacted: the offset map no longer holds them",
-                 (long long)p->compacted_upto);
+    bench_errorf(
+        "file path: offsets below %lld were compacted: the offset map no longer holds them",
+        (long long)p->compacted_upto);
     return -1;
   }
   if (offset < 0 || n < 0 || offset + n > p->next_offset) {
@@ -429,12 +430,13 @@ static int write_all(int fd, const unsigned char *b, size_t len, const char *pat
 
 /* Read sealed segment i whole into *in, copy its live frames into *out.
 ** OUT: *removed, the frames dropped. */
-static int filter_segment(fpart *p, size_t i, unsigned char **in, size_t *in_cap, unsigned char **out,
-                          size_t *out_cap, size_t *out_len, int64_t *removed) {
+static int filter_segment(fpart *p, size_t i, unsigned char **in, size_t *in_cap,
+                          unsigned char **out, size_t *out_cap, size_t *out_len, int64_t *removed) {
   const fseg *g = &p->segs[i];
   int64_t from = g->base_offset, to = p->segs[i + 1].base_offset;
   size_t size = (size_t)(p->segs[i + 1].start_pos - g->start_pos);
-  if (grow((void **)in, in_cap, size, 1) != 0 || grow((void **)out, out_cap, size, 1) != 0) return -1;
+  if (grow((void **)in, in_cap, size, 1) != 0 || grow((void **)out, out_cap, size, 1) != 0)
+    return -1;
   for (size_t got = 0; got < size;) {
     ssize_t n = pread(g->fd, *in + got, size - got, (off_t)got);
     if (n < 0 && errno == EINTR) continue;
@@ -474,8 +476,9 @@ static int file_compact(bp_store *st, int32_t part, bp_compaction *res) {
   size_t nsealed = p->nsegs - 1, nnew = 0;
   int *fds = calloc(nsealed + 1, sizeof *fds);
   size_t *which = calloc(nsealed + 1, sizeof *which);
-  if (!rc && (!fds || !which ||
-              grow((void **)&p->retired, &p->retired_cap, p->nretired + nsealed + 1, sizeof *p->retired)))
+  if (!rc &&
+      (!fds || !which ||
+       grow((void **)&p->retired, &p->retired_cap, p->nretired + nsealed + 1, sizeof *p->retired)))
     rc = sys_fail("calloc", "compaction");
   unsigned char *in = NULL, *out = NULL;
   size_t in_cap = 0, out_cap = 0;
@@ -527,7 +530,8 @@ static int file_compact(bp_store *st, int32_t part, bp_compaction *res) {
   for (size_t k = 0; k < nnew; k++)
     if (fds[k] >= 0) {
       close(fds[k]);
-      snprintf(tmp, sizeof tmp, "%s/%020lld.log.cleaned", p->dir, (long long)p->segs[which[k]].base_offset);
+      snprintf(tmp, sizeof tmp, "%s/%020lld.log.cleaned", p->dir,
+               (long long)p->segs[which[k]].base_offset);
       unlink(tmp);
     }
   free(fds);

@@ -43,7 +43,8 @@ static int kafka_close(bp_store *st) {
   (void)st;
   return -1;
 }
-static int kafka_produce(bp_store *st, int32_t g, const takhin_record *recs, size_t n, int64_t *first) {
+static int kafka_produce(bp_store *st, int32_t g, const takhin_record *recs, size_t n,
+                         int64_t *first) {
   (void)st, (void)g, (void)recs, (void)n, (void)first;
   return -1;
 }
@@ -104,11 +105,13 @@ static const char *kafka_unavailable(void) {
   } else {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return "kafka path: n/a: cannot find takhin-server (no /proc/self/exe; set TAKHIN_SERVER)";
+    if (n <= 0)
+      return "kafka path: n/a: cannot find takhin-server (no /proc/self/exe; set TAKHIN_SERVER)";
     self[n] = 0;
     char *slash = strrchr(self, '/');
     if (slash) *slash = 0;
-    snprintf(server_bin, sizeof server_bin, "%.*s/takhin-server", (int)(sizeof server_bin - 16), self);
+    snprintf(server_bin, sizeof server_bin, "%.*s/takhin-server", (int)(sizeof server_bin - 16),
+             self);
   }
   if (access(server_bin, X_OK) != 0)
     return "kafka path: n/a: no takhin-server beside takhin-bench (build the takhin-server target, or set TAKHIN_SERVER)";
@@ -121,15 +124,16 @@ static int fail(const char *what, const char *why) {
 }
 
 static const char *dur_name(int d) {
-  return d == TAKHIN_DURABILITY_FSYNC ? "fsync" : d == TAKHIN_DURABILITY_BUFFERED ? "buffered" : "os";
+  return d == TAKHIN_DURABILITY_FSYNC      ? "fsync"
+         : d == TAKHIN_DURABILITY_BUFFERED ? "buffered"
+                                           : "os";
 }
 
 static void stop_server(bp_store *st) {
   if (st->server <= 0) return;
   kill(st->server, SIGTERM);
   int status;
-  while (waitpid(st->server, &status, 0) < 0 && errno == EINTR) {
-  }
+  while (waitpid(st->server, &status, 0) < 0 && errno == EINTR) {}
   st->server = 0;
 }
 
@@ -176,9 +180,15 @@ static int kafka_open(const bp_config *cfg, bp_store **out) {
     takhin_store *s;
     int rc = takhin_open(db, NULL, &s);
     char seg[32];
-    snprintf(seg, sizeof seg, "%lld", (long long)(cfg->segment_bytes ? cfg->segment_bytes : 1073741824));
-    const char *const config[] = {"segment_bytes", seg, "max_message_bytes", "16777216",
-                                  "cleanup_policy", cfg->compacted ? "compact" : "delete", NULL};
+    snprintf(seg, sizeof seg, "%lld",
+             (long long)(cfg->segment_bytes ? cfg->segment_bytes : 1073741824));
+    const char *const config[] = {"segment_bytes",
+                                  seg,
+                                  "max_message_bytes",
+                                  "16777216",
+                                  "cleanup_policy",
+                                  cfg->compacted ? "compact" : "delete",
+                                  NULL};
     for (int32_t t = 0; t < st->ntopics && rc == TAKHIN_OK; t++) {
       char name[16];
       snprintf(name, sizeof name, t ? "bench%d" : "bench", (int)t);
@@ -201,7 +211,8 @@ static int kafka_open(const bp_config *cfg, bp_store **out) {
   snprintf(logp, sizeof logp, "%s/takhin-server.log", cfg->dir);
   pid_t pid = fork();
   if (pid == 0) {
-    int lfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644); /* its log, out of the report */
+    int lfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                   0644); /* its log, out of the report */
     if (lfd >= 0) dup2(lfd, 2);
     dup2(pfd[1], 1);
     close(pfd[0]);
@@ -235,7 +246,8 @@ static int kafka_open(const bp_config *cfg, bp_store **out) {
   }
   rd_kafka_conf_t *c = base_conf(st);
   if (!c || set(c, "linger.ms", "5") || set(c, "batch.size", "1000000") || set(c, "acks", "1") ||
-      set(c, "queue.buffering.max.kbytes", "262144") || set(c, "queue.buffering.max.messages", "1000000") ||
+      set(c, "queue.buffering.max.kbytes", "262144") ||
+      set(c, "queue.buffering.max.messages", "1000000") ||
       set(c, "message.max.bytes", "16000000")) {
     if (c) rd_kafka_conf_destroy(c);
     kafka_close(st);
@@ -250,7 +262,8 @@ static int kafka_open(const bp_config *cfg, bp_store **out) {
     kafka_close(st);
     return fail("rd_kafka_new", err);
   }
-  for (int32_t t = 0; t < st->ntopics; t++) st->ptopics[t] = rd_kafka_topic_new(st->prod, st->names[t], NULL);
+  for (int32_t t = 0; t < st->ntopics; t++)
+    st->ptopics[t] = rd_kafka_topic_new(st->prod, st->names[t], NULL);
   *out = st;
   return 0;
 }
@@ -260,7 +273,8 @@ static int kafka_drain(bp_store *st) {
     return fail("flush", "deliveries still outstanding after 30 s");
   if (st->inflight_errors) {
     char why[320];
-    snprintf(why, sizeof why, "%ld deliveries failed, the first: %s", st->inflight_errors, st->first_error);
+    snprintf(why, sizeof why, "%ld deliveries failed, the first: %s", st->inflight_errors,
+             st->first_error);
     st->inflight_errors = 0;
     return fail("produce", why);
   }
@@ -284,7 +298,8 @@ static int kafka_close(bp_store *st) {
 
 /* Each record is handed to the producer by reference (the payload pool
 ** never changes while a benchmark runs): librdkafka batches them. */
-static int kafka_produce(bp_store *st, int32_t g, const takhin_record *recs, size_t n, int64_t *first) {
+static int kafka_produce(bp_store *st, int32_t g, const takhin_record *recs, size_t n,
+                         int64_t *first) {
   if (first) *first = -1; /* known only once delivered */
   rd_kafka_topic_t *t = st->ptopics[g / st->nparts];
   int32_t part = g % st->nparts;
@@ -369,7 +384,8 @@ static int kafka_read_range(bp_reader *r, int64_t offset, int64_t n, bp_sink *si
       return -1;
     }
     if (m->offset != r->next) {
-      bench_errorf("kafka path: offset %lld, expected %lld", (long long)m->offset, (long long)r->next);
+      bench_errorf("kafka path: offset %lld, expected %lld", (long long)m->offset,
+                   (long long)r->next);
       rd_kafka_message_destroy(m);
       r->next = -1;
       return -1;

@@ -41,20 +41,20 @@ struct bp_store {
 typedef struct mseg {
   int64_t base;
   const uint8_t *map;
-  size_t len;      /* bytes mapped */
-  int64_t *boff;   /* base offset of each batch ... */
-  int64_t *bpos;   /* ... and its byte position */
+  size_t len;    /* bytes mapped */
+  int64_t *boff; /* base offset of each batch ... */
+  int64_t *bpos; /* ... and its byte position */
   size_t nb, cap;
 } mseg;
 
 /* Where the last read stopped: the record after it. */
 typedef struct mpos {
   int valid;
-  size_t si, b;  /* segment, batch */
+  size_t si, b; /* segment, batch */
   tk_batch_hdr h;
-  int32_t i;     /* records of the batch decoded */
+  int32_t i; /* records of the batch decoded */
   const uint8_t *q, *end;
-  int64_t next;  /* the offset a read must start at to go on from here */
+  int64_t next; /* the offset a read must start at to go on from here */
 } mpos;
 
 struct bp_reader {
@@ -159,7 +159,8 @@ static int map_segment(bp_reader *r, mseg *g) {
       break;
     if (g->nb == g->cap) {
       size_t cap = g->cap ? 2 * g->cap : 256;
-      int64_t *o = realloc(g->boff, cap * sizeof *o), *p = o ? realloc(g->bpos, cap * sizeof *p) : NULL;
+      int64_t *o = realloc(g->boff, cap * sizeof *o),
+              *p = o ? realloc(g->bpos, cap * sizeof *p) : NULL;
       if (o) g->boff = o;
       if (!o || !p) {
         bench_errorf("mmap path: out of memory");
@@ -170,7 +171,8 @@ static int map_segment(bp_reader *r, mseg *g) {
     }
     g->boff[g->nb] = h.base_offset;
     g->bpos[g->nb++] = pos;
-    if (h.base_offset + h.last_offset_delta + 1 > r->end) r->end = h.base_offset + h.last_offset_delta + 1;
+    if (h.base_offset + h.last_offset_delta + 1 > r->end)
+      r->end = h.base_offset + h.last_offset_delta + 1;
     pos += tk_batch_total(&h);
   }
   return 0;
@@ -248,7 +250,8 @@ static size_t last_le(const int64_t *v, size_t n, int64_t x, size_t stride) {
 }
 
 /* The cursor's rule (cursor.c note_verified): one checked range per reader. */
-static int batch_checked(bp_reader *r, size_t seg, int64_t at, const uint8_t *p, const tk_batch_hdr *h) {
+static int batch_checked(bp_reader *r, size_t seg, int64_t at, const uint8_t *p,
+                         const tk_batch_hdr *h) {
   int64_t total = tk_batch_total(h);
   if (seg == r->verified_seg && at >= r->verified_lo && at + total <= r->verified_hi) return 1;
   if (!tk_batch_crc_ok(p, h)) return 0;

@@ -110,10 +110,11 @@ static void locate(void) {
     snprintf(ext_path, sizeof ext_path, "takhin.so");
     return;
   }
-  snprintf(ext_why, sizeof ext_why,
-           "sql path: n/a: the takhin SQLite extension %s is missing, and no takhin.so is installed "
-           "where the dynamic loader finds it; build it with cmake --build <build dir> --target takhin_ext",
-           ext_path);
+  snprintf(
+      ext_why, sizeof ext_why,
+      "sql path: n/a: the takhin SQLite extension %s is missing, and no takhin.so is installed "
+      "where the dynamic loader finds it; build it with cmake --build <build dir> --target takhin_ext",
+      ext_path);
 }
 
 static const char *sql_unavailable(void) {
@@ -245,8 +246,10 @@ static int sql_open(const bp_config *cfg, bp_store **out) {
            "WHERE topic = ?1 AND partition = ?2 AND sealed") != 0)
     goto fail;
   if (cfg->compacted &&
-      prep(st->db, &st->compact,
-           "SELECT bytes_reclaimed, records_removed, keys_kept, duration_ms FROM takhin_compact(?1)") != 0)
+      prep(
+          st->db, &st->compact,
+          "SELECT bytes_reclaimed, records_removed, keys_kept, duration_ms FROM takhin_compact(?1)") !=
+          0)
     goto fail;
   *out = st;
   return 0;
@@ -425,14 +428,16 @@ static int sql_reader_open(bp_store *st, int32_t g, bp_reader **out) {
   r->part = g % st->nparts;
   const char *t = st->topics[g / st->nparts].name;
   pthread_mutex_lock(&st->mu);
-  int rc = prep(st->db, &r->range,
+  int rc =
+      prep(st->db, &r->range,
            "SELECT key, value, offset FROM \"%w\" WHERE partition = ?1 AND offset >= ?2 LIMIT ?3",
            t) != 0 ||
       prep(st->db, &r->one, "SELECT key, value FROM \"%w\" WHERE partition = ?1 AND offset = ?2",
            t) != 0 ||
-      prep(st->db, &r->tail,
-           "SELECT key, value, offset FROM \"%w\" WHERE partition = ?1 ORDER BY offset DESC LIMIT ?2",
-           t) != 0 ||
+      prep(
+          st->db, &r->tail,
+          "SELECT key, value, offset FROM \"%w\" WHERE partition = ?1 ORDER BY offset DESC LIMIT ?2",
+          t) != 0 ||
       (st->compacted &&
        prep(st->db, &r->key,
             "SELECT key, value, offset FROM \"%w\" WHERE partition = ?1 AND key = ?2", t) != 0);
@@ -495,7 +500,8 @@ static int sql_read_tail(bp_reader *r, int64_t n, bp_sink *sink) {
   pthread_mutex_unlock(&r->st->mu);
   if (rc != SQLITE_DONE && rc != SQLITE_ROW) return -1;
   if (got != n) {
-    bench_errorf("sql path: tail SELECT returned %lld of %lld rows in order", (long long)got, (long long)n);
+    bench_errorf("sql path: tail SELECT returned %lld of %lld rows in order", (long long)got,
+                 (long long)n);
     return -1;
   }
   return 0;

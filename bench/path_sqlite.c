@@ -93,16 +93,15 @@ static int sqlite_open(const bp_config *cfg, bp_store **out) {
     snprintf(sql, sizeof sql,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
              "CREATE TABLE log(\"offset\" INTEGER PRIMARY KEY, key BLOB, value BLOB);%s",
-             sync_mode[cfg->durability],
-             cfg->compacted ? "CREATE INDEX log_key ON log(key);" : "");
+             sync_mode[cfg->durability], cfg->compacted ? "CREATE INDEX log_key ON log(key);" : "");
     if (cfg->existing) /* reopened: the table and index are there */
-      snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;", sync_mode[cfg->durability]);
-    if (open_db(p->file, &p->db) != 0 ||
-        sqlite3_exec(p->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+      snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;",
+               sync_mode[cfg->durability]);
+    if (open_db(p->file, &p->db) != 0 || sqlite3_exec(p->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(p->db, "BEGIN", -1, &p->begin, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(p->db, "COMMIT", -1, &p->commit, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(p->db, "INSERT INTO log(\"offset\", key, value) VALUES(?1, ?2, ?3)",
-                           -1, &p->insert, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(p->db, "INSERT INTO log(\"offset\", key, value) VALUES(?1, ?2, ?3)", -1,
+                           &p->insert, NULL) != SQLITE_OK) {
       if (!bench_error()[0]) db_fail(p->db, "setup");
       sqlite_close(st);
       return -1;
@@ -195,11 +194,10 @@ static int sqlite_compact(bp_store *st, int32_t part, bp_compaction *out) {
   int64_t before, after, keys;
   pthread_mutex_lock(&p->mu);
   int rc = used_bytes(p, &before);
-  if (rc == 0 &&
-      sqlite3_exec(p->db,
-                   "DELETE FROM log WHERE \"offset\" NOT IN "
-                   "(SELECT max(\"offset\") FROM log GROUP BY key)",
-                   NULL, NULL, NULL) != SQLITE_OK)
+  if (rc == 0 && sqlite3_exec(p->db,
+                              "DELETE FROM log WHERE \"offset\" NOT IN "
+                              "(SELECT max(\"offset\") FROM log GROUP BY key)",
+                              NULL, NULL, NULL) != SQLITE_OK)
     rc = db_fail(p->db, "compaction DELETE");
   if (rc == 0) out->records_removed = sqlite3_changes64(p->db);
   if (rc == 0) rc = used_bytes(p, &after);
@@ -221,14 +219,14 @@ static int sqlite_reader_open(bp_store *st, int32_t part, bp_reader **out) {
   bp_reader *r = calloc(1, sizeof *r);
   if (!r) return db_fail(NULL, "calloc");
   if (open_db(st->parts[part].file, &r->db) != 0 ||
-      sqlite3_exec(r->db, "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-65536;", NULL, NULL, NULL) !=
-          SQLITE_OK ||
+      sqlite3_exec(r->db, "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-65536;", NULL, NULL,
+                   NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(r->db,
                          "SELECT \"offset\", key, value FROM log"
                          " WHERE \"offset\" >= ?1 AND \"offset\" < ?2 ORDER BY \"offset\"",
                          -1, &r->range, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(r->db, "SELECT key, value FROM log WHERE \"offset\" = ?1", -1,
-                         &r->one, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(r->db, "SELECT key, value FROM log WHERE \"offset\" = ?1", -1, &r->one,
+                         NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(r->db,
                          "SELECT key, value, \"offset\" FROM log WHERE key = ?1"
                          " ORDER BY \"offset\" DESC LIMIT 1",

@@ -46,7 +46,8 @@ int payload_pool_init(payload_pool *p, size_t size, size_t batch, uint64_t seed)
   size_t vlen = size - PAYLOAD_KEY_LEN;
   for (size_t i = 0; i < n; i++) {
     unsigned char *k = p->keys + i * (PAYLOAD_KEY_LEN + 1);
-    snprintf((char *)k, PAYLOAD_KEY_LEN + 1, "%016llu", (unsigned long long)(i % 10000000000000000ull));
+    snprintf((char *)k, PAYLOAD_KEY_LEN + 1, "%016llu",
+             (unsigned long long)(i % 10000000000000000ull));
     p->recs[i].key = k;
     p->recs[i].key_len = PAYLOAD_KEY_LEN;
     /* 4093 is prime: starts spread over the first half of the block. */

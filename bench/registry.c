@@ -11,12 +11,14 @@
 #include "bench.h"
 
 const bench_def *const bench_defs[] = {
-    &bench_write_throughput,     &bench_batch_write_throughput, &bench_produce_latency,
-    &bench_sequential_fetch,     &bench_random_fetch,           &bench_fetch_latency,
-    &bench_tail_fetch,
-    &bench_concurrent_producers, &bench_concurrent_consumers,   &bench_segment_rollover,
-    &bench_mixed_workload,       &bench_compaction,             &bench_compacted_produce,
-    &bench_key_lookup,           &bench_tm_produce,             &bench_tm_fetch,
+    &bench_write_throughput,     &bench_batch_write_throughput,
+    &bench_produce_latency,      &bench_sequential_fetch,
+    &bench_random_fetch,         &bench_fetch_latency,
+    &bench_tail_fetch,           &bench_concurrent_producers,
+    &bench_concurrent_consumers, &bench_segment_rollover,
+    &bench_mixed_workload,       &bench_compaction,
+    &bench_compacted_produce,    &bench_key_lookup,
+    &bench_tm_produce,           &bench_tm_fetch,
     &bench_tm_balance,           &bench_tm_multi_topic,
 };
 const size_t bench_ndefs = sizeof bench_defs / sizeof bench_defs[0];
@@ -28,12 +30,9 @@ const size_t bench_npending = 0;
 
 /* Indexed by PATH_*; the order is also the default -path order. */
 const bench_path *const bench_paths[PATH_COUNT] = {
-    [PATH_API] = &bench_path_api,
-    [PATH_SQL] = &bench_path_sql,
-    [PATH_FILE] = &bench_path_file,
-    [PATH_SQLITE] = &bench_path_sqlite,
-    [PATH_KAFKA] = &bench_path_kafka,
-    [PATH_MMAP] = &bench_path_mmap,
+    [PATH_API] = &bench_path_api,     [PATH_SQL] = &bench_path_sql,
+    [PATH_FILE] = &bench_path_file,   [PATH_SQLITE] = &bench_path_sqlite,
+    [PATH_KAFKA] = &bench_path_kafka, [PATH_MMAP] = &bench_path_mmap,
 };
 
 const char *bench_path_na(const bench_def *def, int path, int durability) {

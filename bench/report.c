@@ -21,9 +21,7 @@
 
 static const char *const durability_names[] = {"os", "fsync", "buffered"};
 
-const char *durability_name(int d) {
-  return d >= 0 && d < 3 ? durability_names[d] : "?";
-}
+const char *durability_name(int d) { return d >= 0 && d < 3 ? durability_names[d] : "?"; }
 
 /* ---- results ------------------------------------------------------------- */
 void result_init(bench_result *r) {
@@ -122,7 +120,8 @@ void machine_info_get(machine_info *mi) {
   mi->cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
   if (getloadavg(mi->load, 3) != 3) mi->load[0] = mi->load[1] = mi->load[2] = -1;
   struct utsname u;
-  if (uname(&u) == 0) snprintf(mi->kernel, sizeof mi->kernel, "%s %s %s", u.sysname, u.release, u.machine);
+  if (uname(&u) == 0)
+    snprintf(mi->kernel, sizeof mi->kernel, "%s %s %s", u.sysname, u.release, u.machine);
   snprintf(mi->sqlite, sizeof mi->sqlite, "%s", sqlite3_libversion());
   snprintf(mi->zstd, sizeof mi->zstd, "%s", ZSTD_versionString());
   snprintf(mi->takhin, sizeof mi->takhin, "%s", TAKHIN_VERSION);
@@ -141,10 +140,14 @@ void report_set_width(int w) { name_width = w; }
 ** the kernel's (uname -m). */
 static const char *goarch(const char *machine) {
   static const char *const map[][2] = {
-      {"x86_64", "amd64"}, {"amd64", "amd64"},     {"i386", "386"},       {"i486", "386"},
-      {"i586", "386"},     {"i686", "386"},        {"aarch64", "arm64"},  {"arm64", "arm64"},
-      {"armv6l", "arm"},   {"armv7l", "arm"},      {"ppc64le", "ppc64le"}, {"ppc64", "ppc64"},
-      {"s390x", "s390x"},  {"riscv64", "riscv64"}, {"mips64", "mips64"}, {"loongarch64", "loong64"},
+      {"x86_64", "amd64"},    {"amd64", "amd64"},
+      {"i386", "386"},        {"i486", "386"},
+      {"i586", "386"},        {"i686", "386"},
+      {"aarch64", "arm64"},   {"arm64", "arm64"},
+      {"armv6l", "arm"},      {"armv7l", "arm"},
+      {"ppc64le", "ppc64le"}, {"ppc64", "ppc64"},
+      {"s390x", "s390x"},     {"riscv64", "riscv64"},
+      {"mips64", "mips64"},   {"loongarch64", "loong64"},
   };
   for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
     if (!strcmp(machine, map[i][0])) return map[i][1];
@@ -267,7 +270,9 @@ void report_ratios(FILE *f, const bench_results *rs) {
                 (!isnan(sql) && !isnan(api)) + (!isnan(api) && !isnan(mmap));
     if (!pairs) continue;
     if (!printed++) {
-      fprintf(f, "\nratios: median MB/s (ops/s where a benchmark has no MB/s); above 1x the first path is faster\n");
+      fprintf(
+          f,
+          "\nratios: median MB/s (ops/s where a benchmark has no MB/s); above 1x the first path is faster\n");
       fprintf(f, "%-*s  %-8s  %10s  %10s  %10s  %10s\n", name_width, "case", "mode", "api/file",
               "api/sqlite", "sql/api", "api/mmap");
     }
@@ -325,8 +330,8 @@ int report_json(const char *file, const machine_info *mi, const bench_results *r
     fprintf(f, ", \"path\": \"%s\", \"durability\": \"%s\", \"procs\": %d, \"iterations\": %lld",
             bench_paths[r->path]->name, durability_name(r->durability), r->procs,
             (long long)r->iterations);
-    const char *const keys[] = {"ns_per_op", "mb_per_s", "msgs_per_s", "allocs_per_op",
-                                "bytes_per_op", "p50_ms", "p99_ms", "p999_ms"};
+    const char *const keys[] = {"ns_per_op",    "mb_per_s", "msgs_per_s", "allocs_per_op",
+                                "bytes_per_op", "p50_ms",   "p99_ms",     "p999_ms"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
       fprintf(f, ", \"%s\": ", keys[k]);
       json_num(f, result_figure(r, keys[k]));
@@ -368,8 +373,8 @@ int report_csv(const char *file, const bench_results *rs) {
     const bench_result *r = &rs->v[i];
     fprintf(f, "%s,%s,%s,%d,%lld", r->name, bench_paths[r->path]->name,
             durability_name(r->durability), r->procs, (long long)r->iterations);
-    const char *const keys[] = {"ns_per_op", "mb_per_s", "msgs_per_s", "allocs_per_op",
-                                "bytes_per_op", "p50_ms", "p99_ms", "p999_ms"};
+    const char *const keys[] = {"ns_per_op",    "mb_per_s", "msgs_per_s", "allocs_per_op",
+                                "bytes_per_op", "p50_ms",   "p99_ms",     "p999_ms"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
       fputc(',', f);
       csv_num(f, result_figure(r, keys[k]));

@@ -69,8 +69,10 @@ static void fill_figures(bench_result *r, int64_t n, uint64_t ns, const proc_sna
   result_metric(r, "cpu_sys_ns_per_op", (double)(b->stime_ns - a->stime_ns) / dn);
   /* Busy cores on average: above 1 only when several threads ran at once. */
   result_metric(r, "cpu_cores_busy",
-                ns ? (double)(b->utime_ns - a->utime_ns + b->stime_ns - a->stime_ns) / (double)ns : 0);
-  result_metric(r, "ctx_switches_per_op", (double)(b->nvcsw - a->nvcsw + b->nivcsw - a->nivcsw) / dn);
+                ns ? (double)(b->utime_ns - a->utime_ns + b->stime_ns - a->stime_ns) / (double)ns
+                   : 0);
+  result_metric(r, "ctx_switches_per_op",
+                (double)(b->nvcsw - a->nvcsw + b->nivcsw - a->nivcsw) / dn);
   result_metric(r, "vol_ctx_switches_per_op", (double)(b->nvcsw - a->nvcsw) / dn);
   result_metric(r, "invol_ctx_switches_per_op", (double)(b->nivcsw - a->nivcsw) / dn);
   if (a->have_io && b->have_io) {
@@ -81,8 +83,7 @@ static void fill_figures(bench_result *r, int64_t n, uint64_t ns, const proc_sna
   }
   if (lock_wait_enabled()) {
     result_metric(r, "lock_wait_ns_per_op", (double)(b->lock_wait_ns - a->lock_wait_ns) / dn);
-    result_metric(r, "lock_contended_per_op",
-                  (double)(b->lock_contended - a->lock_contended) / dn);
+    result_metric(r, "lock_contended_per_op", (double)(b->lock_contended - a->lock_contended) / dn);
   }
 }
 
@@ -92,7 +93,8 @@ static void fill_hw(bench_result *r, int64_t n, const hw_snap *a, const hw_snap 
   result_metric(r, "minor_faults_per_op", (double)(b->minflt - a->minflt) / dn);
   result_metric(r, "major_faults_per_op", (double)(b->majflt - a->majflt) / dn);
   if (!a->have_hw || !b->have_hw) return;
-  double cyc = b->hw[HW_CYCLES] - a->hw[HW_CYCLES], ins = b->hw[HW_INSTRUCTIONS] - a->hw[HW_INSTRUCTIONS];
+  double cyc = b->hw[HW_CYCLES] - a->hw[HW_CYCLES],
+         ins = b->hw[HW_INSTRUCTIONS] - a->hw[HW_INSTRUCTIONS];
   result_metric(r, "ipc", cyc > 0 ? ins / cyc : NAN);
   result_metric(r, "cache_misses_per_op", (b->hw[HW_CACHE_MISSES] - a->hw[HW_CACHE_MISSES]) / dn);
   double refs = b->hw[HW_CACHE_REFS] - a->hw[HW_CACHE_REFS];
@@ -138,8 +140,8 @@ int run_case(const run_opts *o, const bench_def *def, const int64_t *p, int path
   int cold = o->cold && def->cold;
   /* A cold-cache result is another case: its name says so, so it is never
   ** compared with or taken for the warm one. */
-  snprintf(out->name, sizeof out->name, "Benchmark%s%s%s%s", def->name, params[0] ? "/" : "", params,
-           cold ? "/cache=cold" : "");
+  snprintf(out->name, sizeof out->name, "Benchmark%s%s%s%s", def->name, params[0] ? "/" : "",
+           params, cold ? "/cache=cold" : "");
   out->path = path;
   out->durability = durability;
   out->procs = (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -152,8 +154,13 @@ int run_case(const run_opts *o, const bench_def *def, const int64_t *p, int path
     bench_errorf("cannot create %s", dir);
     return -1;
   }
-  bench_env env = {.path = bench_paths[path], .dir = dir, .durability = durability, .p = p,
-                   .tier = o->tier, .seed = o->seed, .cold = cold};
+  bench_env env = {.path = bench_paths[path],
+                   .dir = dir,
+                   .durability = durability,
+                   .p = p,
+                   .tier = o->tier,
+                   .seed = o->seed,
+                   .cold = cold};
   int rc = def->setup(st, &env);
   int once = (def->flags & BENCH_ONCE) != 0;
   int64_t n = o->benchtime_n > 0 && !once ? o->benchtime_n : 1;

@@ -13,8 +13,8 @@ typedef struct sc_line {
   size_t target;       /* index into the target table */
   char case_name[192]; /* the case the figure comes from; "" when not run */
   char note[160];
-  double measured;     /* NaN: not run */
-  double margin_pct;   /* good side of the limit, % of it; NaN when the limit is 0 */
+  double measured;   /* NaN: not run */
+  double margin_pct; /* good side of the limit, % of it; NaN when the limit is 0 */
   double margin_abs;
   int met;
   const char *verdict; /* "met", "MISSED", "not run" */

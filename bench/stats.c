@@ -70,8 +70,10 @@ void proc_snap_take(proc_snap *s) {
   lock_wait_get(&s->lock_wait_ns, &s->lock_contended);
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) == 0) {
-    s->utime_ns = (uint64_t)ru.ru_utime.tv_sec * 1000000000ull + (uint64_t)ru.ru_utime.tv_usec * 1000ull;
-    s->stime_ns = (uint64_t)ru.ru_stime.tv_sec * 1000000000ull + (uint64_t)ru.ru_stime.tv_usec * 1000ull;
+    s->utime_ns =
+        (uint64_t)ru.ru_utime.tv_sec * 1000000000ull + (uint64_t)ru.ru_utime.tv_usec * 1000ull;
+    s->stime_ns =
+        (uint64_t)ru.ru_stime.tv_sec * 1000000000ull + (uint64_t)ru.ru_stime.tv_usec * 1000ull;
     s->nvcsw = (uint64_t)ru.ru_nvcsw;
     s->nivcsw = (uint64_t)ru.ru_nivcsw;
   }

@@ -48,7 +48,7 @@ double hist_quantile(const hist *h, double q);
 
 /* ---- process-wide counters ----------------------------------------------- */
 typedef struct proc_snap {
-  uint64_t allocs, alloc_bytes;         /* alloc_count.c */
+  uint64_t allocs, alloc_bytes;          /* alloc_count.c */
   uint64_t lock_wait_ns, lock_contended; /* lock_wait.c */
   uint64_t utime_ns, stime_ns, nvcsw, nivcsw;
   uint64_t rchar, wchar, read_bytes, write_bytes; /* /proc/self/io */

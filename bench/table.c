@@ -29,22 +29,51 @@ typedef struct tfam {
 /* The figures that matter, per family, most important first: when a table
 ** would not fit, figures are dropped from the end. */
 static const tfam fams[] = {
-    {"WriteThroughput", {{"mb_per_s", "MB/s", 1}, {"allocs_per_op", "allocs/op", 1}, {"msgs_per_s", "k msg/s", 1e-3}}},
-    {"BatchWriteThroughput", {{"mb_per_s", "MB/s", 1}, {"speedup_vs_single", "speedup x", 1}, {"allocs_per_op", "allocs/op", 1}}},
-    {"ProduceLatency", {{"p50_ms", "p50 us", 1e3}, {"p99_ms", "p99 us", 1e3}, {"ops_per_s", "k ops/s", 1e-3}}},
-    {"SequentialFetch", {{"mb_per_s", "MB/s", 1}, {"allocs_per_op", "allocs/op", 1}, {"storage_read_bytes_per_op", "disk rKB/op", 1e-3}}},
-    {"RandomFetch", {{"mb_per_s", "MB/s", 1}, {"msgs_per_s", "k msg/s", 1e-3}, {"storage_read_bytes_per_op", "disk rKB/op", 1e-3}}},
-    {"FetchLatency", {{"p50_ms", "p50 us", 1e3}, {"p99_ms", "p99 us", 1e3}, {"ops_per_s", "k ops/s", 1e-3}}},
-    {"ConcurrentProducers", {{"msgs_per_s", "k msg/s", 1e-3}, {"scaling_eff", "scaling eff", 1}, {"p99_ms", "p99 us", 1e3}}},
-    {"ConcurrentConsumers", {{"msgs_per_s", "k msg/s", 1e-3}, {"scaling_eff", "scaling eff", 1}, {"lock_wait_ns_per_op", "lockwait ns/op", 1}}},
+    {"WriteThroughput",
+     {{"mb_per_s", "MB/s", 1}, {"allocs_per_op", "allocs/op", 1}, {"msgs_per_s", "k msg/s", 1e-3}}},
+    {"BatchWriteThroughput",
+     {{"mb_per_s", "MB/s", 1},
+      {"speedup_vs_single", "speedup x", 1},
+      {"allocs_per_op", "allocs/op", 1}}},
+    {"ProduceLatency",
+     {{"p50_ms", "p50 us", 1e3}, {"p99_ms", "p99 us", 1e3}, {"ops_per_s", "k ops/s", 1e-3}}},
+    {"SequentialFetch",
+     {{"mb_per_s", "MB/s", 1},
+      {"allocs_per_op", "allocs/op", 1},
+      {"storage_read_bytes_per_op", "disk rKB/op", 1e-3}}},
+    {"RandomFetch",
+     {{"mb_per_s", "MB/s", 1},
+      {"msgs_per_s", "k msg/s", 1e-3},
+      {"storage_read_bytes_per_op", "disk rKB/op", 1e-3}}},
+    {"FetchLatency",
+     {{"p50_ms", "p50 us", 1e3}, {"p99_ms", "p99 us", 1e3}, {"ops_per_s", "k ops/s", 1e-3}}},
+    {"ConcurrentProducers",
+     {{"msgs_per_s", "k msg/s", 1e-3},
+      {"scaling_eff", "scaling eff", 1},
+      {"p99_ms", "p99 us", 1e3}}},
+    {"ConcurrentConsumers",
+     {{"msgs_per_s", "k msg/s", 1e-3},
+      {"scaling_eff", "scaling eff", 1},
+      {"lock_wait_ns_per_op", "lockwait ns/op", 1}}},
     {"SegmentRollover", {{"msgs_per_s", "k msg/s", 1e-3}, {"segments_per_op", "segments/op", 1}}},
-    {"MixedWorkload", {{"ops_per_s", "k ops/s", 1e-3}, {"produce_p99_ms", "produce p99 us", 1e3}, {"fetch_p99_ms", "fetch p99 us", 1e3}}},
-    {"Compaction", {{"ms_per_100mb", "ms/100MB", 1}, {"mb_reclaimed", "MB reclaimed", 1}, {"duration_ms", "ms", 1}}},
-    {"CompactedProduce", {{"mb_per_s", "MB/s", 1}, {"vs_plain", "vs plain x", 1}, {"allocs_per_op", "allocs/op", 1}}},
-    {"KeyLookup", {{"p50_ms", "p50 us", 1e3}, {"p99_ms", "p99 us", 1e3}, {"ops_per_s", "k ops/s", 1e-3}}},
-    {"TopicManagerProduceThroughput", {{"mb_per_s", "MB/s", 1}, {"scaling_eff", "scaling eff", 1}, {"threads", "threads", 1}}},
-    {"TopicManagerFetchThroughput", {{"mb_per_s", "MB/s", 1}, {"scaling_eff", "scaling eff", 1}, {"threads", "threads", 1}}},
-    {"TopicManagerPartitionBalance", {{"imbalance_pct", "imbalance %", 1}, {"msgs_per_s", "k msg/s", 1e-3}}},
+    {"MixedWorkload",
+     {{"ops_per_s", "k ops/s", 1e-3},
+      {"produce_p99_ms", "produce p99 us", 1e3},
+      {"fetch_p99_ms", "fetch p99 us", 1e3}}},
+    {"Compaction",
+     {{"ms_per_100mb", "ms/100MB", 1},
+      {"mb_reclaimed", "MB reclaimed", 1},
+      {"duration_ms", "ms", 1}}},
+    {"CompactedProduce",
+     {{"mb_per_s", "MB/s", 1}, {"vs_plain", "vs plain x", 1}, {"allocs_per_op", "allocs/op", 1}}},
+    {"KeyLookup",
+     {{"p50_ms", "p50 us", 1e3}, {"p99_ms", "p99 us", 1e3}, {"ops_per_s", "k ops/s", 1e-3}}},
+    {"TopicManagerProduceThroughput",
+     {{"mb_per_s", "MB/s", 1}, {"scaling_eff", "scaling eff", 1}, {"threads", "threads", 1}}},
+    {"TopicManagerFetchThroughput",
+     {{"mb_per_s", "MB/s", 1}, {"scaling_eff", "scaling eff", 1}, {"threads", "threads", 1}}},
+    {"TopicManagerPartitionBalance",
+     {{"imbalance_pct", "imbalance %", 1}, {"msgs_per_s", "k msg/s", 1e-3}}},
     {"TopicManagerMultiTopic", {{"mb_per_s", "MB/s", 1}, {"store_fds", "store fds", 1}}},
 };
 
@@ -125,8 +154,9 @@ void table_print(FILE *f, const bench_results *rs, const bench_def *def) {
       for (int p = 0; p < PATH_COUNT; p++) {
         if (!has_path[p]) continue;
         char v[32];
-        cell(v, sizeof v, results_median(rs, r->name, p, r->durability, fam->cols[c].figure) *
-                              fam->cols[c].scale);
+        cell(v, sizeof v,
+             results_median(rs, r->name, p, r->durability, fam->cols[c].figure) *
+                 fam->cols[c].scale);
         fprintf(f, "%*s ", CELL, v);
       }
     }

@@ -88,8 +88,8 @@ static int mann_whitney(const double *x, size_t n1, const double *y, size_t n2, 
   qsort(pool, n, sizeof *pool, cmp_labeled);
   /* Doubled mid-ranks: a tie group at 0-based positions [i, j) holds ranks
   ** i+1 .. j, whose mean doubled is i + 1 + j. */
-  long s = 0;          /* doubled rank sum of x */
-  double tie_sum = 0;  /* sum of t^3 - t over tie groups */
+  long s = 0;         /* doubled rank sum of x */
+  double tie_sum = 0; /* sum of t^3 - t over tie groups */
   for (size_t i = 0; i < n;) {
     size_t j = i + 1;
     while (j < n && pool[j].v == pool[i].v) j++;

@@ -44,13 +44,13 @@ int utest_mann_whitney_approx(const double *x, size_t n1, const double *y, size_
 /* How one figure of one case moved between two sets of samples. */
 typedef struct utest_verdict {
   double old_median, new_median;
-  double change;    /* (new - old) / |old|; +/-INFINITY when old is 0 and new is not */
-  double p;         /* NaN when there are too few samples to test */
+  double change; /* (new - old) / |old|; +/-INFINITY when old is 0 and new is not */
+  double p;      /* NaN when there are too few samples to test */
   int n_old, n_new;
-  int too_few;      /* a side has fewer than UTEST_MIN_SAMPLES: no verdict */
-  int significant;  /* p < UTEST_ALPHA with enough samples */
-  int worse;        /* the change passes the threshold in the bad direction */
-  int alarm;        /* worse and significant: a regression */
+  int too_few;     /* a side has fewer than UTEST_MIN_SAMPLES: no verdict */
+  int significant; /* p < UTEST_ALPHA with enough samples */
+  int worse;       /* the change passes the threshold in the bad direction */
+  int alarm;       /* worse and significant: a regression */
 } utest_verdict;
 
 /* Judge samples old[0..n_old) against cur[0..n_cur) for a figure where

@@ -29,8 +29,10 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 10; i++) {
     snprintf(keys[i], sizeof keys[i], "user-%d", i % 3);
     snprintf(values[i], sizeof values[i], "{\"order\":%d,\"total\":%d}", i, 10 * i);
-    batch[i] = (takhin_record){.key = keys[i], .key_len = strlen(keys[i]),
-                               .value = values[i], .value_len = strlen(values[i]),
+    batch[i] = (takhin_record){.key = keys[i],
+                               .key_len = strlen(keys[i]),
+                               .value = values[i],
+                               .value_len = strlen(values[i]),
                                .timestamp = 1700000000000LL + i * 1000};
   }
   int64_t first;

@@ -25,9 +25,9 @@
 #include "fuzz.h"
 
 #define FUZZ_MAX_OUT (1u << 20)
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) abort(); \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond)) abort();                                                                          \
   } while (0)
 
 static ZSTD_DCtx *dctx;
@@ -122,8 +122,11 @@ static void reencode(const tk_batch_hdr *h, int codec) {
     if (m->offset != h->base_offset + (int64_t)i || m->timestamp < 0) return;
     hstart[i] = hdrs_len;
     CHECK(walk_headers(m, 1) == 0);
-    recs[i] = (takhin_record){.key = m->key, .key_len = m->key_len, .value = m->value,
-                              .value_len = m->value_len, .n_headers = m->n_headers,
+    recs[i] = (takhin_record){.key = m->key,
+                              .key_len = m->key_len,
+                              .value = m->value,
+                              .value_len = m->value_len,
+                              .n_headers = m->n_headers,
                               .timestamp = m->timestamp};
   }
   for (size_t i = 0; i < n; i++) /* hdrs has stopped moving */

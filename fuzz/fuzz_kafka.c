@@ -53,11 +53,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (kh_dispatch(&ctx, frame, size, &w) == 0 && w.len) {
     /* a response frame's size field covers exactly what follows it,
     ** the stored batches it sends by reference included */
-    uint32_t n = ((uint32_t)w.p[0] << 24) | ((uint32_t)w.p[1] << 16) | ((uint32_t)w.p[2] << 8) | w.p[3];
+    uint32_t n =
+        ((uint32_t)w.p[0] << 24) | ((uint32_t)w.p[1] << 16) | ((uint32_t)w.p[2] << 8) | w.p[3];
     if (n + 4 != kp_w_total(&w)) abort();
     /* every byte of a view is readable (ASan: no use after release) */
     for (size_t i = 0; i < w.next; i++)
-      for (size_t k = 0; k < w.ext[i].span.len; k++) sink += ((const uint8_t *)w.ext[i].span.data)[k];
+      for (size_t k = 0; k < w.ext[i].span.len; k++)
+        sink += ((const uint8_t *)w.ext[i].span.data)[k];
   }
   kp_w_reset(&w);
   free(frame);

@@ -22,9 +22,7 @@ static void put32(uint8_t *p, uint32_t v) {
   p[3] = (uint8_t)v;
 }
 
-static void fix_crc(uint8_t *p, size_t total) {
-  put32(p + 17, tk_crc32c(0, p + 21, total - 21));
-}
+static void fix_crc(uint8_t *p, size_t total) { put32(p + 17, tk_crc32c(0, p + 21, total - 21)); }
 
 /* Write one seed after checking that every batch in it is valid. */
 static void save(const char *name, const tk_buf *b) {
@@ -36,8 +34,7 @@ static void save(const char *name, const tk_buf *b) {
     if (tk_batch_parse_header(b->p + pos, b->len - pos, &h) != TAKHIN_OK ||
         !tk_batch_crc_ok(b->p + pos, &h) ||
         tk_batch_validate(b->p + pos, &h, dctx, &out, 64 << 20) != TAKHIN_OK) {
-      fprintf(stderr, "gen_corpus: %s: batch at %zu is invalid: %s\n", name, pos,
-              takhin_errmsg());
+      fprintf(stderr, "gen_corpus: %s: batch at %zu is invalid: %s\n", name, pos, takhin_errmsg());
       exit(1);
     }
     pos += (size_t)tk_batch_total(&h);
@@ -75,7 +72,12 @@ int main(int argc, char **argv) {
       {.key = "tombstone", .key_len = 9, .timestamp = 1100},
       {.key = "", .value = "", .headers = hd, .n_headers = 4, .timestamp = TAKHIN_TIMESTAMP_NOW},
       {.timestamp = 0},
-      {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .headers = hd, .n_headers = 2,
+      {.key = "k",
+       .key_len = 1,
+       .value = "v",
+       .value_len = 1,
+       .headers = hd,
+       .n_headers = 2,
        .timestamp = 1000 + (1LL << 40)},
   };
 
@@ -122,8 +124,11 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 64; i++) {
     int kl = snprintf(kbuf[i], sizeof kbuf[i], "k%d", i);
     memset(vbuf[i], 'a' + i % 26, sizeof vbuf[i]);
-    many[i] = (takhin_record){.key = kbuf[i], .key_len = (size_t)kl, .value = vbuf[i],
-                              .value_len = (size_t)(i % 40), .timestamp = 5000 + i};
+    many[i] = (takhin_record){.key = kbuf[i],
+                              .key_len = (size_t)kl,
+                              .value = vbuf[i],
+                              .value_len = (size_t)(i % 40),
+                              .timestamp = 5000 + i};
   }
   b.len = 0;
   encode(&b, 100, many, 64, TK_CODEC_NONE, NULL, NULL);

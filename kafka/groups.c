@@ -34,8 +34,10 @@
 enum { EMPTY, PREPARING, AWAITING_SYNC, STABLE };
 
 enum {
-  KE_REBALANCE_IN_PROGRESS = 27, KE_INCONSISTENT_GROUP_PROTOCOL = 23,
-  KE_INVALID_SESSION_TIMEOUT = 26, KE_GROUP_MAX_SIZE_REACHED = 81,
+  KE_REBALANCE_IN_PROGRESS = 27,
+  KE_INCONSISTENT_GROUP_PROTOCOL = 23,
+  KE_INVALID_SESSION_TIMEOUT = 26,
+  KE_GROUP_MAX_SIZE_REACHED = 81,
 };
 
 typedef struct member {
@@ -159,11 +161,13 @@ static void complete_join(group *g) {
     if (!strcmp(g->m[i]->id, g->leader)) li = i;
   snprintf(g->leader, ID_MAX, "%s", g->m[li]->id);
   g->protocol[0] = 0;
-  for (int p = 0; p < g->m[li]->nproto && !g->protocol[0]; p++) { /* the leader's first choice all support */
+  for (int p = 0; p < g->m[li]->nproto && !g->protocol[0];
+       p++) { /* the leader's first choice all support */
     int all = 1;
     for (int i = 0; i < g->n && all; i++) {
       int has = 0;
-      for (int q = 0; q < g->m[i]->nproto; q++) has |= !strcmp(g->m[i]->proto_name[q], g->m[li]->proto_name[p]);
+      for (int q = 0; q < g->m[i]->nproto; q++)
+        has |= !strcmp(g->m[i]->proto_name[q], g->m[li]->proto_name[p]);
       all = has;
     }
     if (all) snprintf(g->protocol, ID_MAX, "%s", g->m[li]->proto_name[p]);
@@ -175,8 +179,8 @@ static void complete_join(group *g) {
   }
   g->generation++;
   g->state = AWAITING_SYNC;
-  kh_log("group %s: generation %d with %d members, leader %s, protocol %s", g->id, (int)g->generation, g->n,
-         g->leader, g->protocol);
+  kh_log("group %s: generation %d with %d members, leader %s, protocol %s", g->id,
+         (int)g->generation, g->n, g->leader, g->protocol);
   pthread_cond_broadcast(&cv);
 }
 
@@ -197,7 +201,8 @@ int kg_join_group(kh_ctx *c, kp_reader *r, int16_t v, kp_str client_id, kp_write
   int32_t session = kp_i32(r);
   int32_t rebalance = v >= 1 ? kp_i32(r) : session;
   kp_str mid = kp_string(r);
-  if (v >= 5) kp_string(r); /* group_instance_id: static membership not supported, treated as dynamic */
+  if (v >= 5)
+    kp_string(r); /* group_instance_id: static membership not supported, treated as dynamic */
   kp_str ptype = kp_string(r);
   int32_t np = kp_array(r, 6);
   kp_reader protos = *r;
@@ -216,7 +221,8 @@ int kg_join_group(kh_ctx *c, kp_reader *r, int16_t v, kp_str client_id, kp_write
   if (!g) err = KE_INVALID_REQUEST;
   else if (session < 1000 || session > 1800000 || rebalance < 0) err = KE_INVALID_SESSION_TIMEOUT;
   else if (np == 0 || np > MAX_PROTOCOLS || !ptype.ptr) err = KE_INCONSISTENT_GROUP_PROTOCOL;
-  else if (g->n && (strlen(g->protocol_type) != ptype.len || memcmp(g->protocol_type, ptype.ptr, ptype.len)))
+  else if (g->n && (strlen(g->protocol_type) != ptype.len ||
+                    memcmp(g->protocol_type, ptype.ptr, ptype.len)))
     err = KE_INCONSISTENT_GROUP_PROTOCOL;
   if (!err) {
     expire(g, now);
@@ -263,7 +269,10 @@ int kg_join_group(kh_ctx *c, kp_reader *r, int16_t v, kp_str client_id, kp_write
     int64_t give_up = c->max_wait_cap_ms > 0 ? now_ms() + c->max_wait_cap_ms : INT64_MAX;
     for (;;) {
       int idx = find_member(g, (kp_str){my_id, strlen(my_id)});
-      if (idx < 0) { err = KE_UNKNOWN_MEMBER_ID; break; }
+      if (idx < 0) {
+        err = KE_UNKNOWN_MEMBER_ID;
+        break;
+      }
       g->m[idx]->last_seen = now_ms(); /* waiting counts as alive */
       /* a round that started after ours completed counts this waiting join too:
       ** the member cannot send another JoinGroup while this one is pending */
@@ -280,7 +289,10 @@ int kg_join_group(kh_ctx *c, kp_reader *r, int16_t v, kp_str client_id, kp_write
       }
       /* Shutting down, or the fuzzer (max_wait_cap_ms), which must not sit
       ** out a round: answer as a join whose round is not over. */
-      if (atomic_load(c->stopping) || now_ms() >= give_up) { err = KE_REBALANCE_IN_PROGRESS; break; }
+      if (atomic_load(c->stopping) || now_ms() >= give_up) {
+        err = KE_REBALANCE_IN_PROGRESS;
+        break;
+      }
       wait_until(g->deadline < give_up ? g->deadline : give_up);
     }
     if (!err) {
@@ -347,8 +359,10 @@ int kg_sync_group(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
       g->state = STABLE;
       pthread_cond_broadcast(&cv);
     }
-    int64_t deadline = now_ms() + (c->max_wait_cap_ms > 0 ? c->max_wait_cap_ms : g->m[i]->rebalance_ms);
-    while (g->state == AWAITING_SYNC && g->generation == gen && now_ms() < deadline && !atomic_load(c->stopping))
+    int64_t deadline =
+        now_ms() + (c->max_wait_cap_ms > 0 ? c->max_wait_cap_ms : g->m[i]->rebalance_ms);
+    while (g->state == AWAITING_SYNC && g->generation == gen && now_ms() < deadline &&
+           !atomic_load(c->stopping))
       wait_until(deadline);
     i = find_member(g, mid);
     if (i < 0) err = KE_UNKNOWN_MEMBER_ID;

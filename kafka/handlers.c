@@ -60,7 +60,8 @@ void kh_log(const char *fmt, ...) {
 /* One topic entry of a request: reads its name into topic (*bad when the
  * name does not fit) and its partition count (0 when malformed), and echoes
  * both to the response. Returns the partition count. */
-static int32_t topic_entry(kp_reader *r, kp_writer *w, char topic[TOPIC_MAX + 1], size_t min_elem, int *bad) {
+static int32_t topic_entry(kp_reader *r, kp_writer *w, char topic[TOPIC_MAX + 1], size_t min_elem,
+                           int *bad) {
   kp_str ts = kp_string(r);
   *bad = kp_str_copy(ts, topic, TOPIC_MAX + 1);
   kp_w_stringn(w, ts.ptr ? ts.ptr : "", ts.len);
@@ -85,7 +86,9 @@ static int16_t kerr(int rc) {
   case TAKHIN_ETOOBIG: return KE_MESSAGE_TOO_LARGE;
   case TAKHIN_ECORRUPT: return KE_CORRUPT_MESSAGE;
   case TAKHIN_EINVAL: return KE_INVALID_REQUEST;
-  case TAKHIN_EIO: case TAKHIN_ENOSPC: case TAKHIN_EREADONLY: return KE_KAFKA_STORAGE_ERROR;
+  case TAKHIN_EIO:
+  case TAKHIN_ENOSPC:
+  case TAKHIN_EREADONLY: return KE_KAFKA_STORAGE_ERROR;
   default: return KE_UNKNOWN_SERVER_ERROR;
   }
 }
@@ -94,12 +97,12 @@ static int16_t kerr(int rc) {
 static const struct {
   int16_t key, min, max;
 } apis[] = {
-    {KP_PRODUCE, 0, 8},        {KP_FETCH, 4, 11},          {KP_LIST_OFFSETS, 1, 5},
-    {KP_METADATA, 0, 8},       {KP_OFFSET_COMMIT, 2, 7},   {KP_OFFSET_FETCH, 1, 5},
-    {KP_FIND_COORDINATOR, 0, 2}, {KP_API_VERSIONS, 0, 3},  {KP_CREATE_TOPICS, 0, 4},
-    {KP_DELETE_TOPICS, 0, 3},  {KP_JOIN_GROUP, 0, 5},      {KP_SYNC_GROUP, 0, 3},
-    {KP_HEARTBEAT, 0, 3},      {KP_LEAVE_GROUP, 0, 2},      {KP_INIT_PRODUCER_ID, 0, 1},
-    {KP_DELETE_RECORDS, 0, 1}, {KP_DESCRIBE_CONFIGS, 0, 2},
+    {KP_PRODUCE, 0, 8},          {KP_FETCH, 4, 11},           {KP_LIST_OFFSETS, 1, 5},
+    {KP_METADATA, 0, 8},         {KP_OFFSET_COMMIT, 2, 7},    {KP_OFFSET_FETCH, 1, 5},
+    {KP_FIND_COORDINATOR, 0, 2}, {KP_API_VERSIONS, 0, 3},     {KP_CREATE_TOPICS, 0, 4},
+    {KP_DELETE_TOPICS, 0, 3},    {KP_JOIN_GROUP, 0, 5},       {KP_SYNC_GROUP, 0, 3},
+    {KP_HEARTBEAT, 0, 3},        {KP_LEAVE_GROUP, 0, 2},      {KP_INIT_PRODUCER_ID, 0, 1},
+    {KP_DELETE_RECORDS, 0, 1},   {KP_DESCRIBE_CONFIGS, 0, 2},
 };
 #define NAPIS (sizeof apis / sizeof apis[0])
 
@@ -143,11 +146,11 @@ static void write_topic_meta(kh_ctx *c, kp_writer *w, int16_t v, const char *nam
   for (int32_t p = 0; !err && p < nparts; p++) {
     kp_w_i16(w, KE_NONE);
     kp_w_i32(w, p);
-    kp_w_i32(w, 0); /* leader */
-    if (v >= 7) kp_w_i32(w, 0); /* leader_epoch */
+    kp_w_i32(w, 0);                 /* leader */
+    if (v >= 7) kp_w_i32(w, 0);     /* leader_epoch */
     kp_w_i32(w, 1), kp_w_i32(w, 0); /* replicas [0] */
     kp_w_i32(w, 1), kp_w_i32(w, 0); /* isr [0] */
-    if (v >= 5) kp_w_i32(w, 0);      /* offline replicas [] */
+    if (v >= 5) kp_w_i32(w, 0);     /* offline replicas [] */
   }
   if (v >= 8) kp_w_i32(w, INT32_MIN); /* topic_authorized_operations: not asked */
   (void)c;
@@ -167,7 +170,7 @@ static int metadata(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   kp_w_i32(w, c->port);
   if (v >= 1) kp_w_string(w, NULL); /* rack */
   if (v >= 2) kp_w_string(w, "takhin");
-  if (v >= 1) kp_w_i32(w, 0); /* controller */
+  if (v >= 1) kp_w_i32(w, 0);          /* controller */
   if (n == -1 || (n == 0 && v == 0)) { /* every topic */
     char **names = NULL;
     size_t nn = 0;
@@ -256,7 +259,9 @@ static int produce(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w, int *no_res
           } else {
             any_ok = 1;
             takhin_partition_info_get(c->store, topic, part, &info);
-            if (c->verbose > 1) kh_log("produce %s-%d: %zu bytes at offset %lld", topic, (int)part, rec.len, (long long)base);
+            if (c->verbose > 1)
+              kh_log("produce %s-%d: %zu bytes at offset %lld", topic, (int)part, rec.len,
+                     (long long)base);
           }
         }
       }
@@ -321,12 +326,14 @@ static size_t fetch_gather(kh_ctx *c, fetch_part *fp, size_t n, int32_t max_byte
       size_t want = f->max_bytes > 0 ? (size_t)f->max_bytes : 0;
       if (want > budget) want = budget;
       if (want == 0 && first_data) want = 1; /* the first batch always goes whole */
-      int src = want ? takhin_fetch_span_get(c->store, f->topic, f->partition, f->offset, want, &f->span, &f->info)
+      int src = want ? takhin_fetch_span_get(c->store, f->topic, f->partition, f->offset, want,
+                                             &f->span, &f->info)
                      : takhin_partition_info_get(c->store, f->topic, f->partition, &f->info);
       f->err = kerr(src);
       if (src == TAKHIN_ECORRUPT) f->err = KE_KAFKA_STORAGE_ERROR;
       if (src && src != TAKHIN_ERANGE && src != TAKHIN_ENOTFOUND)
-        kh_log("fetch %s-%d at %lld: %s", f->topic, (int)f->partition, (long long)f->offset, takhin_errmsg());
+        kh_log("fetch %s-%d at %lld: %s", f->topic, (int)f->partition, (long long)f->offset,
+               takhin_errmsg());
     }
     if (f->err != KE_NONE) *any_err = 1;
     if (f->span.len) {
@@ -346,11 +353,13 @@ static int fetch_wait(kh_ctx *c, fetch_part *fp, size_t n, int64_t deadline) {
   int rc = 0;
   for (size_t k = 0; k < n && !rc; k++) {
     fetch_part *f = &fp[k];
-    if (!f->cur && takhin_cursor_open(c->store, f->topic, f->partition, &f->cur) != TAKHIN_OK) rc = -1;
+    if (!f->cur && takhin_cursor_open(c->store, f->topic, f->partition, &f->cur) != TAKHIN_OK)
+      rc = -1;
     else if (takhin_cursor_seek(f->cur, f->info.high_watermark, 0, 0) != TAKHIN_OK) rc = -1;
     cs[k] = f->cur;
   }
-  for (size_t k = 0; k < n; k++) takhin_fetch_span_release(&fp[k].span); /* pin nothing while asleep */
+  for (size_t k = 0; k < n; k++)
+    takhin_fetch_span_release(&fp[k].span); /* pin nothing while asleep */
   while (!rc) {
     int64_t left = deadline - now_ms();
     if (left <= 0 || atomic_load(c->stopping)) {
@@ -370,7 +379,7 @@ static int fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   int32_t max_wait = kp_i32(r);
   int32_t min_bytes = kp_i32(r);
   int32_t max_bytes = kp_i32(r);
-  kp_i8(r); /* isolation_level: every batch is committed here */
+  kp_i8(r);                         /* isolation_level: every batch is committed here */
   if (v >= 7) kp_i32(r), kp_i32(r); /* session id, epoch: no sessions (always full fetches) */
   int32_t nt = kp_array(r, 6);
   if (r->err || nt < 0) return -1;
@@ -384,7 +393,9 @@ static int fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   for (int32_t t = 0; t < nt && !r->err; t++) {
     kp_str ts = kp_string(r);
     int bad = kp_str_copy(ts, names[t], sizeof names[t]);
-    if (bad) snprintf(names[t], sizeof names[t], "%.*s", (int)(ts.len < 200 ? ts.len : 200), ts.ptr ? ts.ptr : "");
+    if (bad)
+      snprintf(names[t], sizeof names[t], "%.*s", (int)(ts.len < 200 ? ts.len : 200),
+               ts.ptr ? ts.ptr : "");
     int32_t np = kp_array(r, 16);
     if (np < 0) np = 0;
     tcount[t] = np;
@@ -428,7 +439,7 @@ static int fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
       break;
     }
   }
-  kp_w_i32(w, 0); /* throttle */
+  kp_w_i32(w, 0);                                   /* throttle */
   if (v >= 7) kp_w_i16(w, KE_NONE), kp_w_i32(w, 0); /* error, session_id */
   kp_w_i32(w, nt);
   size_t k = 0;
@@ -442,8 +453,8 @@ static int fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
       kp_w_i64(w, f->info.high_watermark);
       kp_w_i64(w, f->info.high_watermark); /* last_stable_offset: no transactions in flight */
       if (v >= 5) kp_w_i64(w, f->info.log_start_offset);
-      kp_w_i32(w, 0); /* aborted_transactions: [] */
-      if (v >= 11) kp_w_i32(w, -1); /* preferred_read_replica */
+      kp_w_i32(w, 0);                    /* aborted_transactions: [] */
+      if (v >= 11) kp_w_i32(w, -1);      /* preferred_read_replica */
       kp_w_i32(w, (int32_t)f->span.len); /* records: the stored batches, sent from the mapping */
       kp_w_span(w, &f->span);
     }
@@ -462,7 +473,7 @@ out:
 
 /* ---- ListOffsets -------------------------------------------------------- */
 static int list_offsets(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
-  kp_i32(r); /* replica_id */
+  kp_i32(r);            /* replica_id */
   if (v >= 2) kp_i8(r); /* isolation_level */
   int32_t nt = kp_array(r, 6);
   if (r->err || nt < 0) return -1;
@@ -477,7 +488,8 @@ static int list_offsets(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
       if (v >= 4) kp_i32(r); /* current_leader_epoch */
       int64_t ts_want = kp_i64(r);
       int64_t off = -1;
-      int rc = bad ? TAKHIN_ENOTFOUND : takhin_offset_for_time(c->store, topic, part, ts_want, &off);
+      int rc =
+          bad ? TAKHIN_ENOTFOUND : takhin_offset_for_time(c->store, topic, part, ts_want, &off);
       kp_w_i32(w, part);
       kp_w_i16(w, kerr(rc));
       kp_w_i64(w, -1); /* timestamp: not looked up */
@@ -536,7 +548,9 @@ static int offset_commit(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
         takhin_offset_commit oc = {topic, part, off, meta.ptr ? mbuf : NULL};
         int rc = takhin_group_commit(c->store, group, &oc, 1);
         err = rc == TAKHIN_EINVAL ? KE_INVALID_REQUEST : kerr(rc);
-        if (rc) kh_log("commit %s %s-%d@%lld refused: %s", group, topic, (int)part, (long long)off, takhin_errmsg());
+        if (rc)
+          kh_log("commit %s %s-%d@%lld refused: %s", group, topic, (int)part, (long long)off,
+                 takhin_errmsg());
       }
       kp_w_i32(w, part);
       kp_w_i16(w, err);
@@ -545,7 +559,8 @@ static int offset_commit(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   return r->err ? -1 : 0;
 }
 
-static void write_fetched(kp_writer *w, int16_t v, int32_t part, int64_t off, const char *meta, int16_t err) {
+static void write_fetched(kp_writer *w, int16_t v, int32_t part, int64_t off, const char *meta,
+                          int16_t err) {
   kp_w_i32(w, part);
   kp_w_i64(w, off);
   if (v >= 5) kp_w_i32(w, -1); /* committed_leader_epoch */
@@ -587,11 +602,13 @@ static int offset_fetch(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
         int32_t part = kp_i32(r);
         int64_t off = -1;
         char *meta = NULL;
-        int rc = bad || bad_group ? TAKHIN_ENOTFOUND : takhin_group_fetch(c->store, group, topic, part, &off, &meta);
+        int rc = bad || bad_group ? TAKHIN_ENOTFOUND
+                                  : takhin_group_fetch(c->store, group, topic, part, &off, &meta);
         /* no committed offset is not an error in Kafka: offset -1. A store
         ** failure is one: answered as "none", it would send the client back
         ** to auto.offset.reset and re-deliver what the group committed. */
-        if (rc && rc != TAKHIN_ENOTFOUND) kh_log("offset fetch %s %s-%d: %s", group, topic, (int)part, takhin_errmsg());
+        if (rc && rc != TAKHIN_ENOTFOUND)
+          kh_log("offset fetch %s %s-%d: %s", group, topic, (int)part, takhin_errmsg());
         write_fetched(w, v, part, rc ? -1 : off, meta,
                       rc && rc != TAKHIN_ENOTFOUND ? KE_UNKNOWN_SERVER_ERROR : KE_NONE);
         takhin_free(meta);
@@ -677,7 +694,8 @@ static int create_topics(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
     if (!err && !validate_only) {
       int rc = takhin_topic_create(c->store, name, parts, cfg);
       if (rc == TAKHIN_EEXISTS) err = KE_TOPIC_ALREADY_EXISTS;
-      else if (rc == TAKHIN_EINVAL) err = strstr(takhin_errmsg(), "name") ? KE_INVALID_TOPIC : KE_INVALID_CONFIG;
+      else if (rc == TAKHIN_EINVAL)
+        err = strstr(takhin_errmsg(), "name") ? KE_INVALID_TOPIC : KE_INVALID_CONFIG;
       else err = kerr(rc);
       if (rc) snprintf(msg, sizeof msg, "%s", takhin_errmsg());
       else kh_log("created topic %s with %d partitions", name, (int)parts);
@@ -701,7 +719,8 @@ static int delete_topics(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   for (int32_t t = 0; t < nt; t++) {
     kp_str ns = kp_string(&names);
     char name[TOPIC_MAX + 1];
-    int rc = kp_str_copy(ns, name, sizeof name) ? TAKHIN_ENOTFOUND : takhin_topic_delete(c->store, name);
+    int rc =
+        kp_str_copy(ns, name, sizeof name) ? TAKHIN_ENOTFOUND : takhin_topic_delete(c->store, name);
     if (!rc) kh_log("deleted topic %s", name);
     kp_w_stringn(w, ns.ptr ? ns.ptr : "", ns.len);
     kp_w_i16(w, kerr(rc));
@@ -743,8 +762,8 @@ static int delete_records(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
 }
 
 /* One config entry, if keys (a nullable array reader) names it or is null. */
-static void config_entry(kp_writer *w, int16_t v, const char *name, const char *value, kp_reader keys,
-                         int32_t nkeys, int32_t *count) {
+static void config_entry(kp_writer *w, int16_t v, const char *name, const char *value,
+                         kp_reader keys, int32_t nkeys, int32_t *count) {
   if (nkeys >= 0) {
     int want = 0;
     for (int32_t i = 0; i < nkeys && !want; i++) {
@@ -755,10 +774,10 @@ static void config_entry(kp_writer *w, int16_t v, const char *name, const char *
   }
   kp_w_string(w, name);
   kp_w_string(w, value);
-  kp_w_i8(w, 0); /* read_only */
-  if (v == 0) kp_w_i8(w, 0); /* is_default */
-  else kp_w_i8(w, 1);        /* config_source: DYNAMIC_TOPIC_CONFIG (the store's row) */
-  kp_w_i8(w, 0);             /* is_sensitive */
+  kp_w_i8(w, 0);              /* read_only */
+  if (v == 0) kp_w_i8(w, 0);  /* is_default */
+  else kp_w_i8(w, 1);         /* config_source: DYNAMIC_TOPIC_CONFIG (the store's row) */
+  kp_w_i8(w, 0);              /* is_sensitive */
   if (v >= 1) kp_w_i32(w, 0); /* synonyms */
   (*count)++;
 }
@@ -787,7 +806,8 @@ static int describe_configs(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
     int16_t err = KE_NONE;
     const char *msg = NULL;
     if (type == 2) { /* TOPIC */
-      int rc = kp_str_copy(name, topic, sizeof topic) ? TAKHIN_ENOTFOUND : takhin_topic_describe(c->store, topic, &d);
+      int rc = kp_str_copy(name, topic, sizeof topic) ? TAKHIN_ENOTFOUND
+                                                      : takhin_topic_describe(c->store, topic, &d);
       if (rc) {
         err = kerr(rc);
         msg = "unknown topic";
@@ -836,7 +856,8 @@ int kh_dispatch(kh_ctx *c, const uint8_t *frame, size_t len, kp_writer *w) {
     return -1;
   }
   if (key != KP_API_VERSIONS && !supported(key, ver)) {
-    kh_log("closing: unsupported API key %d version %d (correlation id %d)", key, ver, (int)h.correlation_id);
+    kh_log("closing: unsupported API key %d version %d (correlation id %d)", key, ver,
+           (int)h.correlation_id);
     return -1;
   }
   size_t frame_at = kp_w_reserve32(w);
@@ -862,7 +883,9 @@ int kh_dispatch(kh_ctx *c, const uint8_t *frame, size_t len, kp_writer *w) {
   case KP_DESCRIBE_CONFIGS: rc = describe_configs(c, &r, ver, w); break;
   default: rc = -1;
   }
-  if (c->verbose) kh_log("request api %d v%d corr %d: %s", key, ver, (int)h.correlation_id, rc ? "malformed, closing" : "ok");
+  if (c->verbose)
+    kh_log("request api %d v%d corr %d: %s", key, ver, (int)h.correlation_id,
+           rc ? "malformed, closing" : "ok");
   if (rc || w->err) {
     if (w->err) kh_log("closing: response too large or out of memory (api %d)", key);
     return -1;

@@ -13,13 +13,13 @@
 
 typedef struct kh_ctx {
   takhin_store *store;
-  char host[256];         /* advertised in Metadata and FindCoordinator */
+  char host[256]; /* advertised in Metadata and FindCoordinator */
   int32_t port;
   int verbose;
-  int auto_create;        /* Metadata creates unknown topics (auto.create.topics.enable) */
+  int auto_create;            /* Metadata creates unknown topics (auto.create.topics.enable) */
   int32_t default_partitions; /* num.partitions */
-  atomic_int *stopping;   /* set on SIGTERM: long polls return at once */
-  int32_t max_wait_cap_ms; /* longest Fetch long poll and group round wait; 0 = 30 s and the
+  atomic_int *stopping;       /* set on SIGTERM: long polls return at once */
+  int32_t max_wait_cap_ms;    /* longest Fetch long poll and group round wait; 0 = 30 s and the
                               group's rebalance timeout (the fuzzer sets 1) */
 } kh_ctx;
 

@@ -102,7 +102,8 @@ static pstate *lookup(const char *topic, int32_t partition, int64_t pid, int cre
   uint32_t b = hash(topic, partition, pid) % NBUCKETS;
   pthread_mutex_lock(&table_mu);
   pstate *s = buckets[b];
-  while (s && !(s->pid == pid && s->partition == partition && !strcmp(s->topic, topic))) s = s->next;
+  while (s && !(s->pid == pid && s->partition == partition && !strcmp(s->topic, topic)))
+    s = s->next;
   if (!s && create) {
     if (nentries >= MAX_ENTRIES) evict_one();
     if ((s = calloc(1, sizeof *s))) {
@@ -167,7 +168,9 @@ static void rebuild(kh_ctx *c, const char *topic, int32_t partition) {
   while (from < info.high_watermark) {
     void *buf = NULL;
     size_t len = 0;
-    if (takhin_fetch_batches(c->store, topic, partition, from, 1 << 20, &buf, &len, NULL) != TAKHIN_OK || !len) {
+    if (takhin_fetch_batches(c->store, topic, partition, from, 1 << 20, &buf, &len, NULL) !=
+            TAKHIN_OK ||
+        !len) {
       takhin_free(buf);
       break;
     }
@@ -188,8 +191,8 @@ static void rebuild(kh_ctx *c, const char *topic, int32_t partition) {
   }
 }
 
-int16_t kpid_produce(kh_ctx *c, const char *topic, int32_t partition, const uint8_t *batch, size_t len,
-                     int64_t *base, int *rc) {
+int16_t kpid_produce(kh_ctx *c, const char *topic, int32_t partition, const uint8_t *batch,
+                     size_t len, int64_t *base, int *rc) {
   int64_t pid = be64(batch + 43);
   int16_t epoch = (int16_t)(batch[51] << 8 | batch[52]);
   int32_t seq = be32(batch + 53), lod = be32(batch + 23);
@@ -221,7 +224,8 @@ int16_t kpid_produce(kh_ctx *c, const char *topic, int32_t partition, const uint
         pthread_mutex_unlock(m);
         return KE_NONE;
       }
-    int32_t expect = s->n ? (s->last_seq[s->n - 1] == INT32_MAX ? 0 : s->last_seq[s->n - 1] + 1) : 0;
+    int32_t expect =
+        s->n ? (s->last_seq[s->n - 1] == INT32_MAX ? 0 : s->last_seq[s->n - 1] + 1) : 0;
     if (seq != expect) err = KE_OUT_OF_ORDER_SEQUENCE_NUMBER;
   } else if (seq != 0) { /* a new epoch (or producer) starts at 0 */
     err = KE_OUT_OF_ORDER_SEQUENCE_NUMBER;

@@ -15,7 +15,7 @@ int kpid_init_producer_id(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w);
 ** a stale epoch is refused. batch is at least 61 bytes. Returns the Kafka
 ** error code of the sequence check (0 when it passed); *rc the takhin
 ** status of the append (TAKHIN_OK when none was tried); *base the offset. */
-int16_t kpid_produce(kh_ctx *c, const char *topic, int32_t partition, const uint8_t *batch, size_t len,
-                     int64_t *base, int *rc);
+int16_t kpid_produce(kh_ctx *c, const char *topic, int32_t partition, const uint8_t *batch,
+                     size_t len, int64_t *base, int *rc);
 
 #endif

@@ -31,7 +31,9 @@ int16_t kp_i16(kp_reader *r) {
 }
 int32_t kp_i32(kp_reader *r) {
   const uint8_t *q = take(r, 4);
-  return q ? (int32_t)(((uint32_t)q[0] << 24) | ((uint32_t)q[1] << 16) | ((uint32_t)q[2] << 8) | q[3]) : 0;
+  return q ? (int32_t)(((uint32_t)q[0] << 24) | ((uint32_t)q[1] << 16) | ((uint32_t)q[2] << 8) |
+                       q[3])
+           : 0;
 }
 int64_t kp_i64(kp_reader *r) {
   uint64_t hi = (uint32_t)kp_i32(r), lo = (uint32_t)kp_i32(r);
@@ -247,7 +249,8 @@ int kp_w_send(const kp_writer *w, int fd) {
       const uint8_t *base;
       size_t len;
       if (k % 2 == 0) { /* buffer run k/2: from the previous span's at to this one's */
-        size_t from = k ? w->ext[k / 2 - 1].at : 0, to = k / 2 < w->next ? w->ext[k / 2].at : w->len;
+        size_t from = k ? w->ext[k / 2 - 1].at : 0,
+               to = k / 2 < w->next ? w->ext[k / 2].at : w->len;
         base = w->p + from, len = to - from;
       } else {
         base = w->ext[k / 2].span.data, len = w->ext[k / 2].span.len;
@@ -264,7 +267,7 @@ int kp_w_send(const kp_writer *w, int fd) {
       int all_empty = 1;
       for (int i = 0; i < n; i++) all_empty &= iov[i].iov_len == 0;
       if (sent == 0 && all_empty) sent = 0; /* only empty pieces: step over them */
-      else return -1;                        /* SO_SNDTIMEO bounds a peer that never reads */
+      else return -1;                       /* SO_SNDTIMEO bounds a peer that never reads */
     }
     /* advance over what went out */
     size_t left = (size_t)sent;

@@ -22,25 +22,56 @@
 
 /* API keys (Kafka's numbering). */
 enum {
-  KP_PRODUCE = 0, KP_FETCH = 1, KP_LIST_OFFSETS = 2, KP_METADATA = 3,
-  KP_OFFSET_COMMIT = 8, KP_OFFSET_FETCH = 9, KP_FIND_COORDINATOR = 10,
-  KP_JOIN_GROUP = 11, KP_HEARTBEAT = 12, KP_LEAVE_GROUP = 13, KP_SYNC_GROUP = 14,
-  KP_API_VERSIONS = 18, KP_CREATE_TOPICS = 19, KP_DELETE_TOPICS = 20,
-  KP_DELETE_RECORDS = 21, KP_INIT_PRODUCER_ID = 22, KP_DESCRIBE_CONFIGS = 32,
+  KP_PRODUCE = 0,
+  KP_FETCH = 1,
+  KP_LIST_OFFSETS = 2,
+  KP_METADATA = 3,
+  KP_OFFSET_COMMIT = 8,
+  KP_OFFSET_FETCH = 9,
+  KP_FIND_COORDINATOR = 10,
+  KP_JOIN_GROUP = 11,
+  KP_HEARTBEAT = 12,
+  KP_LEAVE_GROUP = 13,
+  KP_SYNC_GROUP = 14,
+  KP_API_VERSIONS = 18,
+  KP_CREATE_TOPICS = 19,
+  KP_DELETE_TOPICS = 20,
+  KP_DELETE_RECORDS = 21,
+  KP_INIT_PRODUCER_ID = 22,
+  KP_DESCRIBE_CONFIGS = 32,
 };
 
 /* Error codes (Kafka's Errors.java). */
 enum {
-  KE_NONE = 0, KE_UNKNOWN_SERVER_ERROR = -1, KE_OFFSET_OUT_OF_RANGE = 1,
-  KE_CORRUPT_MESSAGE = 2, KE_UNKNOWN_TOPIC_OR_PARTITION = 3, KE_INVALID_FETCH_SIZE = 4,
-  KE_NOT_LEADER = 6, KE_REQUEST_TIMED_OUT = 7, KE_MESSAGE_TOO_LARGE = 10,
-  KE_OFFSET_METADATA_TOO_LARGE = 12, KE_COORDINATOR_NOT_AVAILABLE = 15,
-  KE_NOT_COORDINATOR = 16, KE_INVALID_TOPIC = 17, KE_RECORD_LIST_TOO_LARGE = 18,
-  KE_INVALID_REQUIRED_ACKS = 21, KE_UNSUPPORTED_FOR_MESSAGE_FORMAT = 43, KE_ILLEGAL_GENERATION = 22, KE_UNKNOWN_MEMBER_ID = 25,
-  KE_INVALID_COMMIT_OFFSET_SIZE = 28, KE_UNSUPPORTED_VERSION = 35, KE_TOPIC_ALREADY_EXISTS = 36,
-  KE_INVALID_PARTITIONS = 37, KE_INVALID_REPLICATION_FACTOR = 38, KE_INVALID_REQUEST = 42,
-  KE_INVALID_CONFIG = 40, KE_POLICY_VIOLATION = 44, KE_KAFKA_STORAGE_ERROR = 56,
-  KE_UNSUPPORTED_COMPRESSION_TYPE = 76, KE_INVALID_RECORD = 87,
+  KE_NONE = 0,
+  KE_UNKNOWN_SERVER_ERROR = -1,
+  KE_OFFSET_OUT_OF_RANGE = 1,
+  KE_CORRUPT_MESSAGE = 2,
+  KE_UNKNOWN_TOPIC_OR_PARTITION = 3,
+  KE_INVALID_FETCH_SIZE = 4,
+  KE_NOT_LEADER = 6,
+  KE_REQUEST_TIMED_OUT = 7,
+  KE_MESSAGE_TOO_LARGE = 10,
+  KE_OFFSET_METADATA_TOO_LARGE = 12,
+  KE_COORDINATOR_NOT_AVAILABLE = 15,
+  KE_NOT_COORDINATOR = 16,
+  KE_INVALID_TOPIC = 17,
+  KE_RECORD_LIST_TOO_LARGE = 18,
+  KE_INVALID_REQUIRED_ACKS = 21,
+  KE_UNSUPPORTED_FOR_MESSAGE_FORMAT = 43,
+  KE_ILLEGAL_GENERATION = 22,
+  KE_UNKNOWN_MEMBER_ID = 25,
+  KE_INVALID_COMMIT_OFFSET_SIZE = 28,
+  KE_UNSUPPORTED_VERSION = 35,
+  KE_TOPIC_ALREADY_EXISTS = 36,
+  KE_INVALID_PARTITIONS = 37,
+  KE_INVALID_REPLICATION_FACTOR = 38,
+  KE_INVALID_REQUEST = 42,
+  KE_INVALID_CONFIG = 40,
+  KE_POLICY_VIOLATION = 44,
+  KE_KAFKA_STORAGE_ERROR = 56,
+  KE_UNSUPPORTED_COMPRESSION_TYPE = 76,
+  KE_INVALID_RECORD = 87,
 };
 
 typedef struct kp_reader {
@@ -59,9 +90,9 @@ int16_t kp_i16(kp_reader *r);
 int32_t kp_i32(kp_reader *r);
 int64_t kp_i64(kp_reader *r);
 uint32_t kp_uvarint(kp_reader *r);
-kp_str kp_string(kp_reader *r);        /* int16 length, -1 = null */
+kp_str kp_string(kp_reader *r);         /* int16 length, -1 = null */
 kp_str kp_compact_string(kp_reader *r); /* uvarint length + 1, 0 = null */
-kp_str kp_bytes(kp_reader *r);         /* int32 length, -1 = null */
+kp_str kp_bytes(kp_reader *r);          /* int32 length, -1 = null */
 /* int32 element count; -1 (null) gives -1. min_elem is the smallest encoded
 ** size of one element: a count the remaining bytes cannot hold is an error. */
 int32_t kp_array(kp_reader *r, size_t min_elem);
@@ -104,7 +135,7 @@ void kp_w_i32(kp_writer *w, int32_t v);
 void kp_w_i64(kp_writer *w, int64_t v);
 void kp_w_uvarint(kp_writer *w, uint32_t v);
 void kp_w_raw(kp_writer *w, const void *p, size_t n);
-void kp_w_string(kp_writer *w, const char *s);           /* NULL = null */
+void kp_w_string(kp_writer *w, const char *s);            /* NULL = null */
 void kp_w_stringn(kp_writer *w, const char *s, size_t n); /* s NULL = null */
 void kp_w_bytes(kp_writer *w, const void *p, size_t n);   /* p NULL = null */
 /* Reserve an int32 to fill later (array counts, the frame size). */

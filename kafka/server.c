@@ -102,7 +102,8 @@ static void *conn_main(void *arg) {
     if (read_full(cn->fd, sz, 1, mono_ms() + IDLE_TIMEOUT_MS, 1)) break;
     int64_t deadline = mono_ms() + frame_timeout_ms;
     if (read_full(cn->fd, sz + 1, 3, deadline, 0)) break;
-    int32_t n = (int32_t)(((uint32_t)sz[0] << 24) | ((uint32_t)sz[1] << 16) | ((uint32_t)sz[2] << 8) | sz[3]);
+    int32_t n = (int32_t)(((uint32_t)sz[0] << 24) | ((uint32_t)sz[1] << 16) |
+                          ((uint32_t)sz[2] << 8) | sz[3]);
     if (n < 8 || n > KP_MAX_FRAME) {
       kh_log("closing %s: frame size %d outside [8, %d]", cn->peer, (int)n, KP_MAX_FRAME);
       break;
@@ -117,11 +118,17 @@ static void *conn_main(void *arg) {
         while (nc < got + step) nc *= 2;
         if (nc > need) nc = need;
         uint8_t *nb = realloc(buf, nc);
-        if (!nb) { bad = 1; break; }
+        if (!nb) {
+          bad = 1;
+          break;
+        }
         buf = nb;
         cap = nc;
       }
-      if (read_full(cn->fd, buf + got, step, deadline, 0)) { bad = 1; break; }
+      if (read_full(cn->fd, buf + got, step, deadline, 0)) {
+        bad = 1;
+        break;
+      }
       got += step;
     }
     if (bad) {
@@ -156,11 +163,13 @@ static void on_signal(int sig) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: takhin-server STORE [--listen HOST:PORT] [--durability os|fsync|buffered]\n"
-                  "                     [--partitions N] [--no-auto-create] [--frame-timeout-ms MS] [-v [-v]]\n"
-                  "Serves the Kafka protocol over the takhin store STORE (its catalog file).\n"
-                  "Listens on 127.0.0.1:9092 by default (port 0: any free port, printed on stdout).\n"
-                  "There is no authentication: do not listen beyond loopback on a shared network.\n");
+  fprintf(
+      stderr,
+      "usage: takhin-server STORE [--listen HOST:PORT] [--durability os|fsync|buffered]\n"
+      "                     [--partitions N] [--no-auto-create] [--frame-timeout-ms MS] [-v [-v]]\n"
+      "Serves the Kafka protocol over the takhin store STORE (its catalog file).\n"
+      "Listens on 127.0.0.1:9092 by default (port 0: any free port, printed on stdout).\n"
+      "There is no authentication: do not listen beyond loopback on a shared network.\n");
 }
 
 int main(int argc, char **argv) {
@@ -175,30 +184,50 @@ int main(int argc, char **argv) {
       if (!strcmp(d, "os")) opt.durability = TAKHIN_DURABILITY_OS;
       else if (!strcmp(d, "fsync")) opt.durability = TAKHIN_DURABILITY_FSYNC;
       else if (!strcmp(d, "buffered")) opt.durability = TAKHIN_DURABILITY_BUFFERED;
-      else { usage(); return 2; }
+      else {
+        usage();
+        return 2;
+      }
     } else if (!strcmp(argv[i], "--partitions") && i + 1 < argc) {
       ctx.default_partitions = atoi(argv[++i]);
-      if (ctx.default_partitions < 1) { usage(); return 2; }
+      if (ctx.default_partitions < 1) {
+        usage();
+        return 2;
+      }
     } else if (!strcmp(argv[i], "--no-auto-create")) ctx.auto_create = 0;
     else if (!strcmp(argv[i], "--frame-timeout-ms") && i + 1 < argc) {
       frame_timeout_ms = atoi(argv[++i]);
-      if (frame_timeout_ms < 1) { usage(); return 2; }
-    }
-    else if (!strcmp(argv[i], "-v")) ctx.verbose++;
+      if (frame_timeout_ms < 1) {
+        usage();
+        return 2;
+      }
+    } else if (!strcmp(argv[i], "-v")) ctx.verbose++;
     else if (argv[i][0] != '-' && !path) path = argv[i];
-    else { usage(); return 2; }
+    else {
+      usage();
+      return 2;
+    }
   }
-  if (!path) { usage(); return 2; }
+  if (!path) {
+    usage();
+    return 2;
+  }
   const char *drop = getenv("TAKHIN_KAFKA_TEST_DROP_PRODUCE");
   if (drop) drop_produce_every = atoi(drop) > 0 ? atoi(drop) : 0;
   char host[256];
   const char *colon = strrchr(listen_at, ':');
-  if (!colon || (size_t)(colon - listen_at) >= sizeof host) { usage(); return 2; }
+  if (!colon || (size_t)(colon - listen_at) >= sizeof host) {
+    usage();
+    return 2;
+  }
   memcpy(host, listen_at, (size_t)(colon - listen_at));
   host[colon - listen_at] = 0;
   int port = atoi(colon + 1);
 
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+  struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                           .ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_PASSIVE},
+                  *ai;
   char portstr[16];
   snprintf(portstr, sizeof portstr, "%d", port);
   if (getaddrinfo(host, portstr, &hints, &ai) != 0) {
@@ -254,7 +283,10 @@ int main(int argc, char **argv) {
     struct timeval tv = {FRAME_TIMEOUT_MS / 1000, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     conn *cn = calloc(1, sizeof *cn);
-    if (!cn) { close(fd); continue; }
+    if (!cn) {
+      close(fd);
+      continue;
+    }
     cn->fd = fd;
     cn->ctx = &ctx;
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -281,7 +313,8 @@ int main(int argc, char **argv) {
     nanosleep(&ts, NULL);
   }
   if (atomic_load(&nconns) > 0) {
-    kh_log("%d connections still busy after 30 s; exiting without closing the store", atomic_load(&nconns));
+    kh_log("%d connections still busy after 30 s; exiting without closing the store",
+           atomic_load(&nconns));
     takhin_flush(ctx.store, 1);
     return 1;
   }

@@ -25,7 +25,9 @@ static void conn_release(void *p) {
   sqlite3_free(c);
 }
 
-char *tkx_errmsg(int rc) { return sqlite3_mprintf("takhin: %s (%s)", takhin_errmsg(), takhin_errstr(rc)); }
+char *tkx_errmsg(int rc) {
+  return sqlite3_mprintf("takhin: %s (%s)", takhin_errmsg(), takhin_errstr(rc));
+}
 
 /* The catalog tables exist on the connection. A store first opened inside a
 ** statement that later rolled back lost them with it. */
@@ -72,13 +74,17 @@ int tkx_is_text(const void *p, size_t n) {
     while (n - i >= 8) {
       uint64_t w;
       memcpy(&w, s + i, 8);
-      if ((w & 0x8080808080808080ull) || ((w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull)) break;
+      if ((w & 0x8080808080808080ull) || ((w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull))
+        break;
       i += 8;
     }
     if (i >= n) break;
     unsigned char ch = s[i];
     if (ch == 0) return 0;
-    if (ch < 0x80) { i++; continue; }
+    if (ch < 0x80) {
+      i++;
+      continue;
+    }
     size_t len = (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : (ch & 0xF8) == 0xF0 ? 4 : 0;
     if (!len || i + len > n) return 0;
     if (len == 2 && ch < 0xC2) return 0; /* overlong */
@@ -88,7 +94,8 @@ int tkx_is_text(const void *p, size_t n) {
       unsigned cp = (ch & 0x0Fu) << 12 | (s[i + 1] & 0x3Fu) << 6 | (s[i + 2] & 0x3Fu);
       if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
     } else if (len == 4) {
-      unsigned cp = (ch & 0x07u) << 18 | (s[i + 1] & 0x3Fu) << 12 | (s[i + 2] & 0x3Fu) << 6 | (s[i + 3] & 0x3Fu);
+      unsigned cp = (ch & 0x07u) << 18 | (s[i + 1] & 0x3Fu) << 12 | (s[i + 2] & 0x3Fu) << 6 |
+                    (s[i + 3] & 0x3Fu);
       if (cp < 0x10000 || cp > 0x10FFFF) return 0;
     }
     i += len;
@@ -121,9 +128,10 @@ static int int_arg(sqlite3_context *ctx, sqlite3_value **argv, int i, const char
                    const char *what, int64_t *out) {
   if (sqlite3_value_type(argv[i]) != SQLITE_INTEGER) {
     char *m = sqlite3_mprintf("%s: %s must be an integer, got %s", fn, what,
-                              sqlite3_value_type(argv[i]) == SQLITE_NULL ? "NULL"
+                              sqlite3_value_type(argv[i]) == SQLITE_NULL   ? "NULL"
                               : sqlite3_value_type(argv[i]) == SQLITE_TEXT ? "text"
-                              : sqlite3_value_type(argv[i]) == SQLITE_BLOB ? "a blob" : "a real");
+                              : sqlite3_value_type(argv[i]) == SQLITE_BLOB ? "a blob"
+                                                                           : "a real");
     sqlite3_result_error(ctx, m, -1);
     sqlite3_free(m);
     return 0;
@@ -145,7 +153,8 @@ static const char *text_arg(sqlite3_context *ctx, sqlite3_value **argv, int i, c
 
 static void result_takhin_error(sqlite3_context *ctx, int rc) {
   tkx_conn *c = sqlite3_user_data(ctx);
-  char *m = rc == TAKHIN_EREADONLY && c->read_only ? sqlite3_mprintf("%s", TKX_LOCKED_MSG) : tkx_errmsg(rc);
+  char *m = rc == TAKHIN_EREADONLY && c->read_only ? sqlite3_mprintf("%s", TKX_LOCKED_MSG)
+                                                   : tkx_errmsg(rc);
   sqlite3_result_error(ctx, m, -1);
   sqlite3_free(m);
 }
@@ -184,16 +193,19 @@ static void fn_commit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     return;
   /* metadata is a string (Kafka's): a blob would be cut at its first zero
   ** byte, a number silently turned into text */
-  if (argc > 4 && sqlite3_value_type(argv[4]) != SQLITE_NULL && sqlite3_value_type(argv[4]) != SQLITE_TEXT)
+  if (argc > 4 && sqlite3_value_type(argv[4]) != SQLITE_NULL &&
+      sqlite3_value_type(argv[4]) != SQLITE_TEXT)
     return sqlite3_result_error(ctx, "takhin_commit: metadata must be text or NULL", -1);
   const char *meta = argc > 4 && sqlite3_value_type(argv[4]) != SQLITE_NULL
-                         ? (const char *)sqlite3_value_text(argv[4]) : NULL;
+                         ? (const char *)sqlite3_value_text(argv[4])
+                         : NULL;
   takhin_store *s = ctx_store(ctx);
   if (!s) return;
   if (part < INT32_MIN || part > INT32_MAX) part = -1;
   takhin_offset_commit oc = {topic, (int32_t)part, off, meta};
   struct commit_call cc = {group, &oc};
-  int rc = tk_host_run(s, 1, run_commit, &cc); /* the offsets commit together, also from a plain SELECT */
+  int rc = tk_host_run(s, 1, run_commit,
+                       &cc); /* the offsets commit together, also from a plain SELECT */
   if (rc) return result_takhin_error(ctx, rc);
   sqlite3_result_int64(ctx, off);
 }
@@ -207,8 +219,10 @@ static void fn_flush(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc, (void)argv;
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   if (tkx_in_transaction(db))
-    return sqlite3_result_error(ctx, "takhin: takhin_flush writes catalog rows the store then counts as "
-                                     "written: run it outside a transaction, in a SELECT of its own", -1);
+    return sqlite3_result_error(ctx,
+                                "takhin: takhin_flush writes catalog rows the store then counts as "
+                                "written: run it outside a transaction, in a SELECT of its own",
+                                -1);
   takhin_store *s = ctx_store(ctx);
   if (!s) return;
   int rc = tk_host_run(s, 1, run_flush, NULL);
@@ -241,8 +255,9 @@ static void fn_partition_for_key(sqlite3_context *ctx, int argc, sqlite3_value *
     return sqlite3_result_error(ctx, "takhin_partition_for_key: partitions must be >= 1", -1);
   if (sqlite3_value_type(argv[0]) == SQLITE_NULL)
     return sqlite3_result_error(ctx, "takhin_partition_for_key: key is NULL", -1);
-  const void *k = sqlite3_value_type(argv[0]) == SQLITE_BLOB ? sqlite3_value_blob(argv[0])
-                                                             : (const void *)sqlite3_value_text(argv[0]);
+  const void *k = sqlite3_value_type(argv[0]) == SQLITE_BLOB
+                      ? sqlite3_value_blob(argv[0])
+                      : (const void *)sqlite3_value_text(argv[0]);
   int len = sqlite3_value_bytes(argv[0]);
   sqlite3_result_int(ctx, takhin_partition_for_key(k ? k : "", (size_t)len, (int32_t)n));
 }
@@ -253,7 +268,11 @@ int tkx_register_functions(sqlite3 *db, tkx_conn *c) {
   ** someone else may have written. */
   const int pure = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
   const int io = SQLITE_UTF8 | SQLITE_DIRECTONLY;
-  struct { const char *name; int nargs, flags; void (*fn)(sqlite3_context *, int, sqlite3_value **); } f[] = {
+  struct {
+    const char *name;
+    int nargs, flags;
+    void (*fn)(sqlite3_context *, int, sqlite3_value **);
+  } f[] = {
       {"takhin_version", 0, pure, fn_version},
       {"takhin_partition_for_key", 2, pure, fn_partition_for_key},
       {"takhin_commit", 4, io, fn_commit},
@@ -280,7 +299,8 @@ int sqlite3_takhin_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines
 #ifdef _WIN32
 __declspec(dllexport)
 #endif
-__attribute__((visibility("default"))) int sqlite3_takhin_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
+    __attribute__((visibility("default"))) int sqlite3_takhin_init(
+        sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
   SQLITE_EXTENSION_INIT2(pApi);
   tkx_conn *c = sqlite3_malloc(sizeof *c);
   if (!c) return SQLITE_NOMEM;
@@ -295,11 +315,13 @@ __attribute__((visibility("default"))) int sqlite3_takhin_init(sqlite3 *db, char
   ** the statement that would otherwise open it first). A database that is
   ** not a file, or any failure, is reported on first use instead. */
   const char *path = sqlite3_db_filename(db, "main");
-  if (rc == SQLITE_OK && path && *path && sqlite3_get_autocommit(db) && !sqlite3_db_readonly(db, "main")) {
+  if (rc == SQLITE_OK && path && *path && sqlite3_get_autocommit(db) &&
+      !sqlite3_db_readonly(db, "main")) {
     char *msg = NULL;
     if (!tkx_store(c, &msg)) sqlite3_free(msg);
   }
-  if (rc != SQLITE_OK && pzErrMsg) *pzErrMsg = sqlite3_mprintf("takhin: registration failed: %s", sqlite3_errstr(rc));
+  if (rc != SQLITE_OK && pzErrMsg)
+    *pzErrMsg = sqlite3_mprintf("takhin: registration failed: %s", sqlite3_errstr(rc));
   conn_release(c);
   return rc;
 }

@@ -32,7 +32,7 @@ typedef struct tkx_conn {
 ** message for the caller to hand to SQLite. */
 takhin_store *tkx_store(tkx_conn *c, char **msg);
 
-#define TKX_LOCKED_MSG \
+#define TKX_LOCKED_MSG                                                                             \
   "takhin: the store is locked by another writer; this connection can only read"
 
 /* An sqlite3_mprintf'd message from the last takhin error. */
@@ -52,8 +52,8 @@ char *tkx_headers_to_json(const takhin_message *m); /* sqlite3_malloc'd; NULL on
 ** whose keys and values are decoded into buf, which must hold cap >= len
 ** bytes (decoding never grows the text). Returns NULL on success or an
 ** sqlite3_mprintf'd message saying what is wrong and where. */
-char *tkx_headers_from_json(const char *json, size_t len, char *buf, size_t cap, takhin_header **out,
-                            size_t *n);
+char *tkx_headers_from_json(const char *json, size_t len, char *buf, size_t cap,
+                            takhin_header **out, size_t *n);
 
 /* Inside a transaction a ROLLBACK could undo: the user's BEGIN, or the
 ** implicit one of a statement that writes (INSERT ... SELECT f()). What

@@ -37,7 +37,8 @@ static json_t *bytes_json(const char *p, size_t n) {
   }
   json_t *o = json_object(), *v = json_stringn_nocheck(hex, 2 * n);
   sqlite3_free(hex);
-  if (!o || !v || json_object_set_new_nocheck(o, "hex", v)) { /* set_new takes v even when it fails */
+  if (!o || !v ||
+      json_object_set_new_nocheck(o, "hex", v)) { /* set_new takes v even when it fails */
     if (!o) json_decref(v);
     json_decref(o);
     return NULL;
@@ -83,17 +84,22 @@ char *tkx_headers_to_json(const takhin_message *m) {
 
 static const char *type_name(const json_t *j) {
   switch (json_typeof(j)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: case JSON_REAL: return "a number";
-    case JSON_TRUE: case JSON_FALSE: return "a boolean";
-    default: return "null";
+  case JSON_OBJECT: return "an object";
+  case JSON_ARRAY: return "an array";
+  case JSON_STRING: return "a string";
+  case JSON_INTEGER:
+  case JSON_REAL: return "a number";
+  case JSON_TRUE:
+  case JSON_FALSE: return "a boolean";
+  default: return "null";
   }
 }
 
 static int hexval(char c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
 }
 
 typedef struct sink {
@@ -111,23 +117,26 @@ static char *take_bytes(sink *s, const json_t *j, long long i, const char *what,
   if (json_is_string(j)) {
     src = json_string_value(j);
     len = json_string_length(j);
-  } else if (json_is_object(j) && json_object_size(j) == 1 && json_is_string(json_object_get(j, "hex"))) {
+  } else if (json_is_object(j) && json_object_size(j) == 1 &&
+             json_is_string(json_object_get(j, "hex"))) {
     const json_t *h = json_object_get(j, "hex");
     src = json_string_value(h);
     len = json_string_length(h);
     hex = 1;
     if (len % 2)
-      return sqlite3_mprintf("takhin: headers[%lld]: the %s's {\"hex\":\"...\"} has an odd number of digits (%lld)",
-                             i, what, (long long)len);
+      return sqlite3_mprintf(
+          "takhin: headers[%lld]: the %s's {\"hex\":\"...\"} has an odd number of digits (%lld)", i,
+          what, (long long)len);
   } else {
-    return sqlite3_mprintf("takhin: headers[%lld]: the %s must be a string%s or {\"hex\":\"...\"}, got %s", i,
-                           what, strcmp(what, "value") ? "" : ", null",
-                           json_is_object(j) ? "another object" : type_name(j));
+    return sqlite3_mprintf(
+        "takhin: headers[%lld]: the %s must be a string%s or {\"hex\":\"...\"}, got %s", i, what,
+        strcmp(what, "value") ? "" : ", null", json_is_object(j) ? "another object" : type_name(j));
   }
   size_t need = hex ? len / 2 : len;
   /* Decoding never makes a string longer than its JSON text, so the
   ** caller's buffer (as long as that text) always holds every header. */
-  if (need > s->cap - s->used) return sqlite3_mprintf("takhin: headers: internal error: decoded headers overflow");
+  if (need > s->cap - s->used)
+    return sqlite3_mprintf("takhin: headers: internal error: decoded headers overflow");
   char *w = s->buf + s->used;
   if (!hex) {
     memcpy(w, src, len);
@@ -135,8 +144,8 @@ static char *take_bytes(sink *s, const json_t *j, long long i, const char *what,
     for (size_t k = 0; k < len; k += 2) {
       int hi = hexval(src[k]), lo = hexval(src[k + 1]);
       if (hi < 0 || lo < 0)
-        return sqlite3_mprintf("takhin: headers[%lld]: the %s's {\"hex\":\"...\"} holds a non-hex character",
-                               i, what);
+        return sqlite3_mprintf(
+            "takhin: headers[%lld]: the %s's {\"hex\":\"...\"} holds a non-hex character", i, what);
       w[k / 2] = (char)(hi * 16 + lo);
     }
   }
@@ -146,8 +155,8 @@ static char *take_bytes(sink *s, const json_t *j, long long i, const char *what,
   return NULL;
 }
 
-char *tkx_headers_from_json(const char *json, size_t len, char *buf, size_t cap, takhin_header **out,
-                            size_t *n) {
+char *tkx_headers_from_json(const char *json, size_t len, char *buf, size_t cap,
+                            takhin_header **out, size_t *n) {
   *out = NULL;
   *n = 0;
   if (!len) return sqlite3_mprintf("takhin: headers are empty text: write '[]' or NULL for none");
@@ -157,17 +166,19 @@ char *tkx_headers_from_json(const char *json, size_t len, char *buf, size_t cap,
   ** shape, and is told as such below; so is a huge integer, which
   ** JSON_DECODE_INT_AS_REAL keeps from being called invalid JSON.
   ** JSON_REJECT_DUPLICATES: {"hex":"00","hex":"01"} has no one meaning. */
-  json_t *root = json_loadb(json, len,
-                            JSON_ALLOW_NUL | JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &je);
+  json_t *root = json_loadb(
+      json, len,
+      JSON_ALLOW_NUL | JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, &je);
   if (!root)
-    return sqlite3_mprintf("takhin: headers are not valid JSON: %s (line %d, column %d)", je.text, je.line,
-                           je.column);
+    return sqlite3_mprintf("takhin: headers are not valid JSON: %s (line %d, column %d)", je.text,
+                           je.line, je.column);
   char *err = NULL;
   takhin_header *v = NULL;
   size_t cnt = json_is_array(root) ? json_array_size(root) : 0;
   if (!json_is_array(root)) {
     err = sqlite3_mprintf("takhin: headers must be a JSON array of [key, value] pairs, e.g. "
-                          "'[[\"trace\",\"abc\"]]', got %s", type_name(root));
+                          "'[[\"trace\",\"abc\"]]', got %s",
+                          type_name(root));
     goto done;
   }
   if (cnt && !(v = sqlite3_malloc64(cnt * sizeof *v))) {
@@ -179,18 +190,22 @@ char *tkx_headers_from_json(const char *json, size_t len, char *buf, size_t cap,
     const json_t *pair = json_array_get(root, i);
     if (!json_is_array(pair) || json_array_size(pair) != 2) {
       err = json_is_array(pair)
-                ? sqlite3_mprintf("takhin: headers[%lld] must be a [key, value] pair, got an array of %lld",
-                                  (long long)i, (long long)json_array_size(pair))
-                : sqlite3_mprintf("takhin: headers[%lld] must be a [key, value] pair, got %s", (long long)i,
-                                  type_name(pair));
+                ? sqlite3_mprintf(
+                      "takhin: headers[%lld] must be a [key, value] pair, got an array of %lld",
+                      (long long)i, (long long)json_array_size(pair))
+                : sqlite3_mprintf("takhin: headers[%lld] must be a [key, value] pair, got %s",
+                                  (long long)i, type_name(pair));
       goto done;
     }
     takhin_header *h = &v[i];
     memset(h, 0, sizeof *h);
     const json_t *val = json_array_get(pair, 1);
-    if ((err = take_bytes(&s, json_array_get(pair, 0), (long long)i, "key", &h->key, &h->key_len))) goto done;
+    if ((err = take_bytes(&s, json_array_get(pair, 0), (long long)i, "key", &h->key, &h->key_len)))
+      goto done;
     const char *bytes = NULL; /* stays NULL for a JSON null: a null value, not an empty one */
-    if (!json_is_null(val) && (err = take_bytes(&s, val, (long long)i, "value", &bytes, &h->value_len))) goto done;
+    if (!json_is_null(val) &&
+        (err = take_bytes(&s, val, (long long)i, "value", &bytes, &h->value_len)))
+      goto done;
     h->value = bytes;
   }
 done:

@@ -88,7 +88,7 @@ typedef struct pend_delete {
 typedef struct tkx_vtab {
   sqlite3_vtab base;
   tkx_conn *conn;
-  int multi;       /* takhin_messages: the topic is a column */
+  int multi; /* takhin_messages: the topic is a column */
   char topic[TK_MAX_TOPIC_NAME + 1];
   pend_row **rows;
   size_t nrows, rows_cap;
@@ -105,10 +105,10 @@ typedef struct tkx_vtab {
   size_t ndels, dels_cap;
   undo_mark *undo;
   size_t nundo, undo_cap;
-  size_t marks[64]; /* savepoint level -> nrows at its start */
+  size_t marks[64];          /* savepoint level -> nrows at its start */
   pend_delete *del_snap[64]; /* savepoint level -> the deletes as they stood */
   size_t del_snap_n[64];
-  unsigned sticky;  /* round-robin partition for null-key rows, per COMMIT */
+  unsigned sticky; /* round-robin partition for null-key rows, per COMMIT */
   /* The read cursor of the last scan, kept for the next one: SQLite opens a
   ** new scan for every statement, and a reader that goes on where the last
   ** one stopped (fetching a log in pieces) then keeps its read buffer and
@@ -132,7 +132,9 @@ static int vt_takhin_error(tkx_vtab *vt, int rc) {
     return SQLITE_READONLY;
   }
   vt_error(vt, tkx_errmsg(rc));
-  return rc == TAKHIN_ECORRUPT ? SQLITE_CORRUPT_VTAB : rc == TAKHIN_ENOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
+  return rc == TAKHIN_ECORRUPT ? SQLITE_CORRUPT_VTAB
+         : rc == TAKHIN_ENOMEM ? SQLITE_NOMEM
+                               : SQLITE_ERROR;
 }
 
 static takhin_store *vt_store(tkx_vtab *vt) {
@@ -162,7 +164,8 @@ static char *parse_args(int argc, const char *const *argv, char bufs[][256], con
     while (kl && (a[kl - 1] == ' ' || a[kl - 1] == '\t')) kl--;
     size_t k0 = 0;
     while (k0 < kl && (a[k0] == ' ' || a[k0] == '\t')) k0++;
-    if (kl - k0 == 0 || kl - k0 >= sizeof key) return sqlite3_mprintf("malformed option: \"%s\"", a);
+    if (kl - k0 == 0 || kl - k0 >= sizeof key)
+      return sqlite3_mprintf("malformed option: \"%s\"", a);
     memcpy(key, a + k0, kl - k0);
     key[kl - k0] = 0;
     const char *v = eq + 1;
@@ -173,7 +176,8 @@ static char *parse_args(int argc, const char *const *argv, char bufs[][256], con
       v++;
       vl -= 2;
     }
-    if (vl == 0 || vl >= 256) return sqlite3_mprintf("malformed option: \"%s\" (empty or too long value)", a);
+    if (vl == 0 || vl >= 256)
+      return sqlite3_mprintf("malformed option: \"%s\" (empty or too long value)", a);
     int known = !strcmp(key, "partitions") || tk_config_find(key) != NULL;
     if (!known) return sqlite3_mprintf("unrecognized option: \"%s\"", key);
     for (int k = 0; k < n; k++)
@@ -189,7 +193,8 @@ static char *parse_args(int argc, const char *const *argv, char bufs[][256], con
       errno = 0;
       long long x = digits && !bufs[n][digits] ? strtoll(bufs[n], &end, 10) : 0;
       if (errno || x < 1 || x > TK_MAX_PARTITIONS)
-        return sqlite3_mprintf("option partitions: \"%s\" is not an integer in [1, %d]", bufs[n], TK_MAX_PARTITIONS);
+        return sqlite3_mprintf("option partitions: \"%s\" is not an integer in [1, %d]", bufs[n],
+                               TK_MAX_PARTITIONS);
       *partitions = x;
       continue;
     }
@@ -230,7 +235,8 @@ static int topic_create(sqlite3 *db, void *aux, int argc, const char *const *arg
                         sqlite3_vtab **out, char **err) {
   tkx_conn *conn = aux;
   if (strcmp(argv[1], "main")) {
-    *err = sqlite3_mprintf("takhin tables live in the main database (the store beside it), not in \"%s\"", argv[1]);
+    *err = sqlite3_mprintf(
+        "takhin tables live in the main database (the store beside it), not in \"%s\"", argv[1]);
     return SQLITE_ERROR;
   }
   if (tk_topic_name_check(argv[2])) {
@@ -256,18 +262,22 @@ static int topic_create(sqlite3 *db, void *aux, int argc, const char *const *arg
   if (argc == 3) {
     if (!exists) {
       *err = sqlite3_mprintf("takhin: topic \"%s\" does not exist; create it with arguments, e.g. "
-                             "USING takhin(partitions=1)", argv[2]);
+                             "USING takhin(partitions=1)",
+                             argv[2]);
       return SQLITE_ERROR;
     }
   } else {
     if (exists) {
       *err = sqlite3_mprintf("takhin: topic \"%s\" already exists; bind to it with no arguments: "
-                             "CREATE VIRTUAL TABLE \"%w\" USING takhin", argv[2], argv[2]);
+                             "CREATE VIRTUAL TABLE \"%w\" USING takhin",
+                             argv[2], argv[2]);
       return SQLITE_ERROR;
     }
     if (!sqlite3_get_autocommit(db)) {
-      *err = sqlite3_mprintf("takhin: creating topic \"%s\" writes files that a ROLLBACK cannot take "
-                             "back: run CREATE VIRTUAL TABLE outside a transaction", argv[2]);
+      *err =
+          sqlite3_mprintf("takhin: creating topic \"%s\" writes files that a ROLLBACK cannot take "
+                          "back: run CREATE VIRTUAL TABLE outside a transaction",
+                          argv[2]);
       return SQLITE_ERROR;
     }
     int rc = takhin_topic_create(s, argv[2], partitions ? (int32_t)partitions : 1, kv);
@@ -378,12 +388,14 @@ static int topic_destroy(sqlite3_vtab *base) {
   ** be dropped now (it says them while a statement reads the table); far
   ** nearer the truth than SQLITE_ERROR's "SQL logic error". */
   if (!sqlite3_get_autocommit(vt->conn->db))
-    return destroy_refused(vt, SQLITE_LOCKED,
-                           sqlite3_mprintf("takhin: dropping topic \"%s\" deletes its files, which a "
-                                           "ROLLBACK cannot bring back: run DROP TABLE outside a transaction",
-                                           vt->topic));
+    return destroy_refused(
+        vt, SQLITE_LOCKED,
+        sqlite3_mprintf("takhin: dropping topic \"%s\" deletes its files, which a "
+                        "ROLLBACK cannot bring back: run DROP TABLE outside a transaction",
+                        vt->topic));
   /* "attempt to write a readonly database" */
-  if (vt->conn->read_only) return destroy_refused(vt, SQLITE_READONLY, sqlite3_mprintf("%s", TKX_LOCKED_MSG));
+  if (vt->conn->read_only)
+    return destroy_refused(vt, SQLITE_READONLY, sqlite3_mprintf("%s", TKX_LOCKED_MSG));
   takhin_cursor_close(vt->park); /* holds the topic's files open */
   vt->park = NULL;
   int rc = takhin_topic_delete(s, vt->topic);
@@ -426,7 +438,8 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
   int has_key = 0, compacted = 0;
   if (!vt->multi && vt->conn->store) {
     takhin_topic_desc d;
-    compacted = takhin_topic_describe(vt->conn->store, vt->topic, &d) == TAKHIN_OK && d.cleanup_policy[0] == 'c';
+    compacted = takhin_topic_describe(vt->conn->store, vt->topic, &d) == TAKHIN_OK &&
+                d.cleanup_policy[0] == 'c';
   }
   int inexact = 0, limit_at = -1, has_offset_clause = 0;
   int off = vt->multi ? 0 : 1; /* column numbers -> the C_* layout */
@@ -459,16 +472,32 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
       has_part = 1;
     } else if (col == C_OFFSET) {
       switch (c->op) {
-        case SQLITE_INDEX_CONSTRAINT_EQ: op = 'o'; has_offset_eq = 1; break;
-        case SQLITE_INDEX_CONSTRAINT_GT: op = 'g'; has_range = 1; break;
-        case SQLITE_INDEX_CONSTRAINT_GE: op = 'G'; has_range = 1; break;
-        case SQLITE_INDEX_CONSTRAINT_LT: op = 'l'; has_range = 1; break;
-        case SQLITE_INDEX_CONSTRAINT_LE: op = 'L'; has_range = 1; break;
+      case SQLITE_INDEX_CONSTRAINT_EQ:
+        op = 'o';
+        has_offset_eq = 1;
+        break;
+      case SQLITE_INDEX_CONSTRAINT_GT:
+        op = 'g';
+        has_range = 1;
+        break;
+      case SQLITE_INDEX_CONSTRAINT_GE:
+        op = 'G';
+        has_range = 1;
+        break;
+      case SQLITE_INDEX_CONSTRAINT_LT:
+        op = 'l';
+        has_range = 1;
+        break;
+      case SQLITE_INDEX_CONSTRAINT_LE:
+        op = 'L';
+        has_range = 1;
+        break;
       }
     } else if (col == C_KEY && c->op == SQLITE_INDEX_CONSTRAINT_EQ && compacted && !has_key) {
       op = 'K';
       has_key = 1;
-    } else if (col == C_TIMESTAMP && (c->op == SQLITE_INDEX_CONSTRAINT_GE || c->op == SQLITE_INDEX_CONSTRAINT_GT)) {
+    } else if (col == C_TIMESTAMP &&
+               (c->op == SQLITE_INDEX_CONSTRAINT_GE || c->op == SQLITE_INDEX_CONSTRAINT_GT)) {
       op = c->op == SQLITE_INDEX_CONSTRAINT_GE ? 't' : 'u';
       omit = 0;
       has_ts = 1;
@@ -529,7 +558,10 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
       if (col >= 0 && col <= C_OFFSET && fixed[col]) continue;
       while (at < nl && fixed[levels[at]]) at++;
       if (at < nl && col == levels[at]) {
-        if (info->aOrderBy[i].desc) order |= col == C_TOPIC ? ORD_TOPIC_DESC : col == C_PARTITION ? ORD_PART_DESC : ORD_OFFSET_DESC;
+        if (info->aOrderBy[i].desc)
+          order |= col == C_TOPIC       ? ORD_TOPIC_DESC
+                   : col == C_PARTITION ? ORD_PART_DESC
+                                        : ORD_OFFSET_DESC;
         at++;
       } else {
         consumed = 0;
@@ -581,8 +613,8 @@ static int vt_best_index(sqlite3_vtab *base, sqlite3_index_info *info) {
 ** from there, so "the last N records" reads about N records whatever the
 ** partition holds, and a full backward scan costs a seek per stretch. */
 
-#define BACK_STRETCH_FIRST 64       /* records, when there is no LIMIT */
-#define BACK_STRETCH_MAX 4096       /* records */
+#define BACK_STRETCH_FIRST 64        /* records, when there is no LIMIT */
+#define BACK_STRETCH_MAX 4096        /* records */
 #define BACK_STRETCH_BYTES (1 << 20) /* stop doubling past this much buffer */
 
 typedef struct back_row {
@@ -603,7 +635,7 @@ typedef struct part_reader {
   size_t nrows, rows_cap, at;
   unsigned char *arena;
   size_t arena_len, arena_cap;
-  takhin_message m; /* the current record */
+  takhin_message m;  /* the current record */
   const char *pf_hi; /* forward: prefetched up to here (prefetch_after) */
 } part_reader;
 
@@ -761,7 +793,8 @@ static int back_fill(tkx_cursor *c, part_reader *r, int *has) {
     int rc = takhin_cursor_seek(r->cur, from, r->back_hi - from, 0);
     if (rc == TAKHIN_ERANGE) { /* DeleteRecords moved the log start meanwhile */
       takhin_partition_info pi;
-      if ((rc = takhin_partition_info_get(c->store, c->topic, r->part, &pi))) return vt_takhin_error(c->vt, rc);
+      if ((rc = takhin_partition_info_get(c->store, c->topic, r->part, &pi)))
+        return vt_takhin_error(c->vt, rc);
       if (pi.log_start_offset <= from) return vt_takhin_error(c->vt, TAKHIN_ERANGE);
       r->start = pi.log_start_offset;
       continue;
@@ -812,7 +845,8 @@ static int reader_open(tkx_cursor *c, part_reader *r, int32_t part, int64_t star
   if (r->desc) {
     r->back_hi = end;
     r->stretch = c->limit > 0 && c->limit < BACK_STRETCH_MAX ? c->limit
-               : c->limit > 0 ? BACK_STRETCH_MAX : BACK_STRETCH_FIRST;
+                 : c->limit > 0                              ? BACK_STRETCH_MAX
+                                                             : BACK_STRETCH_FIRST;
     return back_fill(c, r, has);
   }
   if ((rc = takhin_cursor_seek(r->cur, start, 0, 0))) return vt_takhin_error(c->vt, rc);
@@ -833,7 +867,8 @@ static int reader_open(tkx_cursor *c, part_reader *r, int32_t part, int64_t star
 static inline void prefetch_after(part_reader *r) {
   const takhin_message *m = &r->m;
   const char *p = m->value ? (const char *)m->value + m->value_len
-                : m->key ? (const char *)m->key + m->key_len : NULL;
+                  : m->key ? (const char *)m->key + m->key_len
+                           : NULL;
   if (!p) return;
   const char *from = r->pf_hi > p && r->pf_hi <= p + TKX_PREFETCH_BYTES ? r->pf_hi : p;
   const char *to = p + TKX_PREFETCH_BYTES;
@@ -873,7 +908,8 @@ static int part_range(tkx_cursor *c, int32_t part, int64_t *start, int64_t *end)
   *end = c->hi < pi.high_watermark ? c->hi : pi.high_watermark;
   if (c->has_ts && *start < *end) {
     int64_t t;
-    if ((rc = takhin_offset_for_time(c->store, c->topic, part, c->ts, &t))) return vt_takhin_error(c->vt, rc);
+    if ((rc = takhin_offset_for_time(c->store, c->topic, part, c->ts, &t)))
+      return vt_takhin_error(c->vt, rc);
     if (t > *start) *start = t;
   }
   return SQLITE_OK;
@@ -900,7 +936,8 @@ static int next_topic(tkx_cursor *c, int *found) {
   *found = 0;
   while (c->ti < c->ntopics) {
     size_t i = c->ti++;
-    c->topic = vt->multi ? c->topics[c->order & ORD_TOPIC_DESC ? c->ntopics - 1 - i : i] : vt->topic;
+    c->topic =
+        vt->multi ? c->topics[c->order & ORD_TOPIC_DESC ? c->ntopics - 1 - i : i] : vt->topic;
     int32_t n;
     int rc = takhin_topic_partitions(c->store, c->topic, &n);
     if (rc == TAKHIN_ENOTFOUND && vt->multi && !c->topic_named) continue;
@@ -1076,11 +1113,14 @@ static bound_kind int_bound(sqlite3_value *v, char op, int64_t *out) {
   if (d <= -9.2e18) return op == 'l' || op == 'L' ? B_EMPTY : B_NONE;
   double f = floor(d), c = ceil(d);
   switch (op) {
-    case 'o': if (f != d) return B_EMPTY; *out = (int64_t)d; return B_VALUE;
-    case 'G': *out = (int64_t)c; return B_VALUE;     /* >= 2.5: from 3 */
-    case 'g': *out = (int64_t)f + 1; return B_VALUE; /* > 2.5 or > 2.0: from 3 */
-    case 'l': *out = (int64_t)c; return B_VALUE;     /* < 2.5: up to 2, < 2.0: up to 1 */
-    default: *out = (int64_t)f + 1; return B_VALUE;  /* <= 2.5: up to 2 */
+  case 'o':
+    if (f != d) return B_EMPTY;
+    *out = (int64_t)d;
+    return B_VALUE;
+  case 'G': *out = (int64_t)c; return B_VALUE;     /* >= 2.5: from 3 */
+  case 'g': *out = (int64_t)f + 1; return B_VALUE; /* > 2.5 or > 2.0: from 3 */
+  case 'l': *out = (int64_t)c; return B_VALUE;     /* < 2.5: up to 2, < 2.0: up to 1 */
+  default: *out = (int64_t)f + 1; return B_VALUE;  /* <= 2.5: up to 2 */
   }
 }
 
@@ -1119,61 +1159,77 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, 
     int64_t x = is_int ? sqlite3_value_int64(v) : 0;
     double d = sqlite3_value_numeric_type(v) == SQLITE_FLOAT ? sqlite3_value_double(v) : 0;
     switch (idxStr[i]) {
-      case 'T':
-        if (sqlite3_value_type(v) != SQLITE_TEXT) empty = 1;
-        else topic_eq = (const char *)sqlite3_value_text(v);
-        break;
-      case 'P':
-        if (!c->parts && !(c->parts = sqlite3_malloc(sizeof *c->parts))) return SQLITE_NOMEM;
-        c->nparts = 0;
-        if ((rc = add_part(c, v))) return rc;
-        break;
-      case 'I': {
-        sqlite3_value *e;
-        c->nparts = 0;
-        if (!c->parts && !(c->parts = sqlite3_malloc(sizeof *c->parts))) return SQLITE_NOMEM;
-        for (rc = sqlite3_vtab_in_first(v, &e); rc == SQLITE_OK && e; rc = sqlite3_vtab_in_next(v, &e))
-          if ((rc = add_part(c, e))) return rc;
-        if (rc != SQLITE_OK && rc != SQLITE_DONE) return rc;
-        qsort(c->parts, c->nparts, sizeof *c->parts, cmp_i32);
-        size_t k = 0; /* dedupe */
-        for (size_t j = 0; j < c->nparts; j++)
-          if (!k || c->parts[k - 1] != c->parts[j]) c->parts[k++] = c->parts[j];
-        c->nparts = k;
-        break;
-      }
-      case 'o': case 'G': case 'g': case 'l': case 'L': {
-        int64_t b;
-        switch (int_bound(v, idxStr[i], &b)) {
-          case B_EMPTY: empty = 1; break;
-          case B_NONE: break;
-          case B_VALUE:
-            if (idxStr[i] == 'o' || idxStr[i] == 'G' || idxStr[i] == 'g') { if (b > c->lo) c->lo = b; }
-            if (idxStr[i] == 'o') b++; /* = x is [x, x + 1) */
-            if (idxStr[i] == 'o' || idxStr[i] == 'l' || idxStr[i] == 'L') { if (b < c->hi) c->hi = b; }
+    case 'T':
+      if (sqlite3_value_type(v) != SQLITE_TEXT) empty = 1;
+      else topic_eq = (const char *)sqlite3_value_text(v);
+      break;
+    case 'P':
+      if (!c->parts && !(c->parts = sqlite3_malloc(sizeof *c->parts))) return SQLITE_NOMEM;
+      c->nparts = 0;
+      if ((rc = add_part(c, v))) return rc;
+      break;
+    case 'I': {
+      sqlite3_value *e;
+      c->nparts = 0;
+      if (!c->parts && !(c->parts = sqlite3_malloc(sizeof *c->parts))) return SQLITE_NOMEM;
+      for (rc = sqlite3_vtab_in_first(v, &e); rc == SQLITE_OK && e;
+           rc = sqlite3_vtab_in_next(v, &e))
+        if ((rc = add_part(c, e))) return rc;
+      if (rc != SQLITE_OK && rc != SQLITE_DONE) return rc;
+      qsort(c->parts, c->nparts, sizeof *c->parts, cmp_i32);
+      size_t k = 0; /* dedupe */
+      for (size_t j = 0; j < c->nparts; j++)
+        if (!k || c->parts[k - 1] != c->parts[j]) c->parts[k++] = c->parts[j];
+      c->nparts = k;
+      break;
+    }
+    case 'o':
+    case 'G':
+    case 'g':
+    case 'l':
+    case 'L': {
+      int64_t b;
+      switch (int_bound(v, idxStr[i], &b)) {
+      case B_EMPTY: empty = 1; break;
+      case B_NONE: break;
+      case B_VALUE:
+        if (idxStr[i] == 'o' || idxStr[i] == 'G' || idxStr[i] == 'g') {
+          if (b > c->lo) c->lo = b;
         }
-        break;
-      }
-      case 't': case 'u':
-        if (is_int || sqlite3_value_numeric_type(v) == SQLITE_FLOAT) {
-          int64_t t = is_int ? x + (idxStr[i] == 'u') : (int64_t)d;
-          if (!c->has_ts || t > c->ts) c->ts = t < 0 ? 0 : t;
-          c->has_ts = 1;
+        if (idxStr[i] == 'o') b++; /* = x is [x, x + 1) */
+        if (idxStr[i] == 'o' || idxStr[i] == 'l' || idxStr[i] == 'L') {
+          if (b < c->hi) c->hi = b;
         }
-        break;
-      case 'N': c->limit = is_int && x >= 0 ? x : -1; if (c->limit == 0) empty = 1; break;
-      case 'K': {
-        const void *k;
-        size_t kl;
-        value_bytes(v, &k, &kl);
-        if (!k) { empty = 1; break; } /* key = NULL matches nothing */
-        if (!(c->key_buf = sqlite3_malloc64(kl + 1))) return SQLITE_NOMEM;
-        memcpy(c->key_buf, k, kl);
-        c->key = c->key_buf;
-        c->key_len = kl;
-        c->has_key = 1;
-        break;
       }
+      break;
+    }
+    case 't':
+    case 'u':
+      if (is_int || sqlite3_value_numeric_type(v) == SQLITE_FLOAT) {
+        int64_t t = is_int ? x + (idxStr[i] == 'u') : (int64_t)d;
+        if (!c->has_ts || t > c->ts) c->ts = t < 0 ? 0 : t;
+        c->has_ts = 1;
+      }
+      break;
+    case 'N':
+      c->limit = is_int && x >= 0 ? x : -1;
+      if (c->limit == 0) empty = 1;
+      break;
+    case 'K': {
+      const void *k;
+      size_t kl;
+      value_bytes(v, &k, &kl);
+      if (!k) {
+        empty = 1;
+        break;
+      } /* key = NULL matches nothing */
+      if (!(c->key_buf = sqlite3_malloc64(kl + 1))) return SQLITE_NOMEM;
+      memcpy(c->key_buf, k, kl);
+      c->key = c->key_buf;
+      c->key_len = kl;
+      c->has_key = 1;
+      break;
+    }
     }
   }
   if (c->lo < 0) c->lo = 0;
@@ -1245,18 +1301,18 @@ static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
   if (!c->vt->multi) col++;
   const takhin_message *m = c->m;
   switch (col) {
-    case C_TOPIC: sqlite3_result_text(ctx, c->topic, -1, SQLITE_TRANSIENT); break;
-    case C_PARTITION: sqlite3_result_int(ctx, c->part_cur); break;
-    case C_OFFSET: sqlite3_result_int64(ctx, m->offset); break;
-    case C_TIMESTAMP: sqlite3_result_int64(ctx, m->timestamp); break;
-    case C_KEY: result_view(c, ctx, m->key, m->key_len); break;
-    case C_VALUE: result_view(c, ctx, m->value, m->value_len); break;
-    case C_HEADERS: {
-      char *j = tkx_headers_to_json(m);
-      if (!j) return SQLITE_NOMEM;
-      sqlite3_result_text(ctx, j, -1, sqlite3_free);
-      break;
-    }
+  case C_TOPIC: sqlite3_result_text(ctx, c->topic, -1, SQLITE_TRANSIENT); break;
+  case C_PARTITION: sqlite3_result_int(ctx, c->part_cur); break;
+  case C_OFFSET: sqlite3_result_int64(ctx, m->offset); break;
+  case C_TIMESTAMP: sqlite3_result_int64(ctx, m->timestamp); break;
+  case C_KEY: result_view(c, ctx, m->key, m->key_len); break;
+  case C_VALUE: result_view(c, ctx, m->value, m->value_len); break;
+  case C_HEADERS: {
+    char *j = tkx_headers_to_json(m);
+    if (!j) return SQLITE_NOMEM;
+    sqlite3_result_text(ctx, j, -1, sqlite3_free);
+    break;
+  }
   }
   return SQLITE_OK;
 }
@@ -1280,16 +1336,19 @@ static int vt_rowid(sqlite3_vtab_cursor *base, sqlite3_int64 *rowid) {
 ** text, NULL as a null key/value. */
 static void value_bytes(sqlite3_value *v, const void **p, size_t *n) {
   switch (sqlite3_value_type(v)) {
-    case SQLITE_NULL: *p = NULL; *n = 0; return;
-    case SQLITE_BLOB:
-      *p = sqlite3_value_blob(v);
-      *n = (size_t)sqlite3_value_bytes(v);
-      if (!*p) *p = ""; /* a zero-length blob is empty, not null */
-      return;
-    default:
-      *p = sqlite3_value_text(v);
-      *n = (size_t)sqlite3_value_bytes(v);
-      if (!*p) *p = "";
+  case SQLITE_NULL:
+    *p = NULL;
+    *n = 0;
+    return;
+  case SQLITE_BLOB:
+    *p = sqlite3_value_blob(v);
+    *n = (size_t)sqlite3_value_bytes(v);
+    if (!*p) *p = ""; /* a zero-length blob is empty, not null */
+    return;
+  default:
+    *p = sqlite3_value_text(v);
+    *n = (size_t)sqlite3_value_bytes(v);
+    if (!*p) *p = "";
   }
 }
 
@@ -1329,19 +1388,27 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
   int32_t part = -1;
   if (sqlite3_value_type(col[C_PARTITION]) != SQLITE_NULL) {
     if (sqlite3_value_type(col[C_PARTITION]) != SQLITE_INTEGER)
-      return vt_error(vt, sqlite3_mprintf("takhin: partition must be an integer (or NULL to let the key choose)"));
+      return vt_error(
+          vt,
+          sqlite3_mprintf("takhin: partition must be an integer (or NULL to let the key choose)"));
     int64_t p = sqlite3_value_int64(col[C_PARTITION]);
     if (p < 0 || p >= d.partitions)
-      return vt_error(vt, sqlite3_mprintf("takhin: partition %lld out of range [0, %d) for topic \"%s\"",
-                                          (long long)p, (int)d.partitions, topic));
+      return vt_error(
+          vt, sqlite3_mprintf("takhin: partition %lld out of range [0, %d) for topic \"%s\"",
+                              (long long)p, (int)d.partitions, topic));
     part = (int32_t)p;
   }
   if (sqlite3_value_type(col[C_OFFSET]) != SQLITE_NULL)
-    return vt_error(vt, sqlite3_mprintf("takhin: offset is assigned by the log; leave it out of the INSERT"));
+    return vt_error(
+        vt, sqlite3_mprintf("takhin: offset is assigned by the log; leave it out of the INSERT"));
   int64_t ts = TAKHIN_TIMESTAMP_NOW;
   if (sqlite3_value_type(col[C_TIMESTAMP]) != SQLITE_NULL) {
-    if (sqlite3_value_type(col[C_TIMESTAMP]) != SQLITE_INTEGER || sqlite3_value_int64(col[C_TIMESTAMP]) < 0)
-      return vt_error(vt, sqlite3_mprintf("takhin: timestamp must be a non-negative integer (ms since the epoch) or NULL for now"));
+    if (sqlite3_value_type(col[C_TIMESTAMP]) != SQLITE_INTEGER ||
+        sqlite3_value_int64(col[C_TIMESTAMP]) < 0)
+      return vt_error(
+          vt,
+          sqlite3_mprintf(
+              "takhin: timestamp must be a non-negative integer (ms since the epoch) or NULL for now"));
     ts = sqlite3_value_int64(col[C_TIMESTAMP]);
   }
   const void *k, *v;
@@ -1352,13 +1419,16 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
   size_t hl = 0;
   if (sqlite3_value_type(col[C_HEADERS]) != SQLITE_NULL) {
     if (sqlite3_value_type(col[C_HEADERS]) != SQLITE_TEXT)
-      return vt_error(vt, sqlite3_mprintf("takhin: headers must be JSON text like '[[\"key\",\"value\"]]'"));
+      return vt_error(
+          vt, sqlite3_mprintf("takhin: headers must be JSON text like '[[\"key\",\"value\"]]'"));
     hj = (const char *)sqlite3_value_text(col[C_HEADERS]);
     hl = (size_t)sqlite3_value_bytes(col[C_HEADERS]);
   }
   if ((int64_t)(kl + vl + hl) > d.max_message_bytes)
-    return vt_takhin_error(vt, tk_err(TAKHIN_ETOOBIG, "record of %zu bytes is larger than max_message_bytes %lld of topic \"%s\"",
-                                      kl + vl + hl, (long long)d.max_message_bytes, topic));
+    return vt_takhin_error(
+        vt, tk_err(TAKHIN_ETOOBIG,
+                   "record of %zu bytes is larger than max_message_bytes %lld of topic \"%s\"",
+                   kl + vl + hl, (long long)d.max_message_bytes, topic));
   /* A topic table's rows all name its topic: they point at vt->topic (one
   ** pointer, which same_topic compares first); takhin_messages keeps each
   ** row's own copy. */
@@ -1376,8 +1446,18 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
   }
   r->partition = part;
   r->rec.timestamp = ts;
-  if (k) { memcpy(p, k, kl); r->rec.key = p; r->rec.key_len = kl; p += kl; }
-  if (v) { memcpy(p, v, vl); r->rec.value = p; r->rec.value_len = vl; p += vl; }
+  if (k) {
+    memcpy(p, k, kl);
+    r->rec.key = p;
+    r->rec.key_len = kl;
+    p += kl;
+  }
+  if (v) {
+    memcpy(p, v, vl);
+    r->rec.value = p;
+    r->rec.value_len = vl;
+    p += vl;
+  }
   if (hj) {
     char *err = tkx_headers_from_json(hj, hl, p, hl, &r->headers, &r->rec.n_headers);
     if (err) {
@@ -1388,7 +1468,8 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
   }
   if (d.compacted && !r->rec.key) {
     free_row(r);
-    return vt_error(vt, sqlite3_mprintf("takhin: topic \"%s\" is compacted: every record needs a key", topic));
+    return vt_error(
+        vt, sqlite3_mprintf("takhin: topic \"%s\" is compacted: every record needs a key", topic));
   }
   if (vt->nrows == vt->rows_cap) {
     size_t cap = vt->rows_cap ? vt->rows_cap * 2 : 64;
@@ -1406,8 +1487,9 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
 
 static int queue_delete(tkx_vtab *vt, sqlite3_int64 rowid) {
   if (vt->multi)
-    return vt_error(vt, sqlite3_mprintf("takhin_messages: DELETE through the topic's own table "
-                                        "(CREATE VIRTUAL TABLE t USING takhin), as a prefix of one partition"));
+    return vt_error(
+        vt, sqlite3_mprintf("takhin_messages: DELETE through the topic's own table "
+                            "(CREATE VIRTUAL TABLE t USING takhin), as a prefix of one partition"));
   takhin_store *s = vt_store(vt);
   if (!s) return SQLITE_ERROR;
   int32_t part = (int32_t)(rowid >> ROWID_PART_SHIFT);
@@ -1426,11 +1508,13 @@ static int queue_delete(tkx_vtab *vt, sqlite3_int64 rowid) {
     expect = pi.log_start_offset;
   }
   if (off != expect)
-    return vt_error(vt, sqlite3_mprintf(
-        "takhin: DELETE removes a prefix of a partition (Kafka's DeleteRecords): offset %lld of "
-        "partition %d is not the next one from the log start (%lld); write DELETE FROM \"%w\" "
-        "WHERE partition = %d AND offset < N",
-        (long long)off, (int)part, (long long)expect, vt->topic, (int)part));
+    return vt_error(
+        vt,
+        sqlite3_mprintf(
+            "takhin: DELETE removes a prefix of a partition (Kafka's DeleteRecords): offset %lld of "
+            "partition %d is not the next one from the log start (%lld); write DELETE FROM \"%w\" "
+            "WHERE partition = %d AND offset < N",
+            (long long)off, (int)part, (long long)expect, vt->topic, (int)part));
   if (!d) {
     if (vt->ndels == vt->dels_cap) {
       size_t cap = vt->dels_cap ? vt->dels_cap * 2 : 8;
@@ -1457,8 +1541,9 @@ static int vt_update(sqlite3_vtab *base, int argc, sqlite3_value **argv, sqlite3
   ** record's rowid is its partition and offset, which the store assigns, so
   ** naming one would be silently ignored. */
   if (sqlite3_value_type(argv[1]) != SQLITE_NULL)
-    return vt_error(vt, sqlite3_mprintf("takhin: INSERT cannot set rowid: a record's rowid is its "
-                                        "partition and offset, which the store assigns; leave rowid out"));
+    return vt_error(
+        vt, sqlite3_mprintf("takhin: INSERT cannot set rowid: a record's rowid is its "
+                            "partition and offset, which the store assigns; leave rowid out"));
   sqlite3_value *col[C_COUNT];
   if (vt->multi) {
     for (int i = 0; i < C_COUNT; i++) col[i] = argv[2 + i];
@@ -1524,7 +1609,10 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
   size_t *start = sqlite3_malloc64(((size_t)np + 1) * sizeof *start);
   takhin_record *recs = sqlite3_malloc64((n ? n : 1) * sizeof *recs);
   int32_t *rp = sqlite3_malloc64((n ? n : 1) * sizeof *rp);
-  if (!start || !recs || !rp) { rc = SQLITE_NOMEM; goto out; }
+  if (!start || !recs || !rp) {
+    rc = SQLITE_NOMEM;
+    goto out;
+  }
   memset(start, 0, ((size_t)np + 1) * sizeof *start);
   int32_t sticky = (int32_t)(vt->sticky++ % (unsigned)np);
   size_t k = 0;
@@ -1532,8 +1620,13 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
     pend_row *r = vt->rows[i];
     if (!same_topic(r->topic, topic)) continue;
     int32_t p = r->partition >= 0 ? r->partition
-               : r->rec.key ? takhin_partition_for_key(r->rec.key, r->rec.key_len, np) : sticky;
-    if (p >= np) { rc = vt_error(vt, sqlite3_mprintf("takhin: partition %d out of range for \"%s\"", (int)p, topic)); goto out; }
+                : r->rec.key      ? takhin_partition_for_key(r->rec.key, r->rec.key_len, np)
+                                  : sticky;
+    if (p >= np) {
+      rc = vt_error(vt,
+                    sqlite3_mprintf("takhin: partition %d out of range for \"%s\"", (int)p, topic));
+      goto out;
+    }
     rp[k++] = p;
     start[p + 1]++;
   }
@@ -1555,7 +1648,10 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
     if (a == b) continue;
     tk_partition *part;
     tk_topic *t2;
-    if ((rc = tk_store_partition(s, topic, p, &t2, &part))) { rc = vt_takhin_error(vt, rc); break; }
+    if ((rc = tk_store_partition(s, topic, p, &t2, &part))) {
+      rc = vt_takhin_error(vt, rc);
+      break;
+    }
     rc = note_undo(vt, topic, p, part);
     while (a < b && rc == SQLITE_OK) {
       size_t e = a;
@@ -1563,7 +1659,8 @@ static int flush_topic(tkx_vtab *vt, takhin_store *s, const char *topic) {
       do {
         const takhin_record *r = &recs[e];
         int64_t sz = (int64_t)(r->key_len + r->value_len) + 40;
-        for (size_t h = 0; h < r->n_headers; h++) sz += (int64_t)(r->headers[h].key_len + r->headers[h].value_len) + 20;
+        for (size_t h = 0; h < r->n_headers; h++)
+          sz += (int64_t)(r->headers[h].key_len + r->headers[h].value_len) + 20;
         if (e > a && used + sz > budget) break;
         used += sz;
         e++;
@@ -1594,7 +1691,8 @@ static int vt_sync(sqlite3_vtab *base) {
     /* each topic once, at its first row; a row of the same topic as the
     ** row before (every row, on a topic's own table) is not a first */
     int first = i == 0 || !same_topic(vt->rows[i - 1]->topic, vt->rows[i]->topic);
-    for (size_t j = 0; j + 1 < i && first; j++) first = !same_topic(vt->rows[j]->topic, vt->rows[i]->topic);
+    for (size_t j = 0; j + 1 < i && first; j++)
+      first = !same_topic(vt->rows[j]->topic, vt->rows[i]->topic);
     if (first) rc = flush_topic(vt, s, vt->rows[i]->topic);
   }
   if (rc != SQLITE_OK) { /* all or nothing: the topics already appended too */
@@ -1628,7 +1726,8 @@ static int vt_rollback(sqlite3_vtab *base) {
 
 static int vt_savepoint(sqlite3_vtab *base, int i) {
   tkx_vtab *vt = (tkx_vtab *)base;
-  if (i < 0 || i >= 64) return vt_error(vt, sqlite3_mprintf("takhin: savepoints nest at most 64 deep"));
+  if (i < 0 || i >= 64)
+    return vt_error(vt, sqlite3_mprintf("takhin: savepoints nest at most 64 deep"));
   vt->marks[i] = vt->nrows;
   sqlite3_free(vt->del_snap[i]);
   vt->del_snap[i] = NULL;

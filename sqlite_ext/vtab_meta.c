@@ -37,11 +37,11 @@ typedef int (*meta_fill)(meta_cursor *c, takhin_store *s, const char *topic);
 typedef struct meta_def {
   const char *name;
   const char *schema;
-  int ncols;       /* visible columns */
-  int topic_col;   /* column that topic = pushes down to, -1 none */
-  int required;    /* the topic argument is required (table-valued function) */
+  int ncols;     /* visible columns */
+  int topic_col; /* column that topic = pushes down to, -1 none */
+  int required;  /* the topic argument is required (table-valued function) */
   meta_fill fill;
-  int rewrites;    /* deletes or rewrites segment files: refused inside a transaction */
+  int rewrites; /* deletes or rewrites segment files: refused inside a transaction */
 } meta_def;
 
 struct meta_vtab {
@@ -77,7 +77,10 @@ static cell *new_row(meta_cursor *c) {
 static void set_i(cell *x, int64_t v) { x->type = SQLITE_INTEGER, x->i = v; }
 static void set_d(cell *x, double v) { x->type = SQLITE_FLOAT, x->d = v; }
 static int set_t(cell *x, const char *v) {
-  if (!v) { x->type = SQLITE_NULL; return SQLITE_OK; }
+  if (!v) {
+    x->type = SQLITE_NULL;
+    return SQLITE_OK;
+  }
   x->type = SQLITE_TEXT;
   x->t = sqlite3_mprintf("%s", v);
   return x->t ? SQLITE_OK : SQLITE_NOMEM;
@@ -100,7 +103,10 @@ static int fill_topics(meta_cursor *c, takhin_store *s, const char *topic) {
     takhin_topic_desc d;
     if (!want(topic, names[i]) || takhin_topic_describe(s, names[i], &d)) continue;
     cell *r = new_row(c);
-    if (!r) { rc = TAKHIN_ENOMEM; break; }
+    if (!r) {
+      rc = TAKHIN_ENOMEM;
+      break;
+    }
     set_t(&r[0], d.name);
     set_i(&r[1], d.partitions);
     for (int k = 0; k < TK_NCONFIGS; k++) { /* the columns of topic_config.h's table */
@@ -155,7 +161,10 @@ static int segment_rows(meta_cursor *c, takhin_store *s, const char *topic, int3
   int rc = TAKHIN_OK;
   for (size_t k = 0; k < ng && !rc; k++) {
     cell *r = new_row(c);
-    if (!r) { rc = TAKHIN_ENOMEM; break; }
+    if (!r) {
+      rc = TAKHIN_ENOMEM;
+      break;
+    }
     set_t(&r[0], topic);
     set_i(&r[1], p);
     set_i(&r[2], g[k].base_offset);
@@ -184,7 +193,10 @@ static int fill_groups(meta_cursor *c, takhin_store *s, const char *topic) {
   for (size_t i = 0; i < n && !rc; i++) {
     if (!want(topic, g[i].topic)) continue;
     cell *r = new_row(c);
-    if (!r) { rc = TAKHIN_ENOMEM; break; }
+    if (!r) {
+      rc = TAKHIN_ENOMEM;
+      break;
+    }
     set_t(&r[0], g[i].group);
     set_t(&r[1], g[i].topic);
     set_i(&r[2], g[i].partition);
@@ -223,8 +235,7 @@ static int fill_compact(meta_cursor *c, takhin_store *s, const char *topic) {
 }
 
 static const meta_def defs[] = {
-    {"takhin_topics",
-     "CREATE TABLE x(name TEXT, partitions INTEGER" TK_CONFIG_COLUMN_DEFS ")",
+    {"takhin_topics", "CREATE TABLE x(name TEXT, partitions INTEGER" TK_CONFIG_COLUMN_DEFS ")",
      2 + TK_NCONFIGS, 0, 0, fill_topics, 0},
     {"takhin_partitions",
      "CREATE TABLE x(topic TEXT, partition INTEGER, log_start_offset INTEGER, high_watermark "
@@ -238,8 +249,9 @@ static const meta_def defs[] = {
      "CREATE TABLE x(group_id TEXT, topic TEXT, partition INTEGER, committed_offset INTEGER, "
      "high_watermark INTEGER, lag INTEGER, metadata TEXT)",
      7, 1, 0, fill_groups, 0},
-    {"takhin_retention", "CREATE TABLE x(segments_deleted INTEGER, bytes_deleted INTEGER, topic HIDDEN)",
-     2, 2, 1, fill_retention, 1},
+    {"takhin_retention",
+     "CREATE TABLE x(segments_deleted INTEGER, bytes_deleted INTEGER, topic HIDDEN)", 2, 2, 1,
+     fill_retention, 1},
     {"takhin_compact",
      "CREATE TABLE x(segments_compacted INTEGER, bytes_reclaimed INTEGER, records_removed INTEGER, "
      "keys_kept INTEGER, duration_ms INTEGER, topic HIDDEN)",
@@ -348,10 +360,11 @@ static int meta_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr
     ** that of a statement that writes, INSERT ... SELECT), the files could
     ** not. */
     sqlite3_free(vt->base.zErrMsg);
-    vt->base.zErrMsg = sqlite3_mprintf("takhin: %s deletes or rewrites segment files, which a ROLLBACK "
-                                       "cannot bring back: run it outside a transaction, in a SELECT "
-                                       "of its own",
-                                       vt->def->name);
+    vt->base.zErrMsg =
+        sqlite3_mprintf("takhin: %s deletes or rewrites segment files, which a ROLLBACK "
+                        "cannot bring back: run it outside a transaction, in a SELECT "
+                        "of its own",
+                        vt->def->name);
     return SQLITE_ERROR;
   }
   char *msg = NULL;
@@ -393,10 +406,10 @@ static int meta_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
   }
   const cell *x = &c->cells[c->at * (size_t)d->ncols + (size_t)col];
   switch (x->type) {
-    case SQLITE_INTEGER: sqlite3_result_int64(ctx, x->i); break;
-    case SQLITE_FLOAT: sqlite3_result_double(ctx, x->d); break;
-    case SQLITE_TEXT: sqlite3_result_text(ctx, x->t, -1, SQLITE_TRANSIENT); break;
-    default: sqlite3_result_null(ctx);
+  case SQLITE_INTEGER: sqlite3_result_int64(ctx, x->i); break;
+  case SQLITE_FLOAT: sqlite3_result_double(ctx, x->d); break;
+  case SQLITE_TEXT: sqlite3_result_text(ctx, x->t, -1, SQLITE_TRANSIENT); break;
+  default: sqlite3_result_null(ctx);
   }
   return SQLITE_OK;
 }

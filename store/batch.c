@@ -56,14 +56,18 @@ static uint16_t get_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1])
 static uint32_t get_be32(const uint8_t *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
-static uint64_t get_be64(const uint8_t *p) {
-  return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
+static uint64_t get_be64(const uint8_t *p) { return (uint64_t)get_be32(p) << 32 | get_be32(p + 4); }
 
 /* Two's complement reinterpretation without implementation-defined casts. */
-static int16_t as_i16(uint16_t v) { return v <= INT16_MAX ? (int16_t)v : (int16_t)(-(int32_t)(UINT16_MAX - v) - 1); }
-static int32_t as_i32(uint32_t v) { return v <= INT32_MAX ? (int32_t)v : -(int32_t)(UINT32_MAX - v) - 1; }
-static int64_t as_i64(uint64_t v) { return v <= INT64_MAX ? (int64_t)v : -(int64_t)(UINT64_MAX - v) - 1; }
+static int16_t as_i16(uint16_t v) {
+  return v <= INT16_MAX ? (int16_t)v : (int16_t)(-(int32_t)(UINT16_MAX - v) - 1);
+}
+static int32_t as_i32(uint32_t v) {
+  return v <= INT32_MAX ? (int32_t)v : -(int32_t)(UINT32_MAX - v) - 1;
+}
+static int64_t as_i64(uint64_t v) {
+  return v <= INT64_MAX ? (int64_t)v : -(int64_t)(UINT64_MAX - v) - 1;
+}
 
 /* ---- zigzag varints ---------------------------------------------------- */
 
@@ -171,9 +175,8 @@ static size_t record_body_size(const takhin_record *r, int64_t ts_delta, int32_t
   const size_t cap = TK_MAX_BATCH_LENGTH;
   if ((r->key && r->key_len > cap) || (r->value && r->value_len > cap)) return 0;
   if (r->n_headers > cap || (r->n_headers && !r->headers)) return 0;
-  size_t n = 1 + varlong_size(ts_delta) + varlong_size(off_delta) +
-             bytes_size(r->key, r->key_len) + bytes_size(r->value, r->value_len) +
-             varlong_size((int64_t)r->n_headers);
+  size_t n = 1 + varlong_size(ts_delta) + varlong_size(off_delta) + bytes_size(r->key, r->key_len) +
+             bytes_size(r->value, r->value_len) + varlong_size((int64_t)r->n_headers);
   for (size_t i = 0; i < r->n_headers && n <= cap; i++) {
     const takhin_header *hd = &r->headers[i];
     if (hd->key_len > cap || (!hd->key && hd->key_len) || (hd->value && hd->value_len > cap))
@@ -203,8 +206,7 @@ static uint8_t *write_record(uint8_t *d, const takhin_record *r, size_t body, in
 }
 
 int tk_batch_encode(tk_buf *out, int64_t base_offset, const takhin_record *recs, size_t n,
-                    int64_t now_ms, int codec, ZSTD_CCtx *cctx, tk_buf *scratch,
-                    int64_t *max_ts) {
+                    int64_t now_ms, int codec, ZSTD_CCtx *cctx, tk_buf *scratch, int64_t *max_ts) {
   if (!out || !recs || n == 0) return tk_err(TAKHIN_EINVAL, "a batch needs at least one record");
   if (n - 1 > (size_t)INT32_MAX)
     return tk_err(TAKHIN_EINVAL, "%zu records do not fit in one batch", n);
@@ -227,11 +229,12 @@ int tk_batch_encode(tk_buf *out, int64_t base_offset, const takhin_record *recs,
     if (ts > top_ts) top_ts = ts;
     size_t body = record_body_size(&recs[i], ts - base_ts, (int32_t)i);
     if (!body)
-      return tk_err(TAKHIN_EINVAL, "record %zu: a field is over 1 GiB, or a header key is NULL "
-                    "with a nonzero length", i);
+      return tk_err(TAKHIN_EINVAL,
+                    "record %zu: a field is over 1 GiB, or a header key is NULL "
+                    "with a nonzero length",
+                    i);
     area += varlong_size((int64_t)body) + body;
-    if (area > TK_MAX_AREA)
-      return tk_err(TAKHIN_EINVAL, "%zu records make a batch over 1 GiB", n);
+    if (area > TK_MAX_AREA) return tk_err(TAKHIN_EINVAL, "%zu records make a batch over 1 GiB", n);
   }
 
   /* Pass 2: write the records where they go, compressing them if asked. */
@@ -257,7 +260,7 @@ int tk_batch_encode(tk_buf *out, int64_t base_offset, const takhin_record *recs,
     size_t z = ZSTD_compress2(cctx, b + TK_BATCH_HEADER_SIZE, room, scratch->p, area);
     if (ZSTD_isError(z))
       return tk_err(ZSTD_getErrorCode(z) == ZSTD_error_memory_allocation ? TAKHIN_ENOMEM
-                                                                          : TAKHIN_EINVAL,
+                                                                         : TAKHIN_EINVAL,
                     "zstd compression failed: %s", ZSTD_getErrorName(z));
     payload = z;
     if (payload > TK_MAX_AREA)
@@ -301,8 +304,7 @@ int tk_batch_parse_header(const uint8_t *p, size_t avail, tk_batch_hdr *h) {
   h->base_sequence = as_i32(get_be32(p + 53));
   h->records_count = as_i32(get_be32(p + 57));
 
-  if (h->magic != TK_MAGIC)
-    return tk_err(TAKHIN_ECORRUPT, "batch magic %d, expected 2", h->magic);
+  if (h->magic != TK_MAGIC) return tk_err(TAKHIN_ECORRUPT, "batch magic %d, expected 2", h->magic);
   if (h->batch_length < TK_BATCH_HEADER_SIZE - TK_LOG_OVERHEAD ||
       h->batch_length > TK_MAX_BATCH_LENGTH)
     return tk_err(TAKHIN_ECORRUPT, "batchLength %d out of range [%d, %d]", h->batch_length,
@@ -356,8 +358,8 @@ static int zstd_inflate(const uint8_t *src, size_t n, ZSTD_DCtx *dctx, tk_buf *s
   for (;;) {
     if (o.pos == o.size) {
       if (o.size >= limit)
-        return tk_err(TAKHIN_ECORRUPT,
-                      "zstd data decompresses to more than the %zu bytes allowed", max_out);
+        return tk_err(TAKHIN_ECORRUPT, "zstd data decompresses to more than the %zu bytes allowed",
+                      max_out);
       size_t grow = o.size < limit / 2 ? 2 * o.size : limit;
       scratch->len = o.pos;
       if (tk_buf_reserve(scratch, grow - o.pos))
@@ -366,8 +368,7 @@ static int zstd_inflate(const uint8_t *src, size_t n, ZSTD_DCtx *dctx, tk_buf *s
       o.size = scratch->cap < limit ? scratch->cap : limit;
     }
     ret = ZSTD_decompressStream(dctx, &o, &in);
-    if (ZSTD_isError(ret))
-      return tk_err(TAKHIN_ECORRUPT, "zstd: %s", ZSTD_getErrorName(ret));
+    if (ZSTD_isError(ret)) return tk_err(TAKHIN_ECORRUPT, "zstd: %s", ZSTD_getErrorName(ret));
     if (ret == 0 && in.pos == in.size) break;
     if (in.pos == in.size && o.pos < o.size)
       return tk_err(TAKHIN_ECORRUPT, "zstd data ends inside a frame");
@@ -397,7 +398,9 @@ int tk_batch_records(const uint8_t *p, const tk_batch_hdr *h, ZSTD_DCtx *dctx, t
     *recs_len = scratch->len;
     return TAKHIN_OK;
   }
-  case TK_CODEC_GZIP: case TK_CODEC_SNAPPY: case TK_CODEC_LZ4: { /* as Kafka clients send them (codecs.c) */
+  case TK_CODEC_GZIP:
+  case TK_CODEC_SNAPPY:
+  case TK_CODEC_LZ4: { /* as Kafka clients send them (codecs.c) */
     if (!scratch) return tk_err(TAKHIN_EMISUSE, "compressed batch without a scratch buffer");
     int rc = tk_codec_inflate(h->attributes & TK_ATTR_CODEC_MASK, area, area_len, scratch, max_out);
     if (rc) return rc;
@@ -428,8 +431,7 @@ int tk_header_next(const uint8_t **pp, const uint8_t *end, takhin_header *out) {
   return TAKHIN_OK;
 }
 
-int tk_record_skip(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr *h,
-                   int64_t *offset) {
+int tk_record_skip(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr *h, int64_t *offset) {
   const uint8_t *p = *pp;
   int32_t len, off_delta;
   int64_t ts_delta;
@@ -493,8 +495,7 @@ int tk_record_decode(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr 
     int rc = tk_header_next(&p, rend, &hd);
     if (rc) return rc;
   }
-  if (p != rend)
-    return tk_err(TAKHIN_ECORRUPT, "record: length %d disagrees with its fields", len);
+  if (p != rend) return tk_err(TAKHIN_ECORRUPT, "record: length %d disagrees with its fields", len);
   r.headers_raw_len = (size_t)(p - (const uint8_t *)r.headers_raw);
   r.n_headers = (size_t)n_headers;
   *m = r;
@@ -520,7 +521,7 @@ int tk_batch_validate(const uint8_t *p, const tk_batch_hdr *h, ZSTD_DCtx *dctx, 
     prev = delta;
   }
   if (q != end)
-    return tk_err(TAKHIN_ECORRUPT, "%zu bytes follow the last of %d records",
-                  (size_t)(end - q), h->records_count);
+    return tk_err(TAKHIN_ECORRUPT, "%zu bytes follow the last of %d records", (size_t)(end - q),
+                  h->records_count);
   return TAKHIN_OK;
 }

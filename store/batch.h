@@ -78,9 +78,8 @@ static inline int64_t tk_batch_total(const tk_batch_hdr *h) {
 ** *max_ts (may be NULL) receives the batch's maxTimestamp.
 ** Returns TAKHIN_OK, TAKHIN_EINVAL (negative timestamp other than NOW, too
 ** many records) or TAKHIN_ENOMEM. On error out->len is unchanged. */
-int tk_batch_encode(tk_buf *out, int64_t base_offset, const takhin_record *recs,
-                    size_t n, int64_t now_ms, int codec, ZSTD_CCtx *cctx,
-                    tk_buf *scratch, int64_t *max_ts);
+int tk_batch_encode(tk_buf *out, int64_t base_offset, const takhin_record *recs, size_t n,
+                    int64_t now_ms, int codec, ZSTD_CCtx *cctx, tk_buf *scratch, int64_t *max_ts);
 
 /* Parse and sanity-check the 61-byte header at p (avail bytes readable, which
 ** may be fewer than the whole batch). Returns TAKHIN_OK, TAKHIN_END when
@@ -96,9 +95,8 @@ int tk_batch_crc_ok(const uint8_t *p, const tk_batch_hdr *h);
 ** uncompressed batch a view into p; for zstd, decompressed into scratch (which
 ** grows; bounded by max_out bytes, ECORRUPT above it). Any other codec is
 ** TAKHIN_ECORRUPT ("unsupported compression codec N"). */
-int tk_batch_records(const uint8_t *p, const tk_batch_hdr *h, ZSTD_DCtx *dctx,
-                     tk_buf *scratch, size_t max_out, const uint8_t **recs,
-                     size_t *recs_len);
+int tk_batch_records(const uint8_t *p, const tk_batch_hdr *h, ZSTD_DCtx *dctx, tk_buf *scratch,
+                     size_t max_out, const uint8_t **recs, size_t *recs_len);
 
 /* Decode the record at *pp (end = end of the records area) of a batch with
 ** header h into m (views into the records area) and advance *pp past it.
@@ -112,8 +110,7 @@ int tk_record_decode(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr 
 ** length, timestamp delta and offset delta are read and checked, key, value
 ** and headers are stepped over unread. For work that moves records whole
 ** (compaction); ECORRUPT as tk_record_decode for what it reads. */
-int tk_record_skip(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr *h,
-                   int64_t *offset);
+int tk_record_skip(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr *h, int64_t *offset);
 
 /* Decode the header at *pp (end = end of the encoded headers) and advance. */
 int tk_header_next(const uint8_t **pp, const uint8_t *end, takhin_header *out);
@@ -121,8 +118,8 @@ int tk_header_next(const uint8_t **pp, const uint8_t *end, takhin_header *out);
 /* Full validation of a batch already known to be complete (header parsed,
 ** CRC checked): decodes every record and checks counts and offset deltas.
 ** Used by recovery and by the fuzzer. Returns TAKHIN_OK or TAKHIN_ECORRUPT. */
-int tk_batch_validate(const uint8_t *p, const tk_batch_hdr *h, ZSTD_DCtx *dctx,
-                      tk_buf *scratch, size_t max_out);
+int tk_batch_validate(const uint8_t *p, const tk_batch_hdr *h, ZSTD_DCtx *dctx, tk_buf *scratch,
+                      size_t max_out);
 
 /* Size of the encoded record payload that takhin_cursor_seek's max_bytes
 ** counts: key + value + encoded headers. */

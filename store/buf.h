@@ -26,7 +26,10 @@ static inline int tk_buf_reserve(tk_buf *b, size_t extra) {
   if (want < b->len) return -1; /* overflow */
   size_t cap = b->cap ? b->cap : 4096;
   while (cap < want) {
-    if (cap > SIZE_MAX / 2) { cap = want; break; }
+    if (cap > SIZE_MAX / 2) {
+      cap = want;
+      break;
+    }
     cap *= 2;
   }
   uint8_t *np = (uint8_t *)realloc(b->p, cap);
@@ -40,8 +43,7 @@ static inline int tk_buf_reserve(tk_buf *b, size_t extra) {
 ** at vp (any T **, read and written with memcpy so no type is punned) and
 ** whose capacity, in elements, is *cap: it doubles, from first. 0 on
 ** success, -1 out of memory or on overflow (the array is unchanged). */
-static inline int tk_array_reserve(void *vp, size_t *cap, size_t need, size_t elem,
-                                   size_t first) {
+static inline int tk_array_reserve(void *vp, size_t *cap, size_t need, size_t elem, size_t first) {
   if (need <= *cap) return 0;
   size_t nc = *cap ? *cap : first;
   while (nc < need) {
@@ -60,7 +62,7 @@ static inline int tk_array_reserve(void *vp, size_t *cap, size_t need, size_t el
 
 /* Room for one element past the n in array v (a T *) of capacity cap
 ** (size_t lvalues), doubling from first: 0, or -1 out of memory. */
-#define TK_ARRAY_GROW(v, n, cap, first)                                                        \
+#define TK_ARRAY_GROW(v, n, cap, first)                                                            \
   tk_array_reserve(&(v), &(cap), (n) + 1, sizeof *(v), (first))
 
 static inline void tk_buf_free(tk_buf *b) {

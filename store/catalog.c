@@ -43,8 +43,8 @@ struct tk_catalog {
   sqlite3 *db;
   sqlite3_stmt *st[TK_SQL_COUNT]; /* the named statements, by id, once prepared */
   int read_only;
-  int borrowed; /* db belongs to the host: see the top of this file */
-  int hold;     /* borrowed: inside tk_cat_begin..commit statements are cached */
+  int borrowed;  /* db belongs to the host: see the top of this file */
+  int hold;      /* borrowed: inside tk_cat_begin..commit statements are cached */
   int group;     /* borrowed: the extension asks begin/commit to group writes */
   int savepoint; /* borrowed: tk_cat_begin opened SAVEPOINT takhin_catalog_group */
   int sp_began;  /* ... and that savepoint began the transaction (no BEGIN around it) */
@@ -81,7 +81,8 @@ sqlite3_stmt *tk_cat_stmt(takhin_store *s, int id) {
     }
     return st;
   }
-  if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL) != SQLITE_OK) {
+  if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL) !=
+      SQLITE_OK) {
     cat_err(s, "prepare");
     return NULL;
   }
@@ -137,15 +138,18 @@ static int check_format(takhin_store *s) {
   int rc = TAKHIN_OK;
   if (sqlite3_prepare_v2(s->cat->db, sql, -1, &st, NULL) != SQLITE_OK) {
     if ((sqlite3_errcode(s->cat->db) & 0xff) == SQLITE_ERROR && s->cat->read_only)
-      return tk_err(TAKHIN_ECATALOG, "catalog %s holds no takhin tables (%s): it is empty or not "
+      return tk_err(TAKHIN_ECATALOG,
+                    "catalog %s holds no takhin tables (%s): it is empty or not "
                     "a takhin catalog; a read-only open changes nothing: open the store once for "
                     "writing to rebuild the catalog from the data folder",
                     s->db_path, sqlite3_errmsg(s->cat->db));
     return cat_err(s, "reading format_version");
   }
   if (sqlite3_step(st) != SQLITE_ROW) {
-    rc = tk_err(TAKHIN_EFORMAT, "catalog %s has no format_version row: it was not made by takhin "
-                "or was damaged; restore it from a backup or open a new path", s->db_path);
+    rc = tk_err(TAKHIN_EFORMAT,
+                "catalog %s has no format_version row: it was not made by takhin "
+                "or was damaged; restore it from a backup or open a new path",
+                s->db_path);
   } else if (sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
              sqlite3_column_int64(st, 0) != TAKHIN_FORMAT_VERSION) {
     rc = tk_err(TAKHIN_EFORMAT,
@@ -179,8 +183,7 @@ static char *immutable_uri(const char *path) {
     if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
         strchr("/-._~", *c))
       *o++ = (char)*c;
-    else
-      o += sprintf(o, "%%%02X", *c);
+    else o += sprintf(o, "%%%02X", *c);
   }
   strcpy(o, "?immutable=1");
   return u;
@@ -244,13 +247,15 @@ static int open_own(takhin_store *s, tk_catalog *c, int read_only, int *damaged)
   sqlite3_exec(c->db, "PRAGMA mmap_size=268435456", NULL, NULL, NULL);
   /* WAL lets read-only processes read while the writer commits; NORMAL skips
   ** the fsync per commit because recovery rebuilds the index from the files. */
-  if (!read_only &&
-      sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK) {
+  if (!read_only && sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL,
+                                 NULL, NULL) != SQLITE_OK) {
     *damaged = is_damage(c->db);
     if (full_disk(s))
-      return tk_err(TAKHIN_ENOSPC, "catalog %s: the disk is full: SQLite has no room for the "
+      return tk_err(TAKHIN_ENOSPC,
+                    "catalog %s: the disk is full: SQLite has no room for the "
                     "catalog's WAL index (%s-shm, 32 KiB) a writer needs; free some space "
-                    "(a read_only open works meanwhile)", s->db_path, s->db_path);
+                    "(a read_only open works meanwhile)",
+                    s->db_path, s->db_path);
     return cat_err(s, "configure");
   }
   if (!read_only) {
@@ -301,7 +306,9 @@ static int move_aside(takhin_store *s, const char *why) {
   return TAKHIN_OK;
 }
 
-struct sqlite3 *tk_cat_db(takhin_store *s) { return s->cat ? s->cat->db : NULL; }
+struct sqlite3 *tk_cat_db(takhin_store *s) {
+  return s->cat ? s->cat->db : NULL;
+}
 
 int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
   tk_catalog *c = calloc(1, sizeof *c);
@@ -333,7 +340,8 @@ int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
     snprintf(why, sizeof why, "%s", c->db ? sqlite3_errmsg(c->db) : "damaged");
     if (read_only) {
       /* A reader must not change anything, and has nothing to serve from. */
-      rc = tk_err(TAKHIN_ECATALOG, "catalog %s is damaged (%s): a read-only open changes nothing; "
+      rc = tk_err(TAKHIN_ECATALOG,
+                  "catalog %s is damaged (%s): a read-only open changes nothing; "
                   "open the store once for writing, which keeps the damaged file as "
                   "%s.damaged-<ms> and rebuilds the catalog from the data folder",
                   s->db_path, why, s->db_path);
@@ -407,12 +415,15 @@ int tk_cat_commit(takhin_store *s) {
     drop_cache(c);
     if (!c->savepoint) return TAKHIN_OK;
     c->savepoint = 0;
-    if (sqlite3_exec(c->db, "RELEASE takhin_catalog_group", NULL, NULL, NULL) == SQLITE_OK) return TAKHIN_OK;
+    if (sqlite3_exec(c->db, "RELEASE takhin_catalog_group", NULL, NULL, NULL) == SQLITE_OK)
+      return TAKHIN_OK;
     int rc = cat_err(s, "commit");
-    sqlite3_exec(c->db, "ROLLBACK TO takhin_catalog_group; RELEASE takhin_catalog_group", NULL, NULL, NULL);
+    sqlite3_exec(c->db, "ROLLBACK TO takhin_catalog_group; RELEASE takhin_catalog_group", NULL,
+                 NULL, NULL);
     /* Our savepoint was the transaction: never leave the connection inside
     ** one nobody owns (later statements would join it silently). */
-    if (c->sp_began && !sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    if (c->sp_began && !sqlite3_get_autocommit(c->db))
+      sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
   }
   sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_COMMIT);
@@ -427,7 +438,8 @@ void tk_cat_rollback(takhin_store *s) {
     if (c->hold == 0 || --c->hold > 0) return;
     drop_cache(c);
     if (c->savepoint)
-      sqlite3_exec(c->db, "ROLLBACK TO takhin_catalog_group; RELEASE takhin_catalog_group", NULL, NULL, NULL);
+      sqlite3_exec(c->db, "ROLLBACK TO takhin_catalog_group; RELEASE takhin_catalog_group", NULL,
+                   NULL, NULL);
     c->savepoint = 0;
     return;
   }
@@ -550,7 +562,10 @@ int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min
   }
   if (!rc && step != SQLITE_DONE) rc = cat_err(s, "reading segments");
   done(s, st);
-  if (rc) { free(v); return rc; }
+  if (rc) {
+    free(v);
+    return rc;
+  }
   *rows = v;
   *n = cnt;
   return TAKHIN_OK;
@@ -579,7 +594,10 @@ int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_ba
   }
   if (!rc && step != SQLITE_DONE) rc = cat_err(s, "reading the index");
   done(s, st);
-  if (rc) { free(v); return rc; }
+  if (rc) {
+    free(v);
+    return rc;
+  }
   *rows = v;
   *n = cnt;
   return TAKHIN_OK;
@@ -666,13 +684,16 @@ int tk_cat_delete_topic(takhin_store *s, int64_t topic_id) {
   return rc;
 }
 
-int tk_cat_step_done(takhin_store *s, sqlite3_stmt *st, const char *what) { return run(s, st, what); }
+int tk_cat_step_done(takhin_store *s, sqlite3_stmt *st, const char *what) {
+  return run(s, st, what);
+}
 
 int tk_cat_error(takhin_store *s, const char *what) { return cat_err(s, what); }
 
 int64_t tk_cat_changes(takhin_store *s) { return sqlite3_changes(s->cat->db); }
 
-int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const tk_topic_config *cfg) {
+int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts,
+                        const tk_topic_config *cfg) {
   sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_UPDATE_TOPIC);
   if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 1, topic_id);

@@ -74,7 +74,8 @@ int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64
 int tk_cat_delete_topic(takhin_store *s, int64_t topic_id);
 /* The topic_id of name; ENOTFOUND (no message) when there is none. */
 int tk_cat_topic_id(takhin_store *s, const char *name, int64_t *id);
-int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts, const tk_topic_config *cfg);
+int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts,
+                        const tk_topic_config *cfg);
 /* The named statement id (TK_SQL_*), ready to bind: prepared once per
 ** connection and cached by id, except on a borrowed connection outside
 ** tk_cat_begin..commit (see catalog.c). Give it back with tk_cat_done or

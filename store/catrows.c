@@ -40,11 +40,12 @@ typedef struct rows_vtab {
   int cur_busy;
 } rows_vtab;
 
-static int rows_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out,
-                        char **err) {
+static int rows_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                        sqlite3_vtab **out, char **err) {
   (void)aux, (void)argc, (void)argv, (void)err;
-  int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(v0 INTEGER, v1 INTEGER, v2 INTEGER, v3 INTEGER, "
-                                    "blob BLOB, src HIDDEN)");
+  int rc =
+      sqlite3_declare_vtab(db, "CREATE TABLE x(v0 INTEGER, v1 INTEGER, v2 INTEGER, v3 INTEGER, "
+                               "blob BLOB, src HIDDEN)");
   if (rc != SQLITE_OK) return rc;
   /* It reads memory a C caller points it at, never files: innocuous. */
   sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
@@ -89,7 +90,8 @@ static void rows_seek(rows_cursor *c) {
     c->pos++;
 }
 
-static int rows_filter(sqlite3_vtab_cursor *cur, int idx, const char *idxstr, int argc, sqlite3_value **argv) {
+static int rows_filter(sqlite3_vtab_cursor *cur, int idx, const char *idxstr, int argc,
+                       sqlite3_value **argv) {
   rows_cursor *c = (rows_cursor *)cur;
   (void)idxstr;
   c->rows = idx == 1 && argc == 1 ? sqlite3_value_pointer(argv[0], ROWS_PTR_TYPE) : NULL;
@@ -110,7 +112,8 @@ static int rows_eof(sqlite3_vtab_cursor *cur) { return !((rows_cursor *)cur)->ha
 static int rows_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
   rows_cursor *c = (rows_cursor *)cur;
   if (col <= COL_V3) sqlite3_result_int64(ctx, c->row.v[col]);
-  else if (col == COL_BLOB) sqlite3_result_blob64(ctx, c->row.blob_len ? c->row.blob : "", c->row.blob_len, SQLITE_STATIC);
+  else if (col == COL_BLOB)
+    sqlite3_result_blob64(ctx, c->row.blob_len ? c->row.blob : "", c->row.blob_len, SQLITE_STATIC);
   else sqlite3_result_null(ctx);
   return SQLITE_OK;
 }
@@ -167,6 +170,7 @@ int tk_cat_rows_register(struct sqlite3 *db) {
 }
 
 int tk_cat_bind_rows(struct sqlite3_stmt *st, int i, const tk_rows *rows) {
-  return sqlite3_bind_pointer(st, i, (void *)rows, ROWS_PTR_TYPE, NULL) == SQLITE_OK ? TAKHIN_OK
-                                                                                  : TAKHIN_ECATALOG;
+  return sqlite3_bind_pointer(st, i, (void *)rows, ROWS_PTR_TYPE, NULL) == SQLITE_OK
+             ? TAKHIN_OK
+             : TAKHIN_ECATALOG;
 }

@@ -19,11 +19,13 @@
 #include "error.h"
 
 static int grow(tk_buf *out, size_t need, size_t max_out) {
-  if (need > max_out) return tk_err(TAKHIN_ECORRUPT, "compressed batch inflates beyond %zu bytes", max_out);
+  if (need > max_out)
+    return tk_err(TAKHIN_ECORRUPT, "compressed batch inflates beyond %zu bytes", max_out);
   if (out->cap >= need) return TAKHIN_OK;
   size_t len = out->len;
   out->len = 0;
-  int rc = tk_buf_reserve(out, need) ? tk_err(TAKHIN_ENOMEM, "out of memory decompressing a batch") : TAKHIN_OK;
+  int rc = tk_buf_reserve(out, need) ? tk_err(TAKHIN_ENOMEM, "out of memory decompressing a batch")
+                                     : TAKHIN_OK;
   out->len = len;
   return rc;
 }
@@ -36,13 +38,17 @@ static size_t next_size(size_t cur, size_t max_out) {
 static int gzip_inflate(const uint8_t *src, size_t n, tk_buf *out, size_t max_out) {
   z_stream zs;
   memset(&zs, 0, sizeof zs);
-  if (inflateInit2(&zs, 15 + 32) != Z_OK) return tk_err(TAKHIN_ENOMEM, "zlib: cannot start inflating");
+  if (inflateInit2(&zs, 15 + 32) != Z_OK)
+    return tk_err(TAKHIN_ENOMEM, "zlib: cannot start inflating");
   int rc = TAKHIN_OK;
   zs.next_in = (Bytef *)(uintptr_t)src;
   zs.avail_in = (uInt)(n > UINT32_MAX ? UINT32_MAX : n);
   for (;;) {
     if (out->len == out->cap) {
-      if (out->cap > max_out) { rc = tk_err(TAKHIN_ECORRUPT, "gzip batch inflates beyond %zu bytes", max_out); break; }
+      if (out->cap > max_out) {
+        rc = tk_err(TAKHIN_ECORRUPT, "gzip batch inflates beyond %zu bytes", max_out);
+        break;
+      }
       if ((rc = grow(out, next_size(out->cap, max_out), max_out + 1))) break;
     }
     zs.next_out = out->p + out->len;
@@ -60,7 +66,8 @@ static int gzip_inflate(const uint8_t *src, size_t n, tk_buf *out, size_t max_ou
     }
   }
   inflateEnd(&zs);
-  if (!rc && out->len > max_out) rc = tk_err(TAKHIN_ECORRUPT, "gzip batch inflates beyond %zu bytes", max_out);
+  if (!rc && out->len > max_out)
+    rc = tk_err(TAKHIN_ECORRUPT, "gzip batch inflates beyond %zu bytes", max_out);
   return rc;
 }
 
@@ -74,7 +81,8 @@ static int snappy_block(const uint8_t *src, size_t n, tk_buf *out, size_t max_ou
   int rc = grow(out, out->len + ulen + 1, max_out + 1);
   if (rc) return rc;
   size_t got = ulen;
-  if (snappy_uncompress((const char *)src, n, (char *)out->p + out->len, &got) != SNAPPY_OK || got != ulen)
+  if (snappy_uncompress((const char *)src, n, (char *)out->p + out->len, &got) != SNAPPY_OK ||
+      got != ulen)
     return tk_err(TAKHIN_ECORRUPT, "snappy: bad data");
   out->len += ulen;
   return TAKHIN_OK;
@@ -86,7 +94,8 @@ static int snappy_inflate(const uint8_t *src, size_t n, tk_buf *out, size_t max_
   size_t at = 16; /* magic, version, compatible version */
   while (at < n) {
     if (n - at < 4) return tk_err(TAKHIN_ECORRUPT, "snappy: truncated xerial chunk length");
-    uint32_t len = (uint32_t)src[at] << 24 | (uint32_t)src[at + 1] << 16 | (uint32_t)src[at + 2] << 8 | src[at + 3];
+    uint32_t len = (uint32_t)src[at] << 24 | (uint32_t)src[at + 1] << 16 |
+                   (uint32_t)src[at + 2] << 8 | src[at + 3];
     at += 4;
     if (len > n - at) return tk_err(TAKHIN_ECORRUPT, "snappy: xerial chunk past the end");
     int rc = snappy_block(src + at, len, out, max_out);
@@ -104,7 +113,10 @@ static int lz4_inflate(const uint8_t *src, size_t n, tk_buf *out, size_t max_out
   size_t at = 0;
   for (;;) {
     if (out->len == out->cap) {
-      if (out->cap > max_out) { rc = tk_err(TAKHIN_ECORRUPT, "lz4 batch inflates beyond %zu bytes", max_out); break; }
+      if (out->cap > max_out) {
+        rc = tk_err(TAKHIN_ECORRUPT, "lz4 batch inflates beyond %zu bytes", max_out);
+        break;
+      }
       if ((rc = grow(out, next_size(out->cap, max_out), max_out + 1))) break;
     }
     size_t dst = out->cap - out->len, in = n - at;
@@ -122,7 +134,8 @@ static int lz4_inflate(const uint8_t *src, size_t n, tk_buf *out, size_t max_out
     }
   }
   LZ4F_freeDecompressionContext(d);
-  if (!rc && out->len > max_out) rc = tk_err(TAKHIN_ECORRUPT, "lz4 batch inflates beyond %zu bytes", max_out);
+  if (!rc && out->len > max_out)
+    rc = tk_err(TAKHIN_ECORRUPT, "lz4 batch inflates beyond %zu bytes", max_out);
   return rc;
 }
 

@@ -68,7 +68,7 @@ struct tk_plan {
   plan_slot slot[PLAN_AHEAD]; /* segment i's survivors are in slot[i % PLAN_AHEAD] */
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  size_t made;  /* segments [0, made) are planned */
+  size_t made; /* segments [0, made) are planned */
   /* "caller" below is the rewriting side, "helper" the planning side,
   ** whichever threads they run on (see the top of the file) */
   size_t freed;   /* the caller is done with segments [0, freed) */
@@ -202,7 +202,8 @@ int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_
   for (int k = 0; k < PLAN_AHEAD; k++) pl->slot[k].fd = -1;
   pthread_mutex_init(&pl->mu, NULL);
   pthread_cond_init(&pl->cv, NULL);
-  if (by_caller) pl->threaded = 1; /* the caller starts the rewriting thread, or calls tk_plan_inline */
+  if (by_caller)
+    pl->threaded = 1; /* the caller starts the rewriting thread, or calls tk_plan_inline */
   else if (pthread_create(&pl->th, NULL, plan_main, pl) == 0) pl->threaded = pl->spawned = 1;
   *out = pl;
   return TAKHIN_OK;
@@ -222,7 +223,8 @@ int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n, int *fd,
     pl->waiting = 0;
     while (pl->made > i && slot->file == FILE_HELPER) pthread_cond_wait(&pl->cv, &pl->mu);
     if (pl->made <= i || slot->file == FILE_FAILED) { /* the helper failed on segment i */
-      rc = tk_err(pl->rc ? pl->rc : TAKHIN_ECATALOG, "%s", pl->rc ? pl->err : "compaction plan stopped early");
+      rc = tk_err(pl->rc ? pl->rc : TAKHIN_ECATALOG, "%s",
+                  pl->rc ? pl->err : "compaction plan stopped early");
     } else if (slot->file == FILE_WANTED) { /* we were idle: we make it */
       slot->file = FILE_NONE;
       mine = 1;

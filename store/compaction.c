@@ -60,8 +60,8 @@ static void crash_point(int step) {
 
 /* A named statement with (topic, partition) and up to three more integers
 ** bound: nargs counts all of them (2..5). */
-static sqlite3_stmt *bound(takhin_store *s, int id, int64_t topic_id, int32_t part,
-                           int nargs, int64_t a, int64_t b, int64_t c) {
+static sqlite3_stmt *bound(takhin_store *s, int id, int64_t topic_id, int32_t part, int nargs,
+                           int64_t a, int64_t b, int64_t c) {
   sqlite3_stmt *st = tk_cat_stmt(s, id);
   if (!st) return NULL;
   const int64_t more[3] = {a, b, c};
@@ -72,15 +72,15 @@ static sqlite3_stmt *bound(takhin_store *s, int id, int64_t topic_id, int32_t pa
 }
 
 /* Run a statement that returns no rows. */
-static int exec5(takhin_store *s, int id, int64_t topic_id, int32_t part, int nargs,
-                 int64_t a, int64_t b, int64_t c) {
+static int exec5(takhin_store *s, int id, int64_t topic_id, int32_t part, int nargs, int64_t a,
+                 int64_t b, int64_t c) {
   sqlite3_stmt *st = bound(s, id, topic_id, part, nargs, a, b, c);
   return st ? tk_cat_step_done(s, st, tk_sql_name(id)) : TAKHIN_ECATALOG;
 }
 
 /* A single integer from a query. */
-static int query_i64(takhin_store *s, int id, int64_t topic_id, int32_t part, int nargs,
-                     int64_t a, int64_t b, int64_t c, int64_t *out) {
+static int query_i64(takhin_store *s, int id, int64_t topic_id, int32_t part, int nargs, int64_t a,
+                     int64_t b, int64_t c, int64_t *out) {
   sqlite3_stmt *st = bound(s, id, topic_id, part, nargs, a, b, c);
   if (!st) return TAKHIN_ECATALOG;
   int step = sqlite3_step(st), rc = TAKHIN_OK;
@@ -160,7 +160,8 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
                         size_t nkeep, size_t *ki, int64_t *kept, int64_t *removed) {
   int64_t total = tk_batch_total(h);
   if (h->attributes & TK_ATTR_CONTROL) { /* transaction markers: keep as they are */
-    if (tk_buf_reserve(&w->out, (size_t)total)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+    if (tk_buf_reserve(&w->out, (size_t)total))
+      return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
     memcpy(w->out.p + w->out.len, b, (size_t)total);
     w->out.len += (size_t)total;
     return TAKHIN_OK;
@@ -206,8 +207,9 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
   *kept += nkept;
   *removed += h->records_count - nkept;
   if (nkept == 0) return TAKHIN_OK; /* the whole batch goes */
-  if (nkept == h->records_count) { /* untouched: copy byte for byte */
-    if (tk_buf_reserve(&w->out, (size_t)total)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+  if (nkept == h->records_count) {  /* untouched: copy byte for byte */
+    if (tk_buf_reserve(&w->out, (size_t)total))
+      return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
     memcpy(w->out.p + w->out.len, b, (size_t)total);
     w->out.len += (size_t)total;
     return TAKHIN_OK;
@@ -215,7 +217,8 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
   const uint8_t *body = kept_at;
   size_t body_len = kept_len;
   if (codec == TK_CODEC_ZSTD) {
-    if (!w->cctx && !(w->cctx = ZSTD_createCCtx())) return tk_err(TAKHIN_ENOMEM, "out of memory for a zstd context");
+    if (!w->cctx && !(w->cctx = ZSTD_createCCtx()))
+      return tk_err(TAKHIN_ENOMEM, "out of memory for a zstd context");
     w->zout.len = 0;
     size_t bound = ZSTD_compressBound(body_len);
     if (tk_buf_reserve(&w->zout, bound)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting");
@@ -288,8 +291,8 @@ static int sync_later(sync_queue *q, int fd, const char *path) {
 
 /* Point *out at bytes [pos, pos + need) of the old file (size bytes, open
 ** at fd), reading a new window into w->in when they are not all in it. */
-static int read_window(rewriter *w, int fd, int64_t pos, size_t need, int64_t size, const char *path,
-                       const uint8_t **out) {
+static int read_window(rewriter *w, int fd, int64_t pos, size_t need, int64_t size,
+                       const char *path, const uint8_t **out) {
   if (pos >= w->in_at && pos + (int64_t)need <= w->in_at + (int64_t)w->in.len) {
     *out = w->in.p + (pos - w->in_at);
     return TAKHIN_OK;
@@ -298,13 +301,15 @@ static int read_window(rewriter *w, int fd, int64_t pos, size_t need, int64_t si
   if ((int64_t)want > size - pos) want = (size_t)(size - pos);
   w->in.len = 0;
   w->in_at = pos;
-  if (tk_buf_reserve(&w->in, want)) return tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
+  if (tk_buf_reserve(&w->in, want))
+    return tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
   while (w->in.len < want) {
     ssize_t r = pread(fd, w->in.p + w->in.len, want - w->in.len, (off_t)(pos + (int64_t)w->in.len));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) return tk_err_sys(errno, "read", path);
     if (r == 0)
-      return tk_err(TAKHIN_ECORRUPT, "%s: file shorter than its %lld indexed bytes", path, (long long)size);
+      return tk_err(TAKHIN_ECORRUPT, "%s: file shorter than its %lld indexed bytes", path,
+                    (long long)size);
     w->in.len += (size_t)r;
   }
   *out = w->in.p;
@@ -314,8 +319,8 @@ static int read_window(rewriter *w, int fd, int64_t pos, size_t need, int64_t si
 /* Rewrite segment g keeping keep[] into out, the new file at tmp (made by
 ** the plan; closed or queued here, and unlinked on failure); *ng receives
 ** the new segment (sealed, not yet visible). */
-static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, size_t nkeep, int out,
-                           const char *tmp, rewriter *w, sync_queue *q, tk_segment **ng,
+static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, size_t nkeep,
+                           int out, const char *tmp, rewriter *w, sync_queue *q, tk_segment **ng,
                            int64_t *removed) {
   char path[TK_PATH_MAX];
   tk_seg_path(g, path, sizeof path);
@@ -324,7 +329,8 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   int64_t size = g->size;
   pthread_rwlock_unlock(&p->meta_lock);
   w->out.len = 0;
-  if (tk_buf_reserve(&w->out, (size_t)size)) rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
+  if (tk_buf_reserve(&w->out, (size_t)size))
+    rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
   /* A sealed segment does not change under us (the partition's maint_lock
   ** keeps retention and other runs away). It is read with pread, a window
   ** at a time, into a buffer reused from one segment to the next, not
@@ -351,9 +357,11 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
     tk_batch_hdr h;
     const uint8_t *b;
     size_t avail = (size_t)(size - pos);
-    if ((rc = read_window(w, fd, pos, avail < TK_BATCH_HEADER_SIZE ? avail : TK_BATCH_HEADER_SIZE, size, path, &b)))
+    if ((rc = read_window(w, fd, pos, avail < TK_BATCH_HEADER_SIZE ? avail : TK_BATCH_HEADER_SIZE,
+                          size, path, &b)))
       break;
-    int parsed = tk_batch_parse_header(b, avail, &h) == TAKHIN_OK && tk_batch_total(&h) <= size - pos;
+    int parsed =
+        tk_batch_parse_header(b, avail, &h) == TAKHIN_OK && tk_batch_total(&h) <= size - pos;
     if (parsed && (rc = read_window(w, fd, pos, (size_t)tk_batch_total(&h), size, path, &b))) break;
     /* The CRC does not cover baseOffset: one that does not follow the batch
     ** before it is damage, which a rewrite under a new CRC would make look
@@ -368,13 +376,13 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
     int64_t last = parsed ? h.base_offset + h.last_offset_delta : 0;
     size_t lo = ki, hi;
     while (lo < nkeep && keep[lo] < h.base_offset) lo++;
-    for (hi = lo; hi < nkeep && keep[hi] <= last; hi++) {
-    }
+    for (hi = lo; hi < nkeep && keep[hi] <= last; hi++) {}
     int untouched = parsed && !(h.attributes & TK_ATTR_CONTROL) &&
                     (int64_t)(hi - lo) == (int64_t)h.records_count;
     if (!parsed || (!untouched && !tk_batch_crc_ok(b, &h))) {
-      rc = tk_err(TAKHIN_ECORRUPT, "%s: damaged batch at byte %lld: compaction leaves the segment as it is",
-                  path, (long long)pos);
+      rc = tk_err(TAKHIN_ECORRUPT,
+                  "%s: damaged batch at byte %lld: compaction leaves the segment as it is", path,
+                  (long long)pos);
       break;
     }
     size_t before = w->out.len;
@@ -509,8 +517,8 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   const tk_topic_config *cfg = &p->topic->cfg;
   int64_t t0 = tk_now_ms(), id = p->topic->topic_id;
   if (!cfg->compact)
-    return tk_err(TAKHIN_EINVAL, "topic \"%s\" is not compacted (cleanup_policy=%s)", p->topic->name,
-                  tk_config_policy_name(cfg));
+    return tk_err(TAKHIN_EINVAL, "topic \"%s\" is not compacted (cleanup_policy=%s)",
+                  p->topic->name, tk_config_policy_name(cfg));
   pthread_mutex_lock(&p->maint_lock);
   int rc = tk_key_cover_log(p); /* the key index must be current */
   tk_segment **cand = NULL, **fresh = NULL;
@@ -536,7 +544,8 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     ncand = i + 1;
     /* not fully key-indexed (the topic became compacted later, or key rows
     ** were lost), or deleted */
-    if (g->base_offset < p->key_from || g->next_offset > covered || g->next_offset <= p->log_start) continue;
+    if (g->base_offset < p->key_from || g->next_offset > covered || g->next_offset <= p->log_start)
+      continue;
     if (g->next_offset > p->clean_upto) dirty += g->size;
     tk_seg_ref(g);
     cand[i] = g;
@@ -544,8 +553,12 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   total = 0;
   for (size_t i = 0; i < p->nsegs; i++) total += p->segs[i]->size;
   pthread_rwlock_unlock(&p->meta_lock);
-  if (!cand || !fresh) { rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting"); goto out; }
-  if (!force && (total == 0 || (double)dirty / (double)total < cfg->min_cleanable_dirty_ratio)) goto out;
+  if (!cand || !fresh) {
+    rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+    goto out;
+  }
+  if (!force && (total == 0 || (double)dirty / (double)total < cfg->min_cleanable_dirty_ratio))
+    goto out;
   int have = 0;
   for (size_t i = 0; i < ncand; i++)
     if (cand[i]) {
@@ -588,7 +601,8 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     if (!rc) rc = tk_cat_upsert_index(s, id, p->id, n->base_offset, n->idx, n->idx_n);
     if (!rc) rc = exec5(s, TK_SQL_ADD_SWAP, id, p->id, 3, n->base_offset, 0, 0);
   }
-  if (!rc) rc = exec5(s, TK_SQL_FORGET_EXPIRED_TOMBSTONES, id, p->id, 5, first, end, expired_before);
+  if (!rc)
+    rc = exec5(s, TK_SQL_FORGET_EXPIRED_TOMBSTONES, id, p->id, 5, first, end, expired_before);
   if (!rc && end > p->clean_upto) rc = exec5(s, TK_SQL_SET_CLEAN_UPTO, id, p->id, 3, end, 0, 0);
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
@@ -656,7 +670,8 @@ out:
       first = end = 0;
     }
     pthread_mutex_lock(&s->cat_lock);
-    query_i64(s, TK_SQL_KEYS_KEPT, id, p->id, 4, first, end, 0, &keys); /* a count, not the run: ignored */
+    query_i64(s, TK_SQL_KEYS_KEPT, id, p->id, 4, first, end, 0,
+              &keys); /* a count, not the run: ignored */
     pthread_mutex_unlock(&s->cat_lock);
     out->keys_kept += keys + survived;
   }
@@ -680,8 +695,8 @@ int takhin_compact(takhin_store *s, const char *topic, int32_t partition, int fo
   int32_t n = t->nparts;
   pthread_rwlock_unlock(&s->topics_lock);
   if (partition < -1 || partition >= n) {
-    rc = tk_err(TAKHIN_ENOTFOUND, "partition %d out of range [0, %d) for topic \"%s\"", (int)partition,
-                (int)n, topic);
+    rc = tk_err(TAKHIN_ENOTFOUND, "partition %d out of range [0, %d) for topic \"%s\"",
+                (int)partition, (int)n, topic);
   } else {
     for (int32_t i = 0; i < n && !rc; i++) {
       if (partition >= 0 && partition != i) continue;

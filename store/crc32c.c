@@ -31,13 +31,12 @@ static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 ** explicitly, so the result does not depend on the host's byte order. */
 static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t n) {
   while (n >= 8) {
-    uint32_t lo = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                       (uint32_t)p[3] << 24);
-    uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
-                  (uint32_t)p[7] << 24;
-    c = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
-        crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
-        crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
+    uint32_t lo =
+        c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+    uint32_t hi =
+        (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+    c = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^ crc_table[5][(lo >> 16) & 0xff] ^
+        crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
         crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
     p += 8;
     n -= 8;
@@ -49,8 +48,7 @@ static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t n) {
 #if defined(__x86_64__)
 /* The crc32 instruction on the inverted running CRC c: single bytes up to an
 ** 8-byte boundary, then whole quadwords (memcpy keeps the loads legal C). */
-__attribute__((target("sse4.2"))) static uint32_t crc_hw1(uint32_t c, const uint8_t *p,
-                                                          size_t n) {
+__attribute__((target("sse4.2"))) static uint32_t crc_hw1(uint32_t c, const uint8_t *p, size_t n) {
   while (n && ((uintptr_t)p & 7)) {
     c = _mm_crc32_u8(c, *p++);
     n--;
@@ -113,8 +111,7 @@ __attribute__((target("sse4.2"))) static inline uint32_t crc_3way(uint32_t c, co
   return c;
 }
 
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8_t *p,
-                                                         size_t n) {
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8_t *p, size_t n) {
   if (n < 3 * CRC_SMALL) return crc_hw1(c, p, n);
   size_t head = (8 - ((uintptr_t)p & 7)) & 7;
   c = crc_hw1(c, p, head);

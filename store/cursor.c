@@ -31,19 +31,19 @@ struct takhin_cursor {
   takhin_store *store;
   tk_topic *topic;
   tk_partition *part;
-  int64_t next;            /* next offset to return */
-  int64_t left_records;    /* -1 = unbounded */
-  int64_t left_bytes;      /* -1 = unbounded */
-  int returned;            /* records returned since the last seek */
+  int64_t next;         /* next offset to return */
+  int64_t left_records; /* -1 = unbounded */
+  int64_t left_bytes;   /* -1 = unbounded */
+  int returned;         /* records returned since the last seek */
   /* the window of the segment file held in buf */
-  tk_segment *seg;         /* ref held while set */
-  int64_t seg_end;         /* visible end of seg when it was located */
-  int64_t seg_next;        /* one past seg's last offset */
+  tk_segment *seg;  /* ref held while set */
+  int64_t seg_end;  /* visible end of seg when it was located */
+  int64_t seg_next; /* one past seg's last offset */
   int seg_sealed;
-  int64_t entry_offset;    /* offset the index entry we started from names; -1 none */
-  tk_segment *retired_seg; /* the last segment found retired (ref held) */
-  int retired_waits;       /* ... and how often in a row */
-  tk_segment *verified_seg; /* the run of batches whose CRC was checked (ref held) */
+  int64_t entry_offset;             /* offset the index entry we started from names; -1 none */
+  tk_segment *retired_seg;          /* the last segment found retired (ref held) */
+  int retired_waits;                /* ... and how often in a row */
+  tk_segment *verified_seg;         /* the run of batches whose CRC was checked (ref held) */
   int64_t verified_lo, verified_hi; /* ... its byte range [lo, hi) */
   /* The batch at the window's position must have baseOffset chain (dense
   ** segments) or at least chain (compacted): what the batch before it, or
@@ -57,9 +57,9 @@ struct takhin_cursor {
   ** lastOffsetDelta may be what is damaged. */
   int64_t pend_at, pend_chain, force_at;
   int64_t past_damage; /* after ECORRUPT for a damaged batch: the offset after it; else -1 */
-  int64_t buf_pos;         /* file position of win[0] */
-  size_t consumed;         /* bytes of the window already walked */
-  const uint8_t *win;      /* the window: into the segment's mapping, or buf */
+  int64_t buf_pos;     /* file position of win[0] */
+  size_t consumed;     /* bytes of the window already walked */
+  const uint8_t *win;  /* the window: into the segment's mapping, or buf */
   size_t win_len;
   size_t read_size;
   tk_buf buf;
@@ -99,11 +99,11 @@ int tk_cursor_open_part(takhin_store *s, tk_topic *t, tk_partition *p, takhin_cu
   return TAKHIN_OK;
 }
 
-int takhin_cursor_open(takhin_store *s, const char *topic, int32_t partition,
-                       takhin_cursor **out) {
+int takhin_cursor_open(takhin_store *s, const char *topic, int32_t partition, takhin_cursor **out) {
   if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_open: out is NULL");
   *out = NULL;
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_open: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_cursor_open: store is NULL or closed");
   tk_topic *t;
   tk_partition *p;
   int rc = tk_store_partition(s, topic, partition, &t, &p);
@@ -153,8 +153,9 @@ int takhin_cursor_seek(takhin_cursor *c, int64_t offset, int64_t max_records, in
   int64_t start;
   int64_t hwm = readable_end(c, offset, &start);
   if (offset < start || offset > hwm)
-    return tk_err(TAKHIN_ERANGE, "offset %lld out of range [%lld, %lld] for %s-%d", (long long)offset,
-                  (long long)start, (long long)hwm, c->topic->name, (int)c->part->id);
+    return tk_err(TAKHIN_ERANGE, "offset %lld out of range [%lld, %lld] for %s-%d",
+                  (long long)offset, (long long)start, (long long)hwm, c->topic->name,
+                  (int)c->part->id);
   /* Keep the window when the target lies in the batch being walked: a
   ** sequential reader that seeks to where it stands pays nothing. */
   if (!(c->seg && c->rec && offset >= c->next &&
@@ -260,8 +261,8 @@ static int retired(takhin_cursor *c) {
       char path[TK_PATH_MAX];
       tk_seg_path(c->seg, path, sizeof path);
       c->retired_waits = 0;
-      return tk_err(TAKHIN_ECORRUPT, "%s was deleted or replaced, and no segment has taken its place",
-                    path);
+      return tk_err(TAKHIN_ECORRUPT,
+                    "%s was deleted or replaced, and no segment has taken its place", path);
     }
     if (c->retired_waits < 100) {
       sched_yield();
@@ -316,7 +317,8 @@ static void note_verified(takhin_cursor *c, int64_t at, int64_t total) {
 ** its CRC from `from` on. If c->next lies beyond them, go on reading from
 ** that batch (1); otherwise ECORRUPT naming the file and byte, the window
 ** staying on the damaged batch so a retry fails the same way. */
-static int damaged(takhin_cursor *c, int64_t at, int64_t from, int64_t claimed_last, const char *why) {
+static int damaged(takhin_cursor *c, int64_t at, int64_t from, int64_t claimed_last,
+                   const char *why) {
   int64_t n_at = -1;
   tk_batch_hdr nh;
   int found = tk_seg_resync(c->seg, from, c->seg_end, c->chain + 1, c->seg_next, &n_at, &nh);
@@ -326,15 +328,18 @@ static int damaged(takhin_cursor *c, int64_t at, int64_t from, int64_t claimed_l
     if (!found) return TAKHIN_END; /* this segment has nothing more for c->next */
     /* In a compacted segment the next batch must also lie past what a
     ** sound damaged batch claims: when two overlap, neither is served. */
-    restart_at(c, n_at, claimed_last >= nh.base_offset && claimed_last < c->seg_next && !tk_seg_dense(c->seg)
-                        ? claimed_last + 1 : nh.base_offset, -1);
+    restart_at(c, n_at,
+               claimed_last >= nh.base_offset && claimed_last < c->seg_next && !tk_seg_dense(c->seg)
+                   ? claimed_last + 1
+                   : nh.base_offset,
+               -1);
     return 1;
   }
   char path[TK_PATH_MAX];
   tk_seg_path(c->seg, path, sizeof path);
   c->past_damage = hi + 1;
-  return tk_err(TAKHIN_ECORRUPT, "%s: damaged batch at byte %lld (offsets %lld-%lld): %s", path, (long long)at,
-                (long long)c->chain, (long long)hi, why);
+  return tk_err(TAKHIN_ECORRUPT, "%s: damaged batch at byte %lld (offsets %lld-%lld): %s", path,
+                (long long)at, (long long)c->chain, (long long)hi, why);
 }
 
 /* Load the next batch that holds offsets >= c->next into hdr/rec. Every
@@ -401,8 +406,9 @@ static int next_batch(takhin_cursor *c) {
     if (!why && !skipping) {
       /* Random reads come back to the same batches: checking them once per
       ** segment version is enough (segment files never change in place). */
-      crc_ok = (c->seg == c->verified_seg && at >= c->verified_lo && at + total <= c->verified_hi) ||
-               tk_batch_crc_ok(p, &c->hdr);
+      crc_ok =
+          (c->seg == c->verified_seg && at >= c->verified_lo && at + total <= c->verified_hi) ||
+          tk_batch_crc_ok(p, &c->hdr);
       if (!crc_ok) why = "CRC mismatch";
       else note_verified(c, at, total);
     }
@@ -421,7 +427,8 @@ static int next_batch(takhin_cursor *c) {
       if (rc) return rc;
       p = c->win + c->consumed;
       tk_batch_hdr nh;
-      if (tk_batch_parse_header(p + total, TK_BATCH_HEADER_SIZE, &nh) == TAKHIN_OK && nh.base_offset <= last)
+      if (tk_batch_parse_header(p + total, TK_BATCH_HEADER_SIZE, &nh) == TAKHIN_OK &&
+          nh.base_offset <= last)
         why = "its offsets overlap the next batch's";
     }
     if (why && c->pend_at >= 0 && c->pend_at < at) {
@@ -457,8 +464,8 @@ static int next_batch(takhin_cursor *c) {
       /* A sound batch with a wrong baseOffset ends where its length says;
       ** otherwise look for the next sound batch from the next byte on. */
       if (skipping) crc_ok = tk_batch_crc_ok(p, &c->hdr);
-      rc = damaged(c, at, crc_ok ? at + total : at + 1, crc_ok ? c->hdr.base_offset + c->hdr.last_offset_delta : -1,
-                   why);
+      rc = damaged(c, at, crc_ok ? at + total : at + 1,
+                   crc_ok ? c->hdr.base_offset + c->hdr.last_offset_delta : -1, why);
       if (rc == 1) continue;
       if (rc == TK_RELOCATE) {
         if ((rc = retired(c))) return rc;
@@ -478,7 +485,7 @@ static int next_batch(takhin_cursor *c) {
     } else c->pend_at = -1;
     if (at == c->force_at) c->force_at = -1;
     c->chain = last + 1;
-    if (last < c->next) continue; /* before our offset */
+    if (last < c->next) continue;              /* before our offset */
     if (c->hdr.attributes & TK_ATTR_CONTROL) { /* transaction markers carry no data */
       c->next = last + 1;
       continue;
@@ -510,7 +517,8 @@ tk_segment *tk_cursor_mapped_seg(const takhin_cursor *c, const void *p, size_t n
   if (!c || !c->seg || !p) return NULL;
   const uint8_t *map = atomic_load_explicit(&c->seg->map, memory_order_acquire);
   const uint8_t *b = p;
-  if (!map || b < map || (size_t)(b - map) > c->seg->map_len || n > c->seg->map_len - (size_t)(b - map))
+  if (!map || b < map || (size_t)(b - map) > c->seg->map_len ||
+      n > c->seg->map_len - (size_t)(b - map))
     return NULL;
   return c->seg;
 }
@@ -540,7 +548,8 @@ int takhin_cursor_next(takhin_cursor *c, takhin_message *m) {
         c->left_records = 0;
         return TAKHIN_END;
       }
-      if (c->left_bytes >= 0) c->left_bytes = (int64_t)size > c->left_bytes ? 0 : c->left_bytes - (int64_t)size;
+      if (c->left_bytes >= 0)
+        c->left_bytes = (int64_t)size > c->left_bytes ? 0 : c->left_bytes - (int64_t)size;
       if (c->left_records > 0) c->left_records--;
       c->returned++;
       c->next = m->offset + 1;
@@ -548,7 +557,8 @@ int takhin_cursor_next(takhin_cursor *c, takhin_message *m) {
     }
     c->rec = c->rec_end = NULL;
     /* The rest of the batch's offsets were compacted away, if any. */
-    if (c->seg && c->in_batch && c->hdr.records_count && c->next <= c->hdr.base_offset + c->hdr.last_offset_delta)
+    if (c->seg && c->in_batch && c->hdr.records_count &&
+        c->next <= c->hdr.base_offset + c->hdr.last_offset_delta)
       c->next = c->hdr.base_offset + c->hdr.last_offset_delta + 1;
     int64_t start;
     if (c->next >= readable_end(c, c->next, &start)) return TAKHIN_END;
@@ -594,18 +604,22 @@ static int set_ready(void *arg) {
   return 0;
 }
 
-int takhin_cursor_wait_any(takhin_cursor *const *cursors, size_t n, int64_t timeout_ms, size_t *ready) {
-  if (!cursors || n == 0 || n > 65536) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_wait_any: no cursors");
+int takhin_cursor_wait_any(takhin_cursor *const *cursors, size_t n, int64_t timeout_ms,
+                           size_t *ready) {
+  if (!cursors || n == 0 || n > 65536)
+    return tk_err(TAKHIN_EMISUSE, "takhin_cursor_wait_any: no cursors");
   takhin_store *s = cursors[0] ? cursors[0]->store : NULL;
   tk_partition *one[8], **parts = n <= 8 ? one : malloc(n * sizeof *parts);
   if (!parts) return tk_err(TAKHIN_ENOMEM, "out of memory waiting on %zu cursors", n);
   int rc = TAKHIN_OK;
   for (size_t i = 0; i < n && !rc; i++) {
     if (!cursors[i]) rc = tk_err(TAKHIN_EMISUSE, "takhin_cursor_wait_any: cursor %zu is NULL", i);
-    else if (cursors[i]->store != s) rc = tk_err(TAKHIN_EMISUSE, "takhin_cursor_wait_any: cursors of two stores");
+    else if (cursors[i]->store != s)
+      rc = tk_err(TAKHIN_EMISUSE, "takhin_cursor_wait_any: cursors of two stores");
     else parts[i] = cursors[i]->part;
   }
-  if (!rc && !tk_store_live(s)) rc = tk_err(TAKHIN_EMISUSE, "takhin_cursor_wait: the store is closed");
+  if (!rc && !tk_store_live(s))
+    rc = tk_err(TAKHIN_EMISUSE, "takhin_cursor_wait: the store is closed");
   if (!rc) {
     wait_set w = {cursors, n, ready};
     rc = tk_wait_for(s, parts, n, set_ready, &w, timeout_ms);
@@ -639,16 +653,19 @@ int takhin_cursor_get(takhin_cursor *c, int64_t offset, takhin_message *m) {
   ** segment file deleted by hand or a failed BUFFERED write (takhin_recovery,
   ** TAKHIN_ELOST). */
   if ((rc == TAKHIN_OK && m->offset != offset) || rc == TAKHIN_END)
-    rc = tk_err(TAKHIN_ENOTFOUND, "offset %lld of %s-%d %s", (long long)offset, c->topic->name,
-                (int)c->part->id,
-                c->topic->cfg.compact ? "was removed by compaction"
-                                      : "holds no record (a transaction marker, or lost with a missing segment file or a failed "
-                                        "write)");
+    rc = tk_err(
+        TAKHIN_ENOTFOUND, "offset %lld of %s-%d %s", (long long)offset, c->topic->name,
+        (int)c->part->id,
+        c->topic->cfg.compact
+            ? "was removed by compaction"
+            : "holds no record (a transaction marker, or lost with a missing segment file or a failed "
+              "write)");
   return rc;
 }
 
 int takhin_cursor_get_key(takhin_cursor *c, const void *key, size_t len, takhin_message *m) {
-  if (!c || !m || (!key && len)) return tk_err(TAKHIN_EMISUSE, "takhin_cursor_get_key: NULL argument");
+  if (!c || !m || (!key && len))
+    return tk_err(TAKHIN_EMISUSE, "takhin_cursor_get_key: NULL argument");
   int rc = check_alive(c);
   if (rc) return rc;
   int64_t off;
@@ -676,7 +693,8 @@ int takhin_message_header(const takhin_message *m, size_t i, takhin_header *out)
 
 int takhin_offset_for_time(takhin_store *s, const char *topic, int32_t partition, int64_t ts,
                            int64_t *offset) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_offset_for_time: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_offset_for_time: store is NULL or closed");
   if (!offset) return tk_err(TAKHIN_EMISUSE, "takhin_offset_for_time: NULL argument");
   if (ts < 0 && ts != TAKHIN_OFFSET_EARLIEST && ts != TAKHIN_OFFSET_LATEST)
     return tk_err(TAKHIN_EINVAL, "timestamp %lld is negative (use -2 earliest or -1 latest)",

@@ -36,24 +36,24 @@ int tk_err_sys(int err, const char *what, const char *path) {
 
 const char *takhin_errstr(int rc) {
   switch (rc) {
-    case TAKHIN_OK: return "ok";
-    case TAKHIN_END: return "end of log (no more records)";
-    case TAKHIN_EMISUSE: return "API misuse (NULL or closed handle, wrong call order)";
-    case TAKHIN_EINVAL: return "invalid argument";
-    case TAKHIN_ENOTFOUND: return "no such topic, partition, group or record";
-    case TAKHIN_EEXISTS: return "already exists";
-    case TAKHIN_ERANGE: return "offset out of range";
-    case TAKHIN_ETOOBIG: return "record batch larger than max_message_bytes";
-    case TAKHIN_ECORRUPT: return "corrupt segment file or catalog row";
-    case TAKHIN_EIO: return "I/O error";
-    case TAKHIN_ENOSPC: return "no space left on device";
-    case TAKHIN_ELOCKED: return "locked by another writer";
-    case TAKHIN_EREADONLY: return "store is open read-only";
-    case TAKHIN_EFORMAT: return "unsupported catalog format version";
-    case TAKHIN_ENOMEM: return "out of memory";
-    case TAKHIN_ECATALOG: return "catalog (SQLite) error";
-    case TAKHIN_ELOST: return "acknowledged records were lost (a BUFFERED write failed)";
-    default: return "unknown status code";
+  case TAKHIN_OK: return "ok";
+  case TAKHIN_END: return "end of log (no more records)";
+  case TAKHIN_EMISUSE: return "API misuse (NULL or closed handle, wrong call order)";
+  case TAKHIN_EINVAL: return "invalid argument";
+  case TAKHIN_ENOTFOUND: return "no such topic, partition, group or record";
+  case TAKHIN_EEXISTS: return "already exists";
+  case TAKHIN_ERANGE: return "offset out of range";
+  case TAKHIN_ETOOBIG: return "record batch larger than max_message_bytes";
+  case TAKHIN_ECORRUPT: return "corrupt segment file or catalog row";
+  case TAKHIN_EIO: return "I/O error";
+  case TAKHIN_ENOSPC: return "no space left on device";
+  case TAKHIN_ELOCKED: return "locked by another writer";
+  case TAKHIN_EREADONLY: return "store is open read-only";
+  case TAKHIN_EFORMAT: return "unsupported catalog format version";
+  case TAKHIN_ENOMEM: return "out of memory";
+  case TAKHIN_ECATALOG: return "catalog (SQLite) error";
+  case TAKHIN_ELOST: return "acknowledged records were lost (a BUFFERED write failed)";
+  default: return "unknown status code";
   }
 }
 

@@ -26,7 +26,7 @@ int tk_err_sys(int err, const char *what, const char *path);
 #define TK_DEBUG 1
 #include <pthread.h>
 void tk_assert_fail(const char *what, const char *file, int line) __attribute__((noreturn));
-int tk_mutex_held(pthread_mutex_t *m);   /* by the calling thread */
+int tk_mutex_held(pthread_mutex_t *m);     /* by the calling thread */
 int tk_rwlock_wrheld(pthread_rwlock_t *l); /* for writing, by the calling thread */
 #define tk_assert(c) ((c) ? (void)0 : tk_assert_fail(#c, __FILE__, __LINE__))
 #else

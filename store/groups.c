@@ -23,7 +23,8 @@ static int check_group(const char *group) {
 
 int takhin_group_commit(takhin_store *s, const char *group, const takhin_offset_commit *offsets,
                         size_t n) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_group_commit: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_group_commit: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   int rc = check_group(group);
   if (rc) return rc;
@@ -42,9 +43,10 @@ int takhin_group_commit(takhin_store *s, const char *group, const takhin_offset_
     int64_t hwm;
     tk_part_offsets(p, NULL, &hwm, NULL);
     if (o->offset < 0 || o->offset > hwm)
-      rc = tk_err(TAKHIN_ERANGE, "cannot commit offset %lld for %s-%d: out of range [0, %lld] "
-                  "(the high watermark)", (long long)o->offset, o->topic, (int)o->partition,
-                  (long long)hwm);
+      rc = tk_err(TAKHIN_ERANGE,
+                  "cannot commit offset %lld for %s-%d: out of range [0, %lld] "
+                  "(the high watermark)",
+                  (long long)o->offset, o->topic, (int)o->partition, (long long)hwm);
     tk_topic_unref(t);
   }
   if (!rc) {
@@ -53,7 +55,10 @@ int takhin_group_commit(takhin_store *s, const char *group, const takhin_offset_
     int64_t now = tk_now_ms();
     for (size_t i = 0; i < n && !rc; i++) {
       sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_COMMIT_OFFSET);
-      if (!st) { rc = TAKHIN_ECATALOG; break; }
+      if (!st) {
+        rc = TAKHIN_ECATALOG;
+        break;
+      }
       sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
       sqlite3_bind_int64(st, 2, ids[i]);
       sqlite3_bind_int(st, 3, offsets[i].partition);
@@ -80,7 +85,8 @@ static char *dup_or_null(const unsigned char *t) {
 
 int takhin_group_fetch(takhin_store *s, const char *group, const char *topic, int32_t partition,
                        int64_t *offset, char **metadata) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_group_fetch: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_group_fetch: store is NULL or closed");
   if (!offset) return tk_err(TAKHIN_EMISUSE, "takhin_group_fetch: NULL argument");
   if (metadata) *metadata = NULL;
   int rc = check_group(group);
@@ -114,7 +120,8 @@ int takhin_group_fetch(takhin_store *s, const char *group, const char *topic, in
 }
 
 int takhin_group_list(takhin_store *s, const char *group, takhin_group_offset **out, size_t *n) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_group_list: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_group_list: store is NULL or closed");
   if (!out || !n) return tk_err(TAKHIN_EMISUSE, "takhin_group_list: NULL argument");
   *out = NULL;
   *n = 0;
@@ -126,7 +133,10 @@ int takhin_group_list(takhin_store *s, const char *group, takhin_group_offset **
   pthread_mutex_lock(&s->cat_lock);
   for (int pass = 0; pass < 2 && !rc; pass++) {
     sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_LIST_OFFSETS);
-    if (!st) { rc = TAKHIN_ECATALOG; break; }
+    if (!st) {
+      rc = TAKHIN_ECATALOG;
+      break;
+    }
     if (group) sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
     char *str = v ? (char *)(v + rows) : NULL;
     size_t k = 0;
@@ -180,7 +190,8 @@ int takhin_group_list(takhin_store *s, const char *group, takhin_group_offset **
 }
 
 int takhin_group_delete(takhin_store *s, const char *group) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_group_delete: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_group_delete: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   int rc = check_group(group);
   if (rc) return rc;

@@ -69,7 +69,8 @@ static uint64_t key_hash(const uint8_t *k, size_t n) {
 }
 
 static void map_clear(tk_keymap *m) {
-  if (m->n) for (size_t i = 0; i < m->cap; i++) m->slot[i].offset = -1;
+  if (m->n)
+    for (size_t i = 0; i < m->cap; i++) m->slot[i].offset = -1;
   m->n = 0;
   m->bytes.len = 0;
   m->max_offset = -1;
@@ -82,8 +83,8 @@ static void map_free(tk_keymap *m) {
   m->max_offset = -1;
 }
 
-static inline tk_key_slot *map_probe(tk_key_slot *slot, size_t cap, uint64_t h, const uint8_t *bytes,
-                                     const void *key, size_t len) {
+static inline tk_key_slot *map_probe(tk_key_slot *slot, size_t cap, uint64_t h,
+                                     const uint8_t *bytes, const void *key, size_t len) {
   for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1)) {
     tk_key_slot *e = &slot[i];
     if (e->offset < 0) return e;
@@ -133,7 +134,9 @@ static inline int map_put(tk_keymap *m, const void *key, size_t len, int64_t off
   return TAKHIN_OK;
 }
 
-static int map_full(const tk_keymap *m) { return m->n >= KEYMAP_KEYS || m->bytes.len >= KEYMAP_BYTES; }
+static int map_full(const tk_keymap *m) {
+  return m->n >= KEYMAP_KEYS || m->bytes.len >= KEYMAP_BYTES;
+}
 
 static int map_row(void *ctx, size_t pos, tk_row *out) {
   const tk_keymap *m = ctx;
@@ -204,7 +207,8 @@ static int note_keys(tk_partition *p, const takhin_record *recs, size_t n, int64
   /* the same doubling as every array (buf.h): no allocation once warm */
   if (tk_array_reserve(&p->keys, &p->keys_cap, p->nkeys + n, sizeof *p->keys, 256))
     return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
-  if (tk_buf_reserve(&p->keybuf, bytes)) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
+  if (tk_buf_reserve(&p->keybuf, bytes))
+    return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
   for (size_t i = 0; i < n; i++) {
     tk_key_pending *k = &p->keys[p->nkeys++];
     k->offset = base + (int64_t)i;
@@ -222,10 +226,12 @@ static int note_keys(tk_partition *p, const takhin_record *recs, size_t n, int64
 ** The extension's store keeps every key in keys[]: its appends may be taken
 ** back (tk_key_undo), which the map could not undo. */
 static int note(tk_partition *p, const takhin_record *recs, size_t n, int64_t base) {
-  if (base + (int64_t)n > p->next_offset || p->topic->store->borrowed) return note_keys(p, recs, n, base);
+  if (base + (int64_t)n > p->next_offset || p->topic->store->borrowed)
+    return note_keys(p, recs, n, base);
   int64_t now = p->latest.n ? 0 : tk_now_ms();
   for (size_t i = 0; i < n; i++)
-    if (map_put(&p->latest, recs[i].key, recs[i].key_len, base + (int64_t)i, recs[i].value == NULL, now))
+    if (map_put(&p->latest, recs[i].key, recs[i].key_len, base + (int64_t)i, recs[i].value == NULL,
+                now))
       return TAKHIN_ENOMEM;
   return TAKHIN_OK;
 }
@@ -450,8 +456,10 @@ static int catch_up_if_behind(tk_partition *p) {
 int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone) {
   takhin_store *s = p->topic->store;
   if (!p->topic->cfg.compact)
-    return tk_err(TAKHIN_EINVAL, "key lookups need a compacted topic: \"%s\" has cleanup_policy=%s "
-                  "and no key index", p->topic->name, tk_config_policy_name(&p->topic->cfg));
+    return tk_err(TAKHIN_EINVAL,
+                  "key lookups need a compacted topic: \"%s\" has cleanup_policy=%s "
+                  "and no key index",
+                  p->topic->name, tk_config_policy_name(&p->topic->cfg));
   int rc = TAKHIN_OK;
   if (!s->opt.read_only) {
     pthread_mutex_lock(&p->append_lock);
@@ -468,7 +476,8 @@ int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset,
     if (rc) {
       char why[512];
       snprintf(why, sizeof why, "%s", takhin_errmsg());
-      return tk_err(rc, "the key index of %s-%d is behind its log and cannot be brought up to date: %s",
+      return tk_err(rc,
+                    "the key index of %s-%d is behind its log and cannot be brought up to date: %s",
                     p->topic->name, (int)p->id, why);
     }
   }
@@ -499,7 +508,8 @@ int tk_key_cover_log(tk_partition *p) {
   TK_ASSERT_HELD(&p->maint_lock);
   int rc = tk_part_flush(p, 1, 0); /* pending batches into the files, their key rows written */
   /* Not fatal: compaction never goes past what the index covers. */
-  if (!rc && catch_up_if_behind(p)) { /* left for the next run */ }
+  if (!rc && catch_up_if_behind(p)) { /* left for the next run */
+  }
   return rc;
 }
 

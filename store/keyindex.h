@@ -61,8 +61,8 @@ size_t tk_key_pending_weight(const tk_partition *p);
 ** otherwise when it is full or a second old, so that a hot key costs one row
 ** a second); then, once that transaction committed, tk_key_persist_done. */
 typedef struct tk_key_persist {
-  int wrote;     /* the map's rows were written */
-  int64_t upto;  /* key_upto after the commit, if move_upto */
+  int wrote;    /* the map's rows were written */
+  int64_t upto; /* key_upto after the commit, if move_upto */
   int move_upto;
 } tk_key_persist;
 int tk_key_persist_rows(tk_partition *p, int flush, tk_key_persist *kp);

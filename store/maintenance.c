@@ -27,7 +27,8 @@ static void retain_one(tk_partition *p, void *arg) {
 }
 
 int takhin_maintenance_run(takhin_store *s, takhin_retention_result *out) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_maintenance_run: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_maintenance_run: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   maint_acc a = {{0, 0}, TAKHIN_OK};
   tk_store_each_partition(s, retain_one, &a);

@@ -173,7 +173,8 @@ static int sync_seg(tk_segment *g) {
 static int roll(tk_partition *p, int64_t base, int64_t now) {
   TK_ASSERT_HELD(&p->append_lock);
   int rc;
-  if (tk_part_store(p)->opt.durability == TAKHIN_DURABILITY_FSYNC && (rc = sync_seg(tk_part_active(p))))
+  if (tk_part_store(p)->opt.durability == TAKHIN_DURABILITY_FSYNC &&
+      (rc = sync_seg(tk_part_active(p))))
     return rc;
   if ((rc = tk_part_new_active(p, base, now))) return rc;
   /* The sealed row and the new row land together; if this fails, recovery
@@ -198,7 +199,8 @@ static int write_out(tk_partition *p, const uint8_t *buf, size_t len) {
       int e = errno;
       tk_seg_path(g, path, sizeof path);
       rc = tk_err_sys(e, "write", path);
-      if (ftruncate(fd, g->size) != 0) { /* the next append overwrites the tail anyway */ }
+      if (ftruncate(fd, g->size) != 0) { /* the next append overwrites the tail anyway */
+      }
       tk_seg_fd_release(g);
       return rc;
     }
@@ -262,7 +264,7 @@ static void drop_pending(tk_partition *p, int cause, int64_t unacked) {
     pthread_rwlock_wrlock(&p->meta_lock);
     p->next_offset = unacked;
     pthread_rwlock_unlock(&p->meta_lock);
-  } /* else the next append rolls: see tk_part_append */
+  }                         /* else the next append rolls: see tk_part_append */
   tk_err(cause, "%s", why); /* the caller reports the write's failure, not the roll's */
 }
 
@@ -282,7 +284,8 @@ int tk_part_write_pending(tk_partition *p) { return write_pending_acked(p, p->pe
 
 static int take_lost(tk_partition *p) {
   if (!p->lost_n) return TAKHIN_OK;
-  int rc = tk_err(TAKHIN_ELOST, "%lld acknowledged records between offsets %lld and %lld of %s-%d "
+  int rc = tk_err(TAKHIN_ELOST,
+                  "%lld acknowledged records between offsets %lld and %lld of %s-%d "
                   "were lost: writing them failed (%s: %s); later records continue at offset %lld",
                   (long long)p->lost_n, (long long)p->lost_from, (long long)p->lost_to - 1,
                   p->topic->name, (int)p->id, takhin_errstr(p->lost_rc), p->lost_msg,
@@ -339,14 +342,16 @@ static int ensure_cctx(tk_partition *p) {
 ** gap), then write it, or leave it pending (BUFFERED). append_lock held. On
 ** error the batch is not stored. Shared by encoded (tk_part_append) and
 ** as-sent (tk_part_append_raw) batches. */
-static int place_batch(tk_partition *p, size_t start, size_t blen, int64_t base, int64_t n, int64_t now) {
+static int place_batch(tk_partition *p, size_t start, size_t blen, int64_t base, int64_t n,
+                       int64_t now) {
   TK_ASSERT_HELD(&p->append_lock);
   takhin_store *s = tk_part_store(p);
   const tk_topic_config *cfg = &p->topic->cfg;
   int rc = TAKHIN_OK;
   if ((int64_t)blen > cfg->max_message_bytes) {
     p->wbuf.len = start;
-    return tk_err(TAKHIN_ETOOBIG, "record batch of %zu bytes is larger than max_message_bytes %lld of topic \"%s\"",
+    return tk_err(TAKHIN_ETOOBIG,
+                  "record batch of %zu bytes is larger than max_message_bytes %lld of topic \"%s\"",
                   blen, (long long)cfg->max_message_bytes, p->topic->name);
   }
   tk_segment *g = tk_part_active(p);
@@ -390,7 +395,8 @@ static int place_batch(tk_partition *p, size_t start, size_t blen, int64_t base,
 /* After a batch is placed: its keys (records at base, base + 1, ...) into
 ** the key index of a compacted topic, and index rows to the catalog when
 ** enough are pending. append_lock held. */
-static void note_appended(tk_partition *p, const takhin_record *keys, size_t nkeys, int64_t base, int64_t now) {
+static void note_appended(tk_partition *p, const takhin_record *keys, size_t nkeys, int64_t base,
+                          int64_t now) {
   TK_ASSERT_HELD(&p->append_lock);
   tk_key_note(p, keys, nkeys, base);
   if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS) {
@@ -423,9 +429,10 @@ int tk_part_append(tk_partition *p, const takhin_record *recs, size_t n, int64_t
   if (cfg->compact)
     for (size_t i = 0; i < n; i++)
       if (!recs[i].key) {
-        rc = tk_err(TAKHIN_EINVAL, "topic \"%s\" is compacted (cleanup_policy=%s): record %zu has "
-                    "a null key, and compaction keeps records by key", p->topic->name,
-                    tk_config_policy_name(cfg), i);
+        rc = tk_err(TAKHIN_EINVAL,
+                    "topic \"%s\" is compacted (cleanup_policy=%s): record %zu has "
+                    "a null key, and compaction keeps records by key",
+                    p->topic->name, tk_config_policy_name(cfg), i);
         goto out;
       }
   int64_t now = tk_now_ms();
@@ -661,7 +668,8 @@ int tk_part_undo(tk_partition *p, const tk_part_mark *m) {
   ** overwrites them, or recovery cuts them after a crash. */
   static const uint8_t zeros[65536];
   for (int64_t at = m->size; at < g->size && !rc;) {
-    size_t n = (size_t)(g->size - at < (int64_t)sizeof zeros ? g->size - at : (int64_t)sizeof zeros);
+    size_t n =
+        (size_t)(g->size - at < (int64_t)sizeof zeros ? g->size - at : (int64_t)sizeof zeros);
     ssize_t w = pwrite(fd, zeros, n, at);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
@@ -684,7 +692,8 @@ int tk_part_undo(tk_partition *p, const tk_part_mark *m) {
     g->idx[m->idx_n - 1].max_ts = m->last_entry_max_ts;
     g->idx[m->idx_n - 1].run_max = m->last_entry_run_max;
   }
-  if (g->idx_persisted > (m->idx_n ? m->idx_n - 1 : 0)) g->idx_persisted = m->idx_n ? m->idx_n - 1 : 0;
+  if (g->idx_persisted > (m->idx_n ? m->idx_n - 1 : 0))
+    g->idx_persisted = m->idx_n ? m->idx_n - 1 : 0;
   g->cat_dirty = 1;
   p->next_offset = p->pending_next = m->next_offset;
   pthread_rwlock_unlock(&p->meta_lock);

@@ -27,18 +27,19 @@ struct tk_partition {
   tk_topic *topic;
   int32_t id;
   char dir[4400];
-  pthread_mutex_t maint_lock; /* one of compaction, retention, DeleteRecords at a time; before append_lock */
+  pthread_mutex_t
+      maint_lock; /* one of compaction, retention, DeleteRecords at a time; before append_lock */
   pthread_mutex_t append_lock;
   pthread_rwlock_t meta_lock;
   tk_segment **segs; /* oldest first; the last is active */
   size_t nsegs, segs_cap;
   int64_t log_start;
-  int64_t next_offset;    /* visible high watermark */
-  int64_t pending_next;   /* BUFFERED: next offset including unwritten batches */
+  int64_t next_offset;  /* visible high watermark */
+  int64_t pending_next; /* BUFFERED: next offset including unwritten batches */
   int log_start_dirty;
   /* writer state (append_lock) */
-  tk_buf wbuf;    /* encoded batch (OS/FSYNC) or pending batches (BUFFERED) */
-  tk_buf zbuf;    /* zstd scratch */
+  tk_buf wbuf; /* encoded batch (OS/FSYNC) or pending batches (BUFFERED) */
+  tk_buf zbuf; /* zstd scratch */
   ZSTD_CCtx *cctx;
   int64_t pending_since_ms;
   int64_t last_persist_ms;

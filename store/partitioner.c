@@ -36,9 +36,9 @@ int32_t takhin_murmur2(const void *data, size_t len) {
     h ^= k;
   }
   switch (len % 4) { /* Java's bytes are signed, but & 0xff makes them unsigned again */
-    case 3: h ^= (uint32_t)d[(len & ~(size_t)3) + 2] << 16; /* fall through */
-    case 2: h ^= (uint32_t)d[(len & ~(size_t)3) + 1] << 8;  /* fall through */
-    case 1: h ^= (uint32_t)d[len & ~(size_t)3]; h *= m;
+  case 3: h ^= (uint32_t)d[(len & ~(size_t)3) + 2] << 16; /* fall through */
+  case 2: h ^= (uint32_t)d[(len & ~(size_t)3) + 1] << 8;  /* fall through */
+  case 1: h ^= (uint32_t)d[len & ~(size_t)3]; h *= m;
   }
   h ^= h >> 13;
   h *= m;
@@ -53,12 +53,12 @@ int32_t takhin_partition_for_key(const void *key, size_t len, int32_t partitions
 
 /* Per-thread scratch for splitting a call's records by partition. */
 typedef struct split_scratch {
-  size_t cap;           /* records */
-  int32_t *part;        /* partition of each record */
-  size_t *order;        /* record indices grouped by partition */
-  takhin_record *recs;  /* the grouped records */
-  size_t pcap;          /* partitions */
-  size_t *count;        /* records per partition, then group starts */
+  size_t cap;          /* records */
+  int32_t *part;       /* partition of each record */
+  size_t *order;       /* record indices grouped by partition */
+  takhin_record *recs; /* the grouped records */
+  size_t pcap;         /* partitions */
+  size_t *count;       /* records per partition, then group starts */
 } split_scratch;
 
 static pthread_key_t scratch_key;
@@ -76,7 +76,9 @@ static void scratch_free(void *p) {
 
 static int scratch_key_made;
 
-static void scratch_init(void) { scratch_key_made = pthread_key_create(&scratch_key, scratch_free) == 0; }
+static void scratch_init(void) {
+  scratch_key_made = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
 
 /* If this code is unloaded (the SQLite extension), no thread may later call
 ** a destructor that is gone: retire the key with the library. */
@@ -110,15 +112,18 @@ static split_scratch *scratch_get(size_t n, size_t nparts) {
   return sc;
 }
 
-int takhin_produce_topic(takhin_store *s, const char *topic, const takhin_record *records,
-                         size_t n, int32_t *partitions_out, int64_t *offsets_out) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_produce_topic: store is NULL or closed");
+int takhin_produce_topic(takhin_store *s, const char *topic, const takhin_record *records, size_t n,
+                         int32_t *partitions_out, int64_t *offsets_out) {
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_produce_topic: store is NULL or closed");
   if (!records || n == 0) return tk_err(TAKHIN_EINVAL, "takhin_produce_topic: no records");
   /* The scratch arrays hold n entries of each kind: n * sizeof must not
   ** wrap. A Kafka batch holds at most 2^31 records, so that is the bound. */
   if (n > (size_t)INT32_MAX + 1)
-    return tk_err(TAKHIN_EINVAL, "takhin_produce_topic: %zu records are more than one call may "
-                  "produce (at most %lld)", n, (long long)INT32_MAX + 1);
+    return tk_err(TAKHIN_EINVAL,
+                  "takhin_produce_topic: %zu records are more than one call may "
+                  "produce (at most %lld)",
+                  n, (long long)INT32_MAX + 1);
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   tk_topic *t;
   int rc = tk_store_topic(s, topic, &t);
@@ -173,7 +178,8 @@ int takhin_produce_topic(takhin_store *s, const char *topic, const takhin_record
 
 int takhin_topic_balance(takhin_store *s, const char *topic, int64_t *counts, int32_t nparts,
                          double *imbalance) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_balance: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_topic_balance: store is NULL or closed");
   if (!imbalance) return tk_err(TAKHIN_EMISUSE, "takhin_topic_balance: NULL argument");
   tk_topic *t;
   int rc = tk_store_topic(s, topic, &t);

@@ -23,7 +23,8 @@
 static int check_frame(const uint8_t *b, size_t len, tk_batch_hdr *hp) {
   tk_batch_hdr h;
   int rc = tk_batch_parse_header(b, len, &h);
-  if (rc == TAKHIN_END) return tk_err(TAKHIN_ECORRUPT, "batch of %zu bytes is shorter than its header", len);
+  if (rc == TAKHIN_END)
+    return tk_err(TAKHIN_ECORRUPT, "batch of %zu bytes is shorter than its header", len);
   if (rc) return rc;
   if ((uint64_t)tk_batch_total(&h) != len)
     return tk_err(TAKHIN_ECORRUPT, "batchLength says %lld bytes, %zu were sent",
@@ -31,7 +32,8 @@ static int check_frame(const uint8_t *b, size_t len, tk_batch_hdr *hp) {
   int codec = h.attributes & TK_ATTR_CODEC_MASK;
   if (codec > TK_CODEC_ZSTD)
     return tk_err(TAKHIN_EINVAL, "unsupported compression codec %d", codec);
-  if (!tk_batch_crc_ok(b, &h)) return tk_err(TAKHIN_ECORRUPT, "batch CRC-32C does not match its bytes");
+  if (!tk_batch_crc_ok(b, &h))
+    return tk_err(TAKHIN_ECORRUPT, "batch CRC-32C does not match its bytes");
   if (h.records_count < 1 || (int64_t)h.records_count != (int64_t)h.last_offset_delta + 1)
     return tk_err(TAKHIN_ECORRUPT, "recordsCount %d does not match lastOffsetDelta %d",
                   (int)h.records_count, (int)h.last_offset_delta);
@@ -45,9 +47,10 @@ int takhin_batch_check(const void *batch, size_t len) {
   return check_frame(batch, len, &h);
 }
 
-int takhin_produce_batch(takhin_store *s, const char *topic, int32_t partition,
-                         const void *batch, size_t len, int64_t *base_offset) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_produce_batch: store is NULL or closed");
+int takhin_produce_batch(takhin_store *s, const char *topic, int32_t partition, const void *batch,
+                         size_t len, int64_t *base_offset) {
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_produce_batch: store is NULL or closed");
   if (!batch) return tk_err(TAKHIN_EMISUSE, "takhin_produce_batch: batch is NULL");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   const uint8_t *b = batch;
@@ -80,13 +83,16 @@ int takhin_produce_batch(takhin_store *s, const char *topic, int32_t partition,
     takhin_message m;
     if ((rc = tk_record_decode(&q, end, &h, &m))) goto out;
     if (m.offset - h.base_offset != i) {
-      rc = tk_err(TAKHIN_ECORRUPT, "record %d has offsetDelta %lld; a produced batch numbers "
-                  "its records 0, 1, 2, ...", (int)i, (long long)(m.offset - h.base_offset));
+      rc = tk_err(TAKHIN_ECORRUPT,
+                  "record %d has offsetDelta %lld; a produced batch numbers "
+                  "its records 0, 1, 2, ...",
+                  (int)i, (long long)(m.offset - h.base_offset));
       goto out;
     }
     if (compact) {
       if (!m.key) {
-        rc = tk_err(TAKHIN_EINVAL, "topic \"%s\" is compacted: record %d has a null key", t->name, (int)i);
+        rc = tk_err(TAKHIN_EINVAL, "topic \"%s\" is compacted: record %d has a null key", t->name,
+                    (int)i);
         goto out;
       }
       keys[i].key = m.key;
@@ -208,7 +214,8 @@ static int map_batches(tk_segment *g, int64_t pos, int64_t end, int sealed, int6
     if ((size_t)(to - from) >= max_bytes) break;
   }
   if (from < 0 && damaged)
-    return tk_err(TAKHIN_ECORRUPT, "the batch at offset %lld is damaged (CRC or header)", (long long)offset);
+    return tk_err(TAKHIN_ECORRUPT, "the batch at offset %lld is damaged (CRC or header)",
+                  (long long)offset);
   if (from < 0) return TAKHIN_OK;
   tk_seg_ref(g);
   sp->data = map + from;
@@ -220,7 +227,8 @@ static int map_batches(tk_segment *g, int64_t pos, int64_t end, int sealed, int6
 /* Shared by takhin_fetch_batches (copy) and takhin_fetch_span_get (map
 ** where it can, else copy). */
 static int fetch_batches(takhin_store *s, const char *topic, int32_t partition, int64_t offset,
-                         size_t max_bytes, int use_map, takhin_fetch_span *sp, takhin_partition_info *info) {
+                         size_t max_bytes, int use_map, takhin_fetch_span *sp,
+                         takhin_partition_info *info) {
   memset(sp, 0, sizeof *sp);
   tk_topic *t;
   tk_partition *p;
@@ -241,14 +249,17 @@ static int fetch_batches(takhin_store *s, const char *topic, int32_t partition, 
       info->high_watermark = hwm;
     }
     if (offset < start || offset > hwm) {
-      rc = tk_err(TAKHIN_ERANGE, "offset %lld out of range [%lld, %lld] for %s-%d", (long long)offset,
-                  (long long)start, (long long)hwm, t->name, (int)partition);
+      rc = tk_err(TAKHIN_ERANGE, "offset %lld out of range [%lld, %lld] for %s-%d",
+                  (long long)offset, (long long)start, (long long)hwm, t->name, (int)partition);
       break;
     }
     int64_t pos, end, seg_next, entry, h2;
     int sealed;
     tk_segment *g = tk_part_locate(p, offset, &pos, &end, &h2, &seg_next, &sealed, &entry);
-    if (!g) { rc = TAKHIN_OK; break; } /* offset == high watermark: nothing yet */
+    if (!g) {
+      rc = TAKHIN_OK;
+      break;
+    } /* offset == high watermark: nothing yet */
     size_t mb = max_bytes ? max_bytes : 1;
     rc = use_map ? map_batches(g, pos, end, sealed, offset, mb, sp) : 1;
     if (rc == 1) {
@@ -270,7 +281,8 @@ static int fetch_batches(takhin_store *s, const char *topic, int32_t partition, 
 
 int takhin_fetch_batches(takhin_store *s, const char *topic, int32_t partition, int64_t offset,
                          size_t max_bytes, void **out, size_t *len, takhin_partition_info *info) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_fetch_batches: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_fetch_batches: store is NULL or closed");
   if (!out || !len) return tk_err(TAKHIN_EMISUSE, "takhin_fetch_batches: NULL argument");
   takhin_fetch_span sp;
   int rc = fetch_batches(s, topic, partition, offset, max_bytes, 0, &sp, info);
@@ -283,7 +295,8 @@ int takhin_fetch_span_get(takhin_store *s, const char *topic, int32_t partition,
                           size_t max_bytes, takhin_fetch_span *out, takhin_partition_info *info) {
   if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_fetch_span_get: out is NULL");
   memset(out, 0, sizeof *out);
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_fetch_span_get: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_fetch_span_get: store is NULL or closed");
   return fetch_batches(s, topic, partition, offset, max_bytes, 1, out, info);
 }
 

@@ -115,8 +115,8 @@ static int parse_part_dir(const char *entry, char *name, int32_t *part) {
   return 1;
 }
 
-void tk_delete_marker(const takhin_store *s, const char *topic, int32_t part, int64_t id,
-                      char *out, size_t cap) {
+void tk_delete_marker(const takhin_store *s, const char *topic, int32_t part, int64_t id, char *out,
+                      size_t cap) {
   char tail[64];
   int tl = snprintf(tail, sizeof tail, "-%d.%lld-delete", (int)part, (long long)id);
   /* Kafka shortens the topic the same way: a folder name holds 255 bytes. */
@@ -195,7 +195,8 @@ static int insert_topic(takhin_store *s, int64_t want_id, const char *name, int3
   sqlite3_bind_int(st, 3, nparts);
   tk_config_bind(st, 4, cfg);
   sqlite3_bind_int64(st, 4 + TK_NCONFIGS, created_ms);
-  int rc = sqlite3_step(st) == SQLITE_DONE ? TAKHIN_OK : tk_cat_error(s, "insert topic (reconcile)");
+  int rc =
+      sqlite3_step(st) == SQLITE_DONE ? TAKHIN_OK : tk_cat_error(s, "insert topic (reconcile)");
   tk_cat_done(s, st);
   if (!rc) *id = sqlite3_last_insert_rowid(tk_cat_db(s));
   return rc;
@@ -223,20 +224,20 @@ static int read_part(takhin_store *s, int64_t id, int32_t part, int *found, int6
   *log_start = *found ? sqlite3_column_int64(st, 0) : 0;
   *key_from = *found ? sqlite3_column_int64(st, 1) : 0;
   tk_cat_done(s, st);
-  return step == SQLITE_ROW || step == SQLITE_DONE ? TAKHIN_OK : tk_cat_error(s, "reading a partition");
+  return step == SQLITE_ROW || step == SQLITE_DONE ? TAKHIN_OK
+                                                   : tk_cat_error(s, "reading a partition");
 }
 
-static int insert_part(takhin_store *s, int64_t id, int32_t part, int64_t log_start, int64_t key_from) {
-  return run4(s, TK_SQL_RECONCILE_INSERT_PARTITION,
-              4, id, part, log_start, key_from);
+static int insert_part(takhin_store *s, int64_t id, int32_t part, int64_t log_start,
+                       int64_t key_from) {
+  return run4(s, TK_SQL_RECONCILE_INSERT_PARTITION, 4, id, part, log_start, key_from);
 }
 
 /* A key_from the files disagree with: the key index is rebuilt from the log
 ** at key_from (after load), never trusted across a gap. */
 static int reset_keys(takhin_store *s, int64_t id, int32_t part, int64_t key_from) {
   int rc = run4(s, TK_SQL_WIPE_KEYS, 2, id, part, 0, 0);
-  if (!rc)
-    rc = run4(s, TK_SQL_RESET_KEY_STATE, 3, id, part, key_from, 0);
+  if (!rc) rc = run4(s, TK_SQL_RESET_KEY_STATE, 3, id, part, key_from, 0);
   return rc;
 }
 
@@ -436,11 +437,12 @@ static int settle_topic(state *z, size_t lo, size_t hi, int64_t *out_id, int32_t
       }
     return TAKHIN_OK;
   }
-  const tk_meta *best = NULL; /* the winner's newest file */
+  const tk_meta *best = NULL;               /* the winner's newest file */
   int32_t count = from_cat ? c->nparts : 0; /* 0: the row's count is out of range */
   for (size_t i = lo; i < hi; i++) {
     const folder *f = &z->f[i];
-    if (f->skip || !f->has_meta || f->meta.topic_id != wid || f->meta.created_ms != wcreated) continue;
+    if (f->skip || !f->has_meta || f->meta.topic_id != wid || f->meta.created_ms != wcreated)
+      continue;
     if (!best || f->meta.epoch > best->epoch) best = &f->meta;
     if (f->part + 1 > count) count = f->part + 1;
   }
@@ -582,15 +584,14 @@ static int adopt_segments(state *z, const folder *f, int64_t id) {
     ** garbage. */
     if (i + 1 == nfiles && (!nrows || b > base[nrows - 1])) break;
     while (r < nrows && base[r] < b) r++;
-    if (r < nrows && base[r] == b) continue;      /* known */
-    if (r > 0 && b < next[r - 1]) continue;       /* inside a known segment: leave it alone */
+    if (r < nrows && base[r] == b) continue; /* known */
+    if (r > 0 && b < next[r - 1]) continue;  /* inside a known segment: leave it alone */
     char path[TK_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/%020lld.log", dir, (long long)b);
     struct stat sb;
     int64_t created = stat(path, &sb) == 0 ? (int64_t)sb.st_mtime * 1000 : tk_now_ms();
     /* size 0 and next = base: the load validates the whole file (no trust) */
-    rc = run4(s, TK_SQL_RECONCILE_INSERT_SEGMENT,
-              4, id, f->part, b, created);
+    rc = run4(s, TK_SQL_RECONCILE_INSERT_SEGMENT, 4, id, f->part, b, created);
     if (!rc) s->recovery.segments_rebuilt++;
   }
 out:

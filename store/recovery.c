@@ -35,7 +35,8 @@ static int parse_segment_name(const char *name, int64_t *base) {
 
 /* Base offsets of the segment files present (sorted), and tidy away files a
 ** crashed operation of ours left behind (*.tmp, *.cleaned). */
-static int list_segment_files(tk_partition *p, int64_t **out, size_t *n, takhin_recovery_info *rec) {
+static int list_segment_files(tk_partition *p, int64_t **out, size_t *n,
+                              takhin_recovery_info *rec) {
   takhin_store *s = tk_part_store(p);
   DIR *d = opendir(p->dir);
   *out = NULL;
@@ -61,7 +62,7 @@ static int list_segment_files(tk_partition *p, int64_t **out, size_t *n, takhin_
       }
       v[cnt++] = base;
     } else if (!s->opt.read_only && ((len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) ||
-                                      (len > 8 && !strcmp(e->d_name + len - 8, ".cleaned")))) {
+                                     (len > 8 && !strcmp(e->d_name + len - 8, ".cleaned")))) {
       /* compaction output no swap row vouches for: an unfinished run */
       char path[TK_PATH_MAX];
       snprintf(path, sizeof path, "%s/%s", p->dir, e->d_name);
@@ -69,10 +70,15 @@ static int list_segment_files(tk_partition *p, int64_t **out, size_t *n, takhin_
     }
   }
   closedir(d);
-  if (rc) { free(v); return rc; }
+  if (rc) {
+    free(v);
+    return rc;
+  }
   for (size_t i = 1; i < cnt; i++) /* insertion sort: directories are small and mostly sorted */
     for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
-      int64_t x = v[j]; v[j] = v[j - 1]; v[j - 1] = x;
+      int64_t x = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = x;
     }
   *out = v;
   *n = cnt;
@@ -84,7 +90,8 @@ static int has_base(const int64_t *v, size_t n, int64_t base) {
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     if (v[mid] == base) return 1;
-    if (v[mid] < base) lo = mid + 1; else hi = mid;
+    if (v[mid] < base) lo = mid + 1;
+    else hi = mid;
   }
   return 0;
 }
@@ -119,14 +126,17 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
     rc = tk_cat_index(s, p->topic->topic_id, p->id, g->base_offset, &e, &n);
     if (rc) return rc;
   }
-  size_t keep = sane_index_prefix(e, n, g->base_offset, row_sane && row->size < file_size ? row->size : file_size);
+  size_t keep = sane_index_prefix(e, n, g->base_offset,
+                                  row_sane && row->size < file_size ? row->size : file_size);
   /* Resume at the last kept entry: its stretch is re-walked to recompute it. */
   size_t resume = keep ? keep - 1 : 0;
   g->idx = e;
   g->idx_cap = n;
   g->idx_n = resume;
   g->idx_persisted = resume;
-  for (size_t k = 0; k < resume; k++) e[k].run_max = k ? (e[k].max_ts > e[k - 1].run_max ? e[k].max_ts : e[k - 1].run_max) : e[k].max_ts;
+  for (size_t k = 0; k < resume; k++)
+    e[k].run_max =
+        k ? (e[k].max_ts > e[k - 1].run_max ? e[k].max_ts : e[k - 1].run_max) : e[k].max_ts;
   int64_t pos = keep ? e[resume].position : 0;
   g->size = pos;
   g->next_offset = keep ? e[resume].offset : g->base_offset;
@@ -147,9 +157,9 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
       char path[TK_PATH_MAX];
       tk_seg_path(g, path, sizeof path);
       snprintf(rec->first_damage, sizeof rec->first_damage,
-               "%s-%d/%s: damaged batch at byte %lld (offsets %lld-%lld): %s", p->topic->name, (int)p->id,
-               strrchr(path, '/') + 1, (long long)sr.damaged_pos, (long long)sr.damaged_lo,
-               (long long)sr.damaged_hi, sr.damaged_why);
+               "%s-%d/%s: damaged batch at byte %lld (offsets %lld-%lld): %s", p->topic->name,
+               (int)p->id, strrchr(path, '/') + 1, (long long)sr.damaged_pos,
+               (long long)sr.damaged_lo, (long long)sr.damaged_hi, sr.damaged_why);
     }
     rec->batches_damaged += sr.damaged;
   }
@@ -194,8 +204,9 @@ static void note_missing(const tk_partition *p, const tk_seg_row *r, takhin_reco
   if (plausible && lost_end && r->next > *lost_end) *lost_end = *log_end = r->next;
   size_t used = strlen(rec->message);
   if (used + 1 < sizeof rec->message)
-    snprintf(rec->message + used, sizeof rec->message - used, "%s%s-%d: segment %020lld.log is missing: %s%lld-%lld%s",
-             used ? "; " : "", p->topic->name, (int)p->id, (long long)r->base,
+    snprintf(rec->message + used, sizeof rec->message - used,
+             "%s%s-%d: segment %020lld.log is missing: %s%lld-%lld%s", used ? "; " : "",
+             p->topic->name, (int)p->id, (long long)r->base,
              plausible ? "offsets " : "its catalog row is implausible (offsets ",
              (long long)r->base, (long long)r->next - 1, plausible ? " are lost" : ")");
 }
@@ -243,8 +254,8 @@ static int swap_pending(tk_segment *g) {
 ** at wrong positions). Load the segment from the file alone instead, every
 ** batch checked, as tk_part_refresh loads a replaced segment; its refresh
 ** then follows the rename as for any compaction. */
-static int load_unmatched(tk_partition *p, const tk_seg_row *r, tk_segment **g, takhin_recovery_info *rec,
-                          const takhin_recovery_info *before) {
+static int load_unmatched(tk_partition *p, const tk_seg_row *r, tk_segment **g,
+                          takhin_recovery_info *rec, const takhin_recovery_info *before) {
   tk_segment *n;
   int rc = load_fresh(p, r, 0, &n);
   if (rc || !n) return rc; /* gone meanwhile: keep what we have */
@@ -289,7 +300,8 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     /* A row wholly below the log start whose file is gone is retention's or
     ** DeleteRecords' (an older catalog restored still lists it): nothing
     ** was lost there. */
-    if (r->base >= expect && (fsz < 0 || !has_base(files, nfiles, r->base)) && r->next > p->log_start)
+    if (r->base >= expect && (fsz < 0 || !has_base(files, nfiles, r->base)) &&
+        r->next > p->log_start)
       note_missing(p, r, rec, log_end < 0 || r->base == log_end ? &lost_end : NULL, &log_end);
     if (fsz < 0 || !has_base(files, nfiles, r->base)) {
       /* The file is gone (or the row overlaps its neighbour): its records
@@ -303,16 +315,21 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
       continue;
     }
     tk_segment *g = tk_seg_new(p, r->base, r->created_ms);
-    if (!g) { rc = tk_err(TAKHIN_ENOMEM, "out of memory loading segments"); goto out; }
+    if (!g) {
+      rc = tk_err(TAKHIN_ENOMEM, "out of memory loading segments");
+      goto out;
+    }
     g->sealed = r->sealed;
     g->records = r->records;
-    if ((rc = tk_part_push_seg(p, g))) { tk_seg_unref(g); goto out; }
+    if ((rc = tk_part_push_seg(p, g))) {
+      tk_seg_unref(g);
+      goto out;
+    }
     int64_t damaged0 = rec->batches_damaged;
     takhin_recovery_info before = *rec;
     if ((rc = load_segment(p, g, r, fsz, rec))) goto out;
     if (s->opt.read_only && r->sealed && (fsz != r->size || rec->batches_damaged != damaged0) &&
-        (swap_pending(g) || row_changed(p, r)) &&
-        (rc = load_unmatched(p, r, &g, rec, &before)))
+        (swap_pending(g) || row_changed(p, r)) && (rc = load_unmatched(p, r, &g, rec, &before)))
       goto out;
     expect = log_end = g->next_offset;
   }
@@ -332,12 +349,18 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     }
     if (p->nsegs && b < tk_part_active(p)->next_offset) continue; /* overlaps: leave it alone */
     tk_segment *g = tk_seg_new(p, b, tk_now_ms());
-    if (!g) { rc = tk_err(TAKHIN_ENOMEM, "out of memory loading segments"); goto out; }
-    if ((rc = tk_part_push_seg(p, g))) { tk_seg_unref(g); goto out; }
+    if (!g) {
+      rc = tk_err(TAKHIN_ENOMEM, "out of memory loading segments");
+      goto out;
+    }
+    if ((rc = tk_part_push_seg(p, g))) {
+      tk_seg_unref(g);
+      goto out;
+    }
     int64_t fsz = file_size_of(p, b);
     if ((rc = load_segment(p, g, NULL, fsz, rec))) goto out;
-    if (g->next_offset == g->base_offset && p->nsegs > 1 && b > p->segs[p->nsegs - 2]->next_offset &&
-        fsz != 0) {
+    if (g->next_offset == g->base_offset && p->nsegs > 1 &&
+        b > p->segs[p->nsegs - 2]->next_offset && fsz != 0) {
       /* No valid batch, and not where a roll would have put it: its name
       ** must not move the high watermark. An empty file is where a roll
       ** put it: past offsets a failed BUFFERED write lost (drop_pending),
@@ -449,7 +472,8 @@ int tk_part_refresh(tk_partition *p) {
   tk_seg_row *rows = NULL;
   size_t nrows = 0;
   int64_t ls = p->log_start, version = -1;
-  int complete = 1; /* every row reconciled: the next refresh may skip them while the catalog stands */
+  int complete =
+      1; /* every row reconciled: the next refresh may skip them while the catalog stands */
   pthread_mutex_lock(&s->cat_lock);
   /* Unchanged since the last complete refresh: no segment was added,
   ** sealed, rewritten or deleted; only appends to the active segment are
@@ -545,4 +569,3 @@ out:
   pthread_mutex_unlock(&p->append_lock);
   return rc;
 }
-

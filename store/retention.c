@@ -57,4 +57,3 @@ out:
   pthread_mutex_unlock(&p->maint_lock);
   return rc;
 }
-

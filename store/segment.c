@@ -103,7 +103,8 @@ static int same_file(const tk_segment *g, const struct stat *st) {
 static int retire(tk_segment *g, const char *why) {
   TK_ASSERT_HELD(&g->part->topic->store->fd_lock);
   g->unlinked = 1;
-  return tk_err(TAKHIN_ERANGE, "segment %lld of %s %s", (long long)g->base_offset, g->part->dir, why);
+  return tk_err(TAKHIN_ERANGE, "segment %lld of %s %s", (long long)g->base_offset, g->part->dir,
+                why);
 }
 
 int tk_seg_fd_acquire(tk_segment *g, int *fd) {
@@ -112,8 +113,8 @@ int tk_seg_fd_acquire(tk_segment *g, int *fd) {
   if (g->fd < 0) {
     if (g->unlinked) {
       pthread_mutex_unlock(&s->fd_lock);
-      return tk_err(TAKHIN_ERANGE, "segment %lld of %s was deleted or replaced", (long long)g->base_offset,
-                    g->part->dir);
+      return tk_err(TAKHIN_ERANGE, "segment %lld of %s was deleted or replaced",
+                    (long long)g->base_offset, g->part->dir);
     }
     fd_evict(s);
     char path[TK_PATH_MAX];
@@ -135,8 +136,8 @@ int tk_seg_fd_acquire(tk_segment *g, int *fd) {
     if (f < 0) {
       int e = errno;
       int rc = e != ENOENT ? tk_err_sys(e, "open", path)
-               : g->bound   ? retire(g, "was deleted")
-                            : tk_err(TAKHIN_ENOTFOUND, "segment file %s does not exist", path);
+               : g->bound  ? retire(g, "was deleted")
+                           : tk_err(TAKHIN_ENOTFOUND, "segment file %s does not exist", path);
       pthread_mutex_unlock(&s->fd_lock);
       return rc;
     }
@@ -322,8 +323,8 @@ static int note_locked(tk_segment *g, int64_t pos, const tk_batch_hdr *h) {
 /* Read the batch at pos, which must end by limit, and check it: a header
 ** that parses, the CRC and, when full, every record decoding. 1 when good
 ** (h filled, its bytes in buf), 0 when not, or an error status. */
-static int batch_ok_at(int fd, const char *path, int64_t pos, int64_t limit, int full, tk_batch_hdr *h,
-                       tk_buf *buf, ZSTD_DCtx *dctx, tk_buf *scratch) {
+static int batch_ok_at(int fd, const char *path, int64_t pos, int64_t limit, int full,
+                       tk_batch_hdr *h, tk_buf *buf, ZSTD_DCtx *dctx, tk_buf *scratch) {
   uint8_t hb[TK_BATCH_HEADER_SIZE];
   if (pos < 0 || limit - pos < TK_BATCH_HEADER_SIZE) return 0;
   ssize_t r = pread(fd, hb, sizeof hb, pos);
@@ -332,11 +333,13 @@ static int batch_ok_at(int fd, const char *path, int64_t pos, int64_t limit, int
   int64_t total = tk_batch_total(h);
   if (total > limit - pos || total > TK_MAX_BATCH_BYTES) return 0;
   buf->len = 0;
-  if (tk_buf_reserve(buf, (size_t)total)) return tk_err(TAKHIN_ENOMEM, "out of memory reading %s", path);
+  if (tk_buf_reserve(buf, (size_t)total))
+    return tk_err(TAKHIN_ENOMEM, "out of memory reading %s", path);
   r = pread(fd, buf->p, (size_t)total, pos);
   if (r < 0) return tk_err_sys(errno, "read", path);
   if (r != total || !tk_batch_crc_ok(buf->p, h)) return 0;
-  if (full && tk_batch_validate(buf->p, h, dctx, scratch, TK_MAX_BATCH_BYTES) != TAKHIN_OK) return 0;
+  if (full && tk_batch_validate(buf->p, h, dctx, scratch, TK_MAX_BATCH_BYTES) != TAKHIN_OK)
+    return 0;
   return 1;
 }
 
@@ -366,7 +369,8 @@ static int resync_fd(int fd, const char *path, int64_t from, int64_t limit, int6
       if (chunk.p[i + 16] != TK_MAGIC) continue;
       tk_batch_hdr c;
       if (tk_batch_parse_header(chunk.p + i, TK_BATCH_HEADER_SIZE, &c) != TAKHIN_OK) continue;
-      if (c.base_offset < min_base || (max_next >= 0 && c.base_offset + c.last_offset_delta >= max_next))
+      if (c.base_offset < min_base ||
+          (max_next >= 0 && c.base_offset + c.last_offset_delta >= max_next))
         continue;
       int ok = batch_ok_at(fd, path, q + i, limit, 0, h, &one, NULL, NULL);
       if (ok < 0) rc = ok;
@@ -410,7 +414,8 @@ static int note_damaged(tk_segment *g, int64_t pos, int64_t end, int64_t base, i
   return TAKHIN_OK;
 }
 
-static int note_damaged_locked(tk_segment *g, int64_t pos, int64_t end, int64_t base, int64_t next) {
+static int note_damaged_locked(tk_segment *g, int64_t pos, int64_t end, int64_t base,
+                               int64_t next) {
   pthread_rwlock_wrlock(&g->part->meta_lock);
   int rc = note_damaged(g, pos, end, base, next);
   pthread_rwlock_unlock(&g->part->meta_lock);
@@ -424,8 +429,8 @@ static int note_damaged_locked(tk_segment *g, int64_t pos, int64_t end, int64_t 
 ** (found by its CRC, from the damaged batch's second byte on, or right after
 ** it when only the baseOffset, which the CRC does not cover, is wrong), or
 ** to end_next, the catalog's end, when none follows. */
-static int walk_checked(tk_segment *g, int fd, const char *path, int64_t pos, int64_t end, int64_t end_next,
-                        tk_scan_result *res, tk_buf *buf) {
+static int walk_checked(tk_segment *g, int fd, const char *path, int64_t pos, int64_t end,
+                        int64_t end_next, tk_scan_result *res, tk_buf *buf) {
   const int64_t start = pos;
   int dense = tk_seg_dense(g);
   int64_t expect = g->next_offset;
@@ -466,11 +471,11 @@ static int walk_checked(tk_segment *g, int fd, const char *path, int64_t pos, in
       if (found < 0) return found;
       if (found && nh.base_offset > expect && nh.base_offset + nh.last_offset_delta < end_next)
         at = pos + tk_batch_total(&h);
-      else
-        found = 0;
+      else found = 0;
     }
     if (!found) {
-      found = resync_fd(fd, path, ok ? pos + tk_batch_total(&h) : pos + 1, end, expect + 1, end_next, &at, &nh);
+      found = resync_fd(fd, path, ok ? pos + tk_batch_total(&h) : pos + 1, end, expect + 1,
+                        end_next, &at, &nh);
       if (found < 0) return found;
     }
     int64_t next = found ? nh.base_offset : end_next > expect ? end_next : expect + 1;
@@ -509,7 +514,8 @@ int tk_seg_scan_indexed(tk_segment *g, int64_t pos, int64_t lenient_end, int64_t
   if (lenient_end > st.st_size) lenient_end = st.st_size;
   int dense = tk_seg_dense(g);
   /* Where zone 1 starts, to walk it again batch by batch if it disagrees. */
-  int64_t pos0 = pos, next0 = g->next_offset, size0 = g->size, max_ts0 = g->max_ts, lip0 = g->last_idx_pos;
+  int64_t pos0 = pos, next0 = g->next_offset, size0 = g->size, max_ts0 = g->max_ts,
+          lip0 = g->last_idx_pos;
   size_t idx_n0 = g->idx_n, persisted0 = g->idx_persisted;
   int64_t expect = g->next_offset, last_pos = -1;
   int must_pass = 0; /* the first zone-2 batch straddles the catalog's end */
@@ -528,7 +534,8 @@ int tk_seg_scan_indexed(tk_segment *g, int64_t pos, int64_t lenient_end, int64_t
   while (pos < lenient_end) {
     uint8_t hb[TK_BATCH_HEADER_SIZE];
     tk_batch_hdr h;
-    if (st.st_size - pos < TK_BATCH_HEADER_SIZE || pread(fd, hb, sizeof hb, pos) != (ssize_t)sizeof hb ||
+    if (st.st_size - pos < TK_BATCH_HEADER_SIZE ||
+        pread(fd, hb, sizeof hb, pos) != (ssize_t)sizeof hb ||
         tk_batch_parse_header(hb, sizeof hb, &h) != TAKHIN_OK ||
         (dense ? h.base_offset != expect : h.base_offset < expect)) {
       suspect = 1;

@@ -17,9 +17,7 @@
 #include "topic_config.h"
 
 static const char *const names[TK_SQL_COUNT] = {TK_SQL_NAMES};
-static const struct {
-  const char *file, *text;
-} files[] = {TK_SQL_FILES};
+static const struct { const char *file, *text; } files[] = {TK_SQL_FILES};
 
 static char *sql[TK_SQL_COUNT]; /* NULL until split, or where it failed */
 static char split_err[256];
@@ -74,8 +72,10 @@ static void split(void) {
       while (nl && (name[nl - 1] == ' ' || name[nl - 1] == '\t' || name[nl - 1] == '\r')) nl--;
       /* CMake read the same lines: a mismatch is a build bug */
       if (id >= TK_SQL_COUNT || strlen(names[id]) != nl || memcmp(names[id], name, nl)) {
-        snprintf(split_err, sizeof split_err, "%s: statement \"%.*s\" is not where the build "
-                 "numbered it (reconfigure)", files[f].file, (int)nl, name);
+        snprintf(split_err, sizeof split_err,
+                 "%s: statement \"%.*s\" is not where the build "
+                 "numbered it (reconfigure)",
+                 files[f].file, (int)nl, name);
         return;
       }
       const char *body = eol + 1;

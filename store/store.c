@@ -182,7 +182,8 @@ static int collect_topic(takhin_store *s, int64_t id, const char *name, int32_t 
                          const tk_topic_config *cfg, void *arg) {
   (void)s;
   topic_rows *r = arg;
-  if (TK_ARRAY_GROW(r->v, r->n, r->cap, 16)) return tk_err(TAKHIN_ENOMEM, "out of memory reading topics");
+  if (TK_ARRAY_GROW(r->v, r->n, r->cap, 16))
+    return tk_err(TAKHIN_ENOMEM, "out of memory reading topics");
   topic_row *t = &r->v[r->n++];
   t->id = id;
   snprintf(t->name, sizeof t->name, "%s", name);
@@ -372,8 +373,10 @@ static int take_writer_lock(takhin_store *s) {
     int e = errno;
     close(fd);
     if (e == EWOULDBLOCK)
-      return tk_err(TAKHIN_ELOCKED, "store %s is locked by another writer; open it read-only "
-                    "to read while that writer runs", s->db_path);
+      return tk_err(TAKHIN_ELOCKED,
+                    "store %s is locked by another writer; open it read-only "
+                    "to read while that writer runs",
+                    s->db_path);
     return tk_err_sys(e, "lock", path);
   }
   s->lock_fd = fd;
@@ -410,7 +413,8 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   int rc = check_options(&s->opt);
   if (rc) goto fail;
   if (borrow && (s->opt.durability == TAKHIN_DURABILITY_BUFFERED || s->opt.maintenance_ms > 0)) {
-    rc = tk_err(TAKHIN_EINVAL, "the SQLite extension runs no flusher or maintenance thread: BUFFERED "
+    rc = tk_err(TAKHIN_EINVAL,
+                "the SQLite extension runs no flusher or maintenance thread: BUFFERED "
                 "durability and maintenance_ms are not available there");
     goto fail;
   }
@@ -422,7 +426,8 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   if (s->opt.read_only) {
     struct stat st;
     if (stat(s->data_dir, &st) != 0 || stat(s->db_path, &st) != 0) {
-      rc = tk_err(TAKHIN_ENOTFOUND, "no takhin store at %s (read-only open does not create one)", path);
+      rc = tk_err(TAKHIN_ENOTFOUND, "no takhin store at %s (read-only open does not create one)",
+                  path);
       goto fail;
     }
   } else {
@@ -458,9 +463,10 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
             size_t used = strlen(ri->message);
             ri->key_index_deferred++;
             if (used + 1 < sizeof ri->message)
-              snprintf(ri->message + used, sizeof ri->message - used, "%s%s-%d: key index not brought "
-                       "up to date (%s); the next key lookup or compaction retries", used ? "; " : "",
-                       t->name, (int)i, takhin_errmsg());
+              snprintf(ri->message + used, sizeof ri->message - used,
+                       "%s%s-%d: key index not brought "
+                       "up to date (%s); the next key lookup or compaction retries",
+                       used ? "; " : "", t->name, (int)i, takhin_errmsg());
           }
     if (rc) goto fail;
   }
@@ -624,7 +630,8 @@ int takhin_produce(takhin_store *s, const char *topic, int32_t partition,
 
 int takhin_partition_info_get(takhin_store *s, const char *topic, int32_t partition,
                               takhin_partition_info *out) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_partition_info_get: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_partition_info_get: store is NULL or closed");
   if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_partition_info_get: NULL argument");
   tk_topic *t;
   tk_partition *p;
@@ -638,7 +645,8 @@ int takhin_partition_info_get(takhin_store *s, const char *topic, int32_t partit
 
 int takhin_segments_list(takhin_store *s, const char *topic, int32_t partition,
                          takhin_segment_info **out, size_t *n) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_segments_list: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_segments_list: store is NULL or closed");
   if (!out || !n) return tk_err(TAKHIN_EMISUSE, "takhin_segments_list: NULL argument");
   *out = NULL;
   *n = 0;
@@ -653,7 +661,8 @@ int takhin_segments_list(takhin_store *s, const char *topic, int32_t partition,
 }
 
 int takhin_delete_records(takhin_store *s, const char *topic, int32_t partition, int64_t offset) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_delete_records: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_delete_records: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   tk_topic *t;
   tk_partition *p;
@@ -666,7 +675,8 @@ int takhin_delete_records(takhin_store *s, const char *topic, int32_t partition,
 
 int takhin_retention_apply(takhin_store *s, const char *topic, int32_t partition,
                            takhin_retention_result *out) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_retention_apply: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_retention_apply: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   takhin_retention_result local = {0, 0};
   tk_topic *t;

@@ -76,7 +76,8 @@ TAKHIN_API int takhin_libversion_number(void);
 #define TAKHIN_EFORMAT -12   /* catalog written by an unknown format version */
 #define TAKHIN_ENOMEM -13    /* out of memory */
 #define TAKHIN_ECATALOG -14  /* SQLite reported an error on the catalog */
-#define TAKHIN_ELOST -15     /* BUFFERED: acknowledged records were lost (a write of
+#define TAKHIN_ELOST                                                                               \
+  -15 /* BUFFERED: acknowledged records were lost (a write of
                                 them failed); the message names the offsets */
 
 /* Static name and one-line meaning of a status code. Never NULL. */
@@ -135,20 +136,20 @@ typedef struct takhin_store takhin_store;
 **     and zeroes fields it does not know.
 ** Fields are only ever added at the end, never removed or reordered. */
 typedef struct takhin_options {
-  size_t size;             /* sizeof(takhin_options): set by takhin_options_init */
-  int durability;          /* TAKHIN_DURABILITY_*; default OS */
-  int64_t flush_bytes;     /* BUFFERED: write when this much is pending; default 1 MiB */
-  int64_t flush_ms;        /* BUFFERED: write at least this often; default 100 ms */
-  int read_only;           /* open without the writer lock; no writes allowed. Also
+  size_t size;            /* sizeof(takhin_options): set by takhin_options_init */
+  int durability;         /* TAKHIN_DURABILITY_*; default OS */
+  int64_t flush_bytes;    /* BUFFERED: write when this much is pending; default 1 MiB */
+  int64_t flush_ms;       /* BUFFERED: write at least this often; default 100 ms */
+  int read_only;          /* open without the writer lock; no writes allowed. Also
                               opens a store on read-only media (a read-only mount or
                               folder) or a full disk: where SQLite cannot create the
                               catalog's WAL index (-shm; a running writer has made
                               it), the catalog is opened immutable, as it was when
                               the writer closed it (a -wal left behind is not read;
                               recovery finds its batches in the files) */
-  int max_open_files;      /* budget of cached segment file handles; default 256,
+  int max_open_files;     /* budget of cached segment file handles; default 256,
                               capped at half the process's RLIMIT_NOFILE */
-  int64_t maintenance_ms;  /* > 0: a background thread runs takhin_maintenance_run
+  int64_t maintenance_ms; /* > 0: a background thread runs takhin_maintenance_run
                               (retention and compaction) this often; 0 (default) = off;
                               negative: takhin_open fails with EINVAL */
 } takhin_options;
@@ -193,32 +194,32 @@ TAKHIN_API int takhin_flush(takhin_store *s, int sync);
 
 /* What recovery did when the store was opened. */
 typedef struct takhin_recovery_info {
-  int64_t partitions_checked;  /* partitions whose tail was validated */
-  int64_t batches_recovered;   /* batches found past the indexed position */
-  int64_t bytes_truncated;     /* torn/corrupt tail bytes removed */
-  int64_t segments_truncated;  /* segments that lost a tail */
-  int64_t files_removed;       /* stray files tidied away */
+  int64_t partitions_checked; /* partitions whose tail was validated */
+  int64_t batches_recovered;  /* batches found past the indexed position */
+  int64_t bytes_truncated;    /* torn/corrupt tail bytes removed */
+  int64_t segments_truncated; /* segments that lost a tail */
+  int64_t files_removed;      /* stray files tidied away */
   /* The catalog against the data folder. Nothing on disk is deleted because
   ** the catalog does not know it: a lost, empty, damaged or older catalog is
   ** rebuilt from the segment files and each partition folder's topic.meta
   ** (README "Backup and restore"). Where the two disagree the files win,
   ** except for a metadata file that is missing or unreadable. */
-  int64_t catalog_moved_aside; /* 1: the catalog was damaged (not a database) and was kept
+  int64_t catalog_moved_aside;  /* 1: the catalog was damaged (not a database) and was kept
                                   as catalog_aside, with its -wal; a new one was built */
-  int64_t topics_rebuilt;      /* topics put back in the catalog from their metadata files */
-  int64_t partitions_rebuilt;  /* partition rows put back (rebuilt topics, raised counts) */
-  int64_t segments_rebuilt;    /* segment rows put back for segment files the catalog missed */
-  int64_t meta_trusted_file;   /* topics whose catalog rows disagreed with their metadata
+  int64_t topics_rebuilt;       /* topics put back in the catalog from their metadata files */
+  int64_t partitions_rebuilt;   /* partition rows put back (rebuilt topics, raised counts) */
+  int64_t segments_rebuilt;     /* segment rows put back for segment files the catalog missed */
+  int64_t meta_trusted_file;    /* topics whose catalog rows disagreed with their metadata
                                   files (config, partition count, log start, incarnation):
                                   the files were trusted and the catalog corrected */
-  int64_t meta_trusted_catalog;/* topics with a metadata file missing or unreadable: the
+  int64_t meta_trusted_catalog; /* topics with a metadata file missing or unreadable: the
                                   catalog was trusted and the file written again */
-  int64_t folders_deleted;     /* folders marked "-delete" (a topic delete that a crash cut
+  int64_t folders_deleted;      /* folders marked "-delete" (a topic delete that a crash cut
                                   short) removed, the only folders recovery ever removes */
-  int64_t folders_kept;        /* folders in the data folder no topic could be given:
+  int64_t folders_kept;         /* folders in the data folder no topic could be given:
                                   kept as they are (a conflicting one is renamed
                                   "<name>.<ms>-stray"), never removed */
-  char catalog_aside[4096];    /* where the damaged catalog was kept ("" if none) */
+  char catalog_aside[4096];     /* where the damaged catalog was kept ("" if none) */
   /* Batches in indexed data that fail their CRC or whose offsets do not
   ** follow their neighbours' (bit rot): kept in place, never truncated; a
   ** read of their offsets gives TAKHIN_ECORRUPT naming file and byte, the
@@ -231,20 +232,20 @@ typedef struct takhin_recovery_info {
   ** inside its gap cannot be detected at all. */
   int64_t batches_damaged;
   char first_damage[512];
-  int64_t segments_missing;    /* segment files the catalog lists that are gone
+  int64_t segments_missing;   /* segment files the catalog lists that are gone
                                   (deleted by hand): their records are lost */
-  int64_t offsets_lost;        /* offsets those files held. They read as removed,
+  int64_t offsets_lost;       /* offsets those files held. They read as removed,
                                   and are never given to new records: a writer
                                   open continues the log after the catalog's
                                   last known offset, in a new segment */
-  int64_t key_index_deferred;  /* partitions of compacted topics whose key index
+  int64_t key_index_deferred; /* partitions of compacted topics whose key index
                                   could not be brought up to date (e.g. a full
                                   disk: that writes the catalog). The open still
                                   succeeds; the next key lookup or compaction
                                   retries (a lookup fails with the error rather
                                   than answer from a stale index; compaction
                                   leaves the unindexed segments alone) */
-  char message[512];           /* what an operator should know, "" when nothing:
+  char message[512];          /* what an operator should know, "" when nothing:
                                   "t-0: segment 000...20.log is missing: offsets
                                   20-29 are lost; ..." (cut at 511 bytes) */
 } takhin_recovery_info;
@@ -316,7 +317,7 @@ TAKHIN_API int takhin_topic_alter_config(takhin_store *s, const char *topic,
 #define TAKHIN_TIMESTAMP_NOW (-1) /* as a record timestamp: the current time */
 
 typedef struct takhin_header {
-  const char *key;   /* UTF-8, not NUL-terminated */
+  const char *key; /* UTF-8, not NUL-terminated */
   size_t key_len;
   const void *value; /* NULL = null value */
   size_t value_len;
@@ -352,7 +353,7 @@ typedef struct takhin_cursor takhin_cursor;
 typedef struct takhin_message {
   int64_t offset;
   int64_t timestamp;
-  const void *key;   /* NULL when the key is null */
+  const void *key; /* NULL when the key is null */
   size_t key_len;
   const void *value; /* NULL when the value is null */
   size_t value_len;
@@ -429,7 +430,7 @@ typedef struct takhin_segment_info {
   int64_t next_offset; /* one past the last offset in the segment */
   int64_t size_bytes;
   int64_t max_timestamp; /* -1 when empty */
-  int sealed;          /* 0 for the active (last) segment */
+  int sealed;            /* 0 for the active (last) segment */
 } takhin_segment_info;
 /* *out receives a takhin_free()-able array of *n entries, oldest first. */
 TAKHIN_API int takhin_segments_list(takhin_store *s, const char *topic, int32_t partition,
@@ -481,8 +482,8 @@ TAKHIN_API int32_t takhin_partition_for_key(const void *key, size_t len, int32_t
 ** error, some partitions' batches may have been stored and others not).
 ** EINVAL for n above 2^31 (a Kafka batch's record count). */
 TAKHIN_API int takhin_produce_topic(takhin_store *s, const char *topic,
-                                    const takhin_record *records, size_t n,
-                                    int32_t *partitions_out, int64_t *offsets_out);
+                                    const takhin_record *records, size_t n, int32_t *partitions_out,
+                                    int64_t *offsets_out);
 
 /* ---- consumer group offsets (Kafka's __consumer_offsets) -------------- */
 typedef struct takhin_offset_commit {
@@ -509,7 +510,7 @@ typedef struct takhin_group_offset {
   int32_t partition;
   int64_t committed_offset;
   int64_t high_watermark;
-  int64_t lag; /* high_watermark - committed_offset */
+  int64_t lag;          /* high_watermark - committed_offset */
   const char *metadata; /* NULL when none */
 } takhin_group_offset;
 /* Every committed offset of group (or of all groups when group is NULL),
@@ -532,7 +533,7 @@ typedef struct takhin_compaction_result {
   int64_t segments_compacted; /* segment files rewritten */
   int64_t bytes_reclaimed;    /* file bytes before minus after */
   int64_t records_removed;
-  int64_t keys_kept;          /* live keys in the key index afterwards (a key
+  int64_t keys_kept; /* live keys in the key index afterwards (a key
                                  re-produced during the run may count twice) */
   int64_t duration_ms;
 } takhin_compaction_result;

@@ -20,7 +20,8 @@ int tk_topic_name_check(const char *name) {
     unsigned char ch = (unsigned char)name[i];
     int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
              ch == '.' || ch == '_' || ch == '-';
-    if (!ok) return tk_err(TAKHIN_EINVAL, "invalid character in topic name \"%.64s\": %s", name, rule);
+    if (!ok)
+      return tk_err(TAKHIN_EINVAL, "invalid character in topic name \"%.64s\": %s", name, rule);
   }
   return TAKHIN_OK;
 }

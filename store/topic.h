@@ -16,9 +16,9 @@
 
 /* ---- configuration (topic.c) ------------------------------------------- */
 typedef struct tk_topic_config {
-  int compact;            /* cleanup_policy contains compact */
-  int delete_;            /* cleanup_policy contains delete */
-  int compression;        /* TK_CODEC_* */
+  int compact;     /* cleanup_policy contains compact */
+  int delete_;     /* cleanup_policy contains delete */
+  int compression; /* TK_CODEC_* */
   int64_t segment_bytes;
   int64_t segment_ms;
   int64_t retention_bytes;
@@ -44,13 +44,14 @@ struct tk_topic {
   char name[TK_MAX_TOPIC_NAME + 1];
   tk_topic_config cfg;
   int32_t nparts;
-  tk_partition **parts; /* replaced whole (topics_lock held for writing) when partitions are added */
+  tk_partition *
+      *parts; /* replaced whole (topics_lock held for writing) when partitions are added */
   atomic_int refs;
   atomic_int deleted;
   atomic_uint sticky_next; /* round-robin partition for null-key batches */
-  tk_topic *hnext; /* hash chain */
-  int64_t created_ms; /* with name and topic_id: this incarnation (topic_meta.c) */
-  int64_t meta_epoch; /* epoch of its metadata files (topics_lock or every append_lock) */
+  tk_topic *hnext;         /* hash chain */
+  int64_t created_ms;      /* with name and topic_id: this incarnation (topic_meta.c) */
+  int64_t meta_epoch;      /* epoch of its metadata files (topics_lock or every append_lock) */
 };
 
 void tk_topic_ref(tk_topic *t);
@@ -87,7 +88,7 @@ int64_t tk_cat_topic_created(takhin_store *s, int64_t topic_id);
 /* The path partition part of topic (topic_id id) is renamed to when it is
 ** deleted: "<data_dir>/<topic>-<part>.<id>-delete", the topic part
 ** shortened so the folder name fits in 255 bytes (as Kafka does). */
-void tk_delete_marker(const takhin_store *s, const char *topic, int32_t part, int64_t id,
-                      char *out, size_t cap);
+void tk_delete_marker(const takhin_store *s, const char *topic, int32_t part, int64_t id, char *out,
+                      size_t cap);
 
 #endif /* TAKHIN_TOPIC_H */

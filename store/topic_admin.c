@@ -67,7 +67,8 @@ static int check_free_folders(takhin_store *s, const char *topic, int32_t from, 
     }
     closedir(d);
     if (busy)
-      return tk_err(TAKHIN_EEXISTS, "folder %s already holds files that no topic owns (recovery "
+      return tk_err(TAKHIN_EEXISTS,
+                    "folder %s already holds files that no topic owns (recovery "
                     "keeps such folders): move it away before creating partition %d of \"%s\"",
                     dir, (int)i, topic);
   }
@@ -92,7 +93,8 @@ static int create_partitions(tk_topic *t, int32_t from, int32_t to) {
 
 int takhin_topic_create(takhin_store *s, const char *topic, int32_t partitions,
                         const char *const *config) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_create: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_topic_create: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   int rc = tk_topic_name_check(topic);
   if (rc) return rc;
@@ -163,7 +165,8 @@ static int mark_folders(tk_topic *t, int32_t n, int back, int32_t *done) {
 }
 
 int takhin_topic_delete(takhin_store *s, const char *topic) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_delete: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_topic_delete: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   if (!topic) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
   pthread_rwlock_wrlock(&s->topics_lock);
@@ -215,7 +218,8 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 int takhin_topic_list(takhin_store *s, char ***names, size_t *n) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_list: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_topic_list: store is NULL or closed");
   if (!names || !n) return tk_err(TAKHIN_EMISUSE, "takhin_topic_list: NULL argument");
   *names = NULL;
   *n = 0;
@@ -247,7 +251,8 @@ int takhin_topic_list(takhin_store *s, char ***names, size_t *n) {
 }
 
 int takhin_topic_partitions(takhin_store *s, const char *topic, int32_t *out) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_partitions: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_topic_partitions: store is NULL or closed");
   if (!out) return tk_err(TAKHIN_EMISUSE, "takhin_topic_partitions: NULL argument");
   tk_topic *t;
   int rc = tk_store_topic(s, topic, &t);
@@ -263,7 +268,8 @@ int takhin_topic_partitions(takhin_store *s, const char *topic, int32_t *out) {
 ** takhin.h): fill what fits, zero what this library does not know. */
 int takhin_topic_describe_size(takhin_store *s, const char *topic, takhin_topic_desc *dst,
                                size_t size) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_describe: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_topic_describe: store is NULL or closed");
   if (!dst) return tk_err(TAKHIN_EMISUSE, "takhin_topic_describe: NULL argument");
   if (size < offsetof(takhin_topic_desc, partitions) + sizeof dst->partitions)
     return tk_err(TAKHIN_EINVAL, "takhin_topic_describe: size %zu is too small", size);
@@ -322,7 +328,8 @@ static void restore_metas(tk_topic *t, int32_t n) {
 }
 
 int takhin_topic_alter_config(takhin_store *s, const char *topic, const char *const *config) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_alter_config: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_topic_alter_config: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   if (!topic) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
   pthread_rwlock_wrlock(&s->topics_lock);
@@ -374,7 +381,8 @@ out:
 }
 
 int takhin_topic_add_partitions(takhin_store *s, const char *topic, int32_t total) {
-  if (!tk_store_live(s)) return tk_err(TAKHIN_EMISUSE, "takhin_topic_add_partitions: store is NULL or closed");
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_topic_add_partitions: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   if (!topic) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
   pthread_rwlock_wrlock(&s->topics_lock);
@@ -388,9 +396,10 @@ int takhin_topic_add_partitions(takhin_store *s, const char *topic, int32_t tota
   }
   old = t->nparts;
   if (total <= old || total > TK_MAX_PARTITIONS) {
-    rc = tk_err(TAKHIN_EINVAL, "topic \"%s\" has %d partitions: the new count must be larger "
-                "(partitions are never removed) and at most %d, got %d", topic, (int)old,
-                TK_MAX_PARTITIONS, (int)total);
+    rc = tk_err(TAKHIN_EINVAL,
+                "topic \"%s\" has %d partitions: the new count must be larger "
+                "(partitions are never removed) and at most %d, got %d",
+                topic, (int)old, TK_MAX_PARTITIONS, (int)total);
     goto out;
   }
   if ((rc = check_free_folders(s, t->name, old, total))) goto out;

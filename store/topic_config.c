@@ -20,9 +20,16 @@
 #define CFGOFF_TK_CFG_CODEC(k) offsetof(tk_topic_config, k)
 #define CFGOFF_TK_CFG_INT(k) offsetof(tk_topic_config, k)
 #define CFGOFF_TK_CFG_REAL(k) offsetof(tk_topic_config, k)
-#define DEF_(k, kafka, type, sqltype, lo, hi, def)                                              \
-  {#k, kafka, type, CFGOFF_##type(k), offsetof(takhin_topic_desc, k),                           \
-   sizeof(((takhin_topic_desc *)0)->k), lo, hi, def},
+#define DEF_(k, kafka, type, sqltype, lo, hi, def)                                                 \
+  {#k,                                                                                             \
+   kafka,                                                                                          \
+   type,                                                                                           \
+   CFGOFF_##type(k),                                                                               \
+   offsetof(takhin_topic_desc, k),                                                                 \
+   sizeof(((takhin_topic_desc *)0)->k),                                                            \
+   lo,                                                                                             \
+   hi,                                                                                             \
+   def},
 const tk_config_def tk_config_defs[TK_NCONFIGS] = {TK_TOPIC_CONFIGS(DEF_)};
 
 const tk_config_def *tk_config_find(const char *key) {
@@ -50,8 +57,10 @@ static int parse_i64(const char *key, const char *v, int64_t lo, int64_t hi, int
   char *end;
   errno = 0;
   if (!plain_integer(v))
-    return tk_err(TAKHIN_EINVAL, "config %s: \"%s\" is not an integer (digits only, no spaces or "
-                  "'+')", key, v);
+    return tk_err(TAKHIN_EINVAL,
+                  "config %s: \"%s\" is not an integer (digits only, no spaces or "
+                  "'+')",
+                  key, v);
   long long x = strtoll(v, &end, 10);
   if (*end || errno == ERANGE)
     return tk_err(TAKHIN_EINVAL, "config %s: \"%s\" is not an integer", key, v);
@@ -69,7 +78,8 @@ static int parse_real(const char *key, const char *v, double lo, double hi, doub
   errno = 0;
   int plain = (*v >= '0' && *v <= '9') || (*v == '.' && v[1] >= '0' && v[1] <= '9');
   for (const char *q = v; plain && *q; q++)
-    plain = (*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E' || *q == '-' || *q == '+';
+    plain =
+        (*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E' || *q == '-' || *q == '+';
   double d = plain ? strtod(v, &end) : 0.0;
   if (!plain || *end || errno || !(d >= lo && d <= hi))
     return tk_err(TAKHIN_EINVAL, "config %s: \"%s\" is not a number in [%g, %g]", key, v, lo, hi);
@@ -88,7 +98,8 @@ static int set_policy(tk_topic_config *c, const char *v) {
     c->compact = 1;
     c->delete_ = 1;
   } else {
-    return tk_err(TAKHIN_EINVAL, "config cleanup_policy: \"%s\" is not delete, compact or compact,delete", v);
+    return tk_err(TAKHIN_EINVAL,
+                  "config cleanup_policy: \"%s\" is not delete, compact or compact,delete", v);
   }
   return TAKHIN_OK;
 }
@@ -102,10 +113,10 @@ static int set_codec(const tk_config_def *d, int *out, const char *v) {
 
 static int set_one(tk_topic_config *c, const tk_config_def *d, const char *v) {
   switch (d->type) {
-    case TK_CFG_POLICY: return set_policy(c, v);
-    case TK_CFG_CODEC: return set_codec(d, CODEC_FIELD(c, d), v);
-    case TK_CFG_INT: return parse_i64(d->key, v, d->lo, d->hi, INT_FIELD(c, d));
-    default: return parse_real(d->key, v, (double)d->lo, (double)d->hi, REAL_FIELD(c, d));
+  case TK_CFG_POLICY: return set_policy(c, v);
+  case TK_CFG_CODEC: return set_codec(d, CODEC_FIELD(c, d), v);
+  case TK_CFG_INT: return parse_i64(d->key, v, d->lo, d->hi, INT_FIELD(c, d));
+  default: return parse_real(d->key, v, (double)d->lo, (double)d->hi, REAL_FIELD(c, d));
   }
 }
 
@@ -141,15 +152,15 @@ const char *tk_config_codec_name(const tk_topic_config *c) {
 
 void tk_config_format(const tk_topic_config *c, const tk_config_def *d, char *buf, size_t cap) {
   switch (d->type) {
-    case TK_CFG_POLICY: snprintf(buf, cap, "%s", tk_config_policy_name(c)); break;
-    case TK_CFG_CODEC:
-      snprintf(buf, cap, "%s", *(const int *)((const char *)c + d->cfg_off) == TK_CODEC_ZSTD
-                                   ? "zstd" : "none");
-      break;
-    case TK_CFG_INT:
-      snprintf(buf, cap, "%lld", (long long)*(const int64_t *)((const char *)c + d->cfg_off));
-      break;
-    default: snprintf(buf, cap, "%.17g", *(const double *)((const char *)c + d->cfg_off)); break;
+  case TK_CFG_POLICY: snprintf(buf, cap, "%s", tk_config_policy_name(c)); break;
+  case TK_CFG_CODEC:
+    snprintf(buf, cap, "%s",
+             *(const int *)((const char *)c + d->cfg_off) == TK_CODEC_ZSTD ? "zstd" : "none");
+    break;
+  case TK_CFG_INT:
+    snprintf(buf, cap, "%lld", (long long)*(const int64_t *)((const char *)c + d->cfg_off));
+    break;
+  default: snprintf(buf, cap, "%.17g", *(const double *)((const char *)c + d->cfg_off)); break;
   }
 }
 
@@ -158,15 +169,15 @@ void tk_config_bind(sqlite3_stmt *st, int first, const tk_topic_config *c) {
     const tk_config_def *d = &tk_config_defs[i];
     const void *f = (const char *)c + d->cfg_off;
     switch (d->type) {
-      case TK_CFG_POLICY:
-        sqlite3_bind_text(st, first + i, tk_config_policy_name(c), -1, SQLITE_STATIC);
-        break;
-      case TK_CFG_CODEC:
-        sqlite3_bind_text(st, first + i, *(const int *)f == TK_CODEC_ZSTD ? "zstd" : "none", -1,
-                          SQLITE_STATIC);
-        break;
-      case TK_CFG_INT: sqlite3_bind_int64(st, first + i, *(const int64_t *)f); break;
-      default: sqlite3_bind_double(st, first + i, *(const double *)f); break;
+    case TK_CFG_POLICY:
+      sqlite3_bind_text(st, first + i, tk_config_policy_name(c), -1, SQLITE_STATIC);
+      break;
+    case TK_CFG_CODEC:
+      sqlite3_bind_text(st, first + i, *(const int *)f == TK_CODEC_ZSTD ? "zstd" : "none", -1,
+                        SQLITE_STATIC);
+      break;
+    case TK_CFG_INT: sqlite3_bind_int64(st, first + i, *(const int64_t *)f); break;
+    default: sqlite3_bind_double(st, first + i, *(const double *)f); break;
     }
   }
 }
@@ -190,10 +201,10 @@ void tk_config_describe(const tk_topic_config *c, takhin_topic_desc *out) {
     const tk_config_def *d = &tk_config_defs[i];
     char *f = (char *)out + d->desc_off;
     switch (d->type) {
-      case TK_CFG_POLICY:
-      case TK_CFG_CODEC: tk_config_format(c, d, f, d->desc_size); break;
-      case TK_CFG_INT: memcpy(f, (const char *)c + d->cfg_off, sizeof(int64_t)); break;
-      default: memcpy(f, (const char *)c + d->cfg_off, sizeof(double)); break;
+    case TK_CFG_POLICY:
+    case TK_CFG_CODEC: tk_config_format(c, d, f, d->desc_size); break;
+    case TK_CFG_INT: memcpy(f, (const char *)c + d->cfg_off, sizeof(int64_t)); break;
+    default: memcpy(f, (const char *)c + d->cfg_off, sizeof(double)); break;
     }
   }
 }
@@ -204,16 +215,16 @@ int tk_config_same(const tk_topic_config *a, const tk_topic_config *b) {
     const tk_config_def *d = &tk_config_defs[i];
     const char *x = (const char *)a + d->cfg_off, *y = (const char *)b + d->cfg_off;
     switch (d->type) {
-      case TK_CFG_POLICY: break;
-      case TK_CFG_CODEC:
-        if (*(const int *)x != *(const int *)y) return 0;
-        break;
-      case TK_CFG_INT:
-        if (*(const int64_t *)x != *(const int64_t *)y) return 0;
-        break;
-      default:
-        if (*(const double *)x != *(const double *)y) return 0;
-        break;
+    case TK_CFG_POLICY: break;
+    case TK_CFG_CODEC:
+      if (*(const int *)x != *(const int *)y) return 0;
+      break;
+    case TK_CFG_INT:
+      if (*(const int64_t *)x != *(const int64_t *)y) return 0;
+      break;
+    default:
+      if (*(const double *)x != *(const double *)y) return 0;
+      break;
     }
   }
   return 1;

@@ -22,21 +22,21 @@
 
 #include "takhin.h"
 
-#define TK_TOPIC_CONFIGS(X)                                                                    \
-  X(cleanup_policy, "cleanup.policy", TK_CFG_POLICY, "TEXT", 0, 0, "delete")                  \
-  X(compression, "compression.type", TK_CFG_CODEC, "TEXT", 0, 0, "none")                      \
-  /* Kafka's minimum segment is 14 bytes */                                                    \
-  X(segment_bytes, "segment.bytes", TK_CFG_INT, "INTEGER", 14, TK_MAX_BATCH_BYTES,             \
-    "1073741824") /* 1 GiB */                                                                  \
-  X(segment_ms, "segment.ms", TK_CFG_INT, "INTEGER", 1, INT64_MAX, "604800000") /* 7 days */   \
-  X(retention_bytes, "retention.bytes", TK_CFG_INT, "INTEGER", -1, INT64_MAX, "-1")            \
-  X(retention_ms, "retention.ms", TK_CFG_INT, "INTEGER", -1, INT64_MAX, "604800000")           \
-  /* Kafka's 1 MiB + record overhead */                                                        \
-  X(max_message_bytes, "max.message.bytes", TK_CFG_INT, "INTEGER", 0, TK_MAX_BATCH_BYTES,      \
-    "1048588")                                                                                 \
-  X(delete_retention_ms, "delete.retention.ms", TK_CFG_INT, "INTEGER", 0, INT64_MAX,           \
-    "86400000") /* 1 day */                                                                    \
-  X(min_compaction_lag_ms, "min.compaction.lag.ms", TK_CFG_INT, "INTEGER", 0, INT64_MAX, "0")  \
+#define TK_TOPIC_CONFIGS(X)                                                                        \
+  X(cleanup_policy, "cleanup.policy", TK_CFG_POLICY, "TEXT", 0, 0, "delete")                       \
+  X(compression, "compression.type", TK_CFG_CODEC, "TEXT", 0, 0, "none")                           \
+  /* Kafka's minimum segment is 14 bytes */                                                        \
+  X(segment_bytes, "segment.bytes", TK_CFG_INT, "INTEGER", 14, TK_MAX_BATCH_BYTES,                 \
+    "1073741824")                                                               /* 1 GiB */        \
+  X(segment_ms, "segment.ms", TK_CFG_INT, "INTEGER", 1, INT64_MAX, "604800000") /* 7 days */       \
+  X(retention_bytes, "retention.bytes", TK_CFG_INT, "INTEGER", -1, INT64_MAX, "-1")                \
+  X(retention_ms, "retention.ms", TK_CFG_INT, "INTEGER", -1, INT64_MAX, "604800000")               \
+  /* Kafka's 1 MiB + record overhead */                                                            \
+  X(max_message_bytes, "max.message.bytes", TK_CFG_INT, "INTEGER", 0, TK_MAX_BATCH_BYTES,          \
+    "1048588")                                                                                     \
+  X(delete_retention_ms, "delete.retention.ms", TK_CFG_INT, "INTEGER", 0, INT64_MAX,               \
+    "86400000") /* 1 day */                                                                        \
+  X(min_compaction_lag_ms, "min.compaction.lag.ms", TK_CFG_INT, "INTEGER", 0, INT64_MAX, "0")      \
   X(min_cleanable_dirty_ratio, "min.cleanable.dirty.ratio", TK_CFG_REAL, "REAL", 0, 1, "0.5")
 
 enum {
@@ -59,13 +59,13 @@ enum { TK_NCONFIGS = 0 TK_TOPIC_CONFIGS(TK_CFG_COUNT_) };
 #define TK_CONFIG_COLUMN_DEFS TK_TOPIC_CONFIGS(TK_CFG_COLDEF_) /* ", key TYPE" */
 
 typedef struct tk_config_def {
-  const char *key;        /* takhin's name (underscored) */
-  const char *kafka_name; /* Kafka's (dotted) */
-  int type;               /* TK_CFG_* */
-  size_t cfg_off;         /* the field in tk_topic_config (INT, REAL, CODEC) */
+  const char *key;            /* takhin's name (underscored) */
+  const char *kafka_name;     /* Kafka's (dotted) */
+  int type;                   /* TK_CFG_* */
+  size_t cfg_off;             /* the field in tk_topic_config (INT, REAL, CODEC) */
   size_t desc_off, desc_size; /* the field in takhin_topic_desc */
   int64_t lo, hi;
-  const char *def;        /* the default, as text */
+  const char *def; /* the default, as text */
 } tk_config_def;
 
 /* The table, in TK_TOPIC_CONFIGS order (the order of TK_CONFIG_COLUMNS). */

@@ -173,13 +173,19 @@ int tk_meta_read(const char *dir, tk_meta *m) {
   const char *v;
   int64_t x;
   const char *bad = NULL;
-#define NEED(key) if (!bad && !(v = expect_line(&cur, key))) bad = key
+#define NEED(key)                                                                                  \
+  if (!bad && !(v = expect_line(&cur, key))) bad = key
   NEED("takhin-topic-meta");
   if (!bad && strcmp(v, "1")) bad = "takhin-topic-meta (version)";
   NEED("name");
   if (!bad && (strlen(v) > TK_MAX_TOPIC_NAME || tk_topic_name_check(v))) bad = "name";
   if (!bad) snprintf(m->name, sizeof m->name, "%s", v);
-#define INT(key, lo, hi, dst) NEED(key); if (!bad) { if (parse_int(v, lo, hi, &x)) dst = x; else bad = key; }
+#define INT(key, lo, hi, dst)                                                                      \
+  NEED(key);                                                                                       \
+  if (!bad) {                                                                                      \
+    if (parse_int(v, lo, hi, &x)) dst = x;                                                         \
+    else bad = key;                                                                                \
+  }
   INT("topic_id", 1, INT64_MAX, m->topic_id);
   INT("created_ms", INT64_MIN, INT64_MAX, m->created_ms);
   INT("epoch", 0, INT64_MAX, m->epoch);
@@ -193,7 +199,10 @@ int tk_meta_read(const char *dir, tk_meta *m) {
   for (int i = 0; i < NCFG && !bad; i++) {
     NEED(cfg_key(i));
     if (bad) break;
-    if (strlen(v) >= sizeof vals[i]) { bad = cfg_key(i); break; }
+    if (strlen(v) >= sizeof vals[i]) {
+      bad = cfg_key(i);
+      break;
+    }
     snprintf(vals[i], sizeof vals[i], "%s", v);
     kv[2 * i] = cfg_key(i);
     kv[2 * i + 1] = vals[i];

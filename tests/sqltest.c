@@ -65,16 +65,16 @@ void exec_err_exact(sqlite3 *db, const char *want, const char *sql) {
 /* Append one value as text: NULL as "NULL", a blob as x'hex'. */
 void put_value(sqlite3_str *o, sqlite3_stmt *st, int i) {
   switch (sqlite3_column_type(st, i)) {
-    case SQLITE_NULL: sqlite3_str_appendall(o, "NULL"); break;
-    case SQLITE_BLOB: {
-      const unsigned char *b = sqlite3_column_blob(st, i);
-      int n = sqlite3_column_bytes(st, i);
-      sqlite3_str_appendall(o, "x'");
-      for (int k = 0; k < n; k++) sqlite3_str_appendf(o, "%02x", b[k]);
-      sqlite3_str_appendall(o, "'");
-      break;
-    }
-    default: sqlite3_str_appendall(o, (const char *)sqlite3_column_text(st, i));
+  case SQLITE_NULL: sqlite3_str_appendall(o, "NULL"); break;
+  case SQLITE_BLOB: {
+    const unsigned char *b = sqlite3_column_blob(st, i);
+    int n = sqlite3_column_bytes(st, i);
+    sqlite3_str_appendall(o, "x'");
+    for (int k = 0; k < n; k++) sqlite3_str_appendf(o, "%02x", b[k]);
+    sqlite3_str_appendall(o, "'");
+    break;
+  }
+  default: sqlite3_str_appendall(o, (const char *)sqlite3_column_text(st, i));
   }
 }
 
@@ -108,7 +108,8 @@ int64_t q_int(sqlite3 *db, const char *fmt, ...) {
   char *sql = vfmt(fmt, ap);
   va_end(ap);
   sqlite3_stmt *st = NULL;
-  cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "prepare %s: %s", sql, sqlite3_errmsg(db));
+  cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "prepare %s: %s", sql,
+               sqlite3_errmsg(db));
   int rc = sqlite3_step(st);
   cr_assert_eq(rc, SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(db));
   int64_t v = sqlite3_column_int64(st, 0);
@@ -121,7 +122,8 @@ int64_t q_int(sqlite3 *db, const char *fmt, ...) {
 char *plan(sqlite3 *db, const char *sql) {
   char *e = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sql);
   sqlite3_stmt *st = NULL;
-  cr_assert_eq(sqlite3_prepare_v2(db, e, -1, &st, NULL), SQLITE_OK, "%s: %s", e, sqlite3_errmsg(db));
+  cr_assert_eq(sqlite3_prepare_v2(db, e, -1, &st, NULL), SQLITE_OK, "%s: %s", e,
+               sqlite3_errmsg(db));
   sqlite3_str *o = sqlite3_str_new(NULL);
   while (sqlite3_step(st) == SQLITE_ROW) sqlite3_str_appendf(o, "%s\n", sqlite3_column_text(st, 3));
   sqlite3_finalize(st);
@@ -157,4 +159,3 @@ takhin_store *c_open(const char *db, int read_only) {
   cr_assert_eq(rc, TAKHIN_OK, "takhin_open(%s, read_only=%d): %s", db, read_only, takhin_errmsg());
   return s;
 }
-

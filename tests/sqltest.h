@@ -37,11 +37,12 @@ void put_value(sqlite3_str *o, sqlite3_stmt *st, int i);
 char *q(sqlite3 *db, const char *fmt, ...);
 
 /* The rows of a query (printf-style) must be exactly want. */
-#define EXPECT_ROWS(db, want, ...)                                                    \
-  do {                                                                                \
-    char *got_ = q(db, __VA_ARGS__);                                                  \
-    cr_assert_str_eq(got_, want, "query: %s\n--- got:\n%s--- want:\n%s", #__VA_ARGS__, got_, want); \
-    sqlite3_free(got_);                                                               \
+#define EXPECT_ROWS(db, want, ...)                                                                 \
+  do {                                                                                             \
+    char *got_ = q(db, __VA_ARGS__);                                                               \
+    cr_assert_str_eq(got_, want, "query: %s\n--- got:\n%s--- want:\n%s", #__VA_ARGS__, got_,       \
+                     want);                                                                        \
+    sqlite3_free(got_);                                                                            \
   } while (0)
 
 /* The first column of the first row of a query (printf-style); asserts there

@@ -36,8 +36,10 @@ Test(version, format_version_is_the_catalogs) {
   sqlite3 *h;
   sqlite3_stmt *st;
   cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'",
-                                  -1, &st, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(h,
+                                  "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'",
+                                  -1, &st, NULL),
+               SQLITE_OK);
   cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
   cr_assert_eq(sqlite3_column_int(st, 0), TAKHIN_FORMAT_VERSION);
   sqlite3_finalize(st);
@@ -108,8 +110,7 @@ Test(options, a_newer_larger_struct_with_unknown_options_is_refused) {
 Test(topic_desc, older_and_newer_sizes) {
   takhin_store *s;
   cr_assert_eq(takhin_open(tu_store_path("abi_desc"), NULL, &s), TAKHIN_OK);
-  cr_assert_eq(takhin_topic_create(s, "t", 3,
-                                   (const char *const[]){"retention_ms", "1234", NULL}),
+  cr_assert_eq(takhin_topic_create(s, "t", 3, (const char *const[]){"retention_ms", "1234", NULL}),
                TAKHIN_OK);
   union {
     takhin_topic_desc d;

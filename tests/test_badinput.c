@@ -16,7 +16,9 @@ static const char *db;
 static void setup(void) {
   db = tu_store_path("badinput");
   cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK);
-  cr_assert_eq(takhin_topic_create(s, "t", 2, (const char *const[]){"max_message_bytes", "2000", NULL}), TAKHIN_OK);
+  cr_assert_eq(
+      takhin_topic_create(s, "t", 2, (const char *const[]){"max_message_bytes", "2000", NULL}),
+      TAKHIN_OK);
   takhin_record r = {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .timestamp = 1};
   cr_assert_eq(takhin_produce(s, "t", 0, &r, 1, NULL), TAKHIN_OK);
 }
@@ -33,13 +35,13 @@ static void teardown(void) {
   takhin_close(s);
 }
 
-#define EXPECT(call, code, text)                                                               \
-  do {                                                                                       \
-    int rc_ = (call);                                                                        \
-    cr_assert_eq(rc_, code, "%s returned %d (%s): %s", #call, rc_, takhin_errstr(rc_),      \
-                 takhin_errmsg());                                                           \
-    cr_assert(strstr(takhin_errmsg(), text), "%s: message \"%s\" lacks \"%s\"", #call,       \
-              takhin_errmsg(), text);                                                        \
+#define EXPECT(call, code, text)                                                                   \
+  do {                                                                                             \
+    int rc_ = (call);                                                                              \
+    cr_assert_eq(rc_, code, "%s returned %d (%s): %s", #call, rc_, takhin_errstr(rc_),             \
+                 takhin_errmsg());                                                                 \
+    cr_assert(strstr(takhin_errmsg(), text), "%s: message \"%s\" lacks \"%s\"", #call,             \
+              takhin_errmsg(), text);                                                              \
   } while (0)
 
 TestSuite(badinput, .init = setup, .fini = teardown);
@@ -71,7 +73,8 @@ Test(badinput, unknown_topic_and_partition) {
   takhin_record r = {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .timestamp = 1};
   takhin_cursor *c;
   EXPECT(takhin_produce(s, "nope", 0, &r, 1, NULL), TAKHIN_ENOTFOUND, "unknown topic \"nope\"");
-  EXPECT(takhin_produce(s, "t", 2, &r, 1, NULL), TAKHIN_ENOTFOUND, "partition 2 out of range [0, 2)");
+  EXPECT(takhin_produce(s, "t", 2, &r, 1, NULL), TAKHIN_ENOTFOUND,
+         "partition 2 out of range [0, 2)");
   EXPECT(takhin_produce(s, "t", -1, &r, 1, NULL), TAKHIN_ENOTFOUND, "partition -1 out of range");
   EXPECT(takhin_cursor_open(s, "t", 7, &c), TAKHIN_ENOTFOUND, "partition 7");
   EXPECT(takhin_delete_records(s, "nope", 0, 0), TAKHIN_ENOTFOUND, "unknown topic");
@@ -98,7 +101,8 @@ Test(badinput, topic_names_and_configs) {
          TAKHIN_EINVAL, "compression");
   EXPECT(takhin_topic_create(s, "u", 1, (const char *const[]){"cleanup_policy", "sometimes", NULL}),
          TAKHIN_EINVAL, "cleanup_policy");
-  EXPECT(takhin_topic_create(s, "u", 1, (const char *const[]){"min_cleanable_dirty_ratio", "1.5", NULL}),
+  EXPECT(takhin_topic_create(s, "u", 1,
+                             (const char *const[]){"min_cleanable_dirty_ratio", "1.5", NULL}),
          TAKHIN_EINVAL, "min_cleanable_dirty_ratio");
   EXPECT(takhin_topic_create(s, "u", 1, (const char *const[]){"retention_ms", "-2", NULL}),
          TAKHIN_EINVAL, "retention_ms");
@@ -109,9 +113,11 @@ Test(badinput, topic_names_and_configs) {
 Test(badinput, oversized_batch_is_refused_whole) {
   char *big = malloc(3000);
   memset(big, 'x', 3000);
-  takhin_record r[2] = {{.key = "a", .key_len = 1, .value = big, .value_len = 1500, .timestamp = 1},
-                        {.key = "b", .key_len = 1, .value = big, .value_len = 1500, .timestamp = 1}};
-  EXPECT(takhin_produce(s, "t", 0, &r[0], 2, NULL), TAKHIN_ETOOBIG, "larger than max_message_bytes 2000");
+  takhin_record r[2] = {
+      {.key = "a", .key_len = 1, .value = big, .value_len = 1500, .timestamp = 1},
+      {.key = "b", .key_len = 1, .value = big, .value_len = 1500, .timestamp = 1}};
+  EXPECT(takhin_produce(s, "t", 0, &r[0], 2, NULL), TAKHIN_ETOOBIG,
+         "larger than max_message_bytes 2000");
   r[0].value_len = 3000;
   EXPECT(takhin_produce(s, "t", 0, &r[0], 1, NULL), TAKHIN_ETOOBIG, "max_message_bytes");
   free(big);
@@ -133,7 +139,8 @@ Test(badinput, read_only_handle_refuses_writes) {
   takhin_options_init(&o);
   o.read_only = 1;
   takhin_store *r;
-  cr_assert_eq(takhin_open(db, &o, &r), TAKHIN_OK, "read-only beside the writer: %s", takhin_errmsg());
+  cr_assert_eq(takhin_open(db, &o, &r), TAKHIN_OK, "read-only beside the writer: %s",
+               takhin_errmsg());
   takhin_record rec = {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .timestamp = 1};
   EXPECT(takhin_produce(r, "t", 0, &rec, 1, NULL), TAKHIN_EREADONLY, "read-only");
   EXPECT(takhin_topic_create(r, "new", 1, NULL), TAKHIN_EREADONLY, "read-only");

@@ -152,8 +152,7 @@ static void expect_bytes(const void *got, size_t got_len, const void *want, size
   cr_assert_not_null(got, "%s of record %zu should not be null", what, i);
   cr_assert_eq(got_len, want_len, "%s length of record %zu: %zu != %zu", what, i, got_len,
                want_len);
-  cr_assert(want_len == 0 || memcmp(got, want, want_len) == 0, "%s bytes of record %zu", what,
-            i);
+  cr_assert(want_len == 0 || memcmp(got, want, want_len) == 0, "%s bytes of record %zu", what, i);
 }
 
 /* Check one decoded message against the record it was made from. */
@@ -309,8 +308,8 @@ static const uint8_t golden1[79] = {
     0x00,                                           /* attributes */
     0x00,                                           /* timestampDelta 0 */
     0x00,                                           /* offsetDelta 0 */
-    0x06, 'k', 'e', 'y',                            /* keyLength 3 (zigzag 6), key */
-    0x0a, 'v', 'a', 'l', 'u', 'e',                  /* valueLength 5 (zigzag 10), value */
+    0x06, 'k',  'e',  'y',                          /* keyLength 3 (zigzag 6), key */
+    0x0a, 'v',  'a',  'l',  'u',  'e',              /* valueLength 5 (zigzag 10), value */
     0x02,                                           /* headersCount 1 */
     0x02, 'h',                                      /* header keyLength 1, key "h" */
     0x01,                                           /* header valueLength -1: null */
@@ -348,21 +347,21 @@ static const uint8_t golden2[83] = {
     0xff, 0xff, 0xff, 0xff,                         /* baseSequence */
     0x00, 0x00, 0x00, 0x02,                         /* recordsCount 2 */
     /* record 0: key null, value "" */
-    0x0c,                   /* length 6 */
-    0x00, 0x00, 0x00,       /* attributes, timestampDelta 0, offsetDelta 0 */
-    0x01,                   /* keyLength -1 */
-    0x00,                   /* valueLength 0 */
-    0x00,                   /* headersCount 0 */
+    0x0c,             /* length 6 */
+    0x00, 0x00, 0x00, /* attributes, timestampDelta 0, offsetDelta 0 */
+    0x01,             /* keyLength -1 */
+    0x00,             /* valueLength 0 */
+    0x00,             /* headersCount 0 */
     /* record 1: key "", value null, headers a=1, a="" */
-    0x1c,                   /* length 14 */
-    0x00,                   /* attributes */
-    0xcf, 0x0f,             /* timestampDelta -1000: zigzag 1999 = 0x4f | 0x0f << 7 */
-    0x02,                   /* offsetDelta 1 */
-    0x00,                   /* keyLength 0 */
-    0x01,                   /* valueLength -1 */
-    0x04,                   /* headersCount 2 */
-    0x02, 'a', 0x02, '1',   /* "a" = "1" */
-    0x02, 'a', 0x00,        /* "a" = "" */
+    0x1c,                 /* length 14 */
+    0x00,                 /* attributes */
+    0xcf, 0x0f,           /* timestampDelta -1000: zigzag 1999 = 0x4f | 0x0f << 7 */
+    0x02,                 /* offsetDelta 1 */
+    0x00,                 /* keyLength 0 */
+    0x01,                 /* valueLength -1 */
+    0x04,                 /* headersCount 2 */
+    0x02, 'a', 0x02, '1', /* "a" = "1" */
+    0x02, 'a', 0x00,      /* "a" = "" */
 };
 
 Test(batch, golden_two_records) {
@@ -382,7 +381,7 @@ Test(batch, golden_two_records) {
 
 Test(batch, nulls_and_empties) {
   takhin_record r[6] = {
-      rec(NULL, NULL, 5), rec("", "", 6), rec(NULL, "v", 7),
+      rec(NULL, NULL, 5), rec("", "", 6),   rec(NULL, "v", 7),
       rec("k", NULL, 8),  rec("", NULL, 9), rec(NULL, "", 10),
   };
   for (int codec = 0; codec <= TK_CODEC_ZSTD; codec += TK_CODEC_ZSTD) {
@@ -416,13 +415,12 @@ Test(batch, headers) {
     many[i].value_len = (i % 5 == 0) ? 0 : strlen(vals[i]);
   }
   takhin_header odd[4] = {
-      {"", 0, NULL, 0},              /* empty key, null value */
-      {NULL, 0, "x", 1},             /* NULL key pointer with no bytes: empty key */
-      {"dup", 3, "", 0},             /* empty value */
-      {"dup", 3, "\0\xff", 2},       /* same key again, binary value */
+      {"", 0, NULL, 0},        /* empty key, null value */
+      {NULL, 0, "x", 1},       /* NULL key pointer with no bytes: empty key */
+      {"dup", 3, "", 0},       /* empty value */
+      {"dup", 3, "\0\xff", 2}, /* same key again, binary value */
   };
-  takhin_record r[4] = {rec("a", "b", 1), rec(NULL, NULL, 2), rec("c", "d", 3),
-                        rec("e", "f", 4)};
+  takhin_record r[4] = {rec("a", "b", 1), rec(NULL, NULL, 2), rec("c", "d", 3), rec("e", "f", 4)};
   r[0].headers = many;
   r[0].n_headers = 200;
   r[1].headers = odd;
@@ -435,8 +433,7 @@ Test(batch, headers) {
   r[3].headers = &bad;
   r[3].n_headers = 1;
   size_t len = out.len;
-  cr_assert_eq(tk_batch_encode(&out, 0, r, 4, 0, TK_CODEC_NONE, NULL, NULL, NULL),
-               TAKHIN_EINVAL);
+  cr_assert_eq(tk_batch_encode(&out, 0, r, 4, 0, TK_CODEC_NONE, NULL, NULL, NULL), TAKHIN_EINVAL);
   cr_assert_eq(out.len, len);
 }
 
@@ -462,15 +459,18 @@ Test(batch, one_and_a_thousand_records) {
 /* Lengths at each varint width boundary: zigzag doubles them, so the
 ** length field grows a byte at 64, 8192 and 1048576. */
 Test(batch, value_sizes) {
-  static const size_t sizes[] = {0,    1,     63,    64,     65,      127,     128,
-                                 8191, 8192,  16384, 100000, 1048575, 1048576};
+  static const size_t sizes[] = {0,    1,    63,    64,     65,      127,    128,
+                                 8191, 8192, 16384, 100000, 1048575, 1048576};
   size_t nsz = sizeof sizes / sizeof sizes[0];
   uint8_t *v = malloc(1u << 20);
   cr_assert_not_null(v);
   fill_random(v, 1u << 20);
   for (size_t i = 0; i < nsz; i++) {
-    takhin_record r = {.key = v, .key_len = sizes[i] < 300 ? sizes[i] : 300,
-                       .value = v, .value_len = sizes[i], .timestamp = 1};
+    takhin_record r = {.key = v,
+                       .key_len = sizes[i] < 300 ? sizes[i] : 300,
+                       .value = v,
+                       .value_len = sizes[i],
+                       .timestamp = 1};
     for (int codec = 0; codec <= TK_CODEC_ZSTD; codec += TK_CODEC_ZSTD) {
       out.len = 0;
       roundtrip(&r, 1, codec, 0, 0);
@@ -549,8 +549,7 @@ Test(batch, encode_appends_after_existing_bytes) {
 Test(batch, steady_state_does_not_reallocate) {
   static char kbuf[100][16], vbuf[100][200];
   takhin_record r[100];
-  for (long i = 0; i < 100; i++)
-    tu_make_record(&r[i], kbuf[i], sizeof kbuf[i], vbuf[i], 200, i);
+  for (long i = 0; i < 100; i++) tu_make_record(&r[i], kbuf[i], sizeof kbuf[i], vbuf[i], 200, i);
   for (int codec = 0; codec <= TK_CODEC_ZSTD; codec += TK_CODEC_ZSTD) {
     out.len = 0;
     cr_assert_eq(tk_batch_encode(&out, 0, r, 100, 0, codec, cctx, &zscratch, NULL), 0);
@@ -568,8 +567,7 @@ Test(batch, steady_state_does_not_reallocate) {
 /* ---- zstd -------------------------------------------------------------------- */
 
 static void big_batch_records(takhin_record *r, size_t n, char (*kbuf)[16], char (*vbuf)[512]) {
-  for (size_t i = 0; i < n; i++)
-    tu_make_record(&r[i], kbuf[i], 16, vbuf[i], 512, (long)i);
+  for (size_t i = 0; i < n; i++) tu_make_record(&r[i], kbuf[i], 16, vbuf[i], 512, (long)i);
 }
 
 Test(batch, zstd_round_trip) {
@@ -672,8 +670,8 @@ Test(batch, unsupported_codecs) {
     const uint8_t *q;
     size_t qlen;
     cr_assert_eq(tk_batch_parse_header(out.p, out.len, &h), TAKHIN_OK);
-    cr_assert_eq(tk_batch_records(out.p, &h, dctx, &dscratch, MAX_OUT, &q, &qlen),
-                 TAKHIN_ECORRUPT, "codec %d", codec);
+    cr_assert_eq(tk_batch_records(out.p, &h, dctx, &dscratch, MAX_OUT, &q, &qlen), TAKHIN_ECORRUPT,
+                 "codec %d", codec);
     /* gzip, snappy and lz4 are read (store/codecs.c): these plain bytes are
     ** simply not valid data of theirs; 5-7 are no codec at all */
     char want[64];
@@ -947,17 +945,17 @@ Test(batch, malformed_records) {
     const char *bytes;
     size_t n;
   } hcases[] = {
-      {-1, "", 0},                       /* negative count */
-      {1, "", 0},                        /* missing header */
-      {1, "\x01\x00", 2},                /* null header key */
-      {1, "\x03\x00", 2},                /* header key length -2 */
-      {1, "\x02h\x03", 3},               /* header value length -2 */
-      {1, "\x02h\x04x", 4},              /* header value past end */
-      {1, "\x04h", 2},                   /* header key past end */
-      {1, "\x02h", 2},                   /* missing header value length */
-      {2, "\x02h\x01", 3},               /* second header missing */
-      {1, "\x02h\x01\x00", 4},           /* a byte after the last header */
-      {INT32_MAX, "\x02h\x01", 3},       /* absurd count */
+      {-1, "", 0},                 /* negative count */
+      {1, "", 0},                  /* missing header */
+      {1, "\x01\x00", 2},          /* null header key */
+      {1, "\x03\x00", 2},          /* header key length -2 */
+      {1, "\x02h\x03", 3},         /* header value length -2 */
+      {1, "\x02h\x04x", 4},        /* header value past end */
+      {1, "\x04h", 2},             /* header key past end */
+      {1, "\x02h", 2},             /* missing header value length */
+      {2, "\x02h\x01", 3},         /* second header missing */
+      {1, "\x02h\x01\x00", 4},     /* a byte after the last header */
+      {INT32_MAX, "\x02h\x01", 3}, /* absurd count */
   };
   for (size_t i = 0; i < sizeof hcases / sizeof hcases[0]; i++) {
     b = body_start(0, 0);
@@ -1111,7 +1109,8 @@ Test(crc, three_stream_path_matches_table) {
       cr_assert_eq(tk_crc32c(0x1234, buf + align, n), tk_crc32c_sw(0x1234, buf + align, n),
                    "size %zu align %zu", n, align);
   }
-  size_t sizes[] = {11263, 11264, 11265, 12287, 12288, 12289, 24575, 24576, 36863, 36864, 36865, MAX - 8};
+  size_t sizes[] = {11263, 11264, 11265, 12287, 12288, 12289,
+                    24575, 24576, 36863, 36864, 36865, MAX - 8};
   for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++)
     for (size_t align = 0; align < 8; align++) {
       size_t n = sizes[k];

@@ -96,7 +96,8 @@ static double brute_p(const double *x, int n1, const double *y, int n2) {
     double u = 0;
     for (int i = 0; i < n; i++)
       for (int j = 0; j < n; j++)
-        if ((m >> i & 1) && !(m >> j & 1)) u += pool[i] > pool[j] ? 1 : pool[i] == pool[j] ? 0.5 : 0;
+        if ((m >> i & 1) && !(m >> j & 1))
+          u += pool[i] > pool[j] ? 1 : pool[i] == pool[j] ? 0.5 : 0;
     total++;
     if (u <= u_obs + 1e-9) lo++;
     if (u >= u_obs - 1e-9) hi++;
@@ -178,7 +179,8 @@ Test(verdict, clear_shift_raises_an_alarm) {
 
 Test(verdict, significant_but_small_change_is_no_alarm) {
   static const double old[] = {100.2, 101.5, 99.1, 102.3, 98.4, 100.6};
-  static const double cur[] = {95.3, 96.2, 94.6, 95.4, 96.0, 94.5}; /* -5%: under the 10% threshold */
+  static const double cur[] = {95.3, 96.2, 94.6,
+                               95.4, 96.0, 94.5}; /* -5%: under the 10% threshold */
   utest_verdict v;
   utest_judge(old, 6, cur, 6, 1, 0.10, 0, &v);
   cr_assert(v.significant);
@@ -214,7 +216,8 @@ Test(verdict, allocs_with_ties) {
   cr_assert(v.alarm);
   cr_assert_float_eq(v.p, 2.0 / 924, 1e-12);
   /* +100% of a tiny figure, under the absolute floor of 0.5 allocations */
-  static const double o2[] = {0.01, 0.01, 0.01, 0.01, 0.01, 0.01}, c2[] = {0.02, 0.02, 0.02, 0.02, 0.02, 0.02};
+  static const double o2[] = {0.01, 0.01, 0.01, 0.01, 0.01, 0.01},
+                      c2[] = {0.02, 0.02, 0.02, 0.02, 0.02, 0.02};
   utest_judge(o2, 6, c2, 6, 0, 0.20, 0.5, &v);
   cr_assert(v.significant);
   cr_assert(!v.alarm);

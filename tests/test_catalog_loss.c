@@ -24,11 +24,11 @@
 
 #include "testutil.h"
 
-#define NP 3        /* partitions of "plain" */
-#define NREC 60     /* records per partition of "plain" */
-#define NKEYS 12    /* keys of "comp" */
-#define ROUNDS 8    /* values per key of "comp" */
-#define START1 25   /* DeleteRecords point of plain-1 (inside a segment) */
+#define NP 3      /* partitions of "plain" */
+#define NREC 60   /* records per partition of "plain" */
+#define NKEYS 12  /* keys of "comp" */
+#define ROUNDS 8  /* values per key of "comp" */
+#define START1 25 /* DeleteRecords point of plain-1 (inside a segment) */
 #define MAXF 512
 
 typedef struct file_sz {
@@ -59,7 +59,10 @@ static void produce_plain(takhin_store *s, const char *topic, int p, int64_t *hw
   for (int i = 0; i < n; i++) {
     char k[64], v[128];
     plain_kv(p, *hwm, k, sizeof k, v, sizeof v);
-    takhin_record r = {.key = k, .key_len = strlen(k), .value = v, .value_len = strlen(v),
+    takhin_record r = {.key = k,
+                       .key_len = strlen(k),
+                       .value = v,
+                       .value_len = strlen(v),
                        .timestamp = 1700000000000LL + *hwm};
     int64_t off;
     cr_assert_eq(takhin_produce(s, topic, p, &r, 1, &off), TAKHIN_OK, "%s", takhin_errmsg());
@@ -78,8 +81,11 @@ static void produce_comp(takhin_store *s, int from_round, int to_round) {
       char key[32], v[64];
       snprintf(key, sizeof key, "key-%d", k);
       comp_value(k, r, v, sizeof v);
-      takhin_record rec = {.key = key, .key_len = strlen(key), .value = v,
-                           .value_len = strlen(v), .timestamp = TAKHIN_TIMESTAMP_NOW};
+      takhin_record rec = {.key = key,
+                           .key_len = strlen(key),
+                           .value = v,
+                           .value_len = strlen(v),
+                           .timestamp = TAKHIN_TIMESTAMP_NOW};
       cr_assert_eq(takhin_produce(s, "comp", k % 2, &rec, 1, NULL), TAKHIN_OK, "%s",
                    takhin_errmsg());
     }
@@ -156,8 +162,9 @@ static int64_t topic_id_of(const fx *f, const char *topic) {
   sqlite3 *h;
   sqlite3_stmt *st;
   cr_assert_eq(sqlite3_open_v2(f->db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT topic_id FROM takhin_cat_topic WHERE name = ?1", -1,
-                                  &st, NULL), SQLITE_OK);
+  cr_assert_eq(
+      sqlite3_prepare_v2(h, "SELECT topic_id FROM takhin_cat_topic WHERE name = ?1", -1, &st, NULL),
+      SQLITE_OK);
   sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
   cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
   int64_t id = sqlite3_column_int64(st, 0);
@@ -173,11 +180,11 @@ static void build(fx *f, const char *name) {
   snprintf(f->db, sizeof f->db, "%s", tu_store_path(name));
   snprintf(f->data, sizeof f->data, "%s-takhin", f->db);
   takhin_store *s = tu_open_ok(f->db);
-  cr_assert_eq(takhin_topic_create(s, "plain", NP,
-                                   (const char *const[]){"compression", "zstd", "retention_ms",
-                                                         "123456789", "segment_bytes", "1200",
-                                                         NULL}),
-               TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(
+      takhin_topic_create(s, "plain", NP,
+                          (const char *const[]){"compression", "zstd", "retention_ms", "123456789",
+                                                "segment_bytes", "1200", NULL}),
+      TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_eq(takhin_topic_create(s, "comp", 2,
                                    (const char *const[]){"cleanup_policy", "compact",
                                                          "segment_bytes", "600", NULL}),
@@ -200,7 +207,8 @@ static void build(fx *f, const char *name) {
 static void check_plain_part(takhin_store *s, const char *topic, int p, int64_t start, int64_t hwm,
                              const char *ctx) {
   takhin_partition_info pi;
-  cr_assert_eq(takhin_partition_info_get(s, topic, p, &pi), TAKHIN_OK, "%s: %s", ctx, takhin_errmsg());
+  cr_assert_eq(takhin_partition_info_get(s, topic, p, &pi), TAKHIN_OK, "%s: %s", ctx,
+               takhin_errmsg());
   cr_assert_eq(pi.high_watermark, hwm, "%s: %s-%d high watermark %lld, want %lld", ctx, topic, p,
                (long long)pi.high_watermark, (long long)hwm);
   cr_assert_eq(pi.log_start_offset, start, "%s: %s-%d log start %lld, want %lld", ctx, topic, p,
@@ -254,7 +262,8 @@ static void verify(fx *f, takhin_store *s, const char *ctx) {
   cr_assert_eq(takhin_topic_describe(s, "plain", &d), TAKHIN_OK);
   cr_assert_eq(d.partitions, f->plain_parts, "%s: plain has %d partitions", ctx, (int)d.partitions);
   cr_assert_str_eq(d.compression, "zstd", "%s", ctx);
-  cr_assert_eq(d.retention_ms, f->retention_ms, "%s: retention_ms %lld", ctx, (long long)d.retention_ms);
+  cr_assert_eq(d.retention_ms, f->retention_ms, "%s: retention_ms %lld", ctx,
+               (long long)d.retention_ms);
   cr_assert_eq(d.segment_bytes, 1200, "%s", ctx);
   cr_assert_str_eq(d.cleanup_policy, "delete", "%s", ctx);
   cr_assert_eq(takhin_topic_describe(s, "comp", &d), TAKHIN_OK);
@@ -395,13 +404,15 @@ Test(catalog_loss, older_backup_restored) {
   ** partition, more values per key, a log start moved by DeleteRecords. */
   takhin_store *s = tu_open_ok(f.db);
   for (int p = 0; p < NP; p++) produce_plain(s, "plain", p, &f.hwm[p], 40);
-  cr_assert_eq(takhin_topic_create(s, "late", 2, (const char *const[]){"max_message_bytes", "5000", NULL}),
-               TAKHIN_OK);
+  cr_assert_eq(
+      takhin_topic_create(s, "late", 2, (const char *const[]){"max_message_bytes", "5000", NULL}),
+      TAKHIN_OK);
   int64_t lh[2] = {0, 0};
   for (int p = 0; p < 2; p++) produce_plain(s, "late", p, &lh[p], NREC);
   f.late = 1;
-  cr_assert_eq(takhin_topic_alter_config(s, "plain", (const char *const[]){"retention_ms", "999999", NULL}),
-               TAKHIN_OK);
+  cr_assert_eq(
+      takhin_topic_alter_config(s, "plain", (const char *const[]){"retention_ms", "999999", NULL}),
+      TAKHIN_OK);
   f.retention_ms = 999999;
   cr_assert_eq(takhin_topic_add_partitions(s, "plain", NP + 1), TAKHIN_OK);
   f.plain_parts = NP + 1;
@@ -435,15 +446,16 @@ Test(catalog_loss, partition_count_lowered) {
 }
 
 Test(catalog_loss, topic_rows_deleted) {
-  hand_edit("cl_topic_row",
-            "DELETE FROM takhin_cat_topic WHERE name IN ('plain', 'comp')", "topic rows deleted");
+  hand_edit("cl_topic_row", "DELETE FROM takhin_cat_topic WHERE name IN ('plain', 'comp')",
+            "topic rows deleted");
 }
 
 Test(catalog_loss, all_rows_of_a_compacted_topic_deleted) {
-  hand_edit("cl_comp_rows",
-            "DELETE FROM takhin_cat_key; DELETE FROM takhin_cat_segment; DELETE FROM takhin_cat_index; "
-            "DELETE FROM takhin_cat_partition; DELETE FROM takhin_cat_topic WHERE name = 'comp'",
-            "every row of comp deleted");
+  hand_edit(
+      "cl_comp_rows",
+      "DELETE FROM takhin_cat_key; DELETE FROM takhin_cat_segment; DELETE FROM takhin_cat_index; "
+      "DELETE FROM takhin_cat_partition; DELETE FROM takhin_cat_topic WHERE name = 'comp'",
+      "every row of comp deleted");
 }
 
 Test(catalog_loss, segment_rows_deleted) {
@@ -462,9 +474,10 @@ Test(catalog_loss, log_start_edited) {
 }
 
 Test(catalog_loss, config_edited) {
-  hand_edit("cl_config",
-            "UPDATE takhin_cat_topic SET retention_ms = 5, compression = 'none' WHERE name = 'plain'",
-            "config edited");
+  hand_edit(
+      "cl_config",
+      "UPDATE takhin_cat_topic SET retention_ms = 5, compression = 'none' WHERE name = 'plain'",
+      "config edited");
 }
 
 /* ---- folders no topic owns, and deletion -------------------------------------- */
@@ -473,9 +486,9 @@ Test(catalog_loss, unattributable_folders_are_kept) {
   fx f;
   build(&f, "cl_unknown");
   char a[4400], b[4400], c[4400], path[8900];
-  snprintf(a, sizeof a, "%s/stranger-0", f.data);       /* no topic.meta, unknown name */
-  snprintf(b, sizeof b, "%s/plain-7", f.data);          /* no topic.meta, past plain's partitions */
-  snprintf(c, sizeof c, "%s/my own things", f.data);    /* not a partition folder at all */
+  snprintf(a, sizeof a, "%s/stranger-0", f.data);    /* no topic.meta, unknown name */
+  snprintf(b, sizeof b, "%s/plain-7", f.data);       /* no topic.meta, past plain's partitions */
+  snprintf(c, sizeof c, "%s/my own things", f.data); /* not a partition folder at all */
   const char *dirs[] = {a, b, c};
   for (int i = 0; i < 3; i++) {
     cr_assert_eq(mkdir(dirs[i], 0755), 0);
@@ -576,8 +589,9 @@ Test(catalog_loss, older_backup_of_a_topic_created_again) {
   backup(f.db, old);
   takhin_store *s = tu_open_ok(f.db);
   cr_assert_eq(takhin_topic_delete(s, "plain"), TAKHIN_OK);
-  cr_assert_eq(takhin_topic_create(s, "plain", 2, (const char *const[]){"retention_ms", "4242", NULL}),
-               TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(
+      takhin_topic_create(s, "plain", 2, (const char *const[]){"retention_ms", "4242", NULL}),
+      TAKHIN_OK, "%s", takhin_errmsg());
   int64_t h[2] = {0, 0};
   produce_plain(s, "plain", 0, &h[0], 10);
   produce_plain(s, "plain", 1, &h[1], 5);
@@ -607,7 +621,8 @@ Test(catalog_loss, conflicting_folder_is_moved_aside_and_kept) {
   fx f;
   build(&f, "cl_conflict");
   char cmd[9000];
-  snprintf(cmd, sizeof cmd, "sed -i 's/^created_ms .*/created_ms 1/' '%s/plain-2/topic.meta'", f.data);
+  snprintf(cmd, sizeof cmd, "sed -i 's/^created_ms .*/created_ms 1/' '%s/plain-2/topic.meta'",
+           f.data);
   cr_assert_eq(system(cmd), 0);
   takhin_store *s = tu_open_ok(f.db);
   takhin_recovery_info ri;
@@ -626,7 +641,8 @@ Test(catalog_loss, conflicting_folder_is_moved_aside_and_kept) {
   struct dirent *e;
   char stray[512] = "";
   while ((e = readdir(d)))
-    if (!strncmp(e->d_name, "plain-2.", 8) && strstr(e->d_name, "-stray")) snprintf(stray, sizeof stray, "%s", e->d_name);
+    if (!strncmp(e->d_name, "plain-2.", 8) && strstr(e->d_name, "-stray"))
+      snprintf(stray, sizeof stray, "%s", e->d_name);
   closedir(d);
   cr_assert(*stray, "the conflicting folder is kept under a new name");
   size_t kept = 0;
@@ -656,13 +672,17 @@ Test(catalog_loss, compaction_after_rebuild_respects_key_from) {
     takhin_record r = {.value = v, .value_len = strlen(v), .timestamp = TAKHIN_TIMESTAMP_NOW};
     cr_assert_eq(takhin_produce(s, "sw", 0, &r, 1, NULL), TAKHIN_OK);
   }
-  cr_assert_eq(takhin_topic_alter_config(s, "sw", (const char *const[]){"cleanup_policy", "compact", NULL}),
-               TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(
+      takhin_topic_alter_config(s, "sw", (const char *const[]){"cleanup_policy", "compact", NULL}),
+      TAKHIN_OK, "%s", takhin_errmsg());
   for (int i = 0; i < 40; i++) {
     char k[16], v[32];
     snprintf(k, sizeof k, "k%d", i % 4);
     snprintf(v, sizeof v, "keyed-%d", i);
-    takhin_record r = {.key = k, .key_len = strlen(k), .value = v, .value_len = strlen(v),
+    takhin_record r = {.key = k,
+                       .key_len = strlen(k),
+                       .value = v,
+                       .value_len = strlen(v),
                        .timestamp = TAKHIN_TIMESTAMP_NOW};
     cr_assert_eq(takhin_produce(s, "sw", 0, &r, 1, NULL), TAKHIN_OK);
   }
@@ -676,7 +696,8 @@ Test(catalog_loss, compaction_after_rebuild_respects_key_from) {
   takhin_message m;
   cr_assert_eq(takhin_cursor_open(s, "sw", 0, &c), TAKHIN_OK);
   for (int i = 0; i < 20; i++) {
-    cr_assert_eq(takhin_cursor_get(c, i, &m), TAKHIN_OK, "unkeyed record %d: %s", i, takhin_errmsg());
+    cr_assert_eq(takhin_cursor_get(c, i, &m), TAKHIN_OK, "unkeyed record %d: %s", i,
+                 takhin_errmsg());
     cr_assert_null(m.key);
   }
   for (int k = 0; k < 4; k++) {
@@ -699,7 +720,8 @@ Test(catalog_loss, compaction_after_rebuild_respects_key_from) {
 Test(catalog_loss, older_backup_lists_segments_deleted_below_the_log_start) {
   const char *db = tu_store_path("cl_older_deleted");
   takhin_store *s = tu_open_ok(db);
-  cr_assert_eq(takhin_topic_create(s, "t", 1, (const char *const[]){"segment_bytes", "2000", NULL}), TAKHIN_OK);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, (const char *const[]){"segment_bytes", "2000", NULL}),
+               TAKHIN_OK);
   char k[32], v[300];
   for (long i = 0; i < 200; i++) {
     takhin_record r;

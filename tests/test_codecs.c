@@ -21,7 +21,8 @@ static void put32(uint8_t *p, uint32_t v) {
 
 /* Compress the records area of uncompressed batch b (len bytes) with codec;
 ** returns a malloc'd batch and its length. */
-static uint8_t *compress_batch(const uint8_t *b, size_t len, int codec, int xerial, size_t *out_len) {
+static uint8_t *compress_batch(const uint8_t *b, size_t len, int codec, int xerial,
+                               size_t *out_len) {
   const uint8_t *area = b + 61;
   size_t alen = len - 61, cap = alen * 2 + 1024, n = 0;
   uint8_t *o = malloc(61 + cap);
@@ -70,7 +71,9 @@ Test(codecs, produced_compressed_batches_read_and_compact) {
   void *plain;
   size_t plen;
   cr_assert_eq(takhin_fetch_batches(s, "src", 0, 0, 1 << 20, &plain, &plen, NULL), TAKHIN_OK);
-  struct { int codec, xerial; } kinds[] = {{1, 0}, {2, 0}, {2, 1}, {3, 0}};
+  struct {
+    int codec, xerial;
+  } kinds[] = {{1, 0}, {2, 0}, {2, 1}, {3, 0}};
   int64_t base = 0;
   for (size_t k = 0; k < 4; k++) {
     size_t zlen;
@@ -81,11 +84,12 @@ Test(codecs, produced_compressed_batches_read_and_compact) {
     memcpy(bad, zb, zlen);
     for (size_t i = 61 + 4; i < zlen; i += 7) bad[i] ^= 0x5a;
     put32(bad + 17, tk_crc32c(0, bad + 21, zlen - 21));
-    cr_assert_neq(takhin_produce_batch(s, "c", 0, bad, zlen, NULL), TAKHIN_OK, "codec %d", kinds[k].codec);
+    cr_assert_neq(takhin_produce_batch(s, "c", 0, bad, zlen, NULL), TAKHIN_OK, "codec %d",
+                  kinds[k].codec);
     free(bad);
     int64_t at = -1;
-    cr_assert_eq(takhin_produce_batch(s, "c", 0, zb, zlen, &at), TAKHIN_OK, "codec %d: %s", kinds[k].codec,
-                 takhin_errmsg());
+    cr_assert_eq(takhin_produce_batch(s, "c", 0, zb, zlen, &at), TAKHIN_OK, "codec %d: %s",
+                 kinds[k].codec, takhin_errmsg());
     cr_assert_eq(at, base);
     base += 4;
     free(zb);
@@ -106,7 +110,8 @@ Test(codecs, produced_compressed_batches_read_and_compact) {
   takhin_record nr = r[1];
   nr.value = "new", nr.value_len = 3;
   cr_assert_eq(takhin_produce(s, "c", 0, &nr, 1, NULL), TAKHIN_OK);
-  cr_assert_eq(takhin_produce(s, "c", 0, &r[3], 1, NULL), TAKHIN_OK); /* rolls the segment holding new k1 */
+  cr_assert_eq(takhin_produce(s, "c", 0, &r[3], 1, NULL),
+               TAKHIN_OK); /* rolls the segment holding new k1 */
   takhin_compaction_result res;
   cr_assert_eq(takhin_compact(s, "c", 0, 1, &res), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_gt(res.records_removed, 0);

@@ -31,9 +31,9 @@ enum { NKEYS_MAX = 4096 };
 typedef struct model {
   int64_t latest[NKEYS_MAX]; /* -1: never produced */
   int tomb[NKEYS_MAX];
-  int64_t n;                 /* records produced */
-  int *key_of;               /* offset -> key number */
-  int *is_tomb;              /* offset -> tombstone */
+  int64_t n;    /* records produced */
+  int *key_of;  /* offset -> key number */
+  int *is_tomb; /* offset -> tombstone */
 } model;
 
 static void model_init(model *m, int64_t cap) {
@@ -66,13 +66,17 @@ static void produce(takhin_store *s, const char *topic, model *m, int64_t n, int
       int tomb = (int)(rand_r(seed) % 100) < tomb_pct;
       int kl = snprintf(keys[j], 16, "key-%d", k);
       value_of(vals[j], vlen, off);
-      recs[j] = (takhin_record){.key = keys[j], .key_len = (size_t)kl, .value = tomb ? NULL : vals[j],
-                                .value_len = tomb ? 0 : vlen, .timestamp = 1000 + off};
+      recs[j] = (takhin_record){.key = keys[j],
+                                .key_len = (size_t)kl,
+                                .value = tomb ? NULL : vals[j],
+                                .value_len = tomb ? 0 : vlen,
+                                .timestamp = 1000 + off};
       m->key_of[off] = k;
       m->is_tomb[off] = tomb;
     }
     int64_t first;
-    cr_assert_eq(takhin_produce(s, topic, 0, recs, (size_t)cnt, &first), TAKHIN_OK, "%s", takhin_errmsg());
+    cr_assert_eq(takhin_produce(s, topic, 0, recs, (size_t)cnt, &first), TAKHIN_OK, "%s",
+                 takhin_errmsg());
     cr_assert_eq(first, m->n);
     for (int j = 0; j < cnt; j++) {
       m->latest[m->key_of[m->n + j]] = m->n + j;
@@ -115,7 +119,8 @@ static int64_t check_log(takhin_store *s, const char *topic, const model *m, int
       expect++;
     rc = takhin_cursor_next(c, &msg);
     if (rc != TAKHIN_OK) break;
-    cr_assert_eq(msg.offset, expect, "offset %lld read, %lld expected", (long long)msg.offset, (long long)expect);
+    cr_assert_eq(msg.offset, expect, "offset %lld read, %lld expected", (long long)msg.offset,
+                 (long long)expect);
     char key[16];
     int kl = snprintf(key, sizeof key, "key-%d", m->key_of[expect]);
     cr_assert_eq(msg.key_len, (size_t)kl);
@@ -155,25 +160,37 @@ static takhin_store *open_db(const char *db) {
   return s;
 }
 
-static const char *const compact_cfg[] = {"cleanup_policy", "compact", "segment_bytes", "16384",
-                                          "delete_retention_ms", "3600000", NULL};
+static const char *const compact_cfg[] = {
+    "cleanup_policy", "compact", "segment_bytes", "16384", "delete_retention_ms", "3600000", NULL};
 
 extern int tk_compact_caller_plans;
 
 /* Each workload runs with the plan on a helper thread (the C API's way) and,
 ** odd ones, with the roles swapped (the SQL extension's way). */
 Test(compaction, random_workloads_match_the_model) {
-  struct { int nkeys; size_t vlen; int tomb; int bs; const char *codec; } w[] = {
-      {50, 100, 0, 1, "none"}, {500, 200, 5, 7, "zstd"}, {3000, 60, 10, 32, "none"}, {10, 1000, 20, 3, "zstd"},
-      {50, 100, 0, 1, "none"}, {500, 200, 5, 7, "zstd"}};
+  struct {
+    int nkeys;
+    size_t vlen;
+    int tomb;
+    int bs;
+    const char *codec;
+  } w[] = {{50, 100, 0, 1, "none"},   {500, 200, 5, 7, "zstd"}, {3000, 60, 10, 32, "none"},
+           {10, 1000, 20, 3, "zstd"}, {50, 100, 0, 1, "none"},  {500, 200, 5, 7, "zstd"}};
   for (size_t k = 0; k < sizeof w / sizeof *w; k++) {
     tk_compact_caller_plans = k >= 4;
     char name[64], db[4096];
     snprintf(name, sizeof name, "compact_model_%zu", k);
     snprintf(db, sizeof db, "%s", tu_store_path(name));
     takhin_store *s = open_db(db);
-    const char *const cfg[] = {"cleanup_policy", "compact", "segment_bytes", "16384", "compression", w[k].codec,
-                               "delete_retention_ms", "3600000", NULL};
+    const char *const cfg[] = {"cleanup_policy",
+                               "compact",
+                               "segment_bytes",
+                               "16384",
+                               "compression",
+                               w[k].codec,
+                               "delete_retention_ms",
+                               "3600000",
+                               NULL};
     cr_assert_eq(takhin_topic_create(s, "t", 1, cfg), TAKHIN_OK);
     model m;
     model_init(&m, 20000);
@@ -188,7 +205,8 @@ Test(compaction, random_workloads_match_the_model) {
     cr_assert_gt(r.records_removed, 0);
     takhin_partition_info after;
     cr_assert_eq(takhin_partition_info_get(s, "t", 0, &after), TAKHIN_OK);
-    cr_assert_eq(r.bytes_reclaimed, before.size_bytes - after.size_bytes, "bytes reclaimed = file bytes before - after");
+    cr_assert_eq(r.bytes_reclaimed, before.size_bytes - after.size_bytes,
+                 "bytes reclaimed = file bytes before - after");
     cr_assert_eq(after.high_watermark, before.high_watermark, "the high watermark stays");
     int64_t live = 0;
     for (int i = 0; i < w[k].nkeys; i++) live += m.latest[i] >= 0;
@@ -226,13 +244,17 @@ Test(compaction, null_keys_refused) {
   cr_assert_eq(pi.high_watermark, 0, "the whole batch was refused");
   cr_assert_eq(takhin_topic_create(s, "plain", 1, NULL), TAKHIN_OK);
   takhin_compaction_result cr;
-  cr_assert_eq(takhin_compact(s, "plain", 0, 1, &cr), TAKHIN_EINVAL, "only compacted topics compact");
+  cr_assert_eq(takhin_compact(s, "plain", 0, 1, &cr), TAKHIN_EINVAL,
+               "only compacted topics compact");
   takhin_close(s);
 }
 
 static void put(takhin_store *s, const char *key, const char *value, int64_t ts) {
-  takhin_record r = {.key = key, .key_len = strlen(key), .value = value,
-                     .value_len = value ? strlen(value) : 0, .timestamp = ts};
+  takhin_record r = {.key = key,
+                     .key_len = strlen(key),
+                     .value = value,
+                     .value_len = value ? strlen(value) : 0,
+                     .timestamp = ts};
   cr_assert_eq(takhin_produce(s, "t", 0, &r, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
 }
 
@@ -251,8 +273,8 @@ static int lookup(takhin_store *s, const char *key, takhin_message *m, takhin_cu
 
 Test(compaction, tombstones_and_delete_retention) {
   takhin_store *s = open_db(tu_store_path("compact_tomb"));
-  const char *const cfg[] = {"cleanup_policy", "compact", "segment_bytes", "4096",
-                             "delete_retention_ms", "300", NULL};
+  const char *const cfg[] = {
+      "cleanup_policy", "compact", "segment_bytes", "4096", "delete_retention_ms", "300", NULL};
   cr_assert_eq(takhin_topic_create(s, "t", 1, cfg), TAKHIN_OK);
   put(s, "a", "1", 10);
   put(s, "b", "1", 10);
@@ -275,7 +297,8 @@ Test(compaction, tombstones_and_delete_retention) {
   /* a cursor may finish the window it read before compaction: look with a new one */
   takhin_cursor_close(c);
   c = NULL;
-  cr_assert_eq(lookup(s, "a", &m, &c), TAKHIN_ENOTFOUND, "after delete_retention_ms the tombstone is gone");
+  cr_assert_eq(lookup(s, "a", &m, &c), TAKHIN_ENOTFOUND,
+               "after delete_retention_ms the tombstone is gone");
   cr_assert_eq(takhin_cursor_get(c, 2, &m), TAKHIN_ENOTFOUND);
   cr_assert_eq(lookup(s, "b", &m, &c), TAKHIN_OK);
   cr_assert_eq(m.value_len, 1);
@@ -285,19 +308,27 @@ Test(compaction, tombstones_and_delete_retention) {
 
 Test(compaction, lag_and_dirty_ratio_thresholds) {
   takhin_store *s = open_db(tu_store_path("compact_thresholds"));
-  const char *const cfg[] = {"cleanup_policy", "compact", "segment_bytes", "4096",
-                             "min_cleanable_dirty_ratio", "0.99", NULL};
+  const char *const cfg[] = {
+      "cleanup_policy", "compact", "segment_bytes", "4096", "min_cleanable_dirty_ratio",
+      "0.99",           NULL};
   cr_assert_eq(takhin_topic_create(s, "t", 1, cfg), TAKHIN_OK);
   int64_t now = tk_now_ms();
   for (int i = 0; i < 200; i++) put(s, i % 2 ? "x" : "y", "some value here", now);
   takhin_compaction_result r = {0};
   cr_assert_eq(takhin_compact(s, "t", 0, 0, &r), TAKHIN_OK);
-  cr_assert_eq(r.segments_compacted, 0, "dirty ratio below 0.99 (the active segment counts in the total)");
-  cr_assert_eq(takhin_topic_alter_config(s, "t", (const char *const[]){"min_cleanable_dirty_ratio", "0.1",
-                                                                       "min_compaction_lag_ms", "3600000", NULL}), TAKHIN_OK);
+  cr_assert_eq(r.segments_compacted, 0,
+               "dirty ratio below 0.99 (the active segment counts in the total)");
+  cr_assert_eq(
+      takhin_topic_alter_config(s, "t",
+                                (const char *const[]){"min_cleanable_dirty_ratio", "0.1",
+                                                      "min_compaction_lag_ms", "3600000", NULL}),
+      TAKHIN_OK);
   cr_assert_eq(takhin_compact(s, "t", 0, 0, &r), TAKHIN_OK);
-  cr_assert_eq(r.segments_compacted, 0, "records younger than min_compaction_lag_ms are not compacted");
-  cr_assert_eq(takhin_topic_alter_config(s, "t", (const char *const[]){"min_compaction_lag_ms", "0", NULL}), TAKHIN_OK);
+  cr_assert_eq(r.segments_compacted, 0,
+               "records younger than min_compaction_lag_ms are not compacted");
+  cr_assert_eq(
+      takhin_topic_alter_config(s, "t", (const char *const[]){"min_compaction_lag_ms", "0", NULL}),
+      TAKHIN_OK);
   cr_assert_eq(takhin_compact(s, "t", 0, 0, &r), TAKHIN_OK);
   cr_assert_gt(r.segments_compacted, 0, "ratio reached, no lag: compacted");
   takhin_close(s);
@@ -323,7 +354,8 @@ Test(compaction, key_lookups_before_and_after) {
       char key[16], val[32];
       snprintf(key, sizeof key, "k%d", k);
       snprintf(val, sizeof val, "v%d-4", k);
-      cr_assert_eq(lookup(s, key, &m, &c), TAKHIN_OK, "pass %d key %s: %s", pass, key, takhin_errmsg());
+      cr_assert_eq(lookup(s, key, &m, &c), TAKHIN_OK, "pass %d key %s: %s", pass, key,
+                   takhin_errmsg());
       cr_assert_eq(m.value_len, strlen(val));
       cr_assert(memcmp(m.value, val, m.value_len) == 0, "the latest value");
       cr_assert_eq(m.offset, 400 + k);
@@ -389,7 +421,8 @@ Test(compaction, crash_at_every_step_leaves_a_consistent_log) {
     if (step >= 3) check_log(s, "t", &m, end, 80, 0); /* committed: the new log */
     else cr_assert_eq(seen, m.n, "step %d: not committed, the old log is whole", step);
     /* and it compacts cleanly afterwards */
-    cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "step %d: %s", step, takhin_errmsg());
+    cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "step %d: %s", step,
+                 takhin_errmsg());
     check_log(s, "t", &m, end, 80, 0);
     takhin_close(s);
     model_free(&m);
@@ -406,14 +439,18 @@ static void *reader(void *arg) {
   reader_arg *a = arg;
   while (!atomic_load(&a->stop)) {
     takhin_cursor *c;
-    if (takhin_cursor_open(a->s, "t", 0, &c) != TAKHIN_OK) { a->bad++; continue; }
+    if (takhin_cursor_open(a->s, "t", 0, &c) != TAKHIN_OK) {
+      a->bad++;
+      continue;
+    }
     takhin_message m;
     int64_t prev = -1;
     int rc;
     while ((rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
       char buf[100];
       value_of(buf, 80, m.offset);
-      if (m.offset <= prev || (m.value && (m.value_len != 80 || memcmp(m.value, buf, 80)))) a->bad++;
+      if (m.offset <= prev || (m.value && (m.value_len != 80 || memcmp(m.value, buf, 80))))
+        a->bad++;
       prev = m.offset;
     }
     if (rc != TAKHIN_END) a->bad++;
@@ -493,8 +530,7 @@ Test(compaction, replaced_segments_are_released) {
   takhin_cursor *c; /* reads every segment, so each one has an open descriptor */
   cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
   takhin_message msg;
-  while (takhin_cursor_next(c, &msg) == TAKHIN_OK) {
-  }
+  while (takhin_cursor_next(c, &msg) == TAKHIN_OK) {}
   takhin_cursor_close(c);
   takhin_compaction_result r = {0};
   cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
@@ -539,7 +575,8 @@ static void plan_error_undoes_the_run(const char *name) {
     int rc = takhin_compact(s, "t", 0, 1, NULL);
     tk_compact_plan_fail_at = 0;
     cr_assert_eq(rc, TAKHIN_ECATALOG, "failure at candidate %d: got %d", at, rc);
-    cr_assert(strstr(takhin_errmsg(), "test hook"), "the helper's message arrives: %s", takhin_errmsg());
+    cr_assert(strstr(takhin_errmsg(), "test hook"), "the helper's message arrives: %s",
+              takhin_errmsg());
     cr_assert_eq(takhin_partition_info_get(s, "t", 0, &after), TAKHIN_OK);
     cr_assert_eq(after.size_bytes, before.size_bytes, "nothing was swapped in");
     check_log(s, "t", &m, 0, 100, 0); /* every record still there */
@@ -622,7 +659,8 @@ Test(compaction, damaged_batch_stops_the_run) {
   takhin_message msg;
   for (int64_t off = 0; off < m.n; off++) {
     if (off >= base && off < next) continue;
-    cr_assert_eq(takhin_cursor_get(cur, off, &msg), TAKHIN_OK, "offset %lld: %s", (long long)off, takhin_errmsg());
+    cr_assert_eq(takhin_cursor_get(cur, off, &msg), TAKHIN_OK, "offset %lld: %s", (long long)off,
+                 takhin_errmsg());
   }
   takhin_cursor_close(cur);
   free(before);
@@ -650,8 +688,9 @@ Test(compaction, older_unindexed_segments_are_skipped, .timeout = 120) {
     cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
     cr_assert_gt(pi.segments, 8, "more unindexed segments than the plan runs ahead");
     int64_t indexed_from = pi.high_watermark;
-    cr_assert_eq(takhin_topic_alter_config(s, "t", (const char *const[]){"cleanup_policy", "compact", NULL}),
-                 TAKHIN_OK);
+    cr_assert_eq(
+        takhin_topic_alter_config(s, "t", (const char *const[]){"cleanup_policy", "compact", NULL}),
+        TAKHIN_OK);
     produce(s, "t", &m, 400, 20, 100, 0, 8, &seed);
     takhin_compaction_result r = {0};
     cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
@@ -661,7 +700,8 @@ Test(compaction, older_unindexed_segments_are_skipped, .timeout = 120) {
     cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
     takhin_message msg;
     for (int64_t off = 0; off < indexed_from; off++)
-      cr_assert_eq(takhin_cursor_get(c, off, &msg), TAKHIN_OK, "offset %lld: %s", (long long)off, takhin_errmsg());
+      cr_assert_eq(takhin_cursor_get(c, off, &msg), TAKHIN_OK, "offset %lld: %s", (long long)off,
+                   takhin_errmsg());
     takhin_cursor_close(c);
     model_free(&m);
     takhin_close(s);
@@ -698,7 +738,8 @@ Test(compaction, key_rows_pending_at_a_crash_are_rebuilt) {
     char key[16];
     int kl = snprintf(key, sizeof key, "key-%d", k);
     takhin_message msg;
-    cr_assert_eq(takhin_cursor_get_key(c, key, (size_t)kl, &msg), TAKHIN_OK, "%s: %s", key, takhin_errmsg());
+    cr_assert_eq(takhin_cursor_get_key(c, key, (size_t)kl, &msg), TAKHIN_OK, "%s: %s", key,
+                 takhin_errmsg());
     cr_assert_eq(msg.offset, m.latest[k], "%s: latest offset", key);
   }
   takhin_cursor_close(c);
@@ -717,7 +758,8 @@ static void lookups_match(takhin_store *s, const model *m, int nkeys) {
     char key[16];
     int kl = snprintf(key, sizeof key, "key-%d", k);
     takhin_message msg;
-    cr_assert_eq(takhin_cursor_get_key(c, key, (size_t)kl, &msg), TAKHIN_OK, "%s: %s", key, takhin_errmsg());
+    cr_assert_eq(takhin_cursor_get_key(c, key, (size_t)kl, &msg), TAKHIN_OK, "%s: %s", key,
+                 takhin_errmsg());
     cr_assert_eq(msg.offset, m->latest[k], "%s: latest offset", key);
   }
   takhin_cursor_close(c);
@@ -797,8 +839,9 @@ static void killed_with_keys_in_memory(int dur, const char *name) {
   tk_partition *p;
   cr_assert_eq(tk_store_partition(s, "t", 0, &t, &p), TAKHIN_OK);
   pthread_mutex_lock(&p->append_lock);
-  cr_assert(p->keys_tracked && p->key_upto == m.n, "the open caught the index up: key_upto %lld of %lld",
-            (long long)p->key_upto, (long long)m.n);
+  cr_assert(p->keys_tracked && p->key_upto == m.n,
+            "the open caught the index up: key_upto %lld of %lld", (long long)p->key_upto,
+            (long long)m.n);
   pthread_mutex_unlock(&p->append_lock);
   tk_topic_unref(t);
   lookups_match(s, &m, 50);
@@ -808,7 +851,9 @@ static void killed_with_keys_in_memory(int dur, const char *name) {
   takhin_close(s);
 }
 
-Test(compaction, killed_with_keys_in_memory_os) { killed_with_keys_in_memory(TAKHIN_DURABILITY_OS, "compact_kill_os"); }
+Test(compaction, killed_with_keys_in_memory_os) {
+  killed_with_keys_in_memory(TAKHIN_DURABILITY_OS, "compact_kill_os");
+}
 
 Test(compaction, killed_with_keys_in_memory_fsync) {
   killed_with_keys_in_memory(TAKHIN_DURABILITY_FSYNC, "compact_kill_fsync");
@@ -906,8 +951,8 @@ Test(compaction, read_only_open_between_commit_and_rename) {
       prev = msg.offset;
       if (msg.value) {
         value_of(buf, 80, msg.offset);
-        cr_assert(msg.value_len == 80 && !memcmp(msg.value, buf, 80), "step %d: value of %lld", step,
-                  (long long)msg.offset);
+        cr_assert(msg.value_len == 80 && !memcmp(msg.value, buf, 80), "step %d: value of %lld",
+                  step, (long long)msg.offset);
       }
       seen++;
     }

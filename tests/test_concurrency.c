@@ -32,7 +32,8 @@ static void *producer(void *arg) {
   for (int i = 0; i < PER_THREAD; i += w->batch) {
     for (int j = 0; j < w->batch; j++)
       tu_make_record(&recs[j], keys[j], 32, vals[j], 150, (long)w->id * 1000000 + i + j);
-    if (takhin_produce(w->s, w->topic, w->part, recs, (size_t)w->batch, NULL) != TAKHIN_OK) w->bad++;
+    if (takhin_produce(w->s, w->topic, w->part, recs, (size_t)w->batch, NULL) != TAKHIN_OK)
+      w->bad++;
   }
   atomic_fetch_add(w->done, 1);
   return NULL;
@@ -67,7 +68,9 @@ static void *tailer(void *arg) {
 Test(concurrency, producers_and_tailers) {
   takhin_store *s;
   cr_assert_eq(takhin_open(tu_store_path("conc_prod"), NULL, &s), TAKHIN_OK);
-  cr_assert_eq(takhin_topic_create(s, "t", 2, (const char *const[]){"segment_bytes", "16384", NULL}), TAKHIN_OK);
+  cr_assert_eq(
+      takhin_topic_create(s, "t", 2, (const char *const[]){"segment_bytes", "16384", NULL}),
+      TAKHIN_OK);
   atomic_int done = 0;
   enum { P = 4 };
   pthread_t th[P + 2];
@@ -77,7 +80,8 @@ Test(concurrency, producers_and_tailers) {
   for (int i = 0; i < 2; i++) w[P + i] = (worker){s, "t", i, P, 0, &done, 0};
   for (int i = 0; i < P + 2; i++) pthread_create(&th[i], NULL, i < P ? producer : tailer, &w[i]);
   for (int i = 0; i < P + 2; i++) pthread_join(th[i], NULL);
-  for (int i = 0; i < P + 2; i++) cr_assert_eq(w[i].bad, 0, "worker %d saw %ld problems", i, w[i].bad);
+  for (int i = 0; i < P + 2; i++)
+    cr_assert_eq(w[i].bad, 0, "worker %d saw %ld problems", i, w[i].bad);
   for (int p = 0; p < 2; p++) {
     takhin_partition_info pi;
     cr_assert_eq(takhin_partition_info_get(s, "t", p, &pi), TAKHIN_OK);
@@ -121,7 +125,8 @@ Test(concurrency, deletes_and_creates_race_with_readers) {
   takhin_store *s;
   cr_assert_eq(takhin_open(tu_store_path("conc_delete"), NULL, &s), TAKHIN_OK);
   cr_assert_eq(takhin_topic_create(s, "t", 1,
-                                   (const char *const[]){"segment_bytes", "8192", "retention_bytes", "40000", NULL}),
+                                   (const char *const[]){"segment_bytes", "8192", "retention_bytes",
+                                                         "40000", NULL}),
                TAKHIN_OK);
   atomic_int done = 0, stop = 0;
   worker prod = {s, "t", 0, 0, 2, &done, 0};

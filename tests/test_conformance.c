@@ -47,7 +47,8 @@ static int run(const char *fmt, ...) {
   cr_assert_not_null(f, "popen(%s) failed", cmd);
   size_t n = fread(run_log, 1, sizeof run_log - 1, f);
   run_log[n] = 0;
-  while (fgetc(f) != EOF) { /* drain what did not fit */ }
+  while (fgetc(f) != EOF) { /* drain what did not fit */
+  }
   int st = pclose(f);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
@@ -99,16 +100,32 @@ static set set_diverse(void) {
   r[2] = (takhin_record){.key = "null value", .key_len = 10, .timestamp = T0 + 2};
   r[3] = (takhin_record){.timestamp = T0 + 3};
   r[4] = (takhin_record){.key = "", .value = "", .timestamp = T0 + 4};
-  r[5] = (takhin_record){.key = "headers", .key_len = 7, .value = mid, .value_len = sizeof mid,
-                         .headers = h5, .n_headers = 5, .timestamp = T0 + 5};
-  r[6] = (takhin_record){.key = "earlier", .key_len = 7, .value = "negative delta",
-                         .value_len = 14, .timestamp = T0 - 5000};
-  r[7] = (takhin_record){.key = "later", .key_len = 5, .value = "six-byte delta",
-                         .value_len = 14, .timestamp = T0 + (1LL << 40)};
-  r[8] = (takhin_record){.key = "binary", .key_len = 6, .value = bin, .value_len = 256,
-                         .headers = h8, .n_headers = 1, .timestamp = T0 + 8};
-  r[9] = (takhin_record){.key = "big", .key_len = 3, .value = big, .value_len = sizeof big,
-                         .timestamp = T0 + 9};
+  r[5] = (takhin_record){.key = "headers",
+                         .key_len = 7,
+                         .value = mid,
+                         .value_len = sizeof mid,
+                         .headers = h5,
+                         .n_headers = 5,
+                         .timestamp = T0 + 5};
+  r[6] = (takhin_record){.key = "earlier",
+                         .key_len = 7,
+                         .value = "negative delta",
+                         .value_len = 14,
+                         .timestamp = T0 - 5000};
+  r[7] = (takhin_record){.key = "later",
+                         .key_len = 5,
+                         .value = "six-byte delta",
+                         .value_len = 14,
+                         .timestamp = T0 + (1LL << 40)};
+  r[8] = (takhin_record){.key = "binary",
+                         .key_len = 6,
+                         .value = bin,
+                         .value_len = 256,
+                         .headers = h8,
+                         .n_headers = 1,
+                         .timestamp = T0 + 8};
+  r[9] = (takhin_record){
+      .key = "big", .key_len = 3, .value = big, .value_len = sizeof big, .timestamp = T0 + 9};
   return (set){r, 10};
 }
 
@@ -127,8 +144,8 @@ static set set_single(void) {
   static takhin_record r[1];
   static uint8_t v[1u << 20];
   for (size_t i = 0; i < sizeof v; i++) v[i] = (uint8_t)(i * 31 / 7);
-  r[0] = (takhin_record){.key = "one MiB", .key_len = 7, .value = v, .value_len = sizeof v,
-                         .timestamp = 0};
+  r[0] = (takhin_record){
+      .key = "one MiB", .key_len = 7, .value = v, .value_len = sizeof v, .timestamp = 0};
   return (set){r, 1};
 }
 
@@ -153,8 +170,9 @@ static void emit_batch(FILE *seg, FILE *js, int first, const set *s, int64_t bas
   cr_assert_eq(fwrite(out->p, 1, out->len, seg), out->len);
 
 #define TS(r) ((r).timestamp == TAKHIN_TIMESTAMP_NOW ? now_ms : (r).timestamp)
-  fprintf(js, "%s{\"base_offset\": %lld, \"codec\": %d, \"last_offset_delta\": %zu, "
-              "\"base_timestamp\": %lld, \"max_timestamp\": %lld, \"records\": [\n",
+  fprintf(js,
+          "%s{\"base_offset\": %lld, \"codec\": %d, \"last_offset_delta\": %zu, "
+          "\"base_timestamp\": %lld, \"max_timestamp\": %lld, \"records\": [\n",
           first ? "" : ",\n", (long long)base, codec, s->n - 1, (long long)TS(s->r[0]),
           (long long)max_ts);
   for (size_t i = 0; i < s->n; i++) {
@@ -448,10 +466,10 @@ static void same_bytes(const void *got, size_t got_len, const void *want, size_t
     return;
   }
   cr_assert_not_null(got, "batch %zu record %zu: %s should not be null", bi, ri, what);
-  cr_assert_eq(got_len, want_len, "batch %zu record %zu: %s length %zu, expected %zu", bi, ri,
-               what, got_len, want_len);
-  cr_assert(want_len == 0 || memcmp(got, want, want_len) == 0, "batch %zu record %zu: %s bytes",
-            bi, ri, what);
+  cr_assert_eq(got_len, want_len, "batch %zu record %zu: %s length %zu, expected %zu", bi, ri, what,
+               got_len, want_len);
+  cr_assert(want_len == 0 || memcmp(got, want, want_len) == 0, "batch %zu record %zu: %s bytes", bi,
+            ri, what);
 }
 
 /* Have kafka-python write a segment with codec, then read it here. */
@@ -481,8 +499,8 @@ static void kafka_to_takhin(const char *name, const char *codec_name, int codec)
                  takhin_errmsg());
     cr_assert_leq(tk_batch_total(&h), (int64_t)(seg_len - pos));
     cr_assert(tk_batch_crc_ok(p, &h), "batch %zu: CRC", bi);
-    cr_assert_eq(tk_batch_validate(p, &h, dctx, &scratch, MAX_OUT), TAKHIN_OK, "batch %zu: %s",
-                 bi, takhin_errmsg());
+    cr_assert_eq(tk_batch_validate(p, &h, dctx, &scratch, MAX_OUT), TAKHIN_OK, "batch %zu: %s", bi,
+                 takhin_errmsg());
     cr_assert_eq(h.base_offset, x->base_offset);
     cr_assert_eq(h.attributes & TK_ATTR_CODEC_MASK, codec, "batch %zu codec", bi);
     cr_assert_eq(x->codec, codec);
@@ -504,8 +522,8 @@ static void kafka_to_takhin(const char *name, const char *codec_name, int codec)
     for (size_t ri = 0; ri < x->n; ri++) {
       const xrec *w = &x->recs[ri];
       takhin_message m;
-      cr_assert_eq(tk_record_decode(&q, end, &h, &m), TAKHIN_OK, "batch %zu record %zu: %s", bi,
-                   ri, takhin_errmsg());
+      cr_assert_eq(tk_record_decode(&q, end, &h, &m), TAKHIN_OK, "batch %zu record %zu: %s", bi, ri,
+                   takhin_errmsg());
       cr_assert_eq(m.offset, w->offset, "batch %zu record %zu offset", bi, ri);
       cr_assert_eq(m.timestamp, w->timestamp, "batch %zu record %zu timestamp", bi, ri);
       dense &= w->offset == x->base_offset + (int64_t)ri;
@@ -531,14 +549,14 @@ static void kafka_to_takhin(const char *name, const char *codec_name, int codec)
       cr_assert_not_null(rs);
       for (size_t ri = 0; ri < x->n; ri++) rs[ri] = x->recs[ri].r;
       again.len = 0;
-      cr_assert_eq(tk_batch_encode(&again, x->base_offset, rs, x->n, 0, TK_CODEC_NONE, NULL,
-                                   NULL, NULL),
-                   TAKHIN_OK);
+      cr_assert_eq(
+          tk_batch_encode(&again, x->base_offset, rs, x->n, 0, TK_CODEC_NONE, NULL, NULL, NULL),
+          TAKHIN_OK);
       free(rs);
       cr_assert_eq(again.len, (size_t)tk_batch_total(&h), "batch %zu: re-encoded size", bi);
       for (size_t i = 0; i < again.len; i++)
-        cr_assert_eq(again.p[i], p[i], "batch %zu byte %zu: takhin %02x, kafka-python %02x", bi,
-                     i, again.p[i], p[i]);
+        cr_assert_eq(again.p[i], p[i], "batch %zu byte %zu: takhin %02x, kafka-python %02x", bi, i,
+                     again.p[i], p[i]);
       identical++;
     }
     pos += (size_t)tk_batch_total(&h);

@@ -192,8 +192,8 @@ static int intact(const takhin_message *m, int64_t o) {
 /* Open the store (read-only or as a writer), check the acknowledgements of
 ** the last round, every record from `from` on and a sample of those below;
 ** returns the high watermark. */
-static int64_t verify(const char *db, int read_only, int64_t from, const acks *a, int64_t child_start,
-                      int round, takhin_recovery_info *ri) {
+static int64_t verify(const char *db, int read_only, int64_t from, const acks *a,
+                      int64_t child_start, int round, takhin_recovery_info *ri) {
   takhin_options o;
   takhin_options_init(&o);
   o.read_only = read_only;
@@ -214,8 +214,10 @@ static int64_t verify(const char *db, int read_only, int64_t from, const acks *a
     expect += a->v[i].count;
   }
   /* ... and all of them survived the kill. */
-  cr_assert_geq(hwm, expect, "round %d: high watermark %" PRId64 " but offsets up to %" PRId64
-                " were acknowledged", round, hwm, expect);
+  cr_assert_geq(hwm, expect,
+                "round %d: high watermark %" PRId64 " but offsets up to %" PRId64
+                " were acknowledged",
+                round, hwm, expect);
   takhin_cursor *c;
   takhin_message m;
   cr_assert_eq(takhin_cursor_open(s, TOPIC, 0, &c), TAKHIN_OK);
@@ -227,17 +229,19 @@ static int64_t verify(const char *db, int read_only, int64_t from, const acks *a
     cr_assert_eq(rc, TAKHIN_OK, "round %d: get %" PRId64 ": %s", round, at, takhin_errmsg());
     cr_assert(intact(&m, at), "round %d: record %" PRId64 " is not intact", round, at);
   }
-  cr_assert_eq(takhin_cursor_seek(c, from, 0, 0), TAKHIN_OK, "round %d: seek %" PRId64 ": %s", round, from,
-               takhin_errmsg());
+  cr_assert_eq(takhin_cursor_seek(c, from, 0, 0), TAKHIN_OK, "round %d: seek %" PRId64 ": %s",
+               round, from, takhin_errmsg());
   int64_t o2 = from;
   while ((rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
-    cr_assert_eq(m.offset, o2, "round %d: offset %" PRId64 " where %" PRId64 " belongs", round, m.offset, o2);
+    cr_assert_eq(m.offset, o2, "round %d: offset %" PRId64 " where %" PRId64 " belongs", round,
+                 m.offset, o2);
     cr_assert(intact(&m, o2), "round %d: record %" PRId64 " is not intact", round, o2);
     o2++;
   }
-  cr_assert_eq(rc, TAKHIN_END, "round %d: read stopped at %" PRId64 ": %s: %s", round, o2, takhin_errstr(rc),
-               takhin_errmsg());
-  cr_assert_eq(o2, hwm, "round %d: read up to %" PRId64 ", high watermark %" PRId64, round, o2, hwm);
+  cr_assert_eq(rc, TAKHIN_END, "round %d: read stopped at %" PRId64 ": %s: %s", round, o2,
+               takhin_errstr(rc), takhin_errmsg());
+  cr_assert_eq(o2, hwm, "round %d: read up to %" PRId64 ", high watermark %" PRId64, round, o2,
+               hwm);
   takhin_cursor_close(c);
   cr_assert_eq(takhin_close(s), TAKHIN_OK, "%s", takhin_errmsg());
   return hwm;
@@ -256,13 +260,13 @@ static void run_crash(const crash_cfg *cfg) {
   takhin_store *s = NULL;
   cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK, "%s", takhin_errmsg());
   const char *topic_cfg[] = {"segment_bytes", cfg->segment_bytes, NULL};
-  cr_assert_eq(takhin_topic_create(s, TOPIC, 1, cfg->segment_bytes ? topic_cfg : NULL), TAKHIN_OK, "%s",
-               takhin_errmsg());
+  cr_assert_eq(takhin_topic_create(s, TOPIC, 1, cfg->segment_bytes ? topic_cfg : NULL), TAKHIN_OK,
+               "%s", takhin_errmsg());
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
 
-  int64_t verified = 0;        /* high watermark the last verification saw */
-  int64_t recovered = 0;       /* batches writer opens found past the catalog */
-  int64_t torn = 0;            /* bytes writer opens cut */
+  int64_t verified = 0;  /* high watermark the last verification saw */
+  int64_t recovered = 0; /* batches writer opens found past the catalog */
+  int64_t torn = 0;      /* bytes writer opens cut */
   int64_t total_acks = 0;
   for (int round = 0; round < cfg->rounds; round++) {
     int delay = 5 + (int)(rnd(&rs) % 46);
@@ -286,7 +290,8 @@ static void run_crash(const crash_cfg *cfg) {
     int64_t t0 = tu_now_ms();
     while (alive && a.hello < 0 && tu_now_ms() - t0 < 10000) alive = drain(fds[0], &a, 100);
     int64_t deadline = tu_now_ms() + delay;
-    while (alive && a.hello >= 0 && tu_now_ms() < deadline) alive = drain(fds[0], &a, (int)(deadline - tu_now_ms()));
+    while (alive && a.hello >= 0 && tu_now_ms() < deadline)
+      alive = drain(fds[0], &a, (int)(deadline - tu_now_ms()));
     kill(pid, SIGKILL);
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
@@ -299,8 +304,10 @@ static void run_crash(const crash_cfg *cfg) {
               WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
               WIFEXITED(st) ? child_exit_name(WEXITSTATUS(st)) : strsignal(WTERMSIG(st)));
     cr_assert_geq(a.hello, 0, "round %d: the child never finished opening the store", round);
-    cr_assert_eq(a.hello, verified, "round %d: the child's open found high watermark %" PRId64
-                 ", the last verification saw %" PRId64, round, a.hello, verified);
+    cr_assert_eq(a.hello, verified,
+                 "round %d: the child's open found high watermark %" PRId64
+                 ", the last verification saw %" PRId64,
+                 round, a.hello, verified);
     cr_assert_eq(a.ncarry, 0, "round %d: a torn pipe message", round);
     total_acks += (int64_t)a.n;
 
@@ -316,11 +323,14 @@ static void run_crash(const crash_cfg *cfg) {
     if (!read_only) recovered += ri.batches_recovered, torn += ri.bytes_truncated;
     free(a.v);
   }
-  fprintf(stderr, "[crash %s] %d rounds, %" PRId64 " acknowledged produce calls, %" PRId64
-          " records at the end; writer opens recovered %" PRId64 " batches past the catalog and cut %" PRId64
-          " torn bytes\n", cfg->name, cfg->rounds, total_acks, verified, recovered, torn);
+  fprintf(stderr,
+          "[crash %s] %d rounds, %" PRId64 " acknowledged produce calls, %" PRId64
+          " records at the end; writer opens recovered %" PRId64
+          " batches past the catalog and cut %" PRId64 " torn bytes\n",
+          cfg->name, cfg->rounds, total_acks, verified, recovered, torn);
   cr_assert_gt(total_acks, cfg->rounds, "the children did append");
-  cr_assert_gt(recovered, 0, "the kills left batches the catalog had not seen: recovery was exercised");
+  cr_assert_gt(recovered, 0,
+               "the kills left batches the catalog had not seen: recovery was exercised");
   /* A last open as a writer and a clean close: the store is healthy. */
   takhin_recovery_info ri;
   acks none = {.hello = verified};

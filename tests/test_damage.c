@@ -72,7 +72,8 @@ static int key_of(int compacted, int64_t o, char *out, size_t cap) {
 static int rec_ok(const model *md, const takhin_message *m, int64_t o) {
   char key[32];
   int kl = key_of(md->compacted, o, key, sizeof key);
-  return m->offset == o && m->key && m->key_len == (size_t)kl && memcmp(m->key, key, (size_t)kl) == 0 &&
+  return m->offset == o && m->key && m->key_len == (size_t)kl &&
+         memcmp(m->key, key, (size_t)kl) == 0 &&
          tu_value_ok(m->value, m->value_len, vlen_of(o), (long)o) && m->timestamp == TS0 + o;
 }
 
@@ -90,7 +91,8 @@ static void produce_at(takhin_store *s, model *md, int n) {
   int64_t got = -1;
   int rc = takhin_produce(s, TOPIC, 0, r, (size_t)n, &got);
   cr_assert_eq(rc, TAKHIN_OK, "produce at %lld: %s", (long long)first, takhin_errmsg());
-  cr_assert_eq(got, first, "produce went to offset %lld, want %lld", (long long)got, (long long)first);
+  cr_assert_eq(got, first, "produce went to offset %lld, want %lld", (long long)got,
+               (long long)first);
   for (int j = 0; j < n; j++) md->alive[first + j] = 1;
   md->hwm += n;
 }
@@ -131,8 +133,10 @@ static size_t index_positions(const char *db, int64_t seg_base, int64_t *pos, si
   sqlite3 *h;
   cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
   sqlite3_stmt *st;
-  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT position FROM takhin_cat_index WHERE segment_base = ? ORDER BY position",
-                                  -1, &st, NULL),
+  cr_assert_eq(sqlite3_prepare_v2(
+                   h,
+                   "SELECT position FROM takhin_cat_index WHERE segment_base = ? ORDER BY position",
+                   -1, &st, NULL),
                SQLITE_OK, "%s", sqlite3_errmsg(h));
   sqlite3_bind_int64(st, 1, seg_base);
   size_t n = 0;
@@ -179,8 +183,8 @@ static void list_segments(fixture *f) {
     }
 }
 
-static void build(fixture *f, const char *name, const char *codec, int64_t segment_bytes, int compacted,
-                  int nbatches) {
+static void build(fixture *f, const char *name, const char *codec, int64_t segment_bytes,
+                  int compacted, int nbatches) {
   memset(f, 0, sizeof *f);
   snprintf(f->db, sizeof f->db, "%s", tu_store_path(name));
   snprintf(f->dir, sizeof f->dir, "%s", f->db);
@@ -188,8 +192,17 @@ static void build(fixture *f, const char *name, const char *codec, int64_t segme
   f->md.compacted = compacted != 0; /* 2: a compacted topic not compacted yet */
   char segb[32];
   snprintf(segb, sizeof segb, "%lld", (long long)segment_bytes);
-  const char *cfg[] = {"compression", codec, "segment_bytes", segb, "cleanup_policy", compacted ? "compact" : "delete",
-                       "min_cleanable_dirty_ratio", "0.01", "min_compaction_lag_ms", "0", NULL};
+  const char *cfg[] = {"compression",
+                       codec,
+                       "segment_bytes",
+                       segb,
+                       "cleanup_policy",
+                       compacted ? "compact" : "delete",
+                       "min_cleanable_dirty_ratio",
+                       "0.01",
+                       "min_compaction_lag_ms",
+                       "0",
+                       NULL};
   takhin_store *s = open_ok(f->db, name);
   cr_assert_eq(takhin_topic_create(s, TOPIC, 1, cfg), TAKHIN_OK, "%s", takhin_errmsg());
   for (int b = 0; b < nbatches; b++) produce_at(s, &f->md, 1 + b % 3);
@@ -269,7 +282,8 @@ static int names_pos(const expect *e, const char *msg) {
 ** record is intact at its offset; ECORRUPT only in the zone, naming file
 ** and byte, again on retry; a seek past the zone goes on to the end, and
 ** nothing outside the zone is missing. Returns the misplaced records read. */
-static int check_seq(takhin_store *s, const model *md, const char *segname, const expect *e, const char *ctx) {
+static int check_seq(takhin_store *s, const model *md, const char *segname, const expect *e,
+                     const char *ctx) {
   takhin_cursor *c;
   takhin_message m;
   static char seen[MAXREC];
@@ -283,11 +297,15 @@ static int check_seq(takhin_store *s, const model *md, const char *segname, cons
     if (rc == TAKHIN_ECORRUPT) {
       int64_t want = prev + 1;
       while (want < md->hwm && !md->alive[want]) want++;
-      cr_assert(want >= e->zlo && want <= e->zhi, "%s: sequential read: ECORRUPT after offset %lld, outside "
-                "%lld-%lld: %s", ctx, (long long)prev, (long long)e->zlo, (long long)e->zhi, takhin_errmsg());
+      cr_assert(want >= e->zlo && want <= e->zhi,
+                "%s: sequential read: ECORRUPT after offset %lld, outside "
+                "%lld-%lld: %s",
+                ctx, (long long)prev, (long long)e->zlo, (long long)e->zhi, takhin_errmsg());
       cr_assert(strstr(takhin_errmsg(), segname) && names_pos(e, takhin_errmsg()),
-                "%s: ECORRUPT does not name %s and the batch's byte: %s", ctx, segname, takhin_errmsg());
-      cr_assert_eq(takhin_cursor_next(c, &m), TAKHIN_ECORRUPT, "%s: a retry skipped the damage", ctx);
+                "%s: ECORRUPT does not name %s and the batch's byte: %s", ctx, segname,
+                takhin_errmsg());
+      cr_assert_eq(takhin_cursor_next(c, &m), TAKHIN_ECORRUPT, "%s: a retry skipped the damage",
+                   ctx);
       cr_assert_eq(corrupt_seen, 0, "%s: ECORRUPT twice", ctx);
       corrupt_seen = 1;
       /* The message names the offsets that cannot be read; a reader seeks
@@ -295,19 +313,22 @@ static int check_seq(takhin_store *s, const model *md, const char *segname, cons
       ** outside the zone. */
       const char *r = strstr(takhin_errmsg(), "(offsets ");
       long long rlo, rhi;
-      cr_assert(r && sscanf(r, "(offsets %lld-%lld)", &rlo, &rhi) == 2, "%s: %s", ctx, takhin_errmsg());
+      cr_assert(r && sscanf(r, "(offsets %lld-%lld)", &rlo, &rhi) == 2, "%s: %s", ctx,
+                takhin_errmsg());
       for (int64_t o = rlo; o <= rhi && o < md->hwm; o++)
-        cr_assert(!md->alive[o] || (o >= e->zlo && o <= e->zhi), "%s: ECORRUPT range covers live %lld: %s", ctx,
-                  (long long)o, takhin_errmsg());
+        cr_assert(!md->alive[o] || (o >= e->zlo && o <= e->zhi),
+                  "%s: ECORRUPT range covers live %lld: %s", ctx, (long long)o, takhin_errmsg());
       int64_t to = rhi + 1 > e->zhi + 1 ? rhi + 1 : e->zhi + 1;
       if (to > md->hwm) to = md->hwm;
-      cr_assert_eq(takhin_cursor_seek(c, to, 0, 0), TAKHIN_OK, "%s: seek past: %s", ctx, takhin_errmsg());
+      cr_assert_eq(takhin_cursor_seek(c, to, 0, 0), TAKHIN_OK, "%s: seek past: %s", ctx,
+                   takhin_errmsg());
       prev = to - 1;
       continue;
     }
     cr_assert_eq(rc, TAKHIN_OK, "%s: sequential read after %lld: %s (%s)", ctx, (long long)prev,
                  takhin_errstr(rc), takhin_errmsg());
-    cr_assert_gt(m.offset, prev, "%s: offset %lld after %lld", ctx, (long long)m.offset, (long long)prev);
+    cr_assert_gt(m.offset, prev, "%s: offset %lld after %lld", ctx, (long long)m.offset,
+                 (long long)prev);
     prev = m.offset;
     if (m.offset < md->hwm && md->alive[m.offset] && rec_ok(md, &m, m.offset)) {
       seen[m.offset] = 1;
@@ -315,8 +336,8 @@ static int check_seq(takhin_store *s, const model *md, const char *segname, cons
         cr_assert(!e->must_corrupt, "%s: damaged batch read at %lld", ctx, (long long)m.offset);
       continue;
     }
-    cr_assert(e->may_misread && from_batch(md, &m, e), "%s: sequential read: wrong record at offset %lld", ctx,
-              (long long)m.offset);
+    cr_assert(e->may_misread && from_batch(md, &m, e),
+              "%s: sequential read: wrong record at offset %lld", ctx, (long long)m.offset);
     misread++;
   }
   int any_alive = 0;
@@ -324,10 +345,12 @@ static int check_seq(takhin_store *s, const model *md, const char *segname, cons
     if (!md->alive[o]) continue;
     int in_zone = o >= e->zlo && o <= e->zhi;
     if (!in_zone) cr_assert(seen[o], "%s: sequential read missed offset %lld", ctx, (long long)o);
-    if (e->must_read && o >= e->lo && o <= e->hi) cr_assert(seen[o], "%s: missed %lld", ctx, (long long)o);
+    if (e->must_read && o >= e->lo && o <= e->hi)
+      cr_assert(seen[o], "%s: missed %lld", ctx, (long long)o);
     any_alive |= o >= e->lo && o <= e->hi;
   }
-  if (e->must_corrupt && any_alive) cr_assert(corrupt_seen, "%s: the damaged batch was never reported", ctx);
+  if (e->must_corrupt && any_alive)
+    cr_assert(corrupt_seen, "%s: the damaged batch was never reported", ctx);
   takhin_cursor_close(c);
   return misread;
 }
@@ -350,12 +373,13 @@ static int check_gets(takhin_store *s, const model *md, const expect *e, const c
       continue;
     }
     if (in_batch && e->may_misread && (rc != TAKHIN_OK || !rec_ok(md, &m, o))) {
-      cr_assert(rc == TAKHIN_OK || rc == TAKHIN_ENOTFOUND, "%s: get %lld: %s", ctx, (long long)o, takhin_errmsg());
+      cr_assert(rc == TAKHIN_OK || rc == TAKHIN_ENOTFOUND, "%s: get %lld: %s", ctx, (long long)o,
+                takhin_errmsg());
       if (seen < 1) seen = 2;
       continue;
     }
-    cr_assert_eq(rc, TAKHIN_OK, "%s: get %lld (zone %lld-%lld): %s (%s)", ctx, (long long)o, (long long)e->zlo,
-                 (long long)e->zhi, takhin_errstr(rc), takhin_errmsg());
+    cr_assert_eq(rc, TAKHIN_OK, "%s: get %lld (zone %lld-%lld): %s (%s)", ctx, (long long)o,
+                 (long long)e->zlo, (long long)e->zhi, takhin_errstr(rc), takhin_errmsg());
     cr_assert(rec_ok(md, &m, o), "%s: get %lld: wrong record (offset %lld)", ctx, (long long)o,
               (long long)m.offset);
     if (in_batch) {
@@ -368,21 +392,28 @@ static int check_gets(takhin_store *s, const model *md, const expect *e, const c
 }
 
 /* Restore, flip, open twice, check. */
-static void run_attack(fixture *f, int64_t seg_base, const span *d, const span *prev, const span *next,
-                       const attack *a, int64_t byte, uint8_t mask, tally *t) {
+static void run_attack(fixture *f, int64_t seg_base, const span *d, const span *prev,
+                       const span *next, const attack *a, int64_t byte, uint8_t mask, tally *t) {
   char seg[2048], ctx[256];
   seg_path(f, seg_base, seg, sizeof seg);
   const char *segname = strrchr(seg, '/') + 1;
-  snprintf(ctx, sizeof ctx, "%s bit %d (byte %lld mask 0x%02x) of the batch at %lld (offsets %lld-%lld) in %s",
-           a->field, a->bit, (long long)byte, mask, (long long)d->pos, (long long)d->base, (long long)d->last,
-           segname);
+  snprintf(ctx, sizeof ctx,
+           "%s bit %d (byte %lld mask 0x%02x) of the batch at %lld (offsets %lld-%lld) in %s",
+           a->field, a->bit, (long long)byte, mask, (long long)d->pos, (long long)d->base,
+           (long long)d->last, segname);
   tu_snap_restore_ok(&f->sn);
   int64_t size0 = tu_file_size(seg);
   tu_flip_ok(seg, byte, mask);
   model md = f->md;
   t->tries++;
-  expect e = {.lo = d->base, .hi = d->last, .zlo = d->base, .zhi = d->last, .pos = {d->pos}, .npos = 1,
-              .must_corrupt = !a->harmless, .must_read = a->harmless};
+  expect e = {.lo = d->base,
+              .hi = d->last,
+              .zlo = d->base,
+              .zhi = d->last,
+              .pos = {d->pos},
+              .npos = 1,
+              .must_corrupt = !a->harmless,
+              .must_read = a->harmless};
   if (f->md.compacted && !strcmp(a->field, "baseOffset")) {
     e.must_corrupt = 0;
     e.may_misread = 1;
@@ -398,16 +429,16 @@ static void run_attack(fixture *f, int64_t seg_base, const span *d, const span *
                  (long long)ri.bytes_truncated);
     cr_assert_eq(ri.segments_truncated, 0, "%s", ctx);
     if (ri.batches_damaged) {
-      cr_assert(strstr(ri.first_damage, segname) && names_pos(&e, ri.first_damage), "%s: open reported \"%s\"",
-                ctx, ri.first_damage);
+      cr_assert(strstr(ri.first_damage, segname) && names_pos(&e, ri.first_damage),
+                "%s: open reported \"%s\"", ctx, ri.first_damage);
       if (!round) t->reported++;
     } else {
       cr_assert_eq(ri.first_damage[0], 0, "%s", ctx);
     }
     takhin_partition_info pi;
     cr_assert_eq(takhin_partition_info_get(s, TOPIC, 0, &pi), TAKHIN_OK);
-    cr_assert_eq(pi.high_watermark, md.hwm, "%s: round %d: high watermark %lld, want %lld", ctx, round,
-                 (long long)pi.high_watermark, (long long)md.hwm);
+    cr_assert_eq(pi.high_watermark, md.hwm, "%s: round %d: high watermark %lld, want %lld", ctx,
+                 round, (long long)pi.high_watermark, (long long)md.hwm);
     int seen = check_gets(s, &md, &e, ctx);
     int misread = check_seq(s, &md, segname, &e, ctx);
     if (!round) {
@@ -417,7 +448,8 @@ static void run_attack(fixture *f, int64_t seg_base, const span *d, const span *
     }
     cr_assert_eq(takhin_close(s), TAKHIN_OK, "%s: %s", ctx, takhin_errmsg());
   }
-  if (!strcmp(a->field, "baseOffset") || !strcmp(a->field, "batchLength") || !strcmp(a->field, "lastOffsetDelta")) {
+  if (!strcmp(a->field, "baseOffset") || !strcmp(a->field, "batchLength") ||
+      !strcmp(a->field, "lastOffsetDelta")) {
     /* A read-only handle recovers the same way, without writing. */
     takhin_options o;
     takhin_options_init(&o);
@@ -427,32 +459,43 @@ static void run_attack(fixture *f, int64_t seg_base, const span *d, const span *
     cr_assert_eq(rc, TAKHIN_OK, "%s: read-only open: %s", ctx, takhin_errmsg());
     takhin_partition_info pi;
     cr_assert_eq(takhin_partition_info_get(s, TOPIC, 0, &pi), TAKHIN_OK);
-    cr_assert_eq(pi.high_watermark, md.hwm, "%s: read-only high watermark %lld", ctx, (long long)pi.high_watermark);
+    cr_assert_eq(pi.high_watermark, md.hwm, "%s: read-only high watermark %lld", ctx,
+                 (long long)pi.high_watermark);
     check_gets(s, &md, &e, ctx);
     cr_assert_eq(takhin_close(s), TAKHIN_OK);
   }
   if (outcome == 1) t->corrupt_reads++;
   else if (outcome == 0) t->intact_reads++;
-  else if (outcome == 2) t->undetectable++, fprintf(stderr, "damage: undetectable by the format: %s\n", ctx);
+  else if (outcome == 2)
+    t->undetectable++, fprintf(stderr, "damage: undetectable by the format: %s\n", ctx);
 }
 
 static const attack fields[] = {
-    {"baseOffset", 0, 8, 0, 0},      {"batchLength", 8, 4, 0, 0},   {"partitionLeaderEpoch", 12, 4, 0, 1},
-    {"magic", 16, 1, 0, 0},          {"crc", 17, 4, 0, 0},          {"attributes", 21, 2, 0, 0},
-    {"lastOffsetDelta", 23, 4, 0, 0}, {"firstTimestamp", 27, 8, 0, 0}, {"maxTimestamp", 35, 8, 0, 0},
-    {"producerId", 43, 8, 0, 0},     {"producerEpoch", 51, 2, 0, 0}, {"baseSequence", 53, 4, 0, 0},
+    {"baseOffset", 0, 8, 0, 0},
+    {"batchLength", 8, 4, 0, 0},
+    {"partitionLeaderEpoch", 12, 4, 0, 1},
+    {"magic", 16, 1, 0, 0},
+    {"crc", 17, 4, 0, 0},
+    {"attributes", 21, 2, 0, 0},
+    {"lastOffsetDelta", 23, 4, 0, 0},
+    {"firstTimestamp", 27, 8, 0, 0},
+    {"maxTimestamp", 35, 8, 0, 0},
+    {"producerId", 43, 8, 0, 0},
+    {"producerEpoch", 51, 2, 0, 0},
+    {"baseSequence", 53, 4, 0, 0},
     {"recordsCount", 57, 4, 0, 0},
 };
 
 /* Every field at bits 0, 1, 4, the middle, the top byte's lowest, the top
 ** two (each once, in increasing order); then record bytes
 ** (first, middle, last) at bits 0 and 7. */
-static void attack_batch(fixture *f, int64_t seg_base, const span *d, const span *prev, const span *next,
-                         tally *t) {
+static void attack_batch(fixture *f, int64_t seg_base, const span *d, const span *prev,
+                         const span *next, tally *t) {
   for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
     const attack *a = &fields[i];
     int nbits = a->width * 8;
-    int bits[] = {0, 1, 4, nbits / 2, nbits - 8, nbits - 2, nbits - 1}; /* 24 of 32: the case */
+    int bits[] = {0,         1,         4,        nbits / 2,
+                  nbits - 8, nbits - 2, nbits - 1}; /* 24 of 32: the case */
     for (size_t k = 0; k < sizeof bits / sizeof *bits; k++) {
       if (k && bits[k] <= bits[k - 1]) continue;
       attack x = *a;
@@ -490,11 +533,11 @@ static int pick(fixture *f, size_t si, int which, span *out, span *prev, span *n
     k = n / 2;
   } else {
     if (ni < 2) return 0;
-    int64_t lo = which == LAST_STRETCH ? ip[ni - 1] : ip[0], hi = which == LAST_STRETCH ? INT64_MAX : ip[1];
+    int64_t lo = which == LAST_STRETCH ? ip[ni - 1] : ip[0],
+            hi = which == LAST_STRETCH ? INT64_MAX : ip[1];
     size_t a = 0, b;
     while (a < n && sp[a].pos < lo) a++;
-    for (b = a; b < n && sp[b].pos < hi; b++) {
-    }
+    for (b = a; b < n && sp[b].pos < hi; b++) {}
     if (b - a < 3) return 0;
     k = (a + b) / 2;
   }
@@ -505,18 +548,20 @@ static int pick(fixture *f, size_t si, int which, span *out, span *prev, span *n
 }
 
 static void report(const char *name, const tally *t) {
-  fprintf(stderr,
-          "damage %-28s attacks %4d  damaged batch read: ECORRUPT %4d, intact %3d, undetectable %3d;"
-          "  reported at open %4d\n",
-          name, t->tries, t->corrupt_reads, t->intact_reads, t->undetectable, t->reported);
+  fprintf(
+      stderr,
+      "damage %-28s attacks %4d  damaged batch read: ECORRUPT %4d, intact %3d, undetectable %3d;"
+      "  reported at open %4d\n",
+      name, t->tries, t->corrupt_reads, t->intact_reads, t->undetectable, t->reported);
 }
 
-static void campaign(const char *name, const char *codec, int64_t segment_bytes, int compacted, int nbatches,
-                     int sealed, const int *which, size_t nwhich) {
+static void campaign(const char *name, const char *codec, int64_t segment_bytes, int compacted,
+                     int nbatches, int sealed, const int *which, size_t nwhich) {
   fixture f;
   build(&f, name, codec, segment_bytes, compacted, nbatches);
   size_t si = sealed ? 0 : f.nsegs - 1;
-  if (sealed) cr_assert_geq(f.nsegs, 3, "%s: want segments after the damaged one, got %zu", name, f.nsegs);
+  if (sealed)
+    cr_assert_geq(f.nsegs, 3, "%s: want segments after the damaged one, got %zu", name, f.nsegs);
   tally t = {0};
   for (size_t w = 0; w < nwhich; w++) {
     span d, pv, nx;
@@ -568,7 +613,8 @@ Test(damage, compacted_files_without_rows) {
   build(&f, "dmg_rowless", "none", 6000, 1, 120);
   sqlite3 *h;
   cr_assert_eq(sqlite3_open_v2(f.db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-  cr_assert_eq(sqlite3_exec(h, "DELETE FROM takhin_cat_index; DELETE FROM takhin_cat_segment;", NULL, NULL, NULL),
+  cr_assert_eq(sqlite3_exec(h, "DELETE FROM takhin_cat_index; DELETE FROM takhin_cat_segment;",
+                            NULL, NULL, NULL),
                SQLITE_OK, "%s", sqlite3_errmsg(h));
   sqlite3_close(h);
   for (int round = 0; round < 2; round++) {
@@ -604,14 +650,20 @@ Test(damage, compacted_key_catch_up_over_damage) {
   tu_flip_ok(seg, d->pos + 30, 0x04); /* firstTimestamp: the CRC fails */
   sqlite3 *h;
   cr_assert_eq(sqlite3_open_v2(f.db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-  cr_assert_eq(sqlite3_exec(h, "UPDATE takhin_cat_partition SET key_upto = key_from", NULL, NULL, NULL), SQLITE_OK,
-               "%s", sqlite3_errmsg(h));
+  cr_assert_eq(
+      sqlite3_exec(h, "UPDATE takhin_cat_partition SET key_upto = key_from", NULL, NULL, NULL),
+      SQLITE_OK, "%s", sqlite3_errmsg(h));
   sqlite3_close(h);
   takhin_store *s = open_ok(f.db, "key catch-up over a damaged batch");
   takhin_partition_info pi;
   cr_assert_eq(takhin_partition_info_get(s, TOPIC, 0, &pi), TAKHIN_OK);
   cr_assert_eq(pi.high_watermark, f.md.hwm);
-  expect e = {.lo = d->base, .hi = d->last, .zlo = d->base, .zhi = d->last, .pos = {d->pos}, .npos = 1,
+  expect e = {.lo = d->base,
+              .hi = d->last,
+              .zlo = d->base,
+              .zhi = d->last,
+              .pos = {d->pos},
+              .npos = 1,
               .must_corrupt = 1};
   check_gets(s, &f.md, &e, "key catch-up");
   check_seq(s, &f.md, strrchr(seg, '/') + 1, &e, "key catch-up");
@@ -651,15 +703,16 @@ Test(damage, compaction_refuses_damaged_base) {
     tu_flip_ok(seg, d->pos + 7 - bit / 8, (uint8_t)(1u << (bit % 8)));
     takhin_store *s = open_ok(f.db, name);
     int rc = takhin_compact(s, TOPIC, 0, 1, NULL);
-    cr_assert(rc == TAKHIN_OK || rc == TAKHIN_ECORRUPT, "bit %d: compact: %s", bit, takhin_errmsg());
+    cr_assert(rc == TAKHIN_OK || rc == TAKHIN_ECORRUPT, "bit %d: compact: %s", bit,
+              takhin_errmsg());
     takhin_cursor *c;
     takhin_message m;
     cr_assert_eq(takhin_cursor_open(s, TOPIC, 0, &c), TAKHIN_OK);
     for (int64_t o = f.md.hwm - 1; o >= 0; o--) {
       rc = takhin_cursor_get(c, o, &m);
       if (o >= d->base && o <= d->last) {
-        cr_assert_eq(rc, TAKHIN_ECORRUPT, "bit %d: get %lld in the damaged batch: %s", bit, (long long)o,
-                     takhin_errmsg());
+        cr_assert_eq(rc, TAKHIN_ECORRUPT, "bit %d: get %lld in the damaged batch: %s", bit,
+                     (long long)o, takhin_errmsg());
         continue;
       }
       if (o % 3 == 0 && rc == TAKHIN_ENOTFOUND) continue; /* a shared key: superseded */

@@ -124,7 +124,8 @@ Test(durability, buffered_crash_loses_only_unflushed_tail) {
   s = open_mode(db, TAKHIN_DURABILITY_OS, 0, 0);
   takhin_partition_info pi;
   cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
-  cr_assert_eq(pi.high_watermark, 10, "flushed records survive, the buffered tail is lost as documented");
+  cr_assert_eq(pi.high_watermark, 10,
+               "flushed records survive, the buffered tail is lost as documented");
   takhin_close(s);
 }
 
@@ -148,7 +149,9 @@ static void *fsync_producer(void *arg) {
 Test(durability, fsync_group_commit_many_threads) {
   const char *db = tu_store_path("dur_fsync");
   takhin_store *s = open_mode(db, TAKHIN_DURABILITY_FSYNC, 0, 0);
-  cr_assert_eq(takhin_topic_create(s, "t", 1, (const char *const[]){"segment_bytes", "65536", NULL}), TAKHIN_OK);
+  cr_assert_eq(
+      takhin_topic_create(s, "t", 1, (const char *const[]){"segment_bytes", "65536", NULL}),
+      TAKHIN_OK);
   enum { T = 4, N = 150 };
   pthread_t th[T];
   prod_arg args[T];
@@ -249,7 +252,8 @@ Test(durability, enospc_buffered_drops_the_keys_of_dropped_batches) {
   long i;
   for (i = 0; i < 10000 && rc == TAKHIN_OK; i++) {
     int kl = snprintf(k, sizeof k, "old-%ld", i);
-    takhin_record r = {.key = k, .key_len = (size_t)kl, .value = v, .value_len = sizeof v, .timestamp = 1};
+    takhin_record r = {
+        .key = k, .key_len = (size_t)kl, .value = v, .value_len = sizeof v, .timestamp = 1};
     rc = takhin_produce(s, "t", 0, &r, 1, NULL);
   }
   /* the produce whose flush failed says acknowledged records were lost, and why */
@@ -260,7 +264,8 @@ Test(durability, enospc_buffered_drops_the_keys_of_dropped_batches) {
   /* room again: new records go on after the dropped batches' offsets */
   for (long j = 0; j < 20; j++) {
     int kl = snprintf(k, sizeof k, "new-%ld", j);
-    takhin_record r = {.key = k, .key_len = (size_t)kl, .value = "n", .value_len = 1, .timestamp = 2};
+    takhin_record r = {
+        .key = k, .key_len = (size_t)kl, .value = "n", .value_len = 1, .timestamp = 2};
     cr_assert_eq(takhin_produce(s, "t", 0, &r, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
   }
   cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
@@ -297,7 +302,8 @@ static int produce_v(takhin_store *s, long i, int64_t *off) {
 
 /* A BUFFERED store (flush_ms 20) at db on a 4m tmpfs at dir, with topic
 ** "t" holding records 0..4, flushed: the start of the full-disk loss tests. */
-static takhin_store *buffered_on_small_fs(const char *name, char *dir, size_t dcap, char *db, size_t dbcap) {
+static takhin_store *buffered_on_small_fs(const char *name, char *dir, size_t dcap, char *db,
+                                          size_t dbcap) {
   mount_small_fs(name, "4m", dir, dcap);
   snprintf(db, dbcap, "%s/store.db", dir);
   takhin_store *s = open_mode(db, TAKHIN_DURABILITY_BUFFERED, 1 << 30, 20);
@@ -328,8 +334,9 @@ Test(durability, buffered_full_disk_loss_is_reported_and_offsets_not_reused) {
   usleep(300 * 1000); /* the flusher (flush_ms 20) tries, and fails */
   int rc = produce_v(s, 100, &off);
   cr_assert_eq(rc, TAKHIN_ELOST, "the next produce reports the loss: %d %s", rc, takhin_errmsg());
-  cr_assert(strstr(takhin_errmsg(), "10 acknowledged records between offsets 5 and 14 of t-0 were lost"),
-            "%s", takhin_errmsg());
+  cr_assert(
+      strstr(takhin_errmsg(), "10 acknowledged records between offsets 5 and 14 of t-0 were lost"),
+      "%s", takhin_errmsg());
   cr_assert(strstr(takhin_errmsg(), "No space left"), "names the cause: %s", takhin_errmsg());
   cr_assert(strstr(takhin_errmsg(), "continue at offset 15"), "%s", takhin_errmsg());
   /* readers: the high watermark stays where acknowledged offsets ended, and
@@ -359,7 +366,8 @@ Test(durability, buffered_full_disk_loss_is_reported_and_offsets_not_reused) {
   /* the flusher thread may have met the full disk first: the loss is
   ** reported by whichever of them the application calls */
   cr_assert_eq(rc, TAKHIN_ELOST, "%d %s", rc, takhin_errmsg());
-  cr_assert(strstr(takhin_errmsg(), "4 acknowledged records between offsets 16 and 19"), "%s", takhin_errmsg());
+  cr_assert(strstr(takhin_errmsg(), "4 acknowledged records between offsets 16 and 19"), "%s",
+            takhin_errmsg());
   unlink(filler);
   cr_assert_eq(produce_v(s, 20, &off), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_eq(off, 20);
@@ -375,7 +383,8 @@ Test(durability, buffered_full_disk_loss_is_reported_and_offsets_not_reused) {
   unlink(filler); /* room for close's catalog writes: only the batch is lost */
   rc = takhin_close(s);
   cr_assert_eq(rc, TAKHIN_ELOST, "close reports the loss: %d %s", rc, takhin_errmsg());
-  cr_assert(strstr(takhin_errmsg(), "5 acknowledged records between offsets 21 and 25"), "%s", takhin_errmsg());
+  cr_assert(strstr(takhin_errmsg(), "5 acknowledged records between offsets 21 and 25"), "%s",
+            takhin_errmsg());
 
   /* what was acknowledged and not reported lost is all there, at its offset */
   s = open_mode(db, TAKHIN_DURABILITY_OS, 0, 0);
@@ -387,7 +396,8 @@ Test(durability, buffered_full_disk_loss_is_reported_and_offsets_not_reused) {
   while ((rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
     cr_assert_lt(ns, 64);
     long i = strtol((const char *)m.key + 1, NULL, 10);
-    cr_assert(tu_value_ok(m.value, m.value_len, 1000, i), "record at %lld intact", (long long)m.offset);
+    cr_assert(tu_value_ok(m.value, m.value_len, 1000, i), "record at %lld intact",
+              (long long)m.offset);
     cr_assert_eq(m.offset, i, "record k%ld at its acknowledged offset", i);
     seen[ns++] = (long)m.offset;
   }
@@ -420,7 +430,8 @@ Test(durability, buffered_loss_gap_survives_a_close_on_a_full_disk) {
   usleep(300 * 1000); /* the flusher tries, and fails */
   int rc = takhin_close(s);
   cr_assert_eq(rc, TAKHIN_ELOST, "close reports the loss: %d %s", rc, takhin_errmsg());
-  cr_assert(strstr(takhin_errmsg(), "10 acknowledged records between offsets 5 and 14"), "%s", takhin_errmsg());
+  cr_assert(strstr(takhin_errmsg(), "10 acknowledged records between offsets 5 and 14"), "%s",
+            takhin_errmsg());
   unlink(filler);
   s = open_mode(db, TAKHIN_DURABILITY_OS, 0, 0);
   takhin_partition_info pi;
@@ -431,7 +442,8 @@ Test(durability, buffered_loss_gap_survives_a_close_on_a_full_disk) {
   takhin_message m;
   cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
   cr_assert_eq(takhin_cursor_get(c, 7, &m), TAKHIN_ENOTFOUND);
-  cr_assert(!strstr(takhin_errmsg(), "compaction"), "a plain topic's lost offset: %s", takhin_errmsg());
+  cr_assert(!strstr(takhin_errmsg(), "compaction"), "a plain topic's lost offset: %s",
+            takhin_errmsg());
   takhin_cursor_close(c);
   cr_assert_eq(produce_v(s, 15, &off), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_eq(off, 15, "the lost offsets are not handed out again");

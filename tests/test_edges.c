@@ -19,13 +19,13 @@
 
 #include "testutil.h"
 
-#define EXPECT(call, code, text)                                                               \
-  do {                                                                                       \
-    int rc_ = (call);                                                                        \
-    cr_assert_eq(rc_, code, "%s returned %d (%s): %s", #call, rc_, takhin_errstr(rc_),      \
-                 takhin_errmsg());                                                           \
-    cr_assert(strstr(takhin_errmsg(), text), "%s: message \"%s\" lacks \"%s\"", #call,       \
-              takhin_errmsg(), text);                                                        \
+#define EXPECT(call, code, text)                                                                   \
+  do {                                                                                             \
+    int rc_ = (call);                                                                              \
+    cr_assert_eq(rc_, code, "%s returned %d (%s): %s", #call, rc_, takhin_errstr(rc_),             \
+                 takhin_errmsg());                                                                 \
+    cr_assert(strstr(takhin_errmsg(), text), "%s: message \"%s\" lacks \"%s\"", #call,             \
+              takhin_errmsg(), text);                                                              \
   } while (0)
 
 static takhin_store *open_with_topic(const char *name) {
@@ -33,8 +33,9 @@ static takhin_store *open_with_topic(const char *name) {
   takhin_store *s;
   cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_eq(takhin_topic_create(s, "t", 2, NULL), TAKHIN_OK, "%s", takhin_errmsg());
-  cr_assert_eq(takhin_topic_create(s, "c", 1, (const char *const[]){"cleanup_policy", "compact", NULL}),
-               TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(
+      takhin_topic_create(s, "c", 1, (const char *const[]){"cleanup_policy", "compact", NULL}),
+      TAKHIN_OK, "%s", takhin_errmsg());
   takhin_record r = {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .timestamp = 1};
   cr_assert_eq(takhin_produce(s, "t", 0, &r, 1, NULL), TAKHIN_OK);
   cr_assert_eq(takhin_produce(s, "c", 0, &r, 1, NULL), TAKHIN_OK);
@@ -59,7 +60,8 @@ Test(edges, counts_whose_byte_size_overflows) {
   EXPECT(takhin_produce_topic(s, "t", &r, SIZE_MAX, NULL, NULL), TAKHIN_EINVAL, "records");
   EXPECT(takhin_produce(s, "t", 0, &r, SIZE_MAX, NULL), TAKHIN_EINVAL, "records");
   takhin_offset_commit oc = {"t", 0, 1, NULL};
-  EXPECT(takhin_group_commit(s, "g", &oc, SIZE_MAX / sizeof(int64_t) + 2), TAKHIN_EINVAL, "offsets");
+  EXPECT(takhin_group_commit(s, "g", &oc, SIZE_MAX / sizeof(int64_t) + 2), TAKHIN_EINVAL,
+         "offsets");
   EXPECT(takhin_group_commit(s, "g", &oc, SIZE_MAX), TAKHIN_EINVAL, "offsets");
   /* nothing was stored by any of them */
   takhin_partition_info pi;
@@ -85,8 +87,8 @@ Test(edges, null_arguments_of_every_entry_point) {
   EXPECT(takhin_recovery(NULL, NULL), TAKHIN_EMISUSE, "NULL");
   EXPECT(takhin_topic_create(s, NULL, 1, NULL), TAKHIN_EINVAL, "NULL");
   EXPECT(takhin_topic_create(NULL, "x", 1, NULL), TAKHIN_EMISUSE, "NULL");
-  EXPECT(takhin_topic_create(s, "x", 1, (const char *const[]){"segment_bytes", NULL}), TAKHIN_EINVAL,
-         "no value");
+  EXPECT(takhin_topic_create(s, "x", 1, (const char *const[]){"segment_bytes", NULL}),
+         TAKHIN_EINVAL, "no value");
   EXPECT(takhin_topic_partitions(s, "t", NULL), TAKHIN_EMISUSE, "NULL");
   EXPECT(takhin_topic_partitions(s, NULL, NULL), TAKHIN_EMISUSE, "NULL");
   int32_t np;
@@ -101,8 +103,8 @@ Test(edges, null_arguments_of_every_entry_point) {
   EXPECT(takhin_topic_describe(s, NULL, &d), TAKHIN_EINVAL, "NULL");
   EXPECT(takhin_topic_add_partitions(s, NULL, 3), TAKHIN_EINVAL, "NULL");
   EXPECT(takhin_topic_alter_config(s, NULL, NULL), TAKHIN_EINVAL, "NULL");
-  EXPECT(takhin_topic_alter_config(s, "t", (const char *const[]){"retention_ms", NULL}), TAKHIN_EINVAL,
-         "no value");
+  EXPECT(takhin_topic_alter_config(s, "t", (const char *const[]){"retention_ms", NULL}),
+         TAKHIN_EINVAL, "no value");
   EXPECT(takhin_produce(s, "t", 0, NULL, 1, NULL), TAKHIN_EINVAL, "no records");
   EXPECT(takhin_produce_topic(s, "t", NULL, 1, NULL, NULL), TAKHIN_EINVAL, "no records");
   EXPECT(takhin_produce_topic(s, NULL, &r, 1, NULL, NULL), TAKHIN_EINVAL, "NULL");
@@ -170,11 +172,19 @@ Test(edges, null_arguments_of_every_entry_point) {
 Test(edges, config_numbers_parsed_strictly) {
   takhin_store *s = open_with_topic("edges_config");
   static const char *const bad[][2] = {
-      {"segment_bytes", " 100"}, {"segment_bytes", "100 "}, {"segment_bytes", "+100"},
-      {"segment_bytes", ""},     {"segment_bytes", "-"},    {"retention_ms", "99999999999999999999"},
-      {"retention_bytes", "1e3"}, {"segment_ms", "0x10"},   {"min_cleanable_dirty_ratio", " 0.5"},
-      {"min_cleanable_dirty_ratio", "inf"}, {"min_cleanable_dirty_ratio", "nan"},
-      {"min_cleanable_dirty_ratio", ""},    {"min_cleanable_dirty_ratio", "0x0.8"},
+      {"segment_bytes", " 100"},
+      {"segment_bytes", "100 "},
+      {"segment_bytes", "+100"},
+      {"segment_bytes", ""},
+      {"segment_bytes", "-"},
+      {"retention_ms", "99999999999999999999"},
+      {"retention_bytes", "1e3"},
+      {"segment_ms", "0x10"},
+      {"min_cleanable_dirty_ratio", " 0.5"},
+      {"min_cleanable_dirty_ratio", "inf"},
+      {"min_cleanable_dirty_ratio", "nan"},
+      {"min_cleanable_dirty_ratio", ""},
+      {"min_cleanable_dirty_ratio", "0x0.8"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     const char *const cfg[] = {bad[i][0], bad[i][1], NULL};
@@ -189,9 +199,11 @@ Test(edges, config_numbers_parsed_strictly) {
   takhin_topic_desc d;
   cr_assert_eq(takhin_topic_describe(s, "t", &d), TAKHIN_OK);
   cr_assert_eq(d.segment_bytes, 1073741824, "refused alters changed nothing");
-  cr_assert_eq(takhin_topic_create(s, "x", 1, (const char *const[]){"retention_ms", "-1",
-               "min_cleanable_dirty_ratio", "0.25", "segment_bytes", "1000", NULL}), TAKHIN_OK, "%s",
-               takhin_errmsg());
+  cr_assert_eq(
+      takhin_topic_create(s, "x", 1,
+                          (const char *const[]){"retention_ms", "-1", "min_cleanable_dirty_ratio",
+                                                "0.25", "segment_bytes", "1000", NULL}),
+      TAKHIN_OK, "%s", takhin_errmsg());
   takhin_close(s);
 }
 
@@ -234,8 +246,12 @@ Test(edges, read_only_open_on_read_only_media) {
   snprintf(dir, sizeof dir, "%.*s", (int)(strlen(db) - strlen("/store.db")), db);
   takhin_store *s;
   cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK, "%s", takhin_errmsg());
-  cr_assert_eq(takhin_topic_create(s, "t", 2, (const char *const[]){"segment_bytes", "20000", NULL}), TAKHIN_OK);
-  cr_assert_eq(takhin_topic_create(s, "c", 1, (const char *const[]){"cleanup_policy", "compact", NULL}), TAKHIN_OK);
+  cr_assert_eq(
+      takhin_topic_create(s, "t", 2, (const char *const[]){"segment_bytes", "20000", NULL}),
+      TAKHIN_OK);
+  cr_assert_eq(
+      takhin_topic_create(s, "c", 1, (const char *const[]){"cleanup_policy", "compact", NULL}),
+      TAKHIN_OK);
   char k[32], v[512];
   takhin_record r;
   for (long i = 0; i < 300; i++) {
@@ -304,8 +320,10 @@ Test(edges, compacted_writer_open_on_full_disk) {
   snprintf(dir, sizeof dir, "%.*s", (int)(strlen(db) - strlen("/store.db")), db);
   takhin_store *s;
   cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK, "%s", takhin_errmsg());
-  cr_assert_eq(takhin_topic_create(s, "c", 1, (const char *const[]){"cleanup_policy", "compact",
-               "segment_bytes", "20000", NULL}), TAKHIN_OK);
+  cr_assert_eq(takhin_topic_create(s, "c", 1,
+                                   (const char *const[]){"cleanup_policy", "compact",
+                                                         "segment_bytes", "20000", NULL}),
+               TAKHIN_OK);
   cr_assert_eq(takhin_topic_create(s, "t", 1, NULL), TAKHIN_OK);
   char k[32], v[512];
   takhin_record r;
@@ -318,16 +336,20 @@ Test(edges, compacted_writer_open_on_full_disk) {
   /* the key index forgets the log: the next open must catch up */
   sqlite3 *cat;
   cr_assert_eq(sqlite3_open(db, &cat), SQLITE_OK);
-  cr_assert_eq(sqlite3_exec(cat, "DELETE FROM takhin_cat_key; UPDATE takhin_cat_partition SET key_upto = 0",
-                            NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(cat));
+  cr_assert_eq(
+      sqlite3_exec(cat, "DELETE FROM takhin_cat_key; UPDATE takhin_cat_partition SET key_upto = 0",
+                   NULL, NULL, NULL),
+      SQLITE_OK, "%s", sqlite3_errmsg(cat));
   /* As when the disk filled under a running writer that then died, the
   ** catalog's -wal and -shm exist (this connection keeps them): a full disk
   ** leaves no room to create them, and SQLite needs them to open at all. */
-  cr_assert_eq(sqlite3_exec(cat, "SELECT count(*) FROM takhin_cat_topic", NULL, NULL, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_exec(cat, "SELECT count(*) FROM takhin_cat_topic", NULL, NULL, NULL),
+               SQLITE_OK);
 
   const char *filler = fill_disk(dir);
   int rc = takhin_open(db, NULL, &s);
-  cr_assert_eq(rc, TAKHIN_OK, "a full disk must not keep the writer from opening: %s", takhin_errmsg());
+  cr_assert_eq(rc, TAKHIN_OK, "a full disk must not keep the writer from opening: %s",
+               takhin_errmsg());
   takhin_recovery_info ri;
   cr_assert_eq(takhin_recovery(s, &ri), TAKHIN_OK);
   cr_assert_eq(ri.key_index_deferred, 1, "the deferred catch-up is reported");
@@ -345,8 +367,8 @@ Test(edges, compacted_writer_open_on_full_disk) {
   takhin_message m;
   cr_assert_eq(takhin_cursor_open(s, "c", 0, &c), TAKHIN_OK);
   rc = takhin_cursor_get_key(c, "k150", 4, &m);
-  cr_assert(rc == TAKHIN_ENOSPC || rc == TAKHIN_ECATALOG, "no wrong answer from a stale index: %d %s", rc,
-            takhin_errmsg());
+  cr_assert(rc == TAKHIN_ENOSPC || rc == TAKHIN_ECATALOG,
+            "no wrong answer from a stale index: %d %s", rc, takhin_errmsg());
   unlink(filler);
   cr_assert_eq(takhin_cursor_get_key(c, "k150", 4, &m), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_eq(m.offset, 150);
@@ -375,7 +397,9 @@ Test(edges, read_only_open_on_full_disk) {
   snprintf(dir, sizeof dir, "%.*s", (int)(strlen(db) - strlen("/store.db")), db);
   takhin_store *s;
   cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK, "%s", takhin_errmsg());
-  cr_assert_eq(takhin_topic_create(s, "t", 1, (const char *const[]){"segment_bytes", "20000", NULL}), TAKHIN_OK);
+  cr_assert_eq(
+      takhin_topic_create(s, "t", 1, (const char *const[]){"segment_bytes", "20000", NULL}),
+      TAKHIN_OK);
   char k[32], v[512];
   takhin_record r;
   for (long i = 0; i < 200; i++) {

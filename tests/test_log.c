@@ -140,7 +140,8 @@ Test(log, cursor_limits_and_get) {
     cr_assert_eq(m.offset, i);
     cr_assert(tu_value_ok(m.value, m.value_len, 100, i));
   }
-  cr_assert_eq(takhin_cursor_seek(c, 300, 0, 0), TAKHIN_OK, "seek to the high watermark is allowed");
+  cr_assert_eq(takhin_cursor_seek(c, 300, 0, 0), TAKHIN_OK,
+               "seek to the high watermark is allowed");
   cr_assert_eq(takhin_cursor_next(c, &m), TAKHIN_END);
   tu_produce_n(s, "t", 0, 300, 1, 100, 1);
   cr_assert_eq(takhin_cursor_next(c, &m), TAKHIN_OK, "a waiting cursor sees new records");
@@ -218,8 +219,8 @@ Test(log, offset_for_time) {
 Test(log, timestamps_now_and_invalid) {
   takhin_store *s = tu_open_ok(tu_store_path("log_ts"));
   create(s, "t", 1, NULL);
-  takhin_record r = {.key = "a", .key_len = 1, .value = "b", .value_len = 1,
-                     .timestamp = TAKHIN_TIMESTAMP_NOW};
+  takhin_record r = {
+      .key = "a", .key_len = 1, .value = "b", .value_len = 1, .timestamp = TAKHIN_TIMESTAMP_NOW};
   cr_assert_eq(takhin_produce(s, "t", 0, &r, 1, NULL), TAKHIN_OK);
   r.timestamp = -5;
   cr_assert_eq(takhin_produce(s, "t", 0, &r, 1, NULL), TAKHIN_EINVAL);

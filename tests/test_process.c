@@ -52,7 +52,8 @@ Test(process, second_writer_is_locked_out) {
   waitpid(pid, &st, 0);
   cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "another process is locked out too");
   takhin_close(s);
-  cr_assert_eq(takhin_open(db, NULL, &s2), TAKHIN_OK, "the lock goes with the writer: %s", takhin_errmsg());
+  cr_assert_eq(takhin_open(db, NULL, &s2), TAKHIN_OK, "the lock goes with the writer: %s",
+               takhin_errmsg());
   takhin_close(s2);
 }
 
@@ -67,7 +68,8 @@ Test(process, lock_released_when_writer_dies) {
   int st;
   waitpid(pid, &st, 0);
   takhin_store *s;
-  cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK, "no stale lock after a crash: %s", takhin_errmsg());
+  cr_assert_eq(takhin_open(db, NULL, &s), TAKHIN_OK, "no stale lock after a crash: %s",
+               takhin_errmsg());
   takhin_close(s);
 }
 
@@ -81,7 +83,8 @@ Test(process, reader_process_sees_writer) {
   const char *db = tu_store_path("proc_reader");
   takhin_store *w;
   cr_assert_eq(takhin_open(db, NULL, &w), TAKHIN_OK);
-  cr_assert_eq(takhin_topic_create(w, "t", 1, (const char *const[]){"segment_bytes", "8192", NULL}), TAKHIN_OK);
+  cr_assert_eq(takhin_topic_create(w, "t", 1, (const char *const[]){"segment_bytes", "8192", NULL}),
+               TAKHIN_OK);
   produce_range(w, "t", 0, 50);
   int to_child[2], to_parent[2];
   cr_assert_eq(pipe(to_child), 0);

@@ -28,7 +28,8 @@ Test(rawio, copy_batches_between_topics) {
   void *buf;
   size_t len;
   takhin_partition_info info;
-  cr_assert_eq(takhin_fetch_batches(s, "a", 0, 1, 1 << 20, &buf, &len, &info), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_fetch_batches(s, "a", 0, 1, 1 << 20, &buf, &len, &info), TAKHIN_OK, "%s",
+               takhin_errmsg());
   cr_assert_eq(info.high_watermark, 3);
   cr_assert_gt(len, 61);
   /* a producer sends baseOffset 0 */
@@ -117,7 +118,8 @@ Test(rawio, fetch_span_is_fetch_batches_without_the_copy) {
       takhin_fetch_span sp;
       takhin_partition_info a, b;
       cr_assert_eq(takhin_fetch_batches(s, "a", 0, offs[i], maxes[k], &buf, &len, &a), TAKHIN_OK);
-      cr_assert_eq(takhin_fetch_span_get(s, "a", 0, offs[i], maxes[k], &sp, &b), TAKHIN_OK, "%s", takhin_errmsg());
+      cr_assert_eq(takhin_fetch_span_get(s, "a", 0, offs[i], maxes[k], &sp, &b), TAKHIN_OK, "%s",
+                   takhin_errmsg());
       cr_assert_eq(sp.len, len, "offset %lld max %zu", (long long)offs[i], maxes[k]);
       cr_assert_gt(len, 61);
       cr_assert_eq(memcmp(sp.data, buf, len), 0);

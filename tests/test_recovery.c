@@ -59,7 +59,9 @@ static int rec_ok_as(const takhin_message *m, int64_t src, int64_t ts_shift) {
 }
 
 /* The record at offset o carries the content made for offset o. */
-static int rec_ok(const takhin_message *m, int64_t o) { return m->offset == o && rec_ok_as(m, o, 0); }
+static int rec_ok(const takhin_message *m, int64_t o) {
+  return m->offset == o && rec_ok_as(m, o, 0);
+}
 
 /* Produce one batch of n records for offsets first.. and check it got them. */
 static void produce_at(takhin_store *s, const char *topic, int64_t first, int n) {
@@ -71,7 +73,8 @@ static void produce_at(takhin_store *s, const char *topic, int64_t first, int n)
   int64_t got = -1;
   int rc = takhin_produce(s, topic, 0, r, (size_t)n, &got);
   cr_assert_eq(rc, TAKHIN_OK, "produce at %lld: %s", (long long)first, takhin_errmsg());
-  cr_assert_eq(got, first, "produce went to offset %lld, want %lld", (long long)got, (long long)first);
+  cr_assert_eq(got, first, "produce went to offset %lld, want %lld", (long long)got,
+               (long long)first);
 }
 
 static takhin_partition_info part_info(takhin_store *s, const char *topic) {
@@ -89,11 +92,12 @@ static takhin_recovery_info recovery(takhin_store *s) {
 
 /* Read [from, hwm) sequentially: dense offsets, every record intact, END at
 ** the high watermark. ctx names the case in failure messages. */
-static void check_seq(takhin_store *s, const char *topic, int64_t from, int64_t hwm, const char *ctx) {
+static void check_seq(takhin_store *s, const char *topic, int64_t from, int64_t hwm,
+                      const char *ctx) {
   takhin_cursor *c;
   cr_assert_eq(takhin_cursor_open(s, topic, 0, &c), TAKHIN_OK, "%s", takhin_errmsg());
-  cr_assert_eq(takhin_cursor_seek(c, from, 0, 0), TAKHIN_OK, "%s: seek %lld: %s", ctx, (long long)from,
-               takhin_errmsg());
+  cr_assert_eq(takhin_cursor_seek(c, from, 0, 0), TAKHIN_OK, "%s: seek %lld: %s", ctx,
+               (long long)from, takhin_errmsg());
   takhin_message m;
   int64_t o = from;
   int rc;
@@ -109,19 +113,22 @@ static void check_seq(takhin_store *s, const char *topic, int64_t from, int64_t 
 }
 
 /* Like check_seq, for a log that goes on after `to`. */
-static void check_seq_upto(takhin_store *s, const char *topic, int64_t from, int64_t to, const char *ctx) {
+static void check_seq_upto(takhin_store *s, const char *topic, int64_t from, int64_t to,
+                           const char *ctx) {
   takhin_cursor *c;
   cr_assert_eq(takhin_cursor_open(s, topic, 0, &c), TAKHIN_OK, "%s", takhin_errmsg());
-  cr_assert_eq(takhin_cursor_seek(c, from, to - from, 0), TAKHIN_OK, "%s: %s", ctx, takhin_errmsg());
+  cr_assert_eq(takhin_cursor_seek(c, from, to - from, 0), TAKHIN_OK, "%s: %s", ctx,
+               takhin_errmsg());
   takhin_message m;
   int64_t o = from;
   int rc;
   while (o < to && (rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
-    cr_assert(rec_ok(&m, o), "%s: record at offset %lld (want %lld) is not intact", ctx, (long long)m.offset,
-              (long long)o);
+    cr_assert(rec_ok(&m, o), "%s: record at offset %lld (want %lld) is not intact", ctx,
+              (long long)m.offset, (long long)o);
     o++;
   }
-  cr_assert_eq(o, to, "%s: read up to %lld, want %lld: %s", ctx, (long long)o, (long long)to, takhin_errmsg());
+  cr_assert_eq(o, to, "%s: read up to %lld, want %lld: %s", ctx, (long long)o, (long long)to,
+               takhin_errmsg());
   takhin_cursor_close(c);
 }
 
@@ -134,7 +141,8 @@ static void check_get(takhin_store *s, int64_t lo, int64_t hi, const char *ctx) 
   cr_assert_eq(takhin_cursor_open(s, TOPIC, 0, &c), TAKHIN_OK);
   for (int64_t o = hi - 1; o >= lo; o--) {
     int rc = takhin_cursor_get(c, o, &m);
-    cr_assert_eq(rc, TAKHIN_OK, "%s: get %lld: %s: %s", ctx, (long long)o, takhin_errstr(rc), takhin_errmsg());
+    cr_assert_eq(rc, TAKHIN_OK, "%s: get %lld: %s: %s", ctx, (long long)o, takhin_errstr(rc),
+                 takhin_errmsg());
     cr_assert(rec_ok(&m, o), "%s: record %lld not intact", ctx, (long long)o);
   }
   takhin_cursor_close(c);
@@ -161,7 +169,8 @@ static void check_intact_or_corrupt(takhin_store *s, int64_t lo, int64_t hi, con
   for (int64_t o = hi - 1; o >= lo; o--) {
     int rc = takhin_cursor_get(c, o, &m);
     cr_assert(rc == TAKHIN_ECORRUPT || (rc == TAKHIN_OK && rec_ok(&m, o)),
-              "%s: get %lld gave %s (offset %lld)", ctx, (long long)o, takhin_errstr(rc), (long long)m.offset);
+              "%s: get %lld gave %s (offset %lld)", ctx, (long long)o, takhin_errstr(rc),
+              (long long)m.offset);
   }
   takhin_cursor_close(c);
 }
@@ -261,7 +270,7 @@ static void sweep(const char *name, const char *codec, int nb, int last_batch_on
   uint8_t *cut_at = calloc(size, 1);
   cr_assert_not_null(cut_at);
   for (int64_t L = from; L < (int64_t)size; L += step) cut_at[L] = 1;
-  for (size_t i = 0; i < n; i += n > 10 ? n / 10 : 1)
+  for (size_t i = 0; i<n; i += n> 10 ? n / 10 : 1)
     for (int64_t L = sp[i].pos - 1; L <= sp[i].pos + 1; L++)
       if (L >= from && L < (int64_t)size) cut_at[L] = 1;
   for (int64_t L = from; L < (int64_t)size; L++) {
@@ -279,8 +288,9 @@ static void sweep(const char *name, const char *codec, int nb, int last_batch_on
     cr_assert_eq(ri.bytes_truncated, L - good_end, "L=%lld: truncated %lld bytes, want %lld",
                  (long long)L, (long long)ri.bytes_truncated, (long long)(L - good_end));
     cr_assert_eq(ri.segments_truncated, L > good_end, "L=%lld", (long long)L);
-    cr_assert_eq(tu_file_size(seg), good_end, "L=%lld: file is %lld bytes after recovery, want %lld",
-                 (long long)L, (long long)tu_file_size(seg), (long long)good_end);
+    cr_assert_eq(tu_file_size(seg), good_end,
+                 "L=%lld: file is %lld bytes after recovery, want %lld", (long long)L,
+                 (long long)tu_file_size(seg), (long long)good_end);
     takhin_partition_info pi = part_info(s, TOPIC);
     cr_assert_eq(pi.high_watermark, want_hwm, "L=%lld: hwm %lld, want %lld", (long long)L,
                  (long long)pi.high_watermark, (long long)want_hwm);
@@ -356,7 +366,8 @@ static int64_t expect_tail(const base_store *b, int64_t want_trunc, int64_t want
                            int64_t adopted_records, const char *ctx) {
   takhin_store *s = tu_open_ok(b->db);
   takhin_recovery_info ri = recovery(s), first_ri = ri;
-  cr_assert_eq(ri.bytes_truncated, want_trunc, "%s: truncated %lld", ctx, (long long)ri.bytes_truncated);
+  cr_assert_eq(ri.bytes_truncated, want_trunc, "%s: truncated %lld", ctx,
+               (long long)ri.bytes_truncated);
   cr_assert_eq(ri.segments_truncated, want_trunc > 0, "%s", ctx);
   int64_t hwm = b->hwm + adopted_records;
   cr_assert_eq(part_info(s, TOPIC).high_watermark, hwm, "%s", ctx);
@@ -370,13 +381,15 @@ static int64_t expect_tail(const base_store *b, int64_t want_trunc, int64_t want
     int64_t src = b->sp[b->n - 1].base;
     for (int64_t j = 0; j < adopted_records; j++) {
       int rc = takhin_cursor_get(c, b->hwm + j, &m);
-      cr_assert_eq(rc, TAKHIN_OK, "%s: adopted offset %lld: %s", ctx, (long long)(b->hwm + j), takhin_errmsg());
-      cr_assert(m.offset == b->hwm + j && rec_ok_as(&m, src + j, 1000), "%s: adopted record %lld", ctx,
-                (long long)j);
+      cr_assert_eq(rc, TAKHIN_OK, "%s: adopted offset %lld: %s", ctx, (long long)(b->hwm + j),
+                   takhin_errmsg());
+      cr_assert(m.offset == b->hwm + j && rec_ok_as(&m, src + j, 1000), "%s: adopted record %lld",
+                ctx, (long long)j);
     }
     takhin_cursor_close(c);
   }
-  cr_assert_eq(tu_file_size(b->seg), (int64_t)b->size + (want_adopted ? b->sp[b->n - 1].total : 0), "%s", ctx);
+  cr_assert_eq(tu_file_size(b->seg), (int64_t)b->size + (want_adopted ? b->sp[b->n - 1].total : 0),
+               "%s", ctx);
   produce_at(s, TOPIC, hwm, 3);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   /* And a second open finds nothing left to repair. */
@@ -406,8 +419,8 @@ static void count_add(count_check *v, size_t *n, const char *ctx, int64_t got, i
 
 static void counts_ok(const count_check *v, size_t n) {
   for (size_t i = 0; i < n; i++)
-    cr_expect_eq(v[i].got, v[i].want, "%s: batches_recovered %lld, want %lld", v[i].ctx, (long long)v[i].got,
-                 (long long)v[i].want);
+    cr_expect_eq(v[i].got, v[i].want, "%s: batches_recovered %lld, want %lld", v[i].ctx,
+                 (long long)v[i].got, (long long)v[i].want);
   for (size_t i = 0; i < n; i++) cr_assert_eq(v[i].got, v[i].want);
 }
 
@@ -577,7 +590,8 @@ Test(recovery, catalog_behind_file) {
   /* Counts last, after the data checks. */
   cr_assert_eq(ri.batches_recovered, 300, "recovered %lld batches, want the 300 the catalog missed",
                (long long)ri.batches_recovered);
-  cr_assert_eq(ri2.batches_recovered, 0, "the rebuilt index rows were persisted, yet %lld batches recovered",
+  cr_assert_eq(ri2.batches_recovered, 0,
+               "the rebuilt index rows were persisted, yet %lld batches recovered",
                (long long)ri2.batches_recovered);
 }
 
@@ -598,15 +612,18 @@ Test(recovery, clean_reopen_recovers_nothing) {
   cr_assert_eq(ri.bytes_truncated, 0);
   cr_assert_eq(ri.segments_truncated, 0);
   cr_assert_eq(ri.files_removed, 0);
-  cr_assert_eq(ri.batches_recovered, 0, "a clean close leaves no batch past the indexed position, "
-               "yet %lld were reported recovered", (long long)ri.batches_recovered);
+  cr_assert_eq(ri.batches_recovered, 0,
+               "a clean close leaves no batch past the indexed position, "
+               "yet %lld were reported recovered",
+               (long long)ri.batches_recovered);
 }
 
 /* ---- c. bit rot inside the indexed zone --------------------------------- */
 
 /* A sequential reader stops at the damaged batch with ECORRUPT and can
 ** seek past it to read on to the end. */
-static void check_seq_stops_at(takhin_store *s, int64_t bad_lo, int64_t bad_hi, int64_t hwm, const char *ctx) {
+static void check_seq_stops_at(takhin_store *s, int64_t bad_lo, int64_t bad_hi, int64_t hwm,
+                               const char *ctx) {
   takhin_cursor *c;
   takhin_message m;
   cr_assert_eq(takhin_cursor_open(s, TOPIC, 0, &c), TAKHIN_OK);
@@ -616,8 +633,8 @@ static void check_seq_stops_at(takhin_store *s, int64_t bad_lo, int64_t bad_hi, 
     cr_assert(rec_ok(&m, o), "%s: record %lld", ctx, (long long)o);
     o++;
   }
-  cr_assert_eq(rc, TAKHIN_ECORRUPT, "%s: sequential read ended with %s at %lld", ctx, takhin_errstr(rc),
-               (long long)o);
+  cr_assert_eq(rc, TAKHIN_ECORRUPT, "%s: sequential read ended with %s at %lld", ctx,
+               takhin_errstr(rc), (long long)o);
   cr_assert_eq(o, bad_lo, "%s: read %lld records before the damage", ctx, (long long)o);
   if (bad_hi < hwm) {
     cr_assert_eq(takhin_cursor_seek(c, bad_hi, 0, 0), TAKHIN_OK);
@@ -643,9 +660,10 @@ static void check_retry_fails(takhin_store *s, int64_t bad_lo, const char *ctx) 
   for (int retry = 1; retry <= 3; retry++) {
     m.offset = -1;
     rc = takhin_cursor_next(c, &m);
-    cr_assert_eq(rc, TAKHIN_ECORRUPT, "%s: retry %d after ECORRUPT at offset %lld gave %s (offset %lld): "
-                 "the damaged records were skipped silently", ctx, retry, (long long)bad_lo, takhin_errstr(rc),
-                 (long long)m.offset);
+    cr_assert_eq(rc, TAKHIN_ECORRUPT,
+                 "%s: retry %d after ECORRUPT at offset %lld gave %s (offset %lld): "
+                 "the damaged records were skipped silently",
+                 ctx, retry, (long long)bad_lo, takhin_errstr(rc), (long long)m.offset);
   }
   /* The same through cursor_get's seek-then-next. */
   cr_assert_eq(takhin_cursor_get(c, bad_lo, &m), TAKHIN_ECORRUPT, "%s", ctx);
@@ -696,8 +714,12 @@ static size_t index_rows(const char *db, int64_t *off, int64_t *pos, size_t cap)
   sqlite3 *h;
   cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
   sqlite3_stmt *st;
-  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT offset, position FROM takhin_cat_index WHERE segment_base = 0 "
-                                  "ORDER BY offset", -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+  cr_assert_eq(
+      sqlite3_prepare_v2(h,
+                         "SELECT offset, position FROM takhin_cat_index WHERE segment_base = 0 "
+                         "ORDER BY offset",
+                         -1, &st, NULL),
+      SQLITE_OK, "%s", sqlite3_errmsg(h));
   size_t n = 0;
   while (sqlite3_step(st) == SQLITE_ROW && n < cap) {
     off[n] = sqlite3_column_int64(st, 0);
@@ -741,7 +763,9 @@ static void header_rot(const char *name, int nb, int which, int k_stretch) {
     uint8_t m = 0x7b; /* magic is byte 16 */
     cr_assert_eq(pwrite(fd, &m, 1, d->pos + 16), 1);
   } else {
-    uint32_t nl = which == HDR_LEN_HUGE ? blen | 0x7f000000u : which == HDR_LEN_PLUS1 ? blen + 1 : blen - 1;
+    uint32_t nl = which == HDR_LEN_HUGE    ? blen | 0x7f000000u
+                  : which == HDR_LEN_PLUS1 ? blen + 1
+                                           : blen - 1;
     tu_put_be(h + 8, 4, nl);
     cr_assert_eq(pwrite(fd, h + 8, 4, d->pos + 8), 4);
   }
@@ -784,7 +808,9 @@ Test(recovery, header_rot_length_minus1) { header_rot("rec_hdr_minus1", 20, HDR_
 /* 400 batches (several stretches): damage in an early stretch, which
 ** recovery does not walk, and in the last one, which it does. */
 Test(recovery, header_rot_early_stretch) { header_rot("rec_hdr_early", 400, HDR_MAGIC, 1); }
-Test(recovery, header_rot_early_stretch_length) { header_rot("rec_hdr_early_len", 400, HDR_LEN_MINUS1, 1); }
+Test(recovery, header_rot_early_stretch_length) {
+  header_rot("rec_hdr_early_len", 400, HDR_LEN_MINUS1, 1);
+}
 Test(recovery, header_rot_last_stretch) { header_rot("rec_hdr_last", 400, HDR_MAGIC, -1); }
 
 /* ---- d. hand-edited catalog rows ---------------------------------------- */
@@ -821,10 +847,10 @@ static void fx_sql(const cat_fx *f, const char *sql) {
 
 /* Segment files are untouched by whatever the open did. */
 static void fx_files_same(const cat_fx *f, const char *ctx) {
-  cr_assert_eq(tu_file_size(f->seg_t), f->size_t_, "%s: %s changed size from %lld to %lld bytes", ctx, f->seg_t,
-               (long long)f->size_t_, (long long)tu_file_size(f->seg_t));
-  cr_assert_eq(tu_file_size(f->seg_v), f->size_v, "%s: %s changed size from %lld to %lld bytes", ctx, f->seg_v,
-               (long long)f->size_v, (long long)tu_file_size(f->seg_v));
+  cr_assert_eq(tu_file_size(f->seg_t), f->size_t_, "%s: %s changed size from %lld to %lld bytes",
+               ctx, f->seg_t, (long long)f->size_t_, (long long)tu_file_size(f->seg_t));
+  cr_assert_eq(tu_file_size(f->seg_v), f->size_v, "%s: %s changed size from %lld to %lld bytes",
+               ctx, f->seg_v, (long long)f->size_v, (long long)tu_file_size(f->seg_v));
 }
 
 /* Open must succeed and serve every record of both topics, randomly
@@ -919,9 +945,11 @@ Test(recovery_catalog, segment_next_offset_nonsense) {
 Test(recovery_catalog, segment_row_without_file) {
   cat_fx f;
   fx_build(&f, "cat_ghost_row");
-  fx_sql(&f, "INSERT INTO takhin_cat_segment(topic_id, partition, base_offset, next_offset, size_bytes, "
-             "max_timestamp, sealed, created_ms) SELECT topic_id, partition, 5000000, 5000100, 4000, -1, 0, 0 "
-             "FROM takhin_cat_segment" WHERE_T);
+  fx_sql(
+      &f,
+      "INSERT INTO takhin_cat_segment(topic_id, partition, base_offset, next_offset, size_bytes, "
+      "max_timestamp, sealed, created_ms) SELECT topic_id, partition, 5000000, 5000100, 4000, -1, 0, 0 "
+      "FROM takhin_cat_segment" WHERE_T);
   fx_expect_intact(&f, "row without a file");
 }
 
@@ -931,7 +959,7 @@ Test(recovery_catalog, index_position_past_end) {
   cat_fx f;
   fx_build(&f, "cat_idx_past");
   fx_sql(&f, IDX_T "position = position + 1000000 WHERE position > 0 AND offset = "
-             "(SELECT MIN(offset) FROM takhin_cat_index WHERE position > 0)");
+                   "(SELECT MIN(offset) FROM takhin_cat_index WHERE position > 0)");
   fx_expect_intact(&f, "index position past the end");
 }
 
@@ -948,7 +976,7 @@ Test(recovery_catalog, index_position_mid_batch) {
   cat_fx f;
   fx_build(&f, "cat_idx_mid");
   fx_sql(&f, IDX_T "position = position + 7 WHERE position > 0 AND offset = "
-             "(SELECT MIN(offset) FROM takhin_cat_index WHERE position > 0)");
+                   "(SELECT MIN(offset) FROM takhin_cat_index WHERE position > 0)");
   fx_expect_intact(&f, "index position inside a batch (early stretch)");
 }
 
@@ -956,9 +984,11 @@ Test(recovery_catalog, index_position_mid_batch) {
 Test(recovery_catalog, index_position_mid_batch_last) {
   cat_fx f;
   fx_build(&f, "cat_idx_mid_last");
-  fx_sql(&f, IDX_T "position = position + 7 WHERE offset = (SELECT MAX(offset) FROM takhin_cat_index "
-             "WHERE segment_base = 0 AND topic_id = (SELECT topic_id FROM takhin_cat_topic WHERE name = 't'))"
-             " AND topic_id = (SELECT topic_id FROM takhin_cat_topic WHERE name = 't')");
+  fx_sql(
+      &f, IDX_T
+      "position = position + 7 WHERE offset = (SELECT MAX(offset) FROM takhin_cat_index "
+      "WHERE segment_base = 0 AND topic_id = (SELECT topic_id FROM takhin_cat_topic WHERE name = 't'))"
+      " AND topic_id = (SELECT topic_id FROM takhin_cat_topic WHERE name = 't')");
   fx_expect_intact(&f, "index position inside a batch (last stretch)");
 }
 
@@ -967,7 +997,7 @@ Test(recovery_catalog, index_offset_wrong) {
   cat_fx f;
   fx_build(&f, "cat_idx_off");
   fx_sql(&f, IDX_T "offset = offset - 3 WHERE position > 0 AND offset = "
-             "(SELECT MIN(offset) FROM takhin_cat_index WHERE position > 0)");
+                   "(SELECT MIN(offset) FROM takhin_cat_index WHERE position > 0)");
   fx_expect_intact(&f, "index offset does not match its position");
 }
 
@@ -1046,8 +1076,12 @@ static void path_escape(const char *name, const char *evil, const char *outside_
 Test(recovery_catalog, topic_name_dotdot) { path_escape("cat_name_dotdot", "../x", "x-0"); }
 /* "<dir>/store.db-takhin/../../etc-0" is the parent of the test folder. */
 Test(recovery_catalog, topic_name_etc) { path_escape("cat_name_etc", "../../etc", "../etc-0"); }
-Test(recovery_catalog, topic_name_slash) { path_escape("cat_name_slash", "a/b", "store.db-takhin/a"); }
-Test(recovery_catalog, topic_name_dot) { path_escape("cat_name_dot", "..", "store.db-takhin/..-0"); }
+Test(recovery_catalog, topic_name_slash) {
+  path_escape("cat_name_slash", "a/b", "store.db-takhin/a");
+}
+Test(recovery_catalog, topic_name_dot) {
+  path_escape("cat_name_dot", "..", "store.db-takhin/..-0");
+}
 
 Test(recovery_catalog, topic_partitions_zero) {
   cat_fx f;
@@ -1116,8 +1150,8 @@ static void deleted_segment(const char *name, int which_first) {
   cr_assert_eq(takhin_cursor_open(s, TOPIC, 0, &c), TAKHIN_OK);
   for (int64_t o = glo; o < ghi; o++) {
     int rc = takhin_cursor_get(c, o, &m);
-    cr_assert_eq(rc, which_first ? TAKHIN_ERANGE : TAKHIN_ENOTFOUND, "get %lld of the lost segment: %s",
-                 (long long)o, takhin_errstr(rc));
+    cr_assert_eq(rc, which_first ? TAKHIN_ERANGE : TAKHIN_ENOTFOUND,
+                 "get %lld of the lost segment: %s", (long long)o, takhin_errstr(rc));
   }
   /* A sequential reader steps over the hole. */
   cr_assert_eq(takhin_cursor_seek(c, pi.log_start_offset, 0, 0), TAKHIN_OK);
@@ -1125,7 +1159,8 @@ static void deleted_segment(const char *name, int which_first) {
   int rc;
   while ((rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
     if (o == glo && !which_first) o = ghi;
-    cr_assert(rec_ok(&m, o), "sequential record %lld (want %lld)", (long long)m.offset, (long long)o);
+    cr_assert(rec_ok(&m, o), "sequential record %lld (want %lld)", (long long)m.offset,
+              (long long)o);
     o++;
   }
   cr_assert_eq(rc, TAKHIN_END, "%s", takhin_errmsg());
@@ -1183,7 +1218,8 @@ Test(recovery, segment_file_deleted_active) {
   cr_assert(strstr(ri.message, want), "message \"%s\" lacks \"%s\"", ri.message, want);
   takhin_partition_info pi = part_info(s, TOPIC);
   cr_assert_eq(pi.high_watermark, hwm, "the high watermark does not move back");
-  for (size_t i = 0; i + 1 < n; i++) check_get(s, segs[i].base_offset, segs[i].next_offset, "sealed segment");
+  for (size_t i = 0; i + 1 < n; i++)
+    check_get(s, segs[i].base_offset, segs[i].next_offset, "sealed segment");
   takhin_cursor *c;
   takhin_message m;
   cr_assert_eq(takhin_cursor_open(s, TOPIC, 0, &c), TAKHIN_OK);
@@ -1205,7 +1241,8 @@ Test(recovery, segment_file_deleted_active) {
   int rc;
   while ((rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
     if (o == glo) o = ghi;
-    cr_assert(rec_ok(&m, o), "sequential record %lld (want %lld)", (long long)m.offset, (long long)o);
+    cr_assert(rec_ok(&m, o), "sequential record %lld (want %lld)", (long long)m.offset,
+              (long long)o);
     o++;
   }
   cr_assert_eq(rc, TAKHIN_END, "%s", takhin_errmsg());
@@ -1258,8 +1295,9 @@ static void garbage_file(const char *name, const char *fname, size_t len, int ch
       got = takhin_cursor_get(c, b.hwm, &m);
       takhin_cursor_close(c);
     }
-    cr_assert_eq(pi.high_watermark, b.hwm, "high watermark %lld, want %lld; reading offset %lld gives %s",
-                 (long long)pi.high_watermark, (long long)b.hwm, (long long)b.hwm, takhin_errstr(got));
+    cr_assert_eq(
+        pi.high_watermark, b.hwm, "high watermark %lld, want %lld; reading offset %lld gives %s",
+        (long long)pi.high_watermark, (long long)b.hwm, (long long)b.hwm, takhin_errstr(got));
     produce_at(s, TOPIC, b.hwm, 2);
     check_seq(s, TOPIC, 0, b.hwm + 2, "after a garbage segment file");
   }

@@ -51,7 +51,8 @@ Test(retention, delete_records_moves_log_start) {
   cr_assert_eq(after.log_start_offset, 321);
   cr_assert_eq(after.high_watermark, 500);
   cr_assert_lt(after.segments, before.segments, "whole segments below the start are gone");
-  cr_assert_eq(takhin_delete_records(s, "t", 0, 100), TAKHIN_ERANGE, "the log start never moves back");
+  cr_assert_eq(takhin_delete_records(s, "t", 0, 100), TAKHIN_ERANGE,
+               "the log start never moves back");
   takhin_segment_info *segs;
   size_t n;
   cr_assert_eq(takhin_segments_list(s, "t", 0, &segs, &n), TAKHIN_OK);
@@ -97,10 +98,11 @@ Test(retention, by_bytes_drops_oldest_sealed_segments) {
 
 Test(retention, by_time_uses_record_timestamps) {
   const int64_t now = (int64_t)time(NULL) * 1000;
-  takhin_store *s = setup("ret_time", NULL,
-                          (const char *const[]){"segment_bytes", "4096", "retention_ms", "3600000", NULL});
-  fill(s, 0, 300, now - 7200000 - 1000);  /* two hours old */
-  fill(s, 300, 300, now - 60000 - 300);   /* one minute old */
+  takhin_store *s =
+      setup("ret_time", NULL,
+            (const char *const[]){"segment_bytes", "4096", "retention_ms", "3600000", NULL});
+  fill(s, 0, 300, now - 7200000 - 1000); /* two hours old */
+  fill(s, 300, 300, now - 60000 - 300);  /* one minute old */
   takhin_retention_result rr;
   cr_assert_eq(takhin_retention_apply(s, "t", -1, &rr), TAKHIN_OK);
   takhin_partition_info pi = info(s);

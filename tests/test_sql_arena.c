@@ -30,14 +30,17 @@ static void insert(sqlite3_stmt *ins, int partition, int i, size_t n) {
   sqlite3_bind_int(ins, 1, partition);
   sqlite3_bind_text(ins, 2, key, -1, SQLITE_TRANSIENT);
   sqlite3_bind_blob(ins, 3, v, (int)n, SQLITE_TRANSIENT);
-  cr_assert_eq(sqlite3_step(ins), SQLITE_DONE, "INSERT %d: %s", i, sqlite3_errmsg(sqlite3_db_handle(ins)));
+  cr_assert_eq(sqlite3_step(ins), SQLITE_DONE, "INSERT %d: %s", i,
+               sqlite3_errmsg(sqlite3_db_handle(ins)));
   sqlite3_reset(ins);
   free(v);
 }
 
 /* The rows of partition p, in offset order, must be ids[0..n) with sizes[]. */
-static void expect_rows(sqlite3 *db, const char *table, int p, const int *ids, const size_t *sizes, size_t n) {
-  char *sql = sqlite3_mprintf("SELECT key, value FROM \"%w\" WHERE partition = %d ORDER BY offset", table, p);
+static void expect_rows(sqlite3 *db, const char *table, int p, const int *ids, const size_t *sizes,
+                        size_t n) {
+  char *sql = sqlite3_mprintf("SELECT key, value FROM \"%w\" WHERE partition = %d ORDER BY offset",
+                              table, p);
   sqlite3_stmt *st;
   cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
   size_t got = 0;
@@ -50,7 +53,8 @@ static void expect_rows(sqlite3 *db, const char *table, int p, const int *ids, c
     cr_assert_eq(len, sizes[got], "row %s: %zu bytes, expected %zu", key, len, sizes[got]);
     unsigned char *want = malloc(len ? len : 1);
     fill(want, len, ids[got]);
-    cr_assert(len == 0 || !memcmp(sqlite3_column_blob(st, 1), want, len), "row %s: bytes differ", key);
+    cr_assert(len == 0 || !memcmp(sqlite3_column_blob(st, 1), want, len), "row %s: bytes differ",
+              key);
     free(want);
     got++;
   }
@@ -68,7 +72,8 @@ Test(sql_txn, rows_across_arena_chunks_and_savepoints) {
   sqlite3 *db = db_open(path);
   exec_ok(db, "CREATE VIRTUAL TABLE a USING takhin(partitions=2, max_message_bytes=1048576)");
   sqlite3_stmt *ins;
-  cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO a(partition, key, value) VALUES (?, ?, ?)", -1, &ins, NULL),
+  cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO a(partition, key, value) VALUES (?, ?, ?)", -1,
+                                  &ins, NULL),
                SQLITE_OK);
   enum { N = 700 };
   static int ids[2][N + 10];
@@ -124,26 +129,38 @@ Test(sql_txn, limits_per_table_within_one_transaction) {
   exec_ok(db, "BEGIN");
   exec_ok(db, "INSERT INTO big(partition, key, value) VALUES (2, 'a', zeroblob(5000))");
   exec_ok(db, "INSERT INTO small(key, value) VALUES ('b', 'x')");
-  cr_assert_neq(sqlite3_exec(db, "INSERT INTO small(key, value) VALUES ('c', zeroblob(5000))", NULL, NULL, NULL),
+  cr_assert_neq(sqlite3_exec(db, "INSERT INTO small(key, value) VALUES ('c', zeroblob(5000))", NULL,
+                             NULL, NULL),
                 SQLITE_OK);
   cr_assert(strstr(sqlite3_errmsg(db), "max_message_bytes 200"), "%s", sqlite3_errmsg(db));
-  cr_assert_neq(sqlite3_exec(db, "INSERT INTO small(partition, key, value) VALUES (1, 'd', 'x')", NULL, NULL, NULL),
+  cr_assert_neq(sqlite3_exec(db, "INSERT INTO small(partition, key, value) VALUES (1, 'd', 'x')",
+                             NULL, NULL, NULL),
                 SQLITE_OK);
-  cr_assert(strstr(sqlite3_errmsg(db), "partition 1 out of range [0, 1)"), "%s", sqlite3_errmsg(db));
-  cr_assert_neq(sqlite3_exec(db, "INSERT INTO keyed(value) VALUES ('v')", NULL, NULL, NULL), SQLITE_OK);
+  cr_assert(strstr(sqlite3_errmsg(db), "partition 1 out of range [0, 1)"), "%s",
+            sqlite3_errmsg(db));
+  cr_assert_neq(sqlite3_exec(db, "INSERT INTO keyed(value) VALUES ('v')", NULL, NULL, NULL),
+                SQLITE_OK);
   cr_assert(strstr(sqlite3_errmsg(db), "every record needs a key"), "%s", sqlite3_errmsg(db));
   exec_ok(db, "INSERT INTO keyed(key, value) VALUES ('k', 'v')");
   exec_ok(db, "INSERT INTO big(partition, key, value) VALUES (0, 'e', zeroblob(50000))");
   /* takhin_messages checks each row's own topic */
-  exec_ok(db, "INSERT INTO takhin_messages(topic, partition, key, value) VALUES ('big', 1, 'f', 'x')");
-  cr_assert_neq(sqlite3_exec(db, "INSERT INTO takhin_messages(topic, key, value) VALUES ('small', 'g', zeroblob(300))",
-                             NULL, NULL, NULL), SQLITE_OK);
+  exec_ok(db,
+          "INSERT INTO takhin_messages(topic, partition, key, value) VALUES ('big', 1, 'f', 'x')");
+  cr_assert_neq(
+      sqlite3_exec(
+          db, "INSERT INTO takhin_messages(topic, key, value) VALUES ('small', 'g', zeroblob(300))",
+          NULL, NULL, NULL),
+      SQLITE_OK);
   exec_ok(db, "COMMIT");
   char *rows = NULL;
   sqlite3_stmt *st;
-  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT group_concat(topic || ':' || partition || ':' || key || ':' || length(value), ' ') "
-                                      "FROM (SELECT * FROM takhin_messages ORDER BY topic, partition, offset)",
-                                  -1, &st, NULL), SQLITE_OK);
+  cr_assert_eq(
+      sqlite3_prepare_v2(
+          db,
+          "SELECT group_concat(topic || ':' || partition || ':' || key || ':' || length(value), ' ') "
+          "FROM (SELECT * FROM takhin_messages ORDER BY topic, partition, offset)",
+          -1, &st, NULL),
+      SQLITE_OK);
   cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
   rows = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
   sqlite3_finalize(st);

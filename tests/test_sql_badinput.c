@@ -29,35 +29,50 @@ Test(sql, bad_input_clear_errors_nothing_written) {
   /* wrong types and NULLs where a value is required */
   exec_err_exact(db, "takhin: partition must be an integer (or NULL to let the key choose)",
                  "INSERT INTO t(partition, key, value) VALUES ('1', 'k', 'v')");
-  exec_err(db, "partition must be an integer", "INSERT INTO t(partition, key, value) VALUES (1.0, 'k', 'v')");
-  exec_err(db, "partition must be an integer", "INSERT INTO t(partition, key, value) VALUES (x'01', 'k', 'v')");
+  exec_err(db, "partition must be an integer",
+           "INSERT INTO t(partition, key, value) VALUES (1.0, 'k', 'v')");
+  exec_err(db, "partition must be an integer",
+           "INSERT INTO t(partition, key, value) VALUES (x'01', 'k', 'v')");
   exec_err_exact(db, "takhin: partition 2 out of range [0, 2) for topic \"t\"",
                  "INSERT INTO t(partition, key, value) VALUES (2, 'k', 'v')");
-  exec_err(db, "partition -1 out of range", "INSERT INTO t(partition, key, value) VALUES (-1, 'k', 'v')");
+  exec_err(db, "partition -1 out of range",
+           "INSERT INTO t(partition, key, value) VALUES (-1, 'k', 'v')");
   exec_err_exact(db, "takhin: offset is assigned by the log; leave it out of the INSERT",
                  "INSERT INTO t(offset, key, value) VALUES (5, 'k', 'v')");
-  exec_err_exact(db, "takhin: timestamp must be a non-negative integer (ms since the epoch) or NULL for now",
-                 "INSERT INTO t(key, value, timestamp) VALUES ('k', 'v', -5)");
-  exec_err(db, "timestamp must be a non-negative integer", "INSERT INTO t(key, value, timestamp) VALUES ('k', 'v', 'today')");
-  exec_err(db, "timestamp must be a non-negative integer", "INSERT INTO t(key, value, timestamp) VALUES ('k', 'v', 1.5)");
+  exec_err_exact(
+      db, "takhin: timestamp must be a non-negative integer (ms since the epoch) or NULL for now",
+      "INSERT INTO t(key, value, timestamp) VALUES ('k', 'v', -5)");
+  exec_err(db, "timestamp must be a non-negative integer",
+           "INSERT INTO t(key, value, timestamp) VALUES ('k', 'v', 'today')");
+  exec_err(db, "timestamp must be a non-negative integer",
+           "INSERT INTO t(key, value, timestamp) VALUES ('k', 'v', 1.5)");
   exec_err_exact(db, "takhin_messages: topic must be text naming a topic",
                  "INSERT INTO takhin_messages(topic, key, value) VALUES (NULL, 'k', 'v')");
-  exec_err(db, "topic must be text", "INSERT INTO takhin_messages(topic, key, value) VALUES (5, 'k', 'v')");
-  exec_err(db, "unknown topic", "INSERT INTO takhin_messages(topic, key, value) VALUES ('bad name', 'k', 'v')");
+  exec_err(db, "topic must be text",
+           "INSERT INTO takhin_messages(topic, key, value) VALUES (5, 'k', 'v')");
+  exec_err(db, "unknown topic",
+           "INSERT INTO takhin_messages(topic, key, value) VALUES ('bad name', 'k', 'v')");
   /* an oversized record */
-  exec_err_exact(db, "takhin: record of 1201 bytes is larger than max_message_bytes 1000 of topic \"t\" "
-                     "(record batch larger than max_message_bytes)",
-                 "INSERT INTO t(key, value) VALUES ('k', zeroblob(1200))");
-  exec_err(db, "larger than max_message_bytes", "INSERT INTO t(key, value, headers) VALUES ('k', 'v', "
-                                                "'[[\"h\",\"' || printf('%%.*c', 1000, 'x') || '\"]]')");
+  exec_err_exact(
+      db,
+      "takhin: record of 1201 bytes is larger than max_message_bytes 1000 of topic \"t\" "
+      "(record batch larger than max_message_bytes)",
+      "INSERT INTO t(key, value) VALUES ('k', zeroblob(1200))");
+  exec_err(db, "larger than max_message_bytes",
+           "INSERT INTO t(key, value, headers) VALUES ('k', 'v', "
+           "'[[\"h\",\"' || printf('%%.*c', 1000, 'x') || '\"]]')");
   exec_err(db, "larger than max_message_bytes 1000",
            "INSERT INTO t(partition, key, value) VALUES (0, 'ok', 'v'), (1, 'k', zeroblob(1200))");
-  exec_err(db, "larger than max_message_bytes", "INSERT INTO t(partition, key, value) VALUES (0, 'k', zeroblob(980))");
+  exec_err(db, "larger than max_message_bytes",
+           "INSERT INTO t(partition, key, value) VALUES (0, 'k', zeroblob(980))");
   exec_ok(db, "CREATE VIRTUAL TABLE big USING takhin(partitions=1)");
-  exec_err(db, "larger than max_message_bytes 1048588", "INSERT INTO big(key, value) VALUES ('k', zeroblob(2000000))");
+  exec_err(db, "larger than max_message_bytes 1048588",
+           "INSERT INTO big(key, value) VALUES ('k', zeroblob(2000000))");
   /* nothing was written */
-  EXPECT_ROWS(db, "0|1\n1|0\n", "SELECT partition, high_watermark FROM takhin_partitions WHERE topic = 't'");
-  EXPECT_ROWS(db, "0|0\n", "SELECT high_watermark, size_bytes FROM takhin_partitions WHERE topic = 'big'");
+  EXPECT_ROWS(db, "0|1\n1|0\n",
+              "SELECT partition, high_watermark FROM takhin_partitions WHERE topic = 't'");
+  EXPECT_ROWS(db, "0|0\n",
+              "SELECT high_watermark, size_bytes FROM takhin_partitions WHERE topic = 'big'");
   EXPECT_ROWS(db, "0|0|k\n", "SELECT partition, offset, key FROM t");
   /* SELECT with values of the wrong type matches nothing rather than failing */
   EXPECT_ROWS(db, "", "SELECT * FROM t WHERE partition = 'x'");
@@ -81,14 +96,16 @@ Test(sql, topic_deleted_by_another_connection) {
   const char *path = tu_store_path("sql_deleted");
   sqlite3 *db = db_open(path);
   exec_ok(db, "CREATE VIRTUAL TABLE gone USING takhin(partitions=2)");
-  exec_ok(db, "INSERT INTO gone(partition, key, value, timestamp) VALUES (0,'a','1',1),(1,'b','2',2)");
+  exec_ok(db,
+          "INSERT INTO gone(partition, key, value, timestamp) VALUES (0,'a','1',1),(1,'b','2',2)");
   sqlite3_close(db);
   takhin_store *s = c_open(path, 0);
   cr_assert_eq(takhin_topic_delete(s, "gone"), TAKHIN_OK);
   takhin_close(s);
   db = db_open(path);
   exec_err(db, "unknown topic \"gone\"", "SELECT * FROM gone");
-  exec_err(db, "unknown topic \"gone\"", "SELECT count(*) FROM gone WHERE partition = 1 AND offset = 0");
+  exec_err(db, "unknown topic \"gone\"",
+           "SELECT count(*) FROM gone WHERE partition = 1 AND offset = 0");
   exec_err(db, "unknown topic \"gone\"", "INSERT INTO gone(key, value) VALUES ('k', 'v')");
   exec_err(db, "unknown topic \"gone\"", "DELETE FROM gone WHERE offset < 1");
   EXPECT_ROWS(db, "", "SELECT * FROM takhin_partitions WHERE topic = 'gone'");
@@ -103,7 +120,9 @@ Test(sql, topic_deleted_by_another_connection) {
 Test(sql, topic_deleted_while_sql_reads) {
   const char *path = tu_store_path("sql_deleted_live");
   takhin_store *w = c_open(path, 0);
-  cr_assert_eq(takhin_topic_create(w, "live", 1, (const char *const[]){"segment_bytes", "300", NULL}), TAKHIN_OK);
+  cr_assert_eq(
+      takhin_topic_create(w, "live", 1, (const char *const[]){"segment_bytes", "300", NULL}),
+      TAKHIN_OK);
   for (int i = 0; i < 20; i++) {
     takhin_record r = {.key = "k", .key_len = 1, .value = "value", .value_len = 5, .timestamp = i};
     cr_assert_eq(takhin_produce(w, "live", 0, &r, 1, NULL), TAKHIN_OK);
@@ -116,7 +135,8 @@ Test(sql, topic_deleted_while_sql_reads) {
   cr_assert_eq(takhin_topic_delete(w, "live"), TAKHIN_OK);
   int rc, rows = 1;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) rows++;
-  cr_assert(rc == SQLITE_DONE || rc == SQLITE_ERROR, "the scan ends or fails cleanly (%d: %s)", rc, sqlite3_errmsg(db));
+  cr_assert(rc == SQLITE_DONE || rc == SQLITE_ERROR, "the scan ends or fails cleanly (%d: %s)", rc,
+            sqlite3_errmsg(db));
   cr_assert_leq(rows, 20);
   sqlite3_finalize(st);
   sqlite3_close(db);
@@ -196,7 +216,8 @@ Test(sql, directonly_views_and_triggers_refused) {
   EXPECT_ROWS(db, "", "SELECT * FROM takhin_group_offsets");
   EXPECT_ROWS(db, "0\n", "SELECT log_start_offset FROM takhin_partitions");
   /* pure functions are fine anywhere */
-  exec_ok(db, "CREATE VIEW ok AS SELECT takhin_version() AS v, takhin_partition_for_key('k', 3) AS p");
+  exec_ok(db,
+          "CREATE VIEW ok AS SELECT takhin_version() AS v, takhin_partition_for_key('k', 3) AS p");
   char want[64];
   snprintf(want, sizeof want, "%s|%d\n", TAKHIN_VERSION, takhin_partition_for_key("k", 1, 3));
   EXPECT_ROWS(db, want, "SELECT * FROM ok");

@@ -42,7 +42,8 @@ Test(sql, extension_links_no_sqlite) {
   if (fgets(line, sizeof line, f)) exported = atoi(line);
   pclose(f);
   if (exported) {
-    snprintf(cmd, sizeof cmd, "nm -D --defined-only '%s.so' | grep -q ' T sqlite3_takhin_init$'", EXT_PATH);
+    snprintf(cmd, sizeof cmd, "nm -D --defined-only '%s.so' | grep -q ' T sqlite3_takhin_init$'",
+             EXT_PATH);
     cr_assert_eq(system(cmd), 0, "sqlite3_takhin_init is exported");
   }
 }
@@ -59,7 +60,8 @@ Test(sql, two_connections_one_writer) {
   exec_err(b, "locked by another writer", "INSERT INTO t(key, value) VALUES ('b', '2')");
   exec_ok(a, "INSERT INTO t(key, value, timestamp) VALUES ('c', '3', 3)");
   EXPECT_ROWS(b, "a\nc\n", "SELECT key FROM t");
-  EXPECT_ROWS(b, "t|0|0|2\n", "SELECT topic, partition, log_start_offset, high_watermark FROM takhin_partitions");
+  EXPECT_ROWS(b, "t|0|0|2\n",
+              "SELECT topic, partition, log_start_offset, high_watermark FROM takhin_partitions");
   sqlite3_close(b);
   sqlite3_close(a);
 }
@@ -88,9 +90,12 @@ static int count_commit(void *arg) {
 Test(sql, compaction_commits_atomically_and_not_inside_a_transaction) {
   const char *path = tu_store_path("sql_compact_tx");
   sqlite3 *db = db_open(path);
-  exec_ok(db, "CREATE VIRTUAL TABLE t USING takhin(cleanup_policy='compact,delete', segment_bytes=300, retention_ms=1)");
+  exec_ok(
+      db,
+      "CREATE VIRTUAL TABLE t USING takhin(cleanup_policy='compact,delete', segment_bytes=300, retention_ms=1)");
   for (int i = 0; i < 400; i++) /* one batch each: a transaction would make one batch of them */
-    exec_ok(db, "INSERT INTO t(key, value, timestamp) VALUES ('k%d', 'value-%d', %d)", i % 7, i, 1000 + i);
+    exec_ok(db, "INSERT INTO t(key, value, timestamp) VALUES ('k%d', 'value-%d', %d)", i % 7, i,
+            1000 + i);
   int64_t segs = q_int(db, "SELECT count(*) FROM takhin_segments WHERE topic = 't'");
   cr_assert_gt(segs, 20, "many segments, each with catalog rows to rewrite");
 
@@ -105,7 +110,8 @@ Test(sql, compaction_commits_atomically_and_not_inside_a_transaction) {
   cr_assert_gt(compacted, 10);
   /* the tombstone clock, the swap (every segment's rows), the swap rows'
   ** removal: a handful, whatever the number of segments and rows */
-  cr_assert_leq(commits, 5, "%d commits for %lld rewritten segments", commits, (long long)compacted);
+  cr_assert_leq(commits, 5, "%d commits for %lld rewritten segments", commits,
+                (long long)compacted);
   EXPECT_ROWS(db, "k0|399\nk1|393\nk2|394\nk3|395\nk4|396\nk5|397\nk6|398\n",
               "SELECT key, offset FROM t ORDER BY key");
   commits = 0;
@@ -127,14 +133,19 @@ Test(sql, compaction_commits_atomically_and_not_inside_a_transaction) {
 Test(sql, compaction_refused_inside_a_writing_statement) {
   const char *path = tu_store_path("sql_compact_insert_select");
   sqlite3 *db = db_open(path);
-  exec_ok(db, "CREATE VIRTUAL TABLE t USING takhin(cleanup_policy='compact,delete', segment_bytes=300)");
+  exec_ok(
+      db,
+      "CREATE VIRTUAL TABLE t USING takhin(cleanup_policy='compact,delete', segment_bytes=300)");
   for (int i = 0; i < 50; i++)
-    exec_ok(db, "INSERT INTO t(key, value, timestamp) VALUES ('k%d', 'value-%d', %d)", i % 3, i, 1000 + i);
+    exec_ok(db, "INSERT INTO t(key, value, timestamp) VALUES ('k%d', 'value-%d', %d)", i % 3, i,
+            1000 + i);
   exec_ok(db, "CREATE TABLE res(a, b, c, d, e)");
   exec_err(db, "run it outside a transaction", "INSERT INTO res SELECT * FROM takhin_compact('t')");
-  exec_err(db, "run it outside a transaction", "INSERT INTO res(a, b) SELECT * FROM takhin_retention('t')");
+  exec_err(db, "run it outside a transaction",
+           "INSERT INTO res(a, b) SELECT * FROM takhin_retention('t')");
   EXPECT_ROWS(db, "0\n", "SELECT count(*) FROM res");
-  cr_assert_gt(q_int(db, "SELECT segments_compacted FROM takhin_compact('t')"), 0, "alone, it runs");
+  cr_assert_gt(q_int(db, "SELECT segments_compacted FROM takhin_compact('t')"), 0,
+               "alone, it runs");
   sqlite3_close(db);
 }
 
@@ -168,7 +179,8 @@ Test(sql, flush_writes_pending_catalog_rows) {
   sqlite3 *db = db_open(path);
   exec_ok(db, "CREATE VIRTUAL TABLE t USING takhin(cleanup_policy='compact')");
   for (int i = 0; i < 30; i++) exec_ok(db, "INSERT INTO t(key, value) VALUES ('k%d', 'v')", i % 10);
-  cr_assert_lt(q_int(db, "SELECT count(*) FROM takhin_cat_key"), 10, "key rows are written in batches");
+  cr_assert_lt(q_int(db, "SELECT count(*) FROM takhin_cat_key"), 10,
+               "key rows are written in batches");
   exec_ok(db, "BEGIN");
   exec_err(db, "outside a transaction", "SELECT takhin_flush()");
   exec_ok(db, "ROLLBACK");
@@ -187,7 +199,9 @@ Test(sql, flush_writes_pending_catalog_rows) {
 Test(sql, failed_commit_takes_back_its_keys) {
   const char *path = tu_store_path("sql_txn_fail_keys");
   sqlite3 *db = db_open(path);
-  exec_ok(db, "CREATE VIRTUAL TABLE ev USING takhin(partitions=2, max_message_bytes=200, cleanup_policy='compact')");
+  exec_ok(
+      db,
+      "CREATE VIRTUAL TABLE ev USING takhin(partitions=2, max_message_bytes=200, cleanup_policy='compact')");
   exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'pre','x',1)");
   exec_ok(db, "BEGIN");
   exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'ghost','small',2)");
@@ -228,10 +242,12 @@ Test(sql, lenient_values_refused) {
   exec_err(db, "config min_cleanable_dirty_ratio: \"0x0.8\"",
            "CREATE VIRTUAL TABLE t USING takhin(min_cleanable_dirty_ratio='0x0.8')");
   EXPECT_ROWS(db, "", "SELECT name FROM takhin_topics");
-  exec_ok(db, "CREATE VIRTUAL TABLE t USING takhin(partitions='2', min_cleanable_dirty_ratio='.25')");
+  exec_ok(db,
+          "CREATE VIRTUAL TABLE t USING takhin(partitions='2', min_cleanable_dirty_ratio='.25')");
   /* an INSERT that names rowid: refused, not silently ignored */
   exec_err(db, "INSERT cannot set rowid", "INSERT INTO t(rowid, key, value) VALUES (5, 'k', 'v')");
-  exec_err(db, "INSERT cannot set rowid", "INSERT INTO t(rowid, partition, key, value) VALUES (1, 0, 'k', 'v')");
+  exec_err(db, "INSERT cannot set rowid",
+           "INSERT INTO t(rowid, partition, key, value) VALUES (1, 0, 'k', 'v')");
   EXPECT_ROWS(db, "0\n", "SELECT count(*) FROM t");
   exec_ok(db, "INSERT INTO t(partition, key, value) VALUES (0, 'k', 'v')");
   /* takhin_commit's metadata is text or NULL */

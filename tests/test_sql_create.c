@@ -45,14 +45,18 @@ Test(sql, create_options_parsed_strictly) {
   exec_err_exact(db, "option partitions: \"100001\" is not an integer in [1, 100000]",
                  "CREATE VIRTUAL TABLE t USING takhin(partitions=100001)");
   /* values the topic layer refuses name the key and the value */
-  exec_err(db, "config compression: \"lz4\"", "CREATE VIRTUAL TABLE t USING takhin(compression='lz4')");
-  exec_err(db, "config cleanup_policy: \"bogus\"", "CREATE VIRTUAL TABLE t USING takhin(cleanup_policy=bogus)");
-  exec_err(db, "config segment_bytes: \"abc\"", "CREATE VIRTUAL TABLE t USING takhin(segment_bytes='abc')");
+  exec_err(db, "config compression: \"lz4\"",
+           "CREATE VIRTUAL TABLE t USING takhin(compression='lz4')");
+  exec_err(db, "config cleanup_policy: \"bogus\"",
+           "CREATE VIRTUAL TABLE t USING takhin(cleanup_policy=bogus)");
+  exec_err(db, "config segment_bytes: \"abc\"",
+           "CREATE VIRTUAL TABLE t USING takhin(segment_bytes='abc')");
   exec_err(db, "config segment_bytes", "CREATE VIRTUAL TABLE t USING takhin(segment_bytes=10)");
   exec_err(db, "config retention_ms", "CREATE VIRTUAL TABLE t USING takhin(retention_ms=-2)");
   exec_err(db, "config min_cleanable_dirty_ratio",
            "CREATE VIRTUAL TABLE t USING takhin(min_cleanable_dirty_ratio=2)");
-  exec_err_exact(db, "takhin tables live in the main database (the store beside it), not in \"temp\"",
+  exec_err_exact(db,
+                 "takhin tables live in the main database (the store beside it), not in \"temp\"",
                  "CREATE VIRTUAL TABLE temp.t USING takhin(partitions=1)");
   /* nothing of the failed statements was created */
   EXPECT_ROWS(db, "", "SELECT name FROM takhin_topics");
@@ -62,10 +66,12 @@ Test(sql, create_options_parsed_strictly) {
   cr_assert(!tu_path_exists(dir), "no partition folder for a refused topic");
 
   /* every config is accepted, quoted either way, with spaces around '=' */
-  exec_ok(db, "CREATE VIRTUAL TABLE orders USING takhin(partitions = 4, cleanup_policy='compact', "
-              "compression=\"zstd\", segment_bytes=1048576, segment_ms=3600000, retention_bytes=1000000, "
-              "retention_ms=-1, max_message_bytes=65536, delete_retention_ms=1000, "
-              "min_compaction_lag_ms=5, min_cleanable_dirty_ratio=0.25)");
+  exec_ok(
+      db,
+      "CREATE VIRTUAL TABLE orders USING takhin(partitions = 4, cleanup_policy='compact', "
+      "compression=\"zstd\", segment_bytes=1048576, segment_ms=3600000, retention_bytes=1000000, "
+      "retention_ms=-1, max_message_bytes=65536, delete_retention_ms=1000, "
+      "min_compaction_lag_ms=5, min_cleanable_dirty_ratio=0.25)");
   EXPECT_ROWS(db, "orders|4|compact|zstd|1048576|3600000|1000000|-1|65536|1000|5|0.25\n",
               "SELECT * FROM takhin_topics");
   exec_ok(db, "CREATE VIRTUAL TABLE plain USING takhin(partitions=1)");
@@ -78,11 +84,13 @@ Test(sql, create_options_parsed_strictly) {
   cr_assert_eq(takhin_topic_create(s, "fromc", 1, NULL), TAKHIN_OK);
   takhin_close(s);
   db = db_open(path);
-  exec_err_exact(db, "takhin: topic \"fromc\" already exists; bind to it with no arguments: CREATE "
-                     "VIRTUAL TABLE \"fromc\" USING takhin",
+  exec_err_exact(db,
+                 "takhin: topic \"fromc\" already exists; bind to it with no arguments: CREATE "
+                 "VIRTUAL TABLE \"fromc\" USING takhin",
                  "CREATE VIRTUAL TABLE fromc USING takhin(partitions=2)");
-  exec_err_exact(db, "takhin: topic \"nosuch\" does not exist; create it with arguments, e.g. USING "
-                     "takhin(partitions=1)",
+  exec_err_exact(db,
+                 "takhin: topic \"nosuch\" does not exist; create it with arguments, e.g. USING "
+                 "takhin(partitions=1)",
                  "CREATE VIRTUAL TABLE nosuch USING takhin");
   sqlite3_close(db);
 }
@@ -92,15 +100,20 @@ Test(sql, bad_topic_names_as_table_names) {
   sqlite3 *db = db_open(path);
   exec_err(db, "the table name is the topic name: invalid character in topic name \"bad name\"",
            "CREATE VIRTUAL TABLE \"bad name\" USING takhin(partitions=1)");
-  exec_err(db, "the table name is the topic name", "CREATE VIRTUAL TABLE \"o'rders\" USING takhin(partitions=1)");
-  exec_err(db, "the table name is the topic name", "CREATE VIRTUAL TABLE \"..\" USING takhin(partitions=1)");
-  exec_err(db, "the table name is the topic name", "CREATE VIRTUAL TABLE \".\" USING takhin(partitions=1)");
-  exec_err(db, "the table name is the topic name", "CREATE VIRTUAL TABLE \"a/b\" USING takhin(partitions=1)");
+  exec_err(db, "the table name is the topic name",
+           "CREATE VIRTUAL TABLE \"o'rders\" USING takhin(partitions=1)");
+  exec_err(db, "the table name is the topic name",
+           "CREATE VIRTUAL TABLE \"..\" USING takhin(partitions=1)");
+  exec_err(db, "the table name is the topic name",
+           "CREATE VIRTUAL TABLE \".\" USING takhin(partitions=1)");
+  exec_err(db, "the table name is the topic name",
+           "CREATE VIRTUAL TABLE \"a/b\" USING takhin(partitions=1)");
   exec_err(db, "the table name is the topic name", "CREATE VIRTUAL TABLE \"a/b\" USING takhin");
   char longname[260];
   memset(longname, 'x', 250);
   longname[250] = 0;
-  exec_err(db, "the table name is the topic name", "CREATE VIRTUAL TABLE \"%w\" USING takhin(partitions=1)", longname);
+  exec_err(db, "the table name is the topic name",
+           "CREATE VIRTUAL TABLE \"%w\" USING takhin(partitions=1)", longname);
   longname[249] = 0; /* 249 is Kafka's limit: fine */
   exec_ok(db, "CREATE VIRTUAL TABLE \"%w\" USING takhin(partitions=1)", longname);
   /* names that need quoting in SQL work, and messages quote them back */
@@ -148,7 +161,9 @@ Test(sql, bind_to_topics_made_by_sql_and_by_c) {
   cr_assert_eq(takhin_topic_describe(s, "orders", &d), TAKHIN_OK);
   cr_assert_eq(d.partitions, 2);
   cr_assert_str_eq(d.compression, "zstd");
-  cr_assert_eq(takhin_topic_create(s, "events", 3, (const char *const[]){"retention_ms", "-1", NULL}), TAKHIN_OK);
+  cr_assert_eq(
+      takhin_topic_create(s, "events", 3, (const char *const[]){"retention_ms", "-1", NULL}),
+      TAKHIN_OK);
   takhin_record r[3] = {{.key = "a", .key_len = 1, .value = "x", .value_len = 1, .timestamp = 10},
                         {.key = NULL, .value = "\0\1", .value_len = 2, .timestamp = 11},
                         {.key = "c", .key_len = 1, .value = NULL, .timestamp = 12}};
@@ -160,7 +175,8 @@ Test(sql, bind_to_topics_made_by_sql_and_by_c) {
   exec_ok(db, "CREATE VIRTUAL TABLE events USING takhin");
   EXPECT_ROWS(db, "2|0|10|a|x\n2|1|11|NULL|x'0001'\n2|2|12|c|NULL\n",
               "SELECT partition, offset, timestamp, key, value FROM events");
-  EXPECT_ROWS(db, "events|3|-1\n", "SELECT name, partitions, retention_ms FROM takhin_topics WHERE name = 'events'");
+  EXPECT_ROWS(db, "events|3|-1\n",
+              "SELECT name, partitions, retention_ms FROM takhin_topics WHERE name = 'events'");
   exec_ok(db, "INSERT INTO events(partition, key, value, timestamp) VALUES (0, 'z', 'sql', 20)");
   sqlite3_close(db);
   s = c_open(path, 1);

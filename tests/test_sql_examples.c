@@ -61,19 +61,24 @@ Test(sql, shell_session_matches_expected) {
   snprintf(err, sizeof err, "%s/stderr", dir);
   char pre[4200];
   host_prefix(pre, sizeof pre);
-  snprintf(cmd, sizeof cmd, "cd '%s' && %ssqlite3 -batch -cmd '.load %s' store.db < '%s/examples/shell_session.sql' > '%s' 2> '%s'",
-           dir, pre, EXT_PATH, TAKHIN_SOURCE_DIR, out, err);
+  snprintf(
+      cmd, sizeof cmd,
+      "cd '%s' && %ssqlite3 -batch -cmd '.load %s' store.db < '%s/examples/shell_session.sql' > '%s' 2> '%s'",
+      dir, pre, EXT_PATH, TAKHIN_SOURCE_DIR, out, err);
   int st = system(cmd);
   size_t nerr = 0, ngot = 0, nwant = 0;
   char *e = tu_read_file(err, &nerr);
-  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "sqlite3 exit status %d; stderr:\n%s", st, e ? e : "");
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "sqlite3 exit status %d; stderr:\n%s", st,
+            e ? e : "");
   cr_assert_eq(nerr, 0, "the session prints no errors:\n%s", e);
   char *got = tu_read_file(out, &ngot);
   char *want = tu_read_file(TAKHIN_SOURCE_DIR "/examples/shell_session.expected", &nwant);
   cr_assert(got && want);
   if (ngot != nwant || memcmp(got, want, ngot)) {
-    snprintf(cmd, sizeof cmd, "diff -u '%s/examples/shell_session.expected' '%s' >&2", TAKHIN_SOURCE_DIR, out);
-    if (system(cmd)) { /* the diff is the message */ }
+    snprintf(cmd, sizeof cmd, "diff -u '%s/examples/shell_session.expected' '%s' >&2",
+             TAKHIN_SOURCE_DIR, out);
+    if (system(cmd)) { /* the diff is the message */
+    }
     cr_assert_fail("stdout differs from examples/shell_session.expected (diff above)");
   }
   free(e);
@@ -89,8 +94,9 @@ Test(sql, python_example_runs) {
   snprintf(out, sizeof out, "%s/out", dir);
   char pre[4200];
   host_prefix(pre, sizeof pre);
-  snprintf(cmd, sizeof cmd, "%s/usr/bin/python3 '%s/examples/python_example.py' '%s' '%s' > '%s' 2>&1",
-           pre, TAKHIN_SOURCE_DIR, path, EXT_PATH, out);
+  snprintf(cmd, sizeof cmd,
+           "%s/usr/bin/python3 '%s/examples/python_example.py' '%s' '%s' > '%s' 2>&1", pre,
+           TAKHIN_SOURCE_DIR, path, EXT_PATH, out);
   int st = system(cmd);
   char *o = tu_read_file(out, NULL);
   cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "python exit status %d:\n%s", st, o ? o : "");
@@ -105,21 +111,24 @@ Test(sql, python_example_runs) {
                "examples/python_example.py is not executable");
   /* A Python whose sqlite3 lacks enable_load_extension (pyenv's default
   ** build), faked by hiding the method: the script names the fix. */
-  snprintf(cmd, sizeof cmd,
-           "/usr/bin/python3 -c 'import runpy, sqlite3, sys; sqlite3.Connection = type(\"Connection\", (), {}); "
-           "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name=\"__main__\")' "
-           "'%s/examples/python_example.py' '%s' '%s' > '%s' 2>&1",
-           TAKHIN_SOURCE_DIR, path, EXT_PATH, out);
+  snprintf(
+      cmd, sizeof cmd,
+      "/usr/bin/python3 -c 'import runpy, sqlite3, sys; sqlite3.Connection = type(\"Connection\", (), {}); "
+      "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name=\"__main__\")' "
+      "'%s/examples/python_example.py' '%s' '%s' > '%s' 2>&1",
+      TAKHIN_SOURCE_DIR, path, EXT_PATH, out);
   st = system(cmd);
   o = tu_read_file(out, NULL);
   cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "python exit status %d:\n%s", st, o ? o : "");
-  cr_assert(strstr(o, "cannot load SQLite extensions: it was built without enable_load_extension") &&
-                strstr(o, "Run it with Debian's /usr/bin/python3"),
-            "%s", o);
+  cr_assert(
+      strstr(o, "cannot load SQLite extensions: it was built without enable_load_extension") &&
+          strstr(o, "Run it with Debian's /usr/bin/python3"),
+      "%s", o);
   free(o);
   /* what Python wrote is there for SQL and C */
   sqlite3 *db = db_open(path);
-  EXPECT_ROWS(db, "orders|0|4\norders|1|1\n", "SELECT topic, partition, high_watermark FROM takhin_partitions");
+  EXPECT_ROWS(db, "orders|0|4\norders|1|1\n",
+              "SELECT topic, partition, high_watermark FROM takhin_partitions");
   sqlite3_close(db);
 }
 
@@ -187,13 +196,17 @@ static int readme_prose_errors(const char *md, const char *errors, const char *l
         l = nl + 1;
       }
       if (!found) {
-        cr_log_error("sql/README.md:%d: `%s` is not the error of any example (add one that produces it)", line, q);
+        cr_log_error(
+            "sql/README.md:%d: `%s` is not the error of any example (add one that produces it)",
+            line, q);
         bad++;
       }
-    } else if (q && (!strncmp(q, "takhin: ", 8) || strstr(q, "SQL logic error") || strstr(q, "unsafe use") ||
-                     strstr(q, "read-only") || strstr(q, "readonly"))) {
-      cr_log_error("sql/README.md:%d: `%s` looks like an error message: quote it as `Error: ...` so the "
-                   "test checks it", line, q);
+    } else if (q && (!strncmp(q, "takhin: ", 8) || strstr(q, "SQL logic error") ||
+                     strstr(q, "unsafe use") || strstr(q, "read-only") || strstr(q, "readonly"))) {
+      cr_log_error(
+          "sql/README.md:%d: `%s` looks like an error message: quote it as `Error: ...` so the "
+          "test checks it",
+          line, q);
       bad++;
     }
     for (const char *c = p + 1; c < end; c++) line += *c == '\n';
@@ -225,9 +238,10 @@ Test(sql, readme_examples_run) {
   /* the topic the binding example says a C program made */
   takhin_store *s = c_open(path, 0);
   cr_assert_eq(takhin_topic_create(s, "clicks", 2, NULL), TAKHIN_OK);
-  takhin_record r[3] = {{.key = "u1", .key_len = 2, .value = "/home", .value_len = 5, .timestamp = 1700000000000},
-                        {.key = "u2", .key_len = 2, .value = "/cart", .value_len = 5, .timestamp = 1700000001000},
-                        {.key = "u1", .key_len = 2, .value = "/pay", .value_len = 4, .timestamp = 1700000002000}};
+  takhin_record r[3] = {
+      {.key = "u1", .key_len = 2, .value = "/home", .value_len = 5, .timestamp = 1700000000000},
+      {.key = "u2", .key_len = 2, .value = "/cart", .value_len = 5, .timestamp = 1700000001000},
+      {.key = "u1", .key_len = 2, .value = "/pay", .value_len = 4, .timestamp = 1700000002000}};
   cr_assert_eq(takhin_produce(s, "clicks", 0, r, 2, NULL), TAKHIN_OK);
   cr_assert_eq(takhin_produce(s, "clicks", 1, r + 2, 1, NULL), TAKHIN_OK);
   takhin_close(s);
@@ -309,7 +323,8 @@ Test(sql, readme_examples_run) {
         int stmt_line = line_no;
         for (const char *q0 = sql; q0 < tail; q0++) stmt_line += *q0 == '\n';
         char *text = sqlite3_mprintf("%.*s", (int)(tail - at), at);
-        cr_log_error("sql/README.md:%d: %s\n--- got:\n%s--- the README shows:\n%s", stmt_line, text, gs, ws);
+        cr_log_error("sql/README.md:%d: %s\n--- got:\n%s--- the README shows:\n%s", stmt_line, text,
+                     gs, ws);
         sqlite3_free(text);
         failures++;
       }
@@ -333,10 +348,11 @@ Test(sql, readme_examples_run) {
   cr_assert_eq(bad, 0, "%d error text(s) quoted in sql/README.md are not checked (see above)", bad);
   sqlite3_free(errs);
   /* one section per table and function */
-  const char *names[] = {"takhin_messages", "takhin_topics", "takhin_partitions", "takhin_segments",
-                         "takhin_group_offsets", "takhin_retention", "takhin_compact", "takhin_commit",
-                         "takhin_offset_for_time",
-                         "takhin_partition_for_key", "takhin_version", "CREATE VIRTUAL TABLE"};
+  const char *names[] = {
+      "takhin_messages",          "takhin_topics",        "takhin_partitions",
+      "takhin_segments",          "takhin_group_offsets", "takhin_retention",
+      "takhin_compact",           "takhin_commit",        "takhin_offset_for_time",
+      "takhin_partition_for_key", "takhin_version",       "CREATE VIRTUAL TABLE"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     char *h = sqlite3_mprintf("\n## %s", names[i]);
     char *h3 = sqlite3_mprintf("\n### %s", names[i]);

@@ -17,8 +17,9 @@
 
 /* What every input below must read back as: UTF-8 text as text, a value
 ** holding NUL as {"hex":...}, control characters escaped, null as null. */
-static const char want[] = "[[\"emoji\",\"😀\"],[\"nul\",{\"hex\":\"610062\"}],[\"accent\",\"héllo\"],"
-                           "[\"ctl\",\"a\\tb\\n\\u0001\"],[\"quote\",\"\\\"\\\\/\"],[\"none\",null]]";
+static const char want[] =
+    "[[\"emoji\",\"😀\"],[\"nul\",{\"hex\":\"610062\"}],[\"accent\",\"héllo\"],"
+    "[\"ctl\",\"a\\tb\\n\\u0001\"],[\"quote\",\"\\\"\\\\/\"],[\"none\",null]]";
 
 /* The first line cmd prints (sqlite3_malloc'd), or NULL when it fails. */
 static char *run(const char *cmd) {
@@ -42,7 +43,8 @@ static void check(sqlite3 *db, const char *tool, const char *json) {
   ts++;
   exec_ok(db, "INSERT INTO ev(key, value, timestamp, headers) VALUES ('k', 'v', %d, %Q)", ts, json);
   sqlite3_stmt *st;
-  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT headers FROM ev WHERE timestamp = ?", -1, &st, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT headers FROM ev WHERE timestamp = ?", -1, &st, NULL),
+               SQLITE_OK);
   sqlite3_bind_int(st, 1, ts);
   cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
   cr_expect_str_eq((const char *)sqlite3_column_text(st, 0), want, "%s wrote\n%s", tool, json);
@@ -57,8 +59,9 @@ Test(sql_headers_tools, json_from_python_jq_and_sqlite_at_test_time) {
   /* the headers, as a Python literal and as JSON for jq */
   const char *py = "[['emoji','\\U0001F600'],['nul','a\\x00b'],['accent','h\\u00e9llo'],"
                    "['ctl','a\\tb\\n\\x01'],['quote','\"\\\\/'],['none',None]]";
-  const char *jq = "[[\"emoji\",\"\\ud83d\\ude00\"],[\"nul\",\"a\\u0000b\"],[\"accent\",\"h\\u00e9llo\"],"
-                   "[\"ctl\",\"a\\tb\\n\\u0001\"],[\"quote\",\"\\\"\\\\/\"],[\"none\",null]]";
+  const char *jq =
+      "[[\"emoji\",\"\\ud83d\\ude00\"],[\"nul\",\"a\\u0000b\"],[\"accent\",\"h\\u00e9llo\"],"
+      "[\"ctl\",\"a\\tb\\n\\u0001\"],[\"quote\",\"\\\"\\\\/\"],[\"none\",null]]";
   char cmd[2048];
   const char *python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : NULL;
   if (python) {
@@ -92,12 +95,16 @@ Test(sql_headers_tools, json_from_python_jq_and_sqlite_at_test_time) {
     cr_log_warn("no /usr/bin/jq: jq's JSON not checked");
   }
   /* SQLite's own json_array(), straight into the INSERT */
-  exec_ok(db, "INSERT INTO ev(key, value, timestamp, headers) VALUES ('k', 'v', 100, "
-              "json_array(json_array('emoji', '😀'), json_array('nul', json('\"a\\u0000b\"')), "
-              "json_array('accent', 'héllo'), json_array('ctl', 'a' || char(9) || 'b' || char(10) || char(1)), "
-              "json_array('quote', '\"\\/'), json_array('none', NULL)))");
+  exec_ok(
+      db,
+      "INSERT INTO ev(key, value, timestamp, headers) VALUES ('k', 'v', 100, "
+      "json_array(json_array('emoji', '😀'), json_array('nul', json('\"a\\u0000b\"')), "
+      "json_array('accent', 'héllo'), json_array('ctl', 'a' || char(9) || 'b' || char(10) || char(1)), "
+      "json_array('quote', '\"\\/'), json_array('none', NULL)))");
   sqlite3_stmt *st;
-  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT headers FROM ev WHERE timestamp = 100", -1, &st, NULL), SQLITE_OK);
+  cr_assert_eq(
+      sqlite3_prepare_v2(db, "SELECT headers FROM ev WHERE timestamp = 100", -1, &st, NULL),
+      SQLITE_OK);
   cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
   cr_expect_str_eq((const char *)sqlite3_column_text(st, 0), want, "json_array()");
   sqlite3_finalize(st);

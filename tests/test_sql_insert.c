@@ -26,19 +26,23 @@ Test(sql, insert_forms) {
   /* the key chooses the partition, as Kafka's murmur2 partitioner does */
   exec_ok(db, "INSERT INTO orders(key, value) VALUES ('user-1', '{\"total\":10}')");
   int32_t want = takhin_partition_for_key("user-1", 6, 4);
-  EXPECT_ROWS(db, "1\n", "SELECT count(*) FROM orders WHERE partition = %d AND key = 'user-1'", want);
+  EXPECT_ROWS(db, "1\n", "SELECT count(*) FROM orders WHERE partition = %d AND key = 'user-1'",
+              want);
   cr_assert_eq(q_int(db, "SELECT takhin_partition_for_key('user-1', 4)"), want);
-  for (int i = 0; i < 20; i++) exec_ok(db, "INSERT INTO orders(key, value) VALUES ('key-%d', 'v')", i);
+  for (int i = 0; i < 20; i++)
+    exec_ok(db, "INSERT INTO orders(key, value) VALUES ('key-%d', 'v')", i);
   for (int i = 0; i < 20; i++) {
     char k[16];
     int n = snprintf(k, sizeof k, "key-%d", i);
-    cr_assert_eq(q_int(db, "SELECT partition FROM orders WHERE key = 'key-%d'", i), takhin_partition_for_key(k, (size_t)n, 4));
+    cr_assert_eq(q_int(db, "SELECT partition FROM orders WHERE key = 'key-%d'", i),
+                 takhin_partition_for_key(k, (size_t)n, 4));
   }
   /* every column given */
   exec_ok(db, "INSERT INTO orders(partition, key, value, timestamp, headers) "
               "VALUES (2, NULL, x'00ff', 1700000000000, '[[\"trace\",\"abc\"]]')");
-  EXPECT_ROWS(db, "2|NULL|x'00ff'|1700000000000|[[\"trace\",\"abc\"]]\n",
-              "SELECT partition, key, value, timestamp, headers FROM orders WHERE timestamp = 1700000000000");
+  EXPECT_ROWS(
+      db, "2|NULL|x'00ff'|1700000000000|[[\"trace\",\"abc\"]]\n",
+      "SELECT partition, key, value, timestamp, headers FROM orders WHERE timestamp = 1700000000000");
   /* without a timestamp the record gets the current time */
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
@@ -48,17 +52,25 @@ Test(sql, insert_forms) {
   cr_assert(ts >= before && ts <= before + 60000, "timestamp %lld is now", (long long)ts);
   /* the eponymous table takes the topic as a column */
   exec_ok(db, "INSERT INTO takhin_messages(topic, key, value) VALUES ('orders', 'k', 'v')");
-  EXPECT_ROWS(db, "orders|k|v\n", "SELECT topic, key, value FROM takhin_messages WHERE topic = 'orders' AND key = 'k'");
-  exec_ok(db, "INSERT INTO takhin_messages(topic, partition, key, value, timestamp) VALUES ('orders', 1, 'k2', 'v2', 7)");
+  EXPECT_ROWS(db, "orders|k|v\n",
+              "SELECT topic, key, value FROM takhin_messages WHERE topic = 'orders' AND key = 'k'");
+  exec_ok(
+      db,
+      "INSERT INTO takhin_messages(topic, partition, key, value, timestamp) VALUES ('orders', 1, 'k2', 'v2', 7)");
   EXPECT_ROWS(db, "1|k2|7\n", "SELECT partition, key, timestamp FROM orders WHERE key = 'k2'");
   /* INSERT ... SELECT, multi-row VALUES */
   exec_ok(db, "CREATE TABLE src(k TEXT, v TEXT)");
   exec_ok(db, "INSERT INTO src VALUES ('a','1'),('b','2'),('c','3')");
   exec_ok(db, "INSERT INTO orders(partition, key, value, timestamp) SELECT 0, k, v, 100 FROM src");
-  exec_ok(db, "INSERT INTO orders(partition, key, value, timestamp) VALUES (0,'d','4',100),(0,'e','5',100)");
-  EXPECT_ROWS(db, "a|1\nb|2\nc|3\nd|4\ne|5\n", "SELECT key, value FROM orders WHERE partition = 0 AND timestamp = 100");
+  exec_ok(
+      db,
+      "INSERT INTO orders(partition, key, value, timestamp) VALUES (0,'d','4',100),(0,'e','5',100)");
+  EXPECT_ROWS(db, "a|1\nb|2\nc|3\nd|4\ne|5\n",
+              "SELECT key, value FROM orders WHERE partition = 0 AND timestamp = 100");
   /* null-key rows of one statement stick to one partition */
-  exec_ok(db, "INSERT INTO orders(key, value, timestamp) VALUES (NULL,'n1',200),(NULL,'n2',200),(NULL,'n3',200)");
+  exec_ok(
+      db,
+      "INSERT INTO orders(key, value, timestamp) VALUES (NULL,'n1',200),(NULL,'n2',200),(NULL,'n3',200)");
   EXPECT_ROWS(db, "1\n", "SELECT count(DISTINCT partition) FROM orders WHERE timestamp = 200");
   EXPECT_ROWS(db, "3\n", "SELECT count(*) FROM orders WHERE timestamp = 200");
   sqlite3_close(db);
@@ -73,12 +85,14 @@ Test(sql, compacted_topic_refuses_null_key) {
   exec_err(db, "is compacted: every record needs a key",
            "INSERT INTO takhin_messages(topic, key, value) VALUES ('c', NULL, 'v')");
   /* all or nothing: a good row before the bad one is not stored either */
-  exec_err(db, "every record needs a key", "INSERT INTO c(key, value) VALUES ('k', 'v'), (NULL, 'v')");
+  exec_err(db, "every record needs a key",
+           "INSERT INTO c(key, value) VALUES ('k', 'v'), (NULL, 'v')");
   exec_ok(db, "INSERT INTO c(key, value) VALUES ('k', NULL)"); /* a tombstone has a key */
   EXPECT_ROWS(db, "k|NULL\n", "SELECT key, value FROM c");
   EXPECT_ROWS(db, "1\n", "SELECT sum(high_watermark) FROM takhin_partitions WHERE topic = 'c'");
   exec_ok(db, "CREATE VIRTUAL TABLE cd USING takhin(cleanup_policy='compact,delete')");
-  exec_err(db, "is compacted: every record needs a key", "INSERT INTO cd(key, value) VALUES (NULL, 'v')");
+  exec_err(db, "is compacted: every record needs a key",
+           "INSERT INTO cd(key, value) VALUES (NULL, 'v')");
   sqlite3_close(db);
 }
 
@@ -104,7 +118,8 @@ Test(sql, takhin_rows_is_empty_from_sql) {
 Test(sql, failed_first_create_leaves_store_usable) {
   const char *path = tu_store_path("sql_first_create");
   sqlite3 *db = db_open(path);
-  exec_err(db, "config compression: \"lz4\"", "CREATE VIRTUAL TABLE t USING takhin(compression='lz4')");
+  exec_err(db, "config compression: \"lz4\"",
+           "CREATE VIRTUAL TABLE t USING takhin(compression='lz4')");
   exec_ok(db, "CREATE VIRTUAL TABLE orders USING takhin(partitions=1)");
   exec_ok(db, "INSERT INTO orders(key, value, timestamp) VALUES ('k', 'v', 1)");
   EXPECT_ROWS(db, "orders|1\n", "SELECT name, partitions FROM takhin_topics");
@@ -164,9 +179,11 @@ Test(sql, drop_in_transaction_says_locked_and_logs_why) {
   exec_ok(db, "COMMIT");
   EXPECT_ROWS(db, "1\n", "SELECT count(*) FROM ev");
   char *log = sqlite3_str_value(logged);
-  const char *why = "6 takhin: dropping topic \"ev\" deletes its files, which a ROLLBACK cannot bring back: "
-                    "run DROP TABLE outside a transaction\n";
-  cr_assert(log && strstr(log, why) && strstr(strstr(log, why) + 1, why), "SQLite's log:\n%s", log ? log : "");
+  const char *why =
+      "6 takhin: dropping topic \"ev\" deletes its files, which a ROLLBACK cannot bring back: "
+      "run DROP TABLE outside a transaction\n";
+  cr_assert(log && strstr(log, why) && strstr(strstr(log, why) + 1, why), "SQLite's log:\n%s",
+            log ? log : "");
   /* a failed DROP leaves no message behind for the next statement */
   exec_ok(db, "SELECT count(*) FROM ev");
   cr_assert_str_eq(sqlite3_errmsg(db), "not an error");
@@ -179,7 +196,8 @@ Test(sql, drop_in_rolled_back_transaction_keeps_the_data) {
   const char *path = tu_store_path("sql_drop_rollback");
   sqlite3 *db = db_open(path);
   exec_ok(db, "CREATE VIRTUAL TABLE ev USING takhin(partitions=2)");
-  exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'a','1',1),(1,'b','2',2)");
+  exec_ok(db,
+          "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'a','1',1),(1,'b','2',2)");
   exec_ok(db, "BEGIN");
   sqlite3_exec(db, "DROP TABLE ev", NULL, NULL, NULL);
   exec_ok(db, "ROLLBACK");

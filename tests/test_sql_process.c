@@ -37,7 +37,11 @@ static int produce_n(takhin_store *s, const char *topic, int part, int first, in
   for (int i = first; i < first + n; i++) {
     char k[16], v[16];
     int kl = snprintf(k, sizeof k, "k%d", i), vl = snprintf(v, sizeof v, "v%d", i);
-    takhin_record r = {.key = k, .key_len = (size_t)kl, .value = v, .value_len = (size_t)vl, .timestamp = 1000 + i};
+    takhin_record r = {.key = k,
+                       .key_len = (size_t)kl,
+                       .value = v,
+                       .value_len = (size_t)vl,
+                       .timestamp = 1000 + i};
     if (takhin_produce(s, topic, part, &r, 1, NULL)) return -1;
   }
   return 0;
@@ -72,25 +76,33 @@ Test(sql, c_writer_process_sql_reader) {
   cr_assert_eq(recv_long(to_parent[0]), 1, "the writer is ready");
   sqlite3 *db = db_open(path);
   exec_ok(db, "CREATE VIRTUAL TABLE live USING takhin"); /* binding needs no writing */
-  EXPECT_ROWS(db, "10|0|9\n5|100|104\n",
-              "SELECT count(*), min(CAST(substr(key, 2) AS INTEGER)), max(CAST(substr(key, 2) AS INTEGER)) "
-              "FROM live GROUP BY partition ORDER BY partition");
-  EXPECT_ROWS(db, "0|3|k3|v3|1003\n", "SELECT partition, offset, key, value, timestamp FROM live WHERE partition = 0 AND offset = 3");
-  EXPECT_ROWS(db, "live|0|0|10\nlive|1|0|5\n", "SELECT topic, partition, log_start_offset, high_watermark FROM takhin_partitions");
-  const char *locked = "takhin: the store is locked by another writer; this connection can only read";
+  EXPECT_ROWS(
+      db, "10|0|9\n5|100|104\n",
+      "SELECT count(*), min(CAST(substr(key, 2) AS INTEGER)), max(CAST(substr(key, 2) AS INTEGER)) "
+      "FROM live GROUP BY partition ORDER BY partition");
+  EXPECT_ROWS(
+      db, "0|3|k3|v3|1003\n",
+      "SELECT partition, offset, key, value, timestamp FROM live WHERE partition = 0 AND offset = 3");
+  EXPECT_ROWS(db, "live|0|0|10\nlive|1|0|5\n",
+              "SELECT topic, partition, log_start_offset, high_watermark FROM takhin_partitions");
+  const char *locked =
+      "takhin: the store is locked by another writer; this connection can only read";
   exec_err_exact(db, locked, "INSERT INTO live(key, value) VALUES ('k', 'v')");
-  exec_err_exact(db, locked, "INSERT INTO takhin_messages(topic, key, value) VALUES ('live', 'k', 'v')");
+  exec_err_exact(db, locked,
+                 "INSERT INTO takhin_messages(topic, key, value) VALUES ('live', 'k', 'v')");
   exec_err(db, "locked by another writer", "CREATE VIRTUAL TABLE other USING takhin(partitions=1)");
   exec_err(db, "locked by another writer", "DELETE FROM live WHERE partition = 0 AND offset < 2");
   exec_err(db, "", "DROP TABLE live"); /* its message: writes_beside_writer_say_locked */
   exec_err(db, "locked by another writer", "SELECT * FROM takhin_retention('live')");
   EXPECT_ROWS(db, "1\n", "SELECT count(*) FROM sqlite_schema WHERE name = 'live'");
-  EXPECT_ROWS(db, "live|0|0|10\nlive|1|0|5\n", "SELECT topic, partition, log_start_offset, high_watermark FROM takhin_partitions");
+  EXPECT_ROWS(db, "live|0|0|10\nlive|1|0|5\n",
+              "SELECT topic, partition, log_start_offset, high_watermark FROM takhin_partitions");
   /* records the writer hands to the OS later show up */
   send_cmd(to_child[1], 'm');
   cr_assert_eq(recv_long(to_parent[0]), 0);
   EXPECT_ROWS(db, "12\n", "SELECT count(*) FROM live WHERE partition = 1");
-  EXPECT_ROWS(db, "k111|1111\n", "SELECT key, timestamp FROM live WHERE partition = 1 AND offset = 11");
+  EXPECT_ROWS(db, "k111|1111\n",
+              "SELECT key, timestamp FROM live WHERE partition = 1 AND offset = 11");
   close(to_child[1]);
   int st;
   waitpid(pid, &st, 0);
@@ -113,7 +125,8 @@ Test(sql, writes_beside_writer_say_locked) {
   exec_ok(db, "CREATE VIRTUAL TABLE t USING takhin");
   char *err = NULL;
   sqlite3_exec(db, "SELECT takhin_commit('g', 't', 0, 0)", NULL, NULL, &err);
-  cr_expect(err && strstr(err, "locked by another writer"), "takhin_commit: %s", err ? err : "(no error)");
+  cr_expect(err && strstr(err, "locked by another writer"), "takhin_commit: %s",
+            err ? err : "(no error)");
   sqlite3_free(err);
   err = NULL;
   /* SQLite drops xDestroy's message and reports the bare result code, so
@@ -151,7 +164,8 @@ Test(sql, sql_writer_c_reader_process) {
         o.read_only = 1;
         takhin_store *w;
         int lrc = takhin_open(path, NULL, &w);
-        put_long(to_parent[1], takhin_open(path, &o, &r) == TAKHIN_OK && lrc == TAKHIN_ELOCKED ? 1 : -lrc);
+        put_long(to_parent[1],
+                 takhin_open(path, &o, &r) == TAKHIN_OK && lrc == TAKHIN_ELOCKED ? 1 : -lrc);
       } else if (cmd == 'c') { /* count the records of both partitions */
         long n = 0;
         for (int p = 0; p < 2; p++) {
@@ -166,15 +180,17 @@ Test(sql, sql_writer_c_reader_process) {
         takhin_cursor *c;
         takhin_message m;
         takhin_header h;
-        long ok = takhin_cursor_open(r, "w", 1, &c) == TAKHIN_OK && takhin_cursor_next(c, &m) == TAKHIN_OK &&
-                  m.key == NULL && m.value_len == 2 && !memcmp(m.value, "\x00\xff", 2) && m.n_headers == 1 &&
-                  takhin_message_header(&m, 0, &h) == TAKHIN_OK && h.key_len == 5 && !memcmp(h.key, "trace", 5) &&
-                  m.timestamp == 1700000000000LL;
+        long ok = takhin_cursor_open(r, "w", 1, &c) == TAKHIN_OK &&
+                  takhin_cursor_next(c, &m) == TAKHIN_OK && m.key == NULL && m.value_len == 2 &&
+                  !memcmp(m.value, "\x00\xff", 2) && m.n_headers == 1 &&
+                  takhin_message_header(&m, 0, &h) == TAKHIN_OK && h.key_len == 5 &&
+                  !memcmp(h.key, "trace", 5) && m.timestamp == 1700000000000LL;
         takhin_cursor_close(c);
         put_long(to_parent[1], ok);
       } else if (cmd == 's') { /* the log start of w-0 */
         takhin_partition_info pi;
-        put_long(to_parent[1], takhin_partition_info_get(r, "w", 0, &pi) ? -1 : (long)pi.log_start_offset);
+        put_long(to_parent[1],
+                 takhin_partition_info_get(r, "w", 0, &pi) ? -1 : (long)pi.log_start_offset);
       }
     }
     takhin_close(r);
@@ -184,10 +200,15 @@ Test(sql, sql_writer_c_reader_process) {
   close(to_parent[1]);
   sqlite3 *db = db_open(path);
   exec_ok(db, "CREATE VIRTUAL TABLE w USING takhin(partitions=2)");
-  exec_ok(db, "INSERT INTO w(partition, key, value, timestamp) VALUES (0,'a','1',1),(0,'b','2',2),(0,'c','3',3)");
-  exec_ok(db, "INSERT INTO w(partition, key, value, timestamp, headers) VALUES (1, NULL, x'00ff', 1700000000000, '[[\"trace\",\"abc\"]]')");
+  exec_ok(
+      db,
+      "INSERT INTO w(partition, key, value, timestamp) VALUES (0,'a','1',1),(0,'b','2',2),(0,'c','3',3)");
+  exec_ok(
+      db,
+      "INSERT INTO w(partition, key, value, timestamp, headers) VALUES (1, NULL, x'00ff', 1700000000000, '[[\"trace\",\"abc\"]]')");
   send_cmd(to_child[1], 'o');
-  cr_assert_eq(recv_long(to_parent[0]), 1, "the reader opens read-only, and the writer lock is held");
+  cr_assert_eq(recv_long(to_parent[0]), 1,
+               "the reader opens read-only, and the writer lock is held");
   send_cmd(to_child[1], 'c');
   cr_assert_eq(recv_long(to_parent[0]), 4);
   send_cmd(to_child[1], 'b');

@@ -32,8 +32,10 @@ typedef struct row {
 static void fill_pd(sqlite3 *db) {
   exec_ok(db, "CREATE VIRTUAL TABLE pd USING takhin(partitions=3, segment_bytes=2048)");
   sqlite3_stmt *st;
-  cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO pd(partition, key, value, timestamp) VALUES (?1, ?2, ?3, ?4)",
-                                  -1, &st, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(
+                   db, "INSERT INTO pd(partition, key, value, timestamp) VALUES (?1, ?2, ?3, ?4)",
+                   -1, &st, NULL),
+               SQLITE_OK);
   int i = 0, chunk = 1;
   while (i < PD_N) {
     exec_ok(db, "BEGIN");
@@ -57,7 +59,9 @@ static void fill_pd(sqlite3 *db) {
 /* Every row of pd by a plain full scan (no constraints). */
 static size_t scan_all(sqlite3 *db, row *out) {
   sqlite3_stmt *st;
-  cr_assert_eq(sqlite3_prepare_v2(db, "SELECT partition, offset, timestamp, key FROM pd", -1, &st, NULL), SQLITE_OK);
+  cr_assert_eq(
+      sqlite3_prepare_v2(db, "SELECT partition, offset, timestamp, key FROM pd", -1, &st, NULL),
+      SQLITE_OK);
   size_t n = 0;
   while (sqlite3_step(st) == SQLITE_ROW) {
     cr_assert_lt(n, PD_N);
@@ -142,18 +146,23 @@ Test(sql, select_pushdown_matches_full_scan) {
       {"timestamp >= 99999", -1, "t", ALL, 0, INT64_MAX, 99999, NULL},
       {"partition = 0 AND timestamp >= 1900", -1, "Pt", 1u, 0, INT64_MAX, 1900, NULL},
       {"partition = 0 AND key = 'k42'", -1, "P", 1u, 0, INT64_MAX, NOTS, "k42"},
-      {"partition = 0 AND offset >= 50 ORDER BY partition, offset", 10, "GNP", 1u, 50, INT64_MAX, NOTS, NULL},
+      {"partition = 0 AND offset >= 50 ORDER BY partition, offset", 10, "GNP", 1u, 50, INT64_MAX,
+       NOTS, NULL},
       {"ORDER BY partition, offset", 7, "N", ALL, 0, INT64_MAX, NOTS, NULL},
-      {"partition IN (1, 2) AND offset > 95 ORDER BY partition, offset", 4, "INg", 6u, 96, INT64_MAX, NOTS, NULL},
-      {"partition = 1 AND offset >= 90 ORDER BY partition, offset", 1000, "GNP", 2u, 90, INT64_MAX, NOTS, NULL},
+      {"partition IN (1, 2) AND offset > 95 ORDER BY partition, offset", 4, "INg", 6u, 96,
+       INT64_MAX, NOTS, NULL},
+      {"partition = 1 AND offset >= 90 ORDER BY partition, offset", 1000, "GNP", 2u, 90, INT64_MAX,
+       NOTS, NULL},
       /* an inexact constraint keeps LIMIT in SQLite's hands */
       {"timestamp >= 1500 ORDER BY partition, offset", 5, "t", ALL, 0, INT64_MAX, 1500, NULL},
-      {"partition = 0 AND key >= 'k5' ORDER BY partition, offset", 3, "P", 1u, 0, INT64_MAX, NOTS, NULL},
+      {"partition = 0 AND key >= 'k5' ORDER BY partition, offset", 3, "P", 1u, 0, INT64_MAX, NOTS,
+       NULL},
   };
   for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
     const filt *f = &cases[ci];
     int bare = !*f->where || !strncmp(f->where, "ORDER", 5);
-    char *sql = sqlite3_mprintf("SELECT partition, offset, timestamp, key FROM pd%s%s", bare ? " " : " WHERE ", f->where);
+    char *sql = sqlite3_mprintf("SELECT partition, offset, timestamp, key FROM pd%s%s",
+                                bare ? " " : " WHERE ", f->where);
     if (f->limit >= 0) {
       char *l = sqlite3_mprintf("%s LIMIT %d", sql, f->limit);
       sqlite3_free(sql);
@@ -163,16 +172,19 @@ Test(sql, select_pushdown_matches_full_scan) {
     int kept = 0;
     for (size_t i = 0; i < n; i++) {
       const row *r = &all[i];
-      if (!(f->pmask & (1u << r->part)) || r->off < f->lo || r->off >= f->hi || r->ts < f->ts_min) continue;
+      if (!(f->pmask & (1u << r->part)) || r->off < f->lo || r->off >= f->hi || r->ts < f->ts_min)
+        continue;
       if (f->key && strcmp(r->key, f->key)) continue;
       if (strstr(f->where, "key >= 'k5'") && strcmp(r->key, "k5") < 0) continue;
       if (f->limit >= 0 && kept >= f->limit) break;
-      sqlite3_str_appendf(want, "%d|%lld|%lld|%s\n", r->part, (long long)r->off, (long long)r->ts, r->key);
+      sqlite3_str_appendf(want, "%d|%lld|%lld|%s\n", r->part, (long long)r->off, (long long)r->ts,
+                          r->key);
       kept++;
     }
     char *w = sqlite3_str_finish(want);
     char *got = q(db, "%s", sql);
-    cr_assert_str_eq(got, w ? w : "", "rows of %s\n--- got:\n%s--- want:\n%s", sql, got, w ? w : "");
+    cr_assert_str_eq(got, w ? w : "", "rows of %s\n--- got:\n%s--- want:\n%s", sql, got,
+                     w ? w : "");
     char idx[64], exp[64];
     plan_idx(db, sql, idx, sizeof idx);
     snprintf(exp, sizeof exp, "%s", f->idx);
@@ -191,24 +203,51 @@ Test(sql, pushdown_edge_values_match_sqlite) {
   const char *path = tu_store_path("sql_pushdown_edge");
   sqlite3 *db = db_open(path);
   fill_pd(db);
-  exec_ok(db, "CREATE TABLE copy(partition INTEGER, offset INTEGER, timestamp INTEGER, key, value, headers TEXT)");
+  exec_ok(
+      db,
+      "CREATE TABLE copy(partition INTEGER, offset INTEGER, timestamp INTEGER, key, value, headers TEXT)");
   exec_ok(db, "INSERT INTO copy SELECT * FROM pd");
   const char *wheres[] = {
-      "offset = 10",        "offset = '10'",       "offset = 10.0",        "offset = 10.5",
-      "offset > 9.5",       "offset >= 9.5",       "offset < 10.5",        "offset <= 10.5",
-      "offset < 10.0",      "offset > -0.5",       "offset > -1.5",        "offset >= -0.5",
-      "offset < -0.5",      "offset <= -0.5",      "offset <= -1",         "offset = NULL",
-      "offset > NULL",      "offset IN (3, 5, 7)", "offset = 3 OR offset = 5",
-      "partition = '1'",    "partition = 1.0",     "partition IN ('2', 1.0)", "partition = NULL",
-      "partition = -1",     "partition = 1 AND offset = 3.5",
-      "timestamp >= 1500.5", "timestamp > 1499.5",  "timestamp > -3",       "timestamp >= NULL",
-      "offset > 'abc'",     "offset < 'abc'",      "partition = 'x'",
+      "offset = 10",
+      "offset = '10'",
+      "offset = 10.0",
+      "offset = 10.5",
+      "offset > 9.5",
+      "offset >= 9.5",
+      "offset < 10.5",
+      "offset <= 10.5",
+      "offset < 10.0",
+      "offset > -0.5",
+      "offset > -1.5",
+      "offset >= -0.5",
+      "offset < -0.5",
+      "offset <= -0.5",
+      "offset <= -1",
+      "offset = NULL",
+      "offset > NULL",
+      "offset IN (3, 5, 7)",
+      "offset = 3 OR offset = 5",
+      "partition = '1'",
+      "partition = 1.0",
+      "partition IN ('2', 1.0)",
+      "partition = NULL",
+      "partition = -1",
+      "partition = 1 AND offset = 3.5",
+      "timestamp >= 1500.5",
+      "timestamp > 1499.5",
+      "timestamp > -3",
+      "timestamp >= NULL",
+      "offset > 'abc'",
+      "offset < 'abc'",
+      "partition = 'x'",
   };
   for (size_t i = 0; i < sizeof wheres / sizeof *wheres; i++) {
-    char *got = q(db, "SELECT partition, offset FROM pd WHERE %s ORDER BY partition, offset", wheres[i]);
-    char *want = q(db, "SELECT partition, offset FROM copy WHERE %s ORDER BY partition, offset", wheres[i]);
-    cr_expect_str_eq(got, want, "WHERE %s: the vtab returned %d bytes of rows, SQLite %d", wheres[i],
-                     (int)strlen(got), (int)strlen(want));
+    char *got =
+        q(db, "SELECT partition, offset FROM pd WHERE %s ORDER BY partition, offset", wheres[i]);
+    char *want =
+        q(db, "SELECT partition, offset FROM copy WHERE %s ORDER BY partition, offset", wheres[i]);
+    cr_expect_str_eq(got, want, "WHERE %s: the vtab returned %d bytes of rows, SQLite %d",
+                     wheres[i], (int)strlen(got), (int)strlen(want));
     sqlite3_free(got);
     sqlite3_free(want);
   }
@@ -226,9 +265,14 @@ Test(sql, order_by_and_query_plans) {
   const char *path = tu_store_path("sql_orderby");
   sqlite3 *db = db_open(path);
   fill_pd(db);
-  exec_ok(db, "CREATE TABLE copy(partition INTEGER, offset INTEGER, timestamp INTEGER, key, value, headers TEXT)");
+  exec_ok(
+      db,
+      "CREATE TABLE copy(partition INTEGER, offset INTEGER, timestamp INTEGER, key, value, headers TEXT)");
   exec_ok(db, "INSERT INTO copy SELECT * FROM pd");
-  struct { const char *tail; int consumed; } cases[] = {
+  struct {
+    const char *tail;
+    int consumed;
+  } cases[] = {
       {"ORDER BY partition, offset", 1},
       {"ORDER BY partition", 1},
       {"WHERE partition = 1 ORDER BY offset", 1},
@@ -282,22 +326,33 @@ Test(sql, order_by_and_query_plans) {
   sqlite3_free(p);
   /* the eponymous table: topic = is pushed down too, and ordered by topic */
   exec_ok(db, "CREATE VIRTUAL TABLE aa USING takhin(partitions=2)");
-  exec_ok(db, "INSERT INTO aa(partition, key, value, timestamp) VALUES (1,'x','1',1),(0,'y','2',2),(1,'z','3',3)");
+  exec_ok(
+      db,
+      "INSERT INTO aa(partition, key, value, timestamp) VALUES (1,'x','1',1),(0,'y','2',2),(1,'z','3',3)");
   char idx[64];
-  plan_idx(db, "SELECT * FROM takhin_messages WHERE topic = 'pd' AND partition = 1 AND offset < 5", idx, sizeof idx);
+  plan_idx(db, "SELECT * FROM takhin_messages WHERE topic = 'pd' AND partition = 1 AND offset < 5",
+           idx, sizeof idx);
   cr_assert_str_eq(idx, "PTl");
-  plan_idx(db, "SELECT * FROM takhin_messages WHERE topic = 'pd' AND partition IN (0,1) LIMIT 3", idx, sizeof idx);
+  plan_idx(db, "SELECT * FROM takhin_messages WHERE topic = 'pd' AND partition IN (0,1) LIMIT 3",
+           idx, sizeof idx);
   cr_assert_str_eq(idx, "INT");
-  cr_assert(!has_temp_btree(db, "SELECT topic, partition, offset FROM takhin_messages ORDER BY topic, partition, offset"));
-  cr_assert(!has_temp_btree(db, "SELECT * FROM takhin_messages WHERE topic = 'aa' AND partition = 1 ORDER BY offset"));
+  cr_assert(!has_temp_btree(
+      db,
+      "SELECT topic, partition, offset FROM takhin_messages ORDER BY topic, partition, offset"));
+  cr_assert(!has_temp_btree(
+      db, "SELECT * FROM takhin_messages WHERE topic = 'aa' AND partition = 1 ORDER BY offset"));
   cr_assert(has_temp_btree(db, "SELECT * FROM takhin_messages ORDER BY partition, offset"));
   cr_assert(has_temp_btree(db, "SELECT * FROM takhin_messages ORDER BY key"));
-  EXPECT_ROWS(db, "aa|0|0|y\naa|1|0|x\naa|1|1|z\n",
-              "SELECT topic, partition, offset, key FROM takhin_messages ORDER BY topic, partition, offset LIMIT 3");
-  EXPECT_ROWS(db, "aa|1|1|z\n", "SELECT topic, partition, offset, key FROM takhin_messages "
-                               "WHERE topic = 'aa' AND partition = 1 AND offset >= 1");
+  EXPECT_ROWS(
+      db, "aa|0|0|y\naa|1|0|x\naa|1|1|z\n",
+      "SELECT topic, partition, offset, key FROM takhin_messages ORDER BY topic, partition, offset LIMIT 3");
+  EXPECT_ROWS(db, "aa|1|1|z\n",
+              "SELECT topic, partition, offset, key FROM takhin_messages "
+              "WHERE topic = 'aa' AND partition = 1 AND offset >= 1");
   cr_assert_eq(q_int(db, "SELECT count(*) FROM takhin_messages"), PD_N + 3);
-  cr_assert_eq(q_int(db, "SELECT count(*) FROM takhin_messages WHERE topic = 'pd' AND partition IN (0, 2)"), 200);
+  cr_assert_eq(
+      q_int(db, "SELECT count(*) FROM takhin_messages WHERE topic = 'pd' AND partition IN (0, 2)"),
+      200);
   sqlite3_close(db);
 }
 
@@ -309,9 +364,11 @@ Test(sql, tail_reads_only_the_end) {
   sqlite3 *db = db_open(path);
   exec_ok(db, "CREATE VIRTUAL TABLE tl USING takhin(partitions=1, segment_bytes=4096)");
   for (int b = 0; b < 50; b++) /* 50 batches of 20 records, about 1.5 KiB each */
-    exec_ok(db, "WITH RECURSIVE c(x) AS (VALUES(%d) UNION ALL SELECT x + 1 FROM c WHERE x < %d) "
-                "INSERT INTO tl(partition, key, value, timestamp) SELECT 0, 'k' || x, printf('%%040d', x), x FROM c",
-            b * 20, b * 20 + 19);
+    exec_ok(
+        db,
+        "WITH RECURSIVE c(x) AS (VALUES(%d) UNION ALL SELECT x + 1 FROM c WHERE x < %d) "
+        "INSERT INTO tl(partition, key, value, timestamp) SELECT 0, 'k' || x, printf('%%040d', x), x FROM c",
+        b * 20, b * 20 + 19);
   cr_assert_eq(q_int(db, "SELECT count(*) FROM takhin_segments WHERE topic = 'tl'") > 5, 1);
   sqlite3_close(db);
   char seg[4096];
@@ -327,8 +384,10 @@ Test(sql, tail_reads_only_the_end) {
   EXPECT_ROWS(db, "999|k999\n998|k998\n997|k997\n",
               "SELECT offset, key FROM tl WHERE partition = 0 ORDER BY offset DESC LIMIT 3");
   EXPECT_ROWS(db, "999\n", "SELECT offset FROM tl ORDER BY offset DESC LIMIT 1");
-  EXPECT_ROWS(db, "500\n", "SELECT count(*) FROM (SELECT offset FROM tl ORDER BY offset DESC LIMIT 500)");
-  exec_err(db, "CRC", "SELECT offset FROM tl ORDER BY offset DESC"); /* all the way back: the bad batch */
+  EXPECT_ROWS(db, "500\n",
+              "SELECT count(*) FROM (SELECT offset FROM tl ORDER BY offset DESC LIMIT 500)");
+  exec_err(db, "CRC",
+           "SELECT offset FROM tl ORDER BY offset DESC"); /* all the way back: the bad batch */
   sqlite3_close(db);
 }
 
@@ -342,7 +401,9 @@ Test(sql, estimates_follow_the_log) {
   exec_ok(db, "INSERT INTO tiny(partition, key, value, timestamp) VALUES (0, 'k7', 'x', 1)");
   /* pd's point lookup (partition, offset) is cheap: the plan scans tiny and
   ** probes pd with P and o pushed down */
-  char *p = plan(db, "SELECT * FROM tiny JOIN pd ON pd.partition = tiny.partition AND pd.offset = tiny.offset");
+  char *p = plan(
+      db,
+      "SELECT * FROM tiny JOIN pd ON pd.partition = tiny.partition AND pd.offset = tiny.offset");
   const char *scan_tiny = strstr(p, "SCAN tiny");
   const char *scan_pd = strstr(p, "SCAN pd VIRTUAL TABLE INDEX 0:");
   cr_assert(scan_tiny && scan_pd && scan_tiny < scan_pd, "tiny drives the join:\n%s", p);
@@ -351,7 +412,9 @@ Test(sql, estimates_follow_the_log) {
   sorted(idx);
   cr_assert_str_eq(idx, "Po", "%s", p);
   sqlite3_free(p);
-  EXPECT_ROWS(db, "k7|k0\n", "SELECT tiny.key, pd.key FROM tiny JOIN pd ON pd.partition = tiny.partition AND pd.offset = tiny.offset");
+  EXPECT_ROWS(
+      db, "k7|k0\n",
+      "SELECT tiny.key, pd.key FROM tiny JOIN pd ON pd.partition = tiny.partition AND pd.offset = tiny.offset");
   sqlite3_close(db);
 }
 
@@ -361,11 +424,14 @@ Test(sql, messages_order_by_with_topic_is_consumed) {
   const char *path = tu_store_path("sql_msg_order");
   sqlite3 *db = db_open(path);
   exec_ok(db, "CREATE VIRTUAL TABLE aa USING takhin(partitions=2)");
-  exec_ok(db, "INSERT INTO aa(partition, key, value, timestamp) VALUES (1,'x','1',1),(0,'y','2',2)");
+  exec_ok(db,
+          "INSERT INTO aa(partition, key, value, timestamp) VALUES (1,'x','1',1),(0,'y','2',2)");
   const char *sql = "SELECT * FROM takhin_messages WHERE topic = 'aa' ORDER BY partition, offset";
   char *p = plan(db, sql);
   cr_expect(!strstr(p, "USE TEMP B-TREE"), "%s:\n%s", sql, p);
   sqlite3_free(p);
-  EXPECT_ROWS(db, "0|y\n1|x\n", "SELECT partition, key FROM takhin_messages WHERE topic = 'aa' ORDER BY partition, offset");
+  EXPECT_ROWS(
+      db, "0|y\n1|x\n",
+      "SELECT partition, key FROM takhin_messages WHERE topic = 'aa' ORDER BY partition, offset");
   sqlite3_close(db);
 }

@@ -15,7 +15,8 @@
 /* The rows of sql as "a|b" lines. */
 static char *rows(sqlite3 *db, const char *sql) {
   sqlite3_stmt *st;
-  cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+  cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+               sqlite3_errmsg(db));
   sqlite3_str *o = sqlite3_str_new(db);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -35,13 +36,18 @@ Test(sql_tail, order_by_offset_desc_limit_is_served_by_the_table) {
     for (int i = 0; i < 10 * (p + 1); i++)
       exec_ok(db, "INSERT INTO t(partition, key, value) VALUES (%d, 'k%d_%d', 'v')", p, p, i);
   exec_ok(db, "COMMIT");
-  static const struct { const char *sql, *want; } cases[] = {
-      {"SELECT partition, offset FROM t WHERE partition = 1 ORDER BY offset DESC LIMIT 3", "1|19\n1|18\n1|17\n"},
+  static const struct {
+    const char *sql, *want;
+  } cases[] = {
+      {"SELECT partition, offset FROM t WHERE partition = 1 ORDER BY offset DESC LIMIT 3",
+       "1|19\n1|18\n1|17\n"},
       /* no partition constraint: only partition 2 reaches offsets 20..29 */
       {"SELECT partition, offset FROM t ORDER BY offset DESC LIMIT 4", "2|29\n2|28\n2|27\n2|26\n"},
-      {"SELECT partition, offset FROM t WHERE partition = 0 ORDER BY offset DESC LIMIT 2 OFFSET 1", "0|8\n0|7\n"},
+      {"SELECT partition, offset FROM t WHERE partition = 0 ORDER BY offset DESC LIMIT 2 OFFSET 1",
+       "0|8\n0|7\n"},
       {"SELECT partition, offset FROM takhin_messages WHERE topic = 't' AND partition = 2 "
-       "ORDER BY offset DESC LIMIT 2", "2|29\n2|28\n"},
+       "ORDER BY offset DESC LIMIT 2",
+       "2|29\n2|28\n"},
       {"SELECT partition, offset FROM takhin_messages WHERE topic = 't' ORDER BY offset DESC LIMIT 3",
        "2|29\n2|28\n2|27\n"},
   };

@@ -61,7 +61,9 @@ Test(sql, transactions_one_batch_per_partition_at_commit) {
   exec_ok(db, "CREATE VIRTUAL TABLE ev USING takhin(partitions=3)");
   int counts[16];
   /* outside a transaction, one INSERT statement is one batch per partition */
-  exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'a','1',1),(0,'b','2',2),(1,'c','3',3)");
+  exec_ok(
+      db,
+      "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'a','1',1),(0,'b','2',2),(1,'c','3',3)");
   cr_assert_eq(segment_batches(path, "ev", 0, 0, counts, 16), 1);
   cr_assert_eq(counts[0], 2);
   cr_assert_eq(segment_batches(path, "ev", 1, 0, counts, 16), 1);
@@ -70,10 +72,14 @@ Test(sql, transactions_one_batch_per_partition_at_commit) {
   /* inside one: nothing lands before COMMIT, then one batch per partition */
   exec_ok(db, "BEGIN");
   exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'d','4',4)");
-  exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (2,'e','5',5),(0,'f','6',6)");
-  exec_ok(db, "INSERT INTO takhin_messages(topic, partition, key, value, timestamp) VALUES ('ev',0,'g','7',7)");
+  exec_ok(db,
+          "INSERT INTO ev(partition, key, value, timestamp) VALUES (2,'e','5',5),(0,'f','6',6)");
+  exec_ok(
+      db,
+      "INSERT INTO takhin_messages(topic, partition, key, value, timestamp) VALUES ('ev',0,'g','7',7)");
   exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (2,'h','8',8)");
-  EXPECT_ROWS(db, "0|2\n1|1\n2|0\n", "SELECT partition, high_watermark FROM takhin_partitions WHERE topic = 'ev'");
+  EXPECT_ROWS(db, "0|2\n1|1\n2|0\n",
+              "SELECT partition, high_watermark FROM takhin_partitions WHERE topic = 'ev'");
   EXPECT_ROWS(db, "3\n", "SELECT count(*) FROM ev"); /* pending rows are not readable yet */
   char seg[4200];
   tu_segment_path(seg, sizeof seg, path, "ev", 2, 0);
@@ -92,7 +98,8 @@ Test(sql, transactions_one_batch_per_partition_at_commit) {
 
   /* ROLLBACK discards */
   exec_ok(db, "BEGIN");
-  exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (1,'x','x',9),(2,'y','y',9)");
+  exec_ok(db,
+          "INSERT INTO ev(partition, key, value, timestamp) VALUES (1,'x','x',9),(2,'y','y',9)");
   exec_ok(db, "ROLLBACK");
   EXPECT_ROWS(db, "0\n", "SELECT count(*) FROM ev WHERE timestamp = 9");
   cr_assert_eq(segment_batches(path, "ev", 1, 0, counts, 16), 1);
@@ -130,7 +137,9 @@ Test(sql, transactions_one_batch_per_partition_at_commit) {
   /* a failing statement inside a transaction takes back only its own rows */
   exec_ok(db, "BEGIN");
   exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'ok','',12)");
-  exec_err(db, "partition 9 out of range", "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'bad1','',12),(9,'bad2','',12)");
+  exec_err(
+      db, "partition 9 out of range",
+      "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'bad1','',12),(9,'bad2','',12)");
   exec_ok(db, "COMMIT");
   EXPECT_ROWS(db, "ok\n", "SELECT key FROM ev WHERE timestamp = 12");
   sqlite3_close(db);
@@ -143,16 +152,20 @@ Test(sql, failed_commit_lands_nothing) {
   sqlite3 *db = db_open(path);
   exec_ok(db, "CREATE VIRTUAL TABLE ev USING takhin(partitions=2, max_message_bytes=200)");
   exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'pre','x',1)");
-  int64_t size0 = q_int(db, "SELECT size_bytes FROM takhin_partitions WHERE topic = 'ev' AND partition = 0");
+  int64_t size0 =
+      q_int(db, "SELECT size_bytes FROM takhin_partitions WHERE topic = 'ev' AND partition = 0");
   exec_ok(db, "BEGIN");
   exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'a','small',2)");
   /* 1 + 170 bytes pass the per-row check, but the batch around it does not */
   exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (1,'b',zeroblob(170),2)");
   exec_err(db, "larger than max_message_bytes 200", "COMMIT");
   cr_assert(sqlite3_get_autocommit(db), "the transaction was rolled back");
-  EXPECT_ROWS(db, "0|1|0\n1|0|0\n",
-              "SELECT partition, high_watermark, log_start_offset FROM takhin_partitions WHERE topic = 'ev'");
-  cr_assert_eq(q_int(db, "SELECT size_bytes FROM takhin_partitions WHERE topic = 'ev' AND partition = 0"), size0);
+  EXPECT_ROWS(
+      db, "0|1|0\n1|0|0\n",
+      "SELECT partition, high_watermark, log_start_offset FROM takhin_partitions WHERE topic = 'ev'");
+  cr_assert_eq(
+      q_int(db, "SELECT size_bytes FROM takhin_partitions WHERE topic = 'ev' AND partition = 0"),
+      size0);
   /* the taken-back bytes are zeroed in place (readers may map the file),
   ** so they can never be read back as records */
   char seg[4200];
@@ -162,10 +175,12 @@ Test(sql, failed_commit_lands_nothing) {
   FILE *f = fopen(seg, "rb");
   cr_assert_not_null(f);
   fseek(f, size0, SEEK_SET);
-  for (int64_t i = size0; i < fsz; i++) cr_assert_eq(fgetc(f), 0, "byte %lld after the log is zero", (long long)i);
+  for (int64_t i = size0; i < fsz; i++)
+    cr_assert_eq(fgetc(f), 0, "byte %lld after the log is zero", (long long)i);
   fclose(f);
   int counts[4];
-  cr_assert_eq(segment_batches(path, "ev", 0, 0, counts, 4), 1, "partition 0's append was taken back");
+  cr_assert_eq(segment_batches(path, "ev", 0, 0, counts, 4), 1,
+               "partition 0's append was taken back");
   EXPECT_ROWS(db, "pre\n", "SELECT key FROM ev");
   /* the store goes on */
   exec_ok(db, "INSERT INTO ev(partition, key, value, timestamp) VALUES (0,'post','x',3)");

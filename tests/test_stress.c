@@ -38,7 +38,7 @@
 #define NPLAIN 3   /* partitions of "plain" */
 #define NCOMPACT 2 /* partitions of "compact" */
 #define NPARTS (NPLAIN + NCOMPACT)
-#define NKEYS 37   /* distinct keys per compacted partition */
+#define NKEYS 37 /* distinct keys per compacted partition */
 
 static const char *part_topic(int i) { return i < NPLAIN ? "plain" : "compact"; }
 static int part_id(int i) { return i < NPLAIN ? i : i - NPLAIN; }
@@ -52,7 +52,9 @@ static int stress_seconds(void) {
 
 /* ---- records: the value names its producer and sequence number ---------- */
 
-static char pat(int pid, long seq, size_t j) { return (char)('a' + (pid * 31 + seq * 7 + (long)j) % 26); }
+static char pat(int pid, long seq, size_t j) {
+  return (char)('a' + (pid * 31 + seq * 7 + (long)j) % 26);
+}
 
 static size_t make_value(char *buf, int pid, long seq) {
   int h = snprintf(buf, 64, "%d:%ld:", pid, seq);
@@ -74,7 +76,8 @@ static int check_record(const takhin_message *m, int plain, int *pid, long *seq)
   head[n] = 0;
   if (sscanf(head, "%d:%ld:", pid, seq) != 2 || *pid < 0 || *seq < 0) return 0;
   char want[256];
-  if (make_value(want, *pid, *seq) != m->value_len || memcmp(want, m->value, m->value_len)) return 0;
+  if (make_value(want, *pid, *seq) != m->value_len || memcmp(want, m->value, m->value_len))
+    return 0;
   char k[64];
   int kl = make_key(k, sizeof k, plain, *pid, *seq);
   return m->key && m->key_len == (size_t)kl && !memcmp(k, m->key, (size_t)kl);
@@ -83,17 +86,18 @@ static int check_record(const takhin_message *m, int plain, int *pid, long *seq)
 /* ---- tailing: shared by the in-process tailers and the read_only process */
 
 typedef struct tail {
-  int part;        /* index into the partition list above */
+  int part; /* index into the partition list above */
   takhin_cursor *c;
-  int64_t next;    /* offset after the last record read */
+  int64_t next; /* offset after the last record read */
   long records, reseeks;
-  long bad;        /* records out of order, damaged, or an unexplained gap */
-  long errors;     /* calls that failed with anything but END or ERANGE */
-  char msg[512];   /* the first problem */
+  long bad;      /* records out of order, damaged, or an unexplained gap */
+  long errors;   /* calls that failed with anything but END or ERANGE */
+  char msg[512]; /* the first problem */
 } tail;
 
 /* Count a problem; the first one's message is kept. */
-__attribute__((format(printf, 3, 4))) static void note(tail *t, long *counter, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void note(tail *t, long *counter, const char *fmt,
+                                                       ...) {
   (*counter)++;
   if (t->msg[0]) return;
   int n = snprintf(t->msg, sizeof t->msg, "%s-%d: ", part_topic(t->part), part_id(t->part));
@@ -133,7 +137,8 @@ static long tail_pass(takhin_store *s, tail *t) {
       continue;
     }
     if (rc) {
-      note(t, &t->errors, "cursor_next after %lld: %s (%s)", (long long)t->next, takhin_errstr(rc), takhin_errmsg());
+      note(t, &t->errors, "cursor_next after %lld: %s (%s)", (long long)t->next, takhin_errstr(rc),
+           takhin_errmsg());
       return -1;
     }
     int pid;
@@ -145,7 +150,8 @@ static long tail_pass(takhin_store *s, tail *t) {
     if (t->next >= 0 && m.offset > t->next && is_plain(t->part)) {
       /* A plain log has gaps only where records went below the log start. */
       takhin_partition_info pi;
-      if (takhin_partition_info_get(s, topic, part, &pi) == TAKHIN_OK && pi.log_start_offset < m.offset)
+      if (takhin_partition_info_get(s, topic, part, &pi) == TAKHIN_OK &&
+          pi.log_start_offset < m.offset)
         note(t, &t->bad, "skipped from %lld to %lld, above the log start %lld", (long long)t->next,
              (long long)m.offset, (long long)pi.log_start_offset);
     }
@@ -190,13 +196,15 @@ static void *produce_main(void *arg) {
     for (int i = 0; i < n; i++) {
       memset(&recs[i], 0, sizeof recs[i]);
       recs[i].key = keys[i];
-      recs[i].key_len = (size_t)make_key(keys[i], sizeof keys[i], is_plain(pr->part), pr->pid, seq + i);
+      recs[i].key_len =
+          (size_t)make_key(keys[i], sizeof keys[i], is_plain(pr->part), pr->pid, seq + i);
       recs[i].value = vals[i];
       recs[i].value_len = make_value(vals[i], pr->pid, seq + i);
       recs[i].timestamp = TAKHIN_TIMESTAMP_NOW;
     }
     int64_t first;
-    int rc = takhin_produce(pr->sh->s, part_topic(pr->part), part_id(pr->part), recs, (size_t)n, &first);
+    int rc =
+        takhin_produce(pr->sh->s, part_topic(pr->part), part_id(pr->part), recs, (size_t)n, &first);
     if (rc) {
       fail(pr->sh, "produce", rc);
       break;
@@ -243,7 +251,8 @@ static void *lookup_main(void *arg) {
     int rc = takhin_cursor_get_key(c[i % NCOMPACT], k, (size_t)kl, &m);
     int pid;
     long seq;
-    if (rc == TAKHIN_OK && !check_record(&m, 0, &pid, &seq)) fail(sh, "get_key returned a damaged record", 0);
+    if (rc == TAKHIN_OK && !check_record(&m, 0, &pid, &seq))
+      fail(sh, "get_key returned a damaged record", 0);
     else if (rc == TAKHIN_OK && (m.key_len != (size_t)kl || memcmp(m.key, k, (size_t)kl)))
       fail(sh, "get_key returned another key", 0);
     else if (rc && rc != TAKHIN_ENOTFOUND) fail(sh, "get_key", rc);
@@ -397,7 +406,8 @@ typedef struct slot {
 static void verify(takhin_store *s, producer *pr, int npr, const char *when) {
   for (int i = 0; i < NPARTS; i++) {
     takhin_partition_info pi;
-    cr_assert_eq(takhin_partition_info_get(s, part_topic(i), part_id(i), &pi), TAKHIN_OK, "%s", takhin_errmsg());
+    cr_assert_eq(takhin_partition_info_get(s, part_topic(i), part_id(i), &pi), TAKHIN_OK, "%s",
+                 takhin_errmsg());
     int64_t hwm = pi.high_watermark, ls = pi.log_start_offset;
     slot *seen = malloc((size_t)(hwm + 1) * sizeof *seen);
     cr_assert_not_null(seen);
@@ -410,18 +420,19 @@ static void verify(takhin_store *s, producer *pr, int npr, const char *when) {
     while ((rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
       int pid;
       long seq;
-      cr_assert(check_record(&m, is_plain(i), &pid, &seq), "%s: %s-%d: damaged record at %lld", when,
-                part_topic(i), part_id(i), (long long)m.offset);
-      cr_assert_gt(m.offset, last, "%s: %s-%d: offset %lld after %lld", when, part_topic(i), part_id(i),
-                   (long long)m.offset, (long long)last);
+      cr_assert(check_record(&m, is_plain(i), &pid, &seq), "%s: %s-%d: damaged record at %lld",
+                when, part_topic(i), part_id(i), (long long)m.offset);
+      cr_assert_gt(m.offset, last, "%s: %s-%d: offset %lld after %lld", when, part_topic(i),
+                   part_id(i), (long long)m.offset, (long long)last);
       cr_assert(m.offset >= ls && m.offset < hwm);
       cr_assert(pid < npr && pr[pid].part == i && seq < pr[pid].n && pr[pid].off[seq] == m.offset,
-                "%s: %s-%d: offset %lld holds producer %d's record %ld, never acknowledged there", when,
-                part_topic(i), part_id(i), (long long)m.offset, pid, seq);
+                "%s: %s-%d: offset %lld holds producer %d's record %ld, never acknowledged there",
+                when, part_topic(i), part_id(i), (long long)m.offset, pid, seq);
       seen[m.offset] = (slot){pid, seq};
       last = m.offset;
     }
-    cr_assert_eq(rc, TAKHIN_END, "%s: %s-%d: reading: %s", when, part_topic(i), part_id(i), takhin_errmsg());
+    cr_assert_eq(rc, TAKHIN_END, "%s: %s-%d: reading: %s", when, part_topic(i), part_id(i),
+                 takhin_errmsg());
     takhin_cursor_close(c);
     /* every acknowledged record at or past the log start is there */
     int64_t latest[NKEYS];
@@ -431,28 +442,31 @@ static void verify(takhin_store *s, producer *pr, int npr, const char *when) {
       if (pr[p].part != i) continue;
       for (long q = 0; q < pr[p].n; q++) {
         int64_t o = pr[p].off[q];
-        cr_assert(o < hwm, "%s: acknowledged offset %lld past the high watermark %lld", when, (long long)o,
-                  (long long)hwm);
+        cr_assert(o < hwm, "%s: acknowledged offset %lld past the high watermark %lld", when,
+                  (long long)o, (long long)hwm);
         acked++;
         if (!is_plain(i)) {
           if (o > latest[q % NKEYS]) latest[q % NKEYS] = o;
           continue;
         }
         if (o < ls) continue;
-        cr_assert(seen[o].pid == p && seen[o].seq == q,
-                  "%s: %s-%d: producer %d's record %ld, acknowledged at %lld, is missing (log start %lld)",
-                  when, part_topic(i), part_id(i), p, q, (long long)o, (long long)ls);
+        cr_assert(
+            seen[o].pid == p && seen[o].seq == q,
+            "%s: %s-%d: producer %d's record %ld, acknowledged at %lld, is missing (log start %lld)",
+            when, part_topic(i), part_id(i), p, q, (long long)o, (long long)ls);
       }
     }
-    cr_assert_eq(acked, hwm, "%s: %s-%d: %ld acknowledged, high watermark %lld", when, part_topic(i),
-                 part_id(i), acked, (long long)hwm);
+    cr_assert_eq(acked, hwm, "%s: %s-%d: %ld acknowledged, high watermark %lld", when,
+                 part_topic(i), part_id(i), acked, (long long)hwm);
     if (is_plain(i))
       for (int64_t o = ls; o < hwm; o++)
-        cr_assert_neq(seen[o].pid, -1, "%s: plain-%d: offset %lld missing", when, part_id(i), (long long)o);
+        cr_assert_neq(seen[o].pid, -1, "%s: plain-%d: offset %lld missing", when, part_id(i),
+                      (long long)o);
     for (int k = 0; k < NKEYS; k++)
       if (latest[k] >= ls)
-        cr_assert_neq(seen[latest[k]].pid, -1, "%s: compact-%d: key k%d's latest record (%lld) is gone",
-                      when, part_id(i), k, (long long)latest[k]);
+        cr_assert_neq(seen[latest[k]].pid, -1,
+                      "%s: compact-%d: key k%d's latest record (%lld) is gone", when, part_id(i), k,
+                      (long long)latest[k]);
     free(seen);
   }
 }
@@ -462,8 +476,10 @@ static void verify(takhin_store *s, producer *pr, int npr, const char *when) {
 static int crash_fd = 2;
 static void on_crash(int sig) {
   char line[64];
-  int n = snprintf(line, sizeof line, "\nprocess %d: signal %d (%s)\n", (int)getpid(), sig, strsignal(sig));
-  if (write(crash_fd, line, (size_t)n) < 0) { /* nothing to do */ }
+  int n = snprintf(line, sizeof line, "\nprocess %d: signal %d (%s)\n", (int)getpid(), sig,
+                   strsignal(sig));
+  if (write(crash_fd, line, (size_t)n) < 0) { /* nothing to do */
+  }
   void *bt[32];
   backtrace_symbols_fd(bt, backtrace(bt, 32), crash_fd);
   signal(sig, SIG_DFL);
@@ -488,13 +504,14 @@ Test(stress, mixed_workload_with_read_only_process, .timeout = 600) {
   takhin_store *s;
   cr_assert_eq(takhin_open(db, &o, &s), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_eq(takhin_topic_create(s, "plain", NPLAIN,
-                                   (const char *const[]){"segment_bytes", "20000", "retention_bytes",
-                                                         "200000", NULL}),
+                                   (const char *const[]){"segment_bytes", "20000",
+                                                         "retention_bytes", "200000", NULL}),
                TAKHIN_OK, "%s", takhin_errmsg());
-  cr_assert_eq(takhin_topic_create(s, "compact", NCOMPACT,
-                                   (const char *const[]){"cleanup_policy", "compact", "segment_bytes", "8000",
-                                                         "min_cleanable_dirty_ratio", "0.01", NULL}),
-               TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(
+      takhin_topic_create(s, "compact", NCOMPACT,
+                          (const char *const[]){"cleanup_policy", "compact", "segment_bytes",
+                                                "8000", "min_cleanable_dirty_ratio", "0.01", NULL}),
+      TAKHIN_OK, "%s", takhin_errmsg());
   takhin_close(s);
   /* The reader process is forked while this one has no thread (TSan
   ** supports no other fork); it opens the store when told to. */
@@ -555,35 +572,40 @@ Test(stress, mixed_workload_with_read_only_process, .timeout = 600) {
   }
   /* (a reader that stopped early has written its report already; a dead
   ** one is reported by waitpid below) */
-  if (write(to_child[1], final, sizeof final) != (ssize_t)sizeof final) { /* see its report */ }
+  if (write(to_child[1], final, sizeof final) != (ssize_t)sizeof final) { /* see its report */
+  }
   child_report rep;
   ssize_t got = read(to_parent[0], &rep, sizeof rep);
   int st = 0;
   waitpid(child, &st, 0);
   cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the read_only process died: %s %d",
             WIFSIGNALED(st) ? "signal" : "exit", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-  cr_assert_eq(got, (ssize_t)sizeof rep, "no report from the read_only process (%zd: %s)", got, strerror(errno));
+  cr_assert_eq(got, (ssize_t)sizeof rep, "no report from the read_only process (%zd: %s)", got,
+               strerror(errno));
 
-  cr_assert_eq(atomic_load(&sh.bad), 0, "writer process: %ld problems, first: %s", atomic_load(&sh.bad), sh.msg);
+  cr_assert_eq(atomic_load(&sh.bad), 0, "writer process: %ld problems, first: %s",
+               atomic_load(&sh.bad), sh.msg);
   for (int i = 0; i < NPARTS; i++) {
     cr_assert_eq(ta[i].t.errors + ta[i].t.bad, 0, "in-process tailer: %s", ta[i].t.msg);
-    cr_assert_gt(ta[i].t.records, 0, "in-process tailer of %s-%d read nothing", part_topic(i), part_id(i));
+    cr_assert_gt(ta[i].t.records, 0, "in-process tailer of %s-%d read nothing", part_topic(i),
+                 part_id(i));
   }
-  cr_assert_eq(rep.errors + rep.bad, 0, "read_only process: %ld errors, %ld bad records; first: %s", rep.errors,
-               rep.bad, rep.msg);
+  cr_assert_eq(rep.errors + rep.bad, 0, "read_only process: %ld errors, %ld bad records; first: %s",
+               rep.errors, rep.bad, rep.msg);
   for (int i = 0; i < NPARTS; i++)
     cr_assert(rep.next[i] == final[i] || (final[i] == 0 && rep.next[i] < 0),
-              "read_only process is stuck on %s-%d at %lld, the writer's high watermark is %lld", part_topic(i),
-              part_id(i), (long long)rep.next[i], (long long)final[i]);
+              "read_only process is stuck on %s-%d at %lld, the writer's high watermark is %lld",
+              part_topic(i), part_id(i), (long long)rep.next[i], (long long) final[i]);
 
   long produced = 0, tailed = 0, ro_read = 0;
   for (int i = 0; i < NPR; i++) produced += pr[i].n;
   for (int i = 0; i < NPARTS; i++) tailed += ta[i].t.records, ro_read += rep.records[i];
-  fprintf(stderr,
-          "stress: %ds: %ld records acknowledged, %ld segments compacted, %ld deleted by retention, "
-          "%ld DeleteRecords; tailers read %ld, the read_only process %ld (%ld re-seeks after ERANGE)\n",
-          stress_seconds(), produced, atomic_load(&sh.compacted), atomic_load(&sh.retained),
-          atomic_load(&sh.deletes), tailed, ro_read, rep.reseeks);
+  fprintf(
+      stderr,
+      "stress: %ds: %ld records acknowledged, %ld segments compacted, %ld deleted by retention, "
+      "%ld DeleteRecords; tailers read %ld, the read_only process %ld (%ld re-seeks after ERANGE)\n",
+      stress_seconds(), produced, atomic_load(&sh.compacted), atomic_load(&sh.retained),
+      atomic_load(&sh.deletes), tailed, ro_read, rep.reseeks);
   verify(s, pr, NPR, "writer after the run");
   takhin_close(s);
   cr_assert_eq(takhin_open(db, &o, &s), TAKHIN_OK, "%s", takhin_errmsg());
@@ -623,7 +645,8 @@ Test(stress, read_only_cursor_on_a_deleted_segment_moves_to_the_log_start) {
   const char *db = tu_store_path("stress_ro_deleted");
   takhin_store *w;
   cr_assert_eq(takhin_open(db, NULL, &w), TAKHIN_OK);
-  cr_assert_eq(takhin_topic_create(w, "t", 1, (const char *const[]){"segment_bytes", "1000", NULL}), TAKHIN_OK);
+  cr_assert_eq(takhin_topic_create(w, "t", 1, (const char *const[]){"segment_bytes", "1000", NULL}),
+               TAKHIN_OK);
   produce_keys(w, "t", 0, 60, 0);
   takhin_store *r = open_reader(db);
   takhin_cursor *c;
@@ -649,7 +672,8 @@ Test(stress, read_only_cursor_on_a_deleted_segment_moves_to_the_log_start) {
   }
   cr_assert_eq(rc, TAKHIN_END, "%s", takhin_errmsg());
   cr_assert_eq(cut + n, 60);
-  cr_assert_eq(takhin_cursor_get(c, 0, &m), TAKHIN_ERANGE, "below the log start: %s", takhin_errmsg());
+  cr_assert_eq(takhin_cursor_get(c, 0, &m), TAKHIN_ERANGE, "below the log start: %s",
+               takhin_errmsg());
   takhin_cursor_close(c);
   takhin_close(r);
   takhin_close(w);
@@ -660,7 +684,8 @@ Test(stress, read_only_cursor_on_a_compacted_segment_reads_its_replacement) {
   takhin_store *w;
   cr_assert_eq(takhin_open(db, NULL, &w), TAKHIN_OK);
   cr_assert_eq(takhin_topic_create(w, "c", 1,
-                                   (const char *const[]){"cleanup_policy", "compact", "segment_bytes", "1000", NULL}),
+                                   (const char *const[]){"cleanup_policy", "compact",
+                                                         "segment_bytes", "1000", NULL}),
                TAKHIN_OK);
   produce_keys(w, "c", 0, 80, 4); /* four keys: old segments empty out */
   takhin_store *r = open_reader(db);
@@ -735,6 +760,7 @@ Test(stress, read_only_reader_survives_the_active_segment_cut_under_it) {
   }
   int st;
   waitpid(pid, &st, 0);
-  cr_assert(!WIFSIGNALED(st), "the reader was killed by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  cr_assert(!WIFSIGNALED(st), "the reader was killed by signal %d",
+            WIFSIGNALED(st) ? WTERMSIG(st) : 0);
   cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", WEXITSTATUS(st));
 }

@@ -21,7 +21,10 @@
 
 Test(topics, murmur2_matches_kafka_vectors) {
   /* Kafka's UtilsTest.testMurmur2 */
-  struct { const char *in; int32_t want; } v[] = {
+  struct {
+    const char *in;
+    int32_t want;
+  } v[] = {
       {"21", -973932308},
       {"foobar", -790332482},
       {"a-little-bit-long-string", -985981536},
@@ -31,7 +34,8 @@ Test(topics, murmur2_matches_kafka_vectors) {
   };
   for (size_t i = 0; i < sizeof v / sizeof *v; i++)
     cr_assert_eq(takhin_murmur2(v[i].in, strlen(v[i].in)), v[i].want, "murmur2(\"%s\")", v[i].in);
-  cr_assert_eq(takhin_partition_for_key("foobar", 6, 10), (int32_t)((-790332482 & 0x7fffffff) % 10));
+  cr_assert_eq(takhin_partition_for_key("foobar", 6, 10),
+               (int32_t)((-790332482 & 0x7fffffff) % 10));
 }
 
 Test(topics, partition_balance_100k_keys) {
@@ -60,7 +64,10 @@ Test(topics, produce_by_key_splits_per_partition) {
   int64_t *offs = calloc(N, sizeof *offs);
   for (int i = 0; i < N; i++) {
     int n = snprintf(keys[i], 16, "key-%d", i % 500);
-    r[i] = (takhin_record){.key = keys[i], .key_len = (size_t)n, .value = keys[i], .value_len = (size_t)n,
+    r[i] = (takhin_record){.key = keys[i],
+                           .key_len = (size_t)n,
+                           .value = keys[i],
+                           .value_len = (size_t)n,
                            .timestamp = 1000 + i};
   }
   cr_assert_eq(takhin_produce_topic(s, "t", r, N, parts, offs), TAKHIN_OK, "%s", takhin_errmsg());
@@ -110,7 +117,8 @@ Test(topics, produce_by_key_splits_per_partition) {
     cr_assert(pp[0] == pp[1] && pp[1] == pp[2], "sticky within a call");
     seen[pp[0]]++;
   }
-  for (int p = 0; p < 8; p++) cr_assert_eq(seen[p], 2, "round-robin across calls: partition %d got %d", p, seen[p]);
+  for (int p = 0; p < 8; p++)
+    cr_assert_eq(seen[p], 2, "round-robin across calls: partition %d got %d", p, seen[p]);
   free(r);
   free(keys);
   free(parts);
@@ -121,8 +129,10 @@ Test(topics, produce_by_key_splits_per_partition) {
 Test(topics, lifecycle_and_reopen) {
   const char *db = tu_store_path("topics_life");
   takhin_store *s = tu_open_ok(db);
-  cr_assert_eq(takhin_topic_create(s, "b", 2, (const char *const[]){"cleanup_policy", "compact,delete",
-                                                                     "retention_ms", "1000", NULL}), TAKHIN_OK);
+  cr_assert_eq(takhin_topic_create(s, "b", 2,
+                                   (const char *const[]){"cleanup_policy", "compact,delete",
+                                                         "retention_ms", "1000", NULL}),
+               TAKHIN_OK);
   cr_assert_eq(takhin_topic_create(s, "a", 1, NULL), TAKHIN_OK);
   cr_assert_eq(takhin_topic_create(s, "c", 3, NULL), TAKHIN_OK);
   char **names;
@@ -132,12 +142,17 @@ Test(topics, lifecycle_and_reopen) {
   cr_assert_str_eq(names[0], "a");
   cr_assert_str_eq(names[2], "c");
   takhin_free(names);
-  cr_assert_eq(takhin_topic_alter_config(s, "b", (const char *const[]){"retention_ms", "5000", "compression", "zstd", NULL}), TAKHIN_OK);
-  cr_assert_eq(takhin_topic_alter_config(s, "b", (const char *const[]){"bogus", "1", NULL}), TAKHIN_EINVAL);
+  cr_assert_eq(
+      takhin_topic_alter_config(
+          s, "b", (const char *const[]){"retention_ms", "5000", "compression", "zstd", NULL}),
+      TAKHIN_OK);
+  cr_assert_eq(takhin_topic_alter_config(s, "b", (const char *const[]){"bogus", "1", NULL}),
+               TAKHIN_EINVAL);
   cr_assert_eq(takhin_topic_add_partitions(s, "b", 2), TAKHIN_EINVAL, "never shrink or stay");
   cr_assert_eq(takhin_topic_add_partitions(s, "b", 5), TAKHIN_OK, "%s", takhin_errmsg());
   takhin_record r = {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .timestamp = 1};
-  cr_assert_eq(takhin_produce(s, "b", 4, &r, 1, NULL), TAKHIN_OK, "new partition is usable: %s", takhin_errmsg());
+  cr_assert_eq(takhin_produce(s, "b", 4, &r, 1, NULL), TAKHIN_OK, "new partition is usable: %s",
+               takhin_errmsg());
   cr_assert_eq(takhin_produce(s, "c", 2, &r, 1, NULL), TAKHIN_OK);
   takhin_offset_commit oc = {"c", 2, 1, "meta"};
   cr_assert_eq(takhin_group_commit(s, "g1", &oc, 1), TAKHIN_OK);
@@ -153,7 +168,8 @@ Test(topics, lifecycle_and_reopen) {
   cr_assert_eq(takhin_group_list(s, NULL, &go, &n), TAKHIN_OK);
   cr_assert_eq(n, 0, "the deleted topic's group offsets went with it");
   takhin_free(go);
-  cr_assert_eq(takhin_group_commit(s, "g1", &(takhin_offset_commit){"b", 4, 1, NULL}, 1), TAKHIN_OK);
+  cr_assert_eq(takhin_group_commit(s, "g1", &(takhin_offset_commit){"b", 4, 1, NULL}, 1),
+               TAKHIN_OK);
   takhin_close(s);
 
   s = tu_open_ok(db);
@@ -205,7 +221,8 @@ Test(topics, group_offsets) {
   cr_assert_eq(takhin_topic_create(s, "t", 3, NULL), TAKHIN_OK);
   takhin_record r = {.key = "k", .key_len = 1, .value = "v", .value_len = 1, .timestamp = 1};
   for (int p = 0; p < 3; p++)
-    for (int i = 0; i < 10 * (p + 1); i++) cr_assert_eq(takhin_produce(s, "t", p, &r, 1, NULL), TAKHIN_OK);
+    for (int i = 0; i < 10 * (p + 1); i++)
+      cr_assert_eq(takhin_produce(s, "t", p, &r, 1, NULL), TAKHIN_OK);
   takhin_offset_commit ok[3] = {{"t", 0, 5, "m0"}, {"t", 1, 20, NULL}, {"t", 2, 0, ""}};
   cr_assert_eq(takhin_group_commit(s, "billing", ok, 3), TAKHIN_OK, "%s", takhin_errmsg());
   /* atomic: one bad entry and none land */
@@ -218,9 +235,12 @@ Test(topics, group_offsets) {
   cr_assert_eq(off, 5, "the failed commit changed nothing");
   cr_assert_str_eq(meta, "m0");
   takhin_free(meta);
-  cr_assert_eq(takhin_group_commit(s, "billing", &(takhin_offset_commit){"nope", 0, 0, NULL}, 1), TAKHIN_ENOTFOUND);
-  cr_assert_eq(takhin_group_commit(s, "billing", &(takhin_offset_commit){"t", 3, 0, NULL}, 1), TAKHIN_ENOTFOUND);
-  cr_assert_eq(takhin_group_commit(s, "billing", &(takhin_offset_commit){"t", 0, -1, NULL}, 1), TAKHIN_ERANGE);
+  cr_assert_eq(takhin_group_commit(s, "billing", &(takhin_offset_commit){"nope", 0, 0, NULL}, 1),
+               TAKHIN_ENOTFOUND);
+  cr_assert_eq(takhin_group_commit(s, "billing", &(takhin_offset_commit){"t", 3, 0, NULL}, 1),
+               TAKHIN_ENOTFOUND);
+  cr_assert_eq(takhin_group_commit(s, "billing", &(takhin_offset_commit){"t", 0, -1, NULL}, 1),
+               TAKHIN_ERANGE);
   cr_assert_eq(takhin_group_commit(s, "", ok, 1), TAKHIN_EINVAL);
   cr_assert_eq(takhin_group_fetch(s, "other", "t", 0, &off, NULL), TAKHIN_ENOTFOUND);
   cr_assert_eq(takhin_group_commit(s, "audit", &ok[0], 1), TAKHIN_OK);
@@ -254,7 +274,8 @@ static void fill_old(takhin_store *s, const char *topic, int parts, int n) {
   memset(v, 'x', sizeof v);
   for (int p = 0; p < parts; p++)
     for (int i = 0; i < n; i++) {
-      takhin_record r = {.key = "k", .key_len = 1, .value = v, .value_len = sizeof v, .timestamp = 1000 + i};
+      takhin_record r = {
+          .key = "k", .key_len = 1, .value = v, .value_len = sizeof v, .timestamp = 1000 + i};
       cr_assert_eq(takhin_produce(s, topic, p, &r, 1, NULL), TAKHIN_OK);
     }
 }
@@ -268,7 +289,8 @@ Test(topics, maintenance_applies_retention_everywhere) {
   fill_old(s, "y", 1, 50);
   takhin_retention_result rr;
   cr_assert_eq(takhin_maintenance_run(s, &rr), TAKHIN_OK);
-  cr_assert_gt(rr.segments_deleted, 3 * 3, "old segments of every partition went (%lld)", (long long)rr.segments_deleted);
+  cr_assert_gt(rr.segments_deleted, 3 * 3, "old segments of every partition went (%lld)",
+               (long long)rr.segments_deleted);
   const char *names[3] = {"x", "x", "y"};
   for (int i = 0; i < 3; i++) {
     takhin_partition_info pi;
@@ -285,7 +307,10 @@ Test(topics, background_maintenance_thread) {
   o.maintenance_ms = 20;
   takhin_store *s;
   cr_assert_eq(takhin_open(tu_store_path("topics_bg"), &o, &s), TAKHIN_OK);
-  cr_assert_eq(takhin_topic_create(s, "x", 1, (const char *const[]){"segment_bytes", "2048", "retention_ms", "60000", NULL}), TAKHIN_OK);
+  cr_assert_eq(
+      takhin_topic_create(
+          s, "x", 1, (const char *const[]){"segment_bytes", "2048", "retention_ms", "60000", NULL}),
+      TAKHIN_OK);
   fill_old(s, "x", 1, 50);
   takhin_partition_info pi = {0};
   for (int i = 0; i < 200; i++) {
@@ -309,8 +334,9 @@ Test(topics, fd_budget_under_low_rlimit) {
   for (int t = 0; t < T; t++) {
     char name[16];
     snprintf(name, sizeof name, "t%d", t);
-    cr_assert_eq(takhin_topic_create(s, name, P, (const char *const[]){"segment_bytes", "1024", NULL}), TAKHIN_OK,
-                 "%s", takhin_errmsg());
+    cr_assert_eq(
+        takhin_topic_create(s, name, P, (const char *const[]){"segment_bytes", "1024", NULL}),
+        TAKHIN_OK, "%s", takhin_errmsg());
   }
   /* 80 partitions x ~13 segments each, produced round-robin, far more
   ** segment files than descriptors */
@@ -319,7 +345,8 @@ Test(topics, fd_budget_under_low_rlimit) {
       for (int p = 0; p < P; p++) {
         char name[16];
         snprintf(name, sizeof name, "t%d", t);
-        takhin_record r = {.key = "k", .key_len = 1, .value = v, .value_len = sizeof v, .timestamp = i};
+        takhin_record r = {
+            .key = "k", .key_len = 1, .value = v, .value_len = sizeof v, .timestamp = i};
         cr_assert_eq(takhin_produce(s, name, p, &r, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
       }
   takhin_close(s);
@@ -396,7 +423,8 @@ Test(topics, concurrent_produce_create_delete) {
   pthread_create(&th[1], NULL, produce_loop, &r[1]);
   pthread_create(&th[2], NULL, create_delete_loop, &r[2]);
   for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
-  for (int i = 0; i < 3; i++) cr_assert_eq(r[i].bad, 0, "thread %d: %ld unexpected results", i, r[i].bad);
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(r[i].bad, 0, "thread %d: %ld unexpected results", i, r[i].bad);
   for (int i = 0; i < 2; i++) {
     char name[16];
     snprintf(name, sizeof name, "stable-%d", i);

@@ -20,7 +20,8 @@
 void tu_rmtree(const char *path) {
   char cmd[4200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-  if (system(cmd) != 0) { /* best effort */ }
+  if (system(cmd) != 0) { /* best effort */
+  }
 }
 
 const char *tu_store_path(const char *test_name) {
@@ -37,8 +38,8 @@ const char *tu_store_path(const char *test_name) {
   return path;
 }
 
-void tu_segment_path(char *out, size_t cap, const char *db, const char *topic,
-                     int partition, int64_t base) {
+void tu_segment_path(char *out, size_t cap, const char *db, const char *topic, int partition,
+                     int64_t base) {
   snprintf(out, cap, "%s-takhin/%s-%d/%020lld.log", db, topic, partition, (long long)base);
 }
 
@@ -50,8 +51,7 @@ int64_t tu_file_size(const char *path) {
 
 static char pattern_byte(long i, size_t j) { return (char)('a' + (char)((i * 7 + (long)j) % 26)); }
 
-void tu_make_record(takhin_record *r, char *kbuf, size_t kcap, char *vbuf, size_t vlen,
-                    long i) {
+void tu_make_record(takhin_record *r, char *kbuf, size_t kcap, char *vbuf, size_t vlen, long i) {
   memset(r, 0, sizeof *r);
   int kl = snprintf(kbuf, kcap, "k%ld", i);
   for (size_t j = 0; j < vlen; j++) vbuf[j] = pattern_byte(i, j);
@@ -252,7 +252,8 @@ int tu_mount_small_fs(const char *name, const char *size, char *dir, size_t cap)
     return tu_fail("make mounts private: %s", strerror(errno));
   char opts[64];
   snprintf(opts, sizeof opts, "size=%s", size);
-  if (mount("tmpfs", dir, "tmpfs", 0, opts) != 0) return tu_fail("mount tmpfs: %s", strerror(errno));
+  if (mount("tmpfs", dir, "tmpfs", 0, opts) != 0)
+    return tu_fail("mount tmpfs: %s", strerror(errno));
   return 0;
 }
 

@@ -18,8 +18,8 @@
 const char *tu_store_path(const char *test_name);
 
 /* The "<db>-takhin/<topic>-<partition>/<base %020>.log" path of a segment. */
-void tu_segment_path(char *out, size_t cap, const char *db, const char *topic,
-                     int partition, int64_t base);
+void tu_segment_path(char *out, size_t cap, const char *db, const char *topic, int partition,
+                     int64_t base);
 
 /* Remove a directory tree (best effort). */
 void tu_rmtree(const char *path);
@@ -29,8 +29,7 @@ int64_t tu_file_size(const char *path);
 
 /* Fill a record whose key is "k<i>" and value is "v<i>" padded to vlen bytes
 ** with a repeating pattern derived from i; buffers are caller-owned. */
-void tu_make_record(takhin_record *r, char *kbuf, size_t kcap, char *vbuf, size_t vlen,
-                    long i);
+void tu_make_record(takhin_record *r, char *kbuf, size_t kcap, char *vbuf, size_t vlen, long i);
 
 /* Check value bytes produced by tu_make_record for index i. */
 int tu_value_ok(const void *v, size_t len, size_t vlen, long i);
@@ -136,8 +135,8 @@ static inline void tu_snap_restore_ok(const tu_snap *sn) {
 
 /* Produce n records k<i>/v<i> of vlen bytes (tu_make_record), i from
 ** first_i, in batches of bs, asserting each batch lands at offset i. */
-static inline void tu_produce_n(takhin_store *s, const char *topic, int part, long first_i,
-                                long n, size_t vlen, long bs) {
+static inline void tu_produce_n(takhin_store *s, const char *topic, int part, long first_i, long n,
+                                size_t vlen, long bs) {
   takhin_record *recs = calloc((size_t)bs, sizeof *recs);
   char(*keys)[32] = calloc((size_t)bs, 32);
   char *vals = malloc((size_t)bs * (vlen + 1));

@@ -78,8 +78,8 @@ typedef struct {
   char *name;
   int32_t partitions;
   int zstd;
-  int64_t *next; /* per partition: next source offset to ship/consume */
-  int64_t *stop; /* --from without --follow: cluster high watermark at start */
+  int64_t *next;         /* per partition: next source offset to ship/consume */
+  int64_t *stop;         /* --from without --follow: cluster high watermark at start */
   rd_kafka_topic_t *rkt; /* --to: producer topic handle (per-topic compression) */
   int64_t *committed;    /* --to: next[] as of the last committed transaction */
 } topic_t;
@@ -306,27 +306,31 @@ typedef struct {
 ** leader change, a broker down, a timeout): those answers are transient,
 ** and a mirror that died on one would make every fault fatal. Anything else,
 ** or the same trouble for 30 s, ends the mirror. */
-static void watermarks(rd_kafka_t *c, const char *topic, int32_t p, int64_t *lo, int64_t *hi, int timeout_ms) {
+static void watermarks(rd_kafka_t *c, const char *topic, int32_t p, int64_t *lo, int64_t *hi,
+                       int timeout_ms) {
   struct timespec t0, t;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
     rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c, topic, p, lo, hi, timeout_ms);
     if (!e) return;
-    int transient = e == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION || e == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
-                    e == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT || e == RD_KAFKA_RESP_ERR__TRANSPORT ||
-                    e == RD_KAFKA_RESP_ERR__TIMED_OUT || e == RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS ||
-                    e == RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE || e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
-                    e == RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH || e == RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH ||
-                    e == RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE;
+    int transient =
+        e == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+        e == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE || e == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT ||
+        e == RD_KAFKA_RESP_ERR__TRANSPORT || e == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+        e == RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS || e == RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE ||
+        e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || e == RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH ||
+        e == RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH || e == RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE;
     clock_gettime(CLOCK_MONOTONIC, &t);
     double waited = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
     if (!transient || waited > 30) die("watermarks of %s [%d]: %s", topic, p, rd_kafka_err2str(e));
-    fprintf(stderr, "takhin-mirror: watermarks of %s [%d]: %s; asking again\n", topic, p, rd_kafka_err2str(e));
+    fprintf(stderr, "takhin-mirror: watermarks of %s [%d]: %s; asking again\n", topic, p,
+            rd_kafka_err2str(e));
     /* The query goes to the leader librdkafka has cached, and a stale one
     ** answers NOT_LEADER for ever: learn the leaders again first. */
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(c, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
-    if (rkt && rd_kafka_metadata(c, 0, rkt, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_metadata_destroy(md);
+    if (rkt && rd_kafka_metadata(c, 0, rkt, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR)
+      rd_kafka_metadata_destroy(md);
     if (rkt) rd_kafka_topic_destroy(rkt);
     usleep(100 * 1000);
   }
@@ -380,7 +384,8 @@ static void resume_from_target(const args_t *a, takhin_store *s, topic_t *ts, in
     rd_kafka_topic_partition_list_destroy(as);
     int64_t deadline = (int64_t)time(NULL) + a->timeout_ms / 1000 + 5;
     while (waiting > 0) {
-      if ((int64_t)time(NULL) > deadline) die("reading the tail of the target partitions timed out");
+      if ((int64_t)time(NULL) > deadline)
+        die("reading the tail of the target partitions timed out");
       rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
       if (!m) continue;
       tail_t *t = NULL; /* the partition m belongs to, while it is being read */
@@ -398,7 +403,8 @@ static void resume_from_target(const args_t *a, takhin_store *s, topic_t *ts, in
         size_t vl = 0;
         int ok = 0;
         int64_t off = -1;
-        if (rd_kafka_message_headers(m, &h) == 0 && rd_kafka_header_get_last(h, HDR_TO, &v, &vl) == 0)
+        if (rd_kafka_message_headers(m, &h) == 0 &&
+            rd_kafka_header_get_last(h, HDR_TO, &v, &vl) == 0)
           off = parse_offset_header(v, vl, &ok);
         t->last_at = m->offset;
         t->last = ok ? off : -1;
@@ -428,8 +434,8 @@ static void resume_from_target(const args_t *a, takhin_store *s, topic_t *ts, in
     takhin_partition_info pi;
     if (takhin_partition_info_get(s, tn, t->p, &pi)) die("%s [%d]: %s", tn, t->p, takhin_errmsg());
     if (t->last + 1 > pi.high_watermark)
-      die("target %s [%d] already holds takhin offset %" PRId64
-          " but the store ends at %" PRId64 ": is this the right store?",
+      die("target %s [%d] already holds takhin offset %" PRId64 " but the store ends at %" PRId64
+          ": is this the right store?",
           tn, t->p, t->last, pi.high_watermark);
     /* below the log start: retention removed records never shipped */
     ts[t->ti].next[t->p] = t->last + 1 > pi.log_start_offset ? t->last + 1 : pi.log_start_offset;
@@ -444,8 +450,8 @@ static void resume_from_target(const args_t *a, takhin_store *s, topic_t *ts, in
 ** records or TXN_MS milliseconds; committed[p] is one past the last takhin
 ** offset of partition p whose transaction committed. */
 
-static int txn_open;         /* a transaction has begun and holds records */
-static int64_t txn_records;  /* records in it */
+static int txn_open;        /* a transaction has begun and holds records */
+static int64_t txn_records; /* records in it */
 static struct timespec txn_t0;
 
 static int64_t ms_since(const struct timespec *t0) {
@@ -538,7 +544,8 @@ static void commit_progress(takhin_store *w, const char *group, topic_t *ts, int
 ** here when none is); returns how many. */
 static int64_t ship_partition(takhin_store *s, rd_kafka_t *rk, topic_t *t, int32_t p) {
   takhin_partition_info pi;
-  if (takhin_partition_info_get(s, t->name, p, &pi)) die("%s [%d]: %s", t->name, p, takhin_errmsg());
+  if (takhin_partition_info_get(s, t->name, p, &pi))
+    die("%s [%d]: %s", t->name, p, takhin_errmsg());
   if (t->next[p] < pi.log_start_offset) t->next[p] = pi.log_start_offset;
   if (t->next[p] >= pi.high_watermark) return 0;
   if (!txn_open) txn_begin(rk);
@@ -552,8 +559,10 @@ static int64_t ship_partition(takhin_store *s, rd_kafka_t *rk, topic_t *t, int32
     rd_kafka_headers_t *h = rd_kafka_headers_new(m.n_headers + 1);
     for (size_t i = 0; i < m.n_headers; i++) {
       takhin_header th;
-      if (takhin_message_header(&m, i, &th)) die("%s [%d] @%" PRId64 ": %s", t->name, p, m.offset, takhin_errmsg());
-      rd_kafka_header_add(h, th.key, (ssize_t)th.key_len, th.value, th.value ? (ssize_t)th.value_len : 0);
+      if (takhin_message_header(&m, i, &th))
+        die("%s [%d] @%" PRId64 ": %s", t->name, p, m.offset, takhin_errmsg());
+      rd_kafka_header_add(h, th.key, (ssize_t)th.key_len, th.value,
+                          th.value ? (ssize_t)th.value_len : 0);
     }
     char off[24];
     int ol = snprintf(off, sizeof off, "%" PRId64, m.offset);
@@ -593,8 +602,11 @@ static void wait_for_records(takhin_store *s, topic_t *ts, int n) {
   for (int i = 0; i < n && !rc; i++)
     for (int32_t p = 0; p < ts[i].partitions && !rc; p++, k++) {
       takhin_partition_info pi;
-      rc = takhin_partition_info_get(s, ts[i].name, p, &pi) || takhin_cursor_open(s, ts[i].name, p, &cs[k]) ||
-           takhin_cursor_seek(cs[k], ts[i].next[p] > pi.log_start_offset ? ts[i].next[p] : pi.log_start_offset, 1, 0);
+      rc = takhin_partition_info_get(s, ts[i].name, p, &pi) ||
+           takhin_cursor_open(s, ts[i].name, p, &cs[k]) ||
+           takhin_cursor_seek(
+               cs[k], ts[i].next[p] > pi.log_start_offset ? ts[i].next[p] : pi.log_start_offset, 1,
+               0);
     }
   if (rc) die("waiting for records: %s", takhin_errmsg());
   rc = takhin_cursor_wait_any(cs, (size_t)total, 500, NULL);
@@ -609,11 +621,13 @@ static int run_to(const args_t *a) {
   ro.read_only = 1;
   takhin_store *s;
   if (access(a->store_path, F_OK)) die("store %s does not exist", a->store_path);
-  if (takhin_open(a->store_path, &ro, &s)) die("cannot open store %s: %s", a->store_path, takhin_errmsg());
+  if (takhin_open(a->store_path, &ro, &s))
+    die("cannot open store %s: %s", a->store_path, takhin_errmsg());
 
   char **names = NULL;
   size_t nn = 0;
-  if (a->ntopics == 0 && takhin_topic_list(s, &names, &nn)) die("listing topics: %s", takhin_errmsg());
+  if (a->ntopics == 0 && takhin_topic_list(s, &names, &nn))
+    die("listing topics: %s", takhin_errmsg());
   int n = a->ntopics ? a->ntopics : (int)nn;
   if (n == 0) die("store %s has no topics to mirror", a->store_path);
   topic_t *ts = calloc((size_t)n, sizeof *ts);
@@ -667,7 +681,8 @@ static int run_to(const args_t *a) {
   int wrc = takhin_open(a->store_path, NULL, &w);
   if (wrc && wrc != TAKHIN_ELOCKED) die("cannot open store %s: %s", a->store_path, takhin_errmsg());
   if (wrc) {
-    if (takhin_open(a->store_path, &ro, &s)) die("cannot open store %s: %s", a->store_path, takhin_errmsg());
+    if (takhin_open(a->store_path, &ro, &s))
+      die("cannot open store %s: %s", a->store_path, takhin_errmsg());
     fprintf(stderr, "takhin-mirror: store is locked by a writer; progress is not recorded\n");
     w = NULL;
   } else {
@@ -682,7 +697,8 @@ static int run_to(const args_t *a) {
       for (int32_t p = 0; p < ts[i].partitions; p++) moved += ship_partition(s, rk, &ts[i], p);
     /* commit when idle, when stopping, or when the transaction is big or old
     ** enough: each commit drains the pipeline, so not per chunk */
-    if (txn_open && (!moved || stop_requested || txn_records >= TXN_RECORDS || ms_since(&txn_t0) >= TXN_MS)) {
+    if (txn_open &&
+        (!moved || stop_requested || txn_records >= TXN_RECORDS || ms_since(&txn_t0) >= TXN_MS)) {
       if (txn_commit(rk, ts, n)) {
         aborts = 0;
         commit_progress(w, group, ts, n);
@@ -724,7 +740,7 @@ static void store_batch(takhin_store *w, const char *group, topic_t *t, int32_t 
     nh++;
   }
   takhin_header *hs = calloc(nh, sizeof *hs);
-  char (*offs)[24] = calloc(pd->n, 24);
+  char(*offs)[24] = calloc(pd->n, 24);
   size_t k = 0;
   for (size_t i = 0; i < pd->n; i++) {
     rd_kafka_message_t *m = pd->msgs[i];
@@ -827,10 +843,12 @@ static int run_from(const args_t *a) {
   takhin_options ro;
   takhin_options_init(&ro);
   ro.read_only = 1;
-  if (exists && takhin_open(a->store_path, &ro, &s)) die("cannot open store %s: %s", a->store_path, takhin_errmsg());
+  if (exists && takhin_open(a->store_path, &ro, &s))
+    die("cannot open store %s: %s", a->store_path, takhin_errmsg());
   for (int i = 0; i < n; i++) {
     const rd_kafka_metadata_topic_t *mt = md_topic(md, a->topics[i]);
-    if (!mt || mt->err) die("topic %s does not exist on the cluster at %s", a->topics[i], a->bootstrap);
+    if (!mt || mt->err)
+      die("topic %s does not exist on the cluster at %s", a->topics[i], a->bootstrap);
     ts[i].name = a->topics[i];
     ts[i].partitions = mt->partition_cnt;
     ts[i].next = calloc((size_t)mt->partition_cnt, sizeof(int64_t));
@@ -844,8 +862,10 @@ static int run_from(const args_t *a) {
       watermarks(c, ts[i].name, p, &lo, &hi, a->timeout_ms);
       ts[i].next[p] = s ? resume_into(s, group, ts[i].name, p) : RD_KAFKA_OFFSET_BEGINNING;
       if (ts[i].next[p] >= 0 && ts[i].next[p] < lo)
-        fprintf(stderr, "takhin-mirror: %s [%d]: resuming at %" PRId64 ", but the cluster starts at %" PRId64
-                ": records %" PRId64 "..%" PRId64 " were deleted there before being mirrored\n",
+        fprintf(stderr,
+                "takhin-mirror: %s [%d]: resuming at %" PRId64
+                ", but the cluster starts at %" PRId64 ": records %" PRId64 "..%" PRId64
+                " were deleted there before being mirrored\n",
                 ts[i].name, p, ts[i].next[p], lo, ts[i].next[p], lo - 1);
       if (ts[i].next[p] < lo) ts[i].next[p] = lo; /* BEGINNING, or lost to cluster retention */
       ts[i].stop[p] = hi;
@@ -855,7 +875,8 @@ static int run_from(const args_t *a) {
   if (s) takhin_close(s);
 
   takhin_store *w;
-  if (takhin_open(a->store_path, NULL, &w)) die("cannot open store %s for writing: %s", a->store_path, takhin_errmsg());
+  if (takhin_open(a->store_path, NULL, &w))
+    die("cannot open store %s for writing: %s", a->store_path, takhin_errmsg());
   for (int i = 0; i < n; i++) {
     int32_t have;
     if (takhin_topic_partitions(w, ts[i].name, &have) == TAKHIN_ENOTFOUND &&
@@ -886,7 +907,8 @@ static int run_from(const args_t *a) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
     if (!m) {
       for (int i = 0; i < n; i++)
-        for (int32_t p = 0; p < ts[i].partitions; p++) store_batch(w, group, &ts[i], p, &pend[i][p]);
+        for (int32_t p = 0; p < ts[i].partitions; p++)
+          store_batch(w, group, &ts[i], p, &pend[i][p]);
       continue;
     }
     int i = 0;

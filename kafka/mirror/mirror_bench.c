@@ -40,7 +40,8 @@ static double run_mirror(char **argv, double *cpu) {
   int st;
   struct rusage ru;
   wait4(pid, &st, 0, &ru);
-  *cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  *cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+         ru.ru_stime.tv_usec / 1e6;
   return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? now_s() - t0 : -1;
 }
 
@@ -66,8 +67,8 @@ int main(int argc, char **argv) {
 
   /* mirror CPU well below its wall time: it waits on the cluster (the mock
   ** broker and librdkafka), not on reading takhin */
-  printf("%-11s %10s %10s %12s %12s %8s %8s %10s\n", "partitions", "records", "api MB/s", "mirror MB/s",
-         "steady MB/s", "wall s", "idle s", "mirror CPU");
+  printf("%-11s %10s %10s %12s %12s %8s %8s %10s\n", "partitions", "records", "api MB/s",
+         "mirror MB/s", "steady MB/s", "wall s", "idle s", "mirror CPU");
   for (int parts = 1; parts <= 4; parts += 3) {
     char db[300], topic[32];
     snprintf(db, sizeof db, "%s/p%d.db", dir, parts);
@@ -81,7 +82,8 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < n; i += 100) {
       for (int j = 0; j < 100; j++) {
         snprintf(keys[j], sizeof keys[j], "k%" PRId64, i + j);
-        r[j] = (takhin_record){keys[j], strlen(keys[j]), value, 1024, NULL, 0, TAKHIN_TIMESTAMP_NOW};
+        r[j] =
+            (takhin_record){keys[j], strlen(keys[j]), value, 1024, NULL, 0, TAKHIN_TIMESTAMP_NOW};
       }
       if (takhin_produce(s, topic, (int32_t)((i / 100) % parts), r, 100, NULL))
         return fprintf(stderr, "produce: %s\n", takhin_errmsg()), 1;
@@ -96,8 +98,8 @@ int main(int argc, char **argv) {
     ** clients, metadata, init_transactions, the tail read), not throughput */
     double idle = run_mirror(margv, &idle_cpu);
     if (mir < 0 || idle < 0) return fprintf(stderr, "mirror failed\n"), 1;
-    printf("%-11d %10" PRId64 " %10.1f %12.1f %12.1f %8.2f %8.2f %10.2f\n", parts, n, mb / api, mb / mir,
-           mb / (mir - idle), mir, idle, cpu);
+    printf("%-11d %10" PRId64 " %10.1f %12.1f %12.1f %8.2f %8.2f %10.2f\n", parts, n, mb / api,
+           mb / mir, mb / (mir - idle), mir, idle, cpu);
   }
   rd_kafka_mock_cluster_destroy(mc);
   rd_kafka_destroy(host);

@@ -34,14 +34,14 @@ static int failures;
 static char tmpdir[512], bootstrap[512];
 static rd_kafka_mock_cluster_t *mc;
 
-#define CHECK(cond, ...)                                                   \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);      \
-      fprintf(stderr, __VA_ARGS__);                                        \
-      fputc('\n', stderr);                                                 \
-      failures++;                                                          \
-    }                                                                      \
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                              \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fputc('\n', stderr);                                                                         \
+      failures++;                                                                                  \
+    }                                                                                              \
   } while (0)
 #define OK(call) CHECK((call) == 0, "%s", takhin_errmsg())
 
@@ -127,8 +127,13 @@ static void fill_events(takhin_store *s) {
         r[i].timestamp = TS0 + k * 1000 + p;
         int nh = k % 4;
         for (int h = 0; h < nh; h++)
-          hb[i][h] = (takhin_header){h == 0 ? "trace" : h == 1 ? "empty" : "nullv", h == 0 ? 5 : 5,
-                                     h == 2 ? NULL : h == 1 ? "" : vb[i],
+          hb[i][h] = (takhin_header){h == 0   ? "trace"
+                                     : h == 1 ? "empty"
+                                              : "nullv",
+                                     h == 0 ? 5 : 5,
+                                     h == 2   ? NULL
+                                     : h == 1 ? ""
+                                              : vb[i],
                                      h == 0 ? strlen(vb[i]) : 0};
         r[i].headers = nh ? hb[i] : NULL;
         r[i].n_headers = (size_t)nh;
@@ -148,7 +153,8 @@ static void fill_bulk(takhin_store *s, const char *topic, int32_t parts, int per
       for (int i = 0; i < n; i++) {
         int k = base + i;
         snprintf(kb[i], sizeof kb[i], "k%d", k % 20);
-        snprintf(vb[i], sizeof vb[i], "payload %d/%d padding padding padding padding padding", p, k);
+        snprintf(vb[i], sizeof vb[i], "payload %d/%d padding padding padding padding padding", p,
+                 k);
         r[i] = (takhin_record){kb[i], strlen(kb[i]), vb[i], strlen(vb[i]), NULL, 0, TS0 + k};
       }
       OK(takhin_produce(s, topic, p, r, (size_t)n, NULL));
@@ -167,12 +173,14 @@ static int same_bytes(const void *a, size_t al, const void *b, size_t bl) {
 static int same_record(const takhin_message *m, rd_kafka_message_t *k, char *why, size_t cap) {
   rd_kafka_timestamp_type_t tt;
   if (!same_bytes(m->key, m->key_len, k->key, k->key_len)) return snprintf(why, cap, "key"), 0;
-  if (!same_bytes(m->value, m->value_len, k->payload, k->len)) return snprintf(why, cap, "value"), 0;
+  if (!same_bytes(m->value, m->value_len, k->payload, k->len))
+    return snprintf(why, cap, "value"), 0;
   if (rd_kafka_message_timestamp(k, &tt) != m->timestamp) return snprintf(why, cap, "timestamp"), 0;
   rd_kafka_headers_t *h = NULL;
   rd_kafka_message_headers(k, &h);
   size_t kn = h ? rd_kafka_header_cnt(h) : 0;
-  if (kn != m->n_headers + 1) return snprintf(why, cap, "header count %zu vs %zu", kn, m->n_headers + 1), 0;
+  if (kn != m->n_headers + 1)
+    return snprintf(why, cap, "header count %zu vs %zu", kn, m->n_headers + 1), 0;
   for (size_t i = 0; i < kn; i++) {
     const char *name;
     const void *v;
@@ -187,7 +195,8 @@ static int same_record(const takhin_message *m, rd_kafka_message_t *k, char *why
     }
     takhin_header th;
     takhin_message_header(m, i, &th);
-    if (!same_bytes(name, strlen(name), th.key, th.key_len) || !same_bytes(v, vl, th.value, th.value_len))
+    if (!same_bytes(name, strlen(name), th.key, th.key_len) ||
+        !same_bytes(v, vl, th.value, th.value_len))
       return snprintf(why, cap, "header %zu", i), 0;
   }
   return 1;
@@ -312,7 +321,8 @@ static void verify_roundtrip(takhin_store *src, takhin_store *dst, const char *t
         }
       }
       if (!same) {
-        CHECK(0, "%s [%d]: record %" PRId64 " (src offset %" PRId64 ") differs", topic, p, k, ma.offset);
+        CHECK(0, "%s [%d]: record %" PRId64 " (src offset %" PRId64 ") differs", topic, p, k,
+              ma.offset);
         break;
       }
     }
@@ -389,8 +399,10 @@ static void verify_python(const char *topic, int32_t parts) {
     size_t i = 0;
     while (want[i] && want[i] == got[i]) i++;
     while (i > 0 && want[i - 1] != '\n') i--;
-    CHECK(0, "%s: python3-kafka reads differently from librdkafka; first difference:\n  librdkafka %.200s\n  python     %.200s",
-          topic, want + i, got + i);
+    CHECK(
+        0,
+        "%s: python3-kafka reads differently from librdkafka; first difference:\n  librdkafka %.200s\n  python     %.200s",
+        topic, want + i, got + i);
   } else {
     printf("  %s: %zu records read identically by python3-kafka and librdkafka\n", topic, total);
   }
@@ -404,16 +416,19 @@ static void verify_exactly_once_cluster(const char *topic, int32_t parts, int pe
   for (int32_t p = 0; p < parts; p++) {
     size_t n;
     rd_kafka_message_t **v = read_partition(c, topic, p, &n);
-    CHECK(n == (size_t)per_part, "%s [%d]: %zu records on the cluster, want %d", topic, p, n, per_part);
+    CHECK(n == (size_t)per_part, "%s [%d]: %zu records on the cluster, want %d", topic, p, n,
+          per_part);
     for (size_t i = 0; i < n; i++) {
       rd_kafka_headers_t *h = NULL;
       const void *val = NULL;
       size_t vl = 0;
       char want[24];
       snprintf(want, sizeof want, "%zu", i);
-      if (rd_kafka_message_headers(v[i], &h) || rd_kafka_header_get_last(h, "takhin.offset", &val, &vl) ||
+      if (rd_kafka_message_headers(v[i], &h) ||
+          rd_kafka_header_get_last(h, "takhin.offset", &val, &vl) ||
           !same_bytes(val, vl, want, strlen(want))) {
-        CHECK(0, "%s [%d]: cluster record %zu is not takhin offset %zu (duplicate or gap)", topic, p, i, i);
+        CHECK(0, "%s [%d]: cluster record %zu is not takhin offset %zu (duplicate or gap)", topic,
+              p, i, i);
         break;
       }
     }
@@ -423,7 +438,8 @@ static void verify_exactly_once_cluster(const char *topic, int32_t parts, int pe
 }
 
 /* Exactly once into takhin: partition p holds cluster offsets 0..n-1 in order. */
-static void verify_exactly_once_store(takhin_store *s, const char *topic, int32_t parts, int per_part) {
+static void verify_exactly_once_store(takhin_store *s, const char *topic, int32_t parts,
+                                      int per_part) {
   for (int32_t p = 0; p < parts; p++) {
     takhin_cursor *c;
     takhin_message m;
@@ -435,7 +451,8 @@ static void verify_exactly_once_store(takhin_store *s, const char *topic, int32_
       snprintf(want, sizeof want, "%" PRId64, i);
       if (m.n_headers == 0 || takhin_message_header(&m, m.n_headers - 1, &h) ||
           !same_bytes(h.value, h.value_len, want, strlen(want))) {
-        CHECK(0, "%s [%d]: takhin record %" PRId64 " is not cluster offset %" PRId64, topic, p, m.offset, i);
+        CHECK(0, "%s [%d]: takhin record %" PRId64 " is not cluster offset %" PRId64, topic, p,
+              m.offset, i);
         break;
       }
       i++;
@@ -474,10 +491,8 @@ static uint64_t hash_tree(uint64_t h, const char *dir) {
     if (list[i]->d_name[0] != '.') {
       snprintf(p, sizeof p, "%s/%s", dir, list[i]->d_name);
       struct stat st;
-      if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
-        h = hash_tree(h, p);
-      else if (strcmp(list[i]->d_name, "LOCK"))
-        h = hash_file(h, p);
+      if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) h = hash_tree(h, p);
+      else if (strcmp(list[i]->d_name, "LOCK")) h = hash_file(h, p);
     }
     free(list[i]);
   }
@@ -501,8 +516,7 @@ static char *sql(const char *db, const char *stmt) {
   sqlite3 *h = NULL;
   char *err = NULL;
   sqlite3_stmt *st = NULL;
-  int ok = sqlite3_open(db, &h) == SQLITE_OK &&
-           sqlite3_enable_load_extension(h, 1) == SQLITE_OK &&
+  int ok = sqlite3_open(db, &h) == SQLITE_OK && sqlite3_enable_load_extension(h, 1) == SQLITE_OK &&
            sqlite3_load_extension(h, TAKHIN_BUILD_DIR "/takhin", NULL, &err) == SQLITE_OK &&
            sqlite3_prepare_v2(h, stmt, -1, &st, NULL) == SQLITE_OK;
   int rc = SQLITE_ERROR;
@@ -513,7 +527,8 @@ static char *sql(const char *db, const char *stmt) {
     }
     fputc('\n', o);
   }
-  CHECK(ok && rc == SQLITE_DONE, "SQL on %s failed: %s: %s", db, err ? err : sqlite3_errmsg(h), stmt);
+  CHECK(ok && rc == SQLITE_DONE, "SQL on %s failed: %s: %s", db, err ? err : sqlite3_errmsg(h),
+        stmt);
   sqlite3_free(err);
   sqlite3_finalize(st);
   sqlite3_close(h);
@@ -548,7 +563,8 @@ static void test_fidelity(void) {
   CHECK(rd_kafka_mock_topic_create(mc, "zipped", 2, 3) == 0, "mock topic");
   CHECK(rd_kafka_mock_topic_create(mc, "compacted", 2, 3) == 0, "mock topic");
   char err[4096];
-  int rc = run_mirror(60, err, sizeof err, path("src.db"), "--to", bootstrap, "--name", "test", NULL);
+  int rc =
+      run_mirror(60, err, sizeof err, path("src.db"), "--to", bootstrap, "--name", "test", NULL);
   CHECK(rc == 0, "mirror --to exited %d: %s", rc, err);
 
   OK(takhin_open(path("src.db"), NULL, &s));
@@ -586,16 +602,19 @@ static void test_fidelity(void) {
   OK(takhin_close(s));
 
   /* the same records through SQL on both stores (offsets differ: gaps) */
-  const char *q = "SELECT topic, partition, typeof(key), hex(key), typeof(value), hex(value), timestamp "
-                  "FROM takhin_messages WHERE topic IN ('events', 'zipped', 'compacted') "
-                  "ORDER BY topic, partition, offset;";
+  const char *q =
+      "SELECT topic, partition, typeof(key), hex(key), typeof(value), hex(value), timestamp "
+      "FROM takhin_messages WHERE topic IN ('events', 'zipped', 'compacted') "
+      "ORDER BY topic, partition, offset;";
   char *a = sql(path("src.db"), q), *b = sql(path("back.db"), q);
   CHECK(count_lines(a) == 600 + 3000 + 160, "SQL on src.db gave %zu rows", count_lines(a));
   CHECK(strcmp(a, b) == 0, "SQL reads src.db and back.db differently");
   printf("  SQL: %zu rows equal on the source store and the round-tripped store\n", count_lines(a));
   free(a);
   free(b);
-  char *lag = sql(path("src.db"), "SELECT count(*), sum(lag) FROM takhin_group_offsets WHERE group_id = 'mirror:test';");
+  char *lag =
+      sql(path("src.db"),
+          "SELECT count(*), sum(lag) FROM takhin_group_offsets WHERE group_id = 'mirror:test';");
   CHECK(strcmp(lag, "7|0\n") == 0, "progress of mirror:test in SQL: %s", lag);
   free(lag);
 }
@@ -634,7 +653,8 @@ static int64_t prog_cluster(const char *db, int32_t parts) {
   int64_t sum = 0;
   for (int32_t p = 0; p < parts; p++) {
     int64_t lo, hi;
-    if (rd_kafka_query_watermark_offsets(prog_consumer, "bulk", p, &lo, &hi, 5000) == 0) sum += hi - lo;
+    if (rd_kafka_query_watermark_offsets(prog_consumer, "bulk", p, &lo, &hi, 5000) == 0)
+      sum += hi - lo;
   }
   return sum;
 }
@@ -673,8 +693,16 @@ static void test_kill(int rounds) {
   prog_consumer = new_consumer();
   for (int r = 0; r < rounds; r++) {
     /* small batches, one request in flight: a run lasts seconds (and -X is exercised) */
-    char *argv[] = {"takhin-mirror", (char *)path("bulk.db"), "--to", bootstrap, "--name", "k",
-                    "-X", "batch.num.messages=200", "-X", "max.in.flight.requests.per.connection=1",
+    char *argv[] = {"takhin-mirror",
+                    (char *)path("bulk.db"),
+                    "--to",
+                    bootstrap,
+                    "--name",
+                    "k",
+                    "-X",
+                    "batch.num.messages=200",
+                    "-X",
+                    "max.in.flight.requests.per.connection=1",
                     NULL};
     pid_t pid = spawn(argv, path("kill.err"));
     kill_at_progress(pid, prog_cluster, NULL, parts, (int64_t)parts * per, rounds - r);
@@ -684,22 +712,32 @@ static void test_kill(int rounds) {
   }
   rd_kafka_destroy(prog_consumer);
   /* the last kill left the mirror behind: its lag shows in SQL */
-  char *lag = sql(path("bulk.db"), "SELECT sum(lag) FROM takhin_group_offsets WHERE group_id = 'mirror:k';");
+  char *lag = sql(path("bulk.db"),
+                  "SELECT sum(lag) FROM takhin_group_offsets WHERE group_id = 'mirror:k';");
   printf("  after the kills, SQL shows mirror:k lagging by %s", lag);
   /* the group trails the cluster (committed every 0.5 s), never leads it */
   int64_t behind = (int64_t)parts * per - cluster_count("bulk", parts);
-  CHECK(rounds == 0 || behind == 0 || atoll(lag) >= behind, "SQL lag %s below the %" PRId64 " unshipped", lag, behind);
+  CHECK(rounds == 0 || behind == 0 || atoll(lag) >= behind,
+        "SQL lag %s below the %" PRId64 " unshipped", lag, behind);
   free(lag);
   int rc = run_mirror(90, err, sizeof err, path("bulk.db"), "--to", bootstrap, "--name", "k", NULL);
   CHECK(rc == 0, "final mirror --to exited %d: %s", rc, err);
   verify_exactly_once_cluster("bulk", parts, per);
-  lag = sql(path("bulk.db"), "SELECT count(*), sum(lag) FROM takhin_group_offsets WHERE group_id = 'mirror:k';");
+  lag = sql(path("bulk.db"),
+            "SELECT count(*), sum(lag) FROM takhin_group_offsets WHERE group_id = 'mirror:k';");
   CHECK(strcmp(lag, "4|0\n") == 0, "after the final run, mirror:k in SQL: %s", lag);
   free(lag);
 
   for (int r = 0; r < rounds; r++) {
-    char *argv[] = {"takhin-mirror", (char *)path("bulkback.db"), "--from", bootstrap, "--name", "k",
-                    "--topics", "bulk", NULL};
+    char *argv[] = {"takhin-mirror",
+                    (char *)path("bulkback.db"),
+                    "--from",
+                    bootstrap,
+                    "--name",
+                    "k",
+                    "--topics",
+                    "bulk",
+                    NULL};
     pid_t pid = spawn(argv, path("kill.err"));
     kill_at_progress(pid, prog_store, path("bulkback.db"), parts, (int64_t)parts * per, rounds - r);
     int64_t c = store_count(path("bulkback.db"), "bulk", parts);
@@ -721,33 +759,35 @@ static void test_kill(int rounds) {
 ** leader changes, a broker down and back up, transaction coordinator errors. */
 static void inject_fault(int step, int16_t api, const char *topic, int32_t parts) {
   switch (step % 6) {
-    case 0:
-      rd_kafka_mock_push_request_errors(mc, api, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-                                        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR__TRANSPORT,
-                                        RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
-      break;
-    case 1:
-      for (int32_t p = 0; p < parts; p++) rd_kafka_mock_partition_set_leader(mc, topic, p, 1 + (p + step) % 3);
-      break;
-    case 2: rd_kafka_mock_broker_set_down(mc, 1 + step % 3); break;
-    case 3: rd_kafka_mock_broker_set_up(mc, 1 + (step - 1) % 3); break;
-    case 4: /* AddPartitionsToTxn (24) and EndTxn (26): the coordinator is busy */
-      rd_kafka_mock_push_request_errors(mc, 24, 2, RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
-                                        RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS);
-      rd_kafka_mock_push_request_errors(mc, 26, 2, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
-                                        RD_KAFKA_RESP_ERR_NOT_COORDINATOR);
-      break;
-    case 5:
-      rd_kafka_mock_push_request_errors(mc, api, 2, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-                                        RD_KAFKA_RESP_ERR__TRANSPORT);
-      break;
+  case 0:
+    rd_kafka_mock_push_request_errors(
+        mc, api, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
+    break;
+  case 1:
+    for (int32_t p = 0; p < parts; p++)
+      rd_kafka_mock_partition_set_leader(mc, topic, p, 1 + (p + step) % 3);
+    break;
+  case 2: rd_kafka_mock_broker_set_down(mc, 1 + step % 3); break;
+  case 3: rd_kafka_mock_broker_set_up(mc, 1 + (step - 1) % 3); break;
+  case 4: /* AddPartitionsToTxn (24) and EndTxn (26): the coordinator is busy */
+    rd_kafka_mock_push_request_errors(mc, 24, 2, RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+                                      RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS);
+    rd_kafka_mock_push_request_errors(mc, 26, 2, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+                                      RD_KAFKA_RESP_ERR_NOT_COORDINATOR);
+    break;
+  case 5:
+    rd_kafka_mock_push_request_errors(mc, api, 2, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                                      RD_KAFKA_RESP_ERR__TRANSPORT);
+    break;
   }
 }
 
 /* Run the mirror (argv) to its end while faults land every 300 ms; returns
 ** its exit status (-1: still running after 120 s, killed) and the number of
 ** faults injected while it ran. */
-static int run_with_faults(char *const *argv, int16_t api, const char *topic, int32_t parts, int *faults) {
+static int run_with_faults(char *const *argv, int16_t api, const char *topic, int32_t parts,
+                           int *faults) {
   double t0 = now_s();
   pid_t pid = spawn(argv, path(api == 0 ? "faults-to.err" : "faults-from.err"));
   double end = now_s() + 120;
@@ -786,11 +826,21 @@ static void test_faults(void) {
   CHECK(rd_kafka_mock_topic_create(mc, "faulty", parts, 3) == 0, "mock topic");
   for (int32_t b = 1; b <= 3; b++) {
     rd_kafka_mock_broker_set_rtt(mc, b, 15);
-    CHECK(rd_kafka_mock_broker_push_request_error_rtts(mc, b, 26, 1, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS, 0) == 0,
+    CHECK(rd_kafka_mock_broker_push_request_error_rtts(
+              mc, b, 26, 1, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS, 0) == 0,
           "push EndTxn error");
   }
-  char *to[] = {"takhin-mirror", (char *)path("faulty.db"), "--to", bootstrap, "--name", "faults",
-                "-X", "batch.num.messages=200", "-X", "max.in.flight.requests.per.connection=1", NULL};
+  char *to[] = {"takhin-mirror",
+                (char *)path("faulty.db"),
+                "--to",
+                bootstrap,
+                "--name",
+                "faults",
+                "-X",
+                "batch.num.messages=200",
+                "-X",
+                "max.in.flight.requests.per.connection=1",
+                NULL};
   int faults;
   int rc = run_with_faults(to, 0, "faulty", parts, &faults);
   CHECK(rc == 0, "mirror --to under faults exited %d", rc);
@@ -805,8 +855,17 @@ static void test_faults(void) {
   verify_exactly_once_cluster("faulty", parts, per);
   printf("  --to: %d faults while it ran, every record once\n", faults);
 
-  char *from[] = {"takhin-mirror", (char *)path("faultyback.db"), "--from", bootstrap, "--name", "faults",
-                  "--topics", "faulty", "-X", "max.partition.fetch.bytes=8000", NULL};
+  char *from[] = {"takhin-mirror",
+                  (char *)path("faultyback.db"),
+                  "--from",
+                  bootstrap,
+                  "--name",
+                  "faults",
+                  "--topics",
+                  "faulty",
+                  "-X",
+                  "max.partition.fetch.bytes=8000",
+                  NULL};
   rc = run_with_faults(from, 1, "faulty", parts, &faults);
   CHECK(rc == 0, "mirror --from under faults exited %d", rc);
   CHECK(faults >= 4, "only %d faults landed while --from ran", faults);
@@ -835,28 +894,35 @@ static void test_follow_faults(void) {
     takhin_record r = {kb, strlen(kb), vb, strlen(vb), NULL, 0, TS0 + produced};
     OK(takhin_produce(s, "live", produced % parts, &r, 1, NULL));
   }
-  char *argv[] = {"takhin-mirror", (char *)path("follow.db"), "--to", bootstrap, "--follow",
-                  "--name", "f", NULL};
+  char *argv[] = {"takhin-mirror",
+                  (char *)path("follow.db"),
+                  "--to",
+                  bootstrap,
+                  "--follow",
+                  "--name",
+                  "f",
+                  NULL};
   pid_t pid = spawn(argv, path("follow.err"));
   for (int step = 0; step < 40; step++) {
     switch (step) {
-      case 5: /* retriable produce errors (ApiKey 0 = Produce) */
-        rd_kafka_mock_push_request_errors(mc, 0, 3, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-                                          RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                                          RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
-        break;
-      case 12: rd_kafka_mock_partition_set_leader(mc, "live", 0, 2); break;
-      case 13: rd_kafka_mock_partition_set_leader(mc, "live", 1, 3); break;
-      case 20: rd_kafka_mock_broker_set_down(mc, 2); break;
-      case 28: rd_kafka_mock_broker_set_up(mc, 2); break;
-      case 32: rd_kafka_mock_partition_set_leader(mc, "live", 0, 1); break;
+    case 5: /* retriable produce errors (ApiKey 0 = Produce) */
+      rd_kafka_mock_push_request_errors(mc, 0, 3, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+      break;
+    case 12: rd_kafka_mock_partition_set_leader(mc, "live", 0, 2); break;
+    case 13: rd_kafka_mock_partition_set_leader(mc, "live", 1, 3); break;
+    case 20: rd_kafka_mock_broker_set_down(mc, 2); break;
+    case 28: rd_kafka_mock_broker_set_up(mc, 2); break;
+    case 32: rd_kafka_mock_partition_set_leader(mc, "live", 0, 1); break;
     }
     takhin_record r[10];
     char kbs[10][16], vbs[10][64];
     for (int i = 0; i < 10; i++, produced++) {
       snprintf(kbs[i], sizeof kbs[i], "u%d", produced % 13);
       snprintf(vbs[i], sizeof vbs[i], "live %d", produced);
-      r[i] = (takhin_record){kbs[i], strlen(kbs[i]), vbs[i], strlen(vbs[i]), NULL, 0, TS0 + produced};
+      r[i] =
+          (takhin_record){kbs[i], strlen(kbs[i]), vbs[i], strlen(vbs[i]), NULL, 0, TS0 + produced};
     }
     OK(takhin_produce(s, "live", step % parts, r, 10, NULL));
     usleep(100000);
@@ -871,22 +937,33 @@ static void test_follow_faults(void) {
   OK(takhin_close(s));
 
   /* --from --follow: records produced to the cluster later arrive too */
-  char *fargv[] = {"takhin-mirror", (char *)path("followback.db"), "--from", bootstrap, "--follow",
-                   "--name", "f", "--topics", "live", NULL};
+  char *fargv[] = {"takhin-mirror",
+                   (char *)path("followback.db"),
+                   "--from",
+                   bootstrap,
+                   "--follow",
+                   "--name",
+                   "f",
+                   "--topics",
+                   "live",
+                   NULL};
   pid = spawn(fargv, path("followback.err"));
   end = now_s() + 30;
-  while (now_s() < end && store_count(path("followback.db"), "live", parts) < produced) usleep(100000);
+  while (now_s() < end && store_count(path("followback.db"), "live", parts) < produced)
+    usleep(100000);
   char perr[512];
   rd_kafka_conf_t *pc = rd_kafka_conf_new();
   rd_kafka_conf_set(pc, "bootstrap.servers", bootstrap, perr, sizeof perr);
   rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, perr, sizeof perr);
   for (int i = 0; i < 50; i++)
     CHECK(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("live"), RD_KAFKA_V_PARTITION(i % parts),
-                            RD_KAFKA_V_VALUE("later", 5), RD_KAFKA_V_END) == 0, "produce");
+                            RD_KAFKA_V_VALUE("later", 5), RD_KAFKA_V_END) == 0,
+          "produce");
   CHECK(rd_kafka_flush(p, 10000) == 0, "flush");
   rd_kafka_destroy(p);
   end = now_s() + 30;
-  while (now_s() < end && store_count(path("followback.db"), "live", parts) < produced + 50) usleep(100000);
+  while (now_s() < end && store_count(path("followback.db"), "live", parts) < produced + 50)
+    usleep(100000);
   kill(pid, SIGTERM);
   waitpid(pid, &st, 0);
   CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "mirror --from --follow ended with status %d", st);
@@ -934,7 +1011,8 @@ static void test_bad_config(void) {
   rd_kafka_conf_set(pc, "bootstrap.servers", bootstrap, perr, sizeof perr);
   rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, perr, sizeof perr);
   CHECK(p && rd_kafka_producev(p, RD_KAFKA_V_TOPIC("fine"), RD_KAFKA_V_PARTITION(0),
-                               RD_KAFKA_V_VALUE("alien", 5), RD_KAFKA_V_END) == 0, "produce");
+                               RD_KAFKA_V_VALUE("alien", 5), RD_KAFKA_V_END) == 0,
+        "produce");
   CHECK(rd_kafka_flush(p, 10000) == 0, "flush");
   rd_kafka_destroy(p);
   expect_refusal("target holds foreign records", db, "not written by takhin-mirror", "--to",
@@ -945,7 +1023,8 @@ static void test_bad_config(void) {
   int rc = run_mirror(10, err, sizeof err, db, "--topics", "fine", NULL);
   CHECK(rc == 2 && strstr(err, "usage:"), "no direction: exit %d: %s", rc, err);
   rc = run_mirror(10, err, sizeof err, db, "--from", bootstrap, NULL);
-  CHECK(rc == 2 && strstr(err, "--from needs --topics"), "--from without topics: exit %d: %s", rc, err);
+  CHECK(rc == 2 && strstr(err, "--from needs --topics"), "--from without topics: exit %d: %s", rc,
+        err);
   CHECK(snapshot(db) == before, "usage errors changed the store");
   expect_refusal("bad -X property", db, "no.such.property", "--to", bootstrap, "-X",
                  "no.such.property=1", NULL, NULL);

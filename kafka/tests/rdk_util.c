@@ -22,7 +22,8 @@ int start_server_with(const char *bin, const char *db, int port, const char *par
     dup2(pfd[1], 1);
     close(pfd[0]);
     if (drop_produce) setenv("TAKHIN_KAFKA_TEST_DROP_PRODUCE", drop_produce, 1);
-    if (partitions) execl(bin, bin, db, "--listen", listen, "--partitions", partitions, (char *)NULL);
+    if (partitions)
+      execl(bin, bin, db, "--listen", listen, "--partitions", partitions, (char *)NULL);
     else execl(bin, bin, db, "--listen", listen, (char *)NULL);
     _exit(127);
   }

@@ -93,17 +93,20 @@ int main(int argc, char **argv) {
     rd_kafka_resp_err_t e;
     do {
       e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC("orders"), RD_KAFKA_V_KEY(k, strlen(k)),
-                            RD_KAFKA_V_VALUE(v, strlen(v)), RD_KAFKA_V_HEADER("idx", hv, (ssize_t)strlen(hv)),
+                            RD_KAFKA_V_VALUE(v, strlen(v)),
+                            RD_KAFKA_V_HEADER("idx", hv, (ssize_t)strlen(hv)),
                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
       if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) rd_kafka_poll(p, 10);
     } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
     CHECK(!e, "producev: %s", rd_kafka_err2str(e));
   }
   for (int i = 0; i < 10; i++) /* a second topic, auto-created, for DeleteRecords */
-    CHECK(!rd_kafka_producev(p, RD_KAFKA_V_TOPIC("trim"), RD_KAFKA_V_VALUE("x", 1), RD_KAFKA_V_END), "producev");
+    CHECK(!rd_kafka_producev(p, RD_KAFKA_V_TOPIC("trim"), RD_KAFKA_V_VALUE("x", 1), RD_KAFKA_V_END),
+          "producev");
   CHECK(rd_kafka_flush(p, 30000) == 0, "flush timed out");
   delivered_ok -= 10;
-  CHECK(delivered_ok == N && delivered_err == 0, "delivered %d ok, %d failed", delivered_ok, delivered_err);
+  CHECK(delivered_ok == N && delivered_err == 0, "delivered %d ok, %d failed", delivered_ok,
+        delivered_err);
   rd_kafka_destroy(p);
 
   /* consumer: assigned partitions from the beginning, commits at the end */
@@ -130,7 +133,8 @@ int main(int argc, char **argv) {
     }
     CHECK(!m->err, "consume: %s", rd_kafka_message_errstr(m));
     int i;
-    CHECK(m->key_len < 31 && sscanf((const char *)m->key, "key-%d", &i) == 1 && i >= 0 && i < N, "bad key");
+    CHECK(m->key_len < 31 && sscanf((const char *)m->key, "key-%d", &i) == 1 && i >= 0 && i < N,
+          "bad key");
     char k[32], v[128];
     make_kv(i, k, sizeof k, v, sizeof v);
     CHECK(m->key_len == strlen(k) && !memcmp(m->key, k, m->key_len), "key %d differs", i);
@@ -140,8 +144,10 @@ int main(int argc, char **argv) {
     size_t hl;
     char want[16];
     snprintf(want, sizeof want, "h%d", i);
-    CHECK(rd_kafka_message_headers(m, &hs) == 0 && rd_kafka_header_get_last(hs, "idx", &hv, &hl) == 0 &&
-              hl == strlen(want) && !memcmp(hv, want, hl), "header of %d", i);
+    CHECK(rd_kafka_message_headers(m, &hs) == 0 &&
+              rd_kafka_header_get_last(hs, "idx", &hv, &hl) == 0 && hl == strlen(want) &&
+              !memcmp(hv, want, hl),
+          "header of %d", i);
     CHECK(!seen[i], "record %d read twice", i);
     seen[i] = 1;
     got++;
@@ -186,7 +192,8 @@ int main(int argc, char **argv) {
   CHECK(ev && rd_kafka_event_DeleteRecords_result(ev), "no DeleteRecords result");
   const rd_kafka_topic_partition_list_t *low =
       rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
-  CHECK(low && low->cnt == 1 && !low->elems[0].err && low->elems[0].offset == 4, "DeleteRecords: low watermark %lld",
+  CHECK(low && low->cnt == 1 && !low->elems[0].err && low->elems[0].offset == 4,
+        "DeleteRecords: low watermark %lld",
         low && low->cnt ? (long long)low->elems[0].offset : -1LL);
   rd_kafka_event_destroy(ev);
   rd_kafka_DeleteRecords_destroy(dr);
@@ -210,26 +217,30 @@ int main(int argc, char **argv) {
       CHECK(m.offset == expect++, "dense offsets");
       int i;
       CHECK(m.key && sscanf((const char *)m.key, "key-%d", &i) == 1 && i >= 0 && i < N, "key");
-      CHECK(takhin_partition_for_key(m.key, m.key_len, PARTS) == part, "key %d in partition %d: not where Kafka's partitioner puts it", i, part);
+      CHECK(takhin_partition_for_key(m.key, m.key_len, PARTS) == part,
+            "key %d in partition %d: not where Kafka's partitioner puts it", i, part);
       char k[32], v[128];
       make_kv(i, k, sizeof k, v, sizeof v);
       CHECK(m.value_len == strlen(v) && !memcmp(m.value, v, m.value_len), "stored value %d", i);
       takhin_header h;
       CHECK(m.n_headers == 1 && takhin_message_header(&m, 0, &h) == TAKHIN_OK && h.key_len == 3 &&
-                !memcmp(h.key, "idx", 3), "stored header %d", i);
+                !memcmp(h.key, "idx", 3),
+            "stored header %d", i);
       total++;
     }
     takhin_cursor_close(cur);
     int64_t off;
     CHECK(takhin_group_fetch(s, "g1", "orders", part, &off, NULL) == TAKHIN_OK, "group offset");
-    CHECK(off == expect, "group g1 committed %lld on partition %d, log ends at %lld", (long long)off, part,
-          (long long)expect);
+    CHECK(off == expect, "group g1 committed %lld on partition %d, log ends at %lld",
+          (long long)off, part, (long long)expect);
   }
   CHECK(total == N, "the store holds %d records, want %d", total, N);
   takhin_partition_info ti;
   CHECK(takhin_partition_info_get(s, "trim", 0, &ti) == TAKHIN_OK && ti.log_start_offset == 4 &&
-            ti.high_watermark == 10, "trim: log start %lld", (long long)ti.log_start_offset);
+            ti.high_watermark == 10,
+        "trim: log start %lld", (long long)ti.log_start_offset);
   takhin_close(s);
-  printf("ok: %d records produced and consumed through librdkafka, readable with takhin_cursor\n", N);
+  printf("ok: %d records produced and consumed through librdkafka, readable with takhin_cursor\n",
+         N);
   return 0;
 }

@@ -57,13 +57,16 @@ static void poll_one(rd_kafka_t *c, int k) {
     return;
   }
   int i;
-  CHECK(m->len < 31 && sscanf((const char *)m->payload, "v%d", &i) == 1 && i >= 0 && i < N, "bad value");
-  if (committed_ok[i]) dup_after_commit++, fprintf(stderr, "record %d delivered again after its commit\n", i);
+  CHECK(m->len < 31 && sscanf((const char *)m->payload, "v%d", &i) == 1 && i >= 0 && i < N,
+        "bad value");
+  if (committed_ok[i])
+    dup_after_commit++, fprintf(stderr, "record %d delivered again after its commit\n", i);
   if (!seen[i]) total_seen++;
   seen[i]++;
   per_consumer[k]++;
   rd_kafka_topic_partition_list_t *o = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(o, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset + 1;
+  rd_kafka_topic_partition_list_add(o, rd_kafka_topic_name(m->rkt), m->partition)->offset =
+      m->offset + 1;
   if (rd_kafka_commit(c, o, 0) == 0) committed_ok[i] = 1;
   rd_kafka_topic_partition_list_destroy(o);
   rd_kafka_message_destroy(m);
@@ -92,7 +95,8 @@ int main(int argc, char **argv) {
   snprintf(db, sizeof db, "%s/group.db", argv[2]);
   snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s-takhin' '%s-wal' '%s-shm'", db, db, db, db);
   if (system(cmd)) {}
-  snprintf(bootstrap, sizeof bootstrap, "127.0.0.1:%d", start_server_with(argv[1], db, 0, "4", NULL));
+  snprintf(bootstrap, sizeof bootstrap, "127.0.0.1:%d",
+           start_server_with(argv[1], db, 0, "4", NULL));
 
   rd_kafka_conf_t *pc = rd_kafka_conf_new();
   conf_set(pc, "bootstrap.servers", bootstrap);
@@ -103,7 +107,8 @@ int main(int argc, char **argv) {
     char v[32];
     snprintf(v, sizeof v, "v%d", i);
     CHECK(!rd_kafka_producev(p, RD_KAFKA_V_TOPIC("grp-topic"), RD_KAFKA_V_PARTITION(i % PARTS),
-                             RD_KAFKA_V_VALUE(v, strlen(v)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                             RD_KAFKA_V_VALUE(v, strlen(v)),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
           "producev");
   }
   CHECK(rd_kafka_flush(p, 30000) == 0 && delivered == N, "delivered %d", delivered);
@@ -132,10 +137,12 @@ int main(int argc, char **argv) {
     for (int k = 0; k < NC; k++) poll_one(c[k], k), owned += assigned(c[k]);
     if (owned == PARTS && assigned(c[2]) > 0) break;
   }
-  CHECK(owned == PARTS && assigned(c[2]) > 0, "after the third join: %d partitions owned, third has %d", owned,
-        assigned(c[2]));
-  CHECK(dup_after_commit == 0, "%d records delivered again after a successful commit", dup_after_commit);
-  fprintf(stderr, "records per consumer: %d %d %d\n", per_consumer[0], per_consumer[1], per_consumer[2]);
+  CHECK(owned == PARTS && assigned(c[2]) > 0,
+        "after the third join: %d partitions owned, third has %d", owned, assigned(c[2]));
+  CHECK(dup_after_commit == 0, "%d records delivered again after a successful commit",
+        dup_after_commit);
+  fprintf(stderr, "records per consumer: %d %d %d\n", per_consumer[0], per_consumer[1],
+          per_consumer[2]);
   CHECK(per_consumer[1] > 0, "the second consumer read nothing");
   for (int k = 0; k < NC; k++) {
     rd_kafka_consumer_close(c[k]);
@@ -146,10 +153,14 @@ int main(int argc, char **argv) {
   CHECK(takhin_open(db, NULL, &s) == TAKHIN_OK, "open");
   for (int part = 0; part < PARTS; part++) {
     int64_t off;
-    CHECK(takhin_group_fetch(s, "grp", "grp-topic", part, &off, NULL) == TAKHIN_OK, "no commit on %d", part);
-    CHECK(off == N / PARTS, "partition %d committed %lld, want %d", part, (long long)off, N / PARTS);
+    CHECK(takhin_group_fetch(s, "grp", "grp-topic", part, &off, NULL) == TAKHIN_OK,
+          "no commit on %d", part);
+    CHECK(off == N / PARTS, "partition %d committed %lld, want %d", part, (long long)off,
+          N / PARTS);
   }
   takhin_close(s);
-  printf("ok: %d records over 3 consumers joining one by one; none lost, none re-read after its commit\n", N);
+  printf(
+      "ok: %d records over 3 consumers joining one by one; none lost, none re-read after its commit\n",
+      N);
   return 0;
 }

@@ -65,11 +65,13 @@ static void run(const char *server, const char *scratch, const char *codec) {
     rd_kafka_resp_err_t e;
     do {
       e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC("idem"), RD_KAFKA_V_PARTITION(i % PARTS),
-                            RD_KAFKA_V_VALUE(v, strlen(v)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                            RD_KAFKA_V_VALUE(v, strlen(v)),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
       if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) rd_kafka_poll(p, 10);
     } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
     CHECK(!e, "producev: %s", rd_kafka_err2str(e));
-    if (i % 200 == 199) rd_kafka_flush(p, 30000); /* several rounds of requests, so drops hit mid-stream */
+    if (i % 200 == 199)
+      rd_kafka_flush(p, 30000); /* several rounds of requests, so drops hit mid-stream */
     if (i == N / 2) { /* a server restart mid-stream: the producer state is rebuilt from the log */
       stop_server();
       start_server(server, db, port);
@@ -93,7 +95,8 @@ static void run(const char *server, const char *scratch, const char *codec) {
       CHECK(m.value_len < sizeof v, "value");
       memcpy(v, m.value, m.value_len);
       v[m.value_len] = 0;
-      CHECK(atoi(v) == next, "%s: partition %d offset %lld holds %s, want %d (a duplicate or a gap)", codec, part,
+      CHECK(atoi(v) == next,
+            "%s: partition %d offset %lld holds %s, want %d (a duplicate or a gap)", codec, part,
             (long long)m.offset, v, next);
       next += PARTS;
       total++;
@@ -104,13 +107,15 @@ static void run(const char *server, const char *scratch, const char *codec) {
   /* the producer id went to disk as sent */
   void *buf;
   size_t len;
-  CHECK(takhin_fetch_batches(s, "idem", 0, 0, 100, &buf, &len, NULL) == TAKHIN_OK && len > 61, "fetch");
+  CHECK(takhin_fetch_batches(s, "idem", 0, 0, 100, &buf, &len, NULL) == TAKHIN_OK && len > 61,
+        "fetch");
   int64_t pid = 0;
   for (int i = 0; i < 8; i++) pid = pid << 8 | ((uint8_t *)buf)[43 + i];
   CHECK(pid > 0, "producer id %lld in the stored batch", (long long)pid);
   takhin_free(buf);
   takhin_close(s);
-  printf("ok: %s: %d records through dropped connections and retries, each stored once, in order\n", codec, N);
+  printf("ok: %s: %d records through dropped connections and retries, each stored once, in order\n",
+         codec, N);
 }
 
 int main(int argc, char **argv) {

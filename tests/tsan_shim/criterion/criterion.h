@@ -33,8 +33,8 @@ static void mc_register(const char *suite, const char *name, void (*fn)(void)) {
 }
 
 __attribute__((format(printf, 5, 6))) static void mc_check(int ok, const char *expr,
-                                                          const char *file, int line,
-                                                          const char *fmt, ...) {
+                                                           const char *file, int line,
+                                                           const char *fmt, ...) {
   if (ok) return;
   fprintf(stderr, "%s:%d: assertion failed: %s\n  ", file, line, expr);
   va_list ap;
@@ -45,25 +45,39 @@ __attribute__((format(printf, 5, 6))) static void mc_check(int ok, const char *e
   exit(1); /* we are the forked child running one test */
 }
 
-#define Test(suite, name, ...)                                                   \
-  static void suite##_##name(void);                                              \
-  __attribute__((constructor)) static void mc_reg_##suite##_##name(void) {       \
-    mc_register(#suite, #name, suite##_##name);                                  \
-  }                                                                              \
+#define Test(suite, name, ...)                                                                     \
+  static void suite##_##name(void);                                                                \
+  __attribute__((constructor)) static void mc_reg_##suite##_##name(void) {                         \
+    mc_register(#suite, #name, suite##_##name);                                                    \
+  }                                                                                                \
   static void suite##_##name(void)
 
 #define cr_assert(c, ...) mc_check(!!(c), #c, __FILE__, __LINE__, " " __VA_ARGS__)
 #define cr_assert_not(c, ...) mc_check(!(c), "!" #c, __FILE__, __LINE__, " " __VA_ARGS__)
-#define cr_assert_eq(a, b, ...) mc_check((a) == (b), #a " == " #b, __FILE__, __LINE__, " " __VA_ARGS__)
-#define cr_assert_neq(a, b, ...) mc_check((a) != (b), #a " != " #b, __FILE__, __LINE__, " " __VA_ARGS__)
-#define cr_assert_lt(a, b, ...) mc_check((a) < (b), #a " < " #b, __FILE__, __LINE__, " " __VA_ARGS__)
-#define cr_assert_leq(a, b, ...) mc_check((a) <= (b), #a " <= " #b, __FILE__, __LINE__, " " __VA_ARGS__)
-#define cr_assert_gt(a, b, ...) mc_check((a) > (b), #a " > " #b, __FILE__, __LINE__, " " __VA_ARGS__)
-#define cr_assert_geq(a, b, ...) mc_check((a) >= (b), #a " >= " #b, __FILE__, __LINE__, " " __VA_ARGS__)
-#define cr_assert_null(p, ...) mc_check((p) == NULL, #p " == NULL", __FILE__, __LINE__, " " __VA_ARGS__)
-#define cr_assert_not_null(p, ...) mc_check((p) != NULL, #p " != NULL", __FILE__, __LINE__, " " __VA_ARGS__)
-#define cr_assert_str_eq(a, b, ...) mc_check(!strcmp((a), (b)), #a " == " #b, __FILE__, __LINE__, " " __VA_ARGS__)
-#define cr_skip_test(...) do { fprintf(stderr, "skipped: " __VA_ARGS__); fprintf(stderr, "\n"); exit(77); } while (0)
+#define cr_assert_eq(a, b, ...)                                                                    \
+  mc_check((a) == (b), #a " == " #b, __FILE__, __LINE__, " " __VA_ARGS__)
+#define cr_assert_neq(a, b, ...)                                                                   \
+  mc_check((a) != (b), #a " != " #b, __FILE__, __LINE__, " " __VA_ARGS__)
+#define cr_assert_lt(a, b, ...)                                                                    \
+  mc_check((a) < (b), #a " < " #b, __FILE__, __LINE__, " " __VA_ARGS__)
+#define cr_assert_leq(a, b, ...)                                                                   \
+  mc_check((a) <= (b), #a " <= " #b, __FILE__, __LINE__, " " __VA_ARGS__)
+#define cr_assert_gt(a, b, ...)                                                                    \
+  mc_check((a) > (b), #a " > " #b, __FILE__, __LINE__, " " __VA_ARGS__)
+#define cr_assert_geq(a, b, ...)                                                                   \
+  mc_check((a) >= (b), #a " >= " #b, __FILE__, __LINE__, " " __VA_ARGS__)
+#define cr_assert_null(p, ...)                                                                     \
+  mc_check((p) == NULL, #p " == NULL", __FILE__, __LINE__, " " __VA_ARGS__)
+#define cr_assert_not_null(p, ...)                                                                 \
+  mc_check((p) != NULL, #p " != NULL", __FILE__, __LINE__, " " __VA_ARGS__)
+#define cr_assert_str_eq(a, b, ...)                                                                \
+  mc_check(!strcmp((a), (b)), #a " == " #b, __FILE__, __LINE__, " " __VA_ARGS__)
+#define cr_skip_test(...)                                                                          \
+  do {                                                                                             \
+    fprintf(stderr, "skipped: " __VA_ARGS__);                                                      \
+    fprintf(stderr, "\n");                                                                         \
+    exit(77);                                                                                      \
+  } while (0)
 
 int main(void) {
   int passed = 0, failed = 0, skipped = 0;
@@ -78,7 +92,11 @@ int main(void) {
     waitpid(pid, &st, 0);
     int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
     int skip = WIFEXITED(st) && WEXITSTATUS(st) == 77;
-    printf("[%s] %s::%s\n", ok ? "PASS" : skip ? "SKIP" : "FAIL", mc_tests[i].suite, mc_tests[i].name);
+    printf("[%s] %s::%s\n",
+           ok     ? "PASS"
+           : skip ? "SKIP"
+                  : "FAIL",
+           mc_tests[i].suite, mc_tests[i].name);
     if (ok) passed++;
     else if (skip) skipped++;
     else failed++;
