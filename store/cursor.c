@@ -35,6 +35,7 @@ struct takhin_cursor {
   int64_t left_records; /* -1 = unbounded */
   int64_t left_bytes;   /* -1 = unbounded */
   int returned;         /* records returned since the last seek */
+  int written_only;     /* never flush BUFFERED batches to read them (tk_cursor_written_only) */
   /* the window of the segment file held in buf */
   tk_segment *seg;  /* ref held while set */
   int64_t seg_end;  /* visible end of seg when it was located */
@@ -84,6 +85,8 @@ static void drop_segment(takhin_cursor *c) {
   c->in_batch = 0;
 }
 
+void tk_cursor_written_only(takhin_cursor *c) { c->written_only = 1; }
+
 int tk_cursor_open_part(takhin_store *s, tk_topic *t, tk_partition *p, takhin_cursor **out) {
   takhin_cursor *c = calloc(1, sizeof *c);
   if (!c) return tk_err(TAKHIN_ENOMEM, "out of memory opening a cursor");
@@ -131,7 +134,7 @@ static int64_t readable_end(takhin_cursor *c, int64_t want, int64_t *log_start) 
   tk_partition *p = c->part;
   int64_t hwm, pending;
   tk_part_offsets(p, log_start, &pending, &hwm);
-  if (want < hwm || !(c->store->opt.read_only || pending > hwm)) return hwm;
+  if (want < hwm || c->written_only || !(c->store->opt.read_only || pending > hwm)) return hwm;
   if (c->store->opt.read_only) tk_part_refresh(p);
   else tk_part_flush(p, 0, 0);
   tk_part_offsets(p, log_start, NULL, &hwm);

@@ -397,6 +397,11 @@ int tk_key_catch_up(tk_partition *p) {
   if (from < p->key_from) from = p->key_from;
   takhin_cursor *c;
   if ((rc = tk_cursor_open_part(s, p->topic, p, &c))) return rc;
+  /* cat_lock is held while it reads: a flush of BUFFERED batches appended
+  ** meanwhile would take append_lock inside it, against the lock order
+  ** (a persist holds append_lock and waits for cat_lock). Those batches are
+  ** past hwm anyway, and appends note their keys. */
+  tk_cursor_written_only(c);
   takhin_message m;
   /* The catch-up's own map (the partition's belongs to its appenders): a
   ** key repeated in the log costs one row per full map, not one per record. */
