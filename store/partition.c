@@ -88,7 +88,7 @@ int tk_part_persist(tk_partition *p, int flush) {
     tk_segment *g = p->segs[i];
     if (!g->cat_dirty && g->idx_persisted == g->idx_n) continue;
     rc = tk_cat_upsert_segment(s, t->topic_id, p->id, g);
-    if (!rc)
+    if (!rc && g->idx_n > g->idx_persisted) /* idx is NULL until a segment has entries */
       rc = tk_cat_upsert_index(s, t->topic_id, p->id, g->base_offset, g->idx + g->idx_persisted,
                                g->idx_n - g->idx_persisted);
   }
