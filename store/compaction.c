@@ -520,7 +520,10 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     return tk_err(TAKHIN_EINVAL, "topic \"%s\" is not compacted (cleanup_policy=%s)",
                   p->topic->name, tk_config_policy_name(cfg));
   pthread_mutex_lock(&p->maint_lock);
-  int rc = tk_key_cover_log(p); /* the key index must be current */
+  /* The key index must be current: pending batches into the files with
+  ** their key rows written, then any catch-up the index still owes. */
+  int rc = tk_part_flush(p, 1, 0);
+  if (!rc) rc = tk_key_cover_log(p);
   tk_segment **cand = NULL, **fresh = NULL;
   size_t ncand = 0;
   /* keys_kept = keys outside [first, end) + the survivors counted inside */

@@ -673,6 +673,12 @@ int takhin_cursor_get_key(takhin_cursor *c, const void *key, size_t len, takhin_
   if (rc) return rc;
   int64_t off;
   int tomb;
+  if (!c->store->opt.read_only) { /* a key just produced must be found: its row written first */
+    pthread_mutex_lock(&c->part->append_lock);
+    int pending = tk_key_unwritten(c->part) > 0;
+    pthread_mutex_unlock(&c->part->append_lock);
+    if (pending && (rc = tk_part_flush(c->part, 1, 0))) return rc;
+  }
   if ((rc = tk_key_lookup(c->part, key ? key : "", len, &off, &tomb))) return rc;
   rc = takhin_cursor_get(c, off, m);
   if (rc == TAKHIN_ERANGE || rc == TAKHIN_ENOTFOUND)

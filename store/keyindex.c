@@ -20,9 +20,11 @@
 **     log through a cursor), bring it up to date before compaction or a
 **     lookup (tk_key_cover_log), and look a key up (tk_key_lookup).
 **
-** So the produce path runs partition -> keyindex -> catalog, and the
-** compaction path compaction -> keyindex -> partition (flush) -> keyindex
-** rows: compaction itself never asks the partition for key-index work.
+** Neither face calls up into the partition: compaction and a key lookup
+** flush the partition themselves first (its persist writes the key rows),
+** then ask the index. So the produce path runs partition -> keyindex ->
+** catalog, and the compaction path compaction -> partition (flush) ->
+** keyindex rows, then compaction -> keyindex (catch-up, coverage).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -467,12 +469,9 @@ int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset,
                   p->topic->name, tk_config_policy_name(&p->topic->cfg));
   int rc = TAKHIN_OK;
   if (!s->opt.read_only) {
-    pthread_mutex_lock(&p->append_lock);
-    int pending = tk_key_unwritten(p) > 0;
-    pthread_mutex_unlock(&p->append_lock);
-    if (pending) rc = tk_part_flush(p, 1, 0); /* a key just produced must be found */
-    if (rc) return rc;
-    /* An index behind the log would answer with an older record, or none. */
+    /* The caller flushed the keys just produced (tk_key_unwritten): the
+    ** key index never calls up into the partition. An index behind the log
+    ** would answer with an older record, or none. */
     if (keys_behind(p)) {
       pthread_mutex_lock(&p->maint_lock);
       rc = catch_up_if_behind(p);
@@ -511,11 +510,10 @@ int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset,
 
 int tk_key_cover_log(tk_partition *p) {
   TK_ASSERT_HELD(&p->maint_lock);
-  int rc = tk_part_flush(p, 1, 0); /* pending batches into the files, their key rows written */
   /* Not fatal: compaction never goes past what the index covers. */
-  if (!rc && catch_up_if_behind(p)) { /* left for the next run */
+  if (catch_up_if_behind(p)) { /* left for the next run */
   }
-  return rc;
+  return TAKHIN_OK;
 }
 
 int64_t tk_key_covered(tk_partition *p) {

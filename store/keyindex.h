@@ -83,16 +83,17 @@ int tk_key_load(tk_partition *p);
 /* ---- for the rest of the store ------------------------------------------ */
 /* After open (writer, compacted topics): index keys of [key_upto, hwm). */
 int tk_key_catch_up(tk_partition *p);
-/* Before a compaction (maint_lock held): pending batches written and their
-** key rows persisted (the partition's flush), and a catch-up the open could
-** not finish retried (its failure is not an error: compaction stays below
-** tk_key_covered). Returns the flush's status. */
+/* Before a compaction (maint_lock held), after the caller's tk_part_flush
+** wrote pending batches and their key rows: a catch-up the open could not
+** finish, retried (its failure is not an error: compaction stays below
+** tk_key_covered). The key index never calls up into the partition. */
 int tk_key_cover_log(tk_partition *p);
 /* key_upto: key rows below it are all written, tracked or not. */
 int64_t tk_key_covered(tk_partition *p);
 /* Keys noted and not written yet (append_lock held). */
 size_t tk_key_unwritten(const tk_partition *p);
-/* Latest offset of key in the key index (persisting pending rows first).
+/* Latest offset of key in the key index. The caller first flushes the
+** partition when tk_key_unwritten says keys wait (takhin_cursor_get_key).
 ** ENOTFOUND when none; *tombstone says whether it is a tombstone. */
 int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone);
 
