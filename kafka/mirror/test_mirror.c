@@ -840,6 +840,13 @@ static void test_faults(void) {
                 "batch.num.messages=200",
                 "-X",
                 "max.in.flight.requests.per.connection=1",
+                /* No record may time out while faults land (slowly, under ASan): a
+                ** timeout aborts the transaction, and the mock cluster, which writes
+                ** no abort markers, would show the aborted records beside their resend. */
+                "-X",
+                "message.timeout.ms=600000",
+                "-X",
+                "transaction.timeout.ms=600000",
                 NULL};
   int faults;
   int rc = run_with_faults(to, 0, "faulty", parts, &faults);
