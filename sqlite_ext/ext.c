@@ -22,6 +22,7 @@ static void conn_release(void *p) {
   tkx_conn *c = p;
   if (!c || --c->refs > 0) return;
   takhin_close(c->store);
+  sqlite3_free(c->drops);
   sqlite3_free(c);
 }
 
@@ -310,6 +311,7 @@ __declspec(dllexport)
   int rc = tkx_register_functions(db, c);
   if (rc == SQLITE_OK) rc = tkx_register_messages(db, c);
   if (rc == SQLITE_OK) rc = tkx_register_meta(db, c);
+  if (rc == SQLITE_OK) rc = tkx_register_drops(db, c);
   /* Open the store now when we can: outside any transaction its catalog
   ** tables commit at once and WAL can be switched on (neither works inside
   ** the statement that would otherwise open it first). A database that is

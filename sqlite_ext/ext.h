@@ -25,6 +25,11 @@ typedef struct tkx_conn {
   takhin_store *store; /* opened on first use */
   int read_only;       /* another writer holds the store: this one reads */
   int refs;            /* modules registered with this context */
+  /* Topics a DROP TABLE inside the open transaction deletes at COMMIT
+  ** (drop.c owns the list). */
+  char (*drops)[TK_MAX_TOPIC_NAME + 1];
+  size_t ndrops, drops_cap;
+  int drop_adding; /* tkx_drop_defer's INSERT is running */
 } tkx_conn;
 
 /* The connection's store, opening it on first use (writer if possible, else
@@ -62,6 +67,15 @@ static inline int tkx_in_transaction(sqlite3 *db) {
   return !sqlite3_get_autocommit(db) || tk_sql_writer_active(db);
 }
 
+/* DROP TABLE of topic inside a transaction: have it deleted at COMMIT
+** (drop.c). On failure *msg gets an sqlite3_mprintf'd message. */
+int tkx_drop_defer(tkx_conn *c, const char *topic, char **msg);
+/* topic is dropped by the open transaction. */
+int tkx_drop_listed(const tkx_conn *c, const char *topic);
+static inline int tkx_drop_pending(const tkx_conn *c, const char *topic) {
+  return c->ndrops && tkx_drop_listed(c, topic);
+}
+
 /* Module client data is a counted reference to the connection context. */
 void tkx_conn_ref(tkx_conn *c);
 void tkx_conn_unref(void *c);
@@ -69,5 +83,6 @@ void tkx_conn_unref(void *c);
 int tkx_register_messages(sqlite3 *db, tkx_conn *c);
 int tkx_register_meta(sqlite3 *db, tkx_conn *c);
 int tkx_register_functions(sqlite3 *db, tkx_conn *c);
+int tkx_register_drops(sqlite3 *db, tkx_conn *c);
 
 #endif

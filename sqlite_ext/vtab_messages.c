@@ -118,6 +118,7 @@ typedef struct tkx_vtab {
   const void *park_topic_obj; /* its tk_topic (held by the cursor): a topic
                                ** deleted and made again is another object */
   int32_t park_part;
+  int sp_level; /* the last xSavepoint's level: > 0, a savepoint encloses the statement */
 } tkx_vtab;
 
 static int vt_error(tkx_vtab *vt, char *msg) {
@@ -257,6 +258,12 @@ static int topic_create(sqlite3 *db, void *aux, int argc, const char *const *arg
     *err = msg;
     return SQLITE_ERROR;
   }
+  if (tkx_drop_pending(conn, argv[2])) {
+    *err = sqlite3_mprintf("takhin: topic \"%s\" is dropped by this transaction, at its "
+                           "COMMIT: COMMIT first",
+                           argv[2]);
+    return SQLITE_ERROR;
+  }
   int32_t have;
   int exists = takhin_topic_partitions(s, argv[2], &have) == TAKHIN_OK;
   if (argc == 3) {
@@ -359,14 +366,11 @@ static int vt_disconnect(sqlite3_vtab *base) {
 }
 
 /* SQLite drops the message of a failing xDestroy (OP_VDestroy reports only
-** the result code), and no earlier step of DROP TABLE's program can pass one
-** on (SQLite 3.40, tried): its OP_VBegin names no table, so it neither calls
-** xBegin nor takes a table's message, and the xSavepoint that its statement
-** savepoint calls on a table already in the transaction reports only a code
-** too. So DROP TABLE can say no more than the code's generic
-** text: the code is chosen for that text, and the whole message goes to
-** sqlite3_log for hosts that set SQLITE_CONFIG_LOG. zErrMsg is left empty:
-** a later statement would pick up a message left there. */
+** the result code, 3.40 and since), and no earlier step of DROP TABLE's
+** program can pass one on. So a refused DROP TABLE says no more than the
+** code's generic text: the code is chosen for that text, and the whole
+** message goes to sqlite3_log for hosts that set SQLITE_CONFIG_LOG. zErrMsg
+** is left empty: a later statement would pick up a message left there. */
 static int destroy_refused(tkx_vtab *vt, int code, char *msg) {
   sqlite3_log(code, "%s", msg ? msg : "takhin: DROP TABLE refused");
   sqlite3_free(msg);
@@ -375,7 +379,8 @@ static int destroy_refused(tkx_vtab *vt, int code, char *msg) {
   return code;
 }
 
-/* DROP TABLE: delete the topic and its files. */
+/* DROP TABLE: delete the topic and its files; inside a transaction, at its
+** COMMIT (drop.c). */
 static int topic_destroy(sqlite3_vtab *base) {
   tkx_vtab *vt = (tkx_vtab *)base;
   takhin_store *s = vt_store(vt);
@@ -384,18 +389,25 @@ static int topic_destroy(sqlite3_vtab *base) {
     vt->base.zErrMsg = NULL;
     return destroy_refused(vt, SQLITE_ERROR, m);
   }
-  /* "database table is locked": SQLite's own words for a table that cannot
-  ** be dropped now (it says them while a statement reads the table); far
-  ** nearer the truth than SQLITE_ERROR's "SQL logic error". */
-  if (!sqlite3_get_autocommit(vt->conn->db))
-    return destroy_refused(
-        vt, SQLITE_LOCKED,
-        sqlite3_mprintf("takhin: dropping topic \"%s\" deletes its files, which a "
-                        "ROLLBACK cannot bring back: run DROP TABLE outside a transaction",
-                        vt->topic));
   /* "attempt to write a readonly database" */
   if (vt->conn->read_only)
     return destroy_refused(vt, SQLITE_READONLY, sqlite3_mprintf("%s", TKX_LOCKED_MSG));
+  if (!sqlite3_get_autocommit(vt->conn->db)) {
+    /* This table's uncommitted rows go with it; a ROLLBACK TO a savepoint
+    ** opened after them and before the DROP would bring the table back
+    ** without them. "database table is locked": SQLite's own words for a
+    ** table that cannot be dropped now. */
+    if ((vt->nrows || vt->ndels) && vt->sp_level > 0)
+      return destroy_refused(
+          vt, SQLITE_LOCKED,
+          sqlite3_mprintf("takhin: topic \"%s\" has uncommitted INSERTs or DELETEs and a "
+                          "savepoint is open: RELEASE or COMMIT before DROP TABLE",
+                          vt->topic));
+    char *m = NULL;
+    if (tkx_drop_defer(vt->conn, vt->topic, &m) != SQLITE_OK)
+      return destroy_refused(vt, SQLITE_LOCKED, m);
+    return vt_disconnect(base);
+  }
   takhin_cursor_close(vt->park); /* holds the topic's files open */
   vt->park = NULL;
   int rc = takhin_topic_delete(s, vt->topic);
@@ -1375,6 +1387,9 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
     if (sqlite3_value_type(col[C_TOPIC]) != SQLITE_TEXT)
       return vt_error(vt, sqlite3_mprintf("takhin_messages: topic must be text naming a topic"));
     topic = (const char *)sqlite3_value_text(col[C_TOPIC]);
+    if (tkx_drop_pending(vt->conn, topic))
+      return vt_error(vt, sqlite3_mprintf("takhin: topic \"%s\" is dropped by this transaction",
+                                          topic));
   }
   topic_limits d;
   if (vt->limits_checked) {
@@ -1557,7 +1572,16 @@ static int vt_update(sqlite3_vtab *base, int argc, sqlite3_value **argv, sqlite3
 /* ---- transactions ------------------------------------------------------- */
 
 static int vt_begin(sqlite3_vtab *base) {
-  clear_pending((tkx_vtab *)base);
+  tkx_vtab *vt = (tkx_vtab *)base;
+  clear_pending(vt);
+  vt->sp_level = 0;
+  /* drop.c's COMMIT deletes files, so no takhin table may sync after it:
+  ** SQLite syncs the tables in the order they began. */
+  if (vt->conn->ndrops)
+    return vt_error(vt, sqlite3_mprintf("takhin: this transaction drops topic \"%s\", which "
+                                        "happens at COMMIT: COMMIT before writing to another "
+                                        "takhin table",
+                                        vt->conn->drops[0]));
   return SQLITE_OK;
 }
 
@@ -1729,6 +1753,7 @@ static int vt_savepoint(sqlite3_vtab *base, int i) {
   if (i < 0 || i >= 64)
     return vt_error(vt, sqlite3_mprintf("takhin: savepoints nest at most 64 deep"));
   vt->marks[i] = vt->nrows;
+  vt->sp_level = i;
   sqlite3_free(vt->del_snap[i]);
   vt->del_snap[i] = NULL;
   vt->del_snap_n[i] = vt->ndels;

@@ -132,6 +132,53 @@ Test(sql, python_example_runs) {
   sqlite3_close(db);
 }
 
+/* Python's sqlite3 in its default mode opens a transaction before an INSERT
+** and leaves it open: a DROP TABLE after it is deleted at commit(), and
+** kept by rollback(). */
+Test(sql, python_default_mode_drop_table) {
+  if (access("/usr/bin/python3", X_OK) != 0) cr_skip_test("no /usr/bin/python3");
+  const char *path = tu_store_path("sql_python_drop");
+  char dir[4096], out[4200], script[4200], cmd[32768];
+  tu_dir_of(path, dir, sizeof dir);
+  snprintf(out, sizeof out, "%s/out", dir);
+  snprintf(script, sizeof script, "%s/drop.py", dir);
+  FILE *f = fopen(script, "w");
+  cr_assert(f);
+  fputs("import sqlite3, sys\n"
+        "con = sqlite3.connect(sys.argv[1])\n"
+        "con.enable_load_extension(True)\n"
+        "con.load_extension(sys.argv[2])\n"
+        "for t in ('gone', 'kept', 'log'):\n"
+        "    con.execute(f'CREATE VIRTUAL TABLE {t} USING takhin(partitions=1)')\n"
+        "con.execute(\"INSERT INTO log(key, value) VALUES ('k', '1')\")\n"
+        "print('in_transaction', con.in_transaction)\n"
+        "con.execute('DROP TABLE gone')\n"
+        "print('pending', [r[0] for r in con.execute('SELECT topic FROM takhin_pending_drops')])\n"
+        "con.commit()\n"
+        "print('after commit', [r[0] for r in con.execute('SELECT name FROM takhin_topics ORDER BY 1')])\n"
+        "con.execute(\"INSERT INTO log(key, value) VALUES ('k', '2')\")\n"
+        "con.execute('DROP TABLE kept')\n"
+        "con.rollback()\n"
+        "print('after rollback', [r[0] for r in con.execute('SELECT name FROM takhin_topics ORDER BY 1')])\n"
+        "print('log', [r[0] for r in con.execute('SELECT value FROM log')])\n",
+        f);
+  fclose(f);
+  char pre[4200];
+  host_prefix(pre, sizeof pre);
+  snprintf(cmd, sizeof cmd, "%s/usr/bin/python3 '%s' '%s' '%s' > '%s' 2>&1", pre, script, path,
+           EXT_PATH, out);
+  int st = system(cmd);
+  char *o = tu_read_file(out, NULL);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "python exit status %d:\n%s", st, o ? o : "");
+  cr_assert_str_eq(o,
+                   "in_transaction True\n"
+                   "pending ['gone']\n"
+                   "after commit ['kept', 'log']\n"
+                   "after rollback ['kept', 'log']\n"
+                   "log ['1']\n");
+  free(o);
+}
+
 /* Render one row as the README shows results: "a|b", NULL as NULL. */
 static void readme_row(sqlite3_str *o, sqlite3_stmt *st) {
   for (int i = 0; i < sqlite3_column_count(st); i++) {
