@@ -1388,8 +1388,8 @@ static int queue_insert(tkx_vtab *vt, sqlite3_value **col) {
       return vt_error(vt, sqlite3_mprintf("takhin_messages: topic must be text naming a topic"));
     topic = (const char *)sqlite3_value_text(col[C_TOPIC]);
     if (tkx_drop_pending(vt->conn, topic))
-      return vt_error(vt, sqlite3_mprintf("takhin: topic \"%s\" is dropped by this transaction",
-                                          topic));
+      return vt_error(
+          vt, sqlite3_mprintf("takhin: topic \"%s\" is dropped by this transaction", topic));
   }
   topic_limits d;
   if (vt->limits_checked) {

@@ -144,24 +144,25 @@ Test(sql, python_default_mode_drop_table) {
   snprintf(script, sizeof script, "%s/drop.py", dir);
   FILE *f = fopen(script, "w");
   cr_assert(f);
-  fputs("import sqlite3, sys\n"
-        "con = sqlite3.connect(sys.argv[1])\n"
-        "con.enable_load_extension(True)\n"
-        "con.load_extension(sys.argv[2])\n"
-        "for t in ('gone', 'kept', 'log'):\n"
-        "    con.execute(f'CREATE VIRTUAL TABLE {t} USING takhin(partitions=1)')\n"
-        "con.execute(\"INSERT INTO log(key, value) VALUES ('k', '1')\")\n"
-        "print('in_transaction', con.in_transaction)\n"
-        "con.execute('DROP TABLE gone')\n"
-        "print('pending', [r[0] for r in con.execute('SELECT topic FROM takhin_pending_drops')])\n"
-        "con.commit()\n"
-        "print('after commit', [r[0] for r in con.execute('SELECT name FROM takhin_topics ORDER BY 1')])\n"
-        "con.execute(\"INSERT INTO log(key, value) VALUES ('k', '2')\")\n"
-        "con.execute('DROP TABLE kept')\n"
-        "con.rollback()\n"
-        "print('after rollback', [r[0] for r in con.execute('SELECT name FROM takhin_topics ORDER BY 1')])\n"
-        "print('log', [r[0] for r in con.execute('SELECT value FROM log')])\n",
-        f);
+  fputs(
+      "import sqlite3, sys\n"
+      "con = sqlite3.connect(sys.argv[1])\n"
+      "con.enable_load_extension(True)\n"
+      "con.load_extension(sys.argv[2])\n"
+      "for t in ('gone', 'kept', 'log'):\n"
+      "    con.execute(f'CREATE VIRTUAL TABLE {t} USING takhin(partitions=1)')\n"
+      "con.execute(\"INSERT INTO log(key, value) VALUES ('k', '1')\")\n"
+      "print('in_transaction', con.in_transaction)\n"
+      "con.execute('DROP TABLE gone')\n"
+      "print('pending', [r[0] for r in con.execute('SELECT topic FROM takhin_pending_drops')])\n"
+      "con.commit()\n"
+      "print('after commit', [r[0] for r in con.execute('SELECT name FROM takhin_topics ORDER BY 1')])\n"
+      "con.execute(\"INSERT INTO log(key, value) VALUES ('k', '2')\")\n"
+      "con.execute('DROP TABLE kept')\n"
+      "con.rollback()\n"
+      "print('after rollback', [r[0] for r in con.execute('SELECT name FROM takhin_topics ORDER BY 1')])\n"
+      "print('log', [r[0] for r in con.execute('SELECT value FROM log')])\n",
+      f);
   fclose(f);
   char pre[4200];
   host_prefix(pre, sizeof pre);
@@ -170,12 +171,11 @@ Test(sql, python_default_mode_drop_table) {
   int st = system(cmd);
   char *o = tu_read_file(out, NULL);
   cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "python exit status %d:\n%s", st, o ? o : "");
-  cr_assert_str_eq(o,
-                   "in_transaction True\n"
-                   "pending ['gone']\n"
-                   "after commit ['kept', 'log']\n"
-                   "after rollback ['kept', 'log']\n"
-                   "log ['1']\n");
+  cr_assert_str_eq(o, "in_transaction True\n"
+                      "pending ['gone']\n"
+                      "after commit ['kept', 'log']\n"
+                      "after rollback ['kept', 'log']\n"
+                      "log ['1']\n");
   free(o);
 }
 

@@ -180,7 +180,8 @@ Test(sql, drop_in_transaction_deletes_at_commit) {
   exec_ok(db, "DROP TABLE ev");
   EXPECT_ROWS(db, "ev\n", "SELECT topic FROM takhin_pending_drops");
   EXPECT_ROWS(db, "ev\nother\n", "SELECT name FROM takhin_topics ORDER BY name");
-  cr_assert(seg_exists(path, "ev", 0) && seg_exists(path, "ev", 1), "nothing deleted before COMMIT");
+  cr_assert(seg_exists(path, "ev", 0) && seg_exists(path, "ev", 1),
+            "nothing deleted before COMMIT");
   EXPECT_ROWS(db, "0\n", "SELECT count(*) FROM sqlite_schema WHERE name = 'ev'");
   exec_ok(db, "INSERT INTO other(key, value) VALUES ('k2','v2')"); /* began before the DROP */
   /* what the transaction can no longer do with the topic, each said */
