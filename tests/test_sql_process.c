@@ -137,6 +137,13 @@ Test(sql, writes_beside_writer_say_locked) {
             "DROP TABLE: %s", err ? err : "(no error)");
   sqlite3_free(err);
   EXPECT_ROWS(db, "1\n", "SELECT count(*) FROM sqlite_schema WHERE name = 't'");
+  /* inside a transaction too: refused at once, not left for a COMMIT that
+  ** could not delete the topic */
+  exec_ok(db, "BEGIN");
+  exec_err_exact(db, "attempt to write a readonly database", "DROP TABLE t");
+  EXPECT_ROWS(db, "", "SELECT topic FROM takhin_pending_drops");
+  exec_ok(db, "COMMIT");
+  EXPECT_ROWS(db, "1\n", "SELECT count(*) FROM sqlite_schema WHERE name = 't'");
   sqlite3_close(db);
   int32_t np;
   cr_assert_eq(takhin_topic_partitions(w, "t", &np), TAKHIN_OK);
