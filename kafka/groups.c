@@ -9,6 +9,12 @@
 ** its session timeout is dropped at the next Heartbeat or JoinGroup of the
 ** group, which starts a rebalance.
 **
+** An OffsetCommit holds the coordinator's lock from its generation check to
+** its write (kg_commit_begin/end): were the lock dropped in between, a
+** rebalance could complete, the partition's new owner fetch the old offset,
+** and the commit then land and be answered as done -- records the group
+** committed would be read again.
+**
 ** Requests block while they wait (one thread per connection): JoinGroup for
 ** the round to complete, a follower's SyncGroup for the leader's. One mutex
 ** and condition variable serve all groups: group traffic is small.
@@ -425,10 +431,25 @@ int kg_leave_group(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   return 0;
 }
 
-int16_t kg_check_commit(kp_str gid, int32_t gen, kp_str mid) {
-  if (gen < 0) return KE_NONE;
+/* Test hook (environment TAKHIN_KAFKA_TEST_COMMIT_DELAY_MS): sleep between
+** an OffsetCommit's check and its write, so a test can line a rebalance up
+** against that window (it must wait for the commit). */
+static void test_commit_delay(void) {
+  static int delay_ms = -1;
+  if (delay_ms < 0) {
+    const char *e = getenv("TAKHIN_KAFKA_TEST_COMMIT_DELAY_MS");
+    delay_ms = e && atoi(e) > 0 ? atoi(e) : 0;
+  }
+  if (delay_ms) {
+    struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+int16_t kg_commit_begin(kp_str gid, int32_t gen, kp_str mid) {
   int16_t err = KE_NONE;
   pthread_mutex_lock(&mu);
+  if (gen < 0) return KE_NONE;
   group *g = find_group(gid, 0);
   if (g && g->n) {
     int i = find_member(g, mid);
@@ -438,6 +459,8 @@ int16_t kg_check_commit(kp_str gid, int32_t gen, kp_str mid) {
     else if (g->state == PREPARING || g->state == AWAITING_SYNC) err = KE_REBALANCE_IN_PROGRESS;
     else g->m[i]->last_seen = now_ms();
   }
-  pthread_mutex_unlock(&mu);
+  if (!err) test_commit_delay();
   return err;
 }
+
+void kg_commit_end(void) { pthread_mutex_unlock(&mu); }
