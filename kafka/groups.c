@@ -455,8 +455,10 @@ int16_t kg_commit_begin(kp_str gid, int32_t gen, kp_str mid) {
     int i = find_member(g, mid);
     if (i < 0) err = KE_UNKNOWN_MEMBER_ID;
     else if (gen != g->generation) err = KE_ILLEGAL_GENERATION;
-    /* as Kafka: no commits until the round's assignment is handed out */
-    else if (g->state == PREPARING || g->state == AWAITING_SYNC) err = KE_REBALANCE_IN_PROGRESS;
+    /* As Kafka: a member of the current generation may commit while the
+    ** next round gathers (the revoke callback's commit, before it rejoins),
+    ** not between the round's end and the handing out of its assignment. */
+    else if (g->state == AWAITING_SYNC) err = KE_REBALANCE_IN_PROGRESS;
     else g->m[i]->last_seen = now_ms();
   }
   if (!err) test_commit_delay();
