@@ -74,7 +74,11 @@ static int64_t mono_ms(void) {
 static int read_full(int fd, uint8_t *p, size_t n, int64_t deadline, int idle_ok) {
   size_t got = 0;
   while (got < n) {
-    if (idle_ok && got == 0 && atomic_load(&stopping)) return -1;
+    if (idle_ok && got == 0 && atomic_load(&stopping)) {
+      /* stopping: a request that arrived before is served, no later one waited for */
+      struct pollfd now = {fd, POLLIN, 0};
+      if (poll(&now, 1, 0) <= 0) return -1;
+    }
     int64_t left = deadline - mono_ms();
     if (left <= 0) return -1;
     struct pollfd pfd = {fd, POLLIN, 0};

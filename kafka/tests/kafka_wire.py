@@ -80,14 +80,16 @@ def request(s, body):
     return recv_exact(s, struct.unpack(">i", recv_exact(s, 4))[0])
 
 
-def call(port, key, ver, body, sock=None, corr=42, client=b"test", timeout=60):
-    """One request on a connection of its own (or sock, closed afterwards);
-    the response after its correlation id, which must match."""
+def call(port, key, ver, body, sock=None, corr=42, client=b"test", timeout=60, close=True):
+    """One request on a connection of its own (or sock, closed afterwards
+    unless close is False); the response after its correlation id, which
+    must match."""
     s = sock or socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         r = request(s, header(key, ver, corr, client) + body)
     finally:
-        s.close()
+        if close:
+            s.close()
     assert struct.unpack(">i", r[:4])[0] == corr, "correlation id"
     return r[4:]
 
