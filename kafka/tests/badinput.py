@@ -3,7 +3,7 @@
 
 ApiVersions v0-v3 (v3 with the flexible header) and its unsupported-version
 fallback; unknown API keys and versions, oversized, negative, truncated and
-garbage frames, slow clients (one byte and silence; one byte every 0.2 s), 16
+garbage frames, silent and slow clients (nothing at all; one byte and silence; one byte every 0.2 s), 16
 clients announcing 100 MiB frames (the server's memory must not follow the
 announced size), a corrupt produce batch and a fetch out of range. Each must end in an error response or a closed connection within a
 few seconds; none may crash the server or change stored data.
@@ -23,7 +23,8 @@ from kafka_wire import header as wire_header, request, s16, s32, s64, scratch_di
 server, scratch = sys.argv[1], scratch_dir(sys.argv[2], "badinput")
 db = os.path.join(scratch, "bad.db")
 # one glibc arena: the memory check below reads the server's address space
-proc, port = start_server(server, db, "--frame-timeout-ms", "1000", env={"MALLOC_ARENA_MAX": "1"})
+proc, port = start_server(server, db, "--frame-timeout-ms", "1000", "--idle-timeout-ms", "1500",
+                          env={"MALLOC_ARENA_MAX": "1"})
 time_bound(120)
 
 
@@ -89,6 +90,8 @@ def main():
     s = conn(); s.sendall(s32(3) + b"abc"); expect_closed(s, "a frame shorter than a header")
     # truncated: announces 100 bytes, sends 10, then nothing (frame timeout 1 s)
     s = conn(); s.sendall(s32(100) + b"x" * 10); expect_closed(s, "a truncated frame", within=5)
+    # idle: connects and sends nothing (idle timeout 1.5 s)
+    s = conn(); expect_closed(s, "a client that connects and sends nothing", within=10)
     # slow: one byte of the size, then silence
     s = conn(); s.sendall(b"\x00"); expect_closed(s, "a client that sends one byte and stops", within=5)
     # slow: a 100-byte frame at one byte every 0.2 s never completes in the
