@@ -6,8 +6,9 @@
 ** ones that did not; then the generation advances, the first member is the
 ** leader and gets every member's metadata (AWAITING_SYNC); the leader's
 ** SyncGroup hands each member its assignment (STABLE). A member silent for
-** its session timeout is dropped at the next Heartbeat or JoinGroup of the
-** group, which starts a rebalance.
+** its session timeout (a request waiting here counts as alive) is dropped
+** at the next Heartbeat or JoinGroup of the group, or by a JoinGroup or
+** SyncGroup waiting on it, and a rebalance starts.
 **
 ** An OffsetCommit holds the coordinator's lock from its generation check to
 ** its write (kg_commit_begin/end): were the lock dropped in between, a
@@ -280,6 +281,10 @@ int kg_join_group(kh_ctx *c, kp_reader *r, int16_t v, kp_str client_id, kp_write
         break;
       }
       g->m[idx]->last_seen = now_ms(); /* waiting counts as alive */
+      /* ...and those that neither wait nor heartbeat run out meanwhile: a
+      ** member that died as the round began must not hold it to the
+      ** rebalance timeout (minutes), no one else being there to notice */
+      expire(g, now_ms());
       /* a round that started after ours completed counts this waiting join too:
       ** the member cannot send another JoinGroup while this one is pending */
       if (g->state == PREPARING) g->m[idx]->joined = 1;
@@ -367,9 +372,16 @@ int kg_sync_group(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
     }
     int64_t deadline =
         now_ms() + (c->max_wait_cap_ms > 0 ? c->max_wait_cap_ms : g->m[i]->rebalance_ms);
+    /* a follower waiting for the leader is alive; a leader that died before
+    ** its SyncGroup is expired after its session, which starts a new round */
     while (g->state == AWAITING_SYNC && g->generation == gen && now_ms() < deadline &&
-           !atomic_load(c->stopping))
-      wait_until(deadline);
+           !atomic_load(c->stopping)) {
+      int me = find_member(g, mid);
+      if (me < 0) break;
+      g->m[me]->last_seen = now_ms();
+      expire(g, now_ms());
+      if (g->state == AWAITING_SYNC && g->generation == gen) wait_until(deadline);
+    }
     i = find_member(g, mid);
     if (i < 0) err = KE_UNKNOWN_MEMBER_ID;
     else if (g->generation != gen || g->state != STABLE) err = KE_REBALANCE_IN_PROGRESS;

@@ -16,6 +16,10 @@ each race plays out the same way every run.
    the window. A commit answered as done must be the offset the new owner's
    OffsetFetch sees; before the coordinator held its lock across the write, the
    new owner read the old offset and then the commit reported success.
+4. A member dies as a round begins, and a leader dies before its SyncGroup:
+   their sessions, not the rebalance timeout (minutes for librdkafka), end the
+   wait of the members that are there (these ran into the 20 s socket
+   timeout before the waiting requests expired sessions themselves).
 
 usage: group_protocol.py SERVER_BINARY SCRATCH_DIR
 """
@@ -149,11 +153,73 @@ def expiry_on_heartbeat():
     assert leave(b, g) == 0
 
 
+def dead_member_in_round():
+    """A member dies as a round begins: the round must not wait for it for the
+    rebalance timeout (60 s here, beyond the 20 s socket timeout): its
+    session (3 s) runs out while the others wait in JoinGroup."""
+    g = b"grp4"
+    err, gen1, _, a = join(b"", 30000, 60000, g)
+    assert err == 0 and sync(a, gen1, [(a, b"all")], g) == 0
+    box = {}
+    th = threading.Thread(target=lambda: box.update(c=join(b"", 3000, 60000, g)))
+    th.start()
+    assert until_rebalance(a, gen1, g) == 27
+    err, gen2, leader, _ = join(a, 30000, 60000, g)
+    th.join()
+    c = box["c"][3]
+    assert err == 0 and box["c"][0] == 0 and leader == a, (err, box)
+    th = threading.Thread(target=lambda: box.update(e=sync(c, gen2, [], g)))
+    th.start()
+    assert sync(a, gen2, [(a, b"ha"), (c, b"hc")], g) == 0
+    th.join()
+    assert box["e"] == 0
+    # d joins; a rejoins; c never does
+    th = threading.Thread(target=lambda: box.update(d=join(b"", 30000, 60000, g)))
+    th.start()
+    assert until_rebalance(a, gen2, g) == 27
+    err, gen3, leader, _ = join(a, 30000, 60000, g)
+    th.join()
+    derr, dgen, _, d = box["d"]
+    assert err == 0 and derr == 0 and gen3 == dgen == gen2 + 1, (err, derr, gen3, dgen)
+    assert heartbeat(c, gen2, g) == 25, "the dead member left the round"
+    print(f"ok: a member dead as a round began ({c.decode()}) was expired by its session, "
+          f"not the rebalance timeout: generation {gen3} of {a.decode()} and {d.decode()}")
+    for m in (a, d):
+        leave(m, g)
+
+
+def dead_leader_before_sync():
+    """The leader dies between its JoinGroup answer and its SyncGroup: the
+    follower's SyncGroup (rebalance timeout 60 s) gets REBALANCE_IN_PROGRESS
+    once the leader's session (2 s) is over, and its rejoin leads alone."""
+    g = b"grp5"
+    err, gen1, _, x = join(b"", 2000, 60000, g)
+    assert err == 0 and sync(x, gen1, [(x, b"all")], g) == 0
+    box = {}
+    th = threading.Thread(target=lambda: box.update(y=join(b"", 30000, 60000, g)))
+    th.start()
+    assert until_rebalance(x, gen1, g) == 27
+    err, gen2, leader, _ = join(x, 2000, 60000, g)
+    th.join()
+    yerr, ygen, _, y = box["y"]
+    assert err == 0 and yerr == 0 and leader == x and ygen == gen2, (err, yerr, leader, ygen, gen2)
+    # x, the leader, never sends its SyncGroup
+    assert sync(y, gen2, [], g) == 27, "the follower's SyncGroup once the leader's session is over"
+    err, gen3, leader, me = join(y, 30000, 60000, g)
+    assert err == 0 and gen3 == gen2 + 1 and leader == y, (err, gen3, leader)
+    assert sync(y, gen3, [(y, b"all")], g) == 0
+    print(f"ok: a leader dead before its SyncGroup: the follower got REBALANCE_IN_PROGRESS after the "
+          f"leader's session and leads generation {gen3}")
+    leave(y, g)
+
+
 proc, port = start_server(server, os.path.join(scratch, "g.db"))
 try:
     call(3, 4, s32(1) + st(b"t") + b"\x01")  # a topic to commit offsets on
     expiry_on_join()
     expiry_on_heartbeat()
+    dead_member_in_round()
+    dead_leader_before_sync()
     stop_server(proc)
 finally:
     if proc.poll() is None:
