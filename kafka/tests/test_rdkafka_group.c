@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,7 +107,7 @@ int main(int argc, char **argv) {
   atexit(kill_server);
   alarm(150);
   char db[1024], bootstrap[64], err[256], cmd[4400];
-  mkdir(argv[2], 0755);
+  scratch_mkdir(argv[2]);
   snprintf(db, sizeof db, "%s/group.db", argv[2]);
   snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s-takhin' '%s-wal' '%s-shm'", db, db, db, db);
   if (system(cmd)) {}
