@@ -2,8 +2,9 @@
 ** test_rdkafka_group.c -- consumer groups through librdkafka's subscribe():
 ** one consumer takes all four partitions, a second joining splits them, a
 ** third joining triggers another rebalance. Each record is committed
-** (synchronously) right after it is read, and the consumers take part in
-** each rebalance (a rebalance callback); no record is lost, and none whose
+** (synchronously) right after it is read, the consumers take part in each
+** rebalance (a rebalance callback) and every partition starts with a
+** committed offset (see main); no record is lost, and none whose
 ** commit succeeded is ever delivered again (Kafka's at-least-once, with no
 ** duplicates past a commit). Then the group's committed offsets in the store
 ** equal the log ends.
@@ -39,7 +40,7 @@ static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         "assign");
 }
 
-static rd_kafka_t *consumer(const char *bootstrap) {
+static rd_kafka_t *consumer_new(const char *bootstrap) {
   char err[256];
   rd_kafka_conf_t *cc = rd_kafka_conf_new();
   conf_set(cc, "bootstrap.servers", bootstrap);
@@ -52,6 +53,11 @@ static rd_kafka_t *consumer(const char *bootstrap) {
   rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
   CHECK(c, "consumer: %s", err);
   rd_kafka_poll_set_consumer(c);
+  return c;
+}
+
+static rd_kafka_t *consumer(const char *bootstrap) {
+  rd_kafka_t *c = consumer_new(bootstrap);
   rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(t, "grp-topic", RD_KAFKA_PARTITION_UA);
   CHECK(rd_kafka_subscribe(c, t) == 0, "subscribe");
@@ -129,6 +135,23 @@ int main(int argc, char **argv) {
   }
   CHECK(rd_kafka_flush(p, 30000) == 0 && delivered == N, "delivered %d", delivered);
   rd_kafka_destroy(p);
+
+  /* Every partition starts with a committed offset (0, a simple consumer's
+  ** commit), so no consumer falls back to auto.offset.reset: librdkafka 2.0
+  ** can then act on a stale reset. Seen under ASan at load 15: a ListOffsets
+  ** query of one generation, answered late (behind a long-polling Fetch on
+  ** the same connection, as Kafka too serves a connection's requests in
+  ** order), re-armed its retry timer after the next generation's own query
+  ** had succeeded; the timer fired in the generation after that and moved a
+  ** partition whose committed offset (17) had been fetched back to its
+  ** beginning, re-reading committed records. */
+  rd_kafka_t *init = consumer_new(bootstrap);
+  rd_kafka_topic_partition_list_t *zero = rd_kafka_topic_partition_list_new(PARTS);
+  for (int part = 0; part < PARTS; part++)
+    rd_kafka_topic_partition_list_add(zero, "grp-topic", part)->offset = 0;
+  CHECK(rd_kafka_commit(init, zero, 0) == 0, "committing the starting offsets");
+  rd_kafka_topic_partition_list_destroy(zero);
+  rd_kafka_destroy(init);
 
   rd_kafka_t *c[NC] = {consumer(bootstrap), NULL, NULL};
   int phase = 1;
