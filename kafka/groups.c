@@ -6,8 +6,15 @@
 ** ones that did not; then the generation advances, the first member is the
 ** leader and gets every member's metadata (AWAITING_SYNC); the leader's
 ** SyncGroup hands each member its assignment (STABLE). A member silent for
-** its session timeout is dropped at the next Heartbeat or JoinGroup of the
-** group, which starts a rebalance.
+** its session timeout (a request waiting here counts as alive) is dropped
+** at the next Heartbeat or JoinGroup of the group, or by a JoinGroup or
+** SyncGroup waiting on it, and a rebalance starts.
+**
+** An OffsetCommit holds the coordinator's lock from its generation check to
+** its write (kg_commit_begin/end): were the lock dropped in between, a
+** rebalance could complete, the partition's new owner fetch the old offset,
+** and the commit then land and be answered as done -- records the group
+** committed would be read again.
 **
 ** Requests block while they wait (one thread per connection): JoinGroup for
 ** the round to complete, a follower's SyncGroup for the leader's. One mutex
@@ -274,6 +281,10 @@ int kg_join_group(kh_ctx *c, kp_reader *r, int16_t v, kp_str client_id, kp_write
         break;
       }
       g->m[idx]->last_seen = now_ms(); /* waiting counts as alive */
+      /* ...and those that neither wait nor heartbeat run out meanwhile: a
+      ** member that died as the round began must not hold it to the
+      ** rebalance timeout (minutes), no one else being there to notice */
+      expire(g, now_ms());
       /* a round that started after ours completed counts this waiting join too:
       ** the member cannot send another JoinGroup while this one is pending */
       if (g->state == PREPARING) g->m[idx]->joined = 1;
@@ -361,9 +372,16 @@ int kg_sync_group(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
     }
     int64_t deadline =
         now_ms() + (c->max_wait_cap_ms > 0 ? c->max_wait_cap_ms : g->m[i]->rebalance_ms);
+    /* a follower waiting for the leader is alive; a leader that died before
+    ** its SyncGroup is expired after its session, which starts a new round */
     while (g->state == AWAITING_SYNC && g->generation == gen && now_ms() < deadline &&
-           !atomic_load(c->stopping))
-      wait_until(deadline);
+           !atomic_load(c->stopping)) {
+      int me = find_member(g, mid);
+      if (me < 0) break;
+      g->m[me]->last_seen = now_ms();
+      expire(g, now_ms());
+      if (g->state == AWAITING_SYNC && g->generation == gen) wait_until(deadline);
+    }
     i = find_member(g, mid);
     if (i < 0) err = KE_UNKNOWN_MEMBER_ID;
     else if (g->generation != gen || g->state != STABLE) err = KE_REBALANCE_IN_PROGRESS;
@@ -425,19 +443,38 @@ int kg_leave_group(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   return 0;
 }
 
-int16_t kg_check_commit(kp_str gid, int32_t gen, kp_str mid) {
-  if (gen < 0) return KE_NONE;
+/* Test hook (environment TAKHIN_KAFKA_TEST_COMMIT_DELAY_MS): sleep between
+** an OffsetCommit's check and its write, so a test can line a rebalance up
+** against that window (it must wait for the commit). */
+static void test_commit_delay(void) {
+  static int delay_ms = -1;
+  if (delay_ms < 0) {
+    const char *e = getenv("TAKHIN_KAFKA_TEST_COMMIT_DELAY_MS");
+    delay_ms = e && atoi(e) > 0 ? atoi(e) : 0;
+  }
+  if (delay_ms) {
+    struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+int16_t kg_commit_begin(kp_str gid, int32_t gen, kp_str mid) {
   int16_t err = KE_NONE;
   pthread_mutex_lock(&mu);
+  if (gen < 0) return KE_NONE;
   group *g = find_group(gid, 0);
   if (g && g->n) {
     int i = find_member(g, mid);
     if (i < 0) err = KE_UNKNOWN_MEMBER_ID;
     else if (gen != g->generation) err = KE_ILLEGAL_GENERATION;
-    /* as Kafka: no commits until the round's assignment is handed out */
-    else if (g->state == PREPARING || g->state == AWAITING_SYNC) err = KE_REBALANCE_IN_PROGRESS;
+    /* As Kafka: a member of the current generation may commit while the
+    ** next round gathers (the revoke callback's commit, before it rejoins),
+    ** not between the round's end and the handing out of its assignment. */
+    else if (g->state == AWAITING_SYNC) err = KE_REBALANCE_IN_PROGRESS;
     else g->m[i]->last_seen = now_ms();
   }
-  pthread_mutex_unlock(&mu);
+  if (!err) test_commit_delay();
   return err;
 }
+
+void kg_commit_end(void) { pthread_mutex_unlock(&mu); }

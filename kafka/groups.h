@@ -14,8 +14,12 @@ int kg_join_group(kh_ctx *c, kp_reader *r, int16_t v, kp_str client_id, kp_write
 int kg_sync_group(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w);
 int kg_heartbeat(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w);
 int kg_leave_group(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w);
-/* May member commit offsets for group at generation? A Kafka error code:
-** generation < 0 (a simple consumer) or an unknown group always may. */
-int16_t kg_check_commit(kp_str group, int32_t generation, kp_str member);
+/* Begin an OffsetCommit of member of group at generation: a Kafka error code
+** (generation < 0, a simple consumer, or an unknown group always may). The
+** coordinator stays locked until kg_commit_end(), which must follow whatever
+** this returns: the offsets are written while no rebalance can complete, so a
+** commit answered as done is one the next generation's OffsetFetch sees. */
+int16_t kg_commit_begin(kp_str group, int32_t generation, kp_str member);
+void kg_commit_end(void);
 
 #endif

@@ -525,8 +525,9 @@ static int offset_commit(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
   if (v >= 7) kp_string(r);        /* group_instance_id */
   int32_t nt = kp_array(r, 6);
   if (r->err || nt < 0) return -1;
-  /* a member of a group with generations commits only in its generation */
-  int16_t gen_err = kg_check_commit(gid, generation, member);
+  /* a member of a group with generations commits only in its generation;
+  ** no rebalance completes until kg_commit_end (see groups.c) */
+  int16_t gen_err = kg_commit_begin(gid, generation, member);
   if (v >= 3) kp_w_i32(w, 0);
   kp_w_i32(w, nt);
   for (int32_t t = 0; t < nt && !r->err; t++) {
@@ -556,6 +557,7 @@ static int offset_commit(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
       kp_w_i16(w, err);
     }
   }
+  kg_commit_end();
   return r->err ? -1 : 0;
 }
 

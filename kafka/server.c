@@ -2,7 +2,8 @@
 ** server.c -- takhin-server: a Kafka protocol broker over one takhin store.
 **
 **   takhin-server STORE [--listen 127.0.0.1:9092] [--durability os|fsync|buffered]
-**                       [--partitions N] [--no-auto-create] [--frame-timeout-ms MS] [-v]
+**                       [--partitions N] [--no-auto-create] [--frame-timeout-ms MS]
+**                       [--idle-timeout-ms MS] [-v]
 **
 ** One thread per connection, not an event loop: the store's calls block
 ** (an fsync for acks=all, a long-polling fetch), the connections of an
@@ -16,7 +17,7 @@
 ** Peers are untrusted: a frame size outside [8, 100 MiB] closes the
 ** connection; a frame must arrive whole within FRAME_TIMEOUT_MS of its first
 ** byte (--frame-timeout-ms; a client sending one byte a second is cut off); an idle connection
-** is closed after IDLE_TIMEOUT_MS (connections.max.idle.ms); malformed
+** is closed after IDLE_TIMEOUT_MS (connections.max.idle.ms, --idle-timeout-ms); malformed
 ** requests, unknown APIs and versions close the connection (see
 ** handlers.c). Nothing a peer sends reaches the store except through the
 ** validating takhin_* calls.
@@ -50,6 +51,7 @@
 
 static atomic_int stopping;
 static int frame_timeout_ms = FRAME_TIMEOUT_MS;
+static int idle_timeout_ms = IDLE_TIMEOUT_MS;
 /* Test hook (environment TAKHIN_KAFKA_TEST_DROP_PRODUCE=N): close the
 ** connection instead of answering every Nth Produce, after its batches were
 ** appended, so tests can force a client's retries (idempotence). */
@@ -74,7 +76,11 @@ static int64_t mono_ms(void) {
 static int read_full(int fd, uint8_t *p, size_t n, int64_t deadline, int idle_ok) {
   size_t got = 0;
   while (got < n) {
-    if (idle_ok && got == 0 && atomic_load(&stopping)) return -1;
+    if (idle_ok && got == 0 && atomic_load(&stopping)) {
+      /* stopping: a request that arrived before is served, no later one waited for */
+      struct pollfd now = {fd, POLLIN, 0};
+      if (poll(&now, 1, 0) <= 0) return -1;
+    }
     int64_t left = deadline - mono_ms();
     if (left <= 0) return -1;
     struct pollfd pfd = {fd, POLLIN, 0};
@@ -99,7 +105,7 @@ static void *conn_main(void *arg) {
   for (;;) {
     uint8_t sz[4];
     /* wait for a frame: idle timeout; then the frame has FRAME_TIMEOUT_MS */
-    if (read_full(cn->fd, sz, 1, mono_ms() + IDLE_TIMEOUT_MS, 1)) break;
+    if (read_full(cn->fd, sz, 1, mono_ms() + idle_timeout_ms, 1)) break;
     int64_t deadline = mono_ms() + frame_timeout_ms;
     if (read_full(cn->fd, sz + 1, 3, deadline, 0)) break;
     int32_t n = (int32_t)(((uint32_t)sz[0] << 24) | ((uint32_t)sz[1] << 16) |
@@ -166,7 +172,8 @@ static void usage(void) {
   fprintf(
       stderr,
       "usage: takhin-server STORE [--listen HOST:PORT] [--durability os|fsync|buffered]\n"
-      "                     [--partitions N] [--no-auto-create] [--frame-timeout-ms MS] [-v [-v]]\n"
+      "                     [--partitions N] [--no-auto-create] [--frame-timeout-ms MS]\n"
+      "                     [--idle-timeout-ms MS] [-v [-v]]\n"
       "Serves the Kafka protocol over the takhin store STORE (its catalog file).\n"
       "Listens on 127.0.0.1:9092 by default (port 0: any free port, printed on stdout).\n"
       "There is no authentication: do not listen beyond loopback on a shared network.\n");
@@ -198,6 +205,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--frame-timeout-ms") && i + 1 < argc) {
       frame_timeout_ms = atoi(argv[++i]);
       if (frame_timeout_ms < 1) {
+        usage();
+        return 2;
+      }
+    } else if (!strcmp(argv[i], "--idle-timeout-ms") && i + 1 < argc) {
+      idle_timeout_ms = atoi(argv[++i]);
+      if (idle_timeout_ms < 1) {
         usage();
         return 2;
       }

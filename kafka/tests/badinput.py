@@ -3,76 +3,42 @@
 
 ApiVersions v0-v3 (v3 with the flexible header) and its unsupported-version
 fallback; unknown API keys and versions, oversized, negative, truncated and
-garbage frames, a slow client, a corrupt produce batch and a fetch out of
-range. Each must end in an error response or a closed connection within a
+garbage frames, silent and slow clients (nothing at all; one byte and silence; one byte every 0.2 s), 16
+clients announcing 100 MiB frames (the server's memory must not follow the
+announced size), a corrupt produce batch and a fetch out of range. Each must end in an error response or a closed connection within a
 few seconds; none may crash the server or change stored data.
 
 usage: badinput.py SERVER_BINARY SCRATCH_DIR
 """
 import os
 import random
-import shutil
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import time
 
-server, scratch = sys.argv[1], sys.argv[2]
-scratch = os.path.join(scratch, "badinput")
-shutil.rmtree(scratch, ignore_errors=True)
-os.makedirs(scratch)
+from kafka_wire import header as wire_header, request, s16, s32, s64, scratch_dir, st as string, start_server, time_bound
+
+server, scratch = sys.argv[1], scratch_dir(sys.argv[2], "badinput")
 db = os.path.join(scratch, "bad.db")
-proc = subprocess.Popen([server, db, "--listen", "127.0.0.1:0", "--frame-timeout-ms", "1000"],
-                        stdout=subprocess.PIPE)
-port = int(proc.stdout.readline())
-
-
-def on_alarm(sig, frame):
-    raise SystemExit("FAIL: timed out")
-
-
-signal.signal(signal.SIGALRM, on_alarm)
-signal.alarm(120)
+# one glibc arena: the memory check below reads the server's address space
+proc, port = start_server(server, db, "--frame-timeout-ms", "1000", "--idle-timeout-ms", "1500",
+                          env={"MALLOC_ARENA_MAX": "1"})
+time_bound(120)
 
 
 def main():
-
-
     def conn():
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
         return s
 
 
-    def s16(v): return struct.pack(">h", v)
-    def s32(v): return struct.pack(">i", v)
-    def s64(v): return struct.pack(">q", v)
-    def string(b): return s16(len(b)) + b
-
-
     def header(key, ver, corr, flexible=False):
-        h = s16(key) + s16(ver) + s32(corr) + string(b"badinput")
-        return h + (b"\x00" if flexible else b"")
+        return wire_header(key, ver, corr, b"badinput", flexible)
 
 
-    def recv_exact(s, n):
-        out = b""
-        while len(out) < n:
-            chunk = s.recv(n - len(out))
-            if not chunk:
-                raise EOFError
-            out += chunk
-        return out
-
-
-    def request(s, body):
-        s.sendall(s32(len(body)) + body)
-        size = struct.unpack(">i", recv_exact(s, 4))[0]
-        return recv_exact(s, size)
-
-
-    def expect_closed(s, what, within=5.0):
+    def expect_closed(s, what, within=5.0, quiet=False):
         s.settimeout(within)
         t0 = time.time()
         try:
@@ -84,7 +50,8 @@ def main():
         except socket.timeout:
             raise SystemExit(f"FAIL: {what}: connection still open after {within}s")
         s.close()
-        print(f"ok: {what}: closed after {time.time() - t0:.2f}s")
+        if not quiet:
+            print(f"ok: {what}: closed after {time.time() - t0:.2f}s")
 
 
     def api_versions(ver):
@@ -123,8 +90,48 @@ def main():
     s = conn(); s.sendall(s32(3) + b"abc"); expect_closed(s, "a frame shorter than a header")
     # truncated: announces 100 bytes, sends 10, then nothing (frame timeout 1 s)
     s = conn(); s.sendall(s32(100) + b"x" * 10); expect_closed(s, "a truncated frame", within=5)
+    # idle: connects and sends nothing (idle timeout 1.5 s)
+    s = conn(); expect_closed(s, "a client that connects and sends nothing", within=10)
     # slow: one byte of the size, then silence
     s = conn(); s.sendall(b"\x00"); expect_closed(s, "a client that sends one byte and stops", within=5)
+    # slow: a 100-byte frame at one byte every 0.2 s never completes in the
+    # 1 s frame timeout; the server must close it, not wait for the 20 s
+    s = conn(); s.sendall(s32(100))
+    s.settimeout(0.2)
+    t0, sent, closed = time.time(), 0, False
+    while not closed and sent < 100:
+        try:
+            s.sendall(b"x")
+            sent += 1
+            closed = s.recv(1) == b""
+        except socket.timeout:
+            pass
+        except (ConnectionResetError, BrokenPipeError):
+            closed = True
+    assert closed and sent < 100, f"a trickling client sent {sent} of 100 bytes and is still connected"
+    s.close()
+    print(f"ok: a client sending one byte every 0.2 s: closed after {sent} bytes, {time.time() - t0:.2f}s")
+
+    # per-connection memory: a frame's size alone costs nothing; 16 clients
+    # announcing the largest frame (100 MiB) and sending 64 KiB of it grow the
+    # server far less than one such frame each would (16 x 100 MiB of address
+    # space: glibc is held to one arena, so threads
+    # alone do not reserve that much)
+    def status_kib(field):
+        with open(f"/proc/{proc.pid}/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith(field + ":"))
+    vm0, rss0 = status_kib("VmSize"), status_kib("VmRSS")
+    slow = []
+    for _ in range(16):
+        s = conn(); s.sendall(s32(100 * 1024 * 1024) + b"\x00" * 65536); slow.append(s)
+    time.sleep(0.5)
+    vm, rss = status_kib("VmSize") - vm0, status_kib("VmRSS") - rss0
+    assert vm < 800 * 1024 and rss < 100 * 1024, f"16 announced 100 MiB frames grew the server by {vm} KiB of address space, {rss} KiB resident"
+    s = conn(); s.sendall(s32(100 * 1024 * 1024 + 1)); expect_closed(s, "a frame one byte over 100 MiB")
+    for s in slow:
+        expect_closed(s, "a 100 MiB frame that stops coming", within=5, quiet=True)
+    print(f"ok: 16 clients announcing 100 MiB frames, cut off by the frame timeout, grew the server by "
+          f"{vm} KiB of address space, {rss} KiB resident")
 
     # a topic with one record, through Produce v3 of a real batch would need a
     # CRC-32C; instead check a corrupt batch is refused and stores nothing

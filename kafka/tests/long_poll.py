@@ -10,106 +10,34 @@ stops cleanly.
 usage: long_poll.py SERVER_BINARY SCRATCH_DIR
 """
 import os
-import shutil
+import re
 import signal
-import socket
 import struct
-import subprocess
 import sys
 import threading
-import time
 
-server, scratch = sys.argv[1], os.path.join(sys.argv[2], "long_poll")
-shutil.rmtree(scratch, ignore_errors=True)
-os.makedirs(scratch)
+from kafka_wire import batch, call as wire_call, fetch_v4, produce_v3, s32, s64, scratch_dir, st, start_server, time_bound
+
+server, scratch = sys.argv[1], scratch_dir(sys.argv[2], "long_poll")
 log = open(os.path.join(scratch, "server.log"), "w+")
-proc = subprocess.Popen([server, os.path.join(scratch, "lp.db"), "--listen", "127.0.0.1:0", "-v"],
-                        stdout=subprocess.PIPE, stderr=log)
-port = int(proc.stdout.readline())
-
-
-def on_alarm(sig, frame):
-    raise SystemExit("FAIL: timed out")
-
-
-signal.signal(signal.SIGALRM, on_alarm)
-signal.alarm(120)
-s16 = lambda v: struct.pack(">h", v)
-s32 = lambda v: struct.pack(">i", v)
-s64 = lambda v: struct.pack(">q", v)
-st = lambda b: s16(len(b)) + b
-
-CRC_TABLE = []
-for i in range(256):
-    c = i
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    CRC_TABLE.append(c)
-
-
-def crc32c(b):
-    c = 0xFFFFFFFF
-    for x in b:
-        c = CRC_TABLE[(c ^ x) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-def varint(v):
-    v = (v << 1) ^ (v >> 63)  # zigzag
-    out = b""
-    while v >= 0x80:
-        out += bytes([(v & 0x7F) | 0x80])
-        v >>= 7
-    return out + bytes([v])
-
-
-def batch(key, value):
-    """A RecordBatch v2 of one record, as a producer sends it."""
-    rec = b"\x00" + varint(0) + varint(0) + varint(len(key)) + key + varint(len(value)) + value + varint(0)
-    rec = varint(len(rec)) + rec
-    ts = 1700000000000
-    after_crc = s16(0) + s32(0) + s64(ts) + s64(ts) + s64(-1) + s16(-1) + s32(-1) + s32(1) + rec
-    body = s32(0) + b"\x02" + struct.pack(">I", crc32c(after_crc)) + after_crc  # leader epoch, magic, crc
-    return s64(0) + s32(len(body)) + body
+proc, port = start_server(server, os.path.join(scratch, "lp.db"), "-v", stderr=log)
+time_bound(120)
 
 
 def call(key, ver, body, sock=None):
-    s = sock or socket.create_connection(("127.0.0.1", port), timeout=60)
-    msg = s16(key) + s16(ver) + s32(7) + st(b"lp") + body
-    s.sendall(s32(len(msg)) + msg)
-    def rd(n):
-        b = b""
-        while len(b) < n:
-            c = s.recv(n - len(b))
-            assert c, "connection closed"
-            b += c
-        return b
-    r = rd(struct.unpack(">i", rd(4))[0])
-    s.close()
-    assert struct.unpack(">i", r[:4])[0] == 7
-    return r[4:]
+    return wire_call(port, key, ver, body, sock=sock, corr=7, client=b"lp")
 
 
 def produce(value):
     b = batch(b"k", value)
-    body = s16(-1) + s16(1) + s32(10000) + s32(1) + st(b"lp") + s32(1) + s32(0) + s32(len(b)) + b
-    r = call(0, 3, body)
-    tl = struct.unpack(">h", r[4:6])[0]
-    part, err, base = struct.unpack(">ihq", r[6 + tl + 4:6 + tl + 18])
+    err, base = produce_v3(port, b"lp", b, acks=1)
     assert err == 0, err
     return b, base
 
 
 def fetch(offset, max_wait, min_bytes, sock=None):
     """Fetch v4 of partition 0: (error, high watermark, records bytes)."""
-    body = s32(-1) + s32(max_wait) + s32(min_bytes) + s32(1 << 20) + b"\x00" + s32(1) + st(b"lp") + s32(1) + s32(0) + s64(offset) + s32(1 << 20)
-    r = call(1, 4, body, sock)
-    tl = struct.unpack(">h", r[8:10])[0]
-    off = 10 + tl + 4
-    part, err, hwm, lso = struct.unpack(">ihqq", r[off:off + 22])
-    off += 22 + 4  # aborted transactions: [] (v4: count only)
-    n = struct.unpack(">i", r[off:off + 4])[0]
-    return err, hwm, r[off + 4:off + 4 + max(n, 0)]
+    return fetch_v4(port, b"lp", offset, max_wait, min_bytes, sock=sock)
 
 
 def later(seconds, fn):
@@ -189,7 +117,6 @@ try:
     print("ok: SIGTERM ends a long poll with an answer and stops the server")
 
     # the log: one line per event, each "<UTC timestamp> takhin-server: ..."
-    import re
     log.seek(0)
     lines = log.read().splitlines()
     stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z takhin-server: \S")

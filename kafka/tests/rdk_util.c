@@ -3,8 +3,10 @@
 */
 #include "rdk_util.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,4 +66,17 @@ void on_alarm(int sig) {
 void conf_set(rd_kafka_conf_t *c, const char *k, const char *v) {
   char err[256];
   CHECK(rd_kafka_conf_set(c, k, v, err, sizeof err) == RD_KAFKA_CONF_OK, "%s: %s", k, err);
+}
+
+void scratch_mkdir(const char *dir) {
+  char p[1024];
+  CHECK(strlen(dir) < sizeof p, "scratch path too long");
+  strcpy(p, dir);
+  for (char *s = p + 1; *s; s++)
+    if (*s == '/') {
+      *s = 0;
+      CHECK(mkdir(p, 0755) == 0 || errno == EEXIST, "mkdir %s", p);
+      *s = '/';
+    }
+  CHECK(mkdir(p, 0755) == 0 || errno == EEXIST, "mkdir %s", p);
 }

@@ -41,6 +41,10 @@ void kill_server(void);
 /* SIGALRM handler: kill the server and fail. */
 void on_alarm(int sig);
 
+/* mkdir -p dir (the scratch directory of a fresh build tree has no parent
+** yet when a test runs first); a failure is a CHECK. */
+void scratch_mkdir(const char *dir);
+
 /* rd_kafka_conf_set, checked. */
 void conf_set(rd_kafka_conf_t *c, const char *k, const char *v);
 

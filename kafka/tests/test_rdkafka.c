@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,7 +49,7 @@ int main(int argc, char **argv) {
   atexit(kill_server);
   alarm(120);
   char db[4096], bootstrap[64], err[512];
-  mkdir(argv[2], 0755);
+  scratch_mkdir(argv[2]);
   snprintf(db, sizeof db, "%s/rdkafka.db", argv[2]);
   unlink(db);
   char rm[4200];

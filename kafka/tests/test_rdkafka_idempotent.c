@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -123,7 +122,7 @@ int main(int argc, char **argv) {
   signal(SIGALRM, on_alarm);
   atexit(kill_server);
   alarm(170);
-  mkdir(argv[2], 0755);
+  scratch_mkdir(argv[2]);
   static const char *codecs[] = {"none", "gzip", "snappy", "lz4", "zstd"};
   for (size_t i = 0; i < sizeof codecs / sizeof codecs[0]; i++) run(argv[1], argv[2], codecs[i]);
   return 0;
