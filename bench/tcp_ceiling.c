@@ -257,5 +257,8 @@ int main(int argc, char **argv) {
   close(fd);
   int st;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+  free(bufs[0]);
+  free(bufs[1]);
+  munmap(log, log_len);
   return rc;
 }
