@@ -672,11 +672,11 @@ typedef struct tkx_cursor {
   ** a copy (refs held until xClose; see vt_column). */
   tk_segment *held[TKX_HELD_MAX];
   int nheld;
-  /* Which rows result_view decided for: one record lies wholly in one place
-  ** (a mapping or a buffer), so the row's first key or value column decides
-  ** for the other too. row counts xFilter and xNext calls. */
-  uint64_t row, view_row;
-  int view_static;
+  /* The mapping of the held segment the last view was in: bytes inside it
+  ** need no lookup (vt_column), so a forward scan of mapped records pays
+  ** two compares per key or value instead of asking the cursor. */
+  const char *view_map;
+  size_t view_len;
 } tkx_cursor;
 
 static int vt_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out) {
@@ -1065,7 +1065,6 @@ static int merge_open(tkx_cursor *c) {
 
 static int vt_next(sqlite3_vtab_cursor *base) {
   tkx_cursor *c = (tkx_cursor *)base;
-  c->row++;
   if (c->limit >= 0 && ++c->emitted >= c->limit) {
     c->eof = 1;
     return SQLITE_OK;
@@ -1140,7 +1139,6 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, 
   tkx_cursor *c = (tkx_cursor *)base;
   tkx_vtab *vt = c->vt;
   cursor_reset(c);
-  c->row++;
   c->order = idxNum;
   c->eof = 0;
   c->topic = NULL;
@@ -1275,24 +1273,33 @@ static int vt_eof(sqlite3_vtab_cursor *base) { return ((tkx_cursor *)base)->eof;
 ** records no committed read can have returned). */
 static int view_held(tkx_cursor *c, const void *p, size_t n) {
   const part_reader *r = (const part_reader *)((const char *)c->m - offsetof(part_reader, m));
-  tk_segment *g = r->cur ? tk_cursor_mapped_seg(r->cur, p, n) : NULL;
+  const void *map = NULL;
+  size_t len = 0;
+  tk_segment *g = r->cur ? tk_cursor_mapped_seg(r->cur, p, n, &map, &len) : NULL;
   int i = 0;
   while (g && i < c->nheld && c->held[i] != g) i++;
   if (g && i == c->nheld && c->nheld < TKX_HELD_MAX) {
     tk_seg_ref(g);
     c->held[c->nheld++] = g;
   }
-  return g && i < c->nheld;
+  if (!g || i == c->nheld) return 0;
+  c->view_map = map;
+  c->view_len = len;
+  return 1;
 }
 
-static void result_view(tkx_cursor *c, sqlite3_context *ctx, const void *p, size_t n) {
-  if (p && c->m) {
-    if (c->view_row != c->row) {
-      c->view_row = c->row;
-      c->view_static = view_held(c, p, n);
-    }
-    if (c->view_static) return tkx_result_bytes_static(ctx, p, n);
-  }
+/* Inside the held mapping of the last view (view_len 0: none yet)? A ref
+** keeps all of that mapping valid until xClose, whichever record of the
+** segment the bytes belong to. */
+static inline int in_view(const tkx_cursor *c, const void *p, size_t n) {
+  size_t at = (size_t)((uintptr_t)p - (uintptr_t)c->view_map);
+  return at < c->view_len && n <= c->view_len - at;
+}
+
+/* A key or value outside the last view's mapping (or NULL): rare in a
+** forward scan of uncompressed records, so kept out of vt_column's path. */
+static void result_bytes_slow(tkx_cursor *c, sqlite3_context *ctx, const void *p, size_t n) {
+  if (p && c->m && view_held(c, p, n)) return tkx_result_bytes_static(ctx, p, n);
   tkx_result_bytes(ctx, p, n);
 }
 
@@ -1305,8 +1312,16 @@ static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
   case C_PARTITION: sqlite3_result_int(ctx, c->part_cur); break;
   case C_OFFSET: sqlite3_result_int64(ctx, m->offset); break;
   case C_TIMESTAMP: sqlite3_result_int64(ctx, m->timestamp); break;
-  case C_KEY: result_view(c, ctx, m->key, m->key_len); break;
-  case C_VALUE: result_view(c, ctx, m->value, m->value_len); break;
+  case C_KEY:
+    if (m->key && in_view(c, m->key, m->key_len))
+      tkx_result_bytes_static(ctx, m->key, m->key_len);
+    else result_bytes_slow(c, ctx, m->key, m->key_len);
+    break;
+  case C_VALUE:
+    if (m->value && in_view(c, m->value, m->value_len))
+      tkx_result_bytes_static(ctx, m->value, m->value_len);
+    else result_bytes_slow(c, ctx, m->value, m->value_len);
+    break;
   case C_HEADERS: {
     char *j = tkx_headers_to_json(m);
     if (!j) return SQLITE_NOMEM;

@@ -516,13 +516,16 @@ static int next_batch(takhin_cursor *c) {
 
 int64_t tk_cursor_past_damage(const takhin_cursor *c) { return c->past_damage; }
 
-tk_segment *tk_cursor_mapped_seg(const takhin_cursor *c, const void *p, size_t n) {
+tk_segment *tk_cursor_mapped_seg(const takhin_cursor *c, const void *p, size_t n,
+                                 const void **map_out, size_t *map_len) {
   if (!c || !c->seg || !p) return NULL;
   const uint8_t *map = atomic_load_explicit(&c->seg->map, memory_order_acquire);
   const uint8_t *b = p;
   if (!map || b < map || (size_t)(b - map) > c->seg->map_len ||
       n > c->seg->map_len - (size_t)(b - map))
     return NULL;
+  if (map_out) *map_out = map;
+  if (map_len) *map_len = c->seg->map_len;
   return c->seg;
 }
 
