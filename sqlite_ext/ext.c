@@ -111,18 +111,6 @@ int tkx_is_text(const void *p, size_t n) {
   return 1;
 }
 
-void tkx_result_bytes(sqlite3_context *ctx, const void *p, size_t n) {
-  if (!p) sqlite3_result_null(ctx);
-  else if (tkx_is_text(p, n)) sqlite3_result_text64(ctx, p, n, SQLITE_TRANSIENT, SQLITE_UTF8);
-  else sqlite3_result_blob64(ctx, p, n, SQLITE_TRANSIENT);
-}
-
-void tkx_result_bytes_static(sqlite3_context *ctx, const void *p, size_t n) {
-  if (!p) sqlite3_result_null(ctx);
-  else if (tkx_is_text(p, n)) sqlite3_result_text64(ctx, p, n, SQLITE_STATIC, SQLITE_UTF8);
-  else sqlite3_result_blob64(ctx, p, n, SQLITE_STATIC);
-}
-
 /* ---- scalar functions --------------------------------------------------- */
 
 static void fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {

@@ -118,7 +118,13 @@ typedef struct tkx_vtab {
   const void *park_topic_obj; /* its tk_topic (held by the cursor): a topic
                                ** deleted and made again is another object */
   int32_t park_part;
+  /* The last closed scan cursor, kept with its buffers: SQLite opens and
+  ** closes one per statement, which is three allocations and frees per
+  ** SELECT otherwise. */
+  struct tkx_cursor *spare;
 } tkx_vtab;
+
+static void cursor_free(struct tkx_cursor *c);
 
 static int vt_error(tkx_vtab *vt, char *msg) {
   sqlite3_free(vt->base.zErrMsg);
@@ -345,6 +351,7 @@ static void clear_pending(tkx_vtab *vt) {
 
 static int vt_disconnect(sqlite3_vtab *base) {
   tkx_vtab *vt = (tkx_vtab *)base;
+  cursor_free(vt->spare);
   takhin_cursor_close(vt->park);
   vt->park = NULL;
   clear_pending(vt);
@@ -681,9 +688,19 @@ typedef struct tkx_cursor {
 
 static int vt_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out) {
   tkx_vtab *vt = (tkx_vtab *)base;
-  tkx_cursor *c = sqlite3_malloc(sizeof *c);
-  if (!c) return SQLITE_NOMEM;
-  memset(c, 0, sizeof *c);
+  tkx_cursor *c = vt->spare;
+  vt->spare = NULL;
+  if (c) { /* as new, but with the readers (closed) and the heap it had */
+    part_reader *rd = c->rd;
+    size_t rd_cap = c->rd_cap, *heap = c->heap;
+    memset(c, 0, sizeof *c);
+    c->rd = rd;
+    c->rd_cap = rd_cap;
+    c->heap = heap;
+  } else {
+    if (!(c = sqlite3_malloc(sizeof *c))) return SQLITE_NOMEM;
+    memset(c, 0, sizeof *c);
+  }
   c->vt = vt;
   *out = &c->base;
   return SQLITE_OK;
@@ -734,10 +751,8 @@ static void cursor_reset(tkx_cursor *c) {
   c->ntopics = c->ti = c->nparts = c->pi = 0;
 }
 
-static int vt_close(sqlite3_vtab_cursor *base) {
-  tkx_cursor *c = (tkx_cursor *)base;
-  cursor_reset(c);
-  for (int i = 0; i < c->nheld; i++) tk_seg_unref(c->held[i]);
+static void cursor_free(tkx_cursor *c) {
+  if (!c) return;
   for (size_t i = 0; i < c->rd_cap; i++) {
     sqlite3_free(c->rd[i].rows);
     sqlite3_free(c->rd[i].arena);
@@ -745,6 +760,18 @@ static int vt_close(sqlite3_vtab_cursor *base) {
   sqlite3_free(c->rd);
   sqlite3_free(c->heap);
   sqlite3_free(c);
+}
+
+/* The statement is done with c: the segments it held go (SQLite may have
+** kept views into them until now, see vt_column), the cursor is kept. */
+static int vt_close(sqlite3_vtab_cursor *base) {
+  tkx_cursor *c = (tkx_cursor *)base;
+  tkx_vtab *vt = c->vt;
+  cursor_reset(c);
+  for (int i = 0; i < c->nheld; i++) tk_seg_unref(c->held[i]);
+  c->nheld = 0;
+  if (!vt->spare) vt->spare = c;
+  else cursor_free(c);
   return SQLITE_OK;
 }
 
@@ -1299,8 +1326,7 @@ static inline int in_view(const tkx_cursor *c, const void *p, size_t n) {
 /* A key or value outside the last view's mapping (or NULL): rare in a
 ** forward scan of uncompressed records, so kept out of vt_column's path. */
 static void result_bytes_slow(tkx_cursor *c, sqlite3_context *ctx, const void *p, size_t n) {
-  if (p && c->m && view_held(c, p, n)) return tkx_result_bytes_static(ctx, p, n);
-  tkx_result_bytes(ctx, p, n);
+  tkx_result_bytes(ctx, p, n, p && c->m && view_held(c, p, n) ? SQLITE_STATIC : SQLITE_TRANSIENT);
 }
 
 static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
@@ -1314,12 +1340,12 @@ static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
   case C_TIMESTAMP: sqlite3_result_int64(ctx, m->timestamp); break;
   case C_KEY:
     if (m->key && in_view(c, m->key, m->key_len))
-      tkx_result_bytes_static(ctx, m->key, m->key_len);
+      tkx_result_bytes(ctx, m->key, m->key_len, SQLITE_STATIC);
     else result_bytes_slow(c, ctx, m->key, m->key_len);
     break;
   case C_VALUE:
     if (m->value && in_view(c, m->value, m->value_len))
-      tkx_result_bytes_static(ctx, m->value, m->value_len);
+      tkx_result_bytes(ctx, m->value, m->value_len, SQLITE_STATIC);
     else result_bytes_slow(c, ctx, m->value, m->value_len);
     break;
   case C_HEADERS: {
