@@ -1306,9 +1306,7 @@ static int vt_eof(sqlite3_vtab_cursor *base) { return ((tkx_cursor *)base)->eof;
 ** records no committed read can have returned). */
 static int view_held(tkx_cursor *c, const void *p, size_t n) {
   const part_reader *r = (const part_reader *)((const char *)c->m - offsetof(part_reader, m));
-  const void *map = NULL;
-  size_t len = 0;
-  tk_segment *g = r->cur ? tk_cursor_mapped_seg(r->cur, p, n, &map, &len) : NULL;
+  tk_segment *g = r->cur ? tk_cursor_mapped_seg(r->cur, p, n) : NULL;
   int i = 0;
   while (g && i < c->nheld && c->held[i] != g) i++;
   if (g && i == c->nheld && c->nheld < TKX_HELD_MAX) {
@@ -1316,8 +1314,7 @@ static int view_held(tkx_cursor *c, const void *p, size_t n) {
     c->held[c->nheld++] = g;
   }
   if (!g || i == c->nheld) return 0;
-  c->view_map = map;
-  c->view_len = len;
+  c->view_map = tk_seg_mapping(g, &c->view_len);
   return 1;
 }
 

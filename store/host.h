@@ -81,9 +81,10 @@ void tk_seg_unref(tk_segment *g);
 ** c returned last, or NULL when they are elsewhere (a pread buffer, a
 ** decompressed batch). The mapping, and the bytes in it, last as long as
 ** the segment does: a ref (tk_seg_ref) keeps them valid after c moves on
-** (cursor.c). OUT (either may be NULL): the whole mapping, [*map,
-** *map + *map_len), which a ref keeps valid the same way. */
-tk_segment *tk_cursor_mapped_seg(const takhin_cursor *c, const void *p, size_t n,
-                                 const void **map, size_t *map_len);
+** (cursor.c). */
+tk_segment *tk_cursor_mapped_seg(const takhin_cursor *c, const void *p, size_t n);
+/* g's whole mapping (NULL if it has none yet), which a ref keeps valid the
+** same way; *len gets its length. */
+const void *tk_seg_mapping(const tk_segment *g, size_t *len);
 
 #endif /* TAKHIN_HOST_H */
