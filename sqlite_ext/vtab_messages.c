@@ -770,6 +770,8 @@ static int vt_close(sqlite3_vtab_cursor *base) {
   cursor_reset(c);
   for (int i = 0; i < c->nheld; i++) tk_seg_unref(c->held[i]);
   c->nheld = 0;
+  c->view_map = NULL; /* its segment is no longer held */
+  c->view_len = 0;
   if (!vt->spare) vt->spare = c;
   else cursor_free(c);
   return SQLITE_OK;
