@@ -71,12 +71,20 @@ int tkx_is_text(const void *p, size_t n) {
   size_t i = 0;
   while (i < n) {
     /* ASCII without NUL, 8 bytes at a time: text values are mostly ASCII,
-    ** and every column read of a key or value runs this check. */
+    ** and every column read of a key or value runs this check. A word that
+    ** is not goes straight to its first byte that is not (the lowest set
+    ** bit of the mask is exact: the NUL test's borrow only runs upwards),
+    ** so a binary value is usually refused at its first high byte. */
     while (n - i >= 8) {
       uint64_t w;
       memcpy(&w, s + i, 8);
-      if ((w & 0x8080808080808080ull) || ((w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull))
+      uint64_t bad = (w | ((w - 0x0101010101010101ull) & ~w)) & 0x8080808080808080ull;
+      if (bad) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        i += (size_t)__builtin_ctzll(bad) >> 3;
+#endif
         break;
+      }
       i += 8;
     }
     if (i >= n) break;
@@ -102,18 +110,6 @@ int tkx_is_text(const void *p, size_t n) {
     i += len;
   }
   return 1;
-}
-
-void tkx_result_bytes(sqlite3_context *ctx, const void *p, size_t n) {
-  if (!p) sqlite3_result_null(ctx);
-  else if (tkx_is_text(p, n)) sqlite3_result_text64(ctx, p, n, SQLITE_TRANSIENT, SQLITE_UTF8);
-  else sqlite3_result_blob64(ctx, p, n, SQLITE_TRANSIENT);
-}
-
-void tkx_result_bytes_static(sqlite3_context *ctx, const void *p, size_t n) {
-  if (!p) sqlite3_result_null(ctx);
-  else if (tkx_is_text(p, n)) sqlite3_result_text64(ctx, p, n, SQLITE_STATIC, SQLITE_UTF8);
-  else sqlite3_result_blob64(ctx, p, n, SQLITE_STATIC);
 }
 
 /* ---- scalar functions --------------------------------------------------- */

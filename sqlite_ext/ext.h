@@ -43,12 +43,17 @@ takhin_store *tkx_store(tkx_conn *c, char **msg);
 /* An sqlite3_mprintf'd message from the last takhin error. */
 char *tkx_errmsg(int rc);
 
-/* Set a record byte string as the result of ctx (TEXT or BLOB, see above). */
-void tkx_result_bytes(sqlite3_context *ctx, const void *p, size_t n);
-/* The same without a copy: the bytes must stay valid and unchanged until
-** the statement ends (see vt_column). */
-void tkx_result_bytes_static(sqlite3_context *ctx, const void *p, size_t n);
 int tkx_is_text(const void *p, size_t n);
+/* Set a record byte string as the result of ctx (TEXT or BLOB, see above),
+** copied (SQLITE_TRANSIENT) or, with SQLITE_STATIC, without a copy: then
+** the bytes must stay valid and unchanged until the statement ends (see
+** vt_column). Inline: a range SELECT calls it for every key and value. */
+static inline void tkx_result_bytes(sqlite3_context *ctx, const void *p, size_t n,
+                                    sqlite3_destructor_type how) {
+  if (!p) sqlite3_result_null(ctx);
+  else if (tkx_is_text(p, n)) sqlite3_result_text64(ctx, p, n, how, SQLITE_UTF8);
+  else sqlite3_result_blob64(ctx, p, n, how);
+}
 
 /* Headers as JSON (jansson): [["key","value"], ["key",null], ["key",{"hex":"00ff"}]].
 ** A key or value that is not UTF-8 without NUL is written as {"hex":...}. */

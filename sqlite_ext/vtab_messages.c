@@ -119,7 +119,13 @@ typedef struct tkx_vtab {
                                ** deleted and made again is another object */
   int32_t park_part;
   int sp_level; /* the last xSavepoint's level: > 0, a savepoint encloses the statement */
+  /* The last closed scan cursor, kept with its buffers: SQLite opens and
+  ** closes one per statement, which is three allocations and frees per
+  ** SELECT otherwise. */
+  struct tkx_cursor *spare;
 } tkx_vtab;
+
+static void cursor_free(struct tkx_cursor *c);
 
 static int vt_error(tkx_vtab *vt, char *msg) {
   sqlite3_free(vt->base.zErrMsg);
@@ -352,6 +358,7 @@ static void clear_pending(tkx_vtab *vt) {
 
 static int vt_disconnect(sqlite3_vtab *base) {
   tkx_vtab *vt = (tkx_vtab *)base;
+  cursor_free(vt->spare);
   takhin_cursor_close(vt->park);
   vt->park = NULL;
   clear_pending(vt);
@@ -684,18 +691,28 @@ typedef struct tkx_cursor {
   ** a copy (refs held until xClose; see vt_column). */
   tk_segment *held[TKX_HELD_MAX];
   int nheld;
-  /* Which rows result_view decided for: one record lies wholly in one place
-  ** (a mapping or a buffer), so the row's first key or value column decides
-  ** for the other too. row counts xFilter and xNext calls. */
-  uint64_t row, view_row;
-  int view_static;
+  /* The mapping of the held segment the last view was in: bytes inside it
+  ** need no lookup (vt_column), so a forward scan of mapped records pays
+  ** two compares per key or value instead of asking the cursor. */
+  const char *view_map;
+  size_t view_len;
 } tkx_cursor;
 
 static int vt_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out) {
   tkx_vtab *vt = (tkx_vtab *)base;
-  tkx_cursor *c = sqlite3_malloc(sizeof *c);
-  if (!c) return SQLITE_NOMEM;
-  memset(c, 0, sizeof *c);
+  tkx_cursor *c = vt->spare;
+  vt->spare = NULL;
+  if (c) { /* as new, but with the readers (closed) and the heap it had */
+    part_reader *rd = c->rd;
+    size_t rd_cap = c->rd_cap, *heap = c->heap;
+    memset(c, 0, sizeof *c);
+    c->rd = rd;
+    c->rd_cap = rd_cap;
+    c->heap = heap;
+  } else {
+    if (!(c = sqlite3_malloc(sizeof *c))) return SQLITE_NOMEM;
+    memset(c, 0, sizeof *c);
+  }
   c->vt = vt;
   *out = &c->base;
   return SQLITE_OK;
@@ -746,10 +763,8 @@ static void cursor_reset(tkx_cursor *c) {
   c->ntopics = c->ti = c->nparts = c->pi = 0;
 }
 
-static int vt_close(sqlite3_vtab_cursor *base) {
-  tkx_cursor *c = (tkx_cursor *)base;
-  cursor_reset(c);
-  for (int i = 0; i < c->nheld; i++) tk_seg_unref(c->held[i]);
+static void cursor_free(tkx_cursor *c) {
+  if (!c) return;
   for (size_t i = 0; i < c->rd_cap; i++) {
     sqlite3_free(c->rd[i].rows);
     sqlite3_free(c->rd[i].arena);
@@ -757,6 +772,20 @@ static int vt_close(sqlite3_vtab_cursor *base) {
   sqlite3_free(c->rd);
   sqlite3_free(c->heap);
   sqlite3_free(c);
+}
+
+/* The statement is done with c: the segments it held go (SQLite may have
+** kept views into them until now, see vt_column), the cursor is kept. */
+static int vt_close(sqlite3_vtab_cursor *base) {
+  tkx_cursor *c = (tkx_cursor *)base;
+  tkx_vtab *vt = c->vt;
+  cursor_reset(c);
+  for (int i = 0; i < c->nheld; i++) tk_seg_unref(c->held[i]);
+  c->nheld = 0;
+  c->view_map = NULL; /* its segment is no longer held */
+  c->view_len = 0;
+  if (!vt->spare) vt->spare = c;
+  else cursor_free(c);
   return SQLITE_OK;
 }
 
@@ -884,6 +913,12 @@ static inline void prefetch_after(part_reader *r) {
   if (!p) return;
   const char *from = r->pf_hi > p && r->pf_hi <= p + TKX_PREFETCH_BYTES ? r->pf_hi : p;
   const char *to = p + TKX_PREFETCH_BYTES;
+  for (; to - from > 192; from += 256) { /* four lines a turn: half the loop's instructions */
+    __builtin_prefetch(from);
+    __builtin_prefetch(from + 64);
+    __builtin_prefetch(from + 128);
+    __builtin_prefetch(from + 192);
+  }
   for (; from < to; from += 64) __builtin_prefetch(from);
   r->pf_hi = from;
 }
@@ -1077,7 +1112,6 @@ static int merge_open(tkx_cursor *c) {
 
 static int vt_next(sqlite3_vtab_cursor *base) {
   tkx_cursor *c = (tkx_cursor *)base;
-  c->row++;
   if (c->limit >= 0 && ++c->emitted >= c->limit) {
     c->eof = 1;
     return SQLITE_OK;
@@ -1152,7 +1186,6 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, 
   tkx_cursor *c = (tkx_cursor *)base;
   tkx_vtab *vt = c->vt;
   cursor_reset(c);
-  c->row++;
   c->order = idxNum;
   c->eof = 0;
   c->topic = NULL;
@@ -1294,18 +1327,23 @@ static int view_held(tkx_cursor *c, const void *p, size_t n) {
     tk_seg_ref(g);
     c->held[c->nheld++] = g;
   }
-  return g && i < c->nheld;
+  if (!g || i == c->nheld) return 0;
+  c->view_map = tk_seg_mapping(g, &c->view_len);
+  return 1;
 }
 
-static void result_view(tkx_cursor *c, sqlite3_context *ctx, const void *p, size_t n) {
-  if (p && c->m) {
-    if (c->view_row != c->row) {
-      c->view_row = c->row;
-      c->view_static = view_held(c, p, n);
-    }
-    if (c->view_static) return tkx_result_bytes_static(ctx, p, n);
-  }
-  tkx_result_bytes(ctx, p, n);
+/* Inside the held mapping of the last view (view_len 0: none yet)? A ref
+** keeps all of that mapping valid until xClose, whichever record of the
+** segment the bytes belong to. */
+static inline int in_view(const tkx_cursor *c, const void *p, size_t n) {
+  size_t at = (size_t)((uintptr_t)p - (uintptr_t)c->view_map);
+  return at < c->view_len && n <= c->view_len - at;
+}
+
+/* A key or value outside the last view's mapping (or NULL): rare in a
+** forward scan of uncompressed records, so kept out of vt_column's path. */
+static void result_bytes_slow(tkx_cursor *c, sqlite3_context *ctx, const void *p, size_t n) {
+  tkx_result_bytes(ctx, p, n, p && c->m && view_held(c, p, n) ? SQLITE_STATIC : SQLITE_TRANSIENT);
 }
 
 static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
@@ -1317,8 +1355,16 @@ static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
   case C_PARTITION: sqlite3_result_int(ctx, c->part_cur); break;
   case C_OFFSET: sqlite3_result_int64(ctx, m->offset); break;
   case C_TIMESTAMP: sqlite3_result_int64(ctx, m->timestamp); break;
-  case C_KEY: result_view(c, ctx, m->key, m->key_len); break;
-  case C_VALUE: result_view(c, ctx, m->value, m->value_len); break;
+  case C_KEY:
+    if (m->key && in_view(c, m->key, m->key_len))
+      tkx_result_bytes(ctx, m->key, m->key_len, SQLITE_STATIC);
+    else result_bytes_slow(c, ctx, m->key, m->key_len);
+    break;
+  case C_VALUE:
+    if (m->value && in_view(c, m->value, m->value_len))
+      tkx_result_bytes(ctx, m->value, m->value_len, SQLITE_STATIC);
+    else result_bytes_slow(c, ctx, m->value, m->value_len);
+    break;
   case C_HEADERS: {
     char *j = tkx_headers_to_json(m);
     if (!j) return SQLITE_NOMEM;

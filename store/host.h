@@ -83,5 +83,8 @@ void tk_seg_unref(tk_segment *g);
 ** the segment does: a ref (tk_seg_ref) keeps them valid after c moves on
 ** (cursor.c). */
 tk_segment *tk_cursor_mapped_seg(const takhin_cursor *c, const void *p, size_t n);
+/* g's whole mapping (NULL if it has none yet), which a ref keeps valid the
+** same way; *len gets its length. */
+const void *tk_seg_mapping(const tk_segment *g, size_t *len);
 
 #endif /* TAKHIN_HOST_H */

@@ -79,6 +79,102 @@ Test(sql, type_mapping) {
   takhin_close(s);
 }
 
+/* Which byte strings read back as TEXT: UTF-8 without NUL, by a plain
+** byte-at-a-time check (RFC 3629: no overlong forms, no surrogates, nothing
+** past U+10FFFF), against the extension's word-at-a-time one. */
+static int ref_is_text(const unsigned char *s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    unsigned c = s[i], cp, min;
+    size_t len;
+    if (c == 0) return 0;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1Fu, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0Fu, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07u, min = 0x10000;
+    else return 0;
+    if (i + len > n) return 0;
+    for (size_t k = 1; k < len; k++) {
+      if ((s[i + k] & 0xC0) != 0x80) return 0;
+      cp = cp << 6 | (s[i + k] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    i += len;
+  }
+  return 1;
+}
+
+/* Random strings built from the pieces that decide the type, at every
+** position of an 8-byte word: ASCII runs, NUL, stray continuation bytes,
+** every kind of lead byte, well-formed and broken sequences. */
+Test(sql, text_or_blob_as_a_reference_check_decides) {
+  static const char *const pieces[] = {
+      "a",        "hello, w",   "\x00",         "\x7f",         "\x80",         "\xbf",
+      "\xc0\x80", "\xc1\xbf",   "\xc2\x80",     "\xdf\xbf",     "\xc3",         "\xc3\xa9",
+      "\xe0\x80\x80", "\xe0\xa0\x80", "\xed\x9f\xbf", "\xed\xa0\x80", "\xef\xbf\xbf", "\xe2\x82",
+      "\xf0\x80\x80\x80", "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80",
+      "\xf5\x80\x80\x80", "\xf8",   "\xff",         "\xf0\x9f\x98"};
+  const int npieces = (int)(sizeof pieces / sizeof *pieces);
+  const char *path = tu_store_path("sql_text_check");
+  sqlite3 *db = db_open(path);
+  exec_ok(db, "CREATE VIRTUAL TABLE tx USING takhin(partitions=1)");
+  exec_ok(db, "CREATE TABLE want(i INTEGER PRIMARY KEY, b BLOB, text INTEGER)");
+  sqlite3_stmt *ins, *want;
+  cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO tx(key, value, timestamp) VALUES (?1, ?1, ?2)",
+                                  -1, &ins, NULL),
+               SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO want VALUES (?2, ?1, ?3)", -1, &want, NULL),
+               SQLITE_OK);
+  uint64_t seed = 7;
+  int texts = 0;
+  const int n = 3000;
+  exec_ok(db, "BEGIN");
+  for (int i = 0; i < n; i++) {
+    unsigned char buf[96];
+    size_t len = 0;
+    int np = (int)(i % 12);
+    for (int k = 0; k < np; k++) {
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      /* mostly ASCII, so that a word check has whole words to pass */
+      const char *pc = (seed >> 60) < 10 ? pieces[(seed >> 33) % 2] : pieces[(seed >> 33) % npieces];
+      size_t pl = pc[0] ? strlen(pc) : 1;
+      if (len + pl > sizeof buf) break;
+      memcpy(buf + len, pc, pl);
+      len += pl;
+    }
+    int t = ref_is_text(buf, len);
+    texts += t;
+    for (int b = 0; b < 2; b++) {
+      sqlite3_stmt *st = b ? want : ins;
+      sqlite3_bind_blob(st, 1, buf, (int)len, SQLITE_TRANSIENT);
+      sqlite3_bind_int(st, 2, i);
+      if (b) sqlite3_bind_int(st, 3, t);
+      cr_assert_eq(sqlite3_step(st), SQLITE_DONE, "%s", sqlite3_errmsg(db));
+      sqlite3_reset(st);
+    }
+  }
+  exec_ok(db, "COMMIT");
+  sqlite3_finalize(ins);
+  sqlite3_finalize(want);
+  cr_assert(texts > n / 5 && texts < n - n / 5, "both kinds are tested (%d texts of %d)", texts, n);
+  /* each column alone and both together: the type and the bytes */
+  EXPECT_ROWS(db, "0\n",
+              "SELECT count(*) FROM tx JOIN want ON want.i = tx.timestamp "
+              "WHERE (typeof(tx.value) = 'text') != want.text OR CAST(tx.value AS BLOB) != want.b");
+  EXPECT_ROWS(db, "0\n",
+              "SELECT count(*) FROM tx JOIN want ON want.i = tx.timestamp "
+              "WHERE (typeof(tx.key) = 'text') != want.text OR CAST(tx.key AS BLOB) != want.b");
+  char *got = q(db, "SELECT group_concat(typeof(key) || typeof(value), '') FROM tx");
+  char *exp = q(db, "SELECT group_concat(CASE text WHEN 1 THEN 'texttext' ELSE 'blobblob' END, '') "
+                    "FROM (SELECT text FROM want ORDER BY i)");
+  cr_assert_str_eq(got, exp);
+  sqlite3_free(got);
+  sqlite3_free(exp);
+  sqlite3_close(db);
+}
+
 Test(sql, headers_json_round_trip) {
   const char *path = tu_store_path("sql_headers");
   sqlite3 *db = db_open(path);
