@@ -210,7 +210,9 @@ void tk_key_free(tk_partition *p) {
 enum { KW_IDLE, KW_QUEUED, KW_DONE };
 
 #ifdef TAKHIN_TESTING
-int tk_key_writer_delay_ms; /* testing.h */
+int tk_key_writer_delay_ms;    /* testing.h */
+int tk_key_writer_fail_every;  /* testing.h */
+static atomic_ulong kw_writes;
 #endif
 
 static int kw_write(tk_partition *p) {
@@ -220,6 +222,10 @@ static int kw_write(tk_partition *p) {
   int rc = tk_cat_begin(s);
   if (!rc) rc = map_write(s, id, p->id, &p->writing);
   if (!rc && p->kw_move) rc = tk_key_set_upto(s, id, p->id, p->kw_upto);
+#ifdef TAKHIN_TESTING
+  if (!rc && tk_key_writer_fail_every && (atomic_fetch_add(&kw_writes, 1) + 1) % (unsigned)tk_key_writer_fail_every == 0)
+    rc = tk_err(TAKHIN_ECATALOG, "injected failure of a key-row write");
+#endif
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
@@ -361,8 +367,9 @@ size_t tk_key_pending_weight(const tk_partition *p) {
 }
 
 size_t tk_key_unwritten(const tk_partition *p) {
+  /* a map done but not taken back counts too: its write may have failed */
   return p->nkeys + p->latest.n +
-         (atomic_load_explicit(&p->kw_state, memory_order_relaxed) == KW_QUEUED);
+         (atomic_load_explicit(&p->kw_state, memory_order_relaxed) != KW_IDLE);
 }
 
 /* Remember the keys of records [base, base + n) for the key index. */

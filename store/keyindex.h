@@ -99,8 +99,8 @@ void tk_key_wait_written(tk_partition *p);
 /* Let the thread write what is queued, and stop it (takhin_close, after
 ** flushing every partition and before freeing them). */
 void tk_key_writer_stop(takhin_store *s);
-/* Keys noted and not written yet, a queued map counting as one
-** (append_lock held). */
+/* Keys noted and not written yet, a map handed to the writer thread and
+** not taken back counting as one (append_lock held). */
 size_t tk_key_unwritten(const tk_partition *p);
 /* Latest offset of key in the key index. The caller first flushes the
 ** partition when tk_key_unwritten says keys wait (takhin_cursor_get_key).

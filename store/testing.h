@@ -44,6 +44,10 @@ extern int tk_key_writer_delay_ms;
 /* keyindex.c: a map of latest keys is due when it holds this many (8192
 ** otherwise), so that the tests hand maps over often. */
 extern int tk_key_map_keys;
+/* keyindex.c: every nth write of the key-writer thread fails after its
+** rows (rolled back, as on a full disk), to prove they are written later.
+** 0 = off. */
+extern int tk_key_writer_fail_every;
 #endif
 
 #ifdef __cplusplus

@@ -25,6 +25,7 @@
 extern int tk_compact_crash_step;
 extern int tk_key_writer_delay_ms;
 extern int tk_key_map_keys;
+extern int tk_key_writer_fail_every;
 
 enum { NKEYS_MAX = 4096 };
 
@@ -1132,7 +1133,7 @@ static void kw_all_keys_exact(takhin_store *s, const char *when) {
   cr_assert(!atomic_load(&kw.failed), "%s: %s", when, kw.why);
 }
 
-static void key_writer_under_load(int durability, const char *name) {
+static void key_writer_under_load(int durability, const char *name, int fail_every) {
   const char *db = tu_store_path(name);
   takhin_options o;
   takhin_options_init(&o);
@@ -1140,6 +1141,7 @@ static void key_writer_under_load(int durability, const char *name) {
   memset(&kw, 0, sizeof kw);
   tk_key_writer_delay_ms = 20; /* maps stay queued while the others run */
   tk_key_map_keys = 500;        /* and are handed over often */
+  tk_key_writer_fail_every = fail_every;
   for (int k = 0; k < KW_KEYS; k++) atomic_store(&kw.latest[k], -1);
   cr_assert_eq(takhin_open(db, &o, &kw.s), TAKHIN_OK, "%s", takhin_errmsg());
   static const char *const cfg[] = {"cleanup_policy", "compact", "segment_bytes", "65536", NULL};
@@ -1151,6 +1153,7 @@ static void key_writer_under_load(int durability, const char *name) {
   cr_assert_eq(pthread_create(&th[KW_PRODUCERS], NULL, kw_lookups, NULL), 0);
   cr_assert_eq(pthread_create(&th[KW_PRODUCERS + 1], NULL, kw_compactor, NULL), 0);
   for (int i = 0; i < KW_PRODUCERS + 2; i++) pthread_join(th[i], NULL);
+  tk_key_writer_fail_every = 0; /* the checks below: a lookup's flush waits for a queued map */
   cr_assert(!atomic_load(&kw.failed), "%s", kw.why);
   cr_assert_gt(atomic_load(&kw.lookups), 0);
   cr_assert_gt(atomic_load(&kw.compactions), 0);
@@ -1171,12 +1174,79 @@ static void key_writer_under_load(int durability, const char *name) {
   cr_assert_eq(takhin_close(kw.s), TAKHIN_OK, "%s", takhin_errmsg());
   tk_key_writer_delay_ms = 0;
   tk_key_map_keys = 8192;
+  tk_key_writer_fail_every = 0;
 }
 
 Test(compaction, key_writer_under_load_os, .timeout = 300) {
-  key_writer_under_load(TAKHIN_DURABILITY_OS, "compact_kw_os");
+  key_writer_under_load(TAKHIN_DURABILITY_OS, "compact_kw_os", 0);
 }
 
 Test(compaction, key_writer_under_load_buffered, .timeout = 300) {
-  key_writer_under_load(TAKHIN_DURABILITY_BUFFERED, "compact_kw_buffered");
+  key_writer_under_load(TAKHIN_DURABILITY_BUFFERED, "compact_kw_buffered", 0);
+}
+
+/* Every other write of the thread fails (rolled back): its rows join the
+** partition's map again and go with a later write; nothing is lost. */
+Test(compaction, key_writer_failures_are_written_later, .timeout = 300) {
+  key_writer_under_load(TAKHIN_DURABILITY_OS, "compact_kw_fail", 2);
+}
+
+/* A writer killed (SIGKILL) while a map is queued and unwritten, and later
+** maps full beside it (their rows written, key_upto left where it was): the
+** reopen's catch-up re-reads what key_upto does not cover, and every key
+** resolves to its newest record. */
+Test(compaction, killed_with_a_map_queued, .timeout = 120) {
+  const char *db = tu_store_path("compact_kill_queued");
+  takhin_store *s = open_db(db);
+  static const char *const cfg[] = {"cleanup_policy", "compact", "segment_bytes", "65536", NULL};
+  cr_assert_eq(takhin_topic_create(s, "t", 1, cfg), TAKHIN_OK);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  model m;
+  model_init(&m, 20000);
+  unsigned seed = 71, child_seed = seed;
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    tk_key_map_keys = 50;           /* a map is due every few batches */
+    tk_key_writer_delay_ms = 600000; /* and the first stays queued */
+    takhin_store *cs;
+    if (takhin_open(db, NULL, &cs)) _exit(2);
+    produce(cs, "t", &m, 8000, 4000, 100, 0, 40, &child_seed);
+    tk_topic *ct;
+    tk_partition *cp;
+    if (tk_store_partition(cs, "t", 0, &ct, &cp)) _exit(3);
+    pthread_mutex_lock(&cp->append_lock);
+    char state = (char)(tk_key_writing(cp) ? 'q' : 'i'); /* queued, as meant */
+    pthread_mutex_unlock(&cp->append_lock);
+    if (write(fds[1], &state, 1) != 1) _exit(4);
+    pause();
+    _exit(5);
+  }
+  close(fds[1]);
+  char state = 0;
+  cr_assert_eq(read(fds[0], &state, 1), 1, "the child acknowledged its records");
+  close(fds[0]);
+  kill(pid, SIGKILL);
+  int st;
+  waitpid(pid, &st, 0);
+  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %d", st);
+  cr_assert_eq(state, 'q', "a map was queued when the child died");
+  produce_model_only(&m, 8000, 4000, &seed);
+  s = open_db(db);
+  tk_topic *t;
+  tk_partition *p;
+  cr_assert_eq(tk_store_partition(s, "t", 0, &t, &p), TAKHIN_OK);
+  pthread_mutex_lock(&p->append_lock);
+  cr_assert(p->keys_tracked && p->key_upto == m.n, "the open caught the index up: %lld of %lld",
+            (long long)p->key_upto, (long long)m.n);
+  pthread_mutex_unlock(&p->append_lock);
+  tk_topic_unref(t);
+  lookups_match(s, &m, 4000);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  check_log(s, "t", &m, active_base(s, "t"), 100, 0);
+  lookups_match(s, &m, 4000);
+  model_free(&m);
+  takhin_close(s);
 }
