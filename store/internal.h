@@ -42,8 +42,9 @@
 **                                     with another of these).
 **   takhin_store.kw_mu (mutex)         the key-writer thread's queue and
 **                                     each partition's kw_state (a leaf:
-**                                     taken inside append_lock to queue a
-**                                     map, around no other lock). The
+**                                     a persist queues a map inside
+**                                     append_lock and cat_lock; no lock is
+**                                     taken inside it). The
 **                                     thread itself takes cat_lock alone,
 **                                     never append_lock: whoever waits for
 **                                     it (tk_key_wait_written) may hold

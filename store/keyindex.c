@@ -204,14 +204,15 @@ void tk_key_free(tk_partition *p) {
 ** thread commits leaves key_upto where it was: the next open's catch-up
 ** re-reads those keys from the log. Callers that need every row written
 ** (tk_part_flush, so compaction, key lookups, close; deleting a topic) wait
-** with tk_key_wait_written, holding no lock the thread takes: it takes
-** kw_mu, then cat_lock alone, never append_lock. kw_mu is a leaf (taken
-** inside append_lock to queue, never around another lock). */
+** with tk_key_wait_written, never holding cat_lock: the thread takes kw_mu
+** and cat_lock, never both at once, and never append_lock. kw_mu is a leaf
+** (a persist queues with append_lock and cat_lock held; nobody takes
+** another lock inside it). */
 enum { KW_IDLE, KW_QUEUED, KW_DONE };
 
 #ifdef TAKHIN_TESTING
-int tk_key_writer_delay_ms;    /* testing.h */
-int tk_key_writer_fail_every;  /* testing.h */
+int tk_key_writer_delay_ms;   /* testing.h */
+int tk_key_writer_fail_every; /* testing.h */
 static atomic_ulong kw_writes;
 #endif
 
@@ -223,7 +224,8 @@ static int kw_write(tk_partition *p) {
   if (!rc) rc = map_write(s, id, p->id, &p->writing);
   if (!rc && p->kw_move) rc = tk_key_set_upto(s, id, p->id, p->kw_upto);
 #ifdef TAKHIN_TESTING
-  if (!rc && tk_key_writer_fail_every && (atomic_fetch_add(&kw_writes, 1) + 1) % (unsigned)tk_key_writer_fail_every == 0)
+  if (!rc && tk_key_writer_fail_every &&
+      (atomic_fetch_add(&kw_writes, 1) + 1) % (unsigned)tk_key_writer_fail_every == 0)
     rc = tk_err(TAKHIN_ECATALOG, "injected failure of a key-row write");
 #endif
   if (!rc) rc = tk_cat_commit(s);
@@ -298,8 +300,8 @@ static void kw_take_back(tk_partition *p) {
     int64_t now = tk_now_ms();
     for (size_t i = 0; i < w->cap; i++) {
       const tk_key_slot *e = &w->slot[i];
-      if (e->offset >= 0 && map_put(&p->latest, w->bytes.p + e->key_at, e->key_len, e->offset,
-                                    e->tombstone, now)) {
+      if (e->offset >= 0 &&
+          map_put(&p->latest, w->bytes.p + e->key_at, e->key_len, e->offset, e->tombstone, now)) {
         p->keys_tracked = 0; /* until a catch-up re-reads them from key_upto */
         break;
       }

@@ -65,7 +65,7 @@ struct tk_partition {
   int kw_rc, kw_move;
   int64_t kw_upto;
   tk_partition *kw_next; /* the store's queue (kw_mu) */
-  uint64_t persists; /* catalog writes that committed (append_lock) */
+  uint64_t persists;     /* catalog writes that committed (append_lock) */
   /* BUFFERED: acknowledged records a failed write dropped, not yet reported
   ** to the application (append_lock): lost_n records in [lost_from,
   ** lost_to), the failure's status and message. See tk_part_take_lost. */

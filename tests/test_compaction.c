@@ -1017,8 +1017,11 @@ static void *kw_produce(void *arg) {
       ks[j] = (int)(rand_r(&seed) % KW_KEYS);
       int kl = snprintf(keys[j], sizeof keys[j], "key-%d", ks[j]);
       int vl = snprintf(vals[j], sizeof vals[j], "p%d-b%d-r%d", (int)(uintptr_t)arg, b, j);
-      recs[j] = (takhin_record){.key = keys[j], .key_len = (size_t)kl, .value = vals[j],
-                                .value_len = (size_t)vl, .timestamp = 1000 + b};
+      recs[j] = (takhin_record){.key = keys[j],
+                                .key_len = (size_t)kl,
+                                .value = vals[j],
+                                .value_len = (size_t)vl,
+                                .timestamp = 1000 + b};
     }
     int64_t first;
     int rc = takhin_produce(kw.s, "t", 0, recs, KW_BATCH, &first);
@@ -1028,8 +1031,7 @@ static void *kw_produce(void *arg) {
     }
     for (int j = 0; j < KW_BATCH; j++) { /* acknowledged: the newest of its key, unless beaten */
       int64_t o = first + j, cur = atomic_load(&kw.latest[ks[j]]);
-      while (cur < o && !atomic_compare_exchange_weak(&kw.latest[ks[j]], &cur, o)) {
-      }
+      while (cur < o && !atomic_compare_exchange_weak(&kw.latest[ks[j]], &cur, o)) {}
     }
     atomic_store(&kw.last_key, ks[KW_BATCH - 1]);
     atomic_fetch_add(&kw.batches, 1);
@@ -1049,8 +1051,8 @@ static int kw_lookup(takhin_cursor *c, int k, int64_t at_least, int64_t *got) {
   if (rc) return rc;
   *got = m.offset;
   if (m.offset < at_least) {
-    kw_fail("key %ld resolved to offset %ld, older than its acknowledged newest", k,
-            (long)m.offset, 0);
+    kw_fail("key %ld resolved to offset %ld, older than its acknowledged newest", k, (long)m.offset,
+            0);
     return TAKHIN_OK;
   }
   if (m.key_len != (size_t)kl || memcmp(m.key, key, (size_t)kl))
@@ -1080,7 +1082,8 @@ static void *kw_lookups(void *arg) {
     int64_t want = atomic_load(&kw.latest[k]), got;
     if (want < 0) continue;
     int rc = TAKHIN_ENOTFOUND;
-    for (int tries = 0; tries < 100 && rc == TAKHIN_ENOTFOUND; tries++) rc = kw_lookup(c, k, want, &got);
+    for (int tries = 0; tries < 100 && rc == TAKHIN_ENOTFOUND; tries++)
+      rc = kw_lookup(c, k, want, &got);
     if (rc) kw_fail("key %ld (newest %ld): lookup failed %d", k, (long)want, rc);
     atomic_fetch_add(&kw.lookups, 1);
   }
@@ -1140,7 +1143,7 @@ static void key_writer_under_load(int durability, const char *name, int fail_eve
   o.durability = durability;
   memset(&kw, 0, sizeof kw);
   tk_key_writer_delay_ms = 20; /* maps stay queued while the others run */
-  tk_key_map_keys = 500;        /* and are handed over often */
+  tk_key_map_keys = 500;       /* and are handed over often */
   tk_key_writer_fail_every = fail_every;
   for (int k = 0; k < KW_KEYS; k++) atomic_store(&kw.latest[k], -1);
   cr_assert_eq(takhin_open(db, &o, &kw.s), TAKHIN_OK, "%s", takhin_errmsg());
@@ -1209,7 +1212,7 @@ Test(compaction, killed_with_a_map_queued, .timeout = 120) {
   pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
-    tk_key_map_keys = 50;           /* a map is due every few batches */
+    tk_key_map_keys = 50;            /* a map is due every few batches */
     tk_key_writer_delay_ms = 600000; /* and the first stays queued */
     takhin_store *cs;
     if (takhin_open(db, NULL, &cs)) _exit(2);
