@@ -10,7 +10,8 @@
 **   segment.h     segment.c                one segment file and its index
 **   partition.h   partition.c              append, flush, group commit
 **                 recovery.c, retention.c  load on open; deleting old data
-**   keyindex.h    keyindex.c               the key index of a compacted topic
+**   keyindex.h    keyindex.c               the key index of a compacted topic,
+**                                          and its key-writer thread
 **   cursor.h      cursor.c                 reading a partition
 **   compaction.h  compaction.c, compact_plan.c
 **   topic.h       topic.c, topic_admin.c, topic_meta.c, reconcile.c
@@ -39,6 +40,15 @@
 **                                     flag (taken inside meta_lock).
 **   tk_partition.sync_lock (mutex)     FSYNC mode group commit (never held
 **                                     with another of these).
+**   takhin_store.kw_mu (mutex)         the key-writer thread's queue and
+**                                     each partition's kw_state (a leaf:
+**                                     a persist queues a map inside
+**                                     append_lock and cat_lock; no lock is
+**                                     taken inside it). The
+**                                     thread itself takes cat_lock alone,
+**                                     never append_lock: whoever waits for
+**                                     it (tk_key_wait_written) may hold
+**                                     append_lock, never cat_lock.
 */
 #ifndef TAKHIN_INTERNAL_H
 #define TAKHIN_INTERNAL_H

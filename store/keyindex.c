@@ -9,12 +9,14 @@
 **
 **   - below the partition (partition.c calls them, append_lock held): an
 **     append notes the keys of its records (tk_key_note); the partition's
-**     catalog persist writes the newest record of each pending key and moves
-**     key_upto in its own transaction (tk_key_persist_rows, _done); a write
-**     that failed or was taken back forgets keys (tk_key_forget_from,
-**     tk_key_undo). Rows are only written for records already in the file:
-**     a row for a record a crash could still take back would make
-**     compaction drop the key's real latest record.
+**     catalog persist gathers the newest record of each pending key into a
+**     map, and when the map is due (a second old, or full) hands it to the
+**     store's key-writer thread, which writes its rows and moves key_upto in
+**     a transaction of its own (below), so that no producer pays for a
+**     second's worth of keys; a write that failed or was taken back forgets
+**     keys (tk_key_forget_from, tk_key_undo). Rows are only written for
+**     records already in the file: a row for a record a crash could still
+**     take back would make compaction drop the key's real latest record.
 **   - above it (store.c, cursor.c, compaction.c): load the state on open,
 **     catch the index up with the log (tk_key_catch_up, which reads the
 **     log through a cursor), bring it up to date before compaction or a
@@ -26,9 +28,11 @@
 ** catalog, and the compaction path compaction -> partition (flush) ->
 ** keyindex rows, then compaction -> keyindex (catch-up, coverage).
 */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "catalog.h"
@@ -37,6 +41,7 @@
 #include "partition.h"
 #include "store.h"
 #include "sqlite_compat.h"
+#include "topic.h"
 
 /* ---- pending keys (append_lock held) ------------------------------------ */
 
@@ -44,7 +49,12 @@
 ** keys (or key bytes) wait, or when the log runs this many records ahead of
 ** key_upto (what a catch-up after a crash re-reads); and always at a flush
 ** (takhin_flush, close, a lookup, a compaction). */
+#ifdef TAKHIN_TESTING
+int tk_key_map_keys = 8192; /* testing.h */
+#define KEYMAP_KEYS ((size_t)tk_key_map_keys)
+#else
 #define KEYMAP_KEYS 8192
+#endif
 #define KEYMAP_BYTES (4u << 20)
 #define KEYMAP_LAG (1 << 20)
 
@@ -170,6 +180,161 @@ void tk_key_free(tk_partition *p) {
   p->keys = NULL;
   p->nkeys = p->keys_cap = 0;
   map_free(&p->latest);
+  map_free(&p->writing); /* never queued here: a queued write holds a topic reference */
+}
+
+/* ---- the key-writer thread ------------------------------------------------
+**
+** A persist that finds the map of latest keys due hands it over (the
+** partition's spare map takes its place, so steady state allocates nothing)
+** and goes on; one thread per store, started on first use, writes its rows
+** and moves key_upto to what the map covers, in one transaction under
+** cat_lock alone. The partition's state says where its map is (kw_state):
+**
+**   KW_IDLE    no map handed over;
+**   KW_QUEUED  the thread owns p->writing and kw_*: at most one per
+**              partition, so key_upto moves in order;
+**   KW_DONE    written (or failed, kw_rc); the next append_lock holder takes
+**              it back (kw_take_back): key_upto moves in memory, or the rows
+**              of a failed write join the map again for the next write.
+**
+** While a map is queued, a persist moves no key_upto (rows it must write, at
+** a flush or with a full map, may land before the queued ones: the upsert
+** keeps each key's newest offset whatever the order). A crash before the
+** thread commits leaves key_upto where it was: the next open's catch-up
+** re-reads those keys from the log. Callers that need every row written
+** (tk_part_flush, so compaction, key lookups, close; deleting a topic) wait
+** with tk_key_wait_written, never holding cat_lock: the thread takes kw_mu
+** and cat_lock, never both at once, and never append_lock. kw_mu is a leaf
+** (a persist queues with append_lock and cat_lock held; nobody takes
+** another lock inside it). */
+enum { KW_IDLE, KW_QUEUED, KW_DONE };
+
+#ifdef TAKHIN_TESTING
+int tk_key_writer_delay_ms;   /* testing.h */
+int tk_key_writer_fail_every; /* testing.h */
+static atomic_ulong kw_writes;
+#endif
+
+static int kw_write(tk_partition *p) {
+  takhin_store *s = p->topic->store;
+  int64_t id = p->topic->topic_id;
+  pthread_mutex_lock(&s->cat_lock);
+  int rc = tk_cat_begin(s);
+  if (!rc) rc = map_write(s, id, p->id, &p->writing);
+  if (!rc && p->kw_move) rc = tk_key_set_upto(s, id, p->id, p->kw_upto);
+#ifdef TAKHIN_TESTING
+  if (!rc && tk_key_writer_fail_every &&
+      (atomic_fetch_add(&kw_writes, 1) + 1) % (unsigned)tk_key_writer_fail_every == 0)
+    rc = tk_err(TAKHIN_ECATALOG, "injected failure of a key-row write");
+#endif
+  if (!rc) rc = tk_cat_commit(s);
+  else tk_cat_rollback(s);
+  pthread_mutex_unlock(&s->cat_lock);
+  return rc;
+}
+
+static void *kw_main(void *arg) {
+  takhin_store *s = arg;
+  pthread_setname_np(pthread_self(), "takhin-keys"); /* as top and perf show it */
+  pthread_mutex_lock(&s->kw_mu);
+  for (;;) {
+    while (!s->kw_head && !s->kw_stop) pthread_cond_wait(&s->kw_cv, &s->kw_mu);
+    tk_partition *p = s->kw_head;
+    if (!p) break; /* stopping, and nothing left */
+    s->kw_head = p->kw_next;
+    if (!s->kw_head) s->kw_tail = NULL;
+    pthread_mutex_unlock(&s->kw_mu);
+    tk_topic *t = p->topic;
+#ifdef TAKHIN_TESTING
+    if (tk_key_writer_delay_ms) usleep((useconds_t)tk_key_writer_delay_ms * 1000);
+#endif
+    int rc = kw_write(p);
+    pthread_mutex_lock(&s->kw_mu);
+    p->kw_rc = rc;
+    atomic_store_explicit(&p->kw_state, KW_DONE, memory_order_release);
+    pthread_cond_broadcast(&s->kw_cv);
+    pthread_mutex_unlock(&s->kw_mu);
+    tk_topic_unref(t); /* the queue's reference: p may be freed here */
+    pthread_mutex_lock(&s->kw_mu);
+  }
+  pthread_mutex_unlock(&s->kw_mu);
+  return NULL;
+}
+
+/* append_lock held, state KW_IDLE, m->n > 0: queue the map (1), or 0 when
+** no thread may run (the caller writes it itself). */
+static int kw_hand_over(tk_partition *p, int64_t upto, int move) {
+  takhin_store *s = p->topic->store;
+  pthread_mutex_lock(&s->kw_mu);
+  if (!s->kw_running && !s->kw_stop && pthread_create(&s->kw_thread, NULL, kw_main, s) == 0)
+    s->kw_running = 1;
+  int queued = s->kw_running && !s->kw_stop;
+  if (queued) {
+    tk_keymap spare = p->writing; /* emptied when it came back */
+    p->writing = p->latest;
+    p->latest = spare;
+    p->latest.max_offset = -1;
+    p->kw_upto = upto;
+    p->kw_move = move;
+    p->kw_rc = TAKHIN_OK;
+    atomic_store_explicit(&p->kw_state, KW_QUEUED, memory_order_relaxed);
+    tk_topic_ref(p->topic);
+    p->kw_next = NULL;
+    if (s->kw_tail) s->kw_tail->kw_next = p;
+    else s->kw_head = p;
+    s->kw_tail = p;
+    pthread_cond_broadcast(&s->kw_cv);
+  }
+  pthread_mutex_unlock(&s->kw_mu);
+  return queued;
+}
+
+/* append_lock held: a finished write comes back (see above). */
+static void kw_take_back(tk_partition *p) {
+  if (atomic_load_explicit(&p->kw_state, memory_order_acquire) != KW_DONE) return;
+  tk_keymap *w = &p->writing;
+  if (p->kw_rc == TAKHIN_OK) {
+    if (p->kw_move && p->kw_upto > p->key_upto) p->key_upto = p->kw_upto;
+  } else { /* rolled back: the rows go with the next write (newer offsets win) */
+    int64_t now = tk_now_ms();
+    for (size_t i = 0; i < w->cap; i++) {
+      const tk_key_slot *e = &w->slot[i];
+      if (e->offset >= 0 &&
+          map_put(&p->latest, w->bytes.p + e->key_at, e->key_len, e->offset, e->tombstone, now)) {
+        p->keys_tracked = 0; /* until a catch-up re-reads them from key_upto */
+        break;
+      }
+    }
+  }
+  map_clear(w);
+  atomic_store_explicit(&p->kw_state, KW_IDLE, memory_order_relaxed);
+}
+
+int tk_key_writing(tk_partition *p) {
+  TK_ASSERT_HELD(&p->append_lock);
+  kw_take_back(p);
+  return atomic_load_explicit(&p->kw_state, memory_order_relaxed) == KW_QUEUED;
+}
+
+void tk_key_wait_written(tk_partition *p) {
+  takhin_store *s = p->topic->store;
+  pthread_mutex_lock(&s->kw_mu);
+  while (atomic_load_explicit(&p->kw_state, memory_order_relaxed) == KW_QUEUED)
+    pthread_cond_wait(&s->kw_cv, &s->kw_mu);
+  pthread_mutex_unlock(&s->kw_mu);
+}
+
+void tk_key_writer_stop(takhin_store *s) {
+  pthread_mutex_lock(&s->kw_mu);
+  s->kw_stop = 1;
+  pthread_cond_broadcast(&s->kw_cv);
+  int running = s->kw_running;
+  pthread_mutex_unlock(&s->kw_mu);
+  if (running) pthread_join(s->kw_thread, NULL); /* it empties the queue first */
+  pthread_mutex_lock(&s->kw_mu);
+  s->kw_running = 0;
+  pthread_mutex_unlock(&s->kw_mu);
 }
 
 void tk_key_start_at(tk_partition *p, int64_t from) {
@@ -180,7 +345,10 @@ void tk_key_start_at(tk_partition *p, int64_t from) {
 
 /* The map holds a record at from or later: it cannot give back the older
 ** offset of that key. The index stops covering the log (key_upto stays, as
-** no map row was written past it) until a catch-up re-reads it from there. */
+** no map row was written past it) until a catch-up re-reads it from there.
+** A map handed to the writer thread holds records below next_offset only,
+** and from is never below it (records never written, or a borrowed
+** store's, which hands no map over). */
 static void map_forget_from(tk_partition *p, int64_t from) {
   if (!p->latest.n || p->latest.max_offset < from) return;
   map_clear(&p->latest);
@@ -200,7 +368,11 @@ size_t tk_key_pending_weight(const tk_partition *p) {
   return p->nkeys / 64 + (map_full(&p->latest) ? TK_PERSIST_ENTRIES : 0);
 }
 
-size_t tk_key_unwritten(const tk_partition *p) { return p->nkeys + p->latest.n; }
+size_t tk_key_unwritten(const tk_partition *p) {
+  /* a map done but not taken back counts too: its write may have failed */
+  return p->nkeys + p->latest.n +
+         (atomic_load_explicit(&p->kw_state, memory_order_relaxed) != KW_IDLE);
+}
 
 /* Remember the keys of records [base, base + n) for the key index. */
 static int note_keys(tk_partition *p, const takhin_record *recs, size_t n, int64_t base) {
@@ -252,6 +424,7 @@ int tk_key_persist_rows(tk_partition *p, int flush, tk_key_persist *kp) {
   tk_topic *t = p->topic;
   tk_keymap *m = &p->latest;
   int64_t now = tk_now_ms();
+  kw_take_back(p);
   /* Keys of records now in the file join the map (see the top). */
   size_t nk = 0;
   int rc = TAKHIN_OK;
@@ -271,9 +444,23 @@ int tk_key_persist_rows(tk_partition *p, int flush, tk_key_persist *kp) {
   kp->upto = p->nkeys ? p->keys[0].offset : p->next_offset;
   kp->wrote = 0;
   kp->move_upto = 0;
-  int due = flush || s->borrowed || map_full(m) || now - m->since_ms >= TK_PERSIST_MS ||
+  int full = map_full(m);
+  int due = flush || s->borrowed || full || now - m->since_ms >= TK_PERSIST_MS ||
             kp->upto - p->key_upto >= KEYMAP_LAG;
   if (m->n && !due) return TAKHIN_OK;
+  if (atomic_load_explicit(&p->kw_state, memory_order_relaxed) == KW_QUEUED) {
+    /* The thread has the previous map: key_upto waits for its commit. Rows
+    ** are written here only when they must be: a flush, or a full map (the
+    ** producers outrun the thread). */
+    if (m->n && (flush || full)) {
+      rc = map_write(s, t->topic_id, p->id, m);
+      kp->wrote = 1;
+    }
+    return rc;
+  }
+  if (m->n && !flush && !s->borrowed &&
+      kw_hand_over(p, kp->upto, t->cfg.compact && p->keys_tracked && kp->upto > p->key_upto))
+    return TAKHIN_OK;
   if (m->n) {
     rc = map_write(s, t->topic_id, p->id, m);
     kp->wrote = 1;
@@ -518,6 +705,7 @@ int tk_key_cover_log(tk_partition *p) {
 
 int64_t tk_key_covered(tk_partition *p) {
   pthread_mutex_lock(&p->append_lock);
+  kw_take_back(p);
   int64_t covered = p->key_upto; /* key rows below it are all written, tracked or not */
   pthread_mutex_unlock(&p->append_lock);
   return covered;

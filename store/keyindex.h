@@ -90,7 +90,17 @@ int tk_key_catch_up(tk_partition *p);
 int tk_key_cover_log(tk_partition *p);
 /* key_upto: key rows below it are all written, tracked or not. */
 int64_t tk_key_covered(tk_partition *p);
-/* Keys noted and not written yet (append_lock held). */
+/* The key-writer thread (keyindex.c): a map handed over is queued or being
+** written (append_lock held; takes back a finished one first). */
+int tk_key_writing(tk_partition *p);
+/* Wait until no map of p is queued or being written. Hold none of the
+** partition's locks nor cat_lock: the thread takes cat_lock to write. */
+void tk_key_wait_written(tk_partition *p);
+/* Let the thread write what is queued, and stop it (takhin_close, after
+** flushing every partition and before freeing them). */
+void tk_key_writer_stop(takhin_store *s);
+/* Keys noted and not written yet, a map handed to the writer thread and
+** not taken back counting as one (append_lock held). */
 size_t tk_key_unwritten(const tk_partition *p);
 /* Latest offset of key in the key index. The caller first flushes the
 ** partition when tk_key_unwritten says keys wait (takhin_cursor_get_key).

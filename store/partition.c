@@ -452,6 +452,13 @@ out:
 
 int tk_part_flush(tk_partition *p, int do_persist, int sync) {
   pthread_mutex_lock(&p->append_lock);
+  /* A flush writes every key row: first the map the key-writer thread has
+  ** (waited for without append_lock, which producers need meanwhile). */
+  while (do_persist && tk_key_writing(p)) {
+    pthread_mutex_unlock(&p->append_lock);
+    tk_key_wait_written(p);
+    pthread_mutex_lock(&p->append_lock);
+  }
   int rc = tk_part_write_pending(p);
   if (!rc && sync) {
     for (size_t i = 0; i < p->nsegs && !rc; i++)

@@ -55,7 +55,17 @@ struct tk_partition {
   ** after a load until tk_key_catch_up has indexed what the last run left
   ** unwritten (append_lock). */
   int keys_tracked;
-  uint64_t persists; /* catalog writes that committed (append_lock) */
+  /* The key-index writer thread's share (keyindex.c): a map of latest keys
+  ** handed over by a persist, written in a transaction of its own with
+  ** key_upto moved to kw_upto (if kw_move). kw_state: KW_IDLE, KW_QUEUED
+  ** (writing and kw_* belong to the writer thread; set under append_lock),
+  ** KW_DONE (kw_rc says how it went; append_lock holders take it back). */
+  tk_keymap writing;
+  atomic_int kw_state;
+  int kw_rc, kw_move;
+  int64_t kw_upto;
+  tk_partition *kw_next; /* the store's queue (kw_mu) */
+  uint64_t persists;     /* catalog writes that committed (append_lock) */
   /* BUFFERED: acknowledged records a failed write dropped, not yet reported
   ** to the application (append_lock): lost_n records in [lost_from,
   ** lost_to), the failure's status and message. See tk_part_take_lost. */

@@ -406,6 +406,8 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   pthread_cond_init(&s->flusher_cv, NULL);
   pthread_mutex_init(&s->reap_mu, NULL);
   pthread_cond_init(&s->reap_cv, NULL);
+  pthread_mutex_init(&s->kw_mu, NULL);
+  pthread_cond_init(&s->kw_cv, NULL);
   tk_wait_init(s);
   snprintf(s->db_path, sizeof s->db_path, "%s", path);
   snprintf(s->data_dir, sizeof s->data_dir, "%s-takhin", path);
@@ -561,6 +563,7 @@ static int teardown(takhin_store *s) {
     tk_store_each_partition(s, flush_one, &rc);
     tk_store_each_partition(s, take_first_lost, &rc);
   }
+  tk_key_writer_stop(s); /* after the flushes waited out its writes; it holds topic references */
   for (size_t b = 0; b < s->nbuckets; b++)
     for (tk_topic *t = s->topics[b], *nx; t; t = nx) {
       nx = t->hnext;
@@ -577,6 +580,8 @@ static int teardown(takhin_store *s) {
   pthread_cond_destroy(&s->flusher_cv);
   pthread_mutex_destroy(&s->reap_mu);
   pthread_cond_destroy(&s->reap_cv);
+  pthread_mutex_destroy(&s->kw_mu);
+  pthread_cond_destroy(&s->kw_cv);
   return rc;
 }
 

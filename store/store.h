@@ -49,6 +49,14 @@ struct takhin_store {
   size_t reap_n, reap_cap;
   pthread_t reaper;
   int reaper_running, reap_stop;
+  /* compacted partitions whose key rows the key-index writer thread is to
+  ** write, oldest first (keyindex.c; kw_mu guards these and each queued
+  ** partition's kw_next) */
+  pthread_mutex_t kw_mu;
+  pthread_cond_t kw_cv; /* work queued; a write done; stop */
+  tk_partition *kw_head, *kw_tail;
+  pthread_t kw_thread;
+  int kw_running, kw_stop;
   /* takhin_cursor_wait (wait.c): wait_cv signals appends to partitions
   ** with waiters; wait_seq counts appends; wait_mu guards the rest */
   pthread_mutex_t wait_mu;

@@ -37,6 +37,17 @@ extern int tk_compact_caller_plans;
 ** prove an error on the helper thread reaches the caller and undoes the run.
 ** 0 = off. */
 extern int tk_compact_plan_fail_at;
+/* keyindex.c: the key-writer thread sleeps this long before each write, so
+** that the tests see maps queued while producers, flushes and lookups go
+** on. 0 = off. */
+extern int tk_key_writer_delay_ms;
+/* keyindex.c: a map of latest keys is due when it holds this many (8192
+** otherwise), so that the tests hand maps over often. */
+extern int tk_key_map_keys;
+/* keyindex.c: every nth write of the key-writer thread fails after its
+** rows (rolled back, as on a full disk), to prove they are written later.
+** 0 = off. */
+extern int tk_key_writer_fail_every;
 #endif
 
 #ifdef __cplusplus

@@ -182,6 +182,9 @@ int takhin_topic_delete(takhin_store *s, const char *topic) {
   int rc = mark_folders(t, t->nparts, 0, &marked);
   if (!rc) rc = tk_sync_dir(s->data_dir); /* the marks outlive a power cut before the rows go */
   if (!rc) {
+    /* No key rows may land after the topic's are gone (the key-writer
+    ** thread takes no append_lock, so it finishes while they are held). */
+    for (int32_t i = 0; i < t->nparts; i++) tk_key_wait_written(t->parts[i]);
     pthread_mutex_lock(&s->cat_lock);
     rc = tk_cat_delete_topic(s, t->topic_id);
     pthread_mutex_unlock(&s->cat_lock);

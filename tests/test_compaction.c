@@ -23,6 +23,9 @@
 #include "testutil.h"
 
 extern int tk_compact_crash_step;
+extern int tk_key_writer_delay_ms;
+extern int tk_key_map_keys;
+extern int tk_key_writer_fail_every;
 
 enum { NKEYS_MAX = 4096 };
 
@@ -967,4 +970,286 @@ Test(compaction, read_only_open_between_commit_and_rename) {
     takhin_close(ro);
     model_free(&m);
   }
+}
+
+/* ---- the key-writer thread under load ------------------------------------
+** Producers on a compacted partition hand their maps of latest keys to the
+** store's key-writer thread (keyindex.c) while compaction runs and keys are
+** looked up. The model: each key's newest acknowledged offset. A lookup
+** must never resolve a key to an offset older than the one acknowledged
+** before it began (a map written late, or key_upto moved past unwritten
+** rows, would show as that, or as compaction dropping a key's latest
+** record); at the end, quiet, every key resolves to exactly its newest
+** offset, before and after a reopen and a full compaction. */
+enum { KW_PRODUCERS = 3, KW_KEYS = 20000, KW_BATCHES = 200, KW_BATCH = 100 };
+/* Lookups and compaction (both write every waiting key row first) start
+** once this many batches are in: until then maps fill up (some 15,000 of
+** the keys) and must go to the writer thread. */
+#define KW_QUIET_BATCHES (KW_PRODUCERS * KW_BATCHES / 2)
+
+typedef struct kw_shared {
+  takhin_store *s;
+  _Atomic int64_t latest[KW_KEYS]; /* -1: never acknowledged */
+  atomic_int producing;            /* producers still running */
+  atomic_int failed;
+  char why[512];
+  atomic_long lookups, compactions;
+  atomic_int batches;  /* acknowledged */
+  atomic_int last_key; /* of the newest acknowledged batch */
+} kw_shared;
+
+static kw_shared kw;
+
+static void kw_fail(const char *fmt, long a, long b, int rc) {
+  if (atomic_exchange(&kw.failed, 1)) return;
+  snprintf(kw.why, sizeof kw.why, fmt, a, b, rc);
+  size_t n = strlen(kw.why);
+  snprintf(kw.why + n, sizeof kw.why - n, " (%s)", takhin_errmsg());
+}
+
+static void *kw_produce(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg * 7919u + 3u;
+  takhin_record recs[KW_BATCH];
+  char keys[KW_BATCH][16], vals[KW_BATCH][32];
+  int ks[KW_BATCH];
+  for (int b = 0; b < KW_BATCHES && !atomic_load(&kw.failed); b++) {
+    for (int j = 0; j < KW_BATCH; j++) {
+      ks[j] = (int)(rand_r(&seed) % KW_KEYS);
+      int kl = snprintf(keys[j], sizeof keys[j], "key-%d", ks[j]);
+      int vl = snprintf(vals[j], sizeof vals[j], "p%d-b%d-r%d", (int)(uintptr_t)arg, b, j);
+      recs[j] = (takhin_record){.key = keys[j],
+                                .key_len = (size_t)kl,
+                                .value = vals[j],
+                                .value_len = (size_t)vl,
+                                .timestamp = 1000 + b};
+    }
+    int64_t first;
+    int rc = takhin_produce(kw.s, "t", 0, recs, KW_BATCH, &first);
+    if (rc) {
+      kw_fail("producer %ld batch %ld: produce failed %d", (long)(uintptr_t)arg, b, rc);
+      break;
+    }
+    for (int j = 0; j < KW_BATCH; j++) { /* acknowledged: the newest of its key, unless beaten */
+      int64_t o = first + j, cur = atomic_load(&kw.latest[ks[j]]);
+      while (cur < o && !atomic_compare_exchange_weak(&kw.latest[ks[j]], &cur, o)) {}
+    }
+    atomic_store(&kw.last_key, ks[KW_BATCH - 1]);
+    atomic_fetch_add(&kw.batches, 1);
+  }
+  atomic_fetch_sub(&kw.producing, 1);
+  return NULL;
+}
+
+/* Look key k up: its record at an offset >= at_least, with key k. A record
+** superseded and compacted away between the lookup and the read is a race
+** the caller retries (ENOTFOUND), never an older answer. */
+static int kw_lookup(takhin_cursor *c, int k, int64_t at_least, int64_t *got) {
+  char key[16];
+  int kl = snprintf(key, sizeof key, "key-%d", k);
+  takhin_message m;
+  int rc = takhin_cursor_get_key(c, key, (size_t)kl, &m);
+  if (rc) return rc;
+  *got = m.offset;
+  if (m.offset < at_least) {
+    kw_fail("key %ld resolved to offset %ld, older than its acknowledged newest", k, (long)m.offset,
+            0);
+    return TAKHIN_OK;
+  }
+  if (m.key_len != (size_t)kl || memcmp(m.key, key, (size_t)kl))
+    kw_fail("key %ld: the record at offset %ld has another key", k, (long)m.offset, 0);
+  return TAKHIN_OK;
+}
+
+/* Wait for the quiet first half (see KW_QUIET_BATCHES). */
+static void kw_wait_quiet_half(void) {
+  while (atomic_load(&kw.batches) < KW_QUIET_BATCHES && atomic_load(&kw.producing) > 0 &&
+         !atomic_load(&kw.failed))
+    usleep(1000);
+}
+
+static void *kw_lookups(void *arg) {
+  (void)arg;
+  unsigned seed = 97;
+  kw_wait_quiet_half();
+  takhin_cursor *c;
+  if (takhin_cursor_open(kw.s, "t", 0, &c)) {
+    kw_fail("lookup cursor: %ld %ld %d", 0, 0, -1);
+    return NULL;
+  }
+  while (atomic_load(&kw.producing) > 0 && !atomic_load(&kw.failed)) {
+    /* half of them a key just produced: its row is the likeliest to wait */
+    int k = rand_r(&seed) % 2 ? atomic_load(&kw.last_key) : (int)(rand_r(&seed) % KW_KEYS);
+    int64_t want = atomic_load(&kw.latest[k]), got;
+    if (want < 0) continue;
+    int rc = TAKHIN_ENOTFOUND;
+    for (int tries = 0; tries < 100 && rc == TAKHIN_ENOTFOUND; tries++)
+      rc = kw_lookup(c, k, want, &got);
+    if (rc) kw_fail("key %ld (newest %ld): lookup failed %d", k, (long)want, rc);
+    atomic_fetch_add(&kw.lookups, 1);
+  }
+  takhin_cursor_close(c);
+  return NULL;
+}
+
+static void *kw_compactor(void *arg) {
+  (void)arg;
+  kw_wait_quiet_half();
+  while (atomic_load(&kw.producing) > 0 && !atomic_load(&kw.failed)) {
+    int rc = takhin_compact(kw.s, "t", 0, 1, NULL);
+    if (rc) kw_fail("compaction %ld failed %ld: %d", atomic_load(&kw.compactions), 0, rc);
+    atomic_fetch_add(&kw.compactions, 1);
+  }
+  return NULL;
+}
+
+/* A thread of this process is named name (pthread_setname_np). */
+static int thread_named(const char *name) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return 0;
+  int found = 0;
+  struct dirent *e;
+  while (!found && (e = readdir(d))) {
+    char path[300], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    if (fgets(comm, sizeof comm, f)) found = strncmp(comm, name, strlen(name)) == 0;
+    fclose(f);
+  }
+  closedir(d);
+  return found;
+}
+
+/* Quiet: every key resolves to exactly its newest acknowledged offset. */
+static void kw_all_keys_exact(takhin_store *s, const char *when) {
+  takhin_cursor *c;
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
+  for (int k = 0; k < KW_KEYS; k++) {
+    int64_t want = atomic_load(&kw.latest[k]), got = -1;
+    if (want < 0) continue;
+    cr_assert_eq(kw_lookup(c, k, want, &got), TAKHIN_OK, "%s: key-%d: %s", when, k,
+                 takhin_errmsg());
+    cr_assert_eq(got, want, "%s: key-%d resolves to %lld, its newest is %lld", when, k,
+                 (long long)got, (long long)want);
+  }
+  takhin_cursor_close(c);
+  cr_assert(!atomic_load(&kw.failed), "%s: %s", when, kw.why);
+}
+
+static void key_writer_under_load(int durability, const char *name, int fail_every) {
+  const char *db = tu_store_path(name);
+  takhin_options o;
+  takhin_options_init(&o);
+  o.durability = durability;
+  memset(&kw, 0, sizeof kw);
+  tk_key_writer_delay_ms = 20; /* maps stay queued while the others run */
+  tk_key_map_keys = 500;       /* and are handed over often */
+  tk_key_writer_fail_every = fail_every;
+  for (int k = 0; k < KW_KEYS; k++) atomic_store(&kw.latest[k], -1);
+  cr_assert_eq(takhin_open(db, &o, &kw.s), TAKHIN_OK, "%s", takhin_errmsg());
+  static const char *const cfg[] = {"cleanup_policy", "compact", "segment_bytes", "65536", NULL};
+  cr_assert_eq(takhin_topic_create(kw.s, "t", 1, cfg), TAKHIN_OK, "%s", takhin_errmsg());
+  atomic_store(&kw.producing, KW_PRODUCERS);
+  pthread_t th[KW_PRODUCERS + 2];
+  for (int i = 0; i < KW_PRODUCERS; i++)
+    cr_assert_eq(pthread_create(&th[i], NULL, kw_produce, (void *)(uintptr_t)i), 0);
+  cr_assert_eq(pthread_create(&th[KW_PRODUCERS], NULL, kw_lookups, NULL), 0);
+  cr_assert_eq(pthread_create(&th[KW_PRODUCERS + 1], NULL, kw_compactor, NULL), 0);
+  for (int i = 0; i < KW_PRODUCERS + 2; i++) pthread_join(th[i], NULL);
+  tk_key_writer_fail_every = 0; /* the checks below: a lookup's flush waits for a queued map */
+  cr_assert(!atomic_load(&kw.failed), "%s", kw.why);
+  cr_assert_gt(atomic_load(&kw.lookups), 0);
+  cr_assert_gt(atomic_load(&kw.compactions), 0);
+  /* the maps went to the writer thread (more keys than one map holds) */
+  cr_assert(thread_named("takhin-keys"), "no key-writer thread ran");
+  kw_all_keys_exact(kw.s, "after the run");
+  tk_topic *t;
+  tk_partition *p;
+  cr_assert_eq(tk_store_partition(kw.s, "t", 0, &t, &p), TAKHIN_OK);
+  int64_t hwm = (int64_t)KW_PRODUCERS * KW_BATCHES * KW_BATCH;
+  cr_assert_eq(tk_key_covered(p), hwm, "the key index covers the log after the lookups' flush");
+  tk_topic_unref(t);
+  cr_assert_eq(takhin_close(kw.s), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(takhin_open(db, &o, &kw.s), TAKHIN_OK, "%s", takhin_errmsg());
+  kw_all_keys_exact(kw.s, "after a reopen");
+  cr_assert_eq(takhin_compact(kw.s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  kw_all_keys_exact(kw.s, "after a full compaction");
+  cr_assert_eq(takhin_close(kw.s), TAKHIN_OK, "%s", takhin_errmsg());
+  tk_key_writer_delay_ms = 0;
+  tk_key_map_keys = 8192;
+  tk_key_writer_fail_every = 0;
+}
+
+Test(compaction, key_writer_under_load_os, .timeout = 300) {
+  key_writer_under_load(TAKHIN_DURABILITY_OS, "compact_kw_os", 0);
+}
+
+Test(compaction, key_writer_under_load_buffered, .timeout = 300) {
+  key_writer_under_load(TAKHIN_DURABILITY_BUFFERED, "compact_kw_buffered", 0);
+}
+
+/* Every other write of the thread fails (rolled back): its rows join the
+** partition's map again and go with a later write; nothing is lost. */
+Test(compaction, key_writer_failures_are_written_later, .timeout = 300) {
+  key_writer_under_load(TAKHIN_DURABILITY_OS, "compact_kw_fail", 2);
+}
+
+/* A writer killed (SIGKILL) while a map is queued and unwritten, and later
+** maps full beside it (their rows written, key_upto left where it was): the
+** reopen's catch-up re-reads what key_upto does not cover, and every key
+** resolves to its newest record. */
+Test(compaction, killed_with_a_map_queued, .timeout = 120) {
+  const char *db = tu_store_path("compact_kill_queued");
+  takhin_store *s = open_db(db);
+  static const char *const cfg[] = {"cleanup_policy", "compact", "segment_bytes", "65536", NULL};
+  cr_assert_eq(takhin_topic_create(s, "t", 1, cfg), TAKHIN_OK);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  model m;
+  model_init(&m, 20000);
+  unsigned seed = 71, child_seed = seed;
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    tk_key_map_keys = 50;            /* a map is due every few batches */
+    tk_key_writer_delay_ms = 600000; /* and the first stays queued */
+    takhin_store *cs;
+    if (takhin_open(db, NULL, &cs)) _exit(2);
+    produce(cs, "t", &m, 8000, 4000, 100, 0, 40, &child_seed);
+    tk_topic *ct;
+    tk_partition *cp;
+    if (tk_store_partition(cs, "t", 0, &ct, &cp)) _exit(3);
+    pthread_mutex_lock(&cp->append_lock);
+    char state = (char)(tk_key_writing(cp) ? 'q' : 'i'); /* queued, as meant */
+    pthread_mutex_unlock(&cp->append_lock);
+    if (write(fds[1], &state, 1) != 1) _exit(4);
+    pause();
+    _exit(5);
+  }
+  close(fds[1]);
+  char state = 0;
+  cr_assert_eq(read(fds[0], &state, 1), 1, "the child acknowledged its records");
+  close(fds[0]);
+  kill(pid, SIGKILL);
+  int st;
+  waitpid(pid, &st, 0);
+  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %d", st);
+  cr_assert_eq(state, 'q', "a map was queued when the child died");
+  produce_model_only(&m, 8000, 4000, &seed);
+  s = open_db(db);
+  tk_topic *t;
+  tk_partition *p;
+  cr_assert_eq(tk_store_partition(s, "t", 0, &t, &p), TAKHIN_OK);
+  pthread_mutex_lock(&p->append_lock);
+  cr_assert(p->keys_tracked && p->key_upto == m.n, "the open caught the index up: %lld of %lld",
+            (long long)p->key_upto, (long long)m.n);
+  pthread_mutex_unlock(&p->append_lock);
+  tk_topic_unref(t);
+  lookups_match(s, &m, 4000);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  check_log(s, "t", &m, active_base(s, "t"), 100, 0);
+  lookups_match(s, &m, 4000);
+  model_free(&m);
+  takhin_close(s);
 }
