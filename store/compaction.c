@@ -14,7 +14,8 @@
 **      survive are copied as they are; others keep their header (base offset,
 **      last offset delta, timestamps) with only the surviving records' bytes,
 **      recompressed and re-checksummed; empty batches go;
-**   3. fdatasync the new files (writeback started as each was written) and
+**   3. fdatasync the new files (each as soon as it is written, on up to
+**      four threads at once, so the disk's cache flushes merge) and
 **      the folder, then in one catalog
 **      transaction: the new segment and index rows, the checkpoint, the
 **      forgotten tombstones, and a swap row per segment;
@@ -29,6 +30,7 @@
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,45 +245,145 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
   return TAKHIN_OK;
 }
 
-/* New files waiting for their fdatasync: writeback of each starts as soon
-** as it is written (sync_file_range), and the waits come at the end, so the
-** disk works while the next segment is rewritten. Bounded, to stay well
-** inside the descriptor budget. */
+/* New files waiting for their fdatasync. On the disks we run on each
+** fdatasync of a new file is a device cache flush plus a synchronous inode
+** write, a few ms, and one after another they were most of a run
+** (BENCHMARKS.md, "Where compaction's time goes"). Flushes that reach the
+** block layer together are merged into one, so the files are synced by up
+** to SYNC_THREADS threads at once, each file as soon as it is written (its
+** writeback started first), while the next segment is rewritten. sync_all
+** waits for every one: the durability point does not move (each new file
+** is synced before the folder is, and before the catalog names it). The
+** threads are started on demand and live for one run; where none can be
+** started, the caller syncs inline. At most SYNC_AHEAD files are open
+** here, well inside the descriptor budget. */
 #define SYNC_AHEAD 32
+#define SYNC_THREADS 4
+
+#ifdef TAKHIN_TESTING
+/* Test hook (testing.h): the fdatasync of the n-th new file of a run
+** (1-based) fails with EIO, to prove an error on a syncing thread undoes
+** the run. 0 = off. */
+int tk_compact_sync_fail_at;
+#else
+#define tk_compact_sync_fail_at 0
+#endif
+
 typedef struct sync_queue {
-  int fd[SYNC_AHEAD];
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int fd[SYNC_AHEAD]; /* files [done.., tail) are open here; slot x % SYNC_AHEAD */
   char path[SYNC_AHEAD][TK_PATH_MAX + 16];
-  int n;
+  size_t head, tail; /* [head, tail) wait for a thread */
+  size_t done;       /* files synced (or failed) and closed */
+  size_t pushed;     /* files of the run, for the test hook */
+  int idle;          /* threads waiting for a file */
+  int nth;
+  pthread_t th[SYNC_THREADS];
+  int stop;
+  int err; /* the first failure's errno, on the file at err_path */
+  char err_path[TK_PATH_MAX + 16];
 } sync_queue;
 
-static int sync_one(sync_queue *q, int i) {
-  int rc = fdatasync(q->fd[i]) != 0 ? tk_err_sys(errno, "fdatasync", q->path[i]) : TAKHIN_OK;
-  close(q->fd[i]);
-  q->fd[i] = -1;
-  return rc;
+static void sync_init(sync_queue *q) {
+  pthread_mutex_init(&q->mu, NULL);
+  pthread_cond_init(&q->cv, NULL);
 }
 
-/* Wait for every queued file; the first error is returned, all are closed. */
-static int sync_all(sync_queue *q) {
-  int rc = TAKHIN_OK;
-  for (int i = 0; i < q->n; i++) {
-    int r = sync_one(q, i);
-    if (r && !rc) rc = r;
+/* fdatasync and close one file (n-th of the run); mu not held. */
+static int sync_file(int fd, size_t n) {
+  int r = fdatasync(fd), e = errno;
+  if (tk_compact_sync_fail_at > 0 && n + 1 == (size_t)tk_compact_sync_fail_at) r = -1, e = EIO;
+  close(fd);
+  return r ? e : 0;
+}
+
+static void sync_failed(sync_queue *q, int e, const char *path) {
+  if (e && !q->err) {
+    q->err = e;
+    snprintf(q->err_path, sizeof q->err_path, "%s", path);
   }
-  q->n = 0;
-  return rc;
 }
 
+static void *sync_main(void *arg) {
+  sync_queue *q = arg;
+  pthread_setname_np(pthread_self(), "takhin-sync"); /* as top and perf show it */
+  char path[TK_PATH_MAX + 16];
+  pthread_mutex_lock(&q->mu);
+  for (;;) {
+    while (q->head == q->tail && !q->stop) {
+      q->idle++;
+      pthread_cond_wait(&q->cv, &q->mu);
+      q->idle--;
+    }
+    if (q->head == q->tail) break; /* stopping, and nothing left */
+    size_t x = q->head++;
+    int fd = q->fd[x % SYNC_AHEAD];
+    snprintf(path, sizeof path, "%s", q->path[x % SYNC_AHEAD]);
+    pthread_mutex_unlock(&q->mu);
+    int e = sync_file(fd, x);
+    pthread_mutex_lock(&q->mu);
+    sync_failed(q, e, path);
+    q->done++;
+    pthread_cond_broadcast(&q->cv);
+  }
+  pthread_mutex_unlock(&q->mu);
+  return NULL;
+}
+
+/* Wait for every queued file; the first error of the run is returned
+** (once), all are closed. */
+static int sync_all(sync_queue *q) {
+  pthread_mutex_lock(&q->mu);
+  while (q->done != q->tail) pthread_cond_wait(&q->cv, &q->mu);
+  int e = q->err;
+  char path[TK_PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s", q->err_path);
+  q->err = 0;
+  pthread_mutex_unlock(&q->mu);
+  return e ? tk_err_sys(e, "fdatasync", path) : TAKHIN_OK;
+}
+
+/* Hand the new file at fd (written whole) over to be synced and closed. */
 static int sync_later(sync_queue *q, int fd, const char *path) {
-  int rc = TAKHIN_OK;
-  if (q->n == SYNC_AHEAD) rc = sync_all(q);
 #ifdef SYNC_FILE_RANGE_WRITE
   sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 #endif
-  q->fd[q->n] = fd;
-  snprintf(q->path[q->n], sizeof q->path[q->n], "%s", path);
-  q->n++;
-  return rc;
+  pthread_mutex_lock(&q->mu);
+  size_t n = q->pushed++;
+  if (q->idle == 0 && q->nth < SYNC_THREADS &&
+      pthread_create(&q->th[q->nth], NULL, sync_main, q) == 0)
+    q->nth++;
+  if (q->nth == 0) { /* no thread: sync it now */
+    q->tail++;
+    pthread_mutex_unlock(&q->mu);
+    int e = sync_file(fd, n);
+    pthread_mutex_lock(&q->mu);
+    sync_failed(q, e, path);
+    q->head++;
+    q->done++;
+    pthread_mutex_unlock(&q->mu);
+    return TAKHIN_OK; /* an error arrives through sync_all */
+  }
+  while (q->tail - q->done >= SYNC_AHEAD) pthread_cond_wait(&q->cv, &q->mu);
+  q->fd[q->tail % SYNC_AHEAD] = fd;
+  snprintf(q->path[q->tail % SYNC_AHEAD], sizeof q->path[0], "%s", path);
+  q->tail++;
+  pthread_cond_broadcast(&q->cv);
+  pthread_mutex_unlock(&q->mu);
+  return TAKHIN_OK;
+}
+
+/* End of the run: every queued file is synced and closed, the threads
+** are joined. */
+static void sync_stop(sync_queue *q) {
+  pthread_mutex_lock(&q->mu);
+  q->stop = 1;
+  pthread_cond_broadcast(&q->cv);
+  pthread_mutex_unlock(&q->mu);
+  for (int i = 0; i < q->nth; i++) pthread_join(q->th[i], NULL);
+  pthread_mutex_destroy(&q->mu);
+  pthread_cond_destroy(&q->cv);
 }
 
 /* Bytes read from the old file at a time: large enough that a syscall's
@@ -530,6 +632,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   int64_t first = 0, end = 0;
   rewrite_run run;
   memset(&run, 0, sizeof run);
+  sync_init(&run.q);
   if (rc) goto out;
   /* 1. the cleanable segments: never past what the key index covers (after
   ** the flush above, the whole log, unless key rows were lost in a failure
@@ -664,6 +767,7 @@ out:
   }
   free(cand);
   free(fresh);
+  sync_stop(&run.q);
   rewriter_free(&run.w);
   if (!rc && out) { /* live keys, whether or not this run rewrote anything */
     int64_t keys = 0;

@@ -33,6 +33,10 @@ extern int tk_compact_crash_step;
 ** caller plans, a thread rewrites) through the C API too, so the threaded
 ** tests cover it. */
 extern int tk_compact_caller_plans;
+/* compaction.c: the fdatasync of the n-th new file of a run (1-based)
+** fails with EIO, to prove an error on a syncing thread undoes the run.
+** 0 = off. */
+extern int tk_compact_sync_fail_at;
 /* compact_plan.c: the survivors query of candidate n (1-based) fails, to
 ** prove an error on the helper thread reaches the caller and undoes the run.
 ** 0 = off. */

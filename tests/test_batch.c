@@ -1074,6 +1074,57 @@ Test(batch, record_skip_agrees_with_decode) {
   cr_assert_eq(tk_record_skip(&q, q + qlen, &h, &off), TAKHIN_ECORRUPT);
 }
 
+/* The same for records whose fields take one, two and more bytes (the
+** inlined short path and the general one): 100-byte values (two-byte
+** lengths), offset deltas past 63 and a negative, a two-byte and a long
+** timestamp delta; every truncation still fails cleanly. */
+Test(batch, record_skip_agrees_with_decode_short_and_long_fields) {
+  bb area = {.n = 0};
+  char value[101], big[1001];
+  memset(value, 'v', 100);
+  value[100] = 0;
+  memset(big, 'w', 1000);
+  big[1000] = 0;
+  const int64_t ts[] = {0, -1, 63, 64, 8191, 8192, 1000000000LL};
+  int n = 0;
+  for (int i = 0; i < 40; i++, n++)
+    bb_record(&area, ts[i % 7], i * 2, i % 3 ? "key" : NULL, i == 7 ? big : i % 2 ? value : "");
+  make_batch(1000, 0, 2 * (n - 1), n, 5000, 5000, area.b, area.n);
+  tk_batch_hdr h;
+  cr_assert_eq(tk_batch_parse_header(out.p, out.len, &h), TAKHIN_OK);
+  const uint8_t *q;
+  size_t qlen;
+  cr_assert_eq(tk_batch_records(out.p, &h, dctx, &dscratch, MAX_OUT, &q, &qlen), TAKHIN_OK);
+  const uint8_t *d = q, *k = q, *end = q + qlen;
+  for (int i = 0; i < n; i++) {
+    takhin_message m;
+    int64_t off = -1;
+    cr_assert_eq(tk_record_decode(&d, end, &h, &m), TAKHIN_OK, "record %d", i);
+    cr_assert_eq(tk_record_skip(&k, end, &h, &off), TAKHIN_OK, "record %d", i);
+    cr_assert_eq(off, m.offset, "record %d", i);
+    cr_assert_eq(off, 1000 + 2 * i, "record %d", i);
+    cr_assert_eq(k, d, "record %d ends where decode ends", i);
+  }
+  for (size_t cut = 0; cut < qlen; cut++) {
+    uint8_t *copy = malloc(cut ? cut : 1);
+    memcpy(copy, q, cut);
+    const uint8_t *p = copy, *e = copy + cut;
+    int64_t off;
+    int rc = TAKHIN_OK;
+    for (int i = 0; i < n && rc == TAKHIN_OK; i++) rc = tk_record_skip(&p, e, &h, &off);
+    cr_assert_eq(rc, TAKHIN_ECORRUPT, "area cut at %zu of %zu", cut, qlen);
+    free(copy);
+  }
+  /* A two-byte offset delta past the header's last one is refused. */
+  area = (bb){.n = 0};
+  bb_record(&area, 0, 100, "a", value);
+  make_batch(0, 0, 99, 1, 0, 0, area.b, area.n);
+  cr_assert_eq(tk_batch_parse_header(out.p, out.len, &h), TAKHIN_OK);
+  cr_assert_eq(tk_batch_records(out.p, &h, dctx, &dscratch, MAX_OUT, &q, &qlen), TAKHIN_OK);
+  int64_t off;
+  cr_assert_eq(tk_record_skip(&q, q + qlen, &h, &off), TAKHIN_ECORRUPT);
+}
+
 /* A LogAppendTime batch (attributes bit 3, set by a broker) gives every
 ** record the batch's maxTimestamp, as Kafka's readers do. */
 Test(batch, log_append_time) {

@@ -617,6 +617,52 @@ Test(compaction, plan_error_undoes_the_run_caller_plans) {
   tk_compact_caller_plans = 0;
 }
 
+extern int tk_compact_sync_fail_at;
+
+/* The new files are synced on threads of their own while the rewriting goes
+** on: a failed fdatasync there (the first, one in the middle, the last new
+** file) fails the run with EIO and its message, nothing is swapped in, no
+** .cleaned file stays, and the next run succeeds. */
+static void sync_error_undoes_the_run(const char *name) {
+  const char *db = tu_store_path(name);
+  model m;
+  unsigned seed = 23;
+  takhin_store *s = keyed_store(db, &m, 8000, &seed);
+  takhin_partition_info before, after;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &before), TAKHIN_OK);
+  cr_assert_gt(before.segments, 10, "enough new files for several syncing threads");
+  int at[] = {1, 5, (int)before.segments - 1};
+  for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
+    tk_compact_sync_fail_at = at[k];
+    int rc = takhin_compact(s, "t", 0, 1, NULL);
+    tk_compact_sync_fail_at = 0;
+    cr_assert_eq(rc, TAKHIN_EIO, "fdatasync failure at new file %d: got %d", at[k], rc);
+    cr_assert(strstr(takhin_errmsg(), "fdatasync"), "the thread's error arrives: %s",
+              takhin_errmsg());
+    cr_assert_eq(takhin_partition_info_get(s, "t", 0, &after), TAKHIN_OK);
+    cr_assert_eq(after.size_bytes, before.size_bytes, "nothing was swapped in");
+    check_log(s, "t", &m, 0, 100, 0);
+    assert_no_cleaned_files(db);
+  }
+  takhin_compaction_result r = {0};
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_gt(r.segments_compacted, 5);
+  check_log(s, "t", &m, active_base(s, "t"), 100, 0);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  s = open_db(db);
+  check_log(s, "t", &m, active_base(s, "t"), 100, 0);
+  model_free(&m);
+  takhin_close(s);
+}
+
+Test(compaction, sync_error_undoes_the_run) { sync_error_undoes_the_run("compact_sync_error"); }
+
+Test(compaction, sync_error_undoes_the_run_caller_plans) {
+  tk_compact_caller_plans = 1;
+  sync_error_undoes_the_run("compact_sync_error_swapped");
+  tk_compact_caller_plans = 0;
+}
+
 /* A damaged batch that compaction would re-seal under a new CRC stops the
 ** run with ECORRUPT (the rewrite checks it before re-sealing it):
 ** the damaged file is left exactly as it was, no .cleaned file stays, and
