@@ -82,6 +82,16 @@ int tk_part_persist(tk_partition *p, int flush) {
   takhin_store *s = tk_part_store(p);
   tk_topic *t = p->topic;
   int rc;
+  /* A deleted topic's catalog rows are gone, and the next topic created may
+  ** get its topic_id (INTEGER PRIMARY KEY gives the largest + 1 again):
+  ** rows written now, by whoever found the partition before the delete and
+  ** flushes it after (a compaction, a key lookup), would become that
+  ** topic's, and a key row left over outranks its keys' records there (the
+  ** upsert keeps the larger offset), so its compaction would drop them.
+  ** Sound under append_lock: the delete holds every append_lock from before
+  ** its rows go until deleted is set. */
+  if (atomic_load(&t->deleted))
+    return tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", t->name);
   pthread_mutex_lock(&s->cat_lock);
   rc = tk_cat_begin(s);
   for (size_t i = 0; !rc && i < p->nsegs; i++) {
