@@ -266,6 +266,7 @@ static void *kw_main(void *arg) {
 ** no thread may run (the caller writes it itself). */
 static int kw_hand_over(tk_partition *p, int64_t upto, int move) {
   takhin_store *s = p->topic->store;
+  tk_assert(atomic_load_explicit(&p->kw_state, memory_order_relaxed) == KW_IDLE);
   pthread_mutex_lock(&s->kw_mu);
   if (!s->kw_running && !s->kw_stop && pthread_create(&s->kw_thread, NULL, kw_main, s) == 0)
     s->kw_running = 1;
@@ -448,7 +449,17 @@ int tk_key_persist_rows(tk_partition *p, int flush, tk_key_persist *kp) {
   int due = flush || s->borrowed || full || now - m->since_ms >= TK_PERSIST_MS ||
             kp->upto - p->key_upto >= KEYMAP_LAG;
   if (m->n && !due) return TAKHIN_OK;
-  if (atomic_load_explicit(&p->kw_state, memory_order_relaxed) == KW_QUEUED) {
+  /* One look at the state, acted on: the thread may finish (QUEUED ->
+  ** DONE) at any moment, also since kw_take_back above. A map handed over
+  ** while the last is DONE and not taken back would swap that one (failed
+  ** rows and all) into latest, and the new write would move key_upto past
+  ** rows that are not written. */
+  int kw = atomic_load_explicit(&p->kw_state, memory_order_acquire);
+  if (kw == KW_DONE) {
+    kw_take_back(p);
+    kw = KW_IDLE;
+  }
+  if (kw == KW_QUEUED) {
     /* The thread has the previous map: key_upto waits for its commit. Rows
     ** are written here only when they must be: a flush, or a full map (the
     ** producers outrun the thread). */
