@@ -346,3 +346,25 @@ Test(sql, drop_in_rolled_back_transaction_keeps_the_data) {
   EXPECT_ROWS(db, "0|a\n1|b\n", "SELECT partition, key FROM ev");
   sqlite3_close(db);
 }
+
+/* A connection closed with a DROP pending and no COMMIT: its transaction
+** rolls back (xRollback forgets the list), so the topic, its files, its
+** table and its records stay, and the next connection has nothing pending. */
+Test(sql, drop_in_transaction_then_close_keeps_the_topic) {
+  const char *path = tu_store_path("sql_drop_close");
+  sqlite3 *db = db_open(path);
+  exec_ok(db, "CREATE VIRTUAL TABLE ev USING takhin(partitions=1)");
+  exec_ok(db, "INSERT INTO ev(key, value) VALUES ('a','1')");
+  exec_ok(db, "BEGIN");
+  exec_ok(db, "DROP TABLE ev");
+  EXPECT_ROWS(db, "ev\n", "SELECT topic FROM takhin_pending_drops");
+  cr_assert_eq(sqlite3_close(db), SQLITE_OK);
+  cr_assert(seg_exists(path, "ev", 0), "nothing deleted without a COMMIT");
+  db = db_open(path);
+  EXPECT_ROWS(db, "", "SELECT topic FROM takhin_pending_drops");
+  EXPECT_ROWS(db, "ev\n", "SELECT name FROM takhin_topics");
+  EXPECT_ROWS(db, "a|1\n", "SELECT key, value FROM ev");
+  exec_ok(db, "INSERT INTO ev(key, value) VALUES ('b','2')"); /* nothing pending refuses it */
+  EXPECT_ROWS(db, "2\n", "SELECT count(*) FROM ev");
+  sqlite3_close(db);
+}
