@@ -50,6 +50,11 @@
 #define READ_CHUNK (1024 * 1024) /* a frame's buffer grows as its bytes arrive */
 
 static atomic_int stopping;
+/* when the accept loop saw `stopping` (ms, monotonic): requests that keep
+** arriving after it are served for STOP_GRACE_MS at most, so a client that
+** pipelines without pause cannot hold the drain open */
+static _Atomic int64_t stop_seen_ms;
+#define STOP_GRACE_MS 1000
 static int frame_timeout_ms = FRAME_TIMEOUT_MS;
 static int idle_timeout_ms = IDLE_TIMEOUT_MS;
 /* Test hook (environment TAKHIN_KAFKA_TEST_DROP_PRODUCE=N): close the
@@ -80,6 +85,8 @@ static int read_full(int fd, uint8_t *p, size_t n, int64_t deadline, int idle_ok
       /* stopping: a request that arrived before is served, no later one waited for */
       struct pollfd now = {fd, POLLIN, 0};
       if (poll(&now, 1, 0) <= 0) return -1;
+      int64_t seen = atomic_load(&stop_seen_ms);
+      if (seen && mono_ms() - seen > STOP_GRACE_MS) return -1;
     }
     int64_t left = deadline - mono_ms();
     if (left <= 0) return -1;
@@ -318,6 +325,7 @@ int main(int argc, char **argv) {
     }
   }
   close(lfd);
+  atomic_store(&stop_seen_ms, mono_ms());
   kh_log("stopping: draining %d connections", atomic_load(&nconns));
   /* connections notice `stopping` between requests, within POLL_TICK_MS;
   ** a long poll returns early; an in-flight request completes */

@@ -9,6 +9,9 @@ store: a Produce that is acknowledged is there after a restart.
    served it is answered; on a new one (perhaps not accepted yet) it is
    answered or the connection closed. Each time the server exits 0 and an
    acknowledged record is there after the restart, at its offset.
+3. A client that keeps sending requests without pause after SIGTERM cannot
+   hold the drain open: its connection is closed within the server's grace
+   (about a second), and the server exits 0 well before its 30 s limit.
 
 usage: shutdown.py SERVER_BINARY SCRATCH_DIR
 """
@@ -17,6 +20,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 
 from kafka_wire import batch, call, fetch_v4, header, recv_exact, s16, s32, scratch_dir, st, start_server, stop_server, time_bound
@@ -108,7 +112,49 @@ try:
     print("ok: a Produce sent just before SIGTERM is answered and there after a restart (4 rounds, acks 1 and -1)")
     acked = sum(race(rnd, False) for rnd in range(4))
     print(f"ok: the same on a new connection: {acked} of 4 acknowledged, each there after the restart")
-    stop_server(proc)
+
+    # 3. a client pipelining ApiVersions requests without pause: a writer
+    # thread keeps the server's receive buffer full, a reader drains answers
+    av = header(18, 0, 7)
+    av = s32(len(av)) + av
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    call(port, 18, 0, b"", sock=s, close=False)  # served: the connection is accepted
+    closed = threading.Event()
+    answered = [0]
+
+    def writer():
+        try:
+            while not closed.is_set():
+                s.sendall(av * 4096)
+        except OSError:
+            closed.set()
+
+    def reader():
+        try:
+            while True:
+                got = s.recv(1 << 16)
+                if not got:
+                    break
+                answered[0] += len(got)
+        except OSError:
+            pass
+        closed.set()
+
+    threads = [threading.Thread(target=writer, daemon=True), threading.Thread(target=reader, daemon=True)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)  # a stream of requests in flight
+    served_before = answered[0]
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    closed.wait(20)
+    took = time.monotonic() - t0
+    s.close()
+    assert served_before > 0, "the pipelining client was never served"
+    assert closed.is_set(), "a client pipelining requests kept its connection open for 20 s after SIGTERM"
+    assert proc.wait(timeout=30) == 0, "server did not stop cleanly"
+    print(f"ok: a client pipelining requests after SIGTERM is closed after {took:.1f} s and the server exits 0")
+    proc = None
 finally:
     if proc and proc.poll() is None:
         proc.kill()
