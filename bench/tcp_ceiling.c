@@ -137,6 +137,7 @@ static int one_op(int fd, uint8_t *bufs[2], size_t chunk, size_t log_len, sink *
     for (const uint8_t *p = bufs[cur], *e = p + len; p + REC_HDR <= e;) {
       uint32_t n;
       memcpy(&n, p, sizeof n);
+      if (n < KEY_LEN || n > (size_t)(e - p) - REC_HDR) return -1; /* a record past the response */
       const uint8_t *key = p + REC_HDR, *val = key + KEY_LEN;
       size_t vlen = n - KEY_LEN;
       s->msgs++;

@@ -968,10 +968,12 @@ static int reader_grow(tkx_cursor *c, size_t n) {
   if (!nr) return SQLITE_NOMEM;
   memset(nr + c->rd_cap, 0, (n - c->rd_cap) * sizeof *nr);
   c->rd = nr;
-  c->rd_cap = n;
+  /* rd_cap grows only once both arrays have: a failed heap realloc must not
+  ** leave a capacity the heap does not have */
   size_t *nh = sqlite3_realloc64(c->heap, n * sizeof *nh);
   if (!nh) return SQLITE_NOMEM;
   c->heap = nh;
+  c->rd_cap = n;
   return SQLITE_OK;
 }
 
