@@ -557,7 +557,7 @@ static int offset_commit(kh_ctx *c, kp_reader *r, int16_t v, kp_writer *w) {
       kp_w_i16(w, err);
     }
   }
-  kg_commit_end();
+  kg_commit_end(generation);
   return r->err ? -1 : 0;
 }
 
