@@ -176,14 +176,13 @@ static void on_signal(int sig) {
 }
 
 static void usage(void) {
-  fprintf(
-      stderr,
-      "usage: takhin-server STORE [--listen HOST:PORT] [--durability os|fsync|buffered]\n"
-      "                     [--partitions N] [--no-auto-create] [--frame-timeout-ms MS]\n"
-      "                     [--idle-timeout-ms MS] [-v [-v]]\n"
-      "Serves the Kafka protocol over the takhin store STORE (its catalog file).\n"
-      "Listens on 127.0.0.1:9092 by default (port 0: any free port, printed on stdout).\n"
-      "There is no authentication: do not listen beyond loopback on a shared network.\n");
+  fprintf(stderr,
+          "usage: takhin-server STORE [--listen HOST:PORT] [--durability os|fsync|buffered]\n"
+          "                     [--partitions N] [--no-auto-create] [--frame-timeout-ms MS]\n"
+          "                     [--idle-timeout-ms MS] [-v [-v]]\n"
+          "Serves the Kafka protocol over the takhin store STORE (its catalog file).\n"
+          "Listens on 127.0.0.1:9092 by default (port 0: any free port, printed on stdout).\n"
+          "There is no authentication: do not listen beyond loopback on a shared network.\n");
 }
 
 int main(int argc, char **argv) {

@@ -110,12 +110,32 @@ static int ref_is_text(const unsigned char *s, size_t n) {
 ** position of an 8-byte word: ASCII runs, NUL, stray continuation bytes,
 ** every kind of lead byte, well-formed and broken sequences. */
 Test(sql, text_or_blob_as_a_reference_check_decides) {
-  static const char *const pieces[] = {
-      "a",        "hello, w",   "\x00",         "\x7f",         "\x80",         "\xbf",
-      "\xc0\x80", "\xc1\xbf",   "\xc2\x80",     "\xdf\xbf",     "\xc3",         "\xc3\xa9",
-      "\xe0\x80\x80", "\xe0\xa0\x80", "\xed\x9f\xbf", "\xed\xa0\x80", "\xef\xbf\xbf", "\xe2\x82",
-      "\xf0\x80\x80\x80", "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80",
-      "\xf5\x80\x80\x80", "\xf8",   "\xff",         "\xf0\x9f\x98"};
+  static const char *const pieces[] = {"a",
+                                       "hello, w",
+                                       "\x00",
+                                       "\x7f",
+                                       "\x80",
+                                       "\xbf",
+                                       "\xc0\x80",
+                                       "\xc1\xbf",
+                                       "\xc2\x80",
+                                       "\xdf\xbf",
+                                       "\xc3",
+                                       "\xc3\xa9",
+                                       "\xe0\x80\x80",
+                                       "\xe0\xa0\x80",
+                                       "\xed\x9f\xbf",
+                                       "\xed\xa0\x80",
+                                       "\xef\xbf\xbf",
+                                       "\xe2\x82",
+                                       "\xf0\x80\x80\x80",
+                                       "\xf0\x90\x80\x80",
+                                       "\xf4\x8f\xbf\xbf",
+                                       "\xf4\x90\x80\x80",
+                                       "\xf5\x80\x80\x80",
+                                       "\xf8",
+                                       "\xff",
+                                       "\xf0\x9f\x98"};
   const int npieces = (int)(sizeof pieces / sizeof *pieces);
   const char *path = tu_store_path("sql_text_check");
   sqlite3 *db = db_open(path);
@@ -138,7 +158,8 @@ Test(sql, text_or_blob_as_a_reference_check_decides) {
     for (int k = 0; k < np; k++) {
       seed = seed * 6364136223846793005ull + 1442695040888963407ull;
       /* mostly ASCII, so that a word check has whole words to pass */
-      const char *pc = (seed >> 60) < 10 ? pieces[(seed >> 33) % 2] : pieces[(seed >> 33) % npieces];
+      const char *pc =
+          (seed >> 60) < 10 ? pieces[(seed >> 33) % 2] : pieces[(seed >> 33) % npieces];
       size_t pl = pc[0] ? strlen(pc) : 1;
       if (len + pl > sizeof buf) break;
       memcpy(buf + len, pc, pl);

@@ -81,8 +81,10 @@ static void poll_one(rd_kafka_t *c, int k) {
         "bad value");
   if (committed_ok[i])
     dup_after_commit++,
-        fprintf(stderr, "record %d (%d@%lld) delivered again to consumer %d after consumer %d committed it\n", i,
-                (int)m->partition, (long long)m->offset, k, committed_by[i]);
+        fprintf(
+            stderr,
+            "record %d (%d@%lld) delivered again to consumer %d after consumer %d committed it\n",
+            i, (int)m->partition, (long long)m->offset, k, committed_by[i]);
   if (!seen[i]) total_seen++;
   seen[i]++;
   per_consumer[k]++;
