@@ -49,7 +49,8 @@ static int f_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, 
                      char **err) {
   (void)aux, (void)argc, (void)argv, (void)err;
   int rc = sqlite3_declare_vtab(
-      db, "CREATE TABLE x(partition INTEGER, offset INTEGER, timestamp INTEGER, key, value, headers)");
+      db,
+      "CREATE TABLE x(partition INTEGER, offset INTEGER, timestamp INTEGER, key, value, headers)");
   if (rc) return rc;
   *out = sqlite3_malloc(sizeof **out);
   if (!*out) return SQLITE_NOMEM;
@@ -96,7 +97,8 @@ static int f_close(sqlite3_vtab_cursor *c) {
   sqlite3_free(c);
   return SQLITE_OK;
 }
-static int f_filter(sqlite3_vtab_cursor *base, int idx, const char *s, int argc, sqlite3_value **argv) {
+static int f_filter(sqlite3_vtab_cursor *base, int idx, const char *s, int argc,
+                    sqlite3_value **argv) {
   (void)s;
   fcur *c = (fcur *)base;
   int a = (idx & 1) != 0; /* the partition is always 0 */
@@ -129,11 +131,18 @@ static int f_rowid(sqlite3_vtab_cursor *base, sqlite3_int64 *r) {
   *r = ((fcur *)base)->off;
   return SQLITE_OK;
 }
-static sqlite3_module noop_module = {.xCreate = f_connect, .xConnect = f_connect, .xBestIndex = f_best,
-                              .xDisconnect = f_disconnect, .xDestroy = f_disconnect,
-                              .xOpen = f_open, .xClose = f_close, .xFilter = f_filter,
-                              .xNext = f_next, .xEof = f_eof, .xColumn = f_column,
-                              .xRowid = f_rowid};
+static sqlite3_module noop_module = {.xCreate = f_connect,
+                                     .xConnect = f_connect,
+                                     .xBestIndex = f_best,
+                                     .xDisconnect = f_disconnect,
+                                     .xDestroy = f_disconnect,
+                                     .xOpen = f_open,
+                                     .xClose = f_close,
+                                     .xFilter = f_filter,
+                                     .xNext = f_next,
+                                     .xEof = f_eof,
+                                     .xColumn = f_column,
+                                     .xRowid = f_rowid};
 
 typedef struct {
   uint64_t msgs, bytes, check;
@@ -230,8 +239,11 @@ int main(int argc, char **argv) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         vals[i][k] = (unsigned char)(x >> 56);
       }
-      recs[i] = (takhin_record){.key = keys[i], .key_len = KEY_LEN, .value = vals[i],
-                                .value_len = VAL_LEN, .timestamp = TAKHIN_TIMESTAMP_NOW};
+      recs[i] = (takhin_record){.key = keys[i],
+                                .key_len = KEY_LEN,
+                                .value = vals[i],
+                                .value_len = VAL_LEN,
+                                .timestamp = TAKHIN_TIMESTAMP_NOW};
     }
     if ((rc = takhin_produce(s, "bench", 0, recs, PER_READ, NULL)))
       return die("takhin_produce", rc);
@@ -296,8 +308,8 @@ int main(int argc, char **argv) {
   qsort(api, (size_t)rounds, sizeof *api, cmp_double);
   qsort(noop, (size_t)rounds, sizeof *noop, cmp_double);
   double a = api[rounds / 2], n = noop[rounds / 2];
-  printf("rows: %d of %d B, %d per read; %d rounds, medians of CPU (user + system) per row\n",
-         NREC, KEY_LEN + VAL_LEN, PER_READ, rounds);
+  printf("rows: %d of %d B, %d per read; %d rounds, medians of CPU (user + system) per row\n", NREC,
+         KEY_LEN + VAL_LEN, PER_READ, rounds);
   printf("api read            %8.1f ns/row\n", a);
   printf("no-op vtab SELECT   %8.1f ns/row\n", n);
   printf("floor of sql/api    %8.3fx  (api / (api + no-op vtab))\n", a / (a + n));

@@ -103,7 +103,7 @@ static void serve(int fd, const uint8_t *log, size_t log_len, size_t rec) {
     }
     size_t off = q.offset < log_len ? (size_t)q.offset : log_len;
     size_t len = log_len - off < q.max ? log_len - off : q.max;
-    len -= len % rec; /* whole records only */
+    len -= len % rec;                         /* whole records only */
     if (len == 0 && off < log_len) len = rec; /* the first record always goes whole */
     uint32_t hdr = (uint32_t)len;
     struct iovec v[2] = {{&hdr, sizeof hdr}, {(void *)(log + off), len}};
@@ -129,8 +129,7 @@ static int one_op(int fd, uint8_t *bufs[2], size_t chunk, size_t log_len, sink *
   if (ask(fd, 0, (uint32_t)chunk)) return -1;
   while (off < log_len) {
     uint32_t len;
-    if (read_full(fd, &len, sizeof len) || len == 0 || len > chunk ||
-        read_full(fd, bufs[cur], len))
+    if (read_full(fd, &len, sizeof len) || len == 0 || len > chunk || read_full(fd, bufs[cur], len))
       return -1;
     size_t next = off + len;
     if (next < log_len && ask(fd, next, (uint32_t)chunk)) return -1;
@@ -171,9 +170,8 @@ int main(int argc, char **argv) {
   }
   if (argc % 2 == 0 || messages < 1 || size < 1 || time_ms < 1 || count < 1 ||
       chunk < REC_HDR + KEY_LEN + size || chunk > (1L << 30)) {
-    fprintf(stderr,
-            "usage: takhin-tcp-ceiling [-messages N] [-size B] [-chunk BYTES >= a record] "
-            "[-time MS] [-count N]\n");
+    fprintf(stderr, "usage: takhin-tcp-ceiling [-messages N] [-size B] [-chunk BYTES >= a record] "
+                    "[-time MS] [-count N]\n");
     return 2;
   }
   size_t rec = REC_HDR + KEY_LEN + (size_t)size, log_len = rec * (size_t)messages;

@@ -830,24 +830,12 @@ static void test_faults(void) {
               mc, b, 26, 1, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS, 0) == 0,
           "push EndTxn error");
   }
-  char *to[] = {"takhin-mirror",
-                (char *)path("faulty.db"),
-                "--to",
-                bootstrap,
-                "--name",
-                "faults",
-                "-X",
-                "batch.num.messages=200",
-                "-X",
-                "max.in.flight.requests.per.connection=1",
+  char *to[] = {"takhin-mirror", (char *)path("faulty.db"), "--to", bootstrap, "--name", "faults",
+                "-X", "batch.num.messages=200", "-X", "max.in.flight.requests.per.connection=1",
                 /* No record may time out while faults land (slowly, under ASan): a
                 ** timeout aborts the transaction, and the mock cluster, which writes
                 ** no abort markers, would show the aborted records beside their resend. */
-                "-X",
-                "message.timeout.ms=600000",
-                "-X",
-                "transaction.timeout.ms=600000",
-                NULL};
+                "-X", "message.timeout.ms=600000", "-X", "transaction.timeout.ms=600000", NULL};
   int faults;
   int rc = run_with_faults(to, 0, "faulty", parts, &faults);
   CHECK(rc == 0, "mirror --to under faults exited %d", rc);
