@@ -503,7 +503,8 @@ static void *fsyncer_main(void *arg) {
 static void fsyncer_push(fsyncer *y, size_t n) {
   pthread_mutex_lock(&y->mu);
   y->n = n;
-  if (y->idle == 0 && y->nth < FSYNCERS && pthread_create(&y->th[y->nth], NULL, fsyncer_main, y) == 0)
+  if (y->idle == 0 && y->nth < FSYNCERS &&
+      pthread_create(&y->th[y->nth], NULL, fsyncer_main, y) == 0)
     y->nth++;
   if (y->nth == 0) { /* no thread: now */
     if (fdatasync(y->fds[n - 1]) != 0 && !y->err) y->err = errno;
