@@ -9,7 +9,7 @@
 ** the host, and a small compaction paid that on every call. Here a store
 ** keeps the threads it started: each runs one job at a time and then waits
 ** for the next, until takhin_close joins them (tk_compact_workers_stop).
-** The first run starts them, later runs reuse them; at most CW_MAX exist,
+** The first run starts them, later runs reuse them; at most TK_CW_MAX exist,
 ** enough for a few runs of different partitions at once.
 **
 ** A job is handed over only if a thread can start it at once (one idle, or
@@ -26,8 +26,6 @@
 #include "compaction.h"
 #include "store.h"
 
-#define CW_MAX 12
-
 typedef struct tk_cworkers {
   pthread_mutex_t mu;
   pthread_cond_t work; /* a job queued, or stop */
@@ -36,7 +34,7 @@ typedef struct tk_cworkers {
   int spare;              /* threads waiting with no job reserved */
   int nth;
   int stop;
-  pthread_t th[CW_MAX];
+  pthread_t th[TK_CW_MAX];
 } tk_cworkers;
 
 static void *cw_main(void *arg) {
@@ -89,7 +87,7 @@ int tk_cw_start(takhin_store *s, tk_cw_job *j, void (*fn)(void *), void *arg) {
     if (w->spare > 0) {
       w->spare--;
       taken = 1;
-    } else if (w->nth < CW_MAX && pthread_create(&w->th[w->nth], NULL, cw_main, w) == 0) {
+    } else if (w->nth < TK_CW_MAX && pthread_create(&w->th[w->nth], NULL, cw_main, w) == 0) {
       w->nth++; /* the new thread is this job's */
       taken = 1;
     }

@@ -45,6 +45,7 @@ void tk_plan_stop(tk_plan *pl);
 ** sequentially); j must stay valid until tk_cw_wait returns, which waits
 ** for a handed-over job to end (and returns at once for one that was not).
 ** takhin_close joins the threads (tk_compact_workers_stop). */
+#define TK_CW_MAX 12 /* threads a store keeps for compaction at most */
 typedef struct tk_cw_job {
   void (*fn)(void *);
   void *arg;
