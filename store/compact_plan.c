@@ -2,7 +2,8 @@
 ** compact_plan.c -- the plan a compaction run follows: for each candidate
 ** segment, the offsets that survive (sql/compaction.sql "survivors") and,
 ** when some do not, the new file to write them to, made ahead of the
-** rewriting on a helper thread.
+** rewriting on a helper thread (one of the store's compaction workers,
+** compact_workers.c).
 **
 ** A run has two halves of similar weight: stepping the survivors out of
 ** SQLite (about 75 ns a row) and rewriting the segment files. Neither needs
@@ -78,8 +79,7 @@ struct tk_plan {
   int rc;         /* the helper's error, with its message in err */
   char err[512];
   int threaded; /* the planning and the rewriting run on different threads */
-  int spawned;  /* ... the planning on th */
-  pthread_t th;
+  tk_cw_job job; /* ... the planning on one of the store's workers (if taken) */
 };
 
 /* Offsets of [from, to) that survive, sorted, into slot (its array grows
@@ -185,10 +185,9 @@ static int plan_loop(tk_plan *pl) {
   return rc;
 }
 
-static void *plan_main(void *arg) {
+static void plan_main(void *arg) {
   pthread_setname_np(pthread_self(), "takhin-plan"); /* as top and perf show it */
   plan_loop(arg);
-  return NULL;
 }
 
 int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_t ncand,
@@ -204,7 +203,7 @@ int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_
   pthread_cond_init(&pl->cv, NULL);
   if (by_caller)
     pl->threaded = 1; /* the caller starts the rewriting thread, or calls tk_plan_inline */
-  else if (pthread_create(&pl->th, NULL, plan_main, pl) == 0) pl->threaded = pl->spawned = 1;
+  else if (tk_cw_start(p->topic->store, &pl->job, plan_main, pl)) pl->threaded = 1;
   *out = pl;
   return TAKHIN_OK;
 }
@@ -264,9 +263,9 @@ void tk_plan_done(tk_plan *pl, size_t i) {
 
 void tk_plan_stop(tk_plan *pl) {
   if (!pl) return;
-  if (pl->spawned) {
+  if (pl->job.taken) {
     tk_plan_abort(pl);
-    pthread_join(pl->th, NULL);
+    tk_cw_wait(pl->p->topic->store, &pl->job);
   }
   for (int k = 0; k < PLAN_AHEAD; k++) {
     plan_slot *slot = &pl->slot[k];

@@ -254,9 +254,9 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
 ** writeback started first), while the next segment is rewritten. sync_all
 ** waits for every one: the durability point does not move (each new file
 ** is synced before the folder is, and before the catalog names it). The
-** threads are started on demand and live for one run; where none can be
-** started, the caller syncs inline. At most SYNC_AHEAD files are open
-** here, well inside the descriptor budget. */
+** syncing runs as jobs on the store's compaction workers, handed out on
+** demand; where none can take one, the caller syncs inline. At most
+** SYNC_AHEAD files are open here, well inside the descriptor budget. */
 #define SYNC_AHEAD 32
 #define SYNC_THREADS 4
 
@@ -270,6 +270,7 @@ int tk_compact_sync_fail_at;
 #endif
 
 typedef struct sync_queue {
+  takhin_store *s;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int fd[SYNC_AHEAD]; /* files [done.., tail) are open here; slot x % SYNC_AHEAD */
@@ -277,15 +278,16 @@ typedef struct sync_queue {
   size_t head, tail; /* [head, tail) wait for a thread */
   size_t done;       /* files synced (or failed) and closed */
   size_t pushed;     /* files of the run, for the test hook */
-  int idle;          /* threads waiting for a file */
+  int idle;          /* jobs waiting for a file */
   int nth;
-  pthread_t th[SYNC_THREADS];
+  tk_cw_job job[SYNC_THREADS];
   int stop;
   int err; /* the first failure's errno, on the file at err_path */
   char err_path[TK_PATH_MAX + 16];
 } sync_queue;
 
-static void sync_init(sync_queue *q) {
+static void sync_init(sync_queue *q, takhin_store *s) {
+  q->s = s;
   pthread_mutex_init(&q->mu, NULL);
   pthread_cond_init(&q->cv, NULL);
 }
@@ -305,7 +307,7 @@ static void sync_failed(sync_queue *q, int e, const char *path) {
   }
 }
 
-static void *sync_main(void *arg) {
+static void sync_main(void *arg) {
   sync_queue *q = arg;
   pthread_setname_np(pthread_self(), "takhin-sync"); /* as top and perf show it */
   char path[TK_PATH_MAX + 16];
@@ -328,7 +330,6 @@ static void *sync_main(void *arg) {
     pthread_cond_broadcast(&q->cv);
   }
   pthread_mutex_unlock(&q->mu);
-  return NULL;
 }
 
 /* Wait for every queued file; the first error of the run is returned
@@ -351,8 +352,7 @@ static int sync_later(sync_queue *q, int fd, const char *path) {
 #endif
   pthread_mutex_lock(&q->mu);
   size_t n = q->pushed++;
-  if (q->idle == 0 && q->nth < SYNC_THREADS &&
-      pthread_create(&q->th[q->nth], NULL, sync_main, q) == 0)
+  if (q->idle == 0 && q->nth < SYNC_THREADS && tk_cw_start(q->s, &q->job[q->nth], sync_main, q))
     q->nth++;
   if (q->nth == 0) { /* no thread: sync it now */
     q->tail++;
@@ -374,22 +374,31 @@ static int sync_later(sync_queue *q, int fd, const char *path) {
   return TAKHIN_OK;
 }
 
-/* End of the run: every queued file is synced and closed, the threads
-** are joined. */
+/* End of the run: every queued file is synced and closed, the jobs have
+** ended. */
 static void sync_stop(sync_queue *q) {
   pthread_mutex_lock(&q->mu);
   q->stop = 1;
   pthread_cond_broadcast(&q->cv);
   pthread_mutex_unlock(&q->mu);
-  for (int i = 0; i < q->nth; i++) pthread_join(q->th[i], NULL);
+  for (int i = 0; i < q->nth; i++) tk_cw_wait(q->s, &q->job[i]);
   pthread_mutex_destroy(&q->mu);
   pthread_cond_destroy(&q->cv);
 }
 
-/* Bytes read from the old file at a time: large enough that a syscall's
-** cost vanishes, small enough to stay in the CPU's cache while its batches
-** are checked and copied. */
-#define READ_WINDOW (1 << 20)
+/* Bytes read from the old file, and written to the new one, at a time:
+** large enough that a syscall's cost vanishes (256 KiB reads and writes
+** cost what 1 MiB ones do here; 128 KiB ones made 100-segment runs of
+** 100 B records 10-15% slower), small enough to stay in
+** the CPU's cache while its batches are checked and copied -- and small
+** enough to be cheap to touch the first time. On the paravirtualized guest
+** we measure on, the first access to a page of fresh memory traps to the
+** host, about 8 us a page for the kernel (pread, write) and again for user
+** code: whole-segment buffers cost 8 ms of a 10-segment run before its
+** first segment was written (BENCHMARKS.md, "Where compaction's time
+** goes"). A batch larger than the window gets a window of its own size. */
+#define READ_WINDOW (256 << 10)
+#define WRITE_CHUNK (256 << 10)
 
 /* Point *out at bytes [pos, pos + need) of the old file (size bytes, open
 ** at fd), reading a new window into w->in when they are not all in it. */
@@ -418,9 +427,24 @@ static int read_window(rewriter *w, int fd, int64_t pos, size_t need, int64_t si
   return TAKHIN_OK;
 }
 
+/* Write w->out to the new file at out (path tmp) and empty it; *written
+** counts the file's bytes. */
+static int write_out(rewriter *w, int out, const char *tmp, int64_t *written) {
+  for (size_t done = 0; done < w->out.len;) {
+    ssize_t wr = write(out, w->out.p + done, w->out.len - done);
+    if (wr < 0 && errno == EINTR) continue;
+    if (wr < 0) return tk_err_sys(errno, "write", tmp);
+    done += (size_t)wr;
+  }
+  *written += (int64_t)w->out.len;
+  w->out.len = 0;
+  return TAKHIN_OK;
+}
+
 /* Rewrite segment g keeping keep[] into out, the new file at tmp (made by
 ** the plan; closed or queued here, and unlinked on failure); *ng receives
-** the new segment (sealed, not yet visible). */
+** the new segment (sealed, not yet visible). The new file is written
+** WRITE_CHUNK at a time, as its batches are made. */
 static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, size_t nkeep,
                            int out, const char *tmp, rewriter *w, sync_queue *q, tk_segment **ng,
                            int64_t *removed) {
@@ -431,8 +455,7 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   int64_t size = g->size;
   pthread_rwlock_unlock(&p->meta_lock);
   w->out.len = 0;
-  if (tk_buf_reserve(&w->out, (size_t)size))
-    rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting %s", path);
+  int64_t written = 0; /* bytes of the new file written out of w->out */
   /* A sealed segment does not change under us (the partition's maint_lock
   ** keeps retention and other runs away). It is read with pread, a window
   ** at a time, into a buffer reused from one segment to the next, not
@@ -487,6 +510,10 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
                   (long long)pos);
       break;
     }
+    /* Room for this batch in the chunk, or the chunk goes out first. */
+    if (w->out.len > 0 && w->out.len + (size_t)tk_batch_total(&h) > WRITE_CHUNK &&
+        (rc = write_out(w, out, tmp, &written)))
+      break;
     size_t before = w->out.len;
     if (untouched) {
       int64_t total = tk_batch_total(&h);
@@ -504,7 +531,7 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
     if (!rc && w->out.len > before) {
       tk_batch_hdr nh;
       tk_batch_parse_header(w->out.p + before, w->out.len - before, &nh);
-      rc = tk_seg_note_batch(n, (int64_t)before, &nh);
+      rc = tk_seg_note_batch(n, written + (int64_t)before, &nh);
     }
     pos += tk_batch_total(&h);
   }
@@ -515,12 +542,7 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   n->max_ts = g->max_ts;
   n->records = kept;
   n->cat_dirty = 1;
-  for (size_t done = 0; !rc && done < w->out.len;) {
-    ssize_t wr = write(out, w->out.p + done, w->out.len - done);
-    if (wr < 0 && errno == EINTR) continue;
-    if (wr < 0) rc = tk_err_sys(errno, "write", tmp);
-    else done += (size_t)wr;
-  }
+  if (!rc) rc = write_out(w, out, tmp, &written);
   if (!rc) {
     *ng = n;
     return sync_later(q, out, tmp); /* the queue closes it; undo unlinks it */
@@ -575,12 +597,11 @@ static int rewrite_planned(rewrite_run *r) {
 
 /* The extension's case: the caller plans (the catalog is its connection),
 ** this thread rewrites. */
-static void *rewrite_thread(void *arg) {
+static void rewrite_thread(void *arg) {
   rewrite_run *r = arg;
   pthread_setname_np(pthread_self(), "takhin-rewrite"); /* as top and perf show it */
   r->rc = rewrite_planned(r);
   if (r->rc) snprintf(r->err, sizeof r->err, "%s", takhin_errmsg());
-  return NULL;
 }
 
 #ifdef TAKHIN_TESTING
@@ -598,10 +619,10 @@ static int rewrite_all(rewrite_run *r, int64_t expired_before) {
   int by_caller = s->borrowed || tk_compact_caller_plans;
   int rc = tk_plan_start(&r->plan, r->p, r->cand, r->ncand, expired_before, by_caller);
   if (rc) return rc;
-  pthread_t th;
-  if (by_caller && pthread_create(&th, NULL, rewrite_thread, r) == 0) {
+  tk_cw_job job;
+  if (by_caller && tk_cw_start(s, &job, rewrite_thread, r)) {
     rc = tk_plan_run(r->plan);
-    pthread_join(th, NULL);
+    tk_cw_wait(s, &job);
     if (!rc && r->rc) rc = tk_err(r->rc, "%s", r->err);
   } else {
     if (by_caller) tk_plan_inline(r->plan); /* no thread: plan as we go */
@@ -632,7 +653,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   int64_t first = 0, end = 0;
   rewrite_run run;
   memset(&run, 0, sizeof run);
-  sync_init(&run.q);
+  sync_init(&run.q, s);
   if (rc) goto out;
   /* 1. the cleanable segments: never past what the key index covers (after
   ** the flush above, the whole log, unless key rows were lost in a failure

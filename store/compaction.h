@@ -1,6 +1,7 @@
 /*
 ** compaction.h -- interface to compaction.c (rewriting the segments of a
-** compacted topic) and compact_plan.c (deciding their survivors ahead).
+** compacted topic), compact_plan.c (deciding their survivors ahead) and
+** compact_workers.c (the threads both run helpers on).
 */
 #ifndef TAKHIN_COMPACTION_H
 #define TAKHIN_COMPACTION_H
@@ -37,5 +38,23 @@ void tk_plan_abort(tk_plan *pl);
 int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n, int *fd, const char **tmp);
 void tk_plan_done(tk_plan *pl, size_t i);
 void tk_plan_stop(tk_plan *pl);
+
+/* A helper job on one of the store's compaction threads (compact_workers.c).
+** tk_cw_start hands fn(arg) to a thread that starts it at once and returns
+** 1, or returns 0 when none can (the caller then does without: inline, or
+** sequentially); j must stay valid until tk_cw_wait returns, which waits
+** for a handed-over job to end (and returns at once for one that was not).
+** takhin_close joins the threads (tk_compact_workers_stop). */
+#define TK_CW_MAX 12 /* threads a store keeps for compaction at most */
+typedef struct tk_cw_job {
+  void (*fn)(void *);
+  void *arg;
+  struct tk_cw_job *next;
+  int taken;    /* the caller's: tk_cw_start handed it over */
+  int finished; /* the workers' lock guards it */
+} tk_cw_job;
+int tk_cw_start(takhin_store *s, tk_cw_job *j, void (*fn)(void *), void *arg);
+void tk_cw_wait(takhin_store *s, tk_cw_job *j);
+void tk_compact_workers_stop(takhin_store *s);
 
 #endif /* TAKHIN_COMPACTION_H */

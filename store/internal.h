@@ -13,7 +13,7 @@
 **   keyindex.h    keyindex.c               the key index of a compacted topic,
 **                                          and its key-writer thread
 **   cursor.h      cursor.c                 reading a partition
-**   compaction.h  compaction.c, compact_plan.c
+**   compaction.h  compaction.c, compact_plan.c, compact_workers.c
 **   topic.h       topic.c, topic_admin.c, topic_meta.c, reconcile.c
 **   catalog.h     catalog.c, sqlfile.c     the SQLite catalog
 **   store.h       store.c, reaper.c, maintenance.c

@@ -558,6 +558,7 @@ static int teardown(takhin_store *s) {
   pthread_mutex_unlock(&s->flusher_mu);
   if (s->flusher_running) pthread_join(s->flusher, NULL);
   if (s->maint_running) pthread_join(s->maint, NULL);
+  tk_compact_workers_stop(s); /* no compaction runs now */
   tk_reaper_drain(s); /* its queue holds topic references */
   if (s->cat && !s->opt.read_only) {
     tk_store_each_partition(s, flush_one, &rc);

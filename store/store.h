@@ -7,6 +7,7 @@
 #define TAKHIN_STORE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,8 @@ struct takhin_store {
   atomic_uint_fast64_t wait_seq;
   int wait_active;  /* threads inside tk_wait_for */
   int wait_closing; /* takhin_close has begun: waits end with EMISUSE */
+  /* compaction's helper threads, made on first use (compact_workers.c) */
+  _Atomic(struct tk_cworkers *) cworkers;
 };
 
 /* The handle is an open store (NULL and closed handles are not). */

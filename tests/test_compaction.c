@@ -525,6 +525,59 @@ static int deleted_files_open(void) {
 ** descriptors close soon after the run (freeing the disk space), at the
 ** latest at takhin_close, and a topic deleted while its old segments are
 ** still queued stays valid until they are released (ASan checks). */
+/* Threads of this process that takhin started (each names itself
+** "takhin-..."; a sanitizer's own threads do not count). */
+static int threads_now(void) {
+  DIR *d = opendir("/proc/self/task");
+  cr_assert_not_null(d);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (e->d_name[0] == '.') continue;
+    char path[300], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue; /* gone meanwhile */
+    if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
+    fclose(f);
+    n += strncmp(comm, "takhin-", 7) == 0;
+  }
+  closedir(d);
+  return n;
+}
+
+/* The helpers of a run (plan, syncing) run on threads the store keeps from
+** one run to the next: many runs never hold more than TK_CW_MAX of them (as
+** well as the reaper and the key writer), and takhin_close joins them all. */
+Test(compaction, helper_threads_are_kept_and_joined) {
+  int before = threads_now();
+  const char *db = tu_store_path("compact_workers");
+  model m;
+  unsigned seed = 11;
+  takhin_store *s = keyed_store(db, &m, 6000, &seed);
+  for (int run = 0; run < 8; run++) {
+    if (run) produce(s, "t", &m, 2000, 100, 100, 0, 16, &seed);
+    takhin_compaction_result r = {0};
+    tk_compact_caller_plans = run % 2; /* the extension's arrangement too */
+    cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
+    cr_assert_gt(r.segments_compacted, 0, "run %d rewrote segments", run);
+    int now = threads_now();
+    cr_assert_leq(now, before + TK_CW_MAX + 2, "run %d: %d threads (%d before the store)", run,
+                  now, before);
+  }
+  tk_compact_caller_plans = 0;
+  check_log(s, "t", &m, active_base(s, "t"), 100, 0);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  /* a joined thread's /proc entry may outlive pthread_join for a moment */
+  int after = threads_now();
+  for (int i = 0; i < 200 && after > before; i++) {
+    usleep(10000);
+    after = threads_now();
+  }
+  cr_assert_leq(after, before, "takhin_close joins every thread of the store: %d threads, %d before",
+                after, before);
+  model_free(&m);
+}
+
 Test(compaction, replaced_segments_are_released) {
   const char *db = tu_store_path("compact_reaper");
   model m;
