@@ -25,9 +25,10 @@
 ** cleared when a later record has the same key; a 64-bit hash stands for
 ** the key, and among the bench's <= 10^6 keys a collision has odds below
 ** 10^-7), so what is timed is the file work alone. Each sealed segment
-** holding a superseded record is read with read() into a buffer, its live
-** frames copied into another and written to "<segment>.cleaned" with one
-** write(), and writeback started (sync_file_range), as takhin does; then the
+** holding a superseded record is streamed through 256 KiB windows with
+** pread(), runs of its live frames copied into an output window written to
+** "<segment>.cleaned" as it fills, and writeback started
+** (sync_file_range), as takhin does; then the
 ** same durability point as takhin's compaction: fdatasync of every new file
 ** (as a careful program does it, and takhin: each file as soon as it is
 ** written, up to four at once, on threads, so that the disk's cache flushes
@@ -430,38 +431,84 @@ static int write_all(int fd, const unsigned char *b, size_t len, const char *pat
   return 0;
 }
 
-/* Read sealed segment i whole into *in, copy its live frames into *out.
-** OUT: *removed, the frames dropped. */
-static int filter_segment(fpart *p, size_t i, unsigned char **in, size_t *in_cap,
-                          unsigned char **out, size_t *out_cap, size_t *out_len, int64_t *removed) {
+/* Frames of sealed segment i that a compaction drops (p->live says). */
+static int64_t dead_frames(const fpart *p, size_t i) {
+  int64_t removed = 0;
+  for (int64_t o = p->segs[i].base_offset; o < p->segs[i + 1].base_offset; o++)
+    removed += !p->live[o];
+  return removed;
+}
+
+/* Windows of reading and writing, as takhin's compaction uses: a careful
+** program streams a segment rather than holding it whole, and on this
+** kind of guest each page touched for the first time costs microseconds. */
+#define COMPACT_WIN (256 * 1024)
+
+/* Stream sealed segment i through *in (COMPACT_WIN, larger for a frame
+** that needs it) and write its live frames to fd through *out. Runs of live
+** neighbours move in one copy, as takhin moves them. OUT: *out_len. */
+static int filter_segment(fpart *p, size_t i, int fd, const char *path, unsigned char **in,
+                          size_t *in_cap, unsigned char **out, size_t *out_cap, size_t *out_len) {
   const fseg *g = &p->segs[i];
-  int64_t from = g->base_offset, to = p->segs[i + 1].base_offset;
+  int64_t o = g->base_offset, to = p->segs[i + 1].base_offset;
   size_t size = (size_t)(p->segs[i + 1].start_pos - g->start_pos);
-  if (grow((void **)in, in_cap, size, 1) != 0 || grow((void **)out, out_cap, size, 1) != 0)
+  size_t pos = 0, have = 0, olen = 0, total = 0; /* pos: file offset of (*in)[0] */
+  if (grow((void **)in, in_cap, COMPACT_WIN, 1) || grow((void **)out, out_cap, COMPACT_WIN, 1))
     return -1;
-  for (size_t got = 0; got < size;) {
-    ssize_t n = pread(g->fd, *in + got, size - got, (off_t)got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return sys_fail("read", p->dir);
-    got += (size_t)n;
-  }
-  /* Runs of live neighbours move in one copy, as takhin moves them. */
-  const unsigned char *q = *in, *run = NULL;
-  size_t len = 0;
-  *removed = 0;
-  for (int64_t o = from; o < to; o++) {
-    uint32_t hdr[2];
-    memcpy(hdr, q, FRAME_HDR);
-    if (p->live[o]) {
-      if (!run) run = q;
-    } else {
-      if (run) memcpy(*out + len, run, (size_t)(q - run)), len += (size_t)(q - run), run = NULL;
-      (*removed)++;
+  while (o < to) {
+    size_t want = *in_cap - have;
+    if (want > size - pos - have) want = size - pos - have;
+    for (size_t got = 0; got < want;) {
+      ssize_t n = pread(g->fd, *in + have, want - got, (off_t)(pos + have));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return sys_fail("read", p->dir);
+      got += (size_t)n, have += (size_t)n;
     }
-    q += FRAME_HDR + hdr[0] + hdr[1];
+    size_t at = 0, run = SIZE_MAX;
+    for (; o < to; o++) {
+      uint32_t hdr[2];
+      if (at + FRAME_HDR > have) break;
+      memcpy(hdr, *in + at, FRAME_HDR);
+      size_t flen = FRAME_HDR + (size_t)hdr[0] + hdr[1];
+      if (at + flen > have) {
+        if (at == 0 && grow((void **)in, in_cap, flen, 1)) return -1; /* a frame past the window */
+        break;
+      }
+      if (p->live[o] && run == SIZE_MAX) run = at;
+      if (!p->live[o] && run != SIZE_MAX) {
+        size_t len = at - run;
+        if (olen + len > *out_cap) {
+          if (write_all(fd, *out, olen, path)) return -1;
+          total += olen, olen = 0;
+        }
+        if (len > *out_cap) {
+          if (write_all(fd, *in + run, len, path)) return -1;
+          total += len;
+        } else {
+          memcpy(*out + olen, *in + run, len), olen += len;
+        }
+        run = SIZE_MAX;
+      }
+      at += flen;
+    }
+    if (run != SIZE_MAX) { /* the window ends inside a run */
+      size_t len = at - run;
+      if (olen + len > *out_cap) {
+        if (write_all(fd, *out, olen, path)) return -1;
+        total += olen, olen = 0;
+      }
+      if (len > *out_cap) {
+        if (write_all(fd, *in + run, len, path)) return -1;
+        total += len;
+      } else {
+        memcpy(*out + olen, *in + run, len), olen += len;
+      }
+    }
+    memmove(*in, *in + at, have - at);
+    have -= at, pos += at;
   }
-  if (run) memcpy(*out + len, run, (size_t)(q - run)), len += (size_t)(q - run);
-  *out_len = len;
+  if (olen && write_all(fd, *out, olen, path)) return -1;
+  *out_len = total + olen;
   return 0;
 }
 
@@ -554,8 +601,7 @@ static int file_compact(bp_store *st, int32_t part, bp_compaction *res) {
   for (size_t i = 0; !rc && i < nsealed; i++) {
     if (p->segs[i].base_offset < p->compacted_upto) continue; /* a segment is compacted once */
     size_t len;
-    int64_t removed;
-    if ((rc = filter_segment(p, i, &in, &in_cap, &out, &out_cap, &len, &removed)) != 0) break;
+    int64_t removed = dead_frames(p, i);
     if (removed == 0) continue; /* nothing to reclaim: left as it is */
     snprintf(tmp, sizeof tmp, "%s/%020lld.log.cleaned", p->dir, (long long)p->segs[i].base_offset);
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -565,7 +611,7 @@ static int file_compact(bp_store *st, int32_t part, bp_compaction *res) {
     }
     fds[nnew] = fd;
     which[nnew++] = i;
-    if ((rc = write_all(fd, out, len, tmp)) != 0) break;
+    if ((rc = filter_segment(p, i, fd, tmp, &in, &in_cap, &out, &out_cap, &len)) != 0) break;
 #ifdef SYNC_FILE_RANGE_WRITE
     sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 #endif
