@@ -444,6 +444,24 @@ static int64_t dead_frames(const fpart *p, size_t i) {
 ** kind of guest each page touched for the first time costs microseconds. */
 #define COMPACT_WIN (256 * 1024)
 
+/* Append a run of live frames to the output window out (olen used of
+** cap), writing the window first when the run does not fit, and a run
+** larger than the window straight from the input. *total counts written. */
+static int emit(int fd, const char *path, unsigned char *out, size_t cap, size_t *olen,
+                size_t *total, const unsigned char *run, size_t len) {
+  if (*olen + len > cap) {
+    if (write_all(fd, out, *olen, path)) return -1;
+    *total += *olen, *olen = 0;
+  }
+  if (len > cap) {
+    if (write_all(fd, run, len, path)) return -1;
+    *total += len;
+  } else {
+    memcpy(out + *olen, run, len), *olen += len;
+  }
+  return 0;
+}
+
 /* Stream sealed segment i through *in (COMPACT_WIN, larger for a frame
 ** that needs it) and write its live frames to fd through *out. Runs of live
 ** neighbours move in one copy, as takhin moves them. OUT: *out_len. */
@@ -476,34 +494,13 @@ static int filter_segment(fpart *p, size_t i, int fd, const char *path, unsigned
       }
       if (p->live[o] && run == SIZE_MAX) run = at;
       if (!p->live[o] && run != SIZE_MAX) {
-        size_t len = at - run;
-        if (olen + len > *out_cap) {
-          if (write_all(fd, *out, olen, path)) return -1;
-          total += olen, olen = 0;
-        }
-        if (len > *out_cap) {
-          if (write_all(fd, *in + run, len, path)) return -1;
-          total += len;
-        } else {
-          memcpy(*out + olen, *in + run, len), olen += len;
-        }
+        if (emit(fd, path, *out, *out_cap, &olen, &total, *in + run, at - run)) return -1;
         run = SIZE_MAX;
       }
       at += flen;
     }
-    if (run != SIZE_MAX) { /* the window ends inside a run */
-      size_t len = at - run;
-      if (olen + len > *out_cap) {
-        if (write_all(fd, *out, olen, path)) return -1;
-        total += olen, olen = 0;
-      }
-      if (len > *out_cap) {
-        if (write_all(fd, *in + run, len, path)) return -1;
-        total += len;
-      } else {
-        memcpy(*out + olen, *in + run, len), olen += len;
-      }
-    }
+    if (run != SIZE_MAX && emit(fd, path, *out, *out_cap, &olen, &total, *in + run, at - run))
+      return -1; /* the window ends inside a run */
     memmove(*in, *in + at, have - at);
     have -= at, pos += at;
   }
