@@ -2,11 +2,15 @@
 ** reconcile.c -- on a writer's open, before the topics load: make the
 ** catalog agree with the data folder, never the other way round. Nothing on
 ** disk is removed because the catalog does not know it; the only folders
-** removed are those a topic delete marked ("<topic>-<n>.<id>-delete").
+** removed are those a topic delete marked ("<topic>-<n>.<id>-delete") and
+** those a DROP TABLE's committed COMMIT marked ("<topic>-<n>.<id>-drop").
 **
 ** What is read: every entry of the data folder, each partition folder's
 ** topic.meta (format: topic_meta.c) and the catalog's topic rows.
 **
+**  0. "-drop" marks (topic_drop.c): a DROP TABLE whose COMMIT a crash cut
+**     short. The catalog still holds the topic: the COMMIT never happened,
+**     the folder is renamed back. It does not: the folder is removed.
 **  1. Marked folders: a delete a crash cut short. Its catalog rows go if the
 **     catalog still holds that incarnation (name, topic_id, created_ms from
 **     the marked folder's topic.meta), and so do the unmarked folders whose
@@ -115,13 +119,23 @@ static int parse_part_dir(const char *entry, char *name, int32_t *part) {
   return 1;
 }
 
-void tk_delete_marker(const takhin_store *s, const char *topic, int32_t part, int64_t id, char *out,
-                      size_t cap) {
+static void marker(const takhin_store *s, const char *topic, int32_t part, int64_t id,
+                   const char *kind, char *out, size_t cap) {
   char tail[64];
-  int tl = snprintf(tail, sizeof tail, "-%d.%lld-delete", (int)part, (long long)id);
+  int tl = snprintf(tail, sizeof tail, "-%d.%lld-%s", (int)part, (long long)id, kind);
   /* Kafka shortens the topic the same way: a folder name holds 255 bytes. */
   int room = 255 - tl, nl = (int)strlen(topic);
   snprintf(out, cap, "%s/%.*s%s", s->data_dir, nl < room ? nl : room, topic, tail);
+}
+
+void tk_delete_marker(const takhin_store *s, const char *topic, int32_t part, int64_t id, char *out,
+                      size_t cap) {
+  marker(s, topic, part, id, "delete", out, cap);
+}
+
+void tk_drop_marker(const takhin_store *s, const char *topic, int32_t part, int64_t id, char *out,
+                    size_t cap) {
+  marker(s, topic, part, id, "drop", out, cap);
 }
 
 /* ---- catalog access (cat_lock held) ------------------------------------ */
@@ -243,19 +257,29 @@ static int reset_keys(takhin_store *s, int64_t id, int32_t part, int64_t key_fro
 
 /* ---- the data folder ----------------------------------------------------- */
 
-/* "<topic>-<n>.<id>-delete" (the topic part maybe shortened): the mark a
-** delete leaves. Anything less exact is not ours to remove. */
-static int is_marker(const char *entry) {
-  char buf[256], name[TK_MAX_TOPIC_NAME + 1];
-  size_t len = strlen(entry);
-  if (len <= 7 || len >= sizeof buf || strcmp(entry + len - 7, "-delete")) return 0;
-  memcpy(buf, entry, len - 7);
-  buf[len - 7] = 0;
+/* "<topic>-<n>.<id><suffix>" (the topic part maybe shortened): the mark a
+** delete ("-delete") or a DROP TABLE's COMMIT ("-drop") leaves, with its
+** topic part, partition and topic_id. Anything less exact is not ours. */
+static int parse_marker(const char *entry, const char *suffix, char *name, int32_t *part,
+                        int64_t *id) {
+  char buf[256];
+  size_t len = strlen(entry), sl = strlen(suffix);
+  if (len <= sl || len >= sizeof buf || strcmp(entry + len - sl, suffix)) return 0;
+  memcpy(buf, entry, len - sl);
+  buf[len - sl] = 0;
   char *dot = strrchr(buf, '.');
-  if (!dot || !dot[1] || strspn(dot + 1, "0123456789") != strlen(dot + 1)) return 0;
+  if (!dot || !dot[1] || strlen(dot + 1) > 18 || strspn(dot + 1, "0123456789") != strlen(dot + 1))
+    return 0;
+  *id = strtoll(dot + 1, NULL, 10);
   *dot = 0;
+  return parse_part_dir(buf, name, part);
+}
+
+static int is_marker(const char *entry) {
+  char name[TK_MAX_TOPIC_NAME + 1];
   int32_t part;
-  return parse_part_dir(buf, name, &part);
+  int64_t id;
+  return parse_marker(entry, "-delete", name, &part, &id);
 }
 
 static int scan_data_dir(state *z) {
@@ -302,6 +326,63 @@ static void remove_folder(takhin_store *s, const char *entry) {
   snprintf(path, sizeof path, "%s/%s", s->data_dir, entry);
   tk_clear_dir(path, 1);
   s->recovery.folders_deleted++;
+}
+
+/* Step 0: the "-drop" marks of a DROP TABLE whose COMMIT a crash cut short
+** (topic_drop.c): the catalog rows went inside that COMMIT, so the catalog
+** tells whether it happened. Still holding the marked incarnation (topic_id,
+** and name and created_ms from the folder's topic.meta): it did not, and the
+** folder is renamed back, to be read as any partition folder below. Not
+** holding it: it did, and the folder is removed. Before the scan, so the
+** scan sees the folders under their own names. */
+static int settle_drops(state *z) {
+  takhin_store *s = z->s;
+  DIR *d = opendir(s->data_dir);
+  if (!d) return errno == ENOENT ? TAKHIN_OK : tk_err_sys(errno, "open directory", s->data_dir);
+  char(*v)[256] = NULL;
+  size_t n = 0, cap = 0;
+  int rc = TAKHIN_OK, restored = 0;
+  struct dirent *e;
+  while (!rc && (e = readdir(d))) { /* names first: no renames while reading the folder */
+    char name[TK_MAX_TOPIC_NAME + 1];
+    int32_t part;
+    int64_t id;
+    if (!parse_marker(e->d_name, "-drop", name, &part, &id)) continue;
+    if ((rc = grow((void **)&v, &cap, n, sizeof *v))) break;
+    snprintf(v[n++], sizeof *v, "%s", e->d_name);
+  }
+  closedir(d);
+  for (size_t i = 0; i < n && !rc; i++) {
+    char name[TK_MAX_TOPIC_NAME + 1], path[TK_PATH_MAX];
+    int32_t part;
+    int64_t id;
+    parse_marker(v[i], "-drop", name, &part, &id);
+    snprintf(path, sizeof path, "%s/%s", s->data_dir, v[i]);
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    tk_meta m;
+    int known = tk_meta_read(path, &m) == TAKHIN_OK && m.topic_id == id && m.partition == part;
+    size_t nl = strlen(name);
+    const cat_topic *c = NULL;
+    for (size_t j = 0; j < z->nc && !c; j++) {
+      const cat_topic *x = &z->c[j];
+      if (x->id != id) continue;
+      if (known ? !strcmp(x->name, m.name) && x->created_ms == m.created_ms
+                : !strncmp(x->name, name, nl) && (!x->name[nl] || strlen(v[i]) == 255))
+        c = x; /* without a readable topic.meta: the name, maybe shortened */
+    }
+    if (!c) {
+      remove_folder(s, v[i]);
+      continue;
+    }
+    char to[TK_PATH_MAX];
+    snprintf(to, sizeof to, "%s/%s-%d", s->data_dir, c->name, (int)part);
+    /* The name taken: both stay, nothing guessed (the scan counts it kept). */
+    if (rename(path, to) == 0) restored = 1;
+  }
+  if (!rc && restored) rc = tk_sync_dir(s->data_dir);
+  free(v);
+  return rc;
 }
 
 /* Step 1: finish the deletes a crash cut short. */
@@ -608,6 +689,7 @@ int tk_reconcile(takhin_store *s) {
   pthread_mutex_lock(&s->cat_lock);
   rc = read_catalog(&z);
   pthread_mutex_unlock(&s->cat_lock);
+  if (!rc) rc = settle_drops(&z);
   if (!rc) rc = scan_data_dir(&z);
   if (!rc) rc = finish_deletes(&z);
   if (!rc && z.nf) {

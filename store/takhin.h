@@ -215,7 +215,8 @@ typedef struct takhin_recovery_info {
   int64_t meta_trusted_catalog; /* topics with a metadata file missing or unreadable: the
                                   catalog was trusted and the file written again */
   int64_t folders_deleted;      /* folders marked "-delete" (a topic delete that a crash cut
-                                  short) removed, the only folders recovery ever removes */
+                                  short), or "-drop" by a DROP TABLE whose COMMIT happened,
+                                  removed: the only folders recovery ever removes */
   int64_t folders_kept;         /* folders in the data folder no topic could be given:
                                   kept as they are (a conflicting one is renamed
                                   "<name>.<ms>-stray"), never removed */

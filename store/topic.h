@@ -52,6 +52,7 @@ struct tk_topic {
   tk_topic *hnext;         /* hash chain */
   int64_t created_ms;      /* with name and topic_id: this incarnation (topic_meta.c) */
   int64_t meta_epoch;      /* epoch of its metadata files (topics_lock or every append_lock) */
+  int dropping; /* DROP TABLE's COMMIT marked its folders "-drop" (topic_drop.c); topics_lock */
 };
 
 void tk_topic_ref(tk_topic *t);
@@ -90,5 +91,24 @@ int64_t tk_cat_topic_created(takhin_store *s, int64_t topic_id);
 ** shortened so the folder name fits in 255 bytes (as Kafka does). */
 void tk_delete_marker(const takhin_store *s, const char *topic, int32_t part, int64_t id, char *out,
                       size_t cap);
+/* The same with "-drop": the mark of a DROP TABLE whose COMMIT is under way
+** (topic_drop.c). On open it is finished only when the catalog no longer
+** holds the topic, and renamed back when it does (the COMMIT never
+** happened). */
+void tk_drop_marker(const takhin_store *s, const char *topic, int32_t part, int64_t id, char *out,
+                    size_t cap);
+
+/* ---- DROP TABLE's delete, in two steps (topic_drop.c) --------------------
+** The SQLite extension deletes a topic as part of the host's COMMIT, whose
+** own commit can still fail after the extension's xSync: so the files may
+** only go once that commit is done. */
+/* xSync: mark the topic's folders "-drop" and delete its catalog rows inside
+** the committing transaction; appends and reads then see ENOTFOUND. Again
+** on a marked topic (a COMMIT retried after SQLITE_BUSY): the rows only. */
+int tk_topic_drop_mark(takhin_store *s, const char *topic);
+/* xCommit (committed = 1): remove the marked folders and the topic.
+** xRollback or a failed commit (committed = 0): rename them back, the topic
+** is as it was. A topic not marked: nothing to do. */
+int tk_topic_drop_finish(takhin_store *s, const char *topic, int committed);
 
 #endif /* TAKHIN_TOPIC_H */
