@@ -1,33 +1,41 @@
 /*
-** drop.c -- DROP TABLE of a topic inside a transaction: the topic is deleted
-** at COMMIT, and stays if the transaction, or a savepoint around the DROP,
-** rolls back.
+** drop.c -- DROP TABLE of a topic, inside a transaction or alone: the
+** topic is deleted at COMMIT, once SQLite's commit is done, and stays if the
+** transaction, a savepoint around the DROP, or the commit itself rolls back.
 **
 **   takhin_pending_drops(topic)    the topics the open transaction drops
 **
 ** SQLite calls a table's xDestroy in the middle of DROP TABLE and tells the
 ** table nothing after it: no xSync, xCommit or xRollback reaches a destroyed
-** table. So inside a transaction the topic's xDestroy (vtab_messages.c)
-** deletes nothing: it INSERTs the topic's name into this eponymous table,
-** and that INSERT enrols the table in the transaction (xBegin), so it hears
-** what becomes of it. xSavepoint/xRollbackTo trim the list with the
-** savepoints, xRollback forgets it, and xSync, the first step of COMMIT,
-** deletes the topics: their catalog rows go inside the committing
-** transaction, with the schema row DROP TABLE removed. Not xCommit: SQLite
-** calls it after its commit, when a catalog write would open a transaction
+** table. So the topic's xDestroy (vtab_messages.c) deletes nothing: it
+** INSERTs the topic's name into this eponymous table, and that INSERT enrols
+** the table in the transaction (xBegin; a lone DROP TABLE's own, too), so
+** it hears what becomes of it. xSavepoint/xRollbackTo trim the list with
+** the savepoints, and COMMIT deletes the topics in two steps
+** (store/topic_drop.c), because SQLite's own commit comes after every xSync
+** and can still fail (an I/O error, a commit hook, a crash):
+**   xSync      renames the topics' folders to "-drop" marks and deletes
+**              their catalog rows inside the committing transaction, with
+**              the schema row DROP TABLE removed;
+**   xCommit    (the commit is done) removes the marked folders;
+**   xRollback  (ROLLBACK, or a commit that failed after xSync) renames them
+**              back: the topics, their tables and records are as they were.
+** A crash between the two leaves the marks, and the next open settles them
+** by the catalog: rows there mean the commit never happened (renamed back),
+** none that it did (removed). The catalog rows cannot wait for xCommit:
+** SQLite calls it after its commit, when a write would open a transaction
 ** that nothing commits.
 **
-** xSync deletes files that no ROLLBACK brings back, so it must be the last
-** xSync of the COMMIT that can fail: a takhin table that first writes after
-** the DROP is refused (vt_begin), the others sync before this table (SQLite
-** syncs in the order tables joined). What remains is a failure of SQLite's
-** own commit after the xSyncs (an I/O error): then the table and the
-** catalog rows come back without the records (sql/README.md says so).
+** A takhin table that first writes after the DROP is still refused
+** (vt_begin), as before the two steps: its appends would come after the
+** marks in the same COMMIT. The marks are undone by xRollback now, so
+** allowing it is possible, but is a change of its own.
 ** Rows come only from DROP TABLE: an INSERT of the user's is refused.
 */
 #include <string.h>
 
 #include "ext.h"
+#include "topic.h" /* tk_topic_drop_mark/finish */
 
 #define MAX_LEVELS 64
 
@@ -157,9 +165,10 @@ static int drop_begin(sqlite3_vtab *base) {
   return SQLITE_OK;
 }
 
-/* COMMIT, first step: delete the topics (see the top of this file). A
-** topic already gone counts as deleted: an earlier COMMIT that failed later
-** (SQLITE_BUSY) and is tried again. */
+/* COMMIT, first step: mark the topics' folders and delete their rows (see
+** the top of this file). A topic already gone counts as dropped (deleted
+** elsewhere); one already marked, by a COMMIT that failed with SQLITE_BUSY
+** and is tried again, only has its rows deleted again. */
 static int drop_sync(sqlite3_vtab *base) {
   drop_vtab *vt = (drop_vtab *)base;
   tkx_conn *c = vt->conn;
@@ -168,16 +177,28 @@ static int drop_sync(sqlite3_vtab *base) {
   takhin_store *s = tkx_store(c, &msg);
   if (!s) return drop_error(vt, msg);
   for (size_t i = 0; i < c->ndrops; i++) {
-    int rc = takhin_topic_delete(s, c->drops[i]);
+    int rc = tk_topic_drop_mark(s, c->drops[i]);
     if (rc && rc != TAKHIN_ENOTFOUND) return drop_error(vt, tkx_errmsg(rc));
   }
   return SQLITE_OK;
 }
 
-static int drop_end(sqlite3_vtab *base) {
-  ((drop_vtab *)base)->conn->ndrops = 0;
+/* COMMIT done (committed = 1): remove the marked folders; ROLLBACK or a
+** failed commit: rename them back. SQLite ignores what these return, so a
+** folder that cannot be renamed back goes to its log; the next open of the
+** store renames it back (the catalog still holds the topic). */
+static int drop_end(drop_vtab *vt, int committed) {
+  tkx_conn *c = vt->conn;
+  for (size_t i = 0; i < c->ndrops && c->store; i++) {
+    int rc = tk_topic_drop_finish(c->store, c->drops[i], committed);
+    if (rc) sqlite3_log(SQLITE_IOERR, "takhin: DROP TABLE \"%s\": %s", c->drops[i], takhin_errmsg());
+  }
+  c->ndrops = 0;
   return SQLITE_OK;
 }
+
+static int drop_commit(sqlite3_vtab *base) { return drop_end((drop_vtab *)base, 1); }
+static int drop_rollback(sqlite3_vtab *base) { return drop_end((drop_vtab *)base, 0); }
 
 static int drop_savepoint(sqlite3_vtab *base, int i) {
   drop_vtab *vt = (drop_vtab *)base;
@@ -215,8 +236,8 @@ static sqlite3_module drop_module = {
     .xUpdate = drop_update,
     .xBegin = drop_begin,
     .xSync = drop_sync,
-    .xCommit = drop_end,
-    .xRollback = drop_end,
+    .xCommit = drop_commit,
+    .xRollback = drop_rollback,
     .xSavepoint = drop_savepoint,
     .xRelease = drop_release,
     .xRollbackTo = drop_rollback_to,
@@ -235,8 +256,7 @@ int tkx_drop_defer(tkx_conn *c, const char *topic, char **msg) {
   c->drop_adding = 0;
   if (rc == SQLITE_OK && !tkx_drop_listed(c, topic)) rc = SQLITE_ERROR;
   if (rc != SQLITE_OK) {
-    *msg = sqlite3_mprintf("takhin: DROP TABLE \"%s\" inside a transaction could not be "
-                           "recorded for COMMIT (%s): run it outside a transaction",
+    *msg = sqlite3_mprintf("takhin: DROP TABLE \"%s\" could not be recorded for COMMIT (%s)",
                            topic, sqlite3_errmsg(c->db));
     if (c->ndrops > before) c->ndrops = before;
   }

@@ -386,8 +386,8 @@ static int destroy_refused(tkx_vtab *vt, int code, char *msg) {
   return code;
 }
 
-/* DROP TABLE: delete the topic and its files; inside a transaction, at its
-** COMMIT (drop.c). */
+/* DROP TABLE: delete the topic and its files at COMMIT (drop.c), a lone
+** DROP TABLE's own included: its files go only once SQLite's commit is done. */
 static int topic_destroy(sqlite3_vtab *base) {
   tkx_vtab *vt = (tkx_vtab *)base;
   takhin_store *s = vt_store(vt);
@@ -399,31 +399,19 @@ static int topic_destroy(sqlite3_vtab *base) {
   /* "attempt to write a readonly database" */
   if (vt->conn->read_only)
     return destroy_refused(vt, SQLITE_READONLY, sqlite3_mprintf("%s", TKX_LOCKED_MSG));
-  if (!sqlite3_get_autocommit(vt->conn->db)) {
-    /* This table's uncommitted rows go with it; a ROLLBACK TO a savepoint
-    ** opened after them and before the DROP would bring the table back
-    ** without them. "database table is locked": SQLite's own words for a
-    ** table that cannot be dropped now. */
-    if ((vt->nrows || vt->ndels) && vt->sp_level > 0)
-      return destroy_refused(
-          vt, SQLITE_LOCKED,
-          sqlite3_mprintf("takhin: topic \"%s\" has uncommitted INSERTs or DELETEs and a "
-                          "savepoint is open: RELEASE or COMMIT before DROP TABLE",
-                          vt->topic));
-    char *m = NULL;
-    if (tkx_drop_defer(vt->conn, vt->topic, &m) != SQLITE_OK)
-      return destroy_refused(vt, SQLITE_LOCKED, m);
-    return vt_disconnect(base);
-  }
-  takhin_cursor_close(vt->park); /* holds the topic's files open */
-  vt->park = NULL;
-  int rc = takhin_topic_delete(s, vt->topic);
-  if (rc && rc != TAKHIN_ENOTFOUND) {
-    int code = vt_takhin_error(vt, rc);
-    char *m = vt->base.zErrMsg;
-    vt->base.zErrMsg = NULL;
-    return destroy_refused(vt, code, m);
-  }
+  /* This table's uncommitted rows go with it; a ROLLBACK TO a savepoint
+  ** opened after them and before the DROP would bring the table back
+  ** without them. "database table is locked": SQLite's own words for a
+  ** table that cannot be dropped now. */
+  if (!sqlite3_get_autocommit(vt->conn->db) && (vt->nrows || vt->ndels) && vt->sp_level > 0)
+    return destroy_refused(
+        vt, SQLITE_LOCKED,
+        sqlite3_mprintf("takhin: topic \"%s\" has uncommitted INSERTs or DELETEs and a "
+                        "savepoint is open: RELEASE or COMMIT before DROP TABLE",
+                        vt->topic));
+  char *m = NULL;
+  if (tkx_drop_defer(vt->conn, vt->topic, &m) != SQLITE_OK)
+    return destroy_refused(vt, SQLITE_LOCKED, m);
   return vt_disconnect(base);
 }
 
@@ -1623,8 +1611,9 @@ static int vt_begin(sqlite3_vtab *base) {
   tkx_vtab *vt = (tkx_vtab *)base;
   clear_pending(vt);
   vt->sp_level = 0;
-  /* drop.c's COMMIT deletes files, so no takhin table may sync after it:
-  ** SQLite syncs the tables in the order they began. */
+  /* drop.c's COMMIT marks the dropped topics' folders; no takhin table
+  ** appends after it (SQLite syncs the tables in the order they began):
+  ** kept from when that step deleted the files (drop.c says why). */
   if (vt->conn->ndrops)
     return vt_error(vt, sqlite3_mprintf("takhin: this transaction drops topic \"%s\", which "
                                         "happens at COMMIT: COMMIT before writing to another "
