@@ -191,7 +191,8 @@ static int drop_end(drop_vtab *vt, int committed) {
   tkx_conn *c = vt->conn;
   for (size_t i = 0; i < c->ndrops && c->store; i++) {
     int rc = tk_topic_drop_finish(c->store, c->drops[i], committed);
-    if (rc) sqlite3_log(SQLITE_IOERR, "takhin: DROP TABLE \"%s\": %s", c->drops[i], takhin_errmsg());
+    if (rc)
+      sqlite3_log(SQLITE_IOERR, "takhin: DROP TABLE \"%s\": %s", c->drops[i], takhin_errmsg());
   }
   c->ndrops = 0;
   return SQLITE_OK;
@@ -256,8 +257,8 @@ int tkx_drop_defer(tkx_conn *c, const char *topic, char **msg) {
   c->drop_adding = 0;
   if (rc == SQLITE_OK && !tkx_drop_listed(c, topic)) rc = SQLITE_ERROR;
   if (rc != SQLITE_OK) {
-    *msg = sqlite3_mprintf("takhin: DROP TABLE \"%s\" could not be recorded for COMMIT (%s)",
-                           topic, sqlite3_errmsg(c->db));
+    *msg = sqlite3_mprintf("takhin: DROP TABLE \"%s\" could not be recorded for COMMIT (%s)", topic,
+                           sqlite3_errmsg(c->db));
     if (c->ndrops > before) c->ndrops = before;
   }
   sqlite3_finalize(st);

@@ -41,8 +41,9 @@ static int drop_rename(tk_topic *t, int back) {
     tk_drop_marker(t->store, t->name, i, t->topic_id, marked, sizeof marked);
     const char *from = back ? marked : t->parts[i]->dir, *to = back ? t->parts[i]->dir : marked;
     if (rename(from, to) != 0 && errno != ENOENT && !rc)
-      rc = tk_err_sys(errno, back ? "rename (restoring a dropped topic's folder)"
-                                  : "rename (marking a dropped topic's folder)",
+      rc = tk_err_sys(errno,
+                      back ? "rename (restoring a dropped topic's folder)"
+                           : "rename (marking a dropped topic's folder)",
                       from);
   }
   return rc;
