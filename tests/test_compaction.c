@@ -614,6 +614,29 @@ Test(compaction, replaced_segments_are_released) {
 }
 
 extern int tk_compact_plan_fail_at;
+extern int tk_compact_sync_fail_at;
+
+/* Fail a run of partition 0 of "t" at each of the n points at[] through
+** *hook (a test hook of store/testing.h): each run returns want with a
+** message holding what (the failing thread's, passed on), and is undone:
+** nothing swapped in, every record still there, no .cleaned file left. */
+static void fail_at_each(takhin_store *s, const char *db, model *m, int *hook, const int *at,
+                         size_t n, int want, const char *what) {
+  takhin_partition_info before, after;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &before), TAKHIN_OK);
+  for (size_t k = 0; k < n; k++) {
+    *hook = at[k];
+    int rc = takhin_compact(s, "t", 0, 1, NULL);
+    *hook = 0;
+    cr_assert_eq(rc, want, "failure at point %d: got %d, want %d", at[k], rc, want);
+    cr_assert(strstr(takhin_errmsg(), what), "the failing thread's message arrives: %s",
+              takhin_errmsg());
+    cr_assert_eq(takhin_partition_info_get(s, "t", 0, &after), TAKHIN_OK);
+    cr_assert_eq(after.size_bytes, before.size_bytes, "nothing was swapped in");
+    check_log(s, "t", m, 0, 100, 0); /* every record still there */
+    assert_no_cleaned_files(db);
+  }
+}
 
 /* An error while the plan is queried ahead (on the helper thread) reaches
 ** the caller with its message and undoes the run: the log is as before, no
@@ -623,20 +646,11 @@ static void plan_error_undoes_the_run(const char *name) {
   model m;
   unsigned seed = 17;
   takhin_store *s = keyed_store(db, &m, 8000, &seed);
-  takhin_partition_info before, after;
+  takhin_partition_info before;
   cr_assert_eq(takhin_partition_info_get(s, "t", 0, &before), TAKHIN_OK);
   cr_assert_gt(before.segments, 10, "enough segments for the helper to run ahead");
-  for (int at = 1; at <= 9; at += 4) { /* first, behind and ahead of the rewriting */
-    tk_compact_plan_fail_at = at;
-    int rc = takhin_compact(s, "t", 0, 1, NULL);
-    tk_compact_plan_fail_at = 0;
-    cr_assert_eq(rc, TAKHIN_ECATALOG, "failure at candidate %d: got %d", at, rc);
-    cr_assert(strstr(takhin_errmsg(), "test hook"), "the helper's message arrives: %s",
-              takhin_errmsg());
-    cr_assert_eq(takhin_partition_info_get(s, "t", 0, &after), TAKHIN_OK);
-    cr_assert_eq(after.size_bytes, before.size_bytes, "nothing was swapped in");
-    check_log(s, "t", &m, 0, 100, 0); /* every record still there */
-  }
+  const int at[] = {1, 5, 9}; /* first, behind and ahead of the rewriting */
+  fail_at_each(s, db, &m, &tk_compact_plan_fail_at, at, 3, TAKHIN_ECATALOG, "test hook");
   /* A new file that cannot be made (a folder has its name) fails the run
   ** the same way, whichever thread made it. */
   takhin_segment_info *segs;
@@ -670,8 +684,6 @@ Test(compaction, plan_error_undoes_the_run_caller_plans) {
   tk_compact_caller_plans = 0;
 }
 
-extern int tk_compact_sync_fail_at;
-
 /* The new files are synced on threads of their own while the rewriting goes
 ** on: a failed fdatasync there (the first, one in the middle, the last new
 ** file) fails the run with EIO and its message, nothing is swapped in, no
@@ -681,22 +693,11 @@ static void sync_error_undoes_the_run(const char *name) {
   model m;
   unsigned seed = 23;
   takhin_store *s = keyed_store(db, &m, 8000, &seed);
-  takhin_partition_info before, after;
+  takhin_partition_info before;
   cr_assert_eq(takhin_partition_info_get(s, "t", 0, &before), TAKHIN_OK);
   cr_assert_gt(before.segments, 10, "enough new files for several syncing threads");
-  int at[] = {1, 5, (int)before.segments - 1};
-  for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
-    tk_compact_sync_fail_at = at[k];
-    int rc = takhin_compact(s, "t", 0, 1, NULL);
-    tk_compact_sync_fail_at = 0;
-    cr_assert_eq(rc, TAKHIN_EIO, "fdatasync failure at new file %d: got %d", at[k], rc);
-    cr_assert(strstr(takhin_errmsg(), "fdatasync"), "the thread's error arrives: %s",
-              takhin_errmsg());
-    cr_assert_eq(takhin_partition_info_get(s, "t", 0, &after), TAKHIN_OK);
-    cr_assert_eq(after.size_bytes, before.size_bytes, "nothing was swapped in");
-    check_log(s, "t", &m, 0, 100, 0);
-    assert_no_cleaned_files(db);
-  }
+  const int at[] = {1, 5, (int)before.segments - 1};
+  fail_at_each(s, db, &m, &tk_compact_sync_fail_at, at, 3, TAKHIN_EIO, "fdatasync");
   takhin_compaction_result r = {0};
   cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_gt(r.segments_compacted, 5);
