@@ -115,19 +115,27 @@ def until_rebalance(member, gen, group):
         time.sleep(0.2)
 
 
+def rebalance_with(old, old_gen, old_session_ms, new_session_ms, rebalance_ms, group):
+    """A newcomer joins on a thread; old, heartbeating in old_gen, is told
+    REBALANCE_IN_PROGRESS (27) and rejoins. Returns old's JoinGroup answer
+    and the newcomer's, each (err, generation, leader, member)."""
+    box = {}
+    th = threading.Thread(target=lambda: box.update(n=join(b"", new_session_ms, rebalance_ms, group)))
+    th.start()
+    assert until_rebalance(old, old_gen, group) == 27
+    mine = join(old, old_session_ms, rebalance_ms, group)
+    th.join()
+    return mine, box["n"]
+
+
 def expiry_on_heartbeat():
     g = b"grp2"
     err, gen1, leader, b = join(b"", 30000, 5000, g)
     e = sync(b, gen1, [(b, b"all")], g)
     assert err == 0 and leader == b and e == 0, (err, leader, b, e)
     # c joins; b learns of the round from its heartbeat and rejoins
+    (err, gen, leader, me), (cerr, cgen, _, c) = rebalance_with(b, gen1, 30000, 1000, 5000, g)
     box = {}
-    th = threading.Thread(target=lambda: box.update(c=join(b"", 1000, 5000, g)))
-    th.start()
-    assert until_rebalance(b, gen1, g) == 27
-    err, gen, leader, me = join(b, 30000, 5000, g)
-    th.join()
-    cerr, cgen, _, c = box["c"]
     assert err == 0 and cerr == 0 and gen == cgen == gen1 + 1 and me == b, (err, cerr, gen, cgen)
     lead, other = (b, c) if leader == b else (c, b)
     th = threading.Thread(target=lambda: box.update(e=sync(other, gen, [], g)))
@@ -160,26 +168,17 @@ def dead_member_in_round():
     g = b"grp4"
     err, gen1, _, a = join(b"", 30000, 60000, g)
     assert err == 0 and sync(a, gen1, [(a, b"all")], g) == 0
+    (err, gen2, leader, _), cres = rebalance_with(a, gen1, 30000, 3000, 60000, g)
+    c = cres[3]
+    assert err == 0 and cres[0] == 0 and leader == a, (err, cres)
     box = {}
-    th = threading.Thread(target=lambda: box.update(c=join(b"", 3000, 60000, g)))
-    th.start()
-    assert until_rebalance(a, gen1, g) == 27
-    err, gen2, leader, _ = join(a, 30000, 60000, g)
-    th.join()
-    c = box["c"][3]
-    assert err == 0 and box["c"][0] == 0 and leader == a, (err, box)
     th = threading.Thread(target=lambda: box.update(e=sync(c, gen2, [], g)))
     th.start()
     assert sync(a, gen2, [(a, b"ha"), (c, b"hc")], g) == 0
     th.join()
     assert box["e"] == 0
     # d joins; a rejoins; c never does
-    th = threading.Thread(target=lambda: box.update(d=join(b"", 30000, 60000, g)))
-    th.start()
-    assert until_rebalance(a, gen2, g) == 27
-    err, gen3, leader, _ = join(a, 30000, 60000, g)
-    th.join()
-    derr, dgen, _, d = box["d"]
+    (err, gen3, leader, _), (derr, dgen, _, d) = rebalance_with(a, gen2, 30000, 30000, 60000, g)
     assert err == 0 and derr == 0 and gen3 == dgen == gen2 + 1, (err, derr, gen3, dgen)
     assert heartbeat(c, gen2, g) == 25, "the dead member left the round"
     print(f"ok: a member dead as a round began ({c.decode()}) was expired by its session, "
@@ -195,13 +194,7 @@ def dead_leader_before_sync():
     g = b"grp5"
     err, gen1, _, x = join(b"", 2000, 60000, g)
     assert err == 0 and sync(x, gen1, [(x, b"all")], g) == 0
-    box = {}
-    th = threading.Thread(target=lambda: box.update(y=join(b"", 30000, 60000, g)))
-    th.start()
-    assert until_rebalance(x, gen1, g) == 27
-    err, gen2, leader, _ = join(x, 2000, 60000, g)
-    th.join()
-    yerr, ygen, _, y = box["y"]
+    (err, gen2, leader, _), (yerr, ygen, _, y) = rebalance_with(x, gen1, 2000, 30000, 60000, g)
     assert err == 0 and yerr == 0 and leader == x and ygen == gen2, (err, yerr, leader, ygen, gen2)
     # x, the leader, never sends its SyncGroup
     assert sync(y, gen2, [], g) == 27, "the follower's SyncGroup once the leader's session is over"
