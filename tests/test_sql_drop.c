@@ -151,6 +151,34 @@ Test(sql_drop, commit_failing_after_sync_keeps_the_topic) {
   sqlite3_close(db);
 }
 
+/* Two topics dropped by one transaction whose commit fails: both renamed
+** back with every record, both usable; a new transaction then drops both. */
+Test(sql_drop, failed_commit_of_two_drops_keeps_both) {
+  const char *path = tu_store_path("sql_drop_hook2");
+  sqlite3 *db = db_open(path);
+  exec_ok(db, "CREATE VIRTUAL TABLE a USING takhin(partitions=1)");
+  exec_ok(db, "CREATE VIRTUAL TABLE b USING takhin(partitions=3)");
+  exec_ok(db, "INSERT INTO a(key, value) VALUES ('ka','1')");
+  exec_ok(db, "INSERT INTO b(partition, key, value) VALUES (0,'k0','1'),(2,'k2','2')");
+  exec_ok(db, "BEGIN");
+  exec_ok(db, "DROP TABLE a");
+  exec_ok(db, "DROP TABLE b");
+  sqlite3_commit_hook(db, hook_fail, (void *)path);
+  exec_err(db, "constraint failed", "COMMIT");
+  sqlite3_commit_hook(db, NULL, NULL);
+  EXPECT_ROWS(db, "a\nb\n", "SELECT name FROM takhin_topics ORDER BY name");
+  EXPECT_ENTRIES(path, "a-", "a-0\n");
+  EXPECT_ENTRIES(path, "b-", "b-0\nb-1\nb-2\n");
+  EXPECT_ROWS(db, "ka|1\n", "SELECT key, value FROM a");
+  EXPECT_ROWS(db, "0|k0\n2|k2\n", "SELECT partition, key FROM b ORDER BY partition");
+  exec_ok(db, "INSERT INTO b(partition, key, value) VALUES (1,'k1','3')");
+  exec_ok(db, "BEGIN; DROP TABLE a; DROP TABLE b; COMMIT");
+  EXPECT_ROWS(db, "", "SELECT name FROM takhin_topics");
+  EXPECT_ENTRIES(path, "a-", "");
+  EXPECT_ENTRIES(path, "b-", "");
+  sqlite3_close(db);
+}
+
 /* The process dies inside the commit hook: after the extension's xSync
 ** marked the folders and deleted the rows, before SQLite's commit. The
 ** catalog comes back with the rows, so the next open renames the marks
