@@ -333,8 +333,9 @@ static void remove_folder(takhin_store *s, const char *entry) {
 ** tells whether it happened. Still holding the marked incarnation (topic_id,
 ** and name and created_ms from the folder's topic.meta): it did not, and the
 ** folder is renamed back, to be read as any partition folder below. Not
-** holding it: it did, and the folder is removed. Before the scan, so the
-** scan sees the folders under their own names. */
+** holding it: it did, and the folder is removed -- unless the catalog was
+** damaged and moved aside, which says nothing: then every mark goes back.
+** Before the scan, so the scan sees the folders under their own names. */
 static int settle_drops(state *z) {
   takhin_store *s = z->s;
   DIR *d = opendir(s->data_dir);
@@ -371,12 +372,19 @@ static int settle_drops(state *z) {
                 : !strncmp(x->name, name, nl) && (!x->name[nl] || strlen(v[i]) == 255))
         c = x; /* without a readable topic.meta: the name, maybe shortened */
     }
-    if (!c) {
+    /* A damaged catalog, moved aside, cannot tell: the files are the truth,
+    ** so the folder goes back under its topic's name, as the scan expects. */
+    const char *back = c                                  ? c->name
+                       : !s->recovery.catalog_moved_aside ? NULL
+                       : known                            ? m.name
+                       : strlen(v[i]) < 255               ? name
+                                                          : NULL;
+    if (!back) {
       remove_folder(s, v[i]);
       continue;
     }
     char to[TK_PATH_MAX];
-    snprintf(to, sizeof to, "%s/%s-%d", s->data_dir, c->name, (int)part);
+    snprintf(to, sizeof to, "%s/%s-%d", s->data_dir, back, (int)part);
     /* The name taken: both stay, nothing guessed (the scan counts it kept). */
     if (rename(path, to) == 0) restored = 1;
   }

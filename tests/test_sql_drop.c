@@ -263,3 +263,39 @@ Test(sql_drop, marks_are_settled_on_open) {
   expect_ev_intact(db, path, id);
   sqlite3_close(db);
 }
+
+/* A damaged catalog (moved aside and rebuilt from the files) cannot say
+** whether a DROP's COMMIT happened: the marks go back, the files being the
+** truth, and the rebuilt topic keeps every record. */
+Test(sql_drop, marks_go_back_when_the_catalog_was_damaged) {
+  const char *path = tu_store_path("sql_drop_damaged");
+  sqlite3 *db = db_open(path);
+  int64_t id = make_ev(db);
+  sqlite3_close(db);
+  char dir[4096], from[4200], to[4200];
+  data_dir(dir, sizeof dir, path);
+  for (int p = 0; p < 2; p++) {
+    snprintf(from, sizeof from, "%s/ev-%d", dir, p);
+    snprintf(to, sizeof to, "%s/ev-%d.%lld-drop", dir, p, (long long)id);
+    cr_assert_eq(rename(from, to), 0);
+  }
+  snprintf(from, sizeof from, "%s-wal", path);
+  unlink(from);
+  snprintf(from, sizeof from, "%s-shm", path);
+  unlink(from);
+  FILE *f = fopen(path, "wb");
+  cr_assert(f);
+  for (int i = 0; i < 8192; i++) fputc((i * 7919) & 0xff, f);
+  fclose(f);
+  takhin_store *s = c_open(path, 0);
+  takhin_recovery_info ri;
+  takhin_recovery(s, &ri);
+  cr_assert_eq(ri.catalog_moved_aside, 1);
+  cr_assert_eq(ri.topics_rebuilt, 1);
+  takhin_close(s);
+  EXPECT_ENTRIES(path, "ev-", "ev-0\nev-1\n");
+  db = db_open(path);
+  exec_ok(db, "CREATE VIRTUAL TABLE ev USING takhin"); /* the schema row went with the catalog */
+  EXPECT_ROWS(db, ev_rows, EV_SELECT);
+  sqlite3_close(db);
+}
