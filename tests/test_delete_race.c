@@ -250,7 +250,7 @@ static void delete_during_compaction(const char *name, int step, int want_compac
   cr_assert_eq(pthread_create(&td2, NULL, delete_main, &del2), 0);
   /* Both deletes have marked the topic (or, on a store that does not wait,
   ** returned). */
-  for (int i = 0; i < 5000 && atomic_load(&t->deleting) < 2 &&
+  for (int i = 0; i < 30000 && atomic_load(&t->deleting) < 2 &&
                   !(atomic_load(&del1.done) && atomic_load(&del2.done));
        i++)
     sleep_ms(1);
