@@ -47,13 +47,17 @@
 #include "testing.h"
 
 #ifdef TAKHIN_TESTING
-/* Test hook (testing.h): abort the process at step n of a run (1-based), to
-** prove the swap is crash-safe. 0 = off. */
+/* Test hooks (testing.h): abort the process at step n of a run (1-based), to
+** prove the swap is crash-safe (0 = off); call a test's function at each
+** step (step 0: after the run's first flush), to hold a run there. */
 int tk_compact_crash_step;
+void (*tk_compact_step_hook)(const char *topic, int32_t partition, int step);
 
-static void crash_point(int step) {
-  if (tk_compact_crash_step == step) abort();
+static void crash_point_at(const tk_partition *p, int step) {
+  if (tk_compact_step_hook) tk_compact_step_hook(p->topic->name, p->id, step);
+  if (step > 0 && tk_compact_crash_step == step) abort();
 }
+#define crash_point(step) crash_point_at(p, step)
 #else
 #define crash_point(step) ((void)0)
 #endif
@@ -643,10 +647,15 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     return tk_err(TAKHIN_EINVAL, "topic \"%s\" is not compacted (cleanup_policy=%s)",
                   p->topic->name, tk_config_policy_name(cfg));
   pthread_mutex_lock(&p->maint_lock);
+  /* A topic being deleted gets no rows: its delete waits for this lock
+  ** and then removes every row of its topic_id, which the next topic may
+  ** reuse (topic_admin.c). */
+  int rc = tk_topic_gone(p->topic);
   /* The key index must be current: pending batches into the files with
   ** their key rows written, then any catch-up the index still owes. */
-  int rc = tk_part_flush(p, 1, 0);
+  if (!rc) rc = tk_part_flush(p, 1, 0);
   if (!rc) rc = tk_key_cover_log(p);
+  crash_point(0);
   tk_segment **cand = NULL, **fresh = NULL;
   size_t ncand = 0;
   /* keys_kept = keys outside [first, end) + the survivors counted inside */
@@ -717,6 +726,9 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   crash_point(1);
   if ((rc = tk_sync_dir(p->dir))) goto undo;
   crash_point(2);
+  /* A delete that began during the run waits for it: give up before the
+  ** rows rather than write what it would remove at once. */
+  if ((rc = tk_topic_gone(p->topic))) goto undo;
   /* 3. one transaction: new rows, checkpoint, forgotten tombstones, swaps */
   pthread_mutex_lock(&s->cat_lock);
   rc = tk_cat_begin(s);

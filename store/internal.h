@@ -25,7 +25,15 @@
 **   takhin_store.topics_lock (rwlock)  read: any operation on a topic;
 **                                     write: the set of topics changes.
 **   tk_partition.maint_lock (mutex)    one of compaction, retention,
-**                                     DeleteRecords at a time.
+**                                     DeleteRecords, key-index catch-up at
+**                                     a time; each checks tk_topic_gone
+**                                     under it before writing rows. A topic
+**                                     delete sets t->deleting, then takes
+**                                     and drops each partition's maint_lock
+**                                     holding no lock (waiting out a running
+**                                     step), and only then topics_lock for
+**                                     writing: a long compaction never
+**                                     holds up the other topics.
 **   tk_partition.append_lock (mutex)   appends, rolls, flushes, retention;
 **                                     held across the write() of a batch.
 **   takhin_store.cat_lock (mutex)      the one SQLite connection to the

@@ -655,7 +655,10 @@ static int keys_behind(tk_partition *p) {
 ** catch-up at a time, never beside a compaction. */
 static int catch_up_if_behind(tk_partition *p) {
   TK_ASSERT_HELD(&p->maint_lock);
-  return keys_behind(p) ? tk_key_catch_up(p) : TAKHIN_OK;
+  if (!keys_behind(p)) return TAKHIN_OK;
+  /* no key rows for a topic being deleted (topic_admin.c) */
+  int rc = tk_topic_gone(p->topic);
+  return rc ? rc : tk_key_catch_up(p);
 }
 
 int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset, int *tombstone) {
@@ -684,10 +687,13 @@ int tk_key_lookup(tk_partition *p, const void *key, size_t len, int64_t *offset,
     }
   }
   pthread_mutex_lock(&s->cat_lock);
-  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_KEY_LOOKUP);
-  if (!st) {
-    rc = TAKHIN_ECATALOG;
-  } else {
+  /* A deleted topic's topic_id may be the next topic's: its rows are not
+  ** ours (the flag is set before any topic can be created again). */
+  sqlite3_stmt *st = NULL;
+  if (atomic_load(&p->topic->deleted))
+    rc = tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", p->topic->name);
+  else if (!(st = tk_cat_stmt(s, TK_SQL_KEY_LOOKUP))) rc = TAKHIN_ECATALOG;
+  if (st) {
     sqlite3_bind_int64(st, 1, p->topic->topic_id);
     sqlite3_bind_int(st, 2, p->id);
     sqlite3_bind_blob64(st, 3, len ? key : "", len, SQLITE_STATIC);

@@ -3,6 +3,9 @@
 ** retention policy (retention_bytes, retention_ms; whole sealed segments
 ** only, never the active one) and DeleteRecords. Both decide how many
 ** segments go and ask the partition to remove them (tk_part_drop_prefix).
+** Both refuse a topic deleted or being deleted (tk_topic_gone, under
+** maint_lock): a caller that found the partition before a delete must not
+** write the log start of a topic_id the next topic may reuse.
 */
 #include "partition.h"
 #include "store.h"
@@ -10,7 +13,8 @@
 int tk_part_delete_records(tk_partition *p, int64_t offset) {
   pthread_mutex_lock(&p->maint_lock);
   pthread_mutex_lock(&p->append_lock);
-  int rc = tk_part_write_pending(p);
+  int rc = tk_topic_gone(p->topic); /* no rows for a topic being deleted (topic_admin.c) */
+  if (!rc) rc = tk_part_write_pending(p);
   if (rc) goto out;
   if (offset < p->log_start || offset > p->next_offset) {
     rc = tk_err(TAKHIN_ERANGE, "offset %lld out of range [%lld, %lld] for DeleteRecords on %s-%d",
@@ -33,7 +37,8 @@ int tk_part_retention(tk_partition *p, takhin_retention_result *out) {
   if (!cfg->delete_) return TAKHIN_OK; /* compact-only topics keep everything */
   pthread_mutex_lock(&p->maint_lock);
   pthread_mutex_lock(&p->append_lock);
-  int rc = tk_part_write_pending(p);
+  int rc = tk_topic_gone(p->topic); /* no rows for a topic being deleted (topic_admin.c) */
+  if (!rc) rc = tk_part_write_pending(p);
   if (rc) goto out;
   int64_t now = tk_now_ms(), total = 0;
   for (size_t i = 0; i < p->nsegs; i++) total += p->segs[i]->size;

@@ -140,6 +140,7 @@ tk_topic *tk_topic_new(takhin_store *s, int64_t id, const char *name, int32_t np
   t->nparts = nparts;
   atomic_init(&t->refs, 1);
   atomic_init(&t->deleted, 0);
+  atomic_init(&t->deleting, 0);
   atomic_init(&t->sticky_next, 0);
   t->parts = calloc((size_t)nparts, sizeof *t->parts);
   for (int32_t i = 0; t->parts && i < nparts; i++)

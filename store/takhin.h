@@ -275,8 +275,11 @@ TAKHIN_API int takhin_topic_create(takhin_store *s, const char *topic, int32_t p
 TAKHIN_API int takhin_topic_partitions(takhin_store *s, const char *topic, int32_t *out);
 
 /* Delete a topic: its catalog rows (group offsets included) and its files.
-** Produce calls in flight finish first; later calls on the topic, and open
-** cursors, get ENOTFOUND. */
+** Produce calls in flight finish first, and so does maintenance running on
+** its partitions (compaction, retention, DeleteRecords), which the delete
+** waits for without holding up other topics; meanwhile maintenance of the
+** topic gets ENOTFOUND and creating its name again EEXISTS. Later calls on
+** the topic, and open cursors, get ENOTFOUND. */
 TAKHIN_API int takhin_topic_delete(takhin_store *s, const char *topic);
 
 /* Names of all topics, sorted. *names is one takhin_free()-able block holding

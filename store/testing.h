@@ -29,6 +29,12 @@ int takhin_topic_balance(takhin_store *s, const char *topic, int64_t *counts, in
 /* compaction.c: abort the process at step n of a compaction run (1-based),
 ** to prove the swap is crash-safe. 0 = off. */
 extern int tk_compact_crash_step;
+/* compaction.c: called, when set, at each of those steps of a run and at
+** step 0 (after the run's flush and key-index catch-up, before any row
+** of its own),
+** with the run's maint_lock held, so that a test can hold a run there
+** while other threads act. NULL = off. */
+extern void (*tk_compact_step_hook)(const char *topic, int32_t partition, int step);
 /* compaction.c: nonzero arranges a run as on the extension's store (the
 ** caller plans, a thread rewrites) through the C API too, so the threaded
 ** tests cover it. */

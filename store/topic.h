@@ -47,7 +47,8 @@ struct tk_topic {
   tk_partition *
       *parts; /* replaced whole (topics_lock held for writing) when partitions are added */
   atomic_int refs;
-  atomic_int deleted;
+  atomic_int deleted;      /* its rows are gone: appends and reads get ENOTFOUND */
+  atomic_int deleting;     /* deletes under way, waiting out maintenance (topic_admin.c) */
   atomic_uint sticky_next; /* round-robin partition for null-key batches */
   tk_topic *hnext;         /* hash chain */
   int64_t created_ms;      /* with name and topic_id: this incarnation (topic_meta.c) */
@@ -56,6 +57,14 @@ struct tk_topic {
 };
 
 void tk_topic_ref(tk_topic *t);
+/* ENOTFOUND (message set) when t is deleted or a delete of it is under way,
+** else OK. Every maintenance step (compaction, retention, DeleteRecords,
+** key-index catch-up) checks it under the partition's maint_lock before it
+** writes rows: a delete marks deleting before it takes each maint_lock in
+** turn, and removes the rows only after, so a step that starts later never
+** writes rows for a topic_id the next topic created may reuse
+** (topic_admin.c). */
+int tk_topic_gone(const tk_topic *t);
 /* Remove the files of a partition folder and the folder (best effort;
 ** topic_admin.c). */
 void tk_clear_dir(const char *dir, int remove_dir);

@@ -13,7 +13,11 @@
 ** finishes the delete; recovery removes no folder that is not marked.
 ** Deleting stops appends under every partition's append_lock, so no append
 ** can be writing into a folder that is being removed, and later calls see
-** ENOTFOUND.
+** ENOTFOUND. Before that it waits out the maintenance running on the
+** topic's partitions (compaction, retention, DeleteRecords, key-index
+** catch-up), holding no store lock while it waits: a step that wrote rows
+** after the topic's are gone would leave them to the next topic created,
+** which may get the same topic_id (takhin_topic_delete).
 */
 #include <dirent.h>
 #include <errno.h>
@@ -164,17 +168,36 @@ static int mark_folders(tk_topic *t, int32_t n, int back, int32_t *done) {
   return rc;
 }
 
-int takhin_topic_delete(takhin_store *s, const char *topic) {
-  if (!tk_store_live(s))
-    return tk_err(TAKHIN_EMISUSE, "takhin_topic_delete: store is NULL or closed");
-  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
-  if (!topic) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
-  pthread_rwlock_wrlock(&s->topics_lock);
-  tk_topic *t = tk_store_find(s, topic);
-  if (!t) {
+int tk_topic_gone(const tk_topic *t) {
+  if (atomic_load(&t->deleted))
+    return tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", t->name);
+  if (atomic_load(&t->deleting))
+    return tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" is being deleted", t->name);
+  return TAKHIN_OK;
+}
+
+/* Wait out the maintenance steps running on t's partitions: each holds
+** its partition's maint_lock from before it first writes a row until after
+** its last, and t->deleting (set by the caller) makes every later one stop
+** at its start (tk_topic_gone). topics_lock is held only to read the
+** partition array (replaced whole when partitions are added; the
+** partitions themselves live as long as t), never while waiting: a long
+** compaction must not stop the other topics. Partitions added meanwhile
+** start with deleting already set, so none of their steps writes a row. */
+static void wait_maintenance(takhin_store *s, tk_topic *t) {
+  for (int32_t i = 0;; i++) {
+    pthread_rwlock_rdlock(&s->topics_lock);
+    tk_partition *p = i < t->nparts ? t->parts[i] : NULL;
     pthread_rwlock_unlock(&s->topics_lock);
-    return tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\"", topic);
+    if (!p) break;
+    pthread_mutex_lock(&p->maint_lock);
+    pthread_mutex_unlock(&p->maint_lock);
   }
+}
+
+/* The delete proper (topics_lock held for writing; t is in the table and
+** no maintenance step runs on it): marks, rows, then the table. */
+static int delete_locked(takhin_store *s, tk_topic *t) {
   /* Wait out appends in flight and hold off new ones while the folders are
   ** marked and the rows go (every partition, in order: lock_all's rule). */
   for (int32_t i = 0; i < t->nparts; i++) pthread_mutex_lock(&t->parts[i]->append_lock);
@@ -195,7 +218,6 @@ int takhin_topic_delete(takhin_store *s, const char *topic) {
     mark_folders(t, t->nparts, 1, NULL);
     tk_sync_dir(s->data_dir);
     for (int32_t i = t->nparts; i-- > 0;) pthread_mutex_unlock(&t->parts[i]->append_lock);
-    pthread_rwlock_unlock(&s->topics_lock);
     return tk_err(rc, "%s", msg);
   }
   atomic_store(&t->deleted, 1); /* later appends see ENOTFOUND */
@@ -204,7 +226,40 @@ int takhin_topic_delete(takhin_store *s, const char *topic) {
     pthread_mutex_unlock(&t->parts[i]->append_lock);
   }
   tk_store_remove(s, t);
+  return TAKHIN_OK;
+}
+
+/* A delete first marks the topic (deleting) and waits out the maintenance
+** running on its partitions with no store lock held (wait_maintenance);
+** then, under topics_lock for writing, it deletes the topic if it is still
+** the one in the table: a second delete of the same topic that waited
+** beside this one finds it gone (ENOTFOUND), and never deletes a topic of
+** the same name created since. Until it ends, creating the name again gets
+** EEXISTS, and maintenance of the topic gets ENOTFOUND. */
+int takhin_topic_delete(takhin_store *s, const char *topic) {
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_topic_delete: store is NULL or closed");
+  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  if (!topic) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
+  pthread_rwlock_rdlock(&s->topics_lock);
+  tk_topic *t = tk_store_find(s, topic);
+  if (t) {
+    tk_topic_ref(t); /* ours, while no lock is held */
+    atomic_fetch_add(&t->deleting, 1);
+  }
   pthread_rwlock_unlock(&s->topics_lock);
+  if (!t) return tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\"", topic);
+  wait_maintenance(s, t);
+  pthread_rwlock_wrlock(&s->topics_lock);
+  int rc = tk_store_find(s, topic) == t
+               ? delete_locked(s, t)
+               : tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\" (deleted meanwhile)", topic);
+  atomic_fetch_sub(&t->deleting, 1); /* deleted, or (failed) live again */
+  pthread_rwlock_unlock(&s->topics_lock);
+  if (rc) {
+    tk_topic_unref(t);
+    return rc;
+  }
   tk_wait_notify_all(s); /* waiting cursors of the topic return ENOTFOUND */
   for (int32_t i = 0; i < t->nparts; i++) {
     tk_part_retire_files(t->parts[i]);
@@ -213,6 +268,7 @@ int takhin_topic_delete(takhin_store *s, const char *topic) {
     tk_clear_dir(dir, 1);
   }
   tk_topic_unref(t); /* the table's reference; cursors may keep theirs */
+  tk_topic_unref(t); /* ours */
   return TAKHIN_OK;
 }
 
