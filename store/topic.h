@@ -65,6 +65,13 @@ void tk_topic_ref(tk_topic *t);
 ** writes rows for a topic_id the next topic created may reuse
 ** (topic_admin.c). */
 int tk_topic_gone(const tk_topic *t);
+/* The first step of a delete (takhin_topic_delete, DROP TABLE's
+** tk_topic_drop_mark): mark the topic deleting, wait out the maintenance
+** running on its partitions, and return it (*out, referenced) with
+** topics_lock held for writing; tk_topic_delete_end clears the mark and
+** releases the lock, the caller then drops its reference. */
+int tk_topic_delete_begin(takhin_store *s, const char *topic, tk_topic **out);
+void tk_topic_delete_end(takhin_store *s, tk_topic *t);
 /* Remove the files of a partition folder and the folder (best effort;
 ** topic_admin.c). */
 void tk_clear_dir(const char *dir, int remove_dir);

@@ -231,16 +231,13 @@ static int delete_locked(takhin_store *s, tk_topic *t) {
 
 /* A delete first marks the topic (deleting) and waits out the maintenance
 ** running on its partitions with no store lock held (wait_maintenance);
-** then, under topics_lock for writing, it deletes the topic if it is still
-** the one in the table: a second delete of the same topic that waited
+** then, under topics_lock for writing, it goes on only if the topic is
+** still the one in the table: a second delete of the same topic that waited
 ** beside this one finds it gone (ENOTFOUND), and never deletes a topic of
-** the same name created since. Until it ends, creating the name again gets
-** EEXISTS, and maintenance of the topic gets ENOTFOUND. */
-int takhin_topic_delete(takhin_store *s, const char *topic) {
-  if (!tk_store_live(s))
-    return tk_err(TAKHIN_EMISUSE, "takhin_topic_delete: store is NULL or closed");
-  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
-  if (!topic) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
+** the same name created since. Until tk_topic_delete_end, creating the name
+** again gets EEXISTS, and maintenance of the topic gets ENOTFOUND. */
+int tk_topic_delete_begin(takhin_store *s, const char *topic, tk_topic **out) {
+  *out = NULL;
   pthread_rwlock_rdlock(&s->topics_lock);
   tk_topic *t = tk_store_find(s, topic);
   if (t) {
@@ -251,11 +248,30 @@ int takhin_topic_delete(takhin_store *s, const char *topic) {
   if (!t) return tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\"", topic);
   wait_maintenance(s, t);
   pthread_rwlock_wrlock(&s->topics_lock);
-  int rc = tk_store_find(s, topic) == t
-               ? delete_locked(s, t)
-               : tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\" (deleted meanwhile)", topic);
+  if (tk_store_find(s, topic) != t) {
+    tk_topic_delete_end(s, t);
+    tk_topic_unref(t);
+    return tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\" (deleted meanwhile)", topic);
+  }
+  *out = t;
+  return TAKHIN_OK;
+}
+
+void tk_topic_delete_end(takhin_store *s, tk_topic *t) {
   atomic_fetch_sub(&t->deleting, 1); /* deleted, or (failed) live again */
   pthread_rwlock_unlock(&s->topics_lock);
+}
+
+int takhin_topic_delete(takhin_store *s, const char *topic) {
+  if (!tk_store_live(s))
+    return tk_err(TAKHIN_EMISUSE, "takhin_topic_delete: store is NULL or closed");
+  if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
+  if (!topic) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
+  tk_topic *t;
+  int rc = tk_topic_delete_begin(s, topic, &t);
+  if (rc) return rc;
+  rc = delete_locked(s, t);
+  tk_topic_delete_end(s, t);
   if (rc) {
     tk_topic_unref(t);
     return rc;

@@ -61,15 +61,13 @@ int tk_topic_drop_mark(takhin_store *s, const char *topic) {
     return tk_err(TAKHIN_EMISUSE, "tk_topic_drop_mark: store is NULL or closed");
   if (s->opt.read_only) return tk_err(TAKHIN_EREADONLY, "store %s is open read-only", s->db_path);
   if (!topic) return tk_err(TAKHIN_EINVAL, "topic name is NULL");
-  pthread_rwlock_wrlock(&s->topics_lock);
-  tk_topic *t = tk_store_find(s, topic);
-  if (!t) {
-    pthread_rwlock_unlock(&s->topics_lock);
-    return tk_err(TAKHIN_ENOTFOUND, "unknown topic \"%.249s\"", topic);
-  }
+  /* Running compactions and the like end first (no row of the topic may
+  ** land after its rows go); topics_lock is then held for writing. */
+  tk_topic *t;
+  int rc = tk_topic_delete_begin(s, topic, &t);
+  if (rc) return rc;
   /* Appends in flight finish first and later ones wait (lock_all's order). */
   lock_parts(t, 1);
-  int rc = TAKHIN_OK;
   if (!t->dropping) {
     rc = drop_rename(t, 0);
     /* the marks outlive a power cut before the rows go */
@@ -94,7 +92,8 @@ int tk_topic_drop_mark(takhin_store *s, const char *topic) {
     atomic_store(&t->deleted, 1); /* appends and cursors: ENOTFOUND until the commit ends */
   }
   lock_parts(t, 0);
-  pthread_rwlock_unlock(&s->topics_lock);
+  tk_topic_delete_end(s, t);
+  tk_topic_unref(t);
   return rc;
 }
 
