@@ -22,18 +22,23 @@ typedef struct tk_key_pending {
 /* Keys whose records are in the file but whose rows are not written yet,
 ** each once with its newest offset: a key produced again and again costs
 ** one row per write of the map, not one per record or per persist. Open
-** addressing with linear probes; offset -1 marks an empty slot. Steady
-** state allocates nothing: the table and key bytes are kept when cleared. */
+** addressing with linear probes, at most 3/4 full; offset -1 marks an empty
+** slot. A slot is 32 bytes and holds a key of up to TK_KEY_INLINE bytes
+** itself (zero-padded), so the producer's probe of such a key touches one
+** cache line and compares two words; longer keys live in bytes. Steady state
+** allocates nothing: the table and key bytes are kept when cleared. */
+#define TK_KEY_INLINE 16
 typedef struct tk_key_slot {
-  uint64_t hash;
-  int64_t offset;
-  size_t key_at, key_len; /* in the map's bytes */
-  int tombstone;
+  int64_t offset;  /* the key's newest record; -1: the slot is empty */
+  uint32_t hash;   /* the key's hash (keyindex.c: key_hash) */
+  uint32_t meta;   /* key length << 1 | tombstone (a key is under 1 GiB: batch.c) */
+  uint64_t key[2]; /* the key, zero-padded; longer ones: key[0] = where in bytes */
 } tk_key_slot;
 typedef struct tk_keymap {
   tk_key_slot *slot;
   size_t cap, n;      /* cap: 0 or a power of two; n keys held */
-  tk_buf bytes;       /* the keys */
+  size_t grow_at;     /* n past which the table doubles (3/4 of cap) */
+  tk_buf bytes;       /* the keys longer than TK_KEY_INLINE */
   int64_t max_offset; /* newest offset held (-1: empty) */
   int64_t since_ms;   /* when the oldest unwritten key came in */
 } tk_keymap;
