@@ -67,13 +67,15 @@ int tk_key_map_keys = 8192; /* testing.h */
 ** pointer into the key bytes; a run of records hashes first and prefetches
 ** its slots, then probes (note). Longer keys take a loop and a memcmp. */
 
+/* A slot's hash has 31 bits; the last says whether the record is a tombstone. */
+#define TOMB (1u << 31)
 #ifdef TAKHIN_TESTING
 uint32_t tk_key_hash_mask = UINT32_MAX; /* testing.h */
-#define HASH_MASK tk_key_hash_mask
+#define HASH_MASK (tk_key_hash_mask & ~TOMB)
 #else
-#define HASH_MASK UINT32_MAX
+#define HASH_MASK (~TOMB)
 #endif
-/* A slot's meta holds the length << 1 (batch.c refuses keys of 1 GiB or more). */
+/* batch.c refuses keys of 1 GiB or more. */
 #define KEY_MAX ((size_t)UINT32_MAX >> 1)
 
 static inline uint64_t load64(const uint8_t *p) {
@@ -109,14 +111,22 @@ static inline void key_words(const uint8_t *k, size_t n, uint64_t w[2]) {
 #endif
 }
 
-/* Two words and a length to 32 bits. The fold and the last multiply carry
-** every input bit into the high half (keys often differ in their last byte
-** only, which a single multiply leaves in the top 8 bits). */
+/* Two words and a length to 31 bits. With 128-bit products, one multiply
+** of the two words (each xored with a constant) folded high into low, as
+** wyhash mixes: every input bit reaches the low bits, which index the table.
+** Otherwise two products, a fold and a third multiply, whose high half takes
+** every input bit (keys often differ in their last byte only, which a single
+** 64-bit multiply leaves in its top 8 bits). */
 static inline uint32_t hash_words(uint64_t a, uint64_t b, uint64_t n) {
+#ifdef __SIZEOF_INT128__
+  __uint128_t r = (__uint128_t)(a ^ 0x9e3779b97f4a7c15ULL) * (b ^ n ^ 0xc2b2ae3d27d4eb4fULL);
+  return (uint32_t)((uint64_t)r ^ (uint64_t)(r >> 64)) & HASH_MASK;
+#else
   uint64_t h = (a ^ n) * 0x9e3779b97f4a7c15ULL ^ b * 0xc2b2ae3d27d4eb4fULL;
   h ^= h >> 32;
   h *= 0xff51afd7ed558ccdULL;
   return (uint32_t)(h >> 32) & HASH_MASK;
+#endif
 }
 
 /* A key longer than TK_KEY_INLINE: 16 bytes a round, the last 16 overlapping. */
@@ -142,7 +152,7 @@ static inline __attribute__((always_inline)) uint32_t key_hash(const uint8_t *k,
 
 /* The bytes of the key in slot e. */
 static inline const uint8_t *slot_key(const tk_keymap *m, const tk_key_slot *e) {
-  return (e->meta >> 1) <= TK_KEY_INLINE ? (const uint8_t *)e->key : m->bytes.p + e->key[0];
+  return e->len <= TK_KEY_INLINE ? (const uint8_t *)e->key : m->bytes.p + e->key[0];
 }
 
 static void map_clear(tk_keymap *m) {
@@ -172,18 +182,17 @@ static inline __attribute__((always_inline)) tk_key_slot *probe_short(tk_key_slo
     tk_key_slot *e = &slot[i];
     if (e->offset < 0) return e;
     /* the second word first: keys that share a prefix differ there */
-    if (e->key[1] == w1 && e->key[0] == w0 && e->meta >> 1 == (uint32_t)len) return e;
+    if (e->key[1] == w1 && e->key[0] == w0 && e->len == (uint32_t)len) return e;
   }
 }
 
 /* The same for a longer key, whose bytes are in m->bytes. */
 static tk_key_slot *probe_long(const tk_keymap *m, uint32_t h, const uint8_t *key, size_t len) {
   size_t mask = m->cap - 1;
-  uint32_t meta = (uint32_t)len << 1;
   for (size_t i = h & mask;; i = (i + 1) & mask) {
     tk_key_slot *e = &m->slot[i];
     if (e->offset < 0) return e;
-    if (e->hash == h && (e->meta & ~1u) == meta && !memcmp(m->bytes.p + e->key[0], key, len))
+    if ((e->hash & ~TOMB) == h && e->len == len && !memcmp(m->bytes.p + e->key[0], key, len))
       return e;
   }
 }
@@ -203,7 +212,7 @@ static int map_reserve(tk_keymap *m, size_t more) {
   for (size_t i = 0; i < cap; i++) ns[i].offset = -1;
   for (size_t i = 0; i < m->cap; i++)
     if (m->slot[i].offset >= 0) {
-      size_t j = m->slot[i].hash & (cap - 1);
+      size_t j = m->slot[i].hash & ~TOMB & (cap - 1);
       while (ns[j].offset >= 0) j = (j + 1) & (cap - 1);
       ns[j] = m->slot[i];
     }
@@ -229,7 +238,6 @@ static int keep_long(tk_keymap *m, tk_key_slot *e, const uint8_t *key, size_t le
 ** caller made room (n < grow_at) and moves max_offset. */
 static int map_put_hashed(tk_keymap *m, uint32_t h, const uint64_t w[2], const uint8_t *key,
                           size_t len, int64_t offset, int tombstone, int64_t now) {
-  uint32_t meta = (uint32_t)len << 1;
   tk_key_slot *e = len <= TK_KEY_INLINE ? probe_short(m->slot, m->cap - 1, h, len, w[0], w[1])
                                         : probe_long(m, h, key, len);
   if (e->offset < 0) {
@@ -239,14 +247,14 @@ static int map_put_hashed(tk_keymap *m, uint32_t h, const uint64_t w[2], const u
     } else if (keep_long(m, e, key, len)) {
       return TAKHIN_ENOMEM;
     }
-    e->hash = h;
+    e->len = (uint32_t)len;
     if (!m->n) m->since_ms = now;
     m->n++;
   } else if (offset <= e->offset) {
     return TAKHIN_OK;
   }
   e->offset = offset;
-  e->meta = meta | (tombstone != 0);
+  e->hash = h | (tombstone ? TOMB : 0);
   return TAKHIN_OK;
 }
 
@@ -270,9 +278,9 @@ static int map_row(void *ctx, size_t pos, tk_row *out) {
   const tk_key_slot *e = &m->slot[pos];
   if (e->offset < 0) return 0;
   out->v[0] = e->offset;
-  out->v[1] = e->meta & 1;
+  out->v[1] = e->hash >> 31;
   out->blob = slot_key(m, e);
-  out->blob_len = e->meta >> 1;
+  out->blob_len = e->len;
   return 1;
 }
 
@@ -417,7 +425,7 @@ static void kw_take_back(tk_partition *p) {
     for (size_t i = 0; i < w->cap; i++) {
       const tk_key_slot *e = &w->slot[i];
       if (e->offset >= 0 &&
-          map_put(&p->latest, slot_key(w, e), e->meta >> 1, e->offset, e->meta & 1, now)) {
+          map_put(&p->latest, slot_key(w, e), e->len, e->offset, e->hash >> 31, now)) {
         p->keys_tracked = 0; /* until a catch-up re-reads them from key_upto */
         break;
       }
@@ -557,14 +565,14 @@ static int note(tk_partition *p, const takhin_record *recs, size_t n, int64_t ba
       if (e->offset < 0) {
         e->key[0] = run[i].w[0];
         e->key[1] = run[i].w[1];
-        e->hash = run[i].h;
+        e->len = (uint32_t)len;
         if (!m->n) m->since_ms = now;
         m->n++;
       } else if (offset <= e->offset) {
         continue;
       }
       e->offset = offset;
-      e->meta = (uint32_t)len << 1 | (uint32_t)tombstone;
+      e->hash = run[i].h | (tombstone ? TOMB : 0);
     }
   }
   return TAKHIN_OK;

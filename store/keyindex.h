@@ -30,8 +30,8 @@ typedef struct tk_key_pending {
 #define TK_KEY_INLINE 16
 typedef struct tk_key_slot {
   int64_t offset;  /* the key's newest record; -1: the slot is empty */
-  uint32_t hash;   /* the key's hash (keyindex.c: key_hash) */
-  uint32_t meta;   /* key length << 1 | tombstone (a key is under 1 GiB: batch.c) */
+  uint32_t hash;   /* the key's hash (31 bits: key_hash) | tombstone << 31 */
+  uint32_t len;    /* the key's length (under 1 GiB: batch.c) */
   uint64_t key[2]; /* the key, zero-padded; longer ones: key[0] = where in bytes */
 } tk_key_slot;
 typedef struct tk_keymap {
