@@ -435,6 +435,14 @@ static void kw_take_back(tk_partition *p) {
   atomic_store_explicit(&p->kw_state, KW_IDLE, memory_order_relaxed);
 }
 
+int tk_key_writer_busy(tk_partition *p) {
+  TK_ASSERT_HELD(&p->append_lock);
+  /* A full map is written by the persist itself while the thread is busy
+  ** (tk_key_persist_rows): that one must not wait. */
+  return atomic_load_explicit(&p->kw_state, memory_order_acquire) == KW_QUEUED &&
+         !map_full(&p->latest);
+}
+
 int tk_key_writing(tk_partition *p) {
   TK_ASSERT_HELD(&p->append_lock);
   kw_take_back(p);

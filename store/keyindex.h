@@ -98,6 +98,10 @@ int64_t tk_key_covered(tk_partition *p);
 /* The key-writer thread (keyindex.c): a map handed over is queued or being
 ** written (append_lock held; takes back a finished one first). */
 int tk_key_writing(tk_partition *p);
+/* The key-writer thread has a map of p queued or is writing it (so holds
+** or is about to take cat_lock), and p's own map is not full (append_lock
+** held): a persist that can wait had better (partition.c). */
+int tk_key_writer_busy(tk_partition *p);
 /* Wait until no map of p is queued or being written. Hold none of the
 ** partition's locks nor cat_lock: the thread takes cat_lock to write. */
 void tk_key_wait_written(tk_partition *p);
