@@ -58,26 +58,101 @@ int tk_key_map_keys = 8192; /* testing.h */
 #define KEYMAP_BYTES (4u << 20)
 #define KEYMAP_LAG (1 << 20)
 
-/* 8 bytes at a time, then a 64-bit finalizer (murmur3's fmix64): the
-** producer hashes every keyed record. */
-static uint64_t key_hash(const uint8_t *k, size_t n) {
-  uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, k + i, 8);
-    h = (h ^ w) * 0xff51afd7ed558ccdULL;
-    h ^= h >> 32;
+/* ---- the map of latest keys ----------------------------------------------
+**
+** Every keyed record a producer appends goes through map_put, so it is
+** built for that: a key of up to TK_KEY_INLINE bytes (the common case) is
+** read with overlapping word loads, hashed with two multiplies, and found by
+** comparing two words in its slot, with no byte loop, no memcmp and no
+** pointer into the key bytes; a run of records hashes first and prefetches
+** its slots, then probes (note). Longer keys take a loop and a memcmp. */
+
+/* A slot's hash has 31 bits; the last says whether the record is a tombstone. */
+#define TOMB (1u << 31)
+#ifdef TAKHIN_TESTING
+uint32_t tk_key_hash_mask = UINT32_MAX; /* testing.h */
+#define HASH_MASK (tk_key_hash_mask & ~TOMB)
+#else
+#define HASH_MASK (~TOMB)
+#endif
+/* batch.c refuses keys of 1 GiB or more. */
+#define KEY_MAX ((size_t)UINT32_MAX >> 1)
+
+static inline uint64_t load64(const uint8_t *p) {
+  uint64_t w;
+  memcpy(&w, p, 8);
+  return w;
+}
+
+static inline uint64_t load32(const uint8_t *p) {
+  uint32_t w;
+  memcpy(&w, p, 4);
+  return w;
+}
+
+/* A key of up to TK_KEY_INLINE bytes as the two zero-padded words of its
+** slot, from overlapping loads (little-endian: the padding is the high
+** bytes, so shifting an overlapping load right drops the repeated bytes). */
+static inline void key_words(const uint8_t *k, size_t n, uint64_t w[2]) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (n >= 8) {
+    w[0] = load64(k);
+    w[1] = n > 8 ? load64(k + n - 8) >> (8 * (16 - n)) : 0;
+  } else if (n >= 4) {
+    w[0] = load32(k) | (load32(k + n - 4) >> (8 * (8 - n))) << 32;
+    w[1] = 0;
+  } else {
+    w[0] = n ? k[0] | (uint64_t)k[n / 2] << (8 * (n / 2)) | (uint64_t)k[n - 1] << (8 * (n - 1)) : 0;
+    w[1] = 0;
   }
-  if (i < n) {
-    uint64_t w = 0;
-    memcpy(&w, k + i, n - i);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
-  }
-  h ^= h >> 33;
+#else
+  w[0] = w[1] = 0;
+  memcpy(w, k, n);
+#endif
+}
+
+/* Two words and a length to 31 bits. With 128-bit products, one multiply
+** of the two words (each xored with a constant) folded high into low, as
+** wyhash mixes: every input bit reaches the low bits, which index the table.
+** Otherwise two products, a fold and a third multiply, whose high half takes
+** every input bit (keys often differ in their last byte only, which a single
+** 64-bit multiply leaves in its top 8 bits). */
+static inline uint32_t hash_words(uint64_t a, uint64_t b, uint64_t n) {
+#ifdef __SIZEOF_INT128__
+  __uint128_t r = (__uint128_t)(a ^ 0x9e3779b97f4a7c15ULL) * (b ^ n ^ 0xc2b2ae3d27d4eb4fULL);
+  return (uint32_t)((uint64_t)r ^ (uint64_t)(r >> 64)) & HASH_MASK;
+#else
+  uint64_t h = (a ^ n) * 0x9e3779b97f4a7c15ULL ^ b * 0xc2b2ae3d27d4eb4fULL;
+  h ^= h >> 32;
   h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  return h;
+  return (uint32_t)(h >> 32) & HASH_MASK;
+#endif
+}
+
+/* A key longer than TK_KEY_INLINE: 16 bytes a round, the last 16 overlapping. */
+static uint32_t hash_long(const uint8_t *k, size_t n) {
+  uint64_t h = n * 0x9e3779b97f4a7c15ULL;
+  for (size_t i = 0; i + 16 < n; i += 16) {
+    h = (h ^ load64(k + i)) * 0x9e3779b97f4a7c15ULL ^ load64(k + i + 8) * 0xc2b2ae3d27d4eb4fULL;
+    h ^= h >> 29;
+  }
+  return hash_words(h ^ load64(k + n - 16), load64(k + n - 8), n);
+}
+
+/* The key's hash, and its slot words when it is short enough to sit in one. */
+static inline __attribute__((always_inline)) uint32_t key_hash(const uint8_t *k, size_t n,
+                                                               uint64_t w[2]) {
+  if (n <= TK_KEY_INLINE) {
+    key_words(k, n, w);
+    return hash_words(w[0], w[1], n);
+  }
+  w[0] = w[1] = 0;
+  return hash_long(k, n);
+}
+
+/* The bytes of the key in slot e. */
+static inline const uint8_t *slot_key(const tk_keymap *m, const tk_key_slot *e) {
+  return e->len <= TK_KEY_INLINE ? (const uint8_t *)e->key : m->bytes.p + e->key[0];
 }
 
 static void map_clear(tk_keymap *m) {
@@ -95,55 +170,103 @@ static void map_free(tk_keymap *m) {
   m->max_offset = -1;
 }
 
-static inline tk_key_slot *map_probe(tk_key_slot *slot, size_t cap, uint64_t h,
-                                     const uint8_t *bytes, const void *key, size_t len) {
-  for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+/* The slot of a key of len <= TK_KEY_INLINE bytes (hash h, words w0 w1), or
+** the empty slot where it goes: the table always has one (n < grow_at <
+** cap). Two words compared, no memcmp: the producer's probe, kept apart
+** from the long keys' so that it stays in registers. */
+static inline __attribute__((always_inline)) tk_key_slot *probe_short(tk_key_slot *slot,
+                                                                      size_t mask, uint32_t h,
+                                                                      size_t len, uint64_t w0,
+                                                                      uint64_t w1) {
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
     tk_key_slot *e = &slot[i];
     if (e->offset < 0) return e;
-    if (e->hash == h && e->key_len == len && !memcmp(bytes + e->key_at, key, len)) return e;
+    /* the second word first: keys that share a prefix differ there */
+    if (e->key[1] == w1 && e->key[0] == w0 && e->len == (uint32_t)len) return e;
   }
 }
 
-/* Twice the slots: map_put keeps at most half of them used. */
-static int map_grow(tk_keymap *m) {
-  size_t cap = m->cap ? m->cap * 2 : 256;
+/* The same for a longer key, whose bytes are in m->bytes. */
+static tk_key_slot *probe_long(const tk_keymap *m, uint32_t h, const uint8_t *key, size_t len) {
+  size_t mask = m->cap - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    tk_key_slot *e = &m->slot[i];
+    if (e->offset < 0) return e;
+    if ((e->hash & ~TOMB) == h && e->len == len && !memcmp(m->bytes.p + e->key[0], key, len))
+      return e;
+  }
+}
+
+/* Twice the slots, until more keys fit under 3/4 of them. Keys are distinct:
+** each moves to the first empty slot from its hash, with no compare. */
+static int map_reserve(tk_keymap *m, size_t more) {
+  size_t cap = m->cap ? m->cap : 128;
+  while (m->n + more > cap / 4 * 3) {
+    if (cap > SIZE_MAX / 2 / sizeof *m->slot)
+      return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
+    cap *= 2;
+  }
+  if (cap == m->cap) return TAKHIN_OK;
   tk_key_slot *ns = malloc(cap * sizeof *ns);
   if (!ns) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
   for (size_t i = 0; i < cap; i++) ns[i].offset = -1;
   for (size_t i = 0; i < m->cap; i++)
     if (m->slot[i].offset >= 0) {
-      const tk_key_slot *o = &m->slot[i];
-      *map_probe(ns, cap, o->hash, m->bytes.p, m->bytes.p + o->key_at, o->key_len) = *o;
+      size_t j = m->slot[i].hash & ~TOMB & (cap - 1);
+      while (ns[j].offset >= 0) j = (j + 1) & (cap - 1);
+      ns[j] = m->slot[i];
     }
   free(m->slot);
   m->slot = ns;
   m->cap = cap;
+  m->grow_at = cap / 4 * 3;
+  return TAKHIN_OK;
+}
+
+/* A new long key's bytes into the map (slot e, empty): 0, or ENOMEM. */
+static int keep_long(tk_keymap *m, tk_key_slot *e, const uint8_t *key, size_t len) {
+  if (tk_buf_reserve(&m->bytes, len)) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
+  memcpy(m->bytes.p + m->bytes.len, key, len);
+  e->key[0] = m->bytes.len;
+  e->key[1] = 0;
+  m->bytes.len += len;
   return TAKHIN_OK;
 }
 
 /* The record at offset is key's newest unless the map holds a newer one
-** (records may come in out of order: BUFFERED batches join later). */
-static inline int map_put(tk_keymap *m, const void *key, size_t len, int64_t offset, int tombstone,
-                          int64_t now) {
-  if ((m->n + 1) * 2 > m->cap && map_grow(m)) return TAKHIN_ENOMEM;
-  uint64_t h = key_hash(key, len);
-  tk_key_slot *e = map_probe(m->slot, m->cap, h, m->bytes.p, key, len);
+** (records may come in out of order: BUFFERED batches join later). The
+** caller made room (n < grow_at) and moves max_offset. */
+static int map_put_hashed(tk_keymap *m, uint32_t h, const uint64_t w[2], const uint8_t *key,
+                          size_t len, int64_t offset, int tombstone, int64_t now) {
+  tk_key_slot *e = len <= TK_KEY_INLINE ? probe_short(m->slot, m->cap - 1, h, len, w[0], w[1])
+                                        : probe_long(m, h, key, len);
   if (e->offset < 0) {
-    if (tk_buf_reserve(&m->bytes, len)) return tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
+    if (len <= TK_KEY_INLINE) {
+      e->key[0] = w[0];
+      e->key[1] = w[1];
+    } else if (keep_long(m, e, key, len)) {
+      return TAKHIN_ENOMEM;
+    }
+    e->len = (uint32_t)len;
     if (!m->n) m->since_ms = now;
-    e->hash = h;
-    e->key_at = m->bytes.len;
-    e->key_len = len;
-    if (len) memcpy(m->bytes.p + m->bytes.len, key, len);
-    m->bytes.len += len;
     m->n++;
   } else if (offset <= e->offset) {
     return TAKHIN_OK;
   }
   e->offset = offset;
-  e->tombstone = tombstone;
-  if (offset > m->max_offset) m->max_offset = offset;
+  e->hash = h | (tombstone ? TOMB : 0);
   return TAKHIN_OK;
+}
+
+/* One key at a time (a catch-up, a failed write's rows coming back). */
+static int map_put(tk_keymap *m, const void *key, size_t len, int64_t offset, int tombstone,
+                   int64_t now) {
+  if (len > KEY_MAX) return tk_err(TAKHIN_EINVAL, "a key of %zu bytes is too long to index", len);
+  if (m->n >= m->grow_at && map_reserve(m, 1)) return TAKHIN_ENOMEM;
+  if (offset > m->max_offset) m->max_offset = offset; /* before: a failed put may leave it in */
+  uint64_t w[2];
+  uint32_t h = key_hash(key, len, w);
+  return map_put_hashed(m, h, w, key, len, offset, tombstone, now);
 }
 
 static int map_full(const tk_keymap *m) {
@@ -155,9 +278,9 @@ static int map_row(void *ctx, size_t pos, tk_row *out) {
   const tk_key_slot *e = &m->slot[pos];
   if (e->offset < 0) return 0;
   out->v[0] = e->offset;
-  out->v[1] = e->tombstone;
-  out->blob = m->bytes.p + e->key_at;
-  out->blob_len = e->key_len;
+  out->v[1] = e->hash >> 31;
+  out->blob = slot_key(m, e);
+  out->blob_len = e->len;
   return 1;
 }
 
@@ -302,7 +425,7 @@ static void kw_take_back(tk_partition *p) {
     for (size_t i = 0; i < w->cap; i++) {
       const tk_key_slot *e = &w->slot[i];
       if (e->offset >= 0 &&
-          map_put(&p->latest, w->bytes.p + e->key_at, e->key_len, e->offset, e->tombstone, now)) {
+          map_put(&p->latest, slot_key(w, e), e->len, e->offset, e->hash >> 31, now)) {
         p->keys_tracked = 0; /* until a catch-up re-reads them from key_upto */
         break;
       }
@@ -310,6 +433,14 @@ static void kw_take_back(tk_partition *p) {
   }
   map_clear(w);
   atomic_store_explicit(&p->kw_state, KW_IDLE, memory_order_relaxed);
+}
+
+int tk_key_writer_busy(tk_partition *p) {
+  TK_ASSERT_HELD(&p->append_lock);
+  /* A full map is written by the persist itself while the thread is busy
+  ** (tk_key_persist_rows): that one must not wait. */
+  return atomic_load_explicit(&p->kw_state, memory_order_acquire) == KW_QUEUED &&
+         !map_full(&p->latest);
 }
 
 int tk_key_writing(tk_partition *p) {
@@ -396,6 +527,9 @@ static int note_keys(tk_partition *p, const takhin_record *recs, size_t n, int64
   return TAKHIN_OK;
 }
 
+/* Records hashed, their slots prefetched, before the first probe. */
+#define NOTE_RUN 128
+
 /* Records already in the file go straight into the map; others (BUFFERED
 ** batches not written yet) wait in keys[] until a persist finds them written.
 ** The extension's store keeps every key in keys[]: its appends may be taken
@@ -403,11 +537,52 @@ static int note_keys(tk_partition *p, const takhin_record *recs, size_t n, int64
 static int note(tk_partition *p, const takhin_record *recs, size_t n, int64_t base) {
   if (base + (int64_t)n > p->next_offset || p->topic->store->borrowed)
     return note_keys(p, recs, n, base);
-  int64_t now = p->latest.n ? 0 : tk_now_ms();
-  for (size_t i = 0; i < n; i++)
-    if (map_put(&p->latest, recs[i].key, recs[i].key_len, base + (int64_t)i, recs[i].value == NULL,
-                now))
-      return TAKHIN_ENOMEM;
+  tk_keymap *m = &p->latest;
+  int64_t now = m->n ? 0 : tk_now_ms();
+  /* Before the puts: a put that fails may leave the records before it in. */
+  if (base + (int64_t)n - 1 > m->max_offset) m->max_offset = base + (int64_t)n - 1;
+  /* A run at a time: hash every key and prefetch its slot, then probe, so
+  ** the slots' cache misses overlap instead of following one another. */
+  struct {
+    uint64_t w[2];
+    uint32_t h;
+  } run[NOTE_RUN];
+  for (size_t at = 0; at < n; at += NOTE_RUN) {
+    size_t k = n - at < NOTE_RUN ? n - at : NOTE_RUN;
+    const takhin_record *r = recs + at;
+    if (m->n + k > m->grow_at && map_reserve(m, k)) return TAKHIN_ENOMEM;
+    size_t mask = m->cap - 1;
+    for (size_t i = 0; i < k; i++) {
+      tk_assert(r[i].key_len <= KEY_MAX); /* the batch was encoded: under 1 GiB */
+      run[i].h = key_hash(r[i].key, r[i].key_len, run[i].w);
+      __builtin_prefetch(&m->slot[run[i].h & mask], 1);
+    }
+    /* map_put_hashed, with a short key's probe inlined over local copies
+    ** of the table (its stores cannot move m->slot or m->cap) */
+    tk_key_slot *slot = m->slot;
+    for (size_t i = 0; i < k; i++) {
+      size_t len = r[i].key_len;
+      int64_t offset = base + (int64_t)(at + i);
+      int tombstone = r[i].value == NULL;
+      if (len > TK_KEY_INLINE) {
+        if (map_put_hashed(m, run[i].h, run[i].w, r[i].key, len, offset, tombstone, now))
+          return TAKHIN_ENOMEM;
+        continue;
+      }
+      tk_key_slot *e = probe_short(slot, mask, run[i].h, len, run[i].w[0], run[i].w[1]);
+      if (e->offset < 0) {
+        e->key[0] = run[i].w[0];
+        e->key[1] = run[i].w[1];
+        e->len = (uint32_t)len;
+        if (!m->n) m->since_ms = now;
+        m->n++;
+      } else if (offset <= e->offset) {
+        continue;
+      }
+      e->offset = offset;
+      e->hash = run[i].h | (tombstone ? TOMB : 0);
+    }
+  }
   return TAKHIN_OK;
 }
 

@@ -22,18 +22,23 @@ typedef struct tk_key_pending {
 /* Keys whose records are in the file but whose rows are not written yet,
 ** each once with its newest offset: a key produced again and again costs
 ** one row per write of the map, not one per record or per persist. Open
-** addressing with linear probes; offset -1 marks an empty slot. Steady
-** state allocates nothing: the table and key bytes are kept when cleared. */
+** addressing with linear probes, at most 3/4 full; offset -1 marks an empty
+** slot. A slot is 32 bytes and holds a key of up to TK_KEY_INLINE bytes
+** itself (zero-padded), so the producer's probe of such a key touches one
+** cache line and compares two words; longer keys live in bytes. Steady state
+** allocates nothing: the table and key bytes are kept when cleared. */
+#define TK_KEY_INLINE 16
 typedef struct tk_key_slot {
-  uint64_t hash;
-  int64_t offset;
-  size_t key_at, key_len; /* in the map's bytes */
-  int tombstone;
+  int64_t offset;  /* the key's newest record; -1: the slot is empty */
+  uint32_t hash;   /* the key's hash (31 bits: key_hash) | tombstone << 31 */
+  uint32_t len;    /* the key's length (under 1 GiB: batch.c) */
+  uint64_t key[2]; /* the key, zero-padded; longer ones: key[0] = where in bytes */
 } tk_key_slot;
 typedef struct tk_keymap {
   tk_key_slot *slot;
   size_t cap, n;      /* cap: 0 or a power of two; n keys held */
-  tk_buf bytes;       /* the keys */
+  size_t grow_at;     /* n past which the table doubles (3/4 of cap) */
+  tk_buf bytes;       /* the keys longer than TK_KEY_INLINE */
   int64_t max_offset; /* newest offset held (-1: empty) */
   int64_t since_ms;   /* when the oldest unwritten key came in */
 } tk_keymap;
@@ -93,6 +98,10 @@ int64_t tk_key_covered(tk_partition *p);
 /* The key-writer thread (keyindex.c): a map handed over is queued or being
 ** written (append_lock held; takes back a finished one first). */
 int tk_key_writing(tk_partition *p);
+/* The key-writer thread has a map of p queued or is writing it (so holds
+** or is about to take cat_lock), and p's own map is not full (append_lock
+** held): a persist that can wait had better (partition.c). */
+int tk_key_writer_busy(tk_partition *p);
 /* Wait until no map of p is queued or being written. Hold none of the
 ** partition's locks nor cat_lock: the thread takes cat_lock to write. */
 void tk_key_wait_written(tk_partition *p);

@@ -409,10 +409,17 @@ static void note_appended(tk_partition *p, const takhin_record *keys, size_t nke
                           int64_t now) {
   TK_ASSERT_HELD(&p->append_lock);
   tk_key_note(p, keys, nkeys, base);
-  if (pending_index_rows(p) >= TK_PERSIST_ENTRIES || now - p->last_persist_ms >= TK_PERSIST_MS) {
-    /* A catalog failure here loses nothing: the batch is in the file and the
-    ** next persist or recovery writes its index rows. */
-    tk_part_persist(p, 0);
+  size_t rows = pending_index_rows(p);
+  int64_t age = now - p->last_persist_ms;
+  if (rows >= TK_PERSIST_ENTRIES || age >= TK_PERSIST_MS) {
+    /* The key-writer thread holds cat_lock while it writes a map (and may be
+    ** preempted there on a busy machine): rather than wait for it, the
+    ** producer leaves its index rows for a later append, up to 4 times as
+    ** many or as old. A catalog failure here loses nothing either: the
+    ** batch is in the file and the next persist or recovery writes its
+    ** index rows. */
+    if (rows >= 4 * TK_PERSIST_ENTRIES || age >= 4 * TK_PERSIST_MS || !tk_key_writer_busy(p))
+      tk_part_persist(p, 0);
   }
   tk_wait_notify(p); /* the batch is readable (BUFFERED: by a flush on demand) */
 }

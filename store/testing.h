@@ -58,6 +58,10 @@ extern int tk_key_map_keys;
 ** rows (rolled back, as on a full disk), to prove they are written later.
 ** 0 = off. */
 extern int tk_key_writer_fail_every;
+/* keyindex.c: the map of latest keys ANDs every key's hash with this
+** (all bits otherwise): 0 makes every key collide with every other, so the
+** tests reach the probe's compares of equal hashes. */
+extern uint32_t tk_key_hash_mask;
 #endif
 
 #ifdef __cplusplus
