@@ -334,8 +334,8 @@ void tk_key_free(tk_partition *p) {
 enum { KW_IDLE, KW_QUEUED, KW_DONE };
 
 #ifdef TAKHIN_TESTING
-int tk_key_writer_delay_ms;   /* testing.h */
-int tk_key_writer_fail_every; /* testing.h */
+atomic_int tk_key_writer_delay_ms;   /* testing.h */
+atomic_int tk_key_writer_fail_every; /* testing.h */
 static atomic_ulong kw_writes;
 #endif
 
@@ -347,8 +347,8 @@ static int kw_write(tk_partition *p) {
   if (!rc) rc = map_write(s, id, p->id, &p->writing);
   if (!rc && p->kw_move) rc = tk_key_set_upto(s, id, p->id, p->kw_upto);
 #ifdef TAKHIN_TESTING
-  if (!rc && tk_key_writer_fail_every &&
-      (atomic_fetch_add(&kw_writes, 1) + 1) % (unsigned)tk_key_writer_fail_every == 0)
+  int fail_every = atomic_load(&tk_key_writer_fail_every);
+  if (!rc && fail_every && (atomic_fetch_add(&kw_writes, 1) + 1) % (unsigned)fail_every == 0)
     rc = tk_err(TAKHIN_ECATALOG, "injected failure of a key-row write");
 #endif
   if (!rc) rc = tk_cat_commit(s);
@@ -370,7 +370,8 @@ static void *kw_main(void *arg) {
     pthread_mutex_unlock(&s->kw_mu);
     tk_topic *t = p->topic;
 #ifdef TAKHIN_TESTING
-    if (tk_key_writer_delay_ms) usleep((useconds_t)tk_key_writer_delay_ms * 1000);
+    int delay_ms = atomic_load(&tk_key_writer_delay_ms);
+    if (delay_ms) usleep((useconds_t)delay_ms * 1000);
 #endif
     int rc = kw_write(p);
     pthread_mutex_lock(&s->kw_mu);

@@ -11,6 +11,8 @@
 #ifndef TAKHIN_TESTING_H
 #define TAKHIN_TESTING_H
 
+#include <stdatomic.h>
+
 #include "takhin.h"
 
 #ifdef __cplusplus
@@ -50,14 +52,14 @@ extern int tk_compact_plan_fail_at;
 /* keyindex.c: the key-writer thread sleeps this long before each write, so
 ** that the tests see maps queued while producers, flushes and lookups go
 ** on. 0 = off. */
-extern int tk_key_writer_delay_ms;
+extern atomic_int tk_key_writer_delay_ms; /* atomic: read by the thread while a test sets it */
 /* keyindex.c: a map of latest keys is due when it holds this many (8192
 ** otherwise), so that the tests hand maps over often. */
 extern int tk_key_map_keys;
 /* keyindex.c: every nth write of the key-writer thread fails after its
 ** rows (rolled back, as on a full disk), to prove they are written later.
 ** 0 = off. */
-extern int tk_key_writer_fail_every;
+extern atomic_int tk_key_writer_fail_every;
 /* keyindex.c: the map of latest keys ANDs every key's hash with this
 ** (all bits otherwise): 0 makes every key collide with every other, so the
 ** tests reach the probe's compares of equal hashes. */

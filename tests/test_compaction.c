@@ -23,9 +23,9 @@
 #include "testutil.h"
 
 extern int tk_compact_crash_step;
-extern int tk_key_writer_delay_ms;
+extern atomic_int tk_key_writer_delay_ms;
 extern int tk_key_map_keys;
-extern int tk_key_writer_fail_every;
+extern atomic_int tk_key_writer_fail_every;
 
 enum { NKEYS_MAX = 4096 };
 
