@@ -81,6 +81,7 @@ struct tk_plan {
   int rc;         /* the helper's error, with its message in err */
   char err[512];
   int threaded;  /* the planning and the rewriting run on different threads */
+  int spares;    /* the planning may still start idle threads for the syncing */
   tk_cw_job job; /* ... the planning on one of the store's workers (if taken) */
 };
 
@@ -199,6 +200,7 @@ static int plan_loop(tk_plan *pl) {
     /* slot i % PLAN_AHEAD is free: the caller is done with i - PLAN_AHEAD */
     plan_slot *slot = &pl->slot[i % PLAN_AHEAD];
     rc = plan_survivors(pl, i, slot);
+    int rewrite = slot->file != FILE_NONE; /* read before the caller can take it */
     pthread_mutex_lock(&pl->mu);
     if (rc) {
       plan_fail(pl, rc);
@@ -219,6 +221,14 @@ static int plan_loop(tk_plan *pl) {
     }
     pthread_cond_broadcast(&pl->cv);
     if (rc) break;
+    /* One idle thread for the syncing of new files per segment planned,
+    ** while the caller rewrites: a first run no longer starts them on the
+    ** rewriting side, its critical path (compact_workers.c). */
+    if (pl->spares && rewrite) {
+      pthread_mutex_unlock(&pl->mu);
+      if (!tk_cw_add_spare(pl->p->topic->store, TK_COMPACT_SYNC_THREADS)) pl->spares = 0;
+      pthread_mutex_lock(&pl->mu);
+    }
   }
   pl->done = 1;
   pthread_cond_broadcast(&pl->cv);
@@ -244,7 +254,7 @@ int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_
   pthread_cond_init(&pl->cv, NULL);
   if (by_caller)
     pl->threaded = 1; /* the caller starts the rewriting thread, or calls tk_plan_inline */
-  else if (tk_cw_start(p->topic->store, &pl->job, plan_main, pl)) pl->threaded = 1;
+  else if (tk_cw_start(p->topic->store, &pl->job, plan_main, pl)) pl->threaded = pl->spares = 1;
   *out = pl;
   return TAKHIN_OK;
 }
