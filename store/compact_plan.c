@@ -254,7 +254,11 @@ int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_
   pthread_cond_init(&pl->cv, NULL);
   if (by_caller)
     pl->threaded = 1; /* the caller starts the rewriting thread, or calls tk_plan_inline */
-  else if (tk_cw_start(p->topic->store, &pl->job, plan_main, pl)) pl->threaded = pl->spares = 1;
+  else {
+    pl->spares = 1; /* the plan job reads it from its start */
+    if (tk_cw_start(p->topic->store, &pl->job, plan_main, pl)) pl->threaded = 1;
+    else pl->spares = 0;
+  }
   *out = pl;
   return TAKHIN_OK;
 }
