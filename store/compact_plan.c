@@ -56,6 +56,8 @@ enum { FILE_NONE, FILE_WANTED, FILE_HELPER, FILE_READY, FILE_FAILED };
 typedef struct plan_slot {
   int64_t *keep;
   size_t n, cap;
+  int64_t *gone; /* expired tombstones of the segment, taken out of keep */
+  size_t ngone, gone_cap;
   int file; /* FILE_NONE: not needed, or taken; WANTED: not made yet; HELPER: being made */
   int fd;   /* FILE_READY: the new file, until the caller takes it */
   char tmp[TK_PATH_MAX + 16];
@@ -78,12 +80,34 @@ struct tk_plan {
   int stop;       /* the caller gives up */
   int rc;         /* the helper's error, with its message in err */
   char err[512];
-  int threaded; /* the planning and the rewriting run on different threads */
+  int threaded;  /* the planning and the rewriting run on different threads */
+  int spares;    /* the planning may still start idle threads for the syncing */
   tk_cw_job job; /* ... the planning on one of the store's workers (if taken) */
 };
 
-/* Offsets of [from, to) that survive, sorted, into slot (its array grows
-** with TK_ARRAY_GROW and is reused from one segment to the next). */
+/* Statement id with (topic, partition, from) bound, and for
+** expired_tombstones also to and expired_before. */
+static sqlite3_stmt *range_stmt(takhin_store *s, int id, tk_partition *p, const tk_segment *g,
+                                int64_t expired_before) {
+  sqlite3_stmt *st = tk_cat_stmt(s, id);
+  if (!st) return NULL;
+  sqlite3_bind_int64(st, 1, p->topic->topic_id);
+  sqlite3_bind_int(st, 2, p->id);
+  sqlite3_bind_int64(st, 3, g->base_offset);
+  if (id == TK_SQL_EXPIRED_TOMBSTONES) {
+    sqlite3_bind_int64(st, 4, g->next_offset);
+    sqlite3_bind_int64(st, 5, expired_before);
+  }
+  return st;
+}
+
+/* Offsets of [from, to) that survive, sorted, into slot (its arrays grow
+** with TK_ARRAY_GROW and are reused from one segment to the next): every
+** key's latest offset in the range but the expired tombstones, which are
+** few and read first from their own index. The query stepped once per
+** surviving row (nearly all of a 100 B run's SQL) so tests nothing: not the
+** tombstone state, not even the range's end, which is checked here on the
+** offset it returns (sql/compaction.sql). */
 static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t expired_before,
                      plan_slot *slot) {
   takhin_store *s = p->topic->store;
@@ -91,23 +115,41 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
     return tk_err(TAKHIN_ECATALOG, "survivors of candidate segment %zu failed (test hook)", i);
   int rc = TAKHIN_OK, step;
   slot->n = 0;
+  slot->ngone = 0;
   pthread_mutex_lock(&s->cat_lock);
-  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_SURVIVORS);
+  sqlite3_stmt *st = range_stmt(s, TK_SQL_EXPIRED_TOMBSTONES, p, g, expired_before);
   if (!st) {
     pthread_mutex_unlock(&s->cat_lock);
     return TAKHIN_ECATALOG;
   }
-  sqlite3_bind_int64(st, 1, p->topic->topic_id);
-  sqlite3_bind_int(st, 2, p->id);
-  sqlite3_bind_int64(st, 3, g->base_offset);
-  sqlite3_bind_int64(st, 4, g->next_offset);
-  sqlite3_bind_int64(st, 5, expired_before);
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    if (TK_ARRAY_GROW(slot->gone, slot->ngone, slot->gone_cap, 64)) {
+      rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+      break;
+    }
+    slot->gone[slot->ngone++] = sqlite3_column_int64(st, 0);
+  }
+  if (!rc && step != SQLITE_DONE) rc = tk_cat_error(s, "expired tombstones");
+  tk_cat_done(s, st);
+  if (!rc && !(st = range_stmt(s, TK_SQL_SURVIVORS, p, g, expired_before))) rc = TAKHIN_ECATALOG;
+  if (rc) {
+    pthread_mutex_unlock(&s->cat_lock);
+    return rc;
+  }
+  size_t gi = 0;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t off = sqlite3_column_int64(st, 0);
+    if (off >= g->next_offset) {
+      step = SQLITE_DONE;
+      break;
+    }
+    while (gi < slot->ngone && slot->gone[gi] < off) gi++; /* both in offset order */
+    if (gi < slot->ngone && slot->gone[gi] == off) continue;
     if (TK_ARRAY_GROW(slot->keep, slot->n, slot->cap, 1024)) {
       rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
       break;
     }
-    slot->keep[slot->n++] = sqlite3_column_int64(st, 0);
+    slot->keep[slot->n++] = off;
   }
   if (!rc && step != SQLITE_DONE) rc = tk_cat_error(s, "survivors");
   tk_cat_done(s, st);
@@ -158,6 +200,7 @@ static int plan_loop(tk_plan *pl) {
     /* slot i % PLAN_AHEAD is free: the caller is done with i - PLAN_AHEAD */
     plan_slot *slot = &pl->slot[i % PLAN_AHEAD];
     rc = plan_survivors(pl, i, slot);
+    int rewrite = slot->file != FILE_NONE; /* read before the caller can take it */
     pthread_mutex_lock(&pl->mu);
     if (rc) {
       plan_fail(pl, rc);
@@ -178,6 +221,14 @@ static int plan_loop(tk_plan *pl) {
     }
     pthread_cond_broadcast(&pl->cv);
     if (rc) break;
+    /* One idle thread for the syncing of new files per segment planned,
+    ** while the caller rewrites: a first run no longer starts them on the
+    ** rewriting side, its critical path (compact_workers.c). */
+    if (pl->spares && rewrite) {
+      pthread_mutex_unlock(&pl->mu);
+      if (!tk_cw_add_spare(pl->p->topic->store, TK_COMPACT_SYNC_THREADS)) pl->spares = 0;
+      pthread_mutex_lock(&pl->mu);
+    }
   }
   pl->done = 1;
   pthread_cond_broadcast(&pl->cv);
@@ -203,7 +254,11 @@ int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_
   pthread_cond_init(&pl->cv, NULL);
   if (by_caller)
     pl->threaded = 1; /* the caller starts the rewriting thread, or calls tk_plan_inline */
-  else if (tk_cw_start(p->topic->store, &pl->job, plan_main, pl)) pl->threaded = 1;
+  else {
+    pl->spares = 1; /* the plan job reads it from its start */
+    if (tk_cw_start(p->topic->store, &pl->job, plan_main, pl)) pl->threaded = 1;
+    else pl->spares = 0;
+  }
   *out = pl;
   return TAKHIN_OK;
 }
@@ -274,6 +329,7 @@ void tk_plan_stop(tk_plan *pl) {
       unlink(slot->tmp);
     }
     free(slot->keep);
+    free(slot->gone);
   }
   pthread_mutex_destroy(&pl->mu);
   pthread_cond_destroy(&pl->cv);

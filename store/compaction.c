@@ -262,7 +262,7 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
 ** demand; where none can take one, the caller syncs inline. At most
 ** SYNC_AHEAD files are open here, well inside the descriptor budget. */
 #define SYNC_AHEAD 32
-#define SYNC_THREADS 4
+#define SYNC_THREADS TK_COMPACT_SYNC_THREADS
 
 #ifdef TAKHIN_TESTING
 /* Test hook (testing.h): the fdatasync of the n-th new file of a run

@@ -309,6 +309,61 @@ Test(compaction, tombstones_and_delete_retention) {
   takhin_close(s);
 }
 
+/* Survivors are each key's latest offset with the expired tombstones taken
+** out by a second query (compact_plan.c): with expired and live tombstones
+** and live values interleaved in every segment, the log after compaction
+** holds exactly the expected records, in order. */
+Test(compaction, expired_tombstones_among_survivors) {
+  takhin_store *s = open_db(tu_store_path("compact_tomb_mix"));
+  const char *const cfg[] = {
+      "cleanup_policy", "compact", "segment_bytes", "2048", "delete_retention_ms", "300", NULL};
+  cr_assert_eq(takhin_topic_create(s, "t", 1, cfg), TAKHIN_OK);
+  enum { N = 120 };
+  char key[16];
+  /* keys k0..k119: value, then for k % 3 == 0 a tombstone (to expire) */
+  for (int i = 0; i < N; i++) {
+    snprintf(key, sizeof key, "k%d", i);
+    put(s, key, "v1", 10);
+  }
+  for (int i = 0; i < N; i += 3) {
+    snprintf(key, sizeof key, "k%d", i);
+    put(s, key, NULL, 11);
+  }
+  roll(s);
+  takhin_compaction_result r = {0};
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
+  usleep(400 * 1000);
+  /* then, for k % 3 == 1, a tombstone seen first by the next run (kept), and
+  ** for k % 3 == 2 a newer value (the old one goes) */
+  for (int i = 0; i < N; i++) {
+    snprintf(key, sizeof key, "k%d", i);
+    if (i % 3 == 1) put(s, key, NULL, 12);
+    if (i % 3 == 2) put(s, key, "v2", 12);
+  }
+  roll(s);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
+  takhin_cursor *c;
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
+  takhin_message m;
+  int seen[N] = {0}, rc;
+  int64_t last = -1;
+  while ((rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
+    cr_assert_gt(m.offset, last, "offsets stay in order");
+    last = m.offset;
+    if (m.key_len == 6 && !memcmp(m.key, "filler", 6)) continue;
+    int i = atoi((const char *)m.key + 1);
+    cr_assert(i >= 0 && i < N);
+    seen[i]++;
+    cr_assert(i % 3 != 0, "k%d: its tombstone expired, so the key is gone", i);
+    if (i % 3 == 1) cr_assert_null(m.value, "k%d: its live tombstone alone stays", i);
+    if (i % 3 == 2) cr_assert(m.value_len == 2 && !memcmp(m.value, "v2", 2), "k%d: v2 only", i);
+  }
+  cr_assert_eq(rc, TAKHIN_END, "%s", takhin_errmsg());
+  for (int i = 0; i < N; i++) cr_assert_eq(seen[i], i % 3 ? 1 : 0, "k%d seen %d times", i, seen[i]);
+  takhin_cursor_close(c);
+  takhin_close(s);
+}
+
 Test(compaction, lag_and_dirty_ratio_thresholds) {
   takhin_store *s = open_db(tu_store_path("compact_thresholds"));
   const char *const cfg[] = {
@@ -561,8 +616,8 @@ Test(compaction, helper_threads_are_kept_and_joined) {
     cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
     cr_assert_gt(r.segments_compacted, 0, "run %d rewrote segments", run);
     int now = threads_now();
-    cr_assert_leq(now, before + TK_CW_MAX + 2, "run %d: %d threads (%d before the store)", run,
-                  now, before);
+    cr_assert_leq(now, before + TK_CW_MAX + 2, "run %d: %d threads (%d before the store)", run, now,
+                  before);
   }
   tk_compact_caller_plans = 0;
   check_log(s, "t", &m, active_base(s, "t"), 100, 0);
@@ -573,8 +628,9 @@ Test(compaction, helper_threads_are_kept_and_joined) {
     usleep(10000);
     after = threads_now();
   }
-  cr_assert_leq(after, before, "takhin_close joins every thread of the store: %d threads, %d before",
-                after, before);
+  cr_assert_leq(after, before,
+                "takhin_close joins every thread of the store: %d threads, %d before", after,
+                before);
   model_free(&m);
 }
 
