@@ -565,6 +565,7 @@ int tk_part_flush(tk_partition *p, int do_persist, int sync) {
       if (p->segs[i]->synced_dirty && !(rc = sync_seg(p->segs[i]))) p->segs[i]->synced_dirty = 0;
   }
   if (!rc && do_persist) rc = tk_part_persist(p, 1);
+  tk_part_note_held(p); /* BUFFERED: batches it wrote are held-back rows now */
   pthread_mutex_unlock(&p->append_lock);
   return rc;
 }
