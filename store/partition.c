@@ -84,12 +84,11 @@ enum { PERSIST_DUE, PERSIST_ALL, PERSIST_ALL_CHUNK, PERSIST_OPEN };
 
 /* Whether the active segment's rows are held back now (see partition.h). */
 static int holds_active(const tk_partition *p, const tk_segment *g, int mode) {
-  return (mode == PERSIST_DUE || mode == PERSIST_OPEN) && p->defer && g->cat_row && g == tk_part_active(p);
+  return (mode == PERSIST_DUE || mode == PERSIST_OPEN) && p->defer && g->cat_row &&
+         g == tk_part_active(p);
 }
 
-static int rows_pending(const tk_segment *g) {
-  return g->cat_dirty || g->idx_persisted < g->idx_n;
-}
+static int rows_pending(const tk_segment *g) { return g->cat_dirty || g->idx_persisted < g->idx_n; }
 
 /* Recount what stays unwritten after a persist: sealed segments' rows
 ** (rows_owed) and rows of any segment (ckpt_due). */
@@ -132,8 +131,7 @@ static int persist(tk_partition *p, int mode) {
     if (n > budget && (g != tk_part_active(p) || mode == PERSIST_ALL_CHUNK)) n = budget;
     budget -= n < budget ? n : budget;
     if (!rc && n) /* idx is NULL until a segment has entries */
-      rc = tk_cat_upsert_index(s, t->topic_id, p->id, g->base_offset, g->idx + g->idx_persisted,
-                               n);
+      rc = tk_cat_upsert_index(s, t->topic_id, p->id, g->base_offset, g->idx + g->idx_persisted, n);
     g->idx_inflight = n;
   }
   if (!rc && p->log_start_dirty) rc = tk_cat_set_log_start(s, t->topic_id, p->id, p->log_start);

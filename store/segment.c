@@ -400,8 +400,8 @@ static int win_get(scan_win *w, int fd, const char *path, int64_t pos, size_t n,
 }
 
 /* batch_ok_at through a window (zone 2 of a scan). */
-static int batch_ok_win(scan_win *w, int fd, const char *path, int64_t pos, int64_t limit,
-                        int full, tk_batch_hdr *h, ZSTD_DCtx *dctx, tk_buf *scratch) {
+static int batch_ok_win(scan_win *w, int fd, const char *path, int64_t pos, int64_t limit, int full,
+                        tk_batch_hdr *h, ZSTD_DCtx *dctx, tk_buf *scratch) {
   const uint8_t *b;
   if (pos < 0 || limit - pos < TK_BATCH_HEADER_SIZE) return 0;
   int r = win_get(w, fd, path, pos, TK_BATCH_HEADER_SIZE, SCAN_WINDOW, &b);

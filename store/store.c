@@ -560,9 +560,9 @@ static int teardown(takhin_store *s) {
   pthread_mutex_unlock(&s->flusher_mu);
   if (s->flusher_running) pthread_join(s->flusher, NULL);
   if (s->maint_running) pthread_join(s->maint, NULL);
-  tk_ckpt_stop(s); /* the flushes below write what it would have */
+  tk_ckpt_stop(s);            /* the flushes below write what it would have */
   tk_compact_workers_stop(s); /* no compaction runs now */
-  tk_reaper_drain(s); /* its queue holds topic references */
+  tk_reaper_drain(s);         /* its queue holds topic references */
   if (s->cat && !s->opt.read_only) {
     tk_store_each_partition(s, flush_one, &rc);
     tk_store_each_partition(s, take_first_lost, &rc);

@@ -277,7 +277,8 @@ static void ro_child(const char *db, int go, int done) {
     if (ok && takhin_cursor_open(r, TOPIC, 0, &c)) ok = 0;
     for (int64_t i = 0; ok && i < pi.high_watermark; i++) {
       takhin_message m;
-      if (takhin_cursor_next(c, &m) || m.offset != i || !tu_value_ok(m.value, m.value_len, VLEN, (long)i))
+      if (takhin_cursor_next(c, &m) || m.offset != i ||
+          !tu_value_ok(m.value, m.value_len, VLEN, (long)i))
         ok = 0;
     }
     takhin_cursor_close(c);
