@@ -116,35 +116,35 @@ Test(active_rows, written_at_roll_flush_close_only) {
   cr_assert_eq(mem_segs(s, v, 16), 1);
   cr_assert_gt(v[0].idx_n, 300);
   /* appends wrote nothing: the row is the one the topic's creation wrote */
-  cr_expect_eq(cat_size(c, 0), 0, "the active row was written: size %lld",
+  cr_assert_eq(cat_size(c, 0), 0, "the active row was written: size %lld",
                (long long)cat_size(c, 0));
-  cr_expect_eq(cat_index_rows(c, 0), 0);
+  cr_assert_eq(cat_index_rows(c, 0), 0);
 
   tu_produce_n(s, TOPIC, 0, 1500, 3000, VLEN, 1); /* rolls once */
   size_t n = mem_segs(s, v, 16);
   cr_assert_eq(n, 2, "%zu segments", n);
   /* the roll wrote the sealed segment whole, and the new one's row */
-  cr_expect_eq(cat_size(c, 0), v[0].size);
-  cr_expect_eq(cat_index_rows(c, 0), (int64_t)v[0].idx_n);
-  cr_expect_eq(cat_size(c, v[1].base), 0);
-  cr_expect_eq(cat_index_rows(c, v[1].base), 0);
+  cr_assert_eq(cat_size(c, 0), v[0].size);
+  cr_assert_eq(cat_index_rows(c, 0), (int64_t)v[0].idx_n);
+  cr_assert_eq(cat_size(c, v[1].base), 0);
+  cr_assert_eq(cat_index_rows(c, v[1].base), 0);
 
   cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
-  cr_expect_eq(cat_size(c, v[1].base), v[1].size);
-  cr_expect_eq(cat_index_rows(c, v[1].base), (int64_t)v[1].idx_n);
+  cr_assert_eq(cat_size(c, v[1].base), v[1].size);
+  cr_assert_eq(cat_index_rows(c, v[1].base), (int64_t)v[1].idx_n);
 
   tu_produce_n(s, TOPIC, 0, 4500, 20, VLEN, 1);
   cr_assert_eq(mem_segs(s, v, 16), 2);
-  cr_expect_lt(cat_size(c, v[1].base), v[1].size, "rows written after the flush");
+  cr_assert_lt(cat_size(c, v[1].base), v[1].size, "rows written after the flush");
   cr_assert_eq(takhin_close(s), TAKHIN_OK, "%s", takhin_errmsg());
-  cr_expect_eq(cat_size(c, v[1].base), v[1].size);
-  cr_expect_eq(cat_index_rows(c, v[1].base), (int64_t)v[1].idx_n);
+  cr_assert_eq(cat_size(c, v[1].base), v[1].size);
+  cr_assert_eq(cat_index_rows(c, v[1].base), (int64_t)v[1].idx_n);
   sqlite3_close(c);
 
   s = tu_open_ok(db);
   takhin_recovery_info ri;
   takhin_recovery(s, &ri);
-  cr_expect_eq(ri.batches_recovered, 0, "the close wrote every row");
+  cr_assert_eq(ri.batches_recovered, 0, "the close wrote every row");
   check_records(s, 4520, 1);
   takhin_close(s);
 }
@@ -171,14 +171,14 @@ Test(active_rows, roll_writes_rows_in_chunks) {
   ** append after them one more */
   cr_assert_gt(v[0].idx_n, 2 * TK_PERSIST_CHUNK);
   int64_t rows = cat_index_rows(c, 0);
-  cr_expect_eq(rows, 2 * TK_PERSIST_CHUNK, "%lld rows at the roll", (long long)rows);
+  cr_assert_eq(rows, 2 * TK_PERSIST_CHUNK, "%lld rows at the roll", (long long)rows);
   for (int k = 0; k < 4; k++) {
     for (int j = 0; j < 4; j++) tu_make_record(&r[j], keys[j], 32, vals[j], 1024, i + j);
     cr_assert_eq(takhin_produce(s, TOPIC, 0, r, 4, NULL), TAKHIN_OK, "%s", takhin_errmsg());
     i += 4;
   }
-  cr_expect_eq(cat_index_rows(c, 0), (int64_t)v[0].idx_n);
-  cr_expect_eq(cat_size(c, 0), v[0].size);
+  cr_assert_eq(cat_index_rows(c, 0), (int64_t)v[0].idx_n);
+  cr_assert_eq(cat_size(c, 0), v[0].size);
   sqlite3_close(c);
   takhin_close(s);
 }
@@ -194,8 +194,8 @@ Test(active_rows, written_after_an_idle_second) {
   ** for it, as long as a loaded machine may need. */
   int64_t t0 = tu_now_ms();
   while (cat_size(c, 0) != v[0].size && tu_now_ms() - t0 < 30000) usleep(20000);
-  cr_expect_eq(cat_size(c, 0), v[0].size, "idle rows not written");
-  cr_expect_eq(cat_index_rows(c, 0), (int64_t)v[0].idx_n);
+  cr_assert_eq(cat_size(c, 0), v[0].size, "idle rows not written");
+  cr_assert_eq(cat_index_rows(c, 0), (int64_t)v[0].idx_n);
   sqlite3_close(c);
   takhin_close(s);
 }
@@ -248,7 +248,7 @@ Test(active_rows, kill9_reopen_sees_every_acknowledged_record) {
   s = tu_open_ok(db);
   takhin_recovery_info ri;
   takhin_recovery(s, &ri);
-  cr_expect_gt(ri.batches_recovered, 0, "the held-back tail was not in the catalog");
+  cr_assert_gt(ri.batches_recovered, 0, "the held-back tail was not in the catalog");
   check_records(s, n, 3);
   tu_produce_n(s, TOPIC, 0, n, 10, VLEN, 3); /* and the log goes on */
   check_records(s, n + 10, 4);
@@ -315,12 +315,12 @@ Test(active_rows, read_only_process_sees_held_back_appends) {
     cr_assert_eq(write(go[1], &steps[k], 1), 1);
     char ok = 0;
     cr_assert_eq(read(done[0], &ok, 1), 1, "the reader died");
-    cr_expect(ok, "the read-only process did not see all %d00 records", steps[k]);
+    cr_assert(ok, "the read-only process did not see all %d00 records", steps[k]);
   }
   close(go[1]);
   int st;
   waitpid(pid, &st, 0);
-  cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "reader exit %d", WEXITSTATUS(st));
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "reader exit %d", WEXITSTATUS(st));
   close(done[0]);
   takhin_close(s);
 }
@@ -351,8 +351,8 @@ Test(active_rows, compaction_and_key_lookup) {
       int rc = takhin_cursor_get_key(c, k, strlen(k), &m);
       cr_assert_eq(rc, TAKHIN_OK, "key %s: %s", k, takhin_errmsg());
       int vl = snprintf(v, sizeof v, "r%d-%d", rounds - 1, i);
-      cr_expect(m.value_len == 2000 && !memcmp(m.value, v, (size_t)vl), "key %s: old value", k);
-      cr_expect_eq(m.offset, (int64_t)(rounds - 1) * keys + i);
+      cr_assert(m.value_len == 2000 && !memcmp(m.value, v, (size_t)vl), "key %s: old value", k);
+      cr_assert_eq(m.offset, (int64_t)(rounds - 1) * keys + i);
     }
     if (pass == 0) {
       takhin_compaction_result cr;
@@ -367,17 +367,17 @@ Test(active_rows, compaction_and_key_lookup) {
   while (takhin_cursor_next(c, &m) == TAKHIN_OK) {
     int key = atoi((const char *)m.key + 3);
     if (m.offset < (int64_t)(rounds - 1) * keys) continue; /* the active segment keeps them */
-    cr_expect_eq(m.offset, (int64_t)(rounds - 1) * keys + key);
+    cr_assert_eq(m.offset, (int64_t)(rounds - 1) * keys + key);
     seen++;
   }
-  cr_expect_eq(seen, keys);
+  cr_assert_eq(seen, keys);
   takhin_cursor_close(c);
   cr_assert_eq(takhin_close(s), TAKHIN_OK, "%s", takhin_errmsg());
   s = tu_open_ok(db);
   cr_assert_eq(takhin_cursor_open(s, TOPIC, 0, &c), TAKHIN_OK);
   snprintf(k, sizeof k, "key%d", 7);
   cr_assert_eq(takhin_cursor_get_key(c, k, strlen(k), &m), TAKHIN_OK, "%s", takhin_errmsg());
-  cr_expect_eq(m.offset, (int64_t)(rounds - 1) * keys + 7);
+  cr_assert_eq(m.offset, (int64_t)(rounds - 1) * keys + 7);
   takhin_cursor_close(c);
   takhin_close(s);
 }
