@@ -669,6 +669,8 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   ** this run could not repair: then only the next open's rebuild helps) */
   int64_t covered = tk_key_covered(p);
   int64_t now = tk_now_ms(), total = 0, dirty = 0;
+  /* append_lock: a segment's unwritten catalog rows are appenders' state */
+  pthread_mutex_lock(&p->append_lock);
   pthread_rwlock_rdlock(&p->meta_lock);
   cand = calloc(p->nsegs ? p->nsegs : 1, sizeof *cand);
   fresh = calloc(p->nsegs ? p->nsegs : 1, sizeof *fresh);
@@ -677,6 +679,10 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     total += g->size;
     if (i + 1 == p->nsegs) break; /* the active segment is never touched */
     if (cfg->min_compaction_lag_ms > 0 && g->max_ts > now - cfg->min_compaction_lag_ms) break;
+    /* Sealed since the flush above, its index rows still going to the
+    ** catalog a chunk per append (partition.c): one of those chunks could
+    ** land after this run's rows for the segment, describing the old file. */
+    if (g->cat_dirty || g->idx_persisted < g->idx_n) break;
     ncand = i + 1;
     /* not fully key-indexed (the topic became compacted later, or key rows
     ** were lost), or deleted */
@@ -689,6 +695,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   total = 0;
   for (size_t i = 0; i < p->nsegs; i++) total += p->segs[i]->size;
   pthread_rwlock_unlock(&p->meta_lock);
+  pthread_mutex_unlock(&p->append_lock);
   if (!cand || !fresh) {
     rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
     goto out;

@@ -1,7 +1,11 @@
 /*
 ** maintenance.c -- store-wide housekeeping: retention over every topic in
-** one call, and the optional background thread (takhin_options.
-** maintenance_ms, off by default) that runs it on an interval.
+** one call, the optional background thread (takhin_options.
+** maintenance_ms, off by default) that runs it on an interval, and the
+** checkpoint thread, which writes the catalog rows a partition holds back
+** (the active segment's, partition.c) once it has been idle for
+** TK_PERSIST_MS. That thread is made when a partition first holds rows
+** back, sleeps while none does, and otherwise looks every half period.
 */
 #include <string.h>
 #include <time.h>
@@ -71,4 +75,66 @@ int tk_maint_start(takhin_store *s) {
     return tk_err(TAKHIN_ENOMEM, "cannot start the maintenance thread");
   s->maint_running = 1;
   return TAKHIN_OK;
+}
+
+/* ---- the checkpoint thread ---------------------------------------------- */
+
+static void checkpoint_one(tk_partition *p, void *arg) {
+  int *still = arg;
+  if (tk_part_checkpoint_idle(p, tk_now_ms())) *still = 1;
+}
+
+static void *ckpt_main(void *arg) {
+  takhin_store *s = arg;
+  pthread_setname_np(pthread_self(), "takhin-ckpt"); /* as top and perf show it */
+  pthread_mutex_lock(&s->ckpt_mu);
+  while (!s->ckpt_stop) {
+    if (!s->ckpt_kicked) {
+      pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+      continue;
+    }
+    /* Half a period: rows wait between one and one and a half of them. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += TK_PERSIST_MS / 2 * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&s->ckpt_cv, &s->ckpt_mu, &ts);
+    if (s->ckpt_stop) break;
+    s->ckpt_kicked = 0;
+    pthread_mutex_unlock(&s->ckpt_mu);
+    int still = 0;
+    tk_store_each_partition(s, checkpoint_one, &still);
+    pthread_mutex_lock(&s->ckpt_mu);
+    if (still) s->ckpt_kicked = 1;
+  }
+  pthread_mutex_unlock(&s->ckpt_mu);
+  return NULL;
+}
+
+int tk_ckpt_kick(takhin_store *s) {
+  int rc = TAKHIN_OK;
+  pthread_mutex_lock(&s->ckpt_mu);
+  if (s->ckpt_stop) {
+    rc = TAKHIN_EMISUSE; /* closing: the last flushes write every row */
+  } else if (!s->ckpt_running) {
+    if (pthread_create(&s->ckpt, NULL, ckpt_main, s) == 0) s->ckpt_running = 1;
+    else rc = TAKHIN_ENOMEM;
+  }
+  if (!rc && !s->ckpt_kicked) {
+    s->ckpt_kicked = 1;
+    pthread_cond_signal(&s->ckpt_cv);
+  }
+  pthread_mutex_unlock(&s->ckpt_mu);
+  return rc;
+}
+
+void tk_ckpt_stop(takhin_store *s) {
+  pthread_mutex_lock(&s->ckpt_mu);
+  s->ckpt_stop = 1;
+  pthread_cond_broadcast(&s->ckpt_cv);
+  int running = s->ckpt_running;
+  s->ckpt_running = 0;
+  pthread_mutex_unlock(&s->ckpt_mu);
+  if (running) pthread_join(s->ckpt, NULL);
 }

@@ -34,6 +34,7 @@ tk_partition *tk_part_new(tk_topic *t, int32_t id) {
   p->topic = t;
   p->id = id;
   p->seen_version = -1;
+  p->defer = !t->store->borrowed && !t->store->opt.read_only;
   snprintf(p->dir, sizeof p->dir, "%s/%s-%d", t->store->data_dir, t->name, (int)id);
   pthread_mutex_init(&p->maint_lock, NULL);
   pthread_mutex_init(&p->append_lock, NULL);
@@ -77,7 +78,29 @@ int tk_sync_dir(const char *dir) {
   return rc;
 }
 
-int tk_part_persist(tk_partition *p, int flush) {
+/* What a persist writes: every row (a flush), the rows due (a roll, an
+** append), or, for the checkpoint thread, every row but a chunk at a time. */
+enum { PERSIST_DUE, PERSIST_ALL, PERSIST_ALL_CHUNK, PERSIST_OPEN };
+
+/* Whether the active segment's rows are held back now (see partition.h). */
+static int holds_active(const tk_partition *p, const tk_segment *g, int mode) {
+  return (mode == PERSIST_DUE || mode == PERSIST_OPEN) && p->defer && g->cat_row &&
+         g == tk_part_active(p);
+}
+
+static int rows_pending(const tk_segment *g) { return g->cat_dirty || g->idx_persisted < g->idx_n; }
+
+/* Recount what stays unwritten after a persist: sealed segments' rows
+** (rows_owed) and rows of any segment (ckpt_due). */
+static void count_owed(tk_partition *p) {
+  int owed = 0;
+  for (size_t i = 0; i + 1 < p->nsegs && !owed; i++) owed = rows_pending(p->segs[i]);
+  p->rows_owed = owed;
+  if (!owed && !(p->nsegs && rows_pending(tk_part_active(p))))
+    atomic_store_explicit(&p->ckpt_due, 0, memory_order_relaxed);
+}
+
+static int persist(tk_partition *p, int mode) {
   TK_ASSERT_HELD(&p->append_lock);
   takhin_store *s = tk_part_store(p);
   tk_topic *t = p->topic;
@@ -92,40 +115,94 @@ int tk_part_persist(tk_partition *p, int flush) {
   ** its rows go until deleted is set. */
   if (atomic_load(&t->deleted))
     return tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", t->name);
+  /* Index rows per transaction: a 1 GiB segment has 262144, a third of a
+  ** second of SQLite in one go; a roll writes them in chunks instead. */
+  size_t budget = mode == PERSIST_ALL ? SIZE_MAX : TK_PERSIST_CHUNK;
   pthread_mutex_lock(&s->cat_lock);
   rc = tk_cat_begin(s);
   for (size_t i = 0; !rc && i < p->nsegs; i++) {
     tk_segment *g = p->segs[i];
-    if (!g->cat_dirty && g->idx_persisted == g->idx_n) continue;
+    g->idx_inflight = 0;
+    if (!rows_pending(g) || holds_active(p, g, mode)) continue;
     rc = tk_cat_upsert_segment(s, t->topic_id, p->id, g);
-    if (!rc && g->idx_n > g->idx_persisted) /* idx is NULL until a segment has entries */
-      rc = tk_cat_upsert_index(s, t->topic_id, p->id, g->base_offset, g->idx + g->idx_persisted,
-                               g->idx_n - g->idx_persisted);
+    size_t n = g->idx_n - g->idx_persisted;
+    /* The active segment's rows are all or none while it may be held back:
+    ** its newest entry still changes. */
+    if (n > budget && (g != tk_part_active(p) || mode == PERSIST_ALL_CHUNK)) n = budget;
+    budget -= n < budget ? n : budget;
+    if (!rc && n) /* idx is NULL until a segment has entries */
+      rc = tk_cat_upsert_index(s, t->topic_id, p->id, g->base_offset, g->idx + g->idx_persisted, n);
+    g->idx_inflight = n;
   }
   if (!rc && p->log_start_dirty) rc = tk_cat_set_log_start(s, t->topic_id, p->id, p->log_start);
   tk_key_persist kp; /* the key rows ride in the same transaction */
-  if (!rc) rc = tk_key_persist_rows(p, flush, &kp);
+  if (!rc) rc = tk_key_persist_rows(p, mode == PERSIST_ALL || mode == PERSIST_OPEN, &kp);
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   if (!rc) {
     tk_key_persist_done(p, &kp);
     for (size_t i = 0; i < p->nsegs; i++) {
-      p->segs[i]->cat_dirty = 0;
-      p->segs[i]->idx_persisted = p->segs[i]->idx_n;
+      tk_segment *g = p->segs[i];
+      if (!rows_pending(g) || holds_active(p, g, mode)) continue;
+      g->cat_dirty = 0;
+      g->cat_row = 1;
+      g->idx_persisted += g->idx_inflight;
     }
     p->log_start_dirty = 0;
     p->last_persist_ms = tk_now_ms();
     p->persists++;
   }
   pthread_mutex_unlock(&s->cat_lock);
+  count_owed(p);
+  return rc;
+}
+
+int tk_part_persist(tk_partition *p, int flush) {
+  return persist(p, flush ? PERSIST_ALL : PERSIST_DUE);
+}
+
+int tk_part_persist_opened(tk_partition *p) {
+  if (p->nsegs) {
+    pthread_rwlock_wrlock(&p->meta_lock);
+    tk_seg_reserve_index(tk_part_active(p), p->topic->cfg.segment_bytes);
+    pthread_rwlock_unlock(&p->meta_lock);
+  }
+  int rc = persist(p, PERSIST_OPEN);
+  tk_part_note_held(p);
   return rc;
 }
 
 /* Catalog rows waiting: index entries, plus key rows weighted lightly (a
-** key row is cheap, but thousands should not wait for the timer). */
+** key row is cheap, but thousands should not wait for the timer). Held
+** back rows (p->defer) do not count. */
 static size_t pending_index_rows(const tk_partition *p) {
   const tk_segment *g = tk_part_active(p);
-  return g->idx_n - g->idx_persisted + tk_key_pending_weight(p);
+  return (p->defer ? 0 : g->idx_n - g->idx_persisted) + tk_key_pending_weight(p);
+}
+
+void tk_part_note_held(tk_partition *p) {
+  TK_ASSERT_HELD(&p->append_lock);
+  if (!p->defer || atomic_load_explicit(&p->ckpt_due, memory_order_relaxed) || !p->nsegs ||
+      !(p->rows_owed || rows_pending(tk_part_active(p))))
+    return;
+  atomic_store_explicit(&p->ckpt_due, 1, memory_order_relaxed);
+  /* No thread: rows are held back no longer than until a roll, flush or
+  ** close, as the extension's are never; write them as before instead. */
+  if (tk_ckpt_kick(tk_part_store(p))) p->defer = 0;
+}
+
+int tk_part_checkpoint_idle(tk_partition *p, int64_t now) {
+  if (!atomic_load_explicit(&p->ckpt_due, memory_order_relaxed)) return 0;
+  for (;;) {
+    if (pthread_mutex_trylock(&p->append_lock)) return 1; /* in use: not idle */
+    int due = atomic_load_explicit(&p->ckpt_due, memory_order_relaxed);
+    int idle = now - p->last_append_ms >= TK_PERSIST_MS;
+    int rc = due && idle ? persist(p, PERSIST_ALL_CHUNK) : TAKHIN_OK;
+    due = atomic_load_explicit(&p->ckpt_due, memory_order_relaxed);
+    pthread_mutex_unlock(&p->append_lock);
+    /* a failure is retried at the thread's next look */
+    if (!due || !idle || rc) return due;
+  }
 }
 
 int tk_part_new_active(tk_partition *p, int64_t base, int64_t now) {
@@ -144,10 +221,12 @@ int tk_part_new_active(tk_partition *p, int64_t base, int64_t now) {
     return rc;
   }
   g->cat_dirty = 1;
+  tk_seg_reserve_index(g, p->topic->cfg.segment_bytes); /* appends never reallocate it */
   pthread_rwlock_wrlock(&p->meta_lock);
   if (p->nsegs) {
     tk_part_active(p)->sealed = 1;
     tk_part_active(p)->cat_dirty = 1;
+    tk_seg_trim_index(tk_part_active(p)); /* readers search it: under meta_lock */
   }
   rc = tk_part_push_seg(p, g);
   pthread_rwlock_unlock(&p->meta_lock);
@@ -187,8 +266,10 @@ static int roll(tk_partition *p, int64_t base, int64_t now) {
       (rc = sync_seg(tk_part_active(p))))
     return rc;
   if ((rc = tk_part_new_active(p, base, now))) return rc;
-  /* The sealed row and the new row land together; if this fails, recovery
-  ** adopts the new file on the next open. */
+  /* The sealed row and the new row land together, with the sealed
+  ** segment's first TK_PERSIST_CHUNK index rows (the next appends write the
+  ** rest, a chunk each); if this fails, recovery adopts the new file on
+  ** the next open. */
   tk_part_persist(p, 0);
   return TAKHIN_OK;
 }
@@ -409,18 +490,24 @@ static void note_appended(tk_partition *p, const takhin_record *keys, size_t nke
                           int64_t now) {
   TK_ASSERT_HELD(&p->append_lock);
   tk_key_note(p, keys, nkeys, base);
+  p->last_append_ms = now;
+  /* The timer writes what is not held back: with p->defer only key rows
+  ** (none in a plain topic), so a plain producer's steady state runs no
+  ** SQLite at all; sealed segments' rows a roll left owed go a chunk per
+  ** append. */
   size_t rows = pending_index_rows(p);
   int64_t age = now - p->last_persist_ms;
-  if (rows >= TK_PERSIST_ENTRIES || age >= TK_PERSIST_MS) {
-    /* The key-writer thread holds cat_lock while it writes a map (and may be
-    ** preempted there on a busy machine): rather than wait for it, the
-    ** producer leaves its index rows for a later append, up to 4 times as
-    ** many or as old. A catalog failure here loses nothing either: the
-    ** batch is in the file and the next persist or recovery writes its
-    ** index rows. */
-    if (rows >= 4 * TK_PERSIST_ENTRIES || age >= 4 * TK_PERSIST_MS || !tk_key_writer_busy(p))
-      tk_part_persist(p, 0);
+  int due = rows >= TK_PERSIST_ENTRIES || p->rows_owed ||
+            (age >= TK_PERSIST_MS && (!p->defer || tk_key_unwritten(p)));
+  /* The key-writer thread holds cat_lock while it writes a map (and may be
+  ** preempted there on a busy machine): rather than wait for it, the
+  ** producer leaves the persist to a later append, up to 4 times as many
+  ** rows or as old. A catalog failure here loses nothing either: the batch
+  ** is in the file and the next persist or recovery writes its index rows. */
+  if (due && (rows >= 4 * TK_PERSIST_ENTRIES || age >= 4 * TK_PERSIST_MS || !tk_key_writer_busy(p))) {
+    tk_part_persist(p, 0);
   }
+  tk_part_note_held(p);
   tk_wait_notify(p); /* the batch is readable (BUFFERED: by a flush on demand) */
 }
 
@@ -482,6 +569,7 @@ int tk_part_flush(tk_partition *p, int do_persist, int sync) {
       if (p->segs[i]->synced_dirty && !(rc = sync_seg(p->segs[i]))) p->segs[i]->synced_dirty = 0;
   }
   if (!rc && do_persist) rc = tk_part_persist(p, 1);
+  tk_part_note_held(p); /* BUFFERED: batches it wrote are held-back rows now */
   pthread_mutex_unlock(&p->append_lock);
   return rc;
 }

@@ -19,6 +19,7 @@
 
 #define TK_PERSIST_ENTRIES 256 /* index entries pending before a catalog write */
 #define TK_PERSIST_MS 1000     /* ... or this long since the last one */
+#define TK_PERSIST_CHUNK 4096  /* index rows per catalog transaction at a roll or checkpoint */
 
 /* fsync a directory so a file created or renamed in it survives power loss. */
 int tk_sync_dir(const char *dir);
@@ -43,6 +44,14 @@ struct tk_partition {
   ZSTD_CCtx *cctx;
   int64_t pending_since_ms;
   int64_t last_persist_ms;
+  /* The active segment's row and index rows stay in memory until it rolls,
+  ** a flush or close, or TK_PERSIST_MS without appends (the checkpoint
+  ** thread, maintenance.c): never on the produce path (see
+  ** tk_part_persist). Not for the extension's store (borrowed catalog). */
+  int defer;
+  int rows_owed;          /* sealed segments have rows not written yet (chunked) */
+  int64_t last_append_ms; /* append_lock */
+  atomic_int ckpt_due;    /* rows held back: the checkpoint thread looks (set under append_lock) */
   /* compacted topics: key-index rows waiting for the next persist; all of
   ** the key-index state below is keyindex.c's to change */
   tk_key_pending *keys;
@@ -92,11 +101,28 @@ static inline tk_segment *tk_part_active(const tk_partition *p) { return p->segs
 /* Append g to the segment array. Caller holds meta_lock for writing or owns
 ** the partition exclusively. */
 int tk_part_push_seg(tk_partition *p, tk_segment *g);
-/* Write every segment row, index entry and log start that changed since the
-** last call, and the key rows that are due (all of them when flush), in one
-** catalog transaction. append_lock held: only appenders change segment
-** state, so it can be read without meta_lock. */
+/* Write segment rows, index entries and the log start that changed since
+** the last call, and the key rows that are due, in one catalog transaction.
+** flush: every row (all key rows too), however many. Otherwise what is due:
+** sealed segments' index rows, TK_PERSIST_CHUNK at most (rows_owed says
+** whether more wait), and the active segment's rows only where p->defer is
+** off or the catalog has no row for it yet (a new segment). append_lock
+** held: only appenders change segment state, so it can be read without
+** meta_lock. */
 int tk_part_persist(tk_partition *p, int flush);
+/* The persist at the end of a writer's load: every row, but the active
+** segment's tail held back (p->defer; its row is written when the
+** catalog's claims more) and sealed segments' index rows a chunk at a
+** time; every key row. Reserves the active segment's index array. */
+int tk_part_persist_opened(tk_partition *p);
+/* After an append or a load: if rows are held back now, tell the
+** checkpoint thread (append_lock held). */
+void tk_part_note_held(tk_partition *p);
+/* The checkpoint thread's call: if p has rows held back and no append for
+** TK_PERSIST_MS, write them, TK_PERSIST_CHUNK index rows per transaction
+** (append_lock taken per chunk, so a producer that resumes waits for one
+** chunk at most). 1 while rows stay held back, else 0. */
+int tk_part_checkpoint_idle(tk_partition *p, int64_t now);
 /* Create the file of a new segment starting at base and make it active
 ** (append_lock held, or the partition owned). */
 int tk_part_new_active(tk_partition *p, int64_t base, int64_t now);

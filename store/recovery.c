@@ -180,6 +180,10 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
   }
   if (!row || g->size != row->size || g->next_offset != row->next || g->max_ts != row->max_ts)
     g->cat_dirty = 1;
+  /* A row that claims no more than the file holds may stay behind it while
+  ** the segment is active (partition.c); one that claims more (the file
+  ** lost its tail) is rewritten at once. */
+  g->cat_row = row && row->size <= g->size && row->next <= g->next_offset;
   if (row && !s->opt.read_only && g->idx_n < n) {
     /* Catalog rows past what the file now holds would mislead a later open. */
     pthread_mutex_lock(&s->cat_lock);
@@ -385,6 +389,7 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     if (last->sealed) {
       last->sealed = 0;
       last->cat_dirty = 1;
+      last->cat_row = 0; /* readers must not take it for sealed */
     }
     p->next_offset = last->next_offset;
   } else {
@@ -416,7 +421,7 @@ int tk_part_load(tk_partition *p, takhin_recovery_info *rec) {
     /* Not fatal: the state in memory is right and the catalog catches up at
     ** the next persist. A full disk must not keep the log from being read. */
     pthread_mutex_lock(&p->append_lock);
-    tk_part_persist(p, 1);
+    tk_part_persist_opened(p);
     pthread_mutex_unlock(&p->append_lock);
   }
 out:

@@ -301,6 +301,25 @@ int tk_seg_note_batch(tk_segment *g, int64_t pos, const tk_batch_hdr *h) {
   return TAKHIN_OK;
 }
 
+void tk_seg_reserve_index(tk_segment *g, int64_t bytes) {
+  /* an entry per TK_INDEX_INTERVAL bytes at most, and the first at 0 */
+  size_t want = (size_t)(bytes / TK_INDEX_INTERVAL) + 2;
+  if (bytes <= 0 || want <= g->idx_cap) return;
+  tk_index_entry *v = realloc(g->idx, want * sizeof *v);
+  if (!v) return;
+  g->idx = v;
+  g->idx_cap = want;
+}
+
+void tk_seg_trim_index(tk_segment *g) {
+  if (g->idx_cap <= g->idx_n + 16) return;
+  size_t keep = g->idx_n ? g->idx_n : 1;
+  tk_index_entry *v = realloc(g->idx, keep * sizeof *v);
+  if (!v) return; /* the larger array stays: nothing is lost */
+  g->idx = v;
+  g->idx_cap = keep;
+}
+
 int64_t tk_seg_index_lookup(const tk_segment *g, int64_t target, int64_t *entry_offset) {
   size_t lo = 0, hi = g->idx_n;
   while (lo < hi) { /* first entry with offset > target */
@@ -340,6 +359,59 @@ static int batch_ok_at(int fd, const char *path, int64_t pos, int64_t limit, int
   if (r != total || !tk_batch_crc_ok(buf->p, h)) return 0;
   if (full && tk_batch_validate(buf->p, h, dctx, scratch, TK_MAX_BATCH_BYTES) != TAKHIN_OK)
     return 0;
+  return 1;
+}
+
+/* A stretch of the file read ahead in one pread: the scans walk batches
+** that may be a few hundred bytes each, and a syscall or two per batch cost
+** them ~4 us a batch (4 s for 1 GiB of single 1 KiB records, the tail a
+** crash may leave unindexed: partition.c holds the active segment's rows
+** back). b.len bytes of the file from at. */
+#define SCAN_WINDOW (1 << 20)
+typedef struct scan_win {
+  tk_buf b;
+  int64_t at;
+} scan_win;
+
+/* Bytes [pos, pos + n) of the file: 1 with *out pointing at them (valid
+** until the next call), 0 when the file ends first, or an error. A miss
+** reads max(n, ahead) bytes from pos. */
+static int win_get(scan_win *w, int fd, const char *path, int64_t pos, size_t n, size_t ahead,
+                   const uint8_t **out) {
+  if (w->b.p && pos >= w->at && (uint64_t)(pos - w->at) + n <= w->b.len) {
+    *out = w->b.p + (pos - w->at);
+    return 1;
+  }
+  size_t want = n > ahead ? n : ahead, got = 0;
+  w->b.len = 0;
+  w->at = pos;
+  if (tk_buf_reserve(&w->b, want)) return tk_err(TAKHIN_ENOMEM, "out of memory reading %s", path);
+  while (got < want) {
+    ssize_t r = pread(fd, w->b.p + got, want - got, pos + (int64_t)got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return tk_err_sys(errno, "read", path);
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  w->b.len = got;
+  if (got < n) return 0;
+  *out = w->b.p;
+  return 1;
+}
+
+/* batch_ok_at through a window (zone 2 of a scan). */
+static int batch_ok_win(scan_win *w, int fd, const char *path, int64_t pos, int64_t limit, int full,
+                        tk_batch_hdr *h, ZSTD_DCtx *dctx, tk_buf *scratch) {
+  const uint8_t *b;
+  if (pos < 0 || limit - pos < TK_BATCH_HEADER_SIZE) return 0;
+  int r = win_get(w, fd, path, pos, TK_BATCH_HEADER_SIZE, SCAN_WINDOW, &b);
+  if (r <= 0) return r;
+  if (tk_batch_parse_header(b, TK_BATCH_HEADER_SIZE, h) != TAKHIN_OK) return 0;
+  int64_t total = tk_batch_total(h);
+  if (total > limit - pos || total > TK_MAX_BATCH_BYTES) return 0;
+  if ((r = win_get(w, fd, path, pos, (size_t)total, SCAN_WINDOW, &b)) <= 0) return r;
+  if (!tk_batch_crc_ok(b, h)) return 0;
+  if (full && tk_batch_validate(b, h, dctx, scratch, TK_MAX_BATCH_BYTES) != TAKHIN_OK) return 0;
   return 1;
 }
 
@@ -505,6 +577,7 @@ int tk_seg_scan_indexed(tk_segment *g, int64_t pos, int64_t lenient_end, int64_t
   char path[TK_PATH_MAX];
   tk_seg_path(g, path, sizeof path);
   tk_buf buf = {0}, scratch = {0};
+  scan_win win = {{0}, 0};
   ZSTD_DCtx *dctx = NULL;
   if (fstat(fd, &st) != 0) {
     rc = tk_err_sys(errno, "stat", path);
@@ -531,12 +604,20 @@ int tk_seg_scan_indexed(tk_segment *g, int64_t pos, int64_t lenient_end, int64_t
   ** batch must start. Where the walk ends must be where the catalog says the
   ** segment ends; anything else is damage (or a catalog edited by hand), and
   ** the zone is walked again checking every CRC to find out which. */
+  int64_t last_total = 0;
   while (pos < lenient_end) {
-    uint8_t hb[TK_BATCH_HEADER_SIZE];
+    const uint8_t *hb = NULL;
     tk_batch_hdr h;
-    if (st.st_size - pos < TK_BATCH_HEADER_SIZE ||
-        pread(fd, hb, sizeof hb, pos) != (ssize_t)sizeof hb ||
-        tk_batch_parse_header(hb, sizeof hb, &h) != TAKHIN_OK ||
+    /* small batches: read ahead; large ones: their headers alone */
+    size_t ahead = last_total > 0 && last_total < 65536 ? SCAN_WINDOW : TK_BATCH_HEADER_SIZE;
+    int got = st.st_size - pos < TK_BATCH_HEADER_SIZE
+                  ? 0
+                  : win_get(&win, fd, path, pos, TK_BATCH_HEADER_SIZE, ahead, &hb);
+    if (got < 0) {
+      rc = got;
+      goto out;
+    }
+    if (!got || tk_batch_parse_header(hb, TK_BATCH_HEADER_SIZE, &h) != TAKHIN_OK ||
         (dense ? h.base_offset != expect : h.base_offset < expect)) {
       suspect = 1;
       break;
@@ -557,7 +638,8 @@ int tk_seg_scan_indexed(tk_segment *g, int64_t pos, int64_t lenient_end, int64_t
     if ((rc = note_locked(g, pos, &h))) goto out;
     expect = g->next_offset;
     last_pos = pos;
-    pos += tk_batch_total(&h);
+    last_total = tk_batch_total(&h);
+    pos += last_total;
   }
   if (!suspect && !must_pass && pos > pos0 && lenient_next >= 0) {
     /* The last batch decides the segment's end: it must agree with the
@@ -598,7 +680,7 @@ int tk_seg_scan_indexed(tk_segment *g, int64_t pos, int64_t lenient_end, int64_t
   int64_t file_records = 0;
   while (pos < st.st_size) {
     tk_batch_hdr h;
-    int ok = batch_ok_at(fd, path, pos, st.st_size, 1, &h, &buf, dctx, &scratch);
+    int ok = batch_ok_win(&win, fd, path, pos, st.st_size, 1, &h, dctx, &scratch);
     if (ok < 0) rc = ok;
     if (ok <= 0) break;
     if (h.base_offset < expect) break; /* offsets only grow */
@@ -629,6 +711,7 @@ out:
 done:
   ZSTD_freeDCtx(dctx);
   tk_buf_free(&buf);
+  tk_buf_free(&win.b);
   tk_buf_free(&scratch);
   tk_seg_fd_release(g);
   return rc;

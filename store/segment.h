@@ -41,6 +41,11 @@ struct tk_segment {
   size_t idx_n, idx_cap, idx_persisted;
   int64_t last_idx_pos; /* position of the newest index entry's batch */
   int cat_dirty;        /* segment row differs from the catalog */
+  /* The catalog holds a row for this segment that claims no more than
+  ** memory does: appends to the active segment may leave it behind (the
+  ** file is the truth; see tk_part_persist). append_lock. */
+  int cat_row;
+  size_t idx_inflight; /* index rows the persist running now writes (append_lock) */
   /* file handle, managed by the store's cache (fd_lock) */
   int fd;
   int fd_users;
@@ -93,6 +98,12 @@ const uint8_t *tk_seg_map(tk_segment *g, int64_t need, int sealed);
 /* Record a batch of hdr written at pos in the in-memory index and visible end.
 ** Caller holds meta_lock for writing (or owns the segment exclusively). */
 int tk_seg_note_batch(tk_segment *g, int64_t pos, const tk_batch_hdr *h);
+/* Make room for the index entries of a segment of up to bytes bytes, so
+** that appends never reallocate the array (meta_lock held for writing, or
+** the segment owned); tk_seg_trim_index gives the unused part back when it
+** is sealed. Out of memory only means the array grows as needed later. */
+void tk_seg_reserve_index(tk_segment *g, int64_t bytes);
+void tk_seg_trim_index(tk_segment *g);
 /* Find the index entry to start reading offset from: largest entry with
 ** offset <= target; returns its position (0 when none) and in *entry_offset
 ** the offset the entry names (-1 when none). meta_lock held. */

@@ -409,6 +409,8 @@ static int open_store(const char *path, const takhin_options *opt, struct sqlite
   pthread_cond_init(&s->reap_cv, NULL);
   pthread_mutex_init(&s->kw_mu, NULL);
   pthread_cond_init(&s->kw_cv, NULL);
+  pthread_mutex_init(&s->ckpt_mu, NULL);
+  pthread_cond_init(&s->ckpt_cv, NULL);
   tk_wait_init(s);
   snprintf(s->db_path, sizeof s->db_path, "%s", path);
   snprintf(s->data_dir, sizeof s->data_dir, "%s-takhin", path);
@@ -559,8 +561,9 @@ static int teardown(takhin_store *s) {
   pthread_mutex_unlock(&s->flusher_mu);
   if (s->flusher_running) pthread_join(s->flusher, NULL);
   if (s->maint_running) pthread_join(s->maint, NULL);
+  tk_ckpt_stop(s);            /* the flushes below write what it would have */
   tk_compact_workers_stop(s); /* no compaction runs now */
-  tk_reaper_drain(s); /* its queue holds topic references */
+  tk_reaper_drain(s);         /* its queue holds topic references */
   if (s->cat && !s->opt.read_only) {
     tk_store_each_partition(s, flush_one, &rc);
     tk_store_each_partition(s, take_first_lost, &rc);
@@ -584,6 +587,8 @@ static int teardown(takhin_store *s) {
   pthread_cond_destroy(&s->reap_cv);
   pthread_mutex_destroy(&s->kw_mu);
   pthread_cond_destroy(&s->kw_cv);
+  pthread_mutex_destroy(&s->ckpt_mu);
+  pthread_cond_destroy(&s->ckpt_cv);
   return rc;
 }
 

@@ -65,6 +65,13 @@ struct takhin_store {
   atomic_uint_fast64_t wait_seq;
   int wait_active;  /* threads inside tk_wait_for */
   int wait_closing; /* takhin_close has begun: waits end with EMISUSE */
+  /* the checkpoint thread (maintenance.c), made on first use: writes the
+  ** catalog rows partitions hold back once they are idle (ckpt_mu guards
+  ** these; a leaf, taken inside append_lock by tk_ckpt_kick) */
+  pthread_mutex_t ckpt_mu;
+  pthread_cond_t ckpt_cv;
+  pthread_t ckpt;
+  int ckpt_running, ckpt_kicked, ckpt_stop;
   /* compaction's helper threads, made on first use (compact_workers.c) */
   _Atomic(struct tk_cworkers *) cworkers;
 };
@@ -95,5 +102,10 @@ void tk_reaper_drain(takhin_store *s);
 
 /* Start the background maintenance thread if opt.maintenance_ms > 0. */
 int tk_maint_start(takhin_store *s);
+/* A partition holds catalog rows back: make sure the checkpoint thread
+** looks (starting it if need be). Nonzero when no thread can run. */
+int tk_ckpt_kick(takhin_store *s);
+/* Stop the checkpoint thread (takhin_close, before the last flushes). */
+void tk_ckpt_stop(takhin_store *s);
 
 #endif /* TAKHIN_STORE_H */
