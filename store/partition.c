@@ -504,7 +504,8 @@ static void note_appended(tk_partition *p, const takhin_record *keys, size_t nke
   ** producer leaves the persist to a later append, up to 4 times as many
   ** rows or as old. A catalog failure here loses nothing either: the batch
   ** is in the file and the next persist or recovery writes its index rows. */
-  if (due && (rows >= 4 * TK_PERSIST_ENTRIES || age >= 4 * TK_PERSIST_MS || !tk_key_writer_busy(p))) {
+  if (due &&
+      (rows >= 4 * TK_PERSIST_ENTRIES || age >= 4 * TK_PERSIST_MS || !tk_key_writer_busy(p))) {
     tk_part_persist(p, 0);
   }
   tk_part_note_held(p);
