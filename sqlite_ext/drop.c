@@ -168,7 +168,8 @@ static int drop_begin(sqlite3_vtab *base) {
 /* COMMIT, first step: mark the topics' folders and delete their rows (see
 ** the top of this file). A topic already gone counts as dropped (deleted
 ** elsewhere); one already marked, by a COMMIT that failed with SQLITE_BUSY
-** and is tried again, only has its rows deleted again. */
+** and is tried again, has its rows deleted again (and any folder renamed
+** back since marked again). */
 static int drop_sync(sqlite3_vtab *base) {
   drop_vtab *vt = (drop_vtab *)base;
   tkx_conn *c = vt->conn;

@@ -120,7 +120,8 @@ void tk_drop_marker(const takhin_store *s, const char *topic, int32_t part, int6
 ** only go once that commit is done. */
 /* xSync: mark the topic's folders "-drop" and delete its catalog rows inside
 ** the committing transaction; appends and reads then see ENOTFOUND. Again
-** on a marked topic (a COMMIT retried after SQLITE_BUSY): the rows only. */
+** on a marked topic (a COMMIT retried after SQLITE_BUSY, a DROP after a
+** rollback that renamed only some folders back): marks what is unmarked. */
 int tk_topic_drop_mark(takhin_store *s, const char *topic);
 /* xCommit (committed = 1): remove the marked folders and the topic.
 ** xRollback or a failed commit (committed = 0): rename them back, the topic

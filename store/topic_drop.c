@@ -68,11 +68,13 @@ int tk_topic_drop_mark(takhin_store *s, const char *topic) {
   if (rc) return rc;
   /* Appends in flight finish first and later ones wait (lock_all's order). */
   lock_parts(t, 1);
-  if (!t->dropping) {
-    rc = drop_rename(t, 0);
-    /* the marks outlive a power cut before the rows go */
-    if (!rc) rc = tk_sync_dir(s->data_dir);
-  }
+  /* Marked already (a COMMIT retried after SQLITE_BUSY, or a rollback that
+  ** could rename only some folders back): the rename again is a no-op for
+  ** the folders still marked (ENOENT) and marks those renamed back, which
+  ** xCommit would otherwise leave, rowless, for the next open to adopt. */
+  rc = drop_rename(t, 0);
+  /* the marks outlive a power cut before the rows go */
+  if (!rc) rc = tk_sync_dir(s->data_dir);
   if (!rc) {
     /* No key rows may land after the topic's are gone (the key-writer
     ** thread takes no append_lock, so it finishes while they are held). */

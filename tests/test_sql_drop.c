@@ -299,3 +299,42 @@ Test(sql_drop, marks_go_back_when_the_catalog_was_damaged) {
   EXPECT_ROWS(db, ev_rows, EV_SELECT);
   sqlite3_close(db);
 }
+
+/* A commit hook that fails the commit after putting a non-empty "ev-1" in
+** the way, so that xRollback renames ev-0 back but not ev-1: the topic then
+** stays dropping (unusable) until reopened. */
+static int hook_block(void *arg) {
+  char dir[4096], blocker[4200];
+  data_dir(dir, sizeof dir, arg);
+  snprintf(blocker, sizeof blocker, "%s/ev-1", dir);
+  if (mkdir(blocker, 0755) != 0) return 1;
+  snprintf(blocker, sizeof blocker, "%s/ev-1/x", dir);
+  FILE *f = fopen(blocker, "w");
+  if (f) fclose(f);
+  return 1;
+}
+
+/* A DROP TABLE retried after a rollback that could rename only some folders
+** back must still mark (and so remove) every folder: a folder left under its
+** own name with no catalog rows would bring the dropped topic back on the
+** next open. */
+Test(sql_drop, drop_after_a_partial_rename_back_removes_every_folder) {
+  const char *path = tu_store_path("sql_drop_partial_back");
+  sqlite3 *db = db_open(path);
+  int64_t id = make_ev(db);
+  sqlite3_commit_hook(db, hook_block, (void *)path);
+  exec_err(db, "constraint failed", "DROP TABLE ev");
+  sqlite3_commit_hook(db, NULL, NULL);
+  char dir[4096], p[4200];
+  data_dir(dir, sizeof dir, path);
+  snprintf(p, sizeof p, "%s/ev-1/x", dir);
+  cr_assert_eq(unlink(p), 0);
+  snprintf(p, sizeof p, "%s/ev-1", dir);
+  cr_assert_eq(rmdir(p), 0);
+  exec_ok(db, "DROP TABLE ev");
+  expect_ev_gone(db, path, id);
+  sqlite3_close(db);
+  db = db_open(path);
+  expect_ev_gone(db, path, id);
+  sqlite3_close(db);
+}
