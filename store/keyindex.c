@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -117,12 +118,25 @@ static inline void key_words(const uint8_t *k, size_t n, uint64_t w[2]) {
 ** Otherwise two products, a fold and a third multiply, whose high half takes
 ** every input bit (keys often differ in their last byte only, which a single
 ** 64-bit multiply leaves in its top 8 bits). */
+/* Random per process, set before any key is hashed (the hash is never
+** stored): with fixed constants a client could send keys whose product is 0,
+** or whose long-key rounds meet, and turn every insert into a scan. */
+static uint64_t seed_a = 0x9e3779b97f4a7c15ULL, seed_b = 0xc2b2ae3d27d4eb4fULL;
+
+__attribute__((constructor)) static void seed_init(void) {
+  uint64_t r[2];
+  if (getrandom(r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) {
+    seed_a ^= r[0];
+    seed_b ^= r[1];
+  }
+}
+
 static inline uint32_t hash_words(uint64_t a, uint64_t b, uint64_t n) {
 #ifdef __SIZEOF_INT128__
-  __uint128_t r = (__uint128_t)(a ^ 0x9e3779b97f4a7c15ULL) * (b ^ n ^ 0xc2b2ae3d27d4eb4fULL);
+  __uint128_t r = (__uint128_t)(a ^ seed_a) * (b ^ n ^ seed_b);
   return (uint32_t)((uint64_t)r ^ (uint64_t)(r >> 64)) & HASH_MASK;
 #else
-  uint64_t h = (a ^ n) * 0x9e3779b97f4a7c15ULL ^ b * 0xc2b2ae3d27d4eb4fULL;
+  uint64_t h = (a ^ n ^ seed_a) * 0x9e3779b97f4a7c15ULL ^ (b ^ seed_b) * 0xc2b2ae3d27d4eb4fULL;
   h ^= h >> 32;
   h *= 0xff51afd7ed558ccdULL;
   return (uint32_t)(h >> 32) & HASH_MASK;
@@ -131,7 +145,7 @@ static inline uint32_t hash_words(uint64_t a, uint64_t b, uint64_t n) {
 
 /* A key longer than TK_KEY_INLINE: 16 bytes a round, the last 16 overlapping. */
 static uint32_t hash_long(const uint8_t *k, size_t n) {
-  uint64_t h = n * 0x9e3779b97f4a7c15ULL;
+  uint64_t h = n * 0x9e3779b97f4a7c15ULL ^ seed_b;
   for (size_t i = 0; i + 16 < n; i += 16) {
     h = (h ^ load64(k + i)) * 0x9e3779b97f4a7c15ULL ^ load64(k + i + 8) * 0xc2b2ae3d27d4eb4fULL;
     h ^= h >> 29;

@@ -39,13 +39,19 @@ void tk_clear_dir(const char *dir, int remove_dir) {
   DIR *d = opendir(dir); /* partition folders hold only files: no recursion */
   if (!d) return;
   struct dirent *e;
+  char path[TK_PATH_MAX];
   while ((e = readdir(d))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    char path[TK_PATH_MAX];
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, TK_META_FILE))
+      continue;
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     unlink(path);
   }
   closedir(d);
+  /* topic.meta last: a folder a crash or a failed unlink left half removed
+  ** still says whose it was (id and creation time), so a "-drop" mark is not
+  ** mistaken for a newer topic that reuses the name and id (reconcile.c). */
+  snprintf(path, sizeof path, "%s/%s", dir, TK_META_FILE);
+  unlink(path);
   if (remove_dir) rmdir(dir);
 }
 
