@@ -113,6 +113,12 @@ void tk_delete_marker(const takhin_store *s, const char *topic, int32_t part, in
 ** happened). */
 void tk_drop_marker(const takhin_store *s, const char *topic, int32_t part, int64_t id, char *out,
                     size_t cap);
+typedef void (*tk_marker_fn)(const takhin_store *s, const char *topic, int32_t part, int64_t id,
+                             char *out, size_t cap);
+/* The last step of a delete, with the topic out of the table: wake its
+** waiting cursors, let its files go, remove its folders (renamed by the
+** delete to marker's names) and drop the table's reference (topic_admin.c). */
+void tk_topic_remove_marked(takhin_store *s, tk_topic *t, tk_marker_fn marker);
 
 /* ---- DROP TABLE's delete, in two steps (topic_drop.c) --------------------
 ** The SQLite extension deletes a topic as part of the host's COMMIT, whose

@@ -282,16 +282,20 @@ int takhin_topic_delete(takhin_store *s, const char *topic) {
     tk_topic_unref(t);
     return rc;
   }
+  tk_topic_remove_marked(s, t, tk_delete_marker);
+  tk_topic_unref(t); /* ours */
+  return TAKHIN_OK;
+}
+
+void tk_topic_remove_marked(takhin_store *s, tk_topic *t, tk_marker_fn marker) {
   tk_wait_notify_all(s); /* waiting cursors of the topic return ENOTFOUND */
   for (int32_t i = 0; i < t->nparts; i++) {
     tk_part_retire_files(t->parts[i]);
     char dir[TK_PATH_MAX];
-    tk_delete_marker(s, t->name, i, t->topic_id, dir, sizeof dir);
+    marker(s, t->name, i, t->topic_id, dir, sizeof dir);
     tk_clear_dir(dir, 1);
   }
   tk_topic_unref(t); /* the table's reference; cursors may keep theirs */
-  tk_topic_unref(t); /* ours */
-  return TAKHIN_OK;
 }
 
 static int cmp_str(const void *a, const void *b) {

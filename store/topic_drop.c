@@ -28,7 +28,6 @@
 #include "partition.h"
 #include "store.h"
 #include "topic.h"
-#include "wait.h"
 
 /* Rename partition folders of t to their "-drop" marks (back = 0) or back
 ** (back = 1). A folder not there needs no rename (never made, or a
@@ -136,13 +135,6 @@ int tk_topic_drop_finish(takhin_store *s, const char *topic, int committed) {
   lock_parts(t, 0);
   tk_store_remove(s, t);
   pthread_rwlock_unlock(&s->topics_lock);
-  tk_wait_notify_all(s); /* waiting cursors of the topic return ENOTFOUND */
-  for (int32_t i = 0; i < t->nparts; i++) {
-    tk_part_retire_files(t->parts[i]);
-    char dir[TK_PATH_MAX];
-    tk_drop_marker(s, t->name, i, t->topic_id, dir, sizeof dir);
-    tk_clear_dir(dir, 1);
-  }
-  tk_topic_unref(t); /* the table's reference; cursors may keep theirs */
+  tk_topic_remove_marked(s, t, tk_drop_marker);
   return TAKHIN_OK;
 }
