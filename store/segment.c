@@ -339,29 +339,6 @@ static int note_locked(tk_segment *g, int64_t pos, const tk_batch_hdr *h) {
   return rc;
 }
 
-/* Read the batch at pos, which must end by limit, and check it: a header
-** that parses, the CRC and, when full, every record decoding. 1 when good
-** (h filled, its bytes in buf), 0 when not, or an error status. */
-static int batch_ok_at(int fd, const char *path, int64_t pos, int64_t limit, int full,
-                       tk_batch_hdr *h, tk_buf *buf, ZSTD_DCtx *dctx, tk_buf *scratch) {
-  uint8_t hb[TK_BATCH_HEADER_SIZE];
-  if (pos < 0 || limit - pos < TK_BATCH_HEADER_SIZE) return 0;
-  ssize_t r = pread(fd, hb, sizeof hb, pos);
-  if (r < 0) return tk_err_sys(errno, "read", path);
-  if (r != (ssize_t)sizeof hb || tk_batch_parse_header(hb, sizeof hb, h) != TAKHIN_OK) return 0;
-  int64_t total = tk_batch_total(h);
-  if (total > limit - pos || total > TK_MAX_BATCH_BYTES) return 0;
-  buf->len = 0;
-  if (tk_buf_reserve(buf, (size_t)total))
-    return tk_err(TAKHIN_ENOMEM, "out of memory reading %s", path);
-  r = pread(fd, buf->p, (size_t)total, pos);
-  if (r < 0) return tk_err_sys(errno, "read", path);
-  if (r != total || !tk_batch_crc_ok(buf->p, h)) return 0;
-  if (full && tk_batch_validate(buf->p, h, dctx, scratch, TK_MAX_BATCH_BYTES) != TAKHIN_OK)
-    return 0;
-  return 1;
-}
-
 /* A stretch of the file read ahead in one pread: the scans walk batches
 ** that may be a few hundred bytes each, and a syscall or two per batch cost
 ** them ~4 us a batch (4 s for 1 GiB of single 1 KiB records, the tail a
@@ -399,20 +376,34 @@ static int win_get(scan_win *w, int fd, const char *path, int64_t pos, size_t n,
   return 1;
 }
 
-/* batch_ok_at through a window (zone 2 of a scan). */
+/* Read the batch at pos, which must end by limit, through window w
+** (reading ahead bytes at a miss), and check it: a header that parses, the
+** CRC and, when full, every record decoding. 1 when good (h filled), 0 when
+** not, or an error status. */
 static int batch_ok_win(scan_win *w, int fd, const char *path, int64_t pos, int64_t limit, int full,
-                        tk_batch_hdr *h, ZSTD_DCtx *dctx, tk_buf *scratch) {
+                        size_t ahead, tk_batch_hdr *h, ZSTD_DCtx *dctx, tk_buf *scratch) {
   const uint8_t *b;
   if (pos < 0 || limit - pos < TK_BATCH_HEADER_SIZE) return 0;
-  int r = win_get(w, fd, path, pos, TK_BATCH_HEADER_SIZE, SCAN_WINDOW, &b);
+  int r = win_get(w, fd, path, pos, TK_BATCH_HEADER_SIZE, ahead, &b);
   if (r <= 0) return r;
   if (tk_batch_parse_header(b, TK_BATCH_HEADER_SIZE, h) != TAKHIN_OK) return 0;
   int64_t total = tk_batch_total(h);
   if (total > limit - pos || total > TK_MAX_BATCH_BYTES) return 0;
-  if ((r = win_get(w, fd, path, pos, (size_t)total, SCAN_WINDOW, &b)) <= 0) return r;
+  if ((r = win_get(w, fd, path, pos, (size_t)total, ahead, &b)) <= 0) return r;
   if (!tk_batch_crc_ok(b, h)) return 0;
   if (full && tk_batch_validate(b, h, dctx, scratch, TK_MAX_BATCH_BYTES) != TAKHIN_OK) return 0;
   return 1;
+}
+
+/* The same with no read-ahead, buf holding the reads: the header, then
+** the whole batch. */
+static int batch_ok_at(int fd, const char *path, int64_t pos, int64_t limit, int full,
+                       tk_batch_hdr *h, tk_buf *buf, ZSTD_DCtx *dctx, tk_buf *scratch) {
+  scan_win w = {*buf, 0};
+  w.b.len = 0; /* nothing read yet: every read misses */
+  int r = batch_ok_win(&w, fd, path, pos, limit, full, 0, h, dctx, scratch);
+  *buf = w.b;
+  return r;
 }
 
 #define RESYNC_CHUNK (1 << 20)
@@ -680,7 +671,7 @@ int tk_seg_scan_indexed(tk_segment *g, int64_t pos, int64_t lenient_end, int64_t
   int64_t file_records = 0;
   while (pos < st.st_size) {
     tk_batch_hdr h;
-    int ok = batch_ok_win(&win, fd, path, pos, st.st_size, 1, &h, dctx, &scratch);
+    int ok = batch_ok_win(&win, fd, path, pos, st.st_size, 1, SCAN_WINDOW, &h, dctx, &scratch);
     if (ok < 0) rc = ok;
     if (ok <= 0) break;
     if (h.base_offset < expect) break; /* offsets only grow */
