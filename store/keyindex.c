@@ -63,7 +63,7 @@ int tk_key_map_keys = 8192; /* testing.h */
 **
 ** Every keyed record a producer appends goes through map_put, so it is
 ** built for that: a key of up to TK_KEY_INLINE bytes (the common case) is
-** read with overlapping word loads, hashed with two multiplies, and found by
+** read with overlapping word loads, hashed with one 128-bit multiply, and found by
 ** comparing two words in its slot, with no byte loop, no memcmp and no
 ** pointer into the key bytes; a run of records hashes first and prefetches
 ** its slots, then probes (note). Longer keys take a loop and a memcmp. */
@@ -112,12 +112,6 @@ static inline void key_words(const uint8_t *k, size_t n, uint64_t w[2]) {
 #endif
 }
 
-/* Two words and a length to 31 bits. With 128-bit products, one multiply
-** of the two words (each xored with a constant) folded high into low, as
-** wyhash mixes: every input bit reaches the low bits, which index the table.
-** Otherwise two products, a fold and a third multiply, whose high half takes
-** every input bit (keys often differ in their last byte only, which a single
-** 64-bit multiply leaves in its top 8 bits). */
 /* Random per process, set before any key is hashed (the hash is never
 ** stored): with fixed constants a client could send keys whose product is 0,
 ** or whose long-key rounds meet, and turn every insert into a scan. */
@@ -131,6 +125,12 @@ __attribute__((constructor)) static void seed_init(void) {
   }
 }
 
+/* Two words and a length to 31 bits. With 128-bit products, one multiply
+** of the two words (each xored with its seed) folded high into low, as
+** wyhash mixes: every input bit reaches the low bits, which index the table.
+** Otherwise two products, a fold and a third multiply, whose high half takes
+** every input bit (keys often differ in their last byte only, which a single
+** 64-bit multiply leaves in its top 8 bits). */
 static inline uint32_t hash_words(uint64_t a, uint64_t b, uint64_t n) {
 #ifdef __SIZEOF_INT128__
   __uint128_t r = (__uint128_t)(a ^ seed_a) * (b ^ n ^ seed_b);
