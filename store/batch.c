@@ -431,37 +431,13 @@ int tk_header_next(const uint8_t **pp, const uint8_t *end, takhin_header *out) {
   return TAKHIN_OK;
 }
 
-/* A zigzag varint of one or two bytes (with a byte after it), decoded in
-** place: 0 when it is not one, and the caller takes the general path. */
-static inline int zigzag12(const uint8_t **pp, const uint8_t *end, int64_t *out) {
-  const uint8_t *p = *pp;
-  uint64_t z;
-  if (end - p < 3) return 0;
-  if (p[0] < 0x80) z = p[0], *pp = p + 1;
-  else if (p[1] < 0x80) z = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7, *pp = p + 2;
-  else return 0;
-  *out = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-  return 1;
-}
-
-int tk_record_skip(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr *h, int64_t *offset) {
+int tk_record_skip_general(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr *h,
+                           int64_t *offset) {
   const uint8_t *p = *pp;
   int32_t len, off_delta;
   int64_t ts_delta;
-  /* Compaction walks every record of a batch it filters: short records
-  ** (fields of one or two bytes) take this path, inlined, the rest the
-  ** general one below; both accept and refuse the same records. */
-  int64_t l, o;
-  const uint8_t *q = p;
-  if (zigzag12(&q, end, &l) && l > 0 && l <= end - q) {
-    const uint8_t *rend = q + l, *r = q + 1;
-    if (zigzag12(&r, rend, &ts_delta) && zigzag12(&r, rend, &o) && o >= 0 &&
-        o <= h->last_offset_delta) {
-      *offset = h->base_offset + o;
-      *pp = rend;
-      return TAKHIN_OK;
-    }
-  }
+  /* The short-field path is tk_record_skip's, inline (batch.h); this one
+  ** takes any record. */
   if (get_length(&p, end, 0, &len) || len == 0)
     return tk_err(TAKHIN_ECORRUPT, "record: bad or truncated length");
   const uint8_t *rend = p + len;

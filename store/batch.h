@@ -110,7 +110,44 @@ int tk_record_decode(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr 
 ** length, timestamp delta and offset delta are read and checked, key, value
 ** and headers are stepped over unread. For work that moves records whole
 ** (compaction); ECORRUPT as tk_record_decode for what it reads. */
-int tk_record_skip(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr *h, int64_t *offset);
+int tk_record_skip_general(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr *h,
+                           int64_t *offset);
+
+/* tk_record_skip_general, with short records decoded inline: compaction
+** walks every record of a batch it filters, and the call (six registers
+** saved and restored) and a bounds check per field were most of the walk.
+** Here: a length of one or two bytes, of at least 6 (the smallest record:
+** attributes, timestamp delta, offset delta, key and value lengths, header
+** count), so the next five bytes -- attributes, then a timestamp delta and
+** an offset delta of one or two bytes each -- lie inside the record and
+** need no check of their own. Anything else takes the general path; both
+** accept and refuse the same records (tests/test_batch.c). */
+static inline int tk_record_skip(const uint8_t **pp, const uint8_t *end, const tk_batch_hdr *h,
+                                 int64_t *offset) {
+  const uint8_t *q = *pp;
+  if (end - q >= 3) {
+    uint64_t l;
+    if (q[0] < 0x80) l = q[0], q += 1;
+    else if (q[1] < 0x80) l = (uint64_t)(q[0] & 0x7f) | (uint64_t)q[1] << 7, q += 2;
+    else goto general;
+    /* zigzag: even values are the non-negative lengths */
+    if ((l & 1) || l < 12 || (int64_t)(l >> 1) > end - q) goto general;
+    const uint8_t *r = q + 1; /* past the attributes */
+    if (r[0] < 0x80) r += 1;  /* timestampDelta: stepped over */
+    else if (r[1] < 0x80) r += 2;
+    else goto general;
+    uint64_t z;
+    if (r[0] < 0x80) z = r[0];
+    else if (r[1] < 0x80) z = (uint64_t)(r[0] & 0x7f) | (uint64_t)r[1] << 7;
+    else goto general;
+    if ((z & 1) || (int64_t)(z >> 1) > h->last_offset_delta) goto general;
+    *offset = h->base_offset + (int64_t)(z >> 1);
+    *pp = q + (l >> 1);
+    return TAKHIN_OK;
+  }
+general:
+  return tk_record_skip_general(pp, end, h, offset);
+}
 
 /* Decode the header at *pp (end = end of the encoded headers) and advance. */
 int tk_header_next(const uint8_t **pp, const uint8_t *end, takhin_header *out);

@@ -192,12 +192,13 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
   ** neighbours that all stay moves in one copy. */
   const uint8_t *run = NULL;
   int32_t nkept = 0;
+  size_t k = *ki; /* a local: the loop's stores stay in a register */
   for (int32_t i = 0; i < h->records_count; i++) {
     const uint8_t *start = p;
     int64_t offset;
     if ((rc = tk_record_skip(&p, end, h, &offset))) return rc;
-    while (*ki < nkeep && keep[*ki] < offset) (*ki)++;
-    if (*ki < nkeep && keep[*ki] == offset) {
+    while (k < nkeep && keep[k] < offset) k++;
+    if (k < nkeep && keep[k] == offset) {
       if (!run) run = start;
       nkept++;
     } else if (run) {
@@ -206,6 +207,7 @@ static int filter_batch(rewriter *w, const uint8_t *b, const tk_batch_hdr *h, co
       run = NULL;
     }
   }
+  *ki = k;
   if (run) {
     memcpy(kept_at + kept_len, run, (size_t)(p - run));
     kept_len += (size_t)(p - run);
