@@ -150,7 +150,8 @@ typedef struct rewriter {
   ZSTD_CCtx *cctx;
 } rewriter;
 
-static void rewriter_free(rewriter *w) {
+static void rewriter_free(void *arg) {
+  rewriter *w = arg;
   tk_buf_free(&w->in);
   tk_buf_free(&w->out);
   tk_buf_free(&w->area);
@@ -158,6 +159,19 @@ static void rewriter_free(rewriter *w) {
   tk_buf_free(&w->zout);
   ZSTD_freeDCtx(w->dctx);
   ZSTD_freeCCtx(w->cctx);
+  free(w);
+}
+
+/* The store keeps a run's rewriter for the next run (compact_workers.c):
+** its buffers' pages stay mapped and touched. One grown past its usual
+** size by a large batch is given back rather than kept. */
+#define KEEP_AT_MOST (1 << 20)
+static void rewriter_keep(takhin_store *s, rewriter *w) {
+  if (!w) return;
+  tk_buf *b[] = {&w->in, &w->out, &w->area, &w->scratch, &w->zout};
+  for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
+    if (b[i]->cap > KEEP_AT_MOST) tk_buf_free(b[i]);
+  tk_cw_keep_buffers(s, w, rewriter_free);
 }
 
 /* Append to w->out the batch at b keeping only the records whose offsets are
@@ -567,7 +581,7 @@ typedef struct rewrite_run {
   tk_segment **cand, **fresh; /* fresh[i]: cand[i]'s new segment, if rewritten */
   size_t ncand;
   tk_plan *plan;
-  rewriter w;
+  rewriter *w; /* kept by the store between runs */
   sync_queue q;
   int64_t removed, before, after, rewritten, survived;
   int rc;        /* as rewrite_thread ended */
@@ -588,7 +602,7 @@ static int rewrite_planned(rewrite_run *r) {
     if ((rc = tk_plan_get(r->plan, i, &keep, &nkeep, &out, &tmp))) break;
     r->survived += (int64_t)nkeep;
     if (g && out >= 0) { /* else nothing to reclaim: not read again */
-      rc = rewrite_segment(r->p, g, keep, nkeep, out, tmp, &r->w, &r->q, &r->fresh[i], &r->removed);
+      rc = rewrite_segment(r->p, g, keep, nkeep, out, tmp, r->w, &r->q, &r->fresh[i], &r->removed);
       if (!rc) {
         r->before += g->size;
         r->after += r->fresh[i]->size;
@@ -666,6 +680,10 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   memset(&run, 0, sizeof run);
   sync_init(&run.q, s);
   if (rc) goto out;
+  if (!(run.w = tk_cw_take_buffers(s)) && !(run.w = calloc(1, sizeof *run.w))) {
+    rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
+    goto out;
+  }
   /* 1. the cleanable segments: never past what the key index covers (after
   ** the flush above, the whole log, unless key rows were lost in a failure
   ** this run could not repair: then only the next open's rebuild helps) */
@@ -810,7 +828,7 @@ out:
   free(cand);
   free(fresh);
   sync_stop(&run.q);
-  rewriter_free(&run.w);
+  rewriter_keep(s, run.w);
   if (!rc && out) { /* live keys, whether or not this run rewrote anything */
     int64_t keys = 0;
     int64_t survived = run.survived;

@@ -60,6 +60,13 @@ int tk_cw_start(takhin_store *s, tk_cw_job *j, void (*fn)(void *), void *arg);
 int tk_cw_add_spare(takhin_store *s, int want);
 #define TK_COMPACT_SYNC_THREADS 4 /* files a run syncs at once (compaction.c) */
 void tk_cw_wait(takhin_store *s, tk_cw_job *j);
+/* One run's buffers kept between runs (NULL-safe): tk_cw_take_buffers
+** returns the kept ones, or NULL; tk_cw_keep_buffers keeps b for the next
+** run, or frees it with free_fn when some are kept already (free_fn frees
+** the kept ones at close too). */
+void *tk_cw_take_buffers(takhin_store *s);
+void *tk_cw_kept_buffers(takhin_store *s); /* the kept ones, left kept (tests) */
+void tk_cw_keep_buffers(takhin_store *s, void *b, void (*free_fn)(void *));
 void tk_compact_workers_stop(takhin_store *s);
 
 #endif /* TAKHIN_COMPACTION_H */

@@ -634,6 +634,51 @@ Test(compaction, helper_threads_are_kept_and_joined) {
   model_free(&m);
 }
 
+/* The rewriting buffers of a run are kept by the store for the next run
+** and freed at close (ASan/LSan would report them otherwise); when some
+** are kept already, a second set is freed at once. */
+static int freed_sets;
+static void count_free(void *b) {
+  free(b);
+  freed_sets++;
+}
+
+static takhin_store *buffers_store;
+static void *kept_mid_run = (void *)1;
+static void look_at_kept(const char *topic, int32_t partition, int step) {
+  (void)topic, (void)partition;
+  if (step == 1) kept_mid_run = tk_cw_kept_buffers(buffers_store);
+}
+
+Test(compaction, rewriting_buffers_are_kept_between_runs) {
+  const char *db = tu_store_path("compact_buffers");
+  model m;
+  unsigned seed = 13;
+  takhin_store *s = keyed_store(db, &m, 6000, &seed);
+  cr_assert_null(tk_cw_kept_buffers(s), "none kept before a run");
+  takhin_compaction_result r = {0};
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
+  void *kept = tk_cw_kept_buffers(s);
+  cr_assert_not_null(kept, "the run's buffers are kept");
+  freed_sets = 0;
+  tk_cw_keep_buffers(s, malloc(16), count_free);
+  cr_assert_eq(freed_sets, 1, "a second set is freed at once");
+  cr_assert_eq(tk_cw_kept_buffers(s), kept);
+  /* the next run takes the same set (none is kept while it runs) and gives
+  ** it back */
+  produce(s, "t", &m, 2000, 100, 100, 0, 16, &seed);
+  buffers_store = s;
+  tk_compact_step_hook = look_at_kept;
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
+  tk_compact_step_hook = NULL;
+  cr_assert_gt(r.segments_compacted, 0);
+  cr_assert_null(kept_mid_run, "the run took the kept buffers");
+  cr_assert_eq(tk_cw_kept_buffers(s), kept, "the second run used the first run's buffers");
+  check_log(s, "t", &m, active_base(s, "t"), 100, 0);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  model_free(&m);
+}
+
 Test(compaction, replaced_segments_are_released) {
   const char *db = tu_store_path("compact_reaper");
   model m;
