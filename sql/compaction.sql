@@ -31,6 +31,13 @@ UPDATE takhin_cat_key INDEXED BY takhin_cat_key_tombstones SET seen_ms = ?5
  WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3 AND offset < ?4
    AND tombstone = 1 AND seen_ms IS NULL;
 
+-- name: unseen_tombstones
+-- Whether mark_tombstones_seen has anything to do: a read, so a run whose
+-- range holds no tombstone compaction has not seen writes nothing for it.
+SELECT EXISTS (SELECT 1 FROM takhin_cat_key INDEXED BY takhin_cat_key_tombstones
+                WHERE topic_id = ?1 AND partition = ?2 AND offset >= ?3 AND offset < ?4
+                  AND tombstone = 1 AND seen_ms IS NULL);
+
 -- name: survivors
 -- The offsets compaction keeps from ?3 on, in order: each key's latest. The
 -- caller stops stepping at the end of its range (the first offset past it),

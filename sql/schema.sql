@@ -128,8 +128,11 @@ CREATE INDEX IF NOT EXISTS takhin_cat_key_tombstones
     ON takhin_cat_key(topic_id, partition, offset) WHERE tombstone = 1;
 
 -- Segments whose compacted file (<base>.log.cleaned) is committed but may not
--- have been renamed over <base>.log yet: recovery finishes the rename. A
--- .cleaned file without a row here is an unfinished run and is deleted.
+-- have been renamed over <base>.log yet: recovery finishes the rename (a
+-- finished run's rows stay until the partition's next compaction, which drops
+-- them before it makes files, or the next open: their .cleaned files are gone
+-- and there is nothing to rename). A .cleaned file without a row here is an
+-- unfinished run and is deleted.
 CREATE TABLE IF NOT EXISTS takhin_cat_swap(
   topic_id    INTEGER NOT NULL,
   partition   INTEGER NOT NULL,

@@ -19,12 +19,15 @@
 **      the folder, then in one catalog
 **      transaction: the new segment and index rows, the checkpoint, the
 **      forgotten tombstones, and a swap row per segment;
-**   4. rename each .cleaned over its .log, then drop the swap rows; the
+**   4. rename each .cleaned over its .log and fsync the folder; the swap
+**      rows, now naming done renames, go with the partition's next run's
+**      first write (before it makes .cleaned files) or the next open; the
 **      replaced segments are released on the store's reaper thread.
 **
 ** A crash before 3 leaves the old log (open deletes stray .cleaned files); a
 ** crash after 3 leaves swap rows, and open finishes the renames
-** (tk_compact_recover): old or new, never both, never neither. Readers
+** (tk_compact_recover; a rename already done has no .cleaned file left and
+** is skipped): old or new, never both, never neither. Readers
 ** holding an old segment keep its open descriptor and so its old bytes;
 ** the old segment is marked unlinked so it is never reopened by path.
 */
@@ -733,11 +736,21 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     }
   if (!have) goto out;
   int64_t expired_before = now - cfg->delete_retention_ms;
+  /* The run's first write, before the plan makes any .cleaned file: start
+  ** the delete_retention_ms clock of the tombstones in range, and drop the
+  ** swap rows the last run left (step 4). A read first: most runs have
+  ** neither to do and write nothing here. */
+  int64_t unseen = 1;
   pthread_mutex_lock(&s->cat_lock);
-  rc = tk_cat_begin(s);
-  if (!rc) rc = exec5(s, TK_SQL_MARK_TOMBSTONES_SEEN, id, p->id, 5, first, end, now);
-  if (!rc) rc = tk_cat_commit(s);
-  else tk_cat_rollback(s);
+  rc = query_i64(s, TK_SQL_UNSEEN_TOMBSTONES, id, p->id, 4, first, end, 0, &unseen);
+  if (!rc && (unseen || p->swaps_done)) {
+    rc = tk_cat_begin(s);
+    if (!rc && unseen) rc = exec5(s, TK_SQL_MARK_TOMBSTONES_SEEN, id, p->id, 5, first, end, now);
+    if (!rc && p->swaps_done) rc = exec5(s, TK_SQL_CLEAR_SWAPS, id, p->id, 2, 0, 0, 0);
+    if (!rc) rc = tk_cat_commit(s);
+    else tk_cat_rollback(s);
+    if (!rc) p->swaps_done = 0;
+  }
   pthread_mutex_unlock(&s->cat_lock);
   /* 2. rewrite the segments holding records that did not survive, by the
   ** plan (compact_plan.c: survivors queried ahead on a second thread; the
@@ -799,11 +812,13 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   tk_part_swap_segments(p, cand, fresh, ncand);
   if (!rc) rc = tk_sync_dir(p->dir);
   crash_point(5);
-  if (!rc) {
-    pthread_mutex_lock(&s->cat_lock);
-    rc = exec5(s, TK_SQL_CLEAR_SWAPS, id, p->id, 2, 0, 0, 0);
-    pthread_mutex_unlock(&s->cat_lock);
-  }
+  /* The swap rows now name renames that are done: an open finding them
+  ** finds no .cleaned file and does nothing. They go with the next run's
+  ** first write, which comes before that run makes a .cleaned file of its
+  ** own (a row left then would have an open rename a half-written file
+  ** over its segment), or with the next open: not in a transaction of
+  ** their own here. Not after a failed rename: that row's file still waits. */
+  if (!rc) p->swaps_done = 1;
   crash_point(6);
   if (out) {
     out->segments_compacted += run.rewritten;

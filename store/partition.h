@@ -81,6 +81,10 @@ struct tk_partition {
   int64_t lost_from, lost_to, lost_n;
   int lost_rc;
   char lost_msg[256];
+  /* compaction (maint_lock): the catalog still holds the swap rows of a
+  ** run whose renames are done and synced; the next run's first write
+  ** drops them (compaction.c), or the next open does */
+  int swaps_done;
   /* FSYNC group commit */
   pthread_mutex_t sync_lock;
   pthread_cond_t sync_cond;
