@@ -4,7 +4,9 @@
 -- every key of a compacted partition. A keyed record survives compaction
 -- exactly when its offset is its key's latest offset, unless it is a
 -- tombstone whose delete_retention_ms has run out since compaction first saw
--- it. The C code (store/compaction.c) only rewrites segment files to keep the
+-- it. Beside it, takhin_cat_dead marks the offsets a later record of their
+-- key superseded, as the key rows are written: a segment's survivors are its
+-- clear bits, read from a few rows rather than one row per survivor. The C code (store/compaction.c) only rewrites segment files to keep the
 -- offsets these statements return.
 --
 -- Each statement is introduced by a "-- name: <name>" line; the library
@@ -80,7 +82,10 @@ UPDATE takhin_cat_key INDEXED BY takhin_cat_key_tombstones SET seen_ms = ?5
    AND tombstone = 1 AND seen_ms IS NULL;
 
 -- name: survivors
--- The offsets compaction keeps from ?3 on, in order: each key's latest. The
+-- The offsets compaction keeps from ?3 on, in order: each key's latest.
+-- Segments from the partition's dead_from on are planned from takhin_cat_dead
+-- instead (dead_chunks, store/compact_plan.c), with the same answer; this is
+-- the fallback (older catalogs, damaged chunks) and the tests' reference. The
 -- caller stops stepping at the end of its range (the first offset past it),
 -- so no upper bound is compared on every row here, and takes out the
 -- tombstones past their retention (expired_tombstones, below: few rows, not

@@ -1,16 +1,19 @@
 /*
 ** compact_plan.c -- the plan a compaction run follows: for each candidate
-** segment, the offsets that survive (sql/compaction.sql "survivors") and,
-** when some do not, the new file to write them to, made ahead of the
-** rewriting on a helper thread (one of the store's compaction workers,
-** compact_workers.c).
+** segment, the offsets that survive and, when some do not, the new file to
+** write them to, made ahead of the rewriting on a helper thread (one of the
+** store's compaction workers, compact_workers.c).
 **
-** A run has two halves of similar weight: stepping the survivors out of
-** SQLite (about 75 ns a row) and rewriting the segment files. Neither needs
-** the other's resources -- the query holds the catalog lock, the rewrite
-** only files -- so the helper plans segment i+1.. while the caller
-** rewrites segment i, at most PLAN_AHEAD segments ahead (memory stays
-** bounded whatever the partition's size). The catalog lock is still taken
+** The survivors of a segment are the clear bits of its 1-3 chunk rows of
+** dead offsets (takhin_cat_dead, store/dead.c), kept by the key index as it
+** writes key rows, where they cover the segment (from dead_from on) and
+** are sound; otherwise the key index's "survivors" query (sql/compaction.sql)
+** steps them out of SQLite a row each (about 75 ns a row, as much as the
+** rewrite at 100 B). Neither the plan nor the rewrite needs the other's
+** resources -- the plan holds the catalog lock, the rewrite only files --
+** so the helper plans segment i+1.. while the caller rewrites segment i, at
+** most PLAN_AHEAD segments ahead (memory stays bounded whatever the
+** partition's size). The catalog lock is still taken
 ** per segment, never across a rewrite. Creating each <base>.log.cleaned
 ** file is shared out too (on an ext4 without a journal, allocating an inode
 ** scans past every recently deleted one: up to half a millisecond a file):
@@ -180,7 +183,8 @@ static int from_bits(takhin_store *s, tk_partition *p, const tk_segment *g, plan
 /* Offsets of [from, to) that survive, sorted, into slot (its arrays grow
 ** with TK_ARRAY_GROW and are reused from one segment to the next): every
 ** key's latest offset in the range but the expired tombstones, which are
-** few and read first from their own index. The query stepped once per
+** few and read first from their own index. bits: from the dead offsets
+** (from_bits) unless a chunk is damaged; otherwise by the query. The query stepped once per
 ** surviving row (nearly all of a 100 B run's SQL) so tests nothing: not the
 ** tombstone state, not even the range's end, which is checked here on the
 ** offset it returns (sql/compaction.sql). */

@@ -39,13 +39,53 @@ struct tk_dead_order {
   size_t idx;
 };
 
-int tk_dead_grow(tk_dead *d) {
-  return tk_array_reserve(&d->v, &d->cap, d->n + 1, sizeof *d->v, 256)
-             ? tk_err(TAKHIN_ENOMEM, "out of memory indexing keys")
-             : TAKHIN_OK;
+int tk_dead_push_slow(tk_dead *d, int64_t o) {
+  if (o < 0) return 0;
+  if (!d->win_hi) { /* an empty window starts a chunk below o's */
+    int64_t c = (o >> TK_DEAD_SHIFT) - 1;
+    d->win_base = (c > 0 ? c : 0) << TK_DEAD_SHIFT;
+  }
+  uint64_t i = (uint64_t)(o - d->win_base);
+  if (o >= d->win_base && i < TK_DEAD_WINDOW) {
+    size_t need = (size_t)(i >> 6) + 1;
+    if (need > d->win_cap) {
+      size_t cap = d->win_cap ? d->win_cap : 1 << 10;
+      while (cap < need) cap *= 2;
+      uint64_t *w = realloc(d->win, cap * sizeof *w);
+      if (!w) return -1;
+      memset(w + d->win_cap, 0, (cap - d->win_cap) * sizeof *w);
+      d->win = w;
+      d->win_cap = cap;
+    }
+    d->win_hi = need > d->win_hi ? need : d->win_hi; /* words above were clear */
+    d->win[i >> 6] |= 1ULL << (i & 63);
+    d->n++;
+    return 0;
+  }
+  if (tk_array_reserve(&d->v, &d->cap, d->nv + 1, sizeof *d->v, 256)) return -1;
+  d->v[d->nv++] = o;
+  d->n++;
+  return 0;
+}
+
+void tk_dead_clear(tk_dead *d) {
+  if (d->win_hi) memset(d->win, 0, d->win_hi * sizeof *d->win);
+  d->win_hi = 0;
+  d->nv = 0;
+  d->n = 0;
+}
+
+int tk_dead_merge(tk_dead *d, const tk_dead *src) {
+  for (size_t w = 0; w < src->win_hi; w++)
+    for (uint64_t b = src->win[w]; b; b &= b - 1)
+      if (tk_dead_push(d, src->win_base + (int64_t)w * 64 + __builtin_ctzll(b))) return -1;
+  for (size_t i = 0; i < src->nv; i++)
+    if (tk_dead_push(d, src->v[i])) return -1;
+  return 0;
 }
 
 void tk_dead_free(tk_dead *d) {
+  free(d->win);
   free(d->v);
   free(d->chunk);
   free(d->tab);
@@ -131,13 +171,34 @@ static void chunks_reset(tk_dead *d) {
 
 int tk_dead_write(takhin_store *s, int64_t topic_id, int32_t part, tk_dead *d) {
   TK_ASSERT_HELD(&s->cat_lock);
-  if (!d->n) return TAKHIN_OK;
+  if (!d->win_hi && !d->nv) return TAKHIN_OK;
   int rc = TAKHIN_OK;
+  /* The window a chunk (64 words) at a time: its base is chunk aligned. */
+  for (size_t w0 = 0; w0 < d->win_hi; w0 += TK_DEAD_BITMAP / 8) {
+    size_t nw = d->win_hi - w0 < TK_DEAD_BITMAP / 8 ? d->win_hi - w0 : TK_DEAD_BITMAP / 8;
+    uint64_t any = 0;
+    for (size_t w = 0; w < nw; w++) any |= d->win[w0 + w];
+    if (!any) continue;
+    uint8_t *b = chunk_of(d, (d->win_base >> TK_DEAD_SHIFT) + (int64_t)(w0 * 64 >> TK_DEAD_SHIFT));
+    if (!b) {
+      rc = TAKHIN_ENOMEM;
+      goto out;
+    }
+    for (size_t w = 0; w < nw; w++) {
+      uint64_t x = d->win[w0 + w];
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+      x = __builtin_bswap64(x); /* bit i of the word: bit i % 8 of byte i / 8 */
+#endif
+      uint64_t y;
+      memcpy(&y, b + w * 8, 8);
+      y |= x;
+      memcpy(b + w * 8, &y, 8);
+    }
+  }
   int64_t last = -1;
   uint8_t *b = NULL;
-  for (size_t i = 0; i < d->n; i++) {
+  for (size_t i = 0; i < d->nv; i++) {
     int64_t o = d->v[i];
-    if (o < 0) continue;
     int64_t c = o >> TK_DEAD_SHIFT;
     if (c != last || !b) { /* neighbours mostly share a chunk */
       if (!(b = chunk_of(d, c))) {

@@ -25,12 +25,21 @@ struct sqlite3_stmt;
 
 /* Offsets learned dead, written with the key rows that made them so (in
 ** the same transaction), and the scratch the write builds its chunks in;
-** kept across clears, so that steady state allocates nothing. */
+** kept across clears, so that steady state allocates nothing. A map's
+** supersessions are recent offsets: they are bits of a window (chunk
+** aligned, growing up to TK_DEAD_WINDOW offsets), one store per record;
+** any other offset (an upsert's stored one, a late record) goes to a list. */
+#define TK_DEAD_WINDOW (1 << 22)
 typedef struct tk_dead_chunk tk_dead_chunk;
 typedef struct tk_dead_order tk_dead_order;
 typedef struct tk_dead {
-  int64_t *v;
-  size_t n, cap;
+  size_t n;          /* offsets noted (a repeat counts again) */
+  uint64_t *win;     /* bit i: offset win_base + i */
+  size_t win_cap;    /* words */
+  size_t win_hi;     /* words [0, win_hi) may hold bits */
+  int64_t win_base;  /* a multiple of 1 << TK_DEAD_SHIFT */
+  int64_t *v;        /* the others */
+  size_t nv, cap;
   tk_dead_chunk *chunk; /* scratch of tk_dead_write */
   size_t nchunk, chunk_cap;
   uint32_t *tab; /* chunk index + 1 per slot (0: empty), open addressing */
@@ -39,13 +48,20 @@ typedef struct tk_dead {
   size_t order_cap;
 } tk_dead;
 
-/* Append o (the produce path: one store, and a grow now and then). */
-int tk_dead_grow(tk_dead *d);
+/* Note o dead (the produce path: a store, and now and then the slow way).
+** 0, or -1 out of memory. */
+int tk_dead_push_slow(tk_dead *d, int64_t o);
 static inline int tk_dead_push(tk_dead *d, int64_t o) {
-  if (d->n == d->cap && tk_dead_grow(d)) return -1;
-  d->v[d->n++] = o;
+  uint64_t i = (uint64_t)(o - d->win_base); /* below the window: huge */
+  if (i >= (uint64_t)d->win_hi * 64) return tk_dead_push_slow(d, o);
+  d->win[i >> 6] |= 1ULL << (i & 63);
+  d->n++;
   return 0;
 }
+/* Empty d, keeping its memory. */
+void tk_dead_clear(tk_dead *d);
+/* Note every offset of src in d too. 0, or -1 out of memory. */
+int tk_dead_merge(tk_dead *d, const tk_dead *src);
 void tk_dead_free(tk_dead *d);
 
 /* Register takhin_supersede, takhin_bits_or and takhin_bit on a catalog

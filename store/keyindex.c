@@ -22,6 +22,11 @@
 **     log through a cursor), bring it up to date before compaction or a
 **     lookup (tk_key_cover_log), and look a key up (tk_key_lookup).
 **
+** Each put that supersedes a record (in a map, or in the upsert of key
+** rows: takhin_supersede) notes the older offset; the rows' write ORs them
+** into the bitmaps of takhin_cat_dead in the same transaction (dead.c), from
+** which compaction reads a segment's survivors.
+**
 ** Neither face calls up into the partition: compaction and a key lookup
 ** flush the partition themselves first (its persist writes the key rows),
 ** then ask the index. So the produce path runs partition -> keyindex ->
@@ -175,7 +180,7 @@ static void map_clear(tk_keymap *m) {
   m->n = 0;
   m->bytes.len = 0;
   m->max_offset = -1;
-  m->dead.n = 0;
+  tk_dead_clear(&m->dead);
 }
 
 static void map_free(tk_keymap *m) {
@@ -290,7 +295,7 @@ static int map_put(tk_keymap *m, const void *key, size_t len, int64_t offset, in
 
 /* A hot key fills no slot but supersedes a record per put: its dead
 ** offsets are bounded too (8 bytes each until written). */
-#define KEYMAP_DEAD (1u << 18)
+#define KEYMAP_DEAD (1u << 20)
 
 static int map_full(const tk_keymap *m) {
   return m->n >= KEYMAP_KEYS || m->bytes.len >= KEYMAP_BYTES || m->dead.n >= KEYMAP_DEAD;
@@ -464,8 +469,7 @@ static void kw_take_back(tk_partition *p) {
       }
     }
     /* and the offsets those rows superseded, to be written with them */
-    for (size_t i = 0; i < w->dead.n && p->keys_tracked; i++)
-      if (tk_dead_push(&p->latest.dead, w->dead.v[i])) p->keys_tracked = 0;
+    if (p->keys_tracked && tk_dead_merge(&p->latest.dead, &w->dead)) p->keys_tracked = 0;
   }
   map_clear(w);
   atomic_store_explicit(&p->kw_state, KW_IDLE, memory_order_relaxed);
