@@ -674,9 +674,9 @@ int tk_cat_delete_topic(takhin_store *s, int64_t topic_id) {
   /* Children first and explicitly: the host connection of the extension may
   ** not have foreign_keys on, so ON DELETE CASCADE cannot be relied upon. */
   static const int ids[] = {
-      TK_SQL_DELETE_TOPIC_INDEX,      TK_SQL_DELETE_TOPIC_KEYS,     TK_SQL_DELETE_TOPIC_DEAD,
-      TK_SQL_DELETE_TOPIC_DEAD_FROM,  TK_SQL_DELETE_TOPIC_SWAPS,    TK_SQL_DELETE_TOPIC_SEGMENTS,
-      TK_SQL_DELETE_TOPIC_OFFSETS,    TK_SQL_DELETE_TOPIC_PARTITIONS, TK_SQL_DELETE_TOPIC,
+      TK_SQL_DELETE_TOPIC_INDEX,     TK_SQL_DELETE_TOPIC_KEYS,       TK_SQL_DELETE_TOPIC_DEAD,
+      TK_SQL_DELETE_TOPIC_DEAD_FROM, TK_SQL_DELETE_TOPIC_SWAPS,      TK_SQL_DELETE_TOPIC_SEGMENTS,
+      TK_SQL_DELETE_TOPIC_OFFSETS,   TK_SQL_DELETE_TOPIC_PARTITIONS, TK_SQL_DELETE_TOPIC,
   };
   int rc = TAKHIN_OK;
   for (size_t i = 0; i < sizeof ids / sizeof *ids && !rc; i++) {

@@ -79,7 +79,7 @@ struct tk_plan {
   tk_segment *const *cand; /* candidates; a NULL one is planned as empty */
   size_t ncand;
   int64_t expired_before;
-  int64_t dead_from; /* segments from here on are planned from takhin_cat_dead */
+  int64_t dead_from;          /* segments from here on are planned from takhin_cat_dead */
   plan_slot slot[PLAN_AHEAD]; /* segment i's survivors are in slot[i % PLAN_AHEAD] */
   pthread_mutex_t mu;
   pthread_cond_t cv;

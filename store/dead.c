@@ -295,8 +295,9 @@ static void fn_bit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 int tk_dead_register(struct sqlite3 *db) {
   /* A borrowed connection another store of this process already set up. */
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(db, "SELECT takhin_supersede(1, 2, NULL), takhin_bits_or(NULL, NULL), takhin_bit(0)", -1,
-                         &st, NULL) == SQLITE_OK) {
+  if (sqlite3_prepare_v2(
+          db, "SELECT takhin_supersede(1, 2, NULL), takhin_bits_or(NULL, NULL), takhin_bit(0)", -1,
+          &st, NULL) == SQLITE_OK) {
     sqlite3_finalize(st);
     return TAKHIN_OK;
   }
@@ -314,5 +315,5 @@ int tk_dead_register(struct sqlite3 *db) {
 
 int tk_dead_bind(struct sqlite3_stmt *st, int i, tk_dead *d) {
   return sqlite3_bind_pointer(st, i, d, DEAD_PTR_TYPE, NULL) == SQLITE_OK ? TAKHIN_OK
-                                                                           : TAKHIN_ECATALOG;
+                                                                          : TAKHIN_ECATALOG;
 }

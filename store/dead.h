@@ -33,12 +33,12 @@ struct sqlite3_stmt;
 typedef struct tk_dead_chunk tk_dead_chunk;
 typedef struct tk_dead_order tk_dead_order;
 typedef struct tk_dead {
-  size_t n;          /* offsets noted (a repeat counts again) */
-  uint64_t *win;     /* bit i: offset win_base + i */
-  size_t win_cap;    /* words */
-  size_t win_hi;     /* words [0, win_hi) may hold bits */
-  int64_t win_base;  /* a multiple of 1 << TK_DEAD_SHIFT */
-  int64_t *v;        /* the others */
+  size_t n;         /* offsets noted (a repeat counts again) */
+  uint64_t *win;    /* bit i: offset win_base + i */
+  size_t win_cap;   /* words */
+  size_t win_hi;    /* words [0, win_hi) may hold bits */
+  int64_t win_base; /* a multiple of 1 << TK_DEAD_SHIFT */
+  int64_t *v;       /* the others */
   size_t nv, cap;
   tk_dead_chunk *chunk; /* scratch of tk_dead_write */
   size_t nchunk, chunk_cap;

@@ -742,8 +742,8 @@ int tk_key_set_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t fro
   return rc ? rc : set_bound(s, TK_SQL_CLEAR_DEAD_FROM, topic_id, part, 0);
 }
 
-int tk_key_forget_expired(takhin_store *s, int64_t topic_id, int32_t part, int64_t from,
-                          int64_t to, int64_t expired_before) {
+int tk_key_forget_expired(takhin_store *s, int64_t topic_id, int32_t part, int64_t from, int64_t to,
+                          int64_t expired_before) {
   TK_ASSERT_HELD(&s->cat_lock);
   int rc = TAKHIN_OK;
   static const int ids[] = {TK_SQL_MARK_EXPIRED_DEAD, TK_SQL_FORGET_EXPIRED_TOMBSTONES};

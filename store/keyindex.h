@@ -89,8 +89,8 @@ int tk_key_load(tk_partition *p);
 /* Compaction's step 3 (cat_lock held, inside its transaction): the
 ** tombstones of [from, to) first seen at or before expired_before are
 ** forgotten, their offsets marked dead; dead chunks wholly below from go. */
-int tk_key_forget_expired(takhin_store *s, int64_t topic_id, int32_t part, int64_t from,
-                          int64_t to, int64_t expired_before);
+int tk_key_forget_expired(takhin_store *s, int64_t topic_id, int32_t part, int64_t from, int64_t to,
+                          int64_t expired_before);
 
 /* ---- for the rest of the store ------------------------------------------ */
 /* After open (writer, compacted topics): index keys of [key_upto, hwm). */

@@ -177,8 +177,9 @@ static takhin_store *open_db(const char *db) {
 }
 
 static void create_topic(takhin_store *s, const char *retention_ms) {
-  const char *const cfg[] = {"cleanup_policy",      "compact",    "segment_bytes", "8192",
-                             "delete_retention_ms", retention_ms, NULL};
+  const char *const cfg[] = {
+      "cleanup_policy", "compact", "segment_bytes", "8192", "delete_retention_ms",
+      retention_ms,     NULL};
   cr_assert_eq(takhin_topic_create(s, "t", 1, cfg), TAKHIN_OK, "%s", takhin_errmsg());
 }
 
