@@ -13,8 +13,8 @@
 ** resources -- the plan holds the catalog lock, the rewrite only files --
 ** so the helper plans segment i+1.. while the caller rewrites segment i, at
 ** most PLAN_AHEAD segments ahead (memory stays bounded whatever the
-** partition's size). The catalog lock is still taken
-** per segment, never across a rewrite. Creating each <base>.log.cleaned
+** partition's size). The catalog lock is still taken per segment, never
+** across a rewrite. Creating each <base>.log.cleaned
 ** file is shared out too (on an ext4 without a journal, allocating an inode
 ** scans past every recently deleted one: up to half a millisecond a file):
 ** the helper makes it, unless the caller is already waiting for that
@@ -184,10 +184,10 @@ static int from_bits(takhin_store *s, tk_partition *p, const tk_segment *g, plan
 ** with TK_ARRAY_GROW and are reused from one segment to the next): every
 ** key's latest offset in the range but the expired tombstones, which are
 ** few and read first from their own index. bits: from the dead offsets
-** (from_bits) unless a chunk is damaged; otherwise by the query. The query stepped once per
-** surviving row (nearly all of a 100 B run's SQL) so tests nothing: not the
-** tombstone state, not even the range's end, which is checked here on the
-** offset it returns (sql/compaction.sql). */
+** (from_bits) unless a chunk is damaged; otherwise by the query, which,
+** stepped once per surviving row, tests nothing: not the tombstone state,
+** not even the range's end, which is checked here on the offset it returns
+** (sql/compaction.sql). */
 static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t expired_before,
                      int bits, plan_slot *slot) {
   takhin_store *s = p->topic->store;

@@ -293,8 +293,10 @@ static int map_put(tk_keymap *m, const void *key, size_t len, int64_t offset, in
   return map_put_hashed(m, h, w, key, len, offset, tombstone, now);
 }
 
-/* A hot key fills no slot but supersedes a record per put: its dead
-** offsets are bounded too (8 bytes each until written). */
+/* A hot key fills no slot but supersedes a record per put: the dead
+** offsets a map holds are bounded too (a bit each in its window, 8 bytes
+** each in its list: dead.h), as is the catch-up a crash leaves
+** (KEYMAP_LAG). */
 #define KEYMAP_DEAD (1u << 20)
 
 static int map_full(const tk_keymap *m) {
