@@ -63,6 +63,12 @@ DELETE FROM takhin_cat_index WHERE topic_id = ?1;
 -- name: delete_topic_keys
 DELETE FROM takhin_cat_key WHERE topic_id = ?1;
 
+-- name: delete_topic_dead
+DELETE FROM takhin_cat_dead WHERE topic_id = ?1;
+
+-- name: delete_topic_dead_from
+DELETE FROM takhin_cat_dead_from WHERE topic_id = ?1;
+
 -- name: delete_topic_swaps
 DELETE FROM takhin_cat_swap WHERE topic_id = ?1;
 

@@ -127,6 +127,40 @@ CREATE INDEX IF NOT EXISTS takhin_cat_key_by_offset
 CREATE INDEX IF NOT EXISTS takhin_cat_key_tombstones
     ON takhin_cat_key(topic_id, partition, offset) WHERE tombstone = 1;
 
+-- Superseded ("dead") offsets of a compacted partition, kept by the key
+-- index as it writes key rows (store/dead.c): chunk = offset >> 12, bits a
+-- 512-byte bitmap (bit i of byte i / 8, lowest first, is offset
+-- chunk * 4096 + i; set = a later record of the same key is in the key
+-- index) followed by its CRC-32C. Written in the transaction of the key rows
+-- that supersede, so a rollback drops both. Compaction reads a segment's
+-- survivors from these rows (the clear bits) instead of stepping one key row
+-- per survivor; an offset whose key index holds no row (a forgotten
+-- tombstone, a hole an earlier run left) is a set bit too. Rows go with the
+-- topic (catalog.sql) and below a compaction's first segment.
+CREATE TABLE IF NOT EXISTS takhin_cat_dead(
+  topic_id  INTEGER NOT NULL,
+  partition INTEGER NOT NULL,
+  chunk     INTEGER NOT NULL,
+  bits      BLOB NOT NULL,
+  PRIMARY KEY (topic_id, partition, chunk)
+) STRICT, WITHOUT ROWID;
+-- From which offset takhin_cat_dead is exact for a partition: every upsert of
+-- a key row of a record past it noted what it superseded. No row: key_from
+-- (a partition whose key index was written with takhin_cat_dead from its
+-- start, or is rebuilt from the log). A catalog made before takhin_cat_dead
+-- gets key_upto here once, below (the 'dead_offsets' meta row marks it
+-- done); segments below use the key index's survivors query.
+CREATE TABLE IF NOT EXISTS takhin_cat_dead_from(
+  topic_id  INTEGER NOT NULL,
+  partition INTEGER NOT NULL,
+  dead_from INTEGER NOT NULL,
+  PRIMARY KEY (topic_id, partition)
+) STRICT, WITHOUT ROWID;
+INSERT OR IGNORE INTO takhin_cat_dead_from(topic_id, partition, dead_from)
+SELECT topic_id, partition, key_upto FROM takhin_cat_partition
+ WHERE NOT EXISTS (SELECT 1 FROM takhin_cat_meta WHERE key = 'dead_offsets');
+INSERT OR IGNORE INTO takhin_cat_meta(key, value) VALUES ('dead_offsets', 1);
+
 -- Segments whose compacted file (<base>.log.cleaned) is committed but may not
 -- have been renamed over <base>.log yet: recovery finishes the rename (a
 -- finished run's rows stay until the partition's next compaction, which drops

@@ -34,6 +34,7 @@
 #include <sys/statvfs.h>
 
 #include "catalog.h"
+#include "dead.h"
 #include "partition.h" /* tk_sync_dir */
 #include "store.h"
 
@@ -330,7 +331,9 @@ int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
       sqlite3_free(msg);
       goto fail;
     }
-    if ((rc = check_format(s)) || (rc = tk_cat_rows_register(borrow))) goto fail;
+    if ((rc = check_format(s)) || (rc = tk_cat_rows_register(borrow)) ||
+        (rc = tk_dead_register(borrow)))
+      goto fail;
     return TAKHIN_OK;
   }
   int damaged = 0;
@@ -355,6 +358,7 @@ int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
   }
   if (rc == TAKHIN_ECATALOG && read_only && reopen_immutable(s)) rc = check_format(s);
   if (!rc) rc = tk_cat_rows_register(c->db);
+  if (!rc) rc = tk_dead_register(c->db);
   if (rc) goto fail;
   return TAKHIN_OK;
 fail:
@@ -670,9 +674,9 @@ int tk_cat_delete_topic(takhin_store *s, int64_t topic_id) {
   /* Children first and explicitly: the host connection of the extension may
   ** not have foreign_keys on, so ON DELETE CASCADE cannot be relied upon. */
   static const int ids[] = {
-      TK_SQL_DELETE_TOPIC_INDEX,    TK_SQL_DELETE_TOPIC_KEYS,    TK_SQL_DELETE_TOPIC_SWAPS,
-      TK_SQL_DELETE_TOPIC_SEGMENTS, TK_SQL_DELETE_TOPIC_OFFSETS, TK_SQL_DELETE_TOPIC_PARTITIONS,
-      TK_SQL_DELETE_TOPIC,
+      TK_SQL_DELETE_TOPIC_INDEX,     TK_SQL_DELETE_TOPIC_KEYS,       TK_SQL_DELETE_TOPIC_DEAD,
+      TK_SQL_DELETE_TOPIC_DEAD_FROM, TK_SQL_DELETE_TOPIC_SWAPS,      TK_SQL_DELETE_TOPIC_SEGMENTS,
+      TK_SQL_DELETE_TOPIC_OFFSETS,   TK_SQL_DELETE_TOPIC_PARTITIONS, TK_SQL_DELETE_TOPIC,
   };
   int rc = TAKHIN_OK;
   for (size_t i = 0; i < sizeof ids / sizeof *ids && !rc; i++) {

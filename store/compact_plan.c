@@ -1,17 +1,20 @@
 /*
 ** compact_plan.c -- the plan a compaction run follows: for each candidate
-** segment, the offsets that survive (sql/compaction.sql "survivors") and,
-** when some do not, the new file to write them to, made ahead of the
-** rewriting on a helper thread (one of the store's compaction workers,
-** compact_workers.c).
+** segment, the offsets that survive and, when some do not, the new file to
+** write them to, made ahead of the rewriting on a helper thread (one of the
+** store's compaction workers, compact_workers.c).
 **
-** A run has two halves of similar weight: stepping the survivors out of
-** SQLite (about 75 ns a row) and rewriting the segment files. Neither needs
-** the other's resources -- the query holds the catalog lock, the rewrite
-** only files -- so the helper plans segment i+1.. while the caller
-** rewrites segment i, at most PLAN_AHEAD segments ahead (memory stays
-** bounded whatever the partition's size). The catalog lock is still taken
-** per segment, never across a rewrite. Creating each <base>.log.cleaned
+** The survivors of a segment are the clear bits of its 1-3 chunk rows of
+** dead offsets (takhin_cat_dead, store/dead.c), kept by the key index as it
+** writes key rows, where they cover the segment (from dead_from on) and
+** are sound; otherwise the key index's "survivors" query (sql/compaction.sql)
+** steps them out of SQLite a row each (about 75 ns a row, as much as the
+** rewrite at 100 B). Neither the plan nor the rewrite needs the other's
+** resources -- the plan holds the catalog lock, the rewrite only files --
+** so the helper plans segment i+1.. while the caller rewrites segment i, at
+** most PLAN_AHEAD segments ahead (memory stays bounded whatever the
+** partition's size). The catalog lock is still taken per segment, never
+** across a rewrite. Creating each <base>.log.cleaned
 ** file is shared out too (on an ext4 without a journal, allocating an inode
 ** scans past every recently deleted one: up to half a millisecond a file):
 ** the helper makes it, unless the caller is already waiting for that
@@ -34,6 +37,8 @@
 
 #include "catalog.h"
 #include "compaction.h"
+#include "dead.h"
+#include "keyindex.h"
 #include "partition.h"
 #include "store.h"
 #include "sqlite_compat.h"
@@ -46,8 +51,14 @@
 ** to prove an error on the helper thread reaches the caller and undoes the
 ** run. */
 int tk_compact_plan_fail_at;
+/* Test hooks (testing.h): how segments are planned (0: from the dead
+** offsets where they cover it, 1: by the survivors query always, 2: both,
+** compared), and what happened. */
+int tk_compact_dead_mode;
+atomic_long tk_compact_dead_planned, tk_compact_dead_fallbacks, tk_compact_dead_mismatches;
 #else
 #define tk_compact_plan_fail_at 0
+#define tk_compact_dead_mode 0
 #endif
 
 /* The new file of a planned segment: who makes it (mu guards `file`). */
@@ -68,6 +79,7 @@ struct tk_plan {
   tk_segment *const *cand; /* candidates; a NULL one is planned as empty */
   size_t ncand;
   int64_t expired_before;
+  int64_t dead_from;          /* segments from here on are planned from takhin_cat_dead */
   plan_slot slot[PLAN_AHEAD]; /* segment i's survivors are in slot[i % PLAN_AHEAD] */
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -101,15 +113,83 @@ static sqlite3_stmt *range_stmt(takhin_store *s, int id, tk_partition *p, const 
   return st;
 }
 
+/* A segment's survivors from its chunks of takhin_cat_dead (cat_lock held;
+** slot->gone read): the offsets of [base, next) whose bit is clear, but the
+** expired tombstones. An offset the key index holds no row for is a set bit
+** (superseded, a tombstone forgotten, a hole of an earlier run), so this is
+** the survivors query's answer (tests compare the two) from 1-3 rows. 0, or
+** 1: a chunk is damaged (ask the query), or -1: out of memory. */
+static int from_bits(takhin_store *s, tk_partition *p, const tk_segment *g, plan_slot *slot) {
+  int64_t base = g->base_offset, next = g->next_offset;
+  slot->n = 0;
+  if (next <= base) return 0;
+  sqlite3_stmt *st = range_stmt(s, TK_SQL_DEAD_CHUNKS, p, g, 0);
+  if (!st) return 1;
+  sqlite3_bind_int64(st, 4, next);
+  int64_t want = base >> TK_DEAD_SHIFT, last = (next - 1) >> TK_DEAD_SHIFT;
+  size_t gi = 0;
+  int r = 0, step;
+  static const uint8_t none[TK_DEAD_BITMAP]; /* a chunk with no row: no dead offset */
+  while (want <= last && r == 0) {
+    step = sqlite3_step(st);
+    int64_t c = last + 1;
+    const uint8_t *bits = NULL;
+    if (step == SQLITE_ROW) {
+      c = sqlite3_column_int64(st, 0);
+      bits = sqlite3_column_blob(st, 1);
+      if (c < want || c > last || !tk_dead_blob_ok(bits, sqlite3_column_bytes(st, 1))) {
+        r = 1;
+        break;
+      }
+    } else if (step != SQLITE_DONE) {
+      r = 1;
+      break;
+    }
+    /* chunks want..c-1 have no row, c (if any) has bits */
+    for (; want <= last && want <= c; want++) {
+      const uint8_t *b = want == c ? bits : none;
+      int64_t lo = want << TK_DEAD_SHIFT, hi = lo + (1 << TK_DEAD_SHIFT);
+      if (lo < base) lo = base;
+      if (hi > next) hi = next;
+      if (TK_ARRAY_GROW(slot->keep, slot->n + (size_t)(hi - lo), slot->cap, 1024)) {
+        r = -1;
+        break;
+      }
+      int64_t chunk0 = want << TK_DEAD_SHIFT;
+      for (int64_t w = (lo - chunk0) >> 6; w <= (hi - 1 - chunk0) >> 6; w++) {
+        uint64_t dead;
+        memcpy(&dead, b + w * 8, 8); /* little-endian bytes: bit i = offset i */
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+        dead = __builtin_bswap64(dead);
+#endif
+        uint64_t live = ~dead;
+        int64_t w0 = chunk0 + w * 64;
+        if (w0 < lo) live &= ~0ULL << (lo - w0);
+        if (w0 + 64 > hi) live &= (hi - w0) >= 64 ? ~0ULL : (1ULL << (hi - w0)) - 1;
+        while (live) {
+          int64_t off = w0 + __builtin_ctzll(live);
+          live &= live - 1;
+          while (gi < slot->ngone && slot->gone[gi] < off) gi++;
+          if (gi < slot->ngone && slot->gone[gi] == off) continue;
+          slot->keep[slot->n++] = off;
+        }
+      }
+    }
+  }
+  tk_cat_done(s, st);
+  return r;
+}
+
 /* Offsets of [from, to) that survive, sorted, into slot (its arrays grow
 ** with TK_ARRAY_GROW and are reused from one segment to the next): every
 ** key's latest offset in the range but the expired tombstones, which are
-** few and read first from their own index. The query stepped once per
-** surviving row (nearly all of a 100 B run's SQL) so tests nothing: not the
-** tombstone state, not even the range's end, which is checked here on the
-** offset it returns (sql/compaction.sql). */
+** few and read first from their own index. bits: from the dead offsets
+** (from_bits) unless a chunk is damaged; otherwise by the query, which,
+** stepped once per surviving row, tests nothing: not the tombstone state,
+** not even the range's end, which is checked here on the offset it returns
+** (sql/compaction.sql). */
 static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t expired_before,
-                     plan_slot *slot) {
+                     int bits, plan_slot *slot) {
   takhin_store *s = p->topic->store;
   if (tk_compact_plan_fail_at > 0 && i + 1 == (size_t)tk_compact_plan_fail_at)
     return tk_err(TAKHIN_ECATALOG, "survivors of candidate segment %zu failed (test hook)", i);
@@ -131,6 +211,20 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
   }
   if (!rc && step != SQLITE_DONE) rc = tk_cat_error(s, "expired tombstones");
   tk_cat_done(s, st);
+  if (!rc && bits) {
+    int r = from_bits(s, p, g, slot);
+    if (r <= 0) {
+      pthread_mutex_unlock(&s->cat_lock);
+#ifdef TAKHIN_TESTING
+      if (!r) atomic_fetch_add(&tk_compact_dead_planned, 1);
+#endif
+      return r < 0 ? tk_err(TAKHIN_ENOMEM, "out of memory compacting") : TAKHIN_OK;
+    }
+#ifdef TAKHIN_TESTING
+    atomic_fetch_add(&tk_compact_dead_fallbacks, 1);
+#endif
+    slot->n = 0; /* damaged: the key index answers */
+  }
   if (!rc && !(st = range_stmt(s, TK_SQL_SURVIVORS, p, g, expired_before))) rc = TAKHIN_ECATALOG;
   if (rc) {
     pthread_mutex_unlock(&s->cat_lock);
@@ -165,8 +259,22 @@ static int plan_survivors(tk_plan *pl, size_t i, plan_slot *slot) {
   slot->fd = -1;
   slot->file = FILE_NONE;
   if (!g) return TAKHIN_OK;
-  int rc = survivors(pl->p, i, g, pl->expired_before, slot);
+  /* Below dead_from the dead offsets may miss some: the query answers. */
+  int bits = g->base_offset >= pl->dead_from && tk_compact_dead_mode != 1;
+  int rc = survivors(pl->p, i, g, pl->expired_before, bits, slot);
   if (rc) return rc;
+#ifdef TAKHIN_TESTING
+  if (bits && tk_compact_dead_mode == 2) { /* the query's answer must be the same */
+    plan_slot ref;
+    memset(&ref, 0, sizeof ref);
+    rc = survivors(pl->p, i, g, pl->expired_before, 0, &ref);
+    if (!rc && (ref.n != slot->n || (ref.n && memcmp(ref.keep, slot->keep, ref.n * 8))))
+      atomic_fetch_add(&tk_compact_dead_mismatches, 1);
+    free(ref.keep);
+    free(ref.gone);
+    if (rc) return rc;
+  }
+#endif
   int64_t records = g->records >= 0 ? g->records : g->next_offset - g->base_offset;
   if ((int64_t)slot->n >= records) return TAKHIN_OK; /* nothing to reclaim: not read again */
   char path[TK_PATH_MAX];
@@ -249,6 +357,7 @@ int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_
   pl->cand = cand;
   pl->ncand = ncand;
   pl->expired_before = expired_before;
+  pl->dead_from = tk_key_dead_from(p);
   for (int k = 0; k < PLAN_AHEAD; k++) pl->slot[k].fd = -1;
   pthread_mutex_init(&pl->mu, NULL);
   pthread_cond_init(&pl->cv, NULL);

@@ -780,8 +780,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     if (!rc) rc = tk_cat_upsert_index(s, id, p->id, n->base_offset, n->idx, n->idx_n);
     if (!rc) rc = exec5(s, TK_SQL_ADD_SWAP, id, p->id, 3, n->base_offset, 0, 0);
   }
-  if (!rc)
-    rc = exec5(s, TK_SQL_FORGET_EXPIRED_TOMBSTONES, id, p->id, 5, first, end, expired_before);
+  if (!rc) rc = tk_key_forget_expired(s, id, p->id, first, end, expired_before);
   if (!rc && end > p->clean_upto) rc = exec5(s, TK_SQL_SET_CLEAN_UPTO, id, p->id, 3, end, 0, 0);
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);

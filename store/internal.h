@@ -12,6 +12,7 @@
 **                 recovery.c, retention.c  load on open; deleting old data
 **   keyindex.h    keyindex.c               the key index of a compacted topic,
 **                                          and its key-writer thread
+**   dead.h        dead.c                   its superseded offsets (bitmaps)
 **   cursor.h      cursor.c                 reading a partition
 **   compaction.h  compaction.c, compact_plan.c, compact_workers.c
 **   topic.h       topic.c, topic_admin.c, topic_meta.c, reconcile.c

@@ -22,6 +22,11 @@
 **     log through a cursor), bring it up to date before compaction or a
 **     lookup (tk_key_cover_log), and look a key up (tk_key_lookup).
 **
+** Each put that supersedes a record (in a map, or in the upsert of key
+** rows: takhin_supersede) notes the older offset; the rows' write ORs them
+** into the bitmaps of takhin_cat_dead in the same transaction (dead.c), from
+** which compaction reads a segment's survivors.
+**
 ** Neither face calls up into the partition: compaction and a key lookup
 ** flush the partition themselves first (its persist writes the key rows),
 ** then ask the index. So the produce path runs partition -> keyindex ->
@@ -175,11 +180,13 @@ static void map_clear(tk_keymap *m) {
   m->n = 0;
   m->bytes.len = 0;
   m->max_offset = -1;
+  tk_dead_clear(&m->dead);
 }
 
 static void map_free(tk_keymap *m) {
   free(m->slot);
   tk_buf_free(&m->bytes);
+  tk_dead_free(&m->dead);
   memset(m, 0, sizeof *m);
   m->max_offset = -1;
 }
@@ -248,7 +255,8 @@ static int keep_long(tk_keymap *m, tk_key_slot *e, const uint8_t *key, size_t le
 }
 
 /* The record at offset is key's newest unless the map holds a newer one
-** (records may come in out of order: BUFFERED batches join later). The
+** (records may come in out of order: BUFFERED batches join later); the
+** older of the two is dead (dead.c), unless both are the same record. The
 ** caller made room (n < grow_at) and moves max_offset. */
 static int map_put_hashed(tk_keymap *m, uint32_t h, const uint64_t w[2], const uint8_t *key,
                           size_t len, int64_t offset, int tombstone, int64_t now) {
@@ -265,7 +273,9 @@ static int map_put_hashed(tk_keymap *m, uint32_t h, const uint64_t w[2], const u
     if (!m->n) m->since_ms = now;
     m->n++;
   } else if (offset <= e->offset) {
-    return TAKHIN_OK;
+    return offset < e->offset && tk_dead_push(&m->dead, offset) ? TAKHIN_ENOMEM : TAKHIN_OK;
+  } else if (tk_dead_push(&m->dead, e->offset)) {
+    return TAKHIN_ENOMEM;
   }
   e->offset = offset;
   e->hash = h | (tombstone ? TOMB : 0);
@@ -283,8 +293,14 @@ static int map_put(tk_keymap *m, const void *key, size_t len, int64_t offset, in
   return map_put_hashed(m, h, w, key, len, offset, tombstone, now);
 }
 
+/* A hot key fills no slot but supersedes a record per put: the dead
+** offsets a map holds are bounded too (a bit each in its window, 8 bytes
+** each in its list: dead.h), as is the catch-up a crash leaves
+** (KEYMAP_LAG). */
+#define KEYMAP_DEAD (1u << 20)
+
 static int map_full(const tk_keymap *m) {
-  return m->n >= KEYMAP_KEYS || m->bytes.len >= KEYMAP_BYTES;
+  return m->n >= KEYMAP_KEYS || m->bytes.len >= KEYMAP_BYTES || m->dead.n >= KEYMAP_DEAD;
 }
 
 static int map_row(void *ctx, size_t pos, tk_row *out) {
@@ -298,17 +314,26 @@ static int map_row(void *ctx, size_t pos, tk_row *out) {
   return 1;
 }
 
-/* One row per key of the map, in one statement execution (cat_lock held,
-** inside a transaction). */
-static int map_write(takhin_store *s, int64_t topic_id, int32_t part, const tk_keymap *m) {
-  if (!m->n) return TAKHIN_OK;
-  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_KEY_UPSERT);
-  if (!st) return TAKHIN_ECATALOG;
-  tk_rows rows = {.n = m->cap, .ctx = (void *)m, .get = map_row};
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int(st, 2, part);
-  tk_cat_bind_rows(st, 3, &rows);
-  return tk_cat_step_done(s, st, "write key rows");
+/* One row per key of the map, in one statement execution, then the
+** offsets they superseded, in the map and in the rows they replaced (cat_lock
+** held, inside a transaction: a rollback drops both). */
+static int map_write(takhin_store *s, int64_t topic_id, int32_t part, tk_keymap *m) {
+  int rc = TAKHIN_OK;
+  if (m->n) {
+    sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_KEY_UPSERT);
+    if (!st) return TAKHIN_ECATALOG;
+    tk_rows rows = {.n = m->cap, .ctx = (void *)m, .get = map_row};
+    sqlite3_bind_int64(st, 1, topic_id);
+    sqlite3_bind_int(st, 2, part);
+    tk_cat_bind_rows(st, 3, &rows);
+    tk_dead_bind(st, 4, &m->dead);
+    rc = tk_cat_step_done(s, st, "write key rows");
+  }
+  /* The offsets stay with the map until its rows are committed (map_clear):
+  ** a rollback writes them again with the rows (the upsert's share is then
+  ** noted twice, harmless). */
+  if (!rc) rc = tk_dead_write(s, topic_id, part, &m->dead);
+  return rc;
 }
 
 void tk_key_free(tk_partition *p) {
@@ -445,6 +470,8 @@ static void kw_take_back(tk_partition *p) {
         break;
       }
     }
+    /* and the offsets those rows superseded, to be written with them */
+    if (p->keys_tracked && tk_dead_merge(&p->latest.dead, &w->dead)) p->keys_tracked = 0;
   }
   map_clear(w);
   atomic_store_explicit(&p->kw_state, KW_IDLE, memory_order_relaxed);
@@ -486,7 +513,7 @@ void tk_key_writer_stop(takhin_store *s) {
 
 void tk_key_start_at(tk_partition *p, int64_t from) {
   TK_ASSERT_HELD(&p->append_lock);
-  p->key_from = p->key_upto = from;
+  p->key_from = p->key_upto = p->dead_from = from;
   p->keys_tracked = 1;
 }
 
@@ -592,7 +619,11 @@ static int note(tk_partition *p, const takhin_record *recs, size_t n, int64_t ba
         if (!m->n) m->since_ms = now;
         m->n++;
       } else if (offset <= e->offset) {
+        /* an older record joining late is dead (dead.c) */
+        if (offset < e->offset && tk_dead_push(&m->dead, offset)) return TAKHIN_ENOMEM;
         continue;
+      } else if (tk_dead_push(&m->dead, e->offset)) { /* superseded: dead */
+        return TAKHIN_ENOMEM;
       }
       e->offset = offset;
       e->hash = run[i].h | (tombstone ? TOMB : 0);
@@ -708,7 +739,27 @@ int tk_key_set_upto(takhin_store *s, int64_t topic_id, int32_t part, int64_t upt
 
 int tk_key_set_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t from) {
   TK_ASSERT_HELD(&s->cat_lock);
-  return set_bound(s, TK_SQL_SET_KEY_FROM, topic_id, part, from);
+  int rc = set_bound(s, TK_SQL_SET_KEY_FROM, topic_id, part, from);
+  /* every record from key_from on is noted from now: dead_from = key_from */
+  return rc ? rc : set_bound(s, TK_SQL_CLEAR_DEAD_FROM, topic_id, part, 0);
+}
+
+int tk_key_forget_expired(takhin_store *s, int64_t topic_id, int32_t part, int64_t from, int64_t to,
+                          int64_t expired_before) {
+  TK_ASSERT_HELD(&s->cat_lock);
+  int rc = TAKHIN_OK;
+  static const int ids[] = {TK_SQL_MARK_EXPIRED_DEAD, TK_SQL_FORGET_EXPIRED_TOMBSTONES};
+  for (size_t i = 0; i < sizeof ids / sizeof *ids && !rc; i++) {
+    sqlite3_stmt *st = tk_cat_stmt(s, ids[i]);
+    if (!st) return TAKHIN_ECATALOG;
+    sqlite3_bind_int64(st, 1, topic_id);
+    sqlite3_bind_int(st, 2, part);
+    sqlite3_bind_int64(st, 3, from);
+    sqlite3_bind_int64(st, 4, to);
+    sqlite3_bind_int64(st, 5, expired_before);
+    rc = tk_cat_step_done(s, st, tk_sql_name(ids[i]));
+  }
+  return rc ? rc : set_bound(s, TK_SQL_TRIM_DEAD, topic_id, part, from);
 }
 
 int tk_key_load(tk_partition *p) {
@@ -724,6 +775,17 @@ int tk_key_load(tk_partition *p) {
     p->clean_upto = sqlite3_column_int64(st, 2);
   }
   tk_cat_done(s, st);
+  /* No row: key_from. No table (a read-only open of an older catalog, which
+  ** never compacts): nothing is covered. */
+  p->dead_from = INT64_MAX;
+  if ((st = tk_cat_stmt(s, TK_SQL_DEAD_FROM))) {
+    sqlite3_bind_int64(st, 1, p->topic->topic_id);
+    sqlite3_bind_int(st, 2, p->id);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) p->dead_from = sqlite3_column_int64(st, 0);
+    else if (step == SQLITE_DONE) p->dead_from = p->key_from;
+    tk_cat_done(s, st);
+  }
   return TAKHIN_OK;
 }
 
@@ -748,7 +810,7 @@ int tk_key_catch_up(tk_partition *p) {
   /* A key row past the end of the log (the file lost a tail the catalog
   ** kept: power loss in OS mode) could make compaction drop its key's real
   ** latest record: rebuild the partition's key index from the log. */
-  int64_t dangling = 0;
+  int64_t dangling = 0, new_dead_from = -1;
   pthread_mutex_lock(&s->cat_lock);
   sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_KEYS_PAST);
   int rc = st ? TAKHIN_OK : TAKHIN_ECATALOG;
@@ -771,9 +833,17 @@ int tk_key_catch_up(tk_partition *p) {
       rc = tk_cat_step_done(s, st, "rebuild key index");
     }
     if (!rc) rc = tk_key_set_upto(s, id, p->id, p->key_from);
+    /* The dead offsets go with the keys (some may have been superseded by
+    ** the lost tail); the catch-up below notes them again from its start. */
+    int64_t dead_from = p->key_from > start ? p->key_from : start;
+    if (!rc) rc = set_bound(s, TK_SQL_WIPE_DEAD, id, p->id, 0);
+    if (!rc) rc = set_bound(s, TK_SQL_SET_DEAD_FROM, id, p->id, dead_from);
     if (!rc) rc = tk_cat_commit(s);
     else tk_cat_rollback(s);
-    if (!rc) p->key_upto = p->key_from;
+    if (!rc) {
+      p->key_upto = p->key_from;
+      new_dead_from = dead_from;
+    }
   } else if (!rc && p->key_upto > hwm) {
     /* Past the end of the log (its tail was lost): appends from hwm on must
     ** move it, and a crash before they do must not skip their keys. */
@@ -781,6 +851,11 @@ int tk_key_catch_up(tk_partition *p) {
     if (!rc) p->key_upto = hwm;
   }
   pthread_mutex_unlock(&s->cat_lock);
+  if (new_dead_from >= 0) { /* append_lock, after cat_lock: the lock order */
+    pthread_mutex_lock(&p->append_lock);
+    p->dead_from = new_dead_from;
+    pthread_mutex_unlock(&p->append_lock);
+  }
   if (!rc && p->key_upto >= hwm) keys_tracked(p);
   if (rc || p->key_upto >= hwm) return rc;
   int64_t from = p->key_upto > start ? p->key_upto : start;
@@ -908,6 +983,13 @@ int tk_key_cover_log(tk_partition *p) {
   if (catch_up_if_behind(p)) { /* left for the next run */
   }
   return TAKHIN_OK;
+}
+
+int64_t tk_key_dead_from(tk_partition *p) {
+  pthread_mutex_lock(&p->append_lock);
+  int64_t from = p->dead_from;
+  pthread_mutex_unlock(&p->append_lock);
+  return from;
 }
 
 int64_t tk_key_covered(tk_partition *p) {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "dead.h"
 #include "host.h"
 
 /* A keyed record of a compacted topic whose key-index row is not written yet. */
@@ -41,6 +42,7 @@ typedef struct tk_keymap {
   tk_buf bytes;       /* the keys longer than TK_KEY_INLINE */
   int64_t max_offset; /* newest offset held (-1: empty) */
   int64_t since_ms;   /* when the oldest unwritten key came in */
+  tk_dead dead;       /* offsets its puts superseded, written with its rows */
 } tk_keymap;
 
 /* ---- for partition.c (append_lock held, or the partition owned) -------- */
@@ -81,9 +83,14 @@ void tk_key_undo(tk_partition *p, int64_t next, int64_t key_upto, int persisted)
 /* Set key_upto / set key_from. */
 int tk_key_set_upto(takhin_store *s, int64_t topic_id, int32_t part, int64_t upto);
 int tk_key_set_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t from);
-/* On open (cat_lock held, before the segments load): key_from, key_upto
-** and clean_upto from the catalog. */
+/* On open (cat_lock held, before the segments load): key_from, key_upto,
+** clean_upto and dead_from from the catalog. */
 int tk_key_load(tk_partition *p);
+/* Compaction's step 3 (cat_lock held, inside its transaction): the
+** tombstones of [from, to) first seen at or before expired_before are
+** forgotten, their offsets marked dead; dead chunks wholly below from go. */
+int tk_key_forget_expired(takhin_store *s, int64_t topic_id, int32_t part, int64_t from, int64_t to,
+                          int64_t expired_before);
 
 /* ---- for the rest of the store ------------------------------------------ */
 /* After open (writer, compacted topics): index keys of [key_upto, hwm). */
@@ -95,6 +102,8 @@ int tk_key_catch_up(tk_partition *p);
 int tk_key_cover_log(tk_partition *p);
 /* key_upto: key rows below it are all written, tracked or not. */
 int64_t tk_key_covered(tk_partition *p);
+/* dead_from: takhin_cat_dead is exact for offsets from there on. */
+int64_t tk_key_dead_from(tk_partition *p);
 /* The key-writer thread (keyindex.c): a map handed over is queued or being
 ** written (append_lock held; takes back a finished one first). */
 int tk_key_writing(tk_partition *p);

@@ -59,6 +59,7 @@ struct tk_partition {
   tk_buf keybuf;
   tk_keymap latest; /* keys of records in the file whose rows are not written yet */
   int64_t key_from, key_upto, clean_upto; /* see takhin_cat_partition */
+  int64_t dead_from;                      /* see takhin_cat_dead_from (keyindex.c) */
   /* latest and keys[] hold every keyed record from key_upto on, so a
   ** persist that writes them may move key_upto past what it wrote. Not
   ** after a load until tk_key_catch_up has indexed what the last run left

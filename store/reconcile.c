@@ -252,6 +252,9 @@ static int insert_part(takhin_store *s, int64_t id, int32_t part, int64_t log_st
 static int reset_keys(takhin_store *s, int64_t id, int32_t part, int64_t key_from) {
   int rc = run4(s, TK_SQL_WIPE_KEYS, 2, id, part, 0, 0);
   if (!rc) rc = run4(s, TK_SQL_RESET_KEY_STATE, 3, id, part, key_from, 0);
+  /* the dead offsets with them: rebuilt with the keys, exact from key_from */
+  if (!rc) rc = run4(s, TK_SQL_WIPE_DEAD, 2, id, part, 0, 0);
+  if (!rc) rc = run4(s, TK_SQL_CLEAR_DEAD_FROM, 2, id, part, 0, 0);
   return rc;
 }
 

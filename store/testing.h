@@ -49,6 +49,13 @@ extern int tk_compact_sync_fail_at;
 ** prove an error on the helper thread reaches the caller and undoes the run.
 ** 0 = off. */
 extern int tk_compact_plan_fail_at;
+/* compact_plan.c: how a run plans segments its dead offsets cover
+** (takhin_cat_dead): 0 from them, 1 by the survivors query (the reference),
+** 2 from them and by the query too, counting in mismatches the segments
+** where the two differ. planned counts segments planned from dead offsets,
+** fallbacks those whose chunks were damaged (the query answered). */
+extern int tk_compact_dead_mode;
+extern atomic_long tk_compact_dead_planned, tk_compact_dead_fallbacks, tk_compact_dead_mismatches;
 /* keyindex.c: the key-writer thread sleeps this long before each write, so
 ** that the tests see maps queued while producers, flushes and lookups go
 ** on. 0 = off. */
