@@ -28,6 +28,10 @@ int takhin_topic_balance(takhin_store *s, const char *topic, int64_t *counts, in
 
 /* ---- test hooks (TAKHIN_TESTING builds only) ---------------------------- */
 #ifdef TAKHIN_TESTING
+/* recovery.c: called, when set, as an open is about to load the segment
+** of each catalog row (dir: the partition's folder), so that a test can
+** remove its file in between, as a live writer's retention may. NULL = off. */
+extern void (*tk_load_segment_hook)(const char *dir, int64_t base);
 /* compaction.c: abort the process at step n of a compaction run (1-based),
 ** to prove the swap is crash-safe. 0 = off. */
 extern int tk_compact_crash_step;

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "testing.h"
 #include "testutil.h"
 
 #define TOPIC "t"
@@ -1325,4 +1326,42 @@ Test(recovery, garbage_segment_file_at_end) {
   char fname[64];
   snprintf(fname, sizeof fname, "%020lld.log", (long long)hwm);
   garbage_file("rec_garbage_at_end", fname, 5000, 1);
+}
+
+/* A read-only open beside a live writer: the writer's retention removes the
+** log's oldest segment file after the open read the catalog and listed the
+** files, just before it loads that segment. The open succeeds, starting at
+** the first segment left, and serves every record from there. */
+static char gone_path[2048];
+static void remove_first(const char *dir, int64_t base) {
+  (void)dir, (void)base;
+  if (gone_path[0]) cr_assert_eq(unlink(gone_path), 0, "unlink %s", gone_path);
+  gone_path[0] = 0; /* once */
+}
+
+Test(recovery, read_only_open_while_retention_removes_the_first_segment) {
+  const char *db = tu_store_path("rec_ro_race");
+  takhin_store *s = tu_open_ok(db);
+  int64_t hwm = fill(s, TOPIC, (const char *const[]){"segment_bytes", "2000", NULL}, 120);
+  takhin_segment_info *segs;
+  size_t n;
+  cr_assert_eq(takhin_segments_list(s, TOPIC, 0, &segs, &n), TAKHIN_OK);
+  cr_assert_geq(n, 3, "%zu segments", n);
+  int64_t second = segs[1].base_offset;
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  tu_segment_path(gone_path, sizeof gone_path, db, TOPIC, 0, segs[0].base_offset);
+  takhin_options ro;
+  takhin_options_init(&ro);
+  ro.read_only = 1;
+  tk_load_segment_hook = remove_first;
+  int rc = takhin_open(db, &ro, &s);
+  tk_load_segment_hook = NULL;
+  cr_assert_eq(rc, TAKHIN_OK, "read-only open: %s", takhin_errmsg());
+  cr_assert_eq(gone_path[0], 0, "the hook removed the file");
+  takhin_partition_info pi = part_info(s, TOPIC);
+  cr_assert_eq(pi.log_start_offset, second, "log start %lld", (long long)pi.log_start_offset);
+  cr_assert_eq(pi.high_watermark, hwm);
+  check_get(s, second, hwm, "after the removed segment");
+  takhin_close(s);
+  takhin_free(segs);
 }
