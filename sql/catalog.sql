@@ -28,6 +28,16 @@ ROLLBACK;
 -- Checked on every open (catalog.c): a catalog of another format is refused.
 SELECT value FROM takhin_cat_meta WHERE key = 'format_version';
 
+-- name: swap_has_fingerprint
+-- Catalogs made before takhin_cat_swap had its fingerprint columns get them
+-- on their first writing open (catalog.c; schema.sql's CREATE TABLE IF NOT
+-- EXISTS cannot add columns). Nullable, so older takhin still writes rows.
+SELECT count(*) FROM pragma_table_info('takhin_cat_swap') WHERE name = 'fingerprint';
+
+-- name: add_swap_fingerprint
+ALTER TABLE takhin_cat_swap ADD COLUMN size_bytes INTEGER;
+ALTER TABLE takhin_cat_swap ADD COLUMN fingerprint INTEGER;
+
 -- name: data_version
 -- Changes whenever another connection (the writer process) commits.
 PRAGMA data_version;

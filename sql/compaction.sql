@@ -151,10 +151,21 @@ UPDATE takhin_cat_segment SET records = ?4
  WHERE topic_id = ?1 AND partition = ?2 AND base_offset = ?3;
 
 -- name: add_swap
-INSERT OR REPLACE INTO takhin_cat_swap(topic_id, partition, base_offset) VALUES (?1, ?2, ?3);
+INSERT OR REPLACE INTO takhin_cat_swap(topic_id, partition, base_offset, size_bytes, fingerprint)
+VALUES (?1, ?2, ?3, ?4, ?5);
 
 -- name: swaps
-SELECT base_offset FROM takhin_cat_swap WHERE topic_id = ?1 AND partition = ?2;
+SELECT base_offset, size_bytes, fingerprint FROM takhin_cat_swap
+ WHERE topic_id = ?1 AND partition = ?2;
+
+-- name: unswap_segment
+-- A committed .cleaned file that is not what its swap row names (damaged):
+-- the old .log stays, and its row, which describes the new file, is rebuilt
+-- from the file at the open (size 0: every batch is validated). Its record
+-- count is unknown: at most one per offset, and not dense (the old file may
+-- be an earlier run's), so the next run reads it again.
+UPDATE takhin_cat_segment SET size_bytes = 0, records = next_offset - base_offset
+ WHERE topic_id = ?1 AND partition = ?2 AND base_offset = ?3;
 
 -- name: clear_swaps
 DELETE FROM takhin_cat_swap WHERE topic_id = ?1 AND partition = ?2;

@@ -167,9 +167,19 @@ INSERT OR IGNORE INTO takhin_cat_meta(key, value) VALUES ('dead_offsets', 1);
 -- them before it makes files, or the next open: their .cleaned files are gone
 -- and there is nothing to rename). A .cleaned file without a row here is an
 -- unfinished run and is deleted.
+-- size_bytes and fingerprint name the one file the row vouches for: its
+-- size, and a CRC-32C folded over the first 21 bytes (base offset, length,
+-- leader epoch, magic, CRC) of each of its batches. The row's drop is not
+-- fsynced (synchronous=NORMAL): after a power loss a finished run's row may
+-- come back while a later run's uncommitted (even half-written) .cleaned
+-- file lies there; recovery renames a .cleaned only if it matches. NULL in
+-- rows of catalogs older than these columns (catalog.c adds them): the file
+-- is taken as it is.
 CREATE TABLE IF NOT EXISTS takhin_cat_swap(
   topic_id    INTEGER NOT NULL,
   partition   INTEGER NOT NULL,
   base_offset INTEGER NOT NULL,
+  size_bytes  INTEGER,
+  fingerprint INTEGER,
   PRIMARY KEY (topic_id, partition, base_offset)
 ) STRICT, WITHOUT ROWID;

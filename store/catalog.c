@@ -163,6 +163,29 @@ static int check_format(takhin_store *s) {
   return rc;
 }
 
+/* Columns added to a table since its catalog was made: the schema's CREATE
+** TABLE IF NOT EXISTS leaves an existing table as it is. Writers only, after
+** the schema, in its transaction where there is one. */
+static int add_columns(takhin_store *s, sqlite3 *db) {
+  const char *has = tk_sql_text(TK_SQL_SWAP_HAS_FINGERPRINT);
+  const char *add = tk_sql_text(TK_SQL_ADD_SWAP_FINGERPRINT);
+  if (!has || !add) return TAKHIN_ECATALOG;
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(db, has, -1, &st, NULL) != SQLITE_OK) return cat_err(s, "table_info");
+  int step = sqlite3_step(st);
+  int64_t n = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  sqlite3_finalize(st);
+  if (n < 0) return cat_err(s, "table_info");
+  char *msg = NULL;
+  if (n == 0 && sqlite3_exec(db, add, NULL, NULL, &msg) != SQLITE_OK) {
+    int rc = tk_err(TAKHIN_ECATALOG, "catalog %s: adding the swap fingerprint columns: %s",
+                    s->db_path, msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    return rc;
+  }
+  return TAKHIN_OK;
+}
+
 /* SQLite failed to set up its WAL index and the catalog's file system has
 ** no free block left: say "disk full", not "disk I/O error". */
 static int full_disk(takhin_store *s) {
@@ -269,6 +292,11 @@ static int open_own(takhin_store *s, tk_catalog *c, int read_only, int *damaged)
       sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
       return rc;
     }
+    if ((rc = add_columns(s, c->db))) {
+      *damaged = is_damage(c->db);
+      sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+      return rc;
+    }
     if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
       *damaged = is_damage(c->db);
       return cat_err(s, "schema commit");
@@ -331,6 +359,7 @@ int tk_cat_open(takhin_store *s, int read_only, sqlite3 *borrow) {
       sqlite3_free(msg);
       goto fail;
     }
+    if (!read_only && (rc = add_columns(s, borrow))) goto fail;
     if ((rc = check_format(s)) || (rc = tk_cat_rows_register(borrow)) ||
         (rc = tk_dead_register(borrow)))
       goto fail;

@@ -27,7 +27,10 @@
 ** A crash before 3 leaves the old log (open deletes stray .cleaned files); a
 ** crash after 3 leaves swap rows, and open finishes the renames
 ** (tk_compact_recover; a rename already done has no .cleaned file left and
-** is skipped): old or new, never both, never neither. Readers
+** is skipped): old or new, never both, never neither. A swap row holds its
+** new file's size and fingerprint, and open renames only that file: after
+** a power loss a finished run's rows (their drop is not synced) may come
+** back beside a later run's uncommitted .cleaned files. Readers
 ** holding an old segment keep its open descriptor and so its old bytes;
 ** the old segment is marked unlinked so it is never reopened by path.
 */
@@ -38,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -99,35 +103,162 @@ static int query_i64(takhin_store *s, int id, int64_t topic_id, int32_t part, in
   return rc;
 }
 
+/* ---- a new file's fingerprint -------------------------------------------- */
+
+/* A swap row names the one file its run committed by the file's size and a
+** CRC-32C folded over the first FP_BYTES of each batch: base offset, length,
+** partition leader epoch, magic and the batch's CRC, which covers the rest.
+** The rewrite folds it as it writes (21 bytes a batch); an open recomputes
+** it from the batch headers alone. */
+#define FP_BYTES 21
+
+static uint32_t fp_fold(uint32_t fp, const uint8_t *batch) {
+  return tk_crc32c(fp, batch, FP_BYTES);
+}
+
+static uint32_t get32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Whether the file at path has size `size` and fingerprint `fp`: its batch
+** headers are walked by their lengths, a window of the file at a time. A
+** missing file does not match (*gone set); a read error is returned. */
+static int file_matches(const char *path, int64_t size, uint32_t fp, int *match, int *gone) {
+  *match = *gone = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      *gone = 1;
+      return TAKHIN_OK;
+    }
+    return tk_err_sys(errno, "open", path);
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return tk_err_sys(e, "stat", path);
+  }
+  if ((int64_t)st.st_size != size) {
+    close(fd);
+    return TAKHIN_OK;
+  }
+  enum { WINDOW = 64 << 10 };
+  uint8_t *buf = malloc(WINDOW);
+  if (!buf) {
+    close(fd);
+    return tk_err(TAKHIN_ENOMEM, "out of memory checking %s", path);
+  }
+  int64_t pos = 0, at = 0, len = 0; /* buf holds [at, at + len) */
+  uint32_t got = 0;
+  int rc = TAKHIN_OK;
+  while (pos < size) {
+    if (size - pos < TK_BATCH_HEADER_SIZE) break; /* a torn last batch */
+    if (pos < at || pos + FP_BYTES > at + len) {
+      ssize_t r;
+      do r = pread(fd, buf, WINDOW, (off_t)pos);
+      while (r < 0 && errno == EINTR);
+      if (r < 0) {
+        rc = tk_err_sys(errno, "read", path);
+        break;
+      }
+      at = pos;
+      len = r;
+      if (len < FP_BYTES) break; /* shrank under us */
+    }
+    const uint8_t *b = buf + (pos - at);
+    int64_t total = TK_LOG_OVERHEAD + (int64_t)get32(b + 8);
+    if (total < TK_BATCH_HEADER_SIZE || total > size - pos) break;
+    got = fp_fold(got, b);
+    pos += total;
+  }
+  free(buf);
+  close(fd);
+  if (!rc) *match = pos == size && got == fp;
+  return rc;
+}
+
 /* ---- open: finish swaps, load the partition's key state ---------------- */
+
+/* Finish one swap row's rename, if the .cleaned file beside the segment is
+** the one the row committed. A row's drop is not synced, so after a power
+** loss a finished run's row can name a segment whose .cleaned file is a
+** later run's, uncommitted and perhaps half-written (the renames the row
+** named were done): that file is deleted, the .log stays. If the .log is
+** not the row's file either, the committed file was damaged after its
+** sync: the old .log stays too, and the segment's catalog rows, which
+** describe the committed file, are dropped to be rebuilt from the .log.
+** Rows without a fingerprint (older catalogs): renamed as they are. */
+static int finish_swap(tk_partition *p, int64_t base, int has_fp, int64_t size, uint32_t fp,
+                       takhin_recovery_info *rec) {
+  takhin_store *s = p->topic->store;
+  char to[TK_PATH_MAX], from[TK_PATH_MAX + 16];
+  snprintf(to, sizeof to, "%s/%020lld.log", p->dir, (long long)base);
+  snprintf(from, sizeof from, "%s.cleaned", to);
+  int match = 1, gone = 0, rc = TAKHIN_OK;
+  if (has_fp && (rc = file_matches(from, size, fp, &match, &gone))) return rc;
+  if (gone) return TAKHIN_OK; /* renamed already */
+  if (match) {
+    if (rename(from, to) == 0) rec->files_removed++;
+    else if (errno != ENOENT) rc = tk_err_sys(errno, "rename", from);
+    return rc;
+  }
+  int log_match = 0, log_gone = 0;
+  if ((rc = file_matches(to, size, fp, &log_match, &log_gone))) return rc;
+  if (!log_match && !log_gone) { /* the rows first: the file decides a later open */
+    rc = tk_cat_delete_index_from(s, p->topic->topic_id, p->id, base, 0);
+    if (!rc) rc = exec5(s, TK_SQL_UNSWAP_SEGMENT, p->topic->topic_id, p->id, 3, base, 0, 0);
+    if (rc) return rc;
+  }
+  if (unlink(from) == 0) rec->files_removed++;
+  else if (errno != ENOENT) return tk_err_sys(errno, "unlink", from);
+  return TAKHIN_OK;
+}
 
 int tk_compact_recover(tk_partition *p, takhin_recovery_info *rec) {
   takhin_store *s = p->topic->store;
   int64_t id = p->topic->topic_id;
   int rc = TAKHIN_OK;
   pthread_mutex_lock(&s->cat_lock);
-  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_SWAPS);
-  if (!st) rc = TAKHIN_ECATALOG;
-  int any = 0;
-  while (!rc && !s->opt.read_only) {
+  /* A reader renames nothing (and an older catalog, which a writer has not
+  ** opened since, lacks the fingerprint columns). */
+  sqlite3_stmt *st = s->opt.read_only ? NULL : tk_cat_stmt(s, TK_SQL_SWAPS);
+  if (!s->opt.read_only && !st) rc = TAKHIN_ECATALOG;
+  /* The rows first, then the files: settling one may change the catalog. */
+  struct swap {
+    int64_t base, size;
+    uint32_t fp;
+    int has_fp;
+  } *rows = NULL;
+  size_t n = 0, cap = 0;
+  if (st) {
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, p->id);
+  }
+  while (!rc && st) {
     int step = sqlite3_step(st);
     if (step != SQLITE_ROW) {
       if (step != SQLITE_DONE) rc = tk_cat_error(s, "reading swaps");
       break;
     }
-    /* The catalog already describes the .cleaned file: make it the .log. */
-    char to[TK_PATH_MAX], from[TK_PATH_MAX + 16];
-    long long base = sqlite3_column_int64(st, 0);
-    snprintf(to, sizeof to, "%s/%020lld.log", p->dir, base);
-    snprintf(from, sizeof from, "%s.cleaned", to);
-    if (rename(from, to) == 0) rec->files_removed++;
-    else if (errno != ENOENT) rc = tk_err_sys(errno, "rename", from);
-    any = 1;
+    if (TK_ARRAY_GROW(rows, n, cap, 8)) {
+      rc = tk_err(TAKHIN_ENOMEM, "out of memory reading swaps");
+      break;
+    }
+    rows[n].base = sqlite3_column_int64(st, 0);
+    rows[n].has_fp = sqlite3_column_type(st, 1) == SQLITE_INTEGER &&
+                     sqlite3_column_type(st, 2) == SQLITE_INTEGER;
+    rows[n].size = sqlite3_column_int64(st, 1);
+    rows[n].fp = (uint32_t)sqlite3_column_int64(st, 2);
+    n++;
   }
   if (st) tk_cat_done(s, st);
-  if (!rc && any) rc = exec5(s, TK_SQL_CLEAR_SWAPS, id, p->id, 2, 0, 0, 0);
+  /* Each file is settled before the rows go: an open that stops in between
+  ** finds the rows again, and their .cleaned files renamed or deleted. */
+  for (size_t i = 0; !rc && i < n; i++)
+    rc = finish_swap(p, rows[i].base, rows[i].has_fp, rows[i].size, rows[i].fp, rec);
+  if (!rc && n) rc = exec5(s, TK_SQL_CLEAR_SWAPS, id, p->id, 2, 0, 0, 0);
+  free(rows);
   if (!rc) rc = tk_key_load(p);
   pthread_mutex_unlock(&s->cat_lock);
   return rc;
@@ -466,11 +597,12 @@ static int write_out(rewriter *w, int out, const char *tmp, int64_t *written) {
 
 /* Rewrite segment g keeping keep[] into out, the new file at tmp (made by
 ** the plan; closed or queued here, and unlinked on failure); *ng receives
-** the new segment (sealed, not yet visible). The new file is written
-** WRITE_CHUNK at a time, as its batches are made. */
+** the new segment (sealed, not yet visible) and *fp its file's fingerprint
+** (its swap row's). The new file is written WRITE_CHUNK at a time, as its
+** batches are made. */
 static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, size_t nkeep,
                            int out, const char *tmp, rewriter *w, sync_queue *q, tk_segment **ng,
-                           int64_t *removed) {
+                           uint32_t *fp, int64_t *removed) {
   char path[TK_PATH_MAX];
   tk_seg_path(g, path, sizeof path);
   int rc = TAKHIN_OK;
@@ -501,6 +633,7 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   tk_seg_bind(n, out);
   size_t ki = 0;
   int64_t kept = 0, chain = g->base_offset;
+  uint32_t print = 0;
   for (int64_t pos = 0; pos < size && !rc;) {
     tk_batch_hdr h;
     const uint8_t *b;
@@ -555,6 +688,7 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
       tk_batch_hdr nh;
       tk_batch_parse_header(w->out.p + before, w->out.len - before, &nh);
       rc = tk_seg_note_batch(n, written + (int64_t)before, &nh);
+      print = fp_fold(print, w->out.p + before);
     }
     pos += tk_batch_total(&h);
   }
@@ -568,6 +702,7 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   if (!rc) rc = write_out(w, out, tmp, &written);
   if (!rc) {
     *ng = n;
+    *fp = print;
     return sync_later(q, out, tmp); /* the queue closes it; undo unlinks it */
   }
   tk_seg_unref(n);
@@ -582,6 +717,7 @@ fail:
 typedef struct rewrite_run {
   tk_partition *p;
   tk_segment **cand, **fresh; /* fresh[i]: cand[i]'s new segment, if rewritten */
+  uint32_t *fps;              /* fps[i]: fresh[i]'s file's fingerprint */
   size_t ncand;
   tk_plan *plan;
   rewriter *w; /* kept by the store between runs */
@@ -605,7 +741,8 @@ static int rewrite_planned(rewrite_run *r) {
     if ((rc = tk_plan_get(r->plan, i, &keep, &nkeep, &out, &tmp))) break;
     r->survived += (int64_t)nkeep;
     if (g && out >= 0) { /* else nothing to reclaim: not read again */
-      rc = rewrite_segment(r->p, g, keep, nkeep, out, tmp, r->w, &r->q, &r->fresh[i], &r->removed);
+      rc = rewrite_segment(r->p, g, keep, nkeep, out, tmp, r->w, &r->q, &r->fresh[i], &r->fps[i],
+                           &r->removed);
       if (!rc) {
         r->before += g->size;
         r->after += r->fresh[i]->size;
@@ -697,7 +834,8 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   pthread_rwlock_rdlock(&p->meta_lock);
   cand = calloc(p->nsegs ? p->nsegs : 1, sizeof *cand);
   fresh = calloc(p->nsegs ? p->nsegs : 1, sizeof *fresh);
-  for (size_t i = 0; cand && fresh && i < p->nsegs; i++) {
+  run.fps = calloc(p->nsegs ? p->nsegs : 1, sizeof *run.fps);
+  for (size_t i = 0; cand && fresh && run.fps && i < p->nsegs; i++) {
     tk_segment *g = p->segs[i];
     total += g->size;
     if (i + 1 == p->nsegs) break; /* the active segment is never touched */
@@ -719,7 +857,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   for (size_t i = 0; i < p->nsegs; i++) total += p->segs[i]->size;
   pthread_rwlock_unlock(&p->meta_lock);
   pthread_mutex_unlock(&p->append_lock);
-  if (!cand || !fresh) {
+  if (!cand || !fresh || !run.fps) {
     rc = tk_err(TAKHIN_ENOMEM, "out of memory compacting");
     goto out;
   }
@@ -778,7 +916,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     rc = tk_cat_delete_index_from(s, id, p->id, n->base_offset, 0);
     if (!rc) rc = tk_cat_upsert_segment(s, id, p->id, n);
     if (!rc) rc = tk_cat_upsert_index(s, id, p->id, n->base_offset, n->idx, n->idx_n);
-    if (!rc) rc = exec5(s, TK_SQL_ADD_SWAP, id, p->id, 3, n->base_offset, 0, 0);
+    if (!rc) rc = exec5(s, TK_SQL_ADD_SWAP, id, p->id, 5, n->base_offset, n->size, run.fps[i]);
   }
   if (!rc) rc = tk_key_forget_expired(s, id, p->id, first, end, expired_before);
   if (!rc && end > p->clean_upto) rc = exec5(s, TK_SQL_SET_CLEAN_UPTO, id, p->id, 3, end, 0, 0);
@@ -841,6 +979,7 @@ out:
   }
   free(cand);
   free(fresh);
+  free(run.fps);
   sync_stop(&run.q);
   rewriter_keep(s, run.w);
   if (!rc && out) { /* live keys, whether or not this run rewrote anything */

@@ -679,6 +679,309 @@ Test(compaction, swap_rows_of_a_finished_run) {
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
 }
 
+/* ---- swap rows name their file ------------------------------------------ */
+
+static void assert_no_cleaned_files(const char *db);
+
+typedef struct swap_row {
+  int64_t topic, part, base, size, fp;
+} swap_row;
+
+/* The swap rows of the catalog at db (the store closed), up to max. */
+static size_t read_swap_rows(const char *db, swap_row *v, size_t max) {
+  sqlite3 *h;
+  sqlite3_stmt *st;
+  cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(h,
+                                  "SELECT topic_id, partition, base_offset, size_bytes, "
+                                  "fingerprint FROM takhin_cat_swap ORDER BY base_offset",
+                                  -1, &st, NULL),
+               SQLITE_OK, "%s", sqlite3_errmsg(h));
+  size_t n = 0;
+  while (n < max && sqlite3_step(st) == SQLITE_ROW) {
+    cr_assert_eq(sqlite3_column_type(st, 3), SQLITE_INTEGER, "the row has its file's size");
+    cr_assert_eq(sqlite3_column_type(st, 4), SQLITE_INTEGER, "the row has its fingerprint");
+    v[n++] = (swap_row){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                        sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+                        sqlite3_column_int64(st, 4)};
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return n;
+}
+
+/* What a power loss does to a drop of swap rows that was never synced: the
+** rows come back, as direct SQL on the closed store's catalog. */
+static void put_swap_rows(const char *db, const swap_row *v, size_t n) {
+  sqlite3 *h;
+  sqlite3_stmt *st;
+  cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(h,
+                                  "INSERT OR REPLACE INTO takhin_cat_swap(topic_id, partition, "
+                                  "base_offset, size_bytes, fingerprint) VALUES (?, ?, ?, ?, ?)",
+                                  -1, &st, NULL),
+               SQLITE_OK, "%s", sqlite3_errmsg(h));
+  for (size_t i = 0; i < n; i++) {
+    const int64_t col[5] = {v[i].topic, v[i].part, v[i].base, v[i].size, v[i].fp};
+    for (int c = 0; c < 5; c++) sqlite3_bind_int64(st, c + 1, col[c]);
+    cr_assert_eq(sqlite3_step(st), SQLITE_DONE, "%s", sqlite3_errmsg(h));
+    sqlite3_reset(st);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+}
+
+/* Read partition 0 of "t": every record's key and value must be the
+** model's for its offset, and the offsets exactly those in the file at
+** expect (write_offsets). */
+static void check_offsets_and_values(takhin_store *s, const model *m, const char *expect) {
+  FILE *f = fopen(expect, "rb");
+  cr_assert_not_null(f);
+  takhin_cursor *c;
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &c), TAKHIN_OK);
+  takhin_message msg;
+  int64_t want, n = 0;
+  int rc;
+  char buf[2048];
+  while ((rc = takhin_cursor_next(c, &msg)) == TAKHIN_OK) {
+    cr_assert_eq(fread(&want, sizeof want, 1, f), 1, "offset %lld read past the log's end",
+                 (long long)msg.offset);
+    cr_assert_eq(msg.offset, want, "record %lld: offset %lld read, %lld expected", (long long)n,
+                 (long long)msg.offset, (long long)want);
+    char key[16];
+    int kl = snprintf(key, sizeof key, "key-%d", m->key_of[want]);
+    cr_assert(msg.key_len == (size_t)kl && memcmp(msg.key, key, (size_t)kl) == 0);
+    value_of(buf, 80, want);
+    cr_assert(msg.value_len == 80 && memcmp(msg.value, buf, 80) == 0, "value of %lld",
+              (long long)want);
+    n++;
+  }
+  cr_assert_eq(rc, TAKHIN_END, "%s", takhin_errmsg());
+  cr_assert_eq(fread(&want, sizeof want, 1, f), 0, "records missing from offset %lld",
+               (long long)want);
+  fclose(f);
+  takhin_cursor_close(c);
+  cr_assert_gt(n, 3000);
+}
+
+/* A power loss after a finished run: the later run's drop of the first
+** run's swap rows is lost (never synced), and that later run had made its
+** own .cleaned files for the same segments without committing. The rows
+** come back; the .cleaned file beside a segment is the later run's as it
+** was written (kind 0), torn (1: half of it), or garbage of exactly the
+** row's size (2). The open must not rename any of them over its segment:
+** the log is the first run's with every record produced since, each with
+** its value. (Without the rows' fingerprints the open renames them.) */
+static void lost_drop_of_swap_rows(int kind) {
+  char name[64], db[4096], expect[4200];
+  snprintf(name, sizeof name, "compact_lost_drop_%d", kind);
+  snprintf(db, sizeof db, "%s", tu_store_path(name));
+  snprintf(expect, sizeof expect, "%s.expect", db);
+  model m;
+  model_init(&m, 20000);
+  unsigned seed = 31;
+  takhin_store *s = open_db(db);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
+  produce(s, "t", &m, 4000, 300, 80, 0, 5, &seed);
+  takhin_compaction_result r = {0};
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_gt(r.segments_compacted, 0);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  swap_row rows[256];
+  size_t nrows = read_swap_rows(db, rows, 256);
+  cr_assert_eq((int64_t)nrows, r.segments_compacted, "the run's swap rows are left");
+  unsigned cseed = seed;
+  pid_t pid = fork();
+  if (pid == 0) {
+    takhin_store *cs;
+    if (takhin_open(db, NULL, &cs)) _exit(2);
+    produce(cs, "t", &m, 3000, 300, 80, 0, 5, &cseed);
+    if (write_offsets(cs, expect)) _exit(7);
+    tk_compact_crash_step = 1; /* its .cleaned files written and synced, nothing committed */
+    takhin_compact(cs, "t", 0, 1, NULL);
+    _exit(3);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "child status %d", st);
+  produce_model_only(&m, 3000, 300, &cseed);
+  cr_assert_eq(swap_rows(db), 0, "the open dropped the rows (the drop the power loss undoes)");
+  put_swap_rows(db, rows, nrows);
+  int placed = 0;
+  for (size_t i = 0; i < nrows; i++) {
+    char path[4400];
+    tu_segment_path(path, sizeof path, db, "t", 0, rows[i].base);
+    strcat(path, ".cleaned");
+    struct stat sb;
+    if (stat(path, &sb) != 0) continue;
+    placed++;
+    if (kind == 1) cr_assert_eq(truncate(path, sb.st_size / 2), 0);
+    if (kind == 2) {
+      FILE *f = fopen(path, "wb");
+      cr_assert_not_null(f);
+      for (int64_t b = 0; b < rows[i].size; b++) fputc((int)((b * 131 + 7) & 0xff), f);
+      cr_assert_eq(fclose(f), 0);
+    }
+  }
+  cr_assert_gt(placed, 0, "the later run made .cleaned files for the first run's segments");
+  s = open_db(db);
+  assert_no_cleaned_files(db);
+  cr_assert_eq(swap_rows(db), 0);
+  check_offsets_and_values(s, &m, expect);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  check_log(s, "t", &m, active_base(s, "t"), 80, 0);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  model_free(&m);
+}
+
+Test(compaction, lost_drop_of_swap_rows_later_runs_file) { lost_drop_of_swap_rows(0); }
+Test(compaction, lost_drop_of_swap_rows_torn_file) { lost_drop_of_swap_rows(1); }
+Test(compaction, lost_drop_of_swap_rows_garbage_file) { lost_drop_of_swap_rows(2); }
+
+/* A committed .cleaned file one byte off in a batch header's region the
+** batch CRC does not cover (the leader epoch of its second batch): it is
+** not the file the swap row names, so it is not renamed; the old .log
+** stays whole (its rows, which described the new file, rebuilt from it),
+** while the run's other files are renamed as committed. */
+Test(compaction, damaged_committed_file_is_not_renamed) {
+  const char *db = tu_store_path("compact_fp_damage");
+  model m;
+  model_init(&m, 10000);
+  unsigned seed = 37;
+  takhin_store *s = open_db(db);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
+  produce(s, "t", &m, 4000, 300, 80, 0, 5, &seed);
+  int64_t end = active_base(s, "t");
+  takhin_close(s);
+  pid_t pid = fork();
+  if (pid == 0) {
+    takhin_store *cs;
+    if (takhin_open(db, NULL, &cs)) _exit(2);
+    tk_compact_crash_step = 3; /* committed, nothing renamed */
+    takhin_compact(cs, "t", 0, 1, NULL);
+    _exit(3);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "child status %d", st);
+  swap_row rows[256];
+  size_t nrows = read_swap_rows(db, rows, 256);
+  cr_assert_gt(nrows, 1);
+  size_t big = 0; /* the largest new file: early segments may have kept nothing */
+  for (size_t i = 1; i < nrows; i++)
+    if (rows[i].size > rows[big].size) big = i;
+  int64_t base = rows[big].base, old_size, next = -1;
+  char path[4420], log[4400];
+  tu_segment_path(log, sizeof log, db, "t", 0, base);
+  snprintf(path, sizeof path, "%s.cleaned", log);
+  struct stat sb;
+  cr_assert_eq(stat(log, &sb), 0);
+  old_size = sb.st_size;
+  FILE *f = fopen(path, "r+b");
+  cr_assert_not_null(f);
+  uint8_t h[12];
+  cr_assert_eq(fread(h, 1, 12, f), 12);
+  long second =
+      12 + (long)((uint32_t)h[8] << 24 | (uint32_t)h[9] << 16 | (uint32_t)h[10] << 8 | h[11]);
+  cr_assert_lt(second + 61, (long)rows[big].size, "the file has a second batch");
+  cr_assert_eq(fseek(f, second + 12, SEEK_SET), 0);
+  int c = fgetc(f);
+  cr_assert_eq(fseek(f, second + 12, SEEK_SET), 0);
+  fputc(c ^ 0x01, f);
+  cr_assert_eq(fclose(f), 0);
+  s = open_db(db);
+  assert_no_cleaned_files(db);
+  cr_assert_eq(stat(log, &sb), 0);
+  cr_assert_eq((int64_t)sb.st_size, old_size, "the old .log stays");
+  takhin_segment_info *segs;
+  size_t nsegs;
+  cr_assert_eq(takhin_segments_list(s, "t", 0, &segs, &nsegs), TAKHIN_OK);
+  for (size_t i = 0; i < nsegs; i++)
+    if (segs[i].base_offset == base) next = segs[i].next_offset;
+  takhin_free(segs);
+  cr_assert_gt(next, base);
+  /* Every record of that segment is there (old); the rest is the run's. */
+  takhin_cursor *cur;
+  takhin_message msg;
+  cr_assert_eq(takhin_cursor_open(s, "t", 0, &cur), TAKHIN_OK);
+  int64_t expect = 0;
+  int rc;
+  char buf[100];
+  while ((rc = takhin_cursor_next(cur, &msg)) == TAKHIN_OK) {
+    while ((expect < base || expect >= next) && expect < end &&
+           m.latest[m.key_of[expect]] != expect)
+      expect++;
+    cr_assert_eq(msg.offset, expect, "offset %lld read, %lld expected", (long long)msg.offset,
+                 (long long)expect);
+    value_of(buf, 80, expect);
+    cr_assert(msg.value_len == 80 && memcmp(msg.value, buf, 80) == 0);
+    expect++;
+  }
+  cr_assert_eq(rc, TAKHIN_END, "%s", takhin_errmsg());
+  cr_assert_eq(expect, m.n);
+  takhin_cursor_close(cur);
+  takhin_recovery_info ri;
+  cr_assert_eq(takhin_recovery(s, &ri), TAKHIN_OK);
+  cr_assert_eq(ri.batches_damaged, 0, "%s", ri.first_damage);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  check_log(s, "t", &m, end, 80, 0);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  s = open_db(db);
+  check_log(s, "t", &m, end, 80, 0);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  model_free(&m);
+}
+
+/* A catalog made before the swap rows had fingerprints: the open adds the
+** columns, and a row without one is taken at its word as before (the child
+** crashed after the commit, before any rename: the log is the run's). */
+Test(compaction, swap_rows_of_an_older_catalog) {
+  const char *db = tu_store_path("compact_old_swap");
+  model m;
+  model_init(&m, 10000);
+  unsigned seed = 41;
+  takhin_store *s = open_db(db);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
+  produce(s, "t", &m, 4000, 300, 80, 0, 5, &seed);
+  int64_t end = active_base(s, "t");
+  takhin_close(s);
+  pid_t pid = fork();
+  if (pid == 0) {
+    takhin_store *cs;
+    if (takhin_open(db, NULL, &cs)) _exit(2);
+    tk_compact_crash_step = 3;
+    takhin_compact(cs, "t", 0, 1, NULL);
+    _exit(3);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "child status %d", st);
+  cr_assert_gt(swap_rows(db), 0);
+  sqlite3 *h;
+  char *err = NULL;
+  cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+  cr_assert_eq(sqlite3_exec(h,
+                            "CREATE TABLE old_swap(topic_id INTEGER NOT NULL, partition INTEGER "
+                            "NOT NULL, base_offset INTEGER NOT NULL, PRIMARY KEY (topic_id, "
+                            "partition, base_offset)) STRICT, WITHOUT ROWID;"
+                            "INSERT INTO old_swap SELECT topic_id, partition, base_offset "
+                            "FROM takhin_cat_swap; DROP TABLE takhin_cat_swap;"
+                            "ALTER TABLE old_swap RENAME TO takhin_cat_swap;",
+                            NULL, NULL, &err),
+               SQLITE_OK, "%s", err);
+  sqlite3_close(h);
+  s = open_db(db);
+  assert_no_cleaned_files(db);
+  check_log(s, "t", &m, end, 80, 0);
+  produce(s, "t", &m, 2000, 300, 80, 0, 5, &seed);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  check_log(s, "t", &m, active_base(s, "t"), 80, 0);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  swap_row rows[256];
+  cr_assert_gt(read_swap_rows(db, rows, 256), 0, "the columns are there, and filled");
+  model_free(&m);
+}
+
 typedef struct {
   takhin_store *s;
   atomic_int stop;
