@@ -428,6 +428,44 @@ Test(dead, catalog_rebuilt_after_compaction) {
   model_free(&m);
 }
 
+/* Power loss took the log's tail (the catalog kept it): records of the
+** tail had superseded older ones, whose dead bits went to the catalog with
+** the tail's key rows. Those older records are their keys' latest again;
+** the open rebuilds the key index and its bits, and no run drops them. */
+Test(dead, lost_tail_takes_its_supersessions_along) {
+  const char *db = tu_store_path("dead_lost_tail");
+  model m;
+  unsigned seed = 43;
+  make_store(db, &m, &seed);
+  takhin_store *s = open_db(db);
+  int64_t base = active_base(s);
+  takhin_close(s);
+  cr_assert_gt(sql_count(db, "SELECT count(*) FROM takhin_cat_dead"), 0);
+  char path[4200];
+  tu_segment_path(path, sizeof path, db, "t", 0, base);
+  int64_t size = tu_file_size(path);
+  cr_assert_gt(size, 0);
+  cr_assert_eq(truncate(path, (off_t)(size / 4)), 0);
+  s = open_db(db);
+  takhin_segment_info *g;
+  size_t n;
+  cr_assert_eq(takhin_segments_list(s, "t", 0, &g, &n), TAKHIN_OK);
+  int64_t hwm = g[n - 1].next_offset;
+  takhin_free(g);
+  cr_assert_lt(hwm, m.n, "the tail is gone");
+  /* the model of what is left: each key's latest below hwm */
+  m.n = hwm;
+  for (int k = 0; k < NKEYS_MAX; k++) m.latest[k] = -1;
+  for (int64_t o = 0; o < hwm; o++) m.latest[m.key_of[o]] = o;
+  check_log(s, &m, 0, 0, 1);
+  /* a new segment (few keys touched again), then every sealed one compacted */
+  produce(s, &m, 150, 400, 0, 32, &seed);
+  compact_both(s, NULL);
+  check_log(s, &m, active_base(s), 0, 1);
+  takhin_close(s);
+  model_free(&m);
+}
+
 /* A catalog made before takhin_cat_dead: the open adds the tables with
 ** dead_from = key_upto; segments below it are planned by the query, those
 ** after from their bits, and both agree. */
