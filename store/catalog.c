@@ -497,12 +497,29 @@ int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
   return rc;
 }
 
+int tk_cat_forget_dead(takhin_store *s, int64_t topic_id, int32_t part) {
+  /* A release from before takhin_cat_dead (same format_version) deletes a
+  ** topic without these rows, and the next topic may get its topic_id: its
+  ** partitions must not inherit the old one's dead offsets. */
+  static const int ids[] = {TK_SQL_WIPE_DEAD, TK_SQL_CLEAR_DEAD_FROM};
+  int rc = TAKHIN_OK;
+  for (size_t i = 0; i < sizeof ids / sizeof *ids && !rc; i++) {
+    sqlite3_stmt *st = tk_cat_stmt(s, ids[i]);
+    if (!st) return cat_err(s, "prepare");
+    sqlite3_bind_int64(st, 1, topic_id);
+    sqlite3_bind_int(st, 2, part);
+    rc = run(s, st, tk_sql_name(ids[i]));
+  }
+  return rc;
+}
+
 int tk_cat_insert_partition(takhin_store *s, int64_t topic_id, int32_t part) {
   sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_INSERT_PARTITION);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
-  return run(s, st, "insert partition");
+  int rc = run(s, st, "insert partition");
+  return rc ? rc : tk_cat_forget_dead(s, topic_id, part);
 }
 
 int tk_cat_each_topic(takhin_store *s,

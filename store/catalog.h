@@ -47,6 +47,9 @@ void tk_cat_rollback(takhin_store *s);
 int tk_cat_insert_topic(takhin_store *s, const char *name, int32_t nparts,
                         const tk_topic_config *cfg, int64_t *id);
 int tk_cat_insert_partition(takhin_store *s, int64_t topic_id, int32_t part);
+/* Drop a new partition's dead-offset rows (takhin_cat_dead, _dead_from) an
+** older release may have left with a deleted topic of the same topic_id. */
+int tk_cat_forget_dead(takhin_store *s, int64_t topic_id, int32_t part);
 /* Calls fn for each topic row; fn returns a status. */
 int tk_cat_each_topic(takhin_store *s,
                       int (*fn)(takhin_store *, int64_t id, const char *name, int32_t nparts,

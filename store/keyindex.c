@@ -874,6 +874,12 @@ int tk_key_catch_up(tk_partition *p) {
   memset(&map, 0, sizeof map);
   map.max_offset = -1;
   rc = takhin_cursor_seek(c, from, 0, 0);
+  /* Offsets between two records read hold none: holes an earlier compaction
+  ** left (a catalog rebuilt from the log knew no bit for them). They are
+  ** dead: counted as survivors, a segment of mostly holes would look like
+  ** nothing to reclaim and keep its superseded records for good. Not across
+  ** damage (-1): what it hides is not known to be gone. */
+  int64_t gap_from = from;
   pthread_mutex_lock(&s->cat_lock);
   if (!rc) rc = tk_cat_begin(s);
   while (!rc && (rc = takhin_cursor_next(c, &m)) != TAKHIN_END) {
@@ -882,9 +888,16 @@ int tk_key_catch_up(tk_partition *p) {
       /* A damaged batch's keys cannot be read (recovery and reads report
       ** it): index the others rather than refuse to open the store. */
       rc = takhin_cursor_seek(c, past < hwm ? past : hwm, 0, 0);
+      gap_from = -1;
       continue;
     }
-    if (!rc && m.key) rc = map_put(&map, m.key, m.key_len, m.offset, m.value == NULL, 0);
+    for (int64_t o = gap_from; !rc && gap_from >= 0 && o < m.offset; o++) {
+      if (tk_dead_push(&map.dead, o)) rc = tk_err(TAKHIN_ENOMEM, "out of memory indexing keys");
+      else if (map_full(&map) && !(rc = map_write(s, id, p->id, &map))) map_clear(&map);
+    }
+    if (rc) break;
+    gap_from = m.offset + 1;
+    if (m.key) rc = map_put(&map, m.key, m.key_len, m.offset, m.value == NULL, 0);
     if (!rc && map_full(&map) && !(rc = map_write(s, id, p->id, &map))) map_clear(&map);
   }
   if (rc == TAKHIN_END) rc = TAKHIN_OK;

@@ -244,7 +244,8 @@ static int read_part(takhin_store *s, int64_t id, int32_t part, int *found, int6
 
 static int insert_part(takhin_store *s, int64_t id, int32_t part, int64_t log_start,
                        int64_t key_from) {
-  return run4(s, TK_SQL_RECONCILE_INSERT_PARTITION, 4, id, part, log_start, key_from);
+  int rc = run4(s, TK_SQL_RECONCILE_INSERT_PARTITION, 4, id, part, log_start, key_from);
+  return rc ? rc : tk_cat_forget_dead(s, id, part); /* rows an older release left */
 }
 
 /* A key_from the files disagree with: the key index is rebuilt from the log

@@ -402,6 +402,70 @@ Test(dead, catalog_rebuilt_from_the_log) {
   model_free(&m);
 }
 
+/* The same after a compaction: the log has holes (records an earlier run
+** removed) that a catalog rebuilt from the log has no bit for. They are no
+** survivors: the plan still agrees with the query, and a segment whose
+** records were mostly removed is compacted again when more of them die. */
+Test(dead, catalog_rebuilt_after_compaction) {
+  const char *db = tu_store_path("dead_rebuild_holes");
+  model m;
+  unsigned seed = 37;
+  make_store(db, &m, &seed);
+  takhin_store *s = open_db(db);
+  cr_assert_gt(compact_both(s, NULL), 0);
+  takhin_close(s);
+  char p[4200];
+  unlink(db);
+  snprintf(p, sizeof p, "%s-wal", db);
+  unlink(p);
+  snprintf(p, sizeof p, "%s-shm", db);
+  unlink(p);
+  s = open_db(db);
+  produce(s, &m, 8000, 400, 5, 32, &seed);
+  cr_assert_gt(compact_both(s, NULL), 0);
+  check_log(s, &m, active_base(s), 0, 1);
+  takhin_close(s);
+  model_free(&m);
+}
+
+/* Power loss took the log's tail (the catalog kept it): records of the
+** tail had superseded older ones, whose dead bits went to the catalog with
+** the tail's key rows. Those older records are their keys' latest again;
+** the open rebuilds the key index and its bits, and no run drops them. */
+Test(dead, lost_tail_takes_its_supersessions_along) {
+  const char *db = tu_store_path("dead_lost_tail");
+  model m;
+  unsigned seed = 43;
+  make_store(db, &m, &seed);
+  takhin_store *s = open_db(db);
+  int64_t base = active_base(s);
+  takhin_close(s);
+  cr_assert_gt(sql_count(db, "SELECT count(*) FROM takhin_cat_dead"), 0);
+  char path[4200];
+  tu_segment_path(path, sizeof path, db, "t", 0, base);
+  int64_t size = tu_file_size(path);
+  cr_assert_gt(size, 0);
+  cr_assert_eq(truncate(path, (off_t)(size / 4)), 0);
+  s = open_db(db);
+  takhin_segment_info *g;
+  size_t n;
+  cr_assert_eq(takhin_segments_list(s, "t", 0, &g, &n), TAKHIN_OK);
+  int64_t hwm = g[n - 1].next_offset;
+  takhin_free(g);
+  cr_assert_lt(hwm, m.n, "the tail is gone");
+  /* the model of what is left: each key's latest below hwm */
+  m.n = hwm;
+  for (int k = 0; k < NKEYS_MAX; k++) m.latest[k] = -1;
+  for (int64_t o = 0; o < hwm; o++) m.latest[m.key_of[o]] = o;
+  check_log(s, &m, 0, 0, 1);
+  /* a new segment (few keys touched again), then every sealed one compacted */
+  produce(s, &m, 150, 400, 0, 32, &seed);
+  compact_both(s, NULL);
+  check_log(s, &m, active_base(s), 0, 1);
+  takhin_close(s);
+  model_free(&m);
+}
+
 /* A catalog made before takhin_cat_dead: the open adds the tables with
 ** dead_from = key_upto; segments below it are planned by the query, those
 ** after from their bits, and both agree. */
@@ -440,6 +504,41 @@ Test(dead, rows_go_with_the_topic) {
   takhin_close(s);
   cr_assert_eq(sql_count(db, "SELECT count(*) FROM takhin_cat_dead"), 0);
   cr_assert_eq(sql_count(db, "SELECT count(*) FROM takhin_cat_dead_from"), 0);
+  model_free(&m);
+}
+
+/* A topic deleted by a takhin release from before takhin_cat_dead (the
+** catalog's format_version is the same, so it opens this catalog) leaves
+** the topic's chunk rows behind; a topic created next gets the same
+** topic_id. Its records are not superseded by the old topic's: the rows
+** left must not plan them away. */
+Test(dead, rows_an_older_release_left_are_not_the_next_topics) {
+  const char *db = tu_store_path("dead_leftover");
+  model m;
+  unsigned seed = 73;
+  make_store(db, &m, &seed);
+  model_free(&m);
+  int64_t old_id = sql_count(db, "SELECT topic_id FROM takhin_cat_topic WHERE name = 't'");
+  cr_assert_gt(sql_count(db, "SELECT count(*) FROM takhin_cat_dead"), 0);
+  /* what an older release's delete leaves: every row but these two tables' */
+  sql(db, "CREATE TABLE left_dead AS SELECT * FROM takhin_cat_dead;"
+          "CREATE TABLE left_from AS SELECT * FROM takhin_cat_dead_from");
+  takhin_store *s = open_db(db);
+  cr_assert_eq(takhin_topic_delete(s, "t"), TAKHIN_OK, "%s", takhin_errmsg());
+  takhin_close(s);
+  sql(db, "INSERT INTO takhin_cat_dead SELECT * FROM left_dead;"
+          "INSERT INTO takhin_cat_dead_from SELECT * FROM left_from;"
+          "DROP TABLE left_dead; DROP TABLE left_from");
+  s = open_db(db);
+  create_topic(s, "3600000");
+  cr_assert_eq(sql_count(db, "SELECT topic_id FROM takhin_cat_topic WHERE name = 't'"), old_id,
+               "the new topic reuses the old topic_id");
+  model_init(&m);
+  seed = 74;
+  produce(s, &m, 8000, 3000, 0, 32, &seed);
+  compact_both(s, NULL);
+  check_log(s, &m, active_base(s), 0, 1);
+  takhin_close(s);
   model_free(&m);
 }
 
