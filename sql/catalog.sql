@@ -28,10 +28,19 @@ ROLLBACK;
 -- Checked on every open (catalog.c): a catalog of another format is refused.
 SELECT value FROM takhin_cat_meta WHERE key = 'format_version';
 
+-- name: upgrade_format
+-- A catalog of format 1, once this release's schema and columns are in
+-- (takhin_cat_dead, takhin_cat_dead_from, the swap fingerprint): format ?1,
+-- this release's. Releases of format 1 then refuse it rather than keep
+-- neither the dead-offset bitmaps nor the fingerprints and leave rows a
+-- later compaction here would misread (a live record planned as dead).
+-- Writers only (catalog.c), in the schema's transaction.
+UPDATE takhin_cat_meta SET value = ?1 WHERE key = 'format_version' AND value = 1;
+
 -- name: swap_has_fingerprint
 -- Catalogs made before takhin_cat_swap had its fingerprint columns get them
 -- on their first writing open (catalog.c; schema.sql's CREATE TABLE IF NOT
--- EXISTS cannot add columns). Nullable, so older takhin still writes rows.
+-- EXISTS cannot add columns). Nullable: rows from before them stay valid.
 SELECT count(*) FROM pragma_table_info('takhin_cat_swap') WHERE name = 'fingerprint';
 
 -- name: add_swap_fingerprint

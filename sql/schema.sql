@@ -19,7 +19,10 @@ CREATE TABLE IF NOT EXISTS takhin_cat_meta(
   value ANY
 ) STRICT;
 -- The first writer stamps the version; a later open compares (see catalog.c).
-INSERT OR IGNORE INTO takhin_cat_meta(key, value) VALUES ('format_version', 1);
+-- Format 2 added takhin_cat_dead, takhin_cat_dead_from and the swap rows'
+-- fingerprint; a writer upgrades a format 1 catalog in place (catalog.sql
+-- upgrade_format), a reader reads it as it is.
+INSERT OR IGNORE INTO takhin_cat_meta(key, value) VALUES ('format_version', 2);
 
 -- One row per topic, with its configuration under Kafka's names: one column per
 -- key of TK_TOPIC_CONFIGS (store/topic_config.h), which always writes every

@@ -152,7 +152,10 @@ static int check_format(takhin_store *s) {
                 "or was damaged; restore it from a backup or open a new path",
                 s->db_path);
   } else if (sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
-             sqlite3_column_int64(st, 0) != TAKHIN_FORMAT_VERSION) {
+             (sqlite3_column_int64(st, 0) != TAKHIN_FORMAT_VERSION &&
+              /* a reader changes nothing, and reads format 1 as it is (a
+              ** writer's open upgrades it: add_columns) */
+              !(s->cat->read_only && sqlite3_column_int64(st, 0) == 1))) {
     rc = tk_err(TAKHIN_EFORMAT,
                 "catalog %s has format_version %s but this takhin %s reads version %d: open it "
                 "with the takhin release that wrote it",
@@ -163,9 +166,10 @@ static int check_format(takhin_store *s) {
   return rc;
 }
 
-/* Columns added to a table since its catalog was made: the schema's CREATE
-** TABLE IF NOT EXISTS leaves an existing table as it is. Writers only, after
-** the schema, in its transaction where there is one. */
+/* Columns added to a table since its catalog was made (the schema's CREATE
+** TABLE IF NOT EXISTS leaves an existing table as it is), then a catalog of
+** format 1 stamped with this release's format. Writers only, after the
+** schema, in its transaction where there is one. */
 static int add_columns(takhin_store *s, sqlite3 *db) {
   const char *has = tk_sql_text(TK_SQL_SWAP_HAS_FINGERPRINT);
   const char *add = tk_sql_text(TK_SQL_ADD_SWAP_FINGERPRINT);
@@ -183,6 +187,14 @@ static int add_columns(takhin_store *s, sqlite3 *db) {
     sqlite3_free(msg);
     return rc;
   }
+  /* Format 1 becomes this release's format (sql/catalog.sql upgrade_format). */
+  const char *up = tk_sql_text(TK_SQL_UPGRADE_FORMAT);
+  if (!up) return TAKHIN_ECATALOG;
+  if (sqlite3_prepare_v2(db, up, -1, &st, NULL) != SQLITE_OK) return cat_err(s, "upgrade_format");
+  sqlite3_bind_int(st, 1, TAKHIN_FORMAT_VERSION);
+  step = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (step != SQLITE_DONE) return cat_err(s, "upgrading the catalog's format_version");
   return TAKHIN_OK;
 }
 

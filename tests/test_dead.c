@@ -466,8 +466,9 @@ Test(dead, lost_tail_takes_its_supersessions_along) {
   model_free(&m);
 }
 
-/* A catalog made before takhin_cat_dead: the open adds the tables with
-** dead_from = key_upto; segments below it are planned by the query, those
+/* A catalog made before takhin_cat_dead (format 1): a read-only open reads
+** it as it is; a writer's open adds the tables with dead_from = key_upto and
+** stamps format 2, which releases of format 1 refuse; segments below it are planned by the query, those
 ** after from their bits, and both agree. */
 Test(dead, catalog_from_before_the_table) {
   const char *db = tu_store_path("dead_upgrade");
@@ -475,9 +476,23 @@ Test(dead, catalog_from_before_the_table) {
   unsigned seed = 41;
   make_store(db, &m, &seed);
   sql(db, "DROP TABLE takhin_cat_dead; DROP TABLE takhin_cat_dead_from;"
-          "DELETE FROM takhin_cat_meta WHERE key = 'dead_offsets'");
-  takhin_store *s = open_db(db);
+          "DELETE FROM takhin_cat_meta WHERE key = 'dead_offsets';"
+          "UPDATE takhin_cat_meta SET value = 1 WHERE key = 'format_version'");
+  /* a reader reads format 1 as it is, and changes nothing */
+  takhin_options ro;
+  takhin_options_init(&ro);
+  ro.read_only = 1;
+  takhin_store *s = NULL;
+  cr_assert_eq(takhin_open(db, &ro, &s), TAKHIN_OK, "read-only, format 1: %s", takhin_errmsg());
+  check_log(s, &m, 0, 0, 0);
   takhin_close(s);
+  cr_assert_eq(sql_count(db, "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'"), 1);
+  /* a writer upgrades it */
+  s = open_db(db);
+  takhin_close(s);
+  cr_assert_eq(sql_count(db, "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'"),
+               TAKHIN_FORMAT_VERSION);
+  cr_assert_eq(TAKHIN_FORMAT_VERSION, 2);
   int64_t from = sql_count(db, "SELECT dead_from FROM takhin_cat_dead_from");
   cr_assert_eq(from, sql_count(db, "SELECT key_upto FROM takhin_cat_partition"));
   cr_assert_gt(from, 0);
@@ -507,9 +522,10 @@ Test(dead, rows_go_with_the_topic) {
   model_free(&m);
 }
 
-/* A topic deleted by a takhin release from before takhin_cat_dead (the
-** catalog's format_version is the same, so it opens this catalog) leaves
-** the topic's chunk rows behind; a topic created next gets the same
+/* A topic deleted by a takhin release from before takhin_cat_dead (a
+** format 1 release: it refuses this format 2 catalog now, but a catalog
+** restored or edited by hand can hold the same leftovers) leaves the
+** topic's chunk rows behind; a topic created next gets the same
 ** topic_id. Its records are not superseded by the old topic's: the rows
 ** left must not plan them away. */
 Test(dead, rows_an_older_release_left_are_not_the_next_topics) {
