@@ -128,6 +128,40 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
   }
   size_t keep = sane_index_prefix(e, n, g->base_offset,
                                   row_sane && row->size < file_size ? row->size : file_size);
+  /* The row may describe another file than <base>.log: an older catalog
+  ** restored, or a compaction's commit lost (synchronous=NORMAL) while its
+  ** renames survived. Its entries then point into the middle of the new
+  ** file's batches: the walk would resume there and truncate live records
+  ** as damage, and lookups would land mid-batch. A row of the file's size
+  ** is taken as it is (nothing read: the common case). Otherwise the
+  ** entries are checked against the file's batches: all of them when the
+  ** row is sealed or claims more than the file holds (a sealed file never
+  ** grows; compaction shrinks it), only the one the walk resumes from when
+  ** an active segment's row is behind its file (the writer holds rows back,
+  ** so every crash leaves that). One that fails: the file is walked from
+  ** its start, every batch checked, and its rows rebuilt. */
+  int reindex = 0;
+  if (row && keep && (!row_sane || row->size != file_size)) {
+    size_t from = !row_sane || row->sealed || row->size > file_size ? 0 : keep - 1;
+    int ok = tk_seg_index_matches(g, e + from, keep - from, file_size);
+    if (ok < 0) {
+      free(e);
+      return ok;
+    }
+    if (!ok) {
+      reindex = 1;
+      keep = 0;
+      trusted = 0;
+      g->records = -1; /* the row's count is the other file's: the walk finds out */
+      rec->segments_reindexed++;
+      size_t used = strlen(rec->message);
+      if (used + 1 < sizeof rec->message)
+        snprintf(rec->message + used, sizeof rec->message - used,
+                 "%s%s-%d: segment %020lld.log is not the file its catalog rows describe: "
+                 "rebuilt from the file",
+                 used ? "; " : "", p->topic->name, (int)p->id, (long long)g->base_offset);
+    }
+  }
   /* Resume at the last kept entry: its stretch is re-walked to recompute it. */
   size_t resume = keep ? keep - 1 : 0;
   g->idx = e;
@@ -149,6 +183,14 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
   ** catalog's next offset pins the last batch's lastOffsetDelta. */
   rc = tk_seg_scan_indexed(g, pos, trusted, trusted ? row->next : -1, &sr);
   if (rc) return rc;
+  if (reindex && row->sealed && row_sane && row->next > g->next_offset) {
+    /* Compaction keeps a sealed segment's offset range when its last
+    ** records go (as load_fresh): counted, so it is not taken as dense. */
+    pthread_rwlock_wrlock(&p->meta_lock);
+    if (g->records < 0) g->records = g->next_offset - g->base_offset;
+    g->next_offset = row->next;
+    pthread_rwlock_unlock(&p->meta_lock);
+  }
   if (sr.damaged) {
     /* Kept in place: its offsets read as ECORRUPT, the ones around it
     ** as they were. Its timestamps are unknown; the catalog's stand. */
@@ -184,7 +226,15 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
   ** the segment is active (partition.c); one that claims more (the file
   ** lost its tail) is rewritten at once. */
   g->cat_row = row && row->size <= g->size && row->next <= g->next_offset;
-  if (row && !s->opt.read_only && g->idx_n < n) {
+  if (row && !s->opt.read_only && reindex) {
+    /* Every row describes the other file: all go, and the rebuilt entries
+    ** are written at the next persist (a crash before then: no rows, the
+    ** next open walks the file from its start again). */
+    pthread_mutex_lock(&s->cat_lock);
+    rc = tk_cat_delete_index_from(s, p->topic->topic_id, p->id, g->base_offset, 0);
+    pthread_mutex_unlock(&s->cat_lock);
+    g->idx_persisted = 0;
+  } else if (row && !s->opt.read_only && g->idx_n < n) {
     /* Catalog rows past what the file now holds would mislead a later open. */
     pthread_mutex_lock(&s->cat_lock);
     rc = tk_cat_delete_index_from(s, p->topic->topic_id, p->id, g->base_offset,
