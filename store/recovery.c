@@ -110,6 +110,27 @@ static size_t sane_index_prefix(const tk_index_entry *e, size_t n, int64_t base,
   return k;
 }
 
+static void note_reindexed(const tk_partition *p, const tk_segment *g, takhin_recovery_info *rec) {
+  rec->segments_reindexed++;
+  size_t used = strlen(rec->message);
+  if (used + 1 < sizeof rec->message)
+    snprintf(rec->message + used, sizeof rec->message - used,
+             "%s%s-%d: segment %020lld.log is not the file its catalog rows describe: "
+             "rebuilt from the file",
+             used ? "; " : "", p->topic->name, (int)p->id, (long long)g->base_offset);
+}
+
+/* Whether g's file is sound from its start to its end, every batch checked
+** (a scratch segment: g is left as it is). */
+static int file_sound(tk_partition *p, const tk_segment *g) {
+  tk_segment *t = tk_seg_new(p, g->base_offset, g->created_ms);
+  if (!t) return tk_err(TAKHIN_ENOMEM, "out of memory loading segments");
+  tk_scan_result sr;
+  int rc = tk_seg_scan(t, 0, 0, &sr);
+  tk_seg_unref(t);
+  return rc ? rc : sr.good_end == sr.file_size;
+}
+
 /* Rebuild one segment's state from its catalog row and index rows and its
 ** file: walk the indexed zone by headers from the last index entry, then
 ** validate the unindexed tail batch by batch and truncate (writer only) a
@@ -129,6 +150,34 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
   }
   size_t keep = sane_index_prefix(e, n, g->base_offset,
                                   row_sane && row->size < file_size ? row->size : file_size);
+  /* The row may describe another file than <base>.log: an older catalog
+  ** restored, or a compaction's commit lost (synchronous=NORMAL) while its
+  ** renames survived. Its entries then point into the middle of the new
+  ** file's batches: the walk would resume there and truncate live records
+  ** as damage, and lookups would land mid-batch. A row of the file's size
+  ** is taken as it is (nothing read: the common case). Otherwise the
+  ** entries are checked against the file's batches: all of them when the
+  ** row is sealed or claims more than the file holds (a sealed file never
+  ** grows; compaction shrinks it), only the one the walk resumes from when
+  ** an active segment's row is behind its file (the writer holds rows back,
+  ** so every crash leaves that). One that fails: the file is walked from
+  ** its start, every batch checked, and its rows rebuilt. */
+  int reindex = 0;
+  if (row && keep && (!row_sane || row->size != file_size)) {
+    size_t from = !row_sane || row->sealed || row->size > file_size ? 0 : keep - 1;
+    int ok = tk_seg_index_matches(g, e + from, keep - from, file_size);
+    if (ok < 0) {
+      free(e);
+      return ok;
+    }
+    if (!ok) {
+      reindex = 1;
+      keep = 0;
+      trusted = 0;
+      g->records = -1; /* the row's count is the other file's: the walk finds out */
+      note_reindexed(p, g, rec);
+    }
+  }
   /* Resume at the last kept entry: its stretch is re-walked to recompute it. */
   size_t resume = keep ? keep - 1 : 0;
   g->idx = e;
@@ -150,6 +199,37 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
   ** catalog's next offset pins the last batch's lastOffsetDelta. */
   rc = tk_seg_scan_indexed(g, pos, trusted, trusted ? row->next : -1, &sr);
   if (rc) return rc;
+  if (sr.damaged && !reindex && row && row->size != file_size) {
+    /* The entries checked above name batches of the file, but the rest of
+    ** the row does not describe it: an active segment's row, its file
+    ** sealed and compacted since (only past the row's last entry). Damage
+    ** is believed only if the file is not sound from its start; if it is,
+    ** the row was another file's and the file is walked again from 0. */
+    int sound = file_sound(p, g);
+    if (sound < 0) return sound;
+    if (sound) {
+      reindex = 1;
+      pthread_rwlock_wrlock(&p->meta_lock);
+      g->idx_n = g->idx_persisted = 0;
+      g->size = 0;
+      g->next_offset = g->base_offset;
+      g->max_ts = -1;
+      g->last_idx_pos = INT64_MIN / 2;
+      g->records = -1;
+      atomic_store_explicit(&g->gaps, 0, memory_order_relaxed);
+      pthread_rwlock_unlock(&p->meta_lock);
+      note_reindexed(p, g, rec);
+      if ((rc = tk_seg_scan_indexed(g, 0, 0, -1, &sr))) return rc;
+    }
+  }
+  if (reindex && row->sealed && row_sane && row->next > g->next_offset) {
+    /* Compaction keeps a sealed segment's offset range when its last
+    ** records go (as load_fresh): counted, so it is not taken as dense. */
+    pthread_rwlock_wrlock(&p->meta_lock);
+    if (g->records < 0) g->records = g->next_offset - g->base_offset;
+    g->next_offset = row->next;
+    pthread_rwlock_unlock(&p->meta_lock);
+  }
   if (sr.damaged) {
     /* Kept in place: its offsets read as ECORRUPT, the ones around it
     ** as they were. Its timestamps are unknown; the catalog's stand. */
@@ -185,7 +265,15 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
   ** the segment is active (partition.c); one that claims more (the file
   ** lost its tail) is rewritten at once. */
   g->cat_row = row && row->size <= g->size && row->next <= g->next_offset;
-  if (row && !s->opt.read_only && g->idx_n < n) {
+  if (row && !s->opt.read_only && reindex) {
+    /* Every row describes the other file: all go, and the rebuilt entries
+    ** are written at the next persist (a crash before then: no rows, the
+    ** next open walks the file from its start again). */
+    pthread_mutex_lock(&s->cat_lock);
+    rc = tk_cat_delete_index_from(s, p->topic->topic_id, p->id, g->base_offset, 0);
+    pthread_mutex_unlock(&s->cat_lock);
+    g->idx_persisted = 0;
+  } else if (row && !s->opt.read_only && g->idx_n < n) {
     /* Catalog rows past what the file now holds would mislead a later open. */
     pthread_mutex_lock(&s->cat_lock);
     rc = tk_cat_delete_index_from(s, p->topic->topic_id, p->id, g->base_offset,

@@ -461,6 +461,30 @@ int tk_seg_resync(tk_segment *g, int64_t from, int64_t limit, int64_t min_base, 
   return rc;
 }
 
+int tk_seg_index_matches(tk_segment *g, const tk_index_entry *e, size_t n, int64_t limit) {
+  if (!n) return 1;
+  int fd, rc = tk_seg_fd_acquire(g, &fd);
+  if (rc) return rc;
+  char path[TK_PATH_MAX];
+  tk_seg_path(g, path, sizeof path);
+  scan_win win = {{0}, 0};
+  /* Entries lie TK_INDEX_INTERVAL apart or more: one read-ahead window
+  ** serves many of them, as in the scans. */
+  for (size_t k = 0; k < n; k++) {
+    tk_batch_hdr h;
+    int ok = batch_ok_win(&win, fd, path, e[k].position, limit, 0, SCAN_WINDOW, &h, NULL, NULL);
+    if (ok <= 0 || h.base_offset != e[k].offset) {
+      rc = ok < 0 ? ok : 0;
+      goto out;
+    }
+  }
+  rc = 1;
+out:
+  tk_buf_free(&win.b);
+  tk_seg_fd_release(g);
+  return rc;
+}
+
 /* A damaged batch at pos whose offsets are [base, next): keep its place in
 ** the segment without trusting its header. It gets the index entry it
 ** would have had, naming the offset the batches around it prove it holds,

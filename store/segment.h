@@ -130,6 +130,12 @@ int tk_seg_scan(tk_segment *g, int64_t pos, int64_t lenient_end, tk_scan_result 
 ** offsets between its neighbours, and the catalog's end stands. */
 int tk_seg_scan_indexed(tk_segment *g, int64_t pos, int64_t lenient_end, int64_t lenient_next,
                         tk_scan_result *res);
+/* Whether index entries e[0..n) describe g's file as it is: each names a
+** sound batch (header parses, CRC passes) that ends by limit and whose
+** baseOffset is the entry's offset. 1 when all do, 0 when one does not, or
+** an error status. For a catalog that may describe another file (an older
+** catalog restored, or a compaction's commit lost after its renames). */
+int tk_seg_index_matches(tk_segment *g, const tk_index_entry *e, size_t n, int64_t limit);
 /* The first sound batch (header parses, CRC passes) starting in [from,
 ** limit - 61] and ending by limit, with baseOffset >= min_base and its last
 ** offset < max_next (-1: any): 1 with *at and *h, 0 when there is none, or

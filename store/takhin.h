@@ -246,6 +246,12 @@ typedef struct takhin_recovery_info {
                                   retries (a lookup fails with the error rather
                                   than answer from a stale index; compaction
                                   leaves the unindexed segments alone) */
+  int64_t segments_reindexed; /* segments whose catalog rows describe another file
+                                  than the one there (an older catalog restored, or
+                                  a compaction's commit lost after its renames): an
+                                  index entry did not name a batch of the file. The
+                                  file was walked from its start and its rows
+                                  rebuilt; nothing was lost or damaged */
   char message[512];          /* what an operator should know, "" when nothing:
                                   "t-0: segment 000...20.log is missing: offsets
                                   20-29 are lost; ..." (cut at 511 bytes) */

@@ -766,3 +766,283 @@ Test(catalog_loss, older_backup_lists_segments_deleted_below_the_log_start) {
   takhin_cursor_close(c);
   takhin_close(s);
 }
+
+/* ---- an older catalog than a compaction ------------------------------------ */
+
+/* A compaction commits its catalog rows, then renames its .cleaned files
+** over the segments. Its commit is not synced (synchronous=NORMAL): after a
+** power loss the renames may survive without it, and a catalog backup
+** restored does the same. The catalog then describes the segments' old,
+** larger files: its index rows point into the middle of the new files'
+** batches. Open must read the files as they are: every record the compacted
+** log holds, nothing truncated, nothing reported damaged. */
+
+#define SK_MAX 1200
+#define SK_VLEN 180
+
+typedef struct sk_log {
+  int64_t n;             /* records produced: offsets 0 .. n-1 */
+  char keys[SK_MAX][24]; /* the key of each offset */
+  int64_t last[SK_MAX];  /* each offset's key's latest offset */
+  int64_t bytes, files;  /* the segment files' total size and count */
+} sk_log;
+
+static void sk_value(int64_t o, char *v) {
+  int w = snprintf(v, SK_VLEN + 1, "value-of-%lld-", (long long)o);
+  for (int i = w; i < SK_VLEN; i++) v[i] = (char)('a' + (o + i) % 26);
+  v[SK_VLEN] = 0;
+}
+
+static void sk_produce(takhin_store *s, sk_log *l, const char *key) {
+  cr_assert_lt(l->n, SK_MAX);
+  char v[SK_VLEN + 1];
+  sk_value(l->n, v);
+  takhin_record r = {.key = key,
+                     .key_len = strlen(key),
+                     .value = v,
+                     .value_len = SK_VLEN,
+                     .timestamp = 1700000000000LL + l->n};
+  int64_t off;
+  cr_assert_eq(takhin_produce(s, "sk", 0, &r, 1, &off), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(off, l->n);
+  snprintf(l->keys[off], sizeof l->keys[off], "%s", key);
+  for (int64_t o = 0; o <= off; o++)
+    if (!strcmp(l->keys[o], key)) l->last[o] = off;
+  l->n++;
+}
+
+/* The partition's segment files: how many, how many bytes, and the base
+** offsets of the first max of them. */
+static void sk_files(const char *db, sk_log *l, int64_t *bases, size_t max) {
+  char dir[4300];
+  snprintf(dir, sizeof dir, "%s-takhin/sk-0", db);
+  DIR *d = opendir(dir);
+  cr_assert_not_null(d, "%s: %s", dir, strerror(errno));
+  struct dirent *e;
+  l->bytes = l->files = 0;
+  size_t nb = 0;
+  while ((e = readdir(d))) {
+    size_t len = strlen(e->d_name);
+    if (len != 24 || strcmp(e->d_name + 20, ".log")) continue;
+    char full[4600];
+    snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+    l->bytes += tu_file_size(full);
+    l->files++;
+    if (bases && nb < max) bases[nb++] = atoll(e->d_name);
+  }
+  closedir(d);
+  if (bases) /* readdir's order is not the offsets' */
+    for (size_t i = 1; i < nb; i++)
+      for (size_t j = i; j > 0 && bases[j - 1] > bases[j]; j--) {
+        int64_t x = bases[j];
+        bases[j] = bases[j - 1];
+        bases[j - 1] = x;
+      }
+}
+
+/* Every key's latest record is there at its offset with its value (by
+** offset, by a walk of the log and, for a writer, by key), every record
+** read is the one produced at its offset, and the files are as they were. */
+static void sk_check(takhin_store *s, const sk_log *l, const char *db, int writer,
+                     const char *ctx) {
+  takhin_recovery_info ri;
+  cr_assert_eq(takhin_recovery(s, &ri), TAKHIN_OK);
+  cr_assert_eq(ri.batches_damaged, 0, "%s: %s", ctx, ri.first_damage);
+  cr_assert_eq(ri.segments_truncated + ri.bytes_truncated, 0, "%s: nothing is truncated", ctx);
+  cr_assert_eq(ri.segments_missing, 0, "%s: %s", ctx, ri.message);
+  takhin_partition_info pi;
+  cr_assert_eq(takhin_partition_info_get(s, "sk", 0, &pi), TAKHIN_OK);
+  cr_assert_eq(pi.high_watermark, l->n, "%s: high watermark %lld", ctx,
+               (long long)pi.high_watermark);
+  takhin_cursor *c;
+  takhin_message m;
+  char v[SK_VLEN + 1];
+  cr_assert_eq(takhin_cursor_open(s, "sk", 0, &c), TAKHIN_OK);
+  for (int64_t o = 0; o < l->n; o++) {
+    if (l->last[o] != o) continue;
+    int rc = takhin_cursor_get(c, o, &m);
+    cr_assert_eq(rc, TAKHIN_OK, "%s: offset %lld (key %s): %s", ctx, (long long)o, l->keys[o],
+                 takhin_errmsg());
+    sk_value(o, v);
+    cr_assert(m.offset == o && m.key_len == strlen(l->keys[o]) &&
+                  !memcmp(m.key, l->keys[o], m.key_len) && m.value_len == SK_VLEN &&
+                  !memcmp(m.value, v, SK_VLEN),
+              "%s: offset %lld holds another record", ctx, (long long)o);
+    if (writer) {
+      rc = takhin_cursor_get_key(c, l->keys[o], strlen(l->keys[o]), &m);
+      cr_assert_eq(rc, TAKHIN_OK, "%s: key %s: %s", ctx, l->keys[o], takhin_errmsg());
+      cr_assert_eq(m.offset, o, "%s: key %s at %lld, want %lld", ctx, l->keys[o],
+                   (long long)m.offset, (long long)o);
+    }
+  }
+  cr_assert_eq(takhin_cursor_seek(c, 0, 0, 0), TAKHIN_OK, "%s", takhin_errmsg());
+  int64_t seen = 0, prev = -1, live = 0;
+  int rc;
+  while ((rc = takhin_cursor_next(c, &m)) == TAKHIN_OK) {
+    cr_assert_gt(m.offset, prev, "%s: offsets grow", ctx);
+    cr_assert_lt(m.offset, l->n);
+    prev = m.offset;
+    sk_value(m.offset, v);
+    cr_assert(m.key_len == strlen(l->keys[m.offset]) &&
+                  !memcmp(m.key, l->keys[m.offset], m.key_len) && m.value_len == SK_VLEN &&
+                  !memcmp(m.value, v, SK_VLEN),
+              "%s: the walk finds another record at %lld", ctx, (long long)m.offset);
+    seen++;
+    if (l->last[m.offset] == m.offset) live++;
+  }
+  cr_assert_eq(rc, TAKHIN_END, "%s: %s", ctx, takhin_errmsg());
+  int64_t want = 0;
+  for (int64_t o = 0; o < l->n; o++) want += l->last[o] == o;
+  cr_assert_eq(live, want, "%s: the walk finds every key's latest record", ctx);
+  takhin_cursor_close(c);
+  sk_log now;
+  sk_files(db, &now, NULL, 0);
+  cr_assert(now.files == l->files && now.bytes == l->bytes,
+            "%s: %lld files of %lld bytes, were %lld of %lld", ctx, (long long)now.files,
+            (long long)now.bytes, (long long)l->files, (long long)l->bytes);
+}
+
+static takhin_store *sk_open_ro(const char *db) {
+  takhin_options o;
+  takhin_options_init(&o);
+  o.read_only = 1;
+  takhin_store *s = NULL;
+  cr_assert_eq(takhin_open(db, &o, &s), TAKHIN_OK, "%s", takhin_errmsg());
+  return s;
+}
+
+/* Restore the catalog backed up at old, then open read-only, then as the
+** writer (twice: the rows it rebuilt must hold). */
+static void sk_restore_and_check(const char *db, const char *old, sk_log *l) {
+  sk_files(db, l, NULL, 0);
+  char p[4300];
+  unlink(db);
+  snprintf(p, sizeof p, "%s-wal", db);
+  unlink(p);
+  snprintf(p, sizeof p, "%s-shm", db);
+  unlink(p);
+  cr_assert_eq(rename(old, db), 0);
+  takhin_store *s = sk_open_ro(db);
+  sk_check(s, l, db, 0, "read-only open");
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  s = tu_open_ok(db);
+  takhin_recovery_info ri;
+  cr_assert_eq(takhin_recovery(s, &ri), TAKHIN_OK);
+  cr_assert_geq(ri.segments_reindexed, 1, "the stale rows are reported: %s", ri.message);
+  sk_check(s, l, db, 1, "writer open");
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  s = tu_open_ok(db);
+  cr_assert_eq(takhin_recovery(s, &ri), TAKHIN_OK);
+  cr_assert_eq(ri.segments_reindexed, 0, "the rebuilt rows describe the files: %s", ri.message);
+  sk_check(s, l, db, 1, "writer open, again");
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  s = sk_open_ro(db);
+  sk_check(s, l, db, 0, "read-only open, again");
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+}
+
+static takhin_store *sk_create(const char *db) {
+  takhin_store *s = tu_open_ok(db);
+  cr_assert_eq(takhin_topic_create(s, "sk", 1,
+                                   (const char *const[]){"cleanup_policy", "compact",
+                                                         "segment_bytes", "20000", NULL}),
+               TAKHIN_OK, "%s", takhin_errmsg());
+  return s;
+}
+
+Test(catalog_loss, older_backup_from_before_a_compaction) {
+  static sk_log l;
+  memset(&l, 0, sizeof l);
+  const char *db = tu_store_path("cl_sk_all");
+  takhin_store *s = sk_create(db);
+  /* a third of the keys written once (every segment keeps some records),
+  ** the rest ten keys written over and over */
+  for (int i = 0; i < 900; i++) {
+    char key[24];
+    if (i % 3 == 0) snprintf(key, sizeof key, "once-%d", i);
+    else snprintf(key, sizeof key, "hot-%d", i % 10);
+    sk_produce(s, &l, key);
+  }
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  sk_files(db, &l, NULL, 0);
+  cr_assert_geq(l.files, 6, "several segments: %lld", (long long)l.files);
+  char old[4200];
+  snprintf(old, sizeof old, "%s.bak", db);
+  backup(db, old);
+  s = tu_open_ok(db);
+  takhin_compaction_result cr;
+  cr_assert_eq(takhin_compact(s, "sk", 0, 1, &cr), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_geq(cr.segments_compacted, 5, "%lld", (long long)cr.segments_compacted);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  sk_restore_and_check(db, old, &l);
+}
+
+Test(catalog_loss, older_backup_from_before_a_compaction_of_two_segments) {
+  static sk_log l;
+  memset(&l, 0, sizeof l);
+  const char *db = tu_store_path("cl_sk_two");
+  takhin_store *s = sk_create(db);
+  for (int i = 0; i < 700; i++) {
+    char key[24];
+    snprintf(key, sizeof key, "k-%d", i);
+    sk_produce(s, &l, key);
+  }
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  int64_t b[16];
+  sk_files(db, &l, b, 16);
+  cr_assert_geq(l.files, 6, "several segments: %lld", (long long)l.files);
+  /* Every other key of the second and fourth segments written again: only
+  ** those two have anything to compact. */
+  s = tu_open_ok(db);
+  for (int seg = 1; seg <= 3; seg += 2)
+    for (int64_t o = b[seg]; o < b[seg + 1]; o += 2) sk_produce(s, &l, l.keys[o]);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  char old[4200];
+  snprintf(old, sizeof old, "%s.bak", db);
+  backup(db, old);
+  s = tu_open_ok(db);
+  takhin_compaction_result cr;
+  cr_assert_eq(takhin_compact(s, "sk", 0, 1, &cr), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(cr.segments_compacted, 2, "%lld", (long long)cr.segments_compacted);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  sk_restore_and_check(db, old, &l);
+}
+
+/* The backup's row is the active segment's, behind what it came to hold;
+** the segment was sealed later, and compaction removed records only past
+** the backup's last index entry of it: the entries still name batches of
+** the new file, but the rest of the row does not describe it. */
+Test(catalog_loss, older_backup_of_an_active_segment_compacted_since) {
+  static sk_log l;
+  memset(&l, 0, sizeof l);
+  const char *db = tu_store_path("cl_sk_active");
+  takhin_store *s = sk_create(db);
+  for (int i = 0; i < 100; i++) {
+    char key[24];
+    snprintf(key, sizeof key, "k-%d", i);
+    sk_produce(s, &l, key);
+  }
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  int64_t b[16];
+  sk_files(db, &l, b, 16);
+  cr_assert_eq(l.files, 2, "the second segment is active: %lld", (long long)l.files);
+  char old[4200];
+  snprintf(old, sizeof old, "%s.bak", db);
+  backup(db, old);
+  s = tu_open_ok(db);
+  int64_t at_backup = l.n;
+  for (int i = 100; i < 400; i++) {
+    char key[24];
+    snprintf(key, sizeof key, "k-%d", i);
+    sk_produce(s, &l, key);
+  }
+  sk_produce(s, &l, l.keys[at_backup - 1]);
+  sk_produce(s, &l, l.keys[at_backup - 2]);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  s = tu_open_ok(db);
+  takhin_compaction_result cr;
+  cr_assert_eq(takhin_compact(s, "sk", 0, 1, &cr), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_eq(cr.segments_compacted, 1, "%lld", (long long)cr.segments_compacted);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  sk_restore_and_check(db, old, &l);
+}
