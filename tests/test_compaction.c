@@ -838,6 +838,22 @@ Test(compaction, lost_drop_of_swap_rows_later_runs_file) { lost_drop_of_swap_row
 Test(compaction, lost_drop_of_swap_rows_torn_file) { lost_drop_of_swap_rows(1); }
 Test(compaction, lost_drop_of_swap_rows_garbage_file) { lost_drop_of_swap_rows(2); }
 
+/* A child process opens db and compacts "t", and aborts at step (its
+** crash point); the parent checks it died there. */
+static void compact_crashing_at(const char *db, int step) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    takhin_store *cs;
+    if (takhin_open(db, NULL, &cs)) _exit(2);
+    tk_compact_crash_step = step;
+    takhin_compact(cs, "t", 0, 1, NULL);
+    _exit(3); /* the crash point was not reached */
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "child status %d", st);
+}
+
 /* A committed .cleaned file one byte off in a batch header's region the
 ** batch CRC does not cover (the leader epoch of its second batch): it is
 ** not the file the swap row names, so it is not renamed; the old .log
@@ -853,17 +869,7 @@ Test(compaction, damaged_committed_file_is_not_renamed) {
   produce(s, "t", &m, 4000, 300, 80, 0, 5, &seed);
   int64_t end = active_base(s, "t");
   takhin_close(s);
-  pid_t pid = fork();
-  if (pid == 0) {
-    takhin_store *cs;
-    if (takhin_open(db, NULL, &cs)) _exit(2);
-    tk_compact_crash_step = 3; /* committed, nothing renamed */
-    takhin_compact(cs, "t", 0, 1, NULL);
-    _exit(3);
-  }
-  int st;
-  waitpid(pid, &st, 0);
-  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "child status %d", st);
+  compact_crashing_at(db, 3); /* committed, nothing renamed */
   swap_row rows[256];
   size_t nrows = read_swap_rows(db, rows, 256);
   cr_assert_gt(nrows, 1);
@@ -945,17 +951,7 @@ Test(compaction, swap_rows_of_an_older_catalog) {
   produce(s, "t", &m, 4000, 300, 80, 0, 5, &seed);
   int64_t end = active_base(s, "t");
   takhin_close(s);
-  pid_t pid = fork();
-  if (pid == 0) {
-    takhin_store *cs;
-    if (takhin_open(db, NULL, &cs)) _exit(2);
-    tk_compact_crash_step = 3;
-    takhin_compact(cs, "t", 0, 1, NULL);
-    _exit(3);
-  }
-  int st;
-  waitpid(pid, &st, 0);
-  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "child status %d", st);
+  compact_crashing_at(db, 3); /* committed, nothing renamed */
   cr_assert_gt(swap_rows(db), 0);
   sqlite3 *h;
   char *err = NULL;
