@@ -428,7 +428,10 @@ typedef struct sync_queue {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int fd[SYNC_AHEAD]; /* files [done.., tail) are open here; slot x % SYNC_AHEAD */
-  char path[SYNC_AHEAD][TK_PATH_MAX + 16];
+  /* ... each the new file of a segment, which names it in an error (its
+  ** path is not kept: 32 of them were 131 KB of stack the run cleared and
+  ** faulted in) */
+  const tk_segment *seg[SYNC_AHEAD];
   size_t head, tail; /* [head, tail) wait for a thread */
   size_t done;       /* files synced (or failed) and closed */
   size_t pushed;     /* files of the run, for the test hook */
@@ -454,17 +457,19 @@ static int sync_file(int fd, size_t n) {
   return r ? e : 0;
 }
 
-static void sync_failed(sync_queue *q, int e, const char *path) {
+/* mu held */
+static void sync_failed(sync_queue *q, int e, const tk_segment *n) {
   if (e && !q->err) {
+    char path[TK_PATH_MAX];
+    tk_seg_path(n, path, sizeof path);
     q->err = e;
-    snprintf(q->err_path, sizeof q->err_path, "%s", path);
+    snprintf(q->err_path, sizeof q->err_path, "%s.cleaned", path);
   }
 }
 
 static void sync_main(void *arg) {
   sync_queue *q = arg;
   pthread_setname_np(pthread_self(), "takhin-sync"); /* as top and perf show it */
-  char path[TK_PATH_MAX + 16];
   pthread_mutex_lock(&q->mu);
   for (;;) {
     while (q->head == q->tail && !q->stop) {
@@ -475,13 +480,16 @@ static void sync_main(void *arg) {
     if (q->head == q->tail) break; /* stopping, and nothing left */
     size_t x = q->head++;
     int fd = q->fd[x % SYNC_AHEAD];
-    snprintf(path, sizeof path, "%s", q->path[x % SYNC_AHEAD]);
+    const tk_segment *n = q->seg[x % SYNC_AHEAD];
     pthread_mutex_unlock(&q->mu);
     int e = sync_file(fd, x);
     pthread_mutex_lock(&q->mu);
-    sync_failed(q, e, path);
+    sync_failed(q, e, n);
     q->done++;
-    pthread_cond_broadcast(&q->cv);
+    /* Wake only who waits for this: sync_all for the last file, sync_later
+    ** for room. A wake per file cost the rewriting thread a switch each at
+    ** the end of a run, to find files still being synced. */
+    if (q->done == q->tail || q->tail - q->done == SYNC_AHEAD - 1) pthread_cond_broadcast(&q->cv);
   }
   pthread_mutex_unlock(&q->mu);
 }
@@ -499,21 +507,22 @@ static int sync_all(sync_queue *q) {
   return e ? tk_err_sys(e, "fdatasync", path) : TAKHIN_OK;
 }
 
-/* Hand the new file at fd (written whole) over to be synced and closed. */
-static int sync_later(sync_queue *q, int fd, const char *path) {
+/* Hand the new file at fd (written whole), segment n's, over to be synced
+** and closed; n outlives the run's sync_all. */
+static int sync_later(sync_queue *q, int fd, const tk_segment *n) {
 #ifdef SYNC_FILE_RANGE_WRITE
   sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 #endif
   pthread_mutex_lock(&q->mu);
-  size_t n = q->pushed++;
+  size_t nth = q->pushed++;
   if (q->idle == 0 && q->nth < SYNC_THREADS && tk_cw_start(q->s, &q->job[q->nth], sync_main, q))
     q->nth++;
   if (q->nth == 0) { /* no thread: sync it now */
     q->tail++;
     pthread_mutex_unlock(&q->mu);
-    int e = sync_file(fd, n);
+    int e = sync_file(fd, nth);
     pthread_mutex_lock(&q->mu);
-    sync_failed(q, e, path);
+    sync_failed(q, e, n);
     q->head++;
     q->done++;
     pthread_mutex_unlock(&q->mu);
@@ -521,7 +530,7 @@ static int sync_later(sync_queue *q, int fd, const char *path) {
   }
   while (q->tail - q->done >= SYNC_AHEAD) pthread_cond_wait(&q->cv, &q->mu);
   q->fd[q->tail % SYNC_AHEAD] = fd;
-  snprintf(q->path[q->tail % SYNC_AHEAD], sizeof q->path[0], "%s", path);
+  q->seg[q->tail % SYNC_AHEAD] = n;
   q->tail++;
   pthread_cond_broadcast(&q->cv);
   pthread_mutex_unlock(&q->mu);
@@ -703,7 +712,7 @@ static int rewrite_segment(tk_partition *p, tk_segment *g, const int64_t *keep, 
   if (!rc) {
     *ng = n;
     *fp = print;
-    return sync_later(q, out, tmp); /* the queue closes it; undo unlinks it */
+    return sync_later(q, out, n); /* the queue closes it; undo unlinks it */
   }
   tk_seg_unref(n);
 fail:

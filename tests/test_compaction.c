@@ -1290,6 +1290,13 @@ static void sync_error_undoes_the_run(const char *name) {
   cr_assert_gt(before.segments, 10, "enough new files for several syncing threads");
   const int at[] = {1, 5, (int)before.segments - 1};
   fail_at_each(s, db, &m, &tk_compact_sync_fail_at, at, 3, TAKHIN_EIO, "fdatasync");
+  /* the message names the new file that failed (the queue keeps its
+  ** segment, not its path) */
+  tk_compact_sync_fail_at = 1;
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_EIO);
+  tk_compact_sync_fail_at = 0;
+  cr_assert(strstr(takhin_errmsg(), ".log.cleaned"), "%s", takhin_errmsg());
+  assert_no_cleaned_files(db);
   takhin_compaction_result r = {0};
   cr_assert_eq(takhin_compact(s, "t", 0, 1, &r), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_gt(r.segments_compacted, 5);
