@@ -95,7 +95,7 @@ struct tk_plan {
   char err[512];
   int threaded;  /* the planning and the rewriting run on different threads */
   size_t first;  /* the helper plans from here on; 1: the caller plans segment 0 */
-  int spares;    /* the planning may still start idle threads for the syncing */
+  int spares;    /* idle threads the planning may still start for the syncing */
   tk_cw_job job; /* ... the planning on one of the store's workers (if taken) */
 };
 
@@ -331,12 +331,16 @@ static int plan_loop(tk_plan *pl) {
     }
     pthread_cond_broadcast(&pl->cv);
     if (rc) break;
-    /* One idle thread for the syncing of new files per segment planned,
-    ** while the caller rewrites: a first run no longer starts them on the
-    ** rewriting side, its critical path (compact_workers.c). */
-    if (pl->spares && rewrite) {
+    /* One idle thread ready for the syncing of new files, made while the
+    ** caller rewrites: a first run no longer starts them on the rewriting
+    ** side, its critical path (compact_workers.c). One at a time, as the
+    ** syncing takes them, and at most as many as it can use: keeping four
+    ** idle made a fresh store's 10-segment run start about seven threads,
+    ** two of them used. */
+    if (pl->spares > 0 && rewrite) {
       pthread_mutex_unlock(&pl->mu);
-      if (!tk_cw_add_spare(pl->p->topic->store, TK_COMPACT_SYNC_THREADS)) pl->spares = 0;
+      int r = tk_cw_add_spare(pl->p->topic->store, 1);
+      pl->spares = r < 0 ? 0 : pl->spares - r;
       pthread_mutex_lock(&pl->mu);
     }
   }
@@ -369,7 +373,7 @@ int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_
     /* The helper's start (a thread's, on a store's first run; its stack's
     ** faults) was time the caller spent waiting for segment 0: the caller
     ** plans segment 0 itself (tk_plan_get), the helper from 1 on. */
-    pl->spares = 1; /* the plan job reads these from its start */
+    pl->spares = TK_COMPACT_SYNC_THREADS; /* the plan job reads these from its start */
     pl->first = 1;
     if (tk_cw_start(p->topic->store, &pl->job, plan_main, pl)) pl->threaded = 1;
     else pl->spares = 0, pl->first = 0;

@@ -116,11 +116,12 @@ int tk_cw_start(takhin_store *s, tk_cw_job *j, void (*fn)(void *), void *arg) {
 
 int tk_cw_add_spare(takhin_store *s, int want) {
   tk_cworkers *w = workers(s);
-  if (!w) return 0;
+  if (!w) return -1;
   pthread_mutex_lock(&w->mu);
-  int added = !w->stop && w->spare < want && w->nth < TK_CW_MAX &&
-              pthread_create(&w->th[w->nth], NULL, cw_main, w) == 0;
-  if (added) {
+  int added = 0;
+  if (w->stop || (w->spare < want && w->nth >= TK_CW_MAX)) added = -1;
+  else if (w->spare < want) added = pthread_create(&w->th[w->nth], NULL, cw_main, w) == 0 ? 1 : -1;
+  if (added > 0) {
     w->nth++;
     w->spare++; /* idle from the start: the next tk_cw_start takes it */
   }

@@ -54,9 +54,10 @@ typedef struct tk_cw_job {
   int finished; /* the workers' lock guards it */
 } tk_cw_job;
 int tk_cw_start(takhin_store *s, tk_cw_job *j, void (*fn)(void *), void *arg);
-/* Start one idle thread (returns 1) if fewer than want wait idle: the plan
-** makes the syncing threads a run will need, so their start is not paid on
-** the rewriting thread. */
+/* Start one idle thread (returns 1) if fewer than want wait idle; 0: enough
+** wait, -1: none can start (stopping, TK_CW_MAX reached, or the start
+** failed). The plan makes the syncing threads a run will need, so their
+** start is not paid on the rewriting thread. */
 int tk_cw_add_spare(takhin_store *s, int want);
 #define TK_COMPACT_SYNC_THREADS 4 /* files a run syncs at once (compaction.c) */
 void tk_cw_wait(takhin_store *s, tk_cw_job *j);
