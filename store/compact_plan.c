@@ -253,6 +253,25 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
 
 /* Candidate i's survivors into slot, and whether it needs a new file:
 ** only when some of its records do not survive. */
+/* A segment to be rewritten loses its index rows from the catalog now, in
+** a transaction of their own, while the caller rewrites: the run's swap
+** transaction, on its critical path, then finds none to delete (deleting
+** is about 2,400 instructions a row in SQLite's b-tree). The catalog stays
+** a cache of the files meanwhile: a segment row without index rows is
+** loaded by walking its file's batch headers, and the run owes the rows
+** back if the segment stays (tk_part_owe_rows). A failure here costs
+** nothing: the swap transaction deletes the rows itself. */
+static void drop_index_rows(tk_partition *p, tk_segment *g) {
+  takhin_store *s = p->topic->store;
+  g->rows_dropped = 1; /* before: a failed commit may have deleted them */
+  pthread_mutex_lock(&s->cat_lock);
+  int rc = tk_cat_begin(s);
+  if (!rc) rc = tk_cat_delete_index_from(s, p->topic->topic_id, p->id, g->base_offset, 0);
+  if (!rc) tk_cat_commit(s);
+  else tk_cat_rollback(s);
+  pthread_mutex_unlock(&s->cat_lock);
+}
+
 static int plan_survivors(tk_plan *pl, size_t i, plan_slot *slot) {
   tk_segment *g = pl->cand[i];
   slot->n = 0;
@@ -281,6 +300,7 @@ static int plan_survivors(tk_plan *pl, size_t i, plan_slot *slot) {
   tk_seg_path(g, path, sizeof path);
   snprintf(slot->tmp, sizeof slot->tmp, "%s.cleaned", path);
   slot->file = FILE_WANTED;
+  drop_index_rows(pl->p, g);
   return TAKHIN_OK;
 }
 
