@@ -83,7 +83,8 @@ struct tk_plan {
   plan_slot slot[PLAN_AHEAD]; /* segment i's survivors are in slot[i % PLAN_AHEAD] */
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  size_t made; /* segments [0, made) are planned */
+  size_t made;    /* segments [0, made) are planned */
+  size_t dropped; /* ... and [0, dropped) have no index rows in the catalog (helper) */
   /* "caller" below is the rewriting side, "helper" the planning side,
   ** whichever threads they run on (see the top of the file) */
   size_t freed;   /* the caller is done with segments [0, freed) */
@@ -253,20 +254,25 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
 
 /* Candidate i's survivors into slot, and whether it needs a new file:
 ** only when some of its records do not survive. */
-/* A segment to be rewritten loses its index rows from the catalog now, in
-** a transaction of their own, while the caller rewrites: the run's swap
-** transaction, on its critical path, then finds none to delete (deleting
-** is about 2,400 instructions a row in SQLite's b-tree). The catalog stays
-** a cache of the files meanwhile: a segment row without index rows is
-** loaded by walking its file's batch headers, and the run owes the rows
-** back if the segment stays (tk_part_owe_rows). A failure here costs
-** nothing: the swap transaction deletes the rows itself. */
-static void drop_index_rows(tk_partition *p, tk_segment *g) {
+/* Segments to be rewritten lose their index rows from the catalog ahead of
+** the swap, a few segments per transaction of their own, while the caller
+** rewrites: the run's swap transaction, on its critical path, then finds
+** none to delete (deleting is about 2,400 instructions a row in SQLite's
+** b-tree). The catalog stays a cache of the files meanwhile: a segment row
+** without index rows is loaded by walking the file's batch headers, and
+** the run owes the rows back where a segment stays (rows_dropped, set when
+** the segment is planned; tk_part_owe_rows). A failure here costs nothing:
+** the swap transaction deletes the rows itself. Candidates [dropped, upto). */
+static void drop_index_rows(tk_plan *pl, size_t upto) {
+  tk_partition *p = pl->p;
   takhin_store *s = p->topic->store;
-  g->rows_dropped = 1; /* before: a failed commit may have deleted them */
+  size_t from = pl->dropped;
+  pl->dropped = upto;
   pthread_mutex_lock(&s->cat_lock);
   int rc = tk_cat_begin(s);
-  if (!rc) rc = tk_cat_delete_index_from(s, p->topic->topic_id, p->id, g->base_offset, 0);
+  for (size_t i = from; i < upto && !rc; i++)
+    if (pl->cand[i] && pl->cand[i]->rows_dropped)
+      rc = tk_cat_delete_index_from(s, p->topic->topic_id, p->id, pl->cand[i]->base_offset, 0);
   if (!rc) tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
@@ -300,7 +306,7 @@ static int plan_survivors(tk_plan *pl, size_t i, plan_slot *slot) {
   tk_seg_path(g, path, sizeof path);
   snprintf(slot->tmp, sizeof slot->tmp, "%s.cleaned", path);
   slot->file = FILE_WANTED;
-  drop_index_rows(pl->p, g);
+  g->rows_dropped = 1; /* before they go: a failed commit may have deleted them */
   return TAKHIN_OK;
 }
 
@@ -349,6 +355,13 @@ static int plan_loop(tk_plan *pl) {
     }
     pthread_cond_broadcast(&pl->cv);
     if (rc) break;
+    /* Rows of the segments planned, PLAN_AHEAD at a time, after the plan
+    ** of the one the caller may wait for is out */
+    if (i + 1 - pl->dropped >= PLAN_AHEAD || i + 1 == pl->ncand) {
+      pthread_mutex_unlock(&pl->mu);
+      drop_index_rows(pl, i + 1);
+      pthread_mutex_lock(&pl->mu);
+    }
     /* One idle thread for the syncing of new files per segment planned,
     ** while the caller rewrites: a first run no longer starts them on the
     ** rewriting side, its critical path (compact_workers.c). */
@@ -399,6 +412,7 @@ int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n, int *fd,
   if (!pl->threaded) { /* in order, on the caller's thread */
     rc = plan_survivors(pl, i, slot);
     mine = !rc && slot->file == FILE_WANTED;
+    if (mine) drop_index_rows(pl, i + 1);
   } else {
     pthread_mutex_lock(&pl->mu);
     pl->waiting = i + 1;
