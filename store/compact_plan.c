@@ -371,6 +371,21 @@ static int plan_loop(tk_plan *pl) {
       pthread_mutex_lock(&pl->mu);
     }
   }
+  if (!rc && !pl->stop && pl->threaded) {
+    /* Idle now: the statements of the run's last steps (compaction.c) are
+    ** prepared here rather than on the caller's critical path, the first
+    ** time a store compacts (about 450,000 instructions) */
+    static const int ids[] = {TK_SQL_UPSERT_SEGMENT,    TK_SQL_ADD_SWAP,
+                              TK_SQL_MARK_EXPIRED_DEAD, TK_SQL_FORGET_EXPIRED_TOMBSTONES,
+                              TK_SQL_TRIM_DEAD,         TK_SQL_SET_CLEAN_UPTO,
+                              TK_SQL_KEYS_KEPT};
+    takhin_store *s = pl->p->topic->store;
+    pthread_mutex_unlock(&pl->mu);
+    pthread_mutex_lock(&s->cat_lock);
+    tk_cat_prepare_ahead(s, ids, sizeof ids / sizeof *ids);
+    pthread_mutex_unlock(&s->cat_lock);
+    pthread_mutex_lock(&pl->mu);
+  }
   pl->done = 1;
   pthread_cond_broadcast(&pl->cv);
   pthread_mutex_unlock(&pl->mu);
