@@ -266,8 +266,10 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
 static void drop_index_rows(tk_plan *pl, size_t upto) {
   tk_partition *p = pl->p;
   takhin_store *s = p->topic->store;
-  size_t from = pl->dropped;
+  size_t from = pl->dropped, any = 0;
   pl->dropped = upto;
+  for (size_t i = from; i < upto; i++) any |= pl->cand[i] && pl->cand[i]->rows_dropped;
+  if (!any) return;
   pthread_mutex_lock(&s->cat_lock);
   int rc = tk_cat_begin(s);
   for (size_t i = from; i < upto && !rc; i++)
@@ -306,7 +308,10 @@ static int plan_survivors(tk_plan *pl, size_t i, plan_slot *slot) {
   tk_seg_path(g, path, sizeof path);
   snprintf(slot->tmp, sizeof slot->tmp, "%s.cleaned", path);
   slot->file = FILE_WANTED;
-  g->rows_dropped = 1; /* before they go: a failed commit may have deleted them */
+  /* before they go: a failed commit may have deleted them. Not on the SQL
+  ** extension's store: each transaction there is a commit of the host's
+  ** connection (its sync setting, its hooks); its swap deletes them. */
+  if (!pl->p->topic->store->borrowed) g->rows_dropped = 1;
   return TAKHIN_OK;
 }
 

@@ -917,9 +917,12 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     /* The old file's index rows go (the plan deleted them already, unless
     ** that failed); the new file's are written after the run, as a roll's
     ** are (tk_part_swap_segments): until then an open finds the row
-    ** without entries and walks the file's batch headers. */
+    ** without entries and walks the file's batch headers. On the SQL
+    ** extension's store, here: its rows are not written by a thread. */
     rc = tk_cat_delete_index_from(s, id, p->id, n->base_offset, 0);
     if (!rc) rc = tk_cat_upsert_segment(s, id, p->id, n);
+    if (!rc && s->borrowed) /* no thread writes them later: the host's commit, now */
+      rc = tk_cat_upsert_index(s, id, p->id, n->base_offset, n->idx, n->idx_n);
     if (!rc) rc = exec5(s, TK_SQL_ADD_SWAP, id, p->id, 5, n->base_offset, n->size, run.fps[i]);
   }
   if (!rc) rc = tk_key_forget_expired(s, id, p->id, first, end, expired_before);

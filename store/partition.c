@@ -662,9 +662,10 @@ void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh
         p->segs[k] = fresh[i];
         fresh[i]->cat_dirty = 0;
         /* Its index rows are owed, as a roll leaves a sealed segment's
-        ** (compaction.c wrote its segment row only) */
-        fresh[i]->idx_persisted = 0;
-        owed |= fresh[i]->idx_n > 0;
+        ** (compaction.c wrote its segment row only; all of them on the
+        ** extension's store) */
+        fresh[i]->idx_persisted = s->borrowed ? fresh[i]->idx_n : 0;
+        owed |= fresh[i]->idx_persisted < fresh[i]->idx_n;
         pthread_mutex_lock(&s->fd_lock);
         old[i]->unlinked = 1; /* its path now names the new file */
         pthread_mutex_unlock(&s->fd_lock);

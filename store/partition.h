@@ -171,7 +171,8 @@ int tk_part_segments(tk_partition *p, takhin_segment_info **out, size_t *n);
 ** the segment array and is what readers find from now on; old[i] is retired
 ** (its path names the new file) and released on the reaper thread. The new
 ** segments' index rows are owed (rows_owed), written as a roll's are: a
-** chunk per append, by the checkpoint thread, or at a flush. Takes over the
+** chunk per append, by the checkpoint thread, or at a flush (on the SQL
+** extension's store the swap wrote them). Takes over the
 ** caller's references to both; swapped entries become NULL. */
 void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh, size_t n);
 /* Segments of segs[] (NULL-able) whose index rows a compaction run deleted
