@@ -360,19 +360,19 @@ static int plan_loop(tk_plan *pl) {
     }
     pthread_cond_broadcast(&pl->cv);
     if (rc) break;
-    /* Rows of the segments planned, PLAN_AHEAD at a time, after the plan
-    ** of the one the caller may wait for is out */
-    if (i + 1 - pl->dropped >= PLAN_AHEAD || i + 1 == pl->ncand) {
-      pthread_mutex_unlock(&pl->mu);
-      drop_index_rows(pl, i + 1);
-      pthread_mutex_lock(&pl->mu);
-    }
     /* One idle thread for the syncing of new files per segment planned,
     ** while the caller rewrites: a first run no longer starts them on the
     ** rewriting side, its critical path (compact_workers.c). */
     if (pl->spares && rewrite) {
       pthread_mutex_unlock(&pl->mu);
       if (!tk_cw_add_spare(pl->p->topic->store, TK_COMPACT_SYNC_THREADS)) pl->spares = 0;
+      pthread_mutex_lock(&pl->mu);
+    }
+    /* Rows of the segments planned, PLAN_AHEAD at a time, after the plan
+    ** of the one the caller may wait for is out and its sync thread started */
+    if (i + 1 - pl->dropped >= PLAN_AHEAD || i + 1 == pl->ncand) {
+      pthread_mutex_unlock(&pl->mu);
+      drop_index_rows(pl, i + 1);
       pthread_mutex_lock(&pl->mu);
     }
   }
