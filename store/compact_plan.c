@@ -20,7 +20,10 @@
 ** the helper makes it, unless the caller is already waiting for that
 ** segment, idle, and makes it itself. Files made but not taken (the run
 ** failed or stopped) are removed by tk_plan_stop; a crash leaves them to
-** open's sweep of stray .cleaned files.
+** open's sweep of stray .cleaned files. The helper also deletes the
+** catalog's index rows of the segments it plans to rewrite, a few per
+** transaction (drop_index_rows), and prepares the statements of the run's
+** last steps once it is done: both off the rewriting side's critical path.
 **
 ** On the SQLite extension's store the catalog is the host's connection,
 ** which only the calling thread may use: there the roles swap, the caller
