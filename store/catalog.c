@@ -90,6 +90,15 @@ sqlite3_stmt *tk_cat_stmt(takhin_store *s, int id) {
   return c->st[id];
 }
 
+void tk_cat_prepare_ahead(takhin_store *s, const int *ids, size_t n) {
+  tk_catalog *c = s->cat;
+  if (c->borrowed) return;
+  for (size_t i = 0; i < n; i++) {
+    const char *sql = c->st[ids[i]] ? NULL : tk_sql_text(ids[i]);
+    if (sql) sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st[ids[i]], NULL);
+  }
+}
+
 /* Own connection: every statement is cached. Borrowed: those prepared
 ** outside a hold are not, and a hold may have begun since. */
 static int is_cached(const tk_catalog *c, const sqlite3_stmt *st) {

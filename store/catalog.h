@@ -84,6 +84,10 @@ int tk_cat_update_topic(takhin_store *s, int64_t topic_id, int32_t nparts,
 ** tk_cat_begin..commit (see catalog.c). Give it back with tk_cat_done or
 ** tk_cat_step_done. NULL, with the error set, when it does not prepare. */
 struct sqlite3_stmt *tk_cat_stmt(takhin_store *s, int id);
+/* Prepare statements ids[0..n) into the cache ahead of their first use, on a
+** thread that is idle anyway (own connection only; a failure is left to
+** the use to report). cat_lock held. */
+void tk_cat_prepare_ahead(takhin_store *s, const int *ids, size_t n);
 /* Step a statement that returns no rows, reset it; map errors. */
 int tk_cat_step_done(takhin_store *s, struct sqlite3_stmt *st, const char *what);
 /* Give back a statement from tk_cat_stmt (reset, or finalized when the

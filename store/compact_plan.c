@@ -21,7 +21,10 @@
 ** the helper makes it, unless the caller is already waiting for that
 ** segment, idle, and makes it itself. Files made but not taken (the run
 ** failed or stopped) are removed by tk_plan_stop; a crash leaves them to
-** open's sweep of stray .cleaned files.
+** open's sweep of stray .cleaned files. The helper also deletes the
+** catalog's index rows of the segments it plans to rewrite, a few per
+** transaction (drop_index_rows), and prepares the statements of the run's
+** last steps once it is done: both off the rewriting side's critical path.
 **
 ** On the SQLite extension's store the catalog is the host's connection,
 ** which only the calling thread may use: there the roles swap, the caller
@@ -84,7 +87,8 @@ struct tk_plan {
   plan_slot slot[PLAN_AHEAD]; /* segment i's survivors are in slot[i % PLAN_AHEAD] */
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  size_t made; /* segments [0, made) are planned */
+  size_t made;    /* segments [0, made) are planned */
+  size_t dropped; /* ... and [0, dropped) have no index rows in the catalog (helper) */
   /* "caller" below is the rewriting side, "helper" the planning side,
   ** whichever threads they run on (see the top of the file) */
   size_t freed;   /* the caller is done with segments [0, freed) */
@@ -255,6 +259,32 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
 
 /* Candidate i's survivors into slot, and whether it needs a new file:
 ** only when some of its records do not survive. */
+/* Segments to be rewritten lose their index rows from the catalog ahead of
+** the swap, a few segments per transaction of their own, while the caller
+** rewrites: the run's swap transaction, on its critical path, then finds
+** none to delete (deleting is about 2,400 instructions a row in SQLite's
+** b-tree). The catalog stays a cache of the files meanwhile: a segment row
+** without index rows is loaded by walking the file's batch headers, and
+** the run owes the rows back where a segment stays (rows_dropped, set when
+** the segment is planned; tk_part_owe_rows). A failure here costs nothing:
+** the swap transaction deletes the rows itself. Candidates [dropped, upto). */
+static void drop_index_rows(tk_plan *pl, size_t upto) {
+  tk_partition *p = pl->p;
+  takhin_store *s = p->topic->store;
+  size_t from = pl->dropped, any = 0;
+  pl->dropped = upto;
+  for (size_t i = from; i < upto; i++) any |= pl->cand[i] && pl->cand[i]->rows_dropped;
+  if (!any) return;
+  pthread_mutex_lock(&s->cat_lock);
+  int rc = tk_cat_begin(s);
+  for (size_t i = from; i < upto && !rc; i++)
+    if (pl->cand[i] && pl->cand[i]->rows_dropped)
+      rc = tk_cat_delete_index_from(s, p->topic->topic_id, p->id, pl->cand[i]->base_offset, 0);
+  if (!rc) tk_cat_commit(s);
+  else tk_cat_rollback(s);
+  pthread_mutex_unlock(&s->cat_lock);
+}
+
 static int plan_survivors(tk_plan *pl, size_t i, plan_slot *slot) {
   tk_segment *g = pl->cand[i];
   slot->n = 0;
@@ -283,6 +313,10 @@ static int plan_survivors(tk_plan *pl, size_t i, plan_slot *slot) {
   tk_seg_path(g, path, sizeof path);
   snprintf(slot->tmp, sizeof slot->tmp, "%s.cleaned", path);
   slot->file = FILE_WANTED;
+  /* before they go: a failed commit may have deleted them. Not on the SQL
+  ** extension's store: each transaction there is a commit of the host's
+  ** connection (its sync setting, its hooks); its swap deletes them. */
+  if (!pl->p->topic->store->borrowed) g->rows_dropped = 1;
   return TAKHIN_OK;
 }
 
@@ -343,6 +377,28 @@ static int plan_loop(tk_plan *pl) {
       pl->spares = r < 0 ? 0 : pl->spares - r;
       pthread_mutex_lock(&pl->mu);
     }
+    /* Rows of the segments planned, PLAN_AHEAD at a time, after the plan
+    ** of the one the caller may wait for is out and its sync thread started */
+    if (i + 1 - pl->dropped >= PLAN_AHEAD || i + 1 == pl->ncand) {
+      pthread_mutex_unlock(&pl->mu);
+      drop_index_rows(pl, i + 1);
+      pthread_mutex_lock(&pl->mu);
+    }
+  }
+  if (!rc && !pl->stop && pl->threaded) {
+    /* Idle now: the statements of the run's last steps (compaction.c) are
+    ** prepared here rather than on the caller's critical path, the first
+    ** time a store compacts (about 450,000 instructions) */
+    static const int ids[] = {TK_SQL_UPSERT_SEGMENT,    TK_SQL_ADD_SWAP,
+                              TK_SQL_MARK_EXPIRED_DEAD, TK_SQL_FORGET_EXPIRED_TOMBSTONES,
+                              TK_SQL_TRIM_DEAD,         TK_SQL_SET_CLEAN_UPTO,
+                              TK_SQL_KEYS_KEPT};
+    takhin_store *s = pl->p->topic->store;
+    pthread_mutex_unlock(&pl->mu);
+    pthread_mutex_lock(&s->cat_lock);
+    tk_cat_prepare_ahead(s, ids, sizeof ids / sizeof *ids);
+    pthread_mutex_unlock(&s->cat_lock);
+    pthread_mutex_lock(&pl->mu);
   }
   pl->done = 1;
   pthread_cond_broadcast(&pl->cv);
@@ -389,6 +445,7 @@ int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n, int *fd,
   if (!pl->threaded || i < pl->first) { /* in order, on the caller's thread */
     rc = plan_survivors(pl, i, slot);
     mine = !rc && slot->file == FILE_WANTED;
+    if (mine) drop_index_rows(pl, i + 1);
   } else {
     pthread_mutex_lock(&pl->mu);
     pl->waiting = i + 1;

@@ -17,8 +17,9 @@
 **   3. fdatasync the new files (each as soon as it is written, on up to
 **      four threads at once, so the disk's cache flushes merge) and
 **      the folder, then in one catalog
-**      transaction: the new segment and index rows, the checkpoint, the
-**      forgotten tombstones, and a swap row per segment;
+**      transaction: the new segment rows (the old index rows go), the
+**      checkpoint, the forgotten tombstones, and a swap row per segment;
+**      the new index rows are owed, written after the run like a roll's;
 **   4. rename each .cleaned over its .log and fsync the folder; the swap
 **      rows, now naming done renames, go with the partition's next run's
 **      first write (before it makes .cleaned files) or the next open; the
@@ -916,15 +917,21 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
   /* A delete that began during the run waits for it: give up before the
   ** rows rather than write what it would remove at once. */
   if ((rc = tk_topic_gone(p->topic))) goto undo;
-  /* 3. one transaction: new rows, checkpoint, forgotten tombstones, swaps */
+  /* 3. one transaction: segment rows, checkpoint, forgotten tombstones, swaps */
   pthread_mutex_lock(&s->cat_lock);
   rc = tk_cat_begin(s);
   for (size_t i = 0; !rc && i < ncand; i++) {
     if (!fresh[i]) continue;
     tk_segment *n = fresh[i];
+    /* The old file's index rows go (the plan deleted them already, unless
+    ** that failed); the new file's are written after the run, as a roll's
+    ** are (tk_part_swap_segments): until then an open finds the row
+    ** without entries and walks the file's batch headers. On the SQL
+    ** extension's store, here: its rows are not written by a thread. */
     rc = tk_cat_delete_index_from(s, id, p->id, n->base_offset, 0);
     if (!rc) rc = tk_cat_upsert_segment(s, id, p->id, n);
-    if (!rc) rc = tk_cat_upsert_index(s, id, p->id, n->base_offset, n->idx, n->idx_n);
+    if (!rc && s->borrowed) /* no thread writes them later: the host's commit, now */
+      rc = tk_cat_upsert_index(s, id, p->id, n->base_offset, n->idx, n->idx_n);
     if (!rc) rc = exec5(s, TK_SQL_ADD_SWAP, id, p->id, 5, n->base_offset, n->size, run.fps[i]);
   }
   if (!rc) rc = tk_key_forget_expired(s, id, p->id, first, end, expired_before);
@@ -956,6 +963,7 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     crash_point(4);
   }
   tk_part_swap_segments(p, cand, fresh, ncand);
+  tk_part_owe_rows(p, cand, ncand); /* those not swapped keep their file */
   if (!rc) rc = tk_sync_dir(p->dir);
   crash_point(5);
   /* The swap rows now name renames that are done: an open finding them
@@ -972,8 +980,9 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     out->records_removed += run.removed;
   }
   goto out;
-undo: /* nothing committed: the .cleaned files go */
+undo: /* nothing committed: the .cleaned files go, the old rows come back */
   sync_all(&run.q);
+  tk_part_owe_rows(p, cand, ncand);
   for (size_t i = 0; i < ncand; i++)
     if (fresh[i]) {
       char path[TK_PATH_MAX], tmp[TK_PATH_MAX + 16];

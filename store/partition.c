@@ -654,13 +654,18 @@ void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh
   takhin_store *s = tk_part_store(p);
   pthread_mutex_lock(&p->append_lock);
   pthread_rwlock_wrlock(&p->meta_lock);
+  int owed = 0;
   for (size_t i = 0; i < n; i++) {
     if (!fresh[i]) continue;
     for (size_t k = 0; k < p->nsegs; k++)
       if (p->segs[k] == old[i]) {
         p->segs[k] = fresh[i];
         fresh[i]->cat_dirty = 0;
-        fresh[i]->idx_persisted = fresh[i]->idx_n;
+        /* Its index rows are owed, as a roll leaves a sealed segment's
+        ** (compaction.c wrote its segment row only; all of them on the
+        ** extension's store) */
+        fresh[i]->idx_persisted = s->borrowed ? fresh[i]->idx_n : 0;
+        owed |= fresh[i]->idx_persisted < fresh[i]->idx_n;
         pthread_mutex_lock(&s->fd_lock);
         old[i]->unlinked = 1; /* its path now names the new file */
         pthread_mutex_unlock(&s->fd_lock);
@@ -674,6 +679,31 @@ void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh
       }
   }
   pthread_rwlock_unlock(&p->meta_lock);
+  if (owed) {
+    p->rows_owed = 1;
+    tk_part_note_held(p); /* the checkpoint thread writes them when idle */
+  }
+  pthread_mutex_unlock(&p->append_lock);
+}
+
+void tk_part_owe_rows(tk_partition *p, tk_segment **segs, size_t n) {
+  pthread_mutex_lock(&p->append_lock);
+  int owed = 0;
+  for (size_t i = 0; i < n; i++) {
+    tk_segment *g = segs[i];
+    if (!g || !g->rows_dropped) continue;
+    g->rows_dropped = 0;
+    for (size_t k = 0; k < p->nsegs; k++)
+      if (p->segs[k] == g) {
+        g->idx_persisted = 0;
+        owed |= g->idx_n > 0;
+        break;
+      }
+  }
+  if (owed) {
+    p->rows_owed = 1;
+    tk_part_note_held(p);
+  }
   pthread_mutex_unlock(&p->append_lock);
 }
 

@@ -169,9 +169,16 @@ void tk_part_info(tk_partition *p, takhin_partition_info *out);
 int tk_part_segments(tk_partition *p, takhin_segment_info **out, size_t *n);
 /* Compaction's swap: each fresh[i] (non-NULL) takes the place of old[i] in
 ** the segment array and is what readers find from now on; old[i] is retired
-** (its path names the new file) and released on the reaper thread. Takes
-** over the caller's references to both; swapped entries become NULL. */
+** (its path names the new file) and released on the reaper thread. The new
+** segments' index rows are owed (rows_owed), written as a roll's are: a
+** chunk per append, by the checkpoint thread, or at a flush (on the SQL
+** extension's store the swap wrote them). Takes over the
+** caller's references to both; swapped entries become NULL. */
 void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh, size_t n);
+/* Segments of segs[] (NULL-able) whose index rows a compaction run deleted
+** from the catalog (rows_dropped) and that are still in the partition (the
+** run failed, or did not swap them): their rows are owed again. */
+void tk_part_owe_rows(tk_partition *p, tk_segment **segs, size_t n);
 /* The topic is deleted: mark every segment retired, never to be reopened. */
 void tk_part_retire_files(tk_partition *p);
 /* Segment holding offset (or the first after it), with a ref; NULL at the end.

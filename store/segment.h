@@ -46,6 +46,9 @@ struct tk_segment {
   ** file is the truth; see tk_part_persist). append_lock. */
   int cat_row;
   size_t idx_inflight; /* index rows the persist running now writes (append_lock) */
+  /* A compaction run deleted its index rows from the catalog ahead of its
+  ** swap (compact_plan.c); the run owes them back if the segment stays. */
+  int rows_dropped;
   /* file handle, managed by the store's cache (fd_lock) */
   int fd;
   int fd_users;
