@@ -88,7 +88,7 @@ struct tk_plan {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   size_t made;    /* segments [0, made) are planned */
-  size_t dropped; /* ... and [0, dropped) have no index rows in the catalog (helper) */
+  size_t dropped; /* ... and [first, dropped) lost their index rows (helper; see drop_rows) */
   /* "caller" below is the rewriting side, "helper" the planning side,
   ** whichever threads they run on (see the top of the file) */
   size_t freed;   /* the caller is done with segments [0, freed) */
@@ -268,11 +268,10 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
 ** the run owes the rows back where a segment stays (rows_dropped, set when
 ** the segment is planned; tk_part_owe_rows). A failure here costs nothing:
 ** the swap transaction deletes the rows itself. Candidates [dropped, upto). */
-static void drop_index_rows(tk_plan *pl, size_t upto) {
+static void drop_rows(tk_plan *pl, size_t from, size_t upto) {
   tk_partition *p = pl->p;
   takhin_store *s = p->topic->store;
-  size_t from = pl->dropped, any = 0;
-  pl->dropped = upto;
+  size_t any = 0;
   for (size_t i = from; i < upto; i++) any |= pl->cand[i] && pl->cand[i]->rows_dropped;
   if (!any) return;
   pthread_mutex_lock(&s->cat_lock);
@@ -283,6 +282,15 @@ static void drop_index_rows(tk_plan *pl, size_t upto) {
   if (!rc) tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
+}
+
+/* The helper's: candidates [dropped, upto). dropped is the helper's alone
+** (the caller's segment 0, planned while the helper starts, is dropped by
+** the caller by itself: drop_rows). */
+static void drop_index_rows(tk_plan *pl, size_t upto) {
+  size_t from = pl->dropped;
+  pl->dropped = upto;
+  drop_rows(pl, from, upto);
 }
 
 static int plan_survivors(tk_plan *pl, size_t i, plan_slot *slot) {
@@ -430,9 +438,9 @@ int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_
     ** faults) was time the caller spent waiting for segment 0: the caller
     ** plans segment 0 itself (tk_plan_get), the helper from 1 on. */
     pl->spares = TK_COMPACT_SYNC_THREADS; /* the plan job reads these from its start */
-    pl->first = 1;
+    pl->first = pl->dropped = 1;
     if (tk_cw_start(p->topic->store, &pl->job, plan_main, pl)) pl->threaded = 1;
-    else pl->spares = 0, pl->first = 0;
+    else pl->spares = 0, pl->first = pl->dropped = 0;
   }
   *out = pl;
   return TAKHIN_OK;
@@ -445,7 +453,8 @@ int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n, int *fd,
   if (!pl->threaded || i < pl->first) { /* in order, on the caller's thread */
     rc = plan_survivors(pl, i, slot);
     mine = !rc && slot->file == FILE_WANTED;
-    if (mine) drop_index_rows(pl, i + 1);
+    if (mine && !pl->threaded) drop_index_rows(pl, i + 1);
+    else if (mine) drop_rows(pl, i, i + 1); /* segment 0, beside the helper */
   } else {
     pthread_mutex_lock(&pl->mu);
     pl->waiting = i + 1;
