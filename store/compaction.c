@@ -963,7 +963,12 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     crash_point(4);
   }
   tk_part_swap_segments(p, cand, fresh, ncand);
-  tk_part_owe_rows(p, cand, ncand); /* those not swapped keep their file */
+  /* One not swapped (its rename failed) stays in memory, but the catalog
+  ** committed above describes its new file, which the next open renames
+  ** into place: the old file's rows are not owed (written, they would
+  ** describe the old file to that open). The plan thread has stopped. */
+  for (size_t i = 0; i < ncand; i++)
+    if (cand[i]) cand[i]->rows_dropped = 0;
   if (!rc) rc = tk_sync_dir(p->dir);
   crash_point(5);
   /* The swap rows now name renames that are done: an open finding them

@@ -177,7 +177,7 @@ int tk_part_segments(tk_partition *p, takhin_segment_info **out, size_t *n);
 void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh, size_t n);
 /* Segments of segs[] (NULL-able) whose index rows a compaction run deleted
 ** from the catalog (rows_dropped) and that are still in the partition (the
-** run failed, or did not swap them): their rows are owed again. */
+** run failed before its commit): their rows are owed again. */
 void tk_part_owe_rows(tk_partition *p, tk_segment **segs, size_t n);
 /* The topic is deleted: mark every segment retired, never to be reopened. */
 void tk_part_retire_files(tk_partition *p);

@@ -2117,3 +2117,65 @@ Test(compaction, index_rows_a_run_owes_come_back) {
     model_free(&m);
   }
 }
+
+/* Step 3's hook: the largest .cleaned file of the run's partition becomes a
+** directory, its file set aside, so that its rename over the .log fails
+** after the commit (a rename of a directory over a file: ENOTDIR). */
+static char rename_dir[4096], rename_blocked[4400], rename_aside[4500];
+
+static void block_first_rename(const char *topic, int32_t partition, int step) {
+  (void)topic;
+  (void)partition;
+  if (step != 3 || rename_blocked[0]) return;
+  const char *dir = rename_dir; /* the partition's folder, set by the test */
+  DIR *d = opendir(dir);
+  cr_assert_not_null(d);
+  off_t most = 0; /* the largest new file: one with batches left */
+  for (struct dirent *e; (e = readdir(d));) {
+    char path[4400];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (strstr(e->d_name, ".log.cleaned") && stat(path, &st) == 0 && st.st_size > most) {
+      most = st.st_size;
+      snprintf(rename_blocked, sizeof rename_blocked, "%s", path);
+    }
+  }
+  closedir(d);
+  cr_assert(rename_blocked[0], "a .cleaned file at the commit");
+  snprintf(rename_aside, sizeof rename_aside, "%s.aside", rename_blocked);
+  cr_assert_eq(rename(rename_blocked, rename_aside), 0);
+  cr_assert_eq(mkdir(rename_blocked, 0700), 0);
+}
+
+/* A rename that fails after the commit leaves the old segment in memory
+** while the catalog (its segment row, its swap row) describes the new
+** file, renamed over the old one by the next open. The run must not owe
+** the old file's index rows then: written at the close, they and the old
+** segment row would describe the old file to that open, which would have
+** to find the mismatch and reindex the segment. */
+Test(compaction, failed_rename_owes_no_old_rows) {
+  const char *db = tu_store_path("compact_failed_rename_rows");
+  model m;
+  unsigned seed = 77;
+  takhin_store *s = keyed_store(db, &m, 8000, &seed);
+  int64_t end = active_base(s, "t");
+  rename_blocked[0] = '\0';
+  snprintf(rename_dir, sizeof rename_dir, "%s-takhin/t-0", db);
+  tk_compact_step_hook = block_first_rename;
+  int rc = takhin_compact(s, "t", 0, 1, NULL);
+  tk_compact_step_hook = NULL;
+  cr_assert_neq(rc, TAKHIN_OK, "the blocked rename fails the run");
+  cr_assert(strstr(takhin_errmsg(), "rename"), "%s", takhin_errmsg());
+  cr_assert_eq(rmdir(rename_blocked), 0);
+  cr_assert_eq(rename(rename_aside, rename_blocked), 0); /* the file waits, as its swap row says */
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  s = open_db(db); /* finishes the rename */
+  takhin_recovery_info ri;
+  cr_assert_eq(takhin_recovery(s, &ri), TAKHIN_OK);
+  cr_assert_eq(ri.segments_reindexed, 0, "%s", ri.message);
+  check_log(s, "t", &m, end, 100, 0);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  assert_no_cleaned_files(db);
+  assert_index_rows_rebuilt_alike(db, "failed rename");
+  model_free(&m);
+}
