@@ -5,12 +5,13 @@
 ** 256 bytes at a time (AVX-512 VPCLMULQDQ), the SSE4.2 crc32 instruction
 ** (eight bytes per instruction) and a portable slicing-by-8 table walk.
 ** Which one tk_crc32c uses is decided once, on first use, under
-** pthread_once: the CPU is asked with __builtin_cpu_supports, so one binary
-** runs on any x86-64 and takes the fastest path it has. The tables (8 KiB)
+** pthread_once: the CPU is asked with __builtin_cpu_supports (which for
+** AVX-512 also asks the OS, through XGETBV, whether it saves the registers),
+** so one binary runs on any x86-64 and takes the fastest path it has. The tables (8 KiB)
 ** and folding constants are computed at the same time instead of being
 ** spelled out as literals.
 **
-** Both work on the reflected polynomial 0x82F63B78 with the usual ~0 initial
+** All three work on the reflected polynomial 0x82F63B78 with the usual ~0 initial
 ** value and final xor; the xors live in tk_crc32c so that a CRC can be
 ** continued across calls: tk_crc32c(tk_crc32c(0, a), b) is the CRC of a||b.
 */
