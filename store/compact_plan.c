@@ -14,17 +14,18 @@
 ** so the helper plans segment i+1.. while the caller rewrites segment i, at
 ** most PLAN_AHEAD segments ahead (memory stays bounded whatever the
 ** partition's size). Segment 0 the caller plans itself while the helper
-** starts: waiting for the helper's start was 1-2 ms of a 10-segment run. The catalog lock is still taken per segment, never
-** across a rewrite. Creating each <base>.log.cleaned
-** file is shared out too (on an ext4 without a journal, allocating an inode
+** starts: waiting for the helper's start was 1-2 ms of a 10-segment run.
+** The catalog lock is still taken per segment, never across a rewrite.
+** Creating each <base>.log.cleaned file is shared out too (on an ext4 without a journal, allocating an inode
 ** scans past every recently deleted one: up to half a millisecond a file):
 ** the helper makes it, unless the caller is already waiting for that
 ** segment, idle, and makes it itself. Files made but not taken (the run
 ** failed or stopped) are removed by tk_plan_stop; a crash leaves them to
 ** open's sweep of stray .cleaned files. The helper also deletes the
 ** catalog's index rows of the segments it plans to rewrite, a few per
-** transaction (drop_index_rows), and prepares the statements of the run's
-** last steps once it is done: both off the rewriting side's critical path.
+** transaction (drop_index_rows; segment 0's the caller deletes), and
+** prepares the statements of the run's last steps once it is done: both
+** off the rewriting side's critical path.
 **
 ** On the SQLite extension's store the catalog is the host's connection,
 ** which only the calling thread may use: there the roles swap, the caller
@@ -257,8 +258,6 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
   return rc;
 }
 
-/* Candidate i's survivors into slot, and whether it needs a new file:
-** only when some of its records do not survive. */
 /* Segments to be rewritten lose their index rows from the catalog ahead of
 ** the swap, a few segments per transaction of their own, while the caller
 ** rewrites: the run's swap transaction, on its critical path, then finds
@@ -267,7 +266,7 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
 ** without index rows is loaded by walking the file's batch headers, and
 ** the run owes the rows back where a segment stays (rows_dropped, set when
 ** the segment is planned; tk_part_owe_rows). A failure here costs nothing:
-** the swap transaction deletes the rows itself. Candidates [dropped, upto). */
+** the swap transaction deletes the rows itself. Candidates [from, upto). */
 static void drop_rows(tk_plan *pl, size_t from, size_t upto) {
   tk_partition *p = pl->p;
   takhin_store *s = p->topic->store;
@@ -293,6 +292,8 @@ static void drop_index_rows(tk_plan *pl, size_t upto) {
   drop_rows(pl, from, upto);
 }
 
+/* Candidate i's survivors into slot, and whether it needs a new file:
+** only when some of its records do not survive. */
 static int plan_survivors(tk_plan *pl, size_t i, plan_slot *slot) {
   tk_segment *g = pl->cand[i];
   slot->n = 0;
