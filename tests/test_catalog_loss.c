@@ -133,15 +133,6 @@ static void files_kept(const fx *f, const char *ctx) {
   }
 }
 
-static void remove_catalog(const fx *f) {
-  char p[4200];
-  unlink(f->db);
-  snprintf(p, sizeof p, "%s-wal", f->db);
-  unlink(p);
-  snprintf(p, sizeof p, "%s-shm", f->db);
-  unlink(p);
-}
-
 static void spit(const char *path, const void *data, size_t len) {
   FILE *fp = fopen(path, "wb");
   cr_assert_not_null(fp, "%s: %s", path, strerror(errno));
@@ -308,7 +299,7 @@ static takhin_recovery_info reopen_and_verify(fx *f, const char *ctx) {
 Test(catalog_loss, deleted) {
   fx f;
   build(&f, "cl_deleted");
-  remove_catalog(&f);
+  tu_remove_catalog(f.db);
   takhin_recovery_info ri = reopen_and_verify(&f, "catalog deleted");
   cr_assert_eq(ri.topics_rebuilt, 2);
   cr_assert_eq(ri.partitions_rebuilt, NP + 2);
@@ -319,7 +310,7 @@ Test(catalog_loss, deleted) {
 Test(catalog_loss, read_only_open_of_a_missing_catalog_changes_nothing) {
   fx f;
   build(&f, "cl_ro_missing");
-  remove_catalog(&f);
+  tu_remove_catalog(f.db);
   takhin_options o;
   takhin_options_init(&o);
   o.read_only = 1;
@@ -333,7 +324,7 @@ Test(catalog_loss, read_only_open_of_a_missing_catalog_changes_nothing) {
 Test(catalog_loss, truncated_to_zero_bytes) {
   fx f;
   build(&f, "cl_empty");
-  remove_catalog(&f);
+  tu_remove_catalog(f.db);
   spit(f.db, "", 0);
   takhin_options o;
   takhin_options_init(&o);
@@ -349,7 +340,7 @@ Test(catalog_loss, truncated_to_zero_bytes) {
 Test(catalog_loss, garbage) {
   fx f;
   build(&f, "cl_garbage");
-  remove_catalog(&f);
+  tu_remove_catalog(f.db);
   uint8_t junk[8192];
   uint32_t x = 7;
   for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)((x = x * 1103515245 + 12345) >> 16);
@@ -421,7 +412,7 @@ Test(catalog_loss, older_backup_restored) {
   f.comp_rounds = ROUNDS + 3;
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   snap_files(&f);
-  remove_catalog(&f);
+  tu_remove_catalog(f.db);
   cr_assert_eq(rename(old, f.db), 0);
   takhin_recovery_info ri = reopen_and_verify(&f, "older backup");
   cr_assert_eq(ri.topics_rebuilt, 1, "\"late\" came back from its files");
@@ -596,7 +587,7 @@ Test(catalog_loss, older_backup_of_a_topic_created_again) {
   produce_plain(s, "plain", 0, &h[0], 10);
   produce_plain(s, "plain", 1, &h[1], 5);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
-  remove_catalog(&f);
+  tu_remove_catalog(f.db);
   cr_assert_eq(rename(old, f.db), 0);
   s = tu_open_ok(f.db);
   takhin_recovery_info ri;
@@ -687,7 +678,7 @@ Test(catalog_loss, compaction_after_rebuild_respects_key_from) {
     cr_assert_eq(takhin_produce(s, "sw", 0, &r, 1, NULL), TAKHIN_OK);
   }
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
-  remove_catalog(&f);
+  tu_remove_catalog(f.db);
   s = tu_open_ok(f.db);
   takhin_compaction_result cr;
   cr_assert_eq(takhin_compact(s, "sw", 0, 1, &cr), TAKHIN_OK, "%s", takhin_errmsg());
@@ -736,12 +727,7 @@ Test(catalog_loss, older_backup_lists_segments_deleted_below_the_log_start) {
   s = tu_open_ok(db);
   cr_assert_eq(takhin_delete_records(s, "t", 0, 150), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
-  unlink(db);
-  char p[4300];
-  snprintf(p, sizeof p, "%s-wal", db);
-  unlink(p);
-  snprintf(p, sizeof p, "%s-shm", db);
-  unlink(p);
+  tu_remove_catalog(db);
   cr_assert_eq(rename(old, db), 0);
   s = tu_open_ok(db);
   takhin_recovery_info ri;
@@ -915,12 +901,7 @@ static takhin_store *sk_open_ro(const char *db) {
 ** writer (twice: the rows it rebuilt must hold). */
 static void sk_restore_and_check(const char *db, const char *old, sk_log *l) {
   sk_files(db, l, NULL, 0);
-  char p[4300];
-  unlink(db);
-  snprintf(p, sizeof p, "%s-wal", db);
-  unlink(p);
-  snprintf(p, sizeof p, "%s-shm", db);
-  unlink(p);
+  tu_remove_catalog(db);
   cr_assert_eq(rename(old, db), 0);
   takhin_store *s = sk_open_ro(db);
   sk_check(s, l, db, 0, "read-only open");

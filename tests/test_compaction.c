@@ -2041,13 +2041,9 @@ static int64_t segments_without_index_rows(const char *db) {
 ** files has (the rebuild: the catalog removed, the store opened and closed),
 ** and one or more for every segment holding a batch. */
 static void assert_index_rows_rebuilt_alike(const char *db, const char *ctx) {
-  char *before = index_rows_text(db), p[4200];
+  char *before = index_rows_text(db);
   cr_assert_gt(strlen(before), 0, "%s: no index rows", ctx);
-  unlink(db);
-  snprintf(p, sizeof p, "%s-wal", db);
-  unlink(p);
-  snprintf(p, sizeof p, "%s-shm", db);
-  unlink(p);
+  tu_remove_catalog(db);
   takhin_store *s = open_db(db);
   takhin_segment_info *segs;
   size_t n;

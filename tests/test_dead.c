@@ -205,16 +205,6 @@ static int64_t sql_count(const char *db, const char *q) {
   return v;
 }
 
-/* The catalog gone (with its WAL): the next open rebuilds it from the log. */
-static void remove_catalog(const char *db) {
-  char p[4200];
-  unlink(db);
-  snprintf(p, sizeof p, "%s-wal", db);
-  unlink(p);
-  snprintf(p, sizeof p, "%s-shm", db);
-  unlink(p);
-}
-
 /* Many keys and few, tombstones, keys repeated in a batch and in a map,
 ** small maps (many writes, some queued behind a slow writer thread), reopens
 ** between rounds: every run planned from dead offsets agrees with the
@@ -399,7 +389,7 @@ Test(dead, catalog_rebuilt_from_the_log) {
   model m;
   unsigned seed = 31;
   make_store(db, &m, &seed);
-  remove_catalog(db);
+  tu_remove_catalog(db);
   takhin_store *s = open_db(db);
   cr_assert_gt(compact_both(s, NULL), 0);
   check_log(s, &m, active_base(s), 0, 1);
@@ -419,7 +409,7 @@ Test(dead, catalog_rebuilt_after_compaction) {
   takhin_store *s = open_db(db);
   cr_assert_gt(compact_both(s, NULL), 0);
   takhin_close(s);
-  remove_catalog(db);
+  tu_remove_catalog(db);
   s = open_db(db);
   produce(s, &m, 8000, 400, 5, 32, &seed);
   cr_assert_gt(compact_both(s, NULL), 0);

@@ -17,6 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
+void tu_remove_catalog(const char *db) {
+  char p[4200];
+  unlink(db);
+  snprintf(p, sizeof p, "%s-wal", db);
+  unlink(p);
+  snprintf(p, sizeof p, "%s-shm", db);
+  unlink(p);
+}
+
 void tu_rmtree(const char *path) {
   char cmd[4200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);

@@ -21,6 +21,10 @@ const char *tu_store_path(const char *test_name);
 void tu_segment_path(char *out, size_t cap, const char *db, const char *topic, int partition,
                      int64_t base);
 
+/* Remove the catalog at db with its WAL and shared-memory files (best
+** effort): the next open rebuilds it from the segment files. */
+void tu_remove_catalog(const char *db);
+
 /* Remove a directory tree (best effort). */
 void tu_rmtree(const char *path);
 
