@@ -797,6 +797,15 @@ static void sk_produce(takhin_store *s, sk_log *l, const char *key) {
   l->n++;
 }
 
+/* Keys "k-<from>" .. "k-<to - 1>", a record each. */
+static void sk_produce_new_keys(takhin_store *s, sk_log *l, int from, int to) {
+  for (int i = from; i < to; i++) {
+    char key[24];
+    snprintf(key, sizeof key, "k-%d", i);
+    sk_produce(s, l, key);
+  }
+}
+
 /* The partition's segment files: how many, how many bytes, and the base
 ** offsets of the first max of them. */
 static void sk_files(const char *db, sk_log *l, int64_t *bases, size_t max) {
@@ -963,11 +972,7 @@ Test(catalog_loss, older_backup_from_before_a_compaction_of_two_segments) {
   memset(&l, 0, sizeof l);
   const char *db = tu_store_path("cl_sk_two");
   takhin_store *s = sk_create(db);
-  for (int i = 0; i < 700; i++) {
-    char key[24];
-    snprintf(key, sizeof key, "k-%d", i);
-    sk_produce(s, &l, key);
-  }
+  sk_produce_new_keys(s, &l, 0, 700);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   int64_t b[16];
   sk_files(db, &l, b, 16);
@@ -998,11 +1003,7 @@ Test(catalog_loss, older_backup_of_an_active_segment_compacted_since) {
   memset(&l, 0, sizeof l);
   const char *db = tu_store_path("cl_sk_active");
   takhin_store *s = sk_create(db);
-  for (int i = 0; i < 100; i++) {
-    char key[24];
-    snprintf(key, sizeof key, "k-%d", i);
-    sk_produce(s, &l, key);
-  }
+  sk_produce_new_keys(s, &l, 0, 100);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   int64_t b[16];
   sk_files(db, &l, b, 16);
@@ -1012,11 +1013,7 @@ Test(catalog_loss, older_backup_of_an_active_segment_compacted_since) {
   backup(db, old);
   s = tu_open_ok(db);
   int64_t at_backup = l.n;
-  for (int i = 100; i < 400; i++) {
-    char key[24];
-    snprintf(key, sizeof key, "k-%d", i);
-    sk_produce(s, &l, key);
-  }
+  sk_produce_new_keys(s, &l, 100, 400);
   sk_produce(s, &l, l.keys[at_backup - 1]);
   sk_produce(s, &l, l.keys[at_backup - 2]);
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
