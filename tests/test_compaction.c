@@ -854,6 +854,20 @@ static void compact_crashing_at(const char *db, int step) {
   cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "child status %d", st);
 }
 
+/* A store at db whose topic "t" (the model m, initialized here) was
+** compacted by a child that died after the run's commit, before any
+** rename: swap rows and .cleaned files wait. Returns the active base. */
+static int64_t committed_not_renamed(const char *db, model *m, unsigned *seed) {
+  model_init(m, 10000);
+  takhin_store *s = open_db(db);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
+  produce(s, "t", m, 4000, 300, 80, 0, 5, seed);
+  int64_t end = active_base(s, "t");
+  takhin_close(s);
+  compact_crashing_at(db, 3);
+  return end;
+}
+
 /* A committed .cleaned file one byte off in a batch header's region the
 ** batch CRC does not cover (the leader epoch of its second batch): it is
 ** not the file the swap row names, so it is not renamed; the old .log
@@ -862,14 +876,8 @@ static void compact_crashing_at(const char *db, int step) {
 Test(compaction, damaged_committed_file_is_not_renamed) {
   const char *db = tu_store_path("compact_fp_damage");
   model m;
-  model_init(&m, 10000);
   unsigned seed = 37;
-  takhin_store *s = open_db(db);
-  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
-  produce(s, "t", &m, 4000, 300, 80, 0, 5, &seed);
-  int64_t end = active_base(s, "t");
-  takhin_close(s);
-  compact_crashing_at(db, 3); /* committed, nothing renamed */
+  int64_t end = committed_not_renamed(db, &m, &seed);
   swap_row rows[256];
   size_t nrows = read_swap_rows(db, rows, 256);
   cr_assert_gt(nrows, 1);
@@ -895,7 +903,7 @@ Test(compaction, damaged_committed_file_is_not_renamed) {
   cr_assert_eq(fseek(f, second + 12, SEEK_SET), 0);
   fputc(c ^ 0x01, f);
   cr_assert_eq(fclose(f), 0);
-  s = open_db(db);
+  takhin_store *s = open_db(db);
   assert_no_cleaned_files(db);
   cr_assert_eq(stat(log, &sb), 0);
   cr_assert_eq((int64_t)sb.st_size, old_size, "the old .log stays");
@@ -944,14 +952,8 @@ Test(compaction, damaged_committed_file_is_not_renamed) {
 Test(compaction, swap_rows_of_an_older_catalog) {
   const char *db = tu_store_path("compact_old_swap");
   model m;
-  model_init(&m, 10000);
   unsigned seed = 41;
-  takhin_store *s = open_db(db);
-  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
-  produce(s, "t", &m, 4000, 300, 80, 0, 5, &seed);
-  int64_t end = active_base(s, "t");
-  takhin_close(s);
-  compact_crashing_at(db, 3); /* committed, nothing renamed */
+  int64_t end = committed_not_renamed(db, &m, &seed);
   cr_assert_gt(swap_rows(db), 0);
   sqlite3 *h;
   char *err = NULL;
@@ -966,7 +968,7 @@ Test(compaction, swap_rows_of_an_older_catalog) {
                             NULL, NULL, &err),
                SQLITE_OK, "%s", err);
   sqlite3_close(h);
-  s = open_db(db);
+  takhin_store *s = open_db(db);
   assert_no_cleaned_files(db);
   check_log(s, "t", &m, end, 80, 0);
   produce(s, "t", &m, 2000, 300, 80, 0, 5, &seed);
