@@ -23,7 +23,7 @@
 ** failed or stopped) are removed by tk_plan_stop; a crash leaves them to
 ** open's sweep of stray .cleaned files. The helper also deletes the
 ** catalog's index rows of the segments it plans to rewrite, a few per
-** transaction (drop_index_rows; segment 0's the caller deletes), and
+** transaction (drop_index_rows; those the caller plans, the swap does), and
 ** prepares the statements of the run's last steps once it is done: both
 ** off the rewriting side's critical path.
 **
@@ -89,7 +89,7 @@ struct tk_plan {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   size_t made;    /* segments [0, made) are planned */
-  size_t dropped; /* ... and [first, dropped) lost their index rows (helper; see drop_rows) */
+  size_t dropped; /* ... and [first, dropped) lost their index rows (the helper's) */
   /* "caller" below is the rewriting side, "helper" the planning side,
   ** whichever threads they run on (see the top of the file) */
   size_t freed;   /* the caller is done with segments [0, freed) */
@@ -266,11 +266,15 @@ static int survivors(tk_partition *p, size_t i, const tk_segment *g, int64_t exp
 ** without index rows is loaded by walking the file's batch headers, and
 ** the run owes the rows back where a segment stays (rows_dropped, set when
 ** the segment is planned; tk_part_owe_rows). A failure here costs nothing:
-** the swap transaction deletes the rows itself. Candidates [from, upto). */
-static void drop_rows(tk_plan *pl, size_t from, size_t upto) {
+** the swap transaction deletes the rows itself. The helper's alone: those
+** of segments the caller plans (segment 0, or all where no helper runs)
+** are left to the swap, no commit of their own on the critical path.
+** Candidates [dropped, upto). */
+static void drop_index_rows(tk_plan *pl, size_t upto) {
   tk_partition *p = pl->p;
   takhin_store *s = p->topic->store;
-  size_t any = 0;
+  size_t from = pl->dropped, any = 0;
+  pl->dropped = upto;
   for (size_t i = from; i < upto; i++) any |= pl->cand[i] && pl->cand[i]->rows_dropped;
   if (!any) return;
   pthread_mutex_lock(&s->cat_lock);
@@ -281,15 +285,6 @@ static void drop_rows(tk_plan *pl, size_t from, size_t upto) {
   if (!rc) tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
-}
-
-/* The helper's: candidates [dropped, upto). dropped is the helper's alone
-** (the caller's segment 0, planned while the helper starts, is dropped by
-** the caller by itself: drop_rows). */
-static void drop_index_rows(tk_plan *pl, size_t upto) {
-  size_t from = pl->dropped;
-  pl->dropped = upto;
-  drop_rows(pl, from, upto);
 }
 
 /* Candidate i's survivors into slot, and whether it needs a new file:
@@ -322,10 +317,6 @@ static int plan_survivors(tk_plan *pl, size_t i, plan_slot *slot) {
   tk_seg_path(g, path, sizeof path);
   snprintf(slot->tmp, sizeof slot->tmp, "%s.cleaned", path);
   slot->file = FILE_WANTED;
-  /* before they go: a failed commit may have deleted them. Not on the SQL
-  ** extension's store: each transaction there is a commit of the host's
-  ** connection (its sync setting, its hooks); its swap deletes them. */
-  if (!pl->p->topic->store->borrowed) g->rows_dropped = 1;
   return TAKHIN_OK;
 }
 
@@ -354,6 +345,11 @@ static int plan_loop(tk_plan *pl) {
     plan_slot *slot = &pl->slot[i % PLAN_AHEAD];
     rc = plan_survivors(pl, i, slot);
     int rewrite = slot->file != FILE_NONE; /* read before the caller can take it */
+    /* Its rows go ahead (drop_index_rows), marked before they do, as a
+    ** failed commit may have deleted them. Not on the SQL extension's
+    ** store: each transaction there is a commit of the host's connection
+    ** (its sync setting, its hooks); its swap deletes them. */
+    if (!rc && rewrite && !pl->p->topic->store->borrowed) pl->cand[i]->rows_dropped = 1;
     pthread_mutex_lock(&pl->mu);
     if (rc) {
       plan_fail(pl, rc);
@@ -454,8 +450,6 @@ int tk_plan_get(tk_plan *pl, size_t i, const int64_t **keep, size_t *n, int *fd,
   if (!pl->threaded || i < pl->first) { /* in order, on the caller's thread */
     rc = plan_survivors(pl, i, slot);
     mine = !rc && slot->file == FILE_WANTED;
-    if (mine && !pl->threaded) drop_index_rows(pl, i + 1);
-    else if (mine) drop_rows(pl, i, i + 1); /* segment 0, beside the helper */
   } else {
     pthread_mutex_lock(&pl->mu);
     pl->waiting = i + 1;
