@@ -128,8 +128,8 @@ void bench_params_name(const bench_def *def, const int64_t *p, char *out, size_t
 extern const bench_def bench_write_throughput, bench_batch_write_throughput, bench_produce_latency,
     bench_segment_rollover, bench_sequential_fetch, bench_random_fetch, bench_fetch_latency,
     bench_tail_fetch, bench_concurrent_producers, bench_concurrent_consumers, bench_mixed_workload,
-    bench_compaction, bench_compacted_produce, bench_key_lookup, bench_tm_produce, bench_tm_fetch,
-    bench_tm_balance, bench_tm_multi_topic;
+    bench_compaction, bench_compacted_produce, bench_key_lookup, bench_produce_after_compaction,
+    bench_tm_produce, bench_tm_fetch, bench_tm_balance, bench_tm_multi_topic;
 
 /* bench_concurrency.c: scaling-x and scaling-eff against the same case with
 ** axis 0 (threads or partitions) = 1; a bench_def derive hook. */

@@ -300,6 +300,110 @@ const bench_def bench_compacted_produce = {
     .derive = cprod_derive,
 };
 
+/* ---- ProduceAfterCompaction ----------------------------------------------------- */
+/* The producer right after the catalog was left owing index rows: a forced
+** compaction of `segments` 1 MiB segments (compacted topic, 50% of the keys
+** superseded; the new segments' rows are owed), or a roll of a plain topic
+** whose segment_bytes is `segments` MiB (the sealed segment's rows are
+** owed). One op = AFTER_CALLS produce calls of 100 records of 100 B, each
+** timed (the rolling call too); max_ms and slow_calls (over 1 ms) show an
+** append that paid a chunk of the debt. */
+#define AFTER_CALLS 300
+#define AFTER_SIZE 100
+#define AFTER_BATCH 100
+typedef struct after_state {
+  compact_state c; /* the compaction case's setup and op */
+  payload_pool pool;
+  uint64_t next, max_ns;
+  int64_t slow;
+  hist h;
+} after_state;
+
+static void after_call_done(after_state *s, uint64_t ns) {
+  hist_record(&s->h, ns);
+  if (ns > s->max_ns) s->max_ns = ns;
+  if (ns > 1000000) s->slow++;
+}
+
+static int after_setup(void *v, const bench_env *env) {
+  after_state *s = v;
+  hist_reset(&s->h);
+  if (payload_pool_init(&s->pool, AFTER_SIZE, AFTER_BATCH, env->seed ^ 0xaf7e5ull) != 0) return -1;
+  if (env->p[0] == 0) { /* compaction: its setup, then one forced run */
+    int64_t p[BENCH_MAX_PARAMS] = {env->p[1], AFTER_SIZE, 50};
+    bench_env e = *env;
+    e.p = p;
+    if (compact_setup(&s->c, &e) != 0 || compact_run(&s->c, 1) != 0) return -1;
+    return 0;
+  }
+  /* roll: fill one segment of `segments` MiB, time the call that rolls it */
+  s->c.path = env->path;
+  bp_config cfg = {.dir = env->dir,
+                   .durability = env->durability,
+                   .partitions = 1,
+                   .segment_bytes = env->p[1] * COMPACT_SEGMENT};
+  if (env->path->open(&cfg, &s->c.st) != 0) return -1;
+  for (int64_t segs = 1; segs < 2;) {
+    uint64_t t0 = now_ns();
+    if (env->path->produce(s->c.st, 0, payload_batch(&s->pool, s->next++), AFTER_BATCH, NULL))
+      return -1;
+    uint64_t ns = now_ns() - t0;
+    if (env->path->segments(s->c.st, 0, &segs) != 0) return -1;
+    if (segs >= 2) after_call_done(s, ns);
+  }
+  return 0;
+}
+
+static int after_run(void *v, int64_t n) {
+  after_state *s = v;
+  for (int64_t op = 0; op < n; op++)
+    for (int i = 0; i < AFTER_CALLS; i++) {
+      uint64_t t0 = now_ns();
+      if (s->c.path->produce(s->c.st, 0, payload_batch(&s->pool, s->next++), AFTER_BATCH, NULL))
+        return -1;
+      after_call_done(s, now_ns() - t0);
+    }
+  return 0;
+}
+
+static int after_finish(void *v, int64_t n, bench_result *r) {
+  after_state *s = v;
+  (void)n;
+  r->msgs_per_op = (double)AFTER_CALLS * AFTER_BATCH;
+  r->payload_bytes_per_op = (double)AFTER_CALLS * AFTER_BATCH * AFTER_SIZE;
+  result_latency(r, &s->h);
+  result_metric(r, "max_ms", (double)s->max_ns / 1e6);
+  result_metric(r, "slow_calls", (double)s->slow);
+  return 0;
+}
+
+static void after_teardown(void *v) {
+  after_state *s = v;
+  compact_teardown(&s->c);
+  payload_pool_free(&s->pool);
+}
+
+static const char *const after_labels[] = {"compaction", "roll"};
+
+const bench_def bench_produce_after_compaction = {
+    .name = "ProduceAfterCompaction",
+    .what = "300 produce calls (100 x 100 B) right after a compaction or roll left index rows owed",
+    .flags = BENCH_ONCE,
+    .paths = 1u << PATH_API,
+    .na = {[PATH_SQL] = "the extension's store writes a compaction's rows in its swap",
+           [PATH_FILE] = no_keys,
+           [PATH_SQLITE] = "no segments",
+           [PATH_KAFKA] = "no catalog"},
+    .naxes = 2,
+    .axes = {{"after", "", after_labels, {{1, {0}}, {2, {0, 1}}, {2, {0, 1}}}},
+             {"segments", "", NULL, {{1, {5}}, {1, {100}}, {1, {100}}}}},
+    .state_size = sizeof(after_state),
+    .setup = after_setup,
+    .run = after_run,
+    .finish = after_finish,
+    .teardown = after_teardown,
+};
+
 /* ---- KeyLookup ----------------------------------------------------------------- */
 typedef struct lookup_state {
   const bench_path *path;

@@ -11,15 +11,25 @@
 #include "bench.h"
 
 const bench_def *const bench_defs[] = {
-    &bench_write_throughput,     &bench_batch_write_throughput,
-    &bench_produce_latency,      &bench_sequential_fetch,
-    &bench_random_fetch,         &bench_fetch_latency,
-    &bench_tail_fetch,           &bench_concurrent_producers,
-    &bench_concurrent_consumers, &bench_segment_rollover,
-    &bench_mixed_workload,       &bench_compaction,
-    &bench_compacted_produce,    &bench_key_lookup,
-    &bench_tm_produce,           &bench_tm_fetch,
-    &bench_tm_balance,           &bench_tm_multi_topic,
+    &bench_write_throughput,
+    &bench_batch_write_throughput,
+    &bench_produce_latency,
+    &bench_sequential_fetch,
+    &bench_random_fetch,
+    &bench_fetch_latency,
+    &bench_tail_fetch,
+    &bench_concurrent_producers,
+    &bench_concurrent_consumers,
+    &bench_segment_rollover,
+    &bench_mixed_workload,
+    &bench_compaction,
+    &bench_compacted_produce,
+    &bench_key_lookup,
+    &bench_produce_after_compaction,
+    &bench_tm_produce,
+    &bench_tm_fetch,
+    &bench_tm_balance,
+    &bench_tm_multi_topic,
 };
 const size_t bench_ndefs = sizeof bench_defs / sizeof bench_defs[0];
 
