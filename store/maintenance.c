@@ -6,6 +6,9 @@
 ** (the active segment's, partition.c) once it has been idle for
 ** TK_PERSIST_MS. That thread is made when a partition first holds rows
 ** back, sleeps while none does, and otherwise looks every half period.
+** Sealed segments' index rows a roll or a compaction left owed it writes
+** at once instead, TK_PERSIST_BG_CHUNK rows per transaction without
+** append_lock (tk_part_write_owed): the producer does not pay for them.
 */
 #include <string.h>
 #include <time.h>
@@ -84,11 +87,51 @@ static void checkpoint_one(tk_partition *p, void *arg) {
   if (tk_part_checkpoint_idle(p, tk_now_ms())) *still = 1;
 }
 
+typedef struct owed_pass {
+  takhin_store *s;
+  int wrote, busy;
+} owed_pass;
+
+static void write_owed_one(tk_partition *p, void *arg) {
+  owed_pass *o = arg;
+  for (;;) {
+    if (__atomic_load_n(&o->s->ckpt_stop, __ATOMIC_RELAXED))
+      return; /* closing: its flushes write them */
+    int r = tk_part_write_owed(p);
+    if (r == 2) o->busy = 1;
+    if (r != 1) return;
+    o->wrote = 1;
+  }
+}
+
+/* One pass over every partition's owed rows: 1 if a partition was busy
+** (its locks, or its rows need another chunk), to look again. One that
+** owes rows the thread cannot write (its segment row is not written yet)
+** is left to its producer (partition.c). */
+static int write_owed(takhin_store *s, int *wrote) {
+  owed_pass o = {s, 0, 0};
+  tk_store_each_partition(s, write_owed_one, &o);
+  *wrote = o.wrote;
+  return o.busy;
+}
+
 static void *ckpt_main(void *arg) {
   takhin_store *s = arg;
   pthread_setname_np(pthread_self(), "takhin-ckpt"); /* as top and perf show it */
   pthread_mutex_lock(&s->ckpt_mu);
   while (!s->ckpt_stop) {
+    if (s->ckpt_owed) {
+      s->ckpt_owed = 0;
+      pthread_mutex_unlock(&s->ckpt_mu);
+      int wrote, busy = write_owed(s, &wrote);
+      if (busy && !wrote) { /* the catalog is busy (the key writer): a moment */
+        struct timespec pause = {0, 200000};
+        nanosleep(&pause, NULL);
+      }
+      pthread_mutex_lock(&s->ckpt_mu);
+      if (busy) s->ckpt_owed = 1;
+      continue;
+    }
     if (!s->ckpt_kicked) {
       pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
       continue;
@@ -101,6 +144,7 @@ static void *ckpt_main(void *arg) {
     ts.tv_nsec %= 1000000000L;
     pthread_cond_timedwait(&s->ckpt_cv, &s->ckpt_mu, &ts);
     if (s->ckpt_stop) break;
+    if (s->ckpt_owed) continue; /* woken early: owed rows first */
     s->ckpt_kicked = 0;
     pthread_mutex_unlock(&s->ckpt_mu);
     int still = 0;
@@ -112,7 +156,7 @@ static void *ckpt_main(void *arg) {
   return NULL;
 }
 
-int tk_ckpt_kick(takhin_store *s) {
+static int ckpt_wake(takhin_store *s, int owed) {
   int rc = TAKHIN_OK;
   pthread_mutex_lock(&s->ckpt_mu);
   if (s->ckpt_stop) {
@@ -121,7 +165,10 @@ int tk_ckpt_kick(takhin_store *s) {
     if (pthread_create(&s->ckpt, NULL, ckpt_main, s) == 0) s->ckpt_running = 1;
     else rc = TAKHIN_ENOMEM;
   }
-  if (!rc && !s->ckpt_kicked) {
+  if (!rc && owed && !s->ckpt_owed) {
+    s->ckpt_owed = 1;
+    pthread_cond_signal(&s->ckpt_cv);
+  } else if (!rc && !owed && !s->ckpt_kicked) {
     s->ckpt_kicked = 1;
     pthread_cond_signal(&s->ckpt_cv);
   }
@@ -129,9 +176,13 @@ int tk_ckpt_kick(takhin_store *s) {
   return rc;
 }
 
+int tk_ckpt_kick(takhin_store *s) { return ckpt_wake(s, 0); }
+
+int tk_ckpt_owe(takhin_store *s) { return ckpt_wake(s, 1); }
+
 void tk_ckpt_stop(takhin_store *s) {
   pthread_mutex_lock(&s->ckpt_mu);
-  s->ckpt_stop = 1;
+  __atomic_store_n(&s->ckpt_stop, 1, __ATOMIC_RELAXED); /* write_owed_one reads it unlocked */
   pthread_cond_broadcast(&s->ckpt_cv);
   int running = s->ckpt_running;
   s->ckpt_running = 0;

@@ -26,7 +26,12 @@
 #include "catalog.h"
 #include "partition.h"
 #include "store.h"
+#include "testing.h"
 #include "wait.h"
+
+#ifdef TAKHIN_TESTING
+atomic_long tk_owed_rows_by_append; /* testing.h */
+#endif
 
 tk_partition *tk_part_new(tk_topic *t, int32_t id) {
   tk_partition *p = calloc(1, sizeof *p);
@@ -90,14 +95,33 @@ static int holds_active(const tk_partition *p, const tk_segment *g, int mode) {
 
 static int rows_pending(const tk_segment *g) { return g->cat_dirty || g->idx_persisted < g->idx_n; }
 
+/* Sealed segments' rows are owed: the checkpoint thread writes them now
+** (append_lock held). No thread (or closing): the producers, a small chunk
+** per append, with the active segment's rows no longer held back either. */
+static void owe(tk_partition *p) {
+  takhin_store *s = tk_part_store(p);
+  p->rows_owed = 1;
+  if (p->defer && !s->borrowed && tk_ckpt_owe(s)) p->defer = 0;
+}
+
 /* Recount what stays unwritten after a persist: sealed segments' rows
 ** (rows_owed) and rows of any segment (ckpt_due). */
 static void count_owed(tk_partition *p) {
   int owed = 0;
   for (size_t i = 0; i + 1 < p->nsegs && !owed; i++) owed = rows_pending(p->segs[i]);
-  p->rows_owed = owed;
+  if (owed) owe(p);
+  else p->rows_owed = 0, p->owed_since_ms = 0;
   if (!owed && !(p->nsegs && rows_pending(tk_part_active(p))))
     atomic_store_explicit(&p->ckpt_due, 0, memory_order_relaxed);
+}
+
+/* Whether an append (or a roll) writes a chunk of the sealed segments'
+** owed rows itself: on the extension's store, as always; elsewhere only
+** when no thread writes them, or they have waited TK_PERSIST_OWED_MS (the
+** thread cannot keep up). */
+static int producer_pays(const tk_partition *p, int64_t now) {
+  return tk_part_store(p)->borrowed || !p->defer ||
+         (p->owed_since_ms && now - p->owed_since_ms >= TK_PERSIST_OWED_MS);
 }
 
 static int persist(tk_partition *p, int mode) {
@@ -116,8 +140,12 @@ static int persist(tk_partition *p, int mode) {
   if (atomic_load(&t->deleted))
     return tk_err(TAKHIN_ENOTFOUND, "topic \"%s\" was deleted", t->name);
   /* Index rows per transaction: a 1 GiB segment has 262144, a third of a
-  ** second of SQLite in one go; a roll writes them in chunks instead. */
+  ** second of SQLite in one go; a roll writes them in chunks instead, and
+  ** an append (DUE) none while the checkpoint thread writes them. */
   size_t budget = mode == PERSIST_ALL ? SIZE_MAX : TK_PERSIST_CHUNK;
+  if (mode == PERSIST_DUE && !s->borrowed)
+    budget = producer_pays(p, tk_now_ms()) ? TK_PERSIST_APPEND_CHUNK : 0;
+  int sealed_rows = 0; /* the producer paid for sealed segments' rows */
   pthread_mutex_lock(&s->cat_lock);
   rc = tk_cat_begin(s);
   for (size_t i = 0; !rc && i < p->nsegs; i++) {
@@ -133,6 +161,7 @@ static int persist(tk_partition *p, int mode) {
     if (!rc && n) /* idx is NULL until a segment has entries */
       rc = tk_cat_upsert_index(s, t->topic_id, p->id, g->base_offset, g->idx + g->idx_persisted, n);
     g->idx_inflight = n;
+    sealed_rows |= n && g != tk_part_active(p);
   }
   if (!rc && p->log_start_dirty) rc = tk_cat_set_log_start(s, t->topic_id, p->id, p->log_start);
   tk_key_persist kp; /* the key rows ride in the same transaction */
@@ -151,7 +180,11 @@ static int persist(tk_partition *p, int mode) {
     p->log_start_dirty = 0;
     p->last_persist_ms = tk_now_ms();
     p->persists++;
+#ifdef TAKHIN_TESTING
+    if (mode == PERSIST_DUE && sealed_rows) atomic_fetch_add(&tk_owed_rows_by_append, 1);
+#endif
   }
+  (void)sealed_rows;
   pthread_mutex_unlock(&s->cat_lock);
   count_owed(p);
   return rc;
@@ -203,6 +236,58 @@ int tk_part_checkpoint_idle(tk_partition *p, int64_t now) {
     /* a failure is retried at the thread's next look */
     if (!due || !idle || rc) return due;
   }
+}
+
+int tk_part_write_owed(tk_partition *p) {
+  takhin_store *s = tk_part_store(p);
+  if (s->borrowed || s->opt.read_only) return 0; /* no thread writes the host's catalog */
+  pthread_mutex_lock(&p->append_lock);
+  /* The oldest sealed segment owing rows whose segment row is written (a
+  ** roll's persist that failed owes that row: the producer writes both). A
+  ** segment owing rows is no compaction run's candidate (tk_part_compact
+  ** takes only segments with every row written, under append_lock; a
+  ** failed run's are owed again once the run is over), so no run drops or
+  ** replaces its rows while this chunk is written. */
+  tk_segment *g = NULL;
+  if (p->rows_owed && !atomic_load(&p->topic->deleted))
+    for (size_t i = 0; i + 1 < p->nsegs && !g; i++) {
+      tk_segment *c = p->segs[i];
+      if (c->idx_persisted < c->idx_n && !c->cat_dirty && c->cat_row && !c->rows_dropped) g = c;
+    }
+  if (!g) {
+    pthread_mutex_unlock(&p->append_lock);
+    return 0;
+  }
+  /* cat_lock before append_lock goes: whoever removes the segment's rows
+  ** (retention, a topic delete: both under append_lock) does it after this
+  ** chunk, in a transaction of its own that removes the chunk too. Not
+  ** waited for here: the key writer may hold it for milliseconds, and
+  ** producers wait for append_lock meanwhile. */
+  if (pthread_mutex_trylock(&s->cat_lock)) {
+    pthread_mutex_unlock(&p->append_lock);
+    return 2;
+  }
+  size_t from = g->idx_persisted, n = g->idx_n - from;
+  if (n > TK_PERSIST_BG_CHUNK) n = TK_PERSIST_BG_CHUNK;
+  const tk_index_entry *e = g->idx + from; /* a sealed segment's array is fixed */
+  int64_t id = p->topic->topic_id, base = g->base_offset;
+  tk_seg_ref(g);
+  pthread_mutex_unlock(&p->append_lock);
+  int rc = tk_cat_begin(s);
+  if (!rc) rc = tk_cat_upsert_index(s, id, p->id, base, e, n);
+  if (!rc) rc = tk_cat_commit(s);
+  else tk_cat_rollback(s);
+  pthread_mutex_unlock(&s->cat_lock);
+  pthread_mutex_lock(&p->append_lock);
+  /* Settle: unless a persist wrote them meanwhile (a flush: idx_persisted
+  ** moved past from) or the segment left the partition. */
+  int here = 0;
+  for (size_t i = 0; i < p->nsegs && !here; i++) here = p->segs[i] == g;
+  if (!rc && here && g->idx_persisted == from) g->idx_persisted = from + n;
+  count_owed(p);
+  pthread_mutex_unlock(&p->append_lock);
+  tk_seg_unref(g);
+  return rc ? 0 : 1; /* a failure: the producers write them (TK_PERSIST_OWED_MS) */
 }
 
 int tk_part_new_active(tk_partition *p, int64_t base, int64_t now) {
@@ -493,11 +578,13 @@ static void note_appended(tk_partition *p, const takhin_record *keys, size_t nke
   p->last_append_ms = now;
   /* The timer writes what is not held back: with p->defer only key rows
   ** (none in a plain topic), so a plain producer's steady state runs no
-  ** SQLite at all; sealed segments' rows a roll left owed go a chunk per
-  ** append. */
+  ** SQLite at all; sealed segments' rows a roll or compaction left owed
+  ** go on the checkpoint thread (or, without one, a small chunk per
+  ** append). */
   size_t rows = pending_index_rows(p);
   int64_t age = now - p->last_persist_ms;
-  int due = rows >= TK_PERSIST_ENTRIES || p->rows_owed ||
+  if (p->rows_owed && !p->owed_since_ms) p->owed_since_ms = now;
+  int due = rows >= TK_PERSIST_ENTRIES || (p->rows_owed && producer_pays(p, now)) ||
             (age >= TK_PERSIST_MS && (!p->defer || tk_key_unwritten(p)));
   /* The key-writer thread holds cat_lock while it writes a map (and may be
   ** preempted there on a busy machine): rather than wait for it, the
@@ -680,8 +767,8 @@ void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh
   }
   pthread_rwlock_unlock(&p->meta_lock);
   if (owed) {
-    p->rows_owed = 1;
-    tk_part_note_held(p); /* the checkpoint thread writes them when idle */
+    owe(p);               /* the checkpoint thread writes them now */
+    tk_part_note_held(p); /* ... and the held-back ones when idle */
   }
   pthread_mutex_unlock(&p->append_lock);
 }
@@ -701,7 +788,7 @@ void tk_part_owe_rows(tk_partition *p, tk_segment **segs, size_t n) {
       }
   }
   if (owed) {
-    p->rows_owed = 1;
+    owe(p);
     tk_part_note_held(p);
   }
   pthread_mutex_unlock(&p->append_lock);

@@ -20,6 +20,14 @@
 #define TK_PERSIST_ENTRIES 256 /* index entries pending before a catalog write */
 #define TK_PERSIST_MS 1000     /* ... or this long since the last one */
 #define TK_PERSIST_CHUNK 4096  /* index rows per catalog transaction at a roll or checkpoint */
+/* Sealed segments' owed index rows (a roll, a compaction): the checkpoint
+** thread writes them at once, TK_PERSIST_BG_CHUNK per transaction, holding
+** append_lock only to take and to settle a chunk; a producer writes
+** TK_PERSIST_APPEND_CHUNK per append only when no thread can (or the rows
+** have waited TK_PERSIST_OWED_MS), a fraction of a millisecond each. */
+#define TK_PERSIST_BG_CHUNK 256
+#define TK_PERSIST_APPEND_CHUNK 64
+#define TK_PERSIST_OWED_MS (2 * TK_PERSIST_MS)
 
 /* fsync a directory so a file created or renamed in it survives power loss. */
 int tk_sync_dir(const char *dir);
@@ -50,6 +58,7 @@ struct tk_partition {
   ** tk_part_persist). Not for the extension's store (borrowed catalog). */
   int defer;
   int rows_owed;          /* sealed segments have rows not written yet (chunked) */
+  int64_t owed_since_ms;  /* when an append first found rows_owed (0: none owed) */
   int64_t last_append_ms; /* append_lock */
   atomic_int ckpt_due;    /* rows held back: the checkpoint thread looks (set under append_lock) */
   /* compacted topics: key-index rows waiting for the next persist; all of
@@ -108,9 +117,11 @@ static inline tk_segment *tk_part_active(const tk_partition *p) { return p->segs
 int tk_part_push_seg(tk_partition *p, tk_segment *g);
 /* Write segment rows, index entries and the log start that changed since
 ** the last call, and the key rows that are due, in one catalog transaction.
-** flush: every row (all key rows too), however many. Otherwise what is due:
-** sealed segments' index rows, TK_PERSIST_CHUNK at most (rows_owed says
-** whether more wait), and the active segment's rows only where p->defer is
+** flush: every row (all key rows too), however many. Otherwise (an append
+** or a roll) what is due: sealed segments' index rows, none while the
+** checkpoint thread writes them, else TK_PERSIST_APPEND_CHUNK at most
+** (TK_PERSIST_CHUNK on the extension's store; rows_owed says whether more
+** wait), and the active segment's rows only where p->defer is
 ** off or the catalog has no row for it yet (a new segment). append_lock
 ** held: only appenders change segment state, so it can be read without
 ** meta_lock. */
@@ -128,6 +139,13 @@ void tk_part_note_held(tk_partition *p);
 ** (append_lock taken per chunk, so a producer that resumes waits for one
 ** chunk at most). 1 while rows stay held back, else 0. */
 int tk_part_checkpoint_idle(tk_partition *p, int64_t now);
+/* The checkpoint thread's call for owed rows: the next TK_PERSIST_BG_CHUNK
+** index rows of the oldest sealed segment that owes some, written under
+** cat_lock only (the rows of a sealed segment do not change); the segment's
+** idx_persisted moves after, under append_lock, if nobody wrote or dropped
+** them meanwhile. 1 when a chunk was written, 2 when the catalog was busy
+** (look again), 0 when nothing is owed that it can write. */
+int tk_part_write_owed(tk_partition *p);
 /* Create the file of a new segment starting at base and make it active
 ** (append_lock held, or the partition owned). */
 int tk_part_new_active(tk_partition *p, int64_t base, int64_t now);

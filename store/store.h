@@ -72,6 +72,9 @@ struct takhin_store {
   pthread_cond_t ckpt_cv;
   pthread_t ckpt;
   int ckpt_running, ckpt_kicked, ckpt_stop;
+  /* sealed segments' index rows are owed (a roll, a compaction): the
+  ** thread writes them now, not once the partition is idle */
+  int ckpt_owed;
   /* compaction's helper threads, made on first use (compact_workers.c) */
   _Atomic(struct tk_cworkers *) cworkers;
 };
@@ -105,6 +108,10 @@ int tk_maint_start(takhin_store *s);
 /* A partition holds catalog rows back: make sure the checkpoint thread
 ** looks (starting it if need be). Nonzero when no thread can run. */
 int tk_ckpt_kick(takhin_store *s);
+/* A partition owes sealed segments' index rows: the checkpoint thread
+** writes them at once, a small chunk at a time (tk_part_write_owed), so
+** that producers do not. Nonzero when no thread can run. */
+int tk_ckpt_owe(takhin_store *s);
 /* Stop the checkpoint thread (takhin_close, before the last flushes). */
 void tk_ckpt_stop(takhin_store *s);
 

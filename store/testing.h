@@ -75,6 +75,10 @@ extern atomic_int tk_key_writer_fail_every;
 ** (all bits otherwise): 0 makes every key collide with every other, so the
 ** tests reach the probe's compares of equal hashes. */
 extern uint32_t tk_key_hash_mask;
+/* partition.c: persists by an append (or a roll) that wrote sealed
+** segments' owed index rows, which the checkpoint thread writes when it
+** runs: a test proves producers do not pay for them. */
+extern atomic_long tk_owed_rows_by_append;
 #endif
 
 #ifdef __cplusplus

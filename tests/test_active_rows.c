@@ -150,7 +150,9 @@ Test(active_rows, written_at_roll_flush_close_only) {
 }
 
 /* A roll of a segment with more index rows than one transaction takes
-** writes them a chunk per append; all of them reach the catalog. */
+** leaves them owed: the checkpoint thread writes them, a chunk per
+** transaction, with no append after the roll; all of them reach the
+** catalog (test_compaction.c proves the producer pays none). */
 Test(active_rows, roll_writes_rows_in_chunks) {
   const char *db = tu_store_path("active_rows_chunks");
   /* batches of ~4.2 KB, an index entry each: ~11,900 in 48 MiB */
@@ -166,17 +168,10 @@ Test(active_rows, roll_writes_rows_in_chunks) {
     cr_assert_eq(takhin_produce(s, TOPIC, 0, r, 4, NULL), TAKHIN_OK, "%s", takhin_errmsg());
     i += 4;
   }
-  cr_assert_gt(v[0].idx_n, TK_PERSIST_CHUNK);
-  /* the roll wrote one chunk, the rolling call's append another, and each
-  ** append after them one more */
   cr_assert_gt(v[0].idx_n, 2 * TK_PERSIST_CHUNK);
-  int64_t rows = cat_index_rows(c, 0);
-  cr_assert_eq(rows, 2 * TK_PERSIST_CHUNK, "%lld rows at the roll", (long long)rows);
-  for (int k = 0; k < 4; k++) {
-    for (int j = 0; j < 4; j++) tu_make_record(&r[j], keys[j], 32, vals[j], 1024, i + j);
-    cr_assert_eq(takhin_produce(s, TOPIC, 0, r, 4, NULL), TAKHIN_OK, "%s", takhin_errmsg());
-    i += 4;
-  }
+  /* as long as a loaded machine may need */
+  int64_t t0 = tu_now_ms();
+  while (cat_index_rows(c, 0) != (int64_t)v[0].idx_n && tu_now_ms() - t0 < 30000) usleep(20000);
   cr_assert_eq(cat_index_rows(c, 0), (int64_t)v[0].idx_n);
   cr_assert_eq(cat_size(c, 0), v[0].size);
   sqlite3_close(c);

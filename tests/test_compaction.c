@@ -2001,18 +2001,20 @@ Test(compaction, flush_after_delete_writes_no_rows) {
 
 /* ---- the index rows a run owes ------------------------------------------- */
 
-/* takhin_cat_index of the store at db, every row, as text. */
-static char *index_rows_text(const char *db) {
+/* takhin_cat_index of the store at db, the rows of segments below end, as
+** text (a live store's too: the connection is the test's own). */
+static char *index_rows_below(const char *db, int64_t end) {
   sqlite3 *h;
   sqlite3_stmt *st;
   cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
   cr_assert_eq(sqlite3_prepare_v2(h,
                                   "SELECT group_concat(segment_base || ':' || offset || '@' || "
                                   "position || '/' || max_timestamp, ' ') FROM (SELECT * FROM "
-                                  "takhin_cat_index ORDER BY topic_id, partition, segment_base, "
-                                  "offset)",
+                                  "takhin_cat_index WHERE segment_base < ?1 ORDER BY topic_id, "
+                                  "partition, segment_base, offset)",
                                   -1, &st, NULL),
                SQLITE_OK);
+  sqlite3_bind_int64(st, 1, end);
   cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
   const char *t = (const char *)sqlite3_column_text(st, 0);
   char *out = strdup(t ? t : "");
@@ -2020,6 +2022,9 @@ static char *index_rows_text(const char *db) {
   sqlite3_close(h);
   return out;
 }
+
+/* Every row. */
+static char *index_rows_text(const char *db) { return index_rows_below(db, INT64_MAX); }
 
 /* Segment rows of the closed store at db holding bytes but no index row. */
 static int64_t segments_without_index_rows(const char *db) {
@@ -2114,6 +2119,156 @@ Test(compaction, index_rows_a_run_owes_come_back) {
     cr_assert_eq(takhin_close(s), TAKHIN_OK);
     model_free(&m);
   }
+}
+
+/* ---- owed rows on the checkpoint thread -------------------------------------- */
+
+/* Wait (as long as a loaded machine may need) until partition 0 of topic
+** owes no sealed segment's index rows; whether it got there. */
+static int owed_rows_written(takhin_store *s, const char *topic) {
+  tk_topic *t;
+  tk_partition *p;
+  cr_assert_eq(tk_store_partition(s, topic, 0, &t, &p), TAKHIN_OK, "%s", takhin_errmsg());
+  int owed = 1;
+  for (int64_t t0 = tu_now_ms(); owed && tu_now_ms() - t0 < 30000;) {
+    pthread_mutex_lock(&p->append_lock);
+    owed = p->rows_owed;
+    pthread_mutex_unlock(&p->append_lock);
+    if (owed) usleep(5000);
+  }
+  tk_topic_unref(t);
+  return !owed;
+}
+
+/* The sealed segments' rows a live store has (below end) are those a
+** catalog rebuilt from the files has; the store at db is closed after. */
+static void assert_live_rows_rebuilt_alike(takhin_store *s, const char *db, int64_t end,
+                                           const char *ctx) {
+  char *live = index_rows_below(db, end);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK, "%s", takhin_errmsg());
+  assert_index_rows_rebuilt_alike(db, ctx); /* removes the catalog, rebuilds it */
+  char *rebuilt = index_rows_below(db, end);
+  cr_assert_str_eq(live, rebuilt, "%s: rows the thread wrote are the files'", ctx);
+  free(live);
+  free(rebuilt);
+}
+
+/* A compaction's new segments, and a rolled segment, owe their index rows:
+** the checkpoint thread writes them while the producer goes on, and the
+** producer's appends write none of them (tk_owed_rows_by_append); the rows
+** are those the files give. */
+Test(compaction, owed_rows_go_to_the_thread_not_the_producer) {
+  for (int how = 0; how < 2; how++) {
+    const char *db = tu_store_path(how ? "owed_thread_roll" : "owed_thread_compaction");
+    model m;
+    unsigned seed = 7 + (unsigned)how;
+    takhin_store *s = keyed_store(db, &m, 8000, &seed);
+    cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK);
+    int64_t before = active_base(s, "t");
+    long paid = atomic_load(&tk_owed_rows_by_append);
+    if (how == 0) {
+      cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+      check_log(s, "t", &m, before, 100, 0);
+    }
+    produce(s, "t", &m, how ? 4000 : 400, 100, 100, 0, 16, &seed); /* roll: several */
+    cr_assert_gt(active_base(s, "t"), how ? before : -1, "case %d: no roll", how);
+    cr_assert(owed_rows_written(s, "t"), "case %d: rows still owed", how);
+    cr_assert_eq(atomic_load(&tk_owed_rows_by_append), paid, "case %d: the producer wrote them",
+                 how);
+    assert_live_rows_rebuilt_alike(s, db, active_base(s, "t"), how ? "roll" : "compaction");
+    model_free(&m);
+  }
+}
+
+typedef struct owed_race {
+  takhin_store *s;
+  const char *topic;
+  long first, n;
+} owed_race;
+
+static void *owed_race_produce(void *arg) {
+  owed_race *r = arg;
+  tu_produce_n(r->s, r->topic, 0, r->first, r->n, 100, 16);
+  return NULL;
+}
+
+/* The thread writes owed rows while compaction runs, DeleteRecords
+** removes segments, another topic is deleted and the store is closed with
+** rows still owed: whatever ran first, the catalog's rows are the files'
+** (none left of the deleted topic: the rebuild has none either). */
+Test(compaction, owed_rows_race_compaction_retention_delete_close) {
+  const char *db = tu_store_path("owed_race");
+  takhin_store *s = open_db(db);
+  cr_assert_eq(takhin_topic_create(s, "t", 1, compact_cfg), TAKHIN_OK);
+  cr_assert_eq(takhin_topic_create(s, "d", 1, compact_cfg), TAKHIN_OK);
+  tu_produce_n(s, "t", 0, 0, 6000, 100, 16);
+  tu_produce_n(s, "d", 0, 0, 6000, 100, 16);
+  owed_race rt = {s, "t", 6000, 6000}, rd = {s, "d", 6000, 6000};
+  for (int round = 0; round < 3; round++) {
+    pthread_t pt, pd;
+    cr_assert_eq(pthread_create(&pt, NULL, owed_race_produce, &rt), 0);
+    cr_assert_eq(pthread_create(&pd, NULL, owed_race_produce, &rd), 0);
+    for (int k = 0; k < 3; k++) {
+      cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+      int rc = takhin_compact(s, "d", 0, 1, NULL);
+      cr_assert(rc == TAKHIN_OK || rc == TAKHIN_ENOTFOUND, "%s", takhin_errmsg());
+    }
+    cr_assert_eq(takhin_delete_records(s, "t", 0, rt.first + 1000 * round), TAKHIN_OK, "%s",
+                 takhin_errmsg());
+    pthread_join(pt, NULL);
+    pthread_join(pd, NULL);
+    rt.first += rt.n;
+    rd.first += rd.n;
+    if (round == 1) { /* compacted: its new segments' rows are owed now */
+      cr_assert_eq(takhin_compact(s, "d", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+      cr_assert_eq(takhin_topic_delete(s, "d"), TAKHIN_OK, "%s", takhin_errmsg());
+      rd.n = 0;
+    }
+  }
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  /* closed now, with the new segments' rows owed or being written */
+  cr_assert_eq(takhin_close(s), TAKHIN_OK, "%s", takhin_errmsg());
+  assert_index_rows_rebuilt_alike(db, "race");
+}
+
+/* A writer killed -9 after the thread wrote the owed rows: the catalog
+** holds the files' rows, and the open reindexes no segment. */
+Test(compaction, owed_rows_survive_kill9) {
+  const char *db = tu_store_path("owed_kill9");
+  int64_t end = -1;
+  int pipefd[2];
+  cr_assert_eq(pipe(pipefd), 0);
+  pid_t pid = fork();
+  cr_assert_neq(pid, -1);
+  if (pid == 0) {
+    close(pipefd[0]);
+    model m;
+    unsigned seed = 99;
+    takhin_store *s = keyed_store(db, &m, 8000, &seed);
+    cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+    produce(s, "t", &m, 2000, 100, 100, 0, 16, &seed);
+    if (!owed_rows_written(s, "t")) _exit(3);
+    end = active_base(s, "t");
+    if (write(pipefd[1], &end, sizeof end) != sizeof end) _exit(4);
+    raise(SIGKILL);
+  }
+  close(pipefd[1]);
+  cr_assert_eq(read(pipefd[0], &end, sizeof end), (ssize_t)sizeof end, "the child did not finish");
+  close(pipefd[0]);
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  char *live = index_rows_below(db, end);
+  takhin_store *s = open_db(db);
+  takhin_recovery_info ri;
+  cr_assert_eq(takhin_recovery(s, &ri), TAKHIN_OK);
+  cr_assert_eq(ri.segments_reindexed, 0, "%s", ri.message);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  assert_index_rows_rebuilt_alike(db, "kill -9");
+  char *rebuilt = index_rows_below(db, end);
+  cr_assert_str_eq(live, rebuilt, "the rows the thread wrote are the files'");
+  free(live);
+  free(rebuilt);
 }
 
 /* Step 3's hook: the largest .cleaned file of the run's partition becomes a
