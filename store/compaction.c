@@ -851,8 +851,10 @@ int tk_part_compact(tk_partition *p, int force, takhin_compaction_result *out) {
     if (i + 1 == p->nsegs) break; /* the active segment is never touched */
     if (cfg->min_compaction_lag_ms > 0 && g->max_ts > now - cfg->min_compaction_lag_ms) break;
     /* Sealed since the flush above, its index rows still going to the
-    ** catalog a chunk per append (partition.c): one of those chunks could
-    ** land after this run's rows for the segment, describing the old file. */
+    ** catalog a chunk at a time (the checkpoint thread, or an append:
+    ** partition.c): one of those chunks could land after this run's rows
+    ** for the segment, describing the old file. tk_part_write_owed counts
+    ** on this: a segment owing rows is no run's candidate. */
     if (g->cat_dirty || g->idx_persisted < g->idx_n) break;
     ncand = i + 1;
     /* not fully key-indexed (the topic became compacted later, or key rows

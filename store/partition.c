@@ -351,10 +351,10 @@ static int roll(tk_partition *p, int64_t base, int64_t now) {
       (rc = sync_seg(tk_part_active(p))))
     return rc;
   if ((rc = tk_part_new_active(p, base, now))) return rc;
-  /* The sealed row and the new row land together, with the sealed
-  ** segment's first TK_PERSIST_CHUNK index rows (the next appends write the
-  ** rest, a chunk each); if this fails, recovery adopts the new file on
-  ** the next open. */
+  /* The sealed row and the new row land together; the sealed segment's
+  ** index rows are owed, written by the checkpoint thread (without one,
+  ** by the next appends, a small chunk each); if this fails, recovery
+  ** adopts the new file on the next open. */
   tk_part_persist(p, 0);
   return TAKHIN_OK;
 }

@@ -188,9 +188,10 @@ int tk_part_segments(tk_partition *p, takhin_segment_info **out, size_t *n);
 /* Compaction's swap: each fresh[i] (non-NULL) takes the place of old[i] in
 ** the segment array and is what readers find from now on; old[i] is retired
 ** (its path names the new file) and released on the reaper thread. The new
-** segments' index rows are owed (rows_owed), written as a roll's are: a
-** chunk per append, by the checkpoint thread, or at a flush (on the SQL
-** extension's store the swap wrote them). Takes over the
+** segments' index rows are owed (rows_owed), written as a roll's are: by
+** the checkpoint thread at once (tk_part_write_owed), by appends as a
+** fallback, or at a flush (on the SQL extension's store the swap wrote
+** them). Takes over the
 ** caller's references to both; swapped entries become NULL. */
 void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh, size_t n);
 /* Segments of segs[] (NULL-able) whose index rows a compaction run deleted
