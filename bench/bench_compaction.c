@@ -396,7 +396,7 @@ const bench_def bench_produce_after_compaction = {
            [PATH_KAFKA] = "no catalog"},
     .naxes = 2,
     .axes = {{"after", "", after_labels, {{1, {0}}, {2, {0, 1}}, {2, {0, 1}}}},
-             {"segments", "", NULL, {{1, {5}}, {1, {100}}, {1, {100}}}}},
+             {"segments", "", NULL, {{1, {5}}, {1, {20}}, {1, {100}}}}},
     .state_size = sizeof(after_state),
     .setup = after_setup,
     .run = after_run,
