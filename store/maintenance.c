@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "testing.h"
+
 #include "compaction.h"
 #include "partition.h"
 #include "store.h"
@@ -156,13 +158,19 @@ static void *ckpt_main(void *arg) {
   return NULL;
 }
 
+#ifdef TAKHIN_TESTING
+int tk_ckpt_refuse; /* testing.h */
+#else
+#define tk_ckpt_refuse 0
+#endif
+
 static int ckpt_wake(takhin_store *s, int owed) {
   int rc = TAKHIN_OK;
   pthread_mutex_lock(&s->ckpt_mu);
   if (s->ckpt_stop) {
     rc = TAKHIN_EMISUSE; /* closing: the last flushes write every row */
   } else if (!s->ckpt_running) {
-    if (pthread_create(&s->ckpt, NULL, ckpt_main, s) == 0) s->ckpt_running = 1;
+    if (!tk_ckpt_refuse && pthread_create(&s->ckpt, NULL, ckpt_main, s) == 0) s->ckpt_running = 1;
     else rc = TAKHIN_ENOMEM;
   }
   if (!rc && owed && !s->ckpt_owed) {

@@ -2180,6 +2180,57 @@ Test(compaction, owed_rows_go_to_the_thread_not_the_producer) {
   }
 }
 
+/* The sealed segments of topic t: index rows written to the catalog, and held. */
+static void sealed_rows(takhin_store *s, size_t *persisted, size_t *n) {
+  tk_topic *t;
+  tk_partition *p;
+  cr_assert_eq(tk_store_partition(s, "t", 0, &t, &p), TAKHIN_OK, "%s", takhin_errmsg());
+  *persisted = *n = 0;
+  pthread_mutex_lock(&p->append_lock);
+  for (size_t i = 0; i + 1 < p->nsegs; i++) {
+    *persisted += p->segs[i]->idx_persisted;
+    *n += p->segs[i]->idx_n;
+  }
+  pthread_mutex_unlock(&p->append_lock);
+  tk_topic_unref(t);
+}
+
+/* No checkpoint thread (it could not start): after a compaction the
+** producer writes the owed rows, TK_PERSIST_APPEND_CHUNK at most per
+** append (twice that in a call that rolls: the roll's persist and the
+** append's), a fraction of a millisecond each, and they are the files'. */
+Test(compaction, owed_rows_without_a_thread_go_a_small_chunk_per_append) {
+  const char *db = tu_store_path("owed_no_thread");
+  tk_ckpt_refuse = 1;
+  model m;
+  unsigned seed = 5;
+  takhin_store *s = open_db(db);
+  const char *cfg[] = {"cleanup_policy", "compact", "segment_bytes", "1048576", NULL};
+  cr_assert_eq(takhin_topic_create(s, "t", 1, cfg), TAKHIN_OK);
+  model_init(&m, 20000);
+  /* 1 KiB records, a key in ten superseded: the new segments hold
+  ** thousands of index entries */
+  produce(s, "t", &m, 12000, NKEYS_MAX, 1000, 0, 16, &seed);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  size_t done, n;
+  sealed_rows(s, &done, &n);
+  cr_assert_gt(n - done, 4 * TK_PERSIST_APPEND_CHUNK, "%zu rows owed", n - done);
+  long paid = atomic_load(&tk_owed_rows_by_append);
+  for (int k = 0; done < n && k < 1000; k++) {
+    size_t before = done, before_n = n;
+    produce(s, "t", &m, 16, NKEYS_MAX, 1000, 0, 16, &seed);
+    sealed_rows(s, &done, &n);
+    if (n == before_n) cr_assert_gt(done, before, "append %d wrote no owed row", k);
+    cr_assert_leq(done - before, 2 * TK_PERSIST_APPEND_CHUNK, "append %d wrote %zu", k,
+                  done - before);
+  }
+  cr_assert_eq(done, n);
+  cr_assert_gt(atomic_load(&tk_owed_rows_by_append), paid);
+  assert_live_rows_rebuilt_alike(s, db, active_base(s, "t"), "no thread");
+  model_free(&m);
+  tk_ckpt_refuse = 0;
+}
+
 typedef struct owed_race {
   takhin_store *s;
   const char *topic;
