@@ -14,6 +14,10 @@
 **
 ** Sanitizer builds interpose malloc themselves; there the bench is built with
 ** BENCH_NO_ALLOC_COUNT and allocs/op is reported as null.
+**
+** The calling thread's own count (alloc_count_thread) is for
+** tests/test_alloc_free.c, which links this file: a producer's hot path must
+** not allocate, whatever the store's background threads do meanwhile.
 */
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +28,7 @@
 
 int alloc_count_enabled(void) { return 0; }
 void alloc_count_get(uint64_t *allocs, uint64_t *bytes) { *allocs = *bytes = 0; }
+uint64_t alloc_count_thread(void) { return 0; }
 
 #else
 
@@ -41,10 +46,13 @@ extern void *__libc_memalign(size_t, size_t);
 /* Separate cache lines: the counters are hit from every thread. */
 static _Alignas(64) _Atomic uint64_t n_allocs;
 static _Alignas(64) _Atomic uint64_t n_bytes;
+/* initial-exec TLS of the executable: no allocation, no lookup on first use */
+static _Thread_local uint64_t t_allocs;
 
 static inline void count(size_t size) {
   atomic_fetch_add_explicit(&n_allocs, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&n_bytes, size, memory_order_relaxed);
+  t_allocs++;
 }
 
 int alloc_count_enabled(void) { return 1; }
@@ -53,6 +61,8 @@ void alloc_count_get(uint64_t *allocs, uint64_t *bytes) {
   *allocs = atomic_load_explicit(&n_allocs, memory_order_relaxed);
   *bytes = atomic_load_explicit(&n_bytes, memory_order_relaxed);
 }
+
+uint64_t alloc_count_thread(void) { return t_allocs; }
 
 void *malloc(size_t size) {
   void *p = __libc_malloc(size);

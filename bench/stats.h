@@ -61,6 +61,8 @@ void proc_snap_take(proc_snap *s);
 /* alloc_count.c: every malloc-family call in the process since start. */
 int alloc_count_enabled(void);
 void alloc_count_get(uint64_t *allocs, uint64_t *bytes);
+/* The calling thread's malloc-family calls since it started. */
+uint64_t alloc_count_thread(void);
 
 /* lock_wait.c: time threads spent blocked acquiring pthread mutexes and
 ** rwlocks (and C11 mtx) after a failed try-lock, process-wide. */
