@@ -38,10 +38,11 @@ static void fill(batch_buf *b, long first) {
     tu_make_record(&b->recs[j], b->keys[j], sizeof b->keys[j], b->vals[j], VLEN, first + j);
 }
 
-static takhin_store *open_with_topic(const char *name, int32_t partitions) {
+static takhin_store *open_with_topic(const char *name, int32_t partitions,
+                                     const char *const *config) {
   if (!alloc_count_enabled()) cr_skip_test("malloc is the sanitizer's in this build");
   takhin_store *s = tu_open_ok(tu_store_path(name));
-  int rc = takhin_topic_create(s, "t", partitions, NULL);
+  int rc = takhin_topic_create(s, "t", partitions, config);
   cr_assert_eq(rc, TAKHIN_OK, "topic: %s", takhin_errmsg());
   return s;
 }
@@ -57,24 +58,64 @@ Test(alloc_free, counter_sees_sqlite_allocations) {
   cr_assert_gt(alloc_count_thread(), before, "sqlite3_mprintf was not counted");
 }
 
-Test(alloc_free, produce_to_one_partition) {
-  takhin_store *s = open_with_topic("alloc_free_produce", 1);
+/* calls of BATCH records into partition 0 of "t": the allocations of the
+** last `counted` calls on this thread, after `warm` calls */
+static uint64_t produce_counted(takhin_store *s, long warm, long counted) {
   batch_buf *b = malloc(sizeof *b);
   cr_assert_not_null(b);
   fill(b, 0);
-  long calls = 0;
   int64_t first = -1;
-  for (; calls < 300; calls++) /* warm-up */
-    cr_assert_eq(takhin_produce(s, "t", 0, b->recs, BATCH, &first), TAKHIN_OK, "%s",
-                 takhin_errmsg());
-  uint64_t before = alloc_count_thread();
-  for (; calls < 1300; calls++) {
-    int rc = takhin_produce(s, "t", 0, b->recs, BATCH, &first);
-    if (rc != TAKHIN_OK) cr_assert_fail("produce: %s", takhin_errmsg());
+  uint64_t before = 0;
+  for (long calls = 0; calls < warm + counted; calls++) {
+    if (calls == warm) before = alloc_count_thread();
+    if (takhin_produce(s, "t", 0, b->recs, BATCH, &first) != TAKHIN_OK)
+      cr_assert_fail("produce: %s", takhin_errmsg());
   }
   uint64_t n = alloc_count_thread() - before;
-  cr_expect_eq(first, (calls - 1) * BATCH, "last batch at %lld", (long long)first);
+  cr_expect_eq(first, (warm + counted - 1) * BATCH, "last batch at %lld", (long long)first);
+  free(b);
+  return n;
+}
+
+Test(alloc_free, produce_to_one_partition) {
+  takhin_store *s = open_with_topic("alloc_free_produce", 1, NULL);
+  uint64_t n = produce_counted(s, 300, 1000);
   cr_expect_eq(n, 0, "%llu allocations in 1000 calls of %d records", (unsigned long long)n, BATCH);
+  takhin_close(s);
+}
+
+/* Segments roll every ~45 calls here. A call that rolls seals the file and
+** starts the next (a segment and its index, SQLite's segment row): it may
+** allocate. Every other call must not, the calls right after a roll too,
+** while the checkpoint thread writes the sealed segment's index rows
+** (partition.c), SQLite's B-tree splits and all, on its own thread. */
+Test(alloc_free, produce_across_rolls) {
+  const char *cfg[] = {"segment_bytes", "1048576", NULL};
+  takhin_store *s = open_with_topic("alloc_free_rolls", 1, cfg);
+  batch_buf *b = malloc(sizeof *b);
+  cr_assert_not_null(b);
+  fill(b, 0);
+  takhin_partition_info pi;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
+  produce_counted(s, 100, 0); /* warm-up */
+  int64_t segs = 0, rolls = 0;
+  uint64_t at_rolls = 0, between = 0;
+  cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
+  segs = pi.segments;
+  for (int i = 0; i < 1000; i++) {
+    uint64_t before = alloc_count_thread();
+    if (takhin_produce(s, "t", 0, b->recs, BATCH, NULL) != TAKHIN_OK)
+      cr_assert_fail("produce: %s", takhin_errmsg());
+    uint64_t n = alloc_count_thread() - before;
+    cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK); /* not counted */
+    if (pi.segments != segs) rolls++, at_rolls += n;
+    else between += n;
+    segs = pi.segments;
+  }
+  cr_assert_gt(rolls, 10, "only %lld rolls", (long long)rolls);
+  cr_expect_eq(between, 0, "%llu allocations in the %lld calls that did not roll",
+               (unsigned long long)between, (long long)(1000 - rolls));
+  cr_log_info("%llu allocations in %lld rolls", (unsigned long long)at_rolls, (long long)rolls);
   takhin_close(s);
   free(b);
 }
@@ -82,7 +123,7 @@ Test(alloc_free, produce_to_one_partition) {
 /* Kafka's partitioner over four partitions: keyed records split by key, one
 ** batch per partition per call; null keys stick to one partition a call. */
 Test(alloc_free, produce_topic_keyed_and_unkeyed) {
-  takhin_store *s = open_with_topic("alloc_free_topic", 4);
+  takhin_store *s = open_with_topic("alloc_free_topic", 4, NULL);
   batch_buf *b = malloc(sizeof *b);
   batch_buf *nokey = malloc(sizeof *nokey);
   cr_assert(b && nokey);
