@@ -747,7 +747,10 @@ void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh
     for (size_t k = 0; k < p->nsegs; k++)
       if (p->segs[k] == old[i]) {
         p->segs[k] = fresh[i];
+        /* the run's step 3 wrote its segment row: tk_part_write_owed
+        ** takes only a segment whose row the catalog has */
         fresh[i]->cat_dirty = 0;
+        fresh[i]->cat_row = 1;
         /* Its index rows are owed, as a roll leaves a sealed segment's
         ** (compaction.c wrote its segment row only; all of them on the
         ** extension's store) */

@@ -2231,6 +2231,34 @@ Test(compaction, owed_rows_without_a_thread_go_a_small_chunk_per_append) {
   tk_ckpt_refuse = 0;
 }
 
+/* A compaction's new segments owe their index rows, and their segment rows
+** are in the catalog (the run's step 3): the checkpoint thread's call takes
+** them, a chunk at a time, with no append and no idle partition needed.
+** The thread is kept from starting so that the test makes its calls. */
+Test(compaction, owed_rows_of_new_segments_are_the_threads_to_write) {
+  const char *db = tu_store_path("owed_new_segments");
+  tk_ckpt_refuse = 1;
+  model m;
+  unsigned seed = 11;
+  takhin_store *s = keyed_store(db, &m, 8000, &seed);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  size_t done, n;
+  sealed_rows(s, &done, &n);
+  cr_assert_lt(done, n, "the run left no rows owed");
+  tk_topic *t;
+  tk_partition *p;
+  cr_assert_eq(tk_store_partition(s, "t", 0, &t, &p), TAKHIN_OK, "%s", takhin_errmsg());
+  int calls = 0, r;
+  while ((r = tk_part_write_owed(p)) == 1) calls++;
+  tk_topic_unref(t);
+  cr_assert_eq(r, 0, "the catalog stayed busy");
+  sealed_rows(s, &done, &n);
+  cr_assert_eq(done, n, "%zu rows left owed after %d chunks", n - done, calls);
+  assert_live_rows_rebuilt_alike(s, db, active_base(s, "t"), "new segments");
+  model_free(&m);
+  tk_ckpt_refuse = 0;
+}
+
 typedef struct owed_race {
   takhin_store *s;
   const char *topic;
