@@ -31,6 +31,7 @@
 
 #ifdef TAKHIN_TESTING
 atomic_long tk_owed_rows_by_append; /* testing.h */
+atomic_long tk_owed_chunks_failed;  /* testing.h */
 #endif
 
 tk_partition *tk_part_new(tk_topic *t, int32_t id) {
@@ -278,13 +279,19 @@ int tk_part_write_owed(tk_partition *p) {
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
+#ifdef TAKHIN_TESTING
+  if (rc) atomic_fetch_add(&tk_owed_chunks_failed, 1);
+#endif
   pthread_mutex_lock(&p->append_lock);
   /* Settle: unless a persist wrote them meanwhile (a flush: idx_persisted
   ** moved past from) or the segment left the partition. */
   int here = 0;
   for (size_t i = 0; i < p->nsegs && !here; i++) here = p->segs[i] == g;
   if (!rc && here && g->idx_persisted == from) g->idx_persisted = from + n;
-  count_owed(p);
+  /* Not after a failure: nothing changed, and count_owed would wake the
+  ** thread to fail again at once, in a loop for as long as the catalog
+  ** refuses (a full disk). The next persist or idle look tries again. */
+  if (!rc) count_owed(p);
   pthread_mutex_unlock(&p->append_lock);
   tk_seg_unref(g);
   return rc ? 0 : 1; /* a failure: the producers write them (TK_PERSIST_OWED_MS) */

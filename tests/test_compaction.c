@@ -2259,6 +2259,43 @@ Test(compaction, owed_rows_of_new_segments_are_the_threads_to_write) {
   tk_ckpt_refuse = 0;
 }
 
+/* The catalog refuses index rows (as a full disk would): the checkpoint
+** thread's chunk of owed rows fails, and it tries again when there is
+** news (an append's persist, a roll, its idle look), not at once and
+** again in a loop that burns a core and the catalog while the failure
+** lasts. The bound is loose: the idle look comes every half second at
+** most, whatever the load; a loop makes thousands of tries. */
+Test(compaction, owed_rows_a_failing_catalog_refuses_are_not_retried_in_a_loop) {
+  const char *db = tu_store_path("owed_failing_catalog");
+  model m;
+  unsigned seed = 13;
+  takhin_store *s = keyed_store(db, &m, 8000, &seed);
+  cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
+  sqlite3 *h;
+  cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+  sqlite3_busy_timeout(h, 30000);
+  cr_assert_eq(sqlite3_exec(h,
+                            "CREATE TRIGGER refuse_index BEFORE INSERT ON takhin_cat_index "
+                            "BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                            NULL, NULL, NULL),
+               SQLITE_OK, "%s", sqlite3_errmsg(h));
+  long failed0 = atomic_load(&tk_owed_chunks_failed);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  int64_t t0 = tu_now_ms();
+  while (atomic_load(&tk_owed_chunks_failed) == failed0 && tu_now_ms() - t0 < 30000) usleep(1000);
+  cr_assert_gt(atomic_load(&tk_owed_chunks_failed), failed0, "the thread tried no chunk");
+  usleep(300000); /* room for a loop to show */
+  long tries = atomic_load(&tk_owed_chunks_failed) - failed0;
+  int64_t ms = tu_now_ms() - t0;
+  cr_assert_leq(tries, 4 + 2 * ms / (TK_PERSIST_MS / 2), "%ld tries in %lld ms", tries,
+                (long long)ms);
+  cr_assert_eq(sqlite3_exec(h, "DROP TRIGGER refuse_index", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(h);
+  cr_assert(owed_rows_written(s, "t"), "rows still owed once the catalog takes them");
+  assert_live_rows_rebuilt_alike(s, db, active_base(s, "t"), "failing catalog");
+  model_free(&m);
+}
+
 typedef struct owed_race {
   takhin_store *s;
   const char *topic;
