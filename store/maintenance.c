@@ -10,6 +10,7 @@
 ** at once instead, TK_PERSIST_BG_CHUNK rows per transaction without
 ** append_lock (tk_part_write_owed): the producer does not pay for them.
 */
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
@@ -120,6 +121,8 @@ static int write_owed(takhin_store *s, int *wrote) {
 static void *ckpt_main(void *arg) {
   takhin_store *s = arg;
   pthread_setname_np(pthread_self(), "takhin-ckpt"); /* as top and perf show it */
+  struct timespec ts;                                /* the next idle look, once kicked */
+  int have_ts = 0;
   pthread_mutex_lock(&s->ckpt_mu);
   while (!s->ckpt_stop) {
     if (s->ckpt_owed) {
@@ -138,15 +141,20 @@ static void *ckpt_main(void *arg) {
       pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
       continue;
     }
-    /* Half a period: rows wait between one and one and a half of them. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += TK_PERSIST_MS / 2 * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    pthread_cond_timedwait(&s->ckpt_cv, &s->ckpt_mu, &ts);
+    /* Half a period: rows wait between one and one and a half of them. A
+    ** wake-up for owed rows keeps the deadline: rolls elsewhere every few
+    ** milliseconds must not put the idle look off for ever. */
+    if (!have_ts) {
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += TK_PERSIST_MS / 2 * 1000000L;
+      ts.tv_sec += ts.tv_nsec / 1000000000L;
+      ts.tv_nsec %= 1000000000L;
+      have_ts = 1;
+    }
+    int waited = pthread_cond_timedwait(&s->ckpt_cv, &s->ckpt_mu, &ts);
     if (s->ckpt_stop) break;
-    if (s->ckpt_owed) continue; /* woken early: owed rows first */
+    if (waited != ETIMEDOUT) continue; /* woken early: owed rows first, the same deadline */
+    have_ts = 0;
     s->ckpt_kicked = 0;
     pthread_mutex_unlock(&s->ckpt_mu);
     int still = 0;

@@ -30,7 +30,9 @@
 #include "wait.h"
 
 #ifdef TAKHIN_TESTING
-atomic_long tk_owed_rows_by_append; /* testing.h */
+atomic_long tk_owed_rows_by_append;          /* testing.h */
+atomic_long tk_owed_chunks_failed;           /* testing.h */
+void (*tk_write_owed_hook)(tk_partition *p); /* testing.h */
 #endif
 
 tk_partition *tk_part_new(tk_topic *t, int32_t id) {
@@ -271,6 +273,7 @@ int tk_part_write_owed(tk_partition *p) {
   if (n > TK_PERSIST_BG_CHUNK) n = TK_PERSIST_BG_CHUNK;
   const tk_index_entry *e = g->idx + from; /* a sealed segment's array is fixed */
   int64_t id = p->topic->topic_id, base = g->base_offset;
+  unsigned gen = g->rows_gen;
   tk_seg_ref(g);
   pthread_mutex_unlock(&p->append_lock);
   int rc = tk_cat_begin(s);
@@ -278,13 +281,22 @@ int tk_part_write_owed(tk_partition *p) {
   if (!rc) rc = tk_cat_commit(s);
   else tk_cat_rollback(s);
   pthread_mutex_unlock(&s->cat_lock);
+#ifdef TAKHIN_TESTING
+  if (rc) atomic_fetch_add(&tk_owed_chunks_failed, 1);
+  if (tk_write_owed_hook) tk_write_owed_hook(p);
+#endif
   pthread_mutex_lock(&p->append_lock);
   /* Settle: unless a persist wrote them meanwhile (a flush: idx_persisted
-  ** moved past from) or the segment left the partition. */
+  ** moved past from), the segment left the partition, or its rows were
+  ** dropped and owed again (a flush, then a failed compaction run: back
+  ** at 0, which may be from, without this chunk in the catalog). */
   int here = 0;
   for (size_t i = 0; i < p->nsegs && !here; i++) here = p->segs[i] == g;
-  if (!rc && here && g->idx_persisted == from) g->idx_persisted = from + n;
-  count_owed(p);
+  if (!rc && here && g->idx_persisted == from && g->rows_gen == gen) g->idx_persisted = from + n;
+  /* Not after a failure: nothing changed, and count_owed would wake the
+  ** thread to fail again at once, in a loop for as long as the catalog
+  ** refuses (a full disk). The next persist or idle look tries again. */
+  if (!rc) count_owed(p);
   pthread_mutex_unlock(&p->append_lock);
   tk_seg_unref(g);
   return rc ? 0 : 1; /* a failure: the producers write them (TK_PERSIST_OWED_MS) */
@@ -747,7 +759,10 @@ void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh
     for (size_t k = 0; k < p->nsegs; k++)
       if (p->segs[k] == old[i]) {
         p->segs[k] = fresh[i];
+        /* the run's step 3 wrote its segment row: tk_part_write_owed
+        ** takes only a segment whose row the catalog has */
         fresh[i]->cat_dirty = 0;
+        fresh[i]->cat_row = 1;
         /* Its index rows are owed, as a roll leaves a sealed segment's
         ** (compaction.c wrote its segment row only; all of them on the
         ** extension's store) */
@@ -783,6 +798,7 @@ void tk_part_owe_rows(tk_partition *p, tk_segment **segs, size_t n) {
     for (size_t k = 0; k < p->nsegs; k++)
       if (p->segs[k] == g) {
         g->idx_persisted = 0;
+        g->rows_gen++;
         owed |= g->idx_n > 0;
         break;
       }

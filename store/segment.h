@@ -49,6 +49,10 @@ struct tk_segment {
   /* A compaction run deleted its index rows from the catalog ahead of its
   ** swap (compact_plan.c); the run owes them back if the segment stays. */
   int rows_dropped;
+  /* Bumped (append_lock) when its index rows are owed again from the
+  ** start (tk_part_owe_rows): a chunk tk_part_write_owed wrote before is
+  ** not to be settled then, even where idx_persisted is back at its start. */
+  unsigned rows_gen;
   /* file handle, managed by the store's cache (fd_lock) */
   int fd;
   int fd_users;

@@ -79,6 +79,15 @@ extern uint32_t tk_key_hash_mask;
 ** segments' owed index rows, which the checkpoint thread writes when it
 ** runs: a test proves producers do not pay for them. */
 extern atomic_long tk_owed_rows_by_append;
+/* partition.c: chunks of owed index rows tk_part_write_owed failed to
+** write (the catalog refused them): a test proves a failure does not make
+** the checkpoint thread try again at once, and again. */
+extern atomic_long tk_owed_chunks_failed;
+struct tk_partition;
+/* partition.c: called, when set, by tk_part_write_owed after its chunk is
+** committed and before it takes append_lock again to settle it (no lock
+** held), so that a test can act in between. NULL = off. */
+extern void (*tk_write_owed_hook)(struct tk_partition *p);
 /* maintenance.c: nonzero, the checkpoint thread is never started (as if
 ** pthread_create failed), so that a test sees producers write the owed
 ** rows. Set before the store opens. */

@@ -12,7 +12,9 @@
 ** internal.h to compare.
 */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +199,58 @@ Test(active_rows, written_after_an_idle_second) {
   while (cat_size(c, 0) != v[0].size && tu_now_ms() - t0 < 30000) usleep(20000);
   cr_assert_eq(cat_size(c, 0), v[0].size, "idle rows not written");
   cr_assert_eq(cat_index_rows(c, 0), (int64_t)v[0].idx_n);
+  sqlite3_close(c);
+  takhin_close(s);
+}
+
+typedef struct roller {
+  takhin_store *s;
+  atomic_int stop;
+  atomic_long produced;
+} roller;
+
+/* Produces to topic "busy" (64 KiB segments: a roll every four calls, and
+** each roll leaves the sealed segment's rows owed to the checkpoint
+** thread) until told to stop, deleting what it wrote now and then. */
+static void *roll_until_stopped(void *arg) {
+  roller *r = arg;
+  for (long i = 0; !atomic_load(&r->stop); i += 16) {
+    tu_produce_n(r->s, "busy", 0, i, 16, VLEN, 16);
+    atomic_store(&r->produced, i + 16);
+    if (i % 1024 == 0) /* the disk stays small */
+      cr_assert_eq(takhin_delete_records(r->s, "busy", 0, i), TAKHIN_OK, "%s", takhin_errmsg());
+    usleep(1000); /* a roll every few ms still, the CPU left to the rest */
+  }
+  return NULL;
+}
+
+/* Owed rows come every few milliseconds from another topic's rolls: the
+** checkpoint thread writes them and still makes its idle look, which
+** writes an idle partition's held-back rows (a wake-up for owed rows does
+** not put the look off again, half a period each time). */
+Test(active_rows, written_while_another_topic_keeps_rolling) {
+  const char *db = tu_store_path("active_rows_idle_rolling");
+  takhin_store *s = open_with_topic(db, "1048576", 0);
+  cr_assert_eq(
+      takhin_topic_create(s, "busy", 1, (const char *const[]){"segment_bytes", "65536", NULL}),
+      TAKHIN_OK, "%s", takhin_errmsg());
+  sqlite3 *c = cat_open(db);
+  roller r = {.s = s};
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, roll_until_stopped, &r), 0);
+  tu_produce_n(s, TOPIC, 0, 0, 50, VLEN, 5);
+  seg_view v[4];
+  mem_segs(s, v, 4);
+  const char *q = "SELECT size_bytes FROM takhin_cat_segment WHERE base_offset = ?1 AND "
+                  "topic_id = (SELECT topic_id FROM takhin_cat_topic WHERE name = 't')";
+  int64_t t0 = tu_now_ms();
+  while (cat_int(c, q, 0) != v[0].size && tu_now_ms() - t0 < 30000) usleep(20000);
+  int64_t size = cat_int(c, q, 0);
+  atomic_store(&r.stop, 1);
+  pthread_join(th, NULL);
+  cr_assert_gt(atomic_load(&r.produced), 0);
+  cr_assert_eq(size, v[0].size, "idle rows not written while \"busy\" rolled (%ld records)",
+               atomic_load(&r.produced));
   sqlite3_close(c);
   takhin_close(s);
 }

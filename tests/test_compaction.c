@@ -2231,6 +2231,157 @@ Test(compaction, owed_rows_without_a_thread_go_a_small_chunk_per_append) {
   tk_ckpt_refuse = 0;
 }
 
+/* A compaction's new segments owe their index rows, and their segment rows
+** are in the catalog (the run's step 3): the checkpoint thread's call takes
+** them, a chunk at a time, with no append and no idle partition needed.
+** The thread is kept from starting so that the test makes its calls. */
+Test(compaction, owed_rows_of_new_segments_are_the_threads_to_write) {
+  const char *db = tu_store_path("owed_new_segments");
+  tk_ckpt_refuse = 1;
+  model m;
+  unsigned seed = 11;
+  takhin_store *s = keyed_store(db, &m, 8000, &seed);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  size_t done, n;
+  sealed_rows(s, &done, &n);
+  cr_assert_lt(done, n, "the run left no rows owed");
+  tk_topic *t;
+  tk_partition *p;
+  cr_assert_eq(tk_store_partition(s, "t", 0, &t, &p), TAKHIN_OK, "%s", takhin_errmsg());
+  int calls = 0, r;
+  while ((r = tk_part_write_owed(p)) == 1) calls++;
+  tk_topic_unref(t);
+  cr_assert_eq(r, 0, "the catalog stayed busy");
+  sealed_rows(s, &done, &n);
+  cr_assert_eq(done, n, "%zu rows left owed after %d chunks", n - done, calls);
+  assert_live_rows_rebuilt_alike(s, db, active_base(s, "t"), "new segments");
+  model_free(&m);
+  tk_ckpt_refuse = 0;
+}
+
+/* The catalog refuses index rows (as a full disk would): the checkpoint
+** thread's chunk of owed rows fails, and it tries again when there is
+** news (an append's persist, a roll, its idle look), not at once and
+** again in a loop that burns a core and the catalog while the failure
+** lasts. The bound is loose: the idle look comes every half second at
+** most, whatever the load; a loop makes thousands of tries. */
+Test(compaction, owed_rows_a_failing_catalog_refuses_are_not_retried_in_a_loop) {
+  const char *db = tu_store_path("owed_failing_catalog");
+  model m;
+  unsigned seed = 13;
+  takhin_store *s = keyed_store(db, &m, 8000, &seed);
+  cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
+  sqlite3 *h;
+  cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+  sqlite3_busy_timeout(h, 30000);
+  cr_assert_eq(sqlite3_exec(h,
+                            "CREATE TRIGGER refuse_index BEFORE INSERT ON takhin_cat_index "
+                            "BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                            NULL, NULL, NULL),
+               SQLITE_OK, "%s", sqlite3_errmsg(h));
+  long failed0 = atomic_load(&tk_owed_chunks_failed);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  int64_t t0 = tu_now_ms();
+  while (atomic_load(&tk_owed_chunks_failed) == failed0 && tu_now_ms() - t0 < 30000) usleep(1000);
+  cr_assert_gt(atomic_load(&tk_owed_chunks_failed), failed0, "the thread tried no chunk");
+  usleep(300000); /* room for a loop to show */
+  long tries = atomic_load(&tk_owed_chunks_failed) - failed0;
+  int64_t ms = tu_now_ms() - t0;
+  cr_assert_leq(tries, 4 + 2 * ms / (TK_PERSIST_MS / 2), "%ld tries in %lld ms", tries,
+                (long long)ms);
+  cr_assert_eq(sqlite3_exec(h, "DROP TRIGGER refuse_index", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(h);
+  cr_assert(owed_rows_written(s, "t"), "rows still owed once the catalog takes them");
+  assert_live_rows_rebuilt_alike(s, db, active_base(s, "t"), "failing catalog");
+  model_free(&m);
+}
+
+/* What refuse_segment_rows_at_step2 and owed_settle_race_hook work on. */
+static struct {
+  takhin_store *s;
+  const char *db;
+  model *m;
+  unsigned *seed;
+  int done, compact_rc;
+} settle_race;
+
+/* A run's step 2 hook: the catalog refuses segment rows from now on, so
+** that step 3 fails after the plan dropped the candidates' index rows. */
+static void refuse_segment_rows_at_step2(const char *topic, int32_t part, int step) {
+  (void)topic;
+  (void)part;
+  if (step != 2) return;
+  sqlite3 *h;
+  cr_assert_eq(sqlite3_open(settle_race.db, &h), SQLITE_OK);
+  sqlite3_busy_timeout(h, 30000);
+  cr_assert_eq(sqlite3_exec(h,
+                            "CREATE TRIGGER refuse_seg_i BEFORE INSERT ON takhin_cat_segment "
+                            "BEGIN SELECT RAISE(ABORT, 'refused'); END; "
+                            "CREATE TRIGGER refuse_seg_u BEFORE UPDATE ON takhin_cat_segment "
+                            "BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                            NULL, NULL, NULL),
+               SQLITE_OK, "%s", sqlite3_errmsg(h));
+  sqlite3_close(h);
+}
+
+/* Between the chunk's commit and its settling: the records of the
+** chunk's segment are superseded, and a run compacting it drops its index
+** rows (the flush at its start wrote them all) and fails at step 3,
+** owing them back from the start -- where the chunk started too. */
+static void owed_settle_race_hook(tk_partition *p) {
+  (void)p;
+  if (settle_race.done++) return;
+  produce(settle_race.s, "t", settle_race.m, 2000, 100, 100, 0, 16, settle_race.seed);
+  tk_compact_step_hook = refuse_segment_rows_at_step2;
+  settle_race.compact_rc = takhin_compact(settle_race.s, "t", 0, 1, NULL);
+  tk_compact_step_hook = NULL;
+  sqlite3 *h;
+  cr_assert_eq(sqlite3_open(settle_race.db, &h), SQLITE_OK);
+  sqlite3_busy_timeout(h, 30000);
+  cr_assert_eq(
+      sqlite3_exec(h, "DROP TRIGGER refuse_seg_i; DROP TRIGGER refuse_seg_u", NULL, NULL, NULL),
+      SQLITE_OK, "%s", sqlite3_errmsg(h));
+  sqlite3_close(h);
+}
+
+/* A chunk of owed rows is settled only if its segment still owes the rows
+** it wrote: a failed run that dropped them in between owes them again
+** from 0, which must not pass for the chunk's own start. Called as the
+** thread calls it (the thread is kept from starting). */
+Test(compaction, owed_rows_a_failed_run_dropped_under_a_chunk_are_written_again) {
+  const char *db = tu_store_path("owed_settle_race");
+  tk_ckpt_refuse = 1;
+  model m;
+  unsigned seed = 17;
+  takhin_store *s = keyed_store(db, &m, 8000, &seed);
+  cr_assert_eq(takhin_compact(s, "t", 0, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  size_t done, n;
+  sealed_rows(s, &done, &n);
+  cr_assert_lt(done, n, "the run left no rows owed");
+  settle_race.s = s;
+  settle_race.db = db;
+  settle_race.m = &m;
+  settle_race.seed = &seed;
+  settle_race.done = 0;
+  tk_topic *t;
+  tk_partition *p;
+  cr_assert_eq(tk_store_partition(s, "t", 0, &t, &p), TAKHIN_OK, "%s", takhin_errmsg());
+  tk_write_owed_hook = owed_settle_race_hook;
+  int r = tk_part_write_owed(p);
+  tk_write_owed_hook = NULL;
+  cr_assert_eq(r, 1, "no chunk written");
+  cr_assert_eq(settle_race.done, 1);
+  cr_assert_eq(settle_race.compact_rc, TAKHIN_ECATALOG, "the run did not fail at step 3: %s",
+               takhin_errmsg());
+  while (tk_part_write_owed(p) == 1) {}
+  tk_topic_unref(t);
+  sealed_rows(s, &done, &n);
+  cr_assert_eq(done, n);
+  assert_live_rows_rebuilt_alike(s, db, active_base(s, "t"), "a failed run under a chunk");
+  model_free(&m);
+  tk_ckpt_refuse = 0;
+}
+
 typedef struct owed_race {
   takhin_store *s;
   const char *topic;
