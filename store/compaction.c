@@ -1020,6 +1020,7 @@ out:
     pthread_mutex_unlock(&s->cat_lock);
     out->keys_kept += keys + survived;
   }
+  tk_part_owed_after_run(p);
   pthread_mutex_unlock(&p->maint_lock);
   if (out) out->duration_ms += tk_now_ms() - t0;
   return rc;

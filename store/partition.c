@@ -781,7 +781,14 @@ void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh
       }
   }
   pthread_rwlock_unlock(&p->meta_lock);
-  if (owed) {
+  /* the checkpoint thread is told when the run is over (tk_part_owed_after_run) */
+  if (owed) p->rows_owed = 1;
+  pthread_mutex_unlock(&p->append_lock);
+}
+
+void tk_part_owed_after_run(tk_partition *p) {
+  pthread_mutex_lock(&p->append_lock);
+  if (p->rows_owed) {
     owe(p);               /* the checkpoint thread writes them now */
     tk_part_note_held(p); /* ... and the held-back ones when idle */
   }

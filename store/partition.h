@@ -194,6 +194,11 @@ int tk_part_segments(tk_partition *p, takhin_segment_info **out, size_t *n);
 ** them). Takes over the
 ** caller's references to both; swapped entries become NULL. */
 void tk_part_swap_segments(tk_partition *p, tk_segment **old, tk_segment **fresh, size_t n);
+/* After a compaction run, its last step done: wake the checkpoint thread for
+** the index rows the swap left owed. Not from the swap itself: the thread's
+** chunks would take cat_lock and a core from the run's last steps, which
+** the caller waits for (BENCHMARKS.md, fix 11). */
+void tk_part_owed_after_run(tk_partition *p);
 /* Segments of segs[] (NULL-able) whose index rows a compaction run deleted
 ** from the catalog (rows_dropped) and that are still in the partition (the
 ** run failed before its commit): their rows are owed again. */
