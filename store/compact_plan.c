@@ -434,10 +434,11 @@ int tk_plan_start(tk_plan **out, tk_partition *p, tk_segment *const *cand, size_
     /* The helper's start (a thread's, on a store's first run; its stack's
     ** faults) was time the caller spent waiting for segment 0: the caller
     ** plans segment 0 itself (tk_plan_get), the helper from 1 on. */
-    pl->spares = TK_COMPACT_SYNC_THREADS; /* the plan job reads these from its start */
+    pl->spares = TK_COMPACT_SYNC_THREADS; /* the plan job reads these from its start, */
     pl->first = pl->dropped = 1;
-    if (tk_cw_start(p->topic->store, &pl->job, plan_main, pl)) pl->threaded = 1;
-    else pl->spares = 0, pl->first = pl->dropped = 0;
+    pl->threaded = 1; /* threaded too (plan_loop): set before it may run, not after */
+    if (!tk_cw_start(p->topic->store, &pl->job, plan_main, pl))
+      pl->threaded = 0, pl->spares = 0, pl->first = pl->dropped = 0; /* no job runs */
   }
   *out = pl;
   return TAKHIN_OK;
