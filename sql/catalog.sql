@@ -34,8 +34,17 @@ SELECT value FROM takhin_cat_meta WHERE key = 'format_version';
 -- this release's. Releases of format 1 then refuse it rather than keep
 -- neither the dead-offset bitmaps nor the fingerprints and leave rows a
 -- later compaction here would misread (a live record planned as dead).
--- Writers only (catalog.c), in the schema's transaction.
-UPDATE takhin_cat_meta SET value = ?1 WHERE key = 'format_version' AND value = 1;
+-- Writers only (catalog.c), in the schema's transaction. Format 2 becomes
+-- format 3 the same way, after drop_entry_index.
+UPDATE takhin_cat_meta SET value = ?1 WHERE key = 'format_version' AND value < ?1;
+
+-- name: drop_entry_index
+-- Formats 1 and 2 kept a row per index entry (takhin_cat_index); format 3
+-- keeps runs (takhin_cat_index_run). The old rows are dropped, not
+-- converted: the index is derived from the segment files, and the open
+-- that upgrades rebuilds it by walking them (recovery.c), then writes it
+-- as runs.
+DROP TABLE IF EXISTS takhin_cat_index;
 
 -- name: swap_has_fingerprint
 -- Catalogs made before takhin_cat_swap had its fingerprint columns get them
@@ -77,7 +86,7 @@ SELECT created_ms FROM takhin_cat_topic WHERE topic_id = ?1;
 -- DELETE CASCADE cannot be relied upon. ?1 topic_id.
 
 -- name: delete_topic_index
-DELETE FROM takhin_cat_index WHERE topic_id = ?1;
+DELETE FROM takhin_cat_index_run WHERE topic_id = ?1;
 
 -- name: delete_topic_keys
 DELETE FROM takhin_cat_key WHERE topic_id = ?1;
@@ -123,9 +132,9 @@ SELECT base_offset, next_offset, size_bytes, max_timestamp, sealed, created_ms, 
  ORDER BY base_offset;
 
 -- name: index
--- The index entries of the segment at ?3.
-SELECT offset, position, max_timestamp FROM takhin_cat_index
- WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3 ORDER BY offset;
+-- The index runs of the segment at ?3, in order (store/index_run.c).
+SELECT first_offset, entries FROM takhin_cat_index_run
+ WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3 ORDER BY first_offset;
 
 -- name: upsert_segment
 INSERT INTO takhin_cat_segment(topic_id, partition, base_offset, next_offset, size_bytes,
@@ -135,23 +144,38 @@ ON CONFLICT DO UPDATE SET next_offset = excluded.next_offset,
    size_bytes = excluded.size_bytes, max_timestamp = excluded.max_timestamp,
    sealed = excluded.sealed, records = excluded.records;
 
--- name: upsert_index
--- Index entries of the segment at ?3, a batch held in memory: takhin_rows(?4)
--- yields offset (v0), position (v1) and max_timestamp (v2) of each.
-INSERT OR REPLACE INTO takhin_cat_index(topic_id, partition, segment_base, offset,
-                                        position, max_timestamp)
-SELECT ?1, ?2, ?3, v0, v1, v2 FROM takhin_rows(?4);
+-- name: delete_index_runs_from
+-- Before entries from offset ?4 on are written: the runs they replace whole.
+DELETE FROM takhin_cat_index_run
+ WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3 AND first_offset >= ?4;
+
+-- name: insert_index_run
+-- ?4 first_offset, ?5 first_position, ?6 entries.
+INSERT INTO takhin_cat_index_run(topic_id, partition, segment_base, first_offset,
+                                 first_position, entries)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6);
 
 -- name: delete_segment
 DELETE FROM takhin_cat_segment WHERE topic_id = ?1 AND partition = ?2 AND base_offset = ?3;
 
 -- name: delete_segment_index
-DELETE FROM takhin_cat_index WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3;
+DELETE FROM takhin_cat_index_run WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3;
 
 -- name: delete_index_from
--- Index entries of the segment at ?3 at or past file position ?4.
-DELETE FROM takhin_cat_index
- WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3 AND position >= ?4;
+-- Index entries of the segment at ?3 at or past file position ?4: the runs
+-- that start there go; the one before them is cut (cut_index_run).
+DELETE FROM takhin_cat_index_run
+ WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3 AND first_position >= ?4;
+
+-- name: last_index_run
+SELECT first_offset, entries FROM takhin_cat_index_run
+ WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3
+ ORDER BY first_offset DESC LIMIT 1;
+
+-- name: cut_index_run
+-- The run at ?4 keeps its first ?5 bytes (substr counts a blob's bytes).
+UPDATE takhin_cat_index_run SET entries = substr(entries, 1, ?5)
+ WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3 AND first_offset = ?4;
 
 -- ---- consumer group offsets -------------------------------------------------
 

@@ -20,9 +20,10 @@ CREATE TABLE IF NOT EXISTS takhin_cat_meta(
 ) STRICT;
 -- The first writer stamps the version; a later open compares (see catalog.c).
 -- Format 2 added takhin_cat_dead, takhin_cat_dead_from and the swap rows'
--- fingerprint; a writer upgrades a format 1 catalog in place (catalog.sql
--- upgrade_format), a reader reads it as it is.
-INSERT OR IGNORE INTO takhin_cat_meta(key, value) VALUES ('format_version', 2);
+-- fingerprint; format 3 packed the index into runs (takhin_cat_index_run, in
+-- place of takhin_cat_index's row per entry). A writer upgrades an older
+-- catalog in place (catalog.sql upgrade_format), a reader reads it as it is.
+INSERT OR IGNORE INTO takhin_cat_meta(key, value) VALUES ('format_version', 3);
 
 -- One row per topic, with its configuration under Kafka's names: one column per
 -- key of TK_TOPIC_CONFIGS (store/topic_config.h), which always writes every
@@ -81,17 +82,22 @@ CREATE TABLE IF NOT EXISTS takhin_cat_segment(
 -- The sparse offset and time index: one entry per ~4 KiB of log (Kafka's
 -- index.interval.bytes), each naming the first batch of a stretch of the
 -- segment: its base offset, its byte position in the file, and the largest
--- record timestamp within the stretch (for ListOffsets by time).
-CREATE TABLE IF NOT EXISTS takhin_cat_index(
-  topic_id      INTEGER NOT NULL,
-  partition     INTEGER NOT NULL,
-  segment_base  INTEGER NOT NULL,
-  offset        INTEGER NOT NULL,
-  position      INTEGER NOT NULL,
-  max_timestamp INTEGER NOT NULL,
-  PRIMARY KEY (topic_id, partition, segment_base, offset),
+-- record timestamp within the stretch (for ListOffsets by time). Entries are
+-- kept in runs, one row per run of consecutive entries (store/index_run.c:
+-- 24 bytes each, the three as little-endian int64), not one row per entry:
+-- a 1 GiB segment has 262,144 entries. A run written later replaces the
+-- entries from its first offset on. A rowid table: new runs append at the
+-- B-tree's end, and the blobs stay out of the key's index.
+CREATE TABLE IF NOT EXISTS takhin_cat_index_run(
+  topic_id       INTEGER NOT NULL,
+  partition      INTEGER NOT NULL,
+  segment_base   INTEGER NOT NULL,
+  first_offset   INTEGER NOT NULL,  -- the offset of the run's first entry
+  first_position INTEGER NOT NULL,  -- and its byte position in the file
+  entries        BLOB NOT NULL,
+  UNIQUE (topic_id, partition, segment_base, first_offset),
   FOREIGN KEY (topic_id, partition, segment_base) REFERENCES takhin_cat_segment ON DELETE CASCADE
-) STRICT, WITHOUT ROWID;
+) STRICT;
 
 -- Consumer group offsets (Kafka's __consumer_offsets).
 CREATE TABLE IF NOT EXISTS takhin_cat_group_offset(

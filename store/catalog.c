@@ -35,6 +35,7 @@
 
 #include "catalog.h"
 #include "dead.h"
+#include "index_run.h"
 #include "partition.h" /* tk_sync_dir */
 #include "store.h"
 
@@ -49,6 +50,8 @@ struct tk_catalog {
   int group;     /* borrowed: the extension asks begin/commit to group writes */
   int savepoint; /* borrowed: tk_cat_begin opened SAVEPOINT takhin_catalog_group */
   int sp_began;  /* ... and that savepoint began the transaction (no BEGIN around it) */
+  int format;    /* format_version read at open (a reader may read an older one) */
+  uint8_t *run;  /* encode buffer of index runs, TK_INDEX_RUN_MAX entries (cat_lock) */
 };
 
 static int cat_err(takhin_store *s, const char *what) {
@@ -162,14 +165,17 @@ static int check_format(takhin_store *s) {
                 s->db_path);
   } else if (sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
              (sqlite3_column_int64(st, 0) != TAKHIN_FORMAT_VERSION &&
-              /* a reader changes nothing, and reads format 1 as it is (a
-              ** writer's open upgrades it: add_columns) */
-              !(s->cat->read_only && sqlite3_column_int64(st, 0) == 1))) {
+              /* a reader changes nothing, and reads formats 1 and 2 as
+              ** they are (a writer's open upgrades them: add_columns) */
+              !(s->cat->read_only && sqlite3_column_int64(st, 0) >= 1 &&
+                sqlite3_column_int64(st, 0) < TAKHIN_FORMAT_VERSION))) {
     rc = tk_err(TAKHIN_EFORMAT,
                 "catalog %s has format_version %s but this takhin %s reads version %d: open it "
                 "with the takhin release that wrote it",
                 s->db_path, (const char *)sqlite3_column_text(st, 0), TAKHIN_VERSION,
                 TAKHIN_FORMAT_VERSION);
+  } else {
+    s->cat->format = (int)sqlite3_column_int64(st, 0);
   }
   sqlite3_finalize(st);
   return rc;
@@ -196,9 +202,17 @@ static int add_columns(takhin_store *s, sqlite3 *db) {
     sqlite3_free(msg);
     return rc;
   }
-  /* Format 1 becomes this release's format (sql/catalog.sql upgrade_format). */
+  /* The index rows of formats 1 and 2 go (sql/catalog.sql drop_entry_index);
+  ** then an older format becomes this release's (upgrade_format). */
+  const char *drop = tk_sql_text(TK_SQL_DROP_ENTRY_INDEX);
   const char *up = tk_sql_text(TK_SQL_UPGRADE_FORMAT);
-  if (!up) return TAKHIN_ECATALOG;
+  if (!drop || !up) return TAKHIN_ECATALOG;
+  if (sqlite3_exec(db, drop, NULL, NULL, &msg) != SQLITE_OK) {
+    int rc = tk_err(TAKHIN_ECATALOG, "catalog %s: dropping the old index rows: %s", s->db_path,
+                    msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    return rc;
+  }
   if (sqlite3_prepare_v2(db, up, -1, &st, NULL) != SQLITE_OK) return cat_err(s, "upgrade_format");
   sqlite3_bind_int(st, 1, TAKHIN_FORMAT_VERSION);
   step = sqlite3_step(st);
@@ -421,6 +435,7 @@ void tk_cat_close(takhin_store *s) {
   if (!c) return;
   for (int i = 0; i < TK_SQL_COUNT; i++) sqlite3_finalize(c->st[i]);
   if (!c->borrowed) sqlite3_close(c->db);
+  free(c->run);
   free(c);
   s->cat = NULL;
 }
@@ -644,6 +659,11 @@ int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min
 
 int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                  tk_index_entry **rows, size_t *n) {
+  *rows = NULL;
+  *n = 0;
+  /* A reader of a format 1 or 2 catalog: its rows are of another shape, and
+  ** the files are walked instead. */
+  if (s->cat->format < TAKHIN_FORMAT_VERSION) return TAKHIN_OK;
   sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_INDEX);
   if (!st) return cat_err(s, "prepare");
   sqlite3_bind_int64(st, 1, topic_id);
@@ -653,15 +673,14 @@ int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_ba
   size_t cnt = 0, cap = 0;
   int step, rc = TAKHIN_OK;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (TK_ARRAY_GROW(v, cnt, cap, 64)) {
-      rc = tk_err(TAKHIN_ENOMEM, "out of memory reading the index");
-      break;
-    }
-    tk_index_entry *e = &v[cnt++];
-    e->offset = sqlite3_column_int64(st, 0);
-    e->position = sqlite3_column_int64(st, 1);
-    e->max_ts = sqlite3_column_int64(st, 2);
-    e->run_max = e->max_ts;
+    const void *blob = sqlite3_column_blob(st, 1);
+    int len = sqlite3_column_bytes(st, 1);
+    rc = tk_index_run_merge(&v, &cnt, &cap, sqlite3_column_int64(st, 0), blob,
+                            len > 0 ? (size_t)len : 0);
+    /* A damaged run: the entries before it are kept (they are checked
+    ** against the file), the rest is rebuilt by walking the file. */
+    if (rc == TAKHIN_ECORRUPT) rc = TAKHIN_OK, step = SQLITE_DONE;
+    if (rc || step == SQLITE_DONE) break;
   }
   if (!rc && step != SQLITE_DONE) rc = cat_err(s, "reading the index");
   done(s, st);
@@ -689,25 +708,34 @@ int tk_cat_upsert_segment(takhin_store *s, int64_t topic_id, int32_t part, const
   return run(s, st, "write segment row");
 }
 
-static int index_row(void *ctx, size_t pos, tk_row *out) {
-  const tk_index_entry *e = (const tk_index_entry *)ctx + pos;
-  out->v[0] = e->offset;
-  out->v[1] = e->position;
-  out->v[2] = e->max_ts;
-  return 1;
-}
-
 int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                         const tk_index_entry *e, size_t n) {
   if (n == 0) return TAKHIN_OK;
-  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_UPSERT_INDEX);
+  tk_catalog *c = s->cat;
+  if (!c->run && !(c->run = malloc((size_t)TK_INDEX_RUN_MAX * TK_INDEX_RUN_ENTRY)))
+    return tk_err(TAKHIN_ENOMEM, "out of memory writing the index");
+  /* The runs these entries replace whole go; one that starts before them
+  ** and overlaps is cut at e[0] when read (index_run.c). */
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_DELETE_INDEX_RUNS_FROM);
   if (!st) return cat_err(s, "prepare");
-  tk_rows rows = {.n = n, .ctx = (void *)e, .get = index_row};
   sqlite3_bind_int64(st, 1, topic_id);
   sqlite3_bind_int(st, 2, part);
   sqlite3_bind_int64(st, 3, seg_base);
-  tk_cat_bind_rows(st, 4, &rows);
-  return run(s, st, "write index rows");
+  sqlite3_bind_int64(st, 4, e[0].offset);
+  int rc = run(s, st, "delete index runs");
+  for (size_t i = 0; !rc && i < n; i += TK_INDEX_RUN_MAX) {
+    size_t k = n - i < TK_INDEX_RUN_MAX ? n - i : TK_INDEX_RUN_MAX;
+    tk_index_run_encode(e + i, k, c->run);
+    if (!(st = tk_cat_stmt(s, TK_SQL_INSERT_INDEX_RUN))) return cat_err(s, "prepare");
+    sqlite3_bind_int64(st, 1, topic_id);
+    sqlite3_bind_int(st, 2, part);
+    sqlite3_bind_int64(st, 3, seg_base);
+    sqlite3_bind_int64(st, 4, e[i].offset);
+    sqlite3_bind_int64(st, 5, e[i].position);
+    sqlite3_bind_blob(st, 6, c->run, (int)(k * TK_INDEX_RUN_ENTRY), SQLITE_STATIC);
+    rc = run(s, st, "write index run");
+  }
+  return rc;
 }
 
 int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64_t base) {
@@ -734,7 +762,40 @@ int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, in
   sqlite3_bind_int(st, 2, part);
   sqlite3_bind_int64(st, 3, seg_base);
   sqlite3_bind_int64(st, 4, position);
-  return run(s, st, "delete index rows");
+  int rc = run(s, st, "delete index rows");
+  if (rc) return rc;
+  /* The last run left starts before position; its entries at or past it
+  ** go too. (The runs before it are cut at its start when read.) */
+  if (!(st = tk_cat_stmt(s, TK_SQL_LAST_INDEX_RUN))) return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  sqlite3_bind_int64(st, 3, seg_base);
+  int step = sqlite3_step(st);
+  int64_t first = 0, keep = -1;
+  if (step == SQLITE_ROW) {
+    first = sqlite3_column_int64(st, 0);
+    const uint8_t *b = sqlite3_column_blob(st, 1);
+    int len = sqlite3_column_bytes(st, 1);
+    int64_t k = 0;
+    /* The first entry at or past position ends the run; a damaged tail
+    ** (less than a whole entry) goes with it. */
+    for (; b && (k + 1) * TK_INDEX_RUN_ENTRY <= len; k++) {
+      tk_index_entry one;
+      tk_index_run_entry(b + k * TK_INDEX_RUN_ENTRY, &one);
+      if (one.position >= position) break;
+    }
+    if (k * TK_INDEX_RUN_ENTRY < len) keep = k * TK_INDEX_RUN_ENTRY;
+  }
+  done(s, st);
+  if (step != SQLITE_ROW && step != SQLITE_DONE) return cat_err(s, "reading the index");
+  if (keep < 0) return TAKHIN_OK;
+  if (!(st = tk_cat_stmt(s, TK_SQL_CUT_INDEX_RUN))) return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  sqlite3_bind_int64(st, 3, seg_base);
+  sqlite3_bind_int64(st, 4, first);
+  sqlite3_bind_int64(st, 5, keep);
+  return run(s, st, "cut an index run");
 }
 
 int tk_cat_delete_topic(takhin_store *s, int64_t topic_id) {

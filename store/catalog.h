@@ -69,8 +69,9 @@ int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min
 int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                  tk_index_entry **rows, size_t *n);
 int tk_cat_upsert_segment(takhin_store *s, int64_t topic_id, int32_t part, const tk_segment *g);
-/* Index rows of entries e[0, n) of the segment at seg_base, in one
-** statement execution (takhin_rows). */
+/* Entries e[0, n) of the segment at seg_base, replacing every entry the
+** catalog holds from e[0].offset on: packed runs (index_run.c), one row
+** per TK_INDEX_RUN_MAX entries. */
 int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                         const tk_index_entry *e, size_t n);
 int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64_t base);
@@ -97,7 +98,8 @@ void tk_cat_done(takhin_store *s, struct sqlite3_stmt *st);
 int64_t tk_cat_changes(takhin_store *s);
 /* ECATALOG with SQLite's message. */
 int tk_cat_error(takhin_store *s, const char *what);
-/* Drop index rows of a segment at or past position (rebuild after a rescan). */
+/* Drop a segment's index entries at or past position (rebuild after a
+** rescan, an undone append): exactly those, at once. */
 int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                              int64_t position);
 /* The catalog connection (reconcile.c reads its last insert rowid). */

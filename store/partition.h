@@ -25,7 +25,7 @@
 ** append_lock only to take and to settle a chunk; a producer writes
 ** TK_PERSIST_APPEND_CHUNK per append only when no thread can (or the rows
 ** have waited TK_PERSIST_OWED_MS), a fraction of a millisecond each. */
-#define TK_PERSIST_BG_CHUNK 256
+#define TK_PERSIST_BG_CHUNK 16384
 #define TK_PERSIST_APPEND_CHUNK 64
 #define TK_PERSIST_OWED_MS (2 * TK_PERSIST_MS)
 
