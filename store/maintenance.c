@@ -7,7 +7,7 @@
 ** TK_PERSIST_MS. That thread is made when a partition first holds rows
 ** back, sleeps while none does, and otherwise looks every half period.
 ** Sealed segments' index rows a roll or a compaction left owed it writes
-** at once instead, TK_PERSIST_BG_CHUNK rows per transaction without
+** at once instead, TK_PERSIST_BG_CHUNK entries (one run) per transaction without
 ** append_lock (tk_part_write_owed): the producer does not pay for them.
 */
 #include <errno.h>
@@ -97,7 +97,7 @@ typedef struct owed_pass {
 
 /* One chunk a partition a pass: the pass holds the store's topic list
 ** (tk_store_each_partition), which a topic's creation or delete waits for,
-** and a 1 GiB segment owes about a thousand chunks. */
+** and a 1 GiB segment owes 16 chunks, a compaction run one per new segment. */
 static void write_owed_one(tk_partition *p, void *arg) {
   owed_pass *o = arg;
   if (__atomic_load_n(&o->s->ckpt_stop, __ATOMIC_RELAXED))

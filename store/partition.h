@@ -19,12 +19,13 @@
 
 #define TK_PERSIST_ENTRIES 256 /* index entries pending before a catalog write */
 #define TK_PERSIST_MS 1000     /* ... or this long since the last one */
-#define TK_PERSIST_CHUNK 4096  /* index rows per catalog transaction at a roll or checkpoint */
-/* Sealed segments' owed index rows (a roll, a compaction): the checkpoint
-** thread writes them at once, TK_PERSIST_BG_CHUNK per transaction, holding
-** append_lock only to take and to settle a chunk; a producer writes
-** TK_PERSIST_APPEND_CHUNK per append only when no thread can (or the rows
-** have waited TK_PERSIST_OWED_MS), a fraction of a millisecond each. */
+#define TK_PERSIST_CHUNK 4096  /* index entries per catalog transaction at a roll or checkpoint */
+/* Sealed segments' owed index entries (a roll, a compaction): the checkpoint
+** thread writes them at once, TK_PERSIST_BG_CHUNK per transaction (one
+** run, index_run.h: 384 KiB), holding append_lock only to take and to
+** settle a chunk; a producer writes TK_PERSIST_APPEND_CHUNK per append only
+** when no thread can (or the entries have waited TK_PERSIST_OWED_MS), a
+** fraction of a millisecond each. */
 #define TK_PERSIST_BG_CHUNK 16384
 #define TK_PERSIST_APPEND_CHUNK 64
 #define TK_PERSIST_OWED_MS (2 * TK_PERSIST_MS)
