@@ -9,9 +9,10 @@
 ** the store's background threads, which run on their own schedule.
 **
 ** Steady state means after a warm-up (the first calls start the checkpoint
-** thread, prepare statements and reserve the active segment's index) and
-** before the segment rolls: a roll writes the sealed segment's index rows
-** to SQLite, whose B-tree page splits allocate (BENCHMARKS.md).
+** thread, prepare statements and reserve the active segment's index). A
+** roll allocates: the next segment, and the sealed one's index run written
+** to SQLite on the checkpoint thread; process_wide_per_roll bounds that,
+** whatever the number of messages per segment.
 ** Sanitizer builds interpose malloc themselves: the test is skipped there.
 */
 #include <criterion/criterion.h>
@@ -150,4 +151,47 @@ Test(alloc_free, produce_topic_keyed_and_unkeyed) {
   takhin_close(s);
   free(b);
   free(nokey);
+}
+
+/* The whole process, the store's threads and SQLite included, across rolls:
+** what a roll costs must not grow with the messages a segment holds. Each
+** call here is one record of 4,200 bytes, so every batch gets an index
+** entry, and a 64 MiB segment holds ~16,000: with a catalog row per entry
+** (format 2) a roll cost ~500 allocations (B-tree page splits, a statement
+** execution per 256 rows); with runs (index_run.c) it is one insert. The
+** first rolls are warm-up: SQLite's page cache grows to its cache_size as
+** the runs' overflow pages pass through it, once per store. */
+Test(alloc_free, process_wide_per_roll, .timeout = 120) {
+  const char *cfg[] = {"segment_bytes", "67108864", NULL};
+  takhin_store *s = open_with_topic("alloc_free_process", 1, cfg);
+  enum { VBIG = 4200, WARM_ROLLS = 6, ROLLS = 4 };
+  char *val = malloc(VBIG + 1), key[32];
+  cr_assert_not_null(val);
+  takhin_record r;
+  tu_make_record(&r, key, sizeof key, val, VBIG, 7);
+  takhin_partition_info pi;
+  uint64_t before = 0, bytes, after;
+  long calls = 0, counted_calls = 0;
+  for (int phase = 0; phase < 2; phase++) {
+    cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
+    int64_t target = pi.segments + (phase ? ROLLS : WARM_ROLLS);
+    if (phase) alloc_count_get(&before, &bytes);
+    while (pi.segments < target) {
+      for (int i = 0; i < 256; i++, calls++)
+        if (takhin_produce(s, "t", 0, &r, 1, NULL) != TAKHIN_OK)
+          cr_assert_fail("produce: %s", takhin_errmsg());
+      if (phase) counted_calls += 256;
+      cr_assert_eq(takhin_partition_info_get(s, "t", 0, &pi), TAKHIN_OK);
+    }
+    /* every owed entry written, by the thread or by this flush */
+    cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
+  }
+  alloc_count_get(&after, &bytes);
+  double per_roll = (double)(after - before) / ROLLS;
+  cr_log_info("%llu allocations in %d rolls (%.1f a roll, %ld calls, %.6f a call)",
+              (unsigned long long)(after - before), (int)ROLLS, per_roll, counted_calls,
+              (double)(after - before) / (double)counted_calls);
+  cr_expect_lt(per_roll, 40, "%.1f allocations a roll of ~16,000 index entries", per_roll);
+  takhin_close(s);
+  free(val);
 }
