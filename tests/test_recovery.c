@@ -1128,6 +1128,114 @@ Test(recovery_catalog, index_rows_deleted) {
   fx_expect_intact(&f, "no index rows");
 }
 
+/* fx_build's store with TOPIC's index in several runs: a flush after each
+** of `rounds` rounds of 300 batches writes the entries since the last one
+** (and the newest before them again) as a run of their own. */
+static void fx_build_runs(cat_fx *f, const char *name, int rounds) {
+  snprintf(f->db, sizeof f->db, "%s", tu_store_path(name));
+  tu_dir_of(f->db, f->dir, sizeof f->dir);
+  tu_segment_path(f->seg_t, sizeof f->seg_t, f->db, TOPIC, 0, 0);
+  tu_segment_path(f->seg_v, sizeof f->seg_v, f->db, "victim", 0, 0);
+  takhin_store *s = tu_open_ok(f->db);
+  cr_assert_eq(takhin_topic_create(s, TOPIC, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  int64_t o = 0;
+  for (int r = 0; r < rounds; r++) {
+    for (int b = 0; b < 300; b++) {
+      produce_at(s, TOPIC, o, 1 + b % 3);
+      o += 1 + b % 3;
+    }
+    cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
+  }
+  f->hwm_t = o;
+  f->hwm_v = fill(s, "victim", NULL, 5);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  f->size_t_ = tu_file_size(f->seg_t);
+  f->size_v = tu_file_size(f->seg_v);
+}
+
+/* Index runs of the catalog, and how many of them the store would take for
+** damaged (tk_index_run_merge: empty, a length not a multiple of 24, a
+** first entry of another offset than the row's first_offset). */
+static int64_t fx_runs(const cat_fx *f, int64_t *damaged) {
+  sqlite3 *h;
+  sqlite3_stmt *st;
+  cr_assert_eq(sqlite3_open_v2(f->db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT first_offset, entries FROM takhin_cat_index_run", -1,
+                                  &st, NULL),
+               SQLITE_OK, "%s", sqlite3_errmsg(h));
+  int64_t n = 0;
+  *damaged = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    n++;
+    int len = sqlite3_column_bytes(st, 1);
+    const uint8_t *b = sqlite3_column_blob(st, 1);
+    *damaged += len <= 0 || len % 24 || get_le64(b) != sqlite3_column_int64(st, 0);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return n;
+}
+
+/* A damaged index run (hand-edited, or rotted in the catalog file): the
+** store keeps the entries before it, walks the file for the rest, serves
+** every record, and writes the index again so that no damaged run is left
+** and the entries are the ones the store had written. */
+Test(recovery_catalog, index_run_damaged) {
+  cat_fx f;
+  fx_build_runs(&f, "cat_idx_run", 6);
+  int64_t damaged, runs = fx_runs(&f, &damaged);
+  cr_assert_geq(runs, 6, "the flushes wrote a run each");
+  cr_assert_eq(damaged, 0);
+  snap sn;
+  tu_snap_take_ok(&sn, f.dir);
+  /* the entries to come back: those of the same steps on the undamaged
+  ** store (fx_expect_intact appends, which moves the newest entry's
+  ** max_timestamp) */
+  fx_expect_intact(&f, "undamaged runs");
+  size_t n0;
+  tu_index_row *r0 = fx_idx(&f, &n0);
+#define RUN_T "UPDATE takhin_cat_index_run SET "
+#define NTH_RUN(k)                                                                                 \
+  " WHERE rowid = (SELECT rowid FROM takhin_cat_index_run WHERE topic_id = (SELECT topic_id FROM " \
+  "takhin_cat_topic WHERE name = 't') ORDER BY first_offset LIMIT 1 OFFSET " #k ")"
+#define LAST_RUN                                                                                   \
+  " WHERE rowid = (SELECT rowid FROM takhin_cat_index_run WHERE topic_id = (SELECT topic_id FROM " \
+  "takhin_cat_topic WHERE name = 't') ORDER BY first_offset DESC LIMIT 1)"
+  const char *cases[] = {
+      RUN_T "entries = substr(entries, 1, length(entries) - 5)" NTH_RUN(2),
+      RUN_T "first_offset = first_offset + 1" NTH_RUN(2),
+      RUN_T "entries = x''" NTH_RUN(2),
+      RUN_T "entries = substr(entries, 1, 7)" LAST_RUN,
+      RUN_T "first_offset = first_offset + 1" NTH_RUN(0),
+      RUN_T "entries = substr(entries, 1, length(entries) - 5)",
+  };
+#undef RUN_T
+#undef NTH_RUN
+#undef LAST_RUN
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    tu_snap_restore_ok(&sn);
+    fx_sql(&f, cases[i]);
+    fx_runs(&f, &damaged);
+    cr_assert_gt(damaged, 0, "%s", cases[i]);
+    fx_expect_intact(&f, cases[i]);
+    fx_runs(&f, &damaged);
+    cr_assert_eq(damaged, 0, "%s: %lld damaged runs left", cases[i], (long long)damaged);
+    size_t n1;
+    tu_index_row *r1 = fx_idx(&f, &n1);
+    cr_assert_eq(n1, n0, "%s: %zu entries, %zu before", cases[i], n1, n0);
+    for (size_t k = 0; k < n0; k++)
+      cr_assert(r1[k].topic_id == r0[k].topic_id && r1[k].segment_base == r0[k].segment_base &&
+                    r1[k].offset == r0[k].offset && r1[k].position == r0[k].position &&
+                    r1[k].max_ts == r0[k].max_ts,
+                "%s: entry %zu is offset %lld @%lld ts %lld, was %lld @%lld ts %lld", cases[i], k,
+                (long long)r1[k].offset, (long long)r1[k].position, (long long)r1[k].max_ts,
+                (long long)r0[k].offset, (long long)r0[k].position, (long long)r0[k].max_ts);
+    free(r1);
+  }
+  tu_snap_free(&sn);
+  free(r0);
+}
+
 Test(recovery_catalog, format_version_unknown) {
   cat_fx f;
   fx_build(&f, "cat_fmt99");
