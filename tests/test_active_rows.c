@@ -46,12 +46,15 @@ static int64_t cat_int(sqlite3 *c, const char *sql, int64_t base) {
   return v;
 }
 
-/* The catalog's size of the segment at base (-1: no row), and its index rows. */
+/* The catalog's size of the segment at base (-1: no row), and its index
+** entries (packed in runs: as many as the store would load). */
 static int64_t cat_size(sqlite3 *c, int64_t base) {
   return cat_int(c, "SELECT size_bytes FROM takhin_cat_segment WHERE base_offset = ?1", base);
 }
 static int64_t cat_index_rows(sqlite3 *c, int64_t base) {
-  return cat_int(c, "SELECT count(*) FROM takhin_cat_index WHERE segment_base = ?1", base);
+  int64_t n = tu_cat_index_count(c, -1, -1, base);
+  cr_assert_geq(n, 0, "%s", tu_error());
+  return n;
 }
 
 /* ---- the store's own view ------------------------------------------------- */
@@ -160,14 +163,15 @@ Test(active_rows, written_at_roll_flush_close_only) {
   takhin_close(s);
 }
 
-/* A roll of a segment with more index rows than one transaction takes
+/* A roll of a segment with more index entries than one transaction takes
 ** leaves them owed: the checkpoint thread writes them, a chunk per
 ** transaction, with no append after the roll; all of them reach the
 ** catalog (test_compaction.c proves the producer pays none). */
 Test(active_rows, roll_writes_rows_in_chunks) {
   const char *db = tu_store_path("active_rows_chunks");
-  /* batches of ~4.2 KB, an index entry each: ~11,900 in 48 MiB */
-  takhin_store *s = open_with_topic(db, "50331648", 0);
+  /* batches of ~4.2 KB, an index entry each: ~19,900 in 80 MiB, more
+  ** than the TK_PERSIST_BG_CHUNK (16,384) of one transaction */
+  takhin_store *s = open_with_topic(db, "83886080", 0);
   sqlite3 *c = cat_open(db);
   takhin_record r[16];
   static char vals[16][4100];
@@ -180,6 +184,7 @@ Test(active_rows, roll_writes_rows_in_chunks) {
     i += 4;
   }
   cr_assert_gt(v[0].idx_n, 2 * TK_PERSIST_CHUNK);
+  cr_assert_gt(v[0].idx_n, TK_PERSIST_BG_CHUNK, "%zu entries: one chunk", v[0].idx_n);
   wait_index_rows(c, 0, (int64_t)v[0].idx_n);
   cr_assert_eq(cat_size(c, 0), v[0].size);
   sqlite3_close(c);

@@ -444,7 +444,7 @@ Test(catalog_loss, topic_rows_deleted) {
 Test(catalog_loss, all_rows_of_a_compacted_topic_deleted) {
   hand_edit(
       "cl_comp_rows",
-      "DELETE FROM takhin_cat_key; DELETE FROM takhin_cat_segment; DELETE FROM takhin_cat_index; "
+      "DELETE FROM takhin_cat_key; DELETE FROM takhin_cat_segment; DELETE FROM takhin_cat_index_run; "
       "DELETE FROM takhin_cat_partition; DELETE FROM takhin_cat_topic WHERE name = 'comp'",
       "every row of comp deleted");
 }

@@ -2001,44 +2001,62 @@ Test(compaction, flush_after_delete_writes_no_rows) {
 
 /* ---- the index rows a run owes ------------------------------------------- */
 
-/* takhin_cat_index of the store at db, the rows of segments below end, as
-** text (a live store's too: the connection is the test's own). */
+/* The index entries of the store at db (takhin_cat_index_run's, as the
+** store loads them) of segments below end, as text, one
+** "base:offset@position/max_timestamp" each, space-separated (a live
+** store's too: the connection is the test's own). */
 static char *index_rows_below(const char *db, int64_t end) {
   sqlite3 *h;
-  sqlite3_stmt *st;
   cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  cr_assert_eq(sqlite3_prepare_v2(h,
-                                  "SELECT group_concat(segment_base || ':' || offset || '@' || "
-                                  "position || '/' || max_timestamp, ' ') FROM (SELECT * FROM "
-                                  "takhin_cat_index WHERE segment_base < ?1 ORDER BY topic_id, "
-                                  "partition, segment_base, offset)",
-                                  -1, &st, NULL),
-               SQLITE_OK);
-  sqlite3_bind_int64(st, 1, end);
-  cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-  const char *t = (const char *)sqlite3_column_text(st, 0);
-  char *out = strdup(t ? t : "");
-  sqlite3_finalize(st);
+  tu_index_row *r;
+  size_t n;
+  cr_assert_eq(tu_cat_index_rows(h, -1, -1, -1, &r, &n), 0, "%s", tu_error());
   sqlite3_close(h);
+  size_t cap = 1, len = 0;
+  char *out = malloc(cap);
+  cr_assert_not_null(out);
+  out[0] = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (r[i].segment_base >= end) continue;
+    char one[128];
+    int k = snprintf(one, sizeof one, "%s%lld:%lld@%lld/%lld", len ? " " : "",
+                     (long long)r[i].segment_base, (long long)r[i].offset, (long long)r[i].position,
+                     (long long)r[i].max_ts);
+    if (len + (size_t)k + 1 > cap) {
+      while (len + (size_t)k + 1 > cap) cap *= 2;
+      out = realloc(out, cap);
+      cr_assert_not_null(out);
+    }
+    memcpy(out + len, one, (size_t)k + 1);
+    len += (size_t)k;
+  }
+  free(r);
   return out;
 }
 
 /* Every row. */
 static char *index_rows_text(const char *db) { return index_rows_below(db, INT64_MAX); }
 
-/* Segment rows of the closed store at db holding bytes but no index row. */
+/* Segment rows of the closed store at db holding bytes but no index entry
+** (none the store would load from takhin_cat_index_run). */
 static int64_t segments_without_index_rows(const char *db) {
   sqlite3 *h;
   sqlite3_stmt *st;
   cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
   cr_assert_eq(sqlite3_prepare_v2(h,
-                                  "SELECT count(*) FROM takhin_cat_segment g WHERE size_bytes > 0 "
-                                  "AND NOT EXISTS (SELECT 1 FROM takhin_cat_index i WHERE "
-                                  "i.topic_id = g.topic_id AND i.partition = g.partition AND "
-                                  "i.segment_base = g.base_offset)",
+                                  "SELECT topic_id, partition, base_offset FROM takhin_cat_segment "
+                                  "WHERE size_bytes > 0",
                                   -1, &st, NULL),
                SQLITE_OK);
-  int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  int64_t n = 0;
+  int step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t k = tu_cat_index_count(h, sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1),
+                                   sqlite3_column_int64(st, 2));
+    cr_assert_geq(k, 0, "%s", tu_error());
+    n += k == 0;
+  }
+  cr_assert_eq(step, SQLITE_DONE, "%s", sqlite3_errmsg(h));
   sqlite3_finalize(st);
   sqlite3_close(h);
   return n;
@@ -2275,7 +2293,7 @@ Test(compaction, owed_rows_a_failing_catalog_refuses_are_not_retried_in_a_loop) 
   cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
   sqlite3_busy_timeout(h, 30000);
   cr_assert_eq(sqlite3_exec(h,
-                            "CREATE TRIGGER refuse_index BEFORE INSERT ON takhin_cat_index "
+                            "CREATE TRIGGER refuse_index BEFORE INSERT ON takhin_cat_index_run "
                             "BEGIN SELECT RAISE(ABORT, 'refused'); END",
                             NULL, NULL, NULL),
                SQLITE_OK, "%s", sqlite3_errmsg(h));

@@ -126,23 +126,30 @@ static size_t spans_of(const char *path, span *out, size_t cap) {
   return n;
 }
 
-/* Index positions of segment seg_base from the catalog, to tell the
-** stretches apart: recovery re-walks only the last one. */
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Index positions of segment seg_base from the catalog (its runs' entries,
+** as the store loads them), in order, to tell the stretches apart:
+** recovery re-walks only the last one. */
 #include <sqlite3.h>
 static size_t index_positions(const char *db, int64_t seg_base, int64_t *pos, size_t cap) {
   sqlite3 *h;
   cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  sqlite3_stmt *st;
-  cr_assert_eq(sqlite3_prepare_v2(
-                   h,
-                   "SELECT position FROM takhin_cat_index WHERE segment_base = ? ORDER BY position",
-                   -1, &st, NULL),
-               SQLITE_OK, "%s", sqlite3_errmsg(h));
-  sqlite3_bind_int64(st, 1, seg_base);
-  size_t n = 0;
-  while (sqlite3_step(st) == SQLITE_ROW && n < cap) pos[n++] = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
+  tu_index_row *r;
+  size_t nr;
+  cr_assert_eq(tu_cat_index_rows(h, -1, -1, seg_base, &r, &nr), 0, "%s", tu_error());
   sqlite3_close(h);
+  int64_t *all = malloc((nr ? nr : 1) * sizeof *all);
+  cr_assert_not_null(all);
+  for (size_t i = 0; i < nr; i++) all[i] = r[i].position;
+  free(r);
+  qsort(all, nr, sizeof *all, cmp_i64);
+  size_t n = nr < cap ? nr : cap;
+  memcpy(pos, all, n * sizeof *pos);
+  free(all);
   return n;
 }
 
@@ -613,7 +620,7 @@ Test(damage, compacted_files_without_rows) {
   build(&f, "dmg_rowless", "none", 6000, 1, 120);
   sqlite3 *h;
   cr_assert_eq(sqlite3_open_v2(f.db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-  cr_assert_eq(sqlite3_exec(h, "DELETE FROM takhin_cat_index; DELETE FROM takhin_cat_segment;",
+  cr_assert_eq(sqlite3_exec(h, "DELETE FROM takhin_cat_index_run; DELETE FROM takhin_cat_segment;",
                             NULL, NULL, NULL),
                SQLITE_OK, "%s", sqlite3_errmsg(h));
   sqlite3_close(h);

@@ -456,18 +456,64 @@ Test(dead, lost_tail_takes_its_supersessions_along) {
   model_free(&m);
 }
 
+/* The index entries of the closed store at db, as the store loads them. */
+static tu_index_row *index_entries(const char *db, size_t *n) {
+  sqlite3 *h;
+  cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  tu_index_row *r;
+  cr_assert_eq(tu_cat_index_rows(h, -1, -1, -1, &r, n), 0, "%s", tu_error());
+  sqlite3_close(h);
+  return r;
+}
+
+/* Make the index of the closed store at db format 1's (and 2's): a row per
+** entry in takhin_cat_index, no takhin_cat_index_run. */
+static void index_as_format_1(const char *db, const tu_index_row *r, size_t n) {
+  sql(db,
+      "DROP TABLE takhin_cat_index_run;"
+      "CREATE TABLE takhin_cat_index(topic_id INTEGER NOT NULL, partition INTEGER NOT NULL,"
+      " segment_base INTEGER NOT NULL, offset INTEGER NOT NULL, position INTEGER NOT NULL,"
+      " max_timestamp INTEGER NOT NULL, PRIMARY KEY (topic_id, partition, segment_base, offset),"
+      " FOREIGN KEY (topic_id, partition, segment_base) REFERENCES takhin_cat_segment"
+      " ON DELETE CASCADE) STRICT, WITHOUT ROWID");
+  sqlite3 *h;
+  sqlite3_stmt *st;
+  cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(h, "INSERT INTO takhin_cat_index VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                  -1, &st, NULL),
+               SQLITE_OK, "%s", sqlite3_errmsg(h));
+  for (size_t i = 0; i < n; i++) {
+    sqlite3_bind_int64(st, 1, r[i].topic_id);
+    sqlite3_bind_int(st, 2, r[i].partition);
+    sqlite3_bind_int64(st, 3, r[i].segment_base);
+    sqlite3_bind_int64(st, 4, r[i].offset);
+    sqlite3_bind_int64(st, 5, r[i].position);
+    sqlite3_bind_int64(st, 6, r[i].max_ts);
+    cr_assert_eq(sqlite3_step(st), SQLITE_DONE, "%s", sqlite3_errmsg(h));
+    sqlite3_reset(st);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+}
+
 /* A catalog made before takhin_cat_dead (format 1): a read-only open reads
-** it as it is; a writer's open adds the tables with dead_from = key_upto and
-** stamps format 2, which releases of format 1 refuse; segments below it are planned by the query, those
-** after from their bits, and both agree. */
+** it as it is; a writer's open adds the tables with dead_from = key_upto,
+** replaces the index rows of format 1 (takhin_cat_index, a row per entry)
+** with format 3's runs, rebuilt from the files, and stamps format 3, which
+** releases of formats 1 and 2 refuse; segments below dead_from are planned
+** by the query, those after from their bits, and both agree. */
 Test(dead, catalog_from_before_the_table) {
   const char *db = tu_store_path("dead_upgrade");
   model m;
   unsigned seed = 41;
   make_store(db, &m, &seed);
+  size_t n_idx;
+  tu_index_row *idx = index_entries(db, &n_idx);
+  cr_assert_gt(n_idx, 0);
   sql(db, "DROP TABLE takhin_cat_dead; DROP TABLE takhin_cat_dead_from;"
           "DELETE FROM takhin_cat_meta WHERE key = 'dead_offsets';"
           "UPDATE takhin_cat_meta SET value = 1 WHERE key = 'format_version'");
+  index_as_format_1(db, idx, n_idx);
   /* a reader reads format 1 as it is, and changes nothing */
   takhin_options ro;
   takhin_options_init(&ro);
@@ -482,7 +528,26 @@ Test(dead, catalog_from_before_the_table) {
   takhin_close(s);
   cr_assert_eq(sql_count(db, "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'"),
                TAKHIN_FORMAT_VERSION);
-  cr_assert_eq(TAKHIN_FORMAT_VERSION, 2);
+  cr_assert_eq(TAKHIN_FORMAT_VERSION, 3);
+  cr_assert_eq(sql_count(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'takhin_cat_index'"),
+               0, "format 1's index table is left");
+  cr_assert_eq(
+      sql_count(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'takhin_cat_index_run'"), 1);
+  /* the index, rebuilt from the files, is the one the store had written */
+  size_t n_up;
+  tu_index_row *up = index_entries(db, &n_up);
+  cr_assert_eq(n_up, n_idx, "%zu index entries after the upgrade, %zu before", n_up, n_idx);
+  for (size_t i = 0; i < n_idx; i++)
+    cr_assert(up[i].topic_id == idx[i].topic_id && up[i].partition == idx[i].partition &&
+                  up[i].segment_base == idx[i].segment_base && up[i].offset == idx[i].offset &&
+                  up[i].position == idx[i].position && up[i].max_ts == idx[i].max_ts,
+              "entry %zu: segment %lld offset %lld @%lld ts %lld, was segment %lld offset %lld "
+              "@%lld ts %lld",
+              i, (long long)up[i].segment_base, (long long)up[i].offset, (long long)up[i].position,
+              (long long)up[i].max_ts, (long long)idx[i].segment_base, (long long)idx[i].offset,
+              (long long)idx[i].position, (long long)idx[i].max_ts);
+  free(up);
+  free(idx);
   int64_t from = sql_count(db, "SELECT dead_from FROM takhin_cat_dead_from");
   cr_assert_eq(from, sql_count(db, "SELECT key_upto FROM takhin_cat_partition"));
   cr_assert_gt(from, 0);

@@ -121,9 +121,10 @@ static int64_t topic_id_of(const char *db, const char *topic) {
 
 /* Every catalog table that names a topic_id holds no row of id. */
 static void assert_no_rows(const char *db, int64_t id) {
-  static const char *const tables[] = {
-      "takhin_cat_topic",        "takhin_cat_partition", "takhin_cat_segment", "takhin_cat_index",
-      "takhin_cat_group_offset", "takhin_cat_key",       "takhin_cat_swap"};
+  static const char *const tables[] = {"takhin_cat_topic",        "takhin_cat_partition",
+                                       "takhin_cat_segment",      "takhin_cat_index_run",
+                                       "takhin_cat_group_offset", "takhin_cat_key",
+                                       "takhin_cat_swap"};
   for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE topic_id = ?1", tables[i]);

@@ -709,26 +709,21 @@ Test(recovery, payload_rot_middle_zstd) { payload_rot("rec_rot_mid_z", "zstd", 2
 Test(recovery, payload_rot_last_batch) { payload_rot("rec_rot_last", "none", 20, 19); }
 Test(recovery, payload_rot_first_batch) { payload_rot("rec_rot_first", "none", 20, 0); }
 
-/* Index rows (offset, position) of the topic's first segment, from the
-** catalog itself. */
+/* Index entries (offset, position) of the topic's first segment, from the
+** catalog itself (its runs, as the store loads them). */
 static size_t index_rows(const char *db, int64_t *off, int64_t *pos, size_t cap) {
   sqlite3 *h;
   cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  sqlite3_stmt *st;
-  cr_assert_eq(
-      sqlite3_prepare_v2(h,
-                         "SELECT offset, position FROM takhin_cat_index WHERE segment_base = 0 "
-                         "ORDER BY offset",
-                         -1, &st, NULL),
-      SQLITE_OK, "%s", sqlite3_errmsg(h));
-  size_t n = 0;
-  while (sqlite3_step(st) == SQLITE_ROW && n < cap) {
-    off[n] = sqlite3_column_int64(st, 0);
-    pos[n] = sqlite3_column_int64(st, 1);
-    n++;
-  }
-  sqlite3_finalize(st);
+  tu_index_row *r;
+  size_t nr;
+  cr_assert_eq(tu_cat_index_rows(h, -1, -1, 0, &r, &nr), 0, "%s", tu_error());
   sqlite3_close(h);
+  size_t n = 0;
+  for (; n < nr && n < cap; n++) {
+    off[n] = r[n].offset;
+    pos[n] = r[n].position;
+  }
+  free(r);
   return n;
 }
 
@@ -954,30 +949,144 @@ Test(recovery_catalog, segment_row_without_file) {
   fx_expect_intact(&f, "row without a file");
 }
 
-#define IDX_T "UPDATE takhin_cat_index SET "
+/* ---- hand-edited index entries ----
+** The index is packed: a row per run of entries, 24 bytes each in its blob
+** (offset, position, max_timestamp, little-endian int64: store/index_run.h).
+** An entry is damaged where the store reads it: its 8 bytes in the blob of
+** the run it is loaded from, written back. */
+
+enum { IDX_OFFSET = 0, IDX_POSITION = 8 }; /* a field's byte within an entry */
+
+static int64_t get_le64(const uint8_t *p) {
+  uint64_t u = 0;
+  for (int i = 0; i < 8; i++) u |= (uint64_t)p[i] << (8 * i);
+  return (int64_t)u;
+}
+
+static void put_le64(uint8_t *p, int64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)((uint64_t)v >> (8 * i));
+}
+
+/* Every index entry of both topics, as the store loads them. */
+static tu_index_row *fx_idx(const cat_fx *f, size_t *n) {
+  sqlite3 *h;
+  cr_assert_eq(sqlite3_open_v2(f->db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  tu_index_row *r;
+  cr_assert_eq(tu_cat_index_rows(h, -1, -1, -1, &r, n), 0, "%s", tu_error());
+  sqlite3_close(h);
+  return r;
+}
+
+/* Set the field (IDX_OFFSET, IDX_POSITION) of index entry e to v: in the
+** run it is loaded from, the last of its segment starting at or before
+** it (a later run cuts an earlier one at its first offset). The run's
+** row columns follow when e is its first entry, as if a store had
+** written the entry so. The store then loads the entry with v. */
+static void fx_idx_set(const cat_fx *f, const tu_index_row *e, int field, int64_t v) {
+  sqlite3 *h;
+  sqlite3_stmt *st;
+  cr_assert_eq(sqlite3_open_v2(f->db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(h,
+                                  "SELECT rowid, first_offset, entries FROM takhin_cat_index_run "
+                                  "WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3 "
+                                  "AND first_offset <= ?4 ORDER BY first_offset DESC LIMIT 1",
+                                  -1, &st, NULL),
+               SQLITE_OK, "%s", sqlite3_errmsg(h));
+  sqlite3_bind_int64(st, 1, e->topic_id);
+  sqlite3_bind_int(st, 2, e->partition);
+  sqlite3_bind_int64(st, 3, e->segment_base);
+  sqlite3_bind_int64(st, 4, e->offset);
+  cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "no run holds offset %lld", (long long)e->offset);
+  int64_t rowid = sqlite3_column_int64(st, 0);
+  size_t len = (size_t)sqlite3_column_bytes(st, 2);
+  uint8_t *blob = malloc(len);
+  cr_assert_not_null(blob);
+  memcpy(blob, sqlite3_column_blob(st, 2), len);
+  sqlite3_finalize(st);
+  size_t k = 0;
+  while (k * 24 + 24 <= len && get_le64(blob + k * 24) != e->offset) k++;
+  cr_assert_leq(k * 24 + 24, len, "offset %lld is not in its run", (long long)e->offset);
+  put_le64(blob + k * 24 + field, v);
+  const char *q = k > 0 ? "UPDATE takhin_cat_index_run SET entries = ?1 WHERE rowid = ?2"
+                  : field == IDX_OFFSET
+                      ? "UPDATE takhin_cat_index_run SET entries = ?1, first_offset = ?3 "
+                        "WHERE rowid = ?2"
+                      : "UPDATE takhin_cat_index_run SET entries = ?1, first_position = ?3 "
+                        "WHERE rowid = ?2";
+  cr_assert_eq(sqlite3_prepare_v2(h, q, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+  sqlite3_bind_blob(st, 1, blob, (int)len, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, rowid);
+  if (k == 0) sqlite3_bind_int64(st, 3, v);
+  cr_assert_eq(sqlite3_step(st), SQLITE_DONE, "%s", sqlite3_errmsg(h));
+  cr_assert_eq(sqlite3_changes(h), 1);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  free(blob);
+  /* the store loads it so */
+  size_t n;
+  tu_index_row *r = fx_idx(f, &n);
+  int64_t want_off = field == IDX_OFFSET ? v : e->offset;
+  size_t i = 0;
+  while (i < n && !(r[i].topic_id == e->topic_id && r[i].partition == e->partition &&
+                    r[i].segment_base == e->segment_base && r[i].offset == want_off))
+    i++;
+  cr_assert_lt(i, n, "the damaged entry is not loaded");
+  cr_assert_eq(field == IDX_OFFSET ? r[i].offset : r[i].position, v);
+  free(r);
+}
+
+/* The smallest offset of an entry at a position > 0, over both topics. */
+static int64_t fx_first_inner(const tu_index_row *r, size_t n) {
+  int64_t lo = INT64_MAX;
+  for (size_t i = 0; i < n; i++)
+    if (r[i].position > 0 && r[i].offset < lo) lo = r[i].offset;
+  cr_assert_neq(lo, INT64_MAX, "no index entry past a segment's start");
+  return lo;
+}
+
+/* Add delta to the position (or offset) of every entry at a position > 0
+** whose offset is the smallest such: an entry inside the log, not the
+** segment's first. */
+static void fx_idx_shift_first_inner(const cat_fx *f, int field, int64_t delta) {
+  size_t n;
+  tu_index_row *r = fx_idx(f, &n);
+  int64_t lo = fx_first_inner(r, n);
+  int done = 0;
+  for (size_t i = 0; i < n; i++)
+    if (r[i].position > 0 && r[i].offset == lo) {
+      fx_idx_set(f, &r[i], field, (field == IDX_OFFSET ? r[i].offset : r[i].position) + delta);
+      done++;
+    }
+  cr_assert_gt(done, 0);
+  free(r);
+}
 
 Test(recovery_catalog, index_position_past_end) {
   cat_fx f;
   fx_build(&f, "cat_idx_past");
-  fx_sql(&f, IDX_T "position = position + 1000000 WHERE position > 0 AND offset = "
-                   "(SELECT MIN(offset) FROM takhin_cat_index WHERE position > 0)");
+  fx_idx_shift_first_inner(&f, IDX_POSITION, 1000000);
   fx_expect_intact(&f, "index position past the end");
 }
 
 Test(recovery_catalog, index_position_negative) {
   cat_fx f;
   fx_build(&f, "cat_idx_neg");
-  fx_sql(&f, IDX_T "position = -100 WHERE position > 0");
+  size_t n;
+  tu_index_row *r = fx_idx(&f, &n);
+  int done = 0;
+  for (size_t i = 0; i < n; i++)
+    if (r[i].position > 0) fx_idx_set(&f, &r[i], IDX_POSITION, -100), done++;
+  cr_assert_gt(done, 1, "several entries past a segment's start");
+  free(r);
   fx_expect_intact(&f, "negative index positions");
 }
 
-/* An index row that points into the middle of a batch, in an early stretch
-** (recovery does not re-walk it) ... */
+/* An index entry that points into the middle of a batch, in an early
+** stretch (recovery does not re-walk it) ... */
 Test(recovery_catalog, index_position_mid_batch) {
   cat_fx f;
   fx_build(&f, "cat_idx_mid");
-  fx_sql(&f, IDX_T "position = position + 7 WHERE position > 0 AND offset = "
-                   "(SELECT MIN(offset) FROM takhin_cat_index WHERE position > 0)");
+  fx_idx_shift_first_inner(&f, IDX_POSITION, 7);
   fx_expect_intact(&f, "index position inside a batch (early stretch)");
 }
 
@@ -985,28 +1094,146 @@ Test(recovery_catalog, index_position_mid_batch) {
 Test(recovery_catalog, index_position_mid_batch_last) {
   cat_fx f;
   fx_build(&f, "cat_idx_mid_last");
-  fx_sql(
-      &f, IDX_T
-      "position = position + 7 WHERE offset = (SELECT MAX(offset) FROM takhin_cat_index "
-      "WHERE segment_base = 0 AND topic_id = (SELECT topic_id FROM takhin_cat_topic WHERE name = 't'))"
-      " AND topic_id = (SELECT topic_id FROM takhin_cat_topic WHERE name = 't')");
+  sqlite3 *h;
+  cr_assert_eq(sqlite3_open_v2(f.db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_stmt *st;
+  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT topic_id FROM takhin_cat_topic WHERE name = 't'", -1,
+                                  &st, NULL),
+               SQLITE_OK);
+  cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+  int64_t t = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  tu_index_row *r;
+  size_t n;
+  cr_assert_eq(tu_cat_index_rows(h, t, 0, 0, &r, &n), 0, "%s", tu_error());
+  sqlite3_close(h);
+  cr_assert_gt(n, 1, "several stretches");
+  fx_idx_set(&f, &r[n - 1], IDX_POSITION, r[n - 1].position + 7);
+  free(r);
   fx_expect_intact(&f, "index position inside a batch (last stretch)");
 }
 
-/* An index row naming the wrong offset for its position. */
+/* An index entry naming the wrong offset for its position. */
 Test(recovery_catalog, index_offset_wrong) {
   cat_fx f;
   fx_build(&f, "cat_idx_off");
-  fx_sql(&f, IDX_T "offset = offset - 3 WHERE position > 0 AND offset = "
-                   "(SELECT MIN(offset) FROM takhin_cat_index WHERE position > 0)");
+  fx_idx_shift_first_inner(&f, IDX_OFFSET, -3);
   fx_expect_intact(&f, "index offset does not match its position");
 }
 
 Test(recovery_catalog, index_rows_deleted) {
   cat_fx f;
   fx_build(&f, "cat_idx_gone");
-  fx_sql(&f, "DELETE FROM takhin_cat_index");
+  fx_sql(&f, "DELETE FROM takhin_cat_index_run");
   fx_expect_intact(&f, "no index rows");
+}
+
+/* fx_build's store with TOPIC's index in several runs: a flush after each
+** of `rounds` rounds of 300 batches writes the entries since the last one
+** (and the newest before them again) as a run of their own. */
+static void fx_build_runs(cat_fx *f, const char *name, int rounds) {
+  snprintf(f->db, sizeof f->db, "%s", tu_store_path(name));
+  tu_dir_of(f->db, f->dir, sizeof f->dir);
+  tu_segment_path(f->seg_t, sizeof f->seg_t, f->db, TOPIC, 0, 0);
+  tu_segment_path(f->seg_v, sizeof f->seg_v, f->db, "victim", 0, 0);
+  takhin_store *s = tu_open_ok(f->db);
+  cr_assert_eq(takhin_topic_create(s, TOPIC, 1, NULL), TAKHIN_OK, "%s", takhin_errmsg());
+  int64_t o = 0;
+  for (int r = 0; r < rounds; r++) {
+    for (int b = 0; b < 300; b++) {
+      produce_at(s, TOPIC, o, 1 + b % 3);
+      o += 1 + b % 3;
+    }
+    cr_assert_eq(takhin_flush(s, 0), TAKHIN_OK, "%s", takhin_errmsg());
+  }
+  f->hwm_t = o;
+  f->hwm_v = fill(s, "victim", NULL, 5);
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  f->size_t_ = tu_file_size(f->seg_t);
+  f->size_v = tu_file_size(f->seg_v);
+}
+
+/* Index runs of the catalog, and how many of them the store would take for
+** damaged (tk_index_run_merge: empty, a length not a multiple of 24, a
+** first entry of another offset than the row's first_offset). */
+static int64_t fx_runs(const cat_fx *f, int64_t *damaged) {
+  sqlite3 *h;
+  sqlite3_stmt *st;
+  cr_assert_eq(sqlite3_open_v2(f->db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_prepare_v2(h, "SELECT first_offset, entries FROM takhin_cat_index_run", -1,
+                                  &st, NULL),
+               SQLITE_OK, "%s", sqlite3_errmsg(h));
+  int64_t n = 0;
+  *damaged = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    n++;
+    int len = sqlite3_column_bytes(st, 1);
+    const uint8_t *b = sqlite3_column_blob(st, 1);
+    *damaged += len <= 0 || len % 24 || get_le64(b) != sqlite3_column_int64(st, 0);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return n;
+}
+
+/* A damaged index run (hand-edited, or rotted in the catalog file): the
+** store keeps the entries before it, walks the file for the rest, serves
+** every record, and writes the index again so that no damaged run is left
+** and the entries are the ones the store had written. */
+Test(recovery_catalog, index_run_damaged) {
+  cat_fx f;
+  fx_build_runs(&f, "cat_idx_run", 6);
+  int64_t damaged, runs = fx_runs(&f, &damaged);
+  cr_assert_geq(runs, 6, "the flushes wrote a run each");
+  cr_assert_eq(damaged, 0);
+  snap sn;
+  tu_snap_take_ok(&sn, f.dir);
+  /* the entries to come back: those of the same steps on the undamaged
+  ** store (fx_expect_intact appends, which moves the newest entry's
+  ** max_timestamp) */
+  fx_expect_intact(&f, "undamaged runs");
+  size_t n0;
+  tu_index_row *r0 = fx_idx(&f, &n0);
+#define RUN_T "UPDATE takhin_cat_index_run SET "
+#define NTH_RUN(k)                                                                                 \
+  " WHERE rowid = (SELECT rowid FROM takhin_cat_index_run WHERE topic_id = (SELECT topic_id FROM " \
+  "takhin_cat_topic WHERE name = 't') ORDER BY first_offset LIMIT 1 OFFSET " #k ")"
+#define LAST_RUN                                                                                   \
+  " WHERE rowid = (SELECT rowid FROM takhin_cat_index_run WHERE topic_id = (SELECT topic_id FROM " \
+  "takhin_cat_topic WHERE name = 't') ORDER BY first_offset DESC LIMIT 1)"
+  const char *cases[] = {
+      RUN_T "entries = substr(entries, 1, length(entries) - 5)" NTH_RUN(2),
+      RUN_T "first_offset = first_offset + 1" NTH_RUN(2),
+      RUN_T "entries = x''" NTH_RUN(2),
+      RUN_T "entries = substr(entries, 1, 7)" LAST_RUN,
+      RUN_T "first_offset = first_offset + 1" NTH_RUN(0),
+      RUN_T "entries = substr(entries, 1, length(entries) - 5)",
+  };
+#undef RUN_T
+#undef NTH_RUN
+#undef LAST_RUN
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    tu_snap_restore_ok(&sn);
+    fx_sql(&f, cases[i]);
+    fx_runs(&f, &damaged);
+    cr_assert_gt(damaged, 0, "%s", cases[i]);
+    fx_expect_intact(&f, cases[i]);
+    fx_runs(&f, &damaged);
+    cr_assert_eq(damaged, 0, "%s: %lld damaged runs left", cases[i], (long long)damaged);
+    size_t n1;
+    tu_index_row *r1 = fx_idx(&f, &n1);
+    cr_assert_eq(n1, n0, "%s: %zu entries, %zu before", cases[i], n1, n0);
+    for (size_t k = 0; k < n0; k++)
+      cr_assert(r1[k].topic_id == r0[k].topic_id && r1[k].segment_base == r0[k].segment_base &&
+                    r1[k].offset == r0[k].offset && r1[k].position == r0[k].position &&
+                    r1[k].max_ts == r0[k].max_ts,
+                "%s: entry %zu is offset %lld @%lld ts %lld, was %lld @%lld ts %lld", cases[i], k,
+                (long long)r1[k].offset, (long long)r1[k].position, (long long)r1[k].max_ts,
+                (long long)r0[k].offset, (long long)r0[k].position, (long long)r0[k].max_ts);
+    free(r1);
+  }
+  tu_snap_free(&sn);
+  free(r0);
 }
 
 Test(recovery_catalog, format_version_unknown) {

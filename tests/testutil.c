@@ -3,6 +3,8 @@
 */
 #include "testutil.h"
 
+#include "index_run.h" /* the store's own decoding of a run */
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sqlite3.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -90,6 +93,86 @@ __attribute__((format(printf, 1, 2))) static int tu_fail(const char *fmt, ...) {
 }
 
 const char *tu_error(void) { return tu_err; }
+
+/* ---- the catalog's sparse index ------------------------------------------ */
+
+/* Append a segment's loaded entries e[0, ne) to the rows (*out, *n, *cap). */
+static int add_entries(tu_index_row **out, size_t *n, size_t *cap, int64_t topic_id,
+                       int32_t partition, int64_t seg_base, const tk_index_entry *e, size_t ne) {
+  if (*n + ne > *cap) {
+    size_t c = *cap ? *cap : 64;
+    while (c < *n + ne) c *= 2;
+    tu_index_row *v = realloc(*out, c * sizeof *v);
+    if (!v) return tu_fail("out of memory for %zu index entries", *n + ne);
+    *out = v;
+    *cap = c;
+  }
+  for (size_t i = 0; i < ne; i++)
+    (*out)[(*n)++] =
+        (tu_index_row){topic_id, partition, seg_base, e[i].offset, e[i].position, e[i].max_ts};
+  return 0;
+}
+
+int tu_cat_index_rows(sqlite3 *c, int64_t topic_id, int32_t partition, int64_t seg_base,
+                      tu_index_row **rows, size_t *n) {
+  *rows = NULL;
+  *n = 0;
+  static const char q[] =
+      "SELECT topic_id, partition, segment_base, first_offset, entries FROM takhin_cat_index_run "
+      "WHERE (?1 < 0 OR topic_id = ?1) AND (?2 < 0 OR partition = ?2) AND "
+      "(?3 < 0 OR segment_base = ?3) ORDER BY topic_id, partition, segment_base, first_offset";
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(c, q, -1, &st, NULL) != SQLITE_OK)
+    return tu_fail("reading the index runs: %s", sqlite3_errmsg(c));
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, partition);
+  sqlite3_bind_int64(st, 3, seg_base);
+  tu_index_row *out = NULL;
+  size_t nout = 0, cap = 0;
+  tk_index_entry *e = NULL; /* the current segment's entries so far */
+  size_t ne = 0, ecap = 0;
+  int64_t cur_t = 0, cur_g = 0;
+  int32_t cur_p = 0;
+  int have = 0, damaged = 0, rc = 0, step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t t = sqlite3_column_int64(st, 0), g = sqlite3_column_int64(st, 2);
+    int32_t p = sqlite3_column_int(st, 1);
+    if (!have || t != cur_t || p != cur_p || g != cur_g) {
+      if (have && (rc = add_entries(&out, &nout, &cap, cur_t, cur_p, cur_g, e, ne))) break;
+      have = 1, damaged = 0, ne = 0;
+      cur_t = t, cur_p = p, cur_g = g;
+    }
+    if (damaged) continue; /* the store stops reading this segment's runs there */
+    const void *blob = sqlite3_column_blob(st, 4);
+    int len = sqlite3_column_bytes(st, 4);
+    int m = tk_index_run_merge(&e, &ne, &ecap, sqlite3_column_int64(st, 3), blob,
+                               len > 0 ? (size_t)len : 0);
+    if (m == TAKHIN_ECORRUPT) damaged = 1;
+    else if (m) {
+      rc = tu_fail("decoding an index run: %s", takhin_errmsg());
+      break;
+    }
+  }
+  if (!rc && step != SQLITE_DONE) rc = tu_fail("reading the index runs: %s", sqlite3_errmsg(c));
+  if (!rc && have) rc = add_entries(&out, &nout, &cap, cur_t, cur_p, cur_g, e, ne);
+  sqlite3_finalize(st);
+  free(e);
+  if (rc) {
+    free(out);
+    return rc;
+  }
+  *rows = out;
+  *n = nout;
+  return 0;
+}
+
+int64_t tu_cat_index_count(sqlite3 *c, int64_t topic_id, int32_t partition, int64_t seg_base) {
+  tu_index_row *r;
+  size_t n;
+  if (tu_cat_index_rows(c, topic_id, partition, seg_base, &r, &n)) return -1;
+  free(r);
+  return (int64_t)n;
+}
 
 /* ---- files and bytes ----------------------------------------------------- */
 

@@ -62,6 +62,36 @@ void tu_put_be(uint8_t *p, int n, uint64_t v);
 /* A monotonic clock in milliseconds. */
 int64_t tu_now_ms(void);
 
+/* ---- the catalog's sparse index ---- */
+
+struct sqlite3;
+
+/* One index entry of a segment, as the store loads it from the catalog. */
+typedef struct tu_index_row {
+  int64_t topic_id;
+  int32_t partition;
+  int64_t segment_base;
+  int64_t offset, position, max_ts;
+} tu_index_row;
+
+/* The index entries the catalog c holds (a connection of the test's own),
+** decoded from takhin_cat_index_run's packed runs with the store's own
+** load rules (store/catalog.c tk_cat_index, store/index_run.c): per
+** segment, runs in first_offset order, each replacing the entries loaded
+** so far from its first offset on; a damaged run (empty, a length not a
+** multiple of 24, a first entry of another offset) ends that segment's
+** entries there, as the store then walks the file for the rest. Only the
+** given topic_id, partition and segment_base; a negative one: any. In
+** (topic_id, partition, segment_base, offset) order, to *rows (malloc'd,
+** the caller frees; NULL when none) and their count to *n. 0, or -1 with
+** tu_error() saying why. */
+int tu_cat_index_rows(struct sqlite3 *c, int64_t topic_id, int32_t partition, int64_t seg_base,
+                      tu_index_row **rows, size_t *n);
+
+/* How many entries tu_cat_index_rows gives; -1 with tu_error(). */
+int64_t tu_cat_index_count(struct sqlite3 *c, int64_t topic_id, int32_t partition,
+                           int64_t seg_base);
+
 /* A store folder (catalog, WAL leftovers, segment tree) held in memory, so
 ** each case of a sweep can start again from identical bytes. */
 typedef struct tu_snap_ent {
