@@ -13,8 +13,8 @@
 **     tk_cat_index reads them) are a prefix of the entries the segment files
 **     call for (computed here from the batch headers), and after a clean
 **     close exactly those; every acknowledged record reads back.
-**   - index_run_upgrade: a format 2 catalog (row per entry) is read as it is
-**     by a reader and upgraded by a writer.
+**   - index_run_upgrade: format 1 and 2 catalogs (a row per entry) are read
+**     as they are by a reader and upgraded by a writer.
 **   - index_run_damage: every field of a run damaged, runs added, cut and
 **     emptied: no open crashes or loses a record, lookups answer as before,
 **     and a writer's open and close leave sound runs.
@@ -1109,23 +1109,40 @@ static int has_table(const char *db, const char *name) {
   return (int)sql_int(db, sql);
 }
 
-Test(index_run_upgrade, format2_read_then_upgraded, .timeout = 300) {
+/* The catalog as a format 1 release left it: format 2's, without the dead
+** offsets' tables and the swap rows' fingerprint columns. */
+static void make_format1(fx *f) {
+  make_format2(f);
+  sql_exec(f->db, "DROP TABLE takhin_cat_dead; DROP TABLE takhin_cat_dead_from; "
+                  "ALTER TABLE takhin_cat_swap DROP COLUMN fingerprint; "
+                  "ALTER TABLE takhin_cat_swap DROP COLUMN size_bytes; "
+                  "UPDATE takhin_cat_meta SET value = 1 WHERE key = 'format_version'");
+}
+
+/* Formats 1 and 2: a reader reads every record and changes nothing; a
+** writer upgrades to format 3, drops the row-per-entry table and writes
+** runs that are the files' entries. */
+static void upgrade(const char *name, int version) {
   fx f;
-  fx_build(&f, "index_run_upgrade", 2, "32768", 150, 20, 1200, 5);
-  int64_t rows = make_format2(&f);
-  cr_assert_gt(rows, 20, "a format 2 index of %" PRId64 " rows", rows);
+  fx_build(&f, name, 2, "32768", 150, 20, 1200, 5);
+  if (version == 1) make_format1(&f);
+  int64_t rows =
+      version == 2 ? make_format2(&f) : sql_int(f.db, "SELECT count(*) FROM takhin_cat_index");
+  cr_assert_gt(rows, 20, "a format %d index of %" PRId64 " rows", version, rows);
   uint64_t rng = 3;
-  /* a reader: reads every record, changes nothing */
-  takhin_store *s = open_mode(f.db, 1, "format 2, read-only");
-  check_all(s, 2, f.logs, &rng, "format 2, read-only");
+  char ctx[64];
+  snprintf(ctx, sizeof ctx, "format %d, read-only", version);
+  takhin_store *s = open_mode(f.db, 1, ctx);
+  check_all(s, 2, f.logs, &rng, ctx);
   cr_assert_eq(takhin_close(s), TAKHIN_OK, "%s", takhin_errmsg());
-  cr_assert_eq(sql_int(f.db, "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'"), 2);
+  cr_assert_eq(sql_int(f.db, "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'"),
+               version);
   cr_assert(has_table(f.db, "takhin_cat_index") && !has_table(f.db, "takhin_cat_index_run"),
-            "a reader left the format 2 tables as they were");
+            "a reader left the format %d tables as they were", version);
   cr_assert_eq(sql_int(f.db, "SELECT count(*) FROM takhin_cat_index"), rows);
-  /* a writer: upgrades, reads every record, writes the runs */
-  s = open_mode(f.db, 0, "format 2, writer");
-  check_all(s, 2, f.logs, &rng, "format 2, writer");
+  snprintf(ctx, sizeof ctx, "format %d, writer", version);
+  s = open_mode(f.db, 0, ctx);
+  check_all(s, 2, f.logs, &rng, ctx);
   cr_assert_eq(sql_int(f.db, "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'"), 3,
                "the writer's open stamps format 3");
   cr_assert(!has_table(f.db, "takhin_cat_index"), "the row-per-entry table is gone");
@@ -1136,6 +1153,14 @@ Test(index_run_upgrade, format2_read_then_upgraded, .timeout = 300) {
   fx_check_opens(&f, "upgraded");
   check_index(f.db, 2, 1, "upgraded, reopened");
   fx_free(&f);
+}
+
+Test(index_run_upgrade, format2_read_then_upgraded, .timeout = 300) {
+  upgrade("index_run_upgrade2", 2);
+}
+
+Test(index_run_upgrade, format1_read_then_upgraded, .timeout = 300) {
+  upgrade("index_run_upgrade1", 1);
 }
 
 /* A reader of a format 2 catalog whose row-per-entry table is damaged
