@@ -20,6 +20,8 @@
 **     and a writer's open and close leave sound runs.
 **   - index_run_cut: a segment file cut inside its index: the runs no longer
 **     name positions past the cut (tk_cat_delete_index_from).
+**   - index_run_undo: the SQL extension's failed COMMIT takes an append back;
+**     the runs stay the file's.
 ** TAKHIN_TEST_SEED=<n> repeats a logged random walk.
 */
 #include <criterion/criterion.h>
@@ -1519,4 +1521,91 @@ Test(index_run_cut, torn_tail_cuts_the_runs, .timeout = 300) {
   tu_snap_free(&sn);
   free(want.v);
   fx_free(&f);
+}
+
+/* ---- an append taken back: the SQL extension's failed COMMIT ----------- */
+
+static void ext_exec(sqlite3 *h, const char *sql, int want_ok) {
+  char *msg = NULL;
+  int rc = sqlite3_exec(h, sql, NULL, NULL, &msg);
+  cr_assert(want_ok ? rc == SQLITE_OK : rc != SQLITE_OK, "%s: %s", sql, msg ? msg : "succeeded");
+  sqlite3_free(msg);
+}
+
+/* A COMMIT whose batch for partition 1 is too large takes back partition
+** 0's append of several index stretches (tk_part_undo): afterwards no run
+** names a position in the taken-back bytes, and after more appends and
+** takhin_flush() (the extension writes catalog rows when due or asked, not
+** at its connection's close) the runs are the file's entries. A sanity
+** check of the undo path: its catalog work (tk_cat_delete_index_from, the
+** idx_persisted rewinds) found nothing to undo here -- taking either out
+** does not fail this test. */
+Test(index_run_undo, failed_commit_leaves_no_runs_past_the_log, .timeout = 120) {
+  char db[1024];
+  snprintf(db, sizeof db, "%s", tu_store_path("index_run_undo"));
+  sqlite3 *h;
+  cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+  cr_assert_eq(sqlite3_enable_load_extension(h, 1), SQLITE_OK);
+  char *err = NULL;
+  cr_assert_eq(sqlite3_load_extension(h, TAKHIN_BUILD_DIR "/takhin", "sqlite3_takhin_init", &err),
+               SQLITE_OK, "%s", err);
+  ext_exec(h, "CREATE VIRTUAL TABLE " TOPIC " USING takhin(partitions=2, max_message_bytes=20000)",
+           1);
+  char sql[512];
+  for (int i = 0; i < 30; i++) {
+    snprintf(sql, sizeof sql,
+             "INSERT INTO " TOPIC "(partition, key, value, timestamp) VALUES (0, 'p%d', "
+             "zeroblob(%d), %lld)",
+             i, 300 + 97 * i, TS0 + i);
+    ext_exec(h, sql, 1);
+  }
+  /* their ~11 entries stay pending (no flush, fewer than TK_PERSIST_ENTRIES):
+  ** the transaction's appends write them, in the transaction */
+  check_index(db, 2, 0, "before the transaction");
+  char path[2048];
+  tu_segment_path(path, sizeof path, db, TOPIC, 0, 0);
+  int64_t size0 = tu_file_size(path);
+  /* 1.1 MB: more than TK_PERSIST_ENTRIES entries, so the COMMIT's appends
+  ** persist rows inside the transaction that then fails */
+  ext_exec(h, "BEGIN", 1);
+  snprintf(sql, sizeof sql,
+           "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 699) "
+           "INSERT INTO " TOPIC "(partition, key, value, timestamp) "
+           "SELECT 0, 'x' || i, zeroblob(1600), %lld + i FROM c",
+           TS0 + 1000);
+  ext_exec(h, sql, 1);
+  ext_exec(h,
+           "INSERT INTO " TOPIC "(partition, key, value, timestamp) VALUES (1, 'b', "
+           "zeroblob(19960), 1)",
+           1);
+  ext_exec(h, "COMMIT", 0);
+  cr_assert(sqlite3_get_autocommit(h), "the transaction was rolled back");
+  cr_assert_gt(tu_file_size(path), size0 + 256 * TK_INDEX_INTERVAL,
+               "partition 0's append of several stretches was written, then taken back");
+  check_index(db, 2, 0, "after the failed COMMIT");
+  runset rs;
+  runs_read(db, &rs);
+  for (size_t i = 0; i < rs.n; i++)
+    for (size_t k = 0; k < rs.v[i].len; k += TK_INDEX_RUN_ENTRY)
+      cr_assert_lt(le64(rs.v[i].b + k + 8), size0,
+                   "a run names position %" PRId64 ", in the taken-back bytes past %" PRId64,
+                   le64(rs.v[i].b + k + 8), size0);
+  runs_free(&rs);
+  /* the store goes on: more rows, written over the zeroed bytes */
+  for (int i = 0; i < 20; i++) {
+    snprintf(sql, sizeof sql,
+             "INSERT INTO " TOPIC "(partition, key, value, timestamp) VALUES (0, 'q%d', "
+             "zeroblob(900), %lld)",
+             i, TS0 + 2000 + i);
+    ext_exec(h, sql, 1);
+  }
+  ext_exec(h, "SELECT takhin_flush()", 1);
+  check_index(db, 2, 1, "flushed after the failed COMMIT");
+  cr_assert_eq(sqlite3_close(h), SQLITE_OK);
+  takhin_store *s = open_mode(db, 0, "reopened");
+  takhin_partition_info pi;
+  cr_assert_eq(takhin_partition_info_get(s, TOPIC, 0, &pi), TAKHIN_OK);
+  cr_assert_eq(pi.high_watermark, 50, "30 rows, the taken-back 80 gone, 20 more");
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  check_index(db, 2, 1, "reopened and closed");
 }
