@@ -37,7 +37,7 @@ if [ "${TAKHIN_TEST_QUICK:-0}" != 1 ]; then
     echo "== libFuzzer, 30 s per target (build-fuzz/)"
     CC=clang cmake -S . -B build-fuzz -DTAKHIN_FUZZ=ON -DTAKHIN_SANITIZE=address,undefined -DTAKHIN_WERROR=ON >/dev/null
     cmake --build build-fuzz -j"$jobs" --target fuzz_targets
-    for name in fuzz_batch fuzz_recovery fuzz_kafka; do
+    for name in fuzz_batch fuzz_recovery fuzz_kafka fuzz_index_run; do
       extra=()
       # fuzz_recovery: takhin_close keeps the last closed handles by design,
       # so libFuzzer's per-input leak check fired (re-run + heap scan) on every
@@ -45,6 +45,7 @@ if [ "${TAKHIN_TEST_QUICK:-0}" != 1 ]; then
       [ "$name" = fuzz_recovery ] && extra=(-detect_leaks=0)
       corpus=fuzz/corpus
       [ "$name" = fuzz_kafka ] && corpus=fuzz/corpus_kafka # request frames, not batches
+      [ "$name" = fuzz_index_run ] && corpus=fuzz/corpus_index_run # index runs, not batches
       scratch=$(mktemp -d) # libFuzzer adds new inputs to the first folder: keep fuzz/corpus to its seeds
       status=0
       build-fuzz/fuzz/$name -max_total_time=30 -print_final_stats=1 "${extra[@]}" "$scratch" "$corpus" \

@@ -133,7 +133,7 @@ SELECT base_offset, next_offset, size_bytes, max_timestamp, sealed, created_ms, 
 
 -- name: index
 -- The index runs of the segment at ?3, in order (store/index_run.c).
-SELECT first_offset, entries FROM takhin_cat_index_run
+SELECT first_offset, entries, first_position FROM takhin_cat_index_run
  WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3 ORDER BY first_offset;
 
 -- name: upsert_segment
@@ -146,6 +146,7 @@ ON CONFLICT DO UPDATE SET next_offset = excluded.next_offset,
 
 -- name: delete_index_runs_from
 -- Before entries from offset ?4 on are written: the runs they replace whole.
+-- Also, at open, a damaged run and the runs after it (recovery.c).
 DELETE FROM takhin_cat_index_run
  WHERE topic_id = ?1 AND partition = ?2 AND segment_base = ?3 AND first_offset >= ?4;
 

@@ -658,9 +658,10 @@ int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min
 }
 
 int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
-                 tk_index_entry **rows, size_t *n) {
+                 tk_index_entry **rows, size_t *n, int64_t *damaged_from) {
   *rows = NULL;
   *n = 0;
+  *damaged_from = INT64_MAX;
   /* A reader of a format 1 or 2 catalog: its rows are of another shape, and
   ** the files are walked instead. */
   if (s->cat->format < TAKHIN_FORMAT_VERSION) return TAKHIN_OK;
@@ -672,21 +673,44 @@ int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_ba
   tk_index_entry *v = NULL;
   size_t cnt = 0, cap = 0;
   int step, rc = TAKHIN_OK;
+  /* Every run is read, a damaged one too: its first_offset may be damaged,
+  ** which moves it in this order, and then stopping at it would keep the
+  ** runs read before it that should follow it, with a hole or stale
+  ** entries where its own were. The entries from the lowest offset a
+  ** damaged run may have started at go instead (tk_index_run_bound): the
+  ** rest is rebuilt by walking the file. */
+  int64_t bound = INT64_MAX;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t first = sqlite3_column_int64(st, 0);
     const void *blob = sqlite3_column_blob(st, 1);
     int len = sqlite3_column_bytes(st, 1);
-    rc = tk_index_run_merge(&v, &cnt, &cap, sqlite3_column_int64(st, 0), blob,
-                            len > 0 ? (size_t)len : 0);
-    /* A damaged run: the entries before it are kept (they are checked
-    ** against the file), the rest is rebuilt by walking the file. */
-    if (rc == TAKHIN_ECORRUPT) rc = TAKHIN_OK, step = SQLITE_DONE;
-    if (rc || step == SQLITE_DONE) break;
+    size_t ulen = len > 0 ? (size_t)len : 0;
+    /* first_position is read only by tk_cat_delete_index_from, to find the
+    ** runs a cut removes whole: a wrong one there would keep entries past
+    ** the cut or drop ones before it, so such a run is damaged too */
+    tk_index_entry one;
+    if (blob && ulen >= TK_INDEX_RUN_ENTRY) tk_index_run_entry(blob, &one);
+    rc = blob && ulen >= TK_INDEX_RUN_ENTRY && one.position != sqlite3_column_int64(st, 2)
+             ? TAKHIN_ECORRUPT
+             : tk_index_run_merge(&v, &cnt, &cap, first, blob, ulen);
+    if (rc == TAKHIN_ECORRUPT) {
+      int64_t b = tk_index_run_bound(first, blob, ulen);
+      if (b < bound) bound = b;
+      rc = TAKHIN_OK;
+    }
+    if (rc) break;
   }
   if (!rc && step != SQLITE_DONE) rc = cat_err(s, "reading the index");
   done(s, st);
   if (rc) {
     free(v);
     return rc;
+  }
+  if (bound != INT64_MAX) {
+    size_t keep = 0;
+    while (keep < cnt && v[keep].offset < bound) keep++;
+    cnt = keep;
+    *damaged_from = bound;
   }
   *rows = v;
   *n = cnt;
@@ -796,6 +820,17 @@ int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, in
   sqlite3_bind_int64(st, 4, first);
   sqlite3_bind_int64(st, 5, keep);
   return run(s, st, "cut an index run");
+}
+
+int tk_cat_delete_index_runs_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
+                                  int64_t first_offset) {
+  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_DELETE_INDEX_RUNS_FROM);
+  if (!st) return cat_err(s, "prepare");
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  sqlite3_bind_int64(st, 3, seg_base);
+  sqlite3_bind_int64(st, 4, first_offset);
+  return run(s, st, "delete index runs");
 }
 
 int tk_cat_delete_topic(takhin_store *s, int64_t topic_id) {

@@ -66,8 +66,13 @@ typedef struct tk_seg_row {
 } tk_seg_row;
 int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min_base,
                     tk_seg_row **rows, size_t *n);
+/* The index entries of the segment at seg_base (malloc'd, the caller
+** frees *rows), read from its runs. OUT *damaged_from: INT64_MAX when every
+** run is sound; otherwise the offset from which the entries were dropped
+** for a damaged run (tk_index_run_bound), at or below its first_offset: a
+** writer deletes the runs from there (tk_cat_delete_index_runs_from). */
 int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
-                 tk_index_entry **rows, size_t *n);
+                 tk_index_entry **rows, size_t *n, int64_t *damaged_from);
 int tk_cat_upsert_segment(takhin_store *s, int64_t topic_id, int32_t part, const tk_segment *g);
 /* Entries e[0, n) of the segment at seg_base, replacing every entry the
 ** catalog holds from e[0].offset on: packed runs (index_run.c), one row
@@ -102,6 +107,10 @@ int tk_cat_error(takhin_store *s, const char *what);
 ** rescan, an undone append): exactly those, at once. */
 int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                              int64_t position);
+/* Drop a segment's runs whose first_offset is at or past first_offset
+** (those tk_cat_index found damaged, and the ones after them). */
+int tk_cat_delete_index_runs_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
+                                  int64_t first_offset);
 /* The catalog connection (reconcile.c reads its last insert rowid). */
 struct sqlite3 *tk_cat_db(takhin_store *s);
 

@@ -50,6 +50,13 @@ int tk_index_run_merge(tk_index_entry **v, size_t *n, size_t *cap, int64_t first
   if (!b || len == 0 || len % TK_INDEX_RUN_ENTRY || get64(b) != first_offset)
     return TAKHIN_ECORRUPT;
   size_t add = len / TK_INDEX_RUN_ENTRY, keep = *n;
+  /* A run holds consecutive entries: offsets and positions rise. One that
+  ** does not is damaged here, before the later runs' trims hide it (a
+  ** garbage offset past theirs would take its sound neighbours with it). */
+  for (size_t i = 1; i < add; i++) {
+    const uint8_t *at = b + i * TK_INDEX_RUN_ENTRY, *prev = at - TK_INDEX_RUN_ENTRY;
+    if (get64(at) <= get64(prev) || get64(at + 8) <= get64(prev + 8)) return TAKHIN_ECORRUPT;
+  }
   while (keep && (*v)[keep - 1].offset >= first_offset) keep--;
   if (keep + add < keep || tk_array_reserve(v, cap, keep + add, sizeof **v, 64))
     return tk_err(TAKHIN_ENOMEM, "out of memory reading the index");
@@ -57,4 +64,10 @@ int tk_index_run_merge(tk_index_entry **v, size_t *n, size_t *cap, int64_t first
   for (size_t i = 0; i < add; i++, b += TK_INDEX_RUN_ENTRY) tk_index_run_entry(b, &e[i]);
   *n = keep + add;
   return TAKHIN_OK;
+}
+
+int64_t tk_index_run_bound(int64_t first_offset, const void *blob, size_t len) {
+  if (!blob || len < TK_INDEX_RUN_ENTRY) return first_offset;
+  int64_t first = get64(blob);
+  return first < first_offset ? first : first_offset;
 }

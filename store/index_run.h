@@ -28,10 +28,19 @@ void tk_index_run_entry(const uint8_t *at, tk_index_entry *out);
 ** entries at or past first_offset are replaced by the run's, as the later
 ** write, which starts there, replaced them. TAKHIN_OK; TAKHIN_ECORRUPT
 ** (nothing changed, no message) when the blob is not a run that starts at
-** first_offset: empty, a length not a multiple of TK_INDEX_RUN_ENTRY, or a
-** first entry of another offset; TAKHIN_ENOMEM with the error set. Whether
-** the entries make sense for the file is the loader's to check. */
+** first_offset: empty, a length not a multiple of TK_INDEX_RUN_ENTRY, a
+** first entry of another offset, or entries whose offsets or positions do
+** not rise; TAKHIN_ENOMEM with the error set. Whether the entries make
+** sense for the file is the loader's to check. */
 int tk_index_run_merge(tk_index_entry **v, size_t *n, size_t *cap, int64_t first_offset,
                        const void *blob, size_t len);
+
+/* A run tk_index_run_merge refused: the offset from which the entries read
+** can no longer be trusted -- the lower of first_offset and its first
+** entry's offset (when the blob holds one). A damaged first_offset moves
+** the run in first_offset order, so the sound runs read after it may have
+** left stale entries (those the lost run replaced) or a hole: the loader
+** keeps only the entries below this bound. */
+int64_t tk_index_run_bound(int64_t first_offset, const void *blob, size_t len);
 
 #endif

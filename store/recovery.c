@@ -144,12 +144,17 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
   int rc = TAKHIN_OK;
   int row_sane = row && row->size >= 0 && row->next >= g->base_offset;
   int64_t trusted = row_sane && row->size <= file_size ? row->size : 0;
+  int64_t damaged_from = INT64_MAX; /* a damaged index run: its entries on were dropped */
   if (row) {
-    rc = tk_cat_index(s, p->topic->topic_id, p->id, g->base_offset, &e, &n);
+    rc = tk_cat_index(s, p->topic->topic_id, p->id, g->base_offset, &e, &n, &damaged_from);
     if (rc) return rc;
   }
   size_t keep = sane_index_prefix(e, n, g->base_offset,
                                   row_sane && row->size < file_size ? row->size : file_size);
+  /* Not even the first entry is plausible: the segment is walked from its
+  ** start, and all its runs go (one keyed below the rebuilt entries, such
+  ** as another segment's, would be read first again at every open). */
+  if (n && !keep) damaged_from = INT64_MIN;
   /* The row may describe another file than <base>.log: an older catalog
   ** restored, or a compaction's commit lost (synchronous=NORMAL) while its
   ** renames survived. Its entries then point into the middle of the new
@@ -280,6 +285,19 @@ static int load_segment(tk_partition *p, tk_segment *g, const tk_seg_row *row, i
                                   g->idx_n ? g->idx[g->idx_n - 1].position + 1 : 0);
     pthread_mutex_unlock(&s->cat_lock);
     g->idx_persisted = g->idx_n ? g->idx_n - 1 : 0;
+  }
+  if (!rc && row && !s->opt.read_only && damaged_from != INT64_MAX) {
+    /* The damaged runs and those after them: nothing rewrites a run keyed
+    ** below the entries written from the walk's resume point, so one whose
+    ** first_offset was damaged downwards would be read (and the file walked
+    ** from there) at every open. */
+    pthread_mutex_lock(&s->cat_lock);
+    rc = tk_cat_delete_index_runs_from(s, p->topic->topic_id, p->id, g->base_offset, damaged_from);
+    pthread_mutex_unlock(&s->cat_lock);
+    /* the entries those runs held are written again */
+    size_t k = 0;
+    while (k < g->idx_n && g->idx[k].offset < damaged_from) k++;
+    if (g->idx_persisted > k) g->idx_persisted = k;
   }
   return rc;
 }
