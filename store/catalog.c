@@ -207,12 +207,18 @@ static int add_columns(takhin_store *s, sqlite3 *db) {
   const char *drop = tk_sql_text(TK_SQL_DROP_ENTRY_INDEX);
   const char *up = tk_sql_text(TK_SQL_UPGRADE_FORMAT);
   if (!drop || !up) return TAKHIN_ECATALOG;
-  if (sqlite3_exec(db, drop, NULL, NULL, &msg) != SQLITE_OK) {
+  /* The extension's store may open inside a statement of its host (loaded
+  ** in a transaction, reopened after a rollback), where SQLite refuses DROP
+  ** TABLE ("database table is locked"): the old rows then stay, never read,
+  ** until an open outside a statement drops them. */
+  int drc = sqlite3_exec(db, drop, NULL, NULL, &msg);
+  if (drc != SQLITE_OK && !(s->cat->borrowed && (drc & 0xff) == SQLITE_LOCKED)) {
     int rc = tk_err(TAKHIN_ECATALOG, "catalog %s: dropping the old index rows: %s", s->db_path,
                     msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return rc;
   }
+  sqlite3_free(msg);
   if (sqlite3_prepare_v2(db, up, -1, &st, NULL) != SQLITE_OK) return cat_err(s, "upgrade_format");
   sqlite3_bind_int(st, 1, TAKHIN_FORMAT_VERSION);
   step = sqlite3_step(st);

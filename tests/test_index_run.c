@@ -14,7 +14,8 @@
 **     call for (computed here from the batch headers), and after a clean
 **     close exactly those; every acknowledged record reads back.
 **   - index_run_upgrade: format 1 and 2 catalogs (a row per entry) are read
-**     as they are by a reader and upgraded by a writer.
+**     as they are by a reader and upgraded by a writer, also by the SQL
+**     extension's store opened inside a host transaction.
 **   - index_run_damage: every field of a run damaged, runs added, cut and
 **     emptied: no open crashes or loses a record, lookups answer as before,
 **     and a writer's open and close leave sound runs.
@@ -1608,4 +1609,66 @@ Test(index_run_undo, failed_commit_leaves_no_runs_past_the_log, .timeout = 120) 
   cr_assert_eq(pi.high_watermark, 50, "30 rows, the taken-back 80 gone, 20 more");
   cr_assert_eq(takhin_close(s), TAKHIN_OK);
   check_index(db, 2, 1, "reopened and closed");
+}
+
+/* The SQL extension loaded inside a transaction on a format 2 catalog: the
+** store opens (and upgrades the catalog) at its first use there, inside a
+** statement on the host's connection, where SQLite refuses DROP TABLE.
+** rollback: the transaction then rolls back, the upgrade with it -- the
+** runs' table too; the next statement must find a store that works, not
+** one that writes to a table that is gone. */
+static void ext_upgrade_in_txn(const char *name, int rollback) {
+  fx f;
+  memset(&f, 0, sizeof f);
+  f.nparts = 1;
+  snprintf(f.db, sizeof f.db, "%s", tu_store_path(name));
+  tu_dir_of(f.db, f.root, sizeof f.root);
+  sqlite3 *h;
+  char *err = NULL;
+  char sql[512];
+  cr_assert_eq(sqlite3_open(f.db, &h), SQLITE_OK);
+  cr_assert_eq(sqlite3_enable_load_extension(h, 1), SQLITE_OK);
+  cr_assert_eq(sqlite3_load_extension(h, TAKHIN_BUILD_DIR "/takhin", "sqlite3_takhin_init", &err),
+               SQLITE_OK, "%s", err);
+  ext_exec(h, "CREATE VIRTUAL TABLE " TOPIC " USING takhin(partitions=1)", 1);
+  for (int i = 0; i < 40; i++) {
+    snprintf(sql, sizeof sql,
+             "INSERT INTO " TOPIC "(partition, key, value, timestamp) VALUES (0, 'k%d', "
+             "zeroblob(%d), %lld)",
+             i, 1000 + 37 * i, TS0 + i);
+    ext_exec(h, sql, 1);
+  }
+  ext_exec(h, "SELECT takhin_flush()", 1);
+  cr_assert_eq(sqlite3_close(h), SQLITE_OK);
+  make_format2(&f);
+  cr_assert_eq(sqlite3_open(f.db, &h), SQLITE_OK);
+  cr_assert_eq(sqlite3_enable_load_extension(h, 1), SQLITE_OK);
+  ext_exec(h, "BEGIN", 1);
+  cr_assert_eq(sqlite3_load_extension(h, TAKHIN_BUILD_DIR "/takhin", "sqlite3_takhin_init", &err),
+               SQLITE_OK, "%s", err);
+  ext_exec(h, "INSERT INTO " TOPIC "(partition, key, value, timestamp) VALUES (0, 'r', 'x', 1)", 1);
+  ext_exec(h, rollback ? "ROLLBACK" : "COMMIT", 1);
+  cr_assert_eq(sql_int(f.db, "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'"),
+               rollback ? 2 : 3, "the upgrade went with the transaction");
+  for (int i = 0; i < 300; i++) {
+    snprintf(sql, sizeof sql,
+             "INSERT INTO " TOPIC "(partition, key, value, timestamp) VALUES (0, 'a%d', "
+             "zeroblob(1500), %lld)",
+             i, TS0 + 100 + i);
+    ext_exec(h, sql, 1);
+  }
+  ext_exec(h, "SELECT takhin_flush()", 1);
+  cr_assert_eq(sqlite3_close(h), SQLITE_OK);
+  cr_assert_eq(sql_int(f.db, "SELECT value FROM takhin_cat_meta WHERE key = 'format_version'"), 3);
+  takhin_store *s = open_mode(f.db, 0, "reopened");
+  takhin_partition_info pi;
+  cr_assert_eq(takhin_partition_info_get(s, TOPIC, 0, &pi), TAKHIN_OK);
+  cr_assert_eq(pi.high_watermark, rollback ? 340 : 341, "40 rows, the one in the transaction, 300");
+  cr_assert_eq(takhin_close(s), TAKHIN_OK);
+  cr_assert(!has_table(f.db, "takhin_cat_index"), "an open of its own drops the old table");
+  check_index(f.db, 1, 1, "reopened and closed");
+}
+
+Test(index_run_upgrade, extension_opened_in_a_transaction, .timeout = 120) {
+  ext_upgrade_in_txn("index_run_upgrade_ext", 0);
 }
