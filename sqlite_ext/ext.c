@@ -31,10 +31,12 @@ char *tkx_errmsg(int rc) {
 }
 
 /* The catalog tables exist on the connection. A store first opened inside a
-** statement that later rolled back lost them with it. */
+** statement that later rolled back lost them with it, or, on a catalog of
+** an older format, lost its upgrade: the tables are the old format's again,
+** and the newest format's table is the one missing. */
 static int catalog_present(sqlite3 *db) {
-  return sqlite3_table_column_metadata(db, "main", "takhin_cat_meta", "key", NULL, NULL, NULL, NULL,
-                                       NULL) == SQLITE_OK;
+  return sqlite3_table_column_metadata(db, "main", "takhin_cat_index_run", "entries", NULL, NULL,
+                                       NULL, NULL, NULL) == SQLITE_OK;
 }
 
 takhin_store *tkx_store(tkx_conn *c, char **msg) {

@@ -15,7 +15,8 @@
 **     close exactly those; every acknowledged record reads back.
 **   - index_run_upgrade: format 1 and 2 catalogs (a row per entry) are read
 **     as they are by a reader and upgraded by a writer, also by the SQL
-**     extension's store opened inside a host transaction.
+**     extension's store opened inside a host transaction, which may roll
+**     the upgrade back.
 **   - index_run_damage: every field of a run damaged, runs added, cut and
 **     emptied: no open crashes or loses a record, lookups answer as before,
 **     and a writer's open and close leave sound runs.
@@ -1671,4 +1672,8 @@ static void ext_upgrade_in_txn(const char *name, int rollback) {
 
 Test(index_run_upgrade, extension_opened_in_a_transaction, .timeout = 120) {
   ext_upgrade_in_txn("index_run_upgrade_ext", 0);
+}
+
+Test(index_run_upgrade, extension_upgrade_rolled_back, .timeout = 120) {
+  ext_upgrade_in_txn("index_run_upgrade_ext_rb", 1);
 }
