@@ -31,16 +31,19 @@ char *tkx_errmsg(int rc) {
 }
 
 /* The catalog tables exist on the connection. A store first opened inside a
-** statement that later rolled back lost them with it, or, on a catalog of
-** an older format, lost its upgrade: the tables are the old format's again,
-** and the newest format's table is the one missing. */
-static int catalog_present(sqlite3 *db) {
-  return sqlite3_table_column_metadata(db, "main", "takhin_cat_index_run", "entries", NULL, NULL,
-                                       NULL, NULL, NULL) == SQLITE_OK;
+** statement that later rolled back lost them with it, or, a writer's on a
+** catalog of an older format, lost its upgrade: the tables are the old
+** format's again, and the newest format's table is the one missing (a
+** reader reads an older format as it is: its tables are all there is). */
+static int catalog_present(sqlite3 *db, int read_only) {
+  return read_only ? sqlite3_table_column_metadata(db, "main", "takhin_cat_meta", "key", NULL, NULL,
+                                                   NULL, NULL, NULL) == SQLITE_OK
+                   : sqlite3_table_column_metadata(db, "main", "takhin_cat_index_run", "entries",
+                                                   NULL, NULL, NULL, NULL, NULL) == SQLITE_OK;
 }
 
 takhin_store *tkx_store(tkx_conn *c, char **msg) {
-  if (c->store && catalog_present(c->db)) return c->store;
+  if (c->store && catalog_present(c->db, c->read_only)) return c->store;
   if (c->store) { /* rolled back under us: start again from what is committed */
     takhin_close(c->store);
     c->store = NULL;
