@@ -1,9 +1,11 @@
 /*
 ** index_run.c -- the packed index rows of the catalog. A segment's sparse
 ** index (one entry per ~4 KiB of log) is stored as runs of entries, one
-** row per run, not one row per entry: a 1 GiB segment's 262,144 entries
-** take 16 rows, not 262,144, so writing them splits a handful of B-tree
-** pages (SQLite allocates for each split) instead of thousands.
+** row per run (one per write), not one row per entry: a 1 GiB segment's
+** 262,144 entries, written at its roll by the checkpoint thread, take 16
+** rows, not 262,144, so writing them splits a handful of B-tree pages
+** (SQLite allocates for each split) instead of thousands. The extension's
+** store writes its active segment every 256 entries: ~1,000 rows then.
 **
 ** A write of entries from offset o replaces every entry at or past o: the
 ** catalog deletes the runs that start at or past o (catalog.c), and on
