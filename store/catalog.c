@@ -663,6 +663,21 @@ int tk_cat_segments(takhin_store *s, int64_t topic_id, int32_t part, int64_t min
   return TAKHIN_OK;
 }
 
+/* Named statement id, ready, with ?1 ?2 ?3 bound to a segment: topic_id,
+** partition, base offset. NULL, with the error set, when it does not prepare. */
+static sqlite3_stmt *seg_stmt(takhin_store *s, int id, int64_t topic_id, int32_t part,
+                              int64_t seg_base) {
+  sqlite3_stmt *st = tk_cat_stmt(s, id);
+  if (!st) {
+    cat_err(s, "prepare");
+    return NULL;
+  }
+  sqlite3_bind_int64(st, 1, topic_id);
+  sqlite3_bind_int(st, 2, part);
+  sqlite3_bind_int64(st, 3, seg_base);
+  return st;
+}
+
 int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                  tk_index_entry **rows, size_t *n, int64_t *damaged_from) {
   *rows = NULL;
@@ -671,11 +686,8 @@ int tk_cat_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_ba
   /* A reader of a format 1 or 2 catalog: its rows are of another shape, and
   ** the files are walked instead. */
   if (s->cat->format < TAKHIN_FORMAT_VERSION) return TAKHIN_OK;
-  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_INDEX);
-  if (!st) return cat_err(s, "prepare");
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int(st, 2, part);
-  sqlite3_bind_int64(st, 3, seg_base);
+  sqlite3_stmt *st = seg_stmt(s, TK_SQL_INDEX, topic_id, part, seg_base);
+  if (!st) return TAKHIN_ECATALOG;
   tk_index_entry *v = NULL;
   size_t cnt = 0, cap = 0;
   int step, rc = TAKHIN_OK;
@@ -746,20 +758,12 @@ int tk_cat_upsert_index(takhin_store *s, int64_t topic_id, int32_t part, int64_t
     return tk_err(TAKHIN_ENOMEM, "out of memory writing the index");
   /* The runs these entries replace whole go; one that starts before them
   ** and overlaps is cut at e[0] when read (index_run.c). */
-  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_DELETE_INDEX_RUNS_FROM);
-  if (!st) return cat_err(s, "prepare");
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int(st, 2, part);
-  sqlite3_bind_int64(st, 3, seg_base);
-  sqlite3_bind_int64(st, 4, e[0].offset);
-  int rc = run(s, st, "delete index runs");
+  int rc = tk_cat_delete_index_runs_from(s, topic_id, part, seg_base, e[0].offset);
   for (size_t i = 0; !rc && i < n; i += TK_INDEX_RUN_MAX) {
     size_t k = n - i < TK_INDEX_RUN_MAX ? n - i : TK_INDEX_RUN_MAX;
     tk_index_run_encode(e + i, k, c->run);
-    if (!(st = tk_cat_stmt(s, TK_SQL_INSERT_INDEX_RUN))) return cat_err(s, "prepare");
-    sqlite3_bind_int64(st, 1, topic_id);
-    sqlite3_bind_int(st, 2, part);
-    sqlite3_bind_int64(st, 3, seg_base);
+    sqlite3_stmt *st = seg_stmt(s, TK_SQL_INSERT_INDEX_RUN, topic_id, part, seg_base);
+    if (!st) return TAKHIN_ECATALOG;
     sqlite3_bind_int64(st, 4, e[i].offset);
     sqlite3_bind_int64(st, 5, e[i].position);
     sqlite3_bind_blob(st, 6, c->run, (int)(k * TK_INDEX_RUN_ENTRY), SQLITE_STATIC);
@@ -786,20 +790,14 @@ int tk_cat_delete_segment(takhin_store *s, int64_t topic_id, int32_t part, int64
 
 int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                              int64_t position) {
-  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_DELETE_INDEX_FROM);
-  if (!st) return cat_err(s, "prepare");
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int(st, 2, part);
-  sqlite3_bind_int64(st, 3, seg_base);
+  sqlite3_stmt *st = seg_stmt(s, TK_SQL_DELETE_INDEX_FROM, topic_id, part, seg_base);
+  if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 4, position);
   int rc = run(s, st, "delete index rows");
   if (rc) return rc;
   /* The last run left starts before position; its entries at or past it
   ** go too. (The runs before it are cut at its start when read.) */
-  if (!(st = tk_cat_stmt(s, TK_SQL_LAST_INDEX_RUN))) return cat_err(s, "prepare");
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int(st, 2, part);
-  sqlite3_bind_int64(st, 3, seg_base);
+  if (!(st = seg_stmt(s, TK_SQL_LAST_INDEX_RUN, topic_id, part, seg_base))) return TAKHIN_ECATALOG;
   int step = sqlite3_step(st);
   int64_t first = 0, keep = -1;
   if (step == SQLITE_ROW) {
@@ -819,10 +817,7 @@ int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, in
   done(s, st);
   if (step != SQLITE_ROW && step != SQLITE_DONE) return cat_err(s, "reading the index");
   if (keep < 0) return TAKHIN_OK;
-  if (!(st = tk_cat_stmt(s, TK_SQL_CUT_INDEX_RUN))) return cat_err(s, "prepare");
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int(st, 2, part);
-  sqlite3_bind_int64(st, 3, seg_base);
+  if (!(st = seg_stmt(s, TK_SQL_CUT_INDEX_RUN, topic_id, part, seg_base))) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 4, first);
   sqlite3_bind_int64(st, 5, keep);
   return run(s, st, "cut an index run");
@@ -830,11 +825,8 @@ int tk_cat_delete_index_from(takhin_store *s, int64_t topic_id, int32_t part, in
 
 int tk_cat_delete_index_runs_from(takhin_store *s, int64_t topic_id, int32_t part, int64_t seg_base,
                                   int64_t first_offset) {
-  sqlite3_stmt *st = tk_cat_stmt(s, TK_SQL_DELETE_INDEX_RUNS_FROM);
-  if (!st) return cat_err(s, "prepare");
-  sqlite3_bind_int64(st, 1, topic_id);
-  sqlite3_bind_int(st, 2, part);
-  sqlite3_bind_int64(st, 3, seg_base);
+  sqlite3_stmt *st = seg_stmt(s, TK_SQL_DELETE_INDEX_RUNS_FROM, topic_id, part, seg_base);
+  if (!st) return TAKHIN_ECATALOG;
   sqlite3_bind_int64(st, 4, first_offset);
   return run(s, st, "delete index runs");
 }

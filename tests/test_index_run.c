@@ -1614,22 +1614,17 @@ Test(index_run_undo, failed_commit_leaves_no_runs_past_the_log, .timeout = 120) 
   check_index(db, 2, 1, "reopened and closed");
 }
 
-/* The SQL extension loaded inside a transaction on a format 2 catalog: the
-** store opens (and upgrades the catalog) at its first use there, inside a
-** statement on the host's connection, where SQLite refuses DROP TABLE.
-** rollback: the transaction then rolls back, the upgrade with it -- the
-** runs' table too; the next statement must find a store that works, not
-** one that writes to a table that is gone. */
-static void ext_upgrade_in_txn(const char *name, int rollback) {
-  fx f;
-  memset(&f, 0, sizeof f);
-  f.nparts = 1;
-  snprintf(f.db, sizeof f.db, "%s", tu_store_path(name));
-  tu_dir_of(f.db, f.root, sizeof f.root);
+/* A store written through the extension (40 rows into partition 0 of
+** TOPIC, flushed), its catalog then made a format 2 one: f set up for it. */
+static void ext_format2_store(fx *f, const char *name) {
+  memset(f, 0, sizeof *f);
+  f->nparts = 1;
+  snprintf(f->db, sizeof f->db, "%s", tu_store_path(name));
+  tu_dir_of(f->db, f->root, sizeof f->root);
   sqlite3 *h;
   char *err = NULL;
   char sql[512];
-  cr_assert_eq(sqlite3_open(f.db, &h), SQLITE_OK);
+  cr_assert_eq(sqlite3_open(f->db, &h), SQLITE_OK);
   cr_assert_eq(sqlite3_enable_load_extension(h, 1), SQLITE_OK);
   cr_assert_eq(sqlite3_load_extension(h, TAKHIN_BUILD_DIR "/takhin", "sqlite3_takhin_init", &err),
                SQLITE_OK, "%s", err);
@@ -1643,7 +1638,21 @@ static void ext_upgrade_in_txn(const char *name, int rollback) {
   }
   ext_exec(h, "SELECT takhin_flush()", 1);
   cr_assert_eq(sqlite3_close(h), SQLITE_OK);
-  make_format2(&f);
+  make_format2(f);
+}
+
+/* The SQL extension loaded inside a transaction on a format 2 catalog: the
+** store opens (and upgrades the catalog) at its first use there, inside a
+** statement on the host's connection, where SQLite refuses DROP TABLE.
+** rollback: the transaction then rolls back, the upgrade with it -- the
+** runs' table too; the next statement must find a store that works, not
+** one that writes to a table that is gone. */
+static void ext_upgrade_in_txn(const char *name, int rollback) {
+  fx f;
+  ext_format2_store(&f, name);
+  sqlite3 *h;
+  char *err = NULL;
+  char sql[512];
   cr_assert_eq(sqlite3_open(f.db, &h), SQLITE_OK);
   cr_assert_eq(sqlite3_enable_load_extension(h, 1), SQLITE_OK);
   ext_exec(h, "BEGIN", 1);
@@ -1687,28 +1696,9 @@ Test(index_run_upgrade, extension_upgrade_rolled_back, .timeout = 120) {
 ** again at every use, under the cursors reading it). */
 Test(index_run_upgrade, extension_reader_of_format2, .timeout = 120) {
   fx f;
-  memset(&f, 0, sizeof f);
-  f.nparts = 1;
-  snprintf(f.db, sizeof f.db, "%s", tu_store_path("index_run_upgrade_ext_ro"));
-  tu_dir_of(f.db, f.root, sizeof f.root);
+  ext_format2_store(&f, "index_run_upgrade_ext_ro");
   sqlite3 *h;
   char *err = NULL;
-  char sql[512];
-  cr_assert_eq(sqlite3_open(f.db, &h), SQLITE_OK);
-  cr_assert_eq(sqlite3_enable_load_extension(h, 1), SQLITE_OK);
-  cr_assert_eq(sqlite3_load_extension(h, TAKHIN_BUILD_DIR "/takhin", "sqlite3_takhin_init", &err),
-               SQLITE_OK, "%s", err);
-  ext_exec(h, "CREATE VIRTUAL TABLE " TOPIC " USING takhin(partitions=1)", 1);
-  for (int i = 0; i < 40; i++) {
-    snprintf(sql, sizeof sql,
-             "INSERT INTO " TOPIC "(partition, key, value, timestamp) VALUES (0, 'k%d', "
-             "zeroblob(%d), %lld)",
-             i, 1000 + 37 * i, TS0 + i);
-    ext_exec(h, sql, 1);
-  }
-  ext_exec(h, "SELECT takhin_flush()", 1);
-  cr_assert_eq(sqlite3_close(h), SQLITE_OK);
-  make_format2(&f);
   /* a writer of another release holds the store */
   char lock[1100];
   snprintf(lock, sizeof lock, "%s-takhin/LOCK", f.db);
