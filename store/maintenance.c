@@ -51,7 +51,7 @@ int takhin_maintenance_run(takhin_store *s, takhin_retention_result *out) {
 
 static void *maint_main(void *arg) {
   takhin_store *s = arg;
-  pthread_setname_np(pthread_self(), "takhin-maint"); /* as top and perf show it */
+  tk_thread_background("takhin-maint");
   pthread_mutex_lock(&s->flusher_mu);
   while (!s->stopping) {
     struct timespec ts;
@@ -120,8 +120,8 @@ static int write_owed(takhin_store *s, int *wrote) {
 
 static void *ckpt_main(void *arg) {
   takhin_store *s = arg;
-  pthread_setname_np(pthread_self(), "takhin-ckpt"); /* as top and perf show it */
-  struct timespec ts;                                /* the next idle look, once kicked */
+  tk_thread_background("takhin-ckpt");
+  struct timespec ts; /* the next idle look, once kicked */
   int have_ts = 0;
   pthread_mutex_lock(&s->ckpt_mu);
   while (!s->ckpt_stop) {

@@ -103,6 +103,11 @@ void tk_reap(takhin_store *s, tk_topic *t, tk_segment *g);
 ** starts a new one). takhin_close calls it before freeing anything. */
 void tk_reaper_drain(takhin_store *s);
 
+/* Name the calling thread (as top and perf show it) and mark it a
+** background one (store.c): the housekeeping threads nobody waits for
+** call it first. */
+void tk_thread_background(const char *name);
+
 /* Start the background maintenance thread if opt.maintenance_ms > 0. */
 int tk_maint_start(takhin_store *s);
 /* A partition holds catalog rows back: make sure the checkpoint thread

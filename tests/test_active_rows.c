@@ -12,7 +12,10 @@
 ** internal.h to compare.
 */
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sqlite3.h>
@@ -439,5 +442,51 @@ Test(active_rows, compaction_and_key_lookup) {
   cr_assert_eq(takhin_cursor_get_key(c, k, strlen(k), &m), TAKHIN_OK, "%s", takhin_errmsg());
   cr_assert_eq(m.offset, (int64_t)(rounds - 1) * keys + 7);
   takhin_cursor_close(c);
+  takhin_close(s);
+}
+
+/* ---- the background threads' scheduling ----------------------------------- */
+
+/* The scheduling policy of the process's thread named comm, or -1 when none
+** is (read from /proc: the library keeps its thread ids to itself). */
+static int policy_of(const char *comm) {
+  DIR *d = opendir("/proc/self/task");
+  cr_assert(d, "/proc/self/task: %s", strerror(errno));
+  int policy = -1;
+  for (struct dirent *e; policy < 0 && (e = readdir(d));) {
+    if (e->d_name[0] == '.') continue;
+    char path[300], name[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue; /* the thread exited meanwhile */
+    if (fgets(name, sizeof name, f)) name[strcspn(name, "\n")] = 0;
+    fclose(f);
+    if (!strcmp(name, comm)) policy = sched_getscheduler((pid_t)atoi(e->d_name));
+  }
+  closedir(d);
+  return policy;
+}
+
+/* The checkpoint thread and the reaper are SCHED_BATCH (store.c,
+** tk_thread_background): a producer that wakes them keeps its core. The
+** producer's own thread is left as it was. */
+Test(active_rows, background_threads_do_not_preempt_producers) {
+  const char *db = tu_store_path("active_rows_sched");
+  takhin_store *s = open_with_topic(db, "65536", 0); /* a roll every ~60 records */
+  int before = sched_getscheduler(0);
+  tu_produce_n(s, TOPIC, 0, 0, 200, VLEN, 10); /* rolls: rows owed to the checkpoint thread */
+  cr_assert_eq(takhin_delete_records(s, TOPIC, 0, 120), TAKHIN_OK, "%s", takhin_errmsg());
+  takhin_retention_result rr;
+  cr_assert_eq(takhin_maintenance_run(s, &rr), TAKHIN_OK, "%s", takhin_errmsg());
+  cr_assert_gt(rr.segments_deleted, 0, "retention deleted nothing: no reaper to look at");
+  int ckpt = -1, reaper = -1;
+  for (int64_t t0 = tu_now_ms(); (ckpt < 0 || reaper < 0) && tu_now_ms() - t0 < 30000;) {
+    ckpt = policy_of("takhin-ckpt"), reaper = policy_of("takhin-reaper");
+    usleep(10000);
+  }
+  cr_assert_eq(ckpt, SCHED_BATCH, "checkpoint thread policy %d", ckpt);
+  cr_assert_eq(reaper, SCHED_BATCH, "reaper policy %d", reaper);
+  cr_assert_eq(sched_getscheduler(0), before, "the producer's policy changed");
+  cr_assert_eq(before, SCHED_OTHER);
   takhin_close(s);
 }
