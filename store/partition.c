@@ -250,7 +250,12 @@ int tk_part_checkpoint_idle(tk_partition *p, int64_t now) {
 int tk_part_write_owed(tk_partition *p) {
   takhin_store *s = tk_part_store(p);
   if (s->borrowed || s->opt.read_only) return 0; /* no thread writes the host's catalog */
-  pthread_mutex_lock(&p->append_lock);
+  /* Not waited for either: a producer holds it for every append, and a
+  ** thread waiting on it turns each of the producer's unlocks into a
+  ** futex wake, a system call and a cross-core interrupt, about a fifth
+  ** of a producer's time right after a compaction left 100 segments' rows
+  ** owed (BENCHMARKS.md, fix 13). Busy: the thread looks again shortly. */
+  if (pthread_mutex_trylock(&p->append_lock)) return 2;
   /* The oldest sealed segment owing rows whose segment row is written (a
   ** roll's persist that failed owes that row: the producer writes both). A
   ** segment owing rows is no compaction run's candidate (tk_part_compact

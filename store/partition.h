@@ -144,7 +144,7 @@ int tk_part_checkpoint_idle(tk_partition *p, int64_t now);
 ** index rows of the oldest sealed segment that owes some, written under
 ** cat_lock only (the rows of a sealed segment do not change); the segment's
 ** idx_persisted moves after, under append_lock, if nobody wrote or dropped
-** them meanwhile. 1 when a chunk was written, 2 when the catalog was busy
+** them meanwhile. 1 when a chunk was written, 2 when the partition or the catalog was busy
 ** (look again), 0 when nothing is owed that it can write. */
 int tk_part_write_owed(tk_partition *p);
 /* Create the file of a new segment starting at base and make it active

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sqlite3.h>
@@ -488,5 +489,81 @@ Test(active_rows, background_threads_do_not_preempt_producers) {
   cr_assert_eq(reaper, SCHED_BATCH, "reaper policy %d", reaper);
   cr_assert_eq(sched_getscheduler(0), before, "the producer's policy changed");
   cr_assert_eq(before, SCHED_OTHER);
+  takhin_close(s);
+}
+
+/* The system call the thread tid is in (-1: running, or unknown) and, in
+** *arg0, its first argument (/proc/self/task/<tid>/syscall). */
+static long syscall_of(pid_t tid, uintptr_t *arg0) {
+  char path[64], line[256] = "";
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  if (!fgets(line, sizeof line, f)) line[0] = 0;
+  fclose(f);
+  long nr = -1;
+  unsigned long long a0 = 0;
+  if (sscanf(line, "%ld 0x%llx", &nr, &a0) != 2) return -1;
+  *arg0 = (uintptr_t)a0;
+  return nr;
+}
+
+/* The id of the process's thread named comm, or 0. */
+static pid_t tid_of(const char *comm) {
+  DIR *d = opendir("/proc/self/task");
+  cr_assert(d, "/proc/self/task: %s", strerror(errno));
+  pid_t tid = 0;
+  for (struct dirent *e; !tid && (e = readdir(d));) {
+    char path[300], name[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "r");
+    if (!f) continue;
+    if (fgets(name, sizeof name, f)) name[strcspn(name, "\n")] = 0;
+    fclose(f);
+    if (!strcmp(name, comm)) tid = (pid_t)atoi(e->d_name);
+  }
+  closedir(d);
+  return tid;
+}
+
+/* The checkpoint thread never waits for a producer's append_lock (it would
+** make every unlock of the producer's a futex wake): while the test holds
+** the lock with rows owed, the thread is seen sleeping between looks, and
+** never in futex() on that lock. */
+Test(active_rows, checkpoint_thread_does_not_wait_for_append_lock) {
+  const char *db = tu_store_path("active_rows_trylock");
+  takhin_store *s = open_with_topic(db, "65536", 0);
+  tu_produce_n(s, TOPIC, 0, 0, 200, VLEN, 10); /* rolls: the checkpoint thread starts */
+  pid_t ckpt = 0;
+  for (int64_t t0 = tu_now_ms(); !ckpt && tu_now_ms() - t0 < 30000; usleep(10000))
+    ckpt = tid_of("takhin-ckpt");
+  cr_assert(ckpt, "no checkpoint thread");
+  tk_topic *t;
+  tk_partition *p;
+  cr_assert_eq(tk_store_partition(s, TOPIC, 0, &t, &p), TAKHIN_OK, "%s", takhin_errmsg());
+  pthread_mutex_lock(&p->append_lock);
+  cr_assert_eq(tk_ckpt_owe(s), 0); /* the thread looks at every partition, this one busy */
+  int on_lock = 0, napping = 0;
+  for (int i = 0; i < 200; i++, usleep(1000)) {
+    uintptr_t a0 = 0;
+    long nr = syscall_of(ckpt, &a0);
+    on_lock += nr == SYS_futex && a0 == (uintptr_t)&p->append_lock;
+    napping += nr == SYS_clock_nanosleep || nr == SYS_nanosleep; /* between looks */
+  }
+  pthread_mutex_unlock(&p->append_lock);
+  cr_assert_eq(on_lock, 0, "the checkpoint thread waited on append_lock in %d of 200 looks",
+               on_lock);
+  cr_assert_gt(napping, 0, "the checkpoint thread was never seen between two looks");
+  tk_topic_unref(t);
+  tu_produce_n(s, TOPIC, 0, 200, 100, VLEN, 10); /* and it still writes what is owed */
+  sqlite3 *c = cat_open(db);
+  seg_view v[64];
+  size_t n = mem_segs(s, v, 64);
+  cr_assert_gt(n, 2);
+  int64_t t0 = tu_now_ms();
+  while (cat_index_rows(c, v[n - 2].base) != (int64_t)v[n - 2].idx_n && tu_now_ms() - t0 < 30000)
+    usleep(10000);
+  cr_assert_eq(cat_index_rows(c, v[n - 2].base), (int64_t)v[n - 2].idx_n, "owed rows not written");
+  sqlite3_close(c);
   takhin_close(s);
 }
