@@ -50,6 +50,7 @@ typedef struct tk_cworkers {
 
 static void *cw_main(void *arg) {
   tk_cworkers *w = arg;
+  tk_thread_init(NULL, 0); /* each job names it */
   pthread_mutex_lock(&w->mu);
   for (;;) {
     while (!w->head && !w->stop) pthread_cond_wait(&w->work, &w->mu);

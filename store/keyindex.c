@@ -398,7 +398,7 @@ static int kw_write(tk_partition *p) {
 
 static void *kw_main(void *arg) {
   takhin_store *s = arg;
-  pthread_setname_np(pthread_self(), "takhin-keys"); /* as top and perf show it */
+  tk_thread_init("takhin-keys", 0);
   pthread_mutex_lock(&s->kw_mu);
   for (;;) {
     while (!s->kw_head && !s->kw_stop) pthread_cond_wait(&s->kw_cv, &s->kw_mu);

@@ -8,7 +8,10 @@
 ** back, sleeps while none does, and otherwise looks every half period.
 ** Sealed segments' index rows a roll or a compaction left owed it writes
 ** at once instead, TK_PERSIST_BG_CHUNK entries (one run) per transaction without
-** append_lock (tk_part_write_owed): the producer does not pay for them.
+** append_lock (tk_part_write_owed): the producer does not pay for them. It
+** only tries a partition's append_lock (a producer holding it: it looks
+** again 200 us later), and, like the maintenance thread, runs SCHED_BATCH
+** (tk_thread_init): waking it does not take a producer's core.
 */
 #include <errno.h>
 #include <string.h>
@@ -51,7 +54,7 @@ int takhin_maintenance_run(takhin_store *s, takhin_retention_result *out) {
 
 static void *maint_main(void *arg) {
   takhin_store *s = arg;
-  tk_thread_background("takhin-maint");
+  tk_thread_init("takhin-maint", 1);
   pthread_mutex_lock(&s->flusher_mu);
   while (!s->stopping) {
     struct timespec ts;
@@ -120,7 +123,7 @@ static int write_owed(takhin_store *s, int *wrote) {
 
 static void *ckpt_main(void *arg) {
   takhin_store *s = arg;
-  tk_thread_background("takhin-ckpt");
+  tk_thread_init("takhin-ckpt", 1);
   struct timespec ts; /* the next idle look, once kicked */
   int have_ts = 0;
   pthread_mutex_lock(&s->ckpt_mu);
@@ -129,7 +132,7 @@ static void *ckpt_main(void *arg) {
       s->ckpt_owed = 0;
       pthread_mutex_unlock(&s->ckpt_mu);
       int wrote, busy = write_owed(s, &wrote);
-      if (busy && !wrote) { /* the catalog is busy (the key writer): a moment */
+      if (busy && !wrote) { /* the catalog (the key writer) or a producer is busy: a moment */
         struct timespec pause = {0, 200000};
         nanosleep(&pause, NULL);
       }

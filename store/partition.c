@@ -111,8 +111,12 @@ static void owe(tk_partition *p) {
 static void count_owed(tk_partition *p) {
   int owed = 0;
   for (size_t i = 0; i + 1 < p->nsegs && !owed; i++) owed = rows_pending(p->segs[i]);
-  if (owed) owe(p);
-  else p->rows_owed = 0, p->owed_since_ms = 0;
+  if (owed) {
+    owe(p);
+  } else {
+    p->rows_owed = 0;
+    p->owed_since_ms = 0;
+  }
   if (!owed && !(p->nsegs && rows_pending(tk_part_active(p))))
     atomic_store_explicit(&p->ckpt_due, 0, memory_order_relaxed);
 }
@@ -250,12 +254,15 @@ int tk_part_checkpoint_idle(tk_partition *p, int64_t now) {
 int tk_part_write_owed(tk_partition *p) {
   takhin_store *s = tk_part_store(p);
   if (s->borrowed || s->opt.read_only) return 0; /* no thread writes the host's catalog */
-  /* Not waited for either: a producer holds it for every append, and a
-  ** thread waiting on it turns each of the producer's unlocks into a
-  ** futex wake, a system call and a cross-core interrupt, about a fifth
-  ** of a producer's time right after a compaction left 100 segments' rows
-  ** owed (BENCHMARKS.md, fix 13). Busy: the thread looks again shortly. */
-  if (pthread_mutex_trylock(&p->append_lock)) return 2;
+  /* Only tried, as cat_lock is below: a producer holds append_lock for
+  ** every append, and a thread waiting on it turns each of the producer's
+  ** unlocks into a futex wake, a system call and a cross-core interrupt,
+  ** about a fifth of a producer's time right after a compaction left 100
+  ** segments' rows owed (BENCHMARKS.md, fix 13). Busy with rows owed: the
+  ** thread looks again shortly; with none, there is nothing to look for
+  ** (an owe() after this read wakes the thread again). */
+  if (pthread_mutex_trylock(&p->append_lock))
+    return atomic_load_explicit(&p->rows_owed, memory_order_relaxed) ? 2 : 0;
   /* The oldest sealed segment owing rows whose segment row is written (a
   ** roll's persist that failed owes that row: the producer writes both). A
   ** segment owing rows is no compaction run's candidate (tk_part_compact

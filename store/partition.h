@@ -58,7 +58,8 @@ struct tk_partition {
   ** thread, maintenance.c): never on the produce path (see
   ** tk_part_persist). Not for the extension's store (borrowed catalog). */
   int defer;
-  int rows_owed;          /* sealed segments have rows not written yet (chunked) */
+  atomic_int
+      rows_owed; /* sealed segments have rows not written yet (chunked; read unlocked by tk_part_write_owed) */
   int64_t owed_since_ms;  /* when an append first found rows_owed (0: none owed) */
   int64_t last_append_ms; /* append_lock */
   atomic_int ckpt_due;    /* rows held back: the checkpoint thread looks (set under append_lock) */

@@ -37,7 +37,7 @@ static void release(tk_topic *t, tk_segment *g) {
 
 static void *reaper_main(void *arg) {
   takhin_store *s = arg;
-  tk_thread_background("takhin-reaper");
+  tk_thread_init("takhin-reaper", 1);
   pthread_mutex_lock(&s->reap_mu);
   for (;;) {
     while (s->reap_n == 0 && !s->reap_stop) pthread_cond_wait(&s->reap_cv, &s->reap_mu);

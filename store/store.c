@@ -1,7 +1,8 @@
 /*
 ** store.c -- the store handle: opening (writer lock, catalog, recovery of
 ** every partition), the table of topics, the BUFFERED-mode flusher thread,
-** and the public entry points that check their arguments and hand off to
+** the scheduling every thread of the store's own starts with
+** (tk_thread_init), and the public entry points that check their arguments and hand off to
 ** partition.c.
 **
 ** Topic lookups take topics_lock for reading just long enough to find the
@@ -326,26 +327,28 @@ static void flush_if_due(tk_partition *p, void *arg) {
 }
 
 /* SCHED_BATCH: the thread keeps its fair share of the cores, but waking it
-** no longer preempts the thread on its core. A producer that releases a
-** lock the checkpoint thread waits for, or hands the reaper a segment,
-** went on running; as a normal thread the woken one took its core at once,
-** and on a 2-core guest whose other core was busy the producer waited
-** there for a scheduler tick: calls of 3.5-4.2 ms in 3 of 20 samples of
-** ProduceAfterCompaction, none in 20 with the checkpoint thread batched
-** (BENCHMARKS.md, fix 13). RocksDB lowers its background threads' CPU
-** priority for the same reason. Where the policy cannot be set, nothing
-** changes but that. */
-void tk_thread_background(const char *name) {
-  pthread_setname_np(pthread_self(), name);
-#ifdef SCHED_BATCH
+** no longer preempts the thread on its core. A producer that released a
+** lock the checkpoint thread waited for, or handed the reaper a segment,
+** lost its core to it at once, and on a 2-core guest whose other core was
+** busy it waited there for a scheduler tick: calls of 3.5-4.2 ms right
+** after a compaction (BENCHMARKS.md, fix 13). Set before the name, so that
+** a thread seen with its name has its policy. Where the policy cannot be
+** set, nothing changes but that. Threads started from a batched one
+** (compaction's workers, the key writer, whose work callers wait for) set
+** the default back. */
+void tk_thread_init(const char *name, int background) {
+#if defined(SCHED_BATCH)
   struct sched_param sp = {0};
-  (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+  (void)pthread_setschedparam(pthread_self(), background ? SCHED_BATCH : SCHED_OTHER, &sp);
+#else
+  (void)background;
 #endif
+  if (name) pthread_setname_np(pthread_self(), name);
 }
 
 static void *flusher_main(void *arg) {
   takhin_store *s = arg;
-  tk_thread_background("takhin-flush");
+  tk_thread_init("takhin-flush", 1);
   pthread_mutex_lock(&s->flusher_mu);
   while (!s->stopping) {
     struct timespec ts;

@@ -103,10 +103,12 @@ void tk_reap(takhin_store *s, tk_topic *t, tk_segment *g);
 ** starts a new one). takhin_close calls it before freeing anything. */
 void tk_reaper_drain(takhin_store *s);
 
-/* Name the calling thread (as top and perf show it) and mark it a
-** background one (store.c): the housekeeping threads nobody waits for
-** call it first. */
-void tk_thread_background(const char *name);
+/* Every thread of the store's own calls it first: its scheduling policy,
+** then its name (NULL: unnamed), as top and perf show it. background:
+** SCHED_BATCH (store.c), for the housekeeping threads whose wake-ups no
+** caller should wait on; else the default policy, whatever the thread that
+** started it had (a thread inherits its creator's). */
+void tk_thread_init(const char *name, int background);
 
 /* Start the background maintenance thread if opt.maintenance_ms > 0. */
 int tk_maint_start(takhin_store *s);
