@@ -58,8 +58,7 @@ struct tk_partition {
   ** thread, maintenance.c): never on the produce path (see
   ** tk_part_persist). Not for the extension's store (borrowed catalog). */
   int defer;
-  atomic_int
-      rows_owed; /* sealed segments have rows not written yet (chunked; read unlocked by tk_part_write_owed) */
+  atomic_int rows_owed;   /* sealed segments owe rows (chunked); read unlocked too */
   int64_t owed_since_ms;  /* when an append first found rows_owed (0: none owed) */
   int64_t last_append_ms; /* append_lock */
   atomic_int ckpt_due;    /* rows held back: the checkpoint thread looks (set under append_lock) */
@@ -145,8 +144,8 @@ int tk_part_checkpoint_idle(tk_partition *p, int64_t now);
 ** index rows of the oldest sealed segment that owes some, written under
 ** cat_lock only (the rows of a sealed segment do not change); the segment's
 ** idx_persisted moves after, under append_lock, if nobody wrote or dropped
-** them meanwhile. 1 when a chunk was written, 2 when the partition or the catalog was busy
-** (look again), 0 when nothing is owed that it can write. */
+** them meanwhile. 1 when a chunk was written, 2 when the partition or the
+** catalog was busy (look again), 0 when nothing is owed that it can write. */
 int tk_part_write_owed(tk_partition *p);
 /* Create the file of a new segment starting at base and make it active
 ** (append_lock held, or the partition owned). */

@@ -2,8 +2,8 @@
 ** store.c -- the store handle: opening (writer lock, catalog, recovery of
 ** every partition), the table of topics, the BUFFERED-mode flusher thread,
 ** the scheduling every thread of the store's own starts with
-** (tk_thread_init), and the public entry points that check their arguments and hand off to
-** partition.c.
+** (tk_thread_init), and the public entry points that check their arguments
+** and hand off to partition.c.
 **
 ** Topic lookups take topics_lock for reading just long enough to find the
 ** topic and take a reference; the operation then runs on the partition's own
