@@ -6,6 +6,9 @@
 ** with every acknowledged record and a correct index, a read-only handle in
 ** another process sees what was produced (it reads the file, not the
 ** catalog), and compaction and key lookups after such appends are right.
+** Also the background threads' scheduling: the checkpoint thread and the
+** reaper run SCHED_BATCH, and the checkpoint thread never waits for a
+** producer's append_lock.
 **
 ** The catalog is read with a connection of the test's own (WAL: it sees
 ** what the store committed); the store's in-memory index is read through
@@ -448,28 +451,33 @@ Test(active_rows, compaction_and_key_lookup) {
 
 /* ---- the background threads' scheduling ----------------------------------- */
 
-/* The scheduling policy of the process's thread named comm, or -1 when none
-** is (read from /proc: the library keeps its thread ids to itself). */
-static int policy_of(const char *comm) {
+/* The id of the process's thread named comm, or 0. */
+static pid_t tid_of(const char *comm) {
   DIR *d = opendir("/proc/self/task");
   cr_assert(d, "/proc/self/task: %s", strerror(errno));
-  int policy = -1;
-  for (struct dirent *e; policy < 0 && (e = readdir(d));) {
-    if (e->d_name[0] == '.') continue;
+  pid_t tid = 0;
+  for (struct dirent *e; !tid && (e = readdir(d));) {
     char path[300], name[64] = "";
     snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f) continue; /* the thread exited meanwhile */
+    FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "r");
+    if (!f) continue;
     if (fgets(name, sizeof name, f)) name[strcspn(name, "\n")] = 0;
     fclose(f);
-    if (!strcmp(name, comm)) policy = sched_getscheduler((pid_t)atoi(e->d_name));
+    if (!strcmp(name, comm)) tid = (pid_t)atoi(e->d_name);
   }
   closedir(d);
-  return policy;
+  return tid;
+}
+
+/* The scheduling policy of the process's thread named comm, or -1 when none
+** is (the library keeps its thread ids to itself). */
+static int policy_of(const char *comm) {
+  pid_t tid = tid_of(comm);
+  return tid ? sched_getscheduler(tid) : -1;
 }
 
 /* The checkpoint thread and the reaper are SCHED_BATCH (store.c,
-** tk_thread_background): a producer that wakes them keeps its core. The
+** tk_thread_init): a producer that wakes them keeps its core. The
 ** producer's own thread is left as it was. */
 Test(active_rows, background_threads_do_not_preempt_producers) {
   const char *db = tu_store_path("active_rows_sched");
@@ -507,24 +515,6 @@ static long syscall_of(pid_t tid, uintptr_t *arg0) {
   if (sscanf(line, "%ld 0x%llx", &nr, &a0) != 2) return -1;
   *arg0 = (uintptr_t)a0;
   return nr;
-}
-
-/* The id of the process's thread named comm, or 0. */
-static pid_t tid_of(const char *comm) {
-  DIR *d = opendir("/proc/self/task");
-  cr_assert(d, "/proc/self/task: %s", strerror(errno));
-  pid_t tid = 0;
-  for (struct dirent *e; !tid && (e = readdir(d));) {
-    char path[300], name[64] = "";
-    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-    FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "r");
-    if (!f) continue;
-    if (fgets(name, sizeof name, f)) name[strcspn(name, "\n")] = 0;
-    fclose(f);
-    if (!strcmp(name, comm)) tid = (pid_t)atoi(e->d_name);
-  }
-  closedir(d);
-  return tid;
 }
 
 /* The checkpoint thread never waits for a producer's append_lock (it would
